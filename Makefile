@@ -1,0 +1,44 @@
+# VRSky — the two commands a newcomer needs are `make dev` and `make test`.
+# The Temporal server needs a newer Go than many machines have; the go
+# command fetches this toolchain by itself.
+export GOTOOLCHAIN := go1.27.3
+export PATH := $(PATH):/usr/local/go/bin
+
+GO      ?= go
+BIN     := bin/vrsky
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+# Extra flags for `vrsky dev`, e.g. make dev DEV_FLAGS="--http-addr 127.0.0.1:9090".
+DEV_FLAGS ?=
+TEST_FLAGS ?= -count=1 -timeout 30m -cover
+
+.PHONY: dev test deps build release vet fmt clean
+
+## dev: install what is missing, build, and run everything in one process.
+dev: deps build
+	./$(BIN) dev $(DEV_FLAGS)
+
+## test: install what is missing and run the whole test suite.
+test: deps
+	$(GO) vet ./...
+	$(GO) test $(TEST_FLAGS) ./...
+
+## deps: install the machine packages VRSky needs (PostgreSQL server binaries).
+deps:
+	@scripts/install-deps.sh
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/vrsky
+
+## release: a stripped binary for distribution.
+release:
+	$(GO) build -trimpath -ldflags "-s -w $(LDFLAGS)" -o $(BIN) ./cmd/vrsky
+
+vet:
+	$(GO) vet ./...
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf bin

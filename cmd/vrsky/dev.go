@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+
+	"github.com/vrsky/vrsky/internal/devstack"
+	"github.com/vrsky/vrsky/internal/logging"
+)
+
+func runDev(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg := devstack.Config{Version: version}
+	fs.StringVar(&cfg.DataDir, "data-dir", env("VRSKY_DATA_DIR", ".vrsky"), "directory holding all state [VRSKY_DATA_DIR]")
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", env("VRSKY_HTTP_ADDR", devstack.DefaultHTTPAddr), "API, webhooks and UI [VRSKY_HTTP_ADDR]")
+	fs.StringVar(&cfg.NATSAddr, "nats-addr", env("VRSKY_NATS_ADDR", devstack.DefaultNATSAddr), "embedded NATS [VRSKY_NATS_ADDR]")
+	fs.StringVar(&cfg.TemporalAddr, "temporal-addr", env("VRSKY_TEMPORAL_ADDR", devstack.DefaultTemporalAddr), "embedded Temporal frontend [VRSKY_TEMPORAL_ADDR]")
+	fs.StringVar(&cfg.TemporalUIAddr, "temporal-ui-addr", env("VRSKY_TEMPORAL_UI_ADDR", devstack.DefaultTemporalUIAddr), "Temporal Web UI [VRSKY_TEMPORAL_UI_ADDR]")
+	fs.StringVar(&cfg.S3Addr, "s3-addr", env("VRSKY_S3_ADDR", devstack.DefaultS3Addr), "embedded S3 store [VRSKY_S3_ADDR]")
+	pgPort, err := strconv.Atoi(env("VRSKY_POSTGRES_PORT", strconv.Itoa(devstack.DefaultPostgresPort)))
+	if err != nil {
+		return fmt.Errorf("%w: VRSKY_POSTGRES_PORT: %v", errUsage, err)
+	}
+	fs.IntVar(&cfg.PostgresPort, "postgres-port", pgPort, "private PostgreSQL port, unless VRSKY_DATABASE_URL is set [VRSKY_POSTGRES_PORT]")
+	logLevel := fs.String("log-level", env("VRSKY_LOG_LEVEL", "info"), "debug, info, warn or error [VRSKY_LOG_LEVEL]")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	}
+	cfg.DatabaseURL = os.Getenv("VRSKY_DATABASE_URL")
+	cfg.Logger = logging.New(stderr, *logLevel)
+
+	stack, err := devstack.Start(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("start dev stack: %w", err)
+	}
+	var runErr error
+	select {
+	case <-ctx.Done():
+		cfg.Logger.Info("signal received, shutting down", "component", "dev", "deadline", devstack.ShutdownTimeout.String())
+	case runErr = <-stack.Errors():
+		cfg.Logger.Error("component failed, shutting down", "component", "dev", "err", runErr)
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), devstack.ShutdownTimeout)
+	defer cancel()
+	if err := stack.Shutdown(shutdownCtx); err != nil && runErr == nil {
+		runErr = err
+	}
+	return runErr
+}
+
+// env returns the environment variable's value, or def when it is unset.
+func env(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok && v != "" {
+		return v
+	}
+	return def
+}

@@ -1,0 +1,69 @@
+// Command vrsky is the one VRSky binary. `vrsky dev` runs the whole platform
+// in one process; the other subcommands run single roles or tools.
+//
+// This package only wires: it parses flags and VRSKY_… environment variables,
+// builds the dependencies, runs them and shuts them down on SIGINT/SIGTERM.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+// errUsage marks errors caused by bad arguments; they exit with status 2.
+var errUsage = errors.New("usage")
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	switch {
+	case err == nil:
+	case errors.Is(err, errUsage):
+		fmt.Fprintln(os.Stderr, "vrsky:", err)
+		os.Exit(2)
+	default:
+		fmt.Fprintln(os.Stderr, "vrsky:", err)
+		os.Exit(1)
+	}
+}
+
+const usageText = `vrsky — the VRSky integration platform
+
+Usage:
+  vrsky dev [flags]              run everything in one process (embedded NATS, Temporal, S3, PostgreSQL)
+  vrsky migrate up|down|version  manage the metadata schema at VRSKY_DATABASE_URL
+  vrsky version                  print the version
+
+Run "vrsky COMMAND -h" for a command's flags.
+`
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usageText)
+		return fmt.Errorf("%w: no command given", errUsage)
+	}
+	switch args[0] {
+	case "dev":
+		return runDev(ctx, args[1:], stderr)
+	case "migrate":
+		return runMigrate(ctx, args[1:], stdout)
+	case "version", "--version", "-v":
+		fmt.Fprintln(stdout, "vrsky", version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usageText)
+		return nil
+	default:
+		fmt.Fprint(stderr, usageText)
+		return fmt.Errorf("%w: unknown command %q", errUsage, args[0])
+	}
+}

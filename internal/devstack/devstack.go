@@ -1,0 +1,424 @@
+// Package devstack assembles `vrsky dev`: every VRSky role and every
+// dependency in one process, with zero configuration and all state under one
+// data directory, so that a newcomer gets a working platform with one command.
+//
+// It wires components together and owns their start and stop order; it
+// contains no business logic of its own, and it must never be used for
+// production, where each role runs separately against real infrastructure.
+package devstack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/vrsky/vrsky/activities"
+	"github.com/vrsky/vrsky/api"
+	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/internal/blobstore"
+	"github.com/vrsky/vrsky/internal/dbmigrate"
+	"github.com/vrsky/vrsky/internal/logging"
+	"github.com/vrsky/vrsky/internal/natsserver"
+	"github.com/vrsky/vrsky/internal/pgcluster"
+	"github.com/vrsky/vrsky/internal/s3dev"
+	"github.com/vrsky/vrsky/internal/temporaldev"
+	"github.com/vrsky/vrsky/workflows"
+)
+
+// Defaults for the listen addresses; port 0 anywhere picks a free port.
+const (
+	DefaultHTTPAddr       = "127.0.0.1:8080"
+	DefaultNATSAddr       = "127.0.0.1:4222"
+	DefaultTemporalAddr   = "127.0.0.1:7233"
+	DefaultTemporalUIAddr = "127.0.0.1:8233"
+	DefaultS3Addr         = "127.0.0.1:9000"
+	DefaultPostgresPort   = 5433
+
+	// Bucket is the blob-store bucket that holds claim-checked payloads.
+	Bucket = "vrsky"
+	// DatabaseName is the metadata database created in the private cluster.
+	DatabaseName = "vrsky"
+	// ShutdownTimeout is how long Shutdown may take in all.
+	ShutdownTimeout = 15 * time.Second
+
+	s3AccessKey = "vrsky-dev"
+	s3SecretKey = "vrsky-dev-secret"
+)
+
+// Config configures the dev stack. Empty addresses take the defaults above.
+type Config struct {
+	DataDir        string
+	HTTPAddr       string
+	NATSAddr       string
+	TemporalAddr   string
+	TemporalUIAddr string
+	S3Addr         string
+	// PostgresPort is the private cluster's port; -1 means the default.
+	PostgresPort int
+	// DatabaseURL, when set, is used instead of a private cluster.
+	DatabaseURL string
+	Version     string
+	Logger      *slog.Logger
+}
+
+func (c *Config) applyDefaults() {
+	set := func(v *string, def string) {
+		if *v == "" {
+			*v = def
+		}
+	}
+	set(&c.DataDir, ".vrsky")
+	set(&c.HTTPAddr, DefaultHTTPAddr)
+	set(&c.NATSAddr, DefaultNATSAddr)
+	set(&c.TemporalAddr, DefaultTemporalAddr)
+	set(&c.TemporalUIAddr, DefaultTemporalUIAddr)
+	set(&c.S3Addr, DefaultS3Addr)
+	if c.PostgresPort < 0 {
+		c.PostgresPort = DefaultPostgresPort
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Stack is a running dev stack.
+type Stack struct {
+	cfg       Config
+	log       *slog.Logger
+	endpoints Endpoints
+	errs      chan error
+
+	// stops run in reverse order of starting.
+	stops    []namedStop
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// Start brings every component up in dependency order, writes
+// DATA_DIR/endpoints.json and returns once all are ready. On failure it stops
+// whatever it had started.
+func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
+	cfg.applyDefaults()
+	log := logging.Component(cfg.Logger, "dev")
+	dataDir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("data directory %q: %w", cfg.DataDir, err)
+	}
+	cfg.DataDir = dataDir
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	lock, err := lockDataDir(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	s := &Stack{cfg: cfg, log: log, errs: make(chan error, 4)}
+	s.onStop("data directory lock", func(context.Context) error { lock.release(); return nil })
+	defer func() {
+		if err != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+			defer cancel()
+			_ = s.Shutdown(ctx)
+		}
+	}()
+	began := time.Now()
+	log.Info("starting VRSky dev stack", "data_dir", dataDir, "version", cfg.Version)
+
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	pool, err := s.startPostgres(ctx)
+	if err != nil {
+		return nil, err
+	}
+	nc, js, err := s.startNATS(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tc, err := s.startTemporal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	blobs, err := s.startS3(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.startWorker(ctx, tc, blobs); err != nil {
+		return nil, err
+	}
+	s.startRunner(js)
+
+	checks := []api.Check{
+		{Name: "postgres", Probe: pool.Ping},
+		{Name: "nats", Probe: func(ctx context.Context) error {
+			if st := nc.Status(); st != nats.CONNECTED {
+				return fmt.Errorf("connection %s", st)
+			}
+			_, err := js.AccountInfo(ctx)
+			return err
+		}},
+		{Name: "temporal", Probe: func(ctx context.Context) error { _, err := tc.CheckHealth(ctx, nil); return err }},
+		{Name: "s3", Probe: blobs.Ping},
+	}
+	if err := s.startHTTP(ctx, api.New(api.Options{Version: cfg.Version, Checks: checks, Gatherer: registry, Logger: cfg.Logger})); err != nil {
+		return nil, err
+	}
+
+	if err := writeEndpoints(dataDir, s.endpoints); err != nil {
+		return nil, err
+	}
+	ep := s.endpoints
+	log.Info("VRSky dev stack ready",
+		"took", time.Since(began).Round(time.Millisecond).String(),
+		"api", "http://"+ep.HTTP,
+		"docs", "http://"+ep.HTTP+"/docs",
+		"readyz", "http://"+ep.HTTP+"/readyz",
+		"metrics", "http://"+ep.HTTP+"/metrics",
+		"temporal_ui", ep.TemporalUI,
+		"temporal", ep.Temporal,
+		"nats", ep.NATS,
+		"s3", ep.S3,
+		"postgres", ep.Postgres,
+		"endpoints_file", filepath.Join(dataDir, EndpointsFile))
+	return s, nil
+}
+
+// Endpoints returns where each component listens.
+func (s *Stack) Endpoints() Endpoints { return s.endpoints }
+
+// Errors delivers failures of components that stopped on their own while the
+// stack was running; the caller should shut down on the first.
+func (s *Stack) Errors() <-chan error { return s.errs }
+
+// Shutdown drains and stops every component in reverse start order within
+// ctx's deadline. It is idempotent.
+func (s *Stack) Shutdown(ctx context.Context) error {
+	s.stopOnce.Do(func() {
+		var errs []error
+		for i := len(s.stops) - 1; i >= 0; i-- {
+			if err := s.stops[i].stop(ctx); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		s.stopErr = errors.Join(errs...)
+		s.log.Info("VRSky dev stack stopped")
+	})
+	return s.stopErr
+}
+
+// namedStop stops one started part of the stack.
+type namedStop struct {
+	name string
+	stop func(context.Context) error
+}
+
+func (s *Stack) onStop(name string, stop func(context.Context) error) {
+	s.stops = append(s.stops, namedStop{name: name, stop: func(ctx context.Context) error {
+		if err := stop(ctx); err != nil {
+			s.log.Warn("stop failed", "part", name, "err", err)
+			return fmt.Errorf("stop %s: %w", name, err)
+		}
+		s.log.Info("stopped", "part", name)
+		return nil
+	}})
+}
+
+func (s *Stack) fail(err error) {
+	select {
+	case s.errs <- err:
+	default:
+	}
+}
+
+func (s *Stack) startPostgres(ctx context.Context) (*pgxpool.Pool, error) {
+	url := s.cfg.DatabaseURL
+	if url == "" {
+		cluster, err := pgcluster.Start(ctx, pgcluster.Options{
+			Dir: filepath.Join(s.cfg.DataDir, "postgres"), Port: s.cfg.PostgresPort, Logger: s.cfg.Logger,
+		})
+		if err != nil {
+			return nil, err
+		}
+		s.onStop("postgres", cluster.Stop)
+		if err := cluster.CreateDatabase(ctx, DatabaseName); err != nil {
+			return nil, err
+		}
+		url = cluster.URL(DatabaseName)
+		s.log.Info("postgres ready", "url", url, "dir", filepath.Join(s.cfg.DataDir, "postgres"))
+	} else {
+		s.log.Info("using external postgres from VRSKY_DATABASE_URL")
+	}
+	if err := dbmigrate.Up(ctx, url); err != nil {
+		return nil, err
+	}
+	version, _, err := dbmigrate.Version(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	s.log.Info("migrations applied", "version", version)
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		return nil, fmt.Errorf("connect to postgres: %w", err)
+	}
+	s.onStop("postgres pool", func(context.Context) error { pool.Close(); return nil })
+	s.endpoints.Postgres = url
+	return pool, nil
+}
+
+func (s *Stack) startNATS(ctx context.Context) (*nats.Conn, jetstream.JetStream, error) {
+	srv, err := natsserver.Start(ctx, natsserver.Options{
+		Addr: s.cfg.NATSAddr, StoreDir: filepath.Join(s.cfg.DataDir, "nats"), Logger: s.cfg.Logger,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	s.onStop("nats", func(context.Context) error { srv.Shutdown(); return nil })
+	s.endpoints.NATS = srv.ClientURL()
+	s.log.Info("nats ready", "url", srv.ClientURL(), "jetstream_dir", filepath.Join(s.cfg.DataDir, "nats"))
+
+	nc, err := nats.Connect(srv.ClientURL(), nats.Name("vrsky-dev"), nats.MaxReconnects(-1))
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect to nats: %w", err)
+	}
+	s.onStop("nats connection", func(context.Context) error { return nc.Drain() })
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, nil, fmt.Errorf("jetstream: %w", err)
+	}
+	return nc, js, nil
+}
+
+func (s *Stack) startTemporal(ctx context.Context) (client.Client, error) {
+	srv, err := temporaldev.Start(ctx, temporaldev.Options{
+		DBFile:       filepath.Join(s.cfg.DataDir, "temporal", "temporal.db"),
+		FrontendAddr: s.cfg.TemporalAddr,
+		UIAddr:       s.cfg.TemporalUIAddr,
+		Logger:       s.cfg.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.onStop("temporal", func(context.Context) error { return srv.Stop() })
+	s.endpoints.Temporal = srv.FrontendAddr()
+	s.endpoints.TemporalUI = srv.UIURL()
+	s.log.Info("temporal ready", "frontend", srv.FrontendAddr(), "ui", srv.UIURL(), "namespace", srv.Namespace())
+
+	tc, err := client.Dial(client.Options{
+		HostPort:  srv.FrontendAddr(),
+		Namespace: srv.Namespace(),
+		Logger:    sdklog.NewStructuredLogger(quietLogger(s.cfg.Logger, "temporal-client")),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("connect to temporal: %w", err)
+	}
+	s.onStop("temporal client", func(context.Context) error { tc.Close(); return nil })
+	return tc, nil
+}
+
+func (s *Stack) startS3(ctx context.Context) (*blobstore.Store, error) {
+	srv, err := s3dev.Start(ctx, s3dev.Options{Dir: filepath.Join(s.cfg.DataDir, "s3"), Addr: s.cfg.S3Addr, Logger: s.cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	s.onStop("s3", srv.Shutdown)
+	store, err := blobstore.New(blobstore.Config{Endpoint: srv.Endpoint(), AccessKey: s3AccessKey, SecretKey: s3SecretKey, Bucket: Bucket})
+	if err != nil {
+		return nil, err
+	}
+	if err := store.EnsureBucket(ctx); err != nil {
+		return nil, err
+	}
+	s.endpoints.S3 = srv.URL()
+	s.log.Info("s3 ready", "url", srv.URL(), "bucket", Bucket, "dir", filepath.Join(s.cfg.DataDir, "s3"))
+	return store, nil
+}
+
+func (s *Stack) startWorker(ctx context.Context, tc client.Client, blobs *blobstore.Store) error {
+	w := worker.New(tc, workflows.ControlTaskQueue, worker.Options{})
+	w.RegisterWorkflow(workflows.BlobJanitor)
+	w.RegisterActivity(&activities.Blobs{Store: blobs})
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("start control-plane worker: %w", err)
+	}
+	s.onStop("control-plane worker", func(context.Context) error { w.Stop(); return nil })
+	if err := workflows.EnsureBlobJanitorSchedule(ctx, tc); err != nil {
+		return err
+	}
+	s.log.Info("control-plane worker ready", "task_queue", workflows.ControlTaskQueue)
+	return nil
+}
+
+func (s *Stack) startRunner(js jetstream.JetStream) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	runner := &hotpath.Runner{JS: js, Logger: s.cfg.Logger}
+	go func() {
+		defer close(done)
+		if err := runner.Run(ctx); err != nil {
+			s.fail(fmt.Errorf("hot-path runner: %w", err))
+		}
+	}()
+	s.onStop("hot-path runner", func(ctx context.Context) error {
+		cancel()
+		select {
+		case <-done:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
+}
+
+func (s *Stack) startHTTP(ctx context.Context, srv *api.Server) error {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", s.cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen for HTTP on %s: %w", s.cfg.HTTPAddr, err)
+	}
+	httpServer := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := httpServer.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.fail(fmt.Errorf("http server: %w", err))
+		}
+	}()
+	s.onStop("http server", func(ctx context.Context) error {
+		err := httpServer.Shutdown(ctx)
+		<-done
+		return err
+	})
+	s.endpoints.HTTP = ln.Addr().String()
+	s.log.Info("http server ready", "addr", ln.Addr().String())
+	return nil
+}
+
+// quietLogger passes on only warnings and errors: the Temporal SDK logs every
+// poll at info level.
+func quietLogger(base *slog.Logger, component string) *slog.Logger {
+	return slog.New(warnOnly{base.Handler()}).With("component", component)
+}
+
+type warnOnly struct{ slog.Handler }
+
+func (h warnOnly) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelWarn && h.Handler.Enabled(ctx, l)
+}
+func (h warnOnly) WithAttrs(a []slog.Attr) slog.Handler { return warnOnly{h.Handler.WithAttrs(a)} }
+func (h warnOnly) WithGroup(n string) slog.Handler      { return warnOnly{h.Handler.WithGroup(n)} }

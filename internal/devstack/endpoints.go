@@ -1,0 +1,51 @@
+package devstack
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// EndpointsFile is the name, inside the data directory, of the file that
+// tells scripts where each part of a running dev stack listens.
+const EndpointsFile = "endpoints.json"
+
+// Endpoints are the addresses a running dev stack serves on.
+type Endpoints struct {
+	HTTP       string `json:"http"`        // host:port of the API, webhooks and UI
+	NATS       string `json:"nats"`        // nats://host:port
+	Temporal   string `json:"temporal"`    // host:port of the Temporal frontend
+	TemporalUI string `json:"temporal_ui"` // http://host:port
+	S3         string `json:"s3"`          // http://host:port
+	Postgres   string `json:"postgres"`    // postgres://… URL of the metadata database
+}
+
+// ReadEndpoints reads DIR/endpoints.json as written by a running dev stack.
+func ReadEndpoints(dataDir string) (Endpoints, error) {
+	var ep Endpoints
+	b, err := os.ReadFile(filepath.Join(dataDir, EndpointsFile))
+	if err != nil {
+		return ep, fmt.Errorf("read endpoints of the dev stack in %s (is vrsky dev running?): %w", dataDir, err)
+	}
+	if err := json.Unmarshal(b, &ep); err != nil {
+		return ep, fmt.Errorf("parse %s: %w", EndpointsFile, err)
+	}
+	return ep, nil
+}
+
+// writeEndpoints writes the file atomically so readers never see half of it.
+func writeEndpoints(dataDir string, ep Endpoints) error {
+	b, err := json.MarshalIndent(ep, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(dataDir, EndpointsFile+".tmp")
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("write endpoints: %w", err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dataDir, EndpointsFile)); err != nil {
+		return fmt.Errorf("write endpoints: %w", err)
+	}
+	return nil
+}

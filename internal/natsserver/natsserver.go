@@ -1,0 +1,135 @@
+// Package natsserver runs an embedded NATS server with JetStream for
+// `vrsky dev` and for tests.
+//
+// It only starts and stops the server; streams, consumers and KV buckets are
+// created by the hot path. It must never be used in production roles, which
+// connect to a real NATS cluster.
+package natsserver
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/vrsky/vrsky/internal/logging"
+)
+
+// Options configure an embedded server. The zero value plus a StoreDir is a
+// server on a free loopback port.
+type Options struct {
+	// Addr is host:port to listen on; port 0 picks a free port.
+	Addr string
+	// StoreDir holds JetStream's file storage; it survives restarts.
+	StoreDir string
+	// MaxStore caps JetStream file storage in bytes (0 = server default).
+	MaxStore int64
+	// Logger receives the server's warnings and errors.
+	Logger *slog.Logger
+}
+
+// Server is a running embedded NATS server.
+type Server struct {
+	ns  *server.Server
+	log *slog.Logger
+}
+
+// Start starts the server and waits until it accepts connections.
+func Start(ctx context.Context, opts Options) (*Server, error) {
+	host, port, err := splitAddr(opts.Addr)
+	if err != nil {
+		return nil, err
+	}
+	if opts.StoreDir == "" {
+		return nil, fmt.Errorf("start nats: StoreDir is required")
+	}
+	if err := os.MkdirAll(opts.StoreDir, 0o700); err != nil {
+		return nil, fmt.Errorf("start nats: create store dir: %w", err)
+	}
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	nopts := &server.Options{
+		ServerName:            "vrsky-dev",
+		Host:                  host,
+		Port:                  port,
+		JetStream:             true,
+		StoreDir:              opts.StoreDir,
+		JetStreamMaxStore:     opts.MaxStore,
+		NoSigs:                true,
+		MaxPayload:            8 << 20,
+		DisableShortFirstPing: true,
+	}
+	ns, err := server.NewServer(nopts)
+	if err != nil {
+		return nil, fmt.Errorf("start nats: %w", err)
+	}
+	log := logging.Component(opts.Logger, "nats")
+	ns.SetLoggerV2(&serverLogger{log: log}, false, false, false)
+	go ns.Start()
+
+	deadline := 10 * time.Second
+	if d, ok := ctx.Deadline(); ok {
+		deadline = time.Until(d)
+	}
+	if !ns.ReadyForConnections(deadline) {
+		ns.Shutdown()
+		return nil, fmt.Errorf("start nats on %s: not ready within %s", opts.Addr, deadline)
+	}
+	return &Server{ns: ns, log: log}, nil
+}
+
+// ClientURL is the nats:// URL clients connect to.
+func (s *Server) ClientURL() string { return s.ns.ClientURL() }
+
+// Healthy reports whether the server and JetStream are up.
+func (s *Server) Healthy() error {
+	if !s.ns.Running() {
+		return fmt.Errorf("nats server not running")
+	}
+	if !s.ns.JetStreamEnabled() {
+		return fmt.Errorf("jetstream not enabled")
+	}
+	return nil
+}
+
+// Shutdown stops the server and waits for it to finish; it is idempotent.
+func (s *Server) Shutdown() {
+	s.ns.Shutdown()
+	s.ns.WaitForShutdown()
+}
+
+func splitAddr(addr string) (string, int, error) {
+	if addr == "" {
+		return "127.0.0.1", 0, nil
+	}
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("nats address %q: %w", addr, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("nats address %q: invalid port", addr)
+	}
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	return host, port, nil
+}
+
+// serverLogger adapts nats-server's logger to slog: warnings and errors keep
+// their level, notices become debug lines, and debug/trace output is dropped so
+// the server's chatter does not drown VRSky's own logs.
+type serverLogger struct{ log *slog.Logger }
+
+func (l *serverLogger) Noticef(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
+func (l *serverLogger) Warnf(format string, v ...any)   { l.log.Warn(fmt.Sprintf(format, v...)) }
+func (l *serverLogger) Fatalf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
+func (l *serverLogger) Errorf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
+func (l *serverLogger) Debugf(format string, v ...any)  {}
+func (l *serverLogger) Tracef(format string, v ...any)  {}

@@ -1,0 +1,103 @@
+// Package s3dev runs an embedded S3-compatible object store serving a local
+// directory, for `vrsky dev` and tests.
+//
+// Clients reach it through minio-go exactly as they reach MinIO or AWS S3. It
+// does not check request signatures, so it listens on loopback only and must
+// never be used in production roles.
+package s3dev
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3afero"
+	"github.com/spf13/afero"
+
+	"github.com/vrsky/vrsky/internal/logging"
+)
+
+// Options configure the embedded store.
+type Options struct {
+	// Dir is where buckets and object metadata are kept; it survives restarts.
+	Dir string
+	// Addr is host:port to listen on; port 0 picks a free port. Default 127.0.0.1:0.
+	Addr string
+	// Logger receives start/stop lines and server errors.
+	Logger *slog.Logger
+}
+
+// Server is a running embedded S3 store.
+type Server struct {
+	http *http.Server
+	ln   net.Listener
+	done chan struct{}
+	log  *slog.Logger
+
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// Start opens the directory and starts serving S3 on Addr.
+func Start(ctx context.Context, opts Options) (*Server, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("start s3: Dir is required")
+	}
+	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("start s3: create %s: %w", opts.Dir, err)
+	}
+	backend, err := s3afero.MultiBucket(afero.NewBasePathFs(afero.NewOsFs(), opts.Dir))
+	if err != nil {
+		return nil, fmt.Errorf("start s3 on %s: %w", opts.Dir, err)
+	}
+	addr := opts.Addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("start s3: listen on %s: %w", addr, err)
+	}
+	log := logging.Component(opts.Logger, "s3")
+	faker := gofakes3.New(backend, gofakes3.WithAutoBucket(false), gofakes3.WithLogger(gofakes3.DiscardLog()))
+	s := &Server{
+		http: &http.Server{Handler: faker.Server(), ReadHeaderTimeout: 10 * time.Second},
+		ln:   ln,
+		done: make(chan struct{}),
+		log:  log,
+	}
+	go func() {
+		defer close(s.done)
+		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("s3 server stopped", "err", err)
+		}
+	}()
+	return s, nil
+}
+
+// Endpoint is host:port as minio-go expects it.
+func (s *Server) Endpoint() string { return s.ln.Addr().String() }
+
+// URL is the store's http:// base URL.
+func (s *Server) URL() string { return "http://" + s.Endpoint() }
+
+// Shutdown stops accepting requests and waits for in-flight ones until ctx
+// ends; it is idempotent.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.stopOnce.Do(func() {
+		err := s.http.Shutdown(ctx)
+		<-s.done
+		if err != nil {
+			s.stopErr = fmt.Errorf("stop s3: %w", err)
+		}
+	})
+	return s.stopErr
+}
