@@ -1,0 +1,106 @@
+package sdk
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+)
+
+// Converter turns one message into another (JSON mapping, XML↔JSON,
+// CSV→JSON).
+//
+// Convert must not block on I/O beyond what the conversion needs, must honour
+// ctx, and may be called concurrently from several goroutines. It returns a
+// permanent error for input it can never convert (malformed JSON: the message
+// goes to the DLQ with the reason) and a retryable one otherwise.
+type Converter interface {
+	Convert(ctx context.Context, msg Message) (Message, error)
+}
+
+// Decision is a Filter's verdict on one message.
+type Decision struct {
+	// Drop filters the message out: it is acknowledged and goes nowhere.
+	Drop bool
+	// Routes names the producers the message goes to. nil leaves the
+	// routing unchanged (all producers unless an earlier step chose).
+	Routes []string
+}
+
+// Filter drops, keeps or routes messages (conditional routing, filtering).
+//
+// Filter may be called concurrently and must honour ctx. Errors follow the
+// same rules as Converter.
+type Filter interface {
+	Filter(ctx context.Context, msg Message) (Decision, error)
+}
+
+// Producer writes batches of messages to an outside system.
+//
+// Write is called by one goroutine at a time per producer instance, with a
+// batch of one or more messages; it returns once the outside system has
+// confirmed the write (or with an error). A nil error means every message
+// was written. To fail only some messages return a *BatchError; any other
+// error fails the whole batch. Retryable errors are redelivered by the hot
+// path with backoff; permanent errors send the messages to the DLQ. Write
+// must honour ctx and must not retry in a loop itself. Writes must be
+// idempotent on Message.ID where the target allows it, because a
+// redelivered batch may repeat messages that were already written.
+type Producer interface {
+	Write(ctx context.Context, batch []Message) error
+	// Close releases the producer's resources; it is idempotent.
+	Close(ctx context.Context) error
+}
+
+// Sink receives the messages a Consumer takes in. Publish returns once the
+// messages are durable in the platform; only then may the consumer
+// acknowledge its source (return 2xx, confirm a WAL position, move a file).
+type Sink interface {
+	Publish(ctx context.Context, msgs []Message) error
+}
+
+// Consumer takes data in from an outside system.
+//
+// Run blocks until ctx ends or the consumer fails; it hands messages to sink
+// and acknowledges its source only after sink.Publish returned nil. A
+// consumer that cannot proceed returns a retryable error; the runner restarts
+// it with backoff.
+type Consumer interface {
+	Run(ctx context.Context, sink Sink) error
+}
+
+// Kind says which interface a connector implements.
+type Kind string
+
+// The connector kinds.
+const (
+	KindConsumer  Kind = "consumer"
+	KindConverter Kind = "converter"
+	KindFilter    Kind = "filter"
+	KindProducer  Kind = "producer"
+)
+
+// Env is what a connector may use when it is built: where it runs, and
+// platform services it is allowed to reach.
+type Env struct {
+	Tenant      string
+	Integration string
+	// Name is the step's or producer's name within the integration.
+	Name string
+	// FileRoot is the tenant's directory for file connectors ("" when the
+	// role has none).
+	FileRoot string
+	Logger   *slog.Logger
+}
+
+// Connector describes a connector to the registry.
+type Connector struct {
+	Name    string
+	Kind    Kind
+	Summary string
+	// NewConfig returns a pointer to a zero config struct; it feeds the
+	// JSON Schema and the docs.
+	NewConfig func() any
+	// Build checks raw (JSON) config and returns the connector instance: a
+	// Converter, Filter, Producer or Consumer according to Kind.
+	Build func(ctx context.Context, env Env, raw json.RawMessage) (any, error)
+}

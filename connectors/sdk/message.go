@@ -1,0 +1,50 @@
+package sdk
+
+import "time"
+
+// Message is what flows through an integration. It is a plain value: stages
+// return new or modified copies and never keep references after returning.
+type Message struct {
+	// ID is unique per message and deterministic where the source allows
+	// (a webhook idempotency key, a CDC commit LSN + ordinal, a file path +
+	// offset); JetStream drops a second publish of the same ID.
+	ID          string
+	Tenant      string
+	Integration string
+	// Headers carry metadata; keys are case-sensitive. Keys starting with
+	// "Vrsky-" are reserved for the platform.
+	Headers     map[string]string
+	ContentType string
+	// Body is the payload. The hot path fetches claim-checked bodies before
+	// a stage sees the message, so a stage always sees the bytes.
+	Body []byte
+	// Received is when the consumer took the message in.
+	Received time.Time
+}
+
+// Clone returns a copy whose Headers and Body can be changed without
+// touching m.
+func (m Message) Clone() Message {
+	c := m
+	if m.Headers != nil {
+		c.Headers = make(map[string]string, len(m.Headers))
+		for k, v := range m.Headers {
+			c.Headers[k] = v
+		}
+	}
+	if m.Body != nil {
+		c.Body = append([]byte(nil), m.Body...)
+	}
+	return c
+}
+
+// Header returns a header's value, or "".
+func (m Message) Header(key string) string { return m.Headers[key] }
+
+// SetHeader sets a header, allocating the map when needed.
+func (m *Message) SetHeader(key, value string) {
+	if m.Headers == nil {
+		m.Headers = make(map[string]string)
+	}
+	m.Headers[key] = value
+}
