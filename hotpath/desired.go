@@ -1,0 +1,161 @@
+package hotpath
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vrsky/vrsky/internal/spec"
+)
+
+// Buckets written by the control plane and the runners.
+const (
+	// DesiredStateBucket holds each integration's spec and desired status.
+	DesiredStateBucket = "vrsky_desired_state"
+	// StatusBucket holds what the runners report back.
+	StatusBucket = "vrsky_status"
+	// MessageStateBucket counts failed attempts of messages that are
+	// retrying; the happy path never writes to it.
+	MessageStateBucket = "vrsky_message_state"
+)
+
+// Desired statuses.
+const (
+	DesiredRunning = "running"
+	DesiredStopped = "stopped"
+)
+
+// Desired is what the control plane wants a pipeline to be.
+type Desired struct {
+	Tenant      string           `json:"tenant"`
+	Integration string           `json:"integration"`
+	Version     int              `json:"version"`
+	Status      string           `json:"status"`
+	Spec        spec.Integration `json:"spec"`
+	// WebhookMaxBytes overrides the ingress body limit (0 = default).
+	WebhookMaxBytes int64 `json:"webhook_max_bytes,omitempty"`
+}
+
+// Pipeline returns the desired pipeline's identity.
+func (d Desired) Pipeline() Pipeline { return Pipeline{Tenant: d.Tenant, Integration: d.Integration} }
+
+// Reported statuses.
+const (
+	StatusRunning  = "running"
+	StatusStopped  = "stopped"
+	StatusDegraded = "degraded"
+)
+
+// Status is what a runner reports about a pipeline.
+type Status struct {
+	Tenant      string    `json:"tenant"`
+	Integration string    `json:"integration"`
+	Version     int       `json:"version"`
+	Status      string    `json:"status"`
+	LastError   string    `json:"last_error,omitempty"`
+	Runner      string    `json:"runner"`
+	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+// State is the KV side of the hot path: desired state, status and
+// per-message attempt counts.
+type State struct {
+	Desired  jetstream.KeyValue
+	Status   jetstream.KeyValue
+	Attempts jetstream.KeyValue
+}
+
+// OpenState creates or opens the hot path's KV buckets.
+func OpenState(ctx context.Context, js jetstream.JetStream) (*State, error) {
+	desired, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: DesiredStateBucket, History: 5})
+	if err != nil {
+		return nil, fmt.Errorf("open bucket %s: %w", DesiredStateBucket, err)
+	}
+	status, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: StatusBucket, History: 1})
+	if err != nil {
+		return nil, fmt.Errorf("open bucket %s: %w", StatusBucket, err)
+	}
+	attempts, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: MessageStateBucket, History: 1, TTL: DLQRetention})
+	if err != nil {
+		return nil, fmt.Errorf("open bucket %s: %w", MessageStateBucket, err)
+	}
+	return &State{Desired: desired, Status: status, Attempts: attempts}, nil
+}
+
+// PutDesired writes a pipeline's desired state.
+func (s *State) PutDesired(ctx context.Context, d Desired) error {
+	if err := d.Pipeline().Validate(); err != nil {
+		return err
+	}
+	if err := d.Spec.Validate(); err != nil {
+		return err
+	}
+	if d.Status != DesiredRunning && d.Status != DesiredStopped {
+		return fmt.Errorf("desired status %q: want %q or %q", d.Status, DesiredRunning, DesiredStopped)
+	}
+	b, err := json.Marshal(d)
+	if err != nil {
+		return err
+	}
+	if _, err := s.Desired.Put(ctx, d.Pipeline().Key(), b); err != nil {
+		return fmt.Errorf("write desired state of %s: %w", d.Pipeline(), err)
+	}
+	return nil
+}
+
+// DeleteDesired removes a pipeline: runners stop it and delete its stream.
+func (s *State) DeleteDesired(ctx context.Context, p Pipeline) error {
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	if err := s.Desired.Delete(ctx, p.Key()); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return fmt.Errorf("delete desired state of %s: %w", p, err)
+	}
+	return nil
+}
+
+// GetDesired reads a pipeline's desired state; ok is false when there is none.
+func (s *State) GetDesired(ctx context.Context, p Pipeline) (d Desired, ok bool, err error) {
+	if err := p.Validate(); err != nil {
+		return d, false, err
+	}
+	entry, err := s.Desired.Get(ctx, p.Key())
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return d, false, nil
+	}
+	if err != nil {
+		return d, false, fmt.Errorf("read desired state of %s: %w", p, err)
+	}
+	if err := json.Unmarshal(entry.Value(), &d); err != nil {
+		return d, false, fmt.Errorf("decode desired state of %s: %w", p, err)
+	}
+	return d, true, nil
+}
+
+// GetStatus reads what the runners last reported for a pipeline.
+func (s *State) GetStatus(ctx context.Context, p Pipeline) (st Status, ok bool, err error) {
+	entry, err := s.Status.Get(ctx, p.Key())
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return st, false, nil
+	}
+	if err != nil {
+		return st, false, fmt.Errorf("read status of %s: %w", p, err)
+	}
+	if err := json.Unmarshal(entry.Value(), &st); err != nil {
+		return st, false, fmt.Errorf("decode status of %s: %w", p, err)
+	}
+	return st, true, nil
+}
+
+func (s *State) putStatus(ctx context.Context, st Status) error {
+	b, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	_, err = s.Status.Put(ctx, Pipeline{st.Tenant, st.Integration}.Key(), b)
+	return err
+}

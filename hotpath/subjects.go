@@ -1,0 +1,90 @@
+package hotpath
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+
+	"github.com/vrsky/vrsky/internal/spec"
+)
+
+// Every stream, subject, consumer, KV key and object key the hot path uses is
+// built in this file, from names checked by spec.ValidName — never from raw
+// user strings.
+
+// Pipeline identifies one integration of one tenant.
+type Pipeline struct {
+	Tenant      string
+	Integration string
+}
+
+// Validate checks both names.
+func (p Pipeline) Validate() error {
+	if !spec.ValidName(p.Tenant) {
+		return fmt.Errorf("invalid tenant name %q", p.Tenant)
+	}
+	if !spec.ValidName(p.Integration) {
+		return fmt.Errorf("invalid integration name %q", p.Integration)
+	}
+	return nil
+}
+
+func (p Pipeline) String() string { return p.Tenant + "/" + p.Integration }
+
+// Stream is the integration's work-queue stream holding every hop.
+func (p Pipeline) Stream() string { return "VRSKY_" + p.Tenant + "_" + p.Integration }
+
+// InSubject is where the consumer publishes what it took in.
+func (p Pipeline) InSubject() string { return "vrsky." + p.Tenant + "." + p.Integration + ".in" }
+
+// OutSubject is where processed messages wait for one producer.
+func (p Pipeline) OutSubject(producer string) string {
+	return "vrsky." + p.Tenant + "." + p.Integration + ".out." + producer
+}
+
+// AllSubjects is the stream's subject filter.
+func (p Pipeline) AllSubjects() string { return "vrsky." + p.Tenant + "." + p.Integration + ".>" }
+
+// DLQSubject is where this integration's dead letters go.
+func (p Pipeline) DLQSubject() string { return "vrsky." + p.Tenant + ".dlq." + p.Integration }
+
+// Key is the pipeline's key in the desired-state and status buckets.
+func (p Pipeline) Key() string { return p.Tenant + "." + p.Integration }
+
+// ClaimKey is the object key of a claim-checked body.
+func (p Pipeline) ClaimKey(messageID string) string {
+	return "claims/" + p.Tenant + "/" + p.Integration + "/" + hashID(messageID)
+}
+
+// DLQClaimKey is where a dead-lettered message's body is kept.
+func (p Pipeline) DLQClaimKey(messageID string) string {
+	return "dlq/" + p.Tenant + "/" + p.Integration + "/" + hashID(messageID)
+}
+
+// AttemptKey is the message-state key counting a message's failed attempts
+// at one stage.
+func (p Pipeline) AttemptKey(stage, messageID string) string {
+	return p.Tenant + "." + p.Integration + "." + stage + "." + hashID(messageID)
+}
+
+// DLQStream is the tenant's dead-letter stream.
+func DLQStream(tenant string) string { return "VRSKY_DLQ_" + tenant }
+
+// DLQSubjects is the tenant's dead-letter subject filter.
+func DLQSubjects(tenant string) string { return "vrsky." + tenant + ".dlq.>" }
+
+// Stage names used in consumer names, metrics and DLQ headers.
+const (
+	StageProcess = "process"
+	stageDeliver = "deliver-"
+)
+
+// DeliverStage is the stage name of one producer's delivery.
+func DeliverStage(producer string) string { return stageDeliver + producer }
+
+// hashID makes any message ID safe for keys: IDs can come from users
+// (idempotency keys) and contain anything.
+func hashID(id string) string {
+	sum := sha256.Sum256([]byte(id))
+	return hex.EncodeToString(sum[:16])
+}
