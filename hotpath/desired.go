@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -159,3 +160,62 @@ func (s *State) putStatus(ctx context.Context, st Status) error {
 	_, err = s.Status.Put(ctx, Pipeline{st.Tenant, st.Integration}.Key(), b)
 	return err
 }
+
+// DesiredCache keeps every pipeline's desired state in memory, following the
+// bucket, so the webhook ingress can look pipelines up without a KV read
+// per request.
+type DesiredCache struct {
+	mu      sync.RWMutex
+	byKey   map[string]Desired
+	watcher jetstream.KeyWatcher
+	ready   chan struct{}
+}
+
+// WatchDesired starts a cache that follows the desired-state bucket until
+// ctx ends. It returns once the current values are loaded.
+func WatchDesired(ctx context.Context, state *State) (*DesiredCache, error) {
+	w, err := state.Desired.WatchAll(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("watch desired state: %w", err)
+	}
+	c := &DesiredCache{byKey: make(map[string]Desired), watcher: w, ready: make(chan struct{})}
+	go c.follow()
+	select {
+	case <-c.ready:
+		return c, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (c *DesiredCache) follow() {
+	initial := true
+	for entry := range c.watcher.Updates() {
+		if entry == nil {
+			if initial {
+				close(c.ready)
+				initial = false
+			}
+			continue
+		}
+		c.mu.Lock()
+		var d Desired
+		if entry.Operation() == jetstream.KeyValuePut && json.Unmarshal(entry.Value(), &d) == nil {
+			c.byKey[entry.Key()] = d
+		} else {
+			delete(c.byKey, entry.Key())
+		}
+		c.mu.Unlock()
+	}
+}
+
+// Lookup returns a pipeline's desired state.
+func (c *DesiredCache) Lookup(p Pipeline) (Desired, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	d, ok := c.byKey[p.Key()]
+	return d, ok
+}
+
+// Stop stops following the bucket.
+func (c *DesiredCache) Stop() { _ = c.watcher.Stop() }

@@ -9,51 +9,172 @@ package hotpath
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/vrsky/vrsky/connectors/sdk"
 	"github.com/vrsky/vrsky/internal/logging"
 )
 
-// DesiredStateBucket is the KV bucket in which the control plane writes each
-// integration's spec and desired status, and runners watch.
-const DesiredStateBucket = "vrsky_desired_state"
+// retryDegradedAfter is how long a runner waits before trying again to start
+// a pipeline that failed to start.
+const retryDegradedAfter = 5 * time.Second
 
-// Runner reconciles the integrations in the desired-state bucket with the
-// pipelines running in this process.
+// Runner reconciles the pipelines in the desired-state bucket with the ones
+// running in this process and reports their status. Many runners can run at
+// once: JetStream shares each stage's messages between them.
 type Runner struct {
-	JS     jetstream.JetStream
+	JS      jetstream.JetStream
+	Catalog *sdk.Catalog
+	Claims  *ClaimCheck
+	Metrics *Metrics
+	// FileRoot is the directory under which each tenant's file root
+	// (FileRoot/<tenant>) lives; "" disables file connectors.
+	FileRoot string
+	// Name identifies this runner in status reports; default the host name.
+	Name   string
 	Logger *slog.Logger
+	// Backoff overrides the retry delays (tests); nil means Backoff.
+	Backoff func(failedAttempts int) time.Duration
+
+	running map[string]*pipeline
 }
 
-// Run creates the desired-state bucket when missing and watches it until ctx
-// ends.
+// Run watches desired state until ctx ends, then stops every pipeline
+// gracefully: consumers stop taking messages in, stages finish and ack what
+// they hold.
 func (r *Runner) Run(ctx context.Context) error {
 	log := logging.Component(r.Logger, "runner")
-	kv, err := r.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: DesiredStateBucket, History: 5})
-	if err != nil {
-		return fmt.Errorf("open desired-state bucket: %w", err)
+	if r.Metrics == nil {
+		r.Metrics = NewMetrics(nil)
 	}
-	watcher, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+	if r.Name == "" {
+		r.Name, _ = os.Hostname()
+	}
+	state, err := OpenState(ctx, r.JS)
+	if err != nil {
+		return err
+	}
+	backoff := r.Backoff
+	if backoff == nil {
+		backoff = Backoff
+	}
+	d := deps{
+		js: r.JS, catalog: r.Catalog, claims: r.Claims, metrics: r.Metrics, fileRoot: r.FileRoot, log: log,
+		pub: &Publisher{JS: r.JS, Claims: r.Claims},
+		failures: func(m *pipelineMetrics) *failures {
+			return &failures{js: r.JS, state: state, claims: r.Claims, metrics: m, backoff: backoff}
+		},
+	}
+	watcher, err := state.Desired.WatchAll(ctx)
 	if err != nil {
 		return fmt.Errorf("watch desired state: %w", err)
 	}
 	defer func() { _ = watcher.Stop() }()
-	log.Info("runner watching desired state", "bucket", DesiredStateBucket)
+	r.running = make(map[string]*pipeline)
+	defer r.stopAll(state, log)
+
+	retry := make(chan string, 64)
+	log.Info("runner watching desired state", "bucket", DesiredStateBucket, "runner", r.Name)
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case key := <-retry:
+			entry, err := state.Desired.Get(ctx, key)
+			if err != nil {
+				continue // deleted meanwhile
+			}
+			r.reconcile(ctx, d, state, entry, retry)
 		case entry, ok := <-watcher.Updates():
 			if !ok {
 				return errors.New("desired-state watch closed")
 			}
-			if entry != nil {
-				log.Debug("desired state changed", "key", entry.Key(), "revision", entry.Revision())
+			if entry != nil { // nil marks the end of the initial values
+				r.reconcile(ctx, d, state, entry, retry)
 			}
 		}
+	}
+}
+
+// reconcile brings one pipeline to its desired state.
+func (r *Runner) reconcile(ctx context.Context, d deps, state *State, entry jetstream.KeyValueEntry, retry chan<- string) {
+	key := entry.Key()
+	current := r.running[key]
+	if entry.Operation() != jetstream.KeyValuePut {
+		if current != nil {
+			current.stop()
+			delete(r.running, key)
+		}
+		var p Pipeline
+		if current != nil {
+			p = current.desired.Pipeline()
+			r.Metrics.forget(p)
+			if err := deleteStream(ctx, r.JS, p); err != nil {
+				d.log.Warn("delete pipeline stream", "key", key, "err", err)
+			}
+		}
+		_ = state.Status.Delete(ctx, key)
+		d.log.Info("pipeline deleted", "key", key)
+		return
+	}
+	var want Desired
+	if err := json.Unmarshal(entry.Value(), &want); err != nil || want.Pipeline().Validate() != nil || want.Pipeline().Key() != key {
+		d.log.Error("ignoring malformed desired state", "key", key, "err", err)
+		return
+	}
+	status := Status{Tenant: want.Tenant, Integration: want.Integration, Version: want.Version, Runner: r.Name}
+	if current != nil && current.desired.Version == want.Version && want.Status == DesiredRunning {
+		return
+	}
+	if current != nil {
+		current.stop()
+		delete(r.running, key)
+	}
+	log := d.log.With("tenant", want.Tenant, "integration", want.Integration, "version", want.Version)
+	if want.Status != DesiredRunning {
+		status.Status = StatusStopped
+		r.report(ctx, state, status, log)
+		log.Info("pipeline stopped")
+		return
+	}
+	pl, err := startPipeline(ctx, d, want)
+	if err != nil {
+		status.Status, status.LastError = StatusDegraded, err.Error()
+		r.report(ctx, state, status, log)
+		log.Error("pipeline failed to start; will retry", "err", err, "in", retryDegradedAfter.String())
+		time.AfterFunc(retryDegradedAfter, func() {
+			select {
+			case retry <- key:
+			default:
+			}
+		})
+		return
+	}
+	r.running[key] = pl
+	status.Status = StatusRunning
+	r.report(ctx, state, status, log)
+	log.Info("pipeline running", "spec", want.Spec.String())
+}
+
+func (r *Runner) report(ctx context.Context, state *State, st Status, log *slog.Logger) {
+	st.UpdatedAt = time.Now().UTC()
+	if err := state.putStatus(ctx, st); err != nil {
+		log.Warn("report status", "err", err)
+	}
+}
+
+// stopAll stops every pipeline and reports them stopped by this runner.
+func (r *Runner) stopAll(state *State, log *slog.Logger) {
+	for key, pl := range r.running {
+		pl.stop()
+		delete(r.running, key)
+		log.Info("pipeline drained", "key", key)
 	}
 }

@@ -171,3 +171,21 @@ func (s *Store) DeleteOlderThan(ctx context.Context, prefix string, cutoff time.
 	}
 	return removed, nil
 }
+
+// Copy copies an object within the bucket; the copy gets a fresh
+// last-modified time.
+func (s *Store) Copy(ctx context.Context, from, to string) error {
+	if err := ValidateKey(from); err != nil {
+		return err
+	}
+	if err := ValidateKey(to); err != nil {
+		return err
+	}
+	_, err := s.client.CopyObject(ctx,
+		minio.CopyDestOptions{Bucket: s.bucket, Object: to},
+		minio.CopySrcOptions{Bucket: s.bucket, Object: from})
+	if err != nil {
+		return fmt.Errorf("copy object %q to %q: %w", from, to, err)
+	}
+	return nil
+}

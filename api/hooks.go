@@ -1,0 +1,214 @@
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"reflect"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	"golang.org/x/time/rate"
+
+	"github.com/vrsky/vrsky/connectors/sdk"
+	"github.com/vrsky/vrsky/hotpath"
+)
+
+// Webhook ingress defaults.
+const (
+	// DefaultWebhookMaxBytes is the body limit unless the integration sets one.
+	DefaultWebhookMaxBytes = 10 << 20
+	// MaxIdempotencyKey bounds the Idempotency-Key header.
+	MaxIdempotencyKey   = 200
+	maxForwardedHeaders = 32
+	maxHeaderValue      = 1024
+	publishTimeout      = 10 * time.Second
+)
+
+// Pipelines finds the desired state of a pipeline.
+type Pipelines interface {
+	Lookup(p hotpath.Pipeline) (hotpath.Desired, bool)
+}
+
+// Publisher stores messages in a pipeline; it returns only once they are
+// durable.
+type Publisher interface {
+	Publish(ctx context.Context, p hotpath.Pipeline, msgs []sdk.Message) error
+}
+
+// Webhooks is the webhook ingress: POST /v1/hooks/{tenantId}/{integrationId}.
+type Webhooks struct {
+	Pipelines Pipelines
+	Publisher Publisher
+	// TenantRate and TenantBurst bound each tenant's webhook requests per
+	// second; zero means unlimited.
+	TenantRate  float64
+	TenantBurst int
+
+	limiters sync.Map // tenant → *rate.Limiter
+}
+
+// HookAccepted is the 202 answer.
+type HookAccepted struct {
+	ID string `json:"id" doc:"The message ID: the Idempotency-Key when given."`
+}
+
+// RegisterWebhooks adds the webhook ingress. It is a plain net/http handler
+// (bodies are streamed against a per-integration limit) documented in the
+// OpenAPI document like every other operation.
+func (s *Server) RegisterWebhooks(h *Webhooks) {
+	s.mux.Handle("POST /v1/hooks/{tenantId}/{integrationId}", h)
+	registry := s.api.OpenAPI().Components.Schemas
+	s.api.OpenAPI().AddOperation(&huma.Operation{
+		OperationID: "post-webhook",
+		Method:      http.MethodPost,
+		Path:        "/v1/hooks/{tenantId}/{integrationId}",
+		Summary:     "Send a message to an integration",
+		Description: "Stores the body as one message of the integration and answers 202 with its ID once it is durable. " +
+			"An Idempotency-Key header becomes the message ID: sending the same key twice stores one message. " +
+			"413 over the integration's body limit, 429 when the tenant is over its rate, 503 when the message store is unavailable (retry).",
+		Tags: []string{"Webhooks"},
+		Parameters: []*huma.Param{
+			{Name: "tenantId", In: "path", Required: true, Schema: &huma.Schema{Type: "string"}},
+			{Name: "integrationId", In: "path", Required: true, Schema: &huma.Schema{Type: "string"}},
+			{Name: "Idempotency-Key", In: "header", Schema: &huma.Schema{Type: "string", MaxLength: ptr(MaxIdempotencyKey)}},
+		},
+		RequestBody: &huma.RequestBody{Required: true, Content: map[string]*huma.MediaType{
+			"*/*": {Schema: &huma.Schema{Type: "string", Format: "binary"}},
+		}},
+		Responses: map[string]*huma.Response{
+			"202": {Description: "Stored.", Content: map[string]*huma.MediaType{
+				"application/json": {Schema: registry.Schema(reflect.TypeOf(HookAccepted{}), true, "HookAccepted")},
+			}},
+			"400": {Description: "Bad Idempotency-Key."},
+			"404": {Description: "No such integration, or it does not take webhooks."},
+			"413": {Description: "Body over the integration's limit."},
+			"429": {Description: "Tenant over its rate; see Retry-After."},
+			"503": {Description: "Message store unavailable; nothing was stored. See Retry-After."},
+		},
+	})
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func (h *Webhooks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p := hotpath.Pipeline{Tenant: r.PathValue("tenantId"), Integration: r.PathValue("integrationId")}
+	// Unknown, malformed and other tenants' names all get the same 404.
+	if p.Validate() != nil {
+		writeProblem(w, http.StatusNotFound, "no such integration", 0)
+		return
+	}
+	desired, ok := h.Pipelines.Lookup(p)
+	if !ok || desired.Spec.Consumer.Connector != hotpath.WebhookConnector {
+		writeProblem(w, http.StatusNotFound, "no such integration", 0)
+		return
+	}
+	if lim := h.limiter(p.Tenant); lim != nil && !lim.Allow() {
+		writeProblem(w, http.StatusTooManyRequests, "tenant is over its webhook rate", time.Second)
+		return
+	}
+	id := r.Header.Get("Idempotency-Key")
+	if id != "" && !validIdempotencyKey(id) {
+		writeProblem(w, http.StatusBadRequest, "Idempotency-Key must be 1-200 printable ASCII characters", 0)
+		return
+	}
+	limit := desired.WebhookMaxBytes
+	if limit <= 0 {
+		limit = DefaultWebhookMaxBytes
+	}
+	if r.ContentLength > limit {
+		writeProblem(w, http.StatusRequestEntityTooLarge, "body is over the integration's limit", 0)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			writeProblem(w, http.StatusRequestEntityTooLarge, "body is over the integration's limit", 0)
+			return
+		}
+		writeProblem(w, http.StatusBadRequest, "could not read the body", 0)
+		return
+	}
+	if id == "" {
+		id = newMessageID()
+	}
+	msg := sdk.Message{
+		ID: id, Tenant: p.Tenant, Integration: p.Integration,
+		ContentType: r.Header.Get("Content-Type"), Body: body,
+		Headers: forwardedHeaders(r.Header), Received: time.Now(),
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), publishTimeout)
+	defer cancel()
+	if err := h.Publisher.Publish(ctx, p, []sdk.Message{msg}); err != nil {
+		writeProblem(w, http.StatusServiceUnavailable, "the message could not be stored; nothing was accepted, retry later", 2*time.Second)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusAccepted)
+	_ = json.NewEncoder(w).Encode(HookAccepted{ID: id})
+}
+
+func (h *Webhooks) limiter(tenant string) *rate.Limiter {
+	if h.TenantRate <= 0 {
+		return nil
+	}
+	if l, ok := h.limiters.Load(tenant); ok {
+		return l.(*rate.Limiter)
+	}
+	burst := h.TenantBurst
+	if burst <= 0 {
+		burst = int(h.TenantRate)
+	}
+	l, _ := h.limiters.LoadOrStore(tenant, rate.NewLimiter(rate.Limit(h.TenantRate), burst))
+	return l.(*rate.Limiter)
+}
+
+func validIdempotencyKey(k string) bool {
+	if len(k) == 0 || len(k) > MaxIdempotencyKey {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < 0x21 || k[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// forwardedHeaders keeps the request headers a pipeline may route on
+// (X-… headers such as X-GitHub-Event, and User-Agent), bounded in number
+// and size. Credentials (Authorization, Cookie) are never kept.
+func forwardedHeaders(h http.Header) map[string]string {
+	out := make(map[string]string)
+	for k, v := range h {
+		if len(out) >= maxForwardedHeaders || len(v) == 0 {
+			continue
+		}
+		lk := strings.ToLower(k)
+		if !strings.HasPrefix(lk, "x-") && lk != "user-agent" {
+			continue
+		}
+		val := v[0]
+		if len(val) > maxHeaderValue {
+			val = val[:maxHeaderValue]
+		}
+		out[lk] = val
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+func newMessageID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,85 @@
+package hotpath
+
+import (
+	"sync"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// batches feeds a stage from a durable pull consumer: JetStream pushes into a
+// bounded channel and workers take whatever is waiting, up to a batch, so
+// batches grow under load and stay at one message when idle.
+type batches struct {
+	cc   jetstream.ConsumeContext
+	msgs chan jetstream.Msg
+}
+
+func consumeBatches(c jetstream.Consumer, buffer int) (*batches, error) {
+	b := &batches{msgs: make(chan jetstream.Msg, buffer)}
+	cc, err := c.Consume(func(m jetstream.Msg) { b.msgs <- m }, jetstream.PullMaxMessages(buffer))
+	if err != nil {
+		return nil, err
+	}
+	b.cc = cc
+	return b, nil
+}
+
+// next blocks for one message, then adds what is already waiting, up to max.
+// It returns nil once the source is drained and closed.
+func (b *batches) next(buf []jetstream.Msg, max int) []jetstream.Msg {
+	buf = buf[:0]
+	m, ok := <-b.msgs
+	if !ok {
+		return nil
+	}
+	buf = append(buf, m)
+	for len(buf) < max {
+		select {
+		case m, ok := <-b.msgs:
+			if !ok {
+				return buf
+			}
+			buf = append(buf, m)
+		default:
+			return buf
+		}
+	}
+	return buf
+}
+
+// drain stops pulling; messages already received still reach the workers,
+// which finish and ack them before next returns nil.
+func (b *batches) drain() {
+	b.cc.Drain()
+	<-b.cc.Closed()
+	close(b.msgs)
+}
+
+// stage runs workers over a batch source until it is drained.
+type stage struct {
+	src *batches
+	wg  sync.WaitGroup
+}
+
+func runStage(src *batches, workers, maxBatch int, handle func([]jetstream.Msg)) *stage {
+	s := &stage{src: src}
+	for range workers {
+		s.wg.Go(func() {
+			buf := make([]jetstream.Msg, 0, maxBatch)
+			for {
+				buf = src.next(buf, maxBatch)
+				if len(buf) == 0 {
+					return
+				}
+				handle(buf)
+			}
+		})
+	}
+	return s
+}
+
+// stop drains the source and waits for the workers to finish their batches.
+func (s *stage) stop() {
+	s.src.drain()
+	s.wg.Wait()
+}

@@ -1,0 +1,106 @@
+package hotpath
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/vrsky/vrsky/internal/blobstore"
+)
+
+// Claim-check defaults.
+const (
+	// DefaultClaimThreshold is the body size above which bodies travel by
+	// reference.
+	DefaultClaimThreshold = 256 << 10
+	// ClaimTTL is how long a claim-checked body is kept by default.
+	ClaimTTL = 15 * time.Minute
+	// DLQRetention is how long dead letters and their bodies are kept.
+	DLQRetention = 7 * 24 * time.Hour
+	// Object key prefixes; keys are built in subjects.go.
+	ClaimPrefix    = "claims/"
+	DLQClaimPrefix = "dlq/"
+)
+
+// ClaimCheck moves large bodies into the blob store so only a reference
+// rides on NATS.
+type ClaimCheck struct {
+	Store *blobstore.Store
+	// Threshold is the size above which a body is stored by reference;
+	// 0 means DefaultClaimThreshold.
+	Threshold int
+}
+
+func (c *ClaimCheck) threshold() int {
+	if c == nil || c.Threshold <= 0 {
+		return DefaultClaimThreshold
+	}
+	return c.Threshold
+}
+
+// offload stores env's body under key when it is over the threshold. It
+// returns only after the store confirmed the write, so no reference is ever
+// published before its object exists.
+func (c *ClaimCheck) offload(ctx context.Context, key string, env *envelope) error {
+	if len(env.msg.Body) <= c.threshold() {
+		return nil
+	}
+	if c == nil || c.Store == nil {
+		return fmt.Errorf("body of %d bytes is over the claim-check threshold and no blob store is configured", len(env.msg.Body))
+	}
+	if err := c.Store.Put(ctx, key, bytes.NewReader(env.msg.Body), int64(len(env.msg.Body)), env.msg.ContentType); err != nil {
+		return fmt.Errorf("claim-check body of %s: %w", env.msg.ID, err)
+	}
+	env.bodyRef = key
+	env.size = int64(len(env.msg.Body))
+	return nil
+}
+
+// resolve fetches env's body when it travels by reference.
+func (c *ClaimCheck) resolve(ctx context.Context, env *envelope) error {
+	if env.bodyRef == "" {
+		return nil
+	}
+	if c == nil || c.Store == nil {
+		return fmt.Errorf("message %s has a claim-checked body and no blob store is configured", env.msg.ID)
+	}
+	r, err := c.Store.Get(ctx, env.bodyRef)
+	if err != nil {
+		return fmt.Errorf("fetch claim-checked body of %s: %w", env.msg.ID, err)
+	}
+	defer r.Close()
+	buf := bytes.NewBuffer(make([]byte, 0, env.size))
+	if _, err := io.Copy(buf, r); err != nil {
+		return fmt.Errorf("read claim-checked body of %s: %w", env.msg.ID, err)
+	}
+	env.msg.Body = buf.Bytes()
+	return nil
+}
+
+// keepForDLQ copies a claim-checked body to the DLQ prefix, where it lives as
+// long as the dead letter, and returns the new reference.
+func (c *ClaimCheck) keepForDLQ(ctx context.Context, ref, dlqKey string) (string, error) {
+	if err := c.Store.Copy(ctx, ref, dlqKey); err != nil {
+		return "", fmt.Errorf("keep claim-checked body for the DLQ: %w", err)
+	}
+	return dlqKey, nil
+}
+
+// SweepExpired removes claim-checked bodies older than claimTTL and
+// dead-lettered bodies older than dlqTTL (zero means the defaults).
+func SweepExpired(ctx context.Context, store *blobstore.Store, now time.Time, claimTTL, dlqTTL time.Duration) (int, error) {
+	if claimTTL <= 0 {
+		claimTTL = ClaimTTL
+	}
+	if dlqTTL <= 0 {
+		dlqTTL = DLQRetention
+	}
+	claims, err := store.DeleteOlderThan(ctx, ClaimPrefix, now.Add(-claimTTL))
+	if err != nil {
+		return claims, err
+	}
+	dlq, err := store.DeleteOlderThan(ctx, DLQClaimPrefix, now.Add(-dlqTTL))
+	return claims + dlq, err
+}

@@ -1,0 +1,224 @@
+package hotpath
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+
+	"github.com/vrsky/vrsky/connectors/sdk"
+	"github.com/vrsky/vrsky/internal/blobstore"
+	"github.com/vrsky/vrsky/internal/spec"
+	"github.com/vrsky/vrsky/internal/testenv"
+)
+
+// recorder is a producer that remembers every message it was given and can
+// be told to fail.
+type recorder struct {
+	mu       sync.Mutex
+	got      map[string][]byte // ID → body
+	count    map[string]int    // ID → deliveries
+	attempts map[string][]time.Time
+	failWith func(sdk.Message) error
+	closed   int
+}
+
+func newRecorder() *recorder {
+	return &recorder{got: map[string][]byte{}, count: map[string]int{}, attempts: map[string][]time.Time{}}
+}
+
+func (r *recorder) Write(_ context.Context, batch []sdk.Message) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	failed := map[int]error{}
+	for i, m := range batch {
+		r.attempts[m.ID] = append(r.attempts[m.ID], time.Now())
+		if r.failWith != nil {
+			if err := r.failWith(m); err != nil {
+				failed[i] = err
+				continue
+			}
+		}
+		r.got[m.ID] = m.Body
+		r.count[m.ID]++
+	}
+	if len(failed) > 0 {
+		return &sdk.BatchError{Failed: failed}
+	}
+	return nil
+}
+
+func (r *recorder) Close(context.Context) error { r.mu.Lock(); r.closed++; r.mu.Unlock(); return nil }
+
+func (r *recorder) setFail(f func(sdk.Message) error) { r.mu.Lock(); r.failWith = f; r.mu.Unlock() }
+
+func (r *recorder) delivered() int { r.mu.Lock(); defer r.mu.Unlock(); return len(r.got) }
+
+func (r *recorder) body(id string) []byte { r.mu.Lock(); defer r.mu.Unlock(); return r.got[id] }
+
+func (r *recorder) attemptTimes(id string) []time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]time.Time(nil), r.attempts[id]...)
+}
+
+// upper is a converter that upper-cases the body; "poison" bodies fail
+// permanently and "flaky" ones retryably.
+type upper struct{}
+
+func (upper) Convert(_ context.Context, m sdk.Message) (sdk.Message, error) {
+	switch string(m.Body) {
+	case "poison":
+		return m, sdk.Permanentf("cannot convert poison")
+	case "flaky":
+		return m, errors.New("converter hiccup")
+	}
+	m.Body = []byte(strings.ToUpper(string(m.Body)))
+	return m, nil
+}
+
+// headerRouter drops messages with header drop=yes and routes by header to.
+type headerRouter struct{}
+
+func (headerRouter) Filter(_ context.Context, m sdk.Message) (sdk.Decision, error) {
+	if m.Header("drop") == "yes" {
+		return sdk.Decision{Drop: true}, nil
+	}
+	if to := m.Header("to"); to != "" {
+		return sdk.Decision{Routes: strings.Split(to, ",")}, nil
+	}
+	return sdk.Decision{}, nil
+}
+
+// harness runs a runner against private NATS and S3 with test connectors.
+type harness struct {
+	t         *testing.T
+	js        jetstream.JetStream
+	state     *State
+	store     *blobstore.Store
+	pub       *Publisher
+	producers map[string]*recorder
+	tenant    string
+	cancel    context.CancelFunc
+	done      chan error
+}
+
+func newHarness(t *testing.T, producerNames ...string) *harness {
+	t.Helper()
+	_, js := testenv.JetStream(t)
+	store, _ := testenv.S3(t)
+	h := &harness{t: t, js: js, store: store, producers: map[string]*recorder{}, tenant: "t" + testenv.RandomID(4)}
+	var conns []sdk.Connector
+	for _, name := range producerNames {
+		rec := newRecorder()
+		h.producers[name] = rec
+		conns = append(conns, sdk.Connector{Name: "rec-" + name, Kind: sdk.KindProducer,
+			Build: func(context.Context, sdk.Env, json.RawMessage) (any, error) { return rec, nil }})
+	}
+	conns = append(conns,
+		sdk.Connector{Name: "upper", Kind: sdk.KindConverter, Build: func(context.Context, sdk.Env, json.RawMessage) (any, error) { return upper{}, nil }},
+		sdk.Connector{Name: "header-router", Kind: sdk.KindFilter, Build: func(context.Context, sdk.Env, json.RawMessage) (any, error) { return headerRouter{}, nil }},
+	)
+	claims := &ClaimCheck{Store: store, Threshold: 64 << 10}
+	ctx, cancel := context.WithCancel(context.Background())
+	state, err := OpenState(ctx, js)
+	require.NoError(t, err)
+	h.state, h.cancel, h.done = state, cancel, make(chan error, 1)
+	h.pub = &Publisher{JS: js, Claims: claims}
+	runner := &Runner{
+		JS: js, Catalog: sdk.NewCatalog(conns...), Claims: claims, Name: "test-runner",
+		Logger:  slog.New(slog.NewJSONHandler(io.Discard, nil)),
+		Backoff: func(n int) time.Duration { return 100 * time.Millisecond << (n - 1) },
+	}
+	go func() { h.done <- runner.Run(ctx) }()
+	t.Cleanup(h.stop)
+	return h
+}
+
+func (h *harness) stop() {
+	h.cancel()
+	select {
+	case <-h.done:
+	case <-time.After(20 * time.Second):
+		h.t.Error("runner did not stop")
+	}
+}
+
+// deploy writes desired state for an integration through the given steps
+// to the named recorder producers, and waits until it is running.
+func (h *harness) deploy(name string, steps []string, producers ...string) Pipeline {
+	h.t.Helper()
+	in := spec.Integration{Name: name, Consumer: spec.Step{Connector: WebhookConnector}, Producers: map[string]spec.Step{}}
+	for _, s := range steps {
+		in.Steps = append(in.Steps, spec.Step{Connector: s})
+	}
+	for _, p := range producers {
+		in.Producers[p] = spec.Step{Connector: "rec-" + p}
+	}
+	d := Desired{Tenant: h.tenant, Integration: name, Version: 1, Status: DesiredRunning, Spec: in}
+	require.NoError(h.t, h.state.PutDesired(context.Background(), d))
+	h.waitStatus(d.Pipeline(), StatusRunning)
+	return d.Pipeline()
+}
+
+func (h *harness) waitStatus(p Pipeline, want string) Status {
+	h.t.Helper()
+	var st Status
+	require.Eventually(h.t, func() bool {
+		var ok bool
+		st, ok, _ = h.state.GetStatus(context.Background(), p)
+		return ok && st.Status == want
+	}, 15*time.Second, 20*time.Millisecond, "pipeline %s never reached %s (last: %+v)", p, want, st)
+	return st
+}
+
+func (h *harness) send(p Pipeline, msgs ...sdk.Message) {
+	h.t.Helper()
+	for i := range msgs {
+		msgs[i].Tenant, msgs[i].Integration = p.Tenant, p.Integration
+		if msgs[i].Received.IsZero() {
+			msgs[i].Received = time.Now()
+		}
+	}
+	require.NoError(h.t, h.pub.Publish(context.Background(), p, msgs))
+}
+
+// dlq returns the dead letters of the harness's tenant.
+func (h *harness) dlq() []jetstream.RawStreamMsg {
+	h.t.Helper()
+	ctx := context.Background()
+	stream, err := h.js.Stream(ctx, DLQStream(h.tenant))
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil
+	}
+	require.NoError(h.t, err)
+	info, err := stream.Info(ctx)
+	require.NoError(h.t, err)
+	var out []jetstream.RawStreamMsg
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
+		m, err := stream.GetMsg(ctx, seq)
+		if err == nil {
+			out = append(out, *m)
+		}
+	}
+	return out
+}
+
+// pendingIn reports messages still in the pipeline's stream.
+func (h *harness) streamMsgs(p Pipeline) uint64 {
+	info, err := h.js.Stream(context.Background(), p.Stream())
+	require.NoError(h.t, err)
+	i, err := info.Info(context.Background())
+	require.NoError(h.t, err)
+	return i.State.Msgs
+}
+
+type specStep = spec.Step

@@ -1,0 +1,253 @@
+package hotpath
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vrsky/vrsky/connectors/sdk"
+)
+
+// WebhookConnector is the consumer served by the API's webhook ingress rather
+// than by a runner.
+const WebhookConnector = "http-webhook"
+
+// Stage sizing.
+const (
+	processWorkers = 2
+	maxBatch       = 256
+	stageBuffer    = 2048
+)
+
+// pipeline is one running integration in this runner.
+type pipeline struct {
+	desired   Desired
+	stages    []*stage
+	producers []sdk.Producer
+	cancel    context.CancelFunc
+	consumers sync.WaitGroup
+}
+
+// deps are what a pipeline needs from its runner.
+type deps struct {
+	js       jetstream.JetStream
+	catalog  *sdk.Catalog
+	claims   *ClaimCheck
+	metrics  *Metrics
+	failures func(*pipelineMetrics) *failures
+	fileRoot string
+	log      *slog.Logger
+	pub      *Publisher
+}
+
+// startPipeline creates the streams and consumers, builds every connector and
+// starts the stages. On error nothing is left running.
+func startPipeline(ctx context.Context, d deps, want Desired) (_ *pipeline, err error) {
+	p := want.Pipeline()
+	log := d.log.With("tenant", p.Tenant, "integration", p.Integration)
+	pl := &pipeline{desired: want}
+	defer func() {
+		if err != nil {
+			pl.stop()
+		}
+	}()
+	stream, err := ensureStreams(ctx, d.js, p)
+	if err != nil {
+		return nil, err
+	}
+	env := func(name string) sdk.Env {
+		root := ""
+		if d.fileRoot != "" {
+			root = filepath.Join(d.fileRoot, p.Tenant)
+		}
+		return sdk.Env{Tenant: p.Tenant, Integration: p.Integration, Name: name, FileRoot: root, Logger: log.With("stage", name)}
+	}
+
+	steps := make([]step, 0, len(want.Spec.Steps))
+	for i, s := range want.Spec.Steps {
+		name := fmt.Sprintf("steps[%d]", i)
+		conn, ok := d.catalog.Lookup(s.Connector, sdk.KindConverter, sdk.KindFilter)
+		if !ok {
+			return nil, fmt.Errorf("%s: unknown converter or filter %q", name, s.Connector)
+		}
+		built, err := conn.Build(ctx, env(name), s.Config)
+		if err != nil {
+			return nil, fmt.Errorf("%s (%s): %w", name, s.Connector, err)
+		}
+		st := step{name: name + ":" + s.Connector}
+		switch v := built.(type) {
+		case sdk.Converter:
+			st.converter = v
+		case sdk.Filter:
+			st.filter = v
+		default:
+			return nil, fmt.Errorf("%s: connector %q is neither a converter nor a filter", name, s.Connector)
+		}
+		steps = append(steps, st)
+	}
+
+	producerNames := want.Spec.ProducerNames()
+	type builtProducer struct {
+		name string
+		prod sdk.Producer
+	}
+	producers := make([]builtProducer, 0, len(producerNames))
+	for _, name := range producerNames {
+		s := want.Spec.Producers[name]
+		conn, ok := d.catalog.Lookup(s.Connector, sdk.KindProducer)
+		if !ok {
+			return nil, fmt.Errorf("producers.%s: unknown producer %q", name, s.Connector)
+		}
+		built, err := conn.Build(ctx, env(name), s.Config)
+		if err != nil {
+			return nil, fmt.Errorf("producers.%s (%s): %w", name, s.Connector, err)
+		}
+		prod, ok := built.(sdk.Producer)
+		if !ok {
+			return nil, fmt.Errorf("producers.%s: connector %q is not a producer", name, s.Connector)
+		}
+		pl.producers = append(pl.producers, prod)
+		producers = append(producers, builtProducer{name, prod})
+	}
+
+	var consumer sdk.Consumer
+	if c := want.Spec.Consumer.Connector; c != WebhookConnector {
+		conn, ok := d.catalog.Lookup(c, sdk.KindConsumer)
+		if !ok {
+			return nil, fmt.Errorf("consumer: unknown consumer %q", c)
+		}
+		built, err := conn.Build(ctx, env("consumer"), want.Spec.Consumer.Config)
+		if err != nil {
+			return nil, fmt.Errorf("consumer (%s): %w", c, err)
+		}
+		if consumer, ok = built.(sdk.Consumer); !ok {
+			return nil, fmt.Errorf("consumer: connector %q is not a consumer", c)
+		}
+	}
+
+	// Delivery first, so processed messages find their consumers.
+	for _, bp := range producers {
+		stageName := DeliverStage(bp.name)
+		c, err := ensureConsumer(ctx, stream, stageName, p.OutSubject(bp.name))
+		if err != nil {
+			return nil, err
+		}
+		src, err := consumeBatches(c, stageBuffer)
+		if err != nil {
+			return nil, fmt.Errorf("consume %s: %w", stageName, err)
+		}
+		m := d.metrics.forStage(p, stageName)
+		dl := &deliverer{p: p, stage: stageName, producer: bp.prod, claims: d.claims, failures: d.failures(m), metrics: m, log: log}
+		pl.stages = append(pl.stages, runStage(src, 1, maxBatch, dl.handle))
+	}
+	known := make(map[string]bool, len(producerNames))
+	for _, n := range producerNames {
+		known[n] = true
+	}
+	c, err := ensureConsumer(ctx, stream, StageProcess, p.InSubject())
+	if err != nil {
+		return nil, err
+	}
+	if err := deleteStaleConsumers(ctx, stream, producerNames); err != nil {
+		return nil, err
+	}
+	src, err := consumeBatches(c, stageBuffer)
+	if err != nil {
+		return nil, fmt.Errorf("consume %s: %w", StageProcess, err)
+	}
+	m := d.metrics.forStage(p, StageProcess)
+	pr := &processor{p: p, js: d.js, steps: steps, producers: producerNames, known: known,
+		claims: d.claims, failures: d.failures(m), metrics: m, log: log}
+	pl.stages = append(pl.stages, runStage(src, processWorkers, maxBatch, pr.handle))
+
+	if consumer != nil {
+		cctx, cancel := context.WithCancel(context.Background())
+		pl.cancel = cancel
+		pl.consumers.Go(func() { runConsumer(cctx, consumer, sinkFor(d.pub, p), log) })
+	}
+	return pl, nil
+}
+
+// stop stops taking messages in, lets every stage finish and ack what it
+// holds, and closes the producers.
+func (pl *pipeline) stop() {
+	if pl.cancel != nil {
+		pl.cancel()
+	}
+	pl.consumers.Wait()
+	// The process stage is last in the list: stop it first so that what
+	// it publishes is still delivered by the running delivery stages.
+	for i := len(pl.stages) - 1; i >= 0; i-- {
+		pl.stages[i].stop()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, prod := range pl.producers {
+		_ = prod.Close(ctx)
+	}
+}
+
+// deleteStaleConsumers removes delivery consumers of producers no longer in
+// the spec, so their subjects stop holding messages.
+func deleteStaleConsumers(ctx context.Context, stream jetstream.Stream, producers []string) error {
+	keep := map[string]bool{StageProcess: true}
+	for _, n := range producers {
+		keep[DeliverStage(n)] = true
+	}
+	names := stream.ConsumerNames(ctx)
+	var stale []string
+	for name := range names.Name() {
+		if !keep[name] {
+			stale = append(stale, name)
+		}
+	}
+	if err := names.Err(); err != nil && !errors.Is(err, jetstream.ErrEndOfData) {
+		return fmt.Errorf("list consumers: %w", err)
+	}
+	for _, name := range stale {
+		if err := stream.DeleteConsumer(ctx, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return fmt.Errorf("delete consumer %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// runConsumer runs a consumer connector until ctx ends, restarting it with
+// backoff when it fails.
+func runConsumer(ctx context.Context, c sdk.Consumer, sink sdk.Sink, log *slog.Logger) {
+	delay := time.Second
+	for ctx.Err() == nil {
+		err := c.Run(ctx, sink)
+		if ctx.Err() != nil {
+			return
+		}
+		log.Warn("consumer stopped; restarting", "err", err, "in", delay)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, time.Minute)
+	}
+}
+
+// pipelineSink is the sdk.Sink handed to a pipeline's consumer.
+type pipelineSink struct {
+	pub *Publisher
+	p   Pipeline
+}
+
+func sinkFor(pub *Publisher, p Pipeline) sdk.Sink { return pipelineSink{pub: pub, p: p} }
+
+func (s pipelineSink) Publish(ctx context.Context, msgs []sdk.Message) error {
+	for i := range msgs {
+		msgs[i].Tenant, msgs[i].Integration = s.p.Tenant, s.p.Integration
+	}
+	return s.pub.Publish(ctx, s.p, msgs)
+}

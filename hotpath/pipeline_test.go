@@ -1,0 +1,257 @@
+package hotpath
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/vrsky/vrsky/connectors/sdk"
+)
+
+func msg(id, body string, headers ...string) sdk.Message {
+	m := sdk.Message{ID: id, Body: []byte(body), ContentType: "text/plain"}
+	for i := 0; i+1 < len(headers); i += 2 {
+		m.SetHeader(headers[i], headers[i+1])
+	}
+	return m
+}
+
+func TestMessagesFlowThroughConvertersFiltersAndProducers(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "sink")
+	p := h.deploy("flow", []string{"upper", "header-router"}, "sink")
+
+	var msgs []sdk.Message
+	for i := range 200 {
+		drop := "no"
+		if i%10 == 0 {
+			drop = "yes"
+		}
+		msgs = append(msgs, msg(fmt.Sprintf("m-%d", i), fmt.Sprintf("hello %d", i), "drop", drop))
+	}
+	h.send(p, msgs...)
+
+	sink := h.producers["sink"]
+	require.Eventually(t, func() bool { return sink.delivered() == 180 }, 15*time.Second, 20*time.Millisecond)
+	require.Equal(t, "HELLO 7", string(sink.body("m-7")))
+	require.Nil(t, sink.body("m-10"), "filtered out")
+	require.Eventually(t, func() bool { return h.streamMsgs(p) == 0 }, 5*time.Second, 20*time.Millisecond,
+		"every hop acked: nothing left in the work queue")
+	require.Empty(t, h.dlq(), "nothing healthy in the DLQ")
+}
+
+func TestSameIDTwiceIsOneMessage(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "sink")
+	p := h.deploy("dedup", nil, "sink")
+	h.send(p, msg("order-42", "a"))
+	h.send(p, msg("order-42", "a"))
+	sink := h.producers["sink"]
+	require.Eventually(t, func() bool { return sink.delivered() == 1 }, 10*time.Second, 20*time.Millisecond)
+	time.Sleep(300 * time.Millisecond)
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	require.Equal(t, 1, sink.count["order-42"])
+}
+
+// TestFailingProducerGetsFourAttemptsThenDLQ: 1 + 3 attempts with growing
+// delays, then the DLQ with reason, stage and attempt count; the healthy
+// message is delivered and never dead-lettered.
+func TestFailingProducerGetsFourAttemptsThenDLQ(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "sink")
+	sink := h.producers["sink"]
+	sink.setFail(func(m sdk.Message) error {
+		if m.ID == "bad" {
+			return errors.New("target said 500")
+		}
+		return nil
+	})
+	p := h.deploy("retries", nil, "sink")
+	h.send(p, msg("bad", "x"), msg("good", "y"))
+
+	require.Eventually(t, func() bool { return len(h.dlq()) == 1 }, 20*time.Second, 50*time.Millisecond)
+	times := sink.attemptTimes("bad")
+	require.Len(t, times, MaxAttempts, "exactly 1 + 3 attempts")
+	for i := 2; i < len(times); i++ {
+		require.Greater(t, times[i].Sub(times[i-1]), times[i-1].Sub(times[i-2]), "delays grow")
+	}
+	dead := h.dlq()[0]
+	require.Equal(t, "target said 500", dead.Header.Get(HeaderDLQReason))
+	require.Equal(t, DeliverStage("sink"), dead.Header.Get(HeaderDLQStage))
+	require.Equal(t, "4", dead.Header.Get(HeaderDLQAttempts))
+	require.Equal(t, p.OutSubject("sink"), dead.Header.Get(HeaderDLQSubject))
+	require.Equal(t, "bad", dead.Header.Get(hdrMsgID))
+	require.Equal(t, "x", string(dead.Data))
+	require.Equal(t, []byte("y"), sink.body("good"))
+	require.Len(t, sink.attemptTimes("good"), 1)
+}
+
+func TestPermanentErrorGoesToDLQAtOnce(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "sink")
+	p := h.deploy("poison", []string{"upper"}, "sink")
+	h.send(p, msg("p1", "poison"), msg("ok", "fine"))
+	require.Eventually(t, func() bool { return len(h.dlq()) == 1 }, 10*time.Second, 20*time.Millisecond)
+	dead := h.dlq()[0]
+	require.Equal(t, "1", dead.Header.Get(HeaderDLQAttempts))
+	require.Equal(t, StageProcess, dead.Header.Get(HeaderDLQStage))
+	require.Contains(t, dead.Header.Get(HeaderDLQReason), "cannot convert poison")
+	require.Equal(t, "poison", string(dead.Data), "the original body is kept")
+	require.Eventually(t, func() bool { return h.producers["sink"].delivered() == 1 }, 5*time.Second, 20*time.Millisecond)
+}
+
+func TestRetryableConverterErrorIsRetriedThenDeadLettered(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "sink")
+	p := h.deploy("flaky", []string{"upper"}, "sink")
+	h.send(p, msg("f1", "flaky"))
+	require.Eventually(t, func() bool { return len(h.dlq()) == 1 }, 20*time.Second, 50*time.Millisecond)
+	require.Equal(t, "4", h.dlq()[0].Header.Get(HeaderDLQAttempts))
+}
+
+// TestOneProducerDownDoesNotHoldBackTheOther: each producer has its own
+// subject and consumer, so one failing for longer than its retries leaves
+// the other delivering everything.
+func TestOneProducerDownDoesNotHoldBackTheOther(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "db", "slack")
+	h.producers["slack"].setFail(func(sdk.Message) error { return errors.New("slack is down") })
+	p := h.deploy("fanout", nil, "db", "slack")
+	var msgs []sdk.Message
+	for i := range 20 {
+		msgs = append(msgs, msg("m"+strconv.Itoa(i), "x"))
+	}
+	h.send(p, msgs...)
+	require.Eventually(t, func() bool { return h.producers["db"].delivered() == 20 }, 5*time.Second, 20*time.Millisecond,
+		"the healthy producer delivers while the other is retrying")
+	require.Eventually(t, func() bool { return len(h.dlq()) == 20 }, 20*time.Second, 50*time.Millisecond)
+	for _, d := range h.dlq() {
+		require.Equal(t, DeliverStage("slack"), d.Header.Get(HeaderDLQStage))
+	}
+}
+
+func TestRouterSelectsProducersAndRejectsUnknownOnes(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "db", "slack")
+	p := h.deploy("routes", []string{"header-router"}, "db", "slack")
+	h.send(p, msg("both", "1", "to", "db,slack"), msg("db-only", "2", "to", "db"), msg("nowhere", "3", "to", "mars"))
+	require.Eventually(t, func() bool { return h.producers["db"].delivered() == 2 }, 5*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return h.producers["slack"].delivered() == 1 }, 5*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return len(h.dlq()) == 1 }, 5*time.Second, 20*time.Millisecond)
+	require.Contains(t, h.dlq()[0].Header.Get(HeaderDLQReason), `unknown producer "mars"`)
+}
+
+// TestLargeBodyTravelsThroughTheBlobStore: a 5 MiB body is stored in S3,
+// only a reference rides on NATS, and the producer gets it intact.
+func TestLargeBodyTravelsThroughTheBlobStore(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "sink")
+	p := h.deploy("big", nil, "sink")
+	body := make([]byte, 5<<20)
+	_, _ = rand.Read(body)
+	h.send(p, sdk.Message{ID: "big-1", Body: body})
+
+	sink := h.producers["sink"]
+	require.Eventually(t, func() bool { return sink.delivered() == 1 }, 20*time.Second, 50*time.Millisecond)
+	require.True(t, bytes.Equal(body, sink.body("big-1")), "arrives intact")
+
+	stream, err := h.js.Stream(context.Background(), p.Stream())
+	require.NoError(t, err)
+	info, err := stream.Info(context.Background())
+	require.NoError(t, err)
+	require.Less(t, info.State.Bytes, uint64(64<<10), "the body never went through NATS")
+	size, err := h.store.Stat(context.Background(), p.ClaimKey("big-1"))
+	require.NoError(t, err)
+	require.EqualValues(t, len(body), size)
+}
+
+// TestDeadLetteredLargeBodyOutlivesTheClaimTTL: the DLQ keeps the payload
+// after the normal claim-check objects have been swept.
+func TestDeadLetteredLargeBodyOutlivesTheClaimTTL(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "sink")
+	h.producers["sink"].setFail(func(sdk.Message) error { return sdk.Permanentf("rejected") })
+	p := h.deploy("bigdlq", nil, "sink")
+	body := bytes.Repeat([]byte("z"), 300<<10)
+	h.send(p, sdk.Message{ID: "big-dead", Body: body})
+	require.Eventually(t, func() bool { return len(h.dlq()) == 1 }, 10*time.Second, 20*time.Millisecond)
+	dead := h.dlq()[0]
+	ref := dead.Header.Get(hdrBodyRef)
+	require.NotEmpty(t, ref)
+	require.Empty(t, dead.Data)
+
+	// An hour later: claims are swept, the dead letter's body is not.
+	removed, err := SweepExpired(context.Background(), h.store, time.Now().Add(time.Hour), 0, 0)
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, removed, 1)
+	_, err = h.store.Stat(context.Background(), p.ClaimKey("big-dead"))
+	require.Error(t, err, "the ordinary claim is gone")
+	env, err := decode(p, dead.Header, dead.Data)
+	require.NoError(t, err)
+	require.NoError(t, (&ClaimCheck{Store: h.store}).resolve(context.Background(), &env))
+	require.Equal(t, body, env.msg.Body, "the DLQ'd payload still resolves")
+
+	// After the DLQ retention it goes too.
+	_, err = SweepExpired(context.Background(), h.store, time.Now().Add(8*24*time.Hour), 0, 0)
+	require.NoError(t, err)
+	_, err = h.store.Stat(context.Background(), ref)
+	require.Error(t, err)
+}
+
+func TestStopStartUpdateAndDelete(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "a", "b")
+	p := h.deploy("life", nil, "a")
+	ctx := context.Background()
+
+	d, ok, err := h.state.GetDesired(ctx, p)
+	require.NoError(t, err)
+	require.True(t, ok)
+	d.Status = DesiredStopped
+	require.NoError(t, h.state.PutDesired(ctx, d))
+	h.waitStatus(p, StatusStopped)
+
+	// Messages sent while stopped wait in the stream and flow once started.
+	h.send(p, msg("while-stopped", "x"))
+	time.Sleep(200 * time.Millisecond)
+	require.Zero(t, h.producers["a"].delivered())
+	d.Status = DesiredRunning
+	d.Version = 2
+	d.Spec.Producers = map[string]specStep{"b": {Connector: "rec-b"}}
+	require.NoError(t, h.state.PutDesired(ctx, d))
+	st := h.waitStatus(p, StatusRunning)
+	require.Equal(t, 2, st.Version)
+	h.send(p, msg("after-update", "y"))
+	require.Eventually(t, func() bool { return h.producers["b"].delivered() == 2 }, 5*time.Second, 20*time.Millisecond)
+
+	require.NoError(t, h.state.DeleteDesired(ctx, p))
+	require.Eventually(t, func() bool {
+		_, err := h.js.Stream(ctx, p.Stream())
+		return err != nil
+	}, 5*time.Second, 20*time.Millisecond, "deleting an integration deletes its stream")
+	_, ok, err = h.state.GetStatus(ctx, p)
+	require.NoError(t, err)
+	require.False(t, ok)
+}
+
+func TestBrokenSpecIsReportedDegraded(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "sink")
+	ctx := context.Background()
+	d := Desired{Tenant: h.tenant, Integration: "broken", Version: 1, Status: DesiredRunning}
+	d.Spec.Name = "broken"
+	d.Spec.Consumer.Connector = WebhookConnector
+	d.Spec.Steps = []specStep{{Connector: "no-such-converter"}}
+	d.Spec.Producers = map[string]specStep{"sink": {Connector: "rec-sink"}}
+	require.NoError(t, h.state.PutDesired(ctx, d))
+	st := h.waitStatus(d.Pipeline(), StatusDegraded)
+	require.Contains(t, st.LastError, `unknown converter or filter "no-such-converter"`)
+}

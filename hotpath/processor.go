@@ -1,0 +1,150 @@
+package hotpath
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vrsky/vrsky/connectors/sdk"
+)
+
+// step is one converter or filter of the chain.
+type step struct {
+	name      string
+	converter sdk.Converter
+	filter    sdk.Filter
+}
+
+// processor runs the converter/filter chain on messages from `in` and
+// publishes the results to `out.<producer>` for each selected producer.
+type processor struct {
+	p         Pipeline
+	js        jetstream.JetStream
+	steps     []step
+	producers []string
+	known     map[string]bool
+	claims    *ClaimCheck
+	failures  *failures
+	metrics   *pipelineMetrics
+	log       *slog.Logger
+}
+
+// pendingInput is an input message waiting for its outputs' publish acks.
+type pendingInput struct {
+	m       jetstream.Msg
+	id      string
+	futures []jetstream.PubAckFuture
+}
+
+// handle processes one batch. INVARIANT: an input is acked only after every
+// output it produced is acknowledged by JetStream; a filtered input (no
+// outputs) is acked at once. This is the only place the process stage acks.
+func (pr *processor) handle(batch []jetstream.Msg) {
+	ctx := context.Background()
+	began := time.Now()
+	pending := make([]pendingInput, 0, len(batch))
+	for _, m := range batch {
+		pr.metrics.in.Inc()
+		pr.metrics.bytes.Add(float64(len(m.Data())))
+		env, err := decode(pr.p, m.Headers(), m.Data())
+		if err != nil {
+			pr.failures.fail(ctx, pr.p, StageProcess, m, env, sdk.PermanentError(err))
+			continue
+		}
+		if err := pr.claims.resolve(ctx, &env); err != nil {
+			_ = m.NakWithDelay(time.Second) // blob store trouble: not the message's fault
+			continue
+		}
+		out, routes, drop, err := pr.run(ctx, env.msg)
+		if err != nil {
+			pr.failures.fail(ctx, pr.p, StageProcess, m, env, err)
+			continue
+		}
+		if drop {
+			pr.metrics.filtered.Inc()
+			pr.failures.succeeded(ctx, pr.p, StageProcess, m, env.msg.ID)
+			_ = m.Ack()
+			continue
+		}
+		futures, err := pr.publish(ctx, env, out, routes)
+		if err != nil {
+			if sdk.IsPermanent(err) {
+				pr.failures.fail(ctx, pr.p, StageProcess, m, env, err)
+			} else {
+				_ = m.NakWithDelay(time.Second)
+			}
+			continue
+		}
+		pending = append(pending, pendingInput{m: m, id: env.msg.ID, futures: futures})
+	}
+	for _, in := range pending {
+		if err := waitAll(ctx, in.futures); err != nil {
+			// NATS trouble: redeliver later without counting an attempt.
+			_ = in.m.NakWithDelay(time.Second)
+			continue
+		}
+		pr.failures.succeeded(ctx, pr.p, StageProcess, in.m, in.id)
+		_ = in.m.Ack()
+		pr.metrics.out.Inc()
+	}
+	pr.metrics.latency.Observe(time.Since(began).Seconds() / float64(len(batch)))
+}
+
+// run applies the chain. routes is nil when no filter chose producers.
+func (pr *processor) run(ctx context.Context, msg sdk.Message) (out sdk.Message, routes []string, drop bool, err error) {
+	for _, s := range pr.steps {
+		if s.converter != nil {
+			if msg, err = s.converter.Convert(ctx, msg); err != nil {
+				return msg, nil, false, fmt.Errorf("step %s: %w", s.name, err)
+			}
+			continue
+		}
+		d, err := s.filter.Filter(ctx, msg)
+		if err != nil {
+			return msg, nil, false, fmt.Errorf("step %s: %w", s.name, err)
+		}
+		if d.Drop {
+			return msg, nil, true, nil
+		}
+		if d.Routes != nil {
+			routes = d.Routes
+		}
+	}
+	if routes != nil && len(routes) == 0 {
+		return msg, nil, true, nil
+	}
+	return msg, routes, false, nil
+}
+
+// publish sends out to each selected producer's subject, asynchronously.
+func (pr *processor) publish(ctx context.Context, in envelope, out sdk.Message, routes []string) ([]jetstream.PubAckFuture, error) {
+	if routes == nil {
+		routes = pr.producers
+	}
+	env := envelope{msg: out}
+	if in.bodyRef != "" && sameBytes(in.msg.Body, out.Body) {
+		env.bodyRef, env.size = in.bodyRef, in.size // unchanged body: reuse its object
+	} else if err := pr.claims.offload(ctx, pr.p.ClaimKey(out.ID+"/out"), &env); err != nil {
+		return nil, err
+	}
+	futures := make([]jetstream.PubAckFuture, 0, len(routes))
+	for _, producer := range routes {
+		if !pr.known[producer] {
+			return nil, sdk.Permanentf("route to unknown producer %q", producer)
+		}
+		f, err := pr.js.PublishMsgAsync(encode(pr.p.OutSubject(producer), out.ID+"/"+producer, env))
+		if err != nil {
+			return nil, fmt.Errorf("publish to %s: %w", producer, err)
+		}
+		futures = append(futures, f)
+	}
+	return futures, nil
+}
+
+// sameBytes reports whether a and b are the same slice (not just equal).
+func sameBytes(a, b []byte) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
+}
