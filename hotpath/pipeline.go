@@ -57,7 +57,7 @@ func startPipeline(ctx context.Context, d deps, want Desired) (_ *pipeline, err 
 			pl.stop()
 		}
 	}()
-	stream, err := ensureStreams(ctx, d.js, p)
+	stream, err := EnsureStreams(ctx, d.js, p)
 	if err != nil {
 		return nil, err
 	}

@@ -30,6 +30,9 @@ func (pub *Publisher) Publish(ctx context.Context, p Pipeline, msgs []sdk.Messag
 	if err := p.Validate(); err != nil {
 		return err
 	}
+	if st := pub.JS.Conn().Status(); st != nats.CONNECTED {
+		return fmt.Errorf("%w: nats connection %s", ErrUnavailable, st)
+	}
 	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
 	for _, m := range msgs {
 		env := envelope{msg: m}
@@ -43,11 +46,6 @@ func (pub *Publisher) Publish(ctx context.Context, p Pipeline, msgs []sdk.Messag
 		futures = append(futures, f)
 	}
 	return waitAll(ctx, futures)
-}
-
-// PublishOne is Publish for a single message, returning its ID.
-func (pub *Publisher) PublishOne(ctx context.Context, p Pipeline, msg sdk.Message) error {
-	return pub.Publish(ctx, p, []sdk.Message{msg})
 }
 
 // waitAll waits for every publish acknowledgement.
@@ -65,10 +63,4 @@ func waitAll(ctx context.Context, futures []jetstream.PubAckFuture) error {
 		}
 	}
 	return firstErr
-}
-
-// isNoStream reports whether err says the pipeline's stream does not exist
-// (the integration is not deployed on any runner yet).
-func isNoStream(err error) bool {
-	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse)
 }

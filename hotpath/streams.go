@@ -21,9 +21,9 @@ const (
 	duplicateWindow    = 2 * time.Minute
 )
 
-// ensureStreams creates or updates the pipeline's work-queue stream and the
+// EnsureStreams creates or updates the pipeline's work-queue stream and the
 // tenant's DLQ stream. It is idempotent.
-func ensureStreams(ctx context.Context, js jetstream.JetStream, p Pipeline) (jetstream.Stream, error) {
+func EnsureStreams(ctx context.Context, js jetstream.JetStream, p Pipeline) (jetstream.Stream, error) {
 	stream, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:       p.Stream(),
 		Subjects:   []string{p.AllSubjects()},
