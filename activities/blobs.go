@@ -11,15 +11,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/vrsky/vrsky/hotpath"
 	"github.com/vrsky/vrsky/internal/blobstore"
-)
-
-// Claim-check object prefixes and their default lifetimes.
-const (
-	ClaimPrefix     = "claims/"
-	DLQPrefix       = "dlq/"
-	DefaultClaimTTL = 15 * time.Minute
-	DefaultDLQTTL   = 7 * 24 * time.Hour
 )
 
 // Blobs holds the activities that maintain the blob store.
@@ -29,7 +22,8 @@ type Blobs struct {
 	Now func() time.Time
 }
 
-// SweepInput sets the lifetimes; zero means the default.
+// SweepInput sets the lifetimes; zero means the hot path's defaults
+// (claim-checked bodies 15 minutes, dead-lettered bodies 7 days).
 type SweepInput struct {
 	ClaimTTL time.Duration
 	DLQTTL   time.Duration
@@ -47,20 +41,9 @@ func (b *Blobs) SweepExpiredBlobs(ctx context.Context, in SweepInput) (SweepResu
 	if b.Now != nil {
 		now = b.Now
 	}
-	claimTTL, dlqTTL := in.ClaimTTL, in.DLQTTL
-	if claimTTL <= 0 {
-		claimTTL = DefaultClaimTTL
+	removed, err := hotpath.SweepExpired(ctx, b.Store, now(), in.ClaimTTL, in.DLQTTL)
+	if err != nil {
+		return SweepResult{Removed: removed}, fmt.Errorf("sweep expired blobs: %w", err)
 	}
-	if dlqTTL <= 0 {
-		dlqTTL = DefaultDLQTTL
-	}
-	var total int
-	for prefix, ttl := range map[string]time.Duration{ClaimPrefix: claimTTL, DLQPrefix: dlqTTL} {
-		n, err := b.Store.DeleteOlderThan(ctx, prefix, now().Add(-ttl))
-		total += n
-		if err != nil {
-			return SweepResult{Removed: total}, fmt.Errorf("sweep %s: %w", prefix, err)
-		}
-	}
-	return SweepResult{Removed: total}, nil
+	return SweepResult{Removed: removed}, nil
 }

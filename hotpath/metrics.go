@@ -52,7 +52,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 type pipelineMetrics struct {
 	in, out, filtered, bytes, retries, dlq, claimBytes prometheus.Counter
 	latency, endToEnd                                  prometheus.Observer
-	lag                                                prometheus.Gauge
 }
 
 func (m *Metrics) forStage(p Pipeline, stage string) *pipelineMetrics {
@@ -61,7 +60,6 @@ func (m *Metrics) forStage(p Pipeline, stage string) *pipelineMetrics {
 		in: m.messagesIn.With(l), out: m.messagesOut.With(l), filtered: m.filtered.With(l),
 		bytes: m.bytesIn.With(l), retries: m.retries.With(l), dlq: m.dlq.With(l),
 		claimBytes: m.claimBytes.With(l), latency: m.stageLatency.With(l), endToEnd: m.endToEnd.With(l),
-		lag: m.consumerLag.With(l),
 	}
 }
 

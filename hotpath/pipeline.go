@@ -30,8 +30,9 @@ type pipeline struct {
 	desired   Desired
 	stages    []*stage
 	producers []sdk.Producer
-	cancel    context.CancelFunc
-	consumers sync.WaitGroup
+	// cancel stops the background work: the consumer and lag reporting.
+	cancel     context.CancelFunc
+	background sync.WaitGroup
 }
 
 // deps are what a pipeline needs from its runner.
@@ -44,6 +45,10 @@ type deps struct {
 	fileRoot string
 	log      *slog.Logger
 	pub      *Publisher
+	// leases holds singleton-consumer leases; runnerName is the holder.
+	leases       jetstream.KeyValue
+	runnerName   string
+	leaseRefresh time.Duration
 }
 
 // startPipeline creates the streams and consumers, builds every connector and
@@ -166,10 +171,16 @@ func startPipeline(ctx context.Context, d deps, want Desired) (_ *pipeline, err 
 		claims: d.claims, failures: d.failures(m), metrics: m, log: log}
 	pl.stages = append(pl.stages, runStage(src, processWorkers, maxBatch, pr.handle))
 
+	bg, cancel := context.WithCancel(context.Background())
+	pl.cancel = cancel
+	pl.background.Go(func() { reportLag(bg, stream, d.metrics, p) })
 	if consumer != nil {
-		cctx, cancel := context.WithCancel(context.Background())
-		pl.cancel = cancel
-		pl.consumers.Go(func() { runConsumer(cctx, consumer, sinkFor(d.pub, p), log) })
+		// A consumer reads a singleton source: only the lease holder runs it.
+		pl.background.Go(func() {
+			holdLease(bg, d.leases, p.Key(), d.runnerName, d.leaseRefresh, func(ctx context.Context) {
+				runConsumer(ctx, consumer, sinkFor(d.pub, p), log)
+			})
+		})
 	}
 	return pl, nil
 }
@@ -180,7 +191,7 @@ func (pl *pipeline) stop() {
 	if pl.cancel != nil {
 		pl.cancel()
 	}
-	pl.consumers.Wait()
+	pl.background.Wait()
 	// The process stage is last in the list: stop it first so that what
 	// it publishes is still delivered by the running delivery stages.
 	for i := len(pl.stages) - 1; i >= 0; i-- {
@@ -250,4 +261,23 @@ func (s pipelineSink) Publish(ctx context.Context, msgs []sdk.Message) error {
 		msgs[i].Tenant, msgs[i].Integration = s.p.Tenant, s.p.Integration
 	}
 	return s.pub.Publish(ctx, s.p, msgs)
+}
+
+// lagInterval is how often consumer lag is read from JetStream.
+const lagInterval = 5 * time.Second
+
+// reportLag keeps each stage's consumer-lag gauge current until ctx ends.
+func reportLag(ctx context.Context, stream jetstream.Stream, metrics *Metrics, p Pipeline) {
+	tick := time.NewTicker(lagInterval)
+	defer tick.Stop()
+	for {
+		for info := range stream.ListConsumers(ctx).Info() {
+			metrics.consumerLag.WithLabelValues(p.Tenant, p.Integration, info.Name).Set(float64(info.NumPending + uint64(info.NumAckPending)))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }

@@ -65,7 +65,12 @@ func (r *Runner) Run(ctx context.Context) error {
 	if backoff == nil {
 		backoff = Backoff
 	}
+	leases, err := openLeases(ctx, r.JS, leaseTTL)
+	if err != nil {
+		return err
+	}
 	d := deps{
+		leases: leases, runnerName: r.Name, leaseRefresh: leaseRefresh,
 		js: r.JS, catalog: r.Catalog, claims: r.Claims, metrics: r.Metrics, fileRoot: r.FileRoot, log: log,
 		pub: &Publisher{JS: r.JS, Claims: r.Claims},
 		failures: func(m *pipelineMetrics) *failures {
@@ -78,7 +83,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 	defer func() { _ = watcher.Stop() }()
 	r.running = make(map[string]*pipeline)
-	defer r.stopAll(state, log)
+	defer r.stopAll(log)
 
 	retry := make(chan string, 64)
 	log.Info("runner watching desired state", "bucket", DesiredStateBucket, "runner", r.Name)
@@ -170,8 +175,9 @@ func (r *Runner) report(ctx context.Context, state *State, st Status, log *slog.
 	}
 }
 
-// stopAll stops every pipeline and reports them stopped by this runner.
-func (r *Runner) stopAll(state *State, log *slog.Logger) {
+// stopAll drains every pipeline. It reports nothing: other runners may still
+// run them.
+func (r *Runner) stopAll(log *slog.Logger) {
 	for key, pl := range r.running {
 		pl.stop()
 		delete(r.running, key)

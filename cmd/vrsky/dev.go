@@ -27,6 +27,11 @@ func runDev(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("%w: VRSKY_POSTGRES_PORT: %v", errUsage, err)
 	}
 	fs.IntVar(&cfg.PostgresPort, "postgres-port", pgPort, "private PostgreSQL port, unless VRSKY_DATABASE_URL is set [VRSKY_POSTGRES_PORT]")
+	rate, err := strconv.ParseFloat(env("VRSKY_WEBHOOK_TENANT_RATE", "0"), 64)
+	if err != nil {
+		return fmt.Errorf("%w: VRSKY_WEBHOOK_TENANT_RATE: %v", errUsage, err)
+	}
+	fs.Float64Var(&cfg.WebhookTenantRate, "webhook-tenant-rate", rate, "webhook requests per second per tenant; 0 = default, -1 = unlimited [VRSKY_WEBHOOK_TENANT_RATE]")
 	logLevel := fs.String("log-level", env("VRSKY_LOG_LEVEL", "info"), "debug, info, warn or error [VRSKY_LOG_LEVEL]")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
