@@ -1,0 +1,68 @@
+package sdk
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestCloneIsIndependent(t *testing.T) {
+	m := Message{ID: "1", Body: []byte("abc")}
+	m.SetHeader("k", "v")
+	c := m.Clone()
+	c.Body[0] = 'X'
+	c.SetHeader("k", "changed")
+	require.Equal(t, "abc", string(m.Body))
+	require.Equal(t, "v", m.Header("k"))
+	require.Equal(t, "", Message{}.Header("missing"))
+	require.Nil(t, Message{}.Clone().Headers)
+}
+
+func TestErrorKinds(t *testing.T) {
+	base := errors.New("boom")
+	tests := []struct {
+		name      string
+		err       error
+		permanent bool
+		after     time.Duration
+	}{
+		{"plain errors are retryable", base, false, 0},
+		{"permanent", PermanentError(base), true, 0},
+		{"permanentf", Permanentf("bad %d", 1), true, 0},
+		{"retryable with delay", RetryableError(base, 3*time.Second), false, 3 * time.Second},
+		{"wrapped permanent", fmt.Errorf("step: %w", PermanentError(base)), true, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			require.Equal(t, tt.permanent, IsPermanent(tt.err))
+			require.Equal(t, tt.after, RetryAfterOf(tt.err))
+		})
+	}
+	require.NoError(t, PermanentError(nil))
+	require.NoError(t, RetryableError(nil, time.Second))
+	require.ErrorIs(t, PermanentError(base), base)
+	require.Equal(t, "boom", PermanentError(base).Error())
+	require.Equal(t, "2 messages of the batch failed", (&BatchError{Failed: map[int]error{0: base, 3: base}}).Error())
+}
+
+func TestCatalogLooksUpByKindAndName(t *testing.T) {
+	c := NewCatalog(
+		Connector{Name: "file", Kind: KindConsumer},
+		Connector{Name: "file", Kind: KindProducer, Summary: "writes"},
+		Connector{Name: "router", Kind: KindFilter},
+	)
+	got, ok := c.Lookup("file", KindProducer)
+	require.True(t, ok)
+	require.Equal(t, "writes", got.Summary)
+	_, ok = c.Lookup("router", KindConverter)
+	require.False(t, ok)
+	_, ok = c.Lookup("router", KindConverter, KindFilter)
+	require.True(t, ok)
+	all := c.All()
+	require.Len(t, all, 3)
+	require.Equal(t, KindConsumer, all[0].Kind)
+	require.Equal(t, "router", all[2].Name)
+}

@@ -1,0 +1,193 @@
+// Package sdktest is the conformance kit every connector's tests call: it
+// checks the contract in connectors/sdk that any connector must keep,
+// whatever it connects to.
+//
+// It is for tests only and must never be imported by production code.
+package sdktest
+
+import (
+	"context"
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/vrsky/vrsky/connectors/sdk"
+)
+
+// Prompt is how long a call with a cancelled context may take.
+const Prompt = 2 * time.Second
+
+// Conformance checks c against the connector contract:
+//
+//   - it has a name, kind and summary, and NewConfig returns a pointer to a
+//     struct whose exported fields (nested structs too) all have json tags;
+//   - Build with goodConfig succeeds and returns the interface c.Kind names;
+//   - Build fails with a non-empty error for every bad config, and for
+//     goodConfig with an unknown field added;
+//   - Convert, Filter, Write or Run with a cancelled context return within
+//     Prompt, and any error they return is not permanent (a cancellation is
+//     never the message's fault);
+//   - a producer's Close may be called twice, and concurrently.
+func Conformance(t *testing.T, c sdk.Connector, env sdk.Env, goodConfig json.RawMessage, badConfigs map[string]json.RawMessage) {
+	t.Helper()
+	ctx := t.Context()
+
+	t.Run("description", func(t *testing.T) {
+		require.NotEmpty(t, c.Name, "name")
+		require.Contains(t, []sdk.Kind{sdk.KindConsumer, sdk.KindConverter, sdk.KindFilter, sdk.KindProducer}, c.Kind, "kind")
+		require.NotEmpty(t, c.Summary, "summary")
+		require.NotNil(t, c.Build, "Build")
+		require.NotNil(t, c.NewConfig, "NewConfig")
+		cfg := c.NewConfig()
+		v := reflect.ValueOf(cfg)
+		require.Equal(t, reflect.Pointer, v.Kind(), "NewConfig must return a pointer, got %T", cfg)
+		require.Equal(t, reflect.Struct, v.Elem().Kind(), "NewConfig must return a pointer to a struct, got %T", cfg)
+		for _, missing := range untagged(v.Elem().Type(), nil) {
+			t.Errorf("config field %s has no json tag", missing)
+		}
+	})
+
+	t.Run("build good config", func(t *testing.T) {
+		inst, err := c.Build(ctx, env, goodConfig)
+		require.NoError(t, err)
+		checkKind(t, c.Kind, inst)
+		if p, ok := inst.(sdk.Producer); ok {
+			closeTwice(t, p)
+		}
+	})
+
+	for name, raw := range badConfigs {
+		t.Run("bad config "+name, func(t *testing.T) {
+			inst, err := c.Build(ctx, env, raw)
+			if p, ok := inst.(sdk.Producer); ok && err == nil {
+				_ = p.Close(ctx)
+			}
+			require.Error(t, err, "config %s", raw)
+			require.NotEmpty(t, err.Error())
+		})
+	}
+
+	t.Run("unknown field", func(t *testing.T) {
+		fields := map[string]any{}
+		if len(strings.TrimSpace(string(goodConfig))) > 0 {
+			require.NoError(t, json.Unmarshal(goodConfig, &fields))
+		}
+		fields["noSuchOption"] = true
+		raw, err := json.Marshal(fields)
+		require.NoError(t, err)
+		inst, err := c.Build(ctx, env, raw)
+		if p, ok := inst.(sdk.Producer); ok && err == nil {
+			_ = p.Close(ctx)
+		}
+		require.Error(t, err, "Build must reject unknown config fields")
+	})
+
+	t.Run("cancelled context", func(t *testing.T) {
+		inst, err := c.Build(ctx, env, goodConfig)
+		require.NoError(t, err)
+		cancelled, cancel := context.WithCancel(ctx)
+		cancel()
+		msg := sdk.Message{
+			ID:          "conformance-1",
+			Tenant:      env.Tenant,
+			Integration: env.Integration,
+			ContentType: "application/json",
+			Body:        []byte(`{"id":"conformance-1","n":1}`),
+			Received:    time.Now(),
+		}
+		done := make(chan error, 1)
+		go func() {
+			switch x := inst.(type) {
+			case sdk.Converter:
+				_, err := x.Convert(cancelled, msg)
+				done <- err
+			case sdk.Filter:
+				_, err := x.Filter(cancelled, msg)
+				done <- err
+			case sdk.Producer:
+				done <- x.Write(cancelled, []sdk.Message{msg})
+			case sdk.Consumer:
+				done <- x.Run(cancelled, discard{})
+			}
+		}()
+		select {
+		case err := <-done:
+			if err != nil {
+				require.False(t, sdk.IsPermanent(err), "a cancelled context gave a permanent error: %v", err)
+			}
+		case <-time.After(Prompt):
+			t.Fatalf("%s ignored a cancelled context for %s", c.Name, Prompt)
+		}
+		if p, ok := inst.(sdk.Producer); ok {
+			require.NoError(t, p.Close(ctx))
+		}
+	})
+}
+
+func checkKind(t *testing.T, kind sdk.Kind, inst any) {
+	t.Helper()
+	var ok bool
+	switch kind {
+	case sdk.KindConsumer:
+		_, ok = inst.(sdk.Consumer)
+	case sdk.KindConverter:
+		_, ok = inst.(sdk.Converter)
+	case sdk.KindFilter:
+		_, ok = inst.(sdk.Filter)
+	case sdk.KindProducer:
+		_, ok = inst.(sdk.Producer)
+	}
+	require.True(t, ok, "Build returned %T, which is not a %s", inst, kind)
+}
+
+func closeTwice(t *testing.T, p sdk.Producer) {
+	t.Helper()
+	ctx := t.Context()
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() { errs <- p.Close(ctx) }()
+	}
+	require.NoError(t, <-errs)
+	require.NoError(t, <-errs)
+	require.NoError(t, p.Close(ctx), "a third Close")
+}
+
+// untagged lists the exported fields of t, and of the structs it holds,
+// that lack a json tag.
+func untagged(t reflect.Type, seen map[reflect.Type]bool) []string {
+	for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Array || t.Kind() == reflect.Map {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct || t.PkgPath() == "" && t.Name() != "" {
+		return nil
+	}
+	if seen == nil {
+		seen = map[reflect.Type]bool{}
+	}
+	if seen[t] {
+		return nil
+	}
+	seen[t] = true
+	var out []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		if name, _, _ := strings.Cut(f.Tag.Get("json"), ","); name == "" {
+			out = append(out, t.Name()+"."+f.Name)
+		}
+		if f.Type.PkgPath() == t.PkgPath() || f.Type.PkgPath() == "" {
+			out = append(out, untagged(f.Type, seen)...)
+		}
+	}
+	return out
+}
+
+type discard struct{}
+
+func (discard) Publish(context.Context, []sdk.Message) error { return nil }
