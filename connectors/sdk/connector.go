@@ -90,6 +90,9 @@ type Env struct {
 	// role has none).
 	FileRoot string
 	Logger   *slog.Logger
+	// Secrets resolves tenant secrets ({"secret": NAME}); nil where the
+	// role has none.
+	Secrets SecretResolver
 }
 
 // Connector describes a connector to the registry.

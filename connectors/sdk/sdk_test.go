@@ -1,6 +1,8 @@
 package sdk
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"testing"
@@ -65,4 +67,40 @@ func TestCatalogLooksUpByKindAndName(t *testing.T) {
 	require.Len(t, all, 3)
 	require.Equal(t, KindConsumer, all[0].Kind)
 	require.Equal(t, "router", all[2].Name)
+}
+
+func TestSecretRefusesInlineValuesAndNeverPrints(t *testing.T) {
+	var cfg struct {
+		Token Secret `json:"token"`
+	}
+	require.ErrorContains(t, json.Unmarshal([]byte(`{"token":"hunter2"}`), &cfg), "cannot be inline")
+	require.Error(t, json.Unmarshal([]byte(`{"token":{}}`), &cfg))
+	require.Error(t, json.Unmarshal([]byte(`{"token":{"env":"A","secret":"B"}}`), &cfg))
+	require.Error(t, json.Unmarshal([]byte(`{"token":{"env":"bad name"}}`), &cfg))
+	require.Error(t, json.Unmarshal([]byte(`{"token":{"value":"x"}}`), &cfg))
+
+	require.NoError(t, json.Unmarshal([]byte(`{"token":{"env":"VRSKY_TEST_TOKEN"}}`), &cfg))
+	t.Setenv("VRSKY_TEST_TOKEN", "hunter2")
+	v, err := cfg.Token.Resolve(context.Background(), Env{})
+	require.NoError(t, err)
+	require.Equal(t, "hunter2", v)
+	require.Equal(t, "env:VRSKY_TEST_TOKEN", cfg.Token.String())
+	require.Equal(t, "env:VRSKY_TEST_TOKEN", cfg.Token.LogValue().String())
+	out, _ := json.Marshal(cfg)
+	require.NotContains(t, string(out), "hunter2")
+
+	require.NoError(t, json.Unmarshal([]byte(`{"token":{"secret":"slack"}}`), &cfg))
+	_, err = cfg.Token.Resolve(context.Background(), Env{})
+	require.ErrorContains(t, err, "not available")
+	v, err = cfg.Token.Resolve(context.Background(), Env{Secrets: func(_ context.Context, name string) (string, error) { return "from-" + name, nil }})
+	require.NoError(t, err)
+	require.Equal(t, "from-slack", v)
+	_, err = cfg.Token.Resolve(context.Background(), Env{Secrets: func(context.Context, string) (string, error) { return "", errors.New("no such secret") }})
+	require.ErrorContains(t, err, "no such secret")
+
+	_, err = Secret{Env: "VRSKY_UNSET_FOR_TEST"}.Resolve(context.Background(), Env{})
+	require.ErrorContains(t, err, "not set")
+	require.True(t, Secret{}.IsZero())
+	require.Equal(t, "unset", Secret{}.String())
+	require.Error(t, Secret{Secret: "bad name"}.Validate())
 }
