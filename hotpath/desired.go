@@ -172,9 +172,9 @@ type DesiredCache struct {
 }
 
 // WatchDesired starts a cache that follows the desired-state bucket until
-// ctx ends. It returns once the current values are loaded.
+// Stop. It returns once the current values are loaded, or when ctx ends.
 func WatchDesired(ctx context.Context, state *State) (*DesiredCache, error) {
-	w, err := state.Desired.WatchAll(ctx)
+	w, err := state.Desired.WatchAll(context.Background())
 	if err != nil {
 		return nil, fmt.Errorf("watch desired state: %w", err)
 	}
@@ -184,6 +184,7 @@ func WatchDesired(ctx context.Context, state *State) (*DesiredCache, error) {
 	case <-c.ready:
 		return c, nil
 	case <-ctx.Done():
+		_ = w.Stop()
 		return nil, ctx.Err()
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -66,11 +67,14 @@ func startPipeline(ctx context.Context, d deps, want Desired) (_ *pipeline, err 
 	if err != nil {
 		return nil, err
 	}
-	env := func(name string) sdk.Env {
-		root := ""
-		if d.fileRoot != "" {
-			root = filepath.Join(d.fileRoot, p.Tenant)
+	root := ""
+	if d.fileRoot != "" {
+		root = filepath.Join(d.fileRoot, p.Tenant)
+		if err := os.MkdirAll(root, 0o700); err != nil {
+			return nil, fmt.Errorf("create the tenant's file root: %w", err)
 		}
+	}
+	env := func(name string) sdk.Env {
 		return sdk.Env{Tenant: p.Tenant, Integration: p.Integration, Name: name, FileRoot: root, Logger: log.With("stage", name)}
 	}
 

@@ -12,8 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -26,16 +24,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
-	"go.temporal.io/sdk/worker"
 
-	"github.com/vrsky/vrsky/activities"
-	"github.com/vrsky/vrsky/api"
-	"github.com/vrsky/vrsky/hotpath"
 	"github.com/vrsky/vrsky/internal/blobstore"
 	"github.com/vrsky/vrsky/internal/dbmigrate"
 	"github.com/vrsky/vrsky/internal/logging"
 	"github.com/vrsky/vrsky/internal/natsserver"
 	"github.com/vrsky/vrsky/internal/pgcluster"
+	"github.com/vrsky/vrsky/internal/roles"
 	"github.com/vrsky/vrsky/internal/s3dev"
 	"github.com/vrsky/vrsky/internal/temporaldev"
 	"github.com/vrsky/vrsky/workflows"
@@ -49,6 +44,9 @@ const (
 	DefaultTemporalUIAddr = "127.0.0.1:8233"
 	DefaultS3Addr         = "127.0.0.1:9000"
 	DefaultPostgresPort   = 5433
+	// DefaultWebhookTenantRate is each tenant's webhook rate limit (requests
+	// per second) until tenants get their own quotas.
+	DefaultWebhookTenantRate = 50000
 
 	// Bucket is the blob-store bucket that holds claim-checked payloads.
 	Bucket = "vrsky"
@@ -73,8 +71,11 @@ type Config struct {
 	PostgresPort int
 	// DatabaseURL, when set, is used instead of a private cluster.
 	DatabaseURL string
-	Version     string
-	Logger      *slog.Logger
+	// WebhookTenantRate bounds each tenant's webhook requests per second
+	// (0 = DefaultWebhookTenantRate, negative = unlimited).
+	WebhookTenantRate float64
+	Version           string
+	Logger            *slog.Logger
 }
 
 func (c *Config) applyDefaults() {
@@ -94,6 +95,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.WebhookTenantRate == 0 {
+		c.WebhookTenantRate = DefaultWebhookTenantRate
 	}
 }
 
@@ -159,24 +163,11 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.startWorker(ctx, tc, blobs); err != nil {
-		return nil, err
+	deps := roles.Deps{
+		DB: pool, NATS: nc, JS: js, Temporal: tc, Blobs: blobs, Registry: registry,
+		FileRoot: filepath.Join(dataDir, "files"), Logger: cfg.Logger,
 	}
-	s.startRunner(js)
-
-	checks := []api.Check{
-		{Name: "postgres", Probe: pool.Ping},
-		{Name: "nats", Probe: func(ctx context.Context) error {
-			if st := nc.Status(); st != nats.CONNECTED {
-				return fmt.Errorf("connection %s", st)
-			}
-			_, err := js.AccountInfo(ctx)
-			return err
-		}},
-		{Name: "temporal", Probe: func(ctx context.Context) error { _, err := tc.CheckHealth(ctx, nil); return err }},
-		{Name: "s3", Probe: blobs.Ping},
-	}
-	if err := s.startHTTP(ctx, api.New(api.Options{Version: cfg.Version, Checks: checks, Gatherer: registry, Logger: cfg.Logger})); err != nil {
+	if err := s.startRoles(ctx, deps); err != nil {
 		return nil, err
 	}
 
@@ -322,7 +313,7 @@ func (s *Stack) startTemporal(ctx context.Context) (client.Client, error) {
 	tc, err := client.Dial(client.Options{
 		HostPort:  srv.FrontendAddr(),
 		Namespace: srv.Namespace(),
-		Logger:    sdklog.NewStructuredLogger(quietLogger(s.cfg.Logger, "temporal-client")),
+		Logger:    sdklog.NewStructuredLogger(roles.QuietLogger(s.cfg.Logger, "temporal-client")),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("connect to temporal: %w", err)
@@ -349,76 +340,42 @@ func (s *Stack) startS3(ctx context.Context) (*blobstore.Store, error) {
 	return store, nil
 }
 
-func (s *Stack) startWorker(ctx context.Context, tc client.Client, blobs *blobstore.Store) error {
-	w := worker.New(tc, workflows.ControlTaskQueue, worker.Options{})
-	w.RegisterWorkflow(workflows.BlobJanitor)
-	w.RegisterActivity(&activities.Blobs{Store: blobs})
-	if err := w.Start(); err != nil {
-		return fmt.Errorf("start control-plane worker: %w", err)
-	}
-	s.onStop("control-plane worker", func(context.Context) error { w.Stop(); return nil })
-	if err := workflows.EnsureBlobJanitorSchedule(ctx, tc); err != nil {
-		return err
-	}
-	s.log.Info("control-plane worker ready", "task_queue", workflows.ControlTaskQueue)
-	return nil
-}
-
-func (s *Stack) startRunner(js jetstream.JetStream) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	runner := &hotpath.Runner{JS: js, Logger: s.cfg.Logger}
-	go func() {
-		defer close(done)
-		if err := runner.Run(ctx); err != nil {
-			s.fail(fmt.Errorf("hot-path runner: %w", err))
-		}
-	}()
-	s.onStop("hot-path runner", func(ctx context.Context) error {
-		cancel()
-		select {
-		case <-done:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	})
-}
-
-func (s *Stack) startHTTP(ctx context.Context, srv *api.Server) error {
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", s.cfg.HTTPAddr)
+// startRoles starts the worker, the runner and the API (with the webhook
+// ingress) on the embedded servers.
+func (s *Stack) startRoles(ctx context.Context, deps roles.Deps) error {
+	worker, err := roles.StartWorker(ctx, deps)
 	if err != nil {
-		return fmt.Errorf("listen for HTTP on %s: %w", s.cfg.HTTPAddr, err)
-	}
-	httpServer := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := httpServer.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.fail(fmt.Errorf("http server: %w", err))
-		}
-	}()
-	s.onStop("http server", func(ctx context.Context) error {
-		err := httpServer.Shutdown(ctx)
-		<-done
 		return err
-	})
-	s.endpoints.HTTP = ln.Addr().String()
-	s.log.Info("http server ready", "addr", ln.Addr().String())
+	}
+	s.addRole("control-plane worker", worker)
+	s.log.Info("control-plane worker ready", "task_queue", workflows.ControlTaskQueue)
+
+	s.addRole("hot-path runner", roles.StartRunner(deps, "dev"))
+
+	apiServer, ingress, err := roles.NewAPI(ctx, deps, s.cfg.Version, s.cfg.WebhookTenantRate)
+	if err != nil {
+		return err
+	}
+	s.addRole("webhook ingress", ingress)
+	addr, httpRole, err := roles.Serve(ctx, s.cfg.HTTPAddr, apiServer.Handler())
+	if err != nil {
+		return err
+	}
+	s.addRole("http server", httpRole)
+	s.endpoints.HTTP = addr
+	s.log.Info("http server ready", "addr", addr)
 	return nil
 }
 
-// quietLogger passes on only warnings and errors: the Temporal SDK logs every
-// poll at info level.
-func quietLogger(base *slog.Logger, component string) *slog.Logger {
-	return slog.New(warnOnly{base.Handler()}).With("component", component)
+// addRole registers a role's stop and forwards its failure.
+func (s *Stack) addRole(name string, r *roles.Role) {
+	s.onStop(name, r.Stop)
+	if r.Failed == nil {
+		return
+	}
+	go func() {
+		if err, ok := <-r.Failed; ok && err != nil {
+			s.fail(err)
+		}
+	}()
 }
-
-type warnOnly struct{ slog.Handler }
-
-func (h warnOnly) Enabled(ctx context.Context, l slog.Level) bool {
-	return l >= slog.LevelWarn && h.Handler.Enabled(ctx, l)
-}
-func (h warnOnly) WithAttrs(a []slog.Attr) slog.Handler { return warnOnly{h.Handler.WithAttrs(a)} }
-func (h warnOnly) WithGroup(n string) slog.Handler      { return warnOnly{h.Handler.WithGroup(n)} }

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/vrsky/vrsky/internal/logging"
+	"github.com/vrsky/vrsky/internal/roles"
+)
+
+// roleShutdownTimeout bounds a production role's drain on SIGTERM.
+const roleShutdownTimeout = 30 * time.Second
+
+// runRole runs one production role (api, worker or runner) against the
+// infrastructure named by VRSKY_… environment variables until ctx ends.
+func runRole(ctx context.Context, role string, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet(role, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	defaultAddr := "127.0.0.1:9090"
+	if role == "api" {
+		defaultAddr = "0.0.0.0:8080"
+	}
+	httpAddr := fs.String("http-addr", env("VRSKY_HTTP_ADDR", defaultAddr), "HTTP listen address (the API on api; /metrics, /healthz, /readyz on every role) [VRSKY_HTTP_ADDR]")
+	logLevel := fs.String("log-level", env("VRSKY_LOG_LEVEL", "info"), "debug, info, warn or error [VRSKY_LOG_LEVEL]")
+	name := fs.String("name", env("VRSKY_RUNNER_NAME", ""), "runner name in status reports; default the host name [VRSKY_RUNNER_NAME]")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	cfg, err := roles.FromEnv()
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	log := logging.Component(logging.New(stderr, *logLevel), role)
+
+	needs := map[string]roles.Needs{
+		"api":    {DB: true, NATS: true, Temporal: true, S3: true},
+		"worker": {Temporal: true, S3: true},
+		"runner": {NATS: true, S3: true},
+	}[role]
+	deps, closeAll, err := roles.Connect(ctx, cfg, needs, log)
+	if err != nil {
+		return err
+	}
+	defer closeAll()
+
+	var started []*roles.Role
+	handler := roles.HealthHandler(deps)
+	switch role {
+	case "api":
+		srv, ingress, err := roles.NewAPI(ctx, deps, version, 0)
+		if err != nil {
+			return err
+		}
+		started = append(started, ingress)
+		handler = srv.Handler()
+	case "worker":
+		w, err := roles.StartWorker(ctx, deps)
+		if err != nil {
+			return err
+		}
+		started = append(started, w)
+	case "runner":
+		started = append(started, roles.StartRunner(deps, *name))
+	}
+	addr, httpRole, err := roles.Serve(ctx, *httpAddr, handler)
+	if err != nil {
+		return err
+	}
+	started = append(started, httpRole)
+	log.Info("ready", "http", addr)
+
+	failed := make(chan error, len(started))
+	for _, r := range started {
+		if r.Failed != nil {
+			go func() {
+				if err, ok := <-r.Failed; ok && err != nil {
+					failed <- err
+				}
+			}()
+		}
+	}
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("signal received, draining", "deadline", roleShutdownTimeout.String())
+	case runErr = <-failed:
+		log.Error("role failed, shutting down", "err", runErr)
+	}
+	stopCtx, cancel := context.WithTimeout(context.Background(), roleShutdownTimeout)
+	defer cancel()
+	for i := len(started) - 1; i >= 0; i-- {
+		if err := started[i].Stop(stopCtx); err != nil && runErr == nil {
+			runErr = err
+		}
+	}
+	log.Info("stopped")
+	return runErr
+}

@@ -1,0 +1,153 @@
+package roles
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
+
+	"github.com/vrsky/vrsky/internal/blobstore"
+)
+
+// Config locates the infrastructure of a production role. Every field has a
+// VRSKY_… environment variable (see FromEnv).
+type Config struct {
+	DatabaseURL       string
+	NATSURL           string
+	TemporalAddr      string
+	TemporalNamespace string
+	S3                blobstore.Config
+	FileRoot          string
+}
+
+// FromEnv reads the configuration from VRSKY_… environment variables.
+func FromEnv() (Config, error) {
+	secure, err := strconv.ParseBool(envOr("VRSKY_S3_SECURE", "false"))
+	if err != nil {
+		return Config{}, fmt.Errorf("VRSKY_S3_SECURE: %w", err)
+	}
+	return Config{
+		DatabaseURL:       os.Getenv("VRSKY_DATABASE_URL"),
+		NATSURL:           os.Getenv("VRSKY_NATS_URL"),
+		TemporalAddr:      os.Getenv("VRSKY_TEMPORAL_ADDR"),
+		TemporalNamespace: envOr("VRSKY_TEMPORAL_NAMESPACE", "default"),
+		S3: blobstore.Config{
+			Endpoint:  os.Getenv("VRSKY_S3_ENDPOINT"),
+			Bucket:    envOr("VRSKY_S3_BUCKET", "vrsky"),
+			AccessKey: os.Getenv("VRSKY_S3_ACCESS_KEY"),
+			SecretKey: os.Getenv("VRSKY_S3_SECRET_KEY"),
+			Secure:    secure,
+			Region:    os.Getenv("VRSKY_S3_REGION"),
+		},
+		FileRoot: os.Getenv("VRSKY_FILE_ROOT"),
+	}, nil
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// Needs says which connections a role requires.
+type Needs struct {
+	DB, NATS, Temporal, S3 bool
+}
+
+// Connect opens the connections a role needs and returns them with a
+// function that closes them.
+func Connect(ctx context.Context, cfg Config, needs Needs, logger *slog.Logger) (_ Deps, closeAll func(), err error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	d := Deps{Registry: reg, FileRoot: cfg.FileRoot, Logger: logger}
+	var closers []func()
+	closeAll = func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	defer func() {
+		if err != nil {
+			closeAll()
+		}
+	}()
+	var missing []string
+	if needs.DB && cfg.DatabaseURL == "" {
+		missing = append(missing, "VRSKY_DATABASE_URL")
+	}
+	if needs.NATS && cfg.NATSURL == "" {
+		missing = append(missing, "VRSKY_NATS_URL")
+	}
+	if needs.Temporal && cfg.TemporalAddr == "" {
+		missing = append(missing, "VRSKY_TEMPORAL_ADDR")
+	}
+	if needs.S3 && cfg.S3.Endpoint == "" {
+		missing = append(missing, "VRSKY_S3_ENDPOINT")
+	}
+	if len(missing) > 0 {
+		return d, closeAll, fmt.Errorf("missing configuration: %s", strings.Join(missing, ", "))
+	}
+	if needs.DB {
+		if d.DB, err = pgxpool.New(ctx, cfg.DatabaseURL); err != nil {
+			return d, closeAll, fmt.Errorf("connect to postgres: %w", err)
+		}
+		closers = append(closers, d.DB.Close)
+	}
+	if needs.NATS {
+		if d.NATS, err = nats.Connect(cfg.NATSURL, nats.Name("vrsky"), nats.MaxReconnects(-1)); err != nil {
+			return d, closeAll, fmt.Errorf("connect to nats: %w", err)
+		}
+		nc := d.NATS
+		closers = append(closers, func() { _ = nc.Drain() })
+		if d.JS, err = jetstream.New(nc); err != nil {
+			return d, closeAll, fmt.Errorf("jetstream: %w", err)
+		}
+	}
+	if needs.Temporal {
+		d.Temporal, err = client.Dial(client.Options{
+			HostPort: cfg.TemporalAddr, Namespace: cfg.TemporalNamespace,
+			Logger: sdklog.NewStructuredLogger(QuietLogger(logger, "temporal-client")),
+		})
+		if err != nil {
+			return d, closeAll, fmt.Errorf("connect to temporal: %w", err)
+		}
+		closers = append(closers, d.Temporal.Close)
+	}
+	if needs.S3 {
+		if d.Blobs, err = blobstore.New(cfg.S3); err != nil {
+			return d, closeAll, err
+		}
+		if err := d.Blobs.EnsureBucket(ctx); err != nil {
+			return d, closeAll, err
+		}
+	}
+	return d, closeAll, nil
+}
+
+// QuietLogger passes on only warnings and errors: the Temporal SDK logs
+// every poll at info level.
+func QuietLogger(base *slog.Logger, component string) *slog.Logger {
+	if base == nil {
+		base = slog.Default()
+	}
+	return slog.New(warnOnly{base.Handler()}).With("component", component)
+}
+
+type warnOnly struct{ slog.Handler }
+
+func (h warnOnly) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelWarn && h.Handler.Enabled(ctx, l)
+}
+func (h warnOnly) WithAttrs(a []slog.Attr) slog.Handler { return warnOnly{h.Handler.WithAttrs(a)} }
+func (h warnOnly) WithGroup(n string) slog.Handler      { return warnOnly{h.Handler.WithGroup(n)} }

@@ -1,0 +1,177 @@
+// Package roles builds VRSky's three roles — the API, the control-plane
+// worker and the hot-path runner — from connections to their
+// infrastructure. Production runs each role in its own process against real
+// servers (`vrsky api|worker|runner`); `vrsky dev` runs all three in one
+// process against embedded servers. Both wire roles through this package so
+// they cannot drift apart.
+//
+// It only wires and starts; it holds no business logic, and it never starts
+// infrastructure (that is internal/devstack's job).
+package roles
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/vrsky/vrsky/activities"
+	"github.com/vrsky/vrsky/api"
+	"github.com/vrsky/vrsky/connectors"
+	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/internal/blobstore"
+	"github.com/vrsky/vrsky/workflows"
+)
+
+// Deps are the connections roles use; each role needs only some of them.
+type Deps struct {
+	DB       *pgxpool.Pool
+	NATS     *nats.Conn
+	JS       jetstream.JetStream
+	Temporal client.Client
+	Blobs    *blobstore.Store
+	// Registry collects every role's metrics for /metrics.
+	Registry *prometheus.Registry
+	// FileRoot holds each tenant's directory for file connectors.
+	FileRoot string
+	Logger   *slog.Logger
+}
+
+// Checks returns a readiness probe for each connection that is set.
+func (d Deps) Checks() []api.Check {
+	var checks []api.Check
+	if d.DB != nil {
+		checks = append(checks, api.Check{Name: "postgres", Probe: d.DB.Ping})
+	}
+	if d.NATS != nil {
+		checks = append(checks, api.Check{Name: "nats", Probe: func(ctx context.Context) error {
+			if st := d.NATS.Status(); st != nats.CONNECTED {
+				return fmt.Errorf("connection %s", st)
+			}
+			_, err := d.JS.AccountInfo(ctx)
+			return err
+		}})
+	}
+	if d.Temporal != nil {
+		checks = append(checks, api.Check{Name: "temporal", Probe: func(ctx context.Context) error {
+			_, err := d.Temporal.CheckHealth(ctx, nil)
+			return err
+		}})
+	}
+	if d.Blobs != nil {
+		checks = append(checks, api.Check{Name: "s3", Probe: d.Blobs.Ping})
+	}
+	return checks
+}
+
+func (d Deps) claims() *hotpath.ClaimCheck { return &hotpath.ClaimCheck{Store: d.Blobs} }
+
+// Role is a started role.
+type Role struct {
+	// Stop drains the role within ctx's deadline.
+	Stop func(ctx context.Context) error
+	// Failed delivers an error if the role stops on its own, and is closed
+	// when the role has stopped; nil for roles that cannot fail on their own.
+	Failed <-chan error
+}
+
+// StartWorker starts the control-plane Temporal worker and makes sure the
+// platform's schedules exist.
+func StartWorker(ctx context.Context, d Deps) (*Role, error) {
+	w := worker.New(d.Temporal, workflows.ControlTaskQueue, worker.Options{})
+	w.RegisterWorkflow(workflows.BlobJanitor)
+	w.RegisterActivity(&activities.Blobs{Store: d.Blobs})
+	if err := w.Start(); err != nil {
+		return nil, fmt.Errorf("start control-plane worker: %w", err)
+	}
+	if err := workflows.EnsureBlobJanitorSchedule(ctx, d.Temporal); err != nil {
+		w.Stop()
+		return nil, err
+	}
+	return &Role{Stop: func(context.Context) error { w.Stop(); return nil }}, nil
+}
+
+// StartRunner starts a hot-path runner named name.
+func StartRunner(d Deps, name string) *Role {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	failed := make(chan error, 1)
+	runner := &hotpath.Runner{
+		JS: d.JS, Catalog: connectors.Catalog(), Claims: d.claims(), Metrics: hotpath.NewMetrics(d.Registry),
+		FileRoot: d.FileRoot, Name: name, Logger: d.Logger,
+	}
+	go func() {
+		defer close(done)
+		defer close(failed)
+		if err := runner.Run(ctx); err != nil {
+			failed <- fmt.Errorf("hot-path runner: %w", err)
+		}
+	}()
+	return &Role{Failed: failed, Stop: func(ctx context.Context) error {
+		cancel()
+		select {
+		case <-done:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}}
+}
+
+// NewAPI builds the API with the webhook ingress; Stop releases what the
+// ingress follows.
+func NewAPI(ctx context.Context, d Deps, version string, webhookTenantRate float64) (*api.Server, *Role, error) {
+	state, err := hotpath.OpenState(ctx, d.JS)
+	if err != nil {
+		return nil, nil, err
+	}
+	cache, err := hotpath.WatchDesired(ctx, state)
+	if err != nil {
+		return nil, nil, err
+	}
+	srv := api.New(api.Options{Version: version, Checks: d.Checks(), Gatherer: d.Registry, Logger: d.Logger})
+	srv.RegisterWebhooks(&api.Webhooks{
+		Pipelines: cache, Publisher: &hotpath.Publisher{JS: d.JS, Claims: d.claims()}, TenantRate: webhookTenantRate,
+	})
+	return srv, &Role{Stop: func(context.Context) error { cache.Stop(); return nil }}, nil
+}
+
+// Serve serves handler on addr and returns the bound address.
+func Serve(ctx context.Context, addr string, handler http.Handler) (string, *Role, error) {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil {
+		return "", nil, fmt.Errorf("listen for HTTP on %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan struct{})
+	failed := make(chan error, 1)
+	go func() {
+		defer close(done)
+		defer close(failed)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			failed <- fmt.Errorf("http server: %w", err)
+		}
+	}()
+	return ln.Addr().String(), &Role{Failed: failed, Stop: func(ctx context.Context) error {
+		err := srv.Shutdown(ctx)
+		<-done
+		return err
+	}}, nil
+}
+
+// HealthHandler serves /healthz, /readyz and /metrics for the roles that
+// have no API of their own.
+func HealthHandler(d Deps) http.Handler {
+	return api.New(api.Options{Checks: d.Checks(), Gatherer: d.Registry, Logger: d.Logger}).Handler()
+}

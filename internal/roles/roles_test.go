@@ -1,0 +1,103 @@
+package roles
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/vrsky/vrsky/internal/testenv"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testenv.StopPostgres()
+	os.Exit(code)
+}
+
+func TestFromEnv(t *testing.T) {
+	t.Setenv("VRSKY_NATS_URL", "nats://x:4222")
+	t.Setenv("VRSKY_S3_SECURE", "true")
+	t.Setenv("VRSKY_S3_BUCKET", "")
+	cfg, err := FromEnv()
+	require.NoError(t, err)
+	require.Equal(t, "nats://x:4222", cfg.NATSURL)
+	require.True(t, cfg.S3.Secure)
+	require.Equal(t, "vrsky", cfg.S3.Bucket)
+	require.Equal(t, "default", cfg.TemporalNamespace)
+
+	t.Setenv("VRSKY_S3_SECURE", "maybe")
+	_, err = FromEnv()
+	require.ErrorContains(t, err, "VRSKY_S3_SECURE")
+}
+
+func TestConnectNamesWhatIsMissing(t *testing.T) {
+	_, closeAll, err := Connect(context.Background(), Config{}, Needs{DB: true, NATS: true, Temporal: true, S3: true}, nil)
+	require.ErrorContains(t, err, "VRSKY_DATABASE_URL, VRSKY_NATS_URL, VRSKY_TEMPORAL_ADDR, VRSKY_S3_ENDPOINT")
+	closeAll()
+}
+
+// TestAllRolesOnRealInfrastructure connects every role's dependencies,
+// starts the three roles and checks readiness and a clean stop.
+func TestAllRolesOnRealInfrastructure(t *testing.T) {
+	ctx := context.Background()
+	_, s3 := testenv.S3(t)
+	temporal := testenv.TemporalServer(t)
+	cfg := Config{
+		DatabaseURL: testenv.PostgresMigrated(t), NATSURL: testenv.NATS(t),
+		TemporalAddr: temporal.GetFrontendHostPort(), TemporalNamespace: temporal.GetDefaultNamespace(),
+		S3: s3, FileRoot: t.TempDir(),
+	}
+	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	deps, closeAll, err := Connect(ctx, cfg, Needs{DB: true, NATS: true, Temporal: true, S3: true}, log)
+	require.NoError(t, err)
+	defer closeAll()
+	require.Len(t, deps.Checks(), 4)
+
+	w, err := StartWorker(ctx, deps)
+	require.NoError(t, err)
+	runner := StartRunner(deps, "test")
+	srv, ingress, err := NewAPI(ctx, deps, "test", 0)
+	require.NoError(t, err)
+	addr, httpRole, err := Serve(ctx, "127.0.0.1:0", srv.Handler())
+	require.NoError(t, err)
+
+	resp, err := http.Get("http://" + addr + "/readyz")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+
+	_, _, err = Serve(ctx, addr, srv.Handler())
+	require.ErrorContains(t, err, "listen for HTTP")
+
+	health := HealthHandler(Deps{Registry: deps.Registry})
+	require.NotNil(t, health)
+
+	stopCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for _, r := range []*Role{httpRole, ingress, runner, w} {
+		require.NoError(t, r.Stop(stopCtx))
+	}
+	_, open := <-runner.Failed
+	require.False(t, open, "a stopped runner closes its failure channel")
+}
+
+func TestQuietLoggerDropsInfo(t *testing.T) {
+	var buf syncBuffer
+	log := QuietLogger(slog.New(slog.NewJSONHandler(&buf, nil)), "x")
+	log.Info("chatter")
+	log.Warn("matters")
+	require.NotContains(t, buf.String(), "chatter")
+	require.Contains(t, buf.String(), "matters")
+	require.NotNil(t, QuietLogger(nil, "y"))
+}
+
+type syncBuffer struct{ b []byte }
+
+func (s *syncBuffer) Write(p []byte) (int, error) { s.b = append(s.b, p...); return len(p), nil }
+func (s *syncBuffer) String() string              { return string(s.b) }
