@@ -1,0 +1,13 @@
+# Builds the one vrsky binary; every role runs from this image.
+FROM golang:1.26-bookworm AS build
+ENV GOTOOLCHAIN=go1.27.3
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o /out/vrsky ./cmd/vrsky
+
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /out/vrsky /usr/local/bin/vrsky
+USER nonroot
+ENTRYPOINT ["/usr/local/bin/vrsky"]
