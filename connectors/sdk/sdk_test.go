@@ -104,3 +104,36 @@ func TestSecretRefusesInlineValuesAndNeverPrints(t *testing.T) {
 	require.Equal(t, "unset", Secret{}.String())
 	require.Error(t, Secret{Secret: "bad name"}.Validate())
 }
+
+type nestedConfig struct {
+	Header string `json:"header,omitempty" doc:"Header name."`
+}
+
+type exampleConfig struct {
+	URL       string       `json:"url" doc:"Where to send."`
+	Method    string       `json:"method,omitempty" enum:"POST,PUT"`
+	Token     Secret       `json:"token,omitzero"`
+	Signature nestedConfig `json:"signature,omitzero"`
+}
+
+func TestConfigSchemaIsGeneratedFromTheStruct(t *testing.T) {
+	raw, err := ConfigSchema(Connector{Name: "example", Summary: "Sends things.", NewConfig: func() any { return &exampleConfig{} }})
+	require.NoError(t, err)
+	var doc map[string]any
+	require.NoError(t, json.Unmarshal(raw, &doc))
+	require.Equal(t, "object", doc["type"])
+	require.Equal(t, "example", doc["title"])
+	require.Equal(t, "Sends things.", doc["description"])
+	props := doc["properties"].(map[string]any)
+	require.Equal(t, "Where to send.", props["url"].(map[string]any)["description"])
+	require.Equal(t, []any{"POST", "PUT"}, props["method"].(map[string]any)["enum"])
+	require.Contains(t, props["token"].(map[string]any)["$ref"], "#/$defs/")
+	require.Contains(t, doc["$defs"], "Secret")
+	require.Contains(t, doc["required"], "url")
+
+	_, err = ConfigSchema(Connector{Name: "bad", NewConfig: func() any { return exampleConfig{} }})
+	require.Error(t, err)
+	raw, err = ConfigSchema(Connector{Name: "none"})
+	require.NoError(t, err)
+	require.JSONEq(t, `{"type":"object","additionalProperties":false}`, string(raw))
+}
