@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -32,4 +33,16 @@ func TestConnectorsList(t *testing.T) {
 
 	require.ErrorIs(t, run(ctx, []string{"connectors"}, &out, &errOut), errUsage)
 	require.ErrorIs(t, run(ctx, []string{"connectors", "list", "--bogus"}, &out, &errOut), errUsage)
+}
+
+func TestConnectorNewScaffolds(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	var out, errOut bytes.Buffer
+	require.NoError(t, run(ctx, []string{"connector", "new", "sftp-upload", "--kind", "producer", "--dir", dir}, &out, &errOut))
+	require.Contains(t, out.String(), "sftpupload.Connector")
+	require.FileExists(t, filepath.Join(dir, "sftpupload", "sftpupload_test.go"))
+	require.ErrorIs(t, run(ctx, []string{"connector", "new"}, &out, &errOut), errUsage)
+	require.ErrorIs(t, run(ctx, []string{"connector", "new", "x-y", "--bogus"}, &out, &errOut), errUsage)
+	require.Error(t, run(ctx, []string{"connector", "new", "Bad", "--dir", dir}, &out, &errOut))
 }

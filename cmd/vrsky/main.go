@@ -41,6 +41,7 @@ const usageText = `vrsky — the VRSky integration platform
 Usage:
   vrsky dev [flags]              run everything in one process (embedded NATS, Temporal, S3, PostgreSQL)
   vrsky connectors list [--json]   list the connectors with their config schemas
+  vrsky connector new NAME --kind KIND  scaffold a connector package
   vrsky apply -f FILE [--tenant T]  deploy an integration spec to a running vrsky dev
   vrsky api|worker|runner [flags] run one production role against VRSKY_… infrastructure
   vrsky migrate up|down|version  manage the metadata schema at VRSKY_DATABASE_URL
@@ -57,6 +58,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "dev":
 		return runDev(ctx, args[1:], stderr)
+	case "connector":
+		return runConnectorNew(args[1:], stdout, stderr)
 	case "connectors":
 		return runConnectors(args[1:], stdout, stderr)
 	case "apply":
