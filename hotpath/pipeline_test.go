@@ -255,3 +255,15 @@ func TestBrokenSpecIsReportedDegraded(t *testing.T) {
 	st := h.waitStatus(d.Pipeline(), StatusDegraded)
 	require.Contains(t, st.LastError, `unknown converter or filter "no-such-converter"`)
 }
+
+func TestUnreadableRecordGoesToDLQWithItsReason(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "sink")
+	p := h.deploy("records", []string{"upper"}, "sink")
+	h.send(p, msg("r1", "{broken", sdk.HeaderRecordError, "line 3, column 2: invalid character"), msg("r2", "ok"))
+	require.Eventually(t, func() bool { return len(h.dlq()) == 1 }, 10*time.Second, 20*time.Millisecond)
+	dead := h.dlq()[0]
+	require.Equal(t, "unreadable record: line 3, column 2: invalid character", dead.Header.Get(HeaderDLQReason))
+	require.Equal(t, "{broken", string(dead.Data))
+	require.Eventually(t, func() bool { return h.producers["sink"].delivered() == 1 }, 5*time.Second, 20*time.Millisecond)
+}

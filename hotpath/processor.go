@@ -58,6 +58,10 @@ func (pr *processor) handle(batch []jetstream.Msg) {
 			_ = m.NakWithDelay(time.Second) // blob store trouble: not the message's fault
 			continue
 		}
+		if reason := env.msg.Header(sdk.HeaderRecordError); reason != "" {
+			pr.failures.fail(ctx, pr.p, StageProcess, m, env, sdk.Permanentf("unreadable record: %s", reason))
+			continue
+		}
 		out, routes, drop, err := pr.run(ctx, env.msg)
 		if err != nil {
 			pr.failures.fail(ctx, pr.p, StageProcess, m, env, err)

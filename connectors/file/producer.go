@@ -1,11 +1,17 @@
 // Package file holds the file connectors: the producer appends batches to
-// rotating files under the tenant's file root.
+// rotating files under the tenant's file root, and the consumer reads the
+// records of csv, json, ndjson and xml files dropped there, one message per
+// record.
 //
-// Every file operation goes through an *os.Root opened on the configured
-// directory, so no config, file name or symlink can reach outside the
-// tenant's root. The producer never acks and never retries: a batch is
-// durable (written and, by default, fsynced) when Write returns nil, and
-// disk failures are retryable errors for the hot path to redeliver.
+// Every file operation goes through an *os.Root (the producer's opened on
+// its directory, the consumer's on the tenant's file root), so no config,
+// file name or symlink can reach outside the tenant's root. The producer
+// never acks and never retries: a batch is durable (written and, by
+// default, fsynced) when Write returns nil, and disk failures are retryable
+// errors for the hot path to redeliver. The consumer acknowledges a file,
+// by moving it to its done directory, only after every record of it is
+// durable in the platform; a checkpoint after each published batch lets it
+// resume without publishing a durable record twice.
 package file
 
 import (

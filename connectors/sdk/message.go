@@ -2,6 +2,13 @@ package sdk
 
 import "time"
 
+// HeaderRecordError marks a message a consumer could not read properly (a
+// malformed line, a ragged CSV row): its value says what is wrong and where,
+// and the body holds the raw input. The hot path sends such a message to the
+// dead-letter queue with that reason instead of processing it, so one bad
+// record never blocks the good ones around it.
+const HeaderRecordError = "vrsky-error"
+
 // Message is what flows through an integration. It is a plain value: stages
 // return new or modified copies and never keep references after returning.
 type Message struct {
