@@ -1,12 +1,14 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"reflect"
 	"strings"
@@ -17,6 +19,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/vrsky/vrsky/connectors/sdk"
+	"github.com/vrsky/vrsky/connectors/webhook"
 	"github.com/vrsky/vrsky/hotpath"
 )
 
@@ -29,6 +32,11 @@ const (
 	maxForwardedHeaders = 32
 	maxHeaderValue      = 1024
 	publishTimeout      = 10 * time.Second
+	// rebuildAfter is how long a config that failed to build is answered
+	// from the cache before it is built again (a tenant secret may have
+	// been added meanwhile).
+	rebuildAfter       = 10 * time.Second
+	configBuildTimeout = 5 * time.Second
 )
 
 // Pipelines finds the desired state of a pipeline.
@@ -50,8 +58,26 @@ type Webhooks struct {
 	// second; zero means unlimited.
 	TenantRate  float64
 	TenantBurst int
+	// Secrets returns the resolver of a tenant's secrets for signature
+	// secrets written {"secret": NAME}; nil means only {"env": NAME}
+	// secrets resolve.
+	Secrets func(tenant string) sdk.SecretResolver
+	// Logger receives configs that fail to build; nil discards them.
+	Logger *slog.Logger
 
 	limiters sync.Map // tenant → *rate.Limiter
+	configs  sync.Map // pipeline key → *hookConfig
+}
+
+// hookConfig is an integration's http-webhook config, built once per
+// desired-state version so its secret is resolved once, not per request.
+type hookConfig struct {
+	version  int
+	raw      json.RawMessage
+	verifier webhook.Verifier // nil: requests are not signed
+	maxBytes int64            // 0: the integration's limit applies
+	err      error
+	builtAt  time.Time
 }
 
 // HookAccepted is the 202 answer.
@@ -72,6 +98,7 @@ func (s *Server) RegisterWebhooks(h *Webhooks) {
 		Summary:     "Send a message to an integration",
 		Description: "Stores the body as one message of the integration and answers 202 with its ID once it is durable. " +
 			"An Idempotency-Key header becomes the message ID: sending the same key twice stores one message. " +
+			"401 when the integration requires a signature (GitHub, Slack, Standard Webhooks or HMAC) and it does not verify, " +
 			"413 over the integration's body limit, 429 when the tenant is over its rate, 503 when the message store is unavailable (retry).",
 		Tags: []string{"Webhooks"},
 		Parameters: []*huma.Param{
@@ -87,9 +114,11 @@ func (s *Server) RegisterWebhooks(h *Webhooks) {
 				"application/json": {Schema: registry.Schema(reflect.TypeOf(HookAccepted{}), true, "HookAccepted")},
 			}},
 			"400": {Description: "Bad Idempotency-Key."},
+			"401": {Description: "The integration requires a signature and the request's is missing or invalid; nothing was stored."},
 			"404": {Description: "No such integration, or it does not take webhooks."},
 			"413": {Description: "Body over the integration's limit."},
 			"429": {Description: "Tenant over its rate; see Retry-After."},
+			"500": {Description: "The integration's webhook configuration cannot be used; nothing was stored."},
 			"503": {Description: "Message store unavailable; nothing was stored. See Retry-After."},
 		},
 	})
@@ -118,7 +147,15 @@ func (h *Webhooks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, http.StatusBadRequest, "Idempotency-Key must be 1-200 printable ASCII characters", 0)
 		return
 	}
-	limit := desired.WebhookMaxBytes
+	hook := h.config(r.Context(), p, desired)
+	if hook.err != nil {
+		writeProblem(w, http.StatusInternalServerError, "the integration's webhook configuration cannot be used; nothing was stored", 0)
+		return
+	}
+	limit := hook.maxBytes
+	if limit <= 0 {
+		limit = desired.WebhookMaxBytes
+	}
 	if limit <= 0 {
 		limit = DefaultWebhookMaxBytes
 	}
@@ -135,6 +172,12 @@ func (h *Webhooks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		writeProblem(w, http.StatusBadRequest, "could not read the body", 0)
 		return
+	}
+	if hook.verifier != nil {
+		if err := hook.verifier.Verify(r.Header, body, time.Now()); err != nil {
+			writeProblem(w, http.StatusUnauthorized, "invalid or missing signature", 0)
+			return
+		}
 	}
 	if id == "" {
 		id = newMessageID()
@@ -153,6 +196,36 @@ func (h *Webhooks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusAccepted)
 	_ = json.NewEncoder(w).Encode(HookAccepted{ID: id})
+}
+
+// config returns the integration's built http-webhook config, building it
+// when the desired-state version (or, should a version number be reused,
+// the config itself) changed. Two requests racing on a new version may both
+// build it; either result is the same. The build is not tied to the
+// request, so a client hanging up cannot leave a failure in the cache.
+func (h *Webhooks) config(ctx context.Context, p hotpath.Pipeline, d hotpath.Desired) *hookConfig {
+	key := p.Key()
+	if c, ok := h.configs.Load(key); ok {
+		c := c.(*hookConfig)
+		if c.version == d.Version && bytes.Equal(c.raw, d.Spec.Consumer.Config) &&
+			(c.err == nil || time.Since(c.builtAt) < rebuildAfter) {
+			return c
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), configBuildTimeout)
+	defer cancel()
+	env := sdk.Env{Tenant: p.Tenant, Integration: p.Integration, Name: "consumer"}
+	if h.Secrets != nil {
+		env.Secrets = h.Secrets(p.Tenant)
+	}
+	c := &hookConfig{version: d.Version, raw: d.Spec.Consumer.Config, builtAt: time.Now()}
+	c.verifier, c.maxBytes, c.err = webhook.NewVerifier(ctx, env, d.Spec.Consumer.Config)
+	if c.err != nil && h.Logger != nil {
+		// The error names the secret's reference, never its value.
+		h.Logger.Error("webhook config cannot be built", "pipeline", p.String(), "version", d.Version, "error", c.err)
+	}
+	h.configs.Store(key, c)
+	return c
 }
 
 func (h *Webhooks) limiter(tenant string) *rate.Limiter {

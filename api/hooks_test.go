@@ -3,11 +3,18 @@ package api
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
+	"github.com/vrsky/vrsky/connectors/sdk"
 	"github.com/vrsky/vrsky/hotpath"
 	"github.com/vrsky/vrsky/internal/natsserver"
 	"github.com/vrsky/vrsky/internal/spec"
@@ -49,12 +57,26 @@ func newHookEnv(t *testing.T, js jetstream.JetStream) *hookEnv {
 // deploy writes desired state and creates the streams, as a runner would.
 func (e *hookEnv) deploy(t *testing.T, tenant, integration, consumer string, maxBytes int64) hotpath.Pipeline {
 	t.Helper()
-	d := hotpath.Desired{Tenant: tenant, Integration: integration, Version: 1, Status: hotpath.DesiredRunning, WebhookMaxBytes: maxBytes,
-		Spec: spec.Integration{Name: integration, Consumer: spec.Step{Connector: consumer}, Producers: map[string]spec.Step{"out": {Connector: "file"}}}}
+	return e.deployConfig(t, tenant, integration, consumer, "", 1, maxBytes)
+}
+
+// deployConfig is deploy with the consumer's config and the desired-state
+// version.
+func (e *hookEnv) deployConfig(t *testing.T, tenant, integration, consumer, config string, version int, maxBytes int64) hotpath.Pipeline {
+	t.Helper()
+	var raw json.RawMessage
+	if config != "" {
+		raw = json.RawMessage(config)
+	}
+	d := hotpath.Desired{Tenant: tenant, Integration: integration, Version: version, Status: hotpath.DesiredRunning, WebhookMaxBytes: maxBytes,
+		Spec: spec.Integration{Name: integration, Consumer: spec.Step{Connector: consumer, Config: raw}, Producers: map[string]spec.Step{"out": {Connector: "file"}}}}
 	require.NoError(t, e.state.PutDesired(context.Background(), d))
 	_, err := hotpath.EnsureStreams(context.Background(), e.js, d.Pipeline())
 	require.NoError(t, err)
-	require.Eventually(t, func() bool { _, ok := e.hooks.Pipelines.Lookup(d.Pipeline()); return ok }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool {
+		got, ok := e.hooks.Pipelines.Lookup(d.Pipeline())
+		return ok && got.Version == version
+	}, 5*time.Second, 10*time.Millisecond)
 	return d.Pipeline()
 }
 
@@ -203,4 +225,113 @@ func TestWebhookIsInTheOpenAPIDocument(t *testing.T) {
 	}
 	require.NoError(t, json.Unmarshal(body, &doc))
 	require.Equal(t, "post-webhook", doc.Paths["/v1/hooks/{tenantId}/{integrationId}"]["post"].OperationID)
+}
+
+// tenantSecrets serves fixed tenant secrets and counts the look-ups.
+type tenantSecrets struct {
+	values  map[string]string
+	lookups atomic.Int64
+}
+
+func (s *tenantSecrets) resolver(tenant string) sdk.SecretResolver {
+	return func(_ context.Context, name string) (string, error) {
+		s.lookups.Add(1)
+		v, ok := s.values[tenant+"/"+name]
+		if !ok {
+			return "", fmt.Errorf("tenant %s has no secret %s", tenant, name)
+		}
+		return v, nil
+	}
+}
+
+func hmacHex(key, data string) string {
+	m := hmac.New(sha256.New, []byte(key))
+	m.Write([]byte(data))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+func TestWebhookVerifiesSignatures(t *testing.T) {
+	t.Parallel()
+	_, js := testenv.JetStream(t)
+	e := newHookEnv(t, js)
+	stdKey := []byte("standard-webhooks-signing-key-32")
+	secrets := &tenantSecrets{values: map[string]string{
+		"acme/github": "gh-secret",
+		"acme/slack":  "slack-secret",
+		"acme/std":    "whsec_" + base64.StdEncoding.EncodeToString(stdKey),
+	}}
+	e.hooks.Secrets = secrets.resolver
+	gh := e.deployConfig(t, "acme", "gh", hotpath.WebhookConnector, `{"signature":{"scheme":"github","secret":{"secret":"github"}}}`, 1, 0)
+	slack := e.deployConfig(t, "acme", "slack", hotpath.WebhookConnector, `{"signature":{"scheme":"slack","secret":{"secret":"slack"}}}`, 1, 0)
+	std := e.deployConfig(t, "acme", "std", hotpath.WebhookConnector, `{"signature":{"scheme":"standard","secret":{"secret":"std"}}}`, 1, 0)
+
+	body := `{"action":"opened"}`
+	now := strconv.FormatInt(time.Now().Unix(), 10)
+	stale := strconv.FormatInt(time.Now().Add(-10*time.Minute).Unix(), 10)
+	stdMAC := hmac.New(sha256.New, stdKey)
+	stdMAC.Write([]byte("msg_1." + now + "." + body))
+	stdSig := "v1," + base64.StdEncoding.EncodeToString(stdMAC.Sum(nil))
+
+	tests := []struct {
+		name    string
+		p       hotpath.Pipeline
+		headers []string
+		want    int
+	}{
+		{"github signed", gh, []string{"X-Hub-Signature-256", "sha256=" + hmacHex("gh-secret", body)}, 202},
+		{"github bad signature", gh, []string{"X-Hub-Signature-256", "sha256=" + hmacHex("wrong", body)}, 401},
+		{"github missing signature", gh, nil, 401},
+		{"slack signed", slack, []string{"X-Slack-Request-Timestamp", now, "X-Slack-Signature", "v0=" + hmacHex("slack-secret", "v0:"+now+":"+body)}, 202},
+		{"slack stale timestamp", slack, []string{"X-Slack-Request-Timestamp", stale, "X-Slack-Signature", "v0=" + hmacHex("slack-secret", "v0:"+stale+":"+body)}, 401},
+		{"standard webhooks valid", std, []string{"webhook-id", "msg_1", "webhook-timestamp", now, "webhook-signature", stdSig}, 202},
+		{"standard webhooks other id", std, []string{"webhook-id", "msg_2", "webhook-timestamp", now, "webhook-signature", stdSig}, 401},
+	}
+	stored := map[hotpath.Pipeline]uint64{}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, out := e.post(t, "/v1/hooks/"+tt.p.Tenant+"/"+tt.p.Integration, strings.NewReader(body), tt.headers...)
+			require.Equal(t, tt.want, resp.StatusCode)
+			if tt.want == 202 {
+				stored[tt.p]++
+			} else {
+				require.Equal(t, "application/problem+json", resp.Header.Get("Content-Type"))
+				require.Equal(t, "invalid or missing signature", out["detail"])
+			}
+			require.Equal(t, stored[tt.p], e.streamMsgs(t, tt.p), "only verified requests are stored")
+		})
+	}
+	require.EqualValues(t, 3, secrets.lookups.Load(), "each secret is resolved once per version, not per request")
+
+	// A new version with another secret takes effect, resolved once more.
+	secrets.values["acme/github2"] = "rotated"
+	e.deployConfig(t, "acme", "gh", hotpath.WebhookConnector, `{"signature":{"scheme":"github","secret":{"secret":"github2"}}}`, 2, 0)
+	resp, _ := e.post(t, "/v1/hooks/acme/gh", strings.NewReader(body), "X-Hub-Signature-256", "sha256="+hmacHex("gh-secret", body))
+	require.Equal(t, http.StatusUnauthorized, resp.StatusCode, "the old secret no longer verifies")
+	resp, _ = e.post(t, "/v1/hooks/acme/gh", strings.NewReader(body), "X-Hub-Signature-256", "sha256="+hmacHex("rotated", body))
+	require.Equal(t, http.StatusAccepted, resp.StatusCode)
+	require.EqualValues(t, 4, secrets.lookups.Load())
+}
+
+func TestWebhookConfigLimitsAndMisconfiguration(t *testing.T) {
+	t.Parallel()
+	_, js := testenv.JetStream(t)
+	e := newHookEnv(t, js)
+	small := e.deployConfig(t, "acme", "small", hotpath.WebhookConnector, `{"maxBytes":10}`, 1, 1000)
+	broken := e.deployConfig(t, "acme", "broken", hotpath.WebhookConnector, `{"signature":{"scheme":"github","secret":{"secret":"hunter2-ref"}}}`, 1, 0)
+
+	resp, _ := e.post(t, "/v1/hooks/acme/small", strings.NewReader(strings.Repeat("x", 11)))
+	require.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode, "the config's maxBytes overrides the integration's")
+	resp, _ = e.post(t, "/v1/hooks/acme/small", strings.NewReader(strings.Repeat("x", 10)))
+	require.Equal(t, http.StatusAccepted, resp.StatusCode)
+	require.EqualValues(t, 1, e.streamMsgs(t, small))
+
+	// No tenant secrets here: the config cannot be built.
+	resp, out := e.post(t, "/v1/hooks/acme/broken", strings.NewReader("x"), "X-Hub-Signature-256", "sha256=00")
+	require.Equal(t, http.StatusInternalServerError, resp.StatusCode)
+	require.Equal(t, "application/problem+json", resp.Header.Get("Content-Type"))
+	detail, _ := out["detail"].(string)
+	require.NotEmpty(t, detail)
+	require.NotContains(t, detail, "hunter2-ref", "the problem never shows the config")
+	require.NotContains(t, detail, "secret")
+	require.Zero(t, e.streamMsgs(t, broken))
 }

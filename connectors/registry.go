@@ -1,10 +1,17 @@
 package connectors
 
 import (
+	"github.com/vrsky/vrsky/connectors/csv"
 	"github.com/vrsky/vrsky/connectors/file"
+	"github.com/vrsky/vrsky/connectors/httpout"
 	"github.com/vrsky/vrsky/connectors/jsontransform"
+	"github.com/vrsky/vrsky/connectors/postgres"
+	"github.com/vrsky/vrsky/connectors/postgrescdc"
 	"github.com/vrsky/vrsky/connectors/router"
 	"github.com/vrsky/vrsky/connectors/sdk"
+	"github.com/vrsky/vrsky/connectors/slack"
+	"github.com/vrsky/vrsky/connectors/webhook"
+	"github.com/vrsky/vrsky/connectors/xml"
 )
 
 // Catalog returns a catalog of every connector.
@@ -19,5 +26,13 @@ func all() []sdk.Connector {
 		router.Router,
 		router.FilterConnector,
 		file.Producer,
+		postgres.Producer,
+		postgrescdc.Connector,
+		file.Consumer,
+		httpout.Producer,
+		slack.Producer,
+		webhook.Connector,
+		xml.Connector,
+		csv.Connector,
 	}
 }

@@ -39,6 +39,14 @@ func TestCatalog(t *testing.T) {
 		{"router", sdk.KindFilter},
 		{"filter", sdk.KindFilter},
 		{"file", sdk.KindProducer},
+		{"postgres", sdk.KindProducer},
+		{"postgres-cdc", sdk.KindConsumer},
+		{"file", sdk.KindConsumer},
+		{"http", sdk.KindProducer},
+		{"slack", sdk.KindProducer},
+		{"http-webhook", sdk.KindConsumer},
+		{"xml", sdk.KindConverter},
+		{"csv", sdk.KindConverter},
 	} {
 		_, ok := cat.Lookup(want.name, want.kind)
 		require.True(t, ok, "%s %s is missing", want.kind, want.name)

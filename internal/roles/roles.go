@@ -142,6 +142,7 @@ func NewAPI(ctx context.Context, d Deps, version string, webhookTenantRate float
 	srv := api.New(api.Options{Version: version, Checks: d.Checks(), Gatherer: d.Registry, Logger: d.Logger})
 	srv.RegisterWebhooks(&api.Webhooks{
 		Pipelines: cache, Publisher: &hotpath.Publisher{JS: d.JS, Claims: d.claims()}, TenantRate: webhookTenantRate,
+		Logger: d.Logger,
 	})
 	return srv, &Role{Stop: func(context.Context) error { cache.Stop(); return nil }}, nil
 }

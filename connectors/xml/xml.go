@@ -1,0 +1,149 @@
+// Package xml is the xml converter: it turns XML bodies into JSON and JSON
+// object bodies into XML, with a predictable mapping (attributes as
+// prefixed keys, text under a text key, repeated or configured elements as
+// arrays, the root element as the top-level key).
+//
+// It must never process a DTD: any <!DOCTYPE …> or other declaration fails
+// the message, so entity expansion ("billion laughs") and external entities
+// (file:// or network reads) cannot happen; only the five predefined
+// entities and character references are decoded. Bodies and nesting are
+// bounded. Malformed input fails permanently with its line and column, so
+// the message goes to the DLQ with a reason a person can act on. It never
+// logs, retries, acks or keeps a message after Convert returns.
+package xml
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/vrsky/vrsky/connectors/config"
+	"github.com/vrsky/vrsky/connectors/sdk"
+)
+
+// Content types of converted messages.
+const (
+	ContentTypeJSON = "application/json"
+	ContentTypeXML  = "application/xml"
+)
+
+// Connector registers the xml converter.
+var Connector = sdk.Connector{
+	Name:      "xml",
+	Kind:      sdk.KindConverter,
+	Summary:   "Convert XML to JSON or JSON to XML; DTDs are refused, size and depth are bounded.",
+	NewConfig: func() any { return new(Config) },
+	Build: func(_ context.Context, _ sdk.Env, raw json.RawMessage) (any, error) {
+		var cfg Config
+		if err := config.Decode(raw, &cfg); err != nil {
+			return nil, fmt.Errorf("xml: %w", err)
+		}
+		c, err := New(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("xml: %w", err)
+		}
+		return c, nil
+	},
+}
+
+// Converter is the built xml converter. It is safe for concurrent use.
+type Converter struct {
+	s settings
+}
+
+var _ sdk.Converter = (*Converter)(nil)
+
+// New validates cfg and returns its converter.
+func New(cfg Config) (*Converter, error) {
+	s, err := cfg.settings()
+	if err != nil {
+		return nil, err
+	}
+	return &Converter{s: s}, nil
+}
+
+// Convert converts msg's body in the configured direction. Input it cannot
+// convert (malformed, a DTD, too large or too deep, JSON keys that are not
+// XML names) is a permanent error; a cancelled ctx is not.
+func (c *Converter) Convert(ctx context.Context, msg sdk.Message) (sdk.Message, error) {
+	if err := ctx.Err(); err != nil {
+		return sdk.Message{}, fmt.Errorf("xml: %w", err)
+	}
+	if int64(len(msg.Body)) > c.s.maxBytes {
+		return sdk.Message{}, sdk.Permanentf("xml: body is %d bytes, over the %d-byte limit", len(msg.Body), c.s.maxBytes)
+	}
+	var (
+		body []byte
+		ct   string
+		err  error
+	)
+	if c.s.direction == ToXML {
+		body, err = c.ToXML(msg.Body)
+		ct = ContentTypeXML
+	} else {
+		body, err = c.ToJSON(msg.Body)
+		ct = ContentTypeJSON
+	}
+	if err != nil {
+		return sdk.Message{}, fmt.Errorf("xml: %w", err)
+	}
+	out := msg
+	out.Body = body
+	out.ContentType = ct
+	return out, nil
+}
+
+// object is a JSON object that keeps its keys in document order.
+type object struct {
+	keys   []string
+	values map[string]any
+}
+
+func newObject() *object { return &object{values: map[string]any{}} }
+
+func (o *object) set(k string, v any) {
+	if _, ok := o.values[k]; !ok {
+		o.keys = append(o.keys, k)
+	}
+	o.values[k] = v
+}
+
+// writeJSON writes v (string, json.Number, bool, nil, *object or []any) as
+// compact JSON without HTML escaping.
+func writeJSON(buf *bytes.Buffer, enc *json.Encoder, v any) error {
+	switch x := v.(type) {
+	case *object:
+		buf.WriteByte('{')
+		for i, k := range x.keys {
+			if i > 0 {
+				buf.WriteByte(',')
+			}
+			if err := writeJSON(buf, enc, k); err != nil {
+				return err
+			}
+			buf.WriteByte(':')
+			if err := writeJSON(buf, enc, x.values[k]); err != nil {
+				return err
+			}
+		}
+		buf.WriteByte('}')
+	case []any:
+		buf.WriteByte('[')
+		for i, e := range x {
+			if i > 0 {
+				buf.WriteByte(',')
+			}
+			if err := writeJSON(buf, enc, e); err != nil {
+				return err
+			}
+		}
+		buf.WriteByte(']')
+	default:
+		if err := enc.Encode(x); err != nil {
+			return fmt.Errorf("encode JSON: %w", err)
+		}
+		buf.Truncate(buf.Len() - 1) // Encode's newline
+	}
+	return nil
+}
