@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"time"
 
@@ -33,6 +34,7 @@ type failures struct {
 	state   *State
 	claims  *ClaimCheck
 	metrics *pipelineMetrics
+	log     *slog.Logger
 	// backoff is Backoff unless a test shortens it.
 	backoff func(int) time.Duration
 }
@@ -49,6 +51,7 @@ func (f *failures) fail(ctx context.Context, p Pipeline, stage string, m jetstre
 		n, err := f.countAttempt(ctx, p.AttemptKey(stage, id))
 		if err != nil {
 			// Our own store failed: retry later without counting.
+			f.log.Warn("cannot count the attempt; redelivering without counting", "stage", stage, "message_id", id, "err", err)
 			_ = m.NakWithDelay(time.Second)
 			return
 		}
@@ -59,15 +62,18 @@ func (f *failures) fail(ctx context.Context, p Pipeline, stage string, m jetstre
 				delay = after
 			}
 			f.metrics.retries.Inc()
+			f.log.Debug("message failed; retrying", "stage", stage, "message_id", id, "attempt", attempts, "retry_in", delay.String(), "err", cause)
 			_ = m.NakWithDelay(delay)
 			return
 		}
 	}
 	if err := f.deadLetter(ctx, p, stage, m, env, id, attempts, cause); err != nil {
+		f.log.Warn("cannot dead-letter the message; redelivering", "stage", stage, "message_id", id, "err", err)
 		_ = m.NakWithDelay(time.Second)
 		return
 	}
 	f.metrics.dlq.Inc()
+	f.log.Warn("message dead-lettered", "stage", stage, "message_id", id, "attempts", attempts, "reason", cause)
 	_ = f.state.Attempts.Delete(ctx, p.AttemptKey(stage, id))
 	_ = m.Term()
 }

@@ -42,7 +42,7 @@ type deps struct {
 	catalog  *sdk.Catalog
 	claims   *ClaimCheck
 	metrics  *Metrics
-	failures func(*pipelineMetrics) *failures
+	failures func(*pipelineMetrics, *slog.Logger) *failures
 	fileRoot string
 	log      *slog.Logger
 	pub      *Publisher
@@ -152,7 +152,7 @@ func startPipeline(ctx context.Context, d deps, want Desired) (_ *pipeline, err 
 			return nil, fmt.Errorf("consume %s: %w", stageName, err)
 		}
 		m := d.metrics.forStage(p, stageName)
-		dl := &deliverer{p: p, stage: stageName, producer: bp.prod, claims: d.claims, failures: d.failures(m), metrics: m, log: log}
+		dl := &deliverer{p: p, stage: stageName, producer: bp.prod, claims: d.claims, failures: d.failures(m, log), metrics: m, log: log}
 		pl.stages = append(pl.stages, runStage(src, 1, maxBatch, dl.handle))
 	}
 	known := make(map[string]bool, len(producerNames))
@@ -172,7 +172,7 @@ func startPipeline(ctx context.Context, d deps, want Desired) (_ *pipeline, err 
 	}
 	m := d.metrics.forStage(p, StageProcess)
 	pr := &processor{p: p, js: d.js, steps: steps, producers: producerNames, known: known,
-		claims: d.claims, failures: d.failures(m), metrics: m, log: log}
+		claims: d.claims, failures: d.failures(m, log), metrics: m}
 	pl.stages = append(pl.stages, runStage(src, processWorkers, maxBatch, pr.handle))
 
 	bg, cancel := context.WithCancel(context.Background())

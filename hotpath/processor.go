@@ -3,7 +3,6 @@ package hotpath
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -29,7 +28,6 @@ type processor struct {
 	claims    *ClaimCheck
 	failures  *failures
 	metrics   *pipelineMetrics
-	log       *slog.Logger
 }
 
 // pendingInput is an input message waiting for its outputs' publish acks.

@@ -73,8 +73,8 @@ func (r *Runner) Run(ctx context.Context) error {
 		leases: leases, runnerName: r.Name, leaseRefresh: leaseRefresh,
 		js: r.JS, catalog: r.Catalog, claims: r.Claims, metrics: r.Metrics, fileRoot: r.FileRoot, log: log,
 		pub: &Publisher{JS: r.JS, Claims: r.Claims},
-		failures: func(m *pipelineMetrics) *failures {
-			return &failures{js: r.JS, state: state, claims: r.Claims, metrics: m, backoff: backoff}
+		failures: func(m *pipelineMetrics, log *slog.Logger) *failures {
+			return &failures{js: r.JS, state: state, claims: r.Claims, metrics: m, log: log, backoff: backoff}
 		},
 	}
 	watcher, err := state.Desired.WatchAll(ctx)
