@@ -6,11 +6,13 @@ import (
 	"maps"
 	"slices"
 	"unicode/utf8"
+
+	"github.com/vrsky/vrsky/connectors/formatconv"
 )
 
 // Directions, modes, ragged-row policies and column types.
 const (
-	ToJSON = "toJson"
+	ToJSON = formatconv.ToJSON
 	ToCSV  = "toCsv"
 
 	ModeDocument = "document"
@@ -28,8 +30,8 @@ const (
 
 // Limits.
 const (
-	DefaultMaxBytes = 16 << 20
-	MaxMaxBytes     = 64 << 20
+	DefaultMaxBytes = formatconv.DefaultMaxBytes
+	MaxMaxBytes     = formatconv.MaxMaxBytes
 	// MaxColumns bounds the columns of a document.
 	MaxColumns = 10000
 )
@@ -103,7 +105,6 @@ func (c *Config) Validate() error {
 
 func (c *Config) settings() (settings, error) {
 	s := settings{
-		direction:      or(c.Direction, ToJSON),
 		mode:           or(c.Mode, ModeDocument),
 		delimiter:      ',',
 		header:         c.Header == nil || *c.Header,
@@ -113,12 +114,13 @@ func (c *Config) settings() (settings, error) {
 		skipRows:       c.SkipRows,
 		ragged:         or(c.Ragged, RaggedError),
 		escapeFormulas: c.EscapeFormulas == nil || *c.EscapeFormulas,
-		maxBytes:       c.MaxBytes,
 	}
 	var errs []error
-	if s.direction != ToJSON && s.direction != ToCSV {
-		errs = append(errs, fmt.Errorf("direction: %q is not toJson or toCsv", c.Direction))
+	direction, err := format.CheckDirection(c.Direction)
+	if err != nil {
+		errs = append(errs, err)
 	}
+	s.direction = direction
 	switch s.mode {
 	case ModeDocument:
 	case ModeRow:
@@ -173,12 +175,11 @@ func (c *Config) settings() (settings, error) {
 	default:
 		errs = append(errs, fmt.Errorf("ragged: %q is not error, pad or truncate", c.Ragged))
 	}
-	switch {
-	case s.maxBytes == 0:
-		s.maxBytes = DefaultMaxBytes
-	case s.maxBytes < 1 || s.maxBytes > MaxMaxBytes:
-		errs = append(errs, fmt.Errorf("maxBytes: %d is out of range (1 to %d)", c.MaxBytes, MaxMaxBytes))
+	maxBytes, err := formatconv.CheckMaxBytes(c.MaxBytes)
+	if err != nil {
+		errs = append(errs, err)
 	}
+	s.maxBytes = maxBytes
 	return s, errors.Join(errs...)
 }
 

@@ -13,82 +13,29 @@
 // It must never log, retry, ack or keep a message after Convert returns.
 package csv
 
-import (
-	"context"
-	"encoding/json"
-	"fmt"
+import "github.com/vrsky/vrsky/connectors/formatconv"
 
-	"github.com/vrsky/vrsky/connectors/config"
-	"github.com/vrsky/vrsky/connectors/sdk"
-)
+// ContentTypeCSV is the content type of a message converted to CSV; one
+// converted to JSON is formatconv.ContentTypeJSON.
+const ContentTypeCSV = "text/csv"
 
-// Content types of converted messages.
-const (
-	ContentTypeJSON = "application/json"
-	ContentTypeCSV  = "text/csv"
-)
+var format = formatconv.Format{Name: "csv", Direction: ToCSV, ContentType: ContentTypeCSV}
 
 // Connector registers the csv converter.
-var Connector = sdk.Connector{
-	Name:      "csv",
-	Kind:      sdk.KindConverter,
-	Summary:   "Convert CSV to JSON rows (typed, BOM and ragged rows handled) or JSON rows to CSV with formula injection defused.",
-	NewConfig: func() any { return new(Config) },
-	Build: func(_ context.Context, _ sdk.Env, raw json.RawMessage) (any, error) {
-		var cfg Config
-		if err := config.Decode(raw, &cfg); err != nil {
-			return nil, fmt.Errorf("csv: %w", err)
-		}
-		c, err := New(cfg)
-		if err != nil {
-			return nil, fmt.Errorf("csv: %w", err)
-		}
-		return c, nil
-	},
-}
+var Connector = formatconv.Connector(format,
+	"Convert CSV to JSON rows (typed, BOM and ragged rows handled) or JSON rows to CSV with formula injection defused.",
+	New)
 
-// Converter is the built csv converter. It is safe for concurrent use.
-type Converter struct {
-	s settings
-}
+// Converter is the built csv converter. It is safe for concurrent use. Its
+// Convert fails permanently on input it cannot convert, but not on a
+// cancelled ctx.
+type Converter = formatconv.Converter
 
-var _ sdk.Converter = (*Converter)(nil)
-
-// New validates cfg and returns its converter.
+// New validates cfg and returns the csv converter it configures.
 func New(cfg Config) (*Converter, error) {
 	s, err := cfg.settings()
 	if err != nil {
 		return nil, err
 	}
-	return &Converter{s: s}, nil
-}
-
-// Convert converts msg's body in the configured direction. Input it cannot
-// convert is a permanent error; a cancelled ctx is not.
-func (c *Converter) Convert(ctx context.Context, msg sdk.Message) (sdk.Message, error) {
-	if err := ctx.Err(); err != nil {
-		return sdk.Message{}, fmt.Errorf("csv: %w", err)
-	}
-	if int64(len(msg.Body)) > c.s.maxBytes {
-		return sdk.Message{}, sdk.Permanentf("csv: body is %d bytes, over the %d-byte limit", len(msg.Body), c.s.maxBytes)
-	}
-	var (
-		body []byte
-		ct   string
-		err  error
-	)
-	if c.s.direction == ToCSV {
-		body, err = c.ToCSV(msg.Body)
-		ct = ContentTypeCSV
-	} else {
-		body, err = c.ToJSON(msg.Body)
-		ct = ContentTypeJSON
-	}
-	if err != nil {
-		return sdk.Message{}, fmt.Errorf("csv: %w", err)
-	}
-	out := msg
-	out.Body = body
-	out.ContentType = ct
-	return out, nil
+	return formatconv.New(format, s.direction, s.maxBytes, s.toJSON, s.toCSV), nil
 }

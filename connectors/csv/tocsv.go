@@ -14,19 +14,19 @@ import (
 	"github.com/vrsky/vrsky/connectors/sdk"
 )
 
-// ToCSV converts JSON rows to CSV. The body is one object (one row), an
+// toCSV converts JSON rows to CSV. The body is one object (one row), an
 // array of objects, or {"rows": [...]}. Columns are the configured ones or
 // the sorted keys of all rows; values are written as text (null as an
 // empty cell, objects and arrays as JSON).
-func (c *Converter) ToCSV(data []byte) ([]byte, error) {
+func (s *settings) toCSV(data []byte) ([]byte, error) {
 	rows, err := decodeRows(data)
 	if err != nil {
 		return nil, err
 	}
-	if c.s.mode == ModeRow && len(rows) != 1 {
+	if s.mode == ModeRow && len(rows) != 1 {
 		return nil, sdk.Permanentf("row mode writes one record, the body holds %d rows", len(rows))
 	}
-	columns := c.s.columns
+	columns := s.columns
 	if columns == nil {
 		seen := map[string]bool{}
 		for _, row := range rows {
@@ -41,11 +41,11 @@ func (c *Converter) ToCSV(data []byte) ([]byte, error) {
 	}
 	var out bytes.Buffer
 	w := csv.NewWriter(&out)
-	w.Comma = c.s.delimiter
+	w.Comma = s.delimiter
 	record := make([]string, len(columns))
-	if c.s.header && c.s.mode == ModeDocument {
+	if s.header && s.mode == ModeDocument {
 		for i, col := range columns {
-			record[i] = c.defuse(col)
+			record[i] = s.defuse(col)
 		}
 		if err := w.Write(record); err != nil {
 			return nil, sdk.PermanentError(fmt.Errorf("write CSV header: %w", err))
@@ -53,7 +53,7 @@ func (c *Converter) ToCSV(data []byte) ([]byte, error) {
 	}
 	for n, row := range rows {
 		for i, col := range columns {
-			cell, err := c.cell(row[col])
+			cell, err := s.cell(row[col])
 			if err != nil {
 				return nil, sdk.Permanentf("row %d, column %q: %w", n+1, col, err)
 			}
@@ -109,12 +109,12 @@ func decodeRows(data []byte) ([]map[string]any, error) {
 }
 
 // cell stringifies a JSON value for a CSV cell.
-func (c *Converter) cell(v any) (string, error) {
+func (s *settings) cell(v any) (string, error) {
 	switch x := v.(type) {
 	case nil:
 		return "", nil
 	case string:
-		return c.defuse(x), nil
+		return s.defuse(x), nil
 	case json.Number:
 		return x.String(), nil // a number cannot be a formula
 	case bool:
@@ -127,15 +127,15 @@ func (c *Converter) cell(v any) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		return c.defuse(string(b)), nil
+		return s.defuse(string(b)), nil
 	}
 }
 
 // defuse prefixes a cell a spreadsheet would run as a formula with a
 // single quote (OWASP's advice against CSV injection).
-func (c *Converter) defuse(s string) string {
-	if c.s.escapeFormulas && s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
-		return "'" + s
+func (s *settings) defuse(text string) string {
+	if s.escapeFormulas && text != "" && strings.ContainsRune("=+-@\t\r", rune(text[0])) {
+		return "'" + text
 	}
-	return s
+	return text
 }

@@ -19,12 +19,12 @@ import (
 
 var bom = []byte("\xEF\xBB\xBF")
 
-// ToJSON converts CSV to JSON: {"rows": [...]} in document mode, one
+// toJSON converts CSV to JSON: {"rows": [...]} in document mode, one
 // object in row mode. Fields keep the column order.
-func (c *Converter) ToJSON(data []byte) ([]byte, error) {
+func (s *settings) toJSON(data []byte) ([]byte, error) {
 	data = bytes.TrimPrefix(data, bom)
 	r := csv.NewReader(bytes.NewReader(data))
-	r.Comma = c.s.delimiter
+	r.Comma = s.delimiter
 	r.FieldsPerRecord = -1 // ragged records are handled below, by policy
 	r.ReuseRecord = true
 
@@ -32,7 +32,7 @@ func (c *Converter) ToJSON(data []byte) ([]byte, error) {
 	enc := json.NewEncoder(&out)
 	enc.SetEscapeHTML(false)
 
-	if c.s.mode == ModeRow {
+	if s.mode == ModeRow {
 		record, err := r.Read()
 		if errors.Is(err, io.EOF) {
 			return nil, sdk.Permanentf("row is empty")
@@ -41,7 +41,7 @@ func (c *Converter) ToJSON(data []byte) ([]byte, error) {
 			return nil, malformed(err)
 		}
 		line, _ := r.FieldPos(0)
-		if err := c.writeRow(&out, enc, c.s.columns, record, 1, line); err != nil {
+		if err := s.writeRow(&out, enc, s.columns, record, 1, line); err != nil {
 			return nil, err
 		}
 		switch _, err := r.Read(); {
@@ -55,15 +55,15 @@ func (c *Converter) ToJSON(data []byte) ([]byte, error) {
 		return out.Bytes(), nil
 	}
 
-	for i := 0; i < c.s.skipRows; i++ {
+	for i := 0; i < s.skipRows; i++ {
 		if _, err := r.Read(); errors.Is(err, io.EOF) {
 			break
 		} else if err != nil {
 			return nil, malformed(err)
 		}
 	}
-	columns := c.s.columns
-	if c.s.header {
+	columns := s.columns
+	if s.header {
 		record, err := r.Read()
 		switch {
 		case errors.Is(err, io.EOF):
@@ -73,12 +73,12 @@ func (c *Converter) ToJSON(data []byte) ([]byte, error) {
 		}
 		line, _ := r.FieldPos(0)
 		if columns == nil {
-			if columns, err = c.headerColumns(record, line); err != nil {
+			if columns, err = s.headerColumns(record, line); err != nil {
 				return nil, err
 			}
 		}
 	}
-	for _, col := range slices.Sorted(maps.Keys(c.s.types)) {
+	for _, col := range slices.Sorted(maps.Keys(s.types)) {
 		if !slices.Contains(columns, col) {
 			return nil, sdk.Permanentf("types names column %q, which the header lacks", col)
 		}
@@ -96,7 +96,7 @@ func (c *Converter) ToJSON(data []byte) ([]byte, error) {
 			out.WriteByte(',')
 		}
 		line, _ := r.FieldPos(0)
-		if err := c.writeRow(&out, enc, columns, record, row, line); err != nil {
+		if err := s.writeRow(&out, enc, columns, record, row, line); err != nil {
 			return nil, err
 		}
 	}
@@ -104,14 +104,14 @@ func (c *Converter) ToJSON(data []byte) ([]byte, error) {
 	return out.Bytes(), nil
 }
 
-func (c *Converter) headerColumns(record []string, line int) ([]string, error) {
+func (s *settings) headerColumns(record []string, line int) ([]string, error) {
 	if len(record) > MaxColumns {
 		return nil, sdk.Permanentf("line %d: header has %d columns, more than %d", line, len(record), MaxColumns)
 	}
 	columns := make([]string, len(record))
 	seen := make(map[string]int, len(record))
 	for i, name := range record {
-		if c.s.trimSpace {
+		if s.trimSpace {
 			name = strings.TrimSpace(name)
 		}
 		if name == "" {
@@ -128,11 +128,11 @@ func (c *Converter) headerColumns(record []string, line int) ([]string, error) {
 
 // writeRow writes one record as a JSON object, applying the ragged policy
 // and the column types.
-func (c *Converter) writeRow(out *bytes.Buffer, enc *json.Encoder, columns, record []string, row, line int) error {
+func (s *settings) writeRow(out *bytes.Buffer, enc *json.Encoder, columns, record []string, row, line int) error {
 	if n := len(record); n != len(columns) {
 		switch {
-		case c.s.ragged == RaggedError,
-			c.s.ragged == RaggedPad && n > len(columns):
+		case s.ragged == RaggedError,
+			s.ragged == RaggedPad && n > len(columns):
 			return sdk.Permanentf("line %d: row %d has %d fields, want %d (set ragged to pad or truncate to accept it)", line, row, n, len(columns))
 		case n > len(columns):
 			record = record[:len(columns)]
@@ -150,11 +150,11 @@ func (c *Converter) writeRow(out *bytes.Buffer, enc *json.Encoder, columns, reco
 		var v any // a padded field is null
 		if i < len(record) {
 			field := record[i]
-			if c.s.trimSpace {
+			if s.trimSpace {
 				field = strings.TrimSpace(field)
 			}
 			var err error
-			if v, err = convertField(field, c.s.types[col]); err != nil {
+			if v, err = convertField(field, s.types[col]); err != nil {
 				return sdk.Permanentf("line %d: row %d, column %q: %w", line, row, col, err)
 			}
 		}

@@ -24,7 +24,6 @@ import (
 	"io/fs"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -390,24 +389,15 @@ func (p *FileProducer) encodeCSV(buf *bytes.Buffer, lay layout, msg sdk.Message)
 // cell renders a JSON value as a csv field: strings as they are, null as
 // empty, objects and arrays as JSON.
 func cell(v any) string {
-	switch x := v.(type) {
-	case nil:
+	if v == nil {
 		return ""
-	case string:
-		return x
-	case bool:
-		return strconv.FormatBool(x)
-	case int:
-		return strconv.Itoa(x)
-	case float64:
-		return strconv.FormatFloat(x, 'f', -1, 64)
-	case json.Number:
-		return string(x)
-	default:
-		b, err := jsonbody.Encode(x)
-		if err != nil {
-			return fmt.Sprint(x)
-		}
-		return string(b)
 	}
+	if text, ok := jsonbody.ScalarText(v, 'f'); ok {
+		return text
+	}
+	b, err := jsonbody.Encode(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	return string(b)
 }

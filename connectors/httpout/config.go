@@ -122,7 +122,6 @@ func (c *Config) settings() (settings, error) {
 	s := settings{
 		method:         strings.ToUpper(strings.TrimSpace(c.Method)),
 		contentType:    c.ContentType,
-		timeout:        DefaultTimeout,
 		signature:      c.Signature,
 		guard:          ssrf.Guard{AllowPrivate: c.AllowPrivate, AllowHosts: c.AllowHosts},
 		maxConcurrency: c.MaxConcurrency,
@@ -203,17 +202,11 @@ func (c *Config) settings() (settings, error) {
 			errs = append(errs, fmt.Errorf("contentType %q: not a media type", c.ContentType))
 		}
 	}
-	if c.Timeout != "" {
-		d, err := time.ParseDuration(c.Timeout)
-		switch {
-		case err != nil:
-			errs = append(errs, fmt.Errorf("timeout: %w", err))
-		case d <= 0 || d > MaxTimeout:
-			errs = append(errs, fmt.Errorf("timeout %q: want more than 0 and at most %s", c.Timeout, MaxTimeout))
-		default:
-			s.timeout = d
-		}
+	timeout, err := ParseTimeout(c.Timeout, DefaultTimeout, MaxTimeout)
+	if err != nil {
+		errs = append(errs, err)
 	}
+	s.timeout = timeout
 	if c.Signature != nil {
 		if err := c.Signature.Secret.Validate(); err != nil {
 			errs = append(errs, fmt.Errorf("signature: %w", err))
@@ -293,4 +286,20 @@ func signingKey(secret string) ([]byte, error) {
 		return nil, errors.New("signature secret: want base64 after an optional whsec_ prefix")
 	}
 	return key, nil
+}
+
+// ParseTimeout parses a timeout option: a Go duration of more than 0 and at
+// most maxTimeout, or empty for def. Its errors name the option.
+func ParseTimeout(raw string, def, maxTimeout time.Duration) (time.Duration, error) {
+	if raw == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(raw)
+	switch {
+	case err != nil:
+		return def, fmt.Errorf("timeout: %w", err)
+	case d <= 0 || d > maxTimeout:
+		return def, fmt.Errorf("timeout %q: want more than 0 and at most %s", raw, maxTimeout)
+	}
+	return d, nil
 }

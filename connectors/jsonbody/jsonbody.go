@@ -126,6 +126,27 @@ func TypeName(v any) string {
 	}
 }
 
+// ScalarText renders a decoded JSON string, boolean or number as text:
+// strings as they are, booleans as true or false, int and json.Number in
+// decimal, and float64 with strconv.FormatFloat's format floatFormat ('f'
+// or 'g') and the fewest digits that keep it exact. It reports false for
+// null, objects, arrays and anything else.
+func ScalarText(v any, floatFormat byte) (string, bool) {
+	switch x := v.(type) {
+	case string:
+		return x, true
+	case bool:
+		return strconv.FormatBool(x), true
+	case int:
+		return strconv.Itoa(x), true
+	case float64:
+		return strconv.FormatFloat(x, floatFormat, -1, 64), true
+	case json.Number:
+		return string(x), true
+	}
+	return "", false
+}
+
 // trailing returns the index of the first non-space byte at or after off.
 func trailing(data []byte, off int64) (int, bool) {
 	for i := int(off); i < len(data); i++ {

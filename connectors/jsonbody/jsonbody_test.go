@@ -112,6 +112,22 @@ func TestTypeName(t *testing.T) {
 	require.Equal(t, "a struct {}", jsonbody.TypeName(struct{}{}))
 }
 
+func TestScalarText(t *testing.T) {
+	big := json.Number("123456789012345678901234567890")
+	for v, want := range map[any]string{"a b": "a b", true: "true", false: "false", -42: "-42", 1.5: "1.5", 1.5e-7: "0.00000015", big: string(big)} {
+		got, ok := jsonbody.ScalarText(v, 'f')
+		require.True(t, ok, "%#v", v)
+		require.Equal(t, want, got)
+	}
+	got, ok := jsonbody.ScalarText(1.5e-7, 'g')
+	require.True(t, ok)
+	require.Equal(t, "1.5e-07", got, "the float format is the caller's")
+	for _, v := range []any{nil, map[string]any{}, []any{1}, int64(1)} {
+		_, ok := jsonbody.ScalarText(v, 'f')
+		require.False(t, ok, "%#v is not a scalar it renders", v)
+	}
+}
+
 func FuzzDecode(f *testing.F) {
 	for _, seed := range []string{
 		`{"a":1}`, `{"a":{"b":[1,2.5,"x",null,true]}}`, `{"big":123456789012345678901234567890}`,

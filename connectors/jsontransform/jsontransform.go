@@ -230,17 +230,8 @@ func (t *Transformer) Apply(doc map[string]any) (map[string]any, error) {
 func coerce(v any, to string) (any, error) {
 	switch to {
 	case CoerceString:
-		switch x := v.(type) {
-		case string:
-			return x, nil
-		case bool:
-			return strconv.FormatBool(x), nil
-		case int:
-			return strconv.Itoa(x), nil
-		case float64:
-			return strconv.FormatFloat(x, 'f', -1, 64), nil
-		case json.Number:
-			return string(x), nil
+		if text, ok := jsonbody.ScalarText(v, 'f'); ok {
+			return text, nil
 		}
 	case CoerceInt:
 		switch x := v.(type) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/vrsky/vrsky/connectors/pgident"
 	"github.com/vrsky/vrsky/connectors/sdk"
 )
 
@@ -22,10 +23,6 @@ const (
 	// updates its other mapped columns (ON CONFLICT DO UPDATE).
 	ModeUpsert = "upsert"
 )
-
-// identPattern is the allow-list every SQL identifier from a config must
-// match before it is quoted with pgx.Identifier.Sanitize.
-var identPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
 
 // pathPattern is one segment of a dotted JSON field path.
 var pathPattern = regexp.MustCompile(`^[^.\x00]{1,256}$`)
@@ -53,24 +50,9 @@ type Config struct {
 	IDColumn string `json:"idColumn,omitempty" doc:"Column that receives the message ID (make it unique for idempotent inserts)."`
 }
 
-// target is a table name checked against the allow-list; schema is "" when
-// the table is looked up on the search_path.
-type target struct {
-	schema string
-	table  string
-}
-
-// String is the name as the user wrote it.
-func (t target) String() string {
-	if t.schema == "" {
-		return t.table
-	}
-	return t.schema + "." + t.table
-}
-
 // settings is a validated Config with its defaults applied.
 type settings struct {
-	target   target
+	target   pgident.Table
 	mode     string
 	key      []string
 	columns  map[string][]string // column → path segments; nil means by name
@@ -106,7 +88,7 @@ func (c *Config) settings() (settings, error) {
 		errs = append(errs, errors.New("key: upsert needs the conflict columns"))
 	}
 	for _, k := range c.Key {
-		if err := checkIdent("key column", k); err != nil {
+		if err := pgident.Check("key column", k); err != nil {
 			errs = append(errs, err)
 		}
 		if slices.Contains(s.key, k) {
@@ -116,7 +98,7 @@ func (c *Config) settings() (settings, error) {
 		s.key = append(s.key, k)
 	}
 	if c.IDColumn != "" {
-		if err := checkIdent("idColumn", c.IDColumn); err != nil {
+		if err := pgident.Check("idColumn", c.IDColumn); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -124,7 +106,7 @@ func (c *Config) settings() (settings, error) {
 		s.columns = make(map[string][]string, len(c.Columns))
 		for _, col := range sortedKeys(c.Columns) {
 			path := c.Columns[col]
-			if err := checkIdent("column", col); err != nil {
+			if err := pgident.Check("column", col); err != nil {
 				errs = append(errs, err)
 				continue
 			}
@@ -150,28 +132,12 @@ func (c *Config) settings() (settings, error) {
 	return s, errors.Join(errs...)
 }
 
-// parseTable splits "schema.table" and checks both names.
-func parseTable(name string) (target, error) {
+// parseTable checks the table option: required, table or schema.table.
+func parseTable(name string) (pgident.Table, error) {
 	if name == "" {
-		return target{}, errors.New("table: required")
+		return pgident.Table{}, errors.New("table: required")
 	}
-	parts := strings.Split(name, ".")
-	switch len(parts) {
-	case 1:
-		return target{table: parts[0]}, checkIdent("table", parts[0])
-	case 2:
-		return target{schema: parts[0], table: parts[1]}, errors.Join(checkIdent("table schema", parts[0]), checkIdent("table", parts[1]))
-	default:
-		return target{}, fmt.Errorf("table %q: want table or schema.table", name)
-	}
-}
-
-// checkIdent applies the identifier allow-list.
-func checkIdent(what, name string) error {
-	if !identPattern.MatchString(name) {
-		return fmt.Errorf("%s %q: want a letter or '_' then letters, digits or '_' (at most 63)", what, name)
-	}
-	return nil
+	return pgident.ParseTable(name)
 }
 
 // quote quotes an identifier that passed the allow-list or came from the

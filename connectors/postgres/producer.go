@@ -145,14 +145,14 @@ FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamesp
 WHERE c.relname = $1 AND c.relkind IN ('r', 'p')
   AND (($2 = '' AND n.nspname = ANY (current_schemas(false))) OR n.nspname = $2)
 ORDER BY array_position(current_schemas(false), n.nspname::text)
-LIMIT 1`, p.cfg.target.table, p.cfg.target.schema).Scan(&oid, &schema)
+LIMIT 1`, p.cfg.target.Name, p.cfg.target.Schema).Scan(&oid, &schema)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return errors.New("no such table (names are case-sensitive; without a schema the search_path is used)")
 	}
 	if err != nil {
 		return fmt.Errorf("look up table: %w", err)
 	}
-	p.table = quote(schema, p.cfg.target.table)
+	p.table = quote(schema, p.cfg.target.Name)
 
 	rows, err := p.pool.Query(ctx, `
 SELECT a.attname::text, quote_ident(tn.nspname) || '.' || quote_ident(t.typname), t.typcategory = 'A',
@@ -594,23 +594,13 @@ func lookup(obj map[string]any, path []string) (any, bool) {
 // objects and arrays as JSON (for json and jsonb columns), arrays as array
 // literals for array columns.
 func textValue(v any, isArray bool) (string, error) {
-	switch x := v.(type) {
-	case string:
-		return x, nil
-	case bool:
-		return strconv.FormatBool(x), nil
-	case int:
-		return strconv.Itoa(x), nil
-	case float64:
-		return strconv.FormatFloat(x, 'g', -1, 64), nil
-	case json.Number:
-		return string(x), nil
-	case []any:
-		if isArray {
-			var b strings.Builder
-			arrayLiteral(&b, x)
-			return b.String(), nil
-		}
+	if text, ok := jsonbody.ScalarText(v, 'g'); ok {
+		return text, nil
+	}
+	if x, ok := v.([]any); ok && isArray {
+		var b strings.Builder
+		arrayLiteral(&b, x)
+		return b.String(), nil
 	}
 	out, err := jsonbody.Encode(v)
 	if err != nil {

@@ -422,7 +422,6 @@ func TestConfigValidate(t *testing.T) {
 	for _, want := range []string{"url", "table", "mode", "key column"} {
 		require.ErrorContains(t, err, want)
 	}
-	require.Equal(t, "s.t", target{schema: "s", table: "t"}.String())
 	require.True(t, strings.HasPrefix(quote("a\"b"), `"a""b"`))
 }
 

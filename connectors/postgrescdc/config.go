@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vrsky/vrsky/connectors/pgident"
 	"github.com/vrsky/vrsky/connectors/sdk"
 )
 
@@ -18,10 +19,6 @@ const (
 	// commit.
 	ChunkSize = 500
 )
-
-// identPattern is the allow-list every table and publication name must
-// match before it is quoted with pgx.Identifier.Sanitize.
-var identPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
 
 // slotPattern is what PostgreSQL accepts as a replication slot name.
 var slotPattern = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
@@ -50,23 +47,9 @@ type Config struct {
 	StatusInterval string `json:"statusInterval,omitempty" doc:"How often to report the confirmed position (Go duration); default 10s."`
 }
 
-// table is a captured table's name, checked against the allow-list; schema
-// is "" until Build looks it up on the search_path.
-type table struct {
-	schema string
-	name   string
-}
-
-func (t table) String() string {
-	if t.schema == "" {
-		return t.name
-	}
-	return t.schema + "." + t.name
-}
-
 // settings is a validated Config with its defaults applied.
 type settings struct {
-	tables         []table
+	tables         []pgident.Table
 	publication    string
 	slot           string
 	snapshot       bool
@@ -96,7 +79,7 @@ func (c *Config) settings(env sdk.Env) (settings, error) {
 	}
 	seen := map[string]bool{}
 	for _, name := range c.Tables {
-		t, err := parseTable(name)
+		t, err := pgident.ParseTable(name)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -116,8 +99,8 @@ func (c *Config) settings(env sdk.Env) (settings, error) {
 	if s.publication == "" {
 		s.publication = def
 	}
-	if !identPattern.MatchString(s.publication) {
-		errs = append(errs, fmt.Errorf("publication %q: want a letter or '_' then letters, digits or '_' (at most 63)", s.publication))
+	if err := pgident.Check("publication", s.publication); err != nil {
+		errs = append(errs, err)
 	}
 	if s.slot == "" {
 		s.slot = strings.ToLower(def)
@@ -137,23 +120,4 @@ func (c *Config) settings(env sdk.Env) (settings, error) {
 		}
 	}
 	return s, errors.Join(errs...)
-}
-
-// parseTable splits "schema.table" and checks both names.
-func parseTable(name string) (table, error) {
-	parts := strings.Split(name, ".")
-	check := func(what, n string) error {
-		if !identPattern.MatchString(n) {
-			return fmt.Errorf("%s %q: want a letter or '_' then letters, digits or '_' (at most 63)", what, n)
-		}
-		return nil
-	}
-	switch len(parts) {
-	case 1:
-		return table{name: parts[0]}, check("table", parts[0])
-	case 2:
-		return table{schema: parts[0], name: parts[1]}, errors.Join(check("table schema", parts[0]), check("table", parts[1]))
-	default:
-		return table{}, fmt.Errorf("table %q: want table or schema.table", name)
-	}
 }

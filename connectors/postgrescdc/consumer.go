@@ -40,6 +40,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/vrsky/vrsky/connectors/config"
+	"github.com/vrsky/vrsky/connectors/pgident"
 	"github.com/vrsky/vrsky/connectors/sdk"
 )
 
@@ -87,7 +88,7 @@ type Consumer struct {
 	cfg    settings
 	env    sdk.Env
 	url    string
-	tables []table // schema-qualified
+	tables []pgident.Table // schema-qualified
 
 	// afterPublish, when set, runs after the sink acknowledged a
 	// transaction's last chunk and before its position is confirmed; an
@@ -136,14 +137,14 @@ FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamesp
 WHERE c.relname = $1 AND c.relkind IN ('r', 'p')
   AND (($2 = '' AND n.nspname = ANY (current_schemas(false))) OR n.nspname = $2)
 ORDER BY array_position(current_schemas(false), n.nspname::text)
-LIMIT 1`, t.name, t.schema).Scan(&schema)
+LIMIT 1`, t.Name, t.Schema).Scan(&schema)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil, fmt.Errorf("postgres-cdc: table %s: no such table (names are case-sensitive; without a schema the search_path is used)", t)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("postgres-cdc: look up table %s: %w", t, err)
 		}
-		c.tables = append(c.tables, table{schema: schema, name: t.name})
+		c.tables = append(c.tables, pgident.Table{Schema: schema, Name: t.Name})
 	}
 	return c, nil
 }
@@ -227,7 +228,7 @@ func (c *Consumer) ensurePublication(ctx context.Context, conn *pgx.Conn) error 
 	if errors.Is(err, pgx.ErrNoRows) {
 		names := make([]string, len(c.tables))
 		for i, t := range c.tables {
-			names[i] = pgx.Identifier{t.schema, t.name}.Sanitize()
+			names[i] = pgx.Identifier{t.Schema, t.Name}.Sanitize()
 		}
 		_, err = conn.Exec(ctx, "CREATE PUBLICATION "+pgx.Identifier{pub}.Sanitize()+" FOR TABLE "+strings.Join(names, ", "))
 		if err != nil && !isCode(err, "42710") { // created meanwhile by another run
@@ -243,14 +244,14 @@ func (c *Consumer) ensurePublication(ctx context.Context, conn *pgx.Conn) error 
 	}
 	for _, t := range c.tables {
 		var in bool
-		err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_publication_tables WHERE pubname = $1 AND schemaname = $2 AND tablename = $3)", pub, t.schema, t.name).Scan(&in)
+		err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_publication_tables WHERE pubname = $1 AND schemaname = $2 AND tablename = $3)", pub, t.Schema, t.Name).Scan(&in)
 		if err != nil {
 			return c.stopped(ctx, fmt.Errorf("postgres-cdc: read tables of publication %q: %w", pub, err))
 		}
 		if in {
 			continue
 		}
-		_, err = conn.Exec(ctx, "ALTER PUBLICATION "+pgx.Identifier{pub}.Sanitize()+" ADD TABLE "+pgx.Identifier{t.schema, t.name}.Sanitize())
+		_, err = conn.Exec(ctx, "ALTER PUBLICATION "+pgx.Identifier{pub}.Sanitize()+" ADD TABLE "+pgx.Identifier{t.Schema, t.Name}.Sanitize())
 		if err != nil && !isCode(err, "42710") {
 			return c.stopped(ctx, fmt.Errorf("postgres-cdc: add table %s to publication %q: %w", t, pub, err))
 		}
@@ -366,7 +367,7 @@ func (c *Consumer) snapshot(ctx context.Context, conn *pgx.Conn, name string, at
 		return nil
 	}
 	for _, t := range c.tables {
-		rows, err := tx.Query(ctx, "SELECT * FROM "+pgx.Identifier{t.schema, t.name}.Sanitize(), pgx.QueryExecModeSimpleProtocol)
+		rows, err := tx.Query(ctx, "SELECT * FROM "+pgx.Identifier{t.Schema, t.Name}.Sanitize(), pgx.QueryExecModeSimpleProtocol)
 		if err != nil {
 			return c.stopped(ctx, fmt.Errorf("postgres-cdc: snapshot: read %s: %w", t, err))
 		}
@@ -381,7 +382,7 @@ func (c *Consumer) snapshot(ctx context.Context, conn *pgx.Conn, name string, at
 				after[fields[i].Name] = textToJSON(fields[i].DataTypeOID, raw)
 			}
 			msg, err := c.message(fmt.Sprintf("%s:%s:snapshot:%d", c.cfg.slot, at, ordinal), Change{
-				Op: OpSnapshot, Schema: t.schema, Table: t.name, After: after, CommitLSN: at.String(),
+				Op: OpSnapshot, Schema: t.Schema, Table: t.Name, After: after, CommitLSN: at.String(),
 			})
 			if err != nil {
 				rows.Close()

@@ -74,7 +74,6 @@ func (c *Config) settings() (settings, error) {
 	s := settings{
 		channel: strings.TrimSpace(c.Channel),
 		apiURL:  strings.TrimRight(strings.TrimSpace(c.APIURL), "/"),
-		timeout: DefaultTimeout,
 		guard:   ssrf.Guard{AllowPrivate: c.AllowPrivate, AllowHosts: c.AllowHosts},
 	}
 	var errs []error
@@ -140,17 +139,11 @@ func (c *Config) settings() (settings, error) {
 			}
 		}
 	}
-	if c.Timeout != "" {
-		d, err := time.ParseDuration(c.Timeout)
-		switch {
-		case err != nil:
-			errs = append(errs, fmt.Errorf("timeout: %w", err))
-		case d <= 0 || d > MaxTimeout:
-			errs = append(errs, fmt.Errorf("timeout %q: want more than 0 and at most %s", c.Timeout, MaxTimeout))
-		default:
-			s.timeout = d
-		}
+	timeout, err := httpout.ParseTimeout(c.Timeout, DefaultTimeout, MaxTimeout)
+	if err != nil {
+		errs = append(errs, err)
 	}
+	s.timeout = timeout
 	return s, errors.Join(errs...)
 }
 

@@ -6,11 +6,13 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/vrsky/vrsky/connectors/formatconv"
 )
 
 // Directions.
 const (
-	ToJSON = "toJson"
+	ToJSON = formatconv.ToJSON
 	ToXML  = "toXml"
 )
 
@@ -20,10 +22,10 @@ const (
 	DefaultTextKey         = "#text"
 	DefaultRoot            = "root"
 	DefaultMaxDepth        = 100
-	DefaultMaxBytes        = 16 << 20
+	DefaultMaxBytes        = formatconv.DefaultMaxBytes
 	// MaxMaxDepth and MaxMaxBytes bound what a config may set.
 	MaxMaxDepth = 1000
-	MaxMaxBytes = 64 << 20
+	MaxMaxBytes = formatconv.MaxMaxBytes
 )
 
 // Config is the xml converter's configuration.
@@ -69,17 +71,17 @@ func (c *Config) Validate() error {
 
 func (c *Config) settings() (settings, error) {
 	s := settings{
-		direction:  orDefault(c.Direction, ToJSON),
 		attrPrefix: orDefault(c.AttributePrefix, DefaultAttributePrefix),
 		textKey:    orDefault(c.TextKey, DefaultTextKey),
 		root:       orDefault(c.Root, DefaultRoot),
 		maxDepth:   c.MaxDepth,
-		maxBytes:   c.MaxBytes,
 	}
 	var errs []error
-	if s.direction != ToJSON && s.direction != ToXML {
-		errs = append(errs, fmt.Errorf("direction: %q is not toJson or toXml", c.Direction))
+	direction, err := format.CheckDirection(c.Direction)
+	if err != nil {
+		errs = append(errs, err)
 	}
+	s.direction = direction
 	if startsLikeName(s.attrPrefix) {
 		errs = append(errs, fmt.Errorf("attributePrefix: %q starts like an XML name; use a character such as @", s.attrPrefix))
 	}
@@ -113,12 +115,11 @@ func (c *Config) settings() (settings, error) {
 	case s.maxDepth < 1 || s.maxDepth > MaxMaxDepth:
 		errs = append(errs, fmt.Errorf("maxDepth: %d is out of range (1 to %d)", c.MaxDepth, MaxMaxDepth))
 	}
-	switch {
-	case s.maxBytes == 0:
-		s.maxBytes = DefaultMaxBytes
-	case s.maxBytes < 1 || s.maxBytes > MaxMaxBytes:
-		errs = append(errs, fmt.Errorf("maxBytes: %d is out of range (1 to %d)", c.MaxBytes, MaxMaxBytes))
+	maxBytes, err := formatconv.CheckMaxBytes(c.MaxBytes)
+	if err != nil {
+		errs = append(errs, err)
 	}
+	s.maxBytes = maxBytes
 	return s, errors.Join(errs...)
 }
 

@@ -22,15 +22,15 @@ type node struct {
 	start int64
 }
 
-// ToJSON converts an XML document to JSON. Errors are permanent and name
+// toJSON converts an XML document to JSON. Errors are permanent and name
 // the line and column of the problem.
-func (c *Converter) ToJSON(data []byte) ([]byte, error) {
-	root, err := c.parse(data)
+func (s *settings) toJSON(data []byte) ([]byte, error) {
+	root, err := s.parse(data)
 	if err != nil {
 		return nil, err
 	}
 	doc := newObject()
-	doc.set(root.name, c.value(root, root.name))
+	doc.set(root.name, s.value(root, root.name))
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
@@ -50,7 +50,7 @@ func at(data []byte, off int64, format string, args ...any) error {
 
 // parse reads the whole document into a tree, refusing DTDs and
 // enforcing the depth limit.
-func (c *Converter) parse(data []byte) (*node, error) {
+func (s *settings) parse(data []byte) (*node, error) {
 	dec := encxml.NewDecoder(bytes.NewReader(data))
 	dec.Strict = true
 	// No entity map: only the predefined entities and character references
@@ -85,8 +85,8 @@ func (c *Converter) parse(data []byte) (*node, error) {
 			if root != nil && len(stack) == 0 {
 				return nil, at(data, start, "more than one root element")
 			}
-			if len(stack) >= c.s.maxDepth {
-				return nil, at(data, start, "elements nested deeper than %d", c.s.maxDepth)
+			if len(stack) >= s.maxDepth {
+				return nil, at(data, start, "elements nested deeper than %d", s.maxDepth)
 			}
 			n := &node{name: qualified(t.Name), attrs: t.Attr, start: start}
 			if len(stack) > 0 {
@@ -139,19 +139,19 @@ func qualified(n encxml.Name) string {
 // value maps an element to JSON: a plain string when it has neither
 // attributes nor children, otherwise an object of attributes, children
 // and text.
-func (c *Converter) value(n *node, path string) any {
+func (s *settings) value(n *node, path string) any {
 	if len(n.attrs) == 0 && len(n.children) == 0 {
 		return n.text.String()
 	}
 	obj := newObject()
 	for _, a := range n.attrs {
-		obj.set(c.s.attrPrefix+qualified(a.Name), a.Value)
+		obj.set(s.attrPrefix+qualified(a.Name), a.Value)
 	}
 	if text := strings.TrimSpace(n.text.String()); text != "" {
 		if len(n.children) == 0 {
 			text = n.text.String()
 		}
-		obj.set(c.s.textKey, text)
+		obj.set(s.textKey, text)
 	}
 	// Group children by name, in order of first appearance.
 	var names []string
@@ -165,13 +165,13 @@ func (c *Converter) value(n *node, path string) any {
 	for _, name := range names {
 		childPath := path + "/" + name
 		group := groups[name]
-		if len(group) == 1 && !c.s.arrays[childPath] {
-			obj.set(name, c.value(group[0], childPath))
+		if len(group) == 1 && !s.arrays[childPath] {
+			obj.set(name, s.value(group[0], childPath))
 			continue
 		}
 		arr := make([]any, len(group))
 		for i, child := range group {
-			arr[i] = c.value(child, childPath)
+			arr[i] = s.value(child, childPath)
 		}
 		obj.set(name, arr)
 	}

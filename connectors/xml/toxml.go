@@ -13,21 +13,21 @@ import (
 	"github.com/vrsky/vrsky/connectors/sdk"
 )
 
-// ToXML converts a JSON object to an XML document. Errors are permanent:
+// toXML converts a JSON object to an XML document. Errors are permanent:
 // malformed JSON names its line and column, keys that cannot be XML names
 // and values XML cannot hold name their path.
-func (c *Converter) ToXML(data []byte) ([]byte, error) {
-	doc, err := c.decodeJSON(data)
+func (s *settings) toXML(data []byte) ([]byte, error) {
+	doc, err := s.decodeJSON(data)
 	if err != nil {
 		return nil, err
 	}
-	root, name := doc, c.s.root
+	root, name := doc, s.root
 	// A single key holding an object or a plain value is the root element;
 	// otherwise (several keys, or an array that would make several roots)
 	// everything goes under the configured root.
 	if len(doc.keys) == 1 {
 		k := doc.keys[0]
-		if _, isArray := doc.values[k].([]any); !isArray && !strings.HasPrefix(k, c.s.attrPrefix) && k != c.s.textKey {
+		if _, isArray := doc.values[k].([]any); !isArray && !strings.HasPrefix(k, s.attrPrefix) && k != s.textKey {
 			name = k
 			root = nil
 		}
@@ -35,9 +35,9 @@ func (c *Converter) ToXML(data []byte) ([]byte, error) {
 	var buf bytes.Buffer
 	buf.WriteString(encxml.Header)
 	if root == nil {
-		err = c.writeElement(&buf, name, doc.values[name], name)
+		err = s.writeElement(&buf, name, doc.values[name], name)
 	} else {
-		err = c.writeElement(&buf, name, root, name)
+		err = s.writeElement(&buf, name, root, name)
 	}
 	if err != nil {
 		return nil, err
@@ -45,10 +45,10 @@ func (c *Converter) ToXML(data []byte) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-func (c *Converter) decodeJSON(data []byte) (*object, error) {
+func (s *settings) decodeJSON(data []byte) (*object, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
-	v, err := c.decodeValue(dec, data, 0)
+	v, err := s.decodeValue(dec, data, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -71,7 +71,7 @@ func malformedJSON(data []byte, err error) error {
 }
 
 // decodeValue decodes the next JSON value keeping object keys in order.
-func (c *Converter) decodeValue(dec *json.Decoder, data []byte, depth int) (any, error) {
+func (s *settings) decodeValue(dec *json.Decoder, data []byte, depth int) (any, error) {
 	tok, err := dec.Token()
 	if err != nil {
 		return nil, malformedJSON(data, err)
@@ -80,9 +80,9 @@ func (c *Converter) decodeValue(dec *json.Decoder, data []byte, depth int) (any,
 	if !ok {
 		return tok, nil
 	}
-	if depth >= c.s.maxDepth {
+	if depth >= s.maxDepth {
 		line, col := jsonbody.Position(data, dec.InputOffset())
-		return nil, sdk.Permanentf("JSON at line %d, column %d: nested deeper than %d", line, col, c.s.maxDepth)
+		return nil, sdk.Permanentf("JSON at line %d, column %d: nested deeper than %d", line, col, s.maxDepth)
 	}
 	switch delim {
 	case '{':
@@ -93,7 +93,7 @@ func (c *Converter) decodeValue(dec *json.Decoder, data []byte, depth int) (any,
 				return nil, malformedJSON(data, err)
 			}
 			k, _ := kt.(string) // the decoder only gives strings as keys
-			v, err := c.decodeValue(dec, data, depth+1)
+			v, err := s.decodeValue(dec, data, depth+1)
 			if err != nil {
 				return nil, err
 			}
@@ -106,7 +106,7 @@ func (c *Converter) decodeValue(dec *json.Decoder, data []byte, depth int) (any,
 	default: // '['; the decoder never starts a value with '}' or ']'
 		arr := []any{}
 		for dec.More() {
-			v, err := c.decodeValue(dec, data, depth+1)
+			v, err := s.decodeValue(dec, data, depth+1)
 			if err != nil {
 				return nil, err
 			}
@@ -120,7 +120,7 @@ func (c *Converter) decodeValue(dec *json.Decoder, data []byte, depth int) (any,
 }
 
 // writeElement writes <name>…</name> for v; path names it in errors.
-func (c *Converter) writeElement(buf *bytes.Buffer, name string, v any, path string) error {
+func (s *settings) writeElement(buf *bytes.Buffer, name string, v any, path string) error {
 	if !validName(name) {
 		return sdk.Permanentf("JSON key %q at %s is not an XML element name", name, path)
 	}
@@ -129,8 +129,8 @@ func (c *Converter) writeElement(buf *bytes.Buffer, name string, v any, path str
 	obj, isObject := v.(*object)
 	if isObject {
 		for _, k := range obj.keys {
-			attr, ok := strings.CutPrefix(k, c.s.attrPrefix)
-			if !ok || k == c.s.textKey {
+			attr, ok := strings.CutPrefix(k, s.attrPrefix)
+			if !ok || k == s.textKey {
 				continue
 			}
 			if !validName(attr) {
@@ -150,18 +150,18 @@ func (c *Converter) writeElement(buf *bytes.Buffer, name string, v any, path str
 	buf.WriteByte('>')
 	switch x := v.(type) {
 	case *object:
-		if t, ok := x.values[c.s.textKey]; ok {
+		if t, ok := x.values[s.textKey]; ok {
 			text, err := scalarText(t)
 			if err != nil {
-				return sdk.Permanentf("%q at %s: %w", c.s.textKey, path, err)
+				return sdk.Permanentf("%q at %s: %w", s.textKey, path, err)
 			}
 			escape(buf, text)
 		}
 		for _, k := range x.keys {
-			if k == c.s.textKey || strings.HasPrefix(k, c.s.attrPrefix) {
+			if k == s.textKey || strings.HasPrefix(k, s.attrPrefix) {
 				continue
 			}
-			if err := c.writeChild(buf, k, x.values[k], path+"/"+k); err != nil {
+			if err := s.writeChild(buf, k, x.values[k], path+"/"+k); err != nil {
 				return err
 			}
 		}
@@ -181,13 +181,13 @@ func (c *Converter) writeElement(buf *bytes.Buffer, name string, v any, path str
 }
 
 // writeChild writes an array as repeated elements, anything else as one.
-func (c *Converter) writeChild(buf *bytes.Buffer, name string, v any, path string) error {
+func (s *settings) writeChild(buf *bytes.Buffer, name string, v any, path string) error {
 	arr, ok := v.([]any)
 	if !ok {
-		return c.writeElement(buf, name, v, path)
+		return s.writeElement(buf, name, v, path)
 	}
 	for _, e := range arr {
-		if err := c.writeElement(buf, name, e, path); err != nil {
+		if err := s.writeElement(buf, name, e, path); err != nil {
 			return err
 		}
 	}

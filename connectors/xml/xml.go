@@ -14,84 +14,36 @@ package xml
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 
-	"github.com/vrsky/vrsky/connectors/config"
-	"github.com/vrsky/vrsky/connectors/sdk"
+	"github.com/vrsky/vrsky/connectors/formatconv"
 )
 
-// Content types of converted messages.
-const (
-	ContentTypeJSON = "application/json"
-	ContentTypeXML  = "application/xml"
-)
+// ContentTypeXML is the content type of a message converted to XML; one
+// converted to JSON is formatconv.ContentTypeJSON.
+const ContentTypeXML = "application/xml"
+
+var format = formatconv.Format{Name: "xml", Direction: ToXML, ContentType: ContentTypeXML}
 
 // Connector registers the xml converter.
-var Connector = sdk.Connector{
-	Name:      "xml",
-	Kind:      sdk.KindConverter,
-	Summary:   "Convert XML to JSON or JSON to XML; DTDs are refused, size and depth are bounded.",
-	NewConfig: func() any { return new(Config) },
-	Build: func(_ context.Context, _ sdk.Env, raw json.RawMessage) (any, error) {
-		var cfg Config
-		if err := config.Decode(raw, &cfg); err != nil {
-			return nil, fmt.Errorf("xml: %w", err)
-		}
-		c, err := New(cfg)
-		if err != nil {
-			return nil, fmt.Errorf("xml: %w", err)
-		}
-		return c, nil
-	},
-}
+var Connector = formatconv.Connector(format,
+	"Convert XML to JSON or JSON to XML; DTDs are refused, size and depth are bounded.",
+	New)
 
-// Converter is the built xml converter. It is safe for concurrent use.
-type Converter struct {
-	s settings
-}
+// Converter is the built xml converter. It is safe for concurrent use. Its
+// Convert fails permanently on input it cannot convert (malformed, a DTD,
+// too large or too deep, JSON keys that are not XML names), but not on a
+// cancelled ctx.
+type Converter = formatconv.Converter
 
-var _ sdk.Converter = (*Converter)(nil)
-
-// New validates cfg and returns its converter.
+// New validates cfg and returns the xml converter it configures.
 func New(cfg Config) (*Converter, error) {
 	s, err := cfg.settings()
 	if err != nil {
 		return nil, err
 	}
-	return &Converter{s: s}, nil
-}
-
-// Convert converts msg's body in the configured direction. Input it cannot
-// convert (malformed, a DTD, too large or too deep, JSON keys that are not
-// XML names) is a permanent error; a cancelled ctx is not.
-func (c *Converter) Convert(ctx context.Context, msg sdk.Message) (sdk.Message, error) {
-	if err := ctx.Err(); err != nil {
-		return sdk.Message{}, fmt.Errorf("xml: %w", err)
-	}
-	if int64(len(msg.Body)) > c.s.maxBytes {
-		return sdk.Message{}, sdk.Permanentf("xml: body is %d bytes, over the %d-byte limit", len(msg.Body), c.s.maxBytes)
-	}
-	var (
-		body []byte
-		ct   string
-		err  error
-	)
-	if c.s.direction == ToXML {
-		body, err = c.ToXML(msg.Body)
-		ct = ContentTypeXML
-	} else {
-		body, err = c.ToJSON(msg.Body)
-		ct = ContentTypeJSON
-	}
-	if err != nil {
-		return sdk.Message{}, fmt.Errorf("xml: %w", err)
-	}
-	out := msg
-	out.Body = body
-	out.ContentType = ct
-	return out, nil
+	return formatconv.New(format, s.direction, s.maxBytes, s.toJSON, s.toXML), nil
 }
 
 // object is a JSON object that keeps its keys in document order.
