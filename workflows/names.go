@@ -12,3 +12,27 @@ const ControlTaskQueue = "vrsky-control"
 
 // BlobJanitorScheduleID is the ID of the schedule that runs BlobJanitor.
 const BlobJanitorScheduleID = "blob-janitor"
+
+// IntegrationWorkflowID is the ID of an integration's IntegrationLifecycle
+// workflow: one per integration, so a second start finds the first.
+func IntegrationWorkflowID(tenant, integration string) string {
+	return "integration/" + tenant + "/" + integration
+}
+
+// Updates and queries of IntegrationLifecycle. Every update takes a
+// ChangeRequest and returns the resulting IntegrationState.
+const (
+	// IntegrationDeploy runs ChangeRequest.Version (desired status running).
+	IntegrationDeploy = "deploy"
+	// IntegrationStart runs the deployed version.
+	IntegrationStart = "start"
+	// IntegrationStop stops the deployed version.
+	IntegrationStop = "stop"
+	// IntegrationUpdate rolls out a newer ChangeRequest.Version, keeping the
+	// desired status.
+	IntegrationUpdate = "update"
+	// IntegrationDelete removes the integration; the workflow then ends.
+	IntegrationDelete = "delete"
+	// IntegrationStateQuery returns the current IntegrationState.
+	IntegrationStateQuery = "state"
+)

@@ -1,0 +1,166 @@
+package workflows
+
+import (
+	"context"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/api/temporalproto"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/vrsky/vrsky/activities"
+	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/internal/testenv"
+)
+
+// Run `go test ./workflows -run OnTemporal -update-history` after a change
+// to a workflow that is meant to break replay (and only then), and commit
+// the files in testdata/. The replay tests then prove that the code still
+// replays the histories recorded by the version before.
+var updateHistory = flag.Bool("update-history", false, "rewrite the recorded workflow histories in testdata/")
+
+const (
+	integrationLifecycleHistory = "testdata/integration_lifecycle_history.json"
+	blobJanitorHistory          = "testdata/blob_janitor_history.json"
+)
+
+// saveHistory writes a finished workflow's history as JSON, the format of
+// `temporal workflow show --output json`, when -update-history is set.
+func saveHistory(t *testing.T, c client.Client, workflowID, runID, path string) {
+	t.Helper()
+	if !*updateHistory {
+		return
+	}
+	ctx := context.Background()
+	var hist historypb.History
+	iter := c.GetWorkflowHistory(ctx, workflowID, runID, false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for iter.HasNext() {
+		ev, err := iter.Next()
+		require.NoError(t, err)
+		hist.Events = append(hist.Events, ev)
+	}
+	b, err := temporalproto.CustomJSONMarshalOptions{Indent: "  "}.Marshal(&hist)
+	require.NoError(t, err)
+	require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
+	require.NoError(t, os.WriteFile(path, append(b, '\n'), 0o644))
+	t.Logf("wrote %s (%d events)", path, len(hist.Events))
+}
+
+func replay(t *testing.T, path string, wf any) {
+	t.Helper()
+	r := worker.NewWorkflowReplayer()
+	r.RegisterWorkflow(wf)
+	require.NoError(t, r.ReplayWorkflowHistoryFromJSONFile(nil, path))
+}
+
+// registerFakeIntegrations registers activities under the names of
+// activities.Integrations that act as a platform whose runners always
+// report what is desired.
+func registerFakeIntegrations(r worker.Registry) {
+	desired := map[string]activities.DesiredStateInput{}
+	r.RegisterActivityWithOptions(func(_ context.Context, in activities.DesiredStateInput) error {
+		desired[in.Tenant+"/"+in.Integration] = in
+		return nil
+	}, activity.RegisterOptions{Name: "WriteDesiredState"})
+	r.RegisterActivityWithOptions(func(context.Context, activities.PipelineInput) error { return nil },
+		activity.RegisterOptions{Name: "RemoveDesiredState"})
+	r.RegisterActivityWithOptions(func(_ context.Context, in activities.AwaitStatusInput) (activities.RunnerStatus, error) {
+		return activities.RunnerStatus{Version: in.Version, Status: in.Status}, nil
+	}, activity.RegisterOptions{Name: "AwaitRunnerStatus"})
+	r.RegisterActivityWithOptions(func(context.Context, activities.Transition) error { return nil },
+		activity.RegisterOptions{Name: "RecordTransition"})
+}
+
+func TestIntegrationLifecycleOnTemporal(t *testing.T) {
+	ts := testenv.TemporalServer(t)
+	ts.NewWorker(ControlTaskQueue, func(r worker.Registry) {
+		r.RegisterWorkflow(IntegrationLifecycle)
+		registerFakeIntegrations(r)
+	})
+	c := ts.GetDefaultClient()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	tenant, integration := "acme", "orders"
+
+	send := func(action, updateID string, req ChangeRequest) (IntegrationState, error) {
+		var st IntegrationState
+		h, err := ChangeIntegration(ctx, c, tenant, integration, action, updateID, req)
+		if err != nil {
+			return st, err
+		}
+		err = h.Get(ctx, &st)
+		return st, err
+	}
+	ask := ChangeRequest{Actor: "alice", Reason: "release"}
+
+	_, err := send(IntegrationStart, "", ask)
+	require.ErrorContains(t, err, "deploy a version first", "the start starts the workflow and is refused")
+
+	ask.Version = 1
+	st, err := send(IntegrationDeploy, "deploy-1", ask)
+	require.NoError(t, err)
+	require.Equal(t, IntegrationState{Version: 1, DesiredStatus: hotpath.DesiredRunning, Status: hotpath.StatusRunning}, st)
+	again, err := send(IntegrationDeploy, "deploy-1", ask)
+	require.NoError(t, err)
+	require.Equal(t, st, again, "the same update ID is the same change")
+
+	st, err = send(IntegrationStop, "", ChangeRequest{Actor: "alice"})
+	require.NoError(t, err)
+	require.Equal(t, hotpath.StatusStopped, st.Status)
+
+	st, err = send(IntegrationUpdate, "", ChangeRequest{Version: 2, Actor: "bob", Reason: "new mapping"})
+	require.NoError(t, err)
+	require.Equal(t, IntegrationState{Version: 2, DesiredStatus: hotpath.DesiredStopped, Status: hotpath.StatusStopped}, st)
+
+	v, err := c.QueryWorkflow(ctx, IntegrationWorkflowID(tenant, integration), "", IntegrationStateQuery)
+	require.NoError(t, err)
+	var queried IntegrationState
+	require.NoError(t, v.Get(&queried))
+	require.Equal(t, st, queried)
+
+	st, err = send(IntegrationDelete, "", ChangeRequest{Actor: "bob"})
+	require.NoError(t, err)
+	require.Equal(t, activities.StatusDeleted, st.Status)
+
+	run := c.GetWorkflow(ctx, IntegrationWorkflowID(tenant, integration), "")
+	var res IntegrationLifecycleResult
+	require.NoError(t, run.Get(ctx, &res))
+	require.Equal(t, st, res.State)
+	saveHistory(t, c, run.GetID(), run.GetRunID(), integrationLifecycleHistory)
+}
+
+func TestIntegrationLifecycleReplaysRecordedHistory(t *testing.T) {
+	replay(t, integrationLifecycleHistory, IntegrationLifecycle)
+}
+
+func TestBlobJanitorOnTemporal(t *testing.T) {
+	ts := testenv.TemporalServer(t)
+	ts.NewWorker(ControlTaskQueue, func(r worker.Registry) {
+		r.RegisterWorkflow(BlobJanitor)
+		r.RegisterActivityWithOptions(func(context.Context, activities.SweepInput) (activities.SweepResult, error) {
+			return activities.SweepResult{Removed: 2}, nil
+		}, activity.RegisterOptions{Name: "SweepExpiredBlobs"})
+	})
+	c := ts.GetDefaultClient()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "blob-janitor-test", TaskQueue: ControlTaskQueue},
+		BlobJanitor, BlobJanitorInput{})
+	require.NoError(t, err)
+	var res BlobJanitorResult
+	require.NoError(t, run.Get(ctx, &res))
+	require.Equal(t, 2, res.Removed)
+	saveHistory(t, c, run.GetID(), run.GetRunID(), blobJanitorHistory)
+}
+
+func TestBlobJanitorReplaysRecordedHistory(t *testing.T) {
+	replay(t, blobJanitorHistory, BlobJanitor)
+}
