@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/vrsky/vrsky/internal/logging"
+	"github.com/vrsky/vrsky/internal/store"
 )
 
 // Options are the dependencies of the API.
@@ -28,6 +29,14 @@ type Options struct {
 	// Gatherer is exposed on /metrics; default prometheus.DefaultGatherer.
 	Gatherer prometheus.Gatherer
 	Logger   *slog.Logger
+
+	// Auth authenticates tenants' API keys; nil means none authenticates.
+	Auth Authenticator
+	// AdminKeyHash is the SHA-256 of the platform admin key, which manages
+	// tenants; empty means there is no admin key.
+	AdminKeyHash []byte
+	// Store, when set, adds the tenant and API-key operations.
+	Store *store.Store
 }
 
 // Server is the API's HTTP handler and its Huma API, to which resources add
@@ -39,13 +48,19 @@ type Server struct {
 }
 
 // New builds the API with its built-in operations (health, readiness,
-// metrics, OpenAPI, docs).
+// metrics, OpenAPI, docs) and, when opts.Store is set, the tenant and API-key
+// operations behind bearer authentication.
 func New(opts Options) *Server {
 	mux := http.NewServeMux()
 	cfg := huma.DefaultConfig("VRSky API", opts.Version)
 	cfg.Info.Description = "VRSky is a multi-tenant integration platform: consumers take data in, " +
 		"converters and filters shape it, producers deliver it."
+	cfg.Components.SecuritySchemes = map[string]*huma.SecurityScheme{BearerScheme: bearerSecurityScheme()}
 	humaAPI := humago.New(mux, cfg)
+	log := logging.Component(opts.Logger, "api")
+	// Before any operation is registered: Huma binds middlewares at
+	// registration. Operations that declare no Security pass through.
+	humaAPI.UseMiddleware((&auth{api: humaAPI, keys: opts.Auth, adminHash: opts.AdminKeyHash, log: log}).middleware)
 
 	gatherer := opts.Gatherer
 	if gatherer == nil {
@@ -53,8 +68,12 @@ func New(opts Options) *Server {
 	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
 
-	s := &Server{mux: mux, api: humaAPI, log: logging.Component(opts.Logger, "api")}
+	s := &Server{mux: mux, api: humaAPI, log: log}
 	RegisterHealth(humaAPI, opts.Checks)
+	if opts.Store != nil {
+		RegisterTenants(humaAPI, opts.Store, log)
+		RegisterAPIKeys(humaAPI, opts.Store, log)
+	}
 	return s
 }
 

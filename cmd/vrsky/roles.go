@@ -37,7 +37,7 @@ func runRole(ctx context.Context, role string, args []string, stderr io.Writer) 
 
 	needs := map[string]roles.Needs{
 		"api":    {DB: true, NATS: true, Temporal: true, S3: true},
-		"worker": {Temporal: true, S3: true},
+		"worker": {DB: true, NATS: true, Temporal: true, S3: true},
 		"runner": {NATS: true, S3: true},
 	}[role]
 	deps, closeAll, err := roles.Connect(ctx, cfg, needs, log)

@@ -32,6 +32,7 @@ import (
 	"github.com/vrsky/vrsky/internal/pgcluster"
 	"github.com/vrsky/vrsky/internal/roles"
 	"github.com/vrsky/vrsky/internal/s3dev"
+	"github.com/vrsky/vrsky/internal/store"
 	"github.com/vrsky/vrsky/internal/temporaldev"
 	"github.com/vrsky/vrsky/workflows"
 )
@@ -163,9 +164,13 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if err != nil {
 		return nil, err
 	}
+	admin, err := adminKey(dataDir)
+	if err != nil {
+		return nil, err
+	}
 	deps := roles.Deps{
 		DB: pool, NATS: nc, JS: js, Temporal: tc, Blobs: blobs, Registry: registry,
-		FileRoot: filepath.Join(dataDir, "files"), Logger: cfg.Logger,
+		FileRoot: filepath.Join(dataDir, "files"), AdminKeyHash: store.HashSecret(admin), Logger: cfg.Logger,
 	}
 	if err := s.startRoles(ctx, deps); err != nil {
 		return nil, err
@@ -186,7 +191,8 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		"nats", ep.NATS,
 		"s3", ep.S3,
 		"postgres", ep.Postgres,
-		"endpoints_file", filepath.Join(dataDir, EndpointsFile))
+		"endpoints_file", filepath.Join(dataDir, EndpointsFile),
+		"admin_key_file", filepath.Join(dataDir, AdminKeyFile))
 	return s, nil
 }
 

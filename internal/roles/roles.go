@@ -30,6 +30,7 @@ import (
 	"github.com/vrsky/vrsky/connectors"
 	"github.com/vrsky/vrsky/hotpath"
 	"github.com/vrsky/vrsky/internal/blobstore"
+	"github.com/vrsky/vrsky/internal/store"
 	"github.com/vrsky/vrsky/workflows"
 )
 
@@ -44,7 +45,10 @@ type Deps struct {
 	Registry *prometheus.Registry
 	// FileRoot holds each tenant's directory for file connectors.
 	FileRoot string
-	Logger   *slog.Logger
+	// AdminKeyHash is the SHA-256 of the platform admin key; empty means
+	// no admin key.
+	AdminKeyHash []byte
+	Logger       *slog.Logger
 }
 
 // Checks returns a readiness probe for each connection that is set.
@@ -88,9 +92,15 @@ type Role struct {
 // StartWorker starts the control-plane Temporal worker and makes sure the
 // platform's schedules exist.
 func StartWorker(ctx context.Context, d Deps) (*Role, error) {
+	state, err := hotpath.OpenState(ctx, d.JS)
+	if err != nil {
+		return nil, err
+	}
 	w := worker.New(d.Temporal, workflows.ControlTaskQueue, worker.Options{})
 	w.RegisterWorkflow(workflows.BlobJanitor)
 	w.RegisterActivity(&activities.Blobs{Store: d.Blobs})
+	w.RegisterWorkflow(workflows.IntegrationLifecycle)
+	w.RegisterActivity(&activities.Integrations{DB: d.DB, State: state})
 	if err := w.Start(); err != nil {
 		return nil, fmt.Errorf("start control-plane worker: %w", err)
 	}
@@ -139,7 +149,12 @@ func NewAPI(ctx context.Context, d Deps, version string, webhookTenantRate float
 	if err != nil {
 		return nil, nil, err
 	}
-	srv := api.New(api.Options{Version: version, Checks: d.Checks(), Gatherer: d.Registry, Logger: d.Logger})
+	opts := api.Options{Version: version, Checks: d.Checks(), Gatherer: d.Registry, Logger: d.Logger, AdminKeyHash: d.AdminKeyHash}
+	if d.DB != nil {
+		st := store.New(d.DB)
+		opts.Auth, opts.Store = st, st
+	}
+	srv := api.New(opts)
 	srv.RegisterWebhooks(&api.Webhooks{
 		Pipelines: cache, Publisher: &hotpath.Publisher{JS: d.JS, Claims: d.claims()}, TenantRate: webhookTenantRate,
 		Logger: d.Logger,

@@ -1,0 +1,233 @@
+// Package store is the PostgreSQL system of record for VRSky's metadata:
+// tenants, their API keys and, later, integrations.
+//
+// Every method takes the tenant and every query filters by it, so one tenant
+// can never read, change or learn of another's rows: a row of another tenant
+// is reported exactly like a row that does not exist (ErrNotFound). The one
+// exception is Authenticate, which finds a key by its hash before the tenant
+// is known. The store never sees a secret in clear beyond hashing it, and
+// never logs one.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/vrsky/vrsky/internal/spec"
+)
+
+// Sentinel errors; test with errors.Is.
+var (
+	// ErrNotFound: no such row for this tenant (including rows that belong
+	// to another tenant).
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: the row already exists.
+	ErrConflict = errors.New("already exists")
+	// ErrInvalid: an argument is malformed (a name, a scope).
+	ErrInvalid = errors.New("invalid argument")
+	// ErrUnauthenticated: the secret is unknown, its key is revoked or its
+	// tenant is deleted. Which one is deliberately not said.
+	ErrUnauthenticated = errors.New("unauthenticated")
+)
+
+// Page selects one page of a keyset-paginated listing.
+type Page struct {
+	// Cursor is the Next value of the previous page; empty for the first.
+	Cursor string
+	// Limit is the page size: 0 means DefaultPageSize, above MaxPageSize
+	// is cut to MaxPageSize.
+	Limit int
+}
+
+// Page sizes.
+const (
+	DefaultPageSize = 50
+	MaxPageSize     = 100
+	// MaxTenantNameLen bounds a tenant's display name.
+	MaxTenantNameLen = 200
+)
+
+func (p Page) limit() int {
+	switch {
+	case p.Limit <= 0:
+		return DefaultPageSize
+	case p.Limit > MaxPageSize:
+		return MaxPageSize
+	default:
+		return p.Limit
+	}
+}
+
+// Store reads and writes metadata in PostgreSQL. It is safe for concurrent
+// use.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+// New returns a store on pool, whose database must be migrated.
+func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+
+// Tenant statuses.
+const (
+	TenantActive  = "active"
+	TenantDeleted = "deleted"
+)
+
+// Tenant is one tenant.
+type Tenant struct {
+	ID        string
+	Name      string
+	Status    string
+	CreatedAt time.Time
+	// DeletedAt is set once the tenant is deleted.
+	DeletedAt *time.Time
+}
+
+const tenantColumns = "id, name, status, created_at, deleted_at"
+
+func scanTenant(row pgx.Row) (Tenant, error) {
+	var t Tenant
+	err := row.Scan(&t.ID, &t.Name, &t.Status, &t.CreatedAt, &t.DeletedAt)
+	return t, err
+}
+
+func checkTenant(id, name string) error {
+	if !spec.ValidName(id) {
+		return fmt.Errorf("%w: tenant id %q (lowercase letters, digits, hyphens; at most 63)", ErrInvalid, id)
+	}
+	if name == "" || len(name) > MaxTenantNameLen {
+		return fmt.Errorf("%w: tenant name must be 1-%d bytes", ErrInvalid, MaxTenantNameLen)
+	}
+	return nil
+}
+
+// CreateTenant adds an active tenant. It returns ErrConflict when the ID is
+// taken, also by a deleted tenant: IDs name NATS accounts, streams and
+// object prefixes, so they are never reused.
+func (s *Store) CreateTenant(ctx context.Context, id, name string) (Tenant, error) {
+	if err := checkTenant(id, name); err != nil {
+		return Tenant{}, err
+	}
+	return insertTenant(ctx, s.pool, id, name)
+}
+
+// CreateTenantWithKey adds a tenant and its first API key in one
+// transaction: either both exist afterwards or neither does. The secret is
+// returned once and never stored.
+func (s *Store) CreateTenantWithKey(ctx context.Context, id, name string, scopes []Scope) (Tenant, APIKey, string, error) {
+	if err := checkTenant(id, name); err != nil {
+		return Tenant{}, APIKey{}, "", err
+	}
+	scopes, err := NormalizeScopes(scopes)
+	if err != nil {
+		return Tenant{}, APIKey{}, "", err
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return Tenant{}, APIKey{}, "", fmt.Errorf("create tenant %s: %w", id, err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	t, err := insertTenant(ctx, tx, id, name)
+	if err != nil {
+		return Tenant{}, APIKey{}, "", err
+	}
+	key, secret, err := insertAPIKey(ctx, tx, id, scopes)
+	if err != nil {
+		return Tenant{}, APIKey{}, "", err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return Tenant{}, APIKey{}, "", fmt.Errorf("create tenant %s: %w", id, err)
+	}
+	return t, key, secret, nil
+}
+
+// querier is what a pool and a transaction have in common.
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+func insertTenant(ctx context.Context, q querier, id, name string) (Tenant, error) {
+	t, err := scanTenant(q.QueryRow(ctx,
+		`INSERT INTO tenants (id, name) VALUES ($1, $2)
+		 ON CONFLICT (id) DO NOTHING
+		 RETURNING `+tenantColumns, id, name))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Tenant{}, fmt.Errorf("create tenant %s: %w", id, ErrConflict)
+	}
+	if err != nil {
+		return Tenant{}, fmt.Errorf("create tenant %s: %w", id, err)
+	}
+	return t, nil
+}
+
+// GetTenant returns a tenant, deleted ones included (with their status).
+func (s *Store) GetTenant(ctx context.Context, id string) (Tenant, error) {
+	t, err := scanTenant(s.pool.QueryRow(ctx, `SELECT `+tenantColumns+` FROM tenants WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Tenant{}, fmt.Errorf("tenant %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Tenant{}, fmt.Errorf("get tenant %s: %w", id, err)
+	}
+	return t, nil
+}
+
+// ListTenants returns one page of tenants ordered by ID, deleted ones
+// included, and the cursor of the next page ("" on the last page).
+func (s *Store) ListTenants(ctx context.Context, page Page) ([]Tenant, string, error) {
+	limit := page.limit()
+	rows, err := s.pool.Query(ctx,
+		`SELECT `+tenantColumns+` FROM tenants WHERE id > $1 ORDER BY id LIMIT $2`,
+		page.Cursor, limit+1)
+	if err != nil {
+		return nil, "", fmt.Errorf("list tenants: %w", err)
+	}
+	tenants, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Tenant, error) { return scanTenant(r) })
+	if err != nil {
+		return nil, "", fmt.Errorf("list tenants: %w", err)
+	}
+	next := ""
+	if len(tenants) > limit {
+		tenants = tenants[:limit]
+		next = tenants[limit-1].ID
+	}
+	return tenants, next, nil
+}
+
+// DeleteTenant marks a tenant deleted and revokes all its keys in one
+// transaction, so none of them authenticates afterwards. Deleting a deleted
+// tenant changes nothing and succeeds; an unknown tenant is ErrNotFound.
+// Removing the tenant's NATS account, streams and objects is the
+// decommissioning workflow's job, not the store's.
+func (s *Store) DeleteTenant(ctx context.Context, id string) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("delete tenant %s: %w", id, err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	tag, err := tx.Exec(ctx,
+		`UPDATE tenants SET status = $2, deleted_at = coalesce(deleted_at, now()) WHERE id = $1`,
+		id, TenantDeleted)
+	if err != nil {
+		return fmt.Errorf("delete tenant %s: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("delete tenant %s: %w", id, ErrNotFound)
+	}
+	if _, err := tx.Exec(ctx,
+		`UPDATE api_keys SET revoked_at = now() WHERE tenant_id = $1 AND revoked_at IS NULL`, id); err != nil {
+		return fmt.Errorf("revoke keys of tenant %s: %w", id, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("delete tenant %s: %w", id, err)
+	}
+	return nil
+}

@@ -1,0 +1,298 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/vrsky/vrsky/internal/testenv"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testenv.StopPostgres()
+	os.Exit(code)
+}
+
+func newStore(t *testing.T) (*Store, *pgxpool.Pool) {
+	t.Helper()
+	pool, err := pgxpool.New(context.Background(), testenv.PostgresMigrated(t))
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	return New(pool), pool
+}
+
+func TestTenantsCreateGetListDelete(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, pool := newStore(t)
+
+	created, err := s.CreateTenant(ctx, "acme", "Acme Corp")
+	require.NoError(t, err)
+	require.Equal(t, "acme", created.ID)
+	require.Equal(t, "Acme Corp", created.Name)
+	require.Equal(t, TenantActive, created.Status)
+	require.Nil(t, created.DeletedAt)
+	require.WithinDuration(t, time.Now(), created.CreatedAt, time.Minute)
+
+	_, err = s.CreateTenant(ctx, "acme", "Other")
+	require.ErrorIs(t, err, ErrConflict)
+
+	for _, tc := range []struct{ id, name string }{
+		{"Acme", "x"}, {"a_b", "x"}, {"", "x"}, {"-a", "x"}, {"ok", ""}, {"ok", string(make([]byte, MaxTenantNameLen+1))},
+	} {
+		_, err := s.CreateTenant(ctx, tc.id, tc.name)
+		require.ErrorIs(t, err, ErrInvalid, "%q %q", tc.id, tc.name)
+	}
+
+	got, err := s.GetTenant(ctx, "acme")
+	require.NoError(t, err)
+	require.Equal(t, created, got)
+	_, err = s.GetTenant(ctx, "nobody")
+	require.ErrorIs(t, err, ErrNotFound)
+
+	key, secret, err := s.CreateAPIKey(ctx, "acme", []Scope{ScopeRead})
+	require.NoError(t, err)
+	require.NoError(t, s.DeleteTenant(ctx, "acme"))
+	got, err = s.GetTenant(ctx, "acme")
+	require.NoError(t, err)
+	require.Equal(t, TenantDeleted, got.Status)
+	require.NotNil(t, got.DeletedAt)
+	keys, err := s.ListAPIKeys(ctx, "acme")
+	require.NoError(t, err)
+	require.Len(t, keys, 1)
+	require.Equal(t, key.ID, keys[0].ID)
+	require.NotNil(t, keys[0].RevokedAt, "deleting a tenant revokes its keys")
+	_, err = s.Authenticate(ctx, secret)
+	require.ErrorIs(t, err, ErrUnauthenticated)
+
+	// Deleting again is a no-op; the ID is never reused; no new keys.
+	require.NoError(t, s.DeleteTenant(ctx, "acme"))
+	again, err := s.GetTenant(ctx, "acme")
+	require.NoError(t, err)
+	require.Equal(t, got.DeletedAt, again.DeletedAt)
+	_, err = s.CreateTenant(ctx, "acme", "Acme again")
+	require.ErrorIs(t, err, ErrConflict)
+	_, _, err = s.CreateAPIKey(ctx, "acme", []Scope{ScopeRead})
+	require.ErrorIs(t, err, ErrNotFound)
+	require.ErrorIs(t, s.DeleteTenant(ctx, "nobody"), ErrNotFound)
+
+	var n int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM api_keys WHERE revoked_at IS NULL`).Scan(&n))
+	require.Zero(t, n)
+}
+
+func TestListTenantsPaginatesByID(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := newStore(t)
+
+	tenants, next, err := s.ListTenants(ctx, Page{})
+	require.NoError(t, err)
+	require.Empty(t, tenants)
+	require.Empty(t, next)
+
+	var want []string
+	for i := 4; i >= 0; i-- { // created out of order: the listing sorts
+		id := fmt.Sprintf("t-%d", i)
+		want = append([]string{id}, want...)
+		_, err := s.CreateTenant(ctx, id, "Tenant "+id)
+		require.NoError(t, err)
+	}
+	require.NoError(t, s.DeleteTenant(ctx, "t-3"))
+
+	var seen []string
+	page := Page{Limit: 2}
+	for pages := 0; ; pages++ {
+		require.Less(t, pages, 3)
+		got, next, err := s.ListTenants(ctx, page)
+		require.NoError(t, err)
+		require.LessOrEqual(t, len(got), 2)
+		for _, tn := range got {
+			seen = append(seen, tn.ID)
+			if tn.ID == "t-3" {
+				require.Equal(t, TenantDeleted, tn.Status)
+			}
+		}
+		if next == "" {
+			break
+		}
+		page.Cursor = next
+	}
+	require.Equal(t, want, seen)
+
+	all, next, err := s.ListTenants(ctx, Page{Limit: 5})
+	require.NoError(t, err)
+	require.Len(t, all, 5)
+	require.Empty(t, next, "an exactly full last page has no next")
+}
+
+func TestPageLimit(t *testing.T) {
+	for _, tc := range []struct{ in, want int }{{0, DefaultPageSize}, {-3, DefaultPageSize}, {1, 1}, {100, 100}, {101, MaxPageSize}, {1 << 20, MaxPageSize}} {
+		require.Equal(t, tc.want, Page{Limit: tc.in}.limit(), tc.in)
+	}
+}
+
+func TestCreateTenantWithKeyIsAtomic(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, pool := newStore(t)
+
+	tn, key, secret, err := s.CreateTenantWithKey(ctx, "blue", "Blue", []Scope{ScopeWrite, ScopeRead, ScopeDLQ})
+	require.NoError(t, err)
+	require.Equal(t, "blue", tn.ID)
+	require.Equal(t, "blue", key.TenantID)
+	require.Equal(t, []Scope{ScopeRead, ScopeWrite, ScopeDLQ}, key.Scopes)
+	p, err := s.Authenticate(ctx, secret)
+	require.NoError(t, err)
+	require.Equal(t, "blue", p.TenantID)
+
+	_, _, _, err = s.CreateTenantWithKey(ctx, "blue", "Blue again", []Scope{ScopeRead})
+	require.ErrorIs(t, err, ErrConflict)
+	_, _, _, err = s.CreateTenantWithKey(ctx, "green", "Green", []Scope{"root"})
+	require.ErrorIs(t, err, ErrInvalid)
+	_, _, _, err = s.CreateTenantWithKey(ctx, "Green", "Green", []Scope{ScopeRead})
+	require.ErrorIs(t, err, ErrInvalid)
+
+	var tenants, keys int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM tenants), (SELECT count(*) FROM api_keys)`).Scan(&tenants, &keys))
+	require.Equal(t, 1, tenants)
+	require.Equal(t, 1, keys, "a failed creation leaves no key behind")
+}
+
+func TestAPIKeyIsRandomPrefixedAndStoredOnlyAsHash(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, pool := newStore(t)
+	_, err := s.CreateTenant(ctx, "acme", "Acme")
+	require.NoError(t, err)
+
+	key, secret, err := s.CreateAPIKey(ctx, "acme", []Scope{ScopeRead, ScopeRead, ScopeAdmin})
+	require.NoError(t, err)
+	require.Regexp(t, `^vrsky_[0-9a-f]{64}$`, secret, "256 random bits behind a recognisable prefix")
+	require.Equal(t, secret[:DisplayPrefixLen], key.Prefix)
+	require.Regexp(t, `^key-[0-9a-f]{24}$`, key.ID)
+	require.Equal(t, []Scope{ScopeRead, ScopeAdmin}, key.Scopes, "deduplicated, canonical order")
+	require.Nil(t, key.RevokedAt)
+	require.Nil(t, key.LastUsedAt)
+
+	_, other, err := s.CreateAPIKey(ctx, "acme", []Scope{ScopeRead})
+	require.NoError(t, err)
+	require.NotEqual(t, secret, other)
+	require.NotEqual(t, secret[len(KeyPrefix):len(KeyPrefix)+16], other[len(KeyPrefix):len(KeyPrefix)+16])
+
+	// The row holds the SHA-256 and a 12-character prefix; the secret is
+	// nowhere in it.
+	var hash []byte
+	var row string
+	require.NoError(t, pool.QueryRow(ctx, `SELECT hash, k::text FROM api_keys k WHERE id = $1`, key.ID).Scan(&hash, &row))
+	sum := sha256.Sum256([]byte(secret))
+	require.Equal(t, sum[:], hash)
+	require.NotContains(t, row, secret)
+	require.NotContains(t, row, secret[DisplayPrefixLen:DisplayPrefixLen+16])
+
+	for _, scopes := range [][]Scope{nil, {}, {"root"}, {ScopePlatformAdmin}, {ScopeRead, "READ"}} {
+		_, _, err := s.CreateAPIKey(ctx, "acme", scopes)
+		require.ErrorIs(t, err, ErrInvalid, "%v", scopes)
+	}
+	_, _, err = s.CreateAPIKey(ctx, "nobody", []Scope{ScopeRead})
+	require.ErrorIs(t, err, ErrNotFound)
+}
+
+func TestAuthenticateRevokeAndLastUsed(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, pool := newStore(t)
+	for _, id := range []string{"tenant-a", "tenant-b"} {
+		_, err := s.CreateTenant(ctx, id, id)
+		require.NoError(t, err)
+	}
+	keyA, secretA, err := s.CreateAPIKey(ctx, "tenant-a", []Scope{ScopeRead, ScopeWrite})
+	require.NoError(t, err)
+	keyB, secretB, err := s.CreateAPIKey(ctx, "tenant-b", []Scope{ScopeDLQ})
+	require.NoError(t, err)
+
+	p, err := s.Authenticate(ctx, secretA)
+	require.NoError(t, err)
+	require.Equal(t, Principal{TenantID: "tenant-a", Scopes: []Scope{ScopeRead, ScopeWrite}, KeyID: keyA.ID}, p)
+
+	lastUsed := func(id string) *time.Time {
+		var at *time.Time
+		require.NoError(t, pool.QueryRow(ctx, `SELECT last_used_at FROM api_keys WHERE id = $1`, id).Scan(&at))
+		return at
+	}
+	first := lastUsed(keyA.ID)
+	require.NotNil(t, first)
+	_, err = s.Authenticate(ctx, secretA)
+	require.NoError(t, err)
+	require.Equal(t, first, lastUsed(keyA.ID), "written at most once a minute")
+	_, err = pool.Exec(ctx, `UPDATE api_keys SET last_used_at = now() - interval '2 minutes' WHERE id = $1`, keyA.ID)
+	require.NoError(t, err)
+	_, err = s.Authenticate(ctx, secretA)
+	require.NoError(t, err)
+	require.WithinDuration(t, time.Now(), *lastUsed(keyA.ID), 30*time.Second)
+
+	for _, bad := range []string{"", "Bearer " + secretA, secretA + "x", secretA[:len(secretA)-1], "vrsky_" + string(make([]byte, 300)), "garbage"} {
+		_, err := s.Authenticate(ctx, bad)
+		require.ErrorIs(t, err, ErrUnauthenticated, "%q", bad)
+	}
+
+	// Tenant A cannot see, learn of or revoke B's key.
+	listA, err := s.ListAPIKeys(ctx, "tenant-a")
+	require.NoError(t, err)
+	require.Len(t, listA, 1)
+	require.Equal(t, keyA.ID, listA[0].ID)
+	require.ErrorIs(t, s.RevokeAPIKey(ctx, "tenant-a", keyB.ID), ErrNotFound)
+	require.ErrorIs(t, s.RevokeAPIKey(ctx, "tenant-a", "key-unknown"), ErrNotFound)
+	pb, err := s.Authenticate(ctx, secretB)
+	require.NoError(t, err)
+	require.Equal(t, "tenant-b", pb.TenantID)
+
+	// Revocation takes effect on the very next call.
+	require.NoError(t, s.RevokeAPIKey(ctx, "tenant-a", keyA.ID))
+	_, err = s.Authenticate(ctx, secretA)
+	require.ErrorIs(t, err, ErrUnauthenticated)
+	require.NoError(t, s.RevokeAPIKey(ctx, "tenant-a", keyA.ID), "revoking twice succeeds")
+	listA, err = s.ListAPIKeys(ctx, "tenant-a")
+	require.NoError(t, err)
+	require.NotNil(t, listA[0].RevokedAt)
+
+	// A store that cannot answer is an error, not an authentication failure.
+	closed, closedPool := newStore(t)
+	closedPool.Close()
+	_, err = closed.Authenticate(ctx, secretB)
+	require.Error(t, err)
+	require.NotErrorIs(t, err, ErrUnauthenticated)
+}
+
+func TestPrincipalAllows(t *testing.T) {
+	admin := Principal{Admin: true}
+	reader := Principal{TenantID: "a", Scopes: []Scope{ScopeRead}, KeyID: "k"}
+	tenantAdmin := Principal{TenantID: "a", Scopes: []Scope{ScopeAdmin}, KeyID: "k"}
+	noTenant := Principal{Scopes: []Scope{ScopeRead}}
+	tests := []struct {
+		name  string
+		p     Principal
+		scope Scope
+		want  bool
+	}{
+		{"platform admin manages tenants", admin, ScopePlatformAdmin, true},
+		{"platform admin has no tenant scope", admin, ScopeRead, false},
+		{"tenant admin is not platform admin", tenantAdmin, ScopePlatformAdmin, false},
+		{"tenant admin holds every tenant scope", tenantAdmin, ScopeDLQ, true},
+		{"held scope", reader, ScopeRead, true},
+		{"missing scope", reader, ScopeWrite, false},
+		{"no tenant, no scope", noTenant, ScopeRead, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			require.Equal(t, tt.want, tt.p.Allows(tt.scope))
+		})
+	}
+}
