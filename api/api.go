@@ -15,7 +15,9 @@ import (
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.temporal.io/sdk/client"
 
+	"github.com/vrsky/vrsky/hotpath"
 	"github.com/vrsky/vrsky/internal/logging"
 	"github.com/vrsky/vrsky/internal/store"
 )
@@ -35,8 +37,14 @@ type Options struct {
 	// AdminKeyHash is the SHA-256 of the platform admin key, which manages
 	// tenants; empty means there is no admin key.
 	AdminKeyHash []byte
-	// Store, when set, adds the tenant and API-key operations.
+	// Store, when set, adds the tenant, API-key and integration operations.
 	Store *store.Store
+	// Temporal starts integrations' lifecycle changes (deploy, start, stop,
+	// delete); nil makes those operations answer 503.
+	Temporal client.Client
+	// State, when set, adds the runners' live report to an integration's
+	// status.
+	State *hotpath.State
 }
 
 // Server is the API's HTTP handler and its Huma API, to which resources add
@@ -48,8 +56,8 @@ type Server struct {
 }
 
 // New builds the API with its built-in operations (health, readiness,
-// metrics, OpenAPI, docs) and, when opts.Store is set, the tenant and API-key
-// operations behind bearer authentication.
+// metrics, OpenAPI, docs) and, when opts.Store is set, the tenant, API-key
+// and integration operations behind bearer authentication.
 func New(opts Options) *Server {
 	mux := http.NewServeMux()
 	cfg := huma.DefaultConfig("VRSky API", opts.Version)
@@ -73,6 +81,7 @@ func New(opts Options) *Server {
 	if opts.Store != nil {
 		RegisterTenants(humaAPI, opts.Store, log)
 		RegisterAPIKeys(humaAPI, opts.Store, log)
+		RegisterIntegrations(humaAPI, opts.Store, opts.Temporal, opts.State, log)
 	}
 	return s
 }

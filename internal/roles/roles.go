@@ -149,7 +149,8 @@ func NewAPI(ctx context.Context, d Deps, version string, webhookTenantRate float
 	if err != nil {
 		return nil, nil, err
 	}
-	opts := api.Options{Version: version, Checks: d.Checks(), Gatherer: d.Registry, Logger: d.Logger, AdminKeyHash: d.AdminKeyHash}
+	opts := api.Options{Version: version, Checks: d.Checks(), Gatherer: d.Registry, Logger: d.Logger, AdminKeyHash: d.AdminKeyHash,
+		Temporal: d.Temporal, State: state}
 	if d.DB != nil {
 		st := store.New(d.DB)
 		opts.Auth, opts.Store = st, st

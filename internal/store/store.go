@@ -1,5 +1,6 @@
 // Package store is the PostgreSQL system of record for VRSky's metadata:
-// tenants, their API keys and, later, integrations.
+// tenants, their API keys, integrations with their spec versions and
+// execution logs.
 //
 // Every method takes the tenant and every query filters by it, so one tenant
 // can never read, change or learn of another's rows: a row of another tenant

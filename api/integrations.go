@@ -1,0 +1,723 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/url"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/vrsky/vrsky/connectors"
+	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/internal/spec"
+	"github.com/vrsky/vrsky/internal/store"
+	"github.com/vrsky/vrsky/workflows"
+)
+
+// changeAcceptTimeout bounds how long a lifecycle change may take to be
+// accepted (or refused) by the integration's workflow: the request waits for
+// that, never for the change to be carried out.
+const changeAcceptTimeout = 15 * time.Second
+
+// IntegrationSpec is an integration's spec: its name, the consumer that
+// takes data in, the ordered converters and filters, and the named
+// producers, each with its connector's config.
+type IntegrationSpec spec.Integration
+
+// Integration is an integration with its latest spec.
+type Integration struct {
+	ID              string          `json:"id" doc:"The integration's ID: its spec's name."`
+	Name            string          `json:"name"`
+	Version         int             `json:"version" doc:"The latest spec version; the ETag is \"v<version>\"."`
+	DeployedVersion int             `json:"deployed_version" doc:"The version the lifecycle last rolled out; 0 before the first deploy."`
+	DesiredStatus   string          `json:"desired_status" doc:"What was last asked for: running or stopped."`
+	Status          string          `json:"status" doc:"What the runners last reported: running, stopped, degraded, or pending while they have not confirmed."`
+	LastError       string          `json:"last_error,omitempty"`
+	Spec            IntegrationSpec `json:"spec" doc:"The latest version's spec."`
+	CreatedAt       time.Time       `json:"created_at"`
+	UpdatedAt       time.Time       `json:"updated_at"`
+}
+
+func integrationOut(in store.Integration) Integration {
+	return Integration{
+		ID: in.ID, Name: in.Name, Version: in.Version, DeployedVersion: in.DeployedVersion,
+		DesiredStatus: in.DesiredStatus, Status: in.Status, LastError: in.LastError,
+		Spec: IntegrationSpec(in.Spec), CreatedAt: in.CreatedAt, UpdatedAt: in.UpdatedAt,
+	}
+}
+
+func etag(version int) string { return `"v` + strconv.Itoa(version) + `"` }
+
+// IntegrationPath names one of the caller's tenant's integrations.
+type IntegrationPath struct {
+	IntegrationID string `path:"integrationId" maxLength:"63"`
+}
+
+// SpecBody is a spec document: JSON, or YAML with Content-Type
+// application/yaml.
+type SpecBody struct {
+	ContentType string `header:"Content-Type"`
+	RawBody     []byte
+}
+
+// CreateIntegrationInput is the spec of the new integration.
+type CreateIntegrationInput struct {
+	SpecBody
+}
+
+// IntegrationOutput is one integration and its version as an ETag.
+type IntegrationOutput struct {
+	ETag string `header:"ETag" doc:"\"v<version>\" of the latest spec version; send it back in If-Match when updating."`
+	Body Integration
+}
+
+// CreateIntegrationOutput is the new integration and where it lives.
+type CreateIntegrationOutput struct {
+	Location string `header:"Location"`
+	ETag     string `header:"ETag"`
+	Body     Integration
+}
+
+// ListIntegrationsInput selects a page, optionally by status.
+type ListIntegrationsInput struct {
+	Cursor string `query:"cursor" maxLength:"100" doc:"The next value of the previous page; empty for the first page."`
+	Limit  int    `query:"limit" minimum:"1" maximum:"100" default:"50" doc:"Page size."`
+	Status string `query:"status" enum:"running,stopped,degraded,pending" doc:"Only integrations in this status."`
+}
+
+// ListIntegrationsOutput is one page of integrations ordered by ID.
+type ListIntegrationsOutput struct {
+	Link string `header:"Link" doc:"rel=\"next\" link to the next page, when there is one."`
+	Body struct {
+		Items []Integration `json:"items"`
+		Next  string        `json:"next,omitempty" doc:"Cursor of the next page; absent on the last page."`
+	}
+}
+
+// UpdateIntegrationInput is a new spec version for an integration.
+type UpdateIntegrationInput struct {
+	IntegrationPath
+	IfMatch string `header:"If-Match" doc:"\"v<version>\": store the new version only if that is still the latest (else 412)."`
+	SpecBody
+}
+
+// ChangeInput asks for a lifecycle change, optionally idempotently.
+type ChangeInput struct {
+	IntegrationPath
+	IdempotencyKey string `header:"Idempotency-Key" maxLength:"200" doc:"Repeating a request with the same key asks for the same change once."`
+}
+
+// ChangeReason says why a change is asked for; it goes into the execution
+// log.
+type ChangeReason struct {
+	Reason string `json:"reason,omitempty" maxLength:"500" doc:"Why; recorded in the execution log."`
+}
+
+// DeployInput asks to deploy a version (default the latest) and run it.
+type DeployInput struct {
+	ChangeInput
+	Body *struct {
+		Version int    `json:"version,omitempty" minimum:"1" doc:"The spec version to deploy; default the latest."`
+		Reason  string `json:"reason,omitempty" maxLength:"500" doc:"Why; recorded in the execution log."`
+	}
+}
+
+// StartStopInput asks to start or stop the deployed version.
+type StartStopInput struct {
+	ChangeInput
+	Body *ChangeReason
+}
+
+// DeleteInput asks to delete an integration.
+type DeleteInput struct {
+	ChangeInput
+}
+
+// ChangeAccepted says that the integration's lifecycle accepted a change; it
+// is carried out in the background (follow it with get-integration-status
+// and list-integration-logs).
+type ChangeAccepted struct {
+	WorkflowID string `json:"workflow_id" doc:"The integration's lifecycle workflow."`
+	UpdateID   string `json:"update_id" doc:"The change's ID within the workflow."`
+	Action     string `json:"action" enum:"deploy,start,stop,delete"`
+	Version    int    `json:"version" doc:"The spec version the change is about."`
+}
+
+// ChangeOutput is an accepted change.
+type ChangeOutput struct {
+	Body ChangeAccepted
+}
+
+// RunnerStatus is what the runners last reported about an integration.
+type RunnerStatus struct {
+	Runner    string    `json:"runner" doc:"The runner that reported."`
+	Version   int       `json:"version"`
+	Status    string    `json:"status" enum:"running,stopped,degraded"`
+	LastError string    `json:"last_error,omitempty"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// IntegrationStatus is an integration's recorded state and, when the hot
+// path is reachable, what its runners report right now.
+type IntegrationStatus struct {
+	ID            string        `json:"id"`
+	Status        string        `json:"status" doc:"Recorded by the lifecycle: running, stopped, degraded or pending."`
+	DesiredStatus string        `json:"desired_status"`
+	Version       int           `json:"version" doc:"The deployed version; 0 before the first deploy."`
+	LatestVersion int           `json:"latest_version"`
+	LastError     string        `json:"last_error,omitempty"`
+	UpdatedAt     time.Time     `json:"updated_at"`
+	Runner        *RunnerStatus `json:"runner,omitempty" doc:"The runners' live report; absent when none reported or the hot path is not configured."`
+}
+
+// IntegrationStatusOutput is an integration's status.
+type IntegrationStatusOutput struct {
+	Body IntegrationStatus
+}
+
+// IntegrationEvent is one entry of the execution log.
+type IntegrationEvent struct {
+	ID         int64     `json:"id"`
+	At         time.Time `json:"at"`
+	Actor      string    `json:"actor" doc:"Who asked: an API key ID."`
+	Action     string    `json:"action"`
+	FromStatus string    `json:"from_status,omitempty"`
+	ToStatus   string    `json:"to_status,omitempty"`
+	Reason     string    `json:"reason,omitempty"`
+}
+
+// ListLogsInput selects a page of the execution log.
+type ListLogsInput struct {
+	IntegrationPath
+	Cursor string `query:"cursor" maxLength:"20" doc:"The next value of the previous page; empty for the newest entries."`
+	Limit  int    `query:"limit" minimum:"1" maximum:"100" default:"50" doc:"Page size."`
+}
+
+// ListLogsOutput is one page of the execution log, newest first.
+type ListLogsOutput struct {
+	Link string `header:"Link" doc:"rel=\"next\" link to the next (older) page, when there is one."`
+	Body struct {
+		Items []IntegrationEvent `json:"items"`
+		Next  string             `json:"next,omitempty" doc:"Cursor of the next page; absent on the last page."`
+	}
+}
+
+// IntegrationVersion is one version of a spec.
+type IntegrationVersion struct {
+	Version   int             `json:"version"`
+	Spec      IntegrationSpec `json:"spec"`
+	CreatedAt time.Time       `json:"created_at"`
+	CreatedBy string          `json:"created_by,omitempty" doc:"The API key that wrote it."`
+}
+
+// ListVersionsOutput is every version of a spec, newest first.
+type ListVersionsOutput struct {
+	Body struct {
+		Items []IntegrationVersion `json:"items"`
+	}
+}
+
+// integrations serves the integration operations.
+type integrations struct {
+	st       *store.Store
+	temporal client.Client // nil: lifecycle changes answer 503
+	state    *hotpath.State
+	log      *slog.Logger
+}
+
+// RegisterIntegrations adds the operations on the caller's tenant's
+// integrations: CRUD and versions (PostgreSQL), deploy, start, stop and
+// delete (the integration's lifecycle workflow, through the Temporal client
+// control), status (with the runners' live report from state, when set) and
+// the execution log. A nil control leaves the lifecycle operations answering 503.
+func RegisterIntegrations(api huma.API, st *store.Store, control client.Client, state *hotpath.State, log *slog.Logger) {
+	h := &integrations{st: st, temporal: control, state: state, log: log}
+	read := requireScopes(store.ScopeRead)
+	write := requireScopes(store.ScopeWrite)
+	tags := []string{"Integrations"}
+	const bodies = "The body is the spec as JSON (`Content-Type: application/json`, the default) " +
+		"or as YAML (`Content-Type: application/yaml`), at most 1 MiB. Every problem found in it, " +
+		"including each connector's config checked against its schema, is listed in the 422 " +
+		"problem's `errors`, each with its location (`body.steps[1].config`)."
+
+	huma.Register(api, huma.Operation{
+		OperationID: "create-integration",
+		Method:      http.MethodPost,
+		Path:        "/v1/integrations",
+		Summary:     "Create an integration",
+		Description: "Creates an integration from its spec, as version 1; its ID is the spec's name. It is not deployed: " +
+			"deploy it with deploy-integration. " + bodies + " 409 when the name is taken. Needs scope write.",
+		Tags:          tags,
+		Security:      write,
+		DefaultStatus: http.StatusCreated,
+		MaxBodyBytes:  spec.MaxSpecBytes,
+		Errors:        withAuthErrors(http.StatusConflict, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType, http.StatusUnprocessableEntity),
+	}, func(ctx context.Context, in *CreateIntegrationInput) (*CreateIntegrationOutput, error) {
+		p, _ := PrincipalFrom(ctx)
+		s, err := parseSpec(in.SpecBody)
+		if err != nil {
+			return nil, err
+		}
+		created, err := st.CreateIntegration(ctx, p.TenantID, s, p.KeyID)
+		if err != nil {
+			return nil, storeError(log, "create-integration", p.TenantID, err)
+		}
+		log.Info("integration created", "tenant", p.TenantID, "integration", created.ID, "by_key_id", p.KeyID)
+		return &CreateIntegrationOutput{
+			Location: "/v1/integrations/" + created.ID, ETag: etag(created.Version), Body: integrationOut(created),
+		}, nil
+	})
+	documentSpecBody(api, "/v1/integrations", http.MethodPost)
+
+	huma.Register(api, huma.Operation{
+		OperationID: "list-integrations",
+		Method:      http.MethodGet,
+		Path:        "/v1/integrations",
+		Summary:     "List integrations",
+		Description: "Lists the caller's tenant's integrations ordered by ID, with their latest spec, one page at a time: " +
+			"follow `next` (or the Link header) until it is absent. `status` keeps only integrations in that status. Needs scope read.",
+		Tags:     tags,
+		Security: read,
+		Errors:   withAuthErrors(http.StatusUnprocessableEntity),
+	}, func(ctx context.Context, in *ListIntegrationsInput) (*ListIntegrationsOutput, error) {
+		p, _ := PrincipalFrom(ctx)
+		list, next, err := st.ListIntegrations(ctx, p.TenantID, store.Page{Cursor: in.Cursor, Limit: in.Limit}, in.Status)
+		if err != nil {
+			return nil, storeError(log, "list-integrations", p.TenantID, err)
+		}
+		out := &ListIntegrationsOutput{}
+		out.Body.Items = make([]Integration, 0, len(list))
+		for _, it := range list {
+			out.Body.Items = append(out.Body.Items, integrationOut(it))
+		}
+		if next != "" {
+			out.Body.Next = next
+			q := url.Values{"cursor": {next}, "limit": {strconv.Itoa(in.Limit)}}
+			if in.Status != "" {
+				q.Set("status", in.Status)
+			}
+			out.Link = `</v1/integrations?` + q.Encode() + `>; rel="next"`
+		}
+		return out, nil
+	})
+
+	huma.Register(api, huma.Operation{
+		OperationID: "get-integration",
+		Method:      http.MethodGet,
+		Path:        "/v1/integrations/{integrationId}",
+		Summary:     "Get an integration",
+		Description: "Returns the integration with its latest spec; the ETag names that version. Needs scope read.",
+		Tags:        tags,
+		Security:    read,
+		Errors:      withAuthErrors(http.StatusNotFound),
+	}, func(ctx context.Context, in *IntegrationPath) (*IntegrationOutput, error) {
+		p, _ := PrincipalFrom(ctx)
+		it, err := h.get(ctx, "get-integration", p.TenantID, in.IntegrationID)
+		if err != nil {
+			return nil, err
+		}
+		return &IntegrationOutput{ETag: etag(it.Version), Body: integrationOut(it)}, nil
+	})
+
+	huma.Register(api, huma.Operation{
+		OperationID: "update-integration",
+		Method:      http.MethodPut,
+		Path:        "/v1/integrations/{integrationId}",
+		Summary:     "Update an integration's spec",
+		Description: "Stores the spec as the integration's next version; the spec's name must be the integration's ID. " +
+			"With `If-Match: \"v<N>\"` it does so only if N is still the latest version (412 otherwise). " +
+			"It does not roll the version out: deploy it with deploy-integration. " + bodies + " Needs scope write.",
+		Tags:         tags,
+		Security:     write,
+		MaxBodyBytes: spec.MaxSpecBytes,
+		Errors: withAuthErrors(http.StatusNotFound, http.StatusPreconditionFailed, http.StatusRequestEntityTooLarge,
+			http.StatusUnsupportedMediaType, http.StatusUnprocessableEntity),
+	}, func(ctx context.Context, in *UpdateIntegrationInput) (*IntegrationOutput, error) {
+		p, _ := PrincipalFrom(ctx)
+		if _, err := h.get(ctx, "update-integration", p.TenantID, in.IntegrationID); err != nil {
+			return nil, err
+		}
+		s, err := parseSpec(in.SpecBody)
+		if err != nil {
+			return nil, err
+		}
+		if s.Name != in.IntegrationID {
+			return nil, huma.Error422UnprocessableEntity("the spec's name must be the integration's ID",
+				&huma.ErrorDetail{Location: "body.name", Message: "must be " + in.IntegrationID, Value: s.Name})
+		}
+		ifVersion, err := parseIfMatch(in.IfMatch)
+		if err != nil {
+			return nil, err
+		}
+		updated, err := st.PutIntegrationVersion(ctx, p.TenantID, in.IntegrationID, s, p.KeyID, ifVersion)
+		if errors.Is(err, store.ErrPrecondition) {
+			return nil, huma.Error412PreconditionFailed(fmt.Sprintf("If-Match %s is not the latest version", in.IfMatch))
+		}
+		if err != nil {
+			return nil, storeError(log, "update-integration", p.TenantID, err)
+		}
+		log.Info("integration updated", "tenant", p.TenantID, "integration", updated.ID, "version", updated.Version, "by_key_id", p.KeyID)
+		return &IntegrationOutput{ETag: etag(updated.Version), Body: integrationOut(updated)}, nil
+	})
+	documentSpecBody(api, "/v1/integrations/{integrationId}", http.MethodPut)
+
+	changeErrors := withAuthErrors(http.StatusNotFound, http.StatusConflict, http.StatusUnprocessableEntity, http.StatusServiceUnavailable)
+	const changeDoc = " It returns 202 as soon as the integration's lifecycle workflow accepted the change, which it then carries out: " +
+		"follow it with get-integration-status and list-integration-logs. 409 when the integration's state does not allow it; " +
+		"503 when the control plane is unavailable (retry with the same `Idempotency-Key`). Needs scope write."
+
+	huma.Register(api, huma.Operation{
+		OperationID:   "delete-integration",
+		Method:        http.MethodDelete,
+		Path:          "/v1/integrations/{integrationId}",
+		Summary:       "Delete an integration",
+		Description:   "Stops the integration, removes it from the runners and deletes it with its versions; its execution log stays." + changeDoc,
+		Tags:          tags,
+		Security:      write,
+		DefaultStatus: http.StatusAccepted,
+		Errors:        changeErrors,
+	}, func(ctx context.Context, in *DeleteInput) (*ChangeOutput, error) {
+		return h.change(ctx, "delete-integration", workflows.IntegrationDelete, in.ChangeInput, 0, "")
+	})
+
+	huma.Register(api, huma.Operation{
+		OperationID:   "deploy-integration",
+		Method:        http.MethodPost,
+		Path:          "/v1/integrations/{integrationId}/deploy",
+		Summary:       "Deploy an integration",
+		Description:   "Rolls a spec version out to the runners and runs it: `version` (default the latest) must not be older than the deployed one." + changeDoc,
+		Tags:          tags,
+		Security:      write,
+		DefaultStatus: http.StatusAccepted,
+		MaxBodyBytes:  MaxJSONBody,
+		Errors:        changeErrors,
+	}, func(ctx context.Context, in *DeployInput) (*ChangeOutput, error) {
+		var version int
+		var reason string
+		if in.Body != nil {
+			version, reason = in.Body.Version, in.Body.Reason
+		}
+		return h.change(ctx, "deploy-integration", workflows.IntegrationDeploy, in.ChangeInput, version, reason)
+	})
+
+	for _, op := range []struct{ id, action, summary, doc string }{
+		{"start-integration", workflows.IntegrationStart, "Start an integration", "Runs the deployed version again after a stop."},
+		{"stop-integration", workflows.IntegrationStop, "Stop an integration", "Stops the deployed version; messages already taken in stay in its stream until it starts again."},
+	} {
+		huma.Register(api, huma.Operation{
+			OperationID:   op.id,
+			Method:        http.MethodPost,
+			Path:          "/v1/integrations/{integrationId}/" + op.action,
+			Summary:       op.summary,
+			Description:   op.doc + " 409 before the first deploy." + changeDoc,
+			Tags:          tags,
+			Security:      write,
+			DefaultStatus: http.StatusAccepted,
+			MaxBodyBytes:  MaxJSONBody,
+			Errors:        changeErrors,
+		}, func(ctx context.Context, in *StartStopInput) (*ChangeOutput, error) {
+			var reason string
+			if in.Body != nil {
+				reason = in.Body.Reason
+			}
+			return h.change(ctx, op.id, op.action, in.ChangeInput, 0, reason)
+		})
+	}
+
+	huma.Register(api, huma.Operation{
+		OperationID: "get-integration-status",
+		Method:      http.MethodGet,
+		Path:        "/v1/integrations/{integrationId}/status",
+		Summary:     "Get an integration's status",
+		Description: "Returns what the lifecycle recorded (status, deployed version, last error) and, when the runners reported, " +
+			"their live status under `runner`. Needs scope read.",
+		Tags:     tags,
+		Security: read,
+		Errors:   withAuthErrors(http.StatusNotFound),
+	}, func(ctx context.Context, in *IntegrationPath) (*IntegrationStatusOutput, error) {
+		p, _ := PrincipalFrom(ctx)
+		it, err := h.get(ctx, "get-integration-status", p.TenantID, in.IntegrationID)
+		if err != nil {
+			return nil, err
+		}
+		out := &IntegrationStatusOutput{Body: IntegrationStatus{
+			ID: it.ID, Status: it.Status, DesiredStatus: it.DesiredStatus, Version: it.DeployedVersion,
+			LatestVersion: it.Version, LastError: it.LastError, UpdatedAt: it.UpdatedAt,
+		}}
+		out.Body.Runner = h.runnerStatus(ctx, p.TenantID, it.ID)
+		return out, nil
+	})
+
+	huma.Register(api, huma.Operation{
+		OperationID: "list-integration-logs",
+		Method:      http.MethodGet,
+		Path:        "/v1/integrations/{integrationId}/logs",
+		Summary:     "List an integration's execution log",
+		Description: "Lists the integration's lifecycle changes, newest first, with who asked and why, one page at a time: " +
+			"follow `next` (or the Link header) until it is absent. The log outlives a deleted integration. Needs scope read.",
+		Tags:     tags,
+		Security: read,
+		Errors:   withAuthErrors(http.StatusNotFound, http.StatusUnprocessableEntity),
+	}, func(ctx context.Context, in *ListLogsInput) (*ListLogsOutput, error) {
+		p, _ := PrincipalFrom(ctx)
+		if !spec.ValidName(in.IntegrationID) {
+			return nil, huma.Error404NotFound("not found")
+		}
+		events, next, err := st.ListEvents(ctx, p.TenantID, in.IntegrationID, store.Page{Cursor: in.Cursor, Limit: in.Limit})
+		if err != nil {
+			return nil, storeError(log, "list-integration-logs", p.TenantID, err)
+		}
+		out := &ListLogsOutput{}
+		out.Body.Items = make([]IntegrationEvent, 0, len(events))
+		for _, e := range events {
+			out.Body.Items = append(out.Body.Items, IntegrationEvent{
+				ID: e.ID, At: e.At, Actor: e.Actor, Action: e.Action, FromStatus: e.FromStatus, ToStatus: e.ToStatus, Reason: e.Reason,
+			})
+		}
+		if next != "" {
+			out.Body.Next = next
+			q := url.Values{"cursor": {next}, "limit": {strconv.Itoa(in.Limit)}}
+			out.Link = `</v1/integrations/` + in.IntegrationID + `/logs?` + q.Encode() + `>; rel="next"`
+		}
+		return out, nil
+	})
+
+	huma.Register(api, huma.Operation{
+		OperationID: "list-integration-versions",
+		Method:      http.MethodGet,
+		Path:        "/v1/integrations/{integrationId}/versions",
+		Summary:     "List an integration's spec versions",
+		Description: "Lists every version of the integration's spec, newest first, with who wrote it. Needs scope read.",
+		Tags:        tags,
+		Security:    read,
+		Errors:      withAuthErrors(http.StatusNotFound),
+	}, func(ctx context.Context, in *IntegrationPath) (*ListVersionsOutput, error) {
+		p, _ := PrincipalFrom(ctx)
+		if !spec.ValidName(in.IntegrationID) {
+			return nil, huma.Error404NotFound("not found")
+		}
+		versions, err := st.ListVersions(ctx, p.TenantID, in.IntegrationID)
+		if err != nil {
+			return nil, storeError(log, "list-integration-versions", p.TenantID, err)
+		}
+		out := &ListVersionsOutput{}
+		out.Body.Items = make([]IntegrationVersion, 0, len(versions))
+		for _, v := range versions {
+			out.Body.Items = append(out.Body.Items, IntegrationVersion{
+				Version: v.Version, Spec: IntegrationSpec(v.Spec), CreatedAt: v.CreatedAt, CreatedBy: v.CreatedBy,
+			})
+		}
+		return out, nil
+	})
+}
+
+// get returns one of the tenant's integrations, or the operation's 404.
+func (h *integrations) get(ctx context.Context, op, tenant, id string) (store.Integration, error) {
+	if !spec.ValidName(id) {
+		return store.Integration{}, huma.Error404NotFound("not found")
+	}
+	it, err := h.st.GetIntegration(ctx, tenant, id)
+	if err != nil {
+		return store.Integration{}, storeError(h.log, op, tenant, err)
+	}
+	return it, nil
+}
+
+// change asks the integration's lifecycle for a change and answers as soon
+// as the workflow accepted or refused it. version 0 means the latest spec
+// version for a deploy and the deployed version otherwise.
+func (h *integrations) change(ctx context.Context, op, action string, in ChangeInput, version int, reason string) (*ChangeOutput, error) {
+	p, _ := PrincipalFrom(ctx)
+	it, err := h.get(ctx, op, p.TenantID, in.IntegrationID)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case action != workflows.IntegrationDeploy:
+		version = it.DeployedVersion
+	case version == 0:
+		version = it.Version
+	case version > it.Version:
+		return nil, huma.Error422UnprocessableEntity(fmt.Sprintf("the integration has no version %d", version),
+			&huma.ErrorDetail{Location: "body.version", Message: fmt.Sprintf("at most %d", it.Version), Value: version})
+	}
+	if h.temporal == nil {
+		return nil, unavailable("lifecycle changes are unavailable: the control plane is not configured")
+	}
+	updateID := ""
+	if in.IdempotencyKey != "" {
+		// Keys are the client's: scoping them by action keeps a reused key
+		// from turning a stop into an earlier start.
+		updateID = action + "/" + in.IdempotencyKey
+	}
+	acceptCtx, cancel := context.WithTimeout(ctx, changeAcceptTimeout)
+	defer cancel()
+	req := workflows.ChangeRequest{Version: version, Actor: p.KeyID, Reason: reason}
+	handle, err := workflows.ChangeIntegration(acceptCtx, h.temporal, p.TenantID, it.ID, action, updateID, req)
+	if err == nil {
+		err = refusal(handle)
+	}
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) && appErr.Type() == workflows.ErrInvalidTransition {
+		return nil, huma.Error409Conflict(appErr.Message())
+	}
+	if err != nil {
+		h.log.Error("operation failed", "operation", op, "tenant", p.TenantID, "integration", it.ID, "error", err)
+		return nil, unavailable("the control plane did not accept the change; retry later with the same Idempotency-Key")
+	}
+	h.log.Info("integration change accepted", "tenant", p.TenantID, "integration", it.ID, "action", action,
+		"version", version, "by_key_id", p.KeyID)
+	return &ChangeOutput{Body: ChangeAccepted{
+		WorkflowID: workflows.IntegrationWorkflowID(p.TenantID, it.ID), UpdateID: handle.UpdateID(),
+		Action: action, Version: version,
+	}}, nil
+}
+
+// refusal returns the lifecycle's refusal of a change (an application error
+// of type workflows.ErrInvalidTransition), without waiting for an accepted
+// change to finish: a refused (or already finished) change's handle holds its
+// outcome, while an accepted one would poll the server, which a cancelled
+// context stops at once. How an accepted change ends is not the request's
+// business.
+func refusal(h client.WorkflowUpdateHandle) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := h.Get(ctx, nil)
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) && appErr.Type() == workflows.ErrInvalidTransition {
+		return err
+	}
+	return nil
+}
+
+func unavailable(msg string) error {
+	return huma.ErrorWithHeaders(huma.NewError(http.StatusServiceUnavailable, msg), http.Header{"Retry-After": {"5"}})
+}
+
+// runnerStatus is the runners' live report, or nil when there is none or
+// it cannot be read (the recorded state is still answered).
+func (h *integrations) runnerStatus(ctx context.Context, tenant, id string) *RunnerStatus {
+	if h.state == nil {
+		return nil
+	}
+	st, ok, err := h.state.GetStatus(ctx, hotpath.Pipeline{Tenant: tenant, Integration: id})
+	if err != nil {
+		h.log.Warn("read runner status", "tenant", tenant, "integration", id, "error", err)
+		return nil
+	}
+	if !ok {
+		return nil
+	}
+	return &RunnerStatus{Runner: st.Runner, Version: st.Version, Status: st.Status, LastError: st.LastError, UpdatedAt: st.UpdatedAt}
+}
+
+// parseIfMatch reads `"v<N>"` (0 for none or `*`); any other tag can never
+// match, which is 412.
+func parseIfMatch(h string) (int, error) {
+	h = strings.TrimSpace(h)
+	if h == "" || h == "*" {
+		return 0, nil
+	}
+	tag := strings.TrimPrefix(h, "W/")
+	if n, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(tag, `"v`), `"`)); err == nil && n > 0 && tag == etag(n) {
+		return n, nil
+	}
+	return 0, huma.Error412PreconditionFailed(fmt.Sprintf("If-Match %s names no version: send the ETag, \"v<version>\"", h))
+}
+
+// parseSpec reads a spec document by its content type and checks it,
+// connectors' configs included. Every problem is a located detail of one
+// 422.
+func parseSpec(body SpecBody) (spec.Integration, error) {
+	parse := spec.ParseJSON
+	if ct := strings.TrimSpace(body.ContentType); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		switch {
+		case err != nil:
+			return spec.Integration{}, huma.Error415UnsupportedMediaType("malformed Content-Type " + ct)
+		case mt == "application/yaml" || mt == "application/x-yaml" || mt == "text/yaml":
+			parse = spec.ParseYAML
+		case mt == "application/json" || strings.HasSuffix(mt, "+json"):
+		default:
+			return spec.Integration{}, huma.Error415UnsupportedMediaType("send the spec as application/json or application/yaml, not " + mt)
+		}
+	}
+	in, err := parse(body.RawBody)
+	// A spec that decoded has its shape checked again, with its connectors,
+	// by ValidateSpec; one that did not decode has a single error.
+	if _, checked := err.(interface{ Unwrap() []error }); err != nil && !checked {
+		return spec.Integration{}, huma.Error422UnprocessableEntity("the spec does not decode",
+			&huma.ErrorDetail{Location: "body", Message: err.Error()})
+	}
+	if err := connectors.ValidateSpec(in); err != nil {
+		var details []error
+		for _, e := range flattenErrors(err) {
+			details = append(details, specDetail(e))
+		}
+		return spec.Integration{}, huma.Error422UnprocessableEntity(
+			fmt.Sprintf("the spec has %d problem(s); each is listed with its location", len(details)), details...)
+	}
+	return in, nil
+}
+
+// specDetail locates one problem of a spec in the request body.
+func specDetail(err error) *huma.ErrorDetail {
+	var fe *connectors.FieldError
+	if errors.As(err, &fe) {
+		return &huma.ErrorDetail{Location: "body." + fe.Location, Message: fe.Err.Error()}
+	}
+	// spec.Validate writes "location: message".
+	if loc, msg, ok := strings.Cut(err.Error(), ": "); ok && !strings.ContainsAny(loc, " \"") {
+		return &huma.ErrorDetail{Location: "body." + loc, Message: msg}
+	}
+	return &huma.ErrorDetail{Location: "body", Message: err.Error()}
+}
+
+// flattenErrors lists the errors err joins, recursively.
+func flattenErrors(err error) []error {
+	joined, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return []error{err}
+	}
+	var out []error
+	for _, e := range joined.Unwrap() {
+		out = append(out, flattenErrors(e)...)
+	}
+	return out
+}
+
+// documentSpecBody documents an operation's raw body as the spec, in JSON
+// and in YAML.
+func documentSpecBody(api huma.API, path, method string) {
+	oapi := api.OpenAPI()
+	item := oapi.Paths[path]
+	if item == nil {
+		return
+	}
+	var op *huma.Operation
+	switch method {
+	case http.MethodPost:
+		op = item.Post
+	case http.MethodPut:
+		op = item.Put
+	}
+	if op == nil || op.RequestBody == nil {
+		return
+	}
+	schema := oapi.Components.Schemas.Schema(reflect.TypeFor[IntegrationSpec](), true, "IntegrationSpec")
+	op.RequestBody.Description = "The integration spec, as JSON or as YAML (the same fields)."
+	op.RequestBody.Content = map[string]*huma.MediaType{
+		"application/json": {Schema: schema},
+		"application/yaml": {Schema: schema},
+	}
+}
