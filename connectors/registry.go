@@ -23,6 +23,7 @@ func Catalog() *sdk.Catalog {
 func all() []sdk.Connector {
 	return []sdk.Connector{
 		jsontransform.Connector,
+		jsontransform.FieldMap,
 		router.Router,
 		router.FilterConnector,
 		file.Producer,

@@ -1,6 +1,8 @@
 // Package jsontransform is the json-transform converter: it reshapes a JSON
 // object body by setting defaults, renaming, computing fields with expr
 // expressions, coercing types, removing fields and keeping a chosen few.
+// It also holds field-map, the expression-free converter for plain field
+// mapping (extract nested fields, drop, set constants).
 //
 // Expressions are compiled once, when the converter is built; the per-message
 // path never compiles, never uses regular expressions and never keeps a
