@@ -10,6 +10,7 @@ package api
 import (
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
@@ -45,6 +46,9 @@ type Options struct {
 	// State, when set, adds the runners' live report to an integration's
 	// status.
 	State *hotpath.State
+	// Profiling serves Go's profiles at /debug/pprof/ (for vrsky dev and
+	// benchmarks; never on a public listener).
+	Profiling bool
 }
 
 // Server is the API's HTTP handler and its Huma API, to which resources add
@@ -75,6 +79,11 @@ func New(opts Options) *Server {
 		gatherer = prometheus.DefaultGatherer
 	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	if opts.Profiling {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 
 	s := &Server{mux: mux, api: humaAPI, log: log}
 	RegisterHealth(humaAPI, opts.Checks)

@@ -45,6 +45,7 @@ Usage:
   vrsky apply -f FILE [--tenant T]  deploy an integration spec to a running vrsky dev
   vrsky api|worker|runner [flags] run one production role against VRSKY_… infrastructure
   vrsky migrate up|down|version  manage the metadata schema at VRSKY_DATABASE_URL
+  vrsky bench [flags]            measure the pipeline end to end on this machine
   vrsky version                  print the version
 
 Run "vrsky COMMAND -h" for a command's flags.
@@ -68,6 +69,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runRole(ctx, args[0], args[1:], stderr)
 	case "migrate":
 		return runMigrate(ctx, args[1:], stdout)
+	case "bench":
+		return runBench(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "vrsky", version)
 		return nil

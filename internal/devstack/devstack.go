@@ -170,7 +170,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	}
 	deps := roles.Deps{
 		DB: pool, NATS: nc, JS: js, Temporal: tc, Blobs: blobs, Registry: registry,
-		FileRoot: filepath.Join(dataDir, "files"), AdminKeyHash: store.HashSecret(admin), Logger: cfg.Logger,
+		FileRoot: filepath.Join(dataDir, "files"), AdminKeyHash: store.HashSecret(admin), Logger: cfg.Logger, Profiling: true,
 	}
 	if err := s.startRoles(ctx, deps); err != nil {
 		return nil, err

@@ -48,7 +48,9 @@ type Deps struct {
 	// AdminKeyHash is the SHA-256 of the platform admin key; empty means
 	// no admin key.
 	AdminKeyHash []byte
-	Logger       *slog.Logger
+	// Profiling serves Go's /debug/pprof on the API (vrsky dev only).
+	Profiling bool
+	Logger    *slog.Logger
 }
 
 // Checks returns a readiness probe for each connection that is set.
@@ -150,7 +152,7 @@ func NewAPI(ctx context.Context, d Deps, version string, webhookTenantRate float
 		return nil, nil, err
 	}
 	opts := api.Options{Version: version, Checks: d.Checks(), Gatherer: d.Registry, Logger: d.Logger, AdminKeyHash: d.AdminKeyHash,
-		Temporal: d.Temporal, State: state}
+		Temporal: d.Temporal, State: state, Profiling: d.Profiling}
 	if d.DB != nil {
 		st := store.New(d.DB)
 		opts.Auth, opts.Store = st, st

@@ -1,0 +1,72 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime/pprof"
+
+	"github.com/vrsky/vrsky/internal/bench"
+)
+
+// runBench wires `vrsky bench`: it parses the flags, runs internal/bench and
+// prints its report. Progress goes to stderr; with --json stdout holds
+// exactly one JSON object.
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg bench.Config
+	fs.StringVar(&cfg.Scenario, "scenario", bench.ScenarioPipeline, "pipeline (webhook → json-transform → router → file) or claimcheck (webhook → file, large bodies)")
+	fs.Float64Var(&cfg.Rate, "rate", bench.DefaultRate, "offered rate in messages per second (the first step's with --find-max)")
+	fs.DurationVar(&cfg.Duration, "duration", bench.DefaultDuration, "measured load per run or step")
+	fs.DurationVar(&cfg.Warmup, "warmup", bench.DefaultWarmup, "load before measuring, at the same rate")
+	fs.IntVar(&cfg.Size, "size", 0, fmt.Sprintf("body size in bytes (default %d; %d for claimcheck)", bench.DefaultSize, bench.DefaultClaimCheckSize))
+	fs.IntVar(&cfg.Workers, "workers", bench.DefaultWorkers, "concurrent HTTP requests (kept-alive connections)")
+	fs.BoolVar(&cfg.FindMax, "find-max", false, "raise the rate ×1.5 per step until p99 > 50 ms, a loss or an error")
+	fs.BoolVar(&cfg.NoBaseline, "no-baseline", false, "skip the raw JetStream baseline")
+	fs.StringVar(&cfg.DataDir, "data-dir", "", "attach to the vrsky dev running on this data directory instead of starting one")
+	asJSON := fs.Bool("json", false, "print one JSON object instead of a summary")
+	cpuProfile := fs.String("cpu-profile", "", "write a CPU profile of the bench process (load generator and sink reader) to this file")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	}
+	if cfg.Rate <= 0 || cfg.Duration <= 0 || cfg.Warmup < 0 || cfg.Workers <= 0 || cfg.Size < 0 {
+		return fmt.Errorf("%w: --rate, --duration and --workers must be positive, --warmup and --size not negative", errUsage)
+	}
+	if cfg.DataDir == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("find the vrsky binary to start a stack: %w", err)
+		}
+		cfg.Binary = exe
+	}
+	cfg.Progress = stderr
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("create CPU profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("start CPU profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+
+	report, err := bench.Run(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(report)
+	}
+	return report.WriteSummary(stdout)
+}

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestBenchSmoke runs `vrsky bench` as a user would, against a child stack
+// (this test binary re-run as vrsky, see TestMain), briefly and at a low
+// rate: it checks the report, never the numbers' size.
+func TestBenchSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a dev stack")
+	}
+	// The child stack inherits the environment: it runs main(), as vrsky.
+	t.Setenv("VRSKY_TEST_RUN_MAIN", "1")
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), []string{"bench", "--rate", "200", "--duration", "1s", "--warmup", "500ms",
+		"--workers", "32", "--json"}, &out, &errOut)
+	require.NoError(t, err, errOut.String())
+
+	var rep map[string]any
+	dec := json.NewDecoder(&out)
+	require.NoError(t, dec.Decode(&rep), "stdout holds one JSON object")
+	require.False(t, dec.More(), "and nothing else")
+	require.Equal(t, "pipeline", rep["scenario"])
+	require.Equal(t, 200.0, rep["sent"])
+	require.Zero(t, rep["errors"])
+	require.Zero(t, rep["lost"])
+	require.Equal(t, 180.0, rep["delivered"], "every accepted message but the filtered tenth")
+	require.Equal(t, true, rep["stack_is_child"])
+	for _, k := range []string{"p99_ms", "sustained_rate", "baseline_rate", "cpu_seconds_per_million", "peak_rss_mb"} {
+		require.Positive(t, rep[k], k)
+	}
+	require.Contains(t, errOut.String(), "stack ready")
+}
+
+func TestBenchFlags(t *testing.T) {
+	for name, args := range map[string][]string{
+		"bad flag":       {"bench", "--bogus"},
+		"extra argument": {"bench", "extra"},
+		"zero rate":      {"bench", "--rate", "0"},
+		"zero workers":   {"bench", "--workers", "0"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			err := run(context.Background(), args, &out, &errOut)
+			require.Error(t, err)
+			require.True(t, errorsIsUsage(err))
+		})
+	}
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), []string{"bench", "--data-dir", t.TempDir()}, &out, &errOut)
+	require.ErrorContains(t, err, "is vrsky dev running?")
+}

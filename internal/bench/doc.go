@@ -1,0 +1,14 @@
+// Package bench measures the real VRSky pipeline end to end on the machine it
+// runs on: it drives a dev stack's webhook ingress with open-loop load at a
+// fixed offered rate, reads what the file producer writes, and reports
+// latency (from each message's intended send time to its arrival in the
+// sink file), throughput, losses, duplicates, the stack's CPU and memory,
+// and a raw JetStream publish+consume baseline measured on the same NATS
+// server in the same run.
+//
+// It counts what arrived at the sink, never the engine's own counters. It
+// reports; it must never assert thresholds or decide pass/fail on its own
+// (the one exception is --find-max, whose stop rule is part of what it
+// reports), and it must never touch tenants other than its own "bench"
+// tenant or files outside that tenant's file root.
+package bench

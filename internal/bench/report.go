@@ -1,0 +1,176 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+)
+
+// Durability names the durability settings every run uses: JetStream file
+// storage with the server's default sync, and a file producer that fsyncs
+// each batch before it is acknowledged.
+const Durability = "file storage, default sync"
+
+// Report is the result of one run, or of one step of --find-max. Rates are
+// per second, latencies in milliseconds, and every count covers the measured
+// window only (warm-up messages are left out).
+type Report struct {
+	Scenario    string  `json:"scenario"`
+	Integration string  `json:"integration"`
+	OfferedRate float64 `json:"offered_rate"`
+	// SustainedRate is distinct measured messages arrived at the sink per
+	// second, from the first measured intended send time to the last
+	// measured arrival.
+	SustainedRate float64 `json:"sustained_rate"`
+	// InputRate is the rate the pipeline took messages in, counting those
+	// its router filtered out: SustainedRate × sent / expected.
+	InputRate float64 `json:"pipeline_msgs_per_s_incl_filtered"`
+
+	// Arrival latency: intended send time to arrival in the sink file.
+	P50    float64 `json:"p50_ms"`
+	P99    float64 `json:"p99_ms"`
+	P999   float64 `json:"p999_ms"`
+	Max    float64 `json:"max_ms"`
+	Mean   float64 `json:"mean_ms"`
+	AckP50 float64 `json:"ack_p50_ms"`
+	AckP99 float64 `json:"ack_p99_ms"`
+
+	Sent           int64            `json:"sent"`
+	Errors         int64            `json:"errors"`
+	ErrorsByStatus map[string]int64 `json:"errors_by_status,omitempty"`
+	Expected       int64            `json:"expected"`
+	Delivered      int64            `json:"delivered"`
+	Lost           int64            `json:"lost"`
+	Duplicates     int64            `json:"duplicates"`
+	Unexpected     int64            `json:"unexpected"`
+	Malformed      int64            `json:"malformed_lines"`
+	Unknown        int64            `json:"unknown_seqs"`
+	// DrainSeconds is how long after the last answer the bench waited for
+	// the sink.
+	DrainSeconds float64 `json:"drain_s"`
+
+	BaselineRate        float64 `json:"baseline_rate"`
+	BaselineMessageSize int     `json:"baseline_message_size,omitempty"`
+	PipelineVsBaseline  float64 `json:"pipeline_vs_baseline"`
+	// InputVsBaseline is InputRate / BaselineRate: every input message is
+	// one JetStream hop in, whether the router keeps it or not.
+	InputVsBaseline float64 `json:"pipeline_incl_filtered_vs_baseline"`
+
+	StackCPUSeconds float64 `json:"stack_cpu_seconds"`
+	// StackIdleCores is the stack's CPU use with no load, in cores,
+	// sampled for a second before the first step.
+	StackIdleCores       float64 `json:"stack_idle_cores"`
+	CPUSecondsPerMillion float64 `json:"cpu_seconds_per_million"`
+	RSSBeforeMB          float64 `json:"rss_before_mb"`
+	PeakRSSMB            float64 `json:"peak_rss_mb"`
+	LoadgenCPUSeconds    float64 `json:"loadgen_cpu_seconds"`
+
+	MessageSize int     `json:"message_size"`
+	DurationS   float64 `json:"duration_s"`
+	WarmupS     float64 `json:"warmup_s"`
+	Workers     int     `json:"workers"`
+	Durability  string  `json:"durability"`
+	StackOwned  bool    `json:"stack_is_child"`
+	Machine     Machine `json:"machine"`
+
+	// Claim-check scenario only.
+	MBPerS float64 `json:"mb_per_s,omitempty"`
+	// NATSStreamBytes is the most the pipeline's stream held at once,
+	// sampled every 200 ms; with the claim-check only references ride on
+	// NATS, so it stays far below one body.
+	NATSStreamBytes       *uint64 `json:"nats_stream_bytes,omitempty"`
+	NATSStreamMaxMsgBytes *uint64 `json:"nats_stream_max_bytes_per_msg,omitempty"`
+
+	// --find-max only: each step's report, and the best step that held.
+	Steps              []Report `json:"steps,omitempty"`
+	MaxSustainedRate   *float64 `json:"max_sustained_rate,omitempty"`
+	MaxOfferedRateHeld *float64 `json:"max_offered_rate_held,omitempty"`
+}
+
+// FindMax stop rule: a step holds when all three are true.
+const (
+	findMaxP99Ms  = 50
+	findMaxFactor = 1.5
+	findMaxSteps  = 12
+)
+
+// Held reports whether a --find-max step held its offered rate: p99 at most
+// 50 ms, nothing lost and no errors.
+func (r *Report) Held() bool {
+	return r.P99 <= findMaxP99Ms && r.Lost == 0 && r.Errors == 0 && r.Delivered > 0
+}
+
+// setBaseline fills in the baseline and the ratios to it.
+func (r *Report) setBaseline(b BaselineResult) {
+	r.BaselineRate = b.Rate
+	r.BaselineMessageSize = b.MessageSize
+	if b.Rate > 0 {
+		r.PipelineVsBaseline = r.SustainedRate / b.Rate
+		r.InputVsBaseline = r.InputRate / b.Rate
+	}
+}
+
+// WriteSummary writes a human-readable summary of r.
+func (r *Report) WriteSummary(w io.Writer) error {
+	var b strings.Builder
+	if len(r.Steps) > 0 {
+		fmt.Fprintf(&b, "find-max (%s, %d-byte messages): ×%.1f per step while p99 ≤ %d ms, nothing lost, no errors\n",
+			r.Scenario, r.MessageSize, findMaxFactor, findMaxP99Ms)
+		for i := range r.Steps {
+			s := &r.Steps[i]
+			verdict := "held"
+			if !s.Held() {
+				verdict = "did not hold"
+			}
+			fmt.Fprintf(&b, "  offered %8.0f/s  sustained %8.0f/s  p50 %7.2f ms  p99 %8.2f ms  lost %d  errors %d  → %s\n",
+				s.OfferedRate, s.SustainedRate, s.P50, s.P99, s.Lost, s.Errors, verdict)
+		}
+		if r.MaxOfferedRateHeld != nil {
+			fmt.Fprintf(&b, "highest offered rate that held: %.0f msgs/s (sustained %.0f msgs/s at the sink)\n\n", *r.MaxOfferedRateHeld, *r.MaxSustainedRate)
+		} else {
+			fmt.Fprintf(&b, "no step held\n\n")
+		}
+		fmt.Fprintf(&b, "best step:\n")
+	}
+	fmt.Fprintf(&b, "scenario        %s (integration bench/%s), %d-byte messages, %s\n", r.Scenario, r.Integration, r.MessageSize, r.Durability)
+	fmt.Fprintf(&b, "rate            offered %.0f/s, sustained %.0f/s at the sink, %.0f/s into the pipeline (filtered included)\n", r.OfferedRate, r.SustainedRate, r.InputRate)
+	fmt.Fprintf(&b, "latency         p50 %.2f ms  p99 %.2f ms  p99.9 %.2f ms  max %.2f ms  (intended send → sink file)\n", r.P50, r.P99, r.P999, r.Max)
+	fmt.Fprintf(&b, "ack latency     p50 %.2f ms  p99 %.2f ms  (intended send → 202)\n", r.AckP50, r.AckP99)
+	fmt.Fprintf(&b, "messages        sent %d, errors %d%s, expected %d, delivered %d, lost %d, duplicates %d\n",
+		r.Sent, r.Errors, formatErrors(r.ErrorsByStatus), r.Expected, r.Delivered, r.Lost, r.Duplicates)
+	if r.Unexpected+r.Malformed+r.Unknown > 0 {
+		fmt.Fprintf(&b, "oddities        unexpected %d, malformed lines %d, unknown seqs %d\n", r.Unexpected, r.Malformed, r.Unknown)
+	}
+	if r.BaselineRate > 0 {
+		fmt.Fprintf(&b, "baseline        raw JetStream publish+consume %.0f msgs/s (%d-byte); pipeline %.0f%% of it (%.0f%% counting filtered)\n",
+			r.BaselineRate, r.BaselineMessageSize, 100*r.PipelineVsBaseline, 100*r.InputVsBaseline)
+	}
+	fmt.Fprintf(&b, "stack           %.2f CPU s (%.1f CPU s per million delivered; %.2f cores when idle), RSS %.0f MB before, peak %.0f MB\n",
+		r.StackCPUSeconds, r.CPUSecondsPerMillion, r.StackIdleCores, r.RSSBeforeMB, r.PeakRSSMB)
+	fmt.Fprintf(&b, "load generator  %.2f CPU s\n", r.LoadgenCPUSeconds)
+	if r.MBPerS > 0 || r.NATSStreamBytes != nil {
+		fmt.Fprintf(&b, "claim-check     %.1f MB/s", r.MBPerS)
+		if r.NATSStreamBytes != nil && r.NATSStreamMaxMsgBytes != nil {
+			fmt.Fprintf(&b, ", NATS stream held at most %d bytes (%d bytes per message)", *r.NATSStreamBytes, *r.NATSStreamMaxMsgBytes)
+		}
+		b.WriteString("\n")
+	}
+	m := r.Machine
+	fmt.Fprintf(&b, "machine         %d CPUs (%s), %s, %s; measured %.0f s after %.0f s warm-up, %d workers\n",
+		m.NumCPU, m.CPUModel, m.GoVersion, m.OS, r.DurationS, r.WarmupS, r.Workers)
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func formatErrors(by map[string]int64) string {
+	if len(by) == 0 {
+		return ""
+	}
+	parts := make([]string, 0, len(by))
+	for _, k := range slices.Sorted(maps.Keys(by)) {
+		parts = append(parts, fmt.Sprintf("%s: %d", k, by[k]))
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
+}

@@ -1,0 +1,586 @@
+package bench
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vrsky/vrsky/api"
+	"github.com/vrsky/vrsky/connectors/file"
+	"github.com/vrsky/vrsky/connectors/jsontransform"
+	"github.com/vrsky/vrsky/connectors/router"
+	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/internal/spec"
+)
+
+// Scenarios.
+const (
+	// ScenarioPipeline is webhook → json-transform → router → file, with
+	// the router dropping every tenth message.
+	ScenarioPipeline = "pipeline"
+	// ScenarioClaimCheck is webhook → file with bodies large enough to
+	// travel through the claim-check.
+	ScenarioClaimCheck = "claimcheck"
+)
+
+// Tenant is the tenant every benchmark integration belongs to.
+const Tenant = "bench"
+
+// Defaults.
+const (
+	DefaultRate           = 1000
+	DefaultDuration       = 10 * time.Second
+	DefaultWarmup         = 3 * time.Second
+	DefaultSize           = 1024
+	DefaultClaimCheckSize = 1 << 20
+	DefaultWorkers        = 256
+)
+
+// Timeouts of a step.
+const (
+	readyTimeout    = 30 * time.Second
+	drainTimeout    = 30 * time.Second
+	drainStall      = 5 * time.Second
+	stopTimeout     = 10 * time.Second
+	sampleStream    = 200 * time.Millisecond
+	startDelay      = 20 * time.Millisecond
+	producerName    = "sink"
+	sinkRotateBytes = 1 << 40
+)
+
+// Config configures a run. The zero value of a field means its default.
+type Config struct {
+	Scenario string
+	// Rate is the offered rate in messages per second; with FindMax the
+	// first step's.
+	Rate     float64
+	Duration time.Duration
+	Warmup   time.Duration
+	Size     int
+	Workers  int
+	// FindMax raises the rate ×1.5 per step until a step does not hold.
+	FindMax    bool
+	NoBaseline bool
+	// DataDir attaches to the `vrsky dev` running there; empty starts a
+	// child stack from Binary with Env added to the environment.
+	DataDir string
+	Binary  string
+	Env     []string
+	// Progress receives a line per phase; nil discards them.
+	Progress io.Writer
+}
+
+func (c *Config) applyDefaults() error {
+	if c.Scenario == "" {
+		c.Scenario = ScenarioPipeline
+	}
+	if c.Scenario != ScenarioPipeline && c.Scenario != ScenarioClaimCheck {
+		return fmt.Errorf("scenario %q: want %q or %q", c.Scenario, ScenarioPipeline, ScenarioClaimCheck)
+	}
+	if c.Rate == 0 {
+		c.Rate = DefaultRate
+	}
+	if c.Duration == 0 {
+		c.Duration = DefaultDuration
+	}
+	if c.Size == 0 {
+		c.Size = DefaultSize
+		if c.Scenario == ScenarioClaimCheck {
+			c.Size = DefaultClaimCheckSize
+		}
+	}
+	if c.Workers == 0 {
+		c.Workers = DefaultWorkers
+	}
+	if c.Progress == nil {
+		c.Progress = io.Discard
+	}
+	var errs []error
+	if c.Rate < 0 {
+		errs = append(errs, fmt.Errorf("rate %v: must be positive", c.Rate))
+	}
+	if c.Duration < 0 || c.Warmup < 0 {
+		errs = append(errs, errors.New("duration and warm-up must not be negative"))
+	}
+	if c.Size < MinBodySize {
+		errs = append(errs, fmt.Errorf("size %d: at least %d bytes", c.Size, MinBodySize))
+	}
+	if c.Workers < 0 {
+		errs = append(errs, fmt.Errorf("workers %d: must be positive", c.Workers))
+	}
+	if c.DataDir == "" && c.Binary == "" {
+		errs = append(errs, errors.New("no stack: give a data directory or a binary to start"))
+	}
+	if int64((c.Duration+c.Warmup).Seconds()*c.Rate) < 1 {
+		errs = append(errs, errors.New("duration × rate sends no message"))
+	}
+	return errors.Join(errs...)
+}
+
+// Run benchmarks the stack described by cfg and returns the report: one run,
+// or with FindMax every step and the best one that held. The baseline runs
+// after the pipeline, on the same NATS server, for cfg.Duration.
+func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
+	if err := cfg.applyDefaults(); err != nil {
+		return nil, err
+	}
+	var stack *Stack
+	if cfg.DataDir != "" {
+		stack, err = AttachStack(cfg.DataDir)
+	} else {
+		began := time.Now()
+		fmt.Fprintf(cfg.Progress, "starting a dev stack (%s dev)…\n", cfg.Binary)
+		stack, err = StartStack(ctx, cfg.Binary, cfg.Env)
+		if err == nil {
+			fmt.Fprintf(cfg.Progress, "stack ready in %s (pid %d)\n", time.Since(began).Round(time.Millisecond), stack.PID)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer func() { err = errors.Join(err, stack.Close()) }()
+
+	nc, err := nats.Connect(stack.Endpoints.NATS, nats.Name("vrsky-bench"))
+	if err != nil {
+		return nil, fmt.Errorf("connect to the stack's nats: %w", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	state, err := hotpath.OpenState(ctx, js)
+	if err != nil {
+		return nil, err
+	}
+	r := &runner{cfg: cfg, stack: stack, js: js, state: state, client: NewClient(cfg.Workers)}
+	defer r.client.CloseIdleConnections()
+	idle, err := idleCores(ctx, stack.PID)
+	if err != nil {
+		return nil, err
+	}
+
+	var report *Report
+	if cfg.FindMax {
+		report, err = r.findMax(ctx)
+	} else {
+		report, err = r.step(ctx, cfg.Rate)
+	}
+	if err != nil {
+		return nil, err
+	}
+	report.StackIdleCores = idle
+	for i := range report.Steps {
+		report.Steps[i].StackIdleCores = idle
+	}
+	if !cfg.NoBaseline {
+		fmt.Fprintf(cfg.Progress, "baseline: raw JetStream publish+consume for %s…\n", cfg.Duration)
+		b, err := Baseline(ctx, stack.Endpoints.NATS, cfg.Size, cfg.Duration)
+		if err != nil {
+			return nil, err
+		}
+		report.setBaseline(b)
+		for i := range report.Steps {
+			report.Steps[i].setBaseline(b)
+		}
+	}
+	return report, nil
+}
+
+// runner runs the steps of one Run against one stack.
+type runner struct {
+	cfg    Config
+	stack  *Stack
+	js     jetstream.JetStream
+	state  *hotpath.State
+	client *http.Client
+}
+
+// findMax runs steps at ×1.5 the previous rate, each with its own new
+// integration (an empty stream, a new sink file, its own warm-up), until a
+// step does not hold. The report is the best step that held (or the first
+// step when none did) with every step attached.
+func (r *runner) findMax(ctx context.Context) (*Report, error) {
+	var steps []Report
+	var best *Report
+	rate := r.cfg.Rate
+	for range findMaxSteps {
+		step, err := r.step(ctx, rate)
+		if err != nil {
+			return nil, err
+		}
+		steps = append(steps, *step)
+		if !step.Held() {
+			break
+		}
+		best = step
+		rate *= findMaxFactor
+	}
+	out := steps[0]
+	if best != nil {
+		out = *best
+		out.MaxSustainedRate = &best.SustainedRate
+		out.MaxOfferedRateHeld = &best.OfferedRate
+	}
+	out.Steps = steps
+	return &out, nil
+}
+
+// step creates a new benchmark integration, runs warm-up and measured load
+// at rate through it, and removes it.
+func (r *runner) step(ctx context.Context, rate float64) (_ *Report, err error) {
+	cfg := r.cfg
+	name := "bench-" + randomID()
+	p := hotpath.Pipeline{Tenant: Tenant, Integration: name}
+	sinkDir := filepath.Join(r.stack.DataDir, "files", Tenant, Tenant, name)
+	desired := hotpath.Desired{
+		Tenant: Tenant, Integration: name, Version: 1, Status: hotpath.DesiredRunning,
+		Spec: IntegrationSpec(cfg.Scenario, name),
+	}
+	if cfg.Size > api.DefaultWebhookMaxBytes {
+		desired.WebhookMaxBytes = int64(cfg.Size) + 64<<10
+	}
+	if err := r.state.PutDesired(ctx, desired); err != nil {
+		return nil, fmt.Errorf("create benchmark integration: %w", err)
+	}
+	defer func() { err = errors.Join(err, r.remove(ctx, p, sinkDir)) }()
+	if err := r.waitRunning(ctx, p); err != nil {
+		return nil, err
+	}
+	url := "http://" + r.stack.Endpoints.HTTP + "/v1/hooks/" + Tenant + "/" + name
+	if err := r.waitIngress(ctx, url); err != nil {
+		return nil, err
+	}
+
+	sched := Schedule{
+		T0:       time.Now().Add(startDelay),
+		Rate:     rate,
+		Warmup:   int64(cfg.Warmup.Seconds() * rate),
+		Measured: max(int64(cfg.Duration.Seconds()*rate), 1),
+	}
+	var dropped func(int64) bool
+	if cfg.Scenario == ScenarioPipeline {
+		dropped = func(seq int64) bool { return seq%10 == 0 }
+	}
+	sink := NewCollector(sched, dropped)
+	fmt.Fprintf(cfg.Progress, "%s: %.0f msgs/s offered, %s warm-up + %s measured, %d-byte messages…\n",
+		name, rate, cfg.Warmup, cfg.Duration, cfg.Size)
+
+	bg, stopBG := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	var tailErr error
+	tail := NewTail(sinkDir, sink)
+	wg.Go(func() { tailErr = tail.Run(bg) })
+	sampler := &streamSampler{js: r.js, stream: p.Stream()}
+	wg.Go(func() { sampler.run(bg) })
+	defer func() { stopBG(); wg.Wait() }()
+
+	load := &Load{URL: url, KeyPrefix: name + "-", Size: cfg.Size, Workers: cfg.Workers, Client: r.client}
+	loadDone := make(chan error, 1)
+	go func() { loadDone <- load.Run(ctx, sched, sink) }()
+
+	// The measured window starts at the first measured intended send time.
+	var before procSample
+	select {
+	case <-time.After(time.Until(sched.MeasuredStart())):
+	case err := <-loadDone:
+		return nil, fmt.Errorf("load ended before the measured window: %w", err)
+	}
+	if before, err = sampleProcesses(r.stack.PID); err != nil {
+		return nil, err
+	}
+	if err := <-loadDone; err != nil {
+		return nil, fmt.Errorf("send load: %w", err)
+	}
+	drain := r.drain(ctx, sink)
+	after, err := sampleProcesses(r.stack.PID)
+	if err != nil {
+		return nil, err
+	}
+	stopBG()
+	wg.Wait()
+	if tailErr != nil {
+		return nil, tailErr
+	}
+
+	rep := &Report{
+		Scenario: cfg.Scenario, Integration: name, OfferedRate: rate,
+		DrainSeconds: drain.Seconds(), MessageSize: cfg.Size,
+		DurationS: cfg.Duration.Seconds(), WarmupS: cfg.Warmup.Seconds(), Workers: cfg.Workers,
+		Durability: Durability, StackOwned: r.stack.Owned(), Machine: ThisMachine(),
+	}
+	fillCounts(rep, sink)
+	fillProcesses(rep, before, after)
+	if cfg.Scenario == ScenarioClaimCheck {
+		rep.MBPerS = rep.SustainedRate * float64(cfg.Size) / 1e6
+		peak, perMsg := sampler.result()
+		rep.NATSStreamBytes, rep.NATSStreamMaxMsgBytes = &peak, &perMsg
+	}
+	fmt.Fprintf(cfg.Progress, "%s: sustained %.0f/s, p99 %.2f ms, lost %d, errors %d\n", name, rep.SustainedRate, rep.P99, rep.Lost, rep.Errors)
+	return rep, nil
+}
+
+// IntegrationSpec is the benchmark integration of a scenario: webhook in,
+// a file producer "sink" writing ndjson to bench/<name> of the tenant's file
+// root (one file for the whole run, fsynced per batch), and for the
+// pipeline scenario a json-transform that totals the order's items and a
+// router that keeps messages whose seq is not a multiple of ten.
+func IntegrationSpec(scenario, name string) spec.Integration {
+	sync := true
+	in := spec.Integration{
+		Name:     name,
+		Consumer: spec.Step{Connector: hotpath.WebhookConnector},
+		Producers: map[string]spec.Step{producerName: {Connector: file.Producer.Name, Config: mustJSON(file.Config{
+			Dir: "bench/" + name, Format: file.FormatNDJSON,
+			RotateBytes: sinkRotateBytes, RotateInterval: "24h", Sync: &sync,
+		})}},
+	}
+	if scenario == ScenarioPipeline {
+		in.Steps = []spec.Step{
+			{Connector: jsontransform.Connector.Name, Config: mustJSON(jsontransform.Config{
+				Set: map[string]string{"total": "sum(map(items, #.qty * #.price))"},
+			})},
+			{Connector: router.Router.Name, Config: mustJSON(router.Config{
+				Routes: []router.Route{{When: "seq % 10 != 0", To: []string{producerName}}},
+			})},
+		}
+	}
+	return in
+}
+
+func mustJSON(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("encode benchmark config: %v", err)) // static configs only
+	}
+	return b
+}
+
+// waitRunning waits until a runner reports the integration running.
+func (r *runner) waitRunning(ctx context.Context, p hotpath.Pipeline) error {
+	deadline := time.Now().Add(readyTimeout)
+	var last hotpath.Status
+	for time.Now().Before(deadline) {
+		st, ok, err := r.state.GetStatus(ctx, p)
+		if err != nil {
+			return err
+		}
+		if ok {
+			last = st
+			switch st.Status {
+			case hotpath.StatusRunning:
+				return nil
+			case hotpath.StatusDegraded:
+				return fmt.Errorf("benchmark integration %s is degraded: %s", p, st.LastError)
+			}
+		}
+		if err := sleep(ctx, 50*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("benchmark integration %s not running after %s (last status %q: %s)", p, readyTimeout, last.Status, last.LastError)
+}
+
+// waitIngress waits until the webhook ingress knows the integration. It
+// sends an invalid Idempotency-Key, which the ingress rejects with 400 only
+// once it has found the integration (404 before), so nothing is stored.
+func (r *runner) waitIngress(ctx context.Context, url string) error {
+	deadline := time.Now().Add(readyTimeout)
+	last := 0
+	for time.Now().Before(deadline) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader("{}"))
+		if err != nil {
+			return fmt.Errorf("probe webhook ingress: %w", err)
+		}
+		req.Header.Set("Idempotency-Key", "not a valid key")
+		resp, err := r.client.Do(req)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			_ = resp.Body.Close()
+			last = resp.StatusCode
+			if last == http.StatusBadRequest {
+				return nil
+			}
+		}
+		if err := sleep(ctx, 50*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("webhook ingress does not know %s after %s (last status %d)", url, readyTimeout, last)
+}
+
+// drain waits, after the load, until every expected message arrived, the
+// count stopped changing for drainStall, or drainTimeout passed. It returns
+// how long it waited.
+func (r *runner) drain(ctx context.Context, sink *Collector) time.Duration {
+	began := time.Now()
+	missing, changed := sink.Missing(), began
+	for missing > 0 && time.Since(began) < drainTimeout && time.Since(changed) < drainStall {
+		if sleep(ctx, 20*time.Millisecond) != nil {
+			break
+		}
+		if m := sink.Missing(); m != missing {
+			missing, changed = m, time.Now()
+		}
+	}
+	return time.Since(began)
+}
+
+// remove deletes the benchmark integration, waits for the runner to stop
+// it, and removes its sink files.
+func (r *runner) remove(ctx context.Context, p hotpath.Pipeline, sinkDir string) error {
+	ctx = context.WithoutCancel(ctx)
+	if err := r.state.DeleteDesired(ctx, p); err != nil {
+		return fmt.Errorf("remove benchmark integration: %w", err)
+	}
+	deadline := time.Now().Add(stopTimeout)
+	for time.Now().Before(deadline) {
+		st, ok, err := r.state.GetStatus(ctx, p)
+		if err != nil || !ok || st.Status != hotpath.StatusRunning {
+			break
+		}
+		_ = sleep(ctx, 50*time.Millisecond)
+	}
+	if err := os.RemoveAll(sinkDir); err != nil {
+		return fmt.Errorf("remove benchmark sink files: %w", err)
+	}
+	return nil
+}
+
+// fillCounts copies a step's counts, latencies and rates into rep.
+func fillCounts(rep *Report, sink *Collector) {
+	n := sink.Counts()
+	rep.Sent, rep.Errors, rep.Expected, rep.Delivered = n.Sent, n.Errors, n.Expected, n.Delivered
+	rep.Lost, rep.Duplicates, rep.Unexpected, rep.Malformed, rep.Unknown = n.Lost, n.Duplicates, n.Unexpected, n.Malformed, n.Unknown
+	if len(n.ErrorsByStatus) > 0 {
+		rep.ErrorsByStatus = n.ErrorsByStatus
+	}
+	lat := sink.ArrivalLatencies()
+	rep.P50, rep.P99, rep.P999, rep.Max, rep.Mean = lat.P50, lat.P99, lat.P999, lat.Max, lat.Mean
+	ack := sink.AckLatencies()
+	rep.AckP50, rep.AckP99 = ack.P50, ack.P99
+	rep.SustainedRate = sink.SustainedRate()
+	rep.InputRate = rep.SustainedRate
+	if n.Expected > 0 {
+		rep.InputRate = rep.SustainedRate * float64(n.Sent) / float64(n.Expected)
+	}
+}
+
+// idleWindow is how long the stack's CPU use is sampled before any load.
+const idleWindow = time.Second
+
+// idleCores is the CPU the stack uses with no load (Temporal polling,
+// timers, …), in cores, over idleWindow.
+func idleCores(ctx context.Context, pid int) (float64, error) {
+	before, err := ProcCPU(pid)
+	if err != nil {
+		return 0, err
+	}
+	began := time.Now()
+	if err := sleep(ctx, idleWindow); err != nil {
+		return 0, err
+	}
+	after, err := ProcCPU(pid)
+	if err != nil {
+		return 0, err
+	}
+	return (after - before).Seconds() / time.Since(began).Seconds(), nil
+}
+
+// procSample is the stack's and the bench's resource use at one moment.
+type procSample struct {
+	stackCPU time.Duration
+	stackMem Memory
+	selfCPU  time.Duration
+}
+
+func sampleProcesses(stackPID int) (procSample, error) {
+	var s procSample
+	var err error
+	if s.stackCPU, err = ProcCPU(stackPID); err != nil {
+		return s, err
+	}
+	if s.stackMem, err = ProcMemory(stackPID); err != nil {
+		return s, err
+	}
+	if s.selfCPU, err = SelfCPU(); err != nil {
+		return s, err
+	}
+	return s, nil
+}
+
+// fillProcesses sets the resource figures of the measured window.
+func fillProcesses(rep *Report, before, after procSample) {
+	const mb = 1 << 20
+	cpu := (after.stackCPU - before.stackCPU).Seconds()
+	rep.StackCPUSeconds = cpu
+	if rep.Delivered > 0 {
+		rep.CPUSecondsPerMillion = cpu / float64(rep.Delivered) * 1e6
+	}
+	rep.RSSBeforeMB = float64(before.stackMem.RSS) / mb
+	rep.PeakRSSMB = float64(after.stackMem.Peak) / mb
+	rep.LoadgenCPUSeconds = (after.selfCPU - before.selfCPU).Seconds()
+}
+
+// streamSampler follows the pipeline stream's size: the most bytes it held
+// at once and the most bytes per message it held.
+type streamSampler struct {
+	js     jetstream.JetStream
+	stream string
+
+	mu     sync.Mutex
+	peak   uint64
+	perMsg uint64
+}
+
+func (s *streamSampler) run(ctx context.Context) {
+	t := time.NewTicker(sampleStream)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		st, err := s.js.Stream(ctx, s.stream)
+		if err != nil {
+			continue // the next sample tries again
+		}
+		info, err := st.Info(ctx)
+		if err != nil {
+			continue
+		}
+		s.mu.Lock()
+		s.peak = max(s.peak, info.State.Bytes)
+		if info.State.Msgs > 0 {
+			s.perMsg = max(s.perMsg, info.State.Bytes/info.State.Msgs)
+		}
+		s.mu.Unlock()
+	}
+}
+
+func (s *streamSampler) result() (peak, perMsg uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.peak, s.perMsg
+}
+
+// randomID returns 8 random lowercase hex digits.
+func randomID() string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,182 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+
+	"github.com/vrsky/vrsky/api"
+	"github.com/vrsky/vrsky/connectors"
+	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/internal/devstack"
+	"github.com/vrsky/vrsky/internal/testenv"
+)
+
+// inProcessStack runs the parts of a dev stack the bench uses (NATS, the
+// hot-path runner with every connector, the webhook ingress) in this test
+// process and returns a data directory that AttachStack accepts.
+func inProcessStack(t *testing.T) (dir string, js jetstream.JetStream) {
+	t.Helper()
+	url := testenv.NATS(t)
+	nc, err := nats.Connect(url)
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	js, err = jetstream.New(nc)
+	require.NoError(t, err)
+	dir = t.TempDir()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	runner := &hotpath.Runner{JS: js, Catalog: connectors.Catalog(), FileRoot: filepath.Join(dir, "files"), Name: "test", Logger: quiet}
+	go func() { defer close(done); _ = runner.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	state, err := hotpath.OpenState(ctx, js)
+	require.NoError(t, err)
+	cache, err := hotpath.WatchDesired(ctx, state)
+	require.NoError(t, err)
+	t.Cleanup(cache.Stop)
+	srv := api.New(api.Options{Logger: quiet})
+	srv.RegisterWebhooks(&api.Webhooks{Pipelines: cache, Publisher: &hotpath.Publisher{JS: js}})
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(hs.Close)
+
+	writeFakeStack(t, dir, devstack.Endpoints{HTTP: hs.Listener.Addr().String(), NATS: url}, os.Getpid())
+	return dir, js
+}
+
+// TestRunMeasuresThePipelineEndToEnd benchmarks a real runner and ingress
+// in-process: every accepted message except the filtered tenth must reach
+// the sink file, and the benchmark must leave nothing behind.
+func TestRunMeasuresThePipelineEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a pipeline for a few seconds")
+	}
+	dir, js := inProcessStack(t)
+	var progress bytes.Buffer
+	rep, err := Run(context.Background(), Config{
+		DataDir: dir, Rate: 200, Duration: 500 * time.Millisecond, Warmup: 200 * time.Millisecond,
+		Workers: 16, Progress: &progress,
+	})
+	require.NoError(t, err, progress.String())
+	require.Equal(t, ScenarioPipeline, rep.Scenario)
+	require.Equal(t, int64(100), rep.Sent)
+	require.Zero(t, rep.Errors)
+	require.Equal(t, int64(90), rep.Expected, "the router drops seqs that are multiples of ten")
+	require.Equal(t, int64(90), rep.Delivered)
+	require.Zero(t, rep.Lost)
+	require.Zero(t, rep.Unexpected)
+	require.Zero(t, rep.Malformed)
+	require.Positive(t, rep.P99)
+	require.Positive(t, rep.SustainedRate)
+	require.Positive(t, rep.BaselineRate)
+	require.Positive(t, rep.PipelineVsBaseline)
+	require.Positive(t, rep.PeakRSSMB)
+	require.GreaterOrEqual(t, rep.StackIdleCores, 0.0)
+	require.False(t, rep.StackOwned)
+	require.Contains(t, progress.String(), "baseline")
+
+	// Nothing left: no sink files, no integration, no streams.
+	entries, err := os.ReadDir(filepath.Join(dir, "files", Tenant, Tenant))
+	require.NoError(t, err)
+	require.Empty(t, entries)
+	require.Eventually(t, func() bool {
+		names := js.StreamNames(context.Background())
+		for name := range names.Name() {
+			if strings.HasPrefix(name, "VRSKY_bench_") || strings.HasPrefix(name, "BENCH_") {
+				return false
+			}
+		}
+		return true
+	}, 10*time.Second, 50*time.Millisecond)
+}
+
+// TestRunFindMaxStopsAtTheFirstStepThatDoesNotHold uses the claim-check
+// scenario (no blob store here, so every message fails at the ingress):
+// the first step cannot hold.
+func TestRunFindMaxStopsAtTheFirstStepThatDoesNotHold(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a pipeline")
+	}
+	dir, _ := inProcessStack(t)
+	rep, err := Run(context.Background(), Config{
+		DataDir: dir, Scenario: ScenarioClaimCheck, Rate: 20, Duration: 200 * time.Millisecond,
+		Workers: 4, FindMax: true, NoBaseline: true,
+	})
+	require.NoError(t, err)
+	require.Len(t, rep.Steps, 1)
+	require.Nil(t, rep.MaxSustainedRate)
+	require.Equal(t, int64(4), rep.Errors)
+	require.Equal(t, map[string]int64{"503": 4}, rep.ErrorsByStatus)
+	require.NotNil(t, rep.NATSStreamBytes)
+	require.Equal(t, DefaultClaimCheckSize, rep.MessageSize)
+}
+
+func TestRunFindMaxRaisesTheRateWhileStepsHold(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a pipeline")
+	}
+	dir, _ := inProcessStack(t)
+	rep, err := Run(context.Background(), Config{
+		DataDir: dir, Rate: 50, Duration: 200 * time.Millisecond, Workers: 8, FindMax: true, NoBaseline: true,
+	})
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, len(rep.Steps), 1)
+	if rep.MaxOfferedRateHeld != nil {
+		require.Equal(t, rep.OfferedRate, *rep.MaxOfferedRateHeld)
+		require.InDelta(t, 50*1.5, rep.Steps[min(1, len(rep.Steps)-1)].OfferedRate, 50*0.5+1e-9)
+	}
+}
+
+func TestConfigDefaultsAndValidation(t *testing.T) {
+	c := Config{Binary: "vrsky"}
+	require.NoError(t, c.applyDefaults())
+	require.Equal(t, Config{Scenario: ScenarioPipeline, Rate: DefaultRate, Duration: DefaultDuration, Size: DefaultSize,
+		Workers: DefaultWorkers, Binary: "vrsky", Progress: io.Discard}, c)
+
+	cc := Config{Scenario: ScenarioClaimCheck, DataDir: "x"}
+	require.NoError(t, cc.applyDefaults())
+	require.Equal(t, DefaultClaimCheckSize, cc.Size)
+
+	for name, tt := range map[string]struct {
+		cfg  Config
+		want string
+	}{
+		"scenario": {Config{Scenario: "fast", Binary: "x"}, "scenario"},
+		"rate":     {Config{Rate: -1, Binary: "x"}, "rate"},
+		"duration": {Config{Duration: -1, Binary: "x"}, "not be negative"},
+		"size":     {Config{Size: 10, Binary: "x"}, "at least"},
+		"workers":  {Config{Workers: -2, Binary: "x"}, "workers"},
+		"stack":    {Config{}, "no stack"},
+		"nothing":  {Config{Rate: 0.01, Duration: time.Second, Binary: "x"}, "sends no message"},
+	} {
+		require.ErrorContains(t, tt.cfg.applyDefaults(), tt.want, name)
+	}
+	_, err := Run(context.Background(), Config{})
+	require.ErrorContains(t, err, "no stack")
+	_, err = Run(context.Background(), Config{DataDir: t.TempDir()})
+	require.ErrorContains(t, err, "is vrsky dev running?")
+}
+
+func TestIntegrationSpecsAreValid(t *testing.T) {
+	for _, scenario := range []string{ScenarioPipeline, ScenarioClaimCheck} {
+		in := IntegrationSpec(scenario, "bench-abc")
+		require.NoError(t, in.Validate(), scenario)
+		require.Equal(t, hotpath.WebhookConnector, in.Consumer.Connector)
+		require.Contains(t, string(in.Producers[producerName].Config), `"bench/bench-abc"`)
+	}
+	require.Len(t, IntegrationSpec(ScenarioPipeline, "x").Steps, 2)
+	require.Empty(t, IntegrationSpec(ScenarioClaimCheck, "x").Steps)
+}
