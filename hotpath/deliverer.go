@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -26,14 +27,23 @@ type deliverer struct {
 	log      *slog.Logger
 }
 
-// handle writes one batch. INVARIANT: a message is acked only after the
-// producer confirmed its write; this is the only place the deliver stage
-// acks.
+// maxBatchBytes bounds the bodies one producer write holds in memory; a
+// batch of claim-checked bodies is split into writes of at most this size
+// (a single larger body still goes alone). A variable so tests can shrink it.
+var maxBatchBytes int64 = 32 << 20
+
+// fetchers is how many claim-checked bodies are fetched at once.
+const fetchers = 4
+
+// handle delivers one batch from the stream, in writes of at most
+// maxBatchBytes of bodies.
 func (d *deliverer) handle(batch []jetstream.Msg) {
 	ctx := context.Background()
-	began := time.Now()
-	msgs := make([]jetstream.Msg, 0, len(batch))
-	envs := make([]envelope, 0, len(batch))
+	var (
+		part  []jetstream.Msg
+		envs  []envelope
+		bytes int64
+	)
 	for _, m := range batch {
 		d.metrics.in.Inc()
 		env, err := decode(d.p, m.Headers(), m.Data())
@@ -41,16 +51,37 @@ func (d *deliverer) handle(batch []jetstream.Msg) {
 			d.failures.fail(ctx, d.p, d.stage, m, env, sdk.PermanentError(err))
 			continue
 		}
-		if env.bodyRef != "" {
-			if err := d.claims.resolve(ctx, &env); err != nil {
-				_ = m.NakWithDelay(time.Second) // blob store trouble: not counted
-				continue
-			}
-			d.metrics.claimBytes.Add(float64(len(env.msg.Body)))
+		size := env.size
+		if env.bodyRef == "" {
+			size = int64(len(env.msg.Body))
 		}
-		d.metrics.bytes.Add(float64(len(env.msg.Body)))
+		if len(part) > 0 && bytes+size > maxBatchBytes {
+			d.write(ctx, part, envs)
+			part, envs, bytes = nil, nil, 0
+		}
+		part, envs, bytes = append(part, m), append(envs, env), bytes+size
+	}
+	if len(part) > 0 {
+		d.write(ctx, part, envs)
+	}
+}
+
+// write resolves claim-checked bodies and writes one part of a batch.
+// INVARIANT: a message is acked only after the producer confirmed its write;
+// this is the only place the deliver stage acks.
+func (d *deliverer) write(ctx context.Context, batch []jetstream.Msg, decoded []envelope) {
+	began := time.Now()
+	resolved := d.resolveBodies(ctx, decoded)
+	msgs := make([]jetstream.Msg, 0, len(batch))
+	envs := make([]envelope, 0, len(batch))
+	for i, m := range batch {
+		if resolved[i] != nil {
+			_ = m.NakWithDelay(time.Second) // blob store trouble: not counted
+			continue
+		}
+		d.metrics.bytes.Add(float64(len(decoded[i].msg.Body)))
 		msgs = append(msgs, m)
-		envs = append(envs, env)
+		envs = append(envs, decoded[i])
 	}
 	if len(msgs) == 0 {
 		return
@@ -88,4 +119,26 @@ func (d *deliverer) handle(batch []jetstream.Msg) {
 		}
 	}
 	d.metrics.latency.Observe(time.Since(began).Seconds() / float64(len(msgs)))
+}
+
+// resolveBodies fetches the claim-checked bodies of envs, a few at a time,
+// and returns each message's fetch error (nil when it has its body).
+func (d *deliverer) resolveBodies(ctx context.Context, envs []envelope) []error {
+	errs := make([]error, len(envs))
+	sem := make(chan struct{}, fetchers)
+	var wg sync.WaitGroup
+	for i := range envs {
+		if envs[i].bodyRef == "" {
+			continue
+		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if errs[i] = d.claims.resolve(ctx, &envs[i]); errs[i] == nil {
+				d.metrics.claimBytes.Add(float64(len(envs[i].msg.Body)))
+			}
+		})
+	}
+	wg.Wait()
+	return errs
 }

@@ -29,6 +29,8 @@ type recorder struct {
 	attempts map[string][]time.Time
 	failWith func(sdk.Message) error
 	closed   int
+	// batchBytes holds the body bytes of each Write.
+	batchBytes []int
 }
 
 func newRecorder() *recorder {
@@ -39,6 +41,11 @@ func (r *recorder) Write(_ context.Context, batch []sdk.Message) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	failed := map[int]error{}
+	size := 0
+	for _, m := range batch {
+		size += len(m.Body)
+	}
+	r.batchBytes = append(r.batchBytes, size)
 	for i, m := range batch {
 		r.attempts[m.ID] = append(r.attempts[m.ID], time.Now())
 		if r.failWith != nil {

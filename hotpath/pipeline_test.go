@@ -267,3 +267,36 @@ func TestUnreadableRecordGoesToDLQWithItsReason(t *testing.T) {
 	require.Equal(t, "{broken", string(dead.Data))
 	require.Eventually(t, func() bool { return h.producers["sink"].delivered() == 1 }, 5*time.Second, 20*time.Millisecond)
 }
+
+// TestClaimCheckedBatchesAreSplitByBytes: a burst of large bodies is
+// delivered in writes that each hold at most maxBatchBytes, so a runner's
+// memory stays bounded however many large messages are waiting.
+func TestClaimCheckedBatchesAreSplitByBytes(t *testing.T) {
+	old := maxBatchBytes
+	maxBatchBytes = 700 << 10
+	t.Cleanup(func() { maxBatchBytes = old })
+	h := newHarness(t, "sink")
+	sink := h.producers["sink"]
+	sink.setFail(func(sdk.Message) error { return nil })
+	h.deploy("bigburst", nil, "sink")
+	d, _, err := h.state.GetDesired(context.Background(), Pipeline{Tenant: h.tenant, Integration: "bigburst"})
+	require.NoError(t, err)
+	d.Status = DesiredStopped
+	require.NoError(t, h.state.PutDesired(context.Background(), d))
+	h.waitStatus(d.Pipeline(), StatusStopped)
+
+	var msgs []sdk.Message
+	for i := range 6 {
+		msgs = append(msgs, sdk.Message{ID: fmt.Sprintf("b%d", i), Body: bytes.Repeat([]byte{'a' + byte(i)}, 300<<10)})
+	}
+	h.send(d.Pipeline(), msgs...)
+	d.Status, d.Version = DesiredRunning, 2
+	require.NoError(t, h.state.PutDesired(context.Background(), d))
+	require.Eventually(t, func() bool { return sink.delivered() == 6 }, 20*time.Second, 50*time.Millisecond)
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	for _, n := range sink.batchBytes {
+		require.LessOrEqual(t, n, 700<<10, "each write holds at most maxBatchBytes")
+	}
+	require.Equal(t, bytes.Repeat([]byte{'c'}, 300<<10), sink.got["b2"])
+}
