@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"os"
 	"testing"
 	"time"
 
@@ -17,11 +16,7 @@ import (
 	"github.com/vrsky/vrsky/internal/testenv"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testenv.StopPostgres()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testenv.Main(m) }
 
 const ordersSpec = `{"name":"orders","consumer":{"connector":"http-webhook"},"producers":{"db":{"connector":"postgres","config":{"table":"orders"}}}}`
 

@@ -28,9 +28,7 @@ func TestMain(m *testing.M) {
 		main()
 		os.Exit(0)
 	}
-	code := m.Run()
-	testenv.StopPostgres()
-	os.Exit(code)
+	testenv.Main(m)
 }
 
 // vrsky returns the command for running the binary with args.

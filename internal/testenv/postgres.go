@@ -158,3 +158,11 @@ func execAdmin(ctx context.Context, adminURL, sql string) error {
 	_, err = conn.Exec(ctx, sql)
 	return err
 }
+
+// Main runs a package's tests and then stops the shared PostgreSQL cluster;
+// call it from TestMain: func TestMain(m *testing.M) { testenv.Main(m) }.
+func Main(m *testing.M) {
+	code := m.Run()
+	StopPostgres()
+	os.Exit(code)
+}

@@ -2,7 +2,6 @@ package testenv
 
 import (
 	"context"
-	"os"
 	"sync"
 	"testing"
 
@@ -11,11 +10,7 @@ import (
 	"github.com/vrsky/vrsky/internal/dbmigrate"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	StopPostgres()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { Main(m) }
 
 func TestPostgresGivesEachTestItsOwnDatabase(t *testing.T) {
 	var (
