@@ -5,11 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync"
 	"testing"
 
@@ -73,25 +71,7 @@ type response struct {
 
 func call(t *testing.T, h http.Handler, method, path, key, body string) response {
 	t.Helper()
-	var r io.Reader
-	if body != "" {
-		r = strings.NewReader(body)
-	}
-	req := httptest.NewRequest(method, path, r)
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if key != "" {
-		req.Header.Set("Authorization", "Bearer "+key)
-	}
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req)
-	raw, _ := io.ReadAll(rec.Result().Body)
-	res := response{code: rec.Code, header: rec.Result().Header, raw: string(raw)}
-	if len(raw) > 0 && strings.Contains(res.header.Get("Content-Type"), "json") {
-		require.NoError(t, json.Unmarshal(raw, &res.body), string(raw))
-	}
-	return res
+	return callWith(t, h, method, path, key, body, nil)
 }
 
 // createTenant creates a tenant with the admin key and returns its first
