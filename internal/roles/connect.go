@@ -2,6 +2,9 @@ package roles
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -28,6 +31,9 @@ type Config struct {
 	TemporalNamespace string
 	S3                blobstore.Config
 	FileRoot          string
+	// AdminKeyHash is the SHA-256 of the platform admin key (from
+	// VRSKY_ADMIN_KEY_SHA256, hex); empty means no admin key.
+	AdminKeyHash []byte
 }
 
 // FromEnv reads the configuration from VRSKY_… environment variables.
@@ -35,6 +41,12 @@ func FromEnv() (Config, error) {
 	secure, err := strconv.ParseBool(envOr("VRSKY_S3_SECURE", "false"))
 	if err != nil {
 		return Config{}, fmt.Errorf("VRSKY_S3_SECURE: %w", err)
+	}
+	var adminHash []byte
+	if h := os.Getenv("VRSKY_ADMIN_KEY_SHA256"); h != "" {
+		if adminHash, err = hex.DecodeString(h); err != nil || len(adminHash) != sha256.Size {
+			return Config{}, errors.New("VRSKY_ADMIN_KEY_SHA256: want the 64 hex digits of the admin key's SHA-256 (sha256sum)")
+		}
 	}
 	return Config{
 		DatabaseURL:       os.Getenv("VRSKY_DATABASE_URL"),
@@ -49,7 +61,8 @@ func FromEnv() (Config, error) {
 			Secure:    secure,
 			Region:    os.Getenv("VRSKY_S3_REGION"),
 		},
-		FileRoot: os.Getenv("VRSKY_FILE_ROOT"),
+		FileRoot:     os.Getenv("VRSKY_FILE_ROOT"),
+		AdminKeyHash: adminHash,
 	}, nil
 }
 
@@ -70,7 +83,7 @@ type Needs struct {
 func Connect(ctx context.Context, cfg Config, needs Needs, logger *slog.Logger) (_ Deps, closeAll func(), err error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	d := Deps{Registry: reg, FileRoot: cfg.FileRoot, Logger: logger}
+	d := Deps{Registry: reg, FileRoot: cfg.FileRoot, Logger: logger, AdminKeyHash: cfg.AdminKeyHash}
 	var closers []func()
 	closeAll = func() {
 		for i := len(closers) - 1; i >= 0; i-- {

@@ -26,6 +26,15 @@ func TestFromEnv(t *testing.T) {
 	require.Equal(t, "vrsky", cfg.S3.Bucket)
 	require.Equal(t, "default", cfg.TemporalNamespace)
 
+	t.Setenv("VRSKY_ADMIN_KEY_SHA256", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+	cfg, err = FromEnv()
+	require.NoError(t, err)
+	require.Len(t, cfg.AdminKeyHash, 32)
+	t.Setenv("VRSKY_ADMIN_KEY_SHA256", "not-hex")
+	_, err = FromEnv()
+	require.ErrorContains(t, err, "VRSKY_ADMIN_KEY_SHA256")
+	t.Setenv("VRSKY_ADMIN_KEY_SHA256", "")
+
 	t.Setenv("VRSKY_S3_SECURE", "maybe")
 	_, err = FromEnv()
 	require.ErrorContains(t, err, "VRSKY_S3_SECURE")
