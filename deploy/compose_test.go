@@ -1,4 +1,3 @@
-// Package deploy holds the production deployment descriptions and the tests
 // that check them statically (no container engine is needed).
 package deploy
 
