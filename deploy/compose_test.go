@@ -1,4 +1,3 @@
-// that check them statically (no container engine is needed).
 package deploy
 
 import (
