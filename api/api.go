@@ -4,7 +4,8 @@
 //
 // Handlers validate input, check the caller's tenant, write metadata and
 // start workflows; they never wait on a workflow inside a request and never
-// touch message bodies beyond the webhook ingress hand-off to the hot path.
+// touch message bodies beyond the webhook ingress hand-off to the hot path
+// and showing a dead letter to its tenant.
 package api
 
 import (
@@ -14,6 +15,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.temporal.io/sdk/client"
@@ -46,6 +48,11 @@ type Options struct {
 	// State, when set, adds the runners' live report to an integration's
 	// status.
 	State *hotpath.State
+	// JS, when set with Store, adds the DLQ operations, which read the
+	// tenants' DLQ streams; Claims fetches claim-checked bodies of dead
+	// letters.
+	JS     jetstream.JetStream
+	Claims *hotpath.ClaimCheck
 	// Profiling serves Go's profiles at /debug/pprof/ (for vrsky dev and
 	// benchmarks; never on a public listener).
 	Profiling bool
@@ -91,6 +98,9 @@ func New(opts Options) *Server {
 		RegisterTenants(humaAPI, opts.Store, log)
 		RegisterAPIKeys(humaAPI, opts.Store, log)
 		RegisterIntegrations(humaAPI, opts.Store, opts.Temporal, opts.State, log)
+	}
+	if opts.Store != nil && opts.JS != nil {
+		RegisterDLQ(humaAPI, opts.JS, opts.Claims, opts.Temporal, log)
 	}
 	return s
 }

@@ -19,6 +19,12 @@ func IntegrationWorkflowID(tenant, integration string) string {
 	return "integration/" + tenant + "/" + integration
 }
 
+// DLQReplayWorkflowID is the ID of one DLQReplay run, asked for by a
+// request of the tenant: a repeated request ID finds the first run.
+func DLQReplayWorkflowID(tenant, requestID string) string {
+	return "dlq-replay/" + tenant + "/" + requestID
+}
+
 // Updates and queries of IntegrationLifecycle. Every update takes a
 // ChangeRequest and returns the resulting IntegrationState.
 const (

@@ -103,6 +103,8 @@ func StartWorker(ctx context.Context, d Deps) (*Role, error) {
 	w.RegisterActivity(&activities.Blobs{Store: d.Blobs})
 	w.RegisterWorkflow(workflows.IntegrationLifecycle)
 	w.RegisterActivity(&activities.Integrations{DB: d.DB, State: state})
+	w.RegisterWorkflow(workflows.DLQReplay)
+	w.RegisterActivity(&activities.DLQ{JS: d.JS, Claims: d.claims()})
 	if err := w.Start(); err != nil {
 		return nil, fmt.Errorf("start control-plane worker: %w", err)
 	}
@@ -152,7 +154,7 @@ func NewAPI(ctx context.Context, d Deps, version string, webhookTenantRate float
 		return nil, nil, err
 	}
 	opts := api.Options{Version: version, Checks: d.Checks(), Gatherer: d.Registry, Logger: d.Logger, AdminKeyHash: d.AdminKeyHash,
-		Temporal: d.Temporal, State: state, Profiling: d.Profiling}
+		Temporal: d.Temporal, State: state, JS: d.JS, Claims: d.claims(), Profiling: d.Profiling}
 	if d.DB != nil {
 		st := store.New(d.DB)
 		opts.Auth, opts.Store = st, st

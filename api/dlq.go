@@ -1,0 +1,334 @@
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+
+	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/internal/store"
+	"github.com/vrsky/vrsky/workflows"
+)
+
+// MaxDeadLetterBody is the largest body get-dead-letter returns; larger
+// bodies are left out (body_omitted).
+const MaxDeadLetterBody = 1 << 20
+
+// DeadLetter is a message a stage gave up on, as the DLQ keeps it.
+type DeadLetter struct {
+	ID          string            `json:"id" doc:"The dead letter's ID: its sequence number in the tenant's DLQ, as a string."`
+	MessageID   string            `json:"message_id" doc:"The message's own ID in its pipeline."`
+	Integration string            `json:"integration"`
+	Stage       string            `json:"stage" doc:"Where it failed: process (converters and filters) or deliver-<producer>."`
+	Producer    string            `json:"producer,omitempty" doc:"The producer it could not be delivered to, for deliver stages."`
+	Error       string            `json:"error" doc:"Why it failed the last time."`
+	Attempts    int               `json:"attempts"`
+	Subject     string            `json:"subject" doc:"The pipeline subject it failed on; a replay publishes it there again."`
+	At          time.Time         `json:"at" doc:"When it was dead-lettered."`
+	ContentType string            `json:"content_type,omitempty"`
+	Headers     map[string]string `json:"headers,omitempty" doc:"The message's own headers."`
+	BodySize    int64             `json:"body_size"`
+	ClaimCheck  bool              `json:"claim_checked" doc:"Whether the body is kept in the blob store rather than in the DLQ."`
+}
+
+func deadLetterOut(d hotpath.DeadLetter) DeadLetter {
+	out := DeadLetter{
+		ID: strconv.FormatUint(d.Seq, 10), MessageID: d.MessageID, Integration: d.Integration, Stage: d.Stage,
+		Error: d.Reason, Attempts: d.Attempts, Subject: d.Subject, At: d.At, ContentType: d.ContentType,
+		Headers: d.Headers, BodySize: d.BodySize, ClaimCheck: d.BodyRef != "",
+	}
+	if p, ok := strings.CutPrefix(d.Stage, hotpath.DeliverStage("")); ok {
+		out.Producer = p
+	}
+	return out
+}
+
+// DLQFilterQuery selects dead letters in the query string.
+type DLQFilterQuery struct {
+	Integration string    `query:"integration" maxLength:"63" doc:"Only this integration's dead letters."`
+	Producer    string    `query:"producer" maxLength:"63" doc:"Only those that failed delivering to this producer."`
+	Since       time.Time `query:"since" doc:"Only those dead-lettered at or after this time (RFC 3339)."`
+	Until       time.Time `query:"until" doc:"Only those dead-lettered before this time (RFC 3339)."`
+	Error       string    `query:"error" maxLength:"200" doc:"Only those whose error contains this text, ignoring case."`
+}
+
+// ListDLQInput selects a page of dead letters.
+type ListDLQInput struct {
+	DLQFilterQuery
+	Cursor string `query:"cursor" maxLength:"20" doc:"The next value of the previous page; empty for the oldest dead letters."`
+	Limit  int    `query:"limit" minimum:"1" maximum:"100" default:"50" doc:"Page size."`
+}
+
+// ListDLQOutput is one page of dead letters, oldest first.
+type ListDLQOutput struct {
+	Link string `header:"Link" doc:"rel=\"next\" link to the next page, when there is one."`
+	Body struct {
+		Items []DeadLetter `json:"items"`
+		Next  string       `json:"next,omitempty" doc:"Cursor of the next page; absent on the last page. A page may be short and still have a next one."`
+	}
+}
+
+// DeadLetterPath names one of the caller's tenant's dead letters.
+type DeadLetterPath struct {
+	MessageID string `path:"messageId" maxLength:"20" doc:"The dead letter's ID: its DLQ sequence number (the id of list-dead-letters), not the message's own ID."`
+}
+
+// DeadLetterWithBody is a dead letter with its body.
+type DeadLetterWithBody struct {
+	DeadLetter
+	Body         string `json:"body,omitempty" doc:"The body: as is when it is UTF-8 text, else base64 (see body_encoding)."`
+	BodyEncoding string `json:"body_encoding,omitempty" enum:"utf-8,base64"`
+	BodyOmitted  bool   `json:"body_omitted,omitempty" doc:"The body is over 1 MiB and not returned."`
+}
+
+// DeadLetterOutput is one dead letter.
+type DeadLetterOutput struct {
+	Body DeadLetterWithBody
+}
+
+// DLQActionBody selects the dead letters to replay or discard.
+type DLQActionBody struct {
+	Integration string    `json:"integration,omitempty" maxLength:"63" doc:"Only this integration's dead letters."`
+	Producer    string    `json:"producer,omitempty" maxLength:"63" doc:"Only those that failed delivering to this producer."`
+	Since       time.Time `json:"since,omitzero" doc:"Only those dead-lettered at or after this time."`
+	Until       time.Time `json:"until,omitzero" doc:"Only those dead-lettered before this time."`
+	Error       string    `json:"error,omitempty" maxLength:"200" doc:"Only those whose error contains this text, ignoring case."`
+	IDs         []string  `json:"ids,omitempty" maxItems:"1000" doc:"Only these dead letters (IDs from list-dead-letters); the filters still apply."`
+	MaxMessages int       `json:"max_messages,omitempty" minimum:"0" doc:"At most this many; 0 means all that match."`
+}
+
+// DLQActionInput asks for a replay or a discard.
+type DLQActionInput struct {
+	IdempotencyKey string `header:"Idempotency-Key" maxLength:"200" doc:"Repeating a request with the same key starts it once."`
+	Body           *DLQActionBody
+}
+
+// DLQActionAccepted says the replay or discard was started.
+type DLQActionAccepted struct {
+	WorkflowID string `json:"workflow_id" doc:"The DLQReplay workflow carrying it out."`
+}
+
+// DLQActionOutput is a started replay or discard.
+type DLQActionOutput struct {
+	Body DLQActionAccepted
+}
+
+// dlq serves the DLQ operations.
+type dlq struct {
+	js       jetstream.JetStream
+	claims   *hotpath.ClaimCheck
+	temporal client.Client // nil: replay and discard answer 503
+	log      *slog.Logger
+}
+
+// RegisterDLQ adds the operations on the caller's tenant's dead letters:
+// list and inspect (read from the tenant's DLQ stream through js, bodies
+// from the blob store through claims) and replay and discard (a DLQReplay
+// workflow started through control; nil makes them answer 503).
+func RegisterDLQ(api huma.API, js jetstream.JetStream, claims *hotpath.ClaimCheck, control client.Client, log *slog.Logger) {
+	h := &dlq{js: js, claims: claims, temporal: control, log: log}
+	scope := requireScopes(store.ScopeDLQ)
+	tags := []string{"DLQ"}
+
+	huma.Register(api, huma.Operation{
+		OperationID: "list-dead-letters",
+		Method:      http.MethodGet,
+		Path:        "/v1/dlq",
+		Summary:     "List dead letters",
+		Description: "Lists the caller's tenant's dead-lettered messages, oldest first, without their bodies, one page at a time: " +
+			"follow `next` (or the Link header) until it is absent. Filters: integration, producer, time range (since, until) " +
+			"and text in the error. Needs scope dlq.",
+		Tags:     tags,
+		Security: scope,
+		Errors:   withAuthErrors(http.StatusUnprocessableEntity),
+	}, func(ctx context.Context, in *ListDLQInput) (*ListDLQOutput, error) {
+		p, _ := PrincipalFrom(ctx)
+		var after uint64
+		if in.Cursor != "" {
+			var err error
+			if after, err = strconv.ParseUint(in.Cursor, 10, 64); err != nil {
+				return nil, huma.Error422UnprocessableEntity("invalid cursor",
+					&huma.ErrorDetail{Location: "query.cursor", Message: "not a cursor of list-dead-letters", Value: in.Cursor})
+			}
+		}
+		f := in.filter()
+		if err := f.Validate(); err != nil {
+			return nil, huma.Error422UnprocessableEntity(err.Error())
+		}
+		letters, next, err := hotpath.ListDLQ(ctx, js, p.TenantID, f, after, in.Limit)
+		if err != nil {
+			return nil, h.fail("list-dead-letters", p.TenantID, err)
+		}
+		out := &ListDLQOutput{}
+		out.Body.Items = make([]DeadLetter, 0, len(letters))
+		for _, d := range letters {
+			out.Body.Items = append(out.Body.Items, deadLetterOut(d))
+		}
+		if next != 0 {
+			out.Body.Next = strconv.FormatUint(next, 10)
+			out.Link = `</v1/dlq?` + in.nextQuery(out.Body.Next).Encode() + `>; rel="next"`
+		}
+		return out, nil
+	})
+
+	huma.Register(api, huma.Operation{
+		OperationID: "get-dead-letter",
+		Method:      http.MethodGet,
+		Path:        "/v1/dlq/{messageId}",
+		Summary:     "Get a dead letter",
+		Description: "Returns one dead letter with its headers and body. `messageId` is the dead letter's `id` from " +
+			"list-dead-letters (its sequence number in the tenant's DLQ), not the message's own ID. The body is returned as is " +
+			"when it is UTF-8 text and in base64 otherwise (`body_encoding`); bodies over 1 MiB are left out. Needs scope dlq.",
+		Tags:     tags,
+		Security: scope,
+		Errors:   withAuthErrors(http.StatusNotFound),
+	}, func(ctx context.Context, in *DeadLetterPath) (*DeadLetterOutput, error) {
+		p, _ := PrincipalFrom(ctx)
+		seq, err := strconv.ParseUint(in.MessageID, 10, 64)
+		if err != nil {
+			return nil, huma.Error404NotFound("not found")
+		}
+		d, body, err := hotpath.GetDeadLetter(ctx, js, claims, p.TenantID, seq, MaxDeadLetterBody)
+		if err != nil {
+			return nil, h.fail("get-dead-letter", p.TenantID, err)
+		}
+		out := &DeadLetterOutput{Body: DeadLetterWithBody{DeadLetter: deadLetterOut(d)}}
+		switch {
+		case body == nil && d.BodySize > 0:
+			out.Body.BodyOmitted = true
+		case utf8.Valid(body):
+			out.Body.Body, out.Body.BodyEncoding = string(body), "utf-8"
+		default:
+			out.Body.Body, out.Body.BodyEncoding = base64.StdEncoding.EncodeToString(body), "base64"
+		}
+		return out, nil
+	})
+
+	for _, op := range []struct {
+		id, path, summary, doc string
+		discard                bool
+	}{
+		{"replay-dead-letters", "/v1/dlq/replay", "Replay dead letters",
+			"Publishes the selected dead letters to the pipeline stage they failed at, each once, and removes them from the DLQ. " +
+				"Only dead letters already in the DLQ when the replay starts are replayed; one that fails again returns to the DLQ. " +
+				"Replaying into a deleted integration fails and keeps the dead letters.", false},
+		{"discard-dead-letters", "/v1/dlq/discard", "Discard dead letters",
+			"Removes the selected dead letters from the DLQ for good.", true},
+	} {
+		huma.Register(api, huma.Operation{
+			OperationID: op.id,
+			Method:      http.MethodPost,
+			Path:        op.path,
+			Summary:     op.summary,
+			Description: op.doc + " The body selects them with the filters of list-dead-letters and, optionally, a list of `ids`; " +
+				"an empty body selects every dead letter. It returns 202 with the DLQReplay workflow's ID at once; " +
+				"503 when the control plane is unavailable (retry with the same `Idempotency-Key`). Needs scope dlq.",
+			Tags:          tags,
+			Security:      scope,
+			DefaultStatus: http.StatusAccepted,
+			MaxBodyBytes:  MaxJSONBody,
+			Errors:        withAuthErrors(http.StatusUnprocessableEntity, http.StatusServiceUnavailable),
+		}, func(ctx context.Context, in *DLQActionInput) (*DLQActionOutput, error) {
+			return h.start(ctx, op.id, in, op.discard)
+		})
+	}
+}
+
+func (in *DLQFilterQuery) filter() hotpath.DLQFilter {
+	return hotpath.DLQFilter{Integration: in.Integration, Producer: in.Producer, Since: in.Since, Until: in.Until, ErrorContains: in.Error}
+}
+
+func (in *ListDLQInput) nextQuery(cursor string) url.Values {
+	q := url.Values{"cursor": {cursor}, "limit": {strconv.Itoa(in.Limit)}}
+	for k, v := range map[string]string{"integration": in.Integration, "producer": in.Producer, "error": in.Error} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if !in.Since.IsZero() {
+		q.Set("since", in.Since.Format(time.RFC3339Nano))
+	}
+	if !in.Until.IsZero() {
+		q.Set("until", in.Until.Format(time.RFC3339Nano))
+	}
+	return q
+}
+
+// start starts a DLQReplay workflow for the caller's tenant.
+func (h *dlq) start(ctx context.Context, op string, in *DLQActionInput, discard bool) (*DLQActionOutput, error) {
+	p, _ := PrincipalFrom(ctx)
+	body := DLQActionBody{}
+	if in.Body != nil {
+		body = *in.Body
+	}
+	wf := workflows.DLQReplayInput{
+		Tenant: p.TenantID, Discard: discard, MaxMessages: body.MaxMessages,
+		Filter: hotpath.DLQFilter{Integration: body.Integration, Producer: body.Producer, Since: body.Since, Until: body.Until, ErrorContains: body.Error},
+	}
+	if err := wf.Filter.Validate(); err != nil {
+		return nil, huma.Error422UnprocessableEntity(err.Error())
+	}
+	for i, id := range body.IDs {
+		seq, err := strconv.ParseUint(id, 10, 64)
+		if err != nil || seq == 0 {
+			return nil, huma.Error422UnprocessableEntity("invalid dead letter ID",
+				&huma.ErrorDetail{Location: "body.ids[" + strconv.Itoa(i) + "]", Message: "not an ID of list-dead-letters", Value: id})
+		}
+		wf.Seqs = append(wf.Seqs, seq)
+	}
+	if h.temporal == nil {
+		return nil, unavailable("replay and discard are unavailable: the control plane is not configured")
+	}
+	requestID := in.IdempotencyKey
+	if requestID == "" {
+		var b [12]byte
+		_, _ = rand.Read(b[:])
+		requestID = hex.EncodeToString(b[:])
+	}
+	action := "replay"
+	if discard {
+		action = "discard"
+	}
+	// Keys are the client's: scoping them by action keeps a reused key from
+	// turning a discard into an earlier replay.
+	id := workflows.DLQReplayWorkflowID(p.TenantID, action+"-"+requestID)
+	_, err := h.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:                    id,
+		TaskQueue:             workflows.ControlTaskQueue,
+		WorkflowIDReusePolicy: enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+	}, workflows.DLQReplay, wf)
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	if err != nil && !errors.As(err, &started) {
+		h.log.Error("operation failed", "operation", op, "tenant", p.TenantID, "error", err)
+		return nil, unavailable("the control plane did not start the " + action + "; retry later with the same Idempotency-Key")
+	}
+	filter, _ := json.Marshal(wf.Filter)
+	h.log.Info("dead letters "+action+" started", "tenant", p.TenantID, "workflow_id", id, "filter", string(filter),
+		"ids", len(wf.Seqs), "by_key_id", p.KeyID)
+	return &DLQActionOutput{Body: DLQActionAccepted{WorkflowID: id}}, nil
+}
+
+// fail turns a hot-path error into the operation's problem response.
+func (h *dlq) fail(op, tenant string, err error) error {
+	if errors.Is(err, hotpath.ErrDeadLetterNotFound) {
+		return huma.Error404NotFound("not found")
+	}
+	h.log.Error("operation failed", "operation", op, "tenant", tenant, "error", err)
+	return huma.Error500InternalServerError("internal error")
+}

@@ -1,0 +1,43 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+
+	"github.com/vrsky/vrsky/internal/demo"
+)
+
+// runDemo runs one of the example integrations against a running vrsky dev.
+func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dataDir := fs.String("data-dir", env("VRSKY_DATA_DIR", ".vrsky"), "data directory of a running vrsky dev [VRSKY_DATA_DIR]")
+	tenant := fs.String("tenant", demo.DefaultTenant, "tenant to run the demo as; created on first use")
+	var n int
+	// The demo number may come before or after the flags.
+	if len(args) > 0 {
+		if v, err := strconv.Atoi(args[0]); err == nil {
+			n, args = v, args[1:]
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if n == 0 && fs.NArg() == 1 {
+		v, err := strconv.Atoi(fs.Arg(0))
+		if err != nil {
+			return fmt.Errorf("%w: vrsky demo N: %q is not a number", errUsage, fs.Arg(0))
+		}
+		n = v
+	} else if fs.NArg() > 0 {
+		return fmt.Errorf("%w: vrsky demo N [--data-dir DIR]: unexpected %q", errUsage, fs.Arg(0))
+	}
+	if _, err := demo.Lookup(n); err != nil {
+		return fmt.Errorf("%w: vrsky demo N: %v", errUsage, err)
+	}
+	_, err := demo.RunWith(ctx, n, *dataDir, stdout, demo.Options{Tenant: *tenant})
+	return err
+}

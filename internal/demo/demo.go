@@ -1,0 +1,457 @@
+// Package demo runs the example integrations in examples/ against a running
+// dev stack: it creates a demo tenant through the REST API, starts local
+// stand-ins for the outside world (a Slack incoming webhook, a sample
+// table), deploys the example's spec, drives its input and waits until the
+// expected messages arrived.
+package demo
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/vrsky/vrsky/examples"
+	"github.com/vrsky/vrsky/internal/devstack"
+)
+
+// Environment variables the examples' specs reference. The runner resolves
+// them in its own environment, so under `vrsky dev` they must be exported
+// before it starts; the demo reads the same variables, with the same
+// defaults the examples' READMEs export.
+const (
+	EnvGitHubSecret = "VRSKY_DEMO_GITHUB_SECRET"
+	EnvSlackURL     = "VRSKY_DEMO_SLACK_URL"
+	EnvDatabaseURL  = "VRSKY_DEMO_DATABASE_URL"
+
+	DefaultGitHubSecret = "vrsky-demo-secret"
+	DefaultSlackURL     = "http://127.0.0.1:8099/services/T0DEMO/B0DEMO/demo"
+	DefaultDatabase     = "vrsky_demo"
+	// specSlackHost is the Slack stand-in's address as the specs allow it.
+	specSlackHost = "127.0.0.1:8099"
+
+	// DefaultTenant is the tenant the demos run as.
+	DefaultTenant = "demo"
+	// DefaultTimeout bounds how long a demo waits for its messages.
+	DefaultTimeout = 60 * time.Second
+)
+
+// Demo names one example.
+type Demo struct {
+	N    int
+	Dir  string // directory under examples/
+	Name string // the integration's name in its spec
+	What string
+}
+
+// Demos are the runnable examples.
+var Demos = []Demo{
+	{1, "1-webhook-to-slack", "github-to-slack", "signed GitHub webhooks → json-transform → Slack"},
+	{4, "4-order-routing", "order-routing", "orders → total → router → PostgreSQL and (big orders) Slack"},
+}
+
+// Lookup returns demo n.
+func Lookup(n int) (Demo, error) {
+	var have []string
+	for _, d := range Demos {
+		if d.N == n {
+			return d, nil
+		}
+		have = append(have, fmt.Sprint(d.N))
+	}
+	return Demo{}, fmt.Errorf("no demo %d (have %s)", n, strings.Join(have, ", "))
+}
+
+// Options change how a demo runs; the zero value runs it as `vrsky demo`
+// does.
+type Options struct {
+	// Tenant is the tenant to run as; default "demo".
+	Tenant string
+	// GitHubSecret signs demo 1's webhooks; default $VRSKY_DEMO_GITHUB_SECRET
+	// or DefaultGitHubSecret.
+	GitHubSecret string
+	// SlackURL is the incoming-webhook URL the runner posts to; the Slack
+	// stand-in listens on its host:port. Default $VRSKY_DEMO_SLACK_URL or
+	// DefaultSlackURL.
+	SlackURL string
+	// DatabaseURL is the runner's URL of the demo database; default
+	// $VRSKY_DEMO_DATABASE_URL or the dev stack's server with database
+	// vrsky_demo.
+	DatabaseURL string
+	// EnvSuffix is appended to every VRSKY_DEMO_… reference in the spec,
+	// so that several tenants can run the same demo with different values.
+	EnvSuffix string
+	// SlackFailFirst is how many Slack requests the stand-in refuses
+	// before it accepts any; default 2 for demo 4, 0 otherwise; -1 for none.
+	SlackFailFirst int
+	// Timeout bounds the wait for the demo's messages; default 60 s.
+	Timeout time.Duration
+}
+
+// Result says what a demo saw.
+type Result struct {
+	Tenant      string
+	Integration string
+	RunID       string
+	// Deployed is when the runners reported the integration running.
+	Deployed time.Time
+	// FirstDelivery is when the first message reached its destination.
+	FirstDelivery time.Time
+	// Slack holds the Slack messages of this run.
+	Slack []SlackMessage
+	// SlackFailures is how many Slack requests the stand-in refused.
+	SlackFailures int
+	// Rows is how many rows of this run reached the demo table.
+	Rows int
+	// RowsComplete is when the table first held every expected row.
+	RowsComplete time.Time
+}
+
+// Run runs demo n against the dev stack whose data directory is dataDir,
+// writing what happens and what to look at to out.
+func Run(ctx context.Context, n int, dataDir string, out io.Writer) error {
+	_, err := RunWith(ctx, n, dataDir, out, Options{})
+	return err
+}
+
+// RunWith is Run with options.
+func RunWith(ctx context.Context, n int, dataDir string, out io.Writer, opt Options) (Result, error) {
+	d, err := Lookup(n)
+	if err != nil {
+		return Result{}, err
+	}
+	if out == nil {
+		out = io.Discard
+	}
+	if opt.Timeout <= 0 {
+		opt.Timeout = DefaultTimeout
+	}
+	if opt.Tenant == "" {
+		opt.Tenant = DefaultTenant
+	}
+	ep, err := devstack.ReadEndpoints(dataDir)
+	if err != nil {
+		return Result{}, err
+	}
+	admin, err := os.ReadFile(filepath.Join(dataDir, "admin-key"))
+	if err != nil {
+		return Result{}, fmt.Errorf("read the admin key of the dev stack in %s: %w", dataDir, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, opt.Timeout)
+	defer cancel()
+
+	r := &runner{
+		demo: d, opt: opt, out: out, ep: ep, dataDir: dataDir, runID: newRunID(),
+		api: &client{base: "http://" + ep.HTTP, key: strings.TrimSpace(string(admin)), hc: &http.Client{Timeout: 15 * time.Second}},
+	}
+	r.res = Result{Tenant: opt.Tenant, Integration: d.Name, RunID: r.runID}
+	fmt.Fprintf(out, "demo %d: %s (tenant %s, run %s)\n", d.N, d.What, opt.Tenant, r.runID)
+	if err := r.tenant(ctx); err != nil {
+		return r.res, err
+	}
+	switch d.N {
+	case 1:
+		err = r.webhookToSlack(ctx)
+	case 4:
+		err = r.orderRouting(ctx)
+	}
+	if err != nil && ctx.Err() != nil {
+		err = fmt.Errorf("demo %d: gave up after %s: %w", d.N, opt.Timeout, err)
+	}
+	return r.res, err
+}
+
+type runner struct {
+	demo    Demo
+	opt     Options
+	out     io.Writer
+	ep      devstack.Endpoints
+	dataDir string
+	runID   string
+	api     *client
+	tenantC *client
+	res     Result
+}
+
+func newRunID() string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// tenant creates the demo tenant, or reuses it with the API key kept in
+// DATA_DIR/demo/<tenant>.key when it was created by an earlier run.
+func (r *runner) tenant(ctx context.Context) error {
+	keyFile := filepath.Join(r.dataDir, "demo", r.opt.Tenant+".key")
+	if b, err := os.ReadFile(keyFile); err == nil {
+		c := &client{base: r.api.base, key: strings.TrimSpace(string(b)), hc: r.api.hc}
+		if st, _, err := c.do(ctx, http.MethodGet, "/v1/integrations?limit=1", "", nil, nil); err == nil && st == http.StatusOK {
+			r.tenantC = c
+			fmt.Fprintf(r.out, "tenant %s: reused (key in %s)\n", r.opt.Tenant, keyFile)
+			return nil
+		}
+	}
+	var created struct {
+		APIKey struct {
+			Secret string `json:"secret"`
+		} `json:"api_key"`
+	}
+	body, _ := json.Marshal(map[string]string{"id": r.opt.Tenant, "name": "VRSky demo " + r.opt.Tenant})
+	st, raw, err := r.api.do(ctx, http.MethodPost, "/v1/tenants", "application/json", body, &created)
+	if err != nil {
+		return fmt.Errorf("create tenant %s: %w", r.opt.Tenant, err)
+	}
+	switch {
+	case st == http.StatusConflict:
+		return fmt.Errorf("tenant %s exists but its API key is not in %s: run with another tenant", r.opt.Tenant, keyFile)
+	case st != http.StatusCreated && st != http.StatusOK:
+		return fmt.Errorf("create tenant %s: %s", r.opt.Tenant, apiError(st, raw))
+	}
+	if err := os.MkdirAll(filepath.Dir(keyFile), 0o700); err != nil {
+		return err
+	}
+	if err := os.WriteFile(keyFile, []byte(created.APIKey.Secret+"\n"), 0o600); err != nil {
+		return fmt.Errorf("keep the tenant's API key: %w", err)
+	}
+	r.tenantC = &client{base: r.api.base, key: created.APIKey.Secret, hc: r.api.hc}
+	fmt.Fprintf(r.out, "tenant %s: created; its API key is in %s\n", r.opt.Tenant, keyFile)
+	return nil
+}
+
+// spec returns the example's spec as deployed: with the Slack stand-in's
+// address and the env references' suffix.
+func (r *runner) spec(slackHost string) ([]byte, error) {
+	b, err := examples.FS.ReadFile(r.demo.Dir + "/integration.yaml")
+	if err != nil {
+		return nil, err
+	}
+	s := string(b)
+	if slackHost != "" {
+		s = strings.ReplaceAll(s, specSlackHost, slackHost)
+	}
+	if r.opt.EnvSuffix != "" {
+		for _, name := range []string{EnvGitHubSecret, EnvSlackURL, EnvDatabaseURL} {
+			s = strings.ReplaceAll(s, name, name+r.opt.EnvSuffix)
+		}
+	}
+	return []byte(s), nil
+}
+
+// deploy creates (or updates) the integration, deploys it and waits until
+// the runners report it running.
+func (r *runner) deploy(ctx context.Context, spec []byte) error {
+	name := r.demo.Name
+	var it struct {
+		Version int `json:"version"`
+	}
+	st, raw, err := r.tenantC.do(ctx, http.MethodPost, "/v1/integrations", "application/yaml", spec, &it)
+	if err != nil {
+		return fmt.Errorf("create integration %s: %w", name, err)
+	}
+	if st == http.StatusConflict {
+		st, raw, err = r.tenantC.do(ctx, http.MethodPut, "/v1/integrations/"+name, "application/yaml", spec, &it)
+		if err != nil {
+			return fmt.Errorf("update integration %s: %w", name, err)
+		}
+	}
+	if st != http.StatusCreated && st != http.StatusOK {
+		return fmt.Errorf("store integration %s: %s", name, apiError(st, raw))
+	}
+	body, _ := json.Marshal(map[string]any{"version": it.Version, "reason": "vrsky demo " + r.runID})
+	st, raw, err = r.tenantC.do(ctx, http.MethodPost, "/v1/integrations/"+name+"/deploy", "application/json", body, nil)
+	if err != nil {
+		return fmt.Errorf("deploy integration %s: %w", name, err)
+	}
+	if st != http.StatusAccepted {
+		return fmt.Errorf("deploy integration %s: %s", name, apiError(st, raw))
+	}
+	for {
+		var s struct {
+			Status    string `json:"status"`
+			Version   int    `json:"version"`
+			LastError string `json:"last_error"`
+			Runner    *struct {
+				Version   int    `json:"version"`
+				Status    string `json:"status"`
+				LastError string `json:"last_error"`
+			} `json:"runner"`
+		}
+		st, raw, err := r.tenantC.do(ctx, http.MethodGet, "/v1/integrations/"+name+"/status", "", nil, &s)
+		if err == nil && st != http.StatusOK {
+			err = errors.New(apiError(st, raw))
+		}
+		if err == nil {
+			if s.Runner != nil && s.Runner.Version == it.Version {
+				switch s.Runner.Status {
+				case "running":
+					r.res.Deployed = time.Now()
+					fmt.Fprintf(r.out, "integration %s/%s version %d: running\n", r.opt.Tenant, name, it.Version)
+					return nil
+				case "degraded":
+					return fmt.Errorf("integration %s version %d did not start: %s%s", name, it.Version, s.Runner.LastError, envHint(s.Runner.LastError))
+				}
+			}
+			if s.Status == "degraded" && s.Version == it.Version {
+				return fmt.Errorf("integration %s version %d did not start: %s%s", name, it.Version, s.LastError, envHint(s.LastError))
+			}
+		}
+		if err := sleep(ctx, 100*time.Millisecond); err != nil {
+			return fmt.Errorf("integration %s version %d is not running yet (status %q)", name, it.Version, s.Status)
+		}
+	}
+}
+
+// envHint explains a secret the runner could not resolve.
+func envHint(msg string) string {
+	if !strings.Contains(msg, "environment variable is not set") {
+		return ""
+	}
+	return fmt.Sprintf("\nthe runner reads the demo's settings from its environment: stop vrsky dev, then\n"+
+		"  export %s=%s %s=%s %s=%s\nand start it again (see the example's README)",
+		EnvGitHubSecret, DefaultGitHubSecret, EnvSlackURL, DefaultSlackURL, EnvDatabaseURL, "postgres://postgres@127.0.0.1:5433/"+DefaultDatabase+"?sslmode=disable")
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
+}
+
+// startSlack starts the Slack stand-in on the host:port of the runner's
+// Slack URL.
+func (r *runner) startSlack(failFirst int) (*Slack, error) {
+	raw := r.opt.SlackURL
+	if raw == "" {
+		raw = envOr(EnvSlackURL, DefaultSlackURL)
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("%s: want an http://host:port/… URL", EnvSlackURL)
+	}
+	host, _, err := net.SplitHostPort(u.Host)
+	if err != nil || (host != "127.0.0.1" && host != "localhost") {
+		return nil, fmt.Errorf("%s=%s: the demo's Slack stand-in listens on 127.0.0.1 only", EnvSlackURL, raw)
+	}
+	s, err := StartSlack(u.Host, failFirst, r.out)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(r.out, "slack stand-in: listening at %s\n", raw)
+	return s, nil
+}
+
+func (r *runner) databaseURL() (string, error) {
+	if r.opt.DatabaseURL != "" {
+		return r.opt.DatabaseURL, nil
+	}
+	if v := os.Getenv(EnvDatabaseURL); v != "" {
+		return v, nil
+	}
+	return DatabaseURL(r.ep.Postgres, DefaultDatabase)
+}
+
+// hook posts body to the integration's webhook.
+func (r *runner) hook(ctx context.Context, body []byte, headers map[string]string) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.api.base+"/v1/hooks/"+r.opt.Tenant+"/"+r.demo.Name, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := r.api.hc.Do(req)
+	if err != nil {
+		return 0, nil, fmt.Errorf("post webhook: %w", err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	return resp.StatusCode, b, nil
+}
+
+// GitHubSignature is X-Hub-Signature-256 of body under secret.
+func GitHubSignature(secret string, body []byte) string {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write(body)
+	return "sha256=" + hex.EncodeToString(m.Sum(nil))
+}
+
+// client calls the REST API with a bearer key.
+type client struct {
+	base, key string
+	hc        *http.Client
+}
+
+// do sends a request and decodes a 2xx answer's JSON into out. It returns
+// the status and the raw answer.
+func (c *client) do(ctx context.Context, method, path, ctype string, body []byte, out any) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.key)
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return 0, nil, fmt.Errorf("%s %s: %w (is vrsky dev running?)", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return resp.StatusCode, nil, err
+	}
+	if out != nil && resp.StatusCode/100 == 2 && len(raw) > 0 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			return resp.StatusCode, raw, fmt.Errorf("%s %s: decode answer: %w", method, path, err)
+		}
+	}
+	return resp.StatusCode, raw, nil
+}
+
+// apiError describes an API error answer (an RFC 9457 problem).
+func apiError(status int, raw []byte) string {
+	var p struct {
+		Title  string `json:"title"`
+		Detail string `json:"detail"`
+		Errors []struct {
+			Location string `json:"location"`
+			Message  string `json:"message"`
+		} `json:"errors"`
+	}
+	if json.Unmarshal(raw, &p) != nil || (p.Title == "" && p.Detail == "") {
+		return fmt.Sprintf("%d %s", status, strings.TrimSpace(string(raw)))
+	}
+	msg := fmt.Sprintf("%d %s", status, p.Title)
+	if p.Detail != "" {
+		msg += ": " + p.Detail
+	}
+	for _, e := range p.Errors {
+		msg += fmt.Sprintf("; %s: %s", e.Location, e.Message)
+	}
+	return msg
+}

@@ -1,0 +1,224 @@
+package demo
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/vrsky/vrsky/internal/devstack"
+)
+
+// startStack starts a fresh in-process dev stack and returns its data
+// directory and when it was asked to start.
+func startStack(t *testing.T) (string, devstack.Endpoints, time.Time) {
+	t.Helper()
+	dir := t.TempDir()
+	began := time.Now()
+	stack, err := devstack.Start(context.Background(), devstack.Config{
+		DataDir: dir, HTTPAddr: "127.0.0.1:0", NATSAddr: "127.0.0.1:0", TemporalAddr: "127.0.0.1:0",
+		TemporalUIAddr: "127.0.0.1:0", S3Addr: "127.0.0.1:0", Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)),
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = stack.Shutdown(context.Background()) })
+	return dir, stack.Endpoints(), began
+}
+
+// freeSlackURL picks a free loopback port for a Slack stand-in.
+func freeSlackURL(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	return "http://" + addr + "/services/T0DEMO/B0DEMO/demo"
+}
+
+// setDemoEnv gives the in-process runner the settings `vrsky dev` would get
+// from the exports in the examples' READMEs.
+func setDemoEnv(t *testing.T, ep devstack.Endpoints, suffix, dbName string) Options {
+	t.Helper()
+	dbURL, err := DatabaseURL(ep.Postgres, dbName)
+	require.NoError(t, err)
+	opt := Options{GitHubSecret: "s3cret" + suffix, SlackURL: freeSlackURL(t), DatabaseURL: dbURL, EnvSuffix: suffix}
+	t.Setenv(EnvGitHubSecret+suffix, opt.GitHubSecret)
+	t.Setenv(EnvSlackURL+suffix, opt.SlackURL)
+	t.Setenv(EnvDatabaseURL+suffix, opt.DatabaseURL)
+	return opt
+}
+
+func TestDemo1WebhookToSlack(t *testing.T) {
+	dir, ep, began := startStack(t)
+	opt := setDemoEnv(t, ep, "", DefaultDatabase)
+	var out bytes.Buffer
+	res, err := RunWith(context.Background(), 1, dir, &out, opt)
+	require.NoError(t, err, out.String())
+	t.Logf("demo 1: first message delivered %s after the stack was started (%s after deploy)",
+		res.FirstDelivery.Sub(began).Round(time.Millisecond), res.FirstDelivery.Sub(res.Deployed).Round(time.Millisecond))
+	require.Len(t, res.Slack, 2)
+	texts := res.Slack[0].Text + "\n" + res.Slack[1].Text
+	require.Contains(t, texts, "[acme/shop] octocat pushed to refs/heads/main: Fix checkout rounding (run "+res.RunID+")")
+	require.Contains(t, texts, "[acme/shop] hubot opened pull request #42: Add order export (run "+res.RunID+") https://github.com/acme/shop/pull/42")
+	require.Contains(t, out.String(), "refused (401)")
+	require.Contains(t, out.String(), "look at:")
+
+	// A second run reuses the tenant and updates the integration.
+	out.Reset()
+	res2, err := RunWith(context.Background(), 1, dir, &out, opt)
+	require.NoError(t, err, out.String())
+	require.Contains(t, out.String(), "tenant demo: reused")
+	require.NotEqual(t, res.RunID, res2.RunID)
+	require.Len(t, res2.Slack, 2)
+}
+
+func TestDemo4OrderRouting(t *testing.T) {
+	dir, ep, began := startStack(t)
+	opt := setDemoEnv(t, ep, "", DefaultDatabase)
+	var out bytes.Buffer
+	res, err := RunWith(context.Background(), 4, dir, &out, opt)
+	require.NoError(t, err, out.String())
+	t.Logf("demo 4: first row delivered %s after the stack was started (%s after deploy)",
+		res.FirstDelivery.Sub(began).Round(time.Millisecond), res.FirstDelivery.Sub(res.Deployed).Round(time.Millisecond))
+	require.Equal(t, 4, res.Rows)
+	require.Len(t, res.Slack, 2)
+	require.Equal(t, 2, res.SlackFailures)
+	// Slack's outage did not hold back the table.
+	require.True(t, res.RowsComplete.Before(res.Slack[len(res.Slack)-1].At), "rows %s, last slack %s", res.RowsComplete, res.Slack[1].At)
+	for _, m := range res.Slack {
+		require.Regexp(t, `^Big order `+res.RunID+`-[13] from (ada|cyd): (1500|1280)$`, m.Text)
+	}
+	total, err := QueryInt(context.Background(), opt.DatabaseURL, `SELECT sum(total)::int FROM demo_orders WHERE order_id LIKE $1`, res.RunID+"-%")
+	require.NoError(t, err)
+	require.Equal(t, 1500+25+1280+24, total)
+}
+
+// TestAllDemosForThreeTenants runs every demo for three tenants at once,
+// each with its own secrets, Slack and database: every message arrives,
+// and only where its tenant's spec sends it.
+func TestAllDemosForThreeTenants(t *testing.T) {
+	dir, ep, _ := startStack(t)
+	tenants := []string{"red", "green", "blue"}
+	opts := map[string]Options{}
+	for _, tn := range tenants {
+		o := setDemoEnv(t, ep, "_"+strings.ToUpper(tn), "vrsky_demo_"+tn)
+		o.Tenant = tn
+		opts[tn] = o
+	}
+	type outcome struct {
+		tenant string
+		n      int
+		res    Result
+		err    error
+		out    string
+	}
+	var (
+		mu  sync.Mutex
+		got []outcome
+		wg  sync.WaitGroup
+	)
+	for _, tn := range tenants {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// A tenant's demos run one after the other: they share its
+			// Slack stand-in's address.
+			for _, d := range Demos {
+				var out bytes.Buffer
+				res, err := RunWith(context.Background(), d.N, dir, &out, opts[tn])
+				mu.Lock()
+				got = append(got, outcome{tn, d.N, res, err, out.String()})
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	require.Len(t, got, len(tenants)*len(Demos))
+	for _, o := range got {
+		require.NoError(t, o.err, "tenant %s demo %d:\n%s", o.tenant, o.n, o.out)
+		require.Equal(t, o.tenant, o.res.Tenant)
+		switch o.n {
+		case 1:
+			require.Len(t, o.res.Slack, 2, o.tenant)
+		case 4:
+			require.Equal(t, 4, o.res.Rows, o.tenant)
+			require.Len(t, o.res.Slack, 2, o.tenant)
+		}
+		for _, m := range o.res.Slack {
+			require.Contains(t, m.Text, o.res.RunID)
+		}
+	}
+	// Each tenant's table holds its own orders only.
+	for _, tn := range tenants {
+		var mine []string
+		for _, o := range got {
+			if o.tenant == tn && o.n == 4 {
+				mine = append(mine, o.res.RunID)
+			}
+		}
+		n, err := QueryInt(context.Background(), opts[tn].DatabaseURL, `SELECT count(*) FROM demo_orders`)
+		require.NoError(t, err)
+		require.Equal(t, 4*len(mine), n, tn)
+		n, err = QueryInt(context.Background(), opts[tn].DatabaseURL, `SELECT count(*) FROM demo_orders WHERE order_id LIKE $1`, mine[0]+"-%")
+		require.NoError(t, err)
+		require.Equal(t, 4, n, tn)
+	}
+}
+
+func TestRunReportsWhatIsWrong(t *testing.T) {
+	ctx := context.Background()
+	require.ErrorContains(t, Run(ctx, 9, t.TempDir(), nil), "no demo 9")
+	require.ErrorContains(t, Run(ctx, 1, t.TempDir(), nil), "is vrsky dev running?")
+	_, err := Lookup(4)
+	require.NoError(t, err)
+	require.Equal(t, "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17", GitHubSignature("It's a Secret to Everybody", []byte("Hello, World!")))
+	require.Equal(t, "", envHint("boom"))
+	require.Contains(t, envHint("secret env:X: environment variable is not set"), "export "+EnvGitHubSecret)
+	require.Equal(t, `404 Not Found: no such thing; body.x: bad`, apiError(404, []byte(`{"title":"Not Found","detail":"no such thing","errors":[{"location":"body.x","message":"bad"}]}`)))
+	require.Equal(t, "500 oops", apiError(500, []byte("oops")))
+	_, err = DatabaseURL("mysql://x", "db")
+	require.Error(t, err)
+	_, err = databaseOf("postgres://h/Bad-Name")
+	require.Error(t, err)
+	require.Equal(t, fmt.Sprint("postgres://u:xxxxx@h/db"), redact("postgres://u:pw@h/db"))
+}
+
+func TestSlackStandIn(t *testing.T) {
+	var out bytes.Buffer
+	s, err := StartSlack("127.0.0.1:0", 1, &out)
+	require.NoError(t, err)
+	defer s.Close()
+	post := func(body string) int {
+		resp, err := (&httpClient{}).post(s.URL(), body)
+		require.NoError(t, err)
+		return resp
+	}
+	require.Equal(t, 400, post(`{}`))
+	require.Equal(t, 400, post(`not json`))
+	require.Equal(t, 503, post(`{"text":"first"}`))
+	require.Equal(t, 200, post(`{"text":"second"}`))
+	require.Len(t, s.Messages(), 1)
+	require.Equal(t, 1, s.Failed())
+	require.Contains(t, out.String(), `received "second"`)
+	require.NoError(t, s.Close())
+	require.NoError(t, s.Close())
+}
+
+type httpClient struct{}
+
+func (httpClient) post(u, body string) (int, error) {
+	resp, err := http.Post(u, "application/json", strings.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}

@@ -1,0 +1,103 @@
+package workflows
+
+import (
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/vrsky/vrsky/activities"
+	"github.com/vrsky/vrsky/hotpath"
+)
+
+// DLQReplay paging defaults.
+const (
+	// DLQReplayPageSize is how many dead letters one activity handles.
+	DLQReplayPageSize = 100
+	// DefaultDLQReplayPagesPerRun bounds the history of one DLQReplay run
+	// before it continues as new.
+	DefaultDLQReplayPagesPerRun = 200
+)
+
+// DLQReplayInput selects the tenant's dead letters to replay into their
+// pipelines or, with Discard, to remove: those matching Filter, or only the
+// DLQ sequences in Seqs when set (Filter still applies). MaxMessages bounds
+// how many are handled; 0 means all. The remaining fields carry a run's
+// progress across ContinueAsNew and are zero when it is started.
+type DLQReplayInput struct {
+	Tenant      string
+	Filter      hotpath.DLQFilter
+	Seqs        []uint64
+	Discard     bool
+	MaxMessages int
+
+	// PagesPerRun is how many pages one run handles before it continues as
+	// new; 0 means DefaultDLQReplayPagesPerRun.
+	PagesPerRun int
+	AfterSeq    uint64
+	UpToSeq     uint64
+	Done        int
+}
+
+// DLQReplayResult counts the dead letters replayed or discarded.
+type DLQReplayResult struct {
+	Replayed  int
+	Discarded int
+}
+
+// DLQReplay replays (or discards) a tenant's selected dead letters, each
+// once, page by page (ID DLQReplayWorkflowID). Only dead letters that were
+// in the DLQ when it started are considered, so a replayed message that fails
+// again waits for the next replay. Each page's activity heartbeats its
+// position: a worker crash resumes where it stopped.
+func DLQReplay(ctx workflow.Context, in DLQReplayInput) (DLQReplayResult, error) {
+	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 10 * time.Minute,
+		HeartbeatTimeout:    time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        time.Second,
+			BackoffCoefficient:     2,
+			MaximumInterval:        time.Minute,
+			MaximumAttempts:        10,
+			NonRetryableErrorTypes: []string{activities.ErrInvalidFilter},
+		},
+	})
+	pagesPerRun := in.PagesPerRun
+	if pagesPerRun <= 0 {
+		pagesPerRun = DefaultDLQReplayPagesPerRun
+	}
+	var dlq *activities.DLQ
+	for range pagesPerRun {
+		limit := DLQReplayPageSize
+		if in.MaxMessages > 0 {
+			limit = min(limit, in.MaxMessages-in.Done)
+		}
+		if limit <= 0 {
+			break
+		}
+		var page activities.ReplayPageResult
+		err := workflow.ExecuteActivity(ctx, dlq.ReplayPage, activities.ReplayPageInput{
+			Tenant: in.Tenant, Filter: in.Filter, Seqs: in.Seqs, AfterSeq: in.AfterSeq, UpToSeq: in.UpToSeq,
+			Limit: limit, Discard: in.Discard,
+		}).Get(ctx, &page)
+		if err != nil {
+			return in.result(), err
+		}
+		in.Done += page.Done
+		in.AfterSeq, in.UpToSeq = page.LastSeq, page.UpToSeq
+		if !page.More {
+			return in.result(), nil
+		}
+	}
+	if in.MaxMessages > 0 && in.Done >= in.MaxMessages {
+		return in.result(), nil
+	}
+	return DLQReplayResult{}, workflow.NewContinueAsNewError(ctx, DLQReplay, in)
+}
+
+func (in DLQReplayInput) result() DLQReplayResult {
+	if in.Discard {
+		return DLQReplayResult{Discarded: in.Done}
+	}
+	return DLQReplayResult{Replayed: in.Done}
+}
