@@ -21,7 +21,7 @@ import (
 	"github.com/vrsky/vrsky/internal/testenv"
 )
 
-// Run `go test ./workflows -run OnTemporal -update-history` after a change
+// Run `go test ./workflows -run OnTemporal -args -update-history` after a change
 // to a workflow that is meant to break replay (and only then), and commit
 // the files in testdata/. The replay tests then prove that the code still
 // replays the histories recorded by the version before.
@@ -30,6 +30,7 @@ var updateHistory = flag.Bool("update-history", false, "rewrite the recorded wor
 const (
 	integrationLifecycleHistory = "testdata/integration_lifecycle_history.json"
 	blobJanitorHistory          = "testdata/blob_janitor_history.json"
+	dlqReplayHistory            = "testdata/dlq_replay_history.json"
 )
 
 // saveHistory writes a finished workflow's history as JSON, the format of
@@ -163,4 +164,30 @@ func TestBlobJanitorOnTemporal(t *testing.T) {
 
 func TestBlobJanitorReplaysRecordedHistory(t *testing.T) {
 	replay(t, blobJanitorHistory, BlobJanitor)
+}
+
+// TestDLQReplayOnTemporal pages through three stand-in pages of dead letters.
+func TestDLQReplayOnTemporal(t *testing.T) {
+	ts := testenv.TemporalServer(t)
+	ts.NewWorker(ControlTaskQueue, func(r worker.Registry) {
+		r.RegisterWorkflow(DLQReplay)
+		r.RegisterActivityWithOptions(func(_ context.Context, in activities.ReplayPageInput) (activities.ReplayPageResult, error) {
+			next := in.AfterSeq + 10
+			return activities.ReplayPageResult{Done: 10, LastSeq: next, UpToSeq: 30, More: next < 30}, nil
+		}, activity.RegisterOptions{Name: "ReplayPage"})
+	})
+	c := ts.GetDefaultClient()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: DLQReplayWorkflowID("acme", "r1"), TaskQueue: ControlTaskQueue},
+		DLQReplay, DLQReplayInput{Tenant: "acme"})
+	require.NoError(t, err)
+	var res DLQReplayResult
+	require.NoError(t, run.Get(ctx, &res))
+	require.Equal(t, 30, res.Replayed)
+	saveHistory(t, c, run.GetID(), run.GetRunID(), dlqReplayHistory)
+}
+
+func TestDLQReplayReplaysRecordedHistory(t *testing.T) {
+	replay(t, dlqReplayHistory, DLQReplay)
 }
