@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -31,7 +32,9 @@ const Prompt = 2 * time.Second
 //   - Convert, Filter, Write or Run with a cancelled context return within
 //     Prompt, and any error they return is not permanent (a cancellation is
 //     never the message's fault);
-//   - a producer's Close may be called twice, and concurrently.
+//   - a producer's Close may be called twice, and concurrently;
+//   - once those calls returned and the producer is closed, no goroutine of
+//     the connector's package is left running.
 func Conformance(t *testing.T, c sdk.Connector, env sdk.Env, goodConfig json.RawMessage, badConfigs map[string]json.RawMessage) {
 	t.Helper()
 	ctx := t.Context()
@@ -125,7 +128,47 @@ func Conformance(t *testing.T, c sdk.Connector, env sdk.Env, goodConfig json.Raw
 		if p, ok := inst.(sdk.Producer); ok {
 			require.NoError(t, p.Close(ctx))
 		}
+		noGoroutineLeft(t, inst)
 	})
+}
+
+// noGoroutineLeft fails when, once the instance is closed (producers) or its
+// calls have returned, a goroutine is still running code of the connector's
+// package.
+func noGoroutineLeft(t *testing.T, inst any) {
+	t.Helper()
+	typ := reflect.TypeOf(inst)
+	for typ.Kind() == reflect.Pointer {
+		typ = typ.Elem()
+	}
+	pkg := typ.PkgPath()
+	if pkg == "" {
+		return
+	}
+	var left string
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		left = goroutinesIn(pkg)
+		if left == "" || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	require.Empty(t, left, "goroutines of %s still running after the call returned and Close", pkg)
+}
+
+// goroutinesIn returns the stacks of the goroutines that have a frame in
+// package pkg (other than this check's own).
+func goroutinesIn(pkg string) string {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	var out []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, pkg+".") && !strings.Contains(g, "sdktest.goroutinesIn") && !strings.Contains(g, "testing.tRunner") {
+			out = append(out, g)
+		}
+	}
+	return strings.Join(out, "\n\n")
 }
 
 func checkKind(t *testing.T, kind sdk.Kind, inst any) {

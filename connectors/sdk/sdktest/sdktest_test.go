@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -101,4 +102,18 @@ func TestCheckKind(t *testing.T) {
 	} {
 		t.Run(string(kind), func(t *testing.T) { checkKind(t, kind, inst) })
 	}
+}
+
+type leaky struct{ stop chan struct{} }
+
+func (l *leaky) park() { <-l.stop }
+
+func TestGoroutinesInFindsALeak(t *testing.T) {
+	l := &leaky{stop: make(chan struct{})}
+	go l.park()
+	pkg := "github.com/vrsky/vrsky/connectors/sdk/sdktest"
+	require.Eventually(t, func() bool { return strings.Contains(goroutinesIn(pkg), "leaky).park") }, time.Second, 10*time.Millisecond)
+	close(l.stop)
+	require.Eventually(t, func() bool { return goroutinesIn(pkg) == "" }, time.Second, 10*time.Millisecond)
+	noGoroutineLeft(t, l)
 }
