@@ -10,12 +10,15 @@ import (
 	"github.com/vrsky/vrsky/internal/demo"
 )
 
-// runDemo runs one of the example integrations against a running vrsky dev.
+// runDemo runs one of the example integrations against a running vrsky dev:
+// 1 webhook to Slack, 2 CSV files to PostgreSQL, 3 PostgreSQL CDC to a REST
+// API, 4 order routing.
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dataDir := fs.String("data-dir", env("VRSKY_DATA_DIR", ".vrsky"), "data directory of a running vrsky dev [VRSKY_DATA_DIR]")
 	tenant := fs.String("tenant", demo.DefaultTenant, "tenant to run the demo as; created on first use")
+	apiAddr := fs.String("api-addr", demo.DefaultAPIAddr, "where demo 3's target API stand-in listens")
 	var n int
 	// The demo number may come before or after the flags.
 	if len(args) > 0 {
@@ -38,6 +41,6 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if _, err := demo.Lookup(n); err != nil {
 		return fmt.Errorf("%w: vrsky demo N: %v", errUsage, err)
 	}
-	_, err := demo.RunWith(ctx, n, *dataDir, stdout, demo.Options{Tenant: *tenant})
+	_, err := demo.RunWith(ctx, n, *dataDir, stdout, demo.Options{Tenant: *tenant, APIAddr: *apiAddr})
 	return err
 }

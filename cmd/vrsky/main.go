@@ -43,7 +43,7 @@ Usage:
   vrsky connectors list [--json]   list the connectors with their config schemas
   vrsky connector new NAME --kind KIND  scaffold a connector package
   vrsky apply -f FILE [--tenant T]  deploy an integration spec to a running vrsky dev
-  vrsky demo N [--data-dir DIR]  run example N (examples/N-…) against a running vrsky dev
+  vrsky demo N [--data-dir DIR]  run example N (examples/N-…, 1 to 4) against a running vrsky dev
   vrsky api|worker|runner [flags] run one production role against VRSKY_… infrastructure
   vrsky migrate up|down|version  manage the metadata schema at VRSKY_DATABASE_URL
   vrsky bench [flags]            measure the pipeline end to end on this machine

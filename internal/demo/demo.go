@@ -1,8 +1,8 @@
 // Package demo runs the example integrations in examples/ against a running
 // dev stack: it creates a demo tenant through the REST API, starts local
-// stand-ins for the outside world (a Slack incoming webhook, a sample
-// table), deploys the example's spec, drives its input and waits until the
-// expected messages arrived.
+// stand-ins for the outside world (a Slack incoming webhook, a target REST
+// API, sample tables), deploys the example's spec, drives its input and
+// waits until the expected messages arrived.
 package demo
 
 import (
@@ -42,6 +42,11 @@ const (
 	DefaultDatabase     = "vrsky_demo"
 	// specSlackHost is the Slack stand-in's address as the specs allow it.
 	specSlackHost = "127.0.0.1:8099"
+	// DefaultAPIAddr is where demo 3's target API stand-in listens, as its
+	// spec names it.
+	DefaultAPIAddr = "127.0.0.1:8098"
+	// specSlot is demo 3's replication slot as its spec names it.
+	specSlot = "vrsky_demo_cdc"
 
 	// DefaultTenant is the tenant the demos run as.
 	DefaultTenant = "demo"
@@ -60,6 +65,8 @@ type Demo struct {
 // Demos are the runnable examples.
 var Demos = []Demo{
 	{1, "1-webhook-to-slack", "github-to-slack", "signed GitHub webhooks → json-transform → Slack"},
+	{2, "2-csv-to-postgres", "csv-to-postgres", "CSV files → json-transform → PostgreSQL"},
+	{3, "3-cdc-to-api", "cdc-to-api", "PostgreSQL changes (CDC) → json-transform → REST API"},
 	{4, "4-order-routing", "order-routing", "orders → total → router → PostgreSQL and (big orders) Slack"},
 }
 
@@ -97,6 +104,12 @@ type Options struct {
 	// SlackFailFirst is how many Slack requests the stand-in refuses
 	// before it accepts any; default 2 for demo 4, 0 otherwise; -1 for none.
 	SlackFailFirst int
+	// APIAddr is where demo 3's target API stand-in listens (host:port,
+	// port 0 picks one); default DefaultAPIAddr.
+	APIAddr string
+	// APIFailFirst is how many calls demo 3's target API refuses with 503
+	// before it accepts any; default 2, -1 for none.
+	APIFailFirst int
 	// Timeout bounds the wait for the demo's messages; default 60 s.
 	Timeout time.Duration
 }
@@ -118,6 +131,12 @@ type Result struct {
 	Rows int
 	// RowsComplete is when the table first held every expected row.
 	RowsComplete time.Time
+	// DeadLetters are the dead letters of this run (demo 2's bad rows).
+	DeadLetters []DeadLetter
+	// API holds the calls the target API accepted in this run (demo 3).
+	API []APICall
+	// APIFailures is how many calls the target API refused.
+	APIFailures int
 }
 
 // Run runs demo n against the dev stack whose data directory is dataDir,
@@ -165,6 +184,10 @@ func RunWith(ctx context.Context, n int, dataDir string, out io.Writer, opt Opti
 	switch d.N {
 	case 1:
 		err = r.webhookToSlack(ctx)
+	case 2:
+		err = r.csvToPostgres(ctx)
+	case 3:
+		err = r.cdcToAPI(ctx)
 	case 4:
 		err = r.orderRouting(ctx)
 	}
@@ -238,16 +261,17 @@ func (r *runner) tenant(ctx context.Context) error {
 	return nil
 }
 
-// spec returns the example's spec as deployed: with the Slack stand-in's
-// address and the env references' suffix.
-func (r *runner) spec(slackHost string) ([]byte, error) {
+// spec returns the example's spec as deployed: with the stand-ins'
+// addresses (pairs of the spec's text and its replacement) and the env
+// references' suffix.
+func (r *runner) spec(repl ...string) ([]byte, error) {
 	b, err := examples.FS.ReadFile(r.demo.Dir + "/integration.yaml")
 	if err != nil {
 		return nil, err
 	}
 	s := string(b)
-	if slackHost != "" {
-		s = strings.ReplaceAll(s, specSlackHost, slackHost)
+	for i := 0; i+1 < len(repl); i += 2 {
+		s = strings.ReplaceAll(s, repl[i], repl[i+1])
 	}
 	if r.opt.EnvSuffix != "" {
 		for _, name := range []string{EnvGitHubSecret, EnvSlackURL, EnvDatabaseURL} {

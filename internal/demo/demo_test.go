@@ -49,7 +49,7 @@ func setDemoEnv(t *testing.T, ep devstack.Endpoints, suffix, dbName string) Opti
 	t.Helper()
 	dbURL, err := DatabaseURL(ep.Postgres, dbName)
 	require.NoError(t, err)
-	opt := Options{GitHubSecret: "s3cret" + suffix, SlackURL: freeSlackURL(t), DatabaseURL: dbURL, EnvSuffix: suffix}
+	opt := Options{GitHubSecret: "s3cret" + suffix, SlackURL: freeSlackURL(t), DatabaseURL: dbURL, EnvSuffix: suffix, APIAddr: "127.0.0.1:0"}
 	t.Setenv(EnvGitHubSecret+suffix, opt.GitHubSecret)
 	t.Setenv(EnvSlackURL+suffix, opt.SlackURL)
 	t.Setenv(EnvDatabaseURL+suffix, opt.DatabaseURL)
@@ -101,6 +101,59 @@ func TestDemo4OrderRouting(t *testing.T) {
 	require.Equal(t, 1500+25+1280+24, total)
 }
 
+func TestDemo2CSVToPostgres(t *testing.T) {
+	dir, ep, began := startStack(t)
+	opt := setDemoEnv(t, ep, "", DefaultDatabase)
+	var out bytes.Buffer
+	res, err := RunWith(context.Background(), 2, dir, &out, opt)
+	require.NoError(t, err, out.String())
+	t.Logf("demo 2: first row delivered %s after the stack was started (%s after deploy; all %d rows %s after deploy)",
+		res.FirstDelivery.Sub(began).Round(time.Millisecond), res.FirstDelivery.Sub(res.Deployed).Round(time.Millisecond),
+		res.Rows, res.RowsComplete.Sub(res.Deployed).Round(time.Millisecond))
+	require.Equal(t, 5+bigRows+1+8, res.Rows)
+	require.Len(t, res.DeadLetters, 2)
+	lines := []string{res.DeadLetters[0].Headers["line"], res.DeadLetters[1].Headers["line"]}
+	require.ElementsMatch(t, []string{"4", "8"}, lines)
+	for _, d := range res.DeadLetters {
+		require.Contains(t, d.Error, "unreadable record")
+		require.Contains(t, d.Error, "line "+d.Headers["line"])
+	}
+	qty, err := QueryInt(context.Background(), opt.DatabaseURL, `SELECT qty FROM demo_products WHERE sku = $1`, res.RunID+"-s4")
+	require.NoError(t, err)
+	require.Equal(t, 250, qty)
+	require.Contains(t, out.String(), "no duplicates")
+	require.Contains(t, out.String(), "look at:")
+	_, big, _ := csvFiles(res.RunID)
+	require.Greater(t, len(big.body), 1<<20)
+}
+
+func TestDemo3CDCToAPI(t *testing.T) {
+	dir, ep, began := startStack(t)
+	opt := setDemoEnv(t, ep, "", DefaultDatabase)
+	var out bytes.Buffer
+	res, err := RunWith(context.Background(), 3, dir, &out, opt)
+	require.NoError(t, err, out.String())
+	t.Logf("demo 3: first call delivered %s after the stack was started (%s after deploy)",
+		res.FirstDelivery.Sub(began).Round(time.Millisecond), res.FirstDelivery.Sub(res.Deployed).Round(time.Millisecond))
+	require.Len(t, res.API, 4)
+	require.Equal(t, 2, res.APIFailures)
+	byOp := map[string]APICall{}
+	for _, c := range res.API {
+		byOp[c.Body["op"].(string)] = c
+		require.Equal(t, "/v1/customer-events", c.Path)
+		require.NotEmpty(t, c.IdempotencyKey)
+	}
+	upd := byOp["update"].Body
+	require.Equal(t, res.RunID+"-1", upd["id"])
+	require.Equal(t, "ada.lovelace@example.com", upd["email"])
+	require.Equal(t, "ada@example.com", upd["before"].(map[string]any)["email"])
+	del := byOp["delete"].Body
+	require.Equal(t, res.RunID+"-2", del["id"])
+	require.Equal(t, "Bob "+res.RunID, del["name"])
+	require.Nil(t, byOp["insert"].Body["before"])
+	require.Contains(t, out.String(), "look at:")
+}
+
 // TestAllDemosForThreeTenants runs every demo for three tenants at once,
 // each with its own secrets, Slack and database: every message arrives,
 // and only where its tenant's spec sends it.
@@ -148,6 +201,14 @@ func TestAllDemosForThreeTenants(t *testing.T) {
 		switch o.n {
 		case 1:
 			require.Len(t, o.res.Slack, 2, o.tenant)
+		case 2:
+			require.Equal(t, 5+bigRows+1+8, o.res.Rows, o.tenant)
+			require.Len(t, o.res.DeadLetters, 2, o.tenant)
+		case 3:
+			require.Len(t, o.res.API, 4, o.tenant)
+			for _, c := range o.res.API {
+				require.Contains(t, c.Raw, o.res.RunID)
+			}
 		case 4:
 			require.Equal(t, 4, o.res.Rows, o.tenant)
 			require.Len(t, o.res.Slack, 2, o.tenant)
@@ -210,6 +271,33 @@ func TestSlackStandIn(t *testing.T) {
 	require.Contains(t, out.String(), `received "second"`)
 	require.NoError(t, s.Close())
 	require.NoError(t, s.Close())
+}
+
+func TestAPIStandIn(t *testing.T) {
+	var out bytes.Buffer
+	a, err := StartAPI("127.0.0.1:0", 1, &out)
+	require.NoError(t, err)
+	defer a.Close()
+	u := "http://" + a.Addr() + "/v1/x"
+	post := func(body string) int {
+		st, err := (&httpClient{}).post(u, body)
+		require.NoError(t, err)
+		return st
+	}
+	require.Equal(t, 400, post(`[1]`))
+	require.Equal(t, 503, post(`{"id":"a"}`))
+	require.Equal(t, 201, post(`{"id":"b"}`))
+	resp, err := http.Get(u)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, 405, resp.StatusCode)
+	require.Len(t, a.Calls(), 1)
+	require.Len(t, a.Matching(`"b"`), 1)
+	require.Empty(t, a.Matching(`"a"`))
+	require.Equal(t, 1, a.Failed())
+	require.Contains(t, out.String(), "answered 503")
+	require.NoError(t, a.Close())
+	require.NoError(t, a.Close())
 }
 
 type httpClient struct{}

@@ -20,7 +20,7 @@ func (r *runner) webhookToSlack(ctx context.Context) error {
 		return err
 	}
 	defer slack.Close()
-	spec, err := r.spec(slack.Addr())
+	spec, err := r.spec(specSlackHost, slack.Addr())
 	if err != nil {
 		return err
 	}
@@ -144,7 +144,7 @@ func (r *runner) orderRouting(ctx context.Context) error {
 		return err
 	}
 	defer slack.Close()
-	spec, err := r.spec(slack.Addr())
+	spec, err := r.spec(specSlackHost, slack.Addr())
 	if err != nil {
 		return err
 	}
