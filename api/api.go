@@ -40,6 +40,15 @@ type Options struct {
 	// AdminKeyHash is the SHA-256 of the platform admin key, which manages
 	// tenants; empty means there is no admin key.
 	AdminKeyHash []byte
+	// KeyRate and TenantRate bound the authenticated requests per second
+	// of each API key and of all of a tenant's keys together (the platform
+	// admin key has a key rate only); KeyBurst and TenantBurst are how many
+	// may come at once (0: the rate). A rate of 0 means unlimited. Requests
+	// over either answer 429 with Retry-After and do nothing.
+	KeyRate     float64
+	KeyBurst    int
+	TenantRate  float64
+	TenantBurst int
 	// Store, when set, adds the tenant, API-key and integration operations.
 	Store *store.Store
 	// Temporal starts integrations' lifecycle changes (deploy, start, stop,
@@ -79,7 +88,11 @@ func New(opts Options) *Server {
 	log := logging.Component(opts.Logger, "api")
 	// Before any operation is registered: Huma binds middlewares at
 	// registration. Operations that declare no Security pass through.
-	humaAPI.UseMiddleware((&auth{api: humaAPI, keys: opts.Auth, adminHash: opts.AdminKeyHash, log: log}).middleware)
+	humaAPI.UseMiddleware((&auth{
+		api: humaAPI, keys: opts.Auth, adminHash: opts.AdminKeyHash, log: log,
+		keyLimits:    newLimiters(opts.KeyRate, opts.KeyBurst),
+		tenantLimits: newLimiters(opts.TenantRate, opts.TenantBurst),
+	}).middleware)
 
 	gatherer := opts.Gatherer
 	if gatherer == nil {

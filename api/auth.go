@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 
@@ -54,7 +55,14 @@ type auth struct {
 	keys      Authenticator // nil: tenant keys never authenticate
 	adminHash []byte        // SHA-256 of the platform admin key; nil: none
 	log       *slog.Logger
+	// keyLimits is per API key (the platform admin's under adminLimitKey),
+	// tenantLimits per tenant.
+	keyLimits, tenantLimits *limiters
 }
+
+// adminLimitKey is the platform admin key's bucket; tenant key IDs start
+// with "key-", so it cannot be one of theirs.
+const adminLimitKey = "platform-admin"
 
 func bearerSecurityScheme() *huma.SecurityScheme {
 	return &huma.SecurityScheme{
@@ -88,6 +96,9 @@ func (a *auth) middleware(ctx huma.Context, next func(huma.Context)) {
 		_ = huma.WriteErr(a.api, ctx, http.StatusServiceUnavailable, "authentication is unavailable, retry later")
 		return
 	}
+	if !a.withinRate(ctx, p) {
+		return
+	}
 	if !allowed(p, op.Security) {
 		ctx.SetHeader("WWW-Authenticate", `Bearer error="insufficient_scope", scope="`+strings.Join(neededScopes(op.Security), " ")+`"`)
 		_ = huma.WriteErr(a.api, ctx, http.StatusForbidden,
@@ -95,6 +106,38 @@ func (a *auth) middleware(ctx huma.Context, next func(huma.Context)) {
 		return
 	}
 	next(huma.WithValue(ctx, principalKey{}, p))
+}
+
+// withinRate takes a token from the key's bucket and then from its tenant's
+// (the platform admin has no tenant); over either it answers 429 with
+// Retry-After, gives back the key's token and reports false.
+func (a *auth) withinRate(ctx huma.Context, p Principal) bool {
+	now := time.Now()
+	key := p.KeyID
+	if p.Admin {
+		key = adminLimitKey
+	}
+	keyToken, wait := a.keyLimits.reserve(key, now)
+	if wait > 0 {
+		a.tooManyRequests(ctx, wait, "this API key is over its request rate")
+		return false
+	}
+	if p.Admin {
+		return true
+	}
+	if _, wait = a.tenantLimits.reserve(p.TenantID, now); wait > 0 {
+		if keyToken != nil {
+			keyToken.CancelAt(now)
+		}
+		a.tooManyRequests(ctx, wait, "the tenant is over its request rate")
+		return false
+	}
+	return true
+}
+
+func (a *auth) tooManyRequests(ctx huma.Context, wait time.Duration, detail string) {
+	ctx.SetHeader("Retry-After", retryAfterSeconds(wait))
+	_ = huma.WriteErr(a.api, ctx, http.StatusTooManyRequests, detail+", retry later")
 }
 
 // authenticate checks the platform admin key first, in constant time, then
@@ -158,7 +201,7 @@ func neededScopes(reqs []map[string][]string) []string {
 
 // withAuthErrors lists an authenticated operation's error statuses.
 func withAuthErrors(statuses ...int) []int {
-	return append([]int{http.StatusUnauthorized, http.StatusForbidden}, statuses...)
+	return append([]int{http.StatusUnauthorized, http.StatusForbidden, http.StatusTooManyRequests}, statuses...)
 }
 
 // storeError turns a store error into the operation's problem response,

@@ -49,16 +49,26 @@ type authEnv struct {
 
 func newAuthEnv(t *testing.T) *authEnv {
 	t.Helper()
+	return newAuthEnvWith(t, nil)
+}
+
+// newAuthEnvWith is newAuthEnv with set changing the API's options.
+func newAuthEnvWith(t *testing.T, set func(*Options)) *authEnv {
+	t.Helper()
 	pool, err := pgxpool.New(context.Background(), testenv.PostgresMigrated(t))
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
 	st := store.New(pool)
 	admin := store.NewSecret("vrsky_admin_")
 	logs := &syncBuffer{}
-	srv := New(Options{
+	opts := Options{
 		Gatherer: prometheus.NewRegistry(), Logger: slog.New(slog.NewJSONHandler(logs, nil)),
 		Auth: st, Store: st, AdminKeyHash: store.HashSecret(admin),
-	})
+	}
+	if set != nil {
+		set(&opts)
+	}
+	srv := New(opts)
 	return &authEnv{h: srv.Handler(), st: st, pool: pool, adminKey: admin, logs: logs}
 }
 

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
-	"golang.org/x/time/rate"
 
 	"github.com/vrsky/vrsky/connectors/sdk"
 	"github.com/vrsky/vrsky/connectors/webhook"
@@ -65,8 +64,9 @@ type Webhooks struct {
 	// Logger receives configs that fail to build; nil discards them.
 	Logger *slog.Logger
 
-	limiters sync.Map // tenant → *rate.Limiter
-	configs  sync.Map // pipeline key → *hookConfig
+	limitsOnce sync.Once
+	limits     *limiters // per tenant, from TenantRate and TenantBurst
+	configs    sync.Map  // pipeline key → *hookConfig
 }
 
 // hookConfig is an integration's http-webhook config, built once per
@@ -138,8 +138,9 @@ func (h *Webhooks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, http.StatusNotFound, "no such integration", 0)
 		return
 	}
-	if lim := h.limiter(p.Tenant); lim != nil && !lim.Allow() {
-		writeProblem(w, http.StatusTooManyRequests, "tenant is over its webhook rate", time.Second)
+	h.limitsOnce.Do(func() { h.limits = newLimiters(h.TenantRate, h.TenantBurst) })
+	if ok, wait := h.limits.allow(p.Tenant); !ok {
+		writeProblem(w, http.StatusTooManyRequests, "tenant is over its webhook rate", wait)
 		return
 	}
 	id := r.Header.Get("Idempotency-Key")
@@ -226,21 +227,6 @@ func (h *Webhooks) config(ctx context.Context, p hotpath.Pipeline, d hotpath.Des
 	}
 	h.configs.Store(key, c)
 	return c
-}
-
-func (h *Webhooks) limiter(tenant string) *rate.Limiter {
-	if h.TenantRate <= 0 {
-		return nil
-	}
-	if l, ok := h.limiters.Load(tenant); ok {
-		return l.(*rate.Limiter)
-	}
-	burst := h.TenantBurst
-	if burst <= 0 {
-		burst = int(h.TenantRate)
-	}
-	l, _ := h.limiters.LoadOrStore(tenant, rate.NewLimiter(rate.Limit(h.TenantRate), burst))
-	return l.(*rate.Limiter)
 }
 
 func validIdempotencyKey(k string) bool {

@@ -154,7 +154,8 @@ func NewAPI(ctx context.Context, d Deps, version string, webhookTenantRate float
 		return nil, nil, err
 	}
 	opts := api.Options{Version: version, Checks: d.Checks(), Gatherer: d.Registry, Logger: d.Logger, AdminKeyHash: d.AdminKeyHash,
-		Temporal: d.Temporal, State: state, JS: d.JS, Claims: d.claims(), Profiling: d.Profiling}
+		Temporal: d.Temporal, State: state, JS: d.JS, Claims: d.claims(), Profiling: d.Profiling,
+		KeyRate: api.DefaultKeyRate, KeyBurst: api.DefaultKeyBurst, TenantRate: api.DefaultTenantRate, TenantBurst: api.DefaultTenantBurst}
 	if d.DB != nil {
 		st := store.New(d.DB)
 		opts.Auth, opts.Store = st, st
