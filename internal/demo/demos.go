@@ -121,18 +121,9 @@ type item struct {
 // the big ones also reach Slack, which fails at first without holding back
 // the table.
 func (r *runner) orderRouting(ctx context.Context) error {
-	fail := r.opt.SlackFailFirst
-	switch {
-	case fail == 0:
-		fail = 2
-	case fail < 0:
-		fail = 0
-	}
-	dbURL, err := r.databaseURL()
+	fail := outage(r.opt.SlackFailFirst)
+	dbURL, err := r.demoDatabase(ctx)
 	if err != nil {
-		return err
-	}
-	if err := EnsureDatabase(ctx, r.ep.Postgres, dbURL); err != nil {
 		return err
 	}
 	if err := Exec(ctx, dbURL, ordersTable); err != nil {
@@ -225,4 +216,28 @@ look at:
   its status:  curl -H "Authorization: Bearer $(cat %s)" %s/v1/integrations/%s/status
 `, n, len(r.res.Slack), r.res.SlackFailures, redact(dbURL), r.runID, r.demo.Dir, r.keyFile(), r.api.base, r.demo.Name)
 	return nil
+}
+
+// outage turns a FailFirst option into how many requests a stand-in
+// refuses: 0 means the demo's default of 2, negative means none.
+func outage(failFirst int) int {
+	switch {
+	case failFirst == 0:
+		return 2
+	case failFirst < 0:
+		return 0
+	}
+	return failFirst
+}
+
+// demoDatabase makes sure the demos' database exists and returns its URL.
+func (r *runner) demoDatabase(ctx context.Context) (string, error) {
+	dbURL, err := r.databaseURL()
+	if err != nil {
+		return "", err
+	}
+	if err := EnsureDatabase(ctx, r.ep.Postgres, dbURL); err != nil {
+		return "", err
+	}
+	return dbURL, nil
 }

@@ -121,11 +121,8 @@ func drop(dir string, f csvFile, mtime time.Time) error {
 // bad file's two ragged rows, which reach the DLQ with their line numbers;
 // the first file dropped again adds no rows.
 func (r *runner) csvToPostgres(ctx context.Context) error {
-	dbURL, err := r.databaseURL()
+	dbURL, err := r.demoDatabase(ctx)
 	if err != nil {
-		return err
-	}
-	if err := EnsureDatabase(ctx, r.ep.Postgres, dbURL); err != nil {
 		return err
 	}
 	if err := Exec(ctx, dbURL, productsTable); err != nil {
@@ -267,18 +264,9 @@ func (r *runner) deadLetters(ctx context.Context, since time.Time, file string) 
 // cdcToAPI is demo 3: two inserts, an update and a delete on
 // demo_customers reach the target API, which is down for its first calls.
 func (r *runner) cdcToAPI(ctx context.Context) error {
-	fail := r.opt.APIFailFirst
-	switch {
-	case fail == 0:
-		fail = 2
-	case fail < 0:
-		fail = 0
-	}
-	dbURL, err := r.databaseURL()
+	fail := outage(r.opt.APIFailFirst)
+	dbURL, err := r.demoDatabase(ctx)
 	if err != nil {
-		return err
-	}
-	if err := EnsureDatabase(ctx, r.ep.Postgres, dbURL); err != nil {
 		return err
 	}
 	if err := Exec(ctx, dbURL, customersTable...); err != nil {
