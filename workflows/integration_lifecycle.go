@@ -69,7 +69,7 @@ const ErrInvalidTransition = "InvalidTransition"
 // new after MaxTransitions changes or when Temporal suggests it, and ends
 // after a delete.
 func IntegrationLifecycle(ctx workflow.Context, in IntegrationLifecycleInput) (IntegrationLifecycleResult, error) {
-	l := &lifecycle{in: in, state: in.State, projected: in.State, mu: workflow.NewMutex(ctx)}
+	l := &lifecycle{in: in, state: in.State, projected: in.State}
 	for _, action := range []string{IntegrationDeploy, IntegrationStart, IntegrationStop, IntegrationUpdate, IntegrationDelete} {
 		err := workflow.SetUpdateHandlerWithOptions(ctx, action,
 			func(ctx workflow.Context, req ChangeRequest) (IntegrationState, error) {
@@ -116,7 +116,10 @@ type lifecycle struct {
 	state, projected IntegrationState
 	queued           int
 	transitions      int
-	mu               workflow.Mutex
+	// Changes are carried out in the order they were accepted: each handler
+	// takes a ticket when it starts and waits until its ticket is served.
+	// (A workflow.Mutex does not promise that order.)
+	nextTicket, serving int
 }
 
 // handle carries out one change, after those accepted before it.
@@ -129,10 +132,12 @@ func (l *lifecycle) handle(ctx workflow.Context, action string, req ChangeReques
 			l.projected = l.state
 		}
 	}()
-	if err := l.mu.Lock(ctx); err != nil {
+	ticket := l.nextTicket
+	l.nextTicket++
+	if err := workflow.Await(ctx, func() bool { return l.serving == ticket }); err != nil {
 		return IntegrationState{}, err
 	}
-	defer l.mu.Unlock()
+	defer func() { l.serving++ }()
 	// A change queued behind others is checked again: the state may no
 	// longer allow it (a failed deploy, a delete).
 	if err := checkChange(l.state, action, req); err != nil {

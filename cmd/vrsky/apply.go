@@ -11,25 +11,25 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/internal/apiclient"
 	"github.com/vrsky/vrsky/internal/devstack"
 	"github.com/vrsky/vrsky/internal/spec"
 )
 
-// runApply deploys an integration spec to a running stack by writing its
-// desired state, then waits until a runner reports it running.
+// runApply stores an integration spec through the REST API, deploys it and
+// waits until a runner reports it. With a dev stack's data directory and no
+// key, it uses the stack's admin key to create the tenant on first use and
+// keeps the tenant's key in DATA_DIR/keys/<tenant>.key.
 func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("apply", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	file := fs.String("f", "", "integration spec (YAML or JSON); - for standard input")
 	tenant := fs.String("tenant", env("VRSKY_TENANT", "default"), "tenant that owns the integration [VRSKY_TENANT]")
 	dataDir := fs.String("data-dir", env("VRSKY_DATA_DIR", ".vrsky"), "data directory of a running vrsky dev [VRSKY_DATA_DIR]")
-	natsURL := fs.String("nats", env("VRSKY_NATS_URL", ""), "NATS URL; default: the one in the data directory's endpoints.json [VRSKY_NATS_URL]")
+	apiURL := fs.String("api", env("VRSKY_API_URL", ""), "API base URL; default: the dev stack's [VRSKY_API_URL]")
+	key := fs.String("key", os.Getenv("VRSKY_API_KEY"), "the tenant's API key; default: kept by a dev stack [VRSKY_API_KEY]")
 	stop := fs.Bool("stop", false, "deploy the integration stopped")
-	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for a runner to report the integration")
+	timeout := fs.Duration("timeout", 60*time.Second, "how long to wait for a runner to report the integration")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
@@ -47,66 +47,41 @@ func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if !spec.ValidName(*tenant) {
 		return fmt.Errorf("%w: invalid tenant name %q", errUsage, *tenant)
 	}
-	httpAddr := ""
-	if *natsURL == "" {
-		ep, err := devstack.ReadEndpoints(*dataDir)
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	client, err := tenantClient(ctx, *apiURL, *key, *dataDir, *tenant)
+	if err != nil {
+		return err
+	}
+	got, err := client.Deploy(ctx, in.Name, raw, "vrsky apply -f "+filepath.Base(*file), *stop)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "integration %s/%s version %d %s\n", *tenant, got.Name, got.Version, got.Status)
+	if in.Consumer.Connector == "http-webhook" {
+		fmt.Fprintf(stdout, "send messages: curl -X POST %s/v1/hooks/%s/%s -d '{...}'\n", client.Base, *tenant, got.Name)
+	}
+	return nil
+}
+
+// tenantClient returns an API client holding the tenant's key.
+func tenantClient(ctx context.Context, apiURL, key, dataDir, tenant string) (*apiclient.Client, error) {
+	if apiURL == "" {
+		ep, err := devstack.ReadEndpoints(dataDir)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		*natsURL, httpAddr = ep.NATS, ep.HTTP
+		apiURL = "http://" + ep.HTTP
 	}
-	nc, err := nats.Connect(*natsURL, nats.Name("vrsky-apply"))
+	if key != "" {
+		return apiclient.New(apiURL, key), nil
+	}
+	admin, err := os.ReadFile(filepath.Join(dataDir, devstack.AdminKeyFile))
 	if err != nil {
-		return fmt.Errorf("connect to nats at %s: %w", *natsURL, err)
+		return nil, fmt.Errorf("no --key given and no dev stack admin key in %s: %w", dataDir, err)
 	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
-	state, err := hotpath.OpenState(ctx, js)
-	if err != nil {
-		return err
-	}
-	p := hotpath.Pipeline{Tenant: *tenant, Integration: in.Name}
-	prev, _, err := state.GetDesired(ctx, p)
-	if err != nil {
-		return err
-	}
-	d := hotpath.Desired{Tenant: *tenant, Integration: in.Name, Version: prev.Version + 1, Status: hotpath.DesiredRunning, Spec: in}
-	if *stop {
-		d.Status = hotpath.DesiredStopped
-	}
-	if err := state.PutDesired(ctx, d); err != nil {
-		return err
-	}
-	deadline := time.Now().Add(*timeout)
-	for {
-		st, ok, err := state.GetStatus(ctx, p)
-		if err != nil {
-			return err
-		}
-		if ok && st.Version == d.Version {
-			switch st.Status {
-			case hotpath.StatusDegraded:
-				return fmt.Errorf("integration %s version %d did not start: %s", p, d.Version, st.LastError)
-			case d.Status:
-				fmt.Fprintf(stdout, "integration %s version %d %s\n", p, d.Version, st.Status)
-				if in.Consumer.Connector == hotpath.WebhookConnector && httpAddr != "" {
-					fmt.Fprintf(stdout, "send messages: curl -X POST http://%s/v1/hooks/%s/%s -d '{...}'\n", httpAddr, p.Tenant, p.Integration)
-				}
-				return nil
-			}
-		}
-		if time.Now().After(deadline) {
-			return errors.New("no runner reported the integration in time: is a runner running?")
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+	c, _, err := apiclient.EnsureTenant(ctx, apiclient.New(apiURL, string(admin)), tenant, filepath.Join(dataDir, "keys", tenant+".key"))
+	return c, err
 }
 
 func readSpec(path string) ([]byte, error) {

@@ -12,7 +12,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -25,6 +24,7 @@ import (
 	"time"
 
 	"github.com/vrsky/vrsky/examples"
+	"github.com/vrsky/vrsky/internal/apiclient"
 	"github.com/vrsky/vrsky/internal/devstack"
 )
 
@@ -174,7 +174,7 @@ func RunWith(ctx context.Context, n int, dataDir string, out io.Writer, opt Opti
 
 	r := &runner{
 		demo: d, opt: opt, out: out, ep: ep, dataDir: dataDir, runID: newRunID(),
-		api: &client{base: "http://" + ep.HTTP, key: strings.TrimSpace(string(admin)), hc: &http.Client{Timeout: 15 * time.Second}},
+		api: apiclient.New("http://"+ep.HTTP, string(admin)),
 	}
 	r.res = Result{Tenant: opt.Tenant, Integration: d.Name, RunID: r.runID}
 	fmt.Fprintf(out, "demo %d: %s (tenant %s, run %s)\n", d.N, d.What, opt.Tenant, r.runID)
@@ -204,8 +204,8 @@ type runner struct {
 	ep      devstack.Endpoints
 	dataDir string
 	runID   string
-	api     *client
-	tenantC *client
+	api     *apiclient.Client
+	tenantC *apiclient.Client
 	res     Result
 }
 
@@ -225,39 +225,20 @@ func envOr(name, def string) string {
 // tenant creates the demo tenant, or reuses it with the API key kept in
 // DATA_DIR/demo/<tenant>.key when it was created by an earlier run.
 func (r *runner) tenant(ctx context.Context) error {
-	keyFile := filepath.Join(r.dataDir, "demo", r.opt.Tenant+".key")
-	if b, err := os.ReadFile(keyFile); err == nil {
-		c := &client{base: r.api.base, key: strings.TrimSpace(string(b)), hc: r.api.hc}
-		if st, _, err := c.do(ctx, http.MethodGet, "/v1/integrations?limit=1", "", nil, nil); err == nil && st == http.StatusOK {
-			r.tenantC = c
-			fmt.Fprintf(r.out, "tenant %s: reused (key in %s)\n", r.opt.Tenant, keyFile)
-			return nil
-		}
+	keyFile := r.keyFile()
+	c, created, err := apiclient.EnsureTenant(ctx, r.api, r.opt.Tenant, keyFile)
+	if errors.Is(err, apiclient.ErrTenantKeyLost) {
+		return fmt.Errorf("%w: run with another --tenant", err)
 	}
-	var created struct {
-		APIKey struct {
-			Secret string `json:"secret"`
-		} `json:"api_key"`
-	}
-	body, _ := json.Marshal(map[string]string{"id": r.opt.Tenant, "name": "VRSky demo " + r.opt.Tenant})
-	st, raw, err := r.api.do(ctx, http.MethodPost, "/v1/tenants", "application/json", body, &created)
 	if err != nil {
-		return fmt.Errorf("create tenant %s: %w", r.opt.Tenant, err)
-	}
-	switch {
-	case st == http.StatusConflict:
-		return fmt.Errorf("tenant %s exists but its API key is not in %s: run with another tenant", r.opt.Tenant, keyFile)
-	case st != http.StatusCreated && st != http.StatusOK:
-		return fmt.Errorf("create tenant %s: %s", r.opt.Tenant, apiError(st, raw))
-	}
-	if err := os.MkdirAll(filepath.Dir(keyFile), 0o700); err != nil {
 		return err
 	}
-	if err := os.WriteFile(keyFile, []byte(created.APIKey.Secret+"\n"), 0o600); err != nil {
-		return fmt.Errorf("keep the tenant's API key: %w", err)
+	r.tenantC = c
+	if created {
+		fmt.Fprintf(r.out, "tenant %s: created; its API key is in %s\n", r.opt.Tenant, keyFile)
+	} else {
+		fmt.Fprintf(r.out, "tenant %s: reused (key in %s)\n", r.opt.Tenant, keyFile)
 	}
-	r.tenantC = &client{base: r.api.base, key: created.APIKey.Secret, hc: r.api.hc}
-	fmt.Fprintf(r.out, "tenant %s: created; its API key is in %s\n", r.opt.Tenant, keyFile)
 	return nil
 }
 
@@ -284,65 +265,13 @@ func (r *runner) spec(repl ...string) ([]byte, error) {
 // deploy creates (or updates) the integration, deploys it and waits until
 // the runners report it running.
 func (r *runner) deploy(ctx context.Context, spec []byte) error {
-	name := r.demo.Name
-	var it struct {
-		Version int `json:"version"`
-	}
-	st, raw, err := r.tenantC.do(ctx, http.MethodPost, "/v1/integrations", "application/yaml", spec, &it)
+	got, err := r.tenantC.Deploy(ctx, r.demo.Name, spec, "vrsky demo "+r.runID, false)
 	if err != nil {
-		return fmt.Errorf("create integration %s: %w", name, err)
+		return fmt.Errorf("%w%s", err, envHint(err.Error()))
 	}
-	if st == http.StatusConflict {
-		st, raw, err = r.tenantC.do(ctx, http.MethodPut, "/v1/integrations/"+name, "application/yaml", spec, &it)
-		if err != nil {
-			return fmt.Errorf("update integration %s: %w", name, err)
-		}
-	}
-	if st != http.StatusCreated && st != http.StatusOK {
-		return fmt.Errorf("store integration %s: %s", name, apiError(st, raw))
-	}
-	body, _ := json.Marshal(map[string]any{"version": it.Version, "reason": "vrsky demo " + r.runID})
-	st, raw, err = r.tenantC.do(ctx, http.MethodPost, "/v1/integrations/"+name+"/deploy", "application/json", body, nil)
-	if err != nil {
-		return fmt.Errorf("deploy integration %s: %w", name, err)
-	}
-	if st != http.StatusAccepted {
-		return fmt.Errorf("deploy integration %s: %s", name, apiError(st, raw))
-	}
-	for {
-		var s struct {
-			Status    string `json:"status"`
-			Version   int    `json:"version"`
-			LastError string `json:"last_error"`
-			Runner    *struct {
-				Version   int    `json:"version"`
-				Status    string `json:"status"`
-				LastError string `json:"last_error"`
-			} `json:"runner"`
-		}
-		st, raw, err := r.tenantC.do(ctx, http.MethodGet, "/v1/integrations/"+name+"/status", "", nil, &s)
-		if err == nil && st != http.StatusOK {
-			err = errors.New(apiError(st, raw))
-		}
-		if err == nil {
-			if s.Runner != nil && s.Runner.Version == it.Version {
-				switch s.Runner.Status {
-				case "running":
-					r.res.Deployed = time.Now()
-					fmt.Fprintf(r.out, "integration %s/%s version %d: running\n", r.opt.Tenant, name, it.Version)
-					return nil
-				case "degraded":
-					return fmt.Errorf("integration %s version %d did not start: %s%s", name, it.Version, s.Runner.LastError, envHint(s.Runner.LastError))
-				}
-			}
-			if s.Status == "degraded" && s.Version == it.Version {
-				return fmt.Errorf("integration %s version %d did not start: %s%s", name, it.Version, s.LastError, envHint(s.LastError))
-			}
-		}
-		if err := sleep(ctx, 100*time.Millisecond); err != nil {
-			return fmt.Errorf("integration %s version %d is not running yet (status %q)", name, it.Version, s.Status)
-		}
-	}
+	r.res.Deployed = time.Now()
+	fmt.Fprintf(r.out, "integration %s/%s version %d: running\n", r.opt.Tenant, got.Name, got.Version)
+	return nil
 }
 
 // envHint explains a secret the runner could not resolve.
@@ -399,7 +328,7 @@ func (r *runner) databaseURL() (string, error) {
 
 // hook posts body to the integration's webhook.
 func (r *runner) hook(ctx context.Context, body []byte, headers map[string]string) (int, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.api.base+"/v1/hooks/"+r.opt.Tenant+"/"+r.demo.Name, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.api.Base+"/v1/hooks/"+r.opt.Tenant+"/"+r.demo.Name, bytes.NewReader(body))
 	if err != nil {
 		return 0, nil, err
 	}
@@ -407,7 +336,7 @@ func (r *runner) hook(ctx context.Context, body []byte, headers map[string]strin
 	for k, v := range headers {
 		req.Header.Set(k, v)
 	}
-	resp, err := r.api.hc.Do(req)
+	resp, err := r.api.HC.Do(req)
 	if err != nil {
 		return 0, nil, fmt.Errorf("post webhook: %w", err)
 	}
@@ -421,61 +350,4 @@ func GitHubSignature(secret string, body []byte) string {
 	m := hmac.New(sha256.New, []byte(secret))
 	m.Write(body)
 	return "sha256=" + hex.EncodeToString(m.Sum(nil))
-}
-
-// client calls the REST API with a bearer key.
-type client struct {
-	base, key string
-	hc        *http.Client
-}
-
-// do sends a request and decodes a 2xx answer's JSON into out. It returns
-// the status and the raw answer.
-func (c *client) do(ctx context.Context, method, path, ctype string, body []byte, out any) (int, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, bytes.NewReader(body))
-	if err != nil {
-		return 0, nil, err
-	}
-	if ctype != "" {
-		req.Header.Set("Content-Type", ctype)
-	}
-	req.Header.Set("Authorization", "Bearer "+c.key)
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return 0, nil, fmt.Errorf("%s %s: %w (is vrsky dev running?)", method, path, err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
-	if err != nil {
-		return resp.StatusCode, nil, err
-	}
-	if out != nil && resp.StatusCode/100 == 2 && len(raw) > 0 {
-		if err := json.Unmarshal(raw, out); err != nil {
-			return resp.StatusCode, raw, fmt.Errorf("%s %s: decode answer: %w", method, path, err)
-		}
-	}
-	return resp.StatusCode, raw, nil
-}
-
-// apiError describes an API error answer (an RFC 9457 problem).
-func apiError(status int, raw []byte) string {
-	var p struct {
-		Title  string `json:"title"`
-		Detail string `json:"detail"`
-		Errors []struct {
-			Location string `json:"location"`
-			Message  string `json:"message"`
-		} `json:"errors"`
-	}
-	if json.Unmarshal(raw, &p) != nil || (p.Title == "" && p.Detail == "") {
-		return fmt.Sprintf("%d %s", status, strings.TrimSpace(string(raw)))
-	}
-	msg := fmt.Sprintf("%d %s", status, p.Title)
-	if p.Detail != "" {
-		msg += ": " + p.Detail
-	}
-	for _, e := range p.Errors {
-		msg += fmt.Sprintf("; %s: %s", e.Location, e.Message)
-	}
-	return msg
 }

@@ -243,8 +243,6 @@ func TestRunReportsWhatIsWrong(t *testing.T) {
 	require.Equal(t, "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17", GitHubSignature("It's a Secret to Everybody", []byte("Hello, World!")))
 	require.Equal(t, "", envHint("boom"))
 	require.Contains(t, envHint("secret env:X: environment variable is not set"), "export "+EnvGitHubSecret)
-	require.Equal(t, `404 Not Found: no such thing; body.x: bad`, apiError(404, []byte(`{"title":"Not Found","detail":"no such thing","errors":[{"location":"body.x","message":"bad"}]}`)))
-	require.Equal(t, "500 oops", apiError(500, []byte("oops")))
 	_, err = DatabaseURL("mysql://x", "db")
 	require.Error(t, err)
 	_, err = databaseOf("postgres://h/Bad-Name")

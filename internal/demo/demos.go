@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/vrsky/vrsky/internal/apiclient"
 	"net/http"
 	"time"
 )
@@ -68,7 +69,7 @@ func (r *runner) webhookToSlack(ctx context.Context) error {
 			return fmt.Errorf("the webhook refused the signature: the dev stack's %s is not the demo's; export %s=%s before vrsky dev, or the same value here",
 				EnvGitHubSecret, EnvGitHubSecret, DefaultGitHubSecret)
 		case st != http.StatusAccepted:
-			return fmt.Errorf("webhook %s answered %s%s", ev.kind, apiError(st, raw), envHint(string(raw)))
+			return fmt.Errorf("webhook %s answered %s%s", ev.kind, apiclient.Problem(st, raw), envHint(string(raw)))
 		}
 		fmt.Fprintf(r.out, "webhook: signed %s event accepted (202)\n", ev.kind)
 	}
@@ -81,7 +82,7 @@ look at:
   the spec:    examples/%s/integration.yaml
   its status:  curl -H "Authorization: Bearer $(cat %s)" %s/v1/integrations/%s/status
   its history: %s (workflow integration/%s/%s)
-`, len(events), r.demo.Dir, r.keyFile(), r.api.base, r.demo.Name, r.ep.TemporalUI, r.opt.Tenant, r.demo.Name)
+`, len(events), r.demo.Dir, r.keyFile(), r.api.Base, r.demo.Name, r.ep.TemporalUI, r.opt.Tenant, r.demo.Name)
 	return nil
 }
 
@@ -155,7 +156,7 @@ func (r *runner) orderRouting(ctx context.Context) error {
 			return err
 		}
 		if st != http.StatusAccepted {
-			return fmt.Errorf("order %s: webhook answered %s", o.ID, apiError(st, raw))
+			return fmt.Errorf("order %s: webhook answered %s", o.ID, apiclient.Problem(st, raw))
 		}
 		return nil
 	}
@@ -214,7 +215,7 @@ look at:
   the table:   psql '%s' -c "SELECT * FROM demo_orders WHERE order_id LIKE '%s-%%'"
   the spec:    examples/%s/integration.yaml
   its status:  curl -H "Authorization: Bearer $(cat %s)" %s/v1/integrations/%s/status
-`, n, len(r.res.Slack), r.res.SlackFailures, redact(dbURL), r.runID, r.demo.Dir, r.keyFile(), r.api.base, r.demo.Name)
+`, n, len(r.res.Slack), r.res.SlackFailures, redact(dbURL), r.runID, r.demo.Dir, r.keyFile(), r.api.Base, r.demo.Name)
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/vrsky/vrsky/internal/apiclient"
 	"net/http"
 	"net/url"
 	"os"
@@ -228,7 +229,7 @@ look at:
   the files:   %s (read ones move to done/)
   the DLQ:     curl -H "Authorization: Bearer $(cat %s)" '%s/v1/dlq?integration=%s'
   the spec:    examples/%s/integration.yaml
-`, n, redact(dbURL), r.runID, dir, r.keyFile(), r.api.base, r.demo.Name, r.demo.Dir)
+`, n, redact(dbURL), r.runID, dir, r.keyFile(), r.api.Base, r.demo.Name, r.demo.Dir)
 	return nil
 }
 
@@ -242,12 +243,12 @@ func (r *runner) deadLetters(ctx context.Context, since time.Time, file string) 
 			Items []DeadLetter `json:"items"`
 			Next  string       `json:"next"`
 		}
-		st, raw, err := r.tenantC.do(ctx, http.MethodGet, "/v1/dlq?"+q.Encode(), "", nil, &page)
+		st, raw, err := r.tenantC.Do(ctx, http.MethodGet, "/v1/dlq?"+q.Encode(), "", nil, &page)
 		if err != nil {
 			return got, err
 		}
 		if st != http.StatusOK {
-			return got, fmt.Errorf("list dead letters: %s", apiError(st, raw))
+			return got, fmt.Errorf("list dead letters: %s", apiclient.Problem(st, raw))
 		}
 		for _, d := range page.Items {
 			if d.Headers["file"] == file {
@@ -348,6 +349,6 @@ look at:
   the table:   psql '%s' -c "SELECT * FROM demo_customers"
   the spec:    examples/%s/integration.yaml
   its status:  curl -H "Authorization: Bearer $(cat %s)" %s/v1/integrations/%s/status
-`, r.res.APIFailures, redact(dbURL), r.demo.Dir, r.keyFile(), r.api.base, r.demo.Name)
+`, r.res.APIFailures, redact(dbURL), r.demo.Dir, r.keyFile(), r.api.Base, r.demo.Name)
 	return nil
 }

@@ -1,0 +1,90 @@
+package apiclient
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/vrsky/vrsky/internal/devstack"
+)
+
+func TestProblemIsReadable(t *testing.T) {
+	require.Equal(t, `404 Not Found: no such thing; body.x: bad`,
+		Problem(404, []byte(`{"title":"Not Found","detail":"no such thing","errors":[{"location":"body.x","message":"bad"}]}`)))
+	require.Equal(t, "500 oops", Problem(500, []byte("oops")))
+	require.Equal(t, "409 Conflict", Problem(409, []byte(`{"title":"Conflict"}`)))
+}
+
+func TestDoSendsTheKeyAndDecodes(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer k1" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		_, _ = io.WriteString(w, `{"n":7}`)
+	}))
+	defer srv.Close()
+	var out struct{ N int }
+	st, _, err := New(srv.URL+"/", " k1\n").Do(context.Background(), http.MethodGet, "/x", "", nil, &out)
+	require.NoError(t, err)
+	require.Equal(t, 200, st)
+	require.Equal(t, 7, out.N)
+	st, _, err = New(srv.URL, "other").Do(context.Background(), http.MethodGet, "/x", "", nil, &out)
+	require.NoError(t, err)
+	require.Equal(t, 401, st)
+	_, _, err = New("http://127.0.0.1:1", "k").Do(context.Background(), http.MethodGet, "/x", "", nil, nil)
+	require.ErrorContains(t, err, "is the API running?")
+}
+
+// TestTenantAndDeployAgainstTheDevStack creates a tenant with the admin key,
+// keeps its key, reuses it, and deploys, updates, stops and rejects specs.
+func TestTenantAndDeployAgainstTheDevStack(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	stack, err := devstack.Start(ctx, devstack.Config{
+		DataDir: dir, HTTPAddr: "127.0.0.1:0", NATSAddr: "127.0.0.1:0", TemporalAddr: "127.0.0.1:0",
+		TemporalUIAddr: "127.0.0.1:0", S3Addr: "127.0.0.1:0", Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)),
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = stack.Shutdown(context.Background()) })
+	adminKey, err := os.ReadFile(filepath.Join(dir, devstack.AdminKeyFile))
+	require.NoError(t, err)
+	admin := New("http://"+stack.Endpoints().HTTP, string(adminKey))
+	keyFile := filepath.Join(dir, "keys", "acme.key")
+
+	c, created, err := EnsureTenant(ctx, admin, "acme", keyFile)
+	require.NoError(t, err)
+	require.True(t, created)
+	info, err := os.Stat(keyFile)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), info.Mode().Perm())
+	again, created, err := EnsureTenant(ctx, admin, "acme", keyFile)
+	require.NoError(t, err)
+	require.False(t, created)
+	require.Equal(t, c.Key, again.Key)
+	require.NoError(t, os.Remove(keyFile))
+	_, _, err = EnsureTenant(ctx, admin, "acme", keyFile)
+	require.ErrorIs(t, err, ErrTenantKeyLost)
+
+	spec := []byte("name: orders\nconsumer: {connector: http-webhook}\nproducers: {out: {connector: file, config: {dir: out}}}\n")
+	got, err := c.Deploy(ctx, "orders", spec, "test", false)
+	require.NoError(t, err)
+	require.Equal(t, Deployed{Name: "orders", Version: 1, Status: "running"}, got)
+	// Deploy then stop, sent back to back: the lifecycle carries them out in
+	// that order, so the new version ends stopped.
+	got, err = c.Deploy(ctx, "orders", spec, "test", true)
+	require.NoError(t, err)
+	require.Equal(t, Deployed{Name: "orders", Version: 2, Status: "stopped"}, got)
+
+	_, err = c.Deploy(ctx, "bad", []byte("name: bad\nconsumer: {connector: http-webhook}\nproducers: {out: {connector: teleport}}\n"), "test", false)
+	require.ErrorContains(t, err, `unknown producer "teleport"`)
+}
