@@ -178,6 +178,10 @@ type IntegrationStatus struct {
 	LastError     string        `json:"last_error,omitempty"`
 	UpdatedAt     time.Time     `json:"updated_at"`
 	Runner        *RunnerStatus `json:"runner,omitempty" doc:"The runners' live report; absent when none reported or the hot path is not configured."`
+	// Stages are the live counters of each stage (from JetStream).
+	Stages []hotpath.StageCount `json:"stages,omitempty" doc:"Per-stage counters: finished, waiting, in flight, redelivered."`
+	// DeadLetters counts the integration's messages in the tenant's DLQ.
+	DeadLetters uint64 `json:"dead_letters" doc:"The integration's messages in the dead-letter queue."`
 }
 
 // IntegrationStatusOutput is an integration's status.
@@ -440,7 +444,7 @@ func RegisterIntegrations(api huma.API, st *store.Store, control client.Client, 
 		Path:        "/v1/integrations/{integrationId}/status",
 		Summary:     "Get an integration's status",
 		Description: "Returns what the lifecycle recorded (status, deployed version, last error) and, when the runners reported, " +
-			"their live status under `runner`. Needs scope read.",
+			"their live status under `runner`, with each stage's counters and the number of dead letters. Needs scope read.",
 		Tags:     tags,
 		Security: read,
 		Errors:   withAuthErrors(http.StatusNotFound),
@@ -455,6 +459,13 @@ func RegisterIntegrations(api huma.API, st *store.Store, control client.Client, 
 			LatestVersion: it.Version, LastError: it.LastError, UpdatedAt: it.UpdatedAt,
 		}}
 		out.Body.Runner = h.runnerStatus(ctx, p.TenantID, it.ID)
+		if h.state != nil {
+			stages, dead, err := h.state.Counters(ctx, hotpath.Pipeline{Tenant: p.TenantID, Integration: it.ID})
+			if err != nil {
+				h.log.Warn("read stage counters", "tenant", p.TenantID, "integration", it.ID, "error", err)
+			}
+			out.Body.Stages, out.Body.DeadLetters = stages, dead
+		}
 		return out, nil
 	})
 

@@ -419,6 +419,7 @@ func TestIntegrationLifecycleThroughTheAPI(t *testing.T) {
 	require.True(t, e.workflowExists(t, "acme", "orders"))
 
 	status := e.awaitStatus(t, key, "orders", "running")
+	require.EqualValues(t, 0, status.body["dead_letters"], "the status counts dead letters")
 	require.EqualValues(t, 1, status.body["version"])
 	require.Equal(t, "running", status.body["desired_status"])
 	runner := status.body["runner"].(map[string]any)

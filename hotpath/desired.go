@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -65,6 +67,7 @@ type Status struct {
 // State is the KV side of the hot path: desired state, status and
 // per-message attempt counts.
 type State struct {
+	js       jetstream.JetStream
 	Desired  jetstream.KeyValue
 	Status   jetstream.KeyValue
 	Attempts jetstream.KeyValue
@@ -84,7 +87,7 @@ func OpenState(ctx context.Context, js jetstream.JetStream) (*State, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open bucket %s: %w", MessageStateBucket, err)
 	}
-	return &State{Desired: desired, Status: status, Attempts: attempts}, nil
+	return &State{js: js, Desired: desired, Status: status, Attempts: attempts}, nil
 }
 
 // PutDesired writes a pipeline's desired state.
@@ -220,3 +223,55 @@ func (c *DesiredCache) Lookup(p Pipeline) (Desired, bool) {
 
 // Stop stops following the bucket.
 func (c *DesiredCache) Stop() { _ = c.watcher.Stop() }
+
+// StageCount is one stage's counters, read from its JetStream consumer.
+type StageCount struct {
+	Stage string `json:"stage" doc:"process, or deliver-<producer>."`
+	// Acked counts messages the stage finished (acknowledged or dead-lettered).
+	Acked uint64 `json:"acked"`
+	// Pending counts messages waiting for the stage.
+	Pending uint64 `json:"pending"`
+	// InFlight counts messages the stage holds and has not finished.
+	InFlight int `json:"in_flight"`
+	// Redelivered counts messages being delivered again (retries).
+	Redelivered int `json:"redelivered"`
+}
+
+// Counters reads each stage's counters and the number of the pipeline's
+// messages in the tenant's DLQ. A pipeline whose stream does not exist
+// (never deployed) has none.
+func (s *State) Counters(ctx context.Context, p Pipeline) (stages []StageCount, deadLetters uint64, err error) {
+	if err := p.Validate(); err != nil {
+		return nil, 0, err
+	}
+	stream, err := s.js.Stream(ctx, p.Stream())
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("read stream of %s: %w", p, err)
+	}
+	consumers := stream.ListConsumers(ctx)
+	for info := range consumers.Info() {
+		stages = append(stages, StageCount{
+			Stage: info.Name, Acked: info.AckFloor.Consumer, Pending: info.NumPending,
+			InFlight: info.NumAckPending, Redelivered: info.NumRedelivered,
+		})
+	}
+	if err := consumers.Err(); err != nil && !errors.Is(err, jetstream.ErrEndOfData) {
+		return nil, 0, fmt.Errorf("list consumers of %s: %w", p, err)
+	}
+	slices.SortFunc(stages, func(a, b StageCount) int { return strings.Compare(a.Stage, b.Stage) })
+	dlq, err := s.js.Stream(ctx, DLQStream(p.Tenant))
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return stages, 0, nil
+	}
+	if err != nil {
+		return stages, 0, fmt.Errorf("read the DLQ of %s: %w", p.Tenant, err)
+	}
+	info, err := dlq.Info(ctx, jetstream.WithSubjectFilter(p.DLQSubject()))
+	if err != nil {
+		return stages, 0, fmt.Errorf("read the DLQ of %s: %w", p.Tenant, err)
+	}
+	return stages, info.State.Subjects[p.DLQSubject()], nil
+}

@@ -300,3 +300,30 @@ func TestClaimCheckedBatchesAreSplitByBytes(t *testing.T) {
 	}
 	require.Equal(t, bytes.Repeat([]byte{'c'}, 300<<10), sink.got["b2"])
 }
+
+func TestCountersShowEachStageAndTheDeadLetters(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "sink")
+	h.producers["sink"].setFail(func(m sdk.Message) error {
+		if m.ID == "bad" {
+			return sdk.Permanentf("rejected")
+		}
+		return nil
+	})
+	p := h.deploy("counted", nil, "sink")
+	ctx := context.Background()
+
+	stages, dead, err := h.state.Counters(ctx, Pipeline{Tenant: h.tenant, Integration: "never-deployed"})
+	require.NoError(t, err)
+	require.Empty(t, stages)
+	require.Zero(t, dead)
+
+	h.send(p, msg("a", "1"), msg("b", "2"), msg("bad", "3"))
+	require.Eventually(t, func() bool {
+		stages, dead, err = h.state.Counters(ctx, p)
+		return err == nil && dead == 1 && len(stages) == 2 && stages[0].Acked == 3 && stages[1].Acked == 3
+	}, 10*time.Second, 50*time.Millisecond, "stages %+v dead %d err %v", stages, dead, err)
+	require.Equal(t, DeliverStage("sink"), stages[0].Stage)
+	require.Equal(t, StageProcess, stages[1].Stage)
+	require.Zero(t, stages[1].Pending)
+}
