@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -24,9 +25,9 @@ func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := flag.NewFlagSet("apply", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	file := fs.String("f", "", "integration spec (YAML or JSON); - for standard input")
-	tenant := fs.String("tenant", env("VRSKY_TENANT", "default"), "tenant that owns the integration [VRSKY_TENANT]")
-	dataDir := fs.String("data-dir", env("VRSKY_DATA_DIR", ".vrsky"), "data directory of a running vrsky dev [VRSKY_DATA_DIR]")
-	apiURL := fs.String("api", env("VRSKY_API_URL", ""), "API base URL; default: the dev stack's [VRSKY_API_URL]")
+	tenant := fs.String("tenant", cmp.Or(os.Getenv("VRSKY_TENANT"), "default"), "tenant that owns the integration [VRSKY_TENANT]")
+	dataDir := fs.String("data-dir", cmp.Or(os.Getenv("VRSKY_DATA_DIR"), ".vrsky"), "data directory of a running vrsky dev [VRSKY_DATA_DIR]")
+	apiURL := fs.String("api", cmp.Or(os.Getenv("VRSKY_API_URL"), ""), "API base URL; default: the dev stack's [VRSKY_API_URL]")
 	key := fs.String("key", os.Getenv("VRSKY_API_KEY"), "the tenant's API key; default: kept by a dev stack [VRSKY_API_KEY]")
 	stop := fs.Bool("stop", false, "deploy the integration stopped")
 	timeout := fs.Duration("timeout", 60*time.Second, "how long to wait for a runner to report the integration")

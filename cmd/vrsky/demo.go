@@ -1,10 +1,12 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 
 	"github.com/vrsky/vrsky/internal/demo"
@@ -16,7 +18,7 @@ import (
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	dataDir := fs.String("data-dir", env("VRSKY_DATA_DIR", ".vrsky"), "data directory of a running vrsky dev [VRSKY_DATA_DIR]")
+	dataDir := fs.String("data-dir", cmp.Or(os.Getenv("VRSKY_DATA_DIR"), ".vrsky"), "data directory of a running vrsky dev [VRSKY_DATA_DIR]")
 	tenant := fs.String("tenant", demo.DefaultTenant, "tenant to run the demo as; created on first use")
 	apiAddr := fs.String("api-addr", demo.DefaultAPIAddr, "where demo 3's target API stand-in listens")
 	var n int

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -16,23 +17,23 @@ func runDev(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfg := devstack.Config{Version: version}
-	fs.StringVar(&cfg.DataDir, "data-dir", env("VRSKY_DATA_DIR", ".vrsky"), "directory holding all state [VRSKY_DATA_DIR]")
-	fs.StringVar(&cfg.HTTPAddr, "http-addr", env("VRSKY_HTTP_ADDR", devstack.DefaultHTTPAddr), "API, webhooks and UI [VRSKY_HTTP_ADDR]")
-	fs.StringVar(&cfg.NATSAddr, "nats-addr", env("VRSKY_NATS_ADDR", devstack.DefaultNATSAddr), "embedded NATS [VRSKY_NATS_ADDR]")
-	fs.StringVar(&cfg.TemporalAddr, "temporal-addr", env("VRSKY_TEMPORAL_ADDR", devstack.DefaultTemporalAddr), "embedded Temporal frontend [VRSKY_TEMPORAL_ADDR]")
-	fs.StringVar(&cfg.TemporalUIAddr, "temporal-ui-addr", env("VRSKY_TEMPORAL_UI_ADDR", devstack.DefaultTemporalUIAddr), "Temporal Web UI [VRSKY_TEMPORAL_UI_ADDR]")
-	fs.StringVar(&cfg.S3Addr, "s3-addr", env("VRSKY_S3_ADDR", devstack.DefaultS3Addr), "embedded S3 store [VRSKY_S3_ADDR]")
-	pgPort, err := strconv.Atoi(env("VRSKY_POSTGRES_PORT", strconv.Itoa(devstack.DefaultPostgresPort)))
+	fs.StringVar(&cfg.DataDir, "data-dir", cmp.Or(os.Getenv("VRSKY_DATA_DIR"), ".vrsky"), "directory holding all state [VRSKY_DATA_DIR]")
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", cmp.Or(os.Getenv("VRSKY_HTTP_ADDR"), devstack.DefaultHTTPAddr), "API, webhooks and UI [VRSKY_HTTP_ADDR]")
+	fs.StringVar(&cfg.NATSAddr, "nats-addr", cmp.Or(os.Getenv("VRSKY_NATS_ADDR"), devstack.DefaultNATSAddr), "embedded NATS [VRSKY_NATS_ADDR]")
+	fs.StringVar(&cfg.TemporalAddr, "temporal-addr", cmp.Or(os.Getenv("VRSKY_TEMPORAL_ADDR"), devstack.DefaultTemporalAddr), "embedded Temporal frontend [VRSKY_TEMPORAL_ADDR]")
+	fs.StringVar(&cfg.TemporalUIAddr, "temporal-ui-addr", cmp.Or(os.Getenv("VRSKY_TEMPORAL_UI_ADDR"), devstack.DefaultTemporalUIAddr), "Temporal Web UI [VRSKY_TEMPORAL_UI_ADDR]")
+	fs.StringVar(&cfg.S3Addr, "s3-addr", cmp.Or(os.Getenv("VRSKY_S3_ADDR"), devstack.DefaultS3Addr), "embedded S3 store [VRSKY_S3_ADDR]")
+	pgPort, err := strconv.Atoi(cmp.Or(os.Getenv("VRSKY_POSTGRES_PORT"), strconv.Itoa(devstack.DefaultPostgresPort)))
 	if err != nil {
 		return fmt.Errorf("%w: VRSKY_POSTGRES_PORT: %v", errUsage, err)
 	}
 	fs.IntVar(&cfg.PostgresPort, "postgres-port", pgPort, "private PostgreSQL port, unless VRSKY_DATABASE_URL is set [VRSKY_POSTGRES_PORT]")
-	rate, err := strconv.ParseFloat(env("VRSKY_WEBHOOK_TENANT_RATE", "0"), 64)
+	rate, err := strconv.ParseFloat(cmp.Or(os.Getenv("VRSKY_WEBHOOK_TENANT_RATE"), "0"), 64)
 	if err != nil {
 		return fmt.Errorf("%w: VRSKY_WEBHOOK_TENANT_RATE: %v", errUsage, err)
 	}
 	fs.Float64Var(&cfg.WebhookTenantRate, "webhook-tenant-rate", rate, "webhook requests per second per tenant; 0 = default, -1 = unlimited [VRSKY_WEBHOOK_TENANT_RATE]")
-	logLevel := fs.String("log-level", env("VRSKY_LOG_LEVEL", "info"), "debug, info, warn or error [VRSKY_LOG_LEVEL]")
+	logLevel := fs.String("log-level", cmp.Or(os.Getenv("VRSKY_LOG_LEVEL"), "info"), "debug, info, warn or error [VRSKY_LOG_LEVEL]")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
@@ -59,12 +60,4 @@ func runDev(ctx context.Context, args []string, stderr io.Writer) error {
 		runErr = err
 	}
 	return runErr
-}
-
-// env returns the environment variable's value, or def when it is unset.
-func env(name, def string) string {
-	if v, ok := os.LookupEnv(name); ok && v != "" {
-		return v
-	}
-	return def
 }

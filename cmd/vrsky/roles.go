@@ -1,10 +1,12 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/vrsky/vrsky/internal/logging"
@@ -23,9 +25,9 @@ func runRole(ctx context.Context, role string, args []string, stderr io.Writer) 
 	if role == "api" {
 		defaultAddr = "0.0.0.0:8080"
 	}
-	httpAddr := fs.String("http-addr", env("VRSKY_HTTP_ADDR", defaultAddr), "HTTP listen address (the API on api; /metrics, /healthz, /readyz on every role) [VRSKY_HTTP_ADDR]")
-	logLevel := fs.String("log-level", env("VRSKY_LOG_LEVEL", "info"), "debug, info, warn or error [VRSKY_LOG_LEVEL]")
-	name := fs.String("name", env("VRSKY_RUNNER_NAME", ""), "runner name in status reports; default the host name [VRSKY_RUNNER_NAME]")
+	httpAddr := fs.String("http-addr", cmp.Or(os.Getenv("VRSKY_HTTP_ADDR"), defaultAddr), "HTTP listen address (the API on api; /metrics, /healthz, /readyz on every role) [VRSKY_HTTP_ADDR]")
+	logLevel := fs.String("log-level", cmp.Or(os.Getenv("VRSKY_LOG_LEVEL"), "info"), "debug, info, warn or error [VRSKY_LOG_LEVEL]")
+	name := fs.String("name", cmp.Or(os.Getenv("VRSKY_RUNNER_NAME"), ""), "runner name in status reports; default the host name [VRSKY_RUNNER_NAME]")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}

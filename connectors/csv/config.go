@@ -1,6 +1,7 @@
 package csv
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"maps"
@@ -105,14 +106,14 @@ func (c *Config) Validate() error {
 
 func (c *Config) settings() (settings, error) {
 	s := settings{
-		mode:           or(c.Mode, ModeDocument),
+		mode:           cmp.Or(c.Mode, ModeDocument),
 		delimiter:      ',',
 		header:         c.Header == nil || *c.Header,
 		columns:        c.Columns,
 		types:          c.Types,
 		trimSpace:      c.TrimSpace,
 		skipRows:       c.SkipRows,
-		ragged:         or(c.Ragged, RaggedError),
+		ragged:         cmp.Or(c.Ragged, RaggedError),
 		escapeFormulas: c.EscapeFormulas == nil || *c.EscapeFormulas,
 	}
 	var errs []error
@@ -181,11 +182,4 @@ func (c *Config) settings() (settings, error) {
 	}
 	s.maxBytes = maxBytes
 	return s, errors.Join(errs...)
-}
-
-func or(v, def string) string {
-	if v == "" {
-		return def
-	}
-	return v
 }

@@ -1,6 +1,7 @@
 package xml
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"strings"
@@ -71,9 +72,9 @@ func (c *Config) Validate() error {
 
 func (c *Config) settings() (settings, error) {
 	s := settings{
-		attrPrefix: orDefault(c.AttributePrefix, DefaultAttributePrefix),
-		textKey:    orDefault(c.TextKey, DefaultTextKey),
-		root:       orDefault(c.Root, DefaultRoot),
+		attrPrefix: cmp.Or(c.AttributePrefix, DefaultAttributePrefix),
+		textKey:    cmp.Or(c.TextKey, DefaultTextKey),
+		root:       cmp.Or(c.Root, DefaultRoot),
 		maxDepth:   c.MaxDepth,
 	}
 	var errs []error
@@ -121,13 +122,6 @@ func (c *Config) settings() (settings, error) {
 	}
 	s.maxBytes = maxBytes
 	return s, errors.Join(errs...)
-}
-
-func orDefault(v, def string) string {
-	if v == "" {
-		return def
-	}
-	return v
 }
 
 func isNameStart(r rune) bool {

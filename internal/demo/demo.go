@@ -7,6 +7,7 @@ package demo
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
@@ -215,13 +216,6 @@ func newRunID() string {
 	return hex.EncodeToString(b)
 }
 
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
-}
-
 // tenant creates the demo tenant, or reuses it with the API key kept in
 // DATA_DIR/demo/<tenant>.key when it was created by an earlier run.
 func (r *runner) tenant(ctx context.Context) error {
@@ -298,7 +292,7 @@ func sleep(ctx context.Context, d time.Duration) error {
 func (r *runner) startSlack(failFirst int) (*Slack, error) {
 	raw := r.opt.SlackURL
 	if raw == "" {
-		raw = envOr(EnvSlackURL, DefaultSlackURL)
+		raw = cmp.Or(os.Getenv(EnvSlackURL), DefaultSlackURL)
 	}
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" {

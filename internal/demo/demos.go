@@ -1,11 +1,13 @@
 package demo
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"github.com/vrsky/vrsky/internal/apiclient"
 	"net/http"
+	"os"
 	"time"
 )
 
@@ -30,7 +32,7 @@ func (r *runner) webhookToSlack(ctx context.Context) error {
 	}
 	secret := r.opt.GitHubSecret
 	if secret == "" {
-		secret = envOr(EnvGitHubSecret, DefaultGitHubSecret)
+		secret = cmp.Or(os.Getenv(EnvGitHubSecret), DefaultGitHubSecret)
 	}
 	events := []struct{ kind, body string }{
 		{"push", fmt.Sprintf(`{"ref":"refs/heads/main","before":"6113728f27ae82c7b1a177c8d03f9e96e0adf246",

@@ -1,6 +1,7 @@
 package roles
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -38,7 +39,7 @@ type Config struct {
 
 // FromEnv reads the configuration from VRSKY_… environment variables.
 func FromEnv() (Config, error) {
-	secure, err := strconv.ParseBool(envOr("VRSKY_S3_SECURE", "false"))
+	secure, err := strconv.ParseBool(cmp.Or(os.Getenv("VRSKY_S3_SECURE"), "false"))
 	if err != nil {
 		return Config{}, fmt.Errorf("VRSKY_S3_SECURE: %w", err)
 	}
@@ -52,10 +53,10 @@ func FromEnv() (Config, error) {
 		DatabaseURL:       os.Getenv("VRSKY_DATABASE_URL"),
 		NATSURL:           os.Getenv("VRSKY_NATS_URL"),
 		TemporalAddr:      os.Getenv("VRSKY_TEMPORAL_ADDR"),
-		TemporalNamespace: envOr("VRSKY_TEMPORAL_NAMESPACE", "default"),
+		TemporalNamespace: cmp.Or(os.Getenv("VRSKY_TEMPORAL_NAMESPACE"), "default"),
 		S3: blobstore.Config{
 			Endpoint:  os.Getenv("VRSKY_S3_ENDPOINT"),
-			Bucket:    envOr("VRSKY_S3_BUCKET", "vrsky"),
+			Bucket:    cmp.Or(os.Getenv("VRSKY_S3_BUCKET"), "vrsky"),
 			AccessKey: os.Getenv("VRSKY_S3_ACCESS_KEY"),
 			SecretKey: os.Getenv("VRSKY_S3_SECRET_KEY"),
 			Secure:    secure,
@@ -64,13 +65,6 @@ func FromEnv() (Config, error) {
 		FileRoot:     os.Getenv("VRSKY_FILE_ROOT"),
 		AdminKeyHash: adminHash,
 	}, nil
-}
-
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
 }
 
 // Needs says which connections a role requires.
