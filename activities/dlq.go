@@ -15,8 +15,9 @@ import (
 
 // DLQ holds the activities that act on tenants' dead letters.
 type DLQ struct {
-	JS     jetstream.JetStream
-	Claims *hotpath.ClaimCheck
+	// Accounts gives each tenant's JetStream, where its DLQ lives.
+	Accounts hotpath.Accounts
+	Claims   *hotpath.ClaimCheck
 }
 
 // ErrInvalidFilter is the error type of a replay whose filter cannot be
@@ -78,9 +79,13 @@ func (d *DLQ) ReplayPage(ctx context.Context, in ReplayPageInput) (ReplayPageRes
 			progress = hb
 		}
 	}
+	js, err := d.Accounts.JetStream(ctx, in.Tenant)
+	if err != nil {
+		return ReplayPageResult{}, err
+	}
 	upTo := in.UpToSeq
 	if upTo == 0 {
-		last, err := hotpath.LastDLQSeq(ctx, d.JS, in.Tenant)
+		last, err := hotpath.LastDLQSeq(ctx, js, in.Tenant)
 		if err != nil {
 			return ReplayPageResult{}, err
 		}
@@ -90,15 +95,15 @@ func (d *DLQ) ReplayPage(ctx context.Context, in ReplayPageInput) (ReplayPageRes
 		upTo = last
 	}
 
-	seqs, scanned, more, err := d.page(ctx, in, progress.LastSeq, upTo, limit)
+	seqs, scanned, more, err := page(ctx, js, d.Claims, in, progress.LastSeq, upTo, limit)
 	if err != nil {
 		return ReplayPageResult{}, err
 	}
 	for _, seq := range seqs {
 		if in.Discard {
-			err = hotpath.DiscardDeadLetter(ctx, d.JS, in.Tenant, seq)
+			err = hotpath.DiscardDeadLetter(ctx, js, in.Tenant, seq)
 		} else {
-			err = hotpath.ReplayDeadLetter(ctx, d.JS, d.Claims, in.Tenant, seq)
+			err = hotpath.ReplayDeadLetter(ctx, js, d.Claims, in.Tenant, seq)
 		}
 		switch {
 		case errors.Is(err, hotpath.ErrDeadLetterNotFound):
@@ -116,8 +121,9 @@ func (d *DLQ) ReplayPage(ctx context.Context, in ReplayPageInput) (ReplayPageRes
 }
 
 // page returns the sequences of the next page after afterSeq, up to upTo,
-// the last sequence it looked at, and whether more may follow.
-func (d *DLQ) page(ctx context.Context, in ReplayPageInput, afterSeq, upTo uint64, limit int) (seqs []uint64, scanned uint64, more bool, err error) {
+// the last sequence it looked at, and whether more may follow; js is the
+// tenant's JetStream.
+func page(ctx context.Context, js jetstream.JetStream, claims *hotpath.ClaimCheck, in ReplayPageInput, afterSeq, upTo uint64, limit int) (seqs []uint64, scanned uint64, more bool, err error) {
 	if len(in.Seqs) > 0 {
 		wanted := slices.Sorted(slices.Values(in.Seqs))
 		for i, seq := range wanted {
@@ -127,7 +133,7 @@ func (d *DLQ) page(ctx context.Context, in ReplayPageInput, afterSeq, upTo uint6
 			if len(seqs) == limit {
 				return seqs, 0, true, nil
 			}
-			dl, _, err := hotpath.GetDeadLetter(ctx, d.JS, d.Claims, in.Tenant, seq, 1)
+			dl, _, err := hotpath.GetDeadLetter(ctx, js, claims, in.Tenant, seq, 1)
 			if errors.Is(err, hotpath.ErrDeadLetterNotFound) {
 				continue
 			}
@@ -140,7 +146,7 @@ func (d *DLQ) page(ctx context.Context, in ReplayPageInput, afterSeq, upTo uint6
 		}
 		return seqs, 0, false, nil
 	}
-	letters, next, err := hotpath.ListDLQ(ctx, d.JS, in.Tenant, in.Filter, afterSeq, limit)
+	letters, next, err := hotpath.ListDLQ(ctx, js, in.Tenant, in.Filter, afterSeq, limit)
 	if err != nil {
 		return nil, 0, false, fmt.Errorf("list dead letters of %s: %w", in.Tenant, err)
 	}

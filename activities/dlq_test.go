@@ -74,7 +74,7 @@ func TestReplayPageReplaysMatchingDeadLettersPageByPage(t *testing.T) {
 	s3 := deadLetter(t, js, orders, "m3", "disk full")
 	deadLetter(t, js, orders, "m4", "bad JSON")
 	s5 := deadLetter(t, js, orders, "m5", "disk full")
-	d := &DLQ{JS: js}
+	d := &DLQ{Accounts: hotpath.SharedAccount{JS: js}}
 	filter := hotpath.DLQFilter{Integration: "orders", ErrorContains: "disk"}
 
 	first, err := replayPage(t, d, ReplayPageInput{Tenant: tenant, Filter: filter, Limit: 2}, nil)
@@ -106,7 +106,7 @@ func TestReplayPageResumesFromItsHeartbeat(t *testing.T) {
 	s1 := deadLetter(t, js, p, "m1", "x")
 	s2 := deadLetter(t, js, p, "m2", "x")
 	s3 := deadLetter(t, js, p, "m3", "x")
-	d := &DLQ{JS: js}
+	d := &DLQ{Accounts: hotpath.SharedAccount{JS: js}}
 
 	// The crashed attempt replayed m1 (and heartbeat it) but did not get to
 	// delete it: m1 is still in the DLQ, yet the retry starts after it.
@@ -126,7 +126,7 @@ func TestReplayPageDiscardsExplicitSequences(t *testing.T) {
 	s1 := deadLetter(t, js, p, "m1", "x")
 	s2 := deadLetter(t, js, p, "m2", "x")
 	s3 := deadLetter(t, js, p, "m3", "y")
-	d := &DLQ{JS: js}
+	d := &DLQ{Accounts: hotpath.SharedAccount{JS: js}}
 
 	out, err := replayPage(t, d, ReplayPageInput{Tenant: tenant, Seqs: []uint64{s3, s1, s1, 999}, Discard: true, Limit: 1}, nil)
 	require.NoError(t, err)
@@ -147,7 +147,7 @@ func TestReplayPageDiscardsExplicitSequences(t *testing.T) {
 func TestReplayPageEdgeCases(t *testing.T) {
 	t.Parallel()
 	_, js := testenv.JetStream(t)
-	d := &DLQ{JS: js}
+	d := &DLQ{Accounts: hotpath.SharedAccount{JS: js}}
 
 	out, err := replayPage(t, d, ReplayPageInput{Tenant: "t" + testenv.RandomID(6)}, nil)
 	require.NoError(t, err)

@@ -59,32 +59,42 @@ func (in DesiredStateInput) pipeline() hotpath.Pipeline {
 // runners watch. Writing the same state again is harmless. A missing
 // version or an invalid spec fails without retry.
 func (a *Integrations) WriteDesiredState(ctx context.Context, in DesiredStateInput) error {
-	if err := in.pipeline().Validate(); err != nil {
-		return temporal.NewNonRetryableApplicationError(err.Error(), ErrInvalidSpec, nil)
-	}
-	var raw []byte
-	err := a.DB.QueryRow(ctx,
-		`SELECT spec FROM integration_versions WHERE tenant_id = $1 AND integration_id = $2 AND version = $3`,
-		in.Tenant, in.Integration, in.Version).Scan(&raw)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("integration %s has no version %d", in.pipeline(), in.Version), ErrVersionNotFound, nil)
-	}
+	s, err := readSpec(ctx, a.DB, in.pipeline(), in.Version)
 	if err != nil {
-		return fmt.Errorf("read spec of %s version %d: %w", in.pipeline(), in.Version, err)
-	}
-	var s spec.Integration
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("decode spec of %s version %d: %v", in.pipeline(), in.Version, err), ErrInvalidSpec, nil)
-	}
-	if err := s.Validate(); err != nil {
-		return temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("spec of %s version %d: %v", in.pipeline(), in.Version, err), ErrInvalidSpec, nil)
+		return err
 	}
 	return a.State.PutDesired(ctx, hotpath.Desired{
 		Tenant: in.Tenant, Integration: in.Integration, Version: in.Version, Status: in.Status, Spec: s,
 	})
+}
+
+// readSpec reads and checks the spec of one version of an integration. A
+// missing version or an invalid spec is a non-retryable error.
+func readSpec(ctx context.Context, db *pgxpool.Pool, p hotpath.Pipeline, version int) (spec.Integration, error) {
+	var s spec.Integration
+	if err := p.Validate(); err != nil {
+		return s, temporal.NewNonRetryableApplicationError(err.Error(), ErrInvalidSpec, nil)
+	}
+	var raw []byte
+	err := db.QueryRow(ctx,
+		`SELECT spec FROM integration_versions WHERE tenant_id = $1 AND integration_id = $2 AND version = $3`,
+		p.Tenant, p.Integration, version).Scan(&raw)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return s, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("integration %s has no version %d", p, version), ErrVersionNotFound, nil)
+	}
+	if err != nil {
+		return s, fmt.Errorf("read spec of %s version %d: %w", p, version, err)
+	}
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return s, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("decode spec of %s version %d: %v", p, version, err), ErrInvalidSpec, nil)
+	}
+	if err := s.Validate(); err != nil {
+		return s, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("spec of %s version %d: %v", p, version, err), ErrInvalidSpec, nil)
+	}
+	return s, nil
 }
 
 // PipelineInput names one integration.
@@ -186,9 +196,13 @@ type Transition struct {
 // ActionDelete is the Transition.Action that removes the integration.
 const ActionDelete = "delete"
 
+// ActionRun is the Transition.Action of a scheduled run: it is logged but
+// leaves the integration's state as it is.
+const ActionRun = "run"
+
 // RecordTransition writes the integration's new state and appends the
-// change to its execution log, in one transaction. A transition already
-// recorded is left as it is.
+// change to its execution log, in one transaction; a run (ActionRun) is
+// only appended. A transition already recorded is left as it is.
 func (a *Integrations) RecordTransition(ctx context.Context, tr Transition) error {
 	err := pgx.BeginFunc(ctx, a.DB, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `
@@ -206,6 +220,9 @@ func (a *Integrations) RecordTransition(ctx context.Context, tr Transition) erro
 		if tr.Action == ActionDelete {
 			_, err = tx.Exec(ctx, `DELETE FROM integrations WHERE tenant_id = $1 AND id = $2`, tr.Tenant, tr.Integration)
 			return err
+		}
+		if tr.Action == ActionRun {
+			return nil
 		}
 		_, err = tx.Exec(ctx, `
 			UPDATE integrations

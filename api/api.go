@@ -15,7 +15,6 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.temporal.io/sdk/client"
@@ -54,14 +53,14 @@ type Options struct {
 	// Temporal starts integrations' lifecycle changes (deploy, start, stop,
 	// delete); nil makes those operations answer 503.
 	Temporal client.Client
-	// State, when set, adds the runners' live report to an integration's
-	// status.
+	// State, when set with Accounts, adds the runners' live report and the
+	// stages' counters to an integration's status.
 	State *hotpath.State
-	// JS, when set with Store, adds the DLQ operations, which read the
-	// tenants' DLQ streams; Claims fetches claim-checked bodies of dead
-	// letters.
-	JS     jetstream.JetStream
-	Claims *hotpath.ClaimCheck
+	// Accounts, when set with Store, adds the DLQ operations, which read
+	// each tenant's DLQ stream in its account; Claims fetches claim-checked
+	// bodies of dead letters.
+	Accounts hotpath.Accounts
+	Claims   *hotpath.ClaimCheck
 	// Profiling serves Go's profiles at /debug/pprof/ (for vrsky dev and
 	// benchmarks; never on a public listener).
 	Profiling bool
@@ -108,12 +107,13 @@ func New(opts Options) *Server {
 	s := &Server{mux: mux, api: humaAPI, log: log}
 	RegisterHealth(humaAPI, opts.Checks)
 	if opts.Store != nil {
-		RegisterTenants(humaAPI, opts.Store, log)
+		RegisterTenants(humaAPI, opts.Store, opts.Temporal, log)
 		RegisterAPIKeys(humaAPI, opts.Store, log)
-		RegisterIntegrations(humaAPI, opts.Store, opts.Temporal, opts.State, log)
+		RegisterIntegrations(humaAPI, opts.Store, opts.Temporal, opts.State, opts.Accounts, log)
+		RegisterSchedules(humaAPI, opts.Store, opts.Temporal, opts.State, log)
 	}
-	if opts.Store != nil && opts.JS != nil {
-		RegisterDLQ(humaAPI, opts.JS, opts.Claims, opts.Temporal, log)
+	if opts.Store != nil && opts.Accounts != nil {
+		RegisterDLQ(humaAPI, opts.Accounts, opts.Claims, opts.Temporal, log)
 	}
 	return s
 }

@@ -40,11 +40,13 @@ func (s *syncBuffer) String() string {
 }
 
 type authEnv struct {
-	h        http.Handler
-	st       *store.Store
-	pool     *pgxpool.Pool
-	adminKey string
-	logs     *syncBuffer
+	// noControl: tenants are created in the store, not through the API.
+	noControl bool
+	h         http.Handler
+	st        *store.Store
+	pool      *pgxpool.Pool
+	adminKey  string
+	logs      *syncBuffer
 }
 
 func newAuthEnv(t *testing.T) *authEnv {
@@ -61,9 +63,10 @@ func newAuthEnvWith(t *testing.T, set func(*Options)) *authEnv {
 	st := store.New(pool)
 	admin := store.NewSecret("vrsky_admin_")
 	logs := &syncBuffer{}
+	_, js := testenv.JetStream(t)
 	opts := Options{
 		Gatherer: prometheus.NewRegistry(), Logger: slog.New(slog.NewJSONHandler(logs, nil)),
-		Auth: st, Store: st, AdminKeyHash: store.HashSecret(admin),
+		Auth: st, Store: st, AdminKeyHash: store.HashSecret(admin), Temporal: startControlPlane(t, st, js, nil),
 	}
 	if set != nil {
 		set(&opts)
@@ -88,6 +91,9 @@ func call(t *testing.T, h http.Handler, method, path, key, body string) response
 // key's secret and ID.
 func (e *authEnv) createTenant(t *testing.T, id string) (secret, keyID string) {
 	t.Helper()
+	if e.noControl {
+		return activeTenant(t, e.st, id)
+	}
 	res := call(t, e.h, http.MethodPost, "/v1/tenants", e.adminKey, `{"id":"`+id+`","name":"Tenant `+id+`"}`)
 	require.Equal(t, http.StatusCreated, res.code, res.raw)
 	key := res.body["api_key"].(map[string]any)

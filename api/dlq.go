@@ -16,7 +16,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/danielgtaylor/huma/v2"
-	"github.com/nats-io/nats.go/jetstream"
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
@@ -131,18 +130,18 @@ type DLQActionOutput struct {
 
 // dlq serves the DLQ operations.
 type dlq struct {
-	js       jetstream.JetStream
+	accounts hotpath.Accounts
 	claims   *hotpath.ClaimCheck
 	temporal client.Client // nil: replay and discard answer 503
 	log      *slog.Logger
 }
 
 // RegisterDLQ adds the operations on the caller's tenant's dead letters:
-// list and inspect (read from the tenant's DLQ stream through js, bodies
+// list and inspect (read from the tenant's DLQ stream in its account, bodies
 // from the blob store through claims) and replay and discard (a DLQReplay
 // workflow started through control; nil makes them answer 503).
-func RegisterDLQ(api huma.API, js jetstream.JetStream, claims *hotpath.ClaimCheck, control client.Client, log *slog.Logger) {
-	h := &dlq{js: js, claims: claims, temporal: control, log: log}
+func RegisterDLQ(api huma.API, accounts hotpath.Accounts, claims *hotpath.ClaimCheck, control client.Client, log *slog.Logger) {
+	h := &dlq{accounts: accounts, claims: claims, temporal: control, log: log}
 	scope := requireScopes(store.ScopeDLQ)
 	tags := []string{"DLQ"}
 
@@ -170,6 +169,10 @@ func RegisterDLQ(api huma.API, js jetstream.JetStream, claims *hotpath.ClaimChec
 		f := in.filter()
 		if err := f.Validate(); err != nil {
 			return nil, huma.Error422UnprocessableEntity(err.Error())
+		}
+		js, err := accounts.JetStream(ctx, p.TenantID)
+		if err != nil {
+			return nil, h.fail("list-dead-letters", p.TenantID, err)
 		}
 		letters, next, err := hotpath.ListDLQ(ctx, js, p.TenantID, f, after, in.Limit)
 		if err != nil {
@@ -203,6 +206,10 @@ func RegisterDLQ(api huma.API, js jetstream.JetStream, claims *hotpath.ClaimChec
 		seq, err := strconv.ParseUint(in.MessageID, 10, 64)
 		if err != nil {
 			return nil, huma.Error404NotFound("not found")
+		}
+		js, err := accounts.JetStream(ctx, p.TenantID)
+		if err != nil {
+			return nil, h.fail("get-dead-letter", p.TenantID, err)
 		}
 		d, body, err := hotpath.GetDeadLetter(ctx, js, claims, p.TenantID, seq, MaxDeadLetterBody)
 		if err != nil {

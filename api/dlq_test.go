@@ -40,24 +40,22 @@ func newDLQEnv(t *testing.T, withTemporal bool) *dlqEnv {
 	t.Cleanup(pool.Close)
 	_, js := testenv.JetStream(t)
 
+	st := store.New(pool)
 	var c client.Client
 	if withTemporal {
-		ts := testenv.TemporalServer(t)
-		ts.NewWorker(workflows.ControlTaskQueue, func(r worker.Registry) {
+		c = startControlPlane(t, st, js, func(r worker.Registry) {
 			r.RegisterWorkflow(workflows.DLQReplay)
-			r.RegisterActivity(&activities.DLQ{JS: js})
+			r.RegisterActivity(&activities.DLQ{Accounts: hotpath.SharedAccount{JS: js}})
 		})
-		c = ts.GetDefaultClient()
 	}
-	st := store.New(pool)
 	admin := store.NewSecret("vrsky_admin_")
 	logs := &syncBuffer{}
 	srv := New(Options{
 		Gatherer: prometheus.NewRegistry(), Logger: slog.New(slog.NewJSONHandler(logs, nil)),
-		Auth: st, Store: st, AdminKeyHash: store.HashSecret(admin), Temporal: c, JS: js,
+		Auth: st, Store: st, AdminKeyHash: store.HashSecret(admin), Temporal: c, Accounts: hotpath.SharedAccount{JS: js},
 	})
 	return &dlqEnv{
-		authEnv: &authEnv{h: srv.Handler(), st: st, pool: pool, adminKey: admin, logs: logs},
+		authEnv: &authEnv{noControl: c == nil, h: srv.Handler(), st: st, pool: pool, adminKey: admin, logs: logs},
 		js:      js, temporal: c,
 	}
 }

@@ -46,7 +46,7 @@ func newHookEnv(t *testing.T, js jetstream.JetStream) *hookEnv {
 	require.NoError(t, err)
 	t.Cleanup(cache.Stop)
 	store, _ := testenv.S3(t)
-	hooks := &Webhooks{Pipelines: cache, Publisher: &hotpath.Publisher{JS: js, Claims: &hotpath.ClaimCheck{Store: store}}}
+	hooks := &Webhooks{Pipelines: cache, Publisher: &hotpath.Publisher{Accounts: hotpath.SharedAccount{JS: js}, Claims: &hotpath.ClaimCheck{Store: store}}}
 	api := New(Options{Gatherer: prometheus.NewRegistry()})
 	api.RegisterWebhooks(hooks)
 	srv := httptest.NewServer(api.Handler())

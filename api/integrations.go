@@ -236,16 +236,18 @@ type integrations struct {
 	st       *store.Store
 	temporal client.Client // nil: lifecycle changes answer 503
 	state    *hotpath.State
+	accounts hotpath.Accounts
 	log      *slog.Logger
 }
 
 // RegisterIntegrations adds the operations on the caller's tenant's
 // integrations: CRUD and versions (PostgreSQL), deploy, start, stop and
 // delete (the integration's lifecycle workflow, through the Temporal client
-// control), status (with the runners' live report from state, when set) and
+// control), status (with the runners' live report from state and the
+// stages' counters from the tenant's account, when set) and
 // the execution log. A nil control leaves the lifecycle operations answering 503.
-func RegisterIntegrations(api huma.API, st *store.Store, control client.Client, state *hotpath.State, log *slog.Logger) {
-	h := &integrations{st: st, temporal: control, state: state, log: log}
+func RegisterIntegrations(api huma.API, st *store.Store, control client.Client, state *hotpath.State, accounts hotpath.Accounts, log *slog.Logger) {
+	h := &integrations{st: st, temporal: control, state: state, accounts: accounts, log: log}
 	read := requireScopes(store.ScopeRead)
 	write := requireScopes(store.ScopeWrite)
 	tags := []string{"Integrations"}
@@ -459,13 +461,7 @@ func RegisterIntegrations(api huma.API, st *store.Store, control client.Client, 
 			LatestVersion: it.Version, LastError: it.LastError, UpdatedAt: it.UpdatedAt,
 		}}
 		out.Body.Runner = h.runnerStatus(ctx, p.TenantID, it.ID)
-		if h.state != nil {
-			stages, dead, err := h.state.Counters(ctx, hotpath.Pipeline{Tenant: p.TenantID, Integration: it.ID})
-			if err != nil {
-				h.log.Warn("read stage counters", "tenant", p.TenantID, "integration", it.ID, "error", err)
-			}
-			out.Body.Stages, out.Body.DeadLetters = stages, dead
-		}
+		out.Body.Stages, out.Body.DeadLetters = h.counters(ctx, p.TenantID, it.ID)
 		return out, nil
 	})
 
@@ -613,6 +609,24 @@ func refusal(h client.WorkflowUpdateHandle) error {
 
 func unavailable(msg string) error {
 	return huma.ErrorWithHeaders(huma.NewError(http.StatusServiceUnavailable, msg), http.Header{"Retry-After": {"5"}})
+}
+
+// counters returns the stages' counters and the dead-letter count, or none
+// when they cannot be read.
+func (h *integrations) counters(ctx context.Context, tenant, id string) ([]hotpath.StageCount, uint64) {
+	if h.accounts == nil {
+		return nil, 0
+	}
+	js, err := h.accounts.JetStream(ctx, tenant)
+	if err == nil {
+		var stages []hotpath.StageCount
+		var dead uint64
+		if stages, dead, err = hotpath.Counters(ctx, js, hotpath.Pipeline{Tenant: tenant, Integration: id}); err == nil {
+			return stages, dead
+		}
+	}
+	h.log.Warn("read stage counters", "tenant", tenant, "integration", id, "error", err)
+	return nil, 0
 }
 
 // runnerStatus is the runners' live report, or nil when there is none or

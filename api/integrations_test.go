@@ -309,6 +309,7 @@ type lifecycleEnv struct {
 	*authEnv
 	temporal client.Client
 	state    *hotpath.State
+	js       jetstream.JetStream
 }
 
 func newLifecycleEnv(t *testing.T) *lifecycleEnv {
@@ -321,24 +322,26 @@ func newLifecycleEnv(t *testing.T) *lifecycleEnv {
 	state, err := hotpath.OpenState(ctx, js)
 	require.NoError(t, err)
 
-	ts := testenv.TemporalServer(t)
-	ts.NewWorker(workflows.ControlTaskQueue, func(r worker.Registry) {
+	st := store.New(pool)
+	schedules := &workflows.IntegrationSchedules{}
+	c := startControlPlane(t, st, js, func(r worker.Registry) {
 		r.RegisterWorkflow(workflows.IntegrationLifecycle)
 		r.RegisterActivity(&activities.Integrations{DB: pool, State: state, PollEvery: 20 * time.Millisecond})
+		r.RegisterWorkflow(workflows.IntegrationRun)
+		r.RegisterActivity(&activities.Schedules{DB: pool, Manager: schedules})
 	})
-	c := ts.GetDefaultClient()
+	schedules.Client = c
 	standInRunner(t, state)
 
-	st := store.New(pool)
 	admin := store.NewSecret("vrsky_admin_")
 	logs := &syncBuffer{}
 	srv := New(Options{
 		Gatherer: prometheus.NewRegistry(), Logger: slog.New(slog.NewJSONHandler(logs, nil)),
-		Auth: st, Store: st, AdminKeyHash: store.HashSecret(admin), Temporal: c, State: state,
+		Auth: st, Store: st, AdminKeyHash: store.HashSecret(admin), Temporal: c, State: state, Accounts: hotpath.SharedAccount{JS: js},
 	})
 	return &lifecycleEnv{
 		authEnv:  &authEnv{h: srv.Handler(), st: st, pool: pool, adminKey: admin, logs: logs},
-		temporal: c, state: state,
+		temporal: c, state: state, js: js,
 	}
 }
 

@@ -3,6 +3,7 @@ package connectors
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/vrsky/vrsky/connectors/config"
 	"github.com/vrsky/vrsky/connectors/router"
@@ -25,7 +26,8 @@ func (e *FieldError) Unwrap() error { return e.Err }
 // (spec.Validate), then, for the consumer, each step and each producer, that
 // the connector exists for that role and that its config decodes strictly
 // and passes the config's own Validate. Router steps must route only to
-// producers the spec has. It reports every problem: the result joins one
+// producers the spec has. A schedule needs a consumer that polls
+// (sdk.Connector.Polls). It reports every problem: the result joins one
 // *FieldError per problem, or one located error of spec.Validate.
 //
 // It never opens a connection or resolves a secret, so a spec that passes
@@ -58,6 +60,11 @@ func ValidateSpec(in spec.Integration) error {
 	}
 
 	check("consumer", in.Consumer, "consumer", sdk.KindConsumer)
+	if conn, ok := cat.Lookup(in.Consumer.Connector, sdk.KindConsumer); ok && in.Schedule != "" && !conn.Polls {
+		errs = append(errs, &FieldError{"schedule", fmt.Errorf(
+			"consumer %q does not support schedules: it takes data in continuously; remove schedule or use a consumer that polls (%s)",
+			in.Consumer.Connector, strings.Join(pollingConsumers(cat), ", "))})
+	}
 	for i, step := range in.Steps {
 		check(fmt.Sprintf("steps[%d]", i), step, "converter or filter", sdk.KindConverter, sdk.KindFilter)
 	}
@@ -65,6 +72,17 @@ func ValidateSpec(in spec.Integration) error {
 		check("producers."+name, in.Producers[name], "producer", sdk.KindProducer)
 	}
 	return errors.Join(errs...)
+}
+
+// pollingConsumers lists the consumers that can run on a schedule.
+func pollingConsumers(cat *sdk.Catalog) []string {
+	var names []string
+	for _, conn := range cat.All() {
+		if conn.Kind == sdk.KindConsumer && conn.Polls {
+			names = append(names, conn.Name)
+		}
+	}
+	return names
 }
 
 // checkRoutes reports router targets that are not producers of the spec.

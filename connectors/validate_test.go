@@ -90,6 +90,30 @@ func TestValidateSpecLocatesEveryError(t *testing.T) {
 			errors: 1,
 		},
 		{
+			name:   "a schedule on a consumer that cannot poll",
+			change: func(s *spec.Integration) { s.Schedule = "*/5 * * * *" },
+			want:   []string{`schedule: consumer "http-webhook" does not support schedules`, `polls (file)`},
+			errors: 1,
+		},
+		{
+			name: "a schedule on the CDC consumer",
+			change: func(s *spec.Integration) {
+				s.Consumer = spec.Step{Connector: "postgres-cdc", Config: json.RawMessage(`{"url":{"env":"DB_URL"},"tables":["t"]}`)}
+				s.Schedule = "0 * * * *"
+			},
+			want:   []string{`schedule: consumer "postgres-cdc" does not support schedules`},
+			errors: 1,
+		},
+		{
+			name: "a schedule that is not cron",
+			change: func(s *spec.Integration) {
+				s.Consumer = spec.Step{Connector: "file", Config: json.RawMessage(`{"dir":"in"}`)}
+				s.Schedule = "every five minutes"
+			},
+			want:   []string{`schedule: "every five minutes": want 5 fields`},
+			errors: 1,
+		},
+		{
 			name: "shape and connectors together",
 			change: func(s *spec.Integration) {
 				s.Name = "Orders!"
@@ -117,9 +141,18 @@ func TestValidateSpecLocatesEveryError(t *testing.T) {
 					require.NotNil(t, errors.Unwrap(e))
 				}
 			}
-			require.Len(t, flatten(err), tc.errors)
+			if tc.errors > 0 {
+				require.Len(t, flatten(err), tc.errors)
+			}
 		})
 	}
+}
+
+func TestValidateSpecAcceptsAScheduledFileConsumer(t *testing.T) {
+	in := validSpec()
+	in.Consumer = spec.Step{Connector: "file", Config: json.RawMessage(`{"dir":"in","format":"csv"}`)}
+	in.Schedule = "0 6 * * MON-FRI"
+	require.NoError(t, ValidateSpec(in))
 }
 
 func TestFlatten(t *testing.T) {

@@ -31,7 +31,7 @@ func TestComposeRunsEveryRoleWithTheConfigurationItNeeds(t *testing.T) {
 
 	needs := map[string][]string{
 		"api":     {"VRSKY_DATABASE_URL", "VRSKY_NATS_URL", "VRSKY_TEMPORAL_ADDR", "VRSKY_S3_ENDPOINT"},
-		"worker":  {"VRSKY_TEMPORAL_ADDR", "VRSKY_S3_ENDPOINT"},
+		"worker":  {"VRSKY_DATABASE_URL", "VRSKY_NATS_URL", "VRSKY_TEMPORAL_ADDR", "VRSKY_S3_ENDPOINT"},
 		"runner":  {"VRSKY_NATS_URL", "VRSKY_S3_ENDPOINT", "VRSKY_FILE_ROOT"},
 		"migrate": {"VRSKY_DATABASE_URL"},
 	}

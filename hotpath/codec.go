@@ -3,8 +3,11 @@ package hotpath
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 
@@ -37,25 +40,35 @@ type envelope struct {
 	size    int64
 }
 
+// encodeHeaders is how many headers encode writes at most.
+const encodeHeaders = 7
+
 // encode builds the NATS message for subject. dedupID becomes Nats-Msg-Id,
 // so JetStream drops a second publish of it within the duplicate window.
 func encode(subject, dedupID string, env envelope) *nats.Msg {
-	m := nats.NewMsg(subject)
-	m.Header.Set(nats.MsgIdHdr, dedupID)
-	m.Header.Set(hdrMsgID, env.msg.ID)
+	// The header keys are canonical already, so the values go straight in,
+	// all backed by one array: nats.Header.Set allocates a slice per header.
+	m := &nats.Msg{Subject: subject, Header: make(nats.Header, encodeHeaders)}
+	values := make([]string, 0, encodeHeaders)
+	set := func(key, value string) {
+		values = append(values, value)
+		n := len(values)
+		m.Header[key] = values[n-1 : n : n]
+	}
+	set(nats.MsgIdHdr, dedupID)
+	set(hdrMsgID, env.msg.ID)
 	if env.msg.ContentType != "" {
-		m.Header.Set(hdrContentType, env.msg.ContentType)
+		set(hdrContentType, env.msg.ContentType)
 	}
 	if !env.msg.Received.IsZero() {
-		m.Header.Set(hdrReceived, strconv.FormatInt(env.msg.Received.UnixNano(), 10))
+		set(hdrReceived, strconv.FormatInt(env.msg.Received.UnixNano(), 10))
 	}
 	if len(env.msg.Headers) > 0 {
-		b, _ := json.Marshal(env.msg.Headers) // map[string]string always marshals
-		m.Header.Set(hdrHeaders, string(b))
+		set(hdrHeaders, encodeUserHeaders(env.msg.Headers))
 	}
 	if env.bodyRef != "" {
-		m.Header.Set(hdrBodyRef, env.bodyRef)
-		m.Header.Set(hdrBodySize, strconv.FormatInt(env.size, 10))
+		set(hdrBodyRef, env.bodyRef)
+		set(hdrBodySize, strconv.FormatInt(env.size, 10))
 		return m
 	}
 	m.Data = env.msg.Body
@@ -85,9 +98,11 @@ func decode(p Pipeline, h nats.Header, data []byte) (envelope, error) {
 		env.msg.Received = time.Unix(0, ns)
 	}
 	if raw := h.Get(hdrHeaders); raw != "" {
-		if err := json.Unmarshal([]byte(raw), &env.msg.Headers); err != nil {
+		headers, err := decodeUserHeaders(raw)
+		if err != nil {
 			return env, fmt.Errorf("message %s: bad %s header: %w", env.msg.ID, hdrHeaders, err)
 		}
+		env.msg.Headers = headers
 	}
 	if ref := h.Get(hdrBodyRef); ref != "" {
 		env.bodyRef = ref
@@ -95,4 +110,106 @@ func decode(p Pipeline, h nats.Header, data []byte) (envelope, error) {
 		env.msg.Body = nil
 	}
 	return env, nil
+}
+
+// encodeUserHeaders is json.Marshal of headers, written directly when every
+// key and value is plain text that json.Marshal copies verbatim.
+func encodeUserHeaders(headers map[string]string) string {
+	var small [16]string
+	keys := small[:0]
+	size := len("{}")
+	for k, v := range headers {
+		if !plainJSONText(k) || !plainJSONText(v) {
+			b, _ := json.Marshal(headers) // map[string]string always marshals
+			return string(b)
+		}
+		keys = append(keys, k)
+		size += len(`"":"",`) + len(k) + len(v)
+	}
+	slices.Sort(keys)
+	var b strings.Builder
+	b.Grow(size)
+	b.WriteByte('{')
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('"')
+		b.WriteString(k)
+		b.WriteString(`":"`)
+		b.WriteString(headers[k])
+		b.WriteByte('"')
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+// decodeUserHeaders is json.Unmarshal of a Vrsky-Headers value. The compact
+// form encodeUserHeaders writes for plain text is read directly, its keys
+// and values sharing raw's memory; anything else goes to encoding/json.
+func decodeUserHeaders(raw string) (map[string]string, error) {
+	if headers, ok := readPlainHeaders(raw); ok {
+		return headers, nil
+	}
+	var headers map[string]string
+	if err := json.Unmarshal([]byte(raw), &headers); err != nil {
+		return nil, err
+	}
+	return headers, nil
+}
+
+// readPlainHeaders reads {"k":"v",...} whose keys and values are plain
+// text; it reports false for any other input.
+func readPlainHeaders(raw string) (map[string]string, bool) {
+	if len(raw) < 2 || raw[0] != '{' || raw[len(raw)-1] != '}' || !utf8.ValidString(raw) {
+		return nil, false
+	}
+	headers := make(map[string]string, strings.Count(raw, `":"`))
+	rest := raw[1 : len(raw)-1]
+	for rest != "" {
+		k, after, ok := readPlainString(rest)
+		if !ok || after == "" || after[0] != ':' {
+			return nil, false
+		}
+		v, after, ok := readPlainString(after[1:])
+		if !ok {
+			return nil, false
+		}
+		headers[k] = v
+		if after == "" {
+			break
+		}
+		if after[0] != ',' || len(after) == 1 {
+			return nil, false
+		}
+		rest = after[1:]
+	}
+	return headers, true
+}
+
+// readPlainString reads a quoted plain-text string at the start of s.
+func readPlainString(s string) (text, rest string, ok bool) {
+	if s == "" || s[0] != '"' {
+		return "", "", false
+	}
+	end := strings.IndexByte(s[1:], '"')
+	if end < 0 || !plainJSONText(s[1:1+end]) {
+		return "", "", false
+	}
+	return s[1 : 1+end], s[2+end:], true
+}
+
+// plainJSONText reports whether json.Marshal writes s between quotes as it
+// is: valid UTF-8 with no control character, quote, backslash, HTML
+// character (< > &), U+2028 or U+2029.
+func plainJSONText(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return false
+		case c >= utf8.RuneSelf:
+			return utf8.ValidString(s[i:]) && !strings.ContainsAny(s[i:], "\u2028\u2029")
+		}
+	}
+	return true
 }

@@ -144,7 +144,7 @@ func TestRunnerKilledMidStreamLosesNothing(t *testing.T) {
 	}, 20*time.Second, 20*time.Millisecond)
 
 	// Send 3,000 messages/s for 3 s; kill the runner after 1 s.
-	pub := &Publisher{JS: js}
+	pub := &Publisher{Accounts: SharedAccount{JS: js}}
 	const total = 9000
 	acked := make(map[string]bool, total)
 	var ackMu sync.Mutex

@@ -64,13 +64,15 @@ type Status struct {
 	UpdatedAt   time.Time `json:"updated_at"`
 }
 
-// State is the KV side of the hot path: desired state, status and
-// per-message attempt counts.
+// State is the KV side of the hot path: desired state, status,
+// per-message attempt counts and the run requests of scheduled pipelines.
 type State struct {
 	js       jetstream.JetStream
 	Desired  jetstream.KeyValue
 	Status   jetstream.KeyValue
 	Attempts jetstream.KeyValue
+	// Runs holds scheduled pipelines' run requests and results (RunsBucket).
+	Runs jetstream.KeyValue
 }
 
 // OpenState creates or opens the hot path's KV buckets.
@@ -87,7 +89,11 @@ func OpenState(ctx context.Context, js jetstream.JetStream) (*State, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open bucket %s: %w", MessageStateBucket, err)
 	}
-	return &State{js: js, Desired: desired, Status: status, Attempts: attempts}, nil
+	runs, err := openRuns(ctx, js)
+	if err != nil {
+		return nil, err
+	}
+	return &State{js: js, Desired: desired, Status: status, Attempts: attempts, Runs: runs}, nil
 }
 
 // PutDesired writes a pipeline's desired state.
@@ -112,6 +118,7 @@ func (s *State) PutDesired(ctx context.Context, d Desired) error {
 }
 
 // DeleteDesired removes a pipeline: runners stop it and delete its stream.
+// Its run requests and results are forgotten.
 func (s *State) DeleteDesired(ctx context.Context, p Pipeline) error {
 	if err := p.Validate(); err != nil {
 		return err
@@ -119,7 +126,7 @@ func (s *State) DeleteDesired(ctx context.Context, p Pipeline) error {
 	if err := s.Desired.Delete(ctx, p.Key()); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return fmt.Errorf("delete desired state of %s: %w", p, err)
 	}
-	return nil
+	return s.forgetRuns(ctx, p)
 }
 
 // GetDesired reads a pipeline's desired state; ok is false when there is none.
@@ -238,13 +245,13 @@ type StageCount struct {
 }
 
 // Counters reads each stage's counters and the number of the pipeline's
-// messages in the tenant's DLQ. A pipeline whose stream does not exist
-// (never deployed) has none.
-func (s *State) Counters(ctx context.Context, p Pipeline) (stages []StageCount, deadLetters uint64, err error) {
+// messages in the tenant's DLQ, through js, the tenant's JetStream. A
+// pipeline whose stream does not exist (never deployed) has none.
+func Counters(ctx context.Context, js jetstream.JetStream, p Pipeline) (stages []StageCount, deadLetters uint64, err error) {
 	if err := p.Validate(); err != nil {
 		return nil, 0, err
 	}
-	stream, err := s.js.Stream(ctx, p.Stream())
+	stream, err := js.Stream(ctx, p.Stream())
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return nil, 0, nil
 	}
@@ -262,7 +269,7 @@ func (s *State) Counters(ctx context.Context, p Pipeline) (stages []StageCount, 
 		return nil, 0, fmt.Errorf("list consumers of %s: %w", p, err)
 	}
 	slices.SortFunc(stages, func(a, b StageCount) int { return strings.Compare(a.Stage, b.Stage) })
-	dlq, err := s.js.Stream(ctx, DLQStream(p.Tenant))
+	dlq, err := js.Stream(ctx, DLQStream(p.Tenant))
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return stages, 0, nil
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/vrsky/vrsky/connectors/sdk"
 	"github.com/vrsky/vrsky/internal/blobstore"
+	"github.com/vrsky/vrsky/internal/natsauth"
 	"github.com/vrsky/vrsky/internal/spec"
 	"github.com/vrsky/vrsky/internal/testenv"
 )
@@ -106,8 +107,11 @@ func (headerRouter) Filter(_ context.Context, m sdk.Message) (sdk.Decision, erro
 }
 
 // harness runs a runner against private NATS and S3 with test connectors.
+// NATS runs in operator mode: the runner's own state is in the platform
+// account, the tenant's streams in the tenant's account.
 type harness struct {
-	t         *testing.T
+	t *testing.T
+	// js is the tenant's JetStream.
 	js        jetstream.JetStream
 	state     *State
 	store     *blobstore.Store
@@ -120,9 +124,12 @@ type harness struct {
 
 func newHarness(t *testing.T, producerNames ...string) *harness {
 	t.Helper()
-	_, js := testenv.JetStream(t)
+	tenant := "t" + testenv.RandomID(4)
+	accounts, platformJS := tenantAccounts(t, tenant)
+	js, err := accounts.JetStream(context.Background(), tenant)
+	require.NoError(t, err)
 	store, _ := testenv.S3(t)
-	h := &harness{t: t, js: js, store: store, producers: map[string]*recorder{}, tenant: "t" + testenv.RandomID(4)}
+	h := &harness{t: t, js: js, store: store, producers: map[string]*recorder{}, tenant: tenant}
 	var conns []sdk.Connector
 	for _, name := range producerNames {
 		rec := newRecorder()
@@ -136,18 +143,36 @@ func newHarness(t *testing.T, producerNames ...string) *harness {
 	)
 	claims := &ClaimCheck{Store: store, Threshold: 64 << 10}
 	ctx, cancel := context.WithCancel(context.Background())
-	state, err := OpenState(ctx, js)
+	state, err := OpenState(ctx, platformJS)
 	require.NoError(t, err)
 	h.state, h.cancel, h.done = state, cancel, make(chan error, 1)
-	h.pub = &Publisher{JS: js, Claims: claims}
+	h.pub = &Publisher{Accounts: accounts, Claims: claims}
 	runner := &Runner{
-		JS: js, Catalog: sdk.NewCatalog(conns...), Claims: claims, Name: "test-runner",
+		JS: platformJS, Accounts: accounts, Catalog: sdk.NewCatalog(conns...), Claims: claims, Name: "test-runner",
 		Logger:  slog.New(slog.NewJSONHandler(io.Discard, nil)),
 		Backoff: func(n int) time.Duration { return 100 * time.Millisecond << (n - 1) },
 	}
 	go func() { h.done <- runner.Run(ctx) }()
 	t.Cleanup(h.stop)
 	return h
+}
+
+// tenantAccounts starts NATS in operator mode with tenant's account and
+// returns the tenant accounts and the platform account's JetStream.
+func tenantAccounts(t *testing.T, tenant string) (*natsauth.Pool, jetstream.JetStream) {
+	t.Helper()
+	url, keys := testenv.NATSWithAccounts(t)
+	sys, err := keys.SystemUser("test")
+	require.NoError(t, err)
+	_, err = natsauth.NewAdmin(keys, testenv.Connect(t, url, sys)).PutTenant(context.Background(), tenant, natsauth.DefaultLimits)
+	require.NoError(t, err)
+	platform, err := keys.PlatformUser("test")
+	require.NoError(t, err)
+	platformJS, err := jetstream.New(testenv.Connect(t, url, platform))
+	require.NoError(t, err)
+	pool := natsauth.NewPool(url, keys, "test")
+	t.Cleanup(pool.Close)
+	return pool, platformJS
 }
 
 func (h *harness) stop() {

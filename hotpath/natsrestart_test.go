@@ -67,7 +67,7 @@ func TestNATSRestartUnderLoadLosesNothingAcked(t *testing.T) {
 		return ok && st.Status == StatusRunning
 	}, 10*time.Second, 20*time.Millisecond)
 
-	pub := &Publisher{JS: pubJS}
+	pub := &Publisher{Accounts: SharedAccount{JS: pubJS}}
 	var mu sync.Mutex
 	acked, unavailable := map[string]bool{}, 0
 	stop := make(chan struct{})

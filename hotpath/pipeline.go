@@ -38,11 +38,13 @@ type pipeline struct {
 
 // deps are what a pipeline needs from its runner.
 type deps struct {
+	// js is the pipeline's tenant's JetStream; state is the platform's.
 	js       jetstream.JetStream
+	state    *State
 	catalog  *sdk.Catalog
 	claims   *ClaimCheck
 	metrics  *Metrics
-	failures func(*pipelineMetrics, *slog.Logger) *failures
+	backoff  func(failedAttempts int) time.Duration
 	fileRoot string
 	log      *slog.Logger
 	pub      *Publisher
@@ -50,6 +52,11 @@ type deps struct {
 	leases       jetstream.KeyValue
 	runnerName   string
 	leaseRefresh time.Duration
+}
+
+// failures returns the failure handling of a stage with metrics m.
+func (d deps) failures(m *pipelineMetrics, log *slog.Logger) *failures {
+	return &failures{js: d.js, state: d.state, claims: d.claims, metrics: m, log: log, backoff: d.backoff}
 }
 
 // startPipeline creates the streams and consumers, builds every connector and
@@ -179,11 +186,14 @@ func startPipeline(ctx context.Context, d deps, want Desired) (_ *pipeline, err 
 	pl.cancel = cancel
 	pl.background.Go(func() { reportLag(bg, stream, d.metrics, p) })
 	if consumer != nil {
-		// A consumer reads a singleton source: only the lease holder runs it.
+		// A consumer reads a singleton source: only the lease holder runs it
+		// (continuously, or once per run request when it is scheduled).
+		work, err := consumerWork(d, want, consumer, log)
+		if err != nil {
+			return nil, fmt.Errorf("consumer: %w", err)
+		}
 		pl.background.Go(func() {
-			holdLease(bg, d.leases, p.Key(), d.runnerName, d.leaseRefresh, func(ctx context.Context) {
-				runConsumer(ctx, consumer, sinkFor(d.pub, p), log)
-			})
+			holdLease(bg, d.leases, p.Key(), d.runnerName, d.leaseRefresh, work)
 		})
 	}
 	return pl, nil

@@ -237,9 +237,10 @@ func TestStopStartUpdateAndDelete(t *testing.T) {
 		_, err := h.js.Stream(ctx, p.Stream())
 		return err != nil
 	}, 5*time.Second, 20*time.Millisecond, "deleting an integration deletes its stream")
-	_, ok, err = h.state.GetStatus(ctx, p)
-	require.NoError(t, err)
-	require.False(t, ok)
+	require.Eventually(t, func() bool {
+		_, ok, err := h.state.GetStatus(ctx, p)
+		return err == nil && !ok
+	}, 5*time.Second, 20*time.Millisecond, "and its status")
 }
 
 func TestBrokenSpecIsReportedDegraded(t *testing.T) {
@@ -313,14 +314,14 @@ func TestCountersShowEachStageAndTheDeadLetters(t *testing.T) {
 	p := h.deploy("counted", nil, "sink")
 	ctx := context.Background()
 
-	stages, dead, err := h.state.Counters(ctx, Pipeline{Tenant: h.tenant, Integration: "never-deployed"})
+	stages, dead, err := Counters(ctx, h.js, Pipeline{Tenant: h.tenant, Integration: "never-deployed"})
 	require.NoError(t, err)
 	require.Empty(t, stages)
 	require.Zero(t, dead)
 
 	h.send(p, msg("a", "1"), msg("b", "2"), msg("bad", "3"))
 	require.Eventually(t, func() bool {
-		stages, dead, err = h.state.Counters(ctx, p)
+		stages, dead, err = Counters(ctx, h.js, p)
 		return err == nil && dead == 1 && len(stages) == 2 && stages[0].Acked == 3 && stages[1].Acked == 3
 	}, 10*time.Second, 50*time.Millisecond, "stages %+v dead %d err %v", stages, dead, err)
 	require.Equal(t, DeliverStage("sink"), stages[0].Stage)

@@ -3,6 +3,7 @@ package hotpath
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -28,6 +29,9 @@ type processor struct {
 	claims    *ClaimCheck
 	failures  *failures
 	metrics   *pipelineMetrics
+
+	subjectsOnce sync.Once
+	subjects     map[string]string // producer → its out subject; see outSubject
 }
 
 // pendingInput is an input message waiting for its outputs' publish acks.
@@ -129,21 +133,38 @@ func (pr *processor) publish(ctx context.Context, in envelope, out sdk.Message, 
 	env := envelope{msg: out}
 	if in.bodyRef != "" && sameBytes(in.msg.Body, out.Body) {
 		env.bodyRef, env.size = in.bodyRef, in.size // unchanged body: reuse its object
-	} else if err := pr.claims.offload(ctx, pr.p.ClaimKey(out.ID+"/out"), &env); err != nil {
-		return nil, err
+	} else if len(out.Body) > pr.claims.threshold() {
+		if err := pr.claims.offload(ctx, pr.p.ClaimKey(out.ID+"/out"), &env); err != nil {
+			return nil, err
+		}
 	}
 	futures := make([]jetstream.PubAckFuture, 0, len(routes))
 	for _, producer := range routes {
 		if !pr.known[producer] {
 			return nil, sdk.Permanentf("route to unknown producer %q", producer)
 		}
-		f, err := pr.js.PublishMsgAsync(encode(pr.p.OutSubject(producer), out.ID+"/"+producer, env))
+		f, err := pr.js.PublishMsgAsync(encode(pr.outSubject(producer), out.ID+"/"+producer, env))
 		if err != nil {
 			return nil, fmt.Errorf("publish to %s: %w", producer, err)
 		}
 		futures = append(futures, f)
 	}
 	return futures, nil
+}
+
+// outSubject is p.OutSubject(producer) for a known producer, built once per
+// processor rather than once per message.
+func (pr *processor) outSubject(producer string) string {
+	pr.subjectsOnce.Do(func() {
+		pr.subjects = make(map[string]string, len(pr.known))
+		for name := range pr.known {
+			pr.subjects[name] = pr.p.OutSubject(name)
+		}
+	})
+	if s, ok := pr.subjects[producer]; ok {
+		return s
+	}
+	return pr.p.OutSubject(producer)
 }
 
 // sameBytes reports whether a and b are the same slice (not just equal).

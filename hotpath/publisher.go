@@ -18,8 +18,8 @@ var ErrUnavailable = errors.New("message store unavailable")
 // Publisher puts messages taken in by consumers into their pipeline's `in`
 // subject. It is the sdk.Sink of every consumer.
 type Publisher struct {
-	JS     jetstream.JetStream
-	Claims *ClaimCheck
+	Accounts Accounts
+	Claims   *ClaimCheck
 }
 
 // Publish stores msgs in p's stream and returns once JetStream acknowledged
@@ -30,7 +30,11 @@ func (pub *Publisher) Publish(ctx context.Context, p Pipeline, msgs []sdk.Messag
 	if err := p.Validate(); err != nil {
 		return err
 	}
-	if st := pub.JS.Conn().Status(); st != nats.CONNECTED {
+	js, err := pub.Accounts.JetStream(ctx, p.Tenant)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	if st := js.Conn().Status(); st != nats.CONNECTED {
 		return fmt.Errorf("%w: nats connection %s", ErrUnavailable, st)
 	}
 	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
@@ -39,7 +43,7 @@ func (pub *Publisher) Publish(ctx context.Context, p Pipeline, msgs []sdk.Messag
 		if err := pub.Claims.offload(ctx, p.ClaimKey(m.ID), &env); err != nil {
 			return fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
-		f, err := pub.JS.PublishMsgAsync(encode(p.InSubject(), m.ID, env), jetstream.WithExpectStream(p.Stream()))
+		f, err := js.PublishMsgAsync(encode(p.InSubject(), m.ID, env), jetstream.WithExpectStream(p.Stream()))
 		if err != nil {
 			return fmt.Errorf("%w: publish %s: %w", ErrUnavailable, m.ID, err)
 		}

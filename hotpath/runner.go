@@ -30,10 +30,15 @@ const retryDegradedAfter = 5 * time.Second
 // running in this process and reports their status. Many runners can run at
 // once: JetStream shares each stage's messages between them.
 type Runner struct {
-	JS      jetstream.JetStream
-	Catalog *sdk.Catalog
-	Claims  *ClaimCheck
-	Metrics *Metrics
+	// JS is the platform account's JetStream: desired state, status,
+	// leases and message state.
+	JS jetstream.JetStream
+	// Accounts gives each tenant's JetStream, where its pipelines' streams
+	// and its DLQ live; nil keeps every tenant in JS's account.
+	Accounts Accounts
+	Catalog  *sdk.Catalog
+	Claims   *ClaimCheck
+	Metrics  *Metrics
 	// FileRoot is the directory under which each tenant's file root
 	// (FileRoot/<tenant>) lives; "" disables file connectors.
 	FileRoot string
@@ -69,13 +74,14 @@ func (r *Runner) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if r.Accounts == nil {
+		r.Accounts = SharedAccount{JS: r.JS}
+	}
 	d := deps{
 		leases: leases, runnerName: r.Name, leaseRefresh: leaseRefresh,
-		js: r.JS, catalog: r.Catalog, claims: r.Claims, metrics: r.Metrics, fileRoot: r.FileRoot, log: log,
-		pub: &Publisher{JS: r.JS, Claims: r.Claims},
-		failures: func(m *pipelineMetrics, log *slog.Logger) *failures {
-			return &failures{js: r.JS, state: state, claims: r.Claims, metrics: m, log: log, backoff: backoff}
-		},
+		state: state, backoff: backoff,
+		catalog: r.Catalog, claims: r.Claims, metrics: r.Metrics, fileRoot: r.FileRoot, log: log,
+		pub: &Publisher{Accounts: r.Accounts, Claims: r.Claims},
 	}
 	watcher, err := state.Desired.WatchAll(ctx)
 	if err != nil {
@@ -117,11 +123,10 @@ func (r *Runner) reconcile(ctx context.Context, d deps, state *State, entry jets
 			current.stop()
 			delete(r.running, key)
 		}
-		var p Pipeline
 		if current != nil {
-			p = current.desired.Pipeline()
+			p := current.desired.Pipeline()
 			r.Metrics.forget(p)
-			if err := deleteStream(ctx, r.JS, p); err != nil {
+			if err := r.deleteStream(ctx, p); err != nil {
 				d.log.Warn("delete pipeline stream", "key", key, "err", err)
 			}
 		}
@@ -149,7 +154,12 @@ func (r *Runner) reconcile(ctx context.Context, d deps, state *State, entry jets
 		log.Info("pipeline stopped")
 		return
 	}
-	pl, err := startPipeline(ctx, d, want)
+	js, err := r.Accounts.JetStream(ctx, want.Tenant)
+	var pl *pipeline
+	if err == nil {
+		d.js = js
+		pl, err = startPipeline(ctx, d, want)
+	}
 	if err != nil {
 		status.Status, status.LastError = StatusDegraded, err.Error()
 		r.report(ctx, state, status, log)
@@ -166,6 +176,15 @@ func (r *Runner) reconcile(ctx context.Context, d deps, state *State, entry jets
 	status.Status = StatusRunning
 	r.report(ctx, state, status, log)
 	log.Info("pipeline running", "spec", want.Spec.String())
+}
+
+// deleteStream deletes p's stream in its tenant's account.
+func (r *Runner) deleteStream(ctx context.Context, p Pipeline) error {
+	js, err := r.Accounts.JetStream(ctx, p.Tenant)
+	if err != nil {
+		return err
+	}
+	return deleteStream(ctx, js, p)
 }
 
 func (r *Runner) report(ctx context.Context, state *State, st Status, log *slog.Logger) {

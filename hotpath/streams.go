@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vrsky/vrsky/internal/spec"
 )
 
 // Delivery settings shared by every stage consumer.
@@ -35,18 +37,55 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, p Pipeline) (jet
 	if err != nil {
 		return nil, fmt.Errorf("create stream %s: %w", p.Stream(), err)
 	}
-	_, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:       DLQStream(p.Tenant),
-		Subjects:   []string{DLQSubjects(p.Tenant)},
+	if err := EnsureDLQStream(ctx, js, p.Tenant); err != nil {
+		return nil, err
+	}
+	return stream, nil
+}
+
+// EnsureDLQStream creates or updates the tenant's DLQ stream. It is
+// idempotent.
+func EnsureDLQStream(ctx context.Context, js jetstream.JetStream, tenant string) error {
+	if !spec.ValidName(tenant) {
+		return fmt.Errorf("invalid tenant name %q", tenant)
+	}
+	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:       DLQStream(tenant),
+		Subjects:   []string{DLQSubjects(tenant)},
 		Retention:  jetstream.LimitsPolicy,
 		Storage:    jetstream.FileStorage,
 		MaxAge:     DLQRetention,
 		Duplicates: duplicateWindow,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("create stream %s: %w", DLQStream(p.Tenant), err)
+		return fmt.Errorf("create stream %s: %w", DLQStream(tenant), err)
 	}
-	return stream, nil
+	return nil
+}
+
+// DeleteTenantStreams deletes every stream of the tenant — its pipelines'
+// and its DLQ — and returns how many it deleted. Streams of other tenants
+// sharing the account are left alone. It is idempotent.
+func DeleteTenantStreams(ctx context.Context, js jetstream.JetStream, tenant string) (int, error) {
+	if !spec.ValidName(tenant) {
+		return 0, fmt.Errorf("invalid tenant name %q", tenant)
+	}
+	names := js.StreamNames(ctx)
+	var mine []string
+	for name := range names.Name() {
+		if IsTenantStream(tenant, name) {
+			mine = append(mine, name)
+		}
+	}
+	if err := names.Err(); err != nil && !errors.Is(err, jetstream.ErrEndOfData) {
+		return 0, fmt.Errorf("list streams: %w", err)
+	}
+	for _, name := range mine {
+		if err := js.DeleteStream(ctx, name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return 0, fmt.Errorf("delete stream %s: %w", name, err)
+		}
+	}
+	return len(mine), nil
 }
 
 // ensureConsumer creates or updates a stage's durable pull consumer.

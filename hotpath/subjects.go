@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"strings"
 
 	"github.com/vrsky/vrsky/internal/spec"
 )
@@ -51,6 +52,14 @@ func (p Pipeline) DLQSubject() string { return "vrsky." + p.Tenant + ".dlq." + p
 // Key is the pipeline's key in the desired-state and status buckets.
 func (p Pipeline) Key() string { return p.Tenant + "." + p.Integration }
 
+// RunRequestKey is the pipeline's key in the runs bucket holding its last
+// run request.
+func (p Pipeline) RunRequestKey() string { return p.Key() }
+
+// RunResultKey is the key in the runs bucket holding the pipeline's last run
+// result (and, in its history, the ones before).
+func (p Pipeline) RunResultKey() string { return p.Key() + ".result" }
+
 // ClaimKey is the object key of a claim-checked body.
 func (p Pipeline) ClaimKey(messageID string) string {
 	return "claims/" + p.Tenant + "/" + p.Integration + "/" + hashID(messageID)
@@ -61,6 +70,12 @@ func (p Pipeline) DLQClaimKey(messageID string) string {
 	return "dlq/" + p.Tenant + "/" + p.Integration + "/" + hashID(messageID)
 }
 
+// TenantObjectPrefixes are the object-key prefixes holding a tenant's
+// bodies: claim-checked ones and dead-lettered ones.
+func TenantObjectPrefixes(tenant string) []string {
+	return []string{"claims/" + tenant + "/", "dlq/" + tenant + "/"}
+}
+
 // AttemptKey is the message-state key counting a message's failed attempts
 // at one stage.
 func (p Pipeline) AttemptKey(stage, messageID string) string {
@@ -69,6 +84,13 @@ func (p Pipeline) AttemptKey(stage, messageID string) string {
 
 // DLQStream is the tenant's dead-letter stream.
 func DLQStream(tenant string) string { return "VRSKY_DLQ_" + tenant }
+
+// IsTenantStream reports whether the stream named name belongs to tenant:
+// one of its pipelines' streams or its DLQ. Tenant names have no "_", so
+// one tenant's prefix is never another's.
+func IsTenantStream(tenant, name string) bool {
+	return name == DLQStream(tenant) || strings.HasPrefix(name, "VRSKY_"+tenant+"_")
+}
 
 // DLQSubjects is the tenant's dead-letter subject filter.
 func DLQSubjects(tenant string) string { return "vrsky." + tenant + ".dlq.>" }

@@ -57,6 +57,11 @@ type IntegrationLifecycleResult struct {
 	State IntegrationState
 }
 
+// scheduleChange is the workflow.GetVersion change ID under which
+// IntegrationLifecycle keeps the integration's Temporal Schedule in step
+// (version 1).
+const scheduleChange = "integration-schedules"
+
 // ErrInvalidTransition is the application error type of a change refused
 // in the integration's current state (for example start before deploy).
 const ErrInvalidTransition = "InvalidTransition"
@@ -65,7 +70,9 @@ const ErrInvalidTransition = "InvalidTransition"
 // (ID IntegrationWorkflowID). It is driven by the updates IntegrationDeploy,
 // IntegrationStart, IntegrationStop, IntegrationUpdate and IntegrationDelete,
 // handled one at a time: each writes the desired state for the runners,
-// waits for them to report it, and records the transition. It continues as
+// waits for them to report it, brings the integration's schedule in step
+// (created, updated, paused or deleted after the deployed spec's schedule
+// and the desired status), and records the transition. It continues as
 // new after MaxTransitions changes or when Temporal suggests it, and ends
 // after a delete.
 func IntegrationLifecycle(ctx workflow.Context, in IntegrationLifecycleInput) (IntegrationLifecycleResult, error) {
@@ -146,7 +153,19 @@ func (l *lifecycle) handle(ctx workflow.Context, action string, req ChangeReques
 
 	tenant, integration := l.in.Tenant, l.in.Integration
 	next := applyChange(l.state, action, req)
+	// Histories recorded before integrations had schedules have no
+	// schedule activities.
+	schedules := workflow.GetVersion(ctx, scheduleChange, workflow.DefaultVersion, 1) >= 1
+	var sa *activities.Schedules
 	if action == IntegrationDelete {
+		if schedules {
+			// First, so that no run starts against a removed pipeline.
+			err := workflow.ExecuteActivity(withStoreOptions(ctx), sa.RemoveSchedule,
+				activities.PipelineInput{Tenant: tenant, Integration: integration}).Get(ctx, nil)
+			if err != nil {
+				return IntegrationState{}, err
+			}
+		}
 		var a *activities.Integrations
 		err := workflow.ExecuteActivity(withStoreOptions(ctx), a.RemoveDesiredState,
 			activities.PipelineInput{Tenant: tenant, Integration: integration}).Get(ctx, nil)
@@ -177,6 +196,20 @@ func (l *lifecycle) handle(ctx workflow.Context, action string, req ChangeReques
 			rs = activities.RunnerStatus{Status: activities.StatusPending, LastError: "read runner status: " + err.Error()}
 		}
 		next.Status, next.LastError = rs.Status, rs.LastError
+
+		if schedules {
+			// The runners run the new desired state whatever becomes of the
+			// schedule: a failure here is recorded, not undone.
+			err = workflow.ExecuteActivity(withStoreOptions(ctx), sa.SyncSchedule, activities.SyncScheduleInput{
+				Tenant: tenant, Integration: integration, Version: next.Version,
+				Running:    next.DesiredStatus == hotpath.DesiredRunning,
+				KeepPaused: action == IntegrationUpdate,
+				Actor:      req.Actor,
+			}).Get(ctx, nil)
+			if err != nil && next.LastError == "" {
+				next.LastError = "schedule: " + err.Error()
+			}
+		}
 	}
 
 	var a *activities.Integrations

@@ -3,6 +3,7 @@ package workflows
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -27,6 +28,10 @@ type fakePlatform struct {
 	writes      int
 	failWrites  int   // the first failWrites writes fail
 	statusErr   error // every status read fails with it
+	// scheduleCalls lists the schedule activities called, in order;
+	// scheduleErr fails every SyncSchedule.
+	scheduleCalls []string
+	scheduleErr   error
 }
 
 func newLifecycleEnv(t *testing.T) (*testsuite.TestWorkflowEnvironment, *fakePlatform) {
@@ -62,6 +67,21 @@ func newLifecycleEnv(t *testing.T) (*testsuite.TestWorkflowEnvironment, *fakePla
 	env.OnActivity(a.RecordTransition, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, tr activities.Transition) error {
 			f.transitions = append(f.transitions, tr)
+			return nil
+		})
+	var s *activities.Schedules
+	env.OnActivity(s.SyncSchedule, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.SyncScheduleInput) (activities.SyncScheduleResult, error) {
+			f.scheduleCalls = append(f.scheduleCalls, fmt.Sprintf("sync v%d running=%t keep=%t", in.Version, in.Running, in.KeepPaused))
+			if f.scheduleErr != nil {
+				return activities.SyncScheduleResult{}, f.scheduleErr
+			}
+			return activities.SyncScheduleResult{Cron: "*/5 * * * *"}, nil
+		})
+	env.OnActivity(s.RemoveSchedule, mock.Anything, mock.Anything).Return(
+		func(context.Context, activities.PipelineInput) error {
+			require.False(t, f.removed, "the schedule goes before the desired state")
+			f.scheduleCalls = append(f.scheduleCalls, "remove")
 			return nil
 		})
 	return env, f
@@ -279,4 +299,34 @@ func TestIntegrationLifecycleQueuesChangesAndChecksThemAgain(t *testing.T) {
 	require.NoError(t, stop.err)
 	require.Equal(t, IntegrationState{Version: 1, DesiredStatus: "stopped", Status: "stopped"}, stop.state)
 	require.Len(t, f.transitions, 3)
+}
+
+func TestIntegrationLifecycleKeepsTheScheduleInStep(t *testing.T) {
+	env, f := newLifecycleEnv(t)
+	change(env, 1*time.Second, IntegrationDeploy, "u1", ask(1))
+	change(env, 2*time.Second, IntegrationStop, "u2", ask(0))
+	change(env, 3*time.Second, IntegrationStart, "u3", ask(0))
+	change(env, 4*time.Second, IntegrationUpdate, "u4", ask(2))
+	change(env, 5*time.Second, IntegrationDelete, "u5", ask(0))
+	runLifecycle(t, env)
+	require.Equal(t, []string{
+		"sync v1 running=true keep=false",
+		"sync v1 running=false keep=false",
+		"sync v1 running=true keep=false",
+		"sync v2 running=true keep=true",
+		"remove",
+	}, f.scheduleCalls, "created on deploy, paused on stop, resumed on start, updated keeping an API pause, deleted")
+}
+
+func TestIntegrationLifecycleRecordsAScheduleFailure(t *testing.T) {
+	env, f := newLifecycleEnv(t)
+	f.scheduleErr = temporal.NewNonRetryableApplicationError("cron refused", ErrInvalidSchedule, nil)
+	deploy := change(env, time.Second, IntegrationDeploy, "u1", ask(1))
+	change(env, 2*time.Second, IntegrationDelete, "u2", ask(0))
+	runLifecycle(t, env)
+	require.NoError(t, deploy.err, "the runners run the version; the change is not undone")
+	require.Equal(t, "running", deploy.state.Status)
+	require.Contains(t, deploy.state.LastError, "schedule: ")
+	require.Contains(t, deploy.state.LastError, "cron refused")
+	require.Equal(t, deploy.state.LastError, f.transitions[0].LastError, "and it is recorded")
 }

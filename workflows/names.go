@@ -19,6 +19,20 @@ func IntegrationWorkflowID(tenant, integration string) string {
 	return "integration/" + tenant + "/" + integration
 }
 
+// IntegrationScheduleID is the ID of the Temporal Schedule of an
+// integration whose deployed spec has a schedule; it starts IntegrationRun.
+// (Schedule IDs and workflow IDs do not share a namespace.)
+func IntegrationScheduleID(tenant, integration string) string {
+	return "integration/" + tenant + "/" + integration
+}
+
+// IntegrationRunWorkflowID is the ID the integration's schedule gives the
+// IntegrationRun workflows it starts; Temporal appends each run's
+// scheduled time.
+func IntegrationRunWorkflowID(tenant, integration string) string {
+	return "integration-run/" + tenant + "/" + integration
+}
+
 // DLQReplayWorkflowID is the ID of one DLQReplay run, asked for by a
 // request of the tenant: a repeated request ID finds the first run.
 func DLQReplayWorkflowID(tenant, requestID string) string {
@@ -42,3 +56,11 @@ const (
 	// IntegrationStateQuery returns the current IntegrationState.
 	IntegrationStateQuery = "state"
 )
+
+// TenantProvisionWorkflowID is the ID of a tenant's TenantProvision run: a
+// second create of the same tenant finds the first.
+func TenantProvisionWorkflowID(tenant string) string { return "tenant/" + tenant + "/provision" }
+
+// TenantDecommissionWorkflowID is the ID of a tenant's TenantDecommission
+// run.
+func TenantDecommissionWorkflowID(tenant string) string { return "tenant/" + tenant + "/decommission" }

@@ -29,8 +29,12 @@ var updateHistory = flag.Bool("update-history", false, "rewrite the recorded wor
 
 const (
 	integrationLifecycleHistory = "testdata/integration_lifecycle_history.json"
-	blobJanitorHistory          = "testdata/blob_janitor_history.json"
-	dlqReplayHistory            = "testdata/dlq_replay_history.json"
+	// integrationLifecycleBeforeSchedulesHistory was recorded before the
+	// lifecycle managed schedules; it is never rewritten.
+	integrationLifecycleBeforeSchedulesHistory = "testdata/integration_lifecycle_before_schedules_history.json"
+	integrationRunHistory                      = "testdata/integration_run_history.json"
+	blobJanitorHistory                         = "testdata/blob_janitor_history.json"
+	dlqReplayHistory                           = "testdata/dlq_replay_history.json"
 )
 
 // saveHistory writes a finished workflow's history as JSON, the format of
@@ -78,6 +82,11 @@ func registerFakeIntegrations(r worker.Registry) {
 	}, activity.RegisterOptions{Name: "AwaitRunnerStatus"})
 	r.RegisterActivityWithOptions(func(context.Context, activities.Transition) error { return nil },
 		activity.RegisterOptions{Name: "RecordTransition"})
+	r.RegisterActivityWithOptions(func(context.Context, activities.SyncScheduleInput) (activities.SyncScheduleResult, error) {
+		return activities.SyncScheduleResult{}, nil
+	}, activity.RegisterOptions{Name: "SyncSchedule"})
+	r.RegisterActivityWithOptions(func(context.Context, activities.PipelineInput) error { return nil },
+		activity.RegisterOptions{Name: "RemoveSchedule"})
 }
 
 func TestIntegrationLifecycleOnTemporal(t *testing.T) {
@@ -140,6 +149,12 @@ func TestIntegrationLifecycleOnTemporal(t *testing.T) {
 
 func TestIntegrationLifecycleReplaysRecordedHistory(t *testing.T) {
 	replay(t, integrationLifecycleHistory, IntegrationLifecycle)
+}
+
+// TestIntegrationLifecycleReplaysHistoryFromBeforeSchedules: lifecycles
+// started before integrations had schedules still replay (GetVersion).
+func TestIntegrationLifecycleReplaysHistoryFromBeforeSchedules(t *testing.T) {
+	replay(t, integrationLifecycleBeforeSchedulesHistory, IntegrationLifecycle)
 }
 
 func TestBlobJanitorOnTemporal(t *testing.T) {

@@ -25,10 +25,7 @@ func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := flag.NewFlagSet("apply", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	file := fs.String("f", "", "integration spec (YAML or JSON); - for standard input")
-	tenant := fs.String("tenant", cmp.Or(os.Getenv("VRSKY_TENANT"), "default"), "tenant that owns the integration [VRSKY_TENANT]")
-	dataDir := fs.String("data-dir", cmp.Or(os.Getenv("VRSKY_DATA_DIR"), ".vrsky"), "data directory of a running vrsky dev [VRSKY_DATA_DIR]")
-	apiURL := fs.String("api", cmp.Or(os.Getenv("VRSKY_API_URL"), ""), "API base URL; default: the dev stack's [VRSKY_API_URL]")
-	key := fs.String("key", os.Getenv("VRSKY_API_KEY"), "the tenant's API key; default: kept by a dev stack [VRSKY_API_KEY]")
+	target := addTenantFlags(fs)
 	stop := fs.Bool("stop", false, "deploy the integration stopped")
 	timeout := fs.Duration("timeout", 60*time.Second, "how long to wait for a runner to report the integration")
 	if err := fs.Parse(args); err != nil {
@@ -45,12 +42,9 @@ func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return fmt.Errorf("%s: %w", *file, err)
 	}
-	if !spec.ValidName(*tenant) {
-		return fmt.Errorf("%w: invalid tenant name %q", errUsage, *tenant)
-	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	client, err := tenantClient(ctx, *apiURL, *key, *dataDir, *tenant)
+	client, err := target.client(ctx)
 	if err != nil {
 		return err
 	}
@@ -58,30 +52,54 @@ func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "integration %s/%s version %d %s\n", *tenant, got.Name, got.Version, got.Status)
+	fmt.Fprintf(stdout, "integration %s/%s version %d %s\n", target.tenant, got.Name, got.Version, got.Status)
 	if in.Consumer.Connector == "http-webhook" {
-		fmt.Fprintf(stdout, "send messages: curl -X POST %s/v1/hooks/%s/%s -d '{...}'\n", client.Base, *tenant, got.Name)
+		fmt.Fprintf(stdout, "send messages: curl -X POST %s/v1/hooks/%s/%s -d '{...}'\n", client.Base, target.tenant, got.Name)
 	}
 	return nil
 }
 
-// tenantClient returns an API client holding the tenant's key.
-func tenantClient(ctx context.Context, apiURL, key, dataDir, tenant string) (*apiclient.Client, error) {
+// tenantFlags say which API a command calls and with which tenant's key:
+// --api and --key, or a running dev stack's data directory, whose admin key
+// creates the tenant on first use.
+type tenantFlags struct {
+	tenant, dataDir, apiURL, key string
+}
+
+// addTenantFlags registers --tenant, --data-dir, --api and --key on fs, with
+// their VRSKY_… environment variables as defaults.
+func addTenantFlags(fs *flag.FlagSet) *tenantFlags {
+	f := &tenantFlags{}
+	fs.StringVar(&f.tenant, "tenant", cmp.Or(os.Getenv("VRSKY_TENANT"), "default"), "tenant that owns the integration [VRSKY_TENANT]")
+	fs.StringVar(&f.dataDir, "data-dir", cmp.Or(os.Getenv("VRSKY_DATA_DIR"), ".vrsky"), "data directory of a running vrsky dev [VRSKY_DATA_DIR]")
+	fs.StringVar(&f.apiURL, "api", os.Getenv("VRSKY_API_URL"), "API base URL; default: the dev stack's [VRSKY_API_URL]")
+	fs.StringVar(&f.key, "key", os.Getenv("VRSKY_API_KEY"), "the tenant's API key; default: kept by a dev stack [VRSKY_API_KEY]")
+	return f
+}
+
+// client returns an API client holding the tenant's key. A tenant name the
+// platform cannot hold is a usage error.
+func (f *tenantFlags) client(ctx context.Context) (*apiclient.Client, error) {
+	if !spec.ValidName(f.tenant) {
+		return nil, fmt.Errorf("%w: invalid tenant name %q", errUsage, f.tenant)
+	}
+	apiURL := f.apiURL
 	if apiURL == "" {
-		ep, err := devstack.ReadEndpoints(dataDir)
+		ep, err := devstack.ReadEndpoints(f.dataDir)
 		if err != nil {
 			return nil, err
 		}
 		apiURL = "http://" + ep.HTTP
 	}
-	if key != "" {
-		return apiclient.New(apiURL, key), nil
+	if f.key != "" {
+		return apiclient.New(apiURL, f.key), nil
 	}
-	admin, err := os.ReadFile(filepath.Join(dataDir, devstack.AdminKeyFile))
+	admin, err := os.ReadFile(filepath.Join(f.dataDir, devstack.AdminKeyFile))
 	if err != nil {
-		return nil, fmt.Errorf("no --key given and no dev stack admin key in %s: %w", dataDir, err)
+		return nil, fmt.Errorf("no --key given and no dev stack admin key in %s: %w", f.dataDir, err)
 	}
-	c, _, err := apiclient.EnsureTenant(ctx, apiclient.New(apiURL, string(admin)), tenant, filepath.Join(dataDir, "keys", tenant+".key"))
+	keyFile := filepath.Join(f.dataDir, "keys", f.tenant+".key")
+	c, _, err := apiclient.EnsureTenant(ctx, apiclient.New(apiURL, string(admin)), f.tenant, keyFile)
 	return c, err
 }
 

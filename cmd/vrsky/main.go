@@ -43,9 +43,11 @@ Usage:
   vrsky connectors list [--json]   list the connectors with their config schemas
   vrsky connector new NAME --kind KIND  scaffold a connector package
   vrsky apply -f FILE [--tenant T]  deploy an integration spec to a running vrsky dev
+  vrsky integrations CMD [ID]    list, get, status, logs, versions, deploy, start, stop or delete integrations
   vrsky demo N [--data-dir DIR]  run example N (examples/N-…, 1 to 4) against a running vrsky dev
   vrsky api|worker|runner [flags] run one production role against VRSKY_… infrastructure
   vrsky migrate up|down|version  manage the metadata schema at VRSKY_DATABASE_URL
+  vrsky nats-config -keys FILE   print the NATS server configuration for a keys file (created if missing)
   vrsky bench [flags]            measure the pipeline end to end on this machine
   vrsky version                  print the version
 
@@ -66,6 +68,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runConnectors(args[1:], stdout, stderr)
 	case "apply":
 		return runApply(ctx, args[1:], stdout, stderr)
+	case "integrations":
+		return runIntegrations(ctx, args[1:], stdout, stderr)
 	case "demo":
 		return runDemo(ctx, args[1:], stdout, stderr)
 	case "api", "worker", "runner":
@@ -74,6 +78,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runMigrate(ctx, args[1:], stdout)
 	case "bench":
 		return runBench(ctx, args[1:], stdout, stderr)
+	case "nats-config":
+		return runNATSConfig(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "vrsky", version)
 		return nil

@@ -49,6 +49,7 @@ var Consumer = sdk.Connector{
 	Build: func(ctx context.Context, env sdk.Env, raw json.RawMessage) (any, error) {
 		return buildConsumer(ctx, env, raw)
 	},
+	Polls: true,
 }
 
 // FileConsumer reads the complete files of a directory record by record.
@@ -83,8 +84,9 @@ var Consumer = sdk.Connector{
 // their first record is published, so none of a failed file's records is
 // published.
 //
-// Run must not be called concurrently on the same directory: the runtime
-// holds a lease so that only one runner reads it.
+// Run and Poll (one pass, for scheduled integrations) must not be called
+// concurrently on the same directory: the runtime holds a lease so that
+// only one runner reads it.
 type FileConsumer struct {
 	cfg      consumerSettings
 	fileRoot string

@@ -28,6 +28,15 @@ import (
 // and any other top-level value than an object give a permanent error; a
 // malformed body's error names the line and column.
 func Decode(body []byte) (map[string]any, error) {
+	if obj, ok := readObject(body); ok {
+		return obj, nil
+	}
+	return decodeStandard(body)
+}
+
+// decodeStandard is Decode done by encoding/json: the reference for what
+// Decode returns, and the source of its error messages.
+func decodeStandard(body []byte) (map[string]any, error) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	var v any
@@ -53,6 +62,15 @@ func Decode(body []byte) (map[string]any, error) {
 // Encode marshals v as compact JSON without HTML escaping and without a
 // trailing newline.
 func Encode(v any) ([]byte, error) {
+	if b, ok := write(v); ok {
+		return b, nil
+	}
+	return encodeStandard(v)
+}
+
+// encodeStandard is Encode done by encoding/json: the reference for what
+// Encode returns, and the source of its error messages.
+func encodeStandard(v any) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
@@ -209,4 +227,44 @@ func isInteger(s string) bool {
 		}
 	}
 	return true
+}
+
+// validNumber reports whether s is a JSON number literal.
+func validNumber(s string) bool {
+	i := 0
+	if i < len(s) && s[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(s) && s[i] == '0':
+		i++
+	case i < len(s) && s[i] >= '1' && s[i] <= '9':
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+	default:
+		return false
+	}
+	if i < len(s) && s[i] == '.' {
+		i++
+		if i >= len(s) || s[i] < '0' || s[i] > '9' {
+			return false
+		}
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		if i >= len(s) || s[i] < '0' || s[i] > '9' {
+			return false
+		}
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+	}
+	return i == len(s)
 }

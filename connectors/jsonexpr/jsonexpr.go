@@ -5,8 +5,9 @@
 // field wherever the expression uses it as a value, so "type == 'order'"
 // works; calling that builtin in the same expression is then not possible.
 // Missing fields are nil. Programs are compiled once and are safe to run from
-// many goroutines; this package must never compile per message, log, or keep
-// a reference to the object it evaluated.
+// many goroutines; this package must never compile per message, log, keep
+// a reference to the object it evaluated, or change that object: a chain's
+// steps share one decoded object (see jsonbody.Object).
 package jsonexpr
 
 import (

@@ -65,3 +65,17 @@ func TestCompileErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestRunLeavesTheFieldsAlone: steps share one decoded object, so no
+// expression may change it, not even one that sorts or maps a field.
+func TestRunLeavesTheFieldsAlone(t *testing.T) {
+	fields := map[string]any{"items": []any{3, 1, 2}, "obj": map[string]any{"k": []any{"b", "a"}}}
+	want := map[string]any{"items": []any{3, 1, 2}, "obj": map[string]any{"k": []any{"b", "a"}}}
+	for _, src := range []string{"sort(items)", "reverse(items)", "sort(obj.k)", "map(items, # * 2)", "$env", "let x = obj; x", "sortBy(items, -#)"} {
+		p, err := jsonexpr.Compile(src)
+		require.NoError(t, err)
+		_, err = p.Run(fields)
+		require.NoError(t, err, src)
+		require.Equal(t, want, fields, src)
+	}
+}

@@ -101,7 +101,8 @@ func (m *FieldMapper) Convert(ctx context.Context, msg sdk.Message) (sdk.Message
 	if err := ctx.Err(); err != nil {
 		return msg, err
 	}
-	doc, err := jsonbody.Decode(msg.Body)
+	// doc is only read: out starts as a copy, and mapped values are copied.
+	doc, err := jsonbody.Object(msg)
 	if err != nil {
 		return msg, fmt.Errorf("field-map: %w", err)
 	}
@@ -124,10 +125,9 @@ func (m *FieldMapper) Convert(ctx context.Context, msg sdk.Message) (sdk.Message
 			return msg, sdk.Permanentf("field-map: constants %q: %v", c.path.raw, err)
 		}
 	}
-	body, err := jsonbody.Encode(out)
-	if err != nil {
+	if err := jsonbody.SetObject(&msg, out); err != nil {
 		return msg, sdk.Permanentf("field-map: encode: %v", err)
 	}
-	msg.Body, msg.ContentType = body, ContentType
+	msg.ContentType = ContentType
 	return msg, nil
 }

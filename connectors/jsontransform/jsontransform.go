@@ -141,7 +141,7 @@ func (t *Transformer) Convert(ctx context.Context, msg sdk.Message) (sdk.Message
 	if err := ctx.Err(); err != nil {
 		return sdk.Message{}, fmt.Errorf("json-transform: %w", err)
 	}
-	doc, err := jsonbody.Decode(msg.Body)
+	doc, err := jsonbody.ObjectCopy(msg)
 	if err != nil {
 		return sdk.Message{}, fmt.Errorf("json-transform: %w", err)
 	}
@@ -149,12 +149,10 @@ func (t *Transformer) Convert(ctx context.Context, msg sdk.Message) (sdk.Message
 	if err != nil {
 		return sdk.Message{}, fmt.Errorf("json-transform: %w", err)
 	}
-	body, err := jsonbody.Encode(doc)
-	if err != nil {
+	out := msg
+	if err := jsonbody.SetObject(&out, doc); err != nil {
 		return sdk.Message{}, sdk.PermanentError(fmt.Errorf("json-transform: %w", err))
 	}
-	out := msg
-	out.Body = body
 	out.ContentType = ContentType
 	return out, nil
 }

@@ -65,13 +65,14 @@ func compile(source string) (*jsonexpr.Program, error) {
 	return jsonexpr.Compile(source, expr.AsBool())
 }
 
-// decode checks ctx and decodes the body; errors are already wrapped with
-// the connector's name.
+// decode checks ctx and decodes the body, or takes the object an earlier
+// step recorded; errors are already wrapped with the connector's name. The
+// object may be shared: conditions only read it.
 func decode(ctx context.Context, name string, msg sdk.Message) (map[string]any, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	doc, err := jsonbody.Decode(msg.Body)
+	doc, err := jsonbody.Object(msg)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}

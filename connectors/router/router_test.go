@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/vrsky/vrsky/connectors/jsonbody"
 	"github.com/vrsky/vrsky/connectors/router"
 	"github.com/vrsky/vrsky/connectors/sdk"
 	"github.com/vrsky/vrsky/connectors/sdk/sdktest"
@@ -75,6 +76,33 @@ func TestRouter(t *testing.T) {
 			require.Equal(t, tt.want, got)
 		})
 	}
+}
+
+// TestFiltersReadARecordedObjectWithoutChangingIt: after a JSON converter,
+// the filters read the object it recorded instead of decoding the body, and
+// their conditions leave that shared object as it was.
+func TestFiltersReadARecordedObjectWithoutChangingIt(t *testing.T) {
+	var msg sdk.Message
+	require.NoError(t, jsonbody.SetObject(&msg, map[string]any{
+		"items": []any{3, 1, 2}, "customer": map[string]any{"vip": true}, "total": 150.0,
+	}))
+	recorded, ok := msg.JSON()
+	require.True(t, ok)
+	want, err := jsonbody.Decode(msg.Body)
+	require.NoError(t, err)
+
+	f := buildFilter(t, router.Router, `{"routes":[
+		{"when":"sort(items)[0] == 1 && reverse(items)[0] == 2 && total % 2 == 0","to":["sorted"]}]}`)
+	d, err := f.Filter(t.Context(), msg)
+	require.NoError(t, err)
+	require.Equal(t, sdk.Decision{Routes: []string{"sorted"}}, d)
+
+	k := buildFilter(t, router.FilterConnector, `{"keep":"len(map(items, # * 2)) == 3 && customer.vip"}`)
+	d, err = k.Filter(t.Context(), msg)
+	require.NoError(t, err)
+	require.Equal(t, sdk.Decision{}, d)
+
+	require.Equal(t, want, recorded)
 }
 
 func TestRouterResultIsTheCallers(t *testing.T) {

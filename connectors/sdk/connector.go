@@ -106,4 +106,7 @@ type Connector struct {
 	// Build checks raw (JSON) config and returns the connector instance: a
 	// Converter, Filter, Producer or Consumer according to Kind.
 	Build func(ctx context.Context, env Env, raw json.RawMessage) (any, error)
+	// Polls says that the consumers Build returns also implement Poller,
+	// so that an integration may run this consumer on a schedule.
+	Polls bool
 }

@@ -1,6 +1,6 @@
 // Package sdk is the public contract between VRSky and its connectors: the
 // message type, the four connector interfaces (Consumer, Converter, Filter,
-// Producer), typed errors that say retryable or permanent, and the
+// Producer) and the Poller a consumer adds to run on a schedule, typed errors that say retryable or permanent, and the
 // description a connector registers itself with.
 //
 // It holds contracts only. Connectors never ack, never retry in a loop and

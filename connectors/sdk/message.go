@@ -23,16 +23,50 @@ type Message struct {
 	Headers     map[string]string
 	ContentType string
 	// Body is the payload. The hot path fetches claim-checked bodies before
-	// a stage sees the message, so a stage always sees the bytes.
+	// a stage sees the message, so a stage always sees the bytes. A stage
+	// replaces Body rather than writing into it (Clone first to edit the
+	// bytes in place): copies of the message share them.
 	Body []byte
 	// Received is when the consumer took the message in.
 	Received time.Time
+
+	// decoded is Body's decoded JSON value, as recorded by SetJSON.
+	decoded *decodedBody
+}
+
+// decodedBody pairs a body with its decoded JSON value. It never changes
+// once made, so copies of a message can share it.
+type decodedBody struct {
+	body  []byte
+	value any
+}
+
+// JSON returns the decoded JSON value of Body that SetJSON recorded, and
+// false when none was recorded or Body has been replaced since. The value is
+// shared by every copy of the message and must not be modified. Connectors
+// reach it through package jsonbody rather than directly.
+func (m Message) JSON() (any, bool) {
+	d := m.decoded
+	if d == nil || len(d.body) == 0 || len(d.body) != len(m.Body) || &d.body[0] != &m.Body[0] {
+		return nil, false
+	}
+	return d.value, true
+}
+
+// SetJSON sets Body to body and records v as its decoded JSON value, so the
+// next step of a chain need not decode body again. v must be exactly what
+// decoding body gives (package jsonbody's Decode), and neither may change
+// afterwards.
+func (m *Message) SetJSON(body []byte, v any) {
+	m.Body = body
+	m.decoded = &decodedBody{body: body, value: v}
 }
 
 // Clone returns a copy whose Headers and Body can be changed without
-// touching m.
+// touching m. The copy carries no decoded JSON value.
 func (m Message) Clone() Message {
 	c := m
+	c.decoded = nil
 	if m.Headers != nil {
 		c.Headers = make(map[string]string, len(m.Headers))
 		for k, v := range m.Headers {

@@ -23,6 +23,44 @@ func TestCloneIsIndependent(t *testing.T) {
 	require.Nil(t, Message{}.Clone().Headers)
 }
 
+func TestRecordedJSONFollowsTheBody(t *testing.T) {
+	var m Message
+	_, ok := m.JSON()
+	require.False(t, ok, "nothing recorded")
+
+	body := []byte(`{"a":1}`)
+	value := map[string]any{"a": 1}
+	m.SetJSON(body, value)
+	require.Equal(t, body, m.Body)
+	got, ok := m.JSON()
+	require.True(t, ok)
+	require.Equal(t, value, got)
+
+	copied := m
+	got, ok = copied.JSON()
+	require.True(t, ok, "a copy shares the recorded value")
+	require.Equal(t, value, got)
+
+	tests := map[string]func(*Message){
+		"new body":          func(m *Message) { m.Body = []byte(`{"a":1}`) },
+		"shorter body":      func(m *Message) { m.Body = m.Body[:3] },
+		"later start":       func(m *Message) { m.Body = m.Body[1:] },
+		"no body":           func(m *Message) { m.Body = nil },
+		"clone":             func(m *Message) { *m = m.Clone() },
+		"empty body record": func(m *Message) { m.SetJSON(nil, "x") },
+	}
+	for name, change := range tests {
+		t.Run(name, func(t *testing.T) {
+			c := m
+			change(&c)
+			_, ok := c.JSON()
+			require.False(t, ok)
+			_, ok = m.JSON()
+			require.True(t, ok, "the original keeps its record")
+		})
+	}
+}
+
 func TestErrorKinds(t *testing.T) {
 	base := errors.New("boom")
 	tests := []struct {

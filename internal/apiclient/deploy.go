@@ -38,7 +38,7 @@ func EnsureTenant(ctx context.Context, admin *Client, tenant, keyFile string) (c
 	switch {
 	case st == http.StatusConflict:
 		return nil, false, fmt.Errorf("tenant %s: %w (%s)", tenant, ErrTenantKeyLost, keyFile)
-	case st != http.StatusCreated:
+	case st != http.StatusCreated && st != http.StatusAccepted: // 202: still provisioning
 		return nil, false, fmt.Errorf("create tenant %s: %s", tenant, Problem(st, raw))
 	}
 	if err := os.MkdirAll(filepath.Dir(keyFile), 0o700); err != nil {
@@ -47,7 +47,28 @@ func EnsureTenant(ctx context.Context, admin *Client, tenant, keyFile string) (c
 	if err := os.WriteFile(keyFile, []byte(answer.APIKey.Secret+"\n"), 0o600); err != nil {
 		return nil, false, fmt.Errorf("keep the tenant's API key: %w", err)
 	}
-	return admin.WithKey(answer.APIKey.Secret), true, nil
+	c = admin.WithKey(answer.APIKey.Secret)
+	if st == http.StatusAccepted {
+		if err := c.awaitActive(ctx); err != nil {
+			return nil, false, fmt.Errorf("tenant %s: %w", tenant, err)
+		}
+	}
+	return c, true, nil
+}
+
+// awaitActive waits until the client's key authenticates: its tenant is
+// provisioned.
+func (c *Client) awaitActive(ctx context.Context) error {
+	for {
+		if st, _, err := c.Do(ctx, http.MethodGet, "/v1/integrations?limit=1", "", nil, nil); err == nil && st == http.StatusOK {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("still provisioning: %w", ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // Deployed is the outcome of Deploy.

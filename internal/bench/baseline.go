@@ -44,14 +44,15 @@ type BaselineResult struct {
 // 64 MiB for large ones) and one
 // explicit-ack pull consumer, running at the same time on their own
 // connections and doing no other work, for a warm-up second and then
-// duration. The stream is deleted afterwards.
-func Baseline(ctx context.Context, url string, size int, duration time.Duration) (res BaselineResult, err error) {
-	pubConn, err := nats.Connect(url, nats.Name("vrsky-bench-baseline-publisher"))
+// duration. The stream is deleted afterwards. opts authenticate the
+// connections.
+func Baseline(ctx context.Context, url string, size int, duration time.Duration, opts ...nats.Option) (res BaselineResult, err error) {
+	pubConn, err := nats.Connect(url, append(opts, nats.Name("vrsky-bench-baseline-publisher"))...)
 	if err != nil {
 		return res, fmt.Errorf("baseline: connect to nats: %w", err)
 	}
 	defer pubConn.Close()
-	subConn, err := nats.Connect(url, nats.Name("vrsky-bench-baseline-consumer"))
+	subConn, err := nats.Connect(url, append(opts, nats.Name("vrsky-bench-baseline-consumer"))...)
 	if err != nil {
 		return res, fmt.Errorf("baseline: connect to nats: %w", err)
 	}

@@ -153,7 +153,7 @@ func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
 	}
 	defer func() { err = errors.Join(err, stack.Close()) }()
 
-	nc, err := nats.Connect(stack.Endpoints.NATS, nats.Name("vrsky-bench"))
+	nc, err := nats.Connect(stack.Endpoints.NATS, append(stack.Endpoints.NATSOptions(), nats.Name("vrsky-bench"))...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to the stack's nats: %w", err)
 	}
@@ -188,7 +188,7 @@ func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
 	}
 	if !cfg.NoBaseline {
 		fmt.Fprintf(cfg.Progress, "baseline: raw JetStream publish+consume for %s…\n", cfg.Duration)
-		b, err := Baseline(ctx, stack.Endpoints.NATS, cfg.Size, cfg.Duration)
+		b, err := Baseline(ctx, stack.Endpoints.NATS, cfg.Size, cfg.Duration, stack.Endpoints.NATSOptions()...)
 		if err != nil {
 			return nil, err
 		}

@@ -49,7 +49,7 @@ func inProcessStack(t *testing.T) (dir string, js jetstream.JetStream) {
 	require.NoError(t, err)
 	t.Cleanup(cache.Stop)
 	srv := api.New(api.Options{Logger: quiet})
-	srv.RegisterWebhooks(&api.Webhooks{Pipelines: cache, Publisher: &hotpath.Publisher{JS: js}})
+	srv.RegisterWebhooks(&api.Webhooks{Pipelines: cache, Publisher: &hotpath.Publisher{Accounts: hotpath.SharedAccount{JS: js}}})
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
 

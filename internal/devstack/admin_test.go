@@ -52,6 +52,20 @@ func TestAdminKeyFileIsPrivateAndKept(t *testing.T) {
 	require.ErrorContains(t, err, "write admin key")
 }
 
+// postTenant creates a tenant through the stack's API with key and returns
+// the status.
+func postTenant(t *testing.T, ep Endpoints, key, body string) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, "http://"+ep.HTTP+"/v1/tenants", strings.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
 // TestDevStackAdminKeyManagesTenantsAcrossRestarts: the key vrsky dev writes
 // on first start creates a tenant through the API, and after a restart the
 // same file holds the same key, which still works.
@@ -60,16 +74,7 @@ func TestDevStackAdminKeyManagesTenantsAcrossRestarts(t *testing.T) {
 	s := startStack(t, testConfig(dir))
 	key := readAdminKey(t, dir)
 
-	post := func(ep Endpoints, key, body string) int {
-		req, err := http.NewRequest(http.MethodPost, "http://"+ep.HTTP+"/v1/tenants", strings.NewReader(body))
-		require.NoError(t, err)
-		req.Header.Set("Authorization", "Bearer "+key)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		require.NoError(t, err)
-		resp.Body.Close()
-		return resp.StatusCode
-	}
+	post := func(ep Endpoints, key, body string) int { return postTenant(t, ep, key, body) }
 	require.Equal(t, http.StatusCreated, post(s.Endpoints(), key, `{"id":"acme","name":"Acme"}`))
 	require.Equal(t, http.StatusUnauthorized, post(s.Endpoints(), key+"0", `{"id":"other","name":"Other"}`))
 

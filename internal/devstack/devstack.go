@@ -18,8 +18,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.temporal.io/sdk/client"
@@ -28,6 +26,7 @@ import (
 	"github.com/vrsky/vrsky/internal/blobstore"
 	"github.com/vrsky/vrsky/internal/dbmigrate"
 	"github.com/vrsky/vrsky/internal/logging"
+	"github.com/vrsky/vrsky/internal/natsauth"
 	"github.com/vrsky/vrsky/internal/natsserver"
 	"github.com/vrsky/vrsky/internal/pgcluster"
 	"github.com/vrsky/vrsky/internal/roles"
@@ -152,7 +151,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if err != nil {
 		return nil, err
 	}
-	nc, js, err := s.startNATS(ctx)
+	natsConns, err := s.startNATS(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -169,7 +168,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		return nil, err
 	}
 	deps := roles.Deps{
-		DB: pool, NATS: nc, JS: js, Temporal: tc, Blobs: blobs, Registry: registry,
+		DB: pool, NATS: natsConns.Conn, JS: natsConns.JS, Accounts: natsConns.Accounts, NATSAdmin: natsConns.Admin, Temporal: tc, Blobs: blobs, Registry: registry,
 		FileRoot: filepath.Join(dataDir, "files"), AdminKeyHash: store.HashSecret(admin), Logger: cfg.Logger, Profiling: true,
 	}
 	if err := s.startRoles(ctx, deps); err != nil {
@@ -278,27 +277,38 @@ func (s *Stack) startPostgres(ctx context.Context) (*pgxpool.Pool, error) {
 	return pool, nil
 }
 
-func (s *Stack) startNATS(ctx context.Context) (*nats.Conn, jetstream.JetStream, error) {
+// startNATS starts NATS in operator mode — an account per tenant — with
+// the keys in DIR/nats-keys.json, and writes the platform account's
+// credentials for scripts and benchmarks to DIR/platform.creds.
+func (s *Stack) startNATS(ctx context.Context) (roles.NATS, error) {
+	keys, err := natsauth.LoadOrCreateKeys(filepath.Join(s.cfg.DataDir, NATSKeysFile))
+	if err != nil {
+		return roles.NATS{}, err
+	}
 	srv, err := natsserver.Start(ctx, natsserver.Options{
-		Addr: s.cfg.NATSAddr, StoreDir: filepath.Join(s.cfg.DataDir, "nats"), Logger: s.cfg.Logger,
+		Addr: s.cfg.NATSAddr, StoreDir: filepath.Join(s.cfg.DataDir, "nats"), Logger: s.cfg.Logger, Accounts: keys,
 	})
 	if err != nil {
-		return nil, nil, err
+		return roles.NATS{}, err
 	}
 	s.onStop("nats", func(context.Context) error { srv.Shutdown(); return nil })
 	s.endpoints.NATS = srv.ClientURL()
 	s.log.Info("nats ready", "url", srv.ClientURL(), "jetstream_dir", filepath.Join(s.cfg.DataDir, "nats"))
 
-	nc, err := nats.Connect(srv.ClientURL(), nats.Name("vrsky-dev"), nats.MaxReconnects(-1))
+	creds, err := keys.PlatformUser("vrsky-dev-scripts")
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect to nats: %w", err)
+		return roles.NATS{}, err
 	}
-	s.onStop("nats connection", func(context.Context) error { return nc.Drain() })
-	js, err := jetstream.New(nc)
+	s.endpoints.NATSCreds = filepath.Join(s.cfg.DataDir, PlatformCredsFile)
+	if err := creds.WriteFile(s.endpoints.NATSCreds); err != nil {
+		return roles.NATS{}, err
+	}
+	conns, err := roles.ConnectNATS(srv.ClientURL(), keys, "vrsky-dev")
 	if err != nil {
-		return nil, nil, fmt.Errorf("jetstream: %w", err)
+		return roles.NATS{}, err
 	}
-	return nc, js, nil
+	s.onStop("nats connections", func(context.Context) error { conns.Close(); return nil })
+	return conns, nil
 }
 
 func (s *Stack) startTemporal(ctx context.Context) (client.Client, error) {

@@ -90,7 +90,7 @@ func TestDevStackStartsReadyStopsAndResumesState(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, pg.Close(ctx))
 
-	nc, err := nats.Connect(ep.NATS)
+	nc, err := nats.Connect(ep.NATS, ep.NATSOptions()...)
 	require.NoError(t, err)
 	js, err := jetstream.New(nc)
 	require.NoError(t, err)
@@ -132,7 +132,7 @@ func TestDevStackStartsReadyStopsAndResumesState(t *testing.T) {
 	require.Equal(t, "Keep", name)
 	require.NoError(t, pg.Close(ctx))
 
-	nc, err = nats.Connect(ep.NATS)
+	nc, err = nats.Connect(ep.NATS, ep.NATSOptions()...)
 	require.NoError(t, err)
 	defer nc.Close()
 	js, err = jetstream.New(nc)

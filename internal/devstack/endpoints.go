@@ -5,16 +5,26 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/nats-io/nats.go"
 )
 
 // EndpointsFile is the name, inside the data directory, of the file that
 // tells scripts where each part of a running dev stack listens.
 const EndpointsFile = "endpoints.json"
 
+// Files in the data directory holding NATS secrets (mode 0600): the
+// operator and account keys, and the platform account's credentials.
+const (
+	NATSKeysFile      = "nats-keys.json"
+	PlatformCredsFile = "platform.creds"
+)
+
 // Endpoints are the addresses a running dev stack serves on.
 type Endpoints struct {
 	HTTP       string `json:"http"`        // host:port of the API, webhooks and UI
 	NATS       string `json:"nats"`        // nats://host:port
+	NATSCreds  string `json:"nats_creds"`  // the platform account's .creds file
 	Temporal   string `json:"temporal"`    // host:port of the Temporal frontend
 	TemporalUI string `json:"temporal_ui"` // http://host:port
 	S3         string `json:"s3"`          // http://host:port
@@ -48,4 +58,13 @@ func writeEndpoints(dataDir string, ep Endpoints) error {
 		return fmt.Errorf("write endpoints: %w", err)
 	}
 	return nil
+}
+
+// NATSOptions are the options connecting to the stack's NATS as the
+// platform account.
+func (ep Endpoints) NATSOptions() []nats.Option {
+	if ep.NATSCreds == "" {
+		return nil
+	}
+	return []nats.Option{nats.UserCredentials(ep.NATSCreds)}
 }

@@ -26,7 +26,7 @@ func TestWebhookToFileThroughTheDevStack(t *testing.T) {
 	ep := s.Endpoints()
 	ctx := context.Background()
 
-	nc, err := nats.Connect(ep.NATS)
+	nc, err := nats.Connect(ep.NATS, ep.NATSOptions()...)
 	require.NoError(t, err)
 	defer nc.Close()
 	js, err := jetstream.New(nc)
@@ -50,6 +50,8 @@ producers:
   all: { connector: file, config: { dir: all } }
 `))
 	require.NoError(t, err)
+	// The tenant's NATS account comes with it.
+	require.Equal(t, http.StatusCreated, postTenant(t, ep, readAdminKey(t, dir), `{"id":"acme","name":"Acme"}`))
 	d := hotpath.Desired{Tenant: "acme", Integration: "orders", Version: 1, Status: hotpath.DesiredRunning, Spec: in}
 	require.NoError(t, state.PutDesired(ctx, d))
 	var st hotpath.Status

@@ -12,12 +12,15 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
+	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/vrsky/vrsky/internal/logging"
+	"github.com/vrsky/vrsky/internal/natsauth"
 )
 
 // Options configure an embedded server. The zero value plus a StoreDir is a
@@ -31,6 +34,11 @@ type Options struct {
 	MaxStore int64
 	// Logger receives the server's warnings and errors.
 	Logger *slog.Logger
+	// Accounts, when set, runs the server in operator mode: it trusts the
+	// keys' operator, holds the system and platform accounts, and takes
+	// tenant accounts pushed at run time (kept in StoreDir/accounts). Nil
+	// means one account without authentication.
+	Accounts *natsauth.Keys
 }
 
 // Server is a running embedded NATS server.
@@ -64,6 +72,11 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		NoSigs:                true,
 		MaxPayload:            8 << 20,
 		DisableShortFirstPing: true,
+	}
+	if opts.Accounts != nil {
+		if err := trustOperator(nopts, opts.Accounts, filepath.Join(opts.StoreDir, "accounts")); err != nil {
+			return nil, fmt.Errorf("start nats: %w", err)
+		}
 	}
 	ns, err := server.NewServer(nopts)
 	if err != nil {
@@ -102,6 +115,37 @@ func (s *Server) Healthy() error {
 func (s *Server) Shutdown() {
 	s.ns.Shutdown()
 	s.ns.WaitForShutdown()
+}
+
+// trustOperator configures nopts for operator mode with a directory
+// resolver in dir, preloaded with the system and platform accounts. The
+// resolver takes account updates and deletions signed by the operator.
+func trustOperator(nopts *server.Options, keys *natsauth.Keys, dir string) error {
+	operator, err := keys.OperatorClaims()
+	if err != nil {
+		return err
+	}
+	resolver, err := server.NewDirAccResolver(dir, 0, time.Minute, server.HardDelete)
+	if err != nil {
+		return fmt.Errorf("account resolver: %w", err)
+	}
+	for _, account := range []func() (string, error){keys.SystemAccountJWT, keys.PlatformAccountJWT} {
+		token, err := account()
+		if err != nil {
+			return err
+		}
+		claims, err := jwt.DecodeAccountClaims(token)
+		if err != nil {
+			return err
+		}
+		if err := resolver.Store(claims.Subject, token); err != nil {
+			return fmt.Errorf("store account %s: %w", claims.Name, err)
+		}
+	}
+	nopts.TrustedOperators = []*jwt.OperatorClaims{operator}
+	nopts.SystemAccount = operator.SystemAccount
+	nopts.AccountResolver = resolver
+	return nil
 }
 
 func splitAddr(addr string) (string, int, error) {

@@ -13,14 +13,13 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
 
 	"github.com/vrsky/vrsky/internal/blobstore"
+	"github.com/vrsky/vrsky/internal/natsauth"
 )
 
 // Config locates the infrastructure of a production role. Every field has a
@@ -35,6 +34,10 @@ type Config struct {
 	// AdminKeyHash is the SHA-256 of the platform admin key (from
 	// VRSKY_ADMIN_KEY_SHA256, hex); empty means no admin key.
 	AdminKeyHash []byte
+	// NATSKeysFile (VRSKY_NATS_KEYS_FILE) holds the operator and account
+	// keys of a NATS server in operator mode, one account per tenant;
+	// empty means every tenant shares one account.
+	NATSKeysFile string
 }
 
 // FromEnv reads the configuration from VRSKY_… environment variables.
@@ -64,6 +67,7 @@ func FromEnv() (Config, error) {
 		},
 		FileRoot:     os.Getenv("VRSKY_FILE_ROOT"),
 		AdminKeyHash: adminHash,
+		NATSKeysFile: os.Getenv("VRSKY_NATS_KEYS_FILE"),
 	}, nil
 }
 
@@ -112,14 +116,18 @@ func Connect(ctx context.Context, cfg Config, needs Needs, logger *slog.Logger) 
 		closers = append(closers, d.DB.Close)
 	}
 	if needs.NATS {
-		if d.NATS, err = nats.Connect(cfg.NATSURL, nats.Name("vrsky"), nats.MaxReconnects(-1)); err != nil {
-			return d, closeAll, fmt.Errorf("connect to nats: %w", err)
+		var keys *natsauth.Keys
+		if cfg.NATSKeysFile != "" {
+			if keys, err = natsauth.LoadKeys(cfg.NATSKeysFile); err != nil {
+				return d, closeAll, fmt.Errorf("VRSKY_NATS_KEYS_FILE: %w", err)
+			}
 		}
-		nc := d.NATS
-		closers = append(closers, func() { _ = nc.Drain() })
-		if d.JS, err = jetstream.New(nc); err != nil {
-			return d, closeAll, fmt.Errorf("jetstream: %w", err)
+		n, err := ConnectNATS(cfg.NATSURL, keys, "vrsky")
+		if err != nil {
+			return d, closeAll, err
 		}
+		closers = append(closers, n.Close)
+		d.NATS, d.JS, d.Accounts, d.NATSAdmin = n.Conn, n.JS, n.Accounts, n.Admin
 	}
 	if needs.Temporal {
 		d.Temporal, err = client.Dial(client.Options{

@@ -30,17 +30,25 @@ import (
 	"github.com/vrsky/vrsky/connectors"
 	"github.com/vrsky/vrsky/hotpath"
 	"github.com/vrsky/vrsky/internal/blobstore"
+	"github.com/vrsky/vrsky/internal/natsauth"
 	"github.com/vrsky/vrsky/internal/store"
 	"github.com/vrsky/vrsky/workflows"
 )
 
 // Deps are the connections roles use; each role needs only some of them.
 type Deps struct {
-	DB       *pgxpool.Pool
-	NATS     *nats.Conn
-	JS       jetstream.JetStream
-	Temporal client.Client
-	Blobs    *blobstore.Store
+	DB *pgxpool.Pool
+	// NATS and JS are the platform account's connection.
+	NATS *nats.Conn
+	JS   jetstream.JetStream
+	// Accounts gives each tenant's JetStream; nil means every tenant
+	// shares JS's account.
+	Accounts hotpath.Accounts
+	// NATSAdmin creates and deletes tenant accounts; nil when tenants share
+	// one account.
+	NATSAdmin *natsauth.Admin
+	Temporal  client.Client
+	Blobs     *blobstore.Store
 	// Registry collects every role's metrics for /metrics.
 	Registry *prometheus.Registry
 	// FileRoot holds each tenant's directory for file connectors.
@@ -82,6 +90,13 @@ func (d Deps) Checks() []api.Check {
 
 func (d Deps) claims() *hotpath.ClaimCheck { return &hotpath.ClaimCheck{Store: d.Blobs} }
 
+func (d Deps) accounts() hotpath.Accounts {
+	if d.Accounts != nil {
+		return d.Accounts
+	}
+	return hotpath.SharedAccount{JS: d.JS}
+}
+
 // Role is a started role.
 type Role struct {
 	// Stop drains the role within ctx's deadline.
@@ -103,8 +118,15 @@ func StartWorker(ctx context.Context, d Deps) (*Role, error) {
 	w.RegisterActivity(&activities.Blobs{Store: d.Blobs})
 	w.RegisterWorkflow(workflows.IntegrationLifecycle)
 	w.RegisterActivity(&activities.Integrations{DB: d.DB, State: state})
+	w.RegisterWorkflow(workflows.IntegrationRun)
+	w.RegisterActivity(&activities.Schedules{DB: d.DB, Manager: workflows.IntegrationSchedules{Client: d.Temporal}})
 	w.RegisterWorkflow(workflows.DLQReplay)
-	w.RegisterActivity(&activities.DLQ{JS: d.JS, Claims: d.claims()})
+	w.RegisterActivity(&activities.DLQ{Accounts: d.accounts(), Claims: d.claims()})
+	w.RegisterWorkflow(workflows.TenantProvision)
+	w.RegisterWorkflow(workflows.TenantDecommission)
+	w.RegisterActivity(&activities.Tenants{
+		Store: store.New(d.DB), NATS: d.NATSAdmin, Accounts: d.accounts(), Blobs: d.Blobs, State: state, Temporal: d.Temporal,
+	})
 	if err := w.Start(); err != nil {
 		return nil, fmt.Errorf("start control-plane worker: %w", err)
 	}
@@ -121,7 +143,7 @@ func StartRunner(d Deps, name string) *Role {
 	done := make(chan struct{})
 	failed := make(chan error, 1)
 	runner := &hotpath.Runner{
-		JS: d.JS, Catalog: connectors.Catalog(), Claims: d.claims(), Metrics: hotpath.NewMetrics(d.Registry),
+		JS: d.JS, Accounts: d.accounts(), Catalog: connectors.Catalog(), Claims: d.claims(), Metrics: hotpath.NewMetrics(d.Registry),
 		FileRoot: d.FileRoot, Name: name, Logger: d.Logger,
 	}
 	go func() {
@@ -154,7 +176,7 @@ func NewAPI(ctx context.Context, d Deps, version string, webhookTenantRate float
 		return nil, nil, err
 	}
 	opts := api.Options{Version: version, Checks: d.Checks(), Gatherer: d.Registry, Logger: d.Logger, AdminKeyHash: d.AdminKeyHash,
-		Temporal: d.Temporal, State: state, JS: d.JS, Claims: d.claims(), Profiling: d.Profiling,
+		Temporal: d.Temporal, State: state, Accounts: d.accounts(), Claims: d.claims(), Profiling: d.Profiling,
 		KeyRate: api.DefaultKeyRate, KeyBurst: api.DefaultKeyBurst, TenantRate: api.DefaultTenantRate, TenantBurst: api.DefaultTenantBurst}
 	if d.DB != nil {
 		st := store.New(d.DB)
@@ -162,7 +184,7 @@ func NewAPI(ctx context.Context, d Deps, version string, webhookTenantRate float
 	}
 	srv := api.New(opts)
 	srv.RegisterWebhooks(&api.Webhooks{
-		Pipelines: cache, Publisher: &hotpath.Publisher{JS: d.JS, Claims: d.claims()}, TenantRate: webhookTenantRate,
+		Pipelines: cache, Publisher: &hotpath.Publisher{Accounts: d.accounts(), Claims: d.claims()}, TenantRate: webhookTenantRate,
 		Logger: d.Logger,
 	})
 	return srv, &Role{Stop: func(context.Context) error { cache.Stop(); return nil }}, nil

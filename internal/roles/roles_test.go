@@ -5,11 +5,13 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/vrsky/vrsky/internal/natsauth"
 	"github.com/vrsky/vrsky/internal/testenv"
 )
 
@@ -52,8 +54,11 @@ func TestAllRolesOnRealInfrastructure(t *testing.T) {
 	ctx := context.Background()
 	_, s3 := testenv.S3(t)
 	temporal := testenv.TemporalServer(t)
+	keysFile := filepath.Join(t.TempDir(), "nats-keys.json")
+	keys, err := natsauth.LoadOrCreateKeys(keysFile)
+	require.NoError(t, err)
 	cfg := Config{
-		DatabaseURL: testenv.PostgresMigrated(t), NATSURL: testenv.NATS(t),
+		DatabaseURL: testenv.PostgresMigrated(t), NATSURL: testenv.NATSTrusting(t, keys), NATSKeysFile: keysFile,
 		TemporalAddr: temporal.GetFrontendHostPort(), TemporalNamespace: temporal.GetDefaultNamespace(),
 		S3: s3, FileRoot: t.TempDir(),
 	}
@@ -62,6 +67,18 @@ func TestAllRolesOnRealInfrastructure(t *testing.T) {
 	require.NoError(t, err)
 	defer closeAll()
 	require.Len(t, deps.Checks(), 4)
+	require.NotNil(t, deps.NATSAdmin, "operator mode: tenant accounts are managed")
+
+	// A keys file the server does not trust, or none at all, is refused.
+	bad := cfg
+	bad.NATSKeysFile = filepath.Join(t.TempDir(), "missing.json")
+	_, closeBad, err := Connect(ctx, bad, Needs{NATS: true}, log)
+	require.ErrorContains(t, err, "VRSKY_NATS_KEYS_FILE")
+	closeBad()
+	bad.NATSKeysFile = ""
+	_, closeBad, err = Connect(ctx, bad, Needs{NATS: true}, log)
+	require.Error(t, err, "anonymous connections are refused in operator mode")
+	closeBad()
 
 	w, err := StartWorker(ctx, deps)
 	require.NoError(t, err)

@@ -23,7 +23,10 @@ type Integration struct {
 	Consumer  Step            `json:"consumer"`
 	Steps     []Step          `json:"steps,omitempty"`
 	Producers map[string]Step `json:"producers"`
-	Schedule  string          `json:"schedule,omitempty"`
+	// Schedule, when set, is a cron expression (see CheckSchedule): the
+	// consumer does not run continuously but polls its source once per
+	// scheduled run.
+	Schedule string `json:"schedule,omitempty"`
 }
 
 // Step names a connector and its config.
@@ -96,6 +99,11 @@ func (in Integration) Validate() error {
 		}
 		if in.Producers[name].Connector == "" {
 			errs = append(errs, fmt.Errorf("producers.%s.connector: required", name))
+		}
+	}
+	if in.Schedule != "" {
+		if err := CheckSchedule(in.Schedule); err != nil {
+			errs = append(errs, fmt.Errorf("schedule: %w", err))
 		}
 	}
 	return errors.Join(errs...)

@@ -203,11 +203,11 @@ func (s *Store) ListTenants(ctx context.Context, page Page) ([]Tenant, string, e
 	return tenants, next, nil
 }
 
-// DeleteTenant marks a tenant deleted and revokes all its keys in one
+// DeleteTenant marks a tenant deleting and revokes all its keys in one
 // transaction, so none of them authenticates afterwards. Deleting a deleted
 // tenant changes nothing and succeeds; an unknown tenant is ErrNotFound.
-// Removing the tenant's NATS account, streams and objects is the
-// decommissioning workflow's job, not the store's.
+// Removing the tenant's NATS account, streams and objects, and marking it
+// deleted at the end, is the decommissioning workflow's job.
 func (s *Store) DeleteTenant(ctx context.Context, id string) error {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
@@ -215,8 +215,9 @@ func (s *Store) DeleteTenant(ctx context.Context, id string) error {
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 	tag, err := tx.Exec(ctx,
-		`UPDATE tenants SET status = $2, deleted_at = coalesce(deleted_at, now()) WHERE id = $1`,
-		id, TenantDeleted)
+		`UPDATE tenants SET status = CASE WHEN status = $3 THEN status ELSE $2 END,
+		   deleted_at = coalesce(deleted_at, now()) WHERE id = $1`,
+		id, TenantDeleting, TenantDeleted)
 	if err != nil {
 		return fmt.Errorf("delete tenant %s: %w", id, err)
 	}

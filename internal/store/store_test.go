@@ -57,7 +57,7 @@ func TestTenantsCreateGetListDelete(t *testing.T) {
 	require.NoError(t, s.DeleteTenant(ctx, "acme"))
 	got, err = s.GetTenant(ctx, "acme")
 	require.NoError(t, err)
-	require.Equal(t, TenantDeleted, got.Status)
+	require.Equal(t, TenantDeleting, got.Status, "deleting until the clean-up marks it deleted")
 	require.NotNil(t, got.DeletedAt)
 	keys, err := s.ListAPIKeys(ctx, "acme")
 	require.NoError(t, err)
@@ -112,7 +112,7 @@ func TestListTenantsPaginatesByID(t *testing.T) {
 		for _, tn := range got {
 			seen = append(seen, tn.ID)
 			if tn.ID == "t-3" {
-				require.Equal(t, TenantDeleted, tn.Status)
+				require.Equal(t, TenantDeleting, tn.Status)
 			}
 		}
 		if next == "" {

@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/vrsky/vrsky/internal/natsauth"
 	"github.com/vrsky/vrsky/internal/natsserver"
 )
 
@@ -39,4 +40,42 @@ func JetStream(t testing.TB) (*nats.Conn, jetstream.JetStream) {
 		t.Fatalf("jetstream: %v", err)
 	}
 	return nc, js
+}
+
+// NATSWithAccounts starts a private NATS server in operator mode — a NATS
+// account per tenant, pushed at run time — and returns its client URL and
+// the keys it trusts.
+func NATSWithAccounts(t testing.TB) (string, *natsauth.Keys) {
+	t.Helper()
+	keys, err := natsauth.NewKeys()
+	if err != nil {
+		t.Fatalf("nats keys: %v", err)
+	}
+	return NATSTrusting(t, keys), keys
+}
+
+// NATSTrusting starts a private NATS server in operator mode trusting keys
+// and returns its client URL.
+func NATSTrusting(t testing.TB, keys *natsauth.Keys) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	srv, err := natsserver.Start(ctx, natsserver.Options{StoreDir: t.TempDir(), Accounts: keys})
+	if err != nil {
+		t.Fatalf("start nats: %v", err)
+	}
+	t.Cleanup(srv.Shutdown)
+	return srv.ClientURL()
+}
+
+// Connect connects to url with creds and closes the connection when the
+// test ends.
+func Connect(t testing.TB, url string, creds natsauth.Creds) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(url, creds.Option())
+	if err != nil {
+		t.Fatalf("connect nats: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
 }

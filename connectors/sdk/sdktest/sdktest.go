@@ -26,11 +26,12 @@ const Prompt = 2 * time.Second
 //
 //   - it has a name, kind and summary, and NewConfig returns a pointer to a
 //     struct whose exported fields (nested structs too) all have json tags;
-//   - Build with goodConfig succeeds and returns the interface c.Kind names;
+//   - Build with goodConfig succeeds and returns the interface c.Kind names
+//     (and a Poller when c.Polls);
 //   - Build fails with a non-empty error for every bad config, and for
 //     goodConfig with an unknown field added;
-//   - Convert, Filter, Write or Run with a cancelled context return within
-//     Prompt, and any error they return is not permanent (a cancellation is
+//   - Convert, Filter, Write, Run or Poll with a cancelled context return
+//     within Prompt, and any error they return is not permanent (a cancellation is
 //     never the message's fault);
 //   - a producer's Close may be called twice, and concurrently;
 //   - once those calls returned and the producer is closed, no goroutine of
@@ -58,6 +59,9 @@ func Conformance(t *testing.T, c sdk.Connector, env sdk.Env, goodConfig json.Raw
 		inst, err := c.Build(ctx, env, goodConfig)
 		require.NoError(t, err)
 		checkKind(t, c.Kind, inst)
+		if c.Polls {
+			require.Implements(t, (*sdk.Poller)(nil), inst, "the connector says it polls")
+		}
 		if p, ok := inst.(sdk.Producer); ok {
 			closeTwice(t, p)
 		}
@@ -124,6 +128,20 @@ func Conformance(t *testing.T, c sdk.Connector, env sdk.Env, goodConfig json.Raw
 			}
 		case <-time.After(Prompt):
 			t.Fatalf("%s ignored a cancelled context for %s", c.Name, Prompt)
+		}
+		if p, ok := inst.(sdk.Poller); ok && c.Polls {
+			go func() {
+				_, err := p.Poll(cancelled, discard{})
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				if err != nil {
+					require.False(t, sdk.IsPermanent(err), "Poll with a cancelled context gave a permanent error: %v", err)
+				}
+			case <-time.After(Prompt):
+				t.Fatalf("%s's Poll ignored a cancelled context for %s", c.Name, Prompt)
+			}
 		}
 		if p, ok := inst.(sdk.Producer); ok {
 			require.NoError(t, p.Close(ctx))

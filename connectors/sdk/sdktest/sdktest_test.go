@@ -45,6 +45,12 @@ func (consumer) Run(ctx context.Context, _ sdk.Sink) error {
 	return ctx.Err()
 }
 
+type poller struct{ consumer }
+
+func (poller) Poll(ctx context.Context, _ sdk.Sink) (sdk.PollResult, error) {
+	return sdk.PollResult{}, ctx.Err()
+}
+
 type producer struct{}
 
 func (*producer) Write(ctx context.Context, _ []sdk.Message) error { return ctx.Err() }
@@ -73,6 +79,9 @@ func TestConformanceOfEveryKind(t *testing.T) {
 	Conformance(t, fake(sdk.KindFilter, func() any { return filter{} }), sdk.Env{}, nil, bad)
 	Conformance(t, fake(sdk.KindConsumer, func() any { return consumer{} }), sdk.Env{}, nil, bad)
 	Conformance(t, fake(sdk.KindProducer, func() any { return &producer{} }), sdk.Env{}, nil, bad)
+	polling := fake(sdk.KindConsumer, func() any { return poller{} })
+	polling.Polls = true
+	Conformance(t, polling, sdk.Env{}, nil, bad)
 }
 
 func TestUntagged(t *testing.T) {

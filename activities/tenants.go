@@ -1,0 +1,176 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/internal/blobstore"
+	"github.com/vrsky/vrsky/internal/natsauth"
+	"github.com/vrsky/vrsky/internal/store"
+)
+
+// ErrTenantExists is the application error type of a tenant ID that is
+// taken; retrying does not help.
+const ErrTenantExists = "TenantExists"
+
+// Tenants holds the activities that provision and decommission tenants.
+// Every one is idempotent: a retried step, or a whole workflow run again,
+// ends in the same state.
+type Tenants struct {
+	Store *store.Store
+	// NATS creates and deletes tenant accounts; nil when every tenant
+	// shares one account, which makes those steps do nothing.
+	NATS *natsauth.Admin
+	// Accounts gives each tenant's JetStream.
+	Accounts hotpath.Accounts
+	Blobs    *blobstore.Store
+	State    *hotpath.State
+	Temporal client.Client
+}
+
+// TenantInput names a tenant.
+type TenantInput struct {
+	Tenant string
+}
+
+// CreateTenantRows adds the tenant in status provisioning with its first
+// key (ErrTenantExists when the ID is taken).
+func (a *Tenants) CreateTenantRows(ctx context.Context, in store.NewTenant) error {
+	_, err := a.Store.BeginTenant(ctx, in)
+	if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrInvalid) {
+		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTenantExists, err)
+	}
+	return err
+}
+
+// TenantAccountInput is a tenant's NATS account and its limits.
+type TenantAccountInput struct {
+	Tenant string
+	Limits natsauth.Limits
+}
+
+// PutTenantAccount creates or updates the tenant's NATS account with its
+// JetStream limits.
+func (a *Tenants) PutTenantAccount(ctx context.Context, in TenantAccountInput) error {
+	if a.NATS == nil {
+		return nil
+	}
+	if err := in.Limits.Validate(); err != nil {
+		return temporal.NewNonRetryableApplicationError(err.Error(), "InvalidLimits", err)
+	}
+	_, err := a.NATS.PutTenant(ctx, in.Tenant, in.Limits)
+	return err
+}
+
+// EnsureTenantStreams creates the tenant's DLQ stream in its account.
+func (a *Tenants) EnsureTenantStreams(ctx context.Context, in TenantInput) error {
+	js, err := a.Accounts.JetStream(ctx, in.Tenant)
+	if err != nil {
+		return err
+	}
+	return hotpath.EnsureDLQStream(ctx, js, in.Tenant)
+}
+
+// ActivateTenant makes the tenant active: its keys authenticate from now on.
+func (a *Tenants) ActivateTenant(ctx context.Context, in TenantInput) error {
+	return a.Store.SetTenantStatus(ctx, in.Tenant, store.TenantActive)
+}
+
+// PurgeTenantRows removes a tenant whose provisioning failed, and its key.
+func (a *Tenants) PurgeTenantRows(ctx context.Context, in TenantInput) error {
+	return a.Store.PurgeProvisioningTenant(ctx, in.Tenant)
+}
+
+// MarkTenantDeleting revokes the tenant's keys at once and marks it
+// deleting (a deleted tenant stays deleted).
+func (a *Tenants) MarkTenantDeleting(ctx context.Context, in TenantInput) error {
+	err := a.Store.DeleteTenant(ctx, in.Tenant)
+	if errors.Is(err, store.ErrNotFound) {
+		return temporal.NewNonRetryableApplicationError(err.Error(), "TenantNotFound", err)
+	}
+	return err
+}
+
+// ListTenantIntegrations returns the IDs of the tenant's integrations.
+func (a *Tenants) ListTenantIntegrations(ctx context.Context, in TenantInput) ([]string, error) {
+	return a.Store.TenantIntegrationIDs(ctx, in.Tenant)
+}
+
+// RemoveIntegrationInput is one integration to take down with its tenant:
+// its desired state, its lifecycle workflow and its schedule.
+type RemoveIntegrationInput struct {
+	Tenant, Integration string
+	WorkflowID          string
+	ScheduleID          string
+}
+
+// RemoveIntegration stops the integration for good: runners drop its
+// pipeline, its lifecycle workflow is terminated, its schedule deleted.
+func (a *Tenants) RemoveIntegration(ctx context.Context, in RemoveIntegrationInput) error {
+	if err := a.State.DeleteDesired(ctx, hotpath.Pipeline{Tenant: in.Tenant, Integration: in.Integration}); err != nil {
+		return err
+	}
+	var notFound *serviceerror.NotFound
+	err := a.Temporal.TerminateWorkflow(ctx, in.WorkflowID, "", "tenant decommissioned")
+	if err != nil && !errors.As(err, &notFound) {
+		return fmt.Errorf("terminate %s: %w", in.WorkflowID, err)
+	}
+	if in.ScheduleID != "" {
+		err := a.Temporal.ScheduleClient().GetHandle(ctx, in.ScheduleID).Delete(ctx)
+		if err != nil && !errors.As(err, &notFound) {
+			return fmt.Errorf("delete schedule %s: %w", in.ScheduleID, err)
+		}
+	}
+	return nil
+}
+
+// RemoveTenantStreams deletes every stream of the tenant and returns how
+// many there were.
+func (a *Tenants) RemoveTenantStreams(ctx context.Context, in TenantInput) (int, error) {
+	js, err := a.Accounts.JetStream(ctx, in.Tenant)
+	if err != nil {
+		return 0, err
+	}
+	return hotpath.DeleteTenantStreams(ctx, js, in.Tenant)
+}
+
+// forgetter is an Accounts that keeps connections it can close.
+type forgetter interface{ Forget(tenant string) }
+
+// DeleteTenantAccount deletes the tenant's NATS account; its remaining
+// connections are closed.
+func (a *Tenants) DeleteTenantAccount(ctx context.Context, in TenantInput) error {
+	if a.NATS == nil {
+		return nil
+	}
+	if f, ok := a.Accounts.(forgetter); ok {
+		f.Forget(in.Tenant)
+	}
+	return a.NATS.DeleteTenant(ctx, in.Tenant)
+}
+
+// RemoveTenantObjects deletes the tenant's claim-checked and dead-lettered
+// bodies and returns how many objects it removed.
+func (a *Tenants) RemoveTenantObjects(ctx context.Context, in TenantInput) (int, error) {
+	removed := 0
+	for _, prefix := range hotpath.TenantObjectPrefixes(in.Tenant) {
+		n, err := a.Blobs.DeleteOlderThan(ctx, prefix, time.Now().Add(time.Hour))
+		removed += n
+		if err != nil {
+			return removed, err
+		}
+	}
+	return removed, nil
+}
+
+// FinishTenantDeletion marks the tenant deleted.
+func (a *Tenants) FinishTenantDeletion(ctx context.Context, in TenantInput) error {
+	return a.Store.SetTenantStatus(ctx, in.Tenant, store.TenantDeleted)
+}

@@ -1,0 +1,135 @@
+package activities
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/internal/natsauth"
+	"github.com/vrsky/vrsky/internal/store"
+	"github.com/vrsky/vrsky/internal/testenv"
+)
+
+// tenantsFixture runs the tenant activities on real PostgreSQL, S3,
+// Temporal and NATS in operator mode.
+type tenantsFixture struct {
+	a    *Tenants
+	url  string
+	keys *natsauth.Keys
+	st   *store.Store
+}
+
+func newTenantsFixture(t *testing.T) *tenantsFixture {
+	t.Helper()
+	ctx := context.Background()
+	db, err := pgxpool.New(ctx, testenv.PostgresMigrated(t))
+	require.NoError(t, err)
+	t.Cleanup(db.Close)
+	url, keys := testenv.NATSWithAccounts(t)
+	sys, err := keys.SystemUser("test")
+	require.NoError(t, err)
+	platform, err := keys.PlatformUser("test")
+	require.NoError(t, err)
+	platformJS, err := jetstream.New(testenv.Connect(t, url, platform))
+	require.NoError(t, err)
+	state, err := hotpath.OpenState(ctx, platformJS)
+	require.NoError(t, err)
+	pool := natsauth.NewPool(url, keys, "test")
+	t.Cleanup(pool.Close)
+	blobs, _ := testenv.S3(t)
+	st := store.New(db)
+	return &tenantsFixture{url: url, keys: keys, st: st, a: &Tenants{
+		Store: st, NATS: natsauth.NewAdmin(keys, testenv.Connect(t, url, sys)), Accounts: pool, Blobs: blobs, State: state,
+		Temporal: testenv.TemporalServer(t).GetDefaultClient(),
+	}}
+}
+
+func TestTenantActivitiesProvisionAndRemoveEverything(t *testing.T) {
+	f := newTenantsFixture(t)
+	ctx := context.Background()
+	tenant := TenantInput{Tenant: "acme"}
+	keyID, prefix, hash, secret := store.NewKey()
+	in := store.NewTenant{ID: "acme", Name: "Acme", KeyID: keyID, KeyPrefix: prefix, KeyHash: hash, Scopes: []store.Scope{store.ScopeRead}}
+
+	require.NoError(t, f.a.CreateTenantRows(ctx, in))
+	require.NoError(t, f.a.CreateTenantRows(ctx, in), "retried")
+	require.NoError(t, f.a.PutTenantAccount(ctx, TenantAccountInput{Tenant: "acme", Limits: natsauth.DefaultLimits}))
+	require.NoError(t, f.a.EnsureTenantStreams(ctx, tenant))
+	require.NoError(t, f.a.ActivateTenant(ctx, tenant))
+	_, err := f.st.Authenticate(ctx, secret)
+	require.NoError(t, err)
+
+	// The tenant's DLQ stream is in its own account.
+	creds, err := f.keys.TenantUser("acme", "check")
+	require.NoError(t, err)
+	js, err := jetstream.New(testenv.Connect(t, f.url, creds))
+	require.NoError(t, err)
+	_, err = js.Stream(ctx, hotpath.DLQStream("acme"))
+	require.NoError(t, err)
+	_, err = hotpath.EnsureStreams(ctx, js, hotpath.Pipeline{Tenant: "acme", Integration: "orders"})
+	require.NoError(t, err)
+	for _, key := range []string{"claims/acme/orders/1", "dlq/acme/orders/2", "claims/other/orders/3"} {
+		require.NoError(t, f.a.Blobs.Put(ctx, key, bytes.NewReader([]byte("x")), 1, ""))
+	}
+
+	// Decommission.
+	require.NoError(t, f.a.MarkTenantDeleting(ctx, tenant))
+	_, err = f.st.Authenticate(ctx, secret)
+	require.ErrorIs(t, err, store.ErrUnauthenticated)
+	ids, err := f.a.ListTenantIntegrations(ctx, tenant)
+	require.NoError(t, err)
+	require.Empty(t, ids)
+	require.NoError(t, f.a.RemoveIntegration(ctx, RemoveIntegrationInput{Tenant: "acme", Integration: "orders",
+		WorkflowID: "integration/acme/orders", ScheduleID: "integration/acme/orders"}), "nothing to stop is fine")
+	streams, err := f.a.RemoveTenantStreams(ctx, tenant)
+	require.NoError(t, err)
+	require.Equal(t, 2, streams)
+	require.NoError(t, f.a.DeleteTenantAccount(ctx, tenant))
+	require.NoError(t, f.a.DeleteTenantAccount(ctx, tenant), "twice")
+	_, err = nats.Connect(f.url, creds.Option())
+	require.Error(t, err, "the account is gone")
+	objects, err := f.a.RemoveTenantObjects(ctx, tenant)
+	require.NoError(t, err)
+	require.Equal(t, 2, objects)
+	_, err = f.a.Blobs.Stat(ctx, "claims/other/orders/3")
+	require.NoError(t, err, "other tenants' objects stay")
+	require.NoError(t, f.a.FinishTenantDeletion(ctx, tenant))
+	got, err := f.st.GetTenant(ctx, "acme")
+	require.NoError(t, err)
+	require.Equal(t, store.TenantDeleted, got.Status)
+}
+
+func TestTenantActivitiesRefuseWhatRetryingCannotFix(t *testing.T) {
+	f := newTenantsFixture(t)
+	ctx := context.Background()
+	keyID, prefix, hash, _ := store.NewKey()
+	in := store.NewTenant{ID: "acme", Name: "Acme", KeyID: keyID, KeyPrefix: prefix, KeyHash: hash, Scopes: []store.Scope{store.ScopeRead}}
+	require.NoError(t, f.a.CreateTenantRows(ctx, in))
+	in.KeyID = "key-other"
+	requireNonRetryable(t, f.a.CreateTenantRows(ctx, in), ErrTenantExists)
+	in.ID = "Not Valid"
+	requireNonRetryable(t, f.a.CreateTenantRows(ctx, in), ErrTenantExists)
+	requireNonRetryable(t, f.a.PutTenantAccount(ctx, TenantAccountInput{Tenant: "acme"}), "InvalidLimits")
+	requireNonRetryable(t, f.a.MarkTenantDeleting(ctx, TenantInput{Tenant: "nobody"}), "TenantNotFound")
+
+	// Without an admin (one shared account) the account steps do nothing.
+	shared := &Tenants{Store: f.st}
+	require.NoError(t, shared.PutTenantAccount(ctx, TenantAccountInput{Tenant: "acme", Limits: natsauth.DefaultLimits}))
+	require.NoError(t, shared.DeleteTenantAccount(ctx, TenantInput{Tenant: "acme"}))
+}
+
+func requireNonRetryable(t *testing.T, err error, errType string) {
+	t.Helper()
+	var appErr *temporal.ApplicationError
+	require.True(t, errors.As(err, &appErr), "%v", err)
+	require.True(t, appErr.NonRetryable())
+	require.Equal(t, errType, appErr.Type())
+}

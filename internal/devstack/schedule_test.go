@@ -1,0 +1,110 @@
+package devstack
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/vrsky/vrsky/internal/apiclient"
+)
+
+// TestScheduledFileIntegrationThroughTheDevStack: a file integration on a
+// schedule takes nothing in by itself; run now through the API, the file
+// in its directory is taken in and reaches the producer, and the run shows
+// in the schedule and the execution log. Pause and resume show too.
+func TestScheduledFileIntegrationThroughTheDevStack(t *testing.T) {
+	dir := t.TempDir()
+	s := startStack(t, testConfig(dir))
+	ep := s.Endpoints()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	admin := apiclient.New("http://"+ep.HTTP, readAdminKey(t, dir))
+	c, _, err := apiclient.EnsureTenant(ctx, admin, "acme", filepath.Join(t.TempDir(), "acme.key"))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		st, _, err := c.Do(ctx, http.MethodGet, "/v1/integrations?limit=1", "", nil, nil)
+		return err == nil && st == http.StatusOK
+	}, time.Minute, 100*time.Millisecond, "the tenant's key works once it is provisioned")
+
+	// At 03:00 UTC on 1 January only: nothing runs by itself during the test.
+	_, err = c.Deploy(ctx, "nightly", []byte(`
+name: nightly
+consumer: { connector: file, config: { dir: in, format: ndjson } }
+producers: { out: { connector: file, config: { dir: out } } }
+schedule: "0 3 1 1 *"
+`), "scheduled import", false)
+	require.NoError(t, err)
+
+	in := filepath.Join(dir, "files", "acme", "in")
+	require.NoError(t, os.MkdirAll(in, 0o750))
+	drop := filepath.Join(in, "orders.ndjson")
+	require.NoError(t, os.WriteFile(drop, []byte("{\"id\":1}\n{\"id\":2}\n{\"id\":3}\n"), 0o640))
+	old := time.Now().Add(-time.Hour)
+	require.NoError(t, os.Chtimes(drop, old, old))
+
+	time.Sleep(2 * time.Second)
+	require.FileExists(t, drop, "a scheduled consumer does not watch its directory")
+
+	schedule := func() map[string]any {
+		t.Helper()
+		var out map[string]any
+		st, raw, err := c.Do(ctx, http.MethodGet, "/v1/integrations/nightly/schedule", "", nil, &out)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, st, string(raw))
+		return out
+	}
+	post := func(path string) int {
+		t.Helper()
+		st, raw, err := c.Do(ctx, http.MethodPost, "/v1/integrations/nightly/schedule/"+path, "application/json", []byte(`{}`), nil)
+		require.NoError(t, err)
+		require.Less(t, st, 300, string(raw))
+		return st
+	}
+	sched := schedule()
+	require.Equal(t, "0 3 1 1 *", sched["cron"])
+	require.Equal(t, false, sched["paused"])
+
+	require.Equal(t, http.StatusAccepted, post("trigger"))
+	lines := func() []string {
+		files, _ := filepath.Glob(filepath.Join(dir, "files", "acme", "out", "*"))
+		var out []string
+		for _, f := range files {
+			b, _ := os.ReadFile(f)
+			for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+				if l != "" {
+					out = append(out, l)
+				}
+			}
+		}
+		return out
+	}
+	require.Eventually(t, func() bool { return len(lines()) == 3 }, time.Minute, 100*time.Millisecond,
+		"the triggered run takes the file in and it reaches the producer")
+	require.ElementsMatch(t, []string{`{"id":1}`, `{"id":2}`, `{"id":3}`}, lines())
+	require.FileExists(t, filepath.Join(in, "done", "orders.ndjson"), "the file is acknowledged")
+
+	require.Eventually(t, func() bool {
+		runs, _ := schedule()["recent_runs"].([]any)
+		return len(runs) == 1 && runs[0].(map[string]any)["status"] == "succeeded"
+	}, time.Minute, 100*time.Millisecond)
+	run := schedule()["recent_runs"].([]any)[0].(map[string]any)
+	require.EqualValues(t, 3, run["messages"])
+	require.Equal(t, "dev", run["runner"])
+	require.Eventually(t, func() bool {
+		events, _, err := c.IntegrationLogs(ctx, "nightly", 1)
+		return err == nil && len(events) == 1 && events[0].Action == "run" &&
+			strings.Contains(events[0].Reason, "succeeded: took in 3 message(s)")
+	}, time.Minute, 100*time.Millisecond, "the run is in the execution log")
+
+	require.Equal(t, http.StatusOK, post("pause"))
+	require.Equal(t, true, schedule()["paused"])
+	require.Equal(t, http.StatusOK, post("resume"))
+	require.Equal(t, false, schedule()["paused"])
+}

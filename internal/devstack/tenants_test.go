@@ -1,0 +1,157 @@
+package devstack
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+
+	"github.com/vrsky/vrsky/internal/apiclient"
+	"github.com/vrsky/vrsky/internal/natsauth"
+)
+
+const tenantSpec = `
+name: orders
+consumer: { connector: http-webhook }
+producers:
+  out: { connector: file, config: { dir: out, format: ndjson } }
+`
+
+// TestTenantsRunSideBySideInTheirOwnAccounts: three tenants provisioned
+// through the API run integrations at the same time; each sees only its own
+// data, in files and in NATS, where the server enforces the separation.
+// Deleting one removes its account and streams and leaves the others
+// running.
+func TestTenantsRunSideBySideInTheirOwnAccounts(t *testing.T) {
+	dir := t.TempDir()
+	s := startStack(t, testConfig(dir))
+	ep := s.Endpoints()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	admin := apiclient.New("http://"+ep.HTTP, readAdminKey(t, dir))
+
+	tenants := []string{"red", "green", "blue"}
+	for _, tenant := range tenants {
+		c, created, err := apiclient.EnsureTenant(ctx, admin, tenant, filepath.Join(dir, "keys", tenant+".key"))
+		require.NoError(t, err)
+		require.True(t, created)
+		_, err = c.Deploy(ctx, "orders", []byte(tenantSpec), "test", false)
+		require.NoError(t, err)
+	}
+
+	const perTenant = 30
+	var wg sync.WaitGroup
+	for _, tenant := range tenants {
+		wg.Go(func() {
+			for i := range perTenant {
+				body := fmt.Sprintf(`{"tenant":%q,"n":%d}`, tenant, i)
+				resp, err := http.Post("http://"+ep.HTTP+"/v1/hooks/"+tenant+"/orders", "application/json", strings.NewReader(body))
+				if !assertNoError(t, err) {
+					return
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusAccepted {
+					t.Errorf("%s: webhook answered %d", tenant, resp.StatusCode)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, tenant := range tenants {
+		require.Eventually(t, func() bool { return len(outLines(dir, tenant)) == perTenant }, 30*time.Second, 50*time.Millisecond, tenant)
+		for _, line := range outLines(dir, tenant) {
+			require.Contains(t, line, `"tenant":"`+tenant+`"`)
+		}
+	}
+
+	// NATS: red's credentials see red's stream and nothing of green's.
+	keys, err := natsauth.LoadKeys(filepath.Join(dir, NATSKeysFile))
+	require.NoError(t, err)
+	red := tenantConn(t, ep, keys, "red")
+	redJS, err := jetstream.New(red)
+	require.NoError(t, err)
+	_, err = redJS.Stream(ctx, "VRSKY_red_orders")
+	require.NoError(t, err)
+	_, err = redJS.Stream(ctx, "VRSKY_green_orders")
+	require.ErrorIs(t, err, jetstream.ErrStreamNotFound)
+	spy, err := red.SubscribeSync(">")
+	require.NoError(t, err)
+	require.NoError(t, red.Flush())
+	resp, err := http.Post("http://"+ep.HTTP+"/v1/hooks/green/orders", "application/json", strings.NewReader(`{"tenant":"green","n":99}`))
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusAccepted, resp.StatusCode)
+	require.Eventually(t, func() bool { return len(outLines(dir, "green")) == perTenant+1 }, 10*time.Second, 50*time.Millisecond)
+	msg, err := spy.NextMsg(200 * time.Millisecond)
+	require.ErrorIs(t, err, nats.ErrTimeout, "red saw %v", msg)
+
+	// Deleting blue removes its account and its streams; red still runs.
+	st, raw, err := admin.Do(ctx, http.MethodDelete, "/v1/tenants/blue", "", nil, nil)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusAccepted, st, string(raw))
+	require.Eventually(t, func() bool {
+		var got struct {
+			Status string `json:"status"`
+		}
+		_, _, err := admin.Do(ctx, http.MethodGet, "/v1/tenants/blue", "", nil, &got)
+		return err == nil && got.Status == "deleted"
+	}, 30*time.Second, 100*time.Millisecond)
+	blue, err := keys.TenantUser("blue", "test")
+	require.NoError(t, err)
+	_, err = nats.Connect(ep.NATS, blue.Option())
+	require.Error(t, err, "blue's account is gone")
+	resp, err = http.Post("http://"+ep.HTTP+"/v1/hooks/blue/orders", "application/json", strings.NewReader(`{}`))
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusNotFound, resp.StatusCode)
+	resp, err = http.Post("http://"+ep.HTTP+"/v1/hooks/red/orders", "application/json", strings.NewReader(`{"tenant":"red","n":100}`))
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusAccepted, resp.StatusCode)
+	require.Eventually(t, func() bool { return len(outLines(dir, "red")) == perTenant+1 }, 10*time.Second, 50*time.Millisecond)
+}
+
+func assertNoError(t *testing.T, err error) bool {
+	t.Helper()
+	if err != nil {
+		t.Error(err)
+		return false
+	}
+	return true
+}
+
+// tenantConn connects to the stack's NATS as a user of tenant's account.
+func tenantConn(t *testing.T, ep Endpoints, keys *natsauth.Keys, tenant string) *nats.Conn {
+	t.Helper()
+	creds, err := keys.TenantUser(tenant, "test")
+	require.NoError(t, err)
+	nc, err := nats.Connect(ep.NATS, creds.Option())
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// outLines returns the lines the tenant's file producer wrote.
+func outLines(dir, tenant string) []string {
+	files, _ := filepath.Glob(filepath.Join(dir, "files", tenant, "out", "*"))
+	var out []string
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			if l != "" {
+				out = append(out, l)
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,82 @@
+package roles
+
+import (
+	"fmt"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/internal/natsauth"
+)
+
+// NATS are a role's connections to NATS.
+type NATS struct {
+	// Conn and JS are the platform account's (or the only account's).
+	Conn *nats.Conn
+	JS   jetstream.JetStream
+	// Accounts gives each tenant's JetStream.
+	Accounts hotpath.Accounts
+	// Admin pushes and deletes tenant accounts; nil when every tenant
+	// shares one account.
+	Admin *natsauth.Admin
+	// Close drains every connection.
+	Close func()
+}
+
+// ConnectNATS connects to url as name. With keys, the server runs in
+// operator mode: the role connects to the platform account, to the system
+// account (to manage tenant accounts) and to each tenant's account as it
+// needs them. Without keys every tenant shares the one account.
+func ConnectNATS(url string, keys *natsauth.Keys, name string) (_ NATS, err error) {
+	var closers []func()
+	n := NATS{Close: func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}}
+	defer func() {
+		if err != nil {
+			n.Close()
+		}
+	}()
+	connect := func(opts ...nats.Option) (*nats.Conn, error) {
+		nc, err := nats.Connect(url, append([]nats.Option{nats.Name(name), nats.MaxReconnects(-1)}, opts...)...)
+		if err != nil {
+			return nil, fmt.Errorf("connect to nats: %w", err)
+		}
+		closers = append(closers, func() { _ = nc.Drain() })
+		return nc, nil
+	}
+	var platform []nats.Option
+	if keys != nil {
+		creds, err := keys.PlatformUser(name)
+		if err != nil {
+			return n, err
+		}
+		platform = append(platform, creds.Option())
+	}
+	if n.Conn, err = connect(platform...); err != nil {
+		return n, err
+	}
+	if n.JS, err = jetstream.New(n.Conn); err != nil {
+		return n, fmt.Errorf("jetstream: %w", err)
+	}
+	if keys == nil {
+		n.Accounts = hotpath.SharedAccount{JS: n.JS}
+		return n, nil
+	}
+	sys, err := keys.SystemUser(name)
+	if err != nil {
+		return n, err
+	}
+	sysConn, err := connect(sys.Option())
+	if err != nil {
+		return n, err
+	}
+	n.Admin = natsauth.NewAdmin(keys, sysConn)
+	pool := natsauth.NewPool(url, keys, name)
+	closers = append(closers, pool.Close)
+	n.Accounts = pool
+	return n, nil
+}

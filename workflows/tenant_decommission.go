@@ -1,0 +1,64 @@
+package workflows
+
+import (
+	"time"
+
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/vrsky/vrsky/activities"
+)
+
+// TenantDecommissionInput names the tenant to remove.
+type TenantDecommissionInput struct {
+	Tenant string
+}
+
+// TenantDecommissionResult counts what was removed.
+type TenantDecommissionResult struct {
+	Integrations int
+	Streams      int
+	Objects      int
+}
+
+// TenantDecommission removes a tenant (ID TenantDecommissionWorkflowID):
+// it revokes its keys at once, takes down every integration (pipelines,
+// lifecycle workflows, schedules), deletes its streams, its NATS account and
+// its objects, and marks it deleted. Each step retries until it succeeds and
+// is idempotent, so running it again — after a crash or by hand — is safe.
+func TenantDecommission(ctx workflow.Context, in TenantDecommissionInput) (TenantDecommissionResult, error) {
+	var a *activities.Tenants
+	var res TenantDecommissionResult
+	tenant := activities.TenantInput{Tenant: in.Tenant}
+	step := withUnlimitedRetries(ctx, time.Minute)
+
+	if err := workflow.ExecuteActivity(step, a.MarkTenantDeleting, tenant).Get(ctx, nil); err != nil {
+		return res, err
+	}
+	var ids []string
+	if err := workflow.ExecuteActivity(step, a.ListTenantIntegrations, tenant).Get(ctx, &ids); err != nil {
+		return res, err
+	}
+	for _, id := range ids {
+		remove := activities.RemoveIntegrationInput{
+			Tenant: in.Tenant, Integration: id,
+			WorkflowID: IntegrationWorkflowID(in.Tenant, id), ScheduleID: IntegrationScheduleID(in.Tenant, id),
+		}
+		if err := workflow.ExecuteActivity(step, a.RemoveIntegration, remove).Get(ctx, nil); err != nil {
+			return res, err
+		}
+		res.Integrations++
+	}
+	if err := workflow.ExecuteActivity(step, a.RemoveTenantStreams, tenant).Get(ctx, &res.Streams); err != nil {
+		return res, err
+	}
+	if err := workflow.ExecuteActivity(step, a.DeleteTenantAccount, tenant).Get(ctx, nil); err != nil {
+		return res, err
+	}
+	if err := workflow.ExecuteActivity(step, a.RemoveTenantObjects, tenant).Get(ctx, &res.Objects); err != nil {
+		return res, err
+	}
+	if err := workflow.ExecuteActivity(step, a.FinishTenantDeletion, tenant).Get(ctx, nil); err != nil {
+		return res, err
+	}
+	return res, nil
+}

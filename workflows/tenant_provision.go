@@ -1,0 +1,87 @@
+package workflows
+
+import (
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/vrsky/vrsky/activities"
+	"github.com/vrsky/vrsky/internal/natsauth"
+	"github.com/vrsky/vrsky/internal/store"
+)
+
+// TenantProvisionInput is the tenant to provision: its rows and first key
+// (by hash: the secret never enters the workflow's history) and the
+// JetStream limits of its NATS account.
+type TenantProvisionInput struct {
+	Tenant store.NewTenant
+	Limits natsauth.Limits
+}
+
+// TenantProvisionResult is the provisioned tenant's ID.
+type TenantProvisionResult struct {
+	Tenant string
+}
+
+// TenantProvision provisions a tenant (ID TenantProvisionWorkflowID): its
+// rows and first key, its own NATS account with its JetStream limits, its
+// DLQ stream in that account, then it marks the tenant active — before that
+// its key does not authenticate. When a step fails for good, everything done
+// so far is undone and the workflow fails; the ID can then be used again.
+// Claim-checked bodies live under the tenant's object prefixes
+// (hotpath.TenantObjectPrefixes), which need no creating.
+func TenantProvision(ctx workflow.Context, in TenantProvisionInput) (TenantProvisionResult, error) {
+	var a *activities.Tenants
+	tenant := activities.TenantInput{Tenant: in.Tenant.ID}
+	// Each step is one short call (a row, an account JWT, a stream): a
+	// worker lost in the middle is noticed and replaced after 10 s.
+	step := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 10 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 10 * time.Second, MaximumAttempts: 5,
+		},
+	})
+	if err := workflow.ExecuteActivity(step, a.CreateTenantRows, in.Tenant).Get(ctx, nil); err != nil {
+		return TenantProvisionResult{}, err
+	}
+	err := workflow.ExecuteActivity(step, a.PutTenantAccount, activities.TenantAccountInput{Tenant: in.Tenant.ID, Limits: in.Limits}).Get(ctx, nil)
+	if err == nil {
+		err = workflow.ExecuteActivity(step, a.EnsureTenantStreams, tenant).Get(ctx, nil)
+	}
+	if err == nil {
+		err = workflow.ExecuteActivity(step, a.ActivateTenant, tenant).Get(ctx, nil)
+	}
+	if err == nil {
+		return TenantProvisionResult{Tenant: in.Tenant.ID}, nil
+	}
+
+	// Compensate: every step is idempotent, so undo them all, and keep
+	// trying until each is undone (the infrastructure may be down now).
+	undo := withUnlimitedRetries(ctx, time.Minute)
+	workflow.GetLogger(ctx).Warn("tenant provisioning failed; undoing it", "tenant", in.Tenant.ID, "error", err)
+	var streams int
+	for _, f := range []func() error{
+		func() error { return workflow.ExecuteActivity(undo, a.RemoveTenantStreams, tenant).Get(ctx, &streams) },
+		func() error { return workflow.ExecuteActivity(undo, a.DeleteTenantAccount, tenant).Get(ctx, nil) },
+		func() error { return workflow.ExecuteActivity(undo, a.PurgeTenantRows, tenant).Get(ctx, nil) },
+	} {
+		if cerr := f(); cerr != nil {
+			return TenantProvisionResult{}, temporal.NewNonRetryableApplicationError(
+				"provisioning failed and could not be undone: "+cerr.Error(), "CompensationFailed", err)
+		}
+	}
+	return TenantProvisionResult{}, err
+}
+
+// withUnlimitedRetries returns ctx with activity options that retry until
+// the activity succeeds, backing off up to maxInterval.
+func withUnlimitedRetries(ctx workflow.Context, maxInterval time.Duration) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 5 * time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: maxInterval,
+			NonRetryableErrorTypes: []string{"TenantNotFound"},
+		},
+	})
+}
