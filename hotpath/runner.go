@@ -105,6 +105,9 @@ func (r *Runner) Run(ctx context.Context) error {
 			r.reconcile(ctx, d, state, entry, retry)
 		case entry, ok := <-watcher.Updates():
 			if !ok {
+				if ctx.Err() != nil { // the watch ends with ctx
+					return nil
+				}
 				return errors.New("desired-state watch closed")
 			}
 			if entry != nil { // nil marks the end of the initial values

@@ -166,7 +166,18 @@ func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &runner{cfg: cfg, stack: stack, js: js, state: state, client: NewClient(cfg.Workers)}
+	tenant, err := stack.tenantConn(ctx, nc)
+	if err != nil {
+		return nil, err
+	}
+	if tenant != nc {
+		defer tenant.Close()
+	}
+	tenantJS, err := jetstream.New(tenant)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	r := &runner{cfg: cfg, stack: stack, js: tenantJS, state: state, client: NewClient(cfg.Workers)}
 	defer r.client.CloseIdleConnections()
 	idle, err := idleCores(ctx, stack.PID)
 	if err != nil {
@@ -204,7 +215,7 @@ func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
 type runner struct {
 	cfg    Config
 	stack  *Stack
-	js     jetstream.JetStream
+	js     jetstream.JetStream // the benchmark tenant's
 	state  *hotpath.State
 	client *http.Client
 }

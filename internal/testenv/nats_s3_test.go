@@ -5,6 +5,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 )
@@ -38,4 +39,18 @@ func TestRandomID(t *testing.T) {
 	a, b := RandomID(8), RandomID(8)
 	require.Len(t, a, 16)
 	require.NotEqual(t, a, b)
+}
+
+func TestNATSWithAccountsNeedsTheKeys(t *testing.T) {
+	t.Parallel()
+	url, keys := NATSWithAccounts(t)
+	_, err := nats.Connect(url)
+	require.Error(t, err, "no anonymous connections in operator mode")
+	creds, err := keys.PlatformUser("test")
+	require.NoError(t, err)
+	nc := Connect(t, url, creds)
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	_, err = js.CreateKeyValue(context.Background(), jetstream.KeyValueConfig{Bucket: "platform"})
+	require.NoError(t, err)
 }
