@@ -69,7 +69,11 @@ func replay(t *testing.T, path string, wf any) {
 // registerFakeIntegrations registers activities under the names of
 // activities.Integrations that act as a platform whose runners always
 // report what is desired.
-func registerFakeIntegrations(r worker.Registry) {
+func registerFakeIntegrations(r worker.Registry) { registerFakeIntegrationsAwaiting(r, nil) }
+
+// registerFakeIntegrationsAwaiting is registerFakeIntegrations with await,
+// when set, standing in for AwaitRunnerStatus.
+func registerFakeIntegrationsAwaiting(r worker.Registry, await func(context.Context, activities.AwaitStatusInput) (activities.RunnerStatus, error)) {
 	desired := map[string]activities.DesiredStateInput{}
 	r.RegisterActivityWithOptions(func(_ context.Context, in activities.DesiredStateInput) error {
 		desired[in.Tenant+"/"+in.Integration] = in
@@ -77,9 +81,12 @@ func registerFakeIntegrations(r worker.Registry) {
 	}, activity.RegisterOptions{Name: "WriteDesiredState"})
 	r.RegisterActivityWithOptions(func(context.Context, activities.PipelineInput) error { return nil },
 		activity.RegisterOptions{Name: "RemoveDesiredState"})
-	r.RegisterActivityWithOptions(func(_ context.Context, in activities.AwaitStatusInput) (activities.RunnerStatus, error) {
-		return activities.RunnerStatus{Version: in.Version, Status: in.Status}, nil
-	}, activity.RegisterOptions{Name: "AwaitRunnerStatus"})
+	if await == nil {
+		await = func(_ context.Context, in activities.AwaitStatusInput) (activities.RunnerStatus, error) {
+			return activities.RunnerStatus{Version: in.Version, Status: in.Status}, nil
+		}
+	}
+	r.RegisterActivityWithOptions(await, activity.RegisterOptions{Name: "AwaitRunnerStatus"})
 	r.RegisterActivityWithOptions(func(context.Context, activities.Transition) error { return nil },
 		activity.RegisterOptions{Name: "RecordTransition"})
 	r.RegisterActivityWithOptions(func(context.Context, activities.SyncScheduleInput) (activities.SyncScheduleResult, error) {
