@@ -285,7 +285,16 @@ func TestFailedMessageCanBeReplayedFromTheDLQ(t *testing.T) {
 	}
 	require.NotNil(t, again, "the producer's consumer gets the message again")
 	require.Equal(t, "payload", string(again.Data()))
-	require.NoError(t, again.Ack())
+
+	// Failing again, within JetStream's duplicate window, it returns to the
+	// DLQ: it is a new message there, not a duplicate of the first letter.
+	againEnv, err := decode(p, again.Headers(), again.Data())
+	require.NoError(t, err)
+	f.fail(ctx, p, DeliverStage("archive"), again, againEnv, sdk.PermanentError(errors.New("rejected again")))
+	letters, _, err = ListDLQ(ctx, js, tenant, DLQFilter{ErrorContains: "again"}, 0, 10)
+	require.NoError(t, err)
+	require.Len(t, letters, 1, "a replayed message that fails again is dead-lettered again")
+	require.Equal(t, "m1", letters[0].MessageID)
 }
 
 func TestDLQEdgeCases(t *testing.T) {

@@ -86,6 +86,19 @@ func (f *failures) succeeded(ctx context.Context, p Pipeline, stage string, m je
 	}
 }
 
+// dlqDedupID is the dead letter's JetStream message ID: the same for a
+// redelivery of the same stored message (a runner that died between the DLQ
+// publish and the Term dead-letters it once), different for a replayed copy,
+// which is a new message in the stream and must reach the DLQ again if it
+// fails again.
+func dlqDedupID(m jetstream.Msg, id, stage string) string {
+	dedup := id + "/" + stage
+	if md, err := m.Metadata(); err == nil {
+		dedup += "/" + strconv.FormatUint(md.Sequence.Stream, 10)
+	}
+	return dedup
+}
+
 // countAttempt increments and returns the failed-attempt count under key.
 func (f *failures) countAttempt(ctx context.Context, key string) (int, error) {
 	for range 5 {
@@ -125,7 +138,7 @@ func (f *failures) deadLetter(ctx context.Context, p Pipeline, stage string, m j
 		out.bodyRef = ref
 		out.msg.Body = nil
 	}
-	nm := encode(p.DLQSubject(), id+"/"+stage, out)
+	nm := encode(p.DLQSubject(), dlqDedupID(m, id, stage), out)
 	nm.Header.Set(HeaderDLQReason, cause.Error())
 	nm.Header.Set(HeaderDLQStage, stage)
 	nm.Header.Set(HeaderDLQAttempts, strconv.Itoa(attempts))
