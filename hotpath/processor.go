@@ -3,7 +3,6 @@ package hotpath
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -29,9 +28,6 @@ type processor struct {
 	claims    *ClaimCheck
 	failures  *failures
 	metrics   *pipelineMetrics
-
-	subjectsOnce sync.Once
-	subjects     map[string]string // producer → its out subject; see outSubject
 }
 
 // pendingInput is an input message waiting for its outputs' publish acks.
@@ -143,28 +139,13 @@ func (pr *processor) publish(ctx context.Context, in envelope, out sdk.Message, 
 		if !pr.known[producer] {
 			return nil, sdk.Permanentf("route to unknown producer %q", producer)
 		}
-		f, err := pr.js.PublishMsgAsync(encode(pr.outSubject(producer), out.ID+"/"+producer, env))
+		f, err := pr.js.PublishMsgAsync(encode(pr.p.OutSubject(producer), out.ID+"/"+producer, env))
 		if err != nil {
 			return nil, fmt.Errorf("publish to %s: %w", producer, err)
 		}
 		futures = append(futures, f)
 	}
 	return futures, nil
-}
-
-// outSubject is p.OutSubject(producer) for a known producer, built once per
-// processor rather than once per message.
-func (pr *processor) outSubject(producer string) string {
-	pr.subjectsOnce.Do(func() {
-		pr.subjects = make(map[string]string, len(pr.known))
-		for name := range pr.known {
-			pr.subjects[name] = pr.p.OutSubject(name)
-		}
-	})
-	if s, ok := pr.subjects[producer]; ok {
-		return s
-	}
-	return pr.p.OutSubject(producer)
 }
 
 // sameBytes reports whether a and b are the same slice (not just equal).

@@ -7,8 +7,19 @@
 // permanent error that names the line and column, so the message goes to the
 // DLQ with a reason a person can act on.
 //
-// This package must never log, retry or hold state between calls: it is
-// called on the hot path from many goroutines at once.
+// Decode and Encode give, value for value and byte for byte, what they give
+// when built on encoding/json alone (decodeStandard, encodeStandard): for
+// the values JSON bodies hold they work on encoding/json/jsontext directly,
+// several times faster, and they leave everything else, errors included,
+// to encoding/json.
+//
+// Object, ObjectCopy and SetObject let a chain of JSON steps decode a
+// message's body once: a converter records the object it wrote next to the
+// bytes, and the next step reads it from there.
+//
+// This package must never log, retry or hold state between calls beyond
+// reusable buffers: it is called on the hot path from many goroutines at
+// once.
 package jsonbody
 
 import (

@@ -18,6 +18,9 @@ import (
 // nesting deeper than encoding/json allows) makes it give up, and Decode
 // falls back to encoding/json, which then decides and words the error.
 
+// fastPaths says whether this build has the fast reader and writer.
+const fastPaths = true
+
 // maxPooledBody bounds the bodies whose reader or writer buffer goes back to
 // its pool, so a rare huge body does not keep its buffers alive.
 const maxPooledBody = 64 << 10

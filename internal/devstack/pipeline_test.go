@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -67,19 +65,7 @@ producers:
 		resp.Body.Close()
 		require.Equal(t, http.StatusAccepted, resp.StatusCode)
 	}
-	lines := func(sub string) []string {
-		files, _ := filepath.Glob(filepath.Join(dir, "files", "acme", sub, "*"))
-		var out []string
-		for _, f := range files {
-			b, _ := os.ReadFile(f)
-			for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-				if l != "" {
-					out = append(out, l)
-				}
-			}
-		}
-		return out
-	}
+	lines := func(sub string) []string { return producedLines(dir, "acme", sub) }
 	require.Eventually(t, func() bool { return len(lines("big"))+len(lines("all")) == 10 }, 20*time.Second, 50*time.Millisecond)
 	require.Len(t, lines("big"), 4, "orders 6..9 have totals over 100")
 	require.Contains(t, strings.Join(lines("big"), "\n"), `"total":180`)

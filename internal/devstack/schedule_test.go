@@ -72,19 +72,7 @@ schedule: "0 3 1 1 *"
 	require.Equal(t, false, sched["paused"])
 
 	require.Equal(t, http.StatusAccepted, post("trigger"))
-	lines := func() []string {
-		files, _ := filepath.Glob(filepath.Join(dir, "files", "acme", "out", "*"))
-		var out []string
-		for _, f := range files {
-			b, _ := os.ReadFile(f)
-			for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-				if l != "" {
-					out = append(out, l)
-				}
-			}
-		}
-		return out
-	}
+	lines := func() []string { return producedLines(dir, "acme", "out") }
 	require.Eventually(t, func() bool { return len(lines()) == 3 }, time.Minute, 100*time.Millisecond,
 		"the triggered run takes the file in and it reaches the producer")
 	require.ElementsMatch(t, []string{`{"id":1}`, `{"id":2}`, `{"id":3}`}, lines())

@@ -141,9 +141,13 @@ func tenantConn(t *testing.T, ep Endpoints, keys *natsauth.Keys, tenant string) 
 	return nc
 }
 
-// outLines returns the lines the tenant's file producer wrote.
-func outLines(dir, tenant string) []string {
-	files, _ := filepath.Glob(filepath.Join(dir, "files", tenant, "out", "*"))
+// outLines returns the lines the tenant's file producer wrote to out/.
+func outLines(dir, tenant string) []string { return producedLines(dir, tenant, "out") }
+
+// producedLines returns the lines file producers wrote to sub of the
+// tenant's file root.
+func producedLines(dir, tenant, sub string) []string {
+	files, _ := filepath.Glob(filepath.Join(dir, "files", tenant, sub, "*"))
 	var out []string
 	for _, f := range files {
 		b, _ := os.ReadFile(f)
