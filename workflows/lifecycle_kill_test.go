@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -15,19 +16,25 @@ import (
 )
 
 // TestIntegrationLifecycleSurvivesAWorkerKilledMidChange: the worker
-// carrying out a deploy dies while it waits for the runners; another worker
-// finishes the change, and the integration ends as it would have without
-// the kill.
+// carrying out a deploy dies without a word while it waits for the runners;
+// another worker finishes the change once the attempt times out, and the
+// integration ends as it would have without the kill.
 func TestIntegrationLifecycleSurvivesAWorkerKilledMidChange(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for the heartbeat timeout")
+	}
 	ts := testenv.TemporalServer(t)
-	waiting := make(chan struct{})
+	waiting, gone := make(chan struct{}), make(chan struct{})
+	t.Cleanup(func() { close(gone) })
 	var once sync.Once
 	dying := ts.NewWorker(ControlTaskQueue, func(r worker.Registry) {
 		r.RegisterWorkflow(IntegrationLifecycle)
-		registerFakeIntegrationsAwaiting(r, func(ctx context.Context, _ activities.AwaitStatusInput) (activities.RunnerStatus, error) {
+		registerFakeIntegrationsAwaiting(r, func(context.Context, activities.AwaitStatusInput) (activities.RunnerStatus, error) {
+			// A killed process neither heartbeats nor answers: the server
+			// times the attempt out.
 			once.Do(func() { close(waiting) })
-			<-ctx.Done()
-			return activities.RunnerStatus{}, ctx.Err()
+			<-gone
+			return activities.RunnerStatus{}, errors.New("the process is gone")
 		})
 	})
 	c := ts.GetDefaultClient()
@@ -37,7 +44,7 @@ func TestIntegrationLifecycleSurvivesAWorkerKilledMidChange(t *testing.T) {
 	h, err := ChangeIntegration(ctx, c, "acme", "orders", IntegrationDeploy, "deploy-1", ChangeRequest{Version: 1, Actor: "alice"})
 	require.NoError(t, err)
 	<-waiting
-	dying.Stop()
+	dying.Stop() // its attempt times out after the 15 s heartbeat timeout
 	ts.NewWorker(ControlTaskQueue, func(r worker.Registry) {
 		r.RegisterWorkflow(IntegrationLifecycle)
 		registerFakeIntegrations(r)

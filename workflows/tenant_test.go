@@ -32,8 +32,9 @@ type fakeTenants struct {
 	mu    sync.Mutex
 	steps []string
 	fail  map[string]error
-	// block, when set, makes PutTenantAccount wait until its context ends
-	// (a worker that dies in the middle of the step).
+	// block, when set, makes PutTenantAccount hang until it is closed and
+	// report nothing meanwhile (a worker process killed in the middle of
+	// the step).
 	block   chan struct{}
 	blocked chan struct{}
 }
@@ -64,9 +65,11 @@ func (f *fakeTenants) register(r worker.Registry) {
 		activity.RegisterOptions{Name: "CreateTenantRows"})
 	r.RegisterActivityWithOptions(func(ctx context.Context, in activities.TenantAccountInput) error {
 		if f.block != nil {
+			// A killed process reports nothing, not even a cancellation:
+			// the server times the attempt out.
 			close(f.blocked)
-			<-ctx.Done()
-			return ctx.Err()
+			<-f.block
+			return errors.New("the process is gone")
 		}
 		return f.step("PutTenantAccount")
 	}, activity.RegisterOptions{Name: "PutTenantAccount"})
@@ -169,8 +172,9 @@ func TestTenantProvisionOfATakenIDUndoesNothing(t *testing.T) {
 }
 
 // TestTenantProvisionSurvivesAWorkerKilledMidStep: the worker running the
-// NATS account step dies; another worker picks the step up after its
-// timeout and the tenant ends provisioned, each step done.
+// NATS account step dies without a word; another worker picks the step up
+// once its attempt times out, and the tenant ends provisioned, each step
+// done once.
 func TestTenantProvisionSurvivesAWorkerKilledMidStep(t *testing.T) {
 	if testing.Short() {
 		t.Skip("waits for the step's start-to-close timeout")
@@ -188,7 +192,8 @@ func TestTenantProvisionSurvivesAWorkerKilledMidStep(t *testing.T) {
 		TenantProvision, provisionInput("acme"))
 	require.NoError(t, err)
 	<-dying.blocked
-	w.Stop()
+	w.Stop() // the worker is gone; its step's attempt times out after 10 s
+	t.Cleanup(func() { close(dying.block) })
 
 	healthy := &fakeTenants{}
 	ts.NewWorker(ControlTaskQueue, func(r worker.Registry) {
