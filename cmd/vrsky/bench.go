@@ -28,6 +28,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.BoolVar(&cfg.FindMax, "find-max", false, "raise the rate ×1.5 per step until p99 > 50 ms, a loss or an error")
 	fs.BoolVar(&cfg.NoBaseline, "no-baseline", false, "skip the raw JetStream baseline")
 	fs.StringVar(&cfg.DataDir, "data-dir", "", "attach to the vrsky dev running on this data directory instead of starting one")
+	fs.BoolVar(&cfg.SplitRunner, "split-runner", false, "run the hot-path runner as its own process (vrsky runner --dev) beside a stack without one (vrsky dev --runner=false), and measure it apart")
 	asJSON := fs.Bool("json", false, "print one JSON object instead of a summary")
 	cpuProfile := fs.String("cpu-profile", "", "write a CPU profile of the bench process (load generator and sink reader) to this file")
 	if err := fs.Parse(args); err != nil {
@@ -39,10 +40,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if cfg.Rate <= 0 || cfg.Duration <= 0 || cfg.Warmup < 0 || cfg.Workers <= 0 || cfg.Size < 0 {
 		return fmt.Errorf("%w: --rate, --duration and --workers must be positive, --warmup and --size not negative", errUsage)
 	}
-	if cfg.DataDir == "" {
+	if cfg.DataDir == "" || cfg.SplitRunner {
 		exe, err := os.Executable()
 		if err != nil {
-			return fmt.Errorf("find the vrsky binary to start a stack: %w", err)
+			return fmt.Errorf("find the vrsky binary to start a stack or runner: %w", err)
 		}
 		cfg.Binary = exe
 	}

@@ -39,6 +39,34 @@ func TestBenchSmoke(t *testing.T) {
 	require.Contains(t, errOut.String(), "stack ready")
 }
 
+// TestBenchSplitRunnerSmoke runs `vrsky bench --split-runner`: a child
+// stack without a runner and a child `vrsky runner --dev`, both this test
+// binary re-run as vrsky. Every message must go through the split runner,
+// and the report must carry the runner's own figures.
+func TestBenchSplitRunnerSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a dev stack and a runner")
+	}
+	t.Setenv("VRSKY_TEST_RUN_MAIN", "1")
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), []string{"bench", "--split-runner", "--rate", "200", "--duration", "1s", "--warmup", "500ms",
+		"--workers", "32", "--no-baseline", "--json"}, &out, &errOut)
+	require.NoError(t, err, errOut.String())
+
+	var rep map[string]any
+	require.NoError(t, json.NewDecoder(&out).Decode(&rep))
+	require.Equal(t, 200.0, rep["sent"])
+	require.Zero(t, rep["errors"])
+	require.Zero(t, rep["lost"])
+	require.Equal(t, 180.0, rep["delivered"])
+	for _, k := range []string{"runner_cpu_seconds", "runner_cpu_seconds_per_million", "runner_rss_before_mb", "runner_peak_rss_mb",
+		"peak_rss_mb", "cpu_seconds_per_million"} {
+		require.Positive(t, rep[k], k)
+	}
+	require.Contains(t, errOut.String(), "stack ready")
+	require.Contains(t, errOut.String(), "runner ready")
+}
+
 func TestBenchFlags(t *testing.T) {
 	for name, args := range map[string][]string{
 		"bad flag":       {"bench", "--bogus"},

@@ -33,6 +33,11 @@ func runDev(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("%w: VRSKY_WEBHOOK_TENANT_RATE: %v", errUsage, err)
 	}
 	fs.Float64Var(&cfg.WebhookTenantRate, "webhook-tenant-rate", rate, "webhook requests per second per tenant; 0 = default, -1 = unlimited [VRSKY_WEBHOOK_TENANT_RATE]")
+	withRunner, err := strconv.ParseBool(cmp.Or(os.Getenv("VRSKY_DEV_RUNNER"), "true"))
+	if err != nil {
+		return fmt.Errorf("%w: VRSKY_DEV_RUNNER: %v", errUsage, err)
+	}
+	fs.BoolVar(&withRunner, "runner", withRunner, "run the hot-path runner; with --runner=false integrations wait for a runner attached with vrsky runner --dev DATA_DIR [VRSKY_DEV_RUNNER]")
 	logLevel := fs.String("log-level", cmp.Or(os.Getenv("VRSKY_LOG_LEVEL"), "info"), "debug, info, warn or error [VRSKY_LOG_LEVEL]")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
@@ -40,6 +45,7 @@ func runDev(ctx context.Context, args []string, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
 	}
+	cfg.NoRunner = !withRunner
 	cfg.DatabaseURL = os.Getenv("VRSKY_DATABASE_URL")
 	cfg.Logger = logging.New(stderr, *logLevel)
 

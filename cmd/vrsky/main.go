@@ -45,7 +45,7 @@ Usage:
   vrsky apply -f FILE [--tenant T]  deploy an integration spec to a running vrsky dev
   vrsky integrations CMD [ID]    list, get, status, logs, versions, deploy, start, stop or delete integrations
   vrsky demo N [--data-dir DIR]  run example N (examples/N-…, 1 to 4) against a running vrsky dev
-  vrsky api|worker|runner [flags] run one production role against VRSKY_… infrastructure
+  vrsky api|worker|runner [flags] run one production role against VRSKY_… infrastructure (--dev DIR: a dev stack's)
   vrsky migrate up|down|version  manage the metadata schema at VRSKY_DATABASE_URL
   vrsky nats-config -keys FILE   print the NATS server configuration for a keys file (created if missing)
   vrsky bench [flags]            measure the pipeline end to end on this machine

@@ -111,6 +111,7 @@ func TestCommandLine(t *testing.T) {
 		{name: "dev bad flag", args: []string{"dev", "--bogus"}, wantErr: "bogus", isUsage: true},
 		{name: "dev extra arg", args: []string{"dev", "extra"}, wantErr: "unexpected argument", isUsage: true},
 		{name: "dev bad port env", args: []string{"dev"}, env: map[string]string{"VRSKY_POSTGRES_PORT": "x"}, wantErr: "VRSKY_POSTGRES_PORT", isUsage: true},
+		{name: "dev bad runner env", args: []string{"dev"}, env: map[string]string{"VRSKY_DEV_RUNNER": "sometimes"}, wantErr: "VRSKY_DEV_RUNNER", isUsage: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/vrsky/vrsky/internal/devstack"
 	"github.com/vrsky/vrsky/internal/logging"
 	"github.com/vrsky/vrsky/internal/roles"
 )
@@ -17,7 +18,8 @@ import (
 const roleShutdownTimeout = 30 * time.Second
 
 // runRole runs one production role (api, worker or runner) against the
-// infrastructure named by VRSKY_… environment variables until ctx ends.
+// infrastructure named by VRSKY_… environment variables, or with --dev
+// against a running `vrsky dev`, until ctx ends.
 func runRole(ctx context.Context, role string, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet(role, flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -28,11 +30,20 @@ func runRole(ctx context.Context, role string, args []string, stderr io.Writer) 
 	httpAddr := fs.String("http-addr", cmp.Or(os.Getenv("VRSKY_HTTP_ADDR"), defaultAddr), "HTTP listen address (the API on api; /metrics, /healthz, /readyz on every role) [VRSKY_HTTP_ADDR]")
 	logLevel := fs.String("log-level", cmp.Or(os.Getenv("VRSKY_LOG_LEVEL"), "info"), "debug, info, warn or error [VRSKY_LOG_LEVEL]")
 	name := fs.String("name", cmp.Or(os.Getenv("VRSKY_RUNNER_NAME"), ""), "runner name in status reports; default the host name [VRSKY_RUNNER_NAME]")
+	devDir := fs.String("dev", "", "attach to the vrsky dev running on this data directory (start it with --runner=false for a runner) instead of reading the VRSKY_… infrastructure variables")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	cfg, err := roles.FromEnv()
-	if err != nil {
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	}
+	var cfg roles.Config
+	var err error
+	if *devDir != "" {
+		if cfg, err = devstack.RoleConfig(*devDir); err != nil {
+			return fmt.Errorf("attach to vrsky dev: %w", err)
+		}
+	} else if cfg, err = roles.FromEnv(); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 	log := logging.Component(logging.New(stderr, *logLevel), role)

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bufio"
+	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -87,4 +89,16 @@ func TestRoleRefusesMissingConfiguration(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	require.Error(t, err)
 	require.Contains(t, string(out), "missing configuration: VRSKY_NATS_URL, VRSKY_S3_ENDPOINT")
+}
+
+func TestRoleDevAttachesOnlyToARunningStack(t *testing.T) {
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), []string{"runner", "--dev", t.TempDir()}, &out, &errOut)
+	require.ErrorContains(t, err, "attach to vrsky dev")
+	require.ErrorContains(t, err, "is vrsky dev running?")
+	require.False(t, errorsIsUsage(err))
+
+	err = run(context.Background(), []string{"runner", "extra"}, &out, &errOut)
+	require.ErrorContains(t, err, `unexpected argument "extra"`)
+	require.True(t, errorsIsUsage(err))
 }

@@ -124,6 +124,17 @@ func TestFillCountsAndProcesses(t *testing.T) {
 	require.InDelta(t, 100, rep.RSSBeforeMB, 1e-9)
 	require.InDelta(t, 150, rep.PeakRSSMB, 1e-9)
 	require.InDelta(t, 0.25, rep.LoadgenCPUSeconds, 1e-9)
+	require.Nil(t, rep.RunnerCPUSeconds, "no split runner: no runner figures")
+	require.Nil(t, rep.RunnerPeakRSSMB)
+
+	before.split, before.runnerCPU, before.runnerMem = true, 2*time.Second, Memory{RSS: 30 << 20, Peak: 40 << 20}
+	after.split, after.runnerCPU, after.runnerMem = true, 2300*time.Millisecond, Memory{RSS: 35 << 20, Peak: 45 << 20}
+	fillProcesses(&rep, before, after)
+	require.InDelta(t, 0.5, rep.StackCPUSeconds, 1e-9, "the stack's figures stay the stack's")
+	require.InDelta(t, 0.3, *rep.RunnerCPUSeconds, 1e-9)
+	require.InDelta(t, 0.3/9*1e6, *rep.RunnerCPUSecondsPerMillion, 1e-6)
+	require.InDelta(t, 30, *rep.RunnerRSSBeforeMB, 1e-9)
+	require.InDelta(t, 45, *rep.RunnerPeakRSSMB, 1e-9)
 
 	rep.setBaseline(BaselineResult{Rate: 20, MessageSize: 1024})
 	require.InDelta(t, rep.SustainedRate/20, rep.PipelineVsBaseline, 1e-9)
@@ -173,7 +184,27 @@ func TestReportOutput(t *testing.T) {
 	require.NoError(t, none.WriteSummary(&out))
 	require.Contains(t, out.String(), "no step held")
 
+	require.NotContains(t, out.String(), "runner ")
 	b, err := json.Marshal(rep)
+	require.NoError(t, err)
+	require.NotContains(t, string(b), `"runner_`, "runner fields only with a split runner")
+
+	cpu, perMillion, rss, peakRSS := 1.5, 150.0, 31.0, 47.0
+	split := step
+	split.RunnerCPUSeconds, split.RunnerCPUSecondsPerMillion, split.RunnerRSSBeforeMB, split.RunnerPeakRSSMB = &cpu, &perMillion, &rss, &peakRSS
+	out.Reset()
+	require.NoError(t, split.WriteSummary(&out))
+	require.Contains(t, out.String(), "runner          1.50 CPU s (150.0 CPU s per million delivered), RSS 31 MB before, peak 47 MB")
+	b, err = json.Marshal(split)
+	require.NoError(t, err)
+	var splitFields map[string]any
+	require.NoError(t, json.Unmarshal(b, &splitFields))
+	for k, want := range map[string]float64{"runner_cpu_seconds": cpu, "runner_cpu_seconds_per_million": perMillion,
+		"runner_rss_before_mb": rss, "runner_peak_rss_mb": peakRSS} {
+		require.Equal(t, want, splitFields[k], k)
+	}
+
+	b, err = json.Marshal(rep)
 	require.NoError(t, err)
 	var fields map[string]any
 	require.NoError(t, json.Unmarshal(b, &fields))

@@ -2,9 +2,10 @@
 // runs on: it drives a dev stack's webhook ingress with open-loop load at a
 // fixed offered rate, reads what the file producer writes, and reports
 // latency (from each message's intended send time to its arrival in the
-// sink file), throughput, losses, duplicates, the stack's CPU and memory,
-// and a raw JetStream publish+consume baseline measured on the same NATS
-// server in the same run.
+// sink file), throughput, losses, duplicates, the stack's CPU and memory
+// (and, with a split runner, the runner process's apart from it), and a raw
+// JetStream publish+consume baseline measured on the same NATS server in the
+// same run.
 //
 // It counts what arrived at the sink, never the engine's own counters. It
 // reports; it must never assert thresholds or decide pass/fail on its own

@@ -67,6 +67,13 @@ type Report struct {
 	PeakRSSMB            float64 `json:"peak_rss_mb"`
 	LoadgenCPUSeconds    float64 `json:"loadgen_cpu_seconds"`
 
+	// Split runner only (--split-runner): the runner process over the same
+	// window as the stack, whose figures above then leave the runner out.
+	RunnerCPUSeconds           *float64 `json:"runner_cpu_seconds,omitempty"`
+	RunnerCPUSecondsPerMillion *float64 `json:"runner_cpu_seconds_per_million,omitempty"`
+	RunnerRSSBeforeMB          *float64 `json:"runner_rss_before_mb,omitempty"`
+	RunnerPeakRSSMB            *float64 `json:"runner_peak_rss_mb,omitempty"`
+
 	MessageSize int     `json:"message_size"`
 	DurationS   float64 `json:"duration_s"`
 	WarmupS     float64 `json:"warmup_s"`
@@ -149,6 +156,10 @@ func (r *Report) WriteSummary(w io.Writer) error {
 	}
 	fmt.Fprintf(&b, "stack           %.2f CPU s (%.1f CPU s per million delivered; %.2f cores when idle), RSS %.0f MB before, peak %.0f MB\n",
 		r.StackCPUSeconds, r.CPUSecondsPerMillion, r.StackIdleCores, r.RSSBeforeMB, r.PeakRSSMB)
+	if r.RunnerCPUSeconds != nil && r.RunnerCPUSecondsPerMillion != nil && r.RunnerRSSBeforeMB != nil && r.RunnerPeakRSSMB != nil {
+		fmt.Fprintf(&b, "runner          %.2f CPU s (%.1f CPU s per million delivered), RSS %.0f MB before, peak %.0f MB (own process, not in the stack's figures)\n",
+			*r.RunnerCPUSeconds, *r.RunnerCPUSecondsPerMillion, *r.RunnerRSSBeforeMB, *r.RunnerPeakRSSMB)
+	}
 	fmt.Fprintf(&b, "load generator  %.2f CPU s\n", r.LoadgenCPUSeconds)
 	if r.MBPerS > 0 || r.NATSStreamBytes != nil {
 		fmt.Fprintf(&b, "claim-check     %.1f MB/s", r.MBPerS)

@@ -79,6 +79,11 @@ type Config struct {
 	DataDir string
 	Binary  string
 	Env     []string
+	// SplitRunner runs the hot-path runner in a process of its own,
+	// `Binary runner --dev DATA_DIR`, measured apart from the stack: a
+	// child stack is started with --runner=false, and an attached one
+	// must have been.
+	SplitRunner bool
 	// Progress receives a line per phase; nil discards them.
 	Progress io.Writer
 }
@@ -124,6 +129,9 @@ func (c *Config) applyDefaults() error {
 	if c.DataDir == "" && c.Binary == "" {
 		errs = append(errs, errors.New("no stack: give a data directory or a binary to start"))
 	}
+	if c.SplitRunner && c.Binary == "" {
+		errs = append(errs, errors.New("split runner: give a binary to start it"))
+	}
 	if int64((c.Duration+c.Warmup).Seconds()*c.Rate) < 1 {
 		errs = append(errs, errors.New("duration × rate sends no message"))
 	}
@@ -131,8 +139,10 @@ func (c *Config) applyDefaults() error {
 }
 
 // Run benchmarks the stack described by cfg and returns the report: one run,
-// or with FindMax every step and the best one that held. The baseline runs
-// after the pipeline, on the same NATS server, for cfg.Duration.
+// or with FindMax every step and the best one that held. With SplitRunner
+// the runner process is started after the stack, measured beside it, and
+// stopped before it. The baseline runs after the pipeline, on the same NATS
+// server, for cfg.Duration.
 func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
 	if err := cfg.applyDefaults(); err != nil {
 		return nil, err
@@ -143,7 +153,11 @@ func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
 	} else {
 		began := time.Now()
 		fmt.Fprintf(cfg.Progress, "starting a dev stack (%s dev)…\n", cfg.Binary)
-		stack, err = StartStack(ctx, cfg.Binary, cfg.Env)
+		var args []string
+		if cfg.SplitRunner {
+			args = append(args, "--runner=false")
+		}
+		stack, err = StartStack(ctx, cfg.Binary, cfg.Env, args...)
 		if err == nil {
 			fmt.Fprintf(cfg.Progress, "stack ready in %s (pid %d)\n", time.Since(began).Round(time.Millisecond), stack.PID)
 		}
@@ -152,6 +166,14 @@ func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
 		return nil, err
 	}
 	defer func() { err = errors.Join(err, stack.Close()) }()
+	var split *RunnerProcess
+	if cfg.SplitRunner {
+		if split, err = startSplitRunner(ctx, cfg, stack); err != nil {
+			return nil, err
+		}
+		// Deferred after the stack's Close, so it runs first.
+		defer func() { err = errors.Join(err, split.Close()) }()
+	}
 
 	nc, err := nats.Connect(stack.Endpoints.NATS, append(stack.Endpoints.NATSOptions(), nats.Name("vrsky-bench"))...)
 	if err != nil {
@@ -177,7 +199,7 @@ func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	r := &runner{cfg: cfg, stack: stack, js: tenantJS, state: state, client: NewClient(cfg.Workers)}
+	r := &runner{cfg: cfg, stack: stack, split: split, js: tenantJS, state: state, client: NewClient(cfg.Workers)}
 	defer r.client.CloseIdleConnections()
 	idle, err := idleCores(ctx, stack.PID)
 	if err != nil {
@@ -211,10 +233,27 @@ func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
 	return report, nil
 }
 
+// startSplitRunner starts the runner process beside a stack that has no
+// runner of its own.
+func startSplitRunner(ctx context.Context, cfg Config, stack *Stack) (*RunnerProcess, error) {
+	if stack.Endpoints.Runner {
+		return nil, fmt.Errorf("the stack on %s runs its own runner, which would share the work with the split runner: start it with vrsky dev --runner=false", stack.DataDir)
+	}
+	began := time.Now()
+	fmt.Fprintf(cfg.Progress, "starting a runner (%s runner --dev %s)…\n", cfg.Binary, stack.DataDir)
+	split, err := StartRunner(ctx, cfg.Binary, stack.DataDir, cfg.Env)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(cfg.Progress, "runner ready in %s (pid %d)\n", time.Since(began).Round(time.Millisecond), split.PID)
+	return split, nil
+}
+
 // runner runs the steps of one Run against one stack.
 type runner struct {
 	cfg    Config
 	stack  *Stack
+	split  *RunnerProcess      // nil when the stack runs the runner
 	js     jetstream.JetStream // the benchmark tenant's
 	state  *hotpath.State
 	client *http.Client
@@ -310,14 +349,14 @@ func (r *runner) step(ctx context.Context, rate float64) (_ *Report, err error) 
 	case err := <-loadDone:
 		return nil, fmt.Errorf("load ended before the measured window: %w", err)
 	}
-	if before, err = sampleProcesses(r.stack.PID); err != nil {
+	if before, err = r.sampleProcesses(); err != nil {
 		return nil, err
 	}
 	if err := <-loadDone; err != nil {
 		return nil, fmt.Errorf("send load: %w", err)
 	}
 	drain := r.drain(ctx, sink)
-	after, err := sampleProcesses(r.stack.PID)
+	after, err := r.sampleProcesses()
 	if err != nil {
 		return nil, err
 	}
@@ -380,27 +419,36 @@ func mustJSON(v any) json.RawMessage {
 	return b
 }
 
-// waitRunning waits until a runner reports the integration running.
+// waitRunning waits until a runner — with a split runner, that one —
+// reports the integration running.
 func (r *runner) waitRunning(ctx context.Context, p hotpath.Pipeline) error {
 	deadline := time.Now().Add(readyTimeout)
 	var last hotpath.Status
 	for time.Now().Before(deadline) {
+		if r.split != nil {
+			if err := r.split.proc.exitErr(); err != nil {
+				return err
+			}
+		}
 		st, ok, err := r.state.GetStatus(ctx, p)
 		if err != nil {
 			return err
 		}
 		if ok {
 			last = st
-			switch st.Status {
-			case hotpath.StatusRunning:
-				return nil
-			case hotpath.StatusDegraded:
+			switch {
+			case st.Status == hotpath.StatusDegraded:
 				return fmt.Errorf("benchmark integration %s is degraded: %s", p, st.LastError)
+			case st.Status == hotpath.StatusRunning && (r.split == nil || st.Runner == SplitRunnerName):
+				return nil
 			}
 		}
 		if err := sleep(ctx, 50*time.Millisecond); err != nil {
 			return err
 		}
+	}
+	if r.split != nil && last.Status == hotpath.StatusRunning {
+		return fmt.Errorf("benchmark integration %s runs on runner %q, not on the split runner: start the attached stack with vrsky dev --runner=false", p, last.Runner)
 	}
 	return fmt.Errorf("benchmark integration %s not running after %s (last status %q: %s)", p, readyTimeout, last.Status, last.LastError)
 }
@@ -511,14 +559,29 @@ func idleCores(ctx context.Context, pid int) (float64, error) {
 	return (after - before).Seconds() / time.Since(began).Seconds(), nil
 }
 
-// procSample is the stack's and the bench's resource use at one moment.
+// procSample is the stack's, the split runner's and the bench's resource
+// use at one moment.
 type procSample struct {
 	stackCPU time.Duration
 	stackMem Memory
 	selfCPU  time.Duration
+	// split tells whether the runner's figures are set.
+	split     bool
+	runnerCPU time.Duration
+	runnerMem Memory
 }
 
-func sampleProcesses(stackPID int) (procSample, error) {
+func (r *runner) sampleProcesses() (procSample, error) {
+	runnerPID := 0
+	if r.split != nil {
+		runnerPID = r.split.PID
+	}
+	return sampleProcesses(r.stack.PID, runnerPID)
+}
+
+// sampleProcesses samples the stack, the runner (unless runnerPID is 0)
+// and this process.
+func sampleProcesses(stackPID, runnerPID int) (procSample, error) {
 	var s procSample
 	var err error
 	if s.stackCPU, err = ProcCPU(stackPID); err != nil {
@@ -526,6 +589,15 @@ func sampleProcesses(stackPID int) (procSample, error) {
 	}
 	if s.stackMem, err = ProcMemory(stackPID); err != nil {
 		return s, err
+	}
+	if runnerPID != 0 {
+		s.split = true
+		if s.runnerCPU, err = ProcCPU(runnerPID); err != nil {
+			return s, err
+		}
+		if s.runnerMem, err = ProcMemory(runnerPID); err != nil {
+			return s, err
+		}
 	}
 	if s.selfCPU, err = SelfCPU(); err != nil {
 		return s, err
@@ -544,6 +616,18 @@ func fillProcesses(rep *Report, before, after procSample) {
 	rep.RSSBeforeMB = float64(before.stackMem.RSS) / mb
 	rep.PeakRSSMB = float64(after.stackMem.Peak) / mb
 	rep.LoadgenCPUSeconds = (after.selfCPU - before.selfCPU).Seconds()
+	if !before.split || !after.split {
+		return
+	}
+	runnerCPU := (after.runnerCPU - before.runnerCPU).Seconds()
+	var perMillion float64
+	if rep.Delivered > 0 {
+		perMillion = runnerCPU / float64(rep.Delivered) * 1e6
+	}
+	rssBefore := float64(before.runnerMem.RSS) / mb
+	peak := float64(after.runnerMem.Peak) / mb
+	rep.RunnerCPUSeconds, rep.RunnerCPUSecondsPerMillion = &runnerCPU, &perMillion
+	rep.RunnerRSSBeforeMB, rep.RunnerPeakRSSMB = &rssBefore, &peak
 }
 
 // streamSampler follows the pipeline stream's size: the most bytes it held

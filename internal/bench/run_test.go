@@ -28,6 +28,13 @@ import (
 // process and returns a data directory that AttachStack accepts.
 func inProcessStack(t *testing.T) (dir string, js jetstream.JetStream) {
 	t.Helper()
+	return inProcessStackWithRunner(t, "test")
+}
+
+// inProcessStackWithRunner is inProcessStack with its runner reporting
+// under runnerName.
+func inProcessStackWithRunner(t *testing.T, runnerName string) (dir string, js jetstream.JetStream) {
+	t.Helper()
 	url := testenv.NATS(t)
 	nc, err := nats.Connect(url)
 	require.NoError(t, err)
@@ -39,7 +46,7 @@ func inProcessStack(t *testing.T) (dir string, js jetstream.JetStream) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	runner := &hotpath.Runner{JS: js, Catalog: connectors.Catalog(), FileRoot: filepath.Join(dir, "files"), Name: "test", Logger: quiet}
+	runner := &hotpath.Runner{JS: js, Catalog: connectors.Catalog(), FileRoot: filepath.Join(dir, "files"), Name: runnerName, Logger: quiet}
 	go func() { defer close(done); _ = runner.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 
@@ -86,6 +93,8 @@ func TestRunMeasuresThePipelineEndToEnd(t *testing.T) {
 	require.Positive(t, rep.PeakRSSMB)
 	require.GreaterOrEqual(t, rep.StackIdleCores, 0.0)
 	require.False(t, rep.StackOwned)
+	require.Nil(t, rep.RunnerCPUSeconds, "no split runner")
+	require.Nil(t, rep.RunnerPeakRSSMB)
 	require.Contains(t, progress.String(), "baseline")
 
 	// Nothing left: no sink files, no integration, no streams.
@@ -101,6 +110,35 @@ func TestRunMeasuresThePipelineEndToEnd(t *testing.T) {
 		}
 		return true
 	}, 10*time.Second, 50*time.Millisecond)
+}
+
+// TestRunMeasuresASplitRunner attaches to a stack and starts a runner
+// process beside it. The runner that does the work runs in this test
+// process under the split runner's name; the child is a stand-in (see
+// fakeRunner) whose process is measured and stopped. cmd/vrsky's smoke test
+// runs the real `vrsky runner --dev`.
+func TestRunMeasuresASplitRunner(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a pipeline for a few seconds")
+	}
+	dir, _ := inProcessStackWithRunner(t, SplitRunnerName)
+	stopped := filepath.Join(t.TempDir(), "stopped")
+	var progress bytes.Buffer
+	rep, err := Run(context.Background(), Config{
+		DataDir: dir, Binary: fakeDev(t, fakeRunner), Env: []string{"WANT_DIR=" + dir, "STOPPED=" + stopped}, SplitRunner: true,
+		Rate: 200, Duration: 500 * time.Millisecond, Warmup: 200 * time.Millisecond, Workers: 16, NoBaseline: true, Progress: &progress,
+	})
+	require.NoError(t, err, progress.String())
+	require.Equal(t, int64(90), rep.Delivered)
+	require.Zero(t, rep.Lost)
+	require.NotNil(t, rep.RunnerCPUSeconds)
+	require.NotNil(t, rep.RunnerCPUSecondsPerMillion)
+	require.GreaterOrEqual(t, *rep.RunnerCPUSeconds, 0.0)
+	require.Positive(t, *rep.RunnerRSSBeforeMB)
+	require.Positive(t, *rep.RunnerPeakRSSMB)
+	require.Positive(t, rep.PeakRSSMB)
+	require.Contains(t, progress.String(), "runner ready")
+	require.FileExists(t, stopped, "the runner child is stopped with SIGTERM")
 }
 
 // TestRunFindMaxStopsAtTheFirstStepThatDoesNotHold uses the claim-check
@@ -160,6 +198,7 @@ func TestConfigDefaultsAndValidation(t *testing.T) {
 		"size":     {Config{Size: 10, Binary: "x"}, "at least"},
 		"workers":  {Config{Workers: -2, Binary: "x"}, "workers"},
 		"stack":    {Config{}, "no stack"},
+		"split":    {Config{DataDir: "x", SplitRunner: true}, "split runner: give a binary"},
 		"nothing":  {Config{Rate: 0.01, Duration: time.Second, Binary: "x"}, "sends no message"},
 	} {
 		require.ErrorContains(t, tt.cfg.applyDefaults(), tt.want, name)
@@ -168,6 +207,11 @@ func TestConfigDefaultsAndValidation(t *testing.T) {
 	require.ErrorContains(t, err, "no stack")
 	_, err = Run(context.Background(), Config{DataDir: t.TempDir()})
 	require.ErrorContains(t, err, "is vrsky dev running?")
+
+	withRunner := t.TempDir()
+	writeFakeStack(t, withRunner, devstack.Endpoints{HTTP: "127.0.0.1:1", NATS: "nats://127.0.0.1:2", Runner: true}, os.Getpid())
+	_, err = Run(context.Background(), Config{DataDir: withRunner, Binary: "vrsky", SplitRunner: true})
+	require.ErrorContains(t, err, "start it with vrsky dev --runner=false")
 }
 
 func TestIntegrationSpecsAreValid(t *testing.T) {

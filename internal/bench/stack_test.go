@@ -63,15 +63,18 @@ func fakeDev(t *testing.T, body string) string {
 
 func TestStartStackRunsAndStopsAChild(t *testing.T) {
 	t.Setenv("VRSKY_WEBHOOK_TENANT_RATE", "5")
+	t.Setenv("VRSKY_DEV_RUNNER", "false")
 	bin := fakeDev(t, `
 [ "$1" = dev ] && [ "$2" = --data-dir ] || exit 3
-[ -z "$VRSKY_WEBHOOK_TENANT_RATE" ] || exit 4
+[ -z "$VRSKY_WEBHOOK_TENANT_RATE" ] && [ -z "$VRSKY_DEV_RUNNER" ] || exit 4
 [ "$EXTRA" = yes ] || exit 5
+for arg; do last=$arg; done
+[ "$last" = --runner=false ] || exit 6
 mkdir -p "$3"
 echo '{"http":"127.0.0.1:9","nats":"nats://127.0.0.1:8"}' > "$3/endpoints.json"
 trap 'exit 0' TERM
 while :; do sleep 0.05; done`)
-	s, err := StartStack(context.Background(), bin, []string{"EXTRA=yes"})
+	s, err := StartStack(context.Background(), bin, []string{"EXTRA=yes"}, "--runner=false")
 	require.NoError(t, err)
 	require.True(t, s.Owned())
 	require.Equal(t, "127.0.0.1:9", s.Endpoints.HTTP)
@@ -102,18 +105,19 @@ func TestStartStackStopsWaitingWithItsContext(t *testing.T) {
 }
 
 func TestLogTailKeepsTheEnd(t *testing.T) {
-	s := &Stack{logPath: filepath.Join(t.TempDir(), "log")}
+	s := &child{logPath: filepath.Join(t.TempDir(), "log")}
 	var log []byte
 	for i := range 1000 {
 		log = append(log, "line "+strconv.Itoa(i)+"\n"...)
 	}
 	require.NoError(t, os.WriteFile(s.logPath, log, 0o600))
 	tail := s.logTail()
-	require.LessOrEqual(t, len(tail), stackLogTail)
+	require.LessOrEqual(t, len(tail), logTailBytes)
 	require.Contains(t, tail, "line 999\n")
 	require.Regexp(t, "^line [0-9]+\n", tail, "starts at a whole line")
 }
 
 func TestWithoutEnv(t *testing.T) {
 	require.Equal(t, []string{"A=1", "BB=3"}, withoutEnv([]string{"A=1", "B=2", "BB=3", "B=4"}, "B"))
+	require.Equal(t, []string{"BB=3"}, withoutEnv([]string{"A=1", "B=2", "BB=3", "B=4"}, "A", "B"))
 }

@@ -74,8 +74,13 @@ type Config struct {
 	// WebhookTenantRate bounds each tenant's webhook requests per second
 	// (0 = DefaultWebhookTenantRate, negative = unlimited).
 	WebhookTenantRate float64
-	Version           string
-	Logger            *slog.Logger
+	// NoRunner leaves the hot-path runner out: deployed integrations wait,
+	// not running, until a runner attaches (`vrsky runner --dev DATA_DIR`,
+	// configured by RoleConfig), so that it can run and be measured in a
+	// process of its own.
+	NoRunner bool
+	Version  string
+	Logger   *slog.Logger
 }
 
 func (c *Config) applyDefaults() {
@@ -356,8 +361,8 @@ func (s *Stack) startS3(ctx context.Context) (*blobstore.Store, error) {
 	return store, nil
 }
 
-// startRoles starts the worker, the runner and the API (with the webhook
-// ingress) on the embedded servers.
+// startRoles starts the worker, the runner (unless NoRunner) and the API
+// (with the webhook ingress) on the embedded servers.
 func (s *Stack) startRoles(ctx context.Context, deps roles.Deps) error {
 	worker, err := roles.StartWorker(ctx, deps)
 	if err != nil {
@@ -366,7 +371,12 @@ func (s *Stack) startRoles(ctx context.Context, deps roles.Deps) error {
 	s.addRole("control-plane worker", worker)
 	s.log.Info("control-plane worker ready", "task_queue", workflows.ControlTaskQueue)
 
-	s.addRole("hot-path runner", roles.StartRunner(deps, "dev"))
+	if s.cfg.NoRunner {
+		s.log.Info("no hot-path runner: integrations wait for one to attach", "attach", "vrsky runner --dev "+s.cfg.DataDir)
+	} else {
+		s.addRole("hot-path runner", roles.StartRunner(deps, "dev"))
+		s.endpoints.Runner = true
+	}
 
 	apiServer, ingress, err := roles.NewAPI(ctx, deps, s.cfg.Version, s.cfg.WebhookTenantRate)
 	if err != nil {

@@ -67,6 +67,7 @@ func TestDevStackStartsReadyStopsAndResumesState(t *testing.T) {
 	require.Regexp(t, `^http://127\.0\.0\.1:\d+$`, ep.S3)
 	require.Regexp(t, `^http://127\.0\.0\.1:\d+$`, ep.TemporalUI)
 	require.Regexp(t, `^postgres://`, ep.Postgres)
+	require.True(t, ep.Runner, "the stack runs its own runner")
 
 	code, body := readyz(t, ep)
 	require.Equal(t, http.StatusOK, code, body)

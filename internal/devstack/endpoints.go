@@ -29,6 +29,9 @@ type Endpoints struct {
 	TemporalUI string `json:"temporal_ui"` // http://host:port
 	S3         string `json:"s3"`          // http://host:port
 	Postgres   string `json:"postgres"`    // postgres://… URL of the metadata database
+	// Runner tells whether the stack runs a hot-path runner of its own;
+	// false with Config.NoRunner, when integrations wait for one to attach.
+	Runner bool `json:"runner"`
 }
 
 // ReadEndpoints reads DIR/endpoints.json as written by a running dev stack.
