@@ -1,10 +1,8 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"sync"
@@ -31,14 +29,13 @@ type Load struct {
 	KeyPrefix string
 	// Size is each body's exact size in bytes.
 	Size int
-	// Workers is the number of concurrent requests (and kept-alive
-	// connections).
+	// Workers is the number of concurrent requests, each on its own
+	// kept-alive connection.
 	Workers int
-	// Client sends the requests; nil means NewClient(Workers).
-	Client *http.Client
 }
 
-// NewClient returns an HTTP client that keeps a connection per worker alive.
+// NewClient returns an HTTP client that keeps a connection per worker alive
+// (for the bench's probes; the load itself goes through postConn).
 func NewClient(workers int) *http.Client {
 	return &http.Client{
 		Timeout: requestTimeout,
@@ -61,17 +58,22 @@ func (l *Load) Run(ctx context.Context, sched Schedule, sink *Collector) error {
 	if sched.Rate <= 0 {
 		return fmt.Errorf("offered rate %v: must be positive", sched.Rate)
 	}
-	client := l.Client
-	if client == nil {
-		client = NewClient(l.Workers)
-		defer client.CloseIdleConnections()
+	if _, err := newPostConn(l.URL, requestTimeout); err != nil {
+		return err
 	}
 	jobs := make(chan int64, min(sched.Total(), maxQueuedJobs))
 	var wg sync.WaitGroup
 	for range max(l.Workers, 1) {
 		wg.Go(func() {
+			conn, _ := newPostConn(l.URL, requestTimeout)
+			defer conn.Close()
+			body := make([]byte, 0, l.Size)
 			for seq := range jobs {
-				status := l.send(ctx, client, seq)
+				var status int
+				var err error
+				if body, err = AppendBody(body[:0], seq, l.Size); err == nil {
+					status, _ = conn.post(ctx, l.KeyPrefix+strconv.FormatInt(seq, 10), body)
+				}
 				sink.SetStatus(seq, status, time.Now())
 			}
 		})
@@ -116,25 +118,3 @@ func dispatch(ctx context.Context, sched Schedule, jobs chan<- int64) {
 	}
 }
 
-// send POSTs message seq and returns the HTTP status, or 0 when there was
-// no answer.
-func (l *Load) send(ctx context.Context, client *http.Client, seq int64) int {
-	body, err := AppendBody(make([]byte, 0, l.Size), seq, l.Size)
-	if err != nil {
-		return 0
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.URL, bytes.NewReader(body))
-	if err != nil {
-		return 0
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Idempotency-Key", l.KeyPrefix+strconv.FormatInt(seq, 10))
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0
-	}
-	// Reading the answer to its end lets the connection be reused.
-	_, _ = io.Copy(io.Discard, resp.Body)
-	_ = resp.Body.Close()
-	return resp.StatusCode
-}

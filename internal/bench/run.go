@@ -338,7 +338,7 @@ func (r *runner) step(ctx context.Context, rate float64) (_ *Report, err error) 
 	wg.Go(func() { sampler.run(bg) })
 	defer func() { stopBG(); wg.Wait() }()
 
-	load := &Load{URL: url, KeyPrefix: name + "-", Size: cfg.Size, Workers: cfg.Workers, Client: r.client}
+	load := &Load{URL: url, KeyPrefix: name + "-", Size: cfg.Size, Workers: cfg.Workers}
 	loadDone := make(chan error, 1)
 	go func() { loadDone <- load.Run(ctx, sched, sink) }()
 
