@@ -17,6 +17,7 @@ type compose struct {
 		Command     []string          `yaml:"command"`
 		Environment map[string]string `yaml:"environment"`
 		DependsOn   any               `yaml:"depends_on"`
+		Volumes     []string          `yaml:"volumes"`
 	} `yaml:"services"`
 }
 
@@ -52,9 +53,37 @@ func TestComposeRunsEveryRoleWithTheConfigurationItNeeds(t *testing.T) {
 	require.True(t, slices.Contains(c.Services["postgres"].Command, "wal_level=logical"), "CDC needs logical replication")
 }
 
+// TestComposeGivesEachTenantItsOwnNATSAccount: the NATS server trusts the
+// operator whose keys the roles hold, so every tenant gets its own account.
+func TestComposeGivesEachTenantItsOwnNATSAccount(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "docker-compose.yml"))
+	require.NoError(t, err)
+	var c compose
+	require.NoError(t, yaml.Unmarshal(b, &c))
+
+	keys := c.Services["nats-keys"]
+	require.NotNil(t, keys.Build)
+	require.Equal(t, "nats-config", keys.Command[0])
+	keysFile := keys.Command[slices.Index(keys.Command, "-keys")+1]
+	conf := keys.Command[slices.Index(keys.Command, "-out")+1]
+	require.Contains(t, keys.Volumes, "nats-keys:/keys")
+
+	nats := c.Services["nats"]
+	require.Equal(t, conf, nats.Command[slices.Index(nats.Command, "-c")+1], "the server reads the written configuration")
+	require.Contains(t, nats.Volumes, "nats-keys:/keys:ro")
+	require.Contains(t, nats.DependsOn, "nats-keys")
+
+	for _, role := range []string{"api", "worker", "runner"} {
+		svc := c.Services[role]
+		require.Equal(t, keysFile, svc.Environment["VRSKY_NATS_KEYS_FILE"], role)
+		require.Contains(t, svc.Volumes, "nats-keys:/keys:ro", role)
+	}
+}
+
 func TestDockerfileBuildsTheBinaryWithThePinnedToolchain(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join("..", "Dockerfile"))
 	require.NoError(t, err)
 	require.Contains(t, string(b), "GOTOOLCHAIN=go1.27.3")
 	require.Contains(t, string(b), "./cmd/vrsky")
+	require.Contains(t, string(b), "--chown=nonroot:nonroot /out/keys /keys", "the roles (nonroot) own the keys volume")
 }

@@ -18,6 +18,7 @@ func runNATSConfig(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	keysFile := fs.String("keys", os.Getenv("VRSKY_NATS_KEYS_FILE"), "the platform's NATS keys file [VRSKY_NATS_KEYS_FILE]")
 	jwtDir := fs.String("jwt-dir", "/data/jwt", "where the NATS server keeps account JWTs")
+	out := fs.String("out", "", "write the configuration to this file instead of standard output")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
@@ -31,6 +32,11 @@ func runNATSConfig(args []string, stdout, stderr io.Writer) error {
 	conf, err := keys.ServerConfig(*jwtDir)
 	if err != nil {
 		return err
+	}
+	if *out != "" {
+		// Account JWTs are signed claims, not secrets: the server may read
+		// the file as another user.
+		return os.WriteFile(*out, []byte(conf), 0o644)
 	}
 	_, err = io.WriteString(stdout, conf)
 	return err

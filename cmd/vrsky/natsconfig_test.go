@@ -27,6 +27,14 @@ func TestNATSConfigPrintsTheSameOperatorForTheSameKeys(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, os.FileMode(0o600), info.Mode().Perm())
 
+	conf := filepath.Join(filepath.Dir(keys), "nats.conf")
+	var none bytes.Buffer
+	require.NoError(t, run(context.Background(), []string{"nats-config", "-keys", keys, "-out", conf}, &none, io.Discard))
+	require.Zero(t, none.Len())
+	written, err := os.ReadFile(conf)
+	require.NoError(t, err)
+	require.Equal(t, first.String(), string(written))
+
 	require.ErrorIs(t, run(context.Background(), []string{"nats-config"}, io.Discard, io.Discard), errUsage)
 	require.ErrorIs(t, run(context.Background(), []string{"nats-config", "-nope"}, io.Discard, io.Discard), errUsage)
 }
