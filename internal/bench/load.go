@@ -117,4 +117,3 @@ func dispatch(ctx context.Context, sched Schedule, jobs chan<- int64) {
 		}
 	}
 }
-
