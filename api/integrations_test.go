@@ -347,8 +347,28 @@ func newLifecycleEnv(t *testing.T) *lifecycleEnv {
 
 // standInRunner reports every desired state as reached, as runners do.
 func standInRunner(t *testing.T, state *hotpath.State) {
+	answerPuts(t, state.Desired, func(ctx context.Context, entry jetstream.KeyValueEntry) {
+		var d hotpath.Desired
+		if json.Unmarshal(entry.Value(), &d) != nil {
+			return
+		}
+		status := hotpath.StatusStopped
+		if d.Status == hotpath.DesiredRunning {
+			status = hotpath.StatusRunning
+		}
+		b, _ := json.Marshal(hotpath.Status{
+			Tenant: d.Tenant, Integration: d.Integration, Version: d.Version, Status: status,
+			Runner: "runner-1", UpdatedAt: time.Now(),
+		})
+		_, _ = state.Status.Put(ctx, entry.Key(), b)
+	})
+}
+
+// answerPuts calls answer with every value put in kv until the test ends,
+// as a stand-in for the runners that watch it.
+func answerPuts(t *testing.T, kv jetstream.KeyValue, answer func(context.Context, jetstream.KeyValueEntry)) {
 	ctx, cancel := context.WithCancel(context.Background())
-	w, err := state.Desired.WatchAll(ctx)
+	w, err := kv.WatchAll(ctx)
 	require.NoError(t, err)
 	done := make(chan struct{})
 	go func() {
@@ -360,22 +380,9 @@ func standInRunner(t *testing.T, state *hotpath.State) {
 				return
 			case entry = <-w.Updates():
 			}
-			if entry == nil || entry.Operation() != jetstream.KeyValuePut {
-				continue
+			if entry != nil && entry.Operation() == jetstream.KeyValuePut {
+				answer(ctx, entry)
 			}
-			var d hotpath.Desired
-			if json.Unmarshal(entry.Value(), &d) != nil {
-				continue
-			}
-			status := hotpath.StatusStopped
-			if d.Status == hotpath.DesiredRunning {
-				status = hotpath.StatusRunning
-			}
-			b, _ := json.Marshal(hotpath.Status{
-				Tenant: d.Tenant, Integration: d.Integration, Version: d.Version, Status: status,
-				Runner: "runner-1", UpdatedAt: time.Now(),
-			})
-			_, _ = state.Status.Put(ctx, entry.Key(), b)
 		}
 	}()
 	t.Cleanup(func() {

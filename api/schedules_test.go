@@ -28,35 +28,17 @@ const pollingJSON = `{
 // standInRunsServer answers every run request as the runner holding the
 // pipeline's lease does, taking in one message per run.
 func standInRunsServer(t *testing.T, state *hotpath.State) {
-	ctx, cancel := context.WithCancel(context.Background())
-	w, err := state.Runs.WatchAll(ctx)
-	require.NoError(t, err)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			var entry jetstream.KeyValueEntry
-			select {
-			case <-ctx.Done():
-				return
-			case entry = <-w.Updates():
-			}
-			if entry == nil || entry.Operation() != jetstream.KeyValuePut || strings.HasSuffix(entry.Key(), ".result") {
-				continue
-			}
-			var req hotpath.RunRequest
-			if json.Unmarshal(entry.Value(), &req) != nil {
-				continue
-			}
-			now := time.Now().UTC()
-			b, _ := json.Marshal(hotpath.RunResult{RunID: req.RunID, Runner: "runner-1", StartedAt: now, FinishedAt: now.Add(time.Millisecond), Messages: 1})
-			_, _ = state.Runs.Put(ctx, entry.Key()+".result", b)
+	answerPuts(t, state.Runs, func(ctx context.Context, entry jetstream.KeyValueEntry) {
+		if strings.HasSuffix(entry.Key(), ".result") {
+			return
 		}
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		_ = w.Stop()
+		var req hotpath.RunRequest
+		if json.Unmarshal(entry.Value(), &req) != nil {
+			return
+		}
+		now := time.Now().UTC()
+		b, _ := json.Marshal(hotpath.RunResult{RunID: req.RunID, Runner: "runner-1", StartedAt: now, FinishedAt: now.Add(time.Millisecond), Messages: 1})
+		_, _ = state.Runs.Put(ctx, entry.Key()+".result", b)
 	})
 }
 

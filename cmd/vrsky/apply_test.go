@@ -22,12 +22,7 @@ import (
 func TestApplyTheExampleAndSendAWebhook(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
-	stack, err := devstack.Start(ctx, devstack.Config{
-		DataDir: dir, HTTPAddr: "127.0.0.1:0", NATSAddr: "127.0.0.1:0", TemporalAddr: "127.0.0.1:0",
-		TemporalUIAddr: "127.0.0.1:0", S3Addr: "127.0.0.1:0", Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)),
-	})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = stack.Shutdown(context.Background()) })
+	stack := startDevStack(t, dir)
 
 	var out, errOut bytes.Buffer
 	example := filepath.Join("..", "..", "examples", "webhook-to-file.yaml")
@@ -88,4 +83,17 @@ func TestApplyRejectsBadInput(t *testing.T) {
 			require.ErrorContains(t, run(ctx, tt.args, &out, &errOut), tt.want)
 		})
 	}
+}
+
+// startDevStack starts a dev stack on free ports in dir, stopped when the
+// test ends.
+func startDevStack(t *testing.T, dir string) *devstack.Stack {
+	t.Helper()
+	stack, err := devstack.Start(context.Background(), devstack.Config{
+		DataDir: dir, HTTPAddr: "127.0.0.1:0", NATSAddr: "127.0.0.1:0", TemporalAddr: "127.0.0.1:0",
+		TemporalUIAddr: "127.0.0.1:0", S3Addr: "127.0.0.1:0", Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)),
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = stack.Shutdown(context.Background()) })
+	return stack
 }

@@ -4,16 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/vrsky/vrsky/internal/devstack"
 )
 
 // TestIntegrationsCommands applies the README's example and reads and
@@ -21,12 +17,7 @@ import (
 func TestIntegrationsCommands(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
-	stack, err := devstack.Start(ctx, devstack.Config{
-		DataDir: dir, HTTPAddr: "127.0.0.1:0", NATSAddr: "127.0.0.1:0", TemporalAddr: "127.0.0.1:0",
-		TemporalUIAddr: "127.0.0.1:0", S3Addr: "127.0.0.1:0", Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)),
-	})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = stack.Shutdown(context.Background()) })
+	stack := startDevStack(t, dir)
 
 	// vrsky runs the command line and returns its standard output.
 	vrsky := func(t *testing.T, args ...string) (string, error) {
