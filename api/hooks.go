@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -27,7 +28,9 @@ const (
 	// DefaultWebhookMaxBytes is the body limit unless the integration sets one.
 	DefaultWebhookMaxBytes = 10 << 20
 	// MaxIdempotencyKey bounds the Idempotency-Key header.
-	MaxIdempotencyKey   = 200
+	MaxIdempotencyKey = 200
+	// MaxBatchRecords bounds the records of one NDJSON request.
+	MaxBatchRecords     = 1000
 	maxForwardedHeaders = 32
 	maxHeaderValue      = 1024
 	publishTimeout      = 10 * time.Second
@@ -82,8 +85,13 @@ type hookConfig struct {
 
 // HookAccepted is the 202 answer.
 type HookAccepted struct {
-	ID string `json:"id" doc:"The message ID: the Idempotency-Key when given."`
+	ID string `json:"id" doc:"The message ID: the Idempotency-Key when given. For an NDJSON batch, record i (from 0) has the ID <id>-<i>."`
+	// Count is the number of messages stored from an NDJSON batch.
+	Count int `json:"count,omitempty" doc:"For an NDJSON batch (Content-Type application/x-ndjson): how many records were stored, one message each."`
 }
+
+// ndjsonType is the content type of a batch: one message per line.
+const ndjsonType = "application/x-ndjson"
 
 // RegisterWebhooks adds the webhook ingress. It is a plain net/http handler
 // (bodies are streamed against a per-integration limit) documented in the
@@ -98,6 +106,8 @@ func (s *Server) RegisterWebhooks(h *Webhooks) {
 		Summary:     "Send a message to an integration",
 		Description: "Stores the body as one message of the integration and answers 202 with its ID once it is durable. " +
 			"An Idempotency-Key header becomes the message ID: sending the same key twice stores one message. " +
+			"With Content-Type application/x-ndjson each non-empty line is one message (at most 1,000), all stored before the 202; " +
+			"record i gets the ID <id>-<i>, so a repeated batch with the same key stores nothing twice. " +
 			"401 when the integration requires a signature (GitHub, Slack, Standard Webhooks or HMAC) and it does not verify, " +
 			"413 over the integration's body limit, 429 when the tenant is over its rate, 503 when the message store is unavailable (retry).",
 		Tags: []string{"Webhooks"},
@@ -113,7 +123,7 @@ func (s *Server) RegisterWebhooks(h *Webhooks) {
 			"202": {Description: "Stored.", Content: map[string]*huma.MediaType{
 				"application/json": {Schema: registry.Schema(reflect.TypeOf(HookAccepted{}), true, "HookAccepted")},
 			}},
-			"400": {Description: "Bad Idempotency-Key."},
+			"400": {Description: "Bad Idempotency-Key, or an NDJSON batch with no record or over 1,000."},
 			"401": {Description: "The integration requires a signature and the request's is missing or invalid; nothing was stored."},
 			"404": {Description: "No such integration, or it does not take webhooks."},
 			"413": {Description: "Body over the integration's limit."},
@@ -188,15 +198,51 @@ func (h *Webhooks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ContentType: r.Header.Get("Content-Type"), Body: body,
 		Headers: forwardedHeaders(r.Header), Received: time.Now(),
 	}
+	msgs := []sdk.Message{msg}
+	answer := HookAccepted{ID: id}
+	if mediaType(msg.ContentType) == ndjsonType {
+		if msgs = splitRecords(msg); len(msgs) == 0 || len(msgs) > MaxBatchRecords {
+			writeProblem(w, http.StatusBadRequest, "an NDJSON batch holds 1 to 1,000 non-empty lines", 0)
+			return
+		}
+		answer.Count = len(msgs)
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), publishTimeout)
 	defer cancel()
-	if err := h.Publisher.Publish(ctx, p, []sdk.Message{msg}); err != nil {
+	if err := h.Publisher.Publish(ctx, p, msgs); err != nil {
 		writeProblem(w, http.StatusServiceUnavailable, "the message could not be stored; nothing was accepted, retry later", 2*time.Second)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusAccepted)
-	_ = json.NewEncoder(w).Encode(HookAccepted{ID: id})
+	_ = json.NewEncoder(w).Encode(answer)
+}
+
+// mediaType is a Content-Type without its parameters, in lower case.
+func mediaType(contentType string) string {
+	t, _, _ := strings.Cut(contentType, ";")
+	return strings.ToLower(strings.TrimSpace(t))
+}
+
+// splitRecords makes one message per non-empty line of batch's body: record
+// i gets the ID <batch ID>-<i> and the content type application/json, and
+// shares the batch's headers and arrival time. There may be more than
+// MaxBatchRecords: the caller checks.
+func splitRecords(batch sdk.Message) []sdk.Message {
+	var msgs []sdk.Message
+	for rest := batch.Body; len(rest) > 0 && len(msgs) <= MaxBatchRecords; {
+		line, after, _ := bytes.Cut(rest, []byte("\n"))
+		rest = after
+		if line = bytes.TrimSpace(line); len(line) == 0 {
+			continue
+		}
+		m := batch
+		m.ID = batch.ID + "-" + strconv.Itoa(len(msgs))
+		m.ContentType = "application/json"
+		m.Body = line
+		msgs = append(msgs, m)
+	}
+	return msgs
 }
 
 // config returns the integration's built http-webhook config, building it

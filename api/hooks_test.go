@@ -335,3 +335,44 @@ func TestWebhookConfigLimitsAndMisconfiguration(t *testing.T) {
 	require.NotContains(t, detail, "secret")
 	require.Zero(t, e.streamMsgs(t, broken))
 }
+
+// TestWebhookStoresAnNDJSONBatchAsOneMessagePerLine: every non-empty line is
+// a message with its own ID, stored before the 202; the same batch again
+// stores nothing twice; empty and oversize batches store nothing.
+func TestWebhookStoresAnNDJSONBatchAsOneMessagePerLine(t *testing.T) {
+	t.Parallel()
+	_, js := testenv.JetStream(t)
+	e := newHookEnv(t, js)
+	p := e.deploy(t, "acme", "orders", hotpath.WebhookConnector, 0)
+	batch := "{\"n\":0}\n\n  {\"n\":1}  \r\n{\"n\":2}"
+
+	resp, out := e.post(t, "/v1/hooks/acme/orders", strings.NewReader(batch),
+		"Idempotency-Key", "batch-1", "Content-Type", "application/x-ndjson; charset=utf-8")
+	require.Equal(t, http.StatusAccepted, resp.StatusCode)
+	require.Equal(t, "batch-1", out["id"])
+	require.EqualValues(t, 3, out["count"])
+	require.EqualValues(t, 3, e.streamMsgs(t, p))
+	resp, _ = e.post(t, "/v1/hooks/acme/orders", strings.NewReader(batch), "Idempotency-Key", "batch-1", "Content-Type", "application/x-ndjson")
+	require.Equal(t, http.StatusAccepted, resp.StatusCode)
+	require.EqualValues(t, 3, e.streamMsgs(t, p), "the same batch again stores nothing twice")
+
+	s, err := js.Stream(context.Background(), p.Stream())
+	require.NoError(t, err)
+	for seq, want := range map[uint64]string{1: `{"n":0}`, 2: `{"n":1}`, 3: `{"n":2}`} {
+		raw, err := s.GetMsg(context.Background(), seq)
+		require.NoError(t, err)
+		require.Equal(t, want, string(raw.Data))
+		require.Equal(t, "batch-1-"+strconv.Itoa(int(seq-1)), raw.Header.Get("Vrsky-Msg-Id"))
+		require.Equal(t, "application/json", raw.Header.Get("Vrsky-Content-Type"))
+	}
+
+	for name, body := range map[string]string{
+		"no record":  "\n \n",
+		"too many":   strings.Repeat("{}\n", MaxBatchRecords+1),
+		"empty body": "",
+	} {
+		resp, _ := e.post(t, "/v1/hooks/acme/orders", strings.NewReader(body), "Content-Type", "application/x-ndjson")
+		require.Equal(t, http.StatusBadRequest, resp.StatusCode, name)
+	}
+	require.EqualValues(t, 3, e.streamMsgs(t, p), "refused batches store nothing")
+}

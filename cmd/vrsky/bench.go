@@ -25,6 +25,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&cfg.Warmup, "warmup", bench.DefaultWarmup, "load before measuring, at the same rate")
 	fs.IntVar(&cfg.Size, "size", 0, fmt.Sprintf("body size in bytes (default %d; %d for claimcheck)", bench.DefaultSize, bench.DefaultClaimCheckSize))
 	fs.IntVar(&cfg.Workers, "workers", bench.DefaultWorkers, "concurrent HTTP requests (kept-alive connections)")
+	fs.IntVar(&cfg.Batch, "batch", 0, "send up to N messages already due in one NDJSON request (0 or 1: one message per request)")
 	fs.BoolVar(&cfg.FindMax, "find-max", false, "raise the rate ×1.5 per step until p99 > 50 ms, a loss or an error")
 	fs.BoolVar(&cfg.NoBaseline, "no-baseline", false, "skip the raw JetStream baseline")
 	fs.StringVar(&cfg.DataDir, "data-dir", "", "attach to the vrsky dev running on this data directory instead of starting one")

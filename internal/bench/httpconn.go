@@ -46,19 +46,20 @@ func newPostConn(rawURL string, timeout time.Duration) (*postConn, error) {
 	return &postConn{addr: addr, host: u.Host, path: u.RequestURI(), timeout: timeout}, nil
 }
 
-// post sends body with the Idempotency-Key key and returns the answer's
-// status. A request that fails on a kept-alive connection before any answer
-// is sent once more on a new one: the key makes the repeat harmless.
-func (c *postConn) post(ctx context.Context, key string, body []byte) (int, error) {
+// post sends body of contentType with the Idempotency-Key key and returns
+// the answer's status. A request that fails on a kept-alive connection
+// before any answer is sent once more on a new one: the key makes the repeat
+// harmless.
+func (c *postConn) post(ctx context.Context, contentType, key string, body []byte) (int, error) {
 	reused := c.conn != nil
-	status, answered, err := c.roundTrip(ctx, key, body)
+	status, answered, err := c.roundTrip(ctx, contentType, key, body)
 	if err != nil && reused && !answered && ctx.Err() == nil {
-		status, _, err = c.roundTrip(ctx, key, body)
+		status, _, err = c.roundTrip(ctx, contentType, key, body)
 	}
 	return status, err
 }
 
-func (c *postConn) roundTrip(ctx context.Context, key string, body []byte) (status int, answered bool, err error) {
+func (c *postConn) roundTrip(ctx context.Context, contentType, key string, body []byte) (status int, answered bool, err error) {
 	defer func() {
 		if err != nil {
 			c.Close()
@@ -82,7 +83,9 @@ func (c *postConn) roundTrip(ctx context.Context, key string, body []byte) (stat
 	c.req = append(c.req, c.path...)
 	c.req = append(c.req, " HTTP/1.1\r\nHost: "...)
 	c.req = append(c.req, c.host...)
-	c.req = append(c.req, "\r\nContent-Type: application/json\r\nIdempotency-Key: "...)
+	c.req = append(c.req, "\r\nContent-Type: "...)
+	c.req = append(c.req, contentType...)
+	c.req = append(c.req, "\r\nIdempotency-Key: "...)
 	c.req = append(c.req, key...)
 	c.req = append(c.req, "\r\nContent-Length: "...)
 	c.req = strconv.AppendInt(c.req, int64(len(body)), 10)

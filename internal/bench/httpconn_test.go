@@ -61,7 +61,7 @@ func TestPostConnReadsEveryKindOfAnswer(t *testing.T) {
 	defer c.Close()
 	ctx := context.Background()
 	for _, want := range []int{202, 200, 503, 202} {
-		status, err := c.post(ctx, "k", []byte(`{"seq":1}`))
+		status, err := c.post(ctx, "application/json", "k", []byte(`{"seq":1}`))
 		require.NoError(t, err)
 		require.Equal(t, want, status)
 	}
@@ -77,7 +77,7 @@ func TestPostConnRetriesOnceOnAStaleConnection(t *testing.T) {
 	require.NoError(t, err)
 	defer c.Close()
 	for range 3 {
-		status, err := c.post(context.Background(), "k", []byte("{}"))
+		status, err := c.post(context.Background(), "application/json", "k", []byte("{}"))
 		require.NoError(t, err)
 		require.Equal(t, 202, status)
 	}
@@ -99,7 +99,7 @@ func TestPostConnFailsOnBrokenAnswers(t *testing.T) {
 			c, err := newPostConn(url, 2*time.Second)
 			require.NoError(t, err)
 			defer c.Close()
-			_, err = c.post(context.Background(), "k", []byte("{}"))
+			_, err = c.post(context.Background(), "application/json", "k", []byte("{}"))
 			require.Error(t, err)
 			require.Nil(t, c.conn, "a broken connection is dropped")
 		})
@@ -110,7 +110,7 @@ func TestPostConnAnswerToTheEndOfTheConnection(t *testing.T) {
 	url, _ := rawServer(t, "HTTP/1.1 202 Accepted\r\n\r\nall of it")
 	c, err := newPostConn(url, 2*time.Second)
 	require.NoError(t, err)
-	status, err := c.post(context.Background(), "k", []byte("{}"))
+	status, err := c.post(context.Background(), "application/json", "k", []byte("{}"))
 	require.NoError(t, err)
 	require.Equal(t, 202, status)
 	require.Nil(t, c.conn)
@@ -132,7 +132,7 @@ func TestPostConnAgainstNetHTTP(t *testing.T) {
 	require.NoError(t, err)
 	defer c.Close()
 	for range 3 {
-		status, err := c.post(context.Background(), "key-7", []byte(`{"a":1}`))
+		status, err := c.post(context.Background(), "application/json", "key-7", []byte(`{"a":1}`))
 		require.NoError(t, err)
 		require.Equal(t, http.StatusAccepted, status)
 	}

@@ -32,6 +32,10 @@ type Load struct {
 	// Workers is the number of concurrent requests, each on its own
 	// kept-alive connection.
 	Workers int
+	// Batch, when above 1, lets a worker send up to Batch messages already
+	// due in one NDJSON request (one message per line); 0 or 1 sends one
+	// JSON message per request.
+	Batch int
 }
 
 // NewClient returns an HTTP client that keeps a connection per worker alive
@@ -67,14 +71,16 @@ func (l *Load) Run(ctx context.Context, sched Schedule, sink *Collector) error {
 		wg.Go(func() {
 			conn, _ := newPostConn(l.URL, requestTimeout)
 			defer conn.Close()
-			body := make([]byte, 0, l.Size)
+			var body []byte
+			seqs := make([]int64, 0, max(l.Batch, 1))
 			for seq := range jobs {
-				var status int
-				var err error
-				if body, err = AppendBody(body[:0], seq, l.Size); err == nil {
-					status, _ = conn.post(ctx, l.KeyPrefix+strconv.FormatInt(seq, 10), body)
+				seqs = append(seqs[:0], seq)
+				seqs = takeDue(jobs, seqs, l.Batch)
+				status := l.send(ctx, conn, &body, seqs)
+				now := time.Now()
+				for _, s := range seqs {
+					sink.SetStatus(s, status, now)
 				}
-				sink.SetStatus(seq, status, time.Now())
 			}
 		})
 	}
@@ -116,4 +122,43 @@ func dispatch(ctx context.Context, sched Schedule, jobs chan<- int64) {
 			}
 		}
 	}
+}
+
+// takeDue appends to seqs the messages already released, up to batch in
+// all, without waiting for more.
+func takeDue(jobs <-chan int64, seqs []int64, batch int) []int64 {
+	for len(seqs) < batch {
+		select {
+		case seq, ok := <-jobs:
+			if !ok {
+				return seqs
+			}
+			seqs = append(seqs, seq)
+		default:
+			return seqs
+		}
+	}
+	return seqs
+}
+
+// send POSTs the messages seqs — one JSON body, or an NDJSON batch of
+// several — reusing *body, and returns the answer's status (0: none).
+func (l *Load) send(ctx context.Context, conn *postConn, body *[]byte, seqs []int64) int {
+	b := (*body)[:0]
+	for i, seq := range seqs {
+		if i > 0 {
+			b = append(b, '\n')
+		}
+		var err error
+		if b, err = AppendBody(b, seq, l.Size); err != nil {
+			return 0
+		}
+	}
+	*body = b
+	contentType := "application/json"
+	if len(seqs) > 1 {
+		contentType = "application/x-ndjson"
+	}
+	status, _ := conn.post(ctx, contentType, l.KeyPrefix+strconv.FormatInt(seqs[0], 10), b)
+	return status
 }

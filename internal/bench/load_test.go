@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -88,4 +89,42 @@ func TestNewClientKeepsAConnectionPerWorker(t *testing.T) {
 	tr := NewClient(64).Transport.(*http.Transport)
 	require.Equal(t, 64, tr.MaxIdleConnsPerHost)
 	require.True(t, strings.HasPrefix(NewClient(1).Timeout.String(), "30s"))
+}
+
+// TestLoadBatchesMessagesAlreadyDue: with Batch, a worker sends the messages
+// already due together, one per NDJSON line, and each is answered.
+func TestLoadBatchesMessagesAlreadyDue(t *testing.T) {
+	var requests, lines atomic.Int64
+	var mu sync.Mutex
+	seen := map[int64]bool{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		requests.Add(1)
+		records := strings.Split(string(body), "\n")
+		if len(records) > 1 && r.Header.Get("Content-Type") != "application/x-ndjson" || len(records) > 10 {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		for i, rec := range records {
+			seq, ok := ParseSeq([]byte(rec))
+			if !ok || len(rec) != 600 || !json.Valid([]byte(rec)) || i == 0 && r.Header.Get("Idempotency-Key") != "b-"+strconv.FormatInt(seq, 10) {
+				w.WriteHeader(http.StatusBadRequest)
+				return
+			}
+			mu.Lock()
+			seen[seq] = true
+			mu.Unlock()
+			lines.Add(1)
+		}
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	t.Cleanup(srv.Close)
+
+	s := Schedule{T0: time.Now().Add(10 * time.Millisecond), Rate: 20000, Measured: 400}
+	c := NewCollector(s, nil)
+	require.NoError(t, (&Load{URL: srv.URL, KeyPrefix: "b-", Size: 600, Workers: 2, Batch: 10}).Run(context.Background(), s, c))
+	require.EqualValues(t, 400, lines.Load())
+	require.Len(t, seen, 400)
+	require.Less(t, requests.Load(), int64(400), "messages due together went together")
+	require.Equal(t, int64(400), c.Counts().Sent)
 }

@@ -78,6 +78,7 @@ type Report struct {
 	DurationS   float64 `json:"duration_s"`
 	WarmupS     float64 `json:"warmup_s"`
 	Workers     int     `json:"workers"`
+	Batch       int     `json:"batch,omitempty"`
 	Durability  string  `json:"durability"`
 	StackOwned  bool    `json:"stack_is_child"`
 	Machine     Machine `json:"machine"`

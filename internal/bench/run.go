@@ -71,6 +71,9 @@ type Config struct {
 	Warmup   time.Duration
 	Size     int
 	Workers  int
+	// Batch, above 1, lets each request carry up to Batch messages already
+	// due, as an NDJSON batch; 0 or 1 sends one message per request.
+	Batch int
 	// FindMax raises the rate ×1.5 per step until a step does not hold.
 	FindMax    bool
 	NoBaseline bool
@@ -125,6 +128,9 @@ func (c *Config) applyDefaults() error {
 	}
 	if c.Workers < 0 {
 		errs = append(errs, fmt.Errorf("workers %d: must be positive", c.Workers))
+	}
+	if c.Batch < 0 || c.Batch > api.MaxBatchRecords {
+		errs = append(errs, fmt.Errorf("batch %d: want 0 to %d", c.Batch, api.MaxBatchRecords))
 	}
 	if c.DataDir == "" && c.Binary == "" {
 		errs = append(errs, errors.New("no stack: give a data directory or a binary to start"))
@@ -338,7 +344,7 @@ func (r *runner) step(ctx context.Context, rate float64) (_ *Report, err error) 
 	wg.Go(func() { sampler.run(bg) })
 	defer func() { stopBG(); wg.Wait() }()
 
-	load := &Load{URL: url, KeyPrefix: name + "-", Size: cfg.Size, Workers: cfg.Workers}
+	load := &Load{URL: url, KeyPrefix: name + "-", Size: cfg.Size, Workers: cfg.Workers, Batch: cfg.Batch}
 	loadDone := make(chan error, 1)
 	go func() { loadDone <- load.Run(ctx, sched, sink) }()
 
@@ -369,7 +375,7 @@ func (r *runner) step(ctx context.Context, rate float64) (_ *Report, err error) 
 	rep := &Report{
 		Scenario: cfg.Scenario, Integration: name, OfferedRate: rate,
 		DrainSeconds: drain.Seconds(), MessageSize: cfg.Size,
-		DurationS: cfg.Duration.Seconds(), WarmupS: cfg.Warmup.Seconds(), Workers: cfg.Workers,
+		DurationS: cfg.Duration.Seconds(), WarmupS: cfg.Warmup.Seconds(), Workers: cfg.Workers, Batch: cfg.Batch,
 		Durability: Durability, StackOwned: r.stack.Owned(), Machine: ThisMachine(),
 	}
 	fillCounts(rep, sink)

@@ -197,6 +197,7 @@ func TestConfigDefaultsAndValidation(t *testing.T) {
 		"duration": {Config{Duration: -1, Binary: "x"}, "not be negative"},
 		"size":     {Config{Size: 10, Binary: "x"}, "at least"},
 		"workers":  {Config{Workers: -2, Binary: "x"}, "workers"},
+		"batch":    {Config{Batch: 1001, Binary: "x"}, "batch"},
 		"stack":    {Config{}, "no stack"},
 		"split":    {Config{DataDir: "x", SplitRunner: true}, "split runner: give a binary"},
 		"nothing":  {Config{Rate: 0.01, Duration: time.Second, Binary: "x"}, "sends no message"},
