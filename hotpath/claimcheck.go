@@ -63,12 +63,9 @@ func (c *ClaimCheck) resolve(ctx context.Context, env *envelope) error {
 	if env.bodyRef == "" {
 		return nil
 	}
-	if c == nil || c.Store == nil {
-		return fmt.Errorf("message %s has a claim-checked body and no blob store is configured", env.msg.ID)
-	}
-	r, err := c.Store.Get(ctx, env.bodyRef)
+	r, err := c.open(ctx, *env)
 	if err != nil {
-		return fmt.Errorf("fetch claim-checked body of %s: %w", env.msg.ID, err)
+		return err
 	}
 	defer r.Close()
 	buf := bytes.NewBuffer(make([]byte, 0, env.size))
@@ -77,6 +74,18 @@ func (c *ClaimCheck) resolve(ctx context.Context, env *envelope) error {
 	}
 	env.msg.Body = buf.Bytes()
 	return nil
+}
+
+// open returns a reader of env's claim-checked body.
+func (c *ClaimCheck) open(ctx context.Context, env envelope) (io.ReadCloser, error) {
+	if c == nil || c.Store == nil {
+		return nil, fmt.Errorf("message %s has a claim-checked body and no blob store is configured", env.msg.ID)
+	}
+	r, err := c.Store.Get(ctx, env.bodyRef)
+	if err != nil {
+		return nil, fmt.Errorf("fetch claim-checked body of %s: %w", env.msg.ID, err)
+	}
+	return r, nil
 }
 
 // keepForDLQ copies a claim-checked body to the DLQ prefix, where it lives as

@@ -3,6 +3,7 @@ package hotpath
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -51,6 +52,14 @@ func (d *deliverer) handle(batch []jetstream.Msg) {
 			d.failures.fail(ctx, d.p, d.stage, m, env, sdk.PermanentError(err))
 			continue
 		}
+		if sp, ok := d.producer.(sdk.StreamProducer); ok && env.bodyRef != "" && sp.CanStream(env.msg) {
+			if len(part) > 0 { // what came before is written first
+				d.write(ctx, part, envs)
+				part, envs, bytes = nil, nil, 0
+			}
+			d.stream(ctx, sp, m, env)
+			continue
+		}
 		size := env.size
 		if env.bodyRef == "" {
 			size = int64(len(env.msg.Body))
@@ -93,7 +102,54 @@ func (d *deliverer) write(ctx context.Context, batch []jetstream.Msg, decoded []
 	wctx, cancel := context.WithTimeout(ctx, writeTimeout)
 	err := d.producer.Write(wctx, out)
 	cancel()
+	d.settle(ctx, msgs, envs, err, began)
+}
 
+// stream writes one claim-checked message with its body read straight from
+// the blob store. A blob store that fails while the body is read does not
+// count as an attempt: the message comes back later.
+func (d *deliverer) stream(ctx context.Context, sp sdk.StreamProducer, m jetstream.Msg, env envelope) {
+	began := time.Now()
+	r, err := d.claims.open(ctx, env)
+	if err != nil {
+		_ = m.NakWithDelay(time.Second)
+		return
+	}
+	defer r.Close()
+	body := &readErrors{r: r}
+	wctx, cancel := context.WithTimeout(ctx, writeTimeout)
+	err = sp.WriteStream(wctx, env.msg, body, env.size)
+	cancel()
+	if err != nil && body.err != nil {
+		d.log.Warn("claim-checked body could not be read while streamed", "stage", d.stage, "message_id", env.msg.ID, "err", body.err)
+		_ = m.NakWithDelay(time.Second)
+		return
+	}
+	d.metrics.bytes.Add(float64(env.size))
+	d.metrics.claimBytes.Add(float64(body.n))
+	d.settle(ctx, []jetstream.Msg{m}, []envelope{env}, err, began)
+}
+
+// readErrors passes reads through and keeps the first error that is not
+// io.EOF, and the bytes read.
+type readErrors struct {
+	r   io.Reader
+	n   int64
+	err error
+}
+
+func (e *readErrors) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	e.n += int64(n)
+	if err != nil && !errors.Is(err, io.EOF) && e.err == nil {
+		e.err = err
+	}
+	return n, err
+}
+
+// settle acks the messages a write confirmed and hands the others to the
+// failure handling. err is the producer's answer for msgs.
+func (d *deliverer) settle(ctx context.Context, msgs []jetstream.Msg, envs []envelope, err error, began time.Time) {
 	var batchErr *sdk.BatchError
 	switch {
 	case err == nil:

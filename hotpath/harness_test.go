@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -32,6 +33,34 @@ type recorder struct {
 	closed   int
 	// batchBytes holds the body bytes of each Write.
 	batchBytes []int
+	// streamed holds the IDs written with WriteStream, in order.
+	streamed []string
+}
+
+// streamingRecorder is a recorder that also takes bodies as streams.
+type streamingRecorder struct{ *recorder }
+
+func (streamingRecorder) CanStream(sdk.Message) bool { return true }
+
+func (r streamingRecorder) WriteStream(ctx context.Context, m sdk.Message, body io.Reader, size int64) error {
+	if m.Body != nil {
+		return errors.New("a streamed message has no Body")
+	}
+	b, err := io.ReadAll(body)
+	if err != nil {
+		return err
+	}
+	if int64(len(b)) != size {
+		return fmt.Errorf("streamed %d bytes, announced %d", len(b), size)
+	}
+	m.Body = b
+	if err := r.Write(ctx, []sdk.Message{m}); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.streamed = append(r.streamed, m.ID)
+	r.mu.Unlock()
+	return nil
 }
 
 func newRecorder() *recorder {
@@ -134,8 +163,12 @@ func newHarness(t *testing.T, producerNames ...string) *harness {
 	for _, name := range producerNames {
 		rec := newRecorder()
 		h.producers[name] = rec
+		var prod sdk.Producer = rec
+		if strings.HasPrefix(name, "stream-") {
+			prod = streamingRecorder{rec}
+		}
 		conns = append(conns, sdk.Connector{Name: "rec-" + name, Kind: sdk.KindProducer,
-			Build: func(context.Context, sdk.Env, json.RawMessage) (any, error) { return rec, nil }})
+			Build: func(context.Context, sdk.Env, json.RawMessage) (any, error) { return prod, nil }})
 	}
 	conns = append(conns,
 		sdk.Connector{Name: "upper", Kind: sdk.KindConverter, Build: func(context.Context, sdk.Env, json.RawMessage) (any, error) { return upper{}, nil }},

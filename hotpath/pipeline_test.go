@@ -6,8 +6,11 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
+	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/stretchr/testify/require"
@@ -171,6 +174,56 @@ func TestLargeBodyTravelsThroughTheBlobStore(t *testing.T) {
 	size, err := h.store.Stat(context.Background(), p.ClaimKey("big-1"))
 	require.NoError(t, err)
 	require.EqualValues(t, len(body), size)
+}
+
+// TestLargeBodyIsStreamedToAProducerThatCanStream: a claim-checked body
+// goes from the blob store to a streaming producer as a stream; small
+// bodies around it are written in batches, in order.
+func TestLargeBodyIsStreamedToAProducerThatCanStream(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "stream-sink")
+	p := h.deploy("streamed", nil, "stream-sink")
+	big := make([]byte, 1<<20)
+	_, _ = rand.Read(big)
+	h.send(p, msg("small-1", "a"), sdk.Message{ID: "big-1", Body: big}, msg("small-2", "b"))
+
+	sink := h.producers["stream-sink"]
+	require.Eventually(t, func() bool { return sink.delivered() == 3 }, 20*time.Second, 50*time.Millisecond)
+	require.True(t, bytes.Equal(big, sink.body("big-1")), "arrives intact")
+	require.Equal(t, "a", string(sink.body("small-1")))
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	require.Equal(t, []string{"big-1"}, sink.streamed, "only the claim-checked body is streamed")
+}
+
+// TestStreamedBodyThatFailsKeepsItsPayloadInTheDLQ: a streaming producer's
+// permanent failure dead-letters the message with its claim-checked body.
+func TestStreamedBodyThatFailsKeepsItsPayloadInTheDLQ(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "stream-sink")
+	h.producers["stream-sink"].setFail(func(sdk.Message) error { return sdk.Permanentf("rejected") })
+	p := h.deploy("streamdlq", nil, "stream-sink")
+	body := bytes.Repeat([]byte("s"), 300<<10)
+	h.send(p, sdk.Message{ID: "big-refused", Body: body})
+	require.Eventually(t, func() bool { return len(h.dlq()) == 1 }, 10*time.Second, 20*time.Millisecond)
+	env, err := decode(p, h.dlq()[0].Header, h.dlq()[0].Data)
+	require.NoError(t, err)
+	require.NoError(t, (&ClaimCheck{Store: h.store}).resolve(context.Background(), &env))
+	require.True(t, bytes.Equal(body, env.msg.Body))
+}
+
+func TestReadErrorsKeepsTheFirstFailure(t *testing.T) {
+	boom := errors.New("blob store gone")
+	r := &readErrors{r: io.MultiReader(strings.NewReader("abc"), iotest.ErrReader(boom))}
+	b, err := io.ReadAll(r)
+	require.ErrorIs(t, err, boom)
+	require.Equal(t, "abc", string(b))
+	require.EqualValues(t, 3, r.n)
+	require.ErrorIs(t, r.err, boom)
+	clean := &readErrors{r: strings.NewReader("xyz")}
+	_, err = io.ReadAll(clean)
+	require.NoError(t, err)
+	require.NoError(t, clean.err, "EOF is not a failure")
 }
 
 // TestDeadLetteredLargeBodyOutlivesTheClaimTTL: the DLQ keeps the payload

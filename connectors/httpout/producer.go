@@ -24,6 +24,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -152,12 +153,46 @@ func (p *HTTPProducer) Write(ctx context.Context, batch []sdk.Message) error {
 
 // send makes one message's request.
 func (p *HTTPProducer) send(ctx context.Context, msg sdk.Message) error {
-	fail := func(doing string, err error) error {
-		return fmt.Errorf("http: message %s: %s: %w", msg.ID, doing, err)
-	}
 	var data map[string]any
 	if p.cfg.needData {
 		data = MessageData(msg)
+	}
+	body := msg.Body
+	if p.cfg.body != nil {
+		b, err := p.cfg.body.Render(data)
+		if err != nil {
+			return fmt.Errorf("http: message %s: body: %w", msg.ID, err)
+		}
+		body = []byte(b)
+	}
+	return p.do(ctx, msg, data, bytes.NewReader(body), int64(len(body)), body)
+}
+
+// CanStream reports whether msg's body can be sent as it is read: not when
+// a template reads the message or the request is signed (both need the
+// whole body first).
+func (p *HTTPProducer) CanStream(sdk.Message) bool {
+	return p.cfg.body == nil && !p.cfg.needData && p.key == nil
+}
+
+// WriteStream sends one message whose body is read from body as it goes
+// out, so a large claim-checked body is never held in memory whole. Only
+// for messages CanStream accepts.
+func (p *HTTPProducer) WriteStream(ctx context.Context, msg sdk.Message, body io.Reader, size int64) error {
+	if !p.CanStream(msg) {
+		return sdk.Permanentf("http: message %s: this producer's config needs the whole body", msg.ID)
+	}
+	if p.closed.Load() {
+		return errors.New("http: write after close")
+	}
+	return p.do(ctx, msg, nil, body, size, nil)
+}
+
+// do makes one message's request with body (size bytes); data feeds the
+// templates and signBody is what the signature covers (nil: unsigned).
+func (p *HTTPProducer) do(ctx context.Context, msg sdk.Message, data map[string]any, body io.Reader, size int64, signBody []byte) error {
+	fail := func(doing string, err error) error {
+		return fmt.Errorf("http: message %s: %s: %w", msg.ID, doing, err)
 	}
 	target, err := p.cfg.url.Render(data)
 	if err != nil {
@@ -168,17 +203,14 @@ func (p *HTTPProducer) send(ctx context.Context, msg sdk.Message) error {
 			return fail("url", err)
 		}
 	}
-	body := msg.Body
-	if p.cfg.body != nil {
-		b, err := p.cfg.body.Render(data)
-		if err != nil {
-			return fail("body", err)
-		}
-		body = []byte(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, p.cfg.method, target, bytes.NewReader(body))
+	// A *bytes.Reader body can be sent again on a 307/308 redirect; a
+	// streamed one cannot, and such a redirect then fails the message.
+	req, err := http.NewRequestWithContext(ctx, p.cfg.method, target, body)
 	if err != nil {
 		return fail("build request", sdk.PermanentError(err))
+	}
+	if _, rewindable := body.(*bytes.Reader); !rewindable {
+		req.ContentLength = size
 	}
 	for _, h := range p.cfg.headers {
 		v, err := h.value.Render(data)
@@ -202,7 +234,7 @@ func (p *HTTPProducer) send(ctx context.Context, msg sdk.Message) error {
 		req.Header.Set("Idempotency-Key", msg.ID)
 	}
 	if p.key != nil {
-		p.sign(req.Header, msg.ID, body)
+		p.sign(req.Header, msg.ID, signBody)
 	}
 
 	doing := p.cfg.method + " " + redact(target)

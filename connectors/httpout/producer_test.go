@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/stretchr/testify/require"
@@ -606,4 +608,45 @@ func TestResponseErrorWithoutStatusText(t *testing.T) {
 func TestRedact(t *testing.T) {
 	require.Equal(t, "https://example.com/a/b", redact("https://u:p@example.com/a/b?token=x#f"))
 	require.Equal(t, "(unparsable url)", redact("http://exa mple.com"))
+}
+
+// TestWriteStreamSendsTheBodyAsItIsRead: a producer without body template,
+// message templates or signing takes bodies as streams, with their length.
+func TestWriteStreamSendsTheBodyAsItIsRead(t *testing.T) {
+	tg := newTarget(t, nil)
+	p := newProducer(t, tg.cfg(map[string]any{"headers": map[string]string{"X-Source": "vrsky"}}))
+	m := sdk.Message{ID: "big-1", ContentType: "application/json"}
+	require.True(t, p.CanStream(m))
+	body := strings.Repeat("x", 300<<10)
+	require.NoError(t, p.WriteStream(context.Background(), m, strings.NewReader(body), int64(len(body))))
+	reqs := tg.requests()
+	require.Len(t, reqs, 1)
+	require.Equal(t, body, reqs[0].Body)
+	require.Equal(t, "big-1", reqs[0].Header.Get("Idempotency-Key"))
+	require.Equal(t, "vrsky", reqs[0].Header.Get("X-Source"))
+
+	// A body that cannot be read fails the write, retryably.
+	err := p.WriteStream(context.Background(), m, io.MultiReader(strings.NewReader("abc"), iotest.ErrReader(errors.New("gone"))), 10)
+	require.Error(t, err)
+	require.False(t, sdk.IsPermanent(err))
+
+	require.NoError(t, p.Close(context.Background()))
+	require.Error(t, p.WriteStream(context.Background(), m, strings.NewReader(""), 0), "after close")
+}
+
+func TestWriteStreamIsRefusedWhenTheBodyIsNeededWhole(t *testing.T) {
+	tg := newTarget(t, nil)
+	t.Setenv("VRSKY_TEST_WEBHOOK_SECRET", webhookSecret)
+	for name, fields := range map[string]map[string]any{
+		"body template":   {"body": `{"id":"{{ .id }}"}`},
+		"templated url":   {"url": tg.srv.URL + "/{{ .kind }}"},
+		"signed requests": {"signature": map[string]any{"secret": map[string]string{"env": "VRSKY_TEST_WEBHOOK_SECRET"}}},
+	} {
+		p := newProducer(t, tg.cfg(fields))
+		m := sdk.Message{ID: "m"}
+		require.False(t, p.CanStream(m), name)
+		err := p.WriteStream(context.Background(), m, strings.NewReader("{}"), 2)
+		require.True(t, sdk.IsPermanent(err), name)
+	}
+	require.Empty(t, tg.requests())
 }

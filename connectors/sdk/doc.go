@@ -1,7 +1,9 @@
 // Package sdk is the public contract between VRSky and its connectors: the
 // message type, the four connector interfaces (Consumer, Converter, Filter,
-// Producer) and the Poller a consumer adds to run on a schedule, typed errors that say retryable or permanent, and the
-// description a connector registers itself with.
+// Producer), the Poller a consumer adds to run on a schedule and the
+// StreamProducer a producer adds to take large bodies as streams, typed
+// errors that say retryable or permanent, and the description a connector
+// registers itself with.
 //
 // It holds contracts only. Connectors never ack, never retry in a loop and
 // never talk to NATS: the hot path owns delivery, acks and retries, and
