@@ -101,8 +101,9 @@ func (k *Keys) SystemUser(name string) (Creds, error) { return user(k.System, na
 // PlatformUser returns credentials in the platform account.
 func (k *Keys) PlatformUser(name string) (Creds, error) { return user(k.Platform, name) }
 
-// TenantUser returns credentials in tenant's account. They see that account
-// only, whatever subjects they use.
+// TenantUser returns the platform's credentials in tenant's account, with
+// which VRSky's roles run the tenant's streams. They see that account only,
+// whatever subjects they use.
 func (k *Keys) TenantUser(tenant, name string) (Creds, error) {
 	account, err := k.TenantAccount(tenant)
 	if err != nil {
@@ -111,14 +112,35 @@ func (k *Keys) TenantUser(tenant, name string) (Creds, error) {
 	return user(account, name)
 }
 
-// user mints a user of account, signed by the account's own key.
-func user(account nkeys.KeyPair, name string) (Creds, error) {
+// TenantClientUser returns credentials a tenant's own client could be given:
+// in the tenant's account, and even there limited to the tenant's subjects
+// (vrsky.<tenant>.>) and reply inboxes, with no JetStream, KV, object-store
+// or system API at all.
+func (k *Keys) TenantClientUser(tenant, name string) (Creds, error) {
+	account, err := k.TenantAccount(tenant)
+	if err != nil {
+		return Creds{}, err
+	}
+	own := "vrsky." + tenant + ".>"
+	return user(account, name, func(uc *jwt.UserClaims) {
+		uc.Pub.Allow.Add(own)
+		uc.Sub.Allow.Add(own, "_INBOX.>")
+		uc.Pub.Deny.Add("$JS.>", "$KV.>", "$O.>", "$SYS.>")
+	})
+}
+
+// user mints a user of account, signed by the account's own key; limit, if
+// any, narrows its permissions.
+func user(account nkeys.KeyPair, name string, limit ...func(*jwt.UserClaims)) (Creds, error) {
 	u, err := nkeys.CreateUser()
 	if err != nil {
 		return Creds{}, err
 	}
 	uc := jwt.NewUserClaims(public(u))
 	uc.Name = name
+	for _, l := range limit {
+		l(uc)
+	}
 	token, err := uc.Encode(account)
 	if err != nil {
 		return Creds{}, fmt.Errorf("sign user %s: %w", name, err)

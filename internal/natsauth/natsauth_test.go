@@ -292,3 +292,49 @@ func TestServerConfigRunsAProductionServer(t *testing.T) {
 	require.NoError(t, err)
 	testenv.Connect(t, ns.ClientURL(), platform)
 }
+
+// TestTenantClientCredentialsReachOnlyTheTenantsSubjects: credentials meant
+// for a tenant's own client have no JetStream or system API and no subject
+// outside vrsky.<tenant>.>, even in the tenant's account.
+func TestTenantClientCredentialsReachOnlyTheTenantsSubjects(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p := newPlatform(t, "alpha")
+	creds, err := p.keys.TenantClientUser("alpha", "alpha-client")
+	require.NoError(t, err)
+	violations := make(chan error, 16)
+	nc, err := nats.Connect(p.url, creds.Option(), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+		violations <- err
+	}))
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+
+	// Its own subjects work.
+	sub, err := nc.SubscribeSync("vrsky.alpha.orders.in")
+	require.NoError(t, err)
+	require.NoError(t, nc.Publish("vrsky.alpha.orders.in", []byte("hi")))
+	got, err := sub.NextMsg(2 * time.Second)
+	require.NoError(t, err)
+	require.Equal(t, "hi", string(got.Data))
+
+	// No JetStream API.
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	short, cancelShort := context.WithTimeout(ctx, time.Second)
+	defer cancelShort()
+	_, err = js.AccountInfo(short)
+	require.Error(t, err)
+	// No subject outside its own, in either direction.
+	require.NoError(t, nc.Publish("$JS.API.STREAM.LIST", nil))
+	_, err = nc.SubscribeSync(">")
+	require.NoError(t, err) // refused by the server, asynchronously
+	require.NoError(t, nc.Flush())
+	for range 2 {
+		select {
+		case err := <-violations:
+			require.ErrorContains(t, err, "Permissions Violation")
+		case <-time.After(2 * time.Second):
+			t.Fatal("the server did not refuse")
+		}
+	}
+}
