@@ -99,8 +99,15 @@ type TenantOutput struct {
 }
 
 // provisionWait is how long create-tenant waits for provisioning before it
-// answers 202 with a tenant still provisioning.
-const provisionWait = 20 * time.Second
+// answers 202 with a tenant still provisioning (a variable for tests).
+var provisionWait = 20 * time.Second
+
+// stillRunning reports whether run has not finished (a wait for its result
+// ended first).
+func stillRunning(ctx context.Context, control client.Client, run client.WorkflowRun) bool {
+	d, err := control.DescribeWorkflowExecution(ctx, run.GetID(), run.GetRunID())
+	return err == nil && d.GetWorkflowExecutionInfo().GetStatus() == enums.WORKFLOW_EXECUTION_STATUS_RUNNING
+}
 
 // RegisterTenants adds the platform admin's tenant operations:
 // POST/GET /v1/tenants and GET/DELETE /v1/tenants/{tenantId}. Creating and
@@ -160,12 +167,21 @@ func RegisterTenants(api huma.API, st *store.Store, control client.Client, log *
 			switch {
 			case errors.As(err, &appErr) && appErr.Type() == activities.ErrTenantExists:
 				return nil, huma.Error409Conflict("already exists")
-			case wait.Err() != nil && ctx.Err() == nil:
+			case stillRunning(ctx, control, run):
 				status = http.StatusAccepted
 			default:
 				log.Error("tenant provisioning failed", "tenant", in.Body.ID, "error", err)
 				return nil, unavailable("provisioning the tenant failed and was undone; retry later")
 			}
+		}
+		out := &CreateTenantOutput{Status: status, Location: "/v1/tenants/" + in.Body.ID, CacheControl: noStore}
+		if status == http.StatusAccepted {
+			// Still provisioning: its rows may not even be written yet.
+			out.Body.Tenant = Tenant{ID: in.Body.ID, Name: in.Body.Name, Status: store.TenantProvisioning, CreatedAt: time.Now().UTC()}
+			out.Body.APIKey = NewAPIKey{APIKey: APIKey{ID: keyID, TenantID: in.Body.ID, Prefix: prefix, Scopes: firstKeyScopes,
+				CreatedAt: out.Body.Tenant.CreatedAt}, Secret: secret}
+			log.Info("tenant still provisioning", "tenant", in.Body.ID, "key_id", keyID)
+			return out, nil
 		}
 		t, err := st.GetTenant(ctx, in.Body.ID)
 		if err != nil {
@@ -179,8 +195,7 @@ func RegisterTenants(api huma.API, st *store.Store, control client.Client, log *
 		if i < 0 {
 			return nil, storeError(log, "create-tenant", in.Body.ID, fmt.Errorf("first key %s missing", keyID))
 		}
-		log.Info("tenant created", "tenant", t.ID, "key_id", keyID, "status", t.Status)
-		out := &CreateTenantOutput{Status: status, Location: "/v1/tenants/" + t.ID, CacheControl: noStore}
+		log.Info("tenant created", "tenant", t.ID, "key_id", keyID)
 		out.Body.Tenant = tenantOut(t)
 		out.Body.APIKey = NewAPIKey{APIKey: apiKeyOut(keys[i]), Secret: secret}
 		return out, nil

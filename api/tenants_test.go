@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vrsky/vrsky/internal/store"
+	"github.com/vrsky/vrsky/internal/testenv"
 )
 
 func TestAdminCreatesTenantAndGetsAWorkingKey(t *testing.T) {
@@ -161,4 +162,21 @@ func TestOpenAPIDocumentsBearerAndOperations(t *testing.T) {
 	// Without a store the API is health only.
 	plain := New(Options{Gatherer: prometheus.NewRegistry()})
 	require.Equal(t, http.StatusNotFound, call(t, plain.Handler(), http.MethodGet, "/v1/tenants", "", "").code)
+}
+
+// TestCreateTenantAnswers202WhileProvisioningRuns: when provisioning takes
+// longer than the API waits (here no worker runs it at all), the answer is
+// 202 with the tenant provisioning and its key, which does not work yet.
+func TestCreateTenantAnswers202WhileProvisioningRuns(t *testing.T) {
+	defer func(d time.Duration) { provisionWait = d }(provisionWait)
+	provisionWait = 200 * time.Millisecond
+	e := newAuthEnvWith(t, func(o *Options) { o.Temporal = testenv.TemporalServer(t).GetDefaultClient() })
+
+	res := call(t, e.h, http.MethodPost, "/v1/tenants", e.adminKey, `{"id":"slow","name":"Slow"}`)
+	require.Equal(t, http.StatusAccepted, res.code, res.raw)
+	require.Equal(t, "provisioning", res.body["tenant"].(map[string]any)["status"])
+	key := res.body["api_key"].(map[string]any)
+	require.Equal(t, "slow", key["tenant_id"])
+	require401(t, call(t, e.h, http.MethodGet, "/v1/api-keys", key["secret"].(string), ""))
+	requireProblem(t, call(t, e.h, http.MethodPost, "/v1/tenants", e.adminKey, `{"id":"slow","name":"Again"}`), http.StatusConflict)
 }

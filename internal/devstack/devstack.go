@@ -279,6 +279,9 @@ func (s *Stack) startPostgres(ctx context.Context) (*pgxpool.Pool, error) {
 	}
 	s.onStop("postgres pool", func(context.Context) error { pool.Close(); return nil })
 	s.endpoints.Postgres = url
+	if err := os.Setenv(EnvDatabaseURL, url); err != nil {
+		return nil, fmt.Errorf("export %s: %w", EnvDatabaseURL, err)
+	}
 	return pool, nil
 }
 

@@ -21,6 +21,11 @@ import (
 // NATS operator keys, the embedded S3's fixed credentials and bucket, the
 // data directory's file root and the platform admin key. Start the stack
 // with Config.NoRunner to run its runner in a process of its own.
+//
+// Like the stack itself, it also sets EnvDatabaseURL in this process's
+// environment to the stack's PostgreSQL URL, so that integrations an
+// attached runner runs resolve { env: VRSKY_DEV_DATABASE_URL } as they would
+// under `vrsky dev`.
 func RoleConfig(dataDir string) (roles.Config, error) {
 	dir, err := filepath.Abs(dataDir)
 	if err != nil {
@@ -41,6 +46,11 @@ func RoleConfig(dataDir string) (roles.Config, error) {
 	adminHash, err := adminKeyHash(dir)
 	if err != nil {
 		return roles.Config{}, err
+	}
+	if ep.Postgres != "" {
+		if err := os.Setenv(EnvDatabaseURL, ep.Postgres); err != nil {
+			return roles.Config{}, fmt.Errorf("export %s: %w", EnvDatabaseURL, err)
+		}
 	}
 	return roles.Config{
 		DatabaseURL:       ep.Postgres,
