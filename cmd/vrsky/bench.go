@@ -19,13 +19,14 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cfg bench.Config
-	fs.StringVar(&cfg.Scenario, "scenario", bench.ScenarioPipeline, "pipeline (webhook → json-transform → router → file) or claimcheck (webhook → file, large bodies)")
-	fs.Float64Var(&cfg.Rate, "rate", bench.DefaultRate, "offered rate in messages per second (the first step's with --find-max)")
+	fs.StringVar(&cfg.Scenario, "scenario", bench.ScenarioPipeline, "pipeline (webhook → json-transform → router → file), claimcheck (webhook → file, large bodies) or cdc (postgres-cdc → postgres producer, rows of the stack's database)")
+	fs.Float64Var(&cfg.Rate, "rate", bench.DefaultRate, "offered rate in messages (cdc: rows) per second (the first step's with --find-max)")
 	fs.DurationVar(&cfg.Duration, "duration", bench.DefaultDuration, "measured load per run or step")
 	fs.DurationVar(&cfg.Warmup, "warmup", bench.DefaultWarmup, "load before measuring, at the same rate")
-	fs.IntVar(&cfg.Size, "size", 0, fmt.Sprintf("body size in bytes (default %d; %d for claimcheck)", bench.DefaultSize, bench.DefaultClaimCheckSize))
+	fs.IntVar(&cfg.Size, "size", 0, fmt.Sprintf("body size in bytes, for cdc each row's payload length (default %d; %d for claimcheck)", bench.DefaultSize, bench.DefaultClaimCheckSize))
 	fs.IntVar(&cfg.Workers, "workers", bench.DefaultWorkers, "concurrent HTTP requests (kept-alive connections)")
 	fs.IntVar(&cfg.Batch, "batch", 0, "send up to N messages already due in one NDJSON request (0 or 1: one message per request)")
+	fs.DurationVar(&cfg.TxInterval, "tx-interval", bench.DefaultTxInterval, "cdc: commit the rows due in one transaction this often")
 	fs.BoolVar(&cfg.FindMax, "find-max", false, "raise the rate ×1.5 per step until p99 > 50 ms, a loss or an error")
 	fs.BoolVar(&cfg.NoBaseline, "no-baseline", false, "skip the raw JetStream baseline")
 	fs.StringVar(&cfg.DataDir, "data-dir", "", "attach to the vrsky dev running on this data directory instead of starting one")
@@ -38,8 +39,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
 	}
-	if cfg.Rate <= 0 || cfg.Duration <= 0 || cfg.Warmup < 0 || cfg.Workers <= 0 || cfg.Size < 0 {
-		return fmt.Errorf("%w: --rate, --duration and --workers must be positive, --warmup and --size not negative", errUsage)
+	if cfg.Rate <= 0 || cfg.Duration <= 0 || cfg.Warmup < 0 || cfg.Workers <= 0 || cfg.Size < 0 || cfg.TxInterval <= 0 {
+		return fmt.Errorf("%w: --rate, --duration, --workers and --tx-interval must be positive, --warmup and --size not negative", errUsage)
 	}
 	if cfg.DataDir == "" || cfg.SplitRunner {
 		exe, err := os.Executable()

@@ -67,12 +67,67 @@ func TestBenchSplitRunnerSmoke(t *testing.T) {
 	require.Contains(t, errOut.String(), "runner ready")
 }
 
+// TestBenchCDCSmoke runs `vrsky bench --scenario cdc` against a child
+// stack: its runner resolves VRSKY_DEV_DATABASE_URL, which the stack sets
+// to its own database, and every inserted row must reach the target table.
+func TestBenchCDCSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a dev stack")
+	}
+	t.Setenv("VRSKY_TEST_RUN_MAIN", "1")
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), []string{"bench", "--scenario", "cdc", "--rate", "200", "--duration", "1s", "--warmup", "500ms",
+		"--no-baseline", "--json"}, &out, &errOut)
+	require.NoError(t, err, errOut.String())
+
+	var rep map[string]any
+	dec := json.NewDecoder(&out)
+	require.NoError(t, dec.Decode(&rep), "stdout holds one JSON object")
+	require.False(t, dec.More(), "and nothing else")
+	require.Equal(t, "cdc", rep["scenario"])
+	require.Equal(t, 200.0, rep["sent"], "rows committed in the source table")
+	require.Zero(t, rep["errors"])
+	require.Zero(t, rep["lost"])
+	require.Zero(t, rep["duplicates"])
+	require.Equal(t, 200.0, rep["delivered"], "every row found in the target table")
+	require.Equal(t, true, rep["stack_is_child"])
+	for _, k := range []string{"p50_ms", "p99_ms", "sustained_rate", "cpu_seconds_per_million", "peak_rss_mb", "loadgen_cpu_seconds",
+		"source_transactions", "postgres_cpu_seconds"} {
+		require.Positive(t, rep[k], k)
+	}
+	require.Contains(t, rep, "replication_lag_max_bytes")
+	require.Contains(t, errOut.String(), "stack ready")
+}
+
+// TestBenchCDCSplitRunnerSmoke runs the CDC scenario with the runner in a
+// process of its own (`vrsky runner --dev`), which must resolve the
+// stack's database the same way.
+func TestBenchCDCSplitRunnerSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a dev stack and a runner")
+	}
+	t.Setenv("VRSKY_TEST_RUN_MAIN", "1")
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), []string{"bench", "--scenario", "cdc", "--split-runner", "--rate", "200", "--duration", "1s",
+		"--warmup", "500ms", "--no-baseline", "--json"}, &out, &errOut)
+	require.NoError(t, err, errOut.String())
+
+	var rep map[string]any
+	require.NoError(t, json.NewDecoder(&out).Decode(&rep))
+	require.Equal(t, 200.0, rep["sent"])
+	require.Zero(t, rep["lost"])
+	require.Equal(t, 200.0, rep["delivered"])
+	require.Positive(t, rep["runner_cpu_seconds"])
+	require.Contains(t, errOut.String(), "runner ready")
+}
+
 func TestBenchFlags(t *testing.T) {
 	for name, args := range map[string][]string{
 		"bad flag":       {"bench", "--bogus"},
 		"extra argument": {"bench", "extra"},
 		"zero rate":      {"bench", "--rate", "0"},
 		"zero workers":   {"bench", "--workers", "0"},
+		"zero interval":  {"bench", "--scenario", "cdc", "--tx-interval", "0s"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			var out, errOut bytes.Buffer

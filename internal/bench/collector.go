@@ -29,12 +29,15 @@ func recordLatency(h *hdrhistogram.Histogram, d time.Duration) {
 	_ = h.RecordValue(us) // in range by construction
 }
 
-// Schedule is an open-loop schedule: message seq is due at T0 + seq/Rate.
-// Seqs [0, Warmup) warm the pipeline up and are left out of every result;
-// seqs [Warmup, Warmup+Measured) are measured.
+// Schedule is an open-loop schedule: message seq is due at T0 + seq/Rate,
+// or, with a Tick, at the first tick (T0 + k·Tick) at or after that, so
+// that messages are sent in groups, one group per tick. Seqs [0, Warmup)
+// warm the pipeline up and are left out of every result; seqs [Warmup,
+// Warmup+Measured) are measured.
 type Schedule struct {
 	T0       time.Time
 	Rate     float64
+	Tick     time.Duration
 	Warmup   int64
 	Measured int64
 }
@@ -44,7 +47,13 @@ func (s Schedule) Total() int64 { return s.Warmup + s.Measured }
 
 // Intended is seq's intended send time.
 func (s Schedule) Intended(seq int64) time.Time {
-	return s.T0.Add(time.Duration(float64(seq) * float64(time.Second) / s.Rate))
+	d := time.Duration(float64(seq) * float64(time.Second) / s.Rate)
+	if s.Tick > 0 {
+		if rem := d % s.Tick; rem != 0 {
+			d += s.Tick - rem
+		}
+	}
+	return s.T0.Add(d)
 }
 
 // IsMeasured reports whether seq is in the measured range.
@@ -67,6 +76,8 @@ type Collector struct {
 	// statuses[seq] is the ingress's HTTP status for seq (0: not sent or
 	// no answer). Each index is written by one load worker only.
 	statuses []uint16
+	// failed names status 0 in ErrorsByStatus.
+	failed string
 
 	ackMu   sync.Mutex
 	ackHist *hdrhistogram.Histogram
@@ -88,6 +99,7 @@ func NewCollector(sched Schedule, dropped func(seq int64) bool) *Collector {
 	return &Collector{
 		sched:    sched,
 		dropped:  dropped,
+		failed:   "no answer",
 		statuses: make([]uint16, sched.Total()),
 		ackHist:  newHistogram(),
 		arrivals: make([]uint32, sched.Total()),
@@ -168,7 +180,7 @@ func (c *Collector) expected(seq int64) bool {
 type Counts struct {
 	Sent           int64            // requests answered 202
 	Errors         int64            // requests answered otherwise, or not at all
-	ErrorsByStatus map[string]int64 // "503", "no answer", …
+	ErrorsByStatus map[string]int64 // "503", "no answer" (for a CDC run "insert failed"), …
 	Expected       int64            // accepted and not meant to be filtered
 	Delivered      int64            // expected and arrived at least once
 	Lost           int64            // expected and never arrived
@@ -189,7 +201,7 @@ func (c *Collector) Counts() Counts {
 			n.Sent++
 		case 0:
 			n.Errors++
-			n.ErrorsByStatus["no answer"]++
+			n.ErrorsByStatus[c.failed]++
 		default:
 			n.Errors++
 			n.ErrorsByStatus[strconv.Itoa(int(st))]++

@@ -5,11 +5,15 @@
 // sink file), throughput, losses, duplicates, the stack's CPU and memory
 // (and, with a split runner, the runner process's apart from it), and a raw
 // JetStream publish+consume baseline measured on the same NATS server in the
-// same run.
+// same run. Its CDC scenario drives a postgres-cdc → postgres integration
+// instead: it inserts rows open-loop into a source table of the stack's
+// database and reads the rows the producer writes into a target table.
 //
 // It counts what arrived at the sink, never the engine's own counters. It
 // reports; it must never assert thresholds or decide pass/fail on its own
 // (the one exception is --find-max, whose stop rule is part of what it
 // reports), and it must never touch tenants other than its own "bench"
-// tenant or files outside that tenant's file root.
+// tenant, files outside that tenant's file root, or database objects other
+// than its own: the vrsky_bench schema and the replication slots and
+// publications its integrations create.
 package bench

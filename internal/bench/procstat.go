@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -27,28 +28,89 @@ func ProcCPU(pid int) (time.Duration, error) {
 }
 
 // parseStatCPU reads utime and stime (fields 14 and 15) of a /proc/PID/stat
-// line. The command name (field 2) may hold spaces and parentheses, so the
-// fields are counted from its last ')'.
+// line.
 func parseStatCPU(b []byte) (time.Duration, error) {
+	st, err := parseStat(b)
+	if err != nil {
+		return 0, err
+	}
+	return st.cpu, nil
+}
+
+// procStat is what the bench reads from a /proc/PID/stat line.
+type procStat struct {
+	ppid int
+	// cpu is utime + stime: the process's own CPU time.
+	cpu time.Duration
+	// reaped is cutime + cstime: the CPU time of its children that exited
+	// and that it waited for.
+	reaped time.Duration
+}
+
+// parseStat reads ppid (field 4), utime, stime, cutime and cstime (fields
+// 14 to 17) of a /proc/PID/stat line. The command name (field 2) may hold
+// spaces and parentheses, so the fields are counted from its last ')'.
+func parseStat(b []byte) (procStat, error) {
 	end := bytes.LastIndexByte(b, ')')
 	if end < 0 {
-		return 0, fmt.Errorf("parse /proc stat: no command name in %q", b)
+		return procStat{}, fmt.Errorf("parse /proc stat: no command name in %q", b)
 	}
 	// After ")" come field 3 (state) onwards.
 	fields := strings.Fields(string(b[end+1:]))
-	const utime, stime = 14 - 3, 15 - 3
-	if len(fields) <= stime {
-		return 0, fmt.Errorf("parse /proc stat: %d fields after the command name, want more than %d", len(fields), stime)
+	const ppid, utime, stime, cutime, cstime = 4 - 3, 14 - 3, 15 - 3, 16 - 3, 17 - 3
+	if len(fields) <= cstime {
+		return procStat{}, fmt.Errorf("parse /proc stat: %d fields after the command name, want more than %d", len(fields), cstime)
 	}
-	u, err := strconv.ParseInt(fields[utime], 10, 64)
+	var v [5]int64
+	for i, f := range []int{ppid, utime, stime, cutime, cstime} {
+		n, err := strconv.ParseInt(fields[f], 10, 64)
+		if err != nil {
+			return procStat{}, fmt.Errorf("parse /proc stat field %d: %w", f+3, err)
+		}
+		v[i] = n
+	}
+	ticks := func(n int64) time.Duration { return time.Duration(n) * time.Second / clockTicks }
+	return procStat{ppid: int(v[0]), cpu: ticks(v[1] + v[2]), reaped: ticks(v[3] + v[4])}, nil
+}
+
+// TreeCPU returns the CPU time process pid and its children have used so
+// far: its own, that of its children still running, and that of the
+// children it reaped. It fits a server that forks a process per session
+// (PostgreSQL's postmaster); grandchildren still running are not counted.
+func TreeCPU(pid int) (time.Duration, error) {
+	return treeCPU("/proc", pid)
+}
+
+func treeCPU(procDir string, pid int) (time.Duration, error) {
+	b, err := os.ReadFile(filepath.Join(procDir, strconv.Itoa(pid), "stat"))
 	if err != nil {
-		return 0, fmt.Errorf("parse /proc stat utime: %w", err)
+		return 0, fmt.Errorf("read CPU time of pid %d: %w", pid, err)
 	}
-	s, err := strconv.ParseInt(fields[stime], 10, 64)
+	root, err := parseStat(b)
 	if err != nil {
-		return 0, fmt.Errorf("parse /proc stat stime: %w", err)
+		return 0, err
 	}
-	return time.Duration(u+s) * time.Second / clockTicks, nil
+	total := root.cpu + root.reaped
+	entries, err := os.ReadDir(procDir)
+	if err != nil {
+		return 0, fmt.Errorf("list processes: %w", err)
+	}
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil || child == pid {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(procDir, e.Name(), "stat"))
+		if err != nil {
+			continue // exited meanwhile: its time is in root.reaped next time
+		}
+		st, err := parseStat(b)
+		if err != nil || st.ppid != pid {
+			continue
+		}
+		total += st.cpu
+	}
+	return total, nil
 }
 
 // Memory is a process's resident set size, in bytes, from /proc/PID/status.

@@ -28,7 +28,9 @@ type Report struct {
 	// its router filtered out: SustainedRate × sent / expected.
 	InputRate float64 `json:"pipeline_msgs_per_s_incl_filtered"`
 
-	// Arrival latency: intended send time to arrival in the sink file.
+	// Arrival latency: intended send time to arrival in the sink file (in
+	// the CDC scenario: intended insert time to the row in the target
+	// table). Ack latency: to the 202 (CDC: to the source commit).
 	P50    float64 `json:"p50_ms"`
 	P99    float64 `json:"p99_ms"`
 	P999   float64 `json:"p999_ms"`
@@ -91,6 +93,20 @@ type Report struct {
 	NATSStreamBytes       *uint64 `json:"nats_stream_bytes,omitempty"`
 	NATSStreamMaxMsgBytes *uint64 `json:"nats_stream_max_bytes_per_msg,omitempty"`
 
+	// CDC scenario only: the load's transaction interval and how many
+	// source transactions it committed in the measured window;
+	// the replication slot's lag (WAL bytes not yet confirmed by the
+	// consumer), sampled every 100 ms from the start of the measured
+	// window to the end of the drain; and the CPU of the stack's
+	// PostgreSQL server and all its sessions over the same window as the
+	// stack's, when the stack runs the server in its data directory.
+	TxIntervalMs                 *float64 `json:"tx_interval_ms,omitempty"`
+	SourceTransactions           *int64   `json:"source_transactions,omitempty"`
+	ReplicationLagMaxBytes       *int64   `json:"replication_lag_max_bytes,omitempty"`
+	ReplicationLagMeanBytes      *float64 `json:"replication_lag_mean_bytes,omitempty"`
+	PostgresCPUSeconds           *float64 `json:"postgres_cpu_seconds,omitempty"`
+	PostgresCPUSecondsPerMillion *float64 `json:"postgres_cpu_seconds_per_million,omitempty"`
+
 	// --find-max only: each step's report, and the best step that held.
 	Steps              []Report `json:"steps,omitempty"`
 	MaxSustainedRate   *float64 `json:"max_sustained_rate,omitempty"`
@@ -142,12 +158,16 @@ func (r *Report) WriteSummary(w io.Writer) error {
 		}
 		fmt.Fprintf(&b, "best step:\n")
 	}
-	fmt.Fprintf(&b, "scenario        %s (integration bench/%s), %d-byte messages, %s\n", r.Scenario, r.Integration, r.MessageSize, r.Durability)
-	fmt.Fprintf(&b, "rate            offered %.0f/s, sustained %.0f/s at the sink, %.0f/s into the pipeline (filtered included)\n", r.OfferedRate, r.SustainedRate, r.InputRate)
-	fmt.Fprintf(&b, "latency         p50 %.2f ms  p99 %.2f ms  p99.9 %.2f ms  max %.2f ms  (intended send → sink file)\n", r.P50, r.P99, r.P999, r.Max)
-	fmt.Fprintf(&b, "ack latency     p50 %.2f ms  p99 %.2f ms  (intended send → 202)\n", r.AckP50, r.AckP99)
-	fmt.Fprintf(&b, "messages        sent %d, errors %d%s, expected %d, delivered %d, lost %d, duplicates %d\n",
-		r.Sent, r.Errors, formatErrors(r.ErrorsByStatus), r.Expected, r.Delivered, r.Lost, r.Duplicates)
+	if r.Scenario == ScenarioCDC {
+		r.writeCDCSummary(&b)
+	} else {
+		fmt.Fprintf(&b, "scenario        %s (integration bench/%s), %d-byte messages, %s\n", r.Scenario, r.Integration, r.MessageSize, r.Durability)
+		fmt.Fprintf(&b, "rate            offered %.0f/s, sustained %.0f/s at the sink, %.0f/s into the pipeline (filtered included)\n", r.OfferedRate, r.SustainedRate, r.InputRate)
+		fmt.Fprintf(&b, "latency         p50 %.2f ms  p99 %.2f ms  p99.9 %.2f ms  max %.2f ms  (intended send → sink file)\n", r.P50, r.P99, r.P999, r.Max)
+		fmt.Fprintf(&b, "ack latency     p50 %.2f ms  p99 %.2f ms  (intended send → 202)\n", r.AckP50, r.AckP99)
+		fmt.Fprintf(&b, "messages        sent %d, errors %d%s, expected %d, delivered %d, lost %d, duplicates %d\n",
+			r.Sent, r.Errors, formatErrors(r.ErrorsByStatus), r.Expected, r.Delivered, r.Lost, r.Duplicates)
+	}
 	if r.Unexpected+r.Malformed+r.Unknown > 0 {
 		fmt.Fprintf(&b, "oddities        unexpected %d, malformed lines %d, unknown seqs %d\n", r.Unexpected, r.Malformed, r.Unknown)
 	}
@@ -169,11 +189,40 @@ func (r *Report) WriteSummary(w io.Writer) error {
 		}
 		b.WriteString("\n")
 	}
+	if r.PostgresCPUSeconds != nil && r.PostgresCPUSecondsPerMillion != nil {
+		fmt.Fprintf(&b, "postgres        %.2f CPU s (%.1f CPU s per million delivered; the server and all its sessions, the bench's inserts included)\n",
+			*r.PostgresCPUSeconds, *r.PostgresCPUSecondsPerMillion)
+	}
 	m := r.Machine
-	fmt.Fprintf(&b, "machine         %d CPUs (%s), %s, %s; measured %.0f s after %.0f s warm-up, %d workers\n",
-		m.NumCPU, m.CPUModel, m.GoVersion, m.OS, r.DurationS, r.WarmupS, r.Workers)
+	fmt.Fprintf(&b, "machine         %d CPUs (%s), %s, %s; measured %.0f s after %.0f s warm-up",
+		m.NumCPU, m.CPUModel, m.GoVersion, m.OS, r.DurationS, r.WarmupS)
+	if r.Scenario != ScenarioCDC {
+		fmt.Fprintf(&b, ", %d workers", r.Workers)
+	}
+	b.WriteString("\n")
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// writeCDCSummary writes the CDC scenario's lines about what ran, its
+// rates, latencies and counts.
+func (r *Report) writeCDCSummary(b *strings.Builder) {
+	fmt.Fprintf(b, "scenario        %s (integration bench/%s), %d-byte payloads, %s\n", r.Scenario, r.Integration, r.MessageSize, r.Durability)
+	fmt.Fprintf(b, "rate            offered %.0f rows/s, sustained %.0f rows/s into the target table\n", r.OfferedRate, r.SustainedRate)
+	fmt.Fprintf(b, "latency         p50 %.2f ms  p99 %.2f ms  p99.9 %.2f ms  max %.2f ms  (intended insert → row in the target table)\n", r.P50, r.P99, r.P999, r.Max)
+	fmt.Fprintf(b, "commit latency  p50 %.2f ms  p99 %.2f ms  (intended insert → source commit)\n", r.AckP50, r.AckP99)
+	fmt.Fprintf(b, "rows            inserted %d, failed %d%s, delivered %d, lost %d, duplicates %d\n",
+		r.Sent, r.Errors, formatErrors(r.ErrorsByStatus), r.Delivered, r.Lost, r.Duplicates)
+	if r.TxIntervalMs != nil && r.SourceTransactions != nil {
+		perTx := 0.0
+		if *r.SourceTransactions > 0 {
+			perTx = float64(r.Sent) / float64(*r.SourceTransactions)
+		}
+		fmt.Fprintf(b, "transactions    one every %.0f ms: %d committed, %.1f rows each\n", *r.TxIntervalMs, *r.SourceTransactions, perTx)
+	}
+	if r.ReplicationLagMaxBytes != nil && r.ReplicationLagMeanBytes != nil {
+		fmt.Fprintf(b, "slot lag        max %d bytes, mean %.0f bytes of WAL not confirmed by the consumer\n", *r.ReplicationLagMaxBytes, *r.ReplicationLagMeanBytes)
+	}
 }
 
 func formatErrors(by map[string]int64) string {

@@ -23,6 +23,7 @@ import (
 	"github.com/vrsky/vrsky/connectors/jsontransform"
 	"github.com/vrsky/vrsky/connectors/router"
 	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/internal/devstack"
 	"github.com/vrsky/vrsky/internal/spec"
 )
 
@@ -34,6 +35,9 @@ const (
 	// ScenarioClaimCheck is webhook → file with bodies large enough to
 	// travel through the claim-check.
 	ScenarioClaimCheck = "claimcheck"
+	// ScenarioCDC is postgres-cdc on a source table → postgres producer
+	// upserting into a target table, in the stack's own database.
+	ScenarioCDC = "cdc"
 )
 
 // Tenant is the tenant every benchmark integration belongs to.
@@ -74,6 +78,10 @@ type Config struct {
 	// Batch, above 1, lets each request carry up to Batch messages already
 	// due, as an NDJSON batch; 0 or 1 sends one message per request.
 	Batch int
+	// TxInterval is how often the CDC scenario commits a transaction of
+	// the rows then due (default DefaultTxInterval); other scenarios
+	// ignore it.
+	TxInterval time.Duration
 	// FindMax raises the rate ×1.5 per step until a step does not hold.
 	FindMax    bool
 	NoBaseline bool
@@ -95,8 +103,8 @@ func (c *Config) applyDefaults() error {
 	if c.Scenario == "" {
 		c.Scenario = ScenarioPipeline
 	}
-	if c.Scenario != ScenarioPipeline && c.Scenario != ScenarioClaimCheck {
-		return fmt.Errorf("scenario %q: want %q or %q", c.Scenario, ScenarioPipeline, ScenarioClaimCheck)
+	if c.Scenario != ScenarioPipeline && c.Scenario != ScenarioClaimCheck && c.Scenario != ScenarioCDC {
+		return fmt.Errorf("scenario %q: want %q, %q or %q", c.Scenario, ScenarioPipeline, ScenarioClaimCheck, ScenarioCDC)
 	}
 	if c.Rate == 0 {
 		c.Rate = DefaultRate
@@ -113,6 +121,9 @@ func (c *Config) applyDefaults() error {
 	if c.Workers == 0 {
 		c.Workers = DefaultWorkers
 	}
+	if c.Scenario == ScenarioCDC && c.TxInterval == 0 {
+		c.TxInterval = DefaultTxInterval
+	}
 	if c.Progress == nil {
 		c.Progress = io.Discard
 	}
@@ -123,8 +134,17 @@ func (c *Config) applyDefaults() error {
 	if c.Duration < 0 || c.Warmup < 0 {
 		errs = append(errs, errors.New("duration and warm-up must not be negative"))
 	}
-	if c.Size < MinBodySize {
+	switch {
+	case c.Scenario == ScenarioCDC && c.Size < 1:
+		errs = append(errs, fmt.Errorf("size %d: at least 1 byte", c.Size))
+	case c.Scenario != ScenarioCDC && c.Size < MinBodySize:
 		errs = append(errs, fmt.Errorf("size %d: at least %d bytes", c.Size, MinBodySize))
+	}
+	if c.Scenario == ScenarioCDC && c.Batch > 0 {
+		errs = append(errs, fmt.Errorf("batch %d: the %s scenario inserts rows, it sends no webhook batches", c.Batch, ScenarioCDC))
+	}
+	if c.TxInterval < 0 {
+		errs = append(errs, fmt.Errorf("transaction interval %s: must not be negative", c.TxInterval))
 	}
 	if c.Workers < 0 {
 		errs = append(errs, fmt.Errorf("workers %d: must be positive", c.Workers))
@@ -206,6 +226,12 @@ func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
 	r := &runner{cfg: cfg, stack: stack, split: split, js: tenantJS, state: state, client: NewClient(cfg.Workers)}
+	if cfg.Scenario == ScenarioCDC {
+		if stack.Endpoints.Postgres == "" {
+			return nil, fmt.Errorf("the stack on %s names no PostgreSQL in %s", stack.DataDir, devstack.EndpointsFile)
+		}
+		r.postgresPID = postgresPID(stack.DataDir)
+	}
 	defer r.client.CloseIdleConnections()
 	idle, err := idleCores(ctx, stack.PID)
 	if err != nil {
@@ -263,6 +289,9 @@ type runner struct {
 	js     jetstream.JetStream // the benchmark tenant's
 	state  *hotpath.State
 	client *http.Client
+	// postgresPID is the stack's PostgreSQL server, measured in the CDC
+	// scenario; 0 when not measured.
+	postgresPID int
 }
 
 // findMax runs steps at ×1.5 the previous rate, each with its own new
@@ -298,6 +327,9 @@ func (r *runner) findMax(ctx context.Context) (*Report, error) {
 // step creates a new benchmark integration, runs warm-up and measured load
 // at rate through it, and removes it.
 func (r *runner) step(ctx context.Context, rate float64) (_ *Report, err error) {
+	if r.cfg.Scenario == ScenarioCDC {
+		return r.cdcStep(ctx, rate)
+	}
 	cfg := r.cfg
 	name := "bench-" + randomID()
 	p := hotpath.Pipeline{Tenant: Tenant, Integration: name}
@@ -345,24 +377,7 @@ func (r *runner) step(ctx context.Context, rate float64) (_ *Report, err error) 
 	defer func() { stopBG(); wg.Wait() }()
 
 	load := &Load{URL: url, KeyPrefix: name + "-", Size: cfg.Size, Workers: cfg.Workers, Batch: cfg.Batch}
-	loadDone := make(chan error, 1)
-	go func() { loadDone <- load.Run(ctx, sched, sink) }()
-
-	// The measured window starts at the first measured intended send time.
-	var before procSample
-	select {
-	case <-time.After(time.Until(sched.MeasuredStart())):
-	case err := <-loadDone:
-		return nil, fmt.Errorf("load ended before the measured window: %w", err)
-	}
-	if before, err = r.sampleProcesses(); err != nil {
-		return nil, err
-	}
-	if err := <-loadDone; err != nil {
-		return nil, fmt.Errorf("send load: %w", err)
-	}
-	drain := r.drain(ctx, sink)
-	after, err := r.sampleProcesses()
+	before, after, drain, err := r.measure(ctx, sched, sink, func() error { return load.Run(ctx, sched, sink) })
 	if err != nil {
 		return nil, err
 	}
@@ -389,12 +404,40 @@ func (r *runner) step(ctx context.Context, rate float64) (_ *Report, err error) 
 	return rep, nil
 }
 
-// IntegrationSpec is the benchmark integration of a scenario: webhook in,
-// a file producer "sink" writing ndjson to bench/<name> of the tenant's file
-// root (one file for the whole run, fsynced per batch), and for the
-// pipeline scenario a json-transform that totals the order's items and a
-// router that keeps messages whose seq is not a multiple of ten.
+// measure runs send (the load of sched) and samples the processes at the
+// start of the measured window — the first measured intended send time —
+// and after the drain that follows the load.
+func (r *runner) measure(ctx context.Context, sched Schedule, sink *Collector, send func() error) (before, after procSample, drain time.Duration, err error) {
+	loadDone := make(chan error, 1)
+	go func() { loadDone <- send() }()
+	select {
+	case <-time.After(time.Until(sched.MeasuredStart())):
+	case err := <-loadDone:
+		return before, after, 0, fmt.Errorf("load ended before the measured window: %w", err)
+	}
+	if before, err = r.sampleProcesses(); err != nil {
+		return before, after, 0, err
+	}
+	if err := <-loadDone; err != nil {
+		return before, after, 0, fmt.Errorf("send load: %w", err)
+	}
+	drain = r.drain(ctx, sink)
+	after, err = r.sampleProcesses()
+	return before, after, drain, err
+}
+
+// IntegrationSpec is the benchmark integration of a scenario. For the
+// pipeline and claim-check scenarios: webhook in, a file producer "sink"
+// writing ndjson to bench/<name> of the tenant's file root (one file for
+// the whole run, fsynced per batch), and for the pipeline scenario a
+// json-transform that totals the order's items and a router that keeps
+// messages whose seq is not a multiple of ten. For the CDC scenario: the
+// postgres-cdc consumer on the step's source table and a postgres producer
+// "sink" upserting into its target table (see cdcSpec).
 func IntegrationSpec(scenario, name string) spec.Integration {
+	if scenario == ScenarioCDC {
+		return cdcSpec(name)
+	}
 	sync := true
 	in := spec.Integration{
 		Name:     name,
@@ -505,7 +548,7 @@ func (r *runner) drain(ctx context.Context, sink *Collector) time.Duration {
 }
 
 // remove deletes the benchmark integration, waits for the runner to stop
-// it, and removes its sink files.
+// it, and removes its sink files (none when sinkDir is "").
 func (r *runner) remove(ctx context.Context, p hotpath.Pipeline, sinkDir string) error {
 	ctx = context.WithoutCancel(ctx)
 	if err := r.state.DeleteDesired(ctx, p); err != nil {
@@ -518,6 +561,9 @@ func (r *runner) remove(ctx context.Context, p hotpath.Pipeline, sinkDir string)
 			break
 		}
 		_ = sleep(ctx, 50*time.Millisecond)
+	}
+	if sinkDir == "" {
+		return nil
 	}
 	if err := os.RemoveAll(sinkDir); err != nil {
 		return fmt.Errorf("remove benchmark sink files: %w", err)
@@ -565,8 +611,8 @@ func idleCores(ctx context.Context, pid int) (float64, error) {
 	return (after - before).Seconds() / time.Since(began).Seconds(), nil
 }
 
-// procSample is the stack's, the split runner's and the bench's resource
-// use at one moment.
+// procSample is the stack's, the split runner's, PostgreSQL's and the
+// bench's resource use at one moment.
 type procSample struct {
 	stackCPU time.Duration
 	stackMem Memory
@@ -575,6 +621,10 @@ type procSample struct {
 	split     bool
 	runnerCPU time.Duration
 	runnerMem Memory
+	// postgres tells whether postgresCPU is set: the server's and its
+	// sessions' CPU.
+	postgres    bool
+	postgresCPU time.Duration
 }
 
 func (r *runner) sampleProcesses() (procSample, error) {
@@ -582,7 +632,15 @@ func (r *runner) sampleProcesses() (procSample, error) {
 	if r.split != nil {
 		runnerPID = r.split.PID
 	}
-	return sampleProcesses(r.stack.PID, runnerPID)
+	s, err := sampleProcesses(r.stack.PID, runnerPID)
+	if err != nil || r.postgresPID == 0 {
+		return s, err
+	}
+	if s.postgresCPU, err = TreeCPU(r.postgresPID); err != nil {
+		return s, err
+	}
+	s.postgres = true
+	return s, nil
 }
 
 // sampleProcesses samples the stack, the runner (unless runnerPID is 0)
@@ -622,6 +680,14 @@ func fillProcesses(rep *Report, before, after procSample) {
 	rep.RSSBeforeMB = float64(before.stackMem.RSS) / mb
 	rep.PeakRSSMB = float64(after.stackMem.Peak) / mb
 	rep.LoadgenCPUSeconds = (after.selfCPU - before.selfCPU).Seconds()
+	if before.postgres && after.postgres {
+		pg := (after.postgresCPU - before.postgresCPU).Seconds()
+		var perMillion float64
+		if rep.Delivered > 0 {
+			perMillion = pg / float64(rep.Delivered) * 1e6
+		}
+		rep.PostgresCPUSeconds, rep.PostgresCPUSecondsPerMillion = &pg, &perMillion
+	}
 	if !before.split || !after.split {
 		return
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
@@ -216,6 +217,7 @@ func TestConfigDefaultsAndValidation(t *testing.T) {
 }
 
 func TestIntegrationSpecsAreValid(t *testing.T) {
+	require.Equal(t, "postgres-cdc", IntegrationSpec(ScenarioCDC, "bench-abc").Consumer.Connector)
 	for _, scenario := range []string{ScenarioPipeline, ScenarioClaimCheck} {
 		in := IntegrationSpec(scenario, "bench-abc")
 		require.NoError(t, in.Validate(), scenario)
@@ -224,4 +226,74 @@ func TestIntegrationSpecsAreValid(t *testing.T) {
 	}
 	require.Len(t, IntegrationSpec(ScenarioPipeline, "x").Steps, 2)
 	require.Empty(t, IntegrationSpec(ScenarioClaimCheck, "x").Steps)
+}
+
+// TestRunMeasuresCDCEndToEnd benchmarks the CDC scenario against a real
+// runner in-process and a real PostgreSQL: every inserted row must reach
+// the target table, counted there, and the benchmark must leave no
+// integration, replication slot, publication or table behind.
+func TestRunMeasuresCDCEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a CDC pipeline for a few seconds")
+	}
+	dbURL := testenv.Postgres(t)
+	// The in-process runner resolves the spec's database as vrsky dev's would.
+	t.Setenv(devstack.EnvDatabaseURL, dbURL)
+	dir, js := inProcessStack(t)
+	ep, err := devstack.ReadEndpoints(dir)
+	require.NoError(t, err)
+	ep.Postgres = dbURL
+	writeFakeStack(t, dir, ep, os.Getpid())
+
+	var progress bytes.Buffer
+	rep, err := Run(context.Background(), Config{
+		DataDir: dir, Scenario: ScenarioCDC, Rate: 200, Duration: 500 * time.Millisecond, Warmup: 200 * time.Millisecond,
+		Size: 100, NoBaseline: true, Progress: &progress,
+	})
+	require.NoError(t, err, progress.String())
+	require.Equal(t, ScenarioCDC, rep.Scenario)
+	require.Equal(t, int64(100), rep.Sent)
+	require.Zero(t, rep.Errors)
+	require.Equal(t, int64(100), rep.Expected)
+	require.Equal(t, int64(100), rep.Delivered, "every committed row reached the target table")
+	require.Zero(t, rep.Lost)
+	require.Zero(t, rep.Duplicates)
+	require.Zero(t, rep.Unknown)
+	require.Positive(t, rep.P50)
+	require.GreaterOrEqual(t, rep.P99, rep.P50)
+	require.Positive(t, rep.AckP99, "commit latencies")
+	require.Positive(t, rep.SustainedRate)
+	require.Equal(t, DurabilityCDC, rep.Durability)
+	require.Equal(t, 100, rep.MessageSize)
+	require.NotNil(t, rep.TxIntervalMs)
+	require.InDelta(t, 10, *rep.TxIntervalMs, 1e-9)
+	require.NotNil(t, rep.SourceTransactions)
+	require.Positive(t, *rep.SourceTransactions)
+	require.NotNil(t, rep.ReplicationLagMaxBytes, "the slot's lag is sampled")
+	require.Nil(t, rep.PostgresCPUSeconds, "the test server is not the stack's: not measured")
+	require.Contains(t, progress.String(), "a transaction every 10ms")
+
+	// Nothing left: no slot, publication, table or function; no stream.
+	conn, err := pgx.Connect(context.Background(), dbURL)
+	require.NoError(t, err)
+	defer conn.Close(context.Background())
+	for query, what := range map[string]string{
+		"SELECT count(*) FROM pg_replication_slots":                          "replication slots",
+		"SELECT count(*) FROM pg_publication":                                "publications",
+		"SELECT count(*) FROM pg_tables WHERE schemaname = 'vrsky_bench'":    "tables",
+		"SELECT count(*) FROM pg_proc WHERE proname LIKE 'cdc_dst_%_writes'": "trigger functions",
+	} {
+		var n int
+		require.NoError(t, conn.QueryRow(context.Background(), query).Scan(&n))
+		require.Zero(t, n, what)
+	}
+	require.Eventually(t, func() bool {
+		names := js.StreamNames(context.Background())
+		for name := range names.Name() {
+			if strings.HasPrefix(name, "VRSKY_bench_") {
+				return false
+			}
+		}
+		return true
+	}, 10*time.Second, 50*time.Millisecond)
 }

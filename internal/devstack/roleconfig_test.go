@@ -102,9 +102,11 @@ func TestRoleConfigMapsTheDataDirectory(t *testing.T) {
 	key, err := adminKey(dir)
 	require.NoError(t, err)
 
+	t.Setenv(EnvDatabaseURL, "") // restored when the test ends
 	cfg, err = RoleConfig(dir)
 	require.NoError(t, err)
 	require.Equal(t, ep.Postgres, cfg.DatabaseURL)
+	require.Equal(t, ep.Postgres, os.Getenv(EnvDatabaseURL), "an attached runner resolves the stack's database like the stack's own")
 	require.Equal(t, ep.NATS, cfg.NATSURL)
 	require.Equal(t, ep.Temporal, cfg.TemporalAddr)
 	require.Equal(t, temporaldev.DefaultNamespace, cfg.TemporalNamespace)
