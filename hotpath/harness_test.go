@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -107,6 +108,14 @@ func (r *recorder) attemptTimes(id string) []time.Time {
 	return append([]time.Time(nil), r.attempts[id]...)
 }
 
+// retiringSource is a consumer that takes nothing in and counts how often
+// it was retired.
+type retiringSource struct{ retired *atomic.Int64 }
+
+func (retiringSource) Run(ctx context.Context, _ sdk.Sink) error { <-ctx.Done(); return ctx.Err() }
+
+func (s retiringSource) Retire(context.Context) error { s.retired.Add(1); return nil }
+
 // upper is a converter that upper-cases the body; "poison" bodies fail
 // permanently and "flaky" ones retryably.
 type upper struct{}
@@ -147,8 +156,10 @@ type harness struct {
 	pub       *Publisher
 	producers map[string]*recorder
 	tenant    string
-	cancel    context.CancelFunc
-	done      chan error
+	// retired counts Retire calls of retiring-source consumers.
+	retired atomic.Int64
+	cancel  context.CancelFunc
+	done    chan error
 }
 
 func newHarness(t *testing.T, producerNames ...string) *harness {
@@ -171,6 +182,9 @@ func newHarness(t *testing.T, producerNames ...string) *harness {
 			Build: func(context.Context, sdk.Env, json.RawMessage) (any, error) { return prod, nil }})
 	}
 	conns = append(conns,
+		sdk.Connector{Name: "retiring-source", Kind: sdk.KindConsumer, Build: func(context.Context, sdk.Env, json.RawMessage) (any, error) {
+			return retiringSource{retired: &h.retired}, nil
+		}},
 		sdk.Connector{Name: "upper", Kind: sdk.KindConverter, Build: func(context.Context, sdk.Env, json.RawMessage) (any, error) { return upper{}, nil }},
 		sdk.Connector{Name: "header-router", Kind: sdk.KindFilter, Build: func(context.Context, sdk.Env, json.RawMessage) (any, error) { return headerRouter{}, nil }},
 	)

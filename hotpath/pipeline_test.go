@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vrsky/vrsky/connectors/sdk"
+	"github.com/vrsky/vrsky/internal/spec"
 )
 
 func msg(id, body string, headers ...string) sdk.Message {
@@ -224,6 +225,46 @@ func TestReadErrorsKeepsTheFirstFailure(t *testing.T) {
 	_, err = io.ReadAll(clean)
 	require.NoError(t, err)
 	require.NoError(t, clean.err, "EOF is not a failure")
+}
+
+// TestDeletedIntegrationsConsumerIsRetired: deleting an integration lets
+// its consumer release what it holds at its source, whether the integration
+// was running or only stopped; stopping alone does not.
+func TestDeletedIntegrationsConsumerIsRetired(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "sink")
+	ctx := context.Background()
+	deploy := func(name string, status string) Desired {
+		d := Desired{Tenant: h.tenant, Integration: name, Version: 1, Status: status, Spec: spec.Integration{Name: name,
+			Consumer: spec.Step{Connector: "retiring-source"}, Producers: map[string]spec.Step{"sink": {Connector: "rec-sink"}}}}
+		require.NoError(t, h.state.PutDesired(ctx, d))
+		want := StatusRunning
+		if status != DesiredRunning {
+			want = StatusStopped
+		}
+		h.waitStatus(d.Pipeline(), want)
+		return d
+	}
+	running := deploy("source-a", DesiredRunning)
+	stopped := deploy("source-b", DesiredRunning)
+	stopped.Status = DesiredStopped
+	stopped.Version = 2
+	require.NoError(t, h.state.PutDesired(ctx, stopped))
+	h.waitStatus(stopped.Pipeline(), StatusStopped)
+	require.Zero(t, h.retired.Load(), "stopping retires nothing")
+
+	require.NoError(t, h.state.DeleteDesired(ctx, running.Pipeline()))
+	require.Eventually(t, func() bool { return h.retired.Load() == 1 }, 10*time.Second, 20*time.Millisecond)
+	require.NoError(t, h.state.DeleteDesired(ctx, stopped.Pipeline()))
+	require.Eventually(t, func() bool { return h.retired.Load() == 2 }, 10*time.Second, 20*time.Millisecond,
+		"an integration deleted while stopped is retired from its last desired state")
+
+	// Retired, the keys are purged, so nothing is retired again.
+	require.Eventually(t, func() bool {
+		return lastDesired(ctx, h.state, stopped.Pipeline().Key()) == nil
+	}, 5*time.Second, 20*time.Millisecond, "the key's history is purged")
+	time.Sleep(300 * time.Millisecond)
+	require.EqualValues(t, 2, h.retired.Load())
 }
 
 // TestDeadLetteredLargeBodyOutlivesTheClaimTTL: the DLQ keeps the payload

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -49,6 +50,8 @@ type Runner struct {
 	Backoff func(failedAttempts int) time.Duration
 
 	running map[string]*pipeline
+	// retiring tracks deleted pipelines' consumers releasing their sources.
+	retiring sync.WaitGroup
 }
 
 // Run watches desired state until ctx ends, then stops every pipeline
@@ -90,6 +93,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	defer func() { _ = watcher.Stop() }()
 	r.running = make(map[string]*pipeline)
 	defer r.stopAll(log)
+	defer r.retiring.Wait() // retirements end with ctx
 
 	retry := make(chan string, 64)
 	log.Info("runner watching desired state", "bucket", DesiredStateBucket, "runner", r.Name)
@@ -122,16 +126,19 @@ func (r *Runner) reconcile(ctx context.Context, d deps, state *State, entry jets
 	key := entry.Key()
 	current := r.running[key]
 	if entry.Operation() != jetstream.KeyValuePut {
+		var last *Desired
 		if current != nil {
 			current.stop()
 			delete(r.running, key)
-		}
-		if current != nil {
+			last = &current.desired
 			p := current.desired.Pipeline()
 			r.Metrics.forget(p)
 			if err := r.deleteStream(ctx, p); err != nil {
 				d.log.Warn("delete pipeline stream", "key", key, "err", err)
 			}
+		}
+		if entry.Operation() == jetstream.KeyValueDelete { // a purge comes after a retirement
+			r.retire(ctx, d, state, key, entry.Revision(), last)
 		}
 		_ = state.Status.Delete(ctx, key)
 		d.log.Info("pipeline deleted", "key", key)

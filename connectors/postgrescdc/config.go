@@ -49,8 +49,11 @@ type Config struct {
 
 // settings is a validated Config with its defaults applied.
 type settings struct {
-	tables         []pgident.Table
-	publication    string
+	tables      []pgident.Table
+	publication string
+	// ownPublication: the publication has the default name, so the
+	// consumer created it and drops it when retired.
+	ownPublication bool
 	slot           string
 	snapshot       bool
 	statusInterval time.Duration
@@ -97,7 +100,7 @@ func (c *Config) settings(env sdk.Env) (settings, error) {
 	}
 	def = "vrsky_" + strings.ReplaceAll(def, "-", "_")
 	if s.publication == "" {
-		s.publication = def
+		s.publication, s.ownPublication = def, true
 	}
 	if err := pgident.Check("publication", s.publication); err != nil {
 		errs = append(errs, err)

@@ -149,6 +149,52 @@ LIMIT 1`, t.Name, t.Schema).Scan(&schema)
 	return c, nil
 }
 
+// retireWait is how often Retire looks again for a slot still in use.
+const retireWait = 200 * time.Millisecond
+
+// Retire drops the integration's replication slot, which would otherwise
+// keep the source's write-ahead log for ever, and its publication when the
+// consumer named it itself (the default name). A slot still in use — another
+// runner's copy of the consumer is stopping — is waited for until ctx ends.
+// Retiring twice, or a slot never created, is fine.
+func (c *Consumer) Retire(ctx context.Context) error {
+	conn, err := c.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	for {
+		var active bool
+		err := conn.QueryRow(ctx, "SELECT active FROM pg_catalog.pg_replication_slots WHERE slot_name = $1", c.cfg.slot).Scan(&active)
+		if errors.Is(err, pgx.ErrNoRows) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("postgres-cdc: look up slot %q: %w", c.cfg.slot, err)
+		}
+		if !active {
+			_, err := conn.Exec(ctx, "SELECT pg_drop_replication_slot($1)", c.cfg.slot)
+			if err == nil || isCode(err, "42704") { // dropped, or by someone else meanwhile
+				break
+			}
+			if !isCode(err, "55006") { // 55006: taken again meanwhile
+				return fmt.Errorf("postgres-cdc: drop slot %q: %w", c.cfg.slot, err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("postgres-cdc: slot %q is still in use: %w", c.cfg.slot, ctx.Err())
+		case <-time.After(retireWait):
+		}
+	}
+	if c.cfg.ownPublication {
+		if _, err := conn.Exec(ctx, "DROP PUBLICATION IF EXISTS "+pgx.Identifier{c.cfg.publication}.Sanitize()); err != nil {
+			return fmt.Errorf("postgres-cdc: drop publication %q: %w", c.cfg.publication, err)
+		}
+	}
+	return nil
+}
+
 // connect opens an ordinary connection for catalog work.
 func (c *Consumer) connect(ctx context.Context) (*pgx.Conn, error) {
 	conn, err := pgx.Connect(ctx, c.url)

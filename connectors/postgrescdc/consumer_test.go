@@ -590,3 +590,49 @@ func TestIdleSlotMovesPastOtherTablesWAL(t *testing.T) {
 	require.Empty(t, sink.acked())
 	require.NoError(t, ignoreCancel(stop()))
 }
+
+// TestRetireDropsTheSlotAndItsOwnPublication: once its integration is gone,
+// the consumer's slot no longer keeps the WAL; Retire waits for a running
+// copy to let go, is idempotent, and leaves a publication it did not name.
+func TestRetireDropsTheSlotAndItsOwnPublication(t *testing.T) {
+	src := newSource(t, `CREATE TABLE a (id int)`)
+	c := newConsumer(t, src, `{"tables":["a"]}`)
+	stop, _ := run(t, c, &recorder{})
+	src.waitSlot(t, c.cfg.slot, true)
+
+	retired := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		retired <- c.Retire(ctx)
+	}()
+	time.Sleep(300 * time.Millisecond) // Retire waits for the running copy…
+	require.NoError(t, ignoreCancel(stop()))
+	require.NoError(t, <-retired) // …which lets go when it stops
+	count := func(sql, name string) int {
+		var n int
+		require.NoError(t, src.conn.QueryRow(t.Context(), sql, name).Scan(&n))
+		return n
+	}
+	require.Zero(t, count("SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1", c.cfg.slot))
+	require.Zero(t, count("SELECT count(*) FROM pg_publication WHERE pubname = $1", c.cfg.publication))
+	require.NoError(t, c.Retire(t.Context()), "twice")
+
+	// A publication the user named is theirs: only the slot goes.
+	src.exec(t, `CREATE PUBLICATION mine FOR TABLE a`)
+	named := newConsumer(t, src, `{"tables":["a"],"publication":"mine"}`)
+	stop, _ = run(t, named, &recorder{})
+	src.waitSlot(t, named.cfg.slot, true)
+	require.NoError(t, ignoreCancel(stop()))
+	require.NoError(t, named.Retire(t.Context()))
+	require.Zero(t, count("SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1", named.cfg.slot))
+	require.Equal(t, 1, count("SELECT count(*) FROM pg_publication WHERE pubname = $1", "mine"))
+
+	// A slot held for longer than the caller waits is reported.
+	held := newConsumer(t, src, `{"tables":["a"]}`)
+	run(t, held, &recorder{})
+	src.waitSlot(t, held.cfg.slot, true)
+	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
+	defer cancel()
+	require.ErrorContains(t, held.Retire(ctx), "still in use")
+}

@@ -1,0 +1,99 @@
+package hotpath
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vrsky/vrsky/connectors/sdk"
+)
+
+// retireTimeout bounds how long a deleted integration's consumer may take to
+// release what it holds at its source.
+const retireTimeout = 30 * time.Second
+
+// retire lets a deleted pipeline's consumer release what it holds at its
+// source — a replication slot keeping the write-ahead log, a publication —
+// in the background. last is the pipeline's last desired state when this
+// runner ran it; otherwise it is read from the bucket's history, so an
+// integration deleted while stopped is retired too. Every runner does this;
+// sdk.Retirer makes it idempotent. Once retired, the key's deletion marker
+// (revision rev) is purged, unless the integration was created again since,
+// so that runners starting later do not retire it again.
+func (r *Runner) retire(ctx context.Context, d deps, state *State, key string, rev uint64, last *Desired) {
+	r.retiring.Go(func() {
+		ctx, cancel := context.WithTimeout(ctx, retireTimeout)
+		defer cancel()
+		if !retireConsumer(ctx, d, state, key, last) {
+			return
+		}
+		_ = state.Desired.Purge(ctx, key, jetstream.LastRevision(rev))
+	})
+}
+
+// retireConsumer builds the deleted pipeline's consumer and retires it; it
+// reports false when the consumer could not be built or retired, so that
+// the retirement is tried again later.
+func retireConsumer(ctx context.Context, d deps, state *State, key string, last *Desired) bool {
+	if last == nil {
+		if last = lastDesired(ctx, state, key); last == nil {
+			return true
+		}
+	}
+	c := last.Spec.Consumer.Connector
+	if c == "" || c == WebhookConnector {
+		return true
+	}
+	conn, ok := d.catalog.Lookup(c, sdk.KindConsumer)
+	if !ok {
+		return true
+	}
+	p := last.Pipeline()
+	log := d.log.With("tenant", p.Tenant, "integration", p.Integration, "stage", "consumer")
+	root := ""
+	if d.fileRoot != "" {
+		root = filepath.Join(d.fileRoot, p.Tenant)
+	}
+	env := sdk.Env{Tenant: p.Tenant, Integration: p.Integration, Name: "consumer", FileRoot: root, Logger: log}
+	built, err := conn.Build(ctx, env, last.Spec.Consumer.Config)
+	if err != nil {
+		log.Warn("cannot build the deleted integration's consumer to retire it", "err", err)
+		return false
+	}
+	if closer, ok := built.(interface{ Close(context.Context) error }); ok {
+		defer func() { _ = closer.Close(context.WithoutCancel(ctx)) }()
+	}
+	retirer, ok := built.(sdk.Retirer)
+	if !ok {
+		return true
+	}
+	if err := retirer.Retire(ctx); err != nil {
+		log.Warn("the deleted integration's consumer did not retire", "err", err)
+		return false
+	}
+	log.Info("the deleted integration's consumer retired")
+	return true
+}
+
+// lastDesired returns the last desired state written under key before it
+// was deleted, or nil.
+func lastDesired(ctx context.Context, state *State, key string) *Desired {
+	history, err := state.Desired.History(ctx, key)
+	if err != nil {
+		return nil
+	}
+	for i := len(history) - 1; i >= 0; i-- {
+		if history[i].Operation() != jetstream.KeyValuePut {
+			continue
+		}
+		var d Desired
+		if json.Unmarshal(history[i].Value(), &d) != nil || d.Pipeline().Key() != key {
+			return nil
+		}
+		return &d
+	}
+	return nil
+}
