@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -455,6 +456,27 @@ func splitAddr(addr, def string) (string, int, error) {
 	return host, port, nil
 }
 
+// Ports are picked below Linux's ephemeral range (32768 and up by default):
+// a port picked there and released until the server binds it could be taken
+// meanwhile by any outgoing connection, which fails the start.
+const (
+	pickFrom  = 20000
+	pickTo    = 32768
+	pickTries = 64
+)
+
+// listenBelowEphemeral listens on a free port of host picked at random
+// below the ephemeral range, or on any free port when none is found.
+func listenBelowEphemeral(host string) (net.Listener, error) {
+	for range pickTries {
+		port := pickFrom + rand.IntN(pickTo-pickFrom)
+		if ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port))); err == nil {
+			return ln, nil
+		}
+	}
+	return net.Listen("tcp", net.JoinHostPort(host, "0"))
+}
+
 // pickPorts chooses the frontend's gRPC port (unless given) and HTTP port on
 // frontendHost and the internal services' gRPC ports on 127.0.0.1. Every
 // listener stays open until all ports are chosen, so the ports are distinct.
@@ -466,7 +488,7 @@ func pickPorts(frontendHost string, frontendGRPC int) (servicePorts, error) {
 		}
 	}()
 	pick := func(host string) (int, error) {
-		ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+		ln, err := listenBelowEphemeral(host)
 		if err != nil {
 			return 0, err
 		}

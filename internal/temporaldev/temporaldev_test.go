@@ -269,3 +269,17 @@ func TestMinLevelHandler(t *testing.T) {
 		t.Errorf("unexpected output:\n%s", out)
 	}
 }
+
+func TestPortsArePickedBelowTheEphemeralRange(t *testing.T) {
+	ports, err := pickPorts("127.0.0.1", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[int]bool{}
+	for _, p := range []int{ports.frontendGRPC, ports.frontendHTTP, ports.history, ports.matching, ports.worker} {
+		if p < pickFrom || p >= pickTo || seen[p] {
+			t.Fatalf("port %d: want distinct ports in [%d, %d)", p, pickFrom, pickTo)
+		}
+		seen[p] = true
+	}
+}
