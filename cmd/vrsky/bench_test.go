@@ -13,20 +13,7 @@ import (
 // (this test binary re-run as vrsky, see TestMain), briefly and at a low
 // rate: it checks the report, never the numbers' size.
 func TestBenchSmoke(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a dev stack")
-	}
-	// The child stack inherits the environment: it runs main(), as vrsky.
-	t.Setenv("VRSKY_TEST_RUN_MAIN", "1")
-	var out, errOut bytes.Buffer
-	err := run(context.Background(), []string{"bench", "--rate", "200", "--duration", "1s", "--warmup", "500ms",
-		"--workers", "32", "--json"}, &out, &errOut)
-	require.NoError(t, err, errOut.String())
-
-	var rep map[string]any
-	dec := json.NewDecoder(&out)
-	require.NoError(t, dec.Decode(&rep), "stdout holds one JSON object")
-	require.False(t, dec.More(), "and nothing else")
+	rep, progress := benchSmoke(t, "--workers", "32")
 	require.Equal(t, "pipeline", rep["scenario"])
 	require.Equal(t, 200.0, rep["sent"])
 	require.Zero(t, rep["errors"])
@@ -36,7 +23,27 @@ func TestBenchSmoke(t *testing.T) {
 	for _, k := range []string{"p99_ms", "sustained_rate", "baseline_rate", "cpu_seconds_per_million", "peak_rss_mb"} {
 		require.Positive(t, rep[k], k)
 	}
-	require.Contains(t, errOut.String(), "stack ready")
+	require.Contains(t, progress, "stack ready")
+}
+
+// benchSmoke runs `vrsky bench --json` briefly (200 msgs/s for 1 s after
+// 500 ms of warm-up) with args added, against a child stack
+// (this test binary re-run as vrsky, see TestMain), and returns its one
+// JSON report and its progress output.
+func benchSmoke(t *testing.T, args ...string) (rep map[string]any, progress string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a dev stack")
+	}
+	// The child stack inherits the environment: it runs main(), as vrsky.
+	t.Setenv("VRSKY_TEST_RUN_MAIN", "1")
+	var out, errOut bytes.Buffer
+	all := append([]string{"bench", "--rate", "200", "--duration", "1s", "--warmup", "500ms", "--json"}, args...)
+	require.NoError(t, run(context.Background(), all, &out, &errOut), errOut.String())
+	dec := json.NewDecoder(&out)
+	require.NoError(t, dec.Decode(&rep), "stdout holds one JSON object")
+	require.False(t, dec.More(), "and nothing else")
+	return rep, errOut.String()
 }
 
 // TestBenchSplitRunnerSmoke runs `vrsky bench --split-runner`: a child
@@ -44,17 +51,7 @@ func TestBenchSmoke(t *testing.T) {
 // binary re-run as vrsky. Every message must go through the split runner,
 // and the report must carry the runner's own figures.
 func TestBenchSplitRunnerSmoke(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a dev stack and a runner")
-	}
-	t.Setenv("VRSKY_TEST_RUN_MAIN", "1")
-	var out, errOut bytes.Buffer
-	err := run(context.Background(), []string{"bench", "--split-runner", "--rate", "200", "--duration", "1s", "--warmup", "500ms",
-		"--workers", "32", "--no-baseline", "--json"}, &out, &errOut)
-	require.NoError(t, err, errOut.String())
-
-	var rep map[string]any
-	require.NoError(t, json.NewDecoder(&out).Decode(&rep))
+	rep, progress := benchSmoke(t, "--split-runner", "--workers", "32", "--no-baseline")
 	require.Equal(t, 200.0, rep["sent"])
 	require.Zero(t, rep["errors"])
 	require.Zero(t, rep["lost"])
@@ -63,27 +60,15 @@ func TestBenchSplitRunnerSmoke(t *testing.T) {
 		"peak_rss_mb", "cpu_seconds_per_million"} {
 		require.Positive(t, rep[k], k)
 	}
-	require.Contains(t, errOut.String(), "stack ready")
-	require.Contains(t, errOut.String(), "runner ready")
+	require.Contains(t, progress, "stack ready")
+	require.Contains(t, progress, "runner ready")
 }
 
 // TestBenchCDCSmoke runs `vrsky bench --scenario cdc` against a child
 // stack: its runner resolves VRSKY_DEV_DATABASE_URL, which the stack sets
 // to its own database, and every inserted row must reach the target table.
 func TestBenchCDCSmoke(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a dev stack")
-	}
-	t.Setenv("VRSKY_TEST_RUN_MAIN", "1")
-	var out, errOut bytes.Buffer
-	err := run(context.Background(), []string{"bench", "--scenario", "cdc", "--rate", "200", "--duration", "1s", "--warmup", "500ms",
-		"--no-baseline", "--json"}, &out, &errOut)
-	require.NoError(t, err, errOut.String())
-
-	var rep map[string]any
-	dec := json.NewDecoder(&out)
-	require.NoError(t, dec.Decode(&rep), "stdout holds one JSON object")
-	require.False(t, dec.More(), "and nothing else")
+	rep, progress := benchSmoke(t, "--scenario", "cdc", "--no-baseline")
 	require.Equal(t, "cdc", rep["scenario"])
 	require.Equal(t, 200.0, rep["sent"], "rows committed in the source table")
 	require.Zero(t, rep["errors"])
@@ -96,29 +81,19 @@ func TestBenchCDCSmoke(t *testing.T) {
 		require.Positive(t, rep[k], k)
 	}
 	require.Contains(t, rep, "replication_lag_max_bytes")
-	require.Contains(t, errOut.String(), "stack ready")
+	require.Contains(t, progress, "stack ready")
 }
 
 // TestBenchCDCSplitRunnerSmoke runs the CDC scenario with the runner in a
 // process of its own (`vrsky runner --dev`), which must resolve the
 // stack's database the same way.
 func TestBenchCDCSplitRunnerSmoke(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a dev stack and a runner")
-	}
-	t.Setenv("VRSKY_TEST_RUN_MAIN", "1")
-	var out, errOut bytes.Buffer
-	err := run(context.Background(), []string{"bench", "--scenario", "cdc", "--split-runner", "--rate", "200", "--duration", "1s",
-		"--warmup", "500ms", "--no-baseline", "--json"}, &out, &errOut)
-	require.NoError(t, err, errOut.String())
-
-	var rep map[string]any
-	require.NoError(t, json.NewDecoder(&out).Decode(&rep))
+	rep, progress := benchSmoke(t, "--scenario", "cdc", "--split-runner", "--no-baseline")
 	require.Equal(t, 200.0, rep["sent"])
 	require.Zero(t, rep["lost"])
 	require.Equal(t, 200.0, rep["delivered"])
 	require.Positive(t, rep["runner_cpu_seconds"])
-	require.Contains(t, errOut.String(), "runner ready")
+	require.Contains(t, progress, "runner ready")
 }
 
 func TestBenchFlags(t *testing.T) {
