@@ -50,15 +50,7 @@ func TestTenantAndDeployAgainstTheDevStack(t *testing.T) {
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	stack, err := devstack.Start(ctx, devstack.Config{
-		DataDir: dir, HTTPAddr: "127.0.0.1:0", NATSAddr: "127.0.0.1:0", TemporalAddr: "127.0.0.1:0",
-		TemporalUIAddr: "127.0.0.1:0", S3Addr: "127.0.0.1:0", Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)),
-	})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = stack.Shutdown(context.Background()) })
-	adminKey, err := os.ReadFile(filepath.Join(dir, devstack.AdminKeyFile))
-	require.NoError(t, err)
-	admin := New("http://"+stack.Endpoints().HTTP, string(adminKey))
+	admin := devStackAdmin(t, dir)
 	keyFile := filepath.Join(dir, "keys", "acme.key")
 
 	c, created, err := EnsureTenant(ctx, admin, "acme", keyFile)
@@ -87,4 +79,19 @@ func TestTenantAndDeployAgainstTheDevStack(t *testing.T) {
 
 	_, err = c.Deploy(ctx, "bad", []byte("name: bad\nconsumer: {connector: http-webhook}\nproducers: {out: {connector: teleport}}\n"), "test", false)
 	require.ErrorContains(t, err, `unknown producer "teleport"`)
+}
+
+// devStackAdmin starts a dev stack in dir, stopped when the test ends, and
+// returns a client of its API with its admin key.
+func devStackAdmin(t *testing.T, dir string) *Client {
+	t.Helper()
+	stack, err := devstack.Start(context.Background(), devstack.Config{
+		DataDir: dir, HTTPAddr: "127.0.0.1:0", NATSAddr: "127.0.0.1:0", TemporalAddr: "127.0.0.1:0",
+		TemporalUIAddr: "127.0.0.1:0", S3Addr: "127.0.0.1:0", Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)),
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = stack.Shutdown(context.Background()) })
+	adminKey, err := os.ReadFile(filepath.Join(dir, devstack.AdminKeyFile))
+	require.NoError(t, err)
+	return New("http://"+stack.Endpoints().HTTP, string(adminKey))
 }

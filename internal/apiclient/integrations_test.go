@@ -3,18 +3,13 @@ package apiclient
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/vrsky/vrsky/internal/devstack"
 )
 
 // TestIntegrationsAgainstTheDevStack reads and changes an integration the
@@ -24,15 +19,7 @@ func TestIntegrationsAgainstTheDevStack(t *testing.T) {
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	stack, err := devstack.Start(ctx, devstack.Config{
-		DataDir: dir, HTTPAddr: "127.0.0.1:0", NATSAddr: "127.0.0.1:0", TemporalAddr: "127.0.0.1:0",
-		TemporalUIAddr: "127.0.0.1:0", S3Addr: "127.0.0.1:0", Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)),
-	})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = stack.Shutdown(context.Background()) })
-	adminKey, err := os.ReadFile(filepath.Join(dir, devstack.AdminKeyFile))
-	require.NoError(t, err)
-	admin := New("http://"+stack.Endpoints().HTTP, string(adminKey))
+	admin := devStackAdmin(t, dir)
 	c, _, err := EnsureTenant(ctx, admin, "acme", filepath.Join(dir, "keys", "acme.key"))
 	require.NoError(t, err)
 	other, _, err := EnsureTenant(ctx, admin, "globex", filepath.Join(dir, "keys", "globex.key"))
@@ -151,7 +138,7 @@ func TestIntegrationsAgainstTheDevStack(t *testing.T) {
 	// Waiting ends with the context.
 	short, cancelShort := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancelShort()
-	err = New("http://"+stack.Endpoints().HTTP, "nope").AwaitChange(short, "orders", ChangeAccepted{Action: "delete"})
+	err = admin.WithKey("nope").AwaitChange(short, "orders", ChangeAccepted{Action: "delete"})
 	require.ErrorContains(t, err, "not deleted in time")
 	err = c.AwaitChange(short, "orders", ChangeAccepted{Action: "stop", logMark: events[0].ID})
 	require.ErrorContains(t, err, "stop not carried out in time")
