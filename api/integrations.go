@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
+	"github.com/nats-io/nats.go/jetstream"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
@@ -619,9 +620,15 @@ func (h *integrations) counters(ctx context.Context, tenant, id string) ([]hotpa
 	}
 	js, err := h.accounts.JetStream(ctx, tenant)
 	if err == nil {
-		var stages []hotpath.StageCount
-		var dead uint64
-		if stages, dead, err = hotpath.Counters(ctx, js, hotpath.Pipeline{Tenant: tenant, Integration: id}); err == nil {
+		var (
+			stages []hotpath.StageCount
+			dead   uint64
+			counts jetstream.KeyValue
+		)
+		if h.state != nil {
+			counts = h.state.Counts
+		}
+		if stages, dead, err = hotpath.Counters(ctx, js, counts, hotpath.Pipeline{Tenant: tenant, Integration: id}); err == nil {
 			return stages, dead
 		}
 	}

@@ -17,7 +17,9 @@ import (
 // wait so a slow write is not redelivered while it is still running.
 const writeTimeout = 25 * time.Second
 
-// deliverer feeds one producer from its `out.<producer>` subject.
+// deliverer feeds one producer: from its `out.<producer>` subject, and, when
+// the producer is the pipeline's only one, straight from the process stage
+// (ADR 0009).
 type deliverer struct {
 	p        Pipeline
 	stage    string
@@ -26,6 +28,9 @@ type deliverer struct {
 	failures *failures
 	metrics  *pipelineMetrics
 	log      *slog.Logger
+	// writing holds the producer while one goroutine writes to it: the
+	// SDK promises producers one writer at a time.
+	writing sync.Mutex
 }
 
 // maxBatchBytes bounds the bodies one producer write holds in memory; a
@@ -36,49 +41,62 @@ var maxBatchBytes int64 = 32 << 20
 // fetchers is how many claim-checked bodies are fetched at once.
 const fetchers = 4
 
-// handle delivers one batch from the stream, in writes of at most
-// maxBatchBytes of bodies.
+// handle delivers one batch from the stream.
 func (d *deliverer) handle(batch []jetstream.Msg) {
 	ctx := context.Background()
-	var (
-		part  []jetstream.Msg
-		envs  []envelope
-		bytes int64
-	)
+	msgs := make([]jetstream.Msg, 0, len(batch))
+	envs := make([]envelope, 0, len(batch))
 	for _, m := range batch {
-		d.metrics.in.Inc()
 		env, err := decode(d.p, m.Headers(), m.Data())
 		if err != nil {
+			d.metrics.in.Inc()
 			d.failures.fail(ctx, d.p, d.stage, m, env, sdk.PermanentError(err))
 			continue
 		}
+		msgs, envs = append(msgs, m), append(envs, env)
+	}
+	d.deliver(ctx, msgs, envs)
+}
+
+// deliver writes decoded messages to the producer, in writes of at most
+// maxBatchBytes of bodies, and returns how many it finished (acknowledged
+// or dead-lettered). msgs[i] is the JetStream message to settle for envs[i].
+func (d *deliverer) deliver(ctx context.Context, msgs []jetstream.Msg, envs []envelope) (finished int) {
+	var (
+		from  int
+		bytes int64
+	)
+	for i, env := range envs {
+		d.metrics.in.Inc()
 		if sp, ok := d.producer.(sdk.StreamProducer); ok && env.bodyRef != "" && sp.CanStream(env.msg) {
-			if len(part) > 0 { // what came before is written first
-				d.write(ctx, part, envs)
-				part, envs, bytes = nil, nil, 0
+			if from < i { // what came before is written first
+				finished += d.write(ctx, msgs[from:i], envs[from:i])
 			}
-			d.stream(ctx, sp, m, env)
+			finished += d.stream(ctx, sp, msgs[i], env)
+			from, bytes = i+1, 0
 			continue
 		}
 		size := env.size
 		if env.bodyRef == "" {
 			size = int64(len(env.msg.Body))
 		}
-		if len(part) > 0 && bytes+size > maxBatchBytes {
-			d.write(ctx, part, envs)
-			part, envs, bytes = nil, nil, 0
+		if from < i && bytes+size > maxBatchBytes {
+			finished += d.write(ctx, msgs[from:i], envs[from:i])
+			from, bytes = i, 0
 		}
-		part, envs, bytes = append(part, m), append(envs, env), bytes+size
+		bytes += size
 	}
-	if len(part) > 0 {
-		d.write(ctx, part, envs)
+	if from < len(envs) {
+		finished += d.write(ctx, msgs[from:], envs[from:])
 	}
+	return finished
 }
 
-// write resolves claim-checked bodies and writes one part of a batch.
+// write resolves claim-checked bodies and writes one part of a batch; it
+// returns how many messages it finished.
 // INVARIANT: a message is acked only after the producer confirmed its write;
 // this is the only place the deliver stage acks.
-func (d *deliverer) write(ctx context.Context, batch []jetstream.Msg, decoded []envelope) {
+func (d *deliverer) write(ctx context.Context, batch []jetstream.Msg, decoded []envelope) int {
 	began := time.Now()
 	resolved := d.resolveBodies(ctx, decoded)
 	msgs := make([]jetstream.Msg, 0, len(batch))
@@ -93,41 +111,45 @@ func (d *deliverer) write(ctx context.Context, batch []jetstream.Msg, decoded []
 		envs = append(envs, decoded[i])
 	}
 	if len(msgs) == 0 {
-		return
+		return 0
 	}
 	out := make([]sdk.Message, len(envs))
 	for i := range envs {
 		out[i] = envs[i].msg
 	}
 	wctx, cancel := context.WithTimeout(ctx, writeTimeout)
+	d.writing.Lock()
 	err := d.producer.Write(wctx, out)
+	d.writing.Unlock()
 	cancel()
-	d.settle(ctx, msgs, envs, err, began)
+	return d.settle(ctx, msgs, envs, err, began)
 }
 
 // stream writes one claim-checked message with its body read straight from
 // the blob store. A blob store that fails while the body is read does not
 // count as an attempt: the message comes back later.
-func (d *deliverer) stream(ctx context.Context, sp sdk.StreamProducer, m jetstream.Msg, env envelope) {
+func (d *deliverer) stream(ctx context.Context, sp sdk.StreamProducer, m jetstream.Msg, env envelope) int {
 	began := time.Now()
 	r, err := d.claims.open(ctx, env)
 	if err != nil {
 		_ = m.NakWithDelay(time.Second)
-		return
+		return 0
 	}
 	defer r.Close()
 	body := &readErrors{r: r}
 	wctx, cancel := context.WithTimeout(ctx, writeTimeout)
+	d.writing.Lock()
 	err = sp.WriteStream(wctx, env.msg, body, env.size)
+	d.writing.Unlock()
 	cancel()
 	if err != nil && body.err != nil {
 		d.log.Warn("claim-checked body could not be read while streamed", "stage", d.stage, "message_id", env.msg.ID, "err", body.err)
 		_ = m.NakWithDelay(time.Second)
-		return
+		return 0
 	}
 	d.metrics.bytes.Add(float64(env.size))
 	d.metrics.claimBytes.Add(float64(body.n))
-	d.settle(ctx, []jetstream.Msg{m}, []envelope{env}, err, began)
+	return d.settle(ctx, []jetstream.Msg{m}, []envelope{env}, err, began)
 }
 
 // readErrors passes reads through and keeps the first error that is not
@@ -148,8 +170,9 @@ func (e *readErrors) Read(p []byte) (int, error) {
 }
 
 // settle acks the messages a write confirmed and hands the others to the
-// failure handling. err is the producer's answer for msgs.
-func (d *deliverer) settle(ctx context.Context, msgs []jetstream.Msg, envs []envelope, err error, began time.Time) {
+// failure handling. err is the producer's answer for msgs. It returns how
+// many messages it finished: acknowledged or dead-lettered.
+func (d *deliverer) settle(ctx context.Context, msgs []jetstream.Msg, envs []envelope, err error, began time.Time) (finished int) {
 	var batchErr *sdk.BatchError
 	switch {
 	case err == nil:
@@ -164,17 +187,21 @@ func (d *deliverer) settle(ctx context.Context, msgs []jetstream.Msg, envs []env
 			failure = batchErr.Failed[i]
 		}
 		if failure != nil {
-			d.failures.fail(ctx, d.p, d.stage, m, envs[i], failure)
+			if d.failures.fail(ctx, d.p, d.stage, m, envs[i], failure) {
+				finished++
+			}
 			continue
 		}
 		d.failures.succeeded(ctx, d.p, d.stage, m, envs[i].msg.ID)
 		_ = m.Ack()
+		finished++
 		d.metrics.out.Inc()
 		if !envs[i].msg.Received.IsZero() {
 			d.metrics.endToEnd.Observe(now.Sub(envs[i].msg.Received).Seconds())
 		}
 	}
 	d.metrics.latency.Observe(time.Since(began).Seconds() / float64(len(msgs)))
+	return finished
 }
 
 // resolveBodies fetches the claim-checked bodies of envs, a few at a time,

@@ -73,6 +73,9 @@ type State struct {
 	Attempts jetstream.KeyValue
 	// Runs holds scheduled pipelines' run requests and results (RunsBucket).
 	Runs jetstream.KeyValue
+	// Counts holds what stages finished without a consumer of their own
+	// (CountsBucket).
+	Counts jetstream.KeyValue
 }
 
 // OpenState creates or opens the hot path's KV buckets.
@@ -93,7 +96,11 @@ func OpenState(ctx context.Context, js jetstream.JetStream) (*State, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &State{js: js, Desired: desired, Status: status, Attempts: attempts, Runs: runs}, nil
+	counts, err := openCounts(ctx, js)
+	if err != nil {
+		return nil, err
+	}
+	return &State{js: js, Desired: desired, Status: status, Attempts: attempts, Runs: runs, Counts: counts}, nil
 }
 
 // PutDesired writes a pipeline's desired state.
@@ -125,6 +132,9 @@ func (s *State) DeleteDesired(ctx context.Context, p Pipeline) error {
 	}
 	if err := s.Desired.Delete(ctx, p.Key()); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return fmt.Errorf("delete desired state of %s: %w", p, err)
+	}
+	if err := s.forgetCounts(ctx, p); err != nil {
+		return err
 	}
 	return s.forgetRuns(ctx, p)
 }
@@ -231,7 +241,8 @@ func (c *DesiredCache) Lookup(p Pipeline) (Desired, bool) {
 // Stop stops following the bucket.
 func (c *DesiredCache) Stop() { _ = c.watcher.Stop() }
 
-// StageCount is one stage's counters, read from its JetStream consumer.
+// StageCount is one stage's counters, read from its JetStream consumer and
+// the counts bucket.
 type StageCount struct {
 	Stage string `json:"stage" doc:"process, or deliver-<producer>."`
 	// Acked counts messages the stage finished (acknowledged or dead-lettered).
@@ -246,8 +257,11 @@ type StageCount struct {
 
 // Counters reads each stage's counters and the number of the pipeline's
 // messages in the tenant's DLQ, through js, the tenant's JetStream. A
-// pipeline whose stream does not exist (never deployed) has none.
-func Counters(ctx context.Context, js jetstream.JetStream, p Pipeline) (stages []StageCount, deadLetters uint64, err error) {
+// stage's Acked adds what it finished without its consumer (delivered
+// straight from the process stage), read from counts, the platform's counts
+// bucket (nil: not added). A pipeline whose stream does not exist (never
+// deployed) has none.
+func Counters(ctx context.Context, js jetstream.JetStream, counts jetstream.KeyValue, p Pipeline) (stages []StageCount, deadLetters uint64, err error) {
 	if err := p.Validate(); err != nil {
 		return nil, 0, err
 	}
@@ -269,6 +283,16 @@ func Counters(ctx context.Context, js jetstream.JetStream, p Pipeline) (stages [
 		return nil, 0, fmt.Errorf("list consumers of %s: %w", p, err)
 	}
 	slices.SortFunc(stages, func(a, b StageCount) int { return strings.Compare(a.Stage, b.Stage) })
+	for i := range stages {
+		if counts == nil {
+			break
+		}
+		direct, err := readCount(ctx, counts, p.CountKey(stages[i].Stage))
+		if err != nil {
+			return nil, 0, err
+		}
+		stages[i].Acked += direct
+	}
 	dlq, err := js.Stream(ctx, DLQStream(p.Tenant))
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return stages, 0, nil

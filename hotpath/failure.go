@@ -40,8 +40,9 @@ type failures struct {
 }
 
 // fail handles one failed message at stage. m is the JetStream message, env
-// its decoded form (env.msg.ID may be empty when decoding failed).
-func (f *failures) fail(ctx context.Context, p Pipeline, stage string, m jetstream.Msg, env envelope, cause error) {
+// its decoded form (env.msg.ID may be empty when decoding failed). It reports
+// whether the message is finished: dead-lettered rather than redelivered.
+func (f *failures) fail(ctx context.Context, p Pipeline, stage string, m jetstream.Msg, env envelope, cause error) (deadLettered bool) {
 	id := env.msg.ID
 	if id == "" {
 		id = "undecodable-" + m.Headers().Get("Nats-Msg-Id")
@@ -53,7 +54,7 @@ func (f *failures) fail(ctx context.Context, p Pipeline, stage string, m jetstre
 			// Our own store failed: retry later without counting.
 			f.log.Warn("cannot count the attempt; redelivering without counting", "stage", stage, "message_id", id, "err", err)
 			_ = m.NakWithDelay(time.Second)
-			return
+			return false
 		}
 		attempts = n
 		if attempts < MaxAttempts {
@@ -64,18 +65,19 @@ func (f *failures) fail(ctx context.Context, p Pipeline, stage string, m jetstre
 			f.metrics.retries.Inc()
 			f.log.Debug("message failed; retrying", "stage", stage, "message_id", id, "attempt", attempts, "retry_in", delay.String(), "err", cause)
 			_ = m.NakWithDelay(delay)
-			return
+			return false
 		}
 	}
 	if err := f.deadLetter(ctx, p, stage, m, env, id, attempts, cause); err != nil {
 		f.log.Warn("cannot dead-letter the message; redelivering", "stage", stage, "message_id", id, "err", err)
 		_ = m.NakWithDelay(time.Second)
-		return
+		return false
 	}
 	f.metrics.dlq.Inc()
 	f.log.Warn("message dead-lettered", "stage", stage, "message_id", id, "attempts", attempts, "reason", cause)
 	_ = f.state.Attempts.Delete(ctx, p.AttemptKey(stage, id))
 	_ = m.Term()
+	return true
 }
 
 // succeeded forgets a message's failed attempts once it got through; only
@@ -142,7 +144,7 @@ func (f *failures) deadLetter(ctx context.Context, p Pipeline, stage string, m j
 	nm.Header.Set(HeaderDLQReason, cause.Error())
 	nm.Header.Set(HeaderDLQStage, stage)
 	nm.Header.Set(HeaderDLQAttempts, strconv.Itoa(attempts))
-	nm.Header.Set(HeaderDLQSubject, m.Subject())
+	nm.Header.Set(HeaderDLQSubject, p.StageSubject(stage))
 	nm.Header.Set(HeaderDLQAt, time.Now().UTC().Format(time.RFC3339Nano))
 	if _, err := f.js.PublishMsg(ctx, nm); err != nil {
 		return fmt.Errorf("publish %s to the DLQ: %w", id, err)

@@ -131,6 +131,15 @@ func (upper) Convert(_ context.Context, m sdk.Message) (sdk.Message, error) {
 	return m, nil
 }
 
+// exclaim is a converter that appends "!" to the body: running it twice on
+// one message shows.
+type exclaim struct{}
+
+func (exclaim) Convert(_ context.Context, m sdk.Message) (sdk.Message, error) {
+	m.Body = append(m.Body[:len(m.Body):len(m.Body)], '!')
+	return m, nil
+}
+
 // headerRouter drops messages with header drop=yes and routes by header to.
 type headerRouter struct{}
 
@@ -186,6 +195,7 @@ func newHarness(t *testing.T, producerNames ...string) *harness {
 			return retiringSource{retired: &h.retired}, nil
 		}},
 		sdk.Connector{Name: "upper", Kind: sdk.KindConverter, Build: func(context.Context, sdk.Env, json.RawMessage) (any, error) { return upper{}, nil }},
+		sdk.Connector{Name: "exclaim", Kind: sdk.KindConverter, Build: func(context.Context, sdk.Env, json.RawMessage) (any, error) { return exclaim{}, nil }},
 		sdk.Connector{Name: "header-router", Kind: sdk.KindFilter, Build: func(context.Context, sdk.Env, json.RawMessage) (any, error) { return headerRouter{}, nil }},
 	)
 	claims := &ClaimCheck{Store: store, Threshold: 64 << 10}

@@ -31,7 +31,10 @@ type pipeline struct {
 	desired   Desired
 	stages    []*stage
 	producers []sdk.Producer
-	// cancel stops the background work: the consumer and lag reporting.
+	// counts are the stages' counts kept in the counts bucket.
+	counts []*stageCount
+	// cancel stops the background work: the consumer, lag reporting and
+	// the counts' flushing.
 	cancel     context.CancelFunc
 	background sync.WaitGroup
 }
@@ -148,6 +151,7 @@ func startPipeline(ctx context.Context, d deps, want Desired) (_ *pipeline, err 
 	}
 
 	// Delivery first, so processed messages find their consumers.
+	var deliverers []*deliverer
 	for _, bp := range producers {
 		stageName := DeliverStage(bp.name)
 		c, err := ensureConsumer(ctx, stream, stageName, p.OutSubject(bp.name))
@@ -161,6 +165,7 @@ func startPipeline(ctx context.Context, d deps, want Desired) (_ *pipeline, err 
 		m := d.metrics.forStage(p, stageName)
 		dl := &deliverer{p: p, stage: stageName, producer: bp.prod, claims: d.claims, failures: d.failures(m, log), metrics: m, log: log}
 		pl.stages = append(pl.stages, runStage(src, 1, maxBatch, dl.handle))
+		deliverers = append(deliverers, dl)
 	}
 	known := make(map[string]bool, len(producerNames))
 	for _, n := range producerNames {
@@ -180,11 +185,19 @@ func startPipeline(ctx context.Context, d deps, want Desired) (_ *pipeline, err 
 	m := d.metrics.forStage(p, StageProcess)
 	pr := &processor{p: p, js: d.js, steps: steps, producers: producerNames, known: known,
 		claims: d.claims, failures: d.failures(m, log), metrics: m}
+	if len(deliverers) == 1 {
+		pr.direct = deliverers[0]
+		pr.directCount = &stageCount{kv: d.state.Counts, key: p.CountKey(deliverers[0].stage)}
+		pl.counts = append(pl.counts, pr.directCount)
+	}
 	pl.stages = append(pl.stages, runStage(src, processWorkers, maxBatch, pr.handle))
 
 	bg, cancel := context.WithCancel(context.Background())
 	pl.cancel = cancel
 	pl.background.Go(func() { reportLag(bg, stream, d.metrics, p) })
+	for _, c := range pl.counts {
+		pl.background.Go(func() { c.run(bg, countsFlushInterval) })
+	}
 	if consumer != nil {
 		// A consumer reads a singleton source: only the lease holder runs it
 		// (continuously, or once per run request when it is scheduled).
@@ -213,6 +226,9 @@ func (pl *pipeline) stop() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	for _, c := range pl.counts { // what the stages finished while stopping
+		_ = c.flush(ctx)
+	}
 	for _, prod := range pl.producers {
 		_ = prod.Close(ctx)
 	}

@@ -408,14 +408,14 @@ func TestCountersShowEachStageAndTheDeadLetters(t *testing.T) {
 	p := h.deploy("counted", nil, "sink")
 	ctx := context.Background()
 
-	stages, dead, err := Counters(ctx, h.js, Pipeline{Tenant: h.tenant, Integration: "never-deployed"})
+	stages, dead, err := Counters(ctx, h.js, h.state.Counts, Pipeline{Tenant: h.tenant, Integration: "never-deployed"})
 	require.NoError(t, err)
 	require.Empty(t, stages)
 	require.Zero(t, dead)
 
 	h.send(p, msg("a", "1"), msg("b", "2"), msg("bad", "3"))
 	require.Eventually(t, func() bool {
-		stages, dead, err = Counters(ctx, h.js, p)
+		stages, dead, err = Counters(ctx, h.js, h.state.Counts, p)
 		return err == nil && dead == 1 && len(stages) == 2 && stages[0].Acked == 3 && stages[1].Acked == 3
 	}, 10*time.Second, 50*time.Millisecond, "stages %+v dead %d err %v", stages, dead, err)
 	require.Equal(t, DeliverStage("sink"), stages[0].Stage)

@@ -18,7 +18,8 @@ type step struct {
 }
 
 // processor runs the converter/filter chain on messages from `in` and
-// publishes the results to `out.<producer>` for each selected producer.
+// publishes the results to `out.<producer>` for each selected producer, or,
+// when the pipeline has one producer, hands them to it directly (ADR 0009).
 type processor struct {
 	p         Pipeline
 	js        jetstream.JetStream
@@ -28,6 +29,10 @@ type processor struct {
 	claims    *ClaimCheck
 	failures  *failures
 	metrics   *pipelineMetrics
+	// direct is the only producer's deliverer, nil when there are more;
+	// directCount counts what it finished.
+	direct      *deliverer
+	directCount *stageCount
 }
 
 // pendingInput is an input message waiting for its outputs' publish acks.
@@ -38,12 +43,18 @@ type pendingInput struct {
 }
 
 // handle processes one batch. INVARIANT: an input is acked only after every
-// output it produced is acknowledged by JetStream; a filtered input (no
-// outputs) is acked at once. This is the only place the process stage acks.
+// output it produced is acknowledged by JetStream, or, delivered directly,
+// once the producer confirmed its write (the deliverer acks it then); a
+// filtered input (no outputs) is acked at once. This is the only place the
+// process stage acks.
 func (pr *processor) handle(batch []jetstream.Msg) {
 	ctx := context.Background()
 	began := time.Now()
 	pending := make([]pendingInput, 0, len(batch))
+	var (
+		directMsgs []jetstream.Msg
+		direct     []envelope
+	)
 	for _, m := range batch {
 		pr.metrics.in.Inc()
 		pr.metrics.bytes.Add(float64(len(m.Data())))
@@ -71,6 +82,10 @@ func (pr *processor) handle(batch []jetstream.Msg) {
 			_ = m.Ack()
 			continue
 		}
+		if pr.deliversDirectly(out, routes) {
+			directMsgs, direct = append(directMsgs, m), append(direct, envelope{msg: out})
+			continue
+		}
 		futures, err := pr.publish(ctx, env, out, routes)
 		if err != nil {
 			if sdk.IsPermanent(err) {
@@ -92,7 +107,25 @@ func (pr *processor) handle(batch []jetstream.Msg) {
 		_ = in.m.Ack()
 		pr.metrics.out.Inc()
 	}
+	for i, m := range directMsgs {
+		pr.failures.succeeded(ctx, pr.p, StageProcess, m, direct[i].msg.ID)
+		pr.metrics.out.Inc()
+	}
 	pr.metrics.latency.Observe(time.Since(began).Seconds() / float64(len(batch)))
+	if len(directMsgs) > 0 {
+		// The delivery acks (or fails) the inputs themselves.
+		pr.directCount.add(pr.direct.deliver(ctx, directMsgs, direct))
+	}
+}
+
+// deliversDirectly reports whether out goes to the only producer without a
+// second hop: it has to be small enough to be dead-lettered inline, since a
+// larger body is claim-checked and streamed from `out.<producer>`.
+func (pr *processor) deliversDirectly(out sdk.Message, routes []string) bool {
+	if pr.direct == nil || len(out.Body) > pr.claims.threshold() {
+		return false
+	}
+	return routes == nil || len(routes) == 1 && routes[0] == pr.producers[0]
 }
 
 // run applies the chain. routes is nil when no filter chose producers.

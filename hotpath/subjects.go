@@ -82,6 +82,19 @@ func (p Pipeline) AttemptKey(stage, messageID string) string {
 	return p.Tenant + "." + p.Integration + "." + stage + "." + hashID(messageID)
 }
 
+// CountKey is the counts-bucket key of one stage of the pipeline.
+func (p Pipeline) CountKey(stage string) string { return p.Key() + "." + stage }
+
+// StageSubject is the subject a stage consumes: `in` for the process stage,
+// `out.<producer>` for a producer's delivery. A dead letter records it, so a
+// replay goes back to the stage that failed.
+func (p Pipeline) StageSubject(stage string) string {
+	if producer, ok := strings.CutPrefix(stage, stageDeliver); ok {
+		return p.OutSubject(producer)
+	}
+	return p.InSubject()
+}
+
 // DLQStream is the tenant's dead-letter stream.
 func DLQStream(tenant string) string { return "VRSKY_DLQ_" + tenant }
 

@@ -1,0 +1,128 @@
+package hotpath
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// CountsBucket holds, per pipeline and stage, how many messages the stage
+// finished without a consumer of its own: deliveries made straight from the
+// process stage (ADR 0009), which JetStream's consumer counters cannot see.
+const CountsBucket = "vrsky_counts"
+
+// countsFlushInterval is how often a runner adds what it counted to the
+// bucket. A runner killed between two flushes loses at most this much of
+// its counts, never a message.
+const countsFlushInterval = time.Second
+
+func openCounts(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: CountsBucket, History: 1})
+	if err != nil {
+		return nil, fmt.Errorf("open bucket %s: %w", CountsBucket, err)
+	}
+	return kv, nil
+}
+
+// stageCount counts one stage's finished messages in memory and adds them to
+// the counts bucket from time to time, so the hot loop never waits for KV.
+// Many runners add to the same key; each addition is a compare-and-set.
+type stageCount struct {
+	kv      jetstream.KeyValue
+	key     string
+	pending atomic.Uint64
+}
+
+func (c *stageCount) add(n int) { c.pending.Add(uint64(n)) }
+
+// flush adds what was counted since the last flush to the bucket; what it
+// could not add stays counted for the next one.
+func (c *stageCount) flush(ctx context.Context) error {
+	n := c.pending.Swap(0)
+	if n == 0 {
+		return nil
+	}
+	if err := addCount(ctx, c.kv, c.key, n); err != nil {
+		c.pending.Add(n)
+		return err
+	}
+	return nil
+}
+
+// run flushes every interval until ctx ends, then once more.
+func (c *stageCount) run(ctx context.Context, interval time.Duration) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			final, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			_ = c.flush(final)
+			return
+		case <-tick.C:
+			_ = c.flush(ctx)
+		}
+	}
+}
+
+// addCount adds n to the decimal count under key. Writers that collide try
+// again after a short random pause, so they do not collide in step.
+func addCount(ctx context.Context, kv jetstream.KeyValue, key string, n uint64) error {
+	for try := range 20 {
+		if try > 0 {
+			time.Sleep(time.Duration(rand.Int64N(int64(time.Millisecond) << min(try, 5))))
+		}
+		entry, err := kv.Get(ctx, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			if _, err = kv.Create(ctx, key, []byte(strconv.FormatUint(n, 10))); err == nil {
+				return nil
+			}
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("read count %s: %w", key, err)
+		}
+		old, _ := strconv.ParseUint(string(entry.Value()), 10, 64)
+		if _, err = kv.Update(ctx, key, []byte(strconv.FormatUint(old+n, 10)), entry.Revision()); err == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("add to count %s: too much contention", key)
+}
+
+// readCount returns the count under key, 0 when there is none.
+func readCount(ctx context.Context, kv jetstream.KeyValue, key string) (uint64, error) {
+	entry, err := kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read count %s: %w", key, err)
+	}
+	n, err := strconv.ParseUint(string(entry.Value()), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("count %s is not a number: %w", key, err)
+	}
+	return n, nil
+}
+
+// forgetCounts removes every count of p.
+func (s *State) forgetCounts(ctx context.Context, p Pipeline) error {
+	keys, err := s.Counts.ListKeysFiltered(ctx, p.CountKey("*"))
+	if err != nil {
+		return fmt.Errorf("list the counts of %s: %w", p, err)
+	}
+	for key := range keys.Keys() {
+		if err := s.Counts.Purge(ctx, key); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+			return fmt.Errorf("forget the counts of %s: %w", p, err)
+		}
+	}
+	return nil
+}

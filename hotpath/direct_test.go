@@ -1,0 +1,152 @@
+package hotpath
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/vrsky/vrsky/connectors/sdk"
+	"github.com/vrsky/vrsky/internal/testenv"
+)
+
+// TestOnlyProducerIsDeliveredFromTheProcessStage: with one producer the
+// process stage writes to it directly; nothing travels through
+// `out.<producer>`, and the stage's counters still show every delivery.
+func TestOnlyProducerIsDeliveredFromTheProcessStage(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "sink")
+	p := h.deploy("direct", []string{"exclaim"}, "sink")
+	const n = 50
+	var msgs []sdk.Message
+	for i := range n {
+		msgs = append(msgs, msg(fmt.Sprintf("m%d", i), "hi"))
+	}
+	h.send(p, msgs...)
+	sink := h.producers["sink"]
+	require.Eventually(t, func() bool { return sink.delivered() == n }, 10*time.Second, 20*time.Millisecond)
+	require.Equal(t, []byte("hi!"), sink.body("m7"))
+
+	ctx := context.Background()
+	stream, err := h.js.Stream(ctx, p.Stream())
+	require.NoError(t, err)
+	c, err := stream.Consumer(ctx, DeliverStage("sink"))
+	require.NoError(t, err, "the producer's consumer still exists, for replays and large bodies")
+	info, err := c.Info(ctx)
+	require.NoError(t, err)
+	require.Zero(t, info.Delivered.Stream, "no message took the second hop")
+
+	var stages []StageCount
+	require.Eventually(t, func() bool {
+		stages, _, err = Counters(ctx, h.js, h.state.Counts, p)
+		return err == nil && len(stages) == 2 && stages[0].Acked == n && stages[1].Acked == n
+	}, 10*time.Second, 50*time.Millisecond, "stages %+v err %v", stages, err)
+	require.Zero(t, h.streamMsgs(p), "every input was acked")
+}
+
+// TestDirectDeliveryDeadLetterIsReplayedToTheProducer: a delivery that
+// failed in the process stage is dead-lettered as the producer's message
+// (converted, with the producer's subject), so a replay goes to the
+// producer and does not run the steps again.
+func TestDirectDeliveryDeadLetterIsReplayedToTheProducer(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "sink")
+	sink := h.producers["sink"]
+	sink.setFail(func(m sdk.Message) error {
+		if m.ID == "bad" {
+			return sdk.Permanentf("rejected")
+		}
+		return nil
+	})
+	p := h.deploy("direct-dlq", []string{"exclaim"}, "sink")
+	h.send(p, msg("bad", "x"), msg("good", "y"))
+	require.Eventually(t, func() bool { return len(h.dlq()) == 1 }, 10*time.Second, 20*time.Millisecond)
+	dead := h.dlq()[0]
+	require.Equal(t, DeliverStage("sink"), dead.Header.Get(HeaderDLQStage))
+	require.Equal(t, p.OutSubject("sink"), dead.Header.Get(HeaderDLQSubject))
+	require.Equal(t, "x!", string(dead.Data), "the converted message is kept")
+
+	ctx := context.Background()
+	var stages []StageCount
+	var deadCount uint64
+	var err error
+	require.Eventually(t, func() bool {
+		stages, deadCount, err = Counters(ctx, h.js, h.state.Counts, p)
+		return err == nil && deadCount == 1 && len(stages) == 2 && stages[0].Acked == 2
+	}, 10*time.Second, 50*time.Millisecond, "a dead letter is finished too: stages %+v", stages)
+
+	sink.setFail(nil)
+	require.NoError(t, ReplayDeadLetter(ctx, h.js, nil, h.tenant, dead.Sequence))
+	require.Eventually(t, func() bool { return sink.body("bad") != nil }, 10*time.Second, 20*time.Millisecond)
+	require.Equal(t, "x!", string(sink.body("bad")), "the steps did not run again")
+}
+
+func TestCountsAddUpAcrossWriters(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	_, js := testenv.JetStream(t)
+	state, err := OpenState(ctx, js)
+	require.NoError(t, err)
+	p := Pipeline{Tenant: "t" + testenv.RandomID(6), Integration: "counted"}
+	key := p.CountKey(DeliverStage("sink"))
+
+	n, err := readCount(ctx, state.Counts, key)
+	require.NoError(t, err)
+	require.Zero(t, n, "nothing counted yet")
+
+	// Two runners flushing into the same key at once lose nothing.
+	var wg sync.WaitGroup
+	for range 2 {
+		c := &stageCount{kv: state.Counts, key: key}
+		wg.Go(func() {
+			for range 20 {
+				c.add(3)
+				require.NoError(t, c.flush(ctx))
+			}
+		})
+	}
+	wg.Wait()
+	n, err = readCount(ctx, state.Counts, key)
+	require.NoError(t, err)
+	require.Equal(t, uint64(120), n)
+
+	// run flushes on its own, and once more when it stops.
+	c := &stageCount{kv: state.Counts, key: key}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { c.run(runCtx, 10*time.Millisecond); close(done) }()
+	c.add(5)
+	require.Eventually(t, func() bool { n, _ = readCount(ctx, state.Counts, key); return n == 125 }, 5*time.Second, 10*time.Millisecond)
+	c.add(1)
+	stop()
+	<-done
+	n, err = readCount(ctx, state.Counts, key)
+	require.NoError(t, err)
+	require.Equal(t, uint64(126), n)
+
+	// A value that is not a number is reported, not taken as zero.
+	_, err = state.Counts.Put(ctx, p.CountKey(StageProcess), []byte("lots"))
+	require.NoError(t, err)
+	_, err = readCount(ctx, state.Counts, p.CountKey(StageProcess))
+	require.ErrorContains(t, err, "not a number")
+
+	// Deleting the pipeline forgets its counts, and only its own.
+	other := Pipeline{Tenant: p.Tenant, Integration: "counted-too"}
+	require.NoError(t, addCount(ctx, state.Counts, other.CountKey(StageProcess), 7))
+	require.NoError(t, state.DeleteDesired(ctx, p))
+	n, err = readCount(ctx, state.Counts, key)
+	require.NoError(t, err)
+	require.Zero(t, n)
+	n, err = readCount(ctx, state.Counts, other.CountKey(StageProcess))
+	require.NoError(t, err)
+	require.Equal(t, uint64(7), n)
+}
+
+func TestStageSubjectIsWhatTheStageConsumes(t *testing.T) {
+	p := Pipeline{Tenant: "acme", Integration: "orders"}
+	require.Equal(t, p.InSubject(), p.StageSubject(StageProcess))
+	require.Equal(t, p.OutSubject("crm"), p.StageSubject(DeliverStage("crm")))
+}
