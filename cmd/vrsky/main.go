@@ -22,6 +22,7 @@ var version = "dev"
 var errUsage = errors.New("usage")
 
 func main() {
+	setGCDefault(os.Getenv)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)

@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"sort"
 	"strings"
 
@@ -38,13 +37,22 @@ type Step struct {
 // MaxSpecBytes bounds a spec document.
 const MaxSpecBytes = 1 << 20
 
-var namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
-
 // ValidName reports whether s is usable as a tenant, integration or producer
 // name: lowercase letters, digits and hyphens, starting with a letter or
 // digit, at most 63 characters. These names end up in NATS subjects, stream
 // names and object keys, so nothing else is allowed.
-func ValidName(s string) bool { return namePattern.MatchString(s) }
+// It is checked on every webhook request, so it is a loop, not a regexp.
+func ValidName(s string) bool {
+	if len(s) == 0 || len(s) > 63 || s[0] == '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' {
+			return false
+		}
+	}
+	return true
+}
 
 // ParseJSON decodes a JSON spec, rejecting unknown fields, and validates it.
 func ParseJSON(b []byte) (Integration, error) {

@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 
@@ -85,6 +86,17 @@ func TestValidName(t *testing.T) {
 	for _, bad := range []string{"", "-a", "A", "a_b", "a.b", "a>", "a*", "a b", "../x", strings.Repeat("a", 64)} {
 		require.False(t, ValidName(bad), bad)
 	}
+}
+
+// FuzzValidNameMatchesThePattern holds ValidName to the rule it documents.
+func FuzzValidNameMatchesThePattern(f *testing.F) {
+	pattern := regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+	for _, s := range []string{"", "a", "-a", "a-", "Ab", "a\x00", "é", strings.Repeat("a", 64)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		require.Equal(t, pattern.MatchString(s), ValidName(s), "%q", s)
+	})
 }
 
 func FuzzParseYAML(f *testing.F) {
