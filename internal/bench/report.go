@@ -6,6 +6,8 @@ import (
 	"maps"
 	"slices"
 	"strings"
+
+	"github.com/vrsky/vrsky/hotpath"
 )
 
 // Durability names the durability settings every run uses: JetStream file
@@ -52,6 +54,10 @@ type Report struct {
 	// DrainSeconds is how long after the last answer the bench waited for
 	// the sink.
 	DrainSeconds float64 `json:"drain_s"`
+	// StagesAfterDrain are the pipeline's stage counters when messages were
+	// missing after the drain: they tell messages still waiting or in
+	// flight in the stream (a stall) from messages gone.
+	StagesAfterDrain []hotpath.StageCount `json:"stages_after_drain,omitempty"`
 
 	BaselineRate        float64 `json:"baseline_rate"`
 	BaselineMessageSize int     `json:"baseline_message_size,omitempty"`

@@ -401,7 +401,26 @@ func (r *runner) step(ctx context.Context, rate float64) (_ *Report, err error) 
 		rep.NATSStreamBytes, rep.NATSStreamMaxMsgBytes = &peak, &perMsg
 	}
 	fmt.Fprintf(cfg.Progress, "%s: sustained %.0f/s, p99 %.2f ms, lost %d, errors %d\n", name, rep.SustainedRate, rep.P99, rep.Lost, rep.Errors)
+	if rep.Lost > 0 {
+		r.explainMissing(ctx, rep, p)
+	}
 	return rep, nil
+}
+
+// explainMissing adds the pipeline's stage counters to a report with
+// messages missing after the drain, and prints them.
+func (r *runner) explainMissing(ctx context.Context, rep *Report, p hotpath.Pipeline) {
+	stages, dead, err := hotpath.Counters(ctx, r.js, r.state.Counts, p)
+	if err != nil {
+		fmt.Fprintf(r.cfg.Progress, "%s: stage counters unreadable: %v\n", p.Integration, err)
+		return
+	}
+	rep.StagesAfterDrain = stages
+	for _, s := range stages {
+		fmt.Fprintf(r.cfg.Progress, "%s: after the drain %s acked %d, pending %d, in flight %d, redelivered %d\n",
+			p.Integration, s.Stage, s.Acked, s.Pending, s.InFlight, s.Redelivered)
+	}
+	fmt.Fprintf(r.cfg.Progress, "%s: after the drain %d dead letters\n", p.Integration, dead)
 }
 
 // measure runs send (the load of sched) and samples the processes at the

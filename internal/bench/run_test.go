@@ -297,3 +297,34 @@ func TestRunMeasuresCDCEndToEnd(t *testing.T) {
 		return true
 	}, 10*time.Second, 50*time.Millisecond)
 }
+
+// TestMissingMessagesAreExplainedByTheStageCounters: messages missing after
+// the drain are reported with the pipeline's stage counters, which tell a
+// message still waiting in the stream from one gone.
+func TestMissingMessagesAreExplainedByTheStageCounters(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	_, js := testenv.JetStream(t)
+	state, err := hotpath.OpenState(ctx, js)
+	require.NoError(t, err)
+	p := hotpath.Pipeline{Tenant: Tenant, Integration: "bench-stuck"}
+	stream, err := hotpath.EnsureStreams(ctx, js, p)
+	require.NoError(t, err)
+	_, err = stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: hotpath.StageProcess, FilterSubject: p.InSubject(), AckPolicy: jetstream.AckExplicitPolicy})
+	require.NoError(t, err)
+	_, err = js.Publish(ctx, p.InSubject(), []byte("{}"))
+	require.NoError(t, err)
+
+	var progress bytes.Buffer
+	r := &runner{cfg: Config{Progress: &progress}, js: js, state: state}
+	rep := &Report{Lost: 1}
+	r.explainMissing(ctx, rep, p)
+	require.Equal(t, []hotpath.StageCount{{Stage: hotpath.StageProcess, Pending: 1}}, rep.StagesAfterDrain)
+	require.Contains(t, progress.String(), "process acked 0, pending 1, in flight 0")
+	require.Contains(t, progress.String(), "0 dead letters")
+
+	// Unreadable counters are said, not fatal.
+	progress.Reset()
+	(&runner{cfg: Config{Progress: &progress}, js: js, state: state}).explainMissing(ctx, &Report{}, hotpath.Pipeline{Tenant: "BAD"})
+	require.Contains(t, progress.String(), "stage counters unreadable")
+}
