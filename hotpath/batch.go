@@ -1,7 +1,9 @@
 package hotpath
 
 import (
+	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -14,9 +16,30 @@ type batches struct {
 	msgs chan jetstream.Msg
 }
 
-func consumeBatches(c jetstream.Consumer, buffer int) (*batches, error) {
+// A stage's pull requests live pullExpiry; the server sends a heartbeat
+// every pullHeartbeat while one waits, and two missed ones make the client
+// pull again.
+const (
+	pullExpiry    = 10 * time.Second
+	pullHeartbeat = time.Second
+)
+
+// consumeBatches starts feeding a stage from c. Errors the consumer reports
+// (a missed heartbeat, a reconnect) are logged: the client recovers from
+// them on its own.
+//
+// Under overload the server can be left without the client's pull request
+// while the client still counts on it (nats.go#1622): nothing is delivered
+// until the client notices the missing heartbeats and pulls again. The
+// default heartbeat (15 s, so 30 s without messages) is shortened to
+// pullHeartbeat.
+func consumeBatches(c jetstream.Consumer, buffer int, log *slog.Logger) (*batches, error) {
 	b := &batches{msgs: make(chan jetstream.Msg, buffer)}
-	cc, err := c.Consume(func(m jetstream.Msg) { b.msgs <- m }, jetstream.PullMaxMessages(buffer))
+	cc, err := c.Consume(func(m jetstream.Msg) { b.msgs <- m }, jetstream.PullMaxMessages(buffer),
+		jetstream.PullExpiry(pullExpiry), jetstream.PullHeartbeat(pullHeartbeat),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			log.Warn("stage consumer reported an error", "err", err)
+		}))
 	if err != nil {
 		return nil, err
 	}

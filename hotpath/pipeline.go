@@ -158,7 +158,7 @@ func startPipeline(ctx context.Context, d deps, want Desired) (_ *pipeline, err 
 		if err != nil {
 			return nil, err
 		}
-		src, err := consumeBatches(c, stageBuffer)
+		src, err := consumeBatches(c, stageBuffer, log.With("stage", stageName))
 		if err != nil {
 			return nil, fmt.Errorf("consume %s: %w", stageName, err)
 		}
@@ -178,7 +178,7 @@ func startPipeline(ctx context.Context, d deps, want Desired) (_ *pipeline, err 
 	if err := deleteStaleConsumers(ctx, stream, producerNames); err != nil {
 		return nil, err
 	}
-	src, err := consumeBatches(c, stageBuffer)
+	src, err := consumeBatches(c, stageBuffer, log.With("stage", StageProcess))
 	if err != nil {
 		return nil, fmt.Errorf("consume %s: %w", StageProcess, err)
 	}
