@@ -68,7 +68,7 @@ func (d *deliverer) deliver(ctx context.Context, msgs []jetstream.Msg, envs []en
 	)
 	for i, env := range envs {
 		d.metrics.in.Inc()
-		if sp, ok := d.producer.(sdk.StreamProducer); ok && env.bodyRef != "" && sp.CanStream(env.msg) {
+		if sp, ok := d.producer.(sdk.StreamProducer); ok && env.bodyRef != "" && env.msg.Body == nil && sp.CanStream(env.msg) {
 			if from < i { // what came before is written first
 				finished += d.write(ctx, msgs[from:i], envs[from:i])
 			}
@@ -211,7 +211,7 @@ func (d *deliverer) resolveBodies(ctx context.Context, envs []envelope) []error 
 	sem := make(chan struct{}, fetchers)
 	var wg sync.WaitGroup
 	for i := range envs {
-		if envs[i].bodyRef == "" {
+		if envs[i].bodyRef == "" || envs[i].msg.Body != nil { // none, or already here
 			continue
 		}
 		sem <- struct{}{}

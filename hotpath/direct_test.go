@@ -1,7 +1,9 @@
 package hotpath
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
 	"fmt"
 	"sync"
 	"testing"
@@ -149,4 +151,38 @@ func TestStageSubjectIsWhatTheStageConsumes(t *testing.T) {
 	p := Pipeline{Tenant: "acme", Integration: "orders"}
 	require.Equal(t, p.InSubject(), p.StageSubject(StageProcess))
 	require.Equal(t, p.OutSubject("crm"), p.StageSubject(DeliverStage("crm")))
+}
+
+// TestClaimCheckedBodyIsDeliveredDirectlyByReference: an unchanged
+// claim-checked body goes to the only producer without a second hop and
+// without travelling through NATS: streamed from the blob store when no
+// step read it, written from memory when a step already fetched it.
+func TestClaimCheckedBodyIsDeliveredDirectlyByReference(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "stream-sink")
+	bare := h.deploy("by-ref", nil, "stream-sink")
+	filtered := h.deploy("by-ref-filtered", []string{"header-router"}, "stream-sink")
+	big := make([]byte, 1<<20)
+	_, _ = rand.Read(big)
+	h.send(bare, sdk.Message{ID: "bare", Body: big})
+	h.send(filtered, sdk.Message{ID: "filtered", Body: big})
+
+	sink := h.producers["stream-sink"]
+	require.Eventually(t, func() bool { return sink.delivered() == 2 }, 20*time.Second, 50*time.Millisecond)
+	require.True(t, bytes.Equal(big, sink.body("bare")))
+	require.True(t, bytes.Equal(big, sink.body("filtered")))
+	sink.mu.Lock()
+	require.Equal(t, []string{"bare"}, sink.streamed, "a body already fetched is not fetched again")
+	sink.mu.Unlock()
+
+	ctx := context.Background()
+	for _, p := range []Pipeline{bare, filtered} {
+		stream, err := h.js.Stream(ctx, p.Stream())
+		require.NoError(t, err)
+		c, err := stream.Consumer(ctx, DeliverStage("stream-sink"))
+		require.NoError(t, err)
+		info, err := c.Info(ctx)
+		require.NoError(t, err)
+		require.Zero(t, info.Delivered.Stream, "%s: no second hop", p)
+	}
 }

@@ -63,9 +63,13 @@ func (pr *processor) handle(batch []jetstream.Msg) {
 			pr.failures.fail(ctx, pr.p, StageProcess, m, env, sdk.PermanentError(err))
 			continue
 		}
-		if err := pr.claims.resolve(ctx, &env); err != nil {
-			_ = m.NakWithDelay(time.Second) // blob store trouble: not the message's fault
-			continue
+		// Without steps nothing reads the body: a claim-checked one stays
+		// in the blob store, and its reference travels on.
+		if len(pr.steps) > 0 {
+			if err := pr.claims.resolve(ctx, &env); err != nil {
+				_ = m.NakWithDelay(time.Second) // blob store trouble: not the message's fault
+				continue
+			}
 		}
 		if reason := env.msg.Header(sdk.HeaderRecordError); reason != "" {
 			pr.failures.fail(ctx, pr.p, StageProcess, m, env, sdk.Permanentf("unreadable record: %s", reason))
@@ -82,8 +86,8 @@ func (pr *processor) handle(batch []jetstream.Msg) {
 			_ = m.Ack()
 			continue
 		}
-		if pr.deliversDirectly(out, routes) {
-			directMsgs, direct = append(directMsgs, m), append(direct, envelope{msg: out})
+		if target, ok := pr.directEnvelope(env, out, routes); ok {
+			directMsgs, direct = append(directMsgs, m), append(direct, target)
 			continue
 		}
 		futures, err := pr.publish(ctx, env, out, routes)
@@ -118,14 +122,23 @@ func (pr *processor) handle(batch []jetstream.Msg) {
 	}
 }
 
-// deliversDirectly reports whether out goes to the only producer without a
-// second hop: it has to be small enough to be dead-lettered inline, since a
-// larger body is claim-checked and streamed from `out.<producer>`.
-func (pr *processor) deliversDirectly(out sdk.Message, routes []string) bool {
-	if pr.direct == nil || len(out.Body) > pr.claims.threshold() {
-		return false
+// directEnvelope returns what out becomes for the only producer when it
+// goes there without a second hop, and false when it takes the
+// `out.<producer>` hop: when there are other producers, or when out is a new
+// body too large to be dead-lettered inline (that hop claim-checks it). An
+// unchanged claim-checked body keeps its reference: the deliverer fetches or
+// streams it.
+func (pr *processor) directEnvelope(in envelope, out sdk.Message, routes []string) (envelope, bool) {
+	if pr.direct == nil || routes != nil && (len(routes) != 1 || routes[0] != pr.producers[0]) {
+		return envelope{}, false
 	}
-	return routes == nil || len(routes) == 1 && routes[0] == pr.producers[0]
+	if in.bodyRef != "" && sameBytes(in.msg.Body, out.Body) {
+		return envelope{msg: out, bodyRef: in.bodyRef, size: in.size}, true
+	}
+	if len(out.Body) > pr.claims.threshold() {
+		return envelope{}, false
+	}
+	return envelope{msg: out}, true
 }
 
 // run applies the chain. routes is nil when no filter chose producers.
