@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 )
 
@@ -23,6 +24,7 @@ func AppendBody(dst []byte, seq int64, size int) ([]byte, error) {
 		return dst, fmt.Errorf("build body: negative seq %d", seq)
 	}
 	start := len(dst)
+	dst = slices.Grow(dst, size) // once, not by doubling: bodies can be 10 MiB
 	dst = append(dst, `{"seq":`...)
 	dst = strconv.AppendInt(dst, seq, 10)
 	cust := seq % 1000

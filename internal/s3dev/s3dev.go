@@ -10,10 +10,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -53,10 +55,18 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("start s3: create %s: %w", opts.Dir, err)
 	}
-	backend, err := s3afero.MultiBucket(afero.NewBasePathFs(afero.NewOsFs(), opts.Dir))
+	multi, err := s3afero.MultiBucket(afero.NewBasePathFs(afero.NewOsFs(), opts.Dir))
 	if err != nil {
 		return nil, fmt.Errorf("start s3 on %s: %w", opts.Dir, err)
 	}
+	uploads := filepath.Join(opts.Dir, uploadsDir)
+	if err := os.RemoveAll(uploads); err != nil { // what a stopped server left
+		return nil, fmt.Errorf("start s3: clear %s: %w", uploads, err)
+	}
+	if err := os.Mkdir(uploads, 0o700); err != nil {
+		return nil, fmt.Errorf("start s3: create %s: %w", uploads, err)
+	}
+	backend := spooledUploads{Backend: multi, dir: uploads}
 	addr := opts.Addr
 	if addr == "" {
 		addr = "127.0.0.1:0"
@@ -81,6 +91,34 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		}
 	}()
 	return s, nil
+}
+
+// uploadsDir, under Options.Dir, holds bodies being uploaded.
+const uploadsDir = "uploads"
+
+// spooledUploads receives each upload's body into a file of its own before
+// storing it. The backend holds one lock over every operation, and storing
+// straight from the request would hold it while the body crosses the
+// network (and is hashed): one upload at a time, whatever its size.
+type spooledUploads struct {
+	gofakes3.Backend
+	dir string
+}
+
+func (b spooledUploads) PutObject(bucket, key string, meta map[string]string, input io.Reader, size int64, conditions *gofakes3.PutConditions) (gofakes3.PutObjectResult, error) {
+	f, err := os.CreateTemp(b.dir, "upload-*")
+	if err != nil {
+		return gofakes3.PutObjectResult{}, err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	if _, err := io.Copy(f, input); err != nil {
+		return gofakes3.PutObjectResult{}, err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return gofakes3.PutObjectResult{}, err
+	}
+	return b.Backend.PutObject(bucket, key, meta, f, size, conditions)
 }
 
 // Endpoint is host:port as minio-go expects it.

@@ -3,6 +3,7 @@ package s3dev
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -62,4 +63,56 @@ func TestStartErrors(t *testing.T) {
 
 	_, err = Start(ctx, Options{Dir: t.TempDir(), Addr: "256.0.0.1:0"})
 	require.Error(t, err)
+}
+
+// TestUploadsDoNotWaitForEachOther: an upload whose body is still arriving
+// does not hold up the others.
+func TestUploadsDoNotWaitForEachOther(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	srv, err := Start(ctx, Options{Dir: dir})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	store, err := blobstore.New(blobstore.Config{Endpoint: srv.Endpoint(), AccessKey: "k", SecretKey: "s", Bucket: "uploading"})
+	require.NoError(t, err)
+	require.NoError(t, store.EnsureBucket(ctx))
+
+	body, feed := io.Pipe()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, srv.URL()+"/uploading/slow", body)
+	require.NoError(t, err)
+	req.ContentLength = 8
+	slow := make(chan error, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				err = errors.New(resp.Status)
+			}
+		}
+		slow <- err
+	}()
+	_, err = feed.Write([]byte("half"))
+	require.NoError(t, err)
+	time.Sleep(300 * time.Millisecond) // the server is reading the body now
+
+	quick, stop := context.WithTimeout(ctx, 5*time.Second)
+	defer stop()
+	require.NoError(t, store.Put(quick, "fast", bytes.NewReader([]byte("quick")), 5, "text/plain"), "not held up by the slow upload")
+
+	_, err = feed.Write([]byte("done"))
+	require.NoError(t, err)
+	require.NoError(t, feed.Close())
+	require.NoError(t, <-slow)
+	for key, want := range map[string]string{"slow": "halfdone", "fast": "quick"} {
+		r, err := store.Get(ctx, key)
+		require.NoError(t, err)
+		got, _ := io.ReadAll(r)
+		r.Close()
+		require.Equal(t, want, string(got))
+	}
+	entries, err := os.ReadDir(filepath.Join(dir, uploadsDir))
+	require.NoError(t, err)
+	require.Empty(t, entries, "spooled bodies are removed")
 }
