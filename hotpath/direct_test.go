@@ -57,12 +57,7 @@ func TestDirectDeliveryDeadLetterIsReplayedToTheProducer(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, "sink")
 	sink := h.producers["sink"]
-	sink.setFail(func(m sdk.Message) error {
-		if m.ID == "bad" {
-			return sdk.Permanentf("rejected")
-		}
-		return nil
-	})
+	sink.setFail(failID("bad", sdk.Permanentf("rejected")))
 	p := h.deploy("direct-dlq", []string{"exclaim"}, "sink")
 	h.send(p, msg("bad", "x"), msg("good", "y"))
 	require.Eventually(t, func() bool { return len(h.dlq()) == 1 }, 10*time.Second, 20*time.Millisecond)

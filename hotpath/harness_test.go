@@ -98,6 +98,17 @@ func (r *recorder) Close(context.Context) error { r.mu.Lock(); r.closed++; r.mu.
 
 func (r *recorder) setFail(f func(sdk.Message) error) { r.mu.Lock(); r.failWith = f; r.mu.Unlock() }
 
+// failID is a setFail function failing the message id with err and
+// writing every other.
+func failID(id string, err error) func(sdk.Message) error {
+	return func(m sdk.Message) error {
+		if m.ID == id {
+			return err
+		}
+		return nil
+	}
+}
+
 func (r *recorder) delivered() int { r.mu.Lock(); defer r.mu.Unlock(); return len(r.got) }
 
 func (r *recorder) body(id string) []byte { r.mu.Lock(); defer r.mu.Unlock(); return r.got[id] }

@@ -72,12 +72,7 @@ func TestFailingProducerGetsFourAttemptsThenDLQ(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, "sink")
 	sink := h.producers["sink"]
-	sink.setFail(func(m sdk.Message) error {
-		if m.ID == "bad" {
-			return errors.New("target said 500")
-		}
-		return nil
-	})
+	sink.setFail(failID("bad", errors.New("target said 500")))
 	p := h.deploy("retries", nil, "sink")
 	h.send(p, msg("bad", "x"), msg("good", "y"))
 
@@ -399,12 +394,7 @@ func TestClaimCheckedBatchesAreSplitByBytes(t *testing.T) {
 func TestCountersShowEachStageAndTheDeadLetters(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, "sink")
-	h.producers["sink"].setFail(func(m sdk.Message) error {
-		if m.ID == "bad" {
-			return sdk.Permanentf("rejected")
-		}
-		return nil
-	})
+	h.producers["sink"].setFail(failID("bad", sdk.Permanentf("rejected")))
 	p := h.deploy("counted", nil, "sink")
 	ctx := context.Background()
 
