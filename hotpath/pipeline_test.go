@@ -320,6 +320,8 @@ func TestStopStartUpdateAndDelete(t *testing.T) {
 	require.Equal(t, 2, st.Version)
 	h.send(p, msg("after-update", "y"))
 	require.Eventually(t, func() bool { return h.producers["b"].delivered() == 2 }, 5*time.Second, 20*time.Millisecond)
+	counted := func() uint64 { n, _ := readCount(ctx, h.state.Counts, p.CountKey(DeliverStage("b"))); return n }
+	require.Eventually(t, func() bool { return counted() == 2 }, 5*time.Second, 20*time.Millisecond, "b's direct deliveries are counted")
 
 	require.NoError(t, h.state.DeleteDesired(ctx, p))
 	require.Eventually(t, func() bool {
@@ -330,6 +332,7 @@ func TestStopStartUpdateAndDelete(t *testing.T) {
 		_, ok, err := h.state.GetStatus(ctx, p)
 		return err == nil && !ok
 	}, 5*time.Second, 20*time.Millisecond, "and its status")
+	require.Zero(t, counted(), "and its counts, flushed while it stopped")
 }
 
 func TestBrokenSpecIsReportedDegraded(t *testing.T) {

@@ -136,6 +136,11 @@ func (r *Runner) reconcile(ctx context.Context, d deps, state *State, entry jets
 			if err := r.deleteStream(ctx, p); err != nil {
 				d.log.Warn("delete pipeline stream", "key", key, "err", err)
 			}
+			// Its stages flushed their counts while stopping; those must
+			// not outlive it (DeleteDesired may have forgotten them first).
+			if err := state.forgetCounts(ctx, p); err != nil {
+				d.log.Warn("forget pipeline counts", "key", key, "err", err)
+			}
 		}
 		if entry.Operation() == jetstream.KeyValueDelete { // a purge comes after a retirement
 			r.retire(ctx, d, state, key, entry.Revision(), last)
