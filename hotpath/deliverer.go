@@ -117,11 +117,11 @@ func (d *deliverer) write(ctx context.Context, batch []jetstream.Msg, decoded []
 	for i := range envs {
 		out[i] = envs[i].msg
 	}
+	d.lock(msgs)
 	wctx, cancel := context.WithTimeout(ctx, writeTimeout)
-	d.writing.Lock()
 	err := d.producer.Write(wctx, out)
-	d.writing.Unlock()
 	cancel()
+	d.writing.Unlock()
 	return d.settle(ctx, msgs, envs, err, began)
 }
 
@@ -137,11 +137,11 @@ func (d *deliverer) stream(ctx context.Context, sp sdk.StreamProducer, m jetstre
 	}
 	defer r.Close()
 	body := &readErrors{r: r}
+	d.lock([]jetstream.Msg{m})
 	wctx, cancel := context.WithTimeout(ctx, writeTimeout)
-	d.writing.Lock()
 	err = sp.WriteStream(wctx, env.msg, body, env.size)
-	d.writing.Unlock()
 	cancel()
+	d.writing.Unlock()
 	if err != nil && body.err != nil {
 		d.log.Warn("claim-checked body could not be read while streamed", "stage", d.stage, "message_id", env.msg.ID, "err", body.err)
 		_ = m.NakWithDelay(time.Second)
@@ -150,6 +150,25 @@ func (d *deliverer) stream(ctx context.Context, sp sdk.StreamProducer, m jetstre
 	d.metrics.bytes.Add(float64(env.size))
 	d.metrics.claimBytes.Add(float64(body.n))
 	return d.settle(ctx, []jetstream.Msg{m}, []envelope{env}, err, began)
+}
+
+// lockWaitNoticed is how long a write may wait for the producer before the
+// messages it holds get their ack timers restarted.
+const lockWaitNoticed = time.Second
+
+// lock takes the producer for a write of msgs. Another worker may hold it
+// for up to writeTimeout, and msgs' ack timers run meanwhile: after a long
+// wait they are restarted (InProgress), so that the write has its whole
+// writeTimeout before JetStream would deliver msgs again.
+func (d *deliverer) lock(msgs []jetstream.Msg) {
+	began := time.Now()
+	d.writing.Lock()
+	if time.Since(began) < lockWaitNoticed {
+		return
+	}
+	for _, m := range msgs {
+		_ = m.InProgress()
+	}
 }
 
 // readErrors passes reads through and keeps the first error that is not

@@ -6,8 +6,11 @@ import (
 	"crypto/rand"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/stretchr/testify/require"
 
@@ -180,4 +183,30 @@ func TestClaimCheckedBodyIsDeliveredDirectlyByReference(t *testing.T) {
 		require.NoError(t, err)
 		require.Zero(t, info.Delivered.Stream, "%s: no second hop", p)
 	}
+}
+
+// progressMsg records InProgress calls.
+type progressMsg struct {
+	jetstream.Msg
+	inProgress atomic.Int32
+}
+
+func (m *progressMsg) InProgress() error { m.inProgress.Add(1); return nil }
+
+// TestLongWaitForTheProducerRestartsAckTimers: a write that waited for
+// another worker's write restarts its messages' ack timers; one that did
+// not wait leaves them alone.
+func TestLongWaitForTheProducerRestartsAckTimers(t *testing.T) {
+	t.Parallel()
+	d := &deliverer{}
+	m := &progressMsg{}
+	d.lock([]jetstream.Msg{m})
+	d.writing.Unlock()
+	require.Zero(t, m.inProgress.Load(), "no wait, no restart")
+
+	d.writing.Lock() // another worker writes
+	go func() { time.Sleep(lockWaitNoticed + 100*time.Millisecond); d.writing.Unlock() }()
+	d.lock([]jetstream.Msg{m})
+	d.writing.Unlock()
+	require.EqualValues(t, 1, m.inProgress.Load())
 }
