@@ -2,7 +2,9 @@ package workflows
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"go.temporal.io/api/enums/v1"
@@ -237,7 +239,7 @@ func checkChange(s IntegrationState, action string, req ChangeRequest) error {
 		return refuse("the actor (who asks for the change) is required")
 	}
 	if s.Status == activities.StatusDeleted {
-		return refuse("the integration is deleted")
+		return refuse(refusedDeleted)
 	}
 	switch action {
 	case IntegrationDeploy:
@@ -309,13 +311,32 @@ func withAwaitOptions(ctx workflow.Context) workflow.Context {
 	})
 }
 
+// refusedDeleted is how a deleted integration's lifecycle refuses changes.
+const refusedDeleted = "the integration is deleted"
+
 // ChangeIntegration asks an integration's lifecycle for a change, starting
 // the workflow if it is not running, and returns once the change is
 // accepted (or refused). handle.Get waits for the resulting IntegrationState.
 // action is one of IntegrationDeploy, IntegrationStart, IntegrationStop,
 // IntegrationUpdate and IntegrationDelete; updateID, when set, makes a
 // repeated request (a client retry) the same change.
+//
+// The lifecycle run of an integration deleted a moment ago closes right
+// after the deletion is recorded; a change to an integration created again
+// under the same ID in between would meet that run and be refused. Such a
+// change waits for the old run to close and goes to a new one.
 func ChangeIntegration(ctx context.Context, c client.Client, tenant, integration, action, updateID string, req ChangeRequest) (client.WorkflowUpdateHandle, error) {
+	h, err := changeIntegration(ctx, c, tenant, integration, action, updateID, req)
+	if err != nil || !refusedAsDeleted(h) {
+		return h, err
+	}
+	if err := c.GetWorkflow(ctx, h.WorkflowID(), h.RunID()).Get(ctx, nil); err != nil {
+		return nil, fmt.Errorf("%s integration %s/%s: wait for the deleted integration's lifecycle to close: %w", action, tenant, integration, err)
+	}
+	return changeIntegration(ctx, c, tenant, integration, action, updateID, req)
+}
+
+func changeIntegration(ctx context.Context, c client.Client, tenant, integration, action, updateID string, req ChangeRequest) (client.WorkflowUpdateHandle, error) {
 	id := IntegrationWorkflowID(tenant, integration)
 	start := c.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
 		ID:                       id,
@@ -336,4 +357,16 @@ func ChangeIntegration(ctx context.Context, c client.Client, tenant, integration
 		return nil, fmt.Errorf("%s integration %s/%s: %w", action, tenant, integration, err)
 	}
 	return h, nil
+}
+
+// refusedAsDeleted reports whether h's change was refused because the
+// integration is deleted. It does not wait for an accepted change: the
+// outcome of a refused one is in the handle already, and an accepted one's
+// would need the server, which a cancelled context stops at once.
+func refusedAsDeleted(h client.WorkflowUpdateHandle) bool {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var appErr *temporal.ApplicationError
+	return errors.As(h.Get(ctx, nil), &appErr) && appErr.Type() == ErrInvalidTransition &&
+		strings.HasSuffix(appErr.Message(), refusedDeleted)
 }
