@@ -16,13 +16,10 @@ type batches struct {
 	msgs chan jetstream.Msg
 }
 
-// A stage's pull requests live pullExpiry; the server sends a heartbeat
-// every pullHeartbeat while one waits, and two missed ones make the client
-// pull again.
-const (
-	pullExpiry    = 10 * time.Second
-	pullHeartbeat = time.Second
-)
+// pullHeartbeat is how often the server signals a waiting pull request
+// (nats.go's default is 15 s); two missed ones make the client pull again.
+// An idle stage costs one small message per pullHeartbeat.
+const pullHeartbeat = time.Second
 
 // consumeBatches starts feeding a stage from c. Errors the consumer reports
 // (a missed heartbeat, a reconnect) are logged: the client recovers from
@@ -36,7 +33,7 @@ const (
 func consumeBatches(c jetstream.Consumer, buffer int, log *slog.Logger) (*batches, error) {
 	b := &batches{msgs: make(chan jetstream.Msg, buffer)}
 	cc, err := c.Consume(func(m jetstream.Msg) { b.msgs <- m }, jetstream.PullMaxMessages(buffer),
-		jetstream.PullExpiry(pullExpiry), jetstream.PullHeartbeat(pullHeartbeat),
+		jetstream.PullHeartbeat(pullHeartbeat),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			log.Warn("stage consumer reported an error", "err", err)
 		}))
