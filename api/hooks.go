@@ -215,7 +215,30 @@ func (h *Webhooks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusAccepted)
-	_ = json.NewEncoder(w).Encode(answer)
+	_, _ = w.Write(answer.appendJSON(make([]byte, 0, 32+len(answer.ID))))
+}
+
+// appendJSON appends what json.NewEncoder(w).Encode(a) writes, without
+// reflection: IDs are printable ASCII (validIdempotencyKey, newMessageID).
+func (a HookAccepted) appendJSON(b []byte) []byte {
+	b = append(b, `{"id":"`...)
+	for i := 0; i < len(a.ID); i++ {
+		switch c := a.ID[i]; c {
+		case '"', '\\':
+			b = append(b, '\\', c)
+		case '<', '>', '&':
+			b = append(b, `\u00`...)
+			b = append(b, hex.EncodeToString([]byte{c})...)
+		default:
+			b = append(b, c)
+		}
+	}
+	b = append(b, '"')
+	if a.Count != 0 {
+		b = append(b, `,"count":`...)
+		b = strconv.AppendInt(b, int64(a.Count), 10)
+	}
+	return append(b, "}\n"...)
 }
 
 // readBody reads the request's whole body, at most limit bytes. A declared
@@ -305,25 +328,27 @@ func validIdempotencyKey(k string) bool {
 // (X-… headers such as X-GitHub-Event, and User-Agent), bounded in number
 // and size. Credentials (Authorization, Cookie) are never kept.
 func forwardedHeaders(h http.Header) map[string]string {
-	out := make(map[string]string)
+	var out map[string]string
 	for k, v := range h {
-		if len(out) >= maxForwardedHeaders || len(v) == 0 {
-			continue
-		}
-		lk := strings.ToLower(k)
-		if !strings.HasPrefix(lk, "x-") && lk != "user-agent" {
+		if len(out) >= maxForwardedHeaders || len(v) == 0 || !forwarded(k) {
 			continue
 		}
 		val := v[0]
 		if len(val) > maxHeaderValue {
 			val = val[:maxHeaderValue]
 		}
-		out[lk] = val
-	}
-	if len(out) == 0 {
-		return nil
+		if out == nil {
+			out = make(map[string]string)
+		}
+		out[strings.ToLower(k)] = val
 	}
 	return out
+}
+
+// forwarded reports whether header k is kept with the message: X-… and
+// User-Agent, in any case. net/http admits only ASCII header names.
+func forwarded(k string) bool {
+	return len(k) >= 2 && (k[0] == 'x' || k[0] == 'X') && k[1] == '-' || strings.EqualFold(k, "User-Agent")
 }
 
 func newMessageID() string {

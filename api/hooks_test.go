@@ -376,3 +376,41 @@ func TestWebhookStoresAnNDJSONBatchAsOneMessagePerLine(t *testing.T) {
 	}
 	require.EqualValues(t, 3, e.streamMsgs(t, p), "refused batches store nothing")
 }
+
+func TestForwardedHeadersKeepXAndUserAgentOnly(t *testing.T) {
+	h := http.Header{
+		"X-Github-Event": {"push"}, "User-Agent": {"curl"}, "x-lower": {"kept"},
+		"Authorization": {"Bearer secret"}, "Content-Type": {"application/json"}, "X-Empty": {},
+		"X-Long": {strings.Repeat("v", maxHeaderValue+10)}, "X": {"too short to be X-"},
+	}
+	got := forwardedHeaders(h)
+	require.Equal(t, map[string]string{
+		"x-github-event": "push", "user-agent": "curl", "x-lower": "kept",
+		"x-long": strings.Repeat("v", maxHeaderValue),
+	}, got)
+	require.Nil(t, forwardedHeaders(http.Header{"Content-Type": {"text/plain"}}), "none kept: no map")
+
+	many := http.Header{}
+	for i := range maxForwardedHeaders + 5 {
+		many.Set(fmt.Sprintf("X-H%d", i), "v")
+	}
+	require.Len(t, forwardedHeaders(many), maxForwardedHeaders)
+}
+
+// FuzzHookAnswerMatchesEncodingJSON: the 202's body is what encoding/json
+// would write, for every ID the ingress can answer with.
+func FuzzHookAnswerMatchesEncodingJSON(f *testing.F) {
+	for _, id := range []string{"order-1", `a"b\c`, "<&>", "~!@#$%^*()", strings.Repeat("z", MaxIdempotencyKey)} {
+		f.Add(id, 0)
+		f.Add(id, 1000)
+	}
+	f.Fuzz(func(t *testing.T, id string, count int) {
+		if !validIdempotencyKey(id) || count < 0 {
+			return
+		}
+		a := HookAccepted{ID: id, Count: count}
+		var want bytes.Buffer
+		require.NoError(t, json.NewEncoder(&want).Encode(a))
+		require.Equal(t, want.String(), string(a.appendJSON(nil)))
+	})
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -68,7 +69,7 @@ func (d *deliverer) deliver(ctx context.Context, msgs []jetstream.Msg, envs []en
 	)
 	for i, env := range envs {
 		d.metrics.in.Inc()
-		if sp, ok := d.producer.(sdk.StreamProducer); ok && env.bodyRef != "" && env.msg.Body == nil && sp.CanStream(env.msg) {
+		if sp, ok := d.producer.(sdk.StreamProducer); ok && needsBody(env) && sp.CanStream(env.msg) {
 			if from < i { // what came before is written first
 				finished += d.write(ctx, msgs[from:i], envs[from:i])
 			}
@@ -223,14 +224,20 @@ func (d *deliverer) settle(ctx context.Context, msgs []jetstream.Msg, envs []env
 	return finished
 }
 
+// needsBody reports whether env's body is in the blob store and not here.
+func needsBody(env envelope) bool { return env.bodyRef != "" && env.msg.Body == nil }
+
 // resolveBodies fetches the claim-checked bodies of envs, a few at a time,
 // and returns each message's fetch error (nil when it has its body).
 func (d *deliverer) resolveBodies(ctx context.Context, envs []envelope) []error {
 	errs := make([]error, len(envs))
+	if !slices.ContainsFunc(envs, needsBody) {
+		return errs
+	}
 	sem := make(chan struct{}, fetchers)
 	var wg sync.WaitGroup
 	for i := range envs {
-		if envs[i].bodyRef == "" || envs[i].msg.Body != nil { // none, or already here
+		if !needsBody(envs[i]) {
 			continue
 		}
 		sem <- struct{}{}

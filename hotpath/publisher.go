@@ -40,8 +40,10 @@ func (pub *Publisher) Publish(ctx context.Context, p Pipeline, msgs []sdk.Messag
 	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
 	for _, m := range msgs {
 		env := envelope{msg: m}
-		if err := pub.Claims.offload(ctx, p.ClaimKey(m.ID), &env); err != nil {
-			return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		if len(m.Body) > pub.Claims.threshold() { // the key is a hash: only when needed
+			if err := pub.Claims.offload(ctx, p.ClaimKey(m.ID), &env); err != nil {
+				return fmt.Errorf("%w: %w", ErrUnavailable, err)
+			}
 		}
 		f, err := js.PublishMsgAsync(encode(p.InSubject(), m.ID, env), jetstream.WithExpectStream(p.Stream()))
 		if err != nil {
