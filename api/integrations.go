@@ -573,7 +573,8 @@ func (h *integrations) change(ctx context.Context, op, action string, in ChangeI
 	req := workflows.ChangeRequest{Version: version, Actor: p.KeyID, Reason: reason}
 	handle, err := workflows.ChangeIntegration(acceptCtx, h.temporal, p.TenantID, it.ID, action, updateID, req)
 	if err == nil {
-		err = refusal(handle)
+		// How an accepted change ends is not the request's business.
+		err = workflows.Refusal(handle)
 	}
 	var appErr *temporal.ApplicationError
 	if errors.As(err, &appErr) && appErr.Type() == workflows.ErrInvalidTransition {
@@ -589,23 +590,6 @@ func (h *integrations) change(ctx context.Context, op, action string, in ChangeI
 		WorkflowID: workflows.IntegrationWorkflowID(p.TenantID, it.ID), UpdateID: handle.UpdateID(),
 		Action: action, Version: version,
 	}}, nil
-}
-
-// refusal returns the lifecycle's refusal of a change (an application error
-// of type workflows.ErrInvalidTransition), without waiting for an accepted
-// change to finish: a refused (or already finished) change's handle holds its
-// outcome, while an accepted one would poll the server, which a cancelled
-// context stops at once. How an accepted change ends is not the request's
-// business.
-func refusal(h client.WorkflowUpdateHandle) error {
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	err := h.Get(ctx, nil)
-	var appErr *temporal.ApplicationError
-	if errors.As(err, &appErr) && appErr.Type() == workflows.ErrInvalidTransition {
-		return err
-	}
-	return nil
 }
 
 func unavailable(msg string) error {

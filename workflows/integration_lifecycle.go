@@ -360,13 +360,24 @@ func changeIntegration(ctx context.Context, c client.Client, tenant, integration
 }
 
 // refusedAsDeleted reports whether h's change was refused because the
-// integration is deleted. It does not wait for an accepted change: the
-// outcome of a refused one is in the handle already, and an accepted one's
-// would need the server, which a cancelled context stops at once.
+// integration is deleted.
 func refusedAsDeleted(h client.WorkflowUpdateHandle) bool {
+	var appErr *temporal.ApplicationError
+	return errors.As(Refusal(h), &appErr) && strings.HasSuffix(appErr.Message(), refusedDeleted)
+}
+
+// Refusal returns the lifecycle's refusal of a change (an application error
+// of type ErrInvalidTransition), or nil, without waiting for an accepted
+// change to finish: a refused (or already finished) change's handle holds its
+// outcome, while an accepted one would poll the server, which a cancelled
+// context stops at once.
+func Refusal(h client.WorkflowUpdateHandle) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
+	err := h.Get(ctx, nil)
 	var appErr *temporal.ApplicationError
-	return errors.As(h.Get(ctx, nil), &appErr) && appErr.Type() == ErrInvalidTransition &&
-		strings.HasSuffix(appErr.Message(), refusedDeleted)
+	if errors.As(err, &appErr) && appErr.Type() == ErrInvalidTransition {
+		return err
+	}
+	return nil
 }
