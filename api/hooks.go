@@ -60,10 +60,9 @@ type Webhooks struct {
 	// second; zero means unlimited.
 	TenantRate  float64
 	TenantBurst int
-	// Secrets returns the resolver of a tenant's secrets for signature
-	// secrets written {"secret": NAME}; nil means only {"env": NAME}
-	// secrets resolve.
-	Secrets func(tenant string) sdk.SecretResolver
+	// Tenancy completes the webhook connector's Env with its tenant's
+	// secrets and allowed environment variables; nil resolves none.
+	Tenancy sdk.Tenancy
 	// Logger receives configs that fail to build; nil discards them.
 	Logger *slog.Logger
 
@@ -299,11 +298,13 @@ func (h *Webhooks) config(ctx context.Context, p hotpath.Pipeline, d hotpath.Des
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), configBuildTimeout)
 	defer cancel()
 	env := sdk.Env{Tenant: p.Tenant, Integration: p.Integration, Name: "consumer"}
-	if h.Secrets != nil {
-		env.Secrets = h.Secrets(p.Tenant)
-	}
 	c := &hookConfig{version: d.Version, raw: d.Spec.Consumer.Config, builtAt: time.Now()}
-	c.verifier, c.maxBytes, c.err = webhook.NewVerifier(ctx, env, d.Spec.Consumer.Config)
+	if h.Tenancy != nil {
+		c.err = h.Tenancy.Complete(ctx, &env)
+	}
+	if c.err == nil {
+		c.verifier, c.maxBytes, c.err = webhook.NewVerifier(ctx, env, d.Spec.Consumer.Config)
+	}
 	if c.err != nil && h.Logger != nil {
 		// The error names the secret's reference, never its value.
 		h.Logger.Error("webhook config cannot be built", "pipeline", p.String(), "version", d.Version, "error", c.err)

@@ -233,8 +233,10 @@ type tenantSecrets struct {
 	lookups atomic.Int64
 }
 
-func (s *tenantSecrets) resolver(tenant string) sdk.SecretResolver {
-	return func(_ context.Context, name string) (string, error) {
+// Complete gives env the resolver of its tenant's secrets.
+func (s *tenantSecrets) Complete(_ context.Context, env *sdk.Env) error {
+	tenant := env.Tenant
+	env.Secrets = func(_ context.Context, name string) (string, error) {
 		s.lookups.Add(1)
 		v, ok := s.values[tenant+"/"+name]
 		if !ok {
@@ -242,6 +244,7 @@ func (s *tenantSecrets) resolver(tenant string) sdk.SecretResolver {
 		}
 		return v, nil
 	}
+	return nil
 }
 
 func hmacHex(key, data string) string {
@@ -260,7 +263,7 @@ func TestWebhookVerifiesSignatures(t *testing.T) {
 		"acme/slack":  "slack-secret",
 		"acme/std":    "whsec_" + base64.StdEncoding.EncodeToString(stdKey),
 	}}
-	e.hooks.Secrets = secrets.resolver
+	e.hooks.Tenancy = secrets
 	gh := e.deployConfig(t, "acme", "gh", hotpath.WebhookConnector, `{"signature":{"scheme":"github","secret":{"secret":"github"}}}`, 1, 0)
 	slack := e.deployConfig(t, "acme", "slack", hotpath.WebhookConnector, `{"signature":{"scheme":"slack","secret":{"secret":"slack"}}}`, 1, 0)
 	std := e.deployConfig(t, "acme", "std", hotpath.WebhookConnector, `{"signature":{"scheme":"standard","secret":{"secret":"std"}}}`, 1, 0)

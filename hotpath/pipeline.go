@@ -45,6 +45,7 @@ type deps struct {
 	js       jetstream.JetStream
 	state    *State
 	catalog  *sdk.Catalog
+	tenancy  sdk.Tenancy
 	claims   *ClaimCheck
 	metrics  *Metrics
 	backoff  func(failedAttempts int) time.Duration
@@ -60,6 +61,18 @@ type deps struct {
 // failures returns the failure handling of a stage with metrics m.
 func (d deps) failures(m *pipelineMetrics, log *slog.Logger) *failures {
 	return &failures{js: d.js, state: d.state, claims: d.claims, metrics: m, log: log, backoff: d.backoff}
+}
+
+// tenantEnv is the connector environment of p's tenant, completed by the
+// platform's Tenancy.
+func (d deps) tenantEnv(ctx context.Context, p Pipeline, root string) (sdk.Env, error) {
+	env := sdk.Env{Tenant: p.Tenant, Integration: p.Integration, FileRoot: root}
+	if d.tenancy != nil {
+		if err := d.tenancy.Complete(ctx, &env); err != nil {
+			return sdk.Env{}, fmt.Errorf("tenant %s: %w", p.Tenant, err)
+		}
+	}
+	return env, nil
 }
 
 // startPipeline creates the streams and consumers, builds every connector and
@@ -84,8 +97,14 @@ func startPipeline(ctx context.Context, d deps, want Desired) (_ *pipeline, err 
 			return nil, fmt.Errorf("create the tenant's file root: %w", err)
 		}
 	}
+	base, err := d.tenantEnv(ctx, p, root)
+	if err != nil {
+		return nil, err
+	}
 	env := func(name string) sdk.Env {
-		return sdk.Env{Tenant: p.Tenant, Integration: p.Integration, Name: name, FileRoot: root, Logger: log.With("stage", name)}
+		e := base
+		e.Name, e.Logger = name, log.With("stage", name)
+		return e
 	}
 
 	steps := make([]step, 0, len(want.Spec.Steps))

@@ -57,7 +57,12 @@ func retireConsumer(ctx context.Context, d deps, state *State, key string, last 
 	if d.fileRoot != "" {
 		root = filepath.Join(d.fileRoot, p.Tenant)
 	}
-	env := sdk.Env{Tenant: p.Tenant, Integration: p.Integration, Name: "consumer", FileRoot: root, Logger: log}
+	env, err := d.tenantEnv(ctx, p, root)
+	if err != nil {
+		log.Warn("cannot build the deleted integration's consumer to retire it", "err", err)
+		return false
+	}
+	env.Name, env.Logger = "consumer", log
 	built, err := conn.Build(ctx, env, last.Spec.Consumer.Config)
 	if err != nil {
 		log.Warn("cannot build the deleted integration's consumer to retire it", "err", err)

@@ -38,8 +38,12 @@ type Runner struct {
 	// and its DLQ live; nil keeps every tenant in JS's account.
 	Accounts Accounts
 	Catalog  *sdk.Catalog
-	Claims   *ClaimCheck
-	Metrics  *Metrics
+	// Tenancy completes each connector's Env with its tenant's secrets,
+	// allowed environment variables and egress policy; nil gives
+	// connectors none of them.
+	Tenancy sdk.Tenancy
+	Claims  *ClaimCheck
+	Metrics *Metrics
 	// FileRoot is the directory under which each tenant's file root
 	// (FileRoot/<tenant>) lives; "" disables file connectors.
 	FileRoot string
@@ -83,7 +87,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	d := deps{
 		leases: leases, runnerName: r.Name, leaseRefresh: leaseRefresh,
 		state: state, backoff: backoff,
-		catalog: r.Catalog, claims: r.Claims, metrics: r.Metrics, fileRoot: r.FileRoot, log: log,
+		catalog: r.Catalog, tenancy: r.Tenancy, claims: r.Claims, metrics: r.Metrics, fileRoot: r.FileRoot, log: log,
 		pub: &Publisher{Accounts: r.Accounts, Claims: r.Claims},
 	}
 	watcher, err := state.Desired.WatchAll(ctx)

@@ -93,6 +93,12 @@ type Env struct {
 	// Secrets resolves tenant secrets ({"secret": NAME}); nil where the
 	// role has none.
 	Secrets SecretResolver
+	// LookupEnv reads an environment variable for {"env": NAME}; the
+	// platform lets through only the names its operator allows tenants.
+	// nil refuses every name.
+	LookupEnv func(name string) (string, bool)
+	// Egress is the platform's egress policy for the tenant.
+	Egress EgressPolicy
 }
 
 // Connector describes a connector to the registry.

@@ -28,6 +28,7 @@ import (
 	"github.com/vrsky/vrsky/activities"
 	"github.com/vrsky/vrsky/api"
 	"github.com/vrsky/vrsky/connectors"
+	"github.com/vrsky/vrsky/connectors/sdk"
 	"github.com/vrsky/vrsky/hotpath"
 	"github.com/vrsky/vrsky/internal/blobstore"
 	"github.com/vrsky/vrsky/internal/natsauth"
@@ -58,7 +59,10 @@ type Deps struct {
 	AdminKeyHash []byte
 	// Profiling serves Go's /debug/pprof on the API (vrsky dev only).
 	Profiling bool
-	Logger    *slog.Logger
+	// Tenancy gives connectors their tenant's secrets, allowed environment
+	// variables and egress policy; nil gives them none.
+	Tenancy sdk.Tenancy
+	Logger  *slog.Logger
 }
 
 // Checks returns a readiness probe for each connection that is set.
@@ -143,7 +147,7 @@ func StartRunner(d Deps, name string) *Role {
 	done := make(chan struct{})
 	failed := make(chan error, 1)
 	runner := &hotpath.Runner{
-		JS: d.JS, Accounts: d.accounts(), Catalog: connectors.Catalog(), Claims: d.claims(), Metrics: hotpath.NewMetrics(d.Registry),
+		JS: d.JS, Accounts: d.accounts(), Catalog: connectors.Catalog(), Tenancy: d.Tenancy, Claims: d.claims(), Metrics: hotpath.NewMetrics(d.Registry),
 		FileRoot: d.FileRoot, Name: name, Logger: d.Logger,
 	}
 	go func() {
@@ -185,7 +189,7 @@ func NewAPI(ctx context.Context, d Deps, version string, webhookTenantRate float
 	srv := api.New(opts)
 	srv.RegisterWebhooks(&api.Webhooks{
 		Pipelines: cache, Publisher: &hotpath.Publisher{Accounts: d.accounts(), Claims: d.claims()}, TenantRate: webhookTenantRate,
-		Logger: d.Logger,
+		Tenancy: d.Tenancy, Logger: d.Logger,
 	})
 	return srv, &Role{Stop: func(context.Context) error { cache.Stop(); return nil }}, nil
 }
