@@ -12,16 +12,21 @@ LDFLAGS := -X main.version=$(VERSION)
 DEV_FLAGS ?=
 TEST_FLAGS ?= -count=1 -timeout 30m -cover
 
-.PHONY: dev test deps build release vet fmt clean
+.PHONY: dev test deps build release vet fmt clean vuln
 
 ## dev: install what is missing, build, and run everything in one process.
 dev: deps build
 	./$(BIN) dev $(DEV_FLAGS)
 
 ## test: install what is missing and run the whole test suite.
-test: deps
+test: deps vuln
 	$(GO) vet ./...
 	$(GO) test $(TEST_FLAGS) ./...
+
+## vuln: govulncheck against a local copy of the Go vulnerability database
+## (see docs/security-vulncheck.md).
+vuln:
+	@scripts/govulncheck.sh
 
 ## deps: install the machine packages VRSky needs (PostgreSQL server binaries).
 deps:
