@@ -159,6 +159,9 @@ func TestTenantActivitiesKeepAFailedTenantWithItsReason(t *testing.T) {
 	require.Equal(t, store.TenantActive, got.Status)
 	require.Empty(t, got.FailureReason)
 
+	require.Equal(t, int64(hotpath.DefaultDLQBytes), natsauth.DefaultLimits.DLQBytes,
+		"a DLQ created by a pipeline has the default tenant's size")
+
 	bad := store.DefaultTenantLimits
 	bad.Integrations = -1
 	in.ID, in.Limits = "beta", &bad

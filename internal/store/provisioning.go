@@ -190,13 +190,14 @@ func (s *Store) CountTenantIntegrations(ctx context.Context, tenant string) (int
 
 // checkIntegrationQuota locks the tenant's row for the rest of tx and
 // refuses (ErrQuotaExceeded) when it already has as many integrations as
-// its quota allows. An unknown tenant passes: the insert then finds none.
+// its quota allows. A tenant unknown or not active passes: the insert then
+// finds none and says so.
 func checkIntegrationQuota(ctx context.Context, tx pgx.Tx, tenant string) error {
 	var limits *TenantLimits
 	var n int
 	err := tx.QueryRow(ctx,
 		`SELECT limits, (SELECT count(*) FROM integrations i WHERE i.tenant_id = t.id)
-		 FROM tenants t WHERE id = $1 FOR UPDATE`, tenant).Scan(&limits, &n)
+		 FROM tenants t WHERE id = $1 AND status = $2 FOR UPDATE`, tenant, TenantActive).Scan(&limits, &n)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil
 	}
