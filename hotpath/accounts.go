@@ -18,8 +18,10 @@ type Accounts interface {
 }
 
 // SharedAccount keeps every tenant in one account: isolation then rests on
-// VRSky's subject and stream names alone. Tests and single-account
-// deployments use it; the dev stack gives each tenant its own account.
+// VRSky's subject and stream names alone, and no tenant has a disk quota of
+// its own — only its DLQ's size and its integrations quota hold
+// (docs/adr/0016). Tests and single-tenant or trusted deployments use it;
+// the dev stack gives each tenant its own account.
 type SharedAccount struct{ JS jetstream.JetStream }
 
 // JetStream returns the shared context.

@@ -162,6 +162,15 @@ func TestFullTenantIsRefusedOthersStillWrite(t *testing.T) {
 	}
 }
 
+func TestOvercommittedStore(t *testing.T) {
+	n, err := natsauth.OvercommittedStore(t.TempDir())
+	require.NoError(t, err)
+	require.Positive(t, n)
+	require.Zero(t, n%natsauth.Overcommit, "a multiple of the free disk's share")
+	_, err = natsauth.OvercommittedStore("/no/such/dir")
+	require.Error(t, err)
+}
+
 func TestLimitsValidate(t *testing.T) {
 	for name, tc := range map[string]struct {
 		limits natsauth.Limits
