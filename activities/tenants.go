@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
@@ -43,6 +44,11 @@ type TenantInput struct {
 // CreateTenantRows adds the tenant in status provisioning with its first
 // key (ErrTenantExists when the ID is taken).
 func (a *Tenants) CreateTenantRows(ctx context.Context, in store.NewTenant) error {
+	if in.Limits != nil {
+		if err := in.Limits.Validate(); err != nil {
+			return temporal.NewNonRetryableApplicationError(err.Error(), "InvalidLimits", err)
+		}
+	}
 	_, err := a.Store.BeginTenant(ctx, in)
 	if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrInvalid) {
 		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTenantExists, err)
@@ -69,13 +75,45 @@ func (a *Tenants) PutTenantAccount(ctx context.Context, in TenantAccountInput) e
 	return err
 }
 
-// EnsureTenantStreams creates the tenant's DLQ stream in its account.
-func (a *Tenants) EnsureTenantStreams(ctx context.Context, in TenantInput) error {
+// TenantStreamsInput is a tenant and the size of its DLQ.
+type TenantStreamsInput struct {
+	Tenant   string
+	DLQBytes int64
+}
+
+// EnsureTenantStreams creates or resizes the tenant's DLQ stream in its
+// account (DLQBytes 0: hotpath.DefaultDLQBytes).
+func (a *Tenants) EnsureTenantStreams(ctx context.Context, in TenantStreamsInput) error {
 	js, err := a.Accounts.JetStream(ctx, in.Tenant)
 	if err != nil {
 		return err
 	}
-	return hotpath.EnsureDLQStream(ctx, js, in.Tenant)
+	err = hotpath.EnsureDLQStream(ctx, js, in.Tenant, in.DLQBytes)
+	if insufficientResources(err) {
+		// The server has no room for the tenant's quota: retrying within
+		// seconds does not change that; the provisioning fails with why.
+		return temporal.NewNonRetryableApplicationError(err.Error(), ErrInsufficientResources, err)
+	}
+	return err
+}
+
+// ErrInsufficientResources is the application error type of a JetStream
+// server that cannot hold a tenant's quota.
+const ErrInsufficientResources = "InsufficientResources"
+
+// insufficientResources reports the server's "insufficient storage /
+// memory resources" refusals of a stream.
+func insufficientResources(err error) bool {
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) {
+		return false
+	}
+	const storage, memory, insufficient jetstream.ErrorCode = 10047, 10028, 10023
+	switch apiErr.ErrorCode {
+	case storage, memory, insufficient:
+		return true
+	}
+	return false
 }
 
 // ActivateTenant makes the tenant active: its keys authenticate from now on.
@@ -86,6 +124,18 @@ func (a *Tenants) ActivateTenant(ctx context.Context, in TenantInput) error {
 // PurgeTenantRows removes a tenant whose provisioning failed, and its key.
 func (a *Tenants) PurgeTenantRows(ctx context.Context, in TenantInput) error {
 	return a.Store.PurgeProvisioningTenant(ctx, in.Tenant)
+}
+
+// FailTenantInput is a tenant whose provisioning failed, and why.
+type FailTenantInput struct {
+	Tenant string
+	Reason string
+}
+
+// MarkTenantFailed keeps a tenant whose provisioning failed (and was
+// undone) as failed with the reason; its key never authenticates.
+func (a *Tenants) MarkTenantFailed(ctx context.Context, in FailTenantInput) error {
+	return a.Store.FailTenant(ctx, in.Tenant, in.Reason)
 }
 
 // MarkTenantDeleting revokes the tenant's keys at once and marks it

@@ -62,7 +62,7 @@ func TestTenantActivitiesProvisionAndRemoveEverything(t *testing.T) {
 	require.NoError(t, f.a.CreateTenantRows(ctx, in))
 	require.NoError(t, f.a.CreateTenantRows(ctx, in), "retried")
 	require.NoError(t, f.a.PutTenantAccount(ctx, TenantAccountInput{Tenant: "acme", Limits: natsauth.DefaultLimits}))
-	require.NoError(t, f.a.EnsureTenantStreams(ctx, tenant))
+	require.NoError(t, f.a.EnsureTenantStreams(ctx, TenantStreamsInput{Tenant: "acme", DLQBytes: 32 << 20}))
 	require.NoError(t, f.a.ActivateTenant(ctx, tenant))
 	_, err := f.st.Authenticate(ctx, secret)
 	require.NoError(t, err)
@@ -72,10 +72,14 @@ func TestTenantActivitiesProvisionAndRemoveEverything(t *testing.T) {
 	require.NoError(t, err)
 	js, err := jetstream.New(testenv.Connect(t, f.url, creds))
 	require.NoError(t, err)
-	_, err = js.Stream(ctx, hotpath.DLQStream("acme"))
+	dlq, err := js.Stream(ctx, hotpath.DLQStream("acme"))
 	require.NoError(t, err)
+	require.Equal(t, int64(32<<20), dlq.CachedInfo().Config.MaxBytes, "the DLQ is sized from the tenant's limits")
 	_, err = hotpath.EnsureStreams(ctx, js, hotpath.Pipeline{Tenant: "acme", Integration: "orders"})
 	require.NoError(t, err)
+	dlq, err = js.Stream(ctx, hotpath.DLQStream("acme"))
+	require.NoError(t, err)
+	require.Equal(t, int64(32<<20), dlq.CachedInfo().Config.MaxBytes, "a pipeline leaves the DLQ's size alone")
 	for _, key := range []string{"claims/acme/orders/1", "dlq/acme/orders/2", "claims/other/orders/3"} {
 		require.NoError(t, f.a.Blobs.Put(ctx, key, bytes.NewReader([]byte("x")), 1, ""))
 	}
@@ -124,6 +128,44 @@ func TestTenantActivitiesRefuseWhatRetryingCannotFix(t *testing.T) {
 	shared := &Tenants{Store: f.st}
 	require.NoError(t, shared.PutTenantAccount(ctx, TenantAccountInput{Tenant: "acme", Limits: natsauth.DefaultLimits}))
 	require.NoError(t, shared.DeleteTenantAccount(ctx, TenantInput{Tenant: "acme"}))
+}
+
+// A tenant whose provisioning failed stays, failed with the reason, its
+// key never works, and its ID can be created again.
+func TestTenantActivitiesKeepAFailedTenantWithItsReason(t *testing.T) {
+	f := newTenantsFixture(t)
+	ctx := context.Background()
+	keyID, prefix, hash, secret := store.NewKey()
+	limits := store.DefaultTenantLimits
+	limits.Integrations = 3
+	in := store.NewTenant{ID: "acme", Name: "Acme", KeyID: keyID, KeyPrefix: prefix, KeyHash: hash,
+		Scopes: []store.Scope{store.ScopeRead}, Limits: &limits}
+	require.NoError(t, f.a.CreateTenantRows(ctx, in))
+	require.NoError(t, f.a.MarkTenantFailed(ctx, FailTenantInput{Tenant: "acme", Reason: "insufficient storage resources available"}))
+	got, err := f.st.GetTenant(ctx, "acme")
+	require.NoError(t, err)
+	require.Equal(t, store.TenantFailed, got.Status)
+	require.Equal(t, "insufficient storage resources available", got.FailureReason)
+	require.Equal(t, 3, got.Limits.Integrations)
+	_, err = f.st.Authenticate(ctx, secret)
+	require.ErrorIs(t, err, store.ErrUnauthenticated)
+
+	in.KeyID, in.KeyPrefix, in.KeyHash, secret = store.NewKey()
+	require.NoError(t, f.a.CreateTenantRows(ctx, in), "a failed ID is created again")
+	require.NoError(t, f.a.ActivateTenant(ctx, TenantInput{Tenant: "acme"}))
+	require.NoError(t, f.a.MarkTenantFailed(ctx, FailTenantInput{Tenant: "acme", Reason: "late"}), "an active tenant is left alone")
+	got, err = f.st.GetTenant(ctx, "acme")
+	require.NoError(t, err)
+	require.Equal(t, store.TenantActive, got.Status)
+	require.Empty(t, got.FailureReason)
+
+	require.Equal(t, int64(hotpath.DefaultDLQBytes), natsauth.DefaultLimits.DLQBytes,
+		"a DLQ created by a pipeline has the default tenant's size")
+
+	bad := store.DefaultTenantLimits
+	bad.Integrations = -1
+	in.ID, in.Limits = "beta", &bad
+	requireNonRetryable(t, f.a.CreateTenantRows(ctx, in), "InvalidLimits")
 }
 
 func requireNonRetryable(t *testing.T, err error, errType string) {

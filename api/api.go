@@ -107,7 +107,8 @@ func New(opts Options) *Server {
 	s := &Server{mux: mux, api: humaAPI, log: log}
 	RegisterHealth(humaAPI, opts.Checks)
 	if opts.Store != nil {
-		RegisterTenants(humaAPI, opts.Store, opts.Temporal, log)
+		RegisterTenants(humaAPI, opts.Store, opts.Temporal, opts.Accounts, log)
+		RegisterTenantPatch(humaAPI, opts.Store, opts.Temporal, log)
 		RegisterAPIKeys(humaAPI, opts.Store, log)
 		RegisterIntegrations(humaAPI, opts.Store, opts.Temporal, opts.State, opts.Accounts, log)
 		RegisterSchedules(humaAPI, opts.Store, opts.Temporal, opts.State, log)

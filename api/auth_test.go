@@ -10,11 +10,14 @@ import (
 	"net/http/httptest"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
+	"github.com/vrsky/vrsky/hotpath"
 	"github.com/vrsky/vrsky/internal/store"
 	"github.com/vrsky/vrsky/internal/testenv"
 )
@@ -47,6 +50,8 @@ type authEnv struct {
 	pool      *pgxpool.Pool
 	adminKey  string
 	logs      *syncBuffer
+	// js is the JetStream the control plane puts tenants' streams in.
+	js jetstream.JetStream
 }
 
 func newAuthEnv(t *testing.T) *authEnv {
@@ -55,6 +60,10 @@ func newAuthEnv(t *testing.T) *authEnv {
 }
 
 // newAuthEnvWith is newAuthEnv with set changing the API's options.
+// testAccounts, set as Options.Accounts, is replaced by the test's own
+// shared account.
+type testAccounts struct{ hotpath.Accounts }
+
 func newAuthEnvWith(t *testing.T, set func(*Options)) *authEnv {
 	t.Helper()
 	pool, err := pgxpool.New(context.Background(), testenv.PostgresMigrated(t))
@@ -71,8 +80,11 @@ func newAuthEnvWith(t *testing.T, set func(*Options)) *authEnv {
 	if set != nil {
 		set(&opts)
 	}
+	if _, ok := opts.Accounts.(testAccounts); ok {
+		opts.Accounts = hotpath.SharedAccount{JS: js}
+	}
 	srv := New(opts)
-	return &authEnv{h: srv.Handler(), st: st, pool: pool, adminKey: admin, logs: logs}
+	return &authEnv{h: srv.Handler(), st: st, pool: pool, adminKey: admin, logs: logs, js: js}
 }
 
 type response struct {
@@ -95,9 +107,30 @@ func (e *authEnv) createTenant(t *testing.T, id string) (secret, keyID string) {
 		return activeTenant(t, e.st, id)
 	}
 	res := call(t, e.h, http.MethodPost, "/v1/tenants", e.adminKey, `{"id":"`+id+`","name":"Tenant `+id+`"}`)
-	require.Equal(t, http.StatusCreated, res.code, res.raw)
+	require.Equal(t, http.StatusAccepted, res.code, res.raw)
+	e.waitForStore(t, id, store.TenantActive)
 	key := res.body["api_key"].(map[string]any)
 	return key["secret"].(string), key["id"].(string)
+}
+
+// waitForStore waits until the tenant is in status, watching the store
+// (so that tests of rate limits keep their budget).
+func (e *authEnv) waitForStore(t *testing.T, id, status string) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		tn, err := e.st.GetTenant(context.Background(), id)
+		return err == nil && tn.Status == status
+	}, 20*time.Second, 20*time.Millisecond, "tenant %s never %s", id, status)
+}
+
+// waitForStatus waits until the tenant is in status and returns its GET.
+func (e *authEnv) waitForStatus(t *testing.T, id, status string) response {
+	t.Helper()
+	e.waitForStore(t, id, status)
+	got := call(t, e.h, http.MethodGet, "/v1/tenants/"+id, e.adminKey, "")
+	require.Equal(t, http.StatusOK, got.code, got.raw)
+	require.Equal(t, status, got.body["status"], got.raw)
+	return got
 }
 
 // createKey creates a key with the given scopes for the tenant of key.

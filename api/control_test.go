@@ -29,6 +29,7 @@ func startControlPlane(t *testing.T, st *store.Store, js jetstream.JetStream, re
 	ts.NewWorker(workflows.ControlTaskQueue, func(r worker.Registry) {
 		r.RegisterWorkflow(workflows.TenantProvision)
 		r.RegisterWorkflow(workflows.TenantDecommission)
+		r.RegisterWorkflow(workflows.TenantLimits)
 		r.RegisterActivity(&activities.Tenants{Store: st, Accounts: hotpath.SharedAccount{JS: js}, Blobs: blobs, State: state, Temporal: c})
 		if register != nil {
 			register(r)

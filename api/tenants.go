@@ -3,11 +3,9 @@ package api
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"time"
 
@@ -15,10 +13,8 @@ import (
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/temporal"
 
-	"github.com/vrsky/vrsky/activities"
-	"github.com/vrsky/vrsky/internal/natsauth"
+	"github.com/vrsky/vrsky/hotpath"
 	"github.com/vrsky/vrsky/internal/spec"
 	"github.com/vrsky/vrsky/internal/store"
 	"github.com/vrsky/vrsky/workflows"
@@ -34,42 +30,40 @@ var firstKeyScopes = []store.Scope{store.ScopeRead, store.ScopeWrite, store.Scop
 type Tenant struct {
 	ID        string     `json:"id" doc:"The tenant's ID: it names the tenant's NATS account, streams and object prefix."`
 	Name      string     `json:"name" doc:"Display name."`
-	Status    string     `json:"status" enum:"provisioning,active,deleting,deleted" doc:"provisioning until its NATS account and streams exist (its key works from active on); deleting until everything it owned is removed."`
+	Status    string     `json:"status" enum:"provisioning,active,failed,deleting,deleted" doc:"provisioning until its NATS account and streams exist (its key works from active on); failed when provisioning failed (see failure_reason; everything it created was undone and the ID can be created again); deleting until everything it owned is removed."`
 	CreatedAt time.Time  `json:"created_at"`
 	DeletedAt *time.Time `json:"deleted_at,omitempty" doc:"When the tenant was deleted."`
+	// FailureReason says why provisioning failed.
+	FailureReason string        `json:"failure_reason,omitempty" doc:"Why provisioning failed (status failed)."`
+	Limits        *TenantLimits `json:"limits,omitempty" doc:"The tenant's quotas."`
+	Usage         *TenantUsage  `json:"usage,omitempty" doc:"What the tenant uses of its quotas now (get-tenant only)."`
 }
 
 func tenantOut(t store.Tenant) Tenant {
-	return Tenant{ID: t.ID, Name: t.Name, Status: t.Status, CreatedAt: t.CreatedAt, DeletedAt: t.DeletedAt}
+	limits := limitsOut(t.Limits)
+	return Tenant{ID: t.ID, Name: t.Name, Status: t.Status, CreatedAt: t.CreatedAt, DeletedAt: t.DeletedAt,
+		FailureReason: t.FailureReason, Limits: &limits}
 }
 
-// CreateTenantInput is the new tenant: only its ID and name can be given.
+// CreateTenantInput is the new tenant: only its ID, name and quotas can be
+// given.
 type CreateTenantInput struct {
 	Body struct {
-		ID   string `json:"id" pattern:"^[a-z0-9][a-z0-9-]{0,62}$" example:"acme" doc:"Lowercase letters, digits and hyphens, starting with a letter or digit, at most 63. Never reused, even after deletion."`
+		ID   string `json:"id" pattern:"^[a-z0-9][a-z0-9-]{0,62}$" example:"acme" doc:"Lowercase letters, digits and hyphens, starting with a letter or digit, at most 63. Never reused, even after deletion (except after a failed provisioning)."`
 		Name string `json:"name" minLength:"1" maxLength:"200" example:"Acme Corp"`
-		// Limits are the JetStream limits of the tenant's NATS account.
-		Limits *TenantLimits `json:"limits,omitempty" doc:"JetStream limits of the tenant's NATS account; default 10 GiB disk, 256 MiB memory, 1000 streams, 10000 consumers."`
+		// Limits are the tenant's quotas.
+		Limits *TenantLimits `json:"limits,omitempty" doc:"The tenant's quotas; default 1 GiB disk, no memory streams, 200 streams, 2000 consumers, a 128 MiB DLQ, 100 integrations."`
 	}
 }
 
-// TenantLimits cap what the tenant's NATS account may hold.
-type TenantLimits struct {
-	DiskBytes   int64 `json:"disk_bytes" minimum:"1048576" doc:"Bytes of stream storage on disk."`
-	MemoryBytes int64 `json:"memory_bytes" minimum:"0" doc:"Bytes of stream storage in memory."`
-	Streams     int64 `json:"streams" minimum:"1" maximum:"100000"`
-	Consumers   int64 `json:"consumers" minimum:"1" maximum:"1000000"`
-}
-
-// CreateTenantOutput is the tenant and its first API key, whose secret is
-// shown this once.
+// CreateTenantOutput is the tenant, still provisioning, and its first API
+// key, whose secret is shown this once.
 type CreateTenantOutput struct {
-	Status       int
-	Location     string `header:"Location"`
+	Location     string `header:"Location" doc:"The tenant: GET it until status is active (or failed)."`
 	CacheControl string `header:"Cache-Control"`
 	Body         struct {
 		Tenant Tenant    `json:"tenant"`
-		APIKey NewAPIKey `json:"api_key" doc:"The tenant's first key (scopes read, write, dlq). Its secret is shown only in this response."`
+		APIKey NewAPIKey `json:"api_key" doc:"The tenant's first key (scopes read, write, dlq). Its secret is shown only in this response; the key authenticates once the tenant is active, and never if provisioning fails."`
 	}
 }
 
@@ -98,22 +92,12 @@ type TenantOutput struct {
 	Body Tenant
 }
 
-// provisionWait is how long create-tenant waits for provisioning before it
-// answers 202 with a tenant still provisioning (a variable for tests).
-var provisionWait = 20 * time.Second
-
-// stillRunning reports whether run has not finished (a wait for its result
-// ended first).
-func stillRunning(ctx context.Context, control client.Client, run client.WorkflowRun) bool {
-	d, err := control.DescribeWorkflowExecution(ctx, run.GetID(), run.GetRunID())
-	return err == nil && d.GetWorkflowExecutionInfo().GetStatus() == enums.WORKFLOW_EXECUTION_STATUS_RUNNING
-}
-
 // RegisterTenants adds the platform admin's tenant operations:
 // POST/GET /v1/tenants and GET/DELETE /v1/tenants/{tenantId}. Creating and
 // deleting run the TenantProvision and TenantDecommission workflows through
-// control; a nil control makes them answer 503.
-func RegisterTenants(api huma.API, st *store.Store, control client.Client, log *slog.Logger) {
+// control; a nil control makes them answer 503. accounts, when set, gives
+// the bytes each tenant's streams hold to get-tenant.
+func RegisterTenants(api huma.API, st *store.Store, control client.Client, accounts hotpath.Accounts, log *slog.Logger) {
 	admin := requireScopes(store.ScopePlatformAdmin)
 	tags := []string{"Tenants"}
 
@@ -122,35 +106,56 @@ func RegisterTenants(api huma.API, st *store.Store, control client.Client, log *
 		Method:      http.MethodPost,
 		Path:        "/v1/tenants",
 		Summary:     "Create a tenant",
-		Description: "Provisions the tenant — its rows, its own NATS account with JetStream limits, its DLQ stream — and its " +
-			"first API key (scopes read, write, dlq), and returns both; the key's secret is shown only in this response. " +
-			"201 when the tenant is active; 202 when provisioning takes longer (the key works once GET shows it active). " +
-			"A provisioning that fails is undone and answers 503. Platform admin key only. 409 when the ID exists or existed.",
+		Description: "Starts provisioning the tenant — its rows, its own NATS account with its quotas, its DLQ stream — and " +
+			"answers 202 at once with the tenant (status provisioning), a Location to GET, and its first API key (scopes read, " +
+			"write, dlq), whose secret is shown only in this response. The key authenticates once GET shows the tenant active; " +
+			"if provisioning fails, GET shows status failed with failure_reason, everything created is undone, the key never " +
+			"works and the ID can be created again. Platform admin key only. 409 when the ID exists or existed.",
 		Tags:          tags,
 		Security:      admin,
-		DefaultStatus: http.StatusCreated,
+		DefaultStatus: http.StatusAccepted,
 		MaxBodyBytes:  MaxJSONBody,
 		Errors:        withAuthErrors(http.StatusConflict, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity, http.StatusServiceUnavailable),
 	}, func(ctx context.Context, in *CreateTenantInput) (*CreateTenantOutput, error) {
 		if control == nil {
 			return nil, unavailable("tenant provisioning needs the control plane")
 		}
+		limits := store.DefaultTenantLimits
+		if in.Body.Limits != nil {
+			limits = limitsIn(*in.Body.Limits)
+		}
+		if err := limits.Validate(); err != nil {
+			return nil, huma.Error422UnprocessableEntity(err.Error())
+		}
+		again := false // creating a tenant whose provisioning failed
+		switch t, err := st.GetTenant(ctx, in.Body.ID); {
+		case err == nil && t.Status != store.TenantFailed:
+			return nil, huma.Error409Conflict("already exists")
+		case err == nil:
+			again = true
+		case !errors.Is(err, store.ErrNotFound):
+			return nil, storeError(log, "create-tenant", in.Body.ID, err)
+		}
 		keyID, prefix, hash, secret := store.NewKey()
-		limits := natsauth.DefaultLimits
-		if l := in.Body.Limits; l != nil {
-			limits = natsauth.Limits{DiskBytes: l.DiskBytes, MemoryBytes: l.MemoryBytes, Streams: l.Streams, Consumers: l.Consumers}
-		}
 		wf := workflows.TenantProvisionInput{
-			Tenant: store.NewTenant{ID: in.Body.ID, Name: in.Body.Name, KeyID: keyID, KeyPrefix: prefix, KeyHash: hash, Scopes: firstKeyScopes},
-			Limits: limits,
+			Tenant: store.NewTenant{ID: in.Body.ID, Name: in.Body.Name, KeyID: keyID, KeyPrefix: prefix, KeyHash: hash,
+				Scopes: firstKeyScopes, Limits: &limits},
+			Limits: limits.Limits,
 		}
-		run, err := control.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		opts := client.StartWorkflowOptions{
 			ID:                    workflows.TenantProvisionWorkflowID(in.Body.ID),
 			TaskQueue:             workflows.ControlTaskQueue,
 			WorkflowIDReusePolicy: enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY,
 			// A run in progress or done means the ID is taken: never join it.
 			WorkflowExecutionErrorWhenAlreadyStarted: true,
-		}, workflows.TenantProvision, wf)
+		}
+		if again {
+			// The failed run marks the tenant failed as its last step and
+			// may not have closed yet: nothing is left for it to do.
+			opts.WorkflowIDConflictPolicy = enums.WORKFLOW_ID_CONFLICT_POLICY_TERMINATE_EXISTING
+			opts.WorkflowExecutionErrorWhenAlreadyStarted = false
+		}
+		_, err := control.ExecuteWorkflow(ctx, opts, workflows.TenantProvision, wf)
 		var started *serviceerror.WorkflowExecutionAlreadyStarted
 		if errors.As(err, &started) {
 			return nil, huma.Error409Conflict("already exists")
@@ -159,45 +164,15 @@ func RegisterTenants(api huma.API, st *store.Store, control client.Client, log *
 			log.Error("operation failed", "operation", "create-tenant", "tenant", in.Body.ID, "error", err)
 			return nil, unavailable("the control plane did not start provisioning; retry later")
 		}
-		status := http.StatusCreated
-		wait, cancel := context.WithTimeout(ctx, provisionWait)
-		defer cancel()
-		if err := run.Get(wait, nil); err != nil {
-			var appErr *temporal.ApplicationError
-			switch {
-			case errors.As(err, &appErr) && appErr.Type() == activities.ErrTenantExists:
-				return nil, huma.Error409Conflict("already exists")
-			case stillRunning(ctx, control, run):
-				status = http.StatusAccepted
-			default:
-				log.Error("tenant provisioning failed", "tenant", in.Body.ID, "error", err)
-				return nil, unavailable("provisioning the tenant failed and was undone; retry later")
-			}
-		}
-		out := &CreateTenantOutput{Status: status, Location: "/v1/tenants/" + in.Body.ID, CacheControl: noStore}
-		if status == http.StatusAccepted {
-			// Still provisioning: its rows may not even be written yet.
-			out.Body.Tenant = Tenant{ID: in.Body.ID, Name: in.Body.Name, Status: store.TenantProvisioning, CreatedAt: time.Now().UTC()}
-			out.Body.APIKey = NewAPIKey{APIKey: APIKey{ID: keyID, TenantID: in.Body.ID, Prefix: prefix, Scopes: firstKeyScopes,
-				CreatedAt: out.Body.Tenant.CreatedAt}, Secret: secret}
-			log.Info("tenant still provisioning", "tenant", in.Body.ID, "key_id", keyID)
-			return out, nil
-		}
-		t, err := st.GetTenant(ctx, in.Body.ID)
-		if err != nil {
-			return nil, storeError(log, "create-tenant", in.Body.ID, err)
-		}
-		keys, err := st.ListAPIKeys(ctx, t.ID)
-		if err != nil {
-			return nil, storeError(log, "create-tenant", in.Body.ID, err)
-		}
-		i := slices.IndexFunc(keys, func(k store.APIKey) bool { return k.ID == keyID })
-		if i < 0 {
-			return nil, storeError(log, "create-tenant", in.Body.ID, fmt.Errorf("first key %s missing", keyID))
-		}
-		log.Info("tenant created", "tenant", t.ID, "key_id", keyID)
-		out.Body.Tenant = tenantOut(t)
-		out.Body.APIKey = NewAPIKey{APIKey: apiKeyOut(keys[i]), Secret: secret}
+		// The request never waits for the run: GET tells how it ends.
+		out := &CreateTenantOutput{Location: "/v1/tenants/" + in.Body.ID, CacheControl: noStore}
+		created := time.Now().UTC()
+		out.Body.Tenant = Tenant{ID: in.Body.ID, Name: in.Body.Name, Status: store.TenantProvisioning, CreatedAt: created}
+		shown := limitsOut(limits)
+		out.Body.Tenant.Limits = &shown
+		out.Body.APIKey = NewAPIKey{APIKey: APIKey{ID: keyID, TenantID: in.Body.ID, Prefix: prefix, Scopes: firstKeyScopes,
+			CreatedAt: created}, Secret: secret}
+		log.Info("tenant provisioning", "tenant", in.Body.ID, "key_id", keyID)
 		return out, nil
 	})
 
@@ -233,10 +208,11 @@ func RegisterTenants(api huma.API, st *store.Store, control client.Client, log *
 		Method:      http.MethodGet,
 		Path:        "/v1/tenants/{tenantId}",
 		Summary:     "Get a tenant",
-		Description: "Returns the tenant, also once deleted (with status deleted). Platform admin key only.",
-		Tags:        tags,
-		Security:    admin,
-		Errors:      withAuthErrors(http.StatusNotFound),
+		Description: "Returns the tenant, also once deleted (with status deleted) or failed (with failure_reason), its quotas, " +
+			"and what it uses of them now: its integrations and the bytes its streams hold. Platform admin key only.",
+		Tags:     tags,
+		Security: admin,
+		Errors:   withAuthErrors(http.StatusNotFound),
 	}, func(ctx context.Context, in *TenantPath) (*TenantOutput, error) {
 		if !spec.ValidName(in.TenantID) {
 			return nil, huma.Error404NotFound("not found")
@@ -245,7 +221,9 @@ func RegisterTenants(api huma.API, st *store.Store, control client.Client, log *
 		if err != nil {
 			return nil, storeError(log, "get-tenant", in.TenantID, err)
 		}
-		return &TenantOutput{Body: tenantOut(t)}, nil
+		out := &TenantOutput{Body: tenantOut(t)}
+		out.Body.Usage = tenantUsage(ctx, st, accounts, t, log)
+		return out, nil
 	})
 
 	huma.Register(api, huma.Operation{

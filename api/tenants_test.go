@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
+	"github.com/vrsky/vrsky/hotpath"
 	"github.com/vrsky/vrsky/internal/store"
 	"github.com/vrsky/vrsky/internal/testenv"
 )
@@ -20,13 +21,15 @@ func TestAdminCreatesTenantAndGetsAWorkingKey(t *testing.T) {
 	e := newAuthEnv(t)
 
 	res := call(t, e.h, http.MethodPost, "/v1/tenants", e.adminKey, `{"id":"acme","name":"Acme Corp"}`)
-	require.Equal(t, http.StatusCreated, res.code, res.raw)
+	require.Equal(t, http.StatusAccepted, res.code, res.raw)
 	require.Equal(t, "/v1/tenants/acme", res.header.Get("Location"))
 	require.Equal(t, "no-store", res.header.Get("Cache-Control"), "the secret is never cached")
 	tn := res.body["tenant"].(map[string]any)
 	require.Equal(t, "acme", tn["id"])
 	require.Equal(t, "Acme Corp", tn["name"])
-	require.Equal(t, "active", tn["status"])
+	require.Equal(t, "provisioning", tn["status"], "the answer never waits for provisioning")
+	active := e.waitForStatus(t, "acme", "active")
+	require.Equal(t, float64(1<<30), active.body["limits"].(map[string]any)["disk_bytes"], "the default quota")
 	key := res.body["api_key"].(map[string]any)
 	secret := key["secret"].(string)
 	require.Regexp(t, `^vrsky_[0-9a-f]{64}$`, secret)
@@ -52,6 +55,7 @@ func TestAdminCreatesTenantAndGetsAWorkingKey(t *testing.T) {
 		`{"id":"acme2","name":"x","status":"deleted"}`,
 		`{"id":"acme2","name":"x","limits":{"disk_bytes":0,"memory_bytes":0,"streams":1,"consumers":1}}`,
 		`{"id":"acme2","name":"x","limits":{"disk_bytes":1048576,"memory_bytes":-1,"streams":1,"consumers":1}}`,
+		`{"id":"acme2","name":"x","limits":{"disk_bytes":1048576,"memory_bytes":0,"streams":1,"consumers":1,"dlq_bytes":2097152}}`,
 	} {
 		requireProblem(t, call(t, e.h, http.MethodPost, "/v1/tenants", e.adminKey, body), http.StatusUnprocessableEntity)
 	}
@@ -144,6 +148,7 @@ func TestOpenAPIDocumentsBearerAndOperations(t *testing.T) {
 		{"/v1/tenants", "get", "list-tenants", "platform-admin"},
 		{"/v1/tenants/{tenantId}", "get", "get-tenant", "platform-admin"},
 		{"/v1/tenants/{tenantId}", "delete", "delete-tenant", "platform-admin"},
+		{"/v1/tenants/{tenantId}", "patch", "patch-tenant", "platform-admin"},
 		{"/v1/api-keys", "post", "create-api-key", "write"},
 		{"/v1/api-keys", "get", "list-api-keys", "write"},
 		{"/v1/api-keys/{keyId}", "delete", "delete-api-key", "write"},
@@ -164,19 +169,80 @@ func TestOpenAPIDocumentsBearerAndOperations(t *testing.T) {
 	require.Equal(t, http.StatusNotFound, call(t, plain.Handler(), http.MethodGet, "/v1/tenants", "", "").code)
 }
 
-// TestCreateTenantAnswers202WhileProvisioningRuns: when provisioning takes
-// longer than the API waits (here no worker runs it at all), the answer is
-// 202 with the tenant provisioning and its key, which does not work yet.
+// TestCreateTenantAnswers202WhileProvisioningRuns: with no worker running
+// provisioning at all, the answer still comes at once: 202 with the tenant
+// provisioning and its key, which does not work yet.
 func TestCreateTenantAnswers202WhileProvisioningRuns(t *testing.T) {
-	defer func(d time.Duration) { provisionWait = d }(provisionWait)
-	provisionWait = 200 * time.Millisecond
 	e := newAuthEnvWith(t, func(o *Options) { o.Temporal = testenv.TemporalServer(t).GetDefaultClient() })
 
+	start := time.Now()
 	res := call(t, e.h, http.MethodPost, "/v1/tenants", e.adminKey, `{"id":"slow","name":"Slow"}`)
 	require.Equal(t, http.StatusAccepted, res.code, res.raw)
+	require.Less(t, time.Since(start), 5*time.Second, "the request does not wait for the run")
+	require.Equal(t, "/v1/tenants/slow", res.header.Get("Location"))
 	require.Equal(t, "provisioning", res.body["tenant"].(map[string]any)["status"])
 	key := res.body["api_key"].(map[string]any)
 	require.Equal(t, "slow", key["tenant_id"])
 	require401(t, call(t, e.h, http.MethodGet, "/v1/api-keys", key["secret"].(string), ""))
 	requireProblem(t, call(t, e.h, http.MethodPost, "/v1/tenants", e.adminKey, `{"id":"slow","name":"Again"}`), http.StatusConflict)
+}
+
+// TestProvisioningFailureShowsFailedWithTheReason: a tenant whose quota the
+// NATS server cannot hold is answered 202, then GET shows it failed with
+// the server's reason; its key never works; the ID can be created again.
+func TestProvisioningFailureShowsFailedWithTheReason(t *testing.T) {
+	t.Parallel()
+	e := newAuthEnv(t)
+	huge := `{"id":"huge","name":"Huge","limits":{"disk_bytes":1125899906842624,"memory_bytes":0,"streams":10,` +
+		`"consumers":10,"dlq_bytes":1125899906842624,"integrations":1}}`
+	res := call(t, e.h, http.MethodPost, "/v1/tenants", e.adminKey, huge)
+	require.Equal(t, http.StatusAccepted, res.code, res.raw)
+	secret := res.body["api_key"].(map[string]any)["secret"].(string)
+
+	failed := e.waitForStatus(t, "huge", "failed")
+	require.Contains(t, failed.body["failure_reason"], "insufficient storage resources available")
+	require.NotContains(t, failed.body, "usage")
+	require401(t, call(t, e.h, http.MethodGet, "/v1/api-keys", secret, ""))
+
+	res = call(t, e.h, http.MethodPost, "/v1/tenants", e.adminKey, `{"id":"huge","name":"Smaller"}`)
+	require.Equal(t, http.StatusAccepted, res.code, res.raw)
+	active := e.waitForStatus(t, "huge", "active")
+	require.NotContains(t, active.body, "failure_reason")
+	require.Equal(t, "Smaller", active.body["name"])
+}
+
+// TestAdminChangesLimitsAndSeesUsage: GET shows the quotas and what the
+// tenant uses of them; PATCH changes them and they reach the DLQ stream.
+func TestAdminChangesLimitsAndSeesUsage(t *testing.T) {
+	t.Parallel()
+	e := newAuthEnvWith(t, func(o *Options) { o.Accounts = testAccounts{} })
+	e.createTenant(t, "acme")
+	js := e.js
+
+	_, err := js.Publish(context.Background(), strings.TrimSuffix(hotpath.DLQSubjects("acme"), ">")+"x", make([]byte, 1000))
+	require.NoError(t, err)
+	got := call(t, e.h, http.MethodGet, "/v1/tenants/acme", e.adminKey, "")
+	require.Equal(t, http.StatusOK, got.code, got.raw)
+	usage := got.body["usage"].(map[string]any)
+	require.Equal(t, float64(0), usage["integrations"])
+	require.Greater(t, usage["stored_bytes"], float64(1000), "the DLQ's bytes count")
+	require.Less(t, usage["stored_fraction"], 0.001)
+
+	patch := `{"limits":{"disk_bytes":2147483648,"memory_bytes":0,"streams":50,"consumers":500,"dlq_bytes":67108864,"integrations":5}}`
+	res := call(t, e.h, http.MethodPatch, "/v1/tenants/acme", e.adminKey, patch)
+	require.Equal(t, http.StatusOK, res.code, res.raw)
+	limits := res.body["limits"].(map[string]any)
+	require.Equal(t, float64(5), limits["integrations"])
+	require.Equal(t, float64(2<<30), limits["disk_bytes"])
+	require.Eventually(t, func() bool {
+		s, err := js.Stream(context.Background(), hotpath.DLQStream("acme"))
+		return err == nil && s.CachedInfo().Config.MaxBytes == 64<<20
+	}, 20*time.Second, 50*time.Millisecond, "the DLQ is resized")
+
+	requireProblem(t, call(t, e.h, http.MethodPatch, "/v1/tenants/nobody", e.adminKey, patch), http.StatusNotFound)
+	requireProblem(t, call(t, e.h, http.MethodPatch, "/v1/tenants/acme", e.adminKey,
+		`{"limits":{"disk_bytes":1048576,"memory_bytes":0,"streams":1,"consumers":1,"dlq_bytes":2097152,"integrations":1}}`),
+		http.StatusUnprocessableEntity)
+	tenantKey, _ := e.createTenant(t, "other")
+	require.Equal(t, http.StatusForbidden, call(t, e.h, http.MethodPatch, "/v1/tenants/acme", tenantKey, patch).code)
 }

@@ -23,8 +23,17 @@ const (
 	duplicateWindow    = 2 * time.Minute
 )
 
-// EnsureStreams creates or updates the pipeline's work-queue stream and the
-// tenant's DLQ stream. It is idempotent.
+// DefaultDLQBytes caps a tenant's DLQ stream created by a pipeline before
+// its tenant's provisioning set one (natsauth.DefaultLimits.DLQBytes).
+const DefaultDLQBytes = 128 << 20
+
+// EnsureStreams creates or updates the pipeline's work-queue stream and
+// makes sure the tenant's DLQ stream exists (it leaves the DLQ's size, which
+// comes from the tenant's limits, alone). It is idempotent.
+//
+// The work-queue stream has no byte limit of its own: with an account per
+// tenant the account's disk quota bounds all its streams together, and a
+// stream MaxBytes would be reserved on the server (docs/adr/0016).
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, p Pipeline) (jetstream.Stream, error) {
 	stream, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:       p.Stream(),
@@ -37,17 +46,25 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, p Pipeline) (jet
 	if err != nil {
 		return nil, fmt.Errorf("create stream %s: %w", p.Stream(), err)
 	}
-	if err := EnsureDLQStream(ctx, js, p.Tenant); err != nil {
-		return nil, err
+	if _, err := js.Stream(ctx, DLQStream(p.Tenant)); errors.Is(err, jetstream.ErrStreamNotFound) {
+		err = EnsureDLQStream(ctx, js, p.Tenant, DefaultDLQBytes)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("dlq stream of %s: %w", p.Tenant, err)
 	}
 	return stream, nil
 }
 
-// EnsureDLQStream creates or updates the tenant's DLQ stream. It is
-// idempotent.
-func EnsureDLQStream(ctx context.Context, js jetstream.JetStream, tenant string) error {
+// EnsureDLQStream creates or updates the tenant's DLQ stream, holding at
+// most maxBytes (0: DefaultDLQBytes): when it is full the oldest dead
+// letters go first, and no other tenant's stream is touched. This limit
+// holds in both account modes, SharedAccount included. It is idempotent.
+func EnsureDLQStream(ctx context.Context, js jetstream.JetStream, tenant string, maxBytes int64) error {
 	if !spec.ValidName(tenant) {
 		return fmt.Errorf("invalid tenant name %q", tenant)
+	}
+	if maxBytes <= 0 {
+		maxBytes = DefaultDLQBytes
 	}
 	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:       DLQStream(tenant),
@@ -55,6 +72,8 @@ func EnsureDLQStream(ctx context.Context, js jetstream.JetStream, tenant string)
 		Retention:  jetstream.LimitsPolicy,
 		Storage:    jetstream.FileStorage,
 		MaxAge:     DLQRetention,
+		MaxBytes:   maxBytes,
+		Discard:    jetstream.DiscardOld,
 		Duplicates: duplicateWindow,
 	})
 	if err != nil {

@@ -61,6 +61,10 @@ const (
 // second create of the same tenant finds the first.
 func TenantProvisionWorkflowID(tenant string) string { return "tenant/" + tenant + "/provision" }
 
+// TenantLimitsWorkflowID is the ID of the TenantLimits run applying a
+// tenant's changed limits.
+func TenantLimitsWorkflowID(tenant string) string { return "tenant/" + tenant + "/limits" }
+
 // TenantDecommissionWorkflowID is the ID of a tenant's TenantDecommission
 // run.
 func TenantDecommissionWorkflowID(tenant string) string { return "tenant/" + tenant + "/decommission" }

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"errors"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -11,9 +12,9 @@ import (
 	"github.com/vrsky/vrsky/internal/store"
 )
 
-// TenantProvisionInput is the tenant to provision: its rows and first key
-// (by hash: the secret never enters the workflow's history) and the
-// JetStream limits of its NATS account.
+// TenantProvisionInput is the tenant to provision: its rows, quotas and
+// first key (by hash: the secret never enters the workflow's history) and
+// the JetStream limits of its NATS account.
 type TenantProvisionInput struct {
 	Tenant store.NewTenant
 	Limits natsauth.Limits
@@ -28,7 +29,9 @@ type TenantProvisionResult struct {
 // rows and first key, its own NATS account with its JetStream limits, its
 // DLQ stream in that account, then it marks the tenant active — before that
 // its key does not authenticate. When a step fails for good, everything done
-// so far is undone and the workflow fails; the ID can then be used again.
+// so far is undone, the tenant is marked failed with the reason (GET shows
+// it; its key never works) and the workflow fails; the ID can then be
+// created again.
 // Claim-checked bodies live under the tenant's object prefixes
 // (hotpath.TenantObjectPrefixes), which need no creating.
 func TenantProvision(ctx workflow.Context, in TenantProvisionInput) (TenantProvisionResult, error) {
@@ -47,7 +50,8 @@ func TenantProvision(ctx workflow.Context, in TenantProvisionInput) (TenantProvi
 	}
 	err := workflow.ExecuteActivity(step, a.PutTenantAccount, activities.TenantAccountInput{Tenant: in.Tenant.ID, Limits: in.Limits}).Get(ctx, nil)
 	if err == nil {
-		err = workflow.ExecuteActivity(step, a.EnsureTenantStreams, tenant).Get(ctx, nil)
+		err = workflow.ExecuteActivity(step, a.EnsureTenantStreams,
+			activities.TenantStreamsInput{Tenant: in.Tenant.ID, DLQBytes: in.Limits.DLQ()}).Get(ctx, nil)
 	}
 	if err == nil {
 		err = workflow.ExecuteActivity(step, a.ActivateTenant, tenant).Get(ctx, nil)
@@ -64,7 +68,14 @@ func TenantProvision(ctx workflow.Context, in TenantProvisionInput) (TenantProvi
 	for _, f := range []func() error{
 		func() error { return workflow.ExecuteActivity(undo, a.RemoveTenantStreams, tenant).Get(ctx, &streams) },
 		func() error { return workflow.ExecuteActivity(undo, a.DeleteTenantAccount, tenant).Get(ctx, nil) },
-		func() error { return workflow.ExecuteActivity(undo, a.PurgeTenantRows, tenant).Get(ctx, nil) },
+		func() error {
+			// Runs recorded before failed tenants were kept removed the rows.
+			if workflow.GetVersion(ctx, "keep-failed-tenant", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+				return workflow.ExecuteActivity(undo, a.PurgeTenantRows, tenant).Get(ctx, nil)
+			}
+			failed := activities.FailTenantInput{Tenant: in.Tenant.ID, Reason: failureReason(err)}
+			return workflow.ExecuteActivity(undo, a.MarkTenantFailed, failed).Get(ctx, nil)
+		},
 	} {
 		if cerr := f(); cerr != nil {
 			return TenantProvisionResult{}, temporal.NewNonRetryableApplicationError(
@@ -72,6 +83,16 @@ func TenantProvision(ctx workflow.Context, in TenantProvisionInput) (TenantProvi
 		}
 	}
 	return TenantProvisionResult{}, err
+}
+
+// failureReason is what the tenant's GET shows of why provisioning failed:
+// the failing step's own message, without the retry wrapping.
+func failureReason(err error) string {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		return appErr.Message()
+	}
+	return err.Error()
 }
 
 // withUnlimitedRetries returns ctx with activity options that retry until

@@ -61,6 +61,9 @@ func (f *fakeTenants) register(r worker.Registry) {
 		r.RegisterActivityWithOptions(func(context.Context, activities.TenantInput) (int, error) { return n, f.step(name) },
 			activity.RegisterOptions{Name: name})
 	}
+	r.RegisterActivityWithOptions(func(_ context.Context, in activities.FailTenantInput) error {
+		return f.step("MarkTenantFailed: " + in.Reason)
+	}, activity.RegisterOptions{Name: "MarkTenantFailed"})
 	r.RegisterActivityWithOptions(func(_ context.Context, in store.NewTenant) error { return f.step("CreateTenantRows") },
 		activity.RegisterOptions{Name: "CreateTenantRows"})
 	r.RegisterActivityWithOptions(func(ctx context.Context, in activities.TenantAccountInput) error {
@@ -146,8 +149,8 @@ func TestTenantProvisionUndoesEverythingWhenAStepFails(t *testing.T) {
 	require.ErrorContains(t, err, "disk full")
 	require.Equal(t, []string{
 		"CreateTenantRows", "PutTenantAccount", "EnsureTenantStreams",
-		"RemoveTenantStreams", "DeleteTenantAccount", "PurgeTenantRows",
-	}, f.ran())
+		"RemoveTenantStreams", "DeleteTenantAccount", "MarkTenantFailed: disk full",
+	}, f.ran(), "the tenant stays, failed with the reason")
 	saveHistory(t, c, run.GetID(), run.GetRunID(), tenantProvisionCompensatedHistory)
 }
 
@@ -228,4 +231,23 @@ func TestTenantDecommissionOnTemporal(t *testing.T) {
 
 func TestTenantDecommissionReplaysRecordedHistory(t *testing.T) {
 	replay(t, tenantDecommissionHistory, TenantDecommission)
+}
+
+// TestTenantLimitsAppliesTheAccountThenTheDLQ: a change of limits reaches
+// the NATS account and the DLQ's size.
+func TestTenantLimitsAppliesTheAccountThenTheDLQ(t *testing.T) {
+	f := &fakeTenants{}
+	ts := testenv.TemporalServer(t)
+	ts.NewWorker(ControlTaskQueue, func(r worker.Registry) {
+		r.RegisterWorkflow(TenantLimits)
+		f.register(r)
+	})
+	c := ts.GetDefaultClient()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: TenantLimitsWorkflowID("acme"), TaskQueue: ControlTaskQueue},
+		TenantLimits, TenantLimitsInput{Tenant: "acme", Limits: natsauth.DefaultLimits})
+	require.NoError(t, err)
+	require.NoError(t, run.Get(ctx, nil))
+	require.Equal(t, []string{"PutTenantAccount", "EnsureTenantStreams"}, f.ran())
 }

@@ -38,7 +38,7 @@ func EnsureTenant(ctx context.Context, admin *Client, tenant, keyFile string) (c
 	switch {
 	case st == http.StatusConflict:
 		return nil, false, fmt.Errorf("tenant %s: %w (%s)", tenant, ErrTenantKeyLost, keyFile)
-	case st != http.StatusCreated && st != http.StatusAccepted: // 202: still provisioning
+	case st != http.StatusCreated && st != http.StatusAccepted: // 202: provisioning
 		return nil, false, fmt.Errorf("create tenant %s: %s", tenant, Problem(st, raw))
 	}
 	if err := os.MkdirAll(filepath.Dir(keyFile), 0o700); err != nil {
@@ -47,21 +47,30 @@ func EnsureTenant(ctx context.Context, admin *Client, tenant, keyFile string) (c
 	if err := os.WriteFile(keyFile, []byte(answer.APIKey.Secret+"\n"), 0o600); err != nil {
 		return nil, false, fmt.Errorf("keep the tenant's API key: %w", err)
 	}
-	c = admin.WithKey(answer.APIKey.Secret)
-	if st == http.StatusAccepted {
-		if err := c.awaitActive(ctx); err != nil {
-			return nil, false, fmt.Errorf("tenant %s: %w", tenant, err)
-		}
+	if err := admin.awaitActive(ctx, tenant); err != nil {
+		_ = os.Remove(keyFile) // a key that will never work
+		return nil, false, fmt.Errorf("tenant %s: %w", tenant, err)
 	}
-	return c, true, nil
+	return admin.WithKey(answer.APIKey.Secret), true, nil
 }
 
-// awaitActive waits until the client's key authenticates: its tenant is
-// provisioned.
-func (c *Client) awaitActive(ctx context.Context) error {
+// awaitActive polls the tenant (with the admin client) until its
+// provisioning ends: nil once it is active, its failure reason when it
+// failed.
+func (c *Client) awaitActive(ctx context.Context, tenant string) error {
 	for {
-		if st, _, err := c.Do(ctx, http.MethodGet, "/v1/integrations?limit=1", "", nil, nil); err == nil && st == http.StatusOK {
-			return nil
+		var t struct {
+			Status        string `json:"status"`
+			FailureReason string `json:"failure_reason"`
+		}
+		st, _, err := c.Do(ctx, http.MethodGet, "/v1/tenants/"+tenant, "", nil, &t)
+		if err == nil && st == http.StatusOK {
+			switch t.Status {
+			case "active":
+				return nil
+			case "failed":
+				return fmt.Errorf("provisioning failed: %s", t.FailureReason)
+			}
 		}
 		select {
 		case <-ctx.Done():

@@ -293,8 +293,18 @@ func (s *Stack) startNATS(ctx context.Context) (roles.NATS, error) {
 	if err != nil {
 		return roles.NATS{}, err
 	}
+	storeDir := filepath.Join(s.cfg.DataDir, "nats")
+	if err := os.MkdirAll(storeDir, 0o700); err != nil {
+		return roles.NATS{}, fmt.Errorf("create %s: %w", storeDir, err)
+	}
+	// A standalone server reserves every tenant's disk quota: overcommit
+	// it, or the disk holds only a handful of tenants (docs/adr/0016).
+	maxStore, err := natsauth.OvercommittedStore(storeDir)
+	if err != nil {
+		return roles.NATS{}, err
+	}
 	srv, err := natsserver.Start(ctx, natsserver.Options{
-		Addr: s.cfg.NATSAddr, StoreDir: filepath.Join(s.cfg.DataDir, "nats"), Logger: s.cfg.Logger, Accounts: keys,
+		Addr: s.cfg.NATSAddr, StoreDir: storeDir, MaxStore: maxStore, Logger: s.cfg.Logger, Accounts: keys,
 	})
 	if err != nil {
 		return roles.NATS{}, err

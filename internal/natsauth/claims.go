@@ -9,22 +9,50 @@ import (
 	"github.com/nats-io/nkeys"
 )
 
-// Limits cap what one tenant's account may hold in JetStream, so one tenant
-// cannot fill the disk or the memory of the shared server.
+// Limits cap what one tenant may hold in JetStream, so one tenant cannot
+// fill the disk or the memory of the shared server. The server enforces
+// them: a publish that would take the account over DiskBytes is refused
+// with "resource limits exceeded for account" (JetStream error 10002),
+// and only that account's publishes are.
+//
+// A standalone nats-server reserves every positive byte limit when it is
+// set (account DiskBytes and MemoryBytes, a stream's MaxBytes) against its
+// max_file_store and max_memory_store; a cluster does not reserve account
+// limits. OvercommittedStore sizes a standalone server for that; see
+// docs/adr/0016-tenant-quotas.md.
 type Limits struct {
-	DiskBytes   int64 `json:"disk_bytes"`
+	// DiskBytes caps the bytes of all the tenant's file streams together.
+	DiskBytes int64 `json:"disk_bytes"`
+	// MemoryBytes caps memory streams; tenants' streams are all on disk,
+	// so 0 (no memory streams) is the default and reserves nothing.
 	MemoryBytes int64 `json:"memory_bytes"`
 	Streams     int64 `json:"streams"`
 	Consumers   int64 `json:"consumers"`
+	// DLQBytes caps the tenant's DLQ stream (its MaxBytes; the oldest
+	// dead letters go first). 0 means DefaultLimits.DLQBytes. It must not
+	// exceed DiskBytes.
+	DLQBytes int64 `json:"dlq_bytes,omitempty"`
 }
 
 // DefaultLimits are a tenant's JetStream limits unless told otherwise.
-var DefaultLimits = Limits{DiskBytes: 10 << 30, MemoryBytes: 256 << 20, Streams: 1000, Consumers: 10000}
+var DefaultLimits = Limits{DiskBytes: 1 << 30, MemoryBytes: 0, Streams: 200, Consumers: 2000, DLQBytes: 128 << 20}
 
-// Validate reports limits that would disable JetStream or are negative.
+// DLQ returns the DLQ stream's MaxBytes under these limits.
+func (l Limits) DLQ() int64 {
+	if l.DLQBytes > 0 {
+		return l.DLQBytes
+	}
+	return min(DefaultLimits.DLQBytes, l.DiskBytes)
+}
+
+// Validate reports limits that would disable JetStream, are negative, or
+// give the DLQ more than the disk quota.
 func (l Limits) Validate() error {
-	if l.DiskBytes <= 0 || l.MemoryBytes < 0 || l.Streams <= 0 || l.Consumers <= 0 {
-		return fmt.Errorf("jetstream limits %+v: disk, streams and consumers must be positive, memory not negative", l)
+	if l.DiskBytes <= 0 || l.MemoryBytes < 0 || l.Streams <= 0 || l.Consumers <= 0 || l.DLQBytes < 0 {
+		return fmt.Errorf("jetstream limits %+v: disk, streams and consumers must be positive, memory and dlq not negative", l)
+	}
+	if l.DLQBytes > l.DiskBytes {
+		return fmt.Errorf("jetstream limits: dlq_bytes %d exceeds disk_bytes %d", l.DLQBytes, l.DiskBytes)
 	}
 	return nil
 }

@@ -128,6 +128,7 @@ func StartWorker(ctx context.Context, d Deps) (*Role, error) {
 	w.RegisterActivity(&activities.DLQ{Accounts: d.accounts(), Claims: d.claims()})
 	w.RegisterWorkflow(workflows.TenantProvision)
 	w.RegisterWorkflow(workflows.TenantDecommission)
+	w.RegisterWorkflow(workflows.TenantLimits)
 	w.RegisterActivity(&activities.Tenants{
 		Store: store.New(d.DB), NATS: d.NATSAdmin, Accounts: d.accounts(), Blobs: d.Blobs, State: state, Temporal: d.Temporal,
 	})

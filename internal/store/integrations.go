@@ -112,6 +112,9 @@ func (s *Store) CreateIntegration(ctx context.Context, tenant string, in spec.In
 		return Integration{}, fmt.Errorf("create integration %s: %w", in.Name, err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	if err := checkIntegrationQuota(ctx, tx, tenant); err != nil {
+		return Integration{}, err
+	}
 	tag, err := tx.Exec(ctx,
 		`INSERT INTO integrations (tenant_id, id, name)
 		 SELECT id, $2, $2 FROM tenants WHERE id = $1 AND status = $3

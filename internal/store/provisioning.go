@@ -6,14 +6,44 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/vrsky/vrsky/internal/natsauth"
 )
 
 // Tenant statuses while the control plane provisions or removes a tenant.
-// A tenant's keys authenticate only once it is active.
+// A tenant's keys authenticate only once it is active; a tenant whose
+// provisioning failed stays failed, with the reason, until its ID is
+// created again.
 const (
 	TenantProvisioning = "provisioning"
 	TenantDeleting     = "deleting"
+	TenantFailed       = "failed"
 )
+
+// TenantLimits are a tenant's quotas: its JetStream limits and how many
+// integrations it may have.
+type TenantLimits struct {
+	natsauth.Limits
+	Integrations int `json:"integrations"`
+}
+
+// DefaultTenantLimits are a tenant's quotas unless told otherwise.
+var DefaultTenantLimits = TenantLimits{Limits: natsauth.DefaultLimits, Integrations: 100}
+
+// Validate reports quotas that cannot be applied.
+func (l TenantLimits) Validate() error {
+	if l.Integrations < 0 {
+		return fmt.Errorf("%w: integrations quota must not be negative", ErrInvalid)
+	}
+	if err := l.Limits.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	return nil
+}
+
+// ErrQuotaExceeded is a creation refused because the tenant has used up a
+// quota; it is an ErrInvalid.
+var ErrQuotaExceeded = fmt.Errorf("%w: quota exceeded", ErrInvalid)
 
 // NewTenant is a tenant to provision with its first API key. The key comes
 // as its hash: its secret stays with whoever shows it to the user.
@@ -23,6 +53,8 @@ type NewTenant struct {
 	KeyPrefix string
 	KeyHash   []byte
 	Scopes    []Scope
+	// Limits are the tenant's quotas; nil means the defaults.
+	Limits *TenantLimits `json:",omitempty"`
 }
 
 // NewKey returns a fresh key: its ID, display prefix and hash, and its
@@ -34,7 +66,8 @@ func NewKey() (keyID, prefix string, hash []byte, secret string) {
 
 // BeginTenant adds a tenant in status provisioning with its first key, in
 // one transaction. Doing it again with the same key succeeds (a retried
-// step); an ID taken otherwise, also by a deleted tenant, is ErrConflict.
+// step); a tenant whose provisioning failed is replaced; an ID taken
+// otherwise, also by a deleted tenant, is ErrConflict.
 func (s *Store) BeginTenant(ctx context.Context, in NewTenant) (Tenant, error) {
 	if err := checkTenant(in.ID, in.Name); err != nil {
 		return Tenant{}, err
@@ -52,10 +85,13 @@ func (s *Store) BeginTenant(ctx context.Context, in NewTenant) (Tenant, error) {
 		return Tenant{}, fmt.Errorf("create tenant %s: %w", in.ID, err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	if _, err := tx.Exec(ctx, `DELETE FROM tenants WHERE id = $1 AND status = $2`, in.ID, TenantFailed); err != nil {
+		return Tenant{}, fmt.Errorf("create tenant %s: %w", in.ID, err)
+	}
 	t, err := scanTenant(tx.QueryRow(ctx,
-		`INSERT INTO tenants (id, name, status) VALUES ($1, $2, $3)
+		`INSERT INTO tenants (id, name, status, limits) VALUES ($1, $2, $3, $4)
 		 ON CONFLICT (id) DO NOTHING
-		 RETURNING `+tenantColumns, in.ID, in.Name, TenantProvisioning))
+		 RETURNING `+tenantColumns, in.ID, in.Name, TenantProvisioning, in.Limits))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return s.sameProvisioning(ctx, in)
 	}
@@ -109,6 +145,71 @@ func (s *Store) SetTenantStatus(ctx context.Context, id, status string) error {
 func (s *Store) PurgeProvisioningTenant(ctx context.Context, id string) error {
 	if _, err := s.pool.Exec(ctx, `DELETE FROM tenants WHERE id = $1 AND status = $2`, id, TenantProvisioning); err != nil {
 		return fmt.Errorf("purge tenant %s: %w", id, err)
+	}
+	return nil
+}
+
+// FailTenant marks a tenant whose provisioning failed (and was undone)
+// failed with reason; its keys never authenticate. Only a tenant still
+// provisioning is touched; a missing one is fine.
+func (s *Store) FailTenant(ctx context.Context, id, reason string) error {
+	if _, err := s.pool.Exec(ctx, `UPDATE tenants SET status = $3, failure_reason = $2 WHERE id = $1 AND status = $4`,
+		id, reason, TenantFailed, TenantProvisioning); err != nil {
+		return fmt.Errorf("mark tenant %s failed: %w", id, err)
+	}
+	return nil
+}
+
+// SetTenantLimits replaces an active or provisioning tenant's quotas and
+// returns the tenant. Lowering a quota below what is used refuses new
+// work, it removes nothing.
+func (s *Store) SetTenantLimits(ctx context.Context, id string, limits TenantLimits) (Tenant, error) {
+	if err := limits.Validate(); err != nil {
+		return Tenant{}, err
+	}
+	t, err := scanTenant(s.pool.QueryRow(ctx,
+		`UPDATE tenants SET limits = $2 WHERE id = $1 AND status IN ($3, $4) RETURNING `+tenantColumns,
+		id, limits, TenantActive, TenantProvisioning))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Tenant{}, fmt.Errorf("tenant %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Tenant{}, fmt.Errorf("set limits of tenant %s: %w", id, err)
+	}
+	return t, nil
+}
+
+// CountTenantIntegrations returns how many integrations the tenant has.
+func (s *Store) CountTenantIntegrations(ctx context.Context, tenant string) (int, error) {
+	var n int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM integrations WHERE tenant_id = $1`, tenant).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count integrations of %s: %w", tenant, err)
+	}
+	return n, nil
+}
+
+// checkIntegrationQuota locks the tenant's row for the rest of tx and
+// refuses (ErrQuotaExceeded) when it already has as many integrations as
+// its quota allows. A tenant unknown or not active passes: the insert then
+// finds none and says so.
+func checkIntegrationQuota(ctx context.Context, tx pgx.Tx, tenant string) error {
+	var limits *TenantLimits
+	var n int
+	err := tx.QueryRow(ctx,
+		`SELECT limits, (SELECT count(*) FROM integrations i WHERE i.tenant_id = t.id)
+		 FROM tenants t WHERE id = $1 AND status = $2 FOR UPDATE`, tenant, TenantActive).Scan(&limits, &n)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("integration quota of %s: %w", tenant, err)
+	}
+	quota := DefaultTenantLimits.Integrations
+	if limits != nil {
+		quota = limits.Integrations
+	}
+	if n >= quota {
+		return fmt.Errorf("%w: tenant %s has %d integrations, its quota is %d; delete one or ask for a larger quota", ErrQuotaExceeded, tenant, n, quota)
 	}
 	return nil
 }

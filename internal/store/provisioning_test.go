@@ -82,3 +82,74 @@ func TestFailedProvisioningIsPurged(t *testing.T) {
 	_, err = s.BeginTenant(ctx, noScopes)
 	require.Error(t, err)
 }
+
+// An admin changes a tenant's quotas; the integrations quota refuses one
+// integration too many with a clear error, and counts only this tenant's.
+func TestTenantLimitsAndIntegrationQuota(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := context.Background()
+	for _, id := range []string{"acme", "globex"} {
+		in, _ := newTenantInput(id)
+		_, err := s.BeginTenant(ctx, in)
+		require.NoError(t, err)
+		require.NoError(t, s.SetTenantStatus(ctx, id, TenantActive))
+	}
+	got, err := s.GetTenant(ctx, "acme")
+	require.NoError(t, err)
+	require.Equal(t, DefaultTenantLimits, got.Limits, "no limits stored: the defaults")
+
+	limits := DefaultTenantLimits
+	limits.Integrations = 2
+	got, err = s.SetTenantLimits(ctx, "acme", limits)
+	require.NoError(t, err)
+	require.Equal(t, 2, got.Limits.Integrations)
+	_, err = s.SetTenantLimits(ctx, "nobody", limits)
+	require.ErrorIs(t, err, ErrNotFound)
+	bad := limits
+	bad.DiskBytes = 0
+	_, err = s.SetTenantLimits(ctx, "acme", bad)
+	require.ErrorIs(t, err, ErrInvalid)
+
+	for _, name := range []string{"one", "two"} {
+		_, err := s.CreateIntegration(ctx, "acme", testSpec(name, "out"), "test")
+		require.NoError(t, err)
+	}
+	_, err = s.CreateIntegration(ctx, "acme", testSpec("three", "out"), "test")
+	require.ErrorIs(t, err, ErrQuotaExceeded)
+	require.ErrorIs(t, err, ErrInvalid, "answered as a 4xx")
+	require.ErrorContains(t, err, "tenant acme has 2 integrations, its quota is 2")
+	_, err = s.CreateIntegration(ctx, "globex", testSpec("three", "out"), "test")
+	require.NoError(t, err, "another tenant's quota is its own")
+	n, err := s.CountTenantIntegrations(ctx, "acme")
+	require.NoError(t, err)
+	require.Equal(t, 2, n)
+
+	limits.Integrations = 3
+	_, err = s.SetTenantLimits(ctx, "acme", limits)
+	require.NoError(t, err)
+	_, err = s.CreateIntegration(ctx, "acme", testSpec("three", "out"), "test")
+	require.NoError(t, err, "a raised quota holds at once")
+}
+
+// A failed provisioning keeps the tenant, failed with its reason, until
+// the ID is created again.
+func TestFailedTenantKeepsItsReason(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := context.Background()
+	in, _ := newTenantInput("acme")
+	_, err := s.BeginTenant(ctx, in)
+	require.NoError(t, err)
+	require.NoError(t, s.FailTenant(ctx, "acme", "no room"))
+	got, err := s.GetTenant(ctx, "acme")
+	require.NoError(t, err)
+	require.Equal(t, TenantFailed, got.Status)
+	require.Equal(t, "no room", got.FailureReason)
+	_, err = s.SetTenantLimits(ctx, "acme", DefaultTenantLimits)
+	require.ErrorIs(t, err, ErrNotFound, "a failed tenant has no limits to change")
+
+	again, _ := newTenantInput("acme")
+	tn, err := s.BeginTenant(ctx, again)
+	require.NoError(t, err)
+	require.Equal(t, TenantProvisioning, tn.Status)
+	require.Empty(t, tn.FailureReason)
+}

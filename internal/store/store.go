@@ -88,13 +88,22 @@ type Tenant struct {
 	CreatedAt time.Time
 	// DeletedAt is set once the tenant is deleted.
 	DeletedAt *time.Time
+	// Limits are the tenant's quotas (DefaultTenantLimits unless set).
+	Limits TenantLimits
+	// FailureReason says why provisioning failed (status failed).
+	FailureReason string
 }
 
-const tenantColumns = "id, name, status, created_at, deleted_at"
+const tenantColumns = "id, name, status, created_at, deleted_at, limits, coalesce(failure_reason, '')"
 
 func scanTenant(row pgx.Row) (Tenant, error) {
 	var t Tenant
-	err := row.Scan(&t.ID, &t.Name, &t.Status, &t.CreatedAt, &t.DeletedAt)
+	var limits *TenantLimits
+	err := row.Scan(&t.ID, &t.Name, &t.Status, &t.CreatedAt, &t.DeletedAt, &limits, &t.FailureReason)
+	t.Limits = DefaultTenantLimits
+	if limits != nil {
+		t.Limits = *limits
+	}
 	return t, err
 }
 
