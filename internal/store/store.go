@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/vrsky/vrsky/connectors/sdk"
 	"github.com/vrsky/vrsky/internal/spec"
 )
 
@@ -88,13 +89,16 @@ type Tenant struct {
 	CreatedAt time.Time
 	// DeletedAt is set once the tenant is deleted.
 	DeletedAt *time.Time
+	// Egress is where the tenant's connectors may connect, as a platform
+	// admin set it (PatchTenant); the zero value is the default policy.
+	Egress sdk.EgressPolicy
 }
 
-const tenantColumns = "id, name, status, created_at, deleted_at"
+const tenantColumns = "id, name, status, created_at, deleted_at, egress"
 
 func scanTenant(row pgx.Row) (Tenant, error) {
 	var t Tenant
-	err := row.Scan(&t.ID, &t.Name, &t.Status, &t.CreatedAt, &t.DeletedAt)
+	err := row.Scan(&t.ID, &t.Name, &t.Status, &t.CreatedAt, &t.DeletedAt, &t.Egress)
 	return t, err
 }
 

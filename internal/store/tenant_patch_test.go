@@ -1,0 +1,52 @@
+package store
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/vrsky/vrsky/connectors/sdk"
+)
+
+func TestPatchTenantEgress(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := newStore(t)
+	_, err := s.CreateTenant(ctx, "acme", "Acme Corp")
+	require.NoError(t, err)
+	got, err := s.GetTenant(ctx, "acme")
+	require.NoError(t, err)
+	require.Equal(t, sdk.EgressPolicy{}, got.Egress, "a new tenant has the default policy")
+
+	want := sdk.EgressPolicy{AllowPrivate: true, AllowHosts: []string{"erp.internal:443", "10.0.0.5"}}
+	patched, err := s.PatchTenant(ctx, "acme", TenantPatch{Egress: &want})
+	require.NoError(t, err)
+	require.Equal(t, want, patched.Egress)
+	require.Equal(t, "Acme Corp", patched.Name)
+	got, err = s.GetTenant(ctx, "acme")
+	require.NoError(t, err)
+	require.Equal(t, want, got.Egress)
+	list, _, err := s.ListTenants(ctx, Page{})
+	require.NoError(t, err)
+	require.Equal(t, want, list[0].Egress)
+
+	// An empty patch changes nothing.
+	patched, err = s.PatchTenant(ctx, "acme", TenantPatch{})
+	require.NoError(t, err)
+	require.Equal(t, want, patched.Egress)
+
+	// Back to the default.
+	_, err = s.PatchTenant(ctx, "acme", TenantPatch{Egress: &sdk.EgressPolicy{}})
+	require.NoError(t, err)
+	got, err = s.GetTenant(ctx, "acme")
+	require.NoError(t, err)
+	require.False(t, got.Egress.AllowPrivate)
+	require.Empty(t, got.Egress.AllowHosts)
+
+	_, err = s.PatchTenant(ctx, "nobody", TenantPatch{Egress: &want})
+	require.ErrorIs(t, err, ErrNotFound)
+	require.NoError(t, s.DeleteTenant(ctx, "acme"))
+	_, err = s.PatchTenant(ctx, "acme", TenantPatch{Egress: &want})
+	require.ErrorIs(t, err, ErrNotFound, "a tenant going away keeps its policy")
+}
