@@ -22,7 +22,12 @@ type TenantPatch struct {
 // deleted, in one transaction, and returns the tenant as it is afterwards.
 // ErrNotFound when there is no such tenant (or it is going away). The
 // caller validates the sections: the store keeps what it is given.
-func (s *Store) PatchTenant(ctx context.Context, id string, patch TenantPatch) (Tenant, error) {
+//
+// afterWrite, when not nil, runs once the changes are written but before
+// they commit, while the tenant's row is locked: it mirrors them elsewhere
+// (the runners' copy of the egress policy), so concurrent patches reach
+// the mirror in the order they commit. When it fails nothing is committed.
+func (s *Store) PatchTenant(ctx context.Context, id string, patch TenantPatch, afterWrite func(context.Context, Tenant) error) (Tenant, error) {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return Tenant{}, fmt.Errorf("patch tenant %s: %w", id, err)
@@ -46,6 +51,11 @@ func (s *Store) PatchTenant(ctx context.Context, id string, patch TenantPatch) (
 			return Tenant{}, fmt.Errorf("patch tenant %s: egress: %w", id, err)
 		}
 		t.Egress = *patch.Egress
+	}
+	if afterWrite != nil {
+		if err := afterWrite(ctx, t); err != nil {
+			return Tenant{}, fmt.Errorf("patch tenant %s: %w", id, err)
+		}
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return Tenant{}, fmt.Errorf("patch tenant %s: %w", id, err)
