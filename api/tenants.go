@@ -18,6 +18,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/vrsky/vrsky/activities"
+	"github.com/vrsky/vrsky/connectors/sdk"
 	"github.com/vrsky/vrsky/internal/natsauth"
 	"github.com/vrsky/vrsky/internal/spec"
 	"github.com/vrsky/vrsky/internal/store"
@@ -37,10 +38,12 @@ type Tenant struct {
 	Status    string     `json:"status" enum:"provisioning,active,deleting,deleted" doc:"provisioning until its NATS account and streams exist (its key works from active on); deleting until everything it owned is removed."`
 	CreatedAt time.Time  `json:"created_at"`
 	DeletedAt *time.Time `json:"deleted_at,omitempty" doc:"When the tenant was deleted."`
+	// Egress is the tenant's egress policy, set with PATCH.
+	Egress sdk.EgressPolicy `json:"egress" doc:"Where the tenant's connectors may connect, as a platform admin set it with PATCH; {} is the default: public addresses only."`
 }
 
 func tenantOut(t store.Tenant) Tenant {
-	return Tenant{ID: t.ID, Name: t.Name, Status: t.Status, CreatedAt: t.CreatedAt, DeletedAt: t.DeletedAt}
+	return Tenant{ID: t.ID, Name: t.Name, Status: t.Status, CreatedAt: t.CreatedAt, DeletedAt: t.DeletedAt, Egress: t.Egress}
 }
 
 // CreateTenantInput is the new tenant: only its ID and name can be given.
