@@ -26,5 +26,4 @@ func TestCompleteGivesTheTenantsEgressPolicy(t *testing.T) {
 	require.Equal(t, sdk.EgressPolicy{}, env.Egress)
 	env = sdk.Env{Tenant: "broken"}
 	require.ErrorContains(t, p.Complete(t.Context(), &env), "egress policy: bucket unavailable", "no policy, no build")
-
 }
