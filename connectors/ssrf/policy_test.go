@@ -174,3 +174,31 @@ func TestGuardPostgresConnectsWhereAllowed(t *testing.T) {
 	require.False(t, IsRefused(err), "%v", err)
 	require.Equal(t, ln.Addr().String(), (<-got).String())
 }
+
+// FuzzValidatePolicy: an allowHosts entry a policy accepts never names a
+// metadata service or a link-local address, and a guard built from it
+// still refuses every such address.
+func FuzzValidatePolicy(f *testing.F) {
+	for _, seed := range []string{
+		"erp.internal", "10.0.0.5:8443", "[fd00::1]:80", "169.254.169.254", "metadata.google.internal.", "[fd00:ec2::254]",
+		"::ffff:169.254.169.254", "64:ff9b::a9fe:a9fe", "fe80::1%eth0", "[fe80::1%25eth0]:80", "METADATA", "instance-data:80",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, entry string) {
+		policy := sdk.EgressPolicy{AllowPrivate: true, AllowHosts: []string{entry}}
+		if err := ValidatePolicy(policy); err == nil {
+			h, _, perr := parseAllowEntry(entry)
+			require.NoError(t, perr)
+			require.False(t, isMetadataName(h), "metadata name %q accepted", entry)
+			if addr, err := netip.ParseAddr(h); err == nil {
+				_, always := classify(addr)
+				require.False(t, always, "%q accepted", entry)
+			}
+		}
+		g := New(policy)
+		for _, ap := range []string{"169.254.169.254:80", "[fd00:ec2::254]:80", "[fe80::1]:443", "[::ffff:169.254.169.254]:80"} {
+			require.True(t, IsRefused(g.CheckAddr(netip.MustParseAddrPort(ap))), ap)
+		}
+	})
+}
