@@ -220,7 +220,13 @@ func (a *Tenants) RemoveTenantObjects(ctx context.Context, in TenantInput) (int,
 	return removed, nil
 }
 
-// FinishTenantDeletion marks the tenant deleted.
+// FinishTenantDeletion removes the runners' copy of the tenant's egress
+// policy and marks the tenant deleted.
 func (a *Tenants) FinishTenantDeletion(ctx context.Context, in TenantInput) error {
+	if a.State != nil && a.State.Egress != nil {
+		if err := a.State.Egress.Delete(ctx, in.Tenant); err != nil {
+			return err
+		}
+	}
 	return a.Store.SetTenantStatus(ctx, in.Tenant, store.TenantDeleted)
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/vrsky/vrsky/connectors/sdk"
 	"github.com/vrsky/vrsky/hotpath"
 	"github.com/vrsky/vrsky/internal/natsauth"
 	"github.com/vrsky/vrsky/internal/store"
@@ -84,6 +85,8 @@ func TestTenantActivitiesProvisionAndRemoveEverything(t *testing.T) {
 		require.NoError(t, f.a.Blobs.Put(ctx, key, bytes.NewReader([]byte("x")), 1, ""))
 	}
 
+	require.NoError(t, f.a.State.Egress.Put(ctx, "acme", sdk.EgressPolicy{AllowPrivate: true}))
+
 	// Decommission.
 	require.NoError(t, f.a.MarkTenantDeleting(ctx, tenant))
 	_, err = f.st.Authenticate(ctx, secret)
@@ -106,9 +109,13 @@ func TestTenantActivitiesProvisionAndRemoveEverything(t *testing.T) {
 	_, err = f.a.Blobs.Stat(ctx, "claims/other/orders/3")
 	require.NoError(t, err, "other tenants' objects stay")
 	require.NoError(t, f.a.FinishTenantDeletion(ctx, tenant))
+	require.NoError(t, f.a.FinishTenantDeletion(ctx, tenant), "twice")
 	got, err := f.st.GetTenant(ctx, "acme")
 	require.NoError(t, err)
 	require.Equal(t, store.TenantDeleted, got.Status)
+	egress, err := f.a.State.Egress.Policy(ctx, "acme")
+	require.NoError(t, err)
+	require.Equal(t, sdk.EgressPolicy{}, egress, "the runners' copy of the egress policy is gone")
 }
 
 func TestTenantActivitiesRefuseWhatRetryingCannotFix(t *testing.T) {

@@ -66,6 +66,14 @@ type Options struct {
 	Profiling bool
 }
 
+// egress is where the runners' copy of egress policies is written.
+func (o Options) egress() *hotpath.EgressPolicies {
+	if o.State == nil {
+		return nil
+	}
+	return o.State.Egress
+}
+
 // Server is the API's HTTP handler and its Huma API, to which resources add
 // their operations.
 type Server struct {
@@ -108,7 +116,7 @@ func New(opts Options) *Server {
 	RegisterHealth(humaAPI, opts.Checks)
 	if opts.Store != nil {
 		RegisterTenants(humaAPI, opts.Store, opts.Temporal, opts.Accounts, log)
-		RegisterTenantPatch(humaAPI, opts.Store, opts.Temporal, log)
+		RegisterTenantPatch(humaAPI, opts.Store, opts.Temporal, opts.egress(), log)
 		RegisterAPIKeys(humaAPI, opts.Store, log)
 		RegisterIntegrations(humaAPI, opts.Store, opts.Temporal, opts.State, opts.Accounts, log)
 		RegisterSchedules(humaAPI, opts.Store, opts.Temporal, opts.State, log)

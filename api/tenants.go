@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
+	"github.com/vrsky/vrsky/connectors/sdk"
 	"github.com/vrsky/vrsky/hotpath"
 	"github.com/vrsky/vrsky/internal/spec"
 	"github.com/vrsky/vrsky/internal/store"
@@ -37,12 +38,14 @@ type Tenant struct {
 	FailureReason string        `json:"failure_reason,omitempty" doc:"Why provisioning failed (status failed)."`
 	Limits        *TenantLimits `json:"limits,omitempty" doc:"The tenant's quotas."`
 	Usage         *TenantUsage  `json:"usage,omitempty" doc:"What the tenant uses of its quotas now (get-tenant only)."`
+	// Egress is the tenant's egress policy, set with PATCH.
+	Egress sdk.EgressPolicy `json:"egress" doc:"Where the tenant's connectors may connect, as a platform admin set it with PATCH; {} is the default: public addresses only."`
 }
 
 func tenantOut(t store.Tenant) Tenant {
 	limits := limitsOut(t.Limits)
 	return Tenant{ID: t.ID, Name: t.Name, Status: t.Status, CreatedAt: t.CreatedAt, DeletedAt: t.DeletedAt,
-		FailureReason: t.FailureReason, Limits: &limits}
+		FailureReason: t.FailureReason, Limits: &limits, Egress: t.Egress}
 }
 
 // CreateTenantInput is the new tenant: only its ID, name and quotas can be

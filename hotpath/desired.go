@@ -24,6 +24,10 @@ const (
 	// MessageStateBucket counts failed attempts of messages that are
 	// retrying; the happy path never writes to it.
 	MessageStateBucket = "vrsky_message_state"
+	// EgressBucket mirrors each tenant's egress policy (key: the tenant
+	// ID) from PostgreSQL for the runners; a missing key is the default
+	// policy.
+	EgressBucket = "vrsky_egress"
 )
 
 // Desired statuses.
@@ -76,6 +80,8 @@ type State struct {
 	// Counts holds what stages finished without a consumer of their own
 	// (CountsBucket).
 	Counts jetstream.KeyValue
+	// Egress holds the tenants' egress policies (EgressBucket).
+	Egress *EgressPolicies
 }
 
 // OpenState creates or opens the hot path's KV buckets.
@@ -100,7 +106,11 @@ func OpenState(ctx context.Context, js jetstream.JetStream) (*State, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &State{js: js, Desired: desired, Status: status, Attempts: attempts, Runs: runs, Counts: counts}, nil
+	egress := &EgressPolicies{JS: js}
+	if _, err := egress.bucket(ctx); err != nil {
+		return nil, err
+	}
+	return &State{js: js, Desired: desired, Status: status, Attempts: attempts, Runs: runs, Counts: counts, Egress: egress}, nil
 }
 
 // PutDesired writes a pipeline's desired state.

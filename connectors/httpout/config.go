@@ -70,12 +70,11 @@ type Config struct {
 	Timeout string `json:"timeout,omitempty" doc:"Per-request timeout (Go duration); default 10s."`
 	// Signature, when set, signs each request the Standard Webhooks way.
 	Signature *Signature `json:"signature,omitempty" doc:"Sign requests with Standard Webhooks headers."`
-	// AllowPrivate lets requests reach private, loopback and link-local
-	// addresses (never cloud metadata endpoints).
-	AllowPrivate bool `json:"allowPrivate,omitempty" doc:"Allow private and loopback targets (on-premise)."`
-	// AllowHosts lists hosts or host:port pairs allowed whatever their
-	// address.
-	AllowHosts []string `json:"allowHosts,omitempty" doc:"Hosts or host:port allowed even when private."`
+	// AllowPrivate and AllowHosts are refused: which addresses a tenant
+	// may reach is its egress policy, set by a platform admin
+	// (sdk.Env.Egress).
+	AllowPrivate ssrf.PlatformDecides `json:"allowPrivate,omitzero" hidden:"true"`
+	AllowHosts   ssrf.PlatformDecides `json:"allowHosts,omitzero" hidden:"true"`
 	// MaxConcurrency bounds the requests in flight for one batch (default
 	// 8, at most 64).
 	MaxConcurrency int `json:"maxConcurrency,omitempty" doc:"Requests in flight per batch; default 8."`
@@ -106,31 +105,31 @@ type settings struct {
 	contentType    string
 	timeout        time.Duration
 	signature      *Signature
-	guard          ssrf.Guard
+	guard          *ssrf.Guard
 	maxConcurrency int
 	// needData is whether any template reads the message.
 	needData bool
 }
 
-// Validate checks the config on its own; Build also resolves its secrets.
+// Validate checks the config on its own, before its tenant is known: a URL
+// is checked against the widest egress policy a platform admin can grant;
+// Build checks it against the tenant's own policy and resolves secrets.
 func (c *Config) Validate() error {
-	_, err := c.settings()
+	_, err := c.settings(ssrf.Widest())
 	return err
 }
 
-func (c *Config) settings() (settings, error) {
+// settings checks the config with the guard of the tenant's egress policy.
+func (c *Config) settings(guard *ssrf.Guard) (settings, error) {
 	s := settings{
 		method:         strings.ToUpper(strings.TrimSpace(c.Method)),
 		contentType:    c.ContentType,
 		signature:      c.Signature,
-		guard:          ssrf.Guard{AllowPrivate: c.AllowPrivate, AllowHosts: c.AllowHosts},
+		guard:          guard,
 		maxConcurrency: c.MaxConcurrency,
 	}
 	var errs []error
-	if err := s.guard.Validate(); err != nil {
-		errs = append(errs, err)
-	}
-	if u, err := checkURLTemplate(c.URL, &s.guard); err != nil {
+	if u, err := checkURLTemplate(c.URL, s.guard); err != nil {
 		errs = append(errs, err)
 	} else {
 		s.url = u

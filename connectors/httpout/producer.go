@@ -8,9 +8,11 @@
 // request errors into retryable and permanent (ResponseError, RequestError,
 // RetryAfter).
 //
-// Every request goes through an ssrf.Guard: the producer must never reach
-// a private, loopback, link-local or metadata address the config did not
-// allow, and never follow a redirect to one. It never retries in a loop
+// Every request goes through an ssrf.Guard built from the tenant's egress
+// policy (sdk.Env.Egress): the producer must never reach a private or
+// loopback address that policy does not allow, nor any link-local or
+// metadata address, and never follow a redirect to one. The config has no
+// say in it. It never retries in a loop
 // (the hot path owns retries), never logs or echoes secrets, and never puts
 // a URL's query string in an error.
 package httpout
@@ -34,6 +36,7 @@ import (
 
 	"github.com/vrsky/vrsky/connectors/config"
 	"github.com/vrsky/vrsky/connectors/sdk"
+	"github.com/vrsky/vrsky/connectors/ssrf"
 )
 
 // Producer registers the HTTP producer.
@@ -69,7 +72,7 @@ func build(ctx context.Context, env sdk.Env, raw json.RawMessage, now func() tim
 	if err := config.Decode(raw, &cfg); err != nil {
 		return nil, fmt.Errorf("http: %w", err)
 	}
-	s, err := cfg.settings()
+	s, err := cfg.settings(ssrf.New(env.Egress))
 	if err != nil {
 		return nil, fmt.Errorf("http: %w", err)
 	}

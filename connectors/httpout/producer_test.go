@@ -83,7 +83,8 @@ var fixedNow = time.Date(2031, 5, 6, 7, 8, 9, 0, time.UTC)
 
 func newProducer(t *testing.T, raw json.RawMessage) *HTTPProducer {
 	t.Helper()
-	p, err := build(t.Context(), sdk.Env{Tenant: "t1", Integration: "orders"}, raw, func() time.Time { return fixedNow })
+	raw, env := tenantEnv(t, raw)
+	p, err := build(t.Context(), env, raw, func() time.Time { return fixedNow })
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = p.Close(context.Background()) })
 	return p
@@ -96,7 +97,8 @@ func msg(id, body string) sdk.Message {
 func TestConformance(t *testing.T) {
 	tg := newTarget(t, nil)
 	t.Setenv("VRSKY_TEST_HTTP_UNSET", "")
-	sdktest.Conformance(t, Producer, sdk.Env{Tenant: "t1", Integration: "orders"}, tg.cfg(nil), map[string]json.RawMessage{
+	good, env := tenantEnv(t, tg.cfg(nil))
+	sdktest.Conformance(t, Producer, env, good, map[string]json.RawMessage{
 		"missing url":         json.RawMessage(`{}`),
 		"file scheme":         json.RawMessage(`{"url":"file:///etc/passwd"}`),
 		"templated scheme":    json.RawMessage(`{"url":"{{ .scheme }}://example.com/"}`),
@@ -121,7 +123,7 @@ func TestConformance(t *testing.T) {
 		"empty signature":     json.RawMessage(`{"url":"https://example.com/","signature":{}}`),
 		"unset secret env":    json.RawMessage(`{"url":"https://example.com/","signature":{"secret":{"env":"VRSKY_TEST_HTTP_UNSET"}}}`),
 		"inline header":       json.RawMessage(`{"url":"https://example.com/","secretHeaders":{"Authorization":"Bearer x"}}`),
-		"bad allowHosts":      json.RawMessage(`{"url":"https://example.com/","allowHosts":["http://x/"]}`),
+		"allowHosts":          json.RawMessage(`{"url":"https://example.com/","allowHosts":["example.com"]}`),
 		"url not a string":    json.RawMessage(`{"url":42}`),
 	})
 }
@@ -160,7 +162,7 @@ func TestBadConfigErrorsSayWhatIsWrong(t *testing.T) {
 func TestDefaults(t *testing.T) {
 	c := Config{URL: "https://example.com/hook"}
 	require.NoError(t, c.Validate())
-	s, err := c.settings()
+	s, err := c.settings(ssrf.New(sdk.EgressPolicy{}))
 	require.NoError(t, err)
 	require.Equal(t, "POST", s.method)
 	require.Equal(t, 10*time.Second, s.timeout)

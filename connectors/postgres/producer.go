@@ -12,7 +12,9 @@
 // and are quoted with pgx.Identifier.Sanitize; values travel only as COPY
 // data or query parameters. It never acks and never retries: the commit of
 // a batch's transaction is its durability point, and failures are returned
-// as typed errors for the hot path to act on.
+// as typed errors for the hot path to act on. It never connects to a host
+// the tenant's egress policy refuses (ssrf.Guard.GuardPostgres), and never
+// waits on a connect for ever.
 package postgres
 
 import (
@@ -32,6 +34,7 @@ import (
 	"github.com/vrsky/vrsky/connectors/config"
 	"github.com/vrsky/vrsky/connectors/jsonbody"
 	"github.com/vrsky/vrsky/connectors/sdk"
+	"github.com/vrsky/vrsky/connectors/ssrf"
 )
 
 // MaxConns is the size of a producer's connection pool: Write runs one batch
@@ -106,6 +109,9 @@ func build(ctx context.Context, env sdk.Env, raw json.RawMessage) (*TableProduce
 		// The parse error may quote the connection string: leave it out.
 		return nil, fmt.Errorf("postgres: url %s: not a valid connection string", cfg.URL)
 	}
+	// Every connection goes through the tenant's egress policy, checked
+	// on each resolved address, and gives up on a silent server.
+	ssrf.New(env.Egress).GuardPostgres(&pcfg.ConnConfig.Config)
 	pcfg.MaxConns = MaxConns
 	pcfg.MinConns = 0
 	// Every statement is built per batch shape; run them unprepared so a

@@ -21,7 +21,9 @@
 // format a user-supplied name into SQL: table and publication names pass an
 // allow-list and are quoted with pgx.Identifier.Sanitize, slot names match
 // PostgreSQL's own alphabet. It never retries in a loop: Run returns the
-// error and the runner restarts it, resuming from the slot.
+// error and the runner restarts it, resuming from the slot. It never
+// connects to a host the tenant's egress policy refuses
+// (ssrf.Guard.GuardPostgres), and never waits on a connect for ever.
 package postgrescdc
 
 import (
@@ -42,6 +44,7 @@ import (
 	"github.com/vrsky/vrsky/connectors/config"
 	"github.com/vrsky/vrsky/connectors/pgident"
 	"github.com/vrsky/vrsky/connectors/sdk"
+	"github.com/vrsky/vrsky/connectors/ssrf"
 )
 
 // Connector registers the PostgreSQL CDC consumer.
@@ -85,9 +88,11 @@ type Change struct {
 // Consumer streams changes from one replication slot. Run may be called again
 // after it returns, but not concurrently.
 type Consumer struct {
-	cfg    settings
-	env    sdk.Env
-	url    string
+	cfg settings
+	env sdk.Env
+	url string
+	// guard is the tenant's egress policy; every connection goes through it.
+	guard  *ssrf.Guard
 	tables []pgident.Table // schema-qualified
 
 	// afterPublish, when set, runs after the sink acknowledged a
@@ -116,7 +121,7 @@ func build(ctx context.Context, env sdk.Env, raw json.RawMessage) (*Consumer, er
 		// The parse error may quote the connection string: leave it out.
 		return nil, fmt.Errorf("postgres-cdc: url %s: not a valid connection string", cfg.URL)
 	}
-	c := &Consumer{cfg: s, env: env, url: url, now: time.Now}
+	c := &Consumer{cfg: s, env: env, url: url, guard: ssrf.New(env.Egress), now: time.Now}
 	conn, err := c.connect(ctx)
 	if err != nil {
 		return nil, err
@@ -197,7 +202,12 @@ func (c *Consumer) Retire(ctx context.Context) error {
 
 // connect opens an ordinary connection for catalog work.
 func (c *Consumer) connect(ctx context.Context) (*pgx.Conn, error) {
-	conn, err := pgx.Connect(ctx, c.url)
+	cfg, err := pgx.ParseConfig(c.url)
+	if err != nil {
+		return nil, errors.New("postgres-cdc: url: not a valid connection string")
+	}
+	c.guard.GuardPostgres(&cfg.Config)
+	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres-cdc: connect: %w", err)
 	}
@@ -211,6 +221,7 @@ func (c *Consumer) connectReplication(ctx context.Context) (*pgconn.PgConn, erro
 		return nil, errors.New("postgres-cdc: url: not a valid connection string")
 	}
 	cfg.RuntimeParams["replication"] = "database"
+	c.guard.GuardPostgres(cfg)
 	conn, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres-cdc: open replication connection: %w", err)

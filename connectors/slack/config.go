@@ -42,12 +42,11 @@ type Config struct {
 	// Timeout bounds each request (a Go duration, default 10s, at most
 	// 2m).
 	Timeout string `json:"timeout,omitempty" doc:"Per-request timeout (Go duration); default 10s."`
-	// AllowPrivate lets requests reach private and loopback addresses
-	// (on-premise Slack-compatible servers); never metadata endpoints.
-	AllowPrivate bool `json:"allowPrivate,omitempty" doc:"Allow private and loopback targets."`
-	// AllowHosts lists hosts or host:port pairs allowed whatever their
-	// address.
-	AllowHosts []string `json:"allowHosts,omitempty" doc:"Hosts or host:port allowed even when private."`
+	// AllowPrivate and AllowHosts are refused: which addresses a tenant
+	// may reach is its egress policy, set by a platform admin
+	// (sdk.Env.Egress).
+	AllowPrivate ssrf.PlatformDecides `json:"allowPrivate,omitzero" hidden:"true"`
+	AllowHosts   ssrf.PlatformDecides `json:"allowHosts,omitzero" hidden:"true"`
 }
 
 // settings is a validated Config with its defaults applied.
@@ -59,27 +58,27 @@ type settings struct {
 	blocks   *httpout.Template
 	apiURL   string
 	timeout  time.Duration
-	guard    ssrf.Guard
+	guard    *ssrf.Guard
 	needData bool
 }
 
-// Validate checks the config on its own; Build also resolves its secrets
-// and checks the webhook URL.
+// Validate checks the config on its own, before its tenant is known: the
+// API URL is checked against the widest egress policy a platform admin can
+// grant. Build checks it against the tenant's own policy, resolves the
+// secrets and checks the webhook URL.
 func (c *Config) Validate() error {
-	_, err := c.settings()
+	_, err := c.settings(ssrf.Widest())
 	return err
 }
 
-func (c *Config) settings() (settings, error) {
+// settings checks the config with the guard of the tenant's egress policy.
+func (c *Config) settings(guard *ssrf.Guard) (settings, error) {
 	s := settings{
 		channel: strings.TrimSpace(c.Channel),
 		apiURL:  strings.TrimRight(strings.TrimSpace(c.APIURL), "/"),
-		guard:   ssrf.Guard{AllowPrivate: c.AllowPrivate, AllowHosts: c.AllowHosts},
+		guard:   guard,
 	}
 	var errs []error
-	if err := s.guard.Validate(); err != nil {
-		errs = append(errs, err)
-	}
 	switch {
 	case !c.WebhookURL.IsZero() && !c.Token.IsZero():
 		errs = append(errs, errors.New("set webhookUrl or token, not both"))

@@ -5,9 +5,10 @@
 //
 // Webhook URLs and tokens are secrets: the producer must never log them,
 // put them in errors, or send them anywhere but the configured endpoint.
-// Every request goes through an ssrf.Guard, so it never reaches a private
-// or metadata address the config did not allow and never follows a
-// redirect to one. It never retries in a loop: rate limits and outages are
+// Every request goes through an ssrf.Guard built from the tenant's egress
+// policy (sdk.Env.Egress), so it never reaches a private address that
+// policy does not allow, nor any link-local or metadata address, and never
+// follows a redirect to one. It never retries in a loop: rate limits and outages are
 // retryable errors carrying Slack's Retry-After for the hot path to honour.
 // Slack has no idempotency keys, so a redelivered message may post twice.
 package slack
@@ -28,6 +29,7 @@ import (
 	"github.com/vrsky/vrsky/connectors/httpout"
 	"github.com/vrsky/vrsky/connectors/jsonbody"
 	"github.com/vrsky/vrsky/connectors/sdk"
+	"github.com/vrsky/vrsky/connectors/ssrf"
 )
 
 // Producer registers the Slack producer.
@@ -72,7 +74,7 @@ func build(ctx context.Context, env sdk.Env, raw json.RawMessage, now func() tim
 	if err := config.Decode(raw, &cfg); err != nil {
 		return nil, fmt.Errorf("slack: %w", err)
 	}
-	s, err := cfg.settings()
+	s, err := cfg.settings(ssrf.New(env.Egress))
 	if err != nil {
 		return nil, fmt.Errorf("slack: %w", err)
 	}

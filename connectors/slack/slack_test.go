@@ -3,7 +3,6 @@ package slack
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -104,7 +103,8 @@ var fixedNow = time.Date(2031, 5, 6, 7, 8, 9, 0, time.UTC)
 
 func newProducer(t *testing.T, raw json.RawMessage) *SlackProducer {
 	t.Helper()
-	p, err := build(t.Context(), sdk.Env{Tenant: "t1", Integration: "orders"}, raw, func() time.Time { return fixedNow })
+	raw, env := tenantEnv(t, raw)
+	p, err := build(t.Context(), env, raw, func() time.Time { return fixedNow })
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = p.Close(context.Background()) })
 	return p
@@ -147,13 +147,15 @@ func TestConformance(t *testing.T) {
 		"apiUrl with query":      json.RawMessage(`{"token":{"env":"VRSKY_TEST_SLACK_TOKEN"},"channel":"C1","apiUrl":"https://slack.com/api?x=1","text":"hi"}`),
 		"bad token value":        json.RawMessage(`{"token":{"env":"VRSKY_TEST_SLACK_BAD_TOKEN"},"channel":"C1","text":"hi"}`),
 		"bad timeout":            json.RawMessage(`{"webhookUrl":{"env":"VRSKY_TEST_SLACK_WEBHOOK"},"text":"hi","timeout":"1y"}`),
-		"bad allowHosts":         json.RawMessage(`{"webhookUrl":{"env":"VRSKY_TEST_SLACK_WEBHOOK"},"text":"hi","allowHosts":[""]}`),
+		"allowHosts":             json.RawMessage(`{"webhookUrl":{"env":"VRSKY_TEST_SLACK_WEBHOOK"},"text":"hi","allowHosts":["hooks.slack.com"]}`),
 	}
 	t.Run("webhook", func(t *testing.T) {
-		sdktest.Conformance(t, Producer, sdk.Env{Tenant: "t1", Integration: "orders"}, f.webhookConfig(t, map[string]any{"text": "hi {{ .id }}"}), bad)
+		good, env := tenantEnv(t, f.webhookConfig(t, map[string]any{"text": "hi {{ .id }}"}))
+		sdktest.Conformance(t, Producer, env, good, bad)
 	})
 	t.Run("bot", func(t *testing.T) {
-		sdktest.Conformance(t, Producer, sdk.Env{Tenant: "t1", Integration: "orders"}, f.botConfig(t, map[string]any{"text": "hi {{ .id }}"}), bad)
+		good, env := tenantEnv(t, f.botConfig(t, map[string]any{"text": "hi {{ .id }}"}))
+		sdktest.Conformance(t, Producer, env, good, bad)
 	})
 }
 
@@ -192,7 +194,7 @@ func TestBadConfigErrorsSayWhatIsWrong(t *testing.T) {
 func TestDefaults(t *testing.T) {
 	c := Config{Token: sdk.Secret{Env: "X"}, Channel: "C1", Text: "hi"}
 	require.NoError(t, c.Validate())
-	s, err := c.settings()
+	s, err := c.settings(ssrf.New(sdk.EgressPolicy{}))
 	require.NoError(t, err)
 	require.Equal(t, DefaultAPIURL, s.apiURL)
 	require.Equal(t, DefaultTimeout, s.timeout)
@@ -537,8 +539,8 @@ func TestWriteAfterClose(t *testing.T) {
 
 func TestTenantSecrets(t *testing.T) {
 	f := newFakeSlack(t, nil)
-	raw := fmt.Appendf(nil, `{"webhookUrl":{"secret":"slack-orders"},"text":"hi","allowHosts":[%q]}`, f.host)
-	env := sdk.Env{Secrets: func(_ context.Context, name string) (string, error) {
+	raw := json.RawMessage(`{"webhookUrl":{"secret":"slack-orders"},"text":"hi"}`)
+	env := sdk.Env{Egress: sdk.EgressPolicy{AllowHosts: []string{f.host}}, Secrets: func(_ context.Context, name string) (string, error) {
 		require.Equal(t, "slack-orders", name)
 		return f.srv.URL + webhookPath, nil
 	}}

@@ -50,8 +50,15 @@ var (
 	}
 	sixToFour = netip.MustParsePrefix("2002::/16")
 
-	// metadata are cloud instance metadata endpoints; AllowPrivate does
-	// not open them.
+	// linkLocal are the link-local ranges: never allowed, whatever the
+	// policy, because cloud metadata services live there.
+	linkLocal = []netip.Prefix{
+		netip.MustParsePrefix("169.254.0.0/16"),
+		netip.MustParsePrefix("fe80::/10"),
+	}
+
+	// metadata are cloud instance metadata endpoints: never allowed,
+	// whatever the policy.
 	metadata = map[netip.Addr]bool{
 		netip.MustParseAddr("169.254.169.254"): true, // AWS, GCP, Azure, OpenStack, DigitalOcean
 		netip.MustParseAddr("169.254.170.2"):   true, // AWS ECS task metadata
@@ -59,12 +66,25 @@ var (
 		netip.MustParseAddr("100.100.100.200"): true, // Alibaba Cloud
 		netip.MustParseAddr("192.0.0.192"):     true, // Oracle Cloud
 	}
+
+	// metadataNames are host names of cloud metadata services: never
+	// allowed, whatever the policy, even before they are resolved.
+	metadataNames = map[string]bool{
+		"metadata.google.internal":   true,
+		"metadata.goog":              true,
+		"metadata":                   true,
+		"instance-data":              true,
+		"instance-data.ec2.internal": true,
+		"metadata.azure.com":         true,
+		"metadata.tencentyun.com":    true,
+	}
 )
 
 // classify returns why addr is not a public internet address ("" when it
-// is) and whether it is a cloud metadata endpoint. IPv4 addresses hidden in
-// IPv6 ones (mapped, NAT64, SIIT, 6to4) are judged by the IPv4 address.
-func classify(addr netip.Addr) (reason string, isMetadata bool) {
+// is) and whether it is never allowed whatever the policy (a link-local
+// address or a cloud metadata endpoint). IPv4 addresses hidden in IPv6 ones
+// (mapped, NAT64, SIIT, 6to4) are judged by the IPv4 address.
+func classify(addr netip.Addr) (reason string, always bool) {
 	addr = addr.WithZone("")
 	if !addr.IsValid() {
 		return "invalid address", false
@@ -101,8 +121,23 @@ func classify(addr netip.Addr) (reason string, isMetadata bool) {
 	}
 	for _, r := range ranges {
 		if r.prefix.Contains(addr) {
-			return r.reason, false
+			return r.reason, isLinkLocal(addr)
 		}
 	}
 	return "", false
+}
+
+// isLinkLocal reports whether addr is in a link-local range.
+func isLinkLocal(addr netip.Addr) bool {
+	for _, p := range linkLocal {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// isMetadataName reports whether host names a cloud metadata service.
+func isMetadataName(host string) bool {
+	return metadataNames[normalHost(host)]
 }

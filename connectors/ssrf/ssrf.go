@@ -1,7 +1,13 @@
-// Package ssrf guards outbound HTTP requests to URLs that tenants supply
-// (the HTTP and Slack producers), so that a tenant cannot make VRSky reach
-// the platform's own network: loopback, private and link-local ranges, cloud
-// metadata endpoints, and the IPv4-mapped, NAT64 and 6to4 spellings of them.
+// Package ssrf guards every outbound connection a connector makes to a
+// target a tenant supplies (HTTP and Slack requests, PostgreSQL
+// connections), so that a tenant cannot make VRSky reach the platform's own
+// network: loopback, private and link-local ranges, cloud metadata
+// endpoints, and the IPv4-mapped, NAT64 and 6to4 spellings of them.
+//
+// What a tenant may reach is the platform's decision: a Guard is built only
+// from the tenant's sdk.EgressPolicy, which a platform admin sets. Nothing
+// in a tenant's connector config widens it, and link-local addresses and
+// cloud metadata endpoints are refused whatever the policy says.
 //
 // The guard decides on the address actually being dialled, after DNS
 // resolution, so a name that resolves to a public address at config time
@@ -37,19 +43,33 @@ import (
 // request.
 const MaxRedirects = 5
 
-// Guard decides which addresses outbound requests may reach. The zero value
-// allows public addresses only.
+// ConnectTimeout bounds each TCP connect a guarded dialer makes.
+const ConnectTimeout = 10 * time.Second
+
+// PolicyHint tells whoever reads a refusal how the policy changes.
+const PolicyHint = "a platform admin changes it with PATCH /v1/tenants/{id}"
+
+// Guard decides which addresses a tenant's outbound connections may reach.
+// Build one with New from the tenant's egress policy; the zero value allows
+// public addresses only. A Guard is immutable and safe for concurrent use.
 type Guard struct {
-	// AllowPrivate allows loopback, private, link-local and other
-	// non-public addresses, for targets on the tenant's own network. Cloud
-	// metadata endpoints (169.254.169.254 and friends) stay refused; name
-	// them in AllowHosts to reach them.
-	AllowPrivate bool
-	// AllowHosts lists hosts ("erp.internal", "10.0.0.5", "[fd00::1]") or
-	// host:port pairs ("10.0.0.5:8443") allowed whatever their address,
-	// for on-premise targets. A name listed here is trusted with whatever
-	// it resolves to.
-	AllowHosts []string
+	allowPrivate bool
+	allowHosts   []string
+}
+
+// New returns the guard for a tenant's egress policy (sdk.Env.Egress).
+// Later changes to p do not affect it.
+func New(p sdk.EgressPolicy) *Guard {
+	return &Guard{allowPrivate: p.AllowPrivate, allowHosts: slices.Clone(p.AllowHosts)}
+}
+
+// Widest returns the guard of the widest policy a platform admin can
+// grant. Configs are checked against it before their tenant is known
+// (when a spec is applied), so that what no tenant may ever reach
+// (link-local and metadata addresses) fails early and everything else is
+// decided with the tenant's own policy when the connector is built.
+func Widest() *Guard {
+	return &Guard{allowPrivate: true}
 }
 
 // RefusedError says which address or host the guard refused, and why.
@@ -58,15 +78,21 @@ type RefusedError struct {
 	Target string
 	// Reason names the class of address ("private address").
 	Reason string
+	// Always is true for what no policy allows: link-local addresses and
+	// cloud metadata endpoints.
+	Always bool
 }
 
 func (e *RefusedError) Error() string {
-	return fmt.Sprintf("ssrf: refused to connect to %s: %s (allow it with allowPrivate or allowHosts)", e.Target, e.Reason)
+	if e.Always {
+		return fmt.Sprintf("ssrf: refused to connect to %s: %s: link-local and cloud metadata addresses are never allowed", e.Target, e.Reason)
+	}
+	return fmt.Sprintf("ssrf: refused to connect to %s: %s: the platform's egress policy for this tenant refuses it (%s)", e.Target, e.Reason, PolicyHint)
 }
 
 // refuse returns the permanent error for a refused target.
-func refuse(target, reason string) error {
-	return sdk.PermanentError(&RefusedError{Target: target, Reason: reason})
+func refuse(target, reason string, always bool) error {
+	return sdk.PermanentError(&RefusedError{Target: target, Reason: reason, Always: always})
 }
 
 // IsRefused reports whether err is, or wraps, a refusal by a Guard.
@@ -75,22 +101,34 @@ func IsRefused(err error) bool {
 	return errors.As(err, &r)
 }
 
-// Validate checks that every AllowHosts entry is a host or host:port.
-func (g *Guard) Validate() error {
+// ValidatePolicy checks an egress policy before a platform admin stores it:
+// every AllowHosts entry is a host or host:port, and none names a
+// link-local address or a cloud metadata endpoint, which no policy opens.
+func ValidatePolicy(p sdk.EgressPolicy) error {
 	var errs []error
-	for _, h := range g.AllowHosts {
-		if _, _, err := parseAllowEntry(h); err != nil {
+	for _, entry := range p.AllowHosts {
+		h, _, err := parseAllowEntry(entry)
+		if err != nil {
 			errs = append(errs, err)
+			continue
+		}
+		if isMetadataName(h) {
+			errs = append(errs, fmt.Errorf("allowHosts entry %q: a cloud metadata service is never allowed", entry))
+			continue
+		}
+		if addr, err := netip.ParseAddr(h); err == nil {
+			if reason, always := classify(addr); always {
+				errs = append(errs, fmt.Errorf("allowHosts entry %q: %s: link-local and cloud metadata addresses are never allowed", entry, reason))
+			}
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// CheckURL validates a URL when a config is checked: the scheme is http or
-// https, there is a host and no user info, and a host given as an IP
-// address (or as "localhost") is allowed. Host names are checked again, on
-// their resolved addresses, each time they are dialled. Errors are
-// permanent.
+// CheckURL validates a URL: the scheme is http or https, there is a host
+// and no user info, and a host given as an IP address (or as "localhost")
+// is allowed. Host names are checked again, on their resolved addresses,
+// each time they are dialled. Errors are permanent.
 func (g *Guard) CheckURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -128,24 +166,28 @@ func (g *Guard) checkURL(u *url.URL) error {
 	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
 		return sdk.Permanentf("ssrf: url port %q: want 1 to 65535", port)
 	}
-	return g.checkHost(host, port)
+	return g.CheckHost(host, port)
 }
 
-// checkHost decides on a host (name or IP literal) and port before any
-// resolution.
-func (g *Guard) checkHost(host, port string) error {
-	if g.hostAllowed(host, port) {
-		return nil
+// CheckHost decides on a host (name or IP literal) and port before any
+// resolution: what can be refused without DNS. A name that passes is
+// checked again on each address it resolves to when it is dialled.
+func (g *Guard) CheckHost(host, port string) error {
+	if isMetadataName(host) {
+		return refuse(normalHost(host), "cloud metadata service", true)
 	}
 	if addr, err := netip.ParseAddr(host); err == nil {
 		p, _ := strconv.ParseUint(port, 10, 16)
 		return g.CheckAddr(netip.AddrPortFrom(addr, uint16(p)))
 	}
+	if g.hostAllowed(host, port) || g.allowPrivate {
+		return nil
+	}
 	if isLocalName(host) {
-		return refuse(net.JoinHostPort(host, port), "local host name")
+		return refuse(net.JoinHostPort(host, port), "local host name", false)
 	}
 	if looksNumeric(host) {
-		return refuse(host, "non-standard IP address notation")
+		return refuse(host, "non-standard IP address notation", false)
 	}
 	return nil
 }
@@ -153,32 +195,36 @@ func (g *Guard) checkHost(host, port string) error {
 // CheckAddr decides on a resolved address about to be dialled. A refusal is
 // a permanent error wrapping a *RefusedError.
 func (g *Guard) CheckAddr(ap netip.AddrPort) error {
-	if g.addrAllowed(ap) {
-		return nil
-	}
-	reason, metadata := classify(ap.Addr())
+	reason, always := classify(ap.Addr())
 	switch {
 	case reason == "":
 		return nil
-	case g.AllowPrivate && !metadata:
+	case always:
+		return refuse(ap.String(), reason, true)
+	case g.allowPrivate || g.addrAllowed(ap):
 		return nil
 	}
-	return refuse(ap.String(), reason)
+	return refuse(ap.String(), reason, false)
+}
+
+// checkAlways refuses only what no policy allows; it is the check for
+// addresses that a host named in the policy's AllowHosts resolves to.
+func checkAlways(ap netip.AddrPort) error {
+	if reason, always := classify(ap.Addr()); always {
+		return refuse(ap.String(), reason, true)
+	}
+	return nil
 }
 
 // Client returns an HTTP client that dials only addresses the guard allows,
 // re-checks every redirect target, follows at most MaxRedirects redirects,
 // ignores proxy settings from the environment, and gives up on a request
-// after timeout (0 means no limit beyond the request's context). Later
-// changes to g do not affect the client.
+// after timeout (0 means no limit beyond the request's context).
 func (g *Guard) Client(timeout time.Duration) *http.Client {
-	snap := &Guard{AllowPrivate: g.AllowPrivate, AllowHosts: slices.Clone(g.AllowHosts)}
-	guarded := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, Control: snap.control}
-	trusted := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 	transport := &http.Transport{
 		// No proxy: it would dial the target on our behalf, unchecked.
 		Proxy:                  nil,
-		DialContext:            snap.dialContext(guarded, trusted),
+		DialContext:            g.DialContext,
 		TLSClientConfig:        &tls.Config{MinVersion: tls.VersionTLS12},
 		ForceAttemptHTTP2:      true,
 		MaxIdleConns:           100,
@@ -188,26 +234,36 @@ func (g *Guard) Client(timeout time.Duration) *http.Client {
 		ExpectContinueTimeout:  time.Second,
 		MaxResponseHeaderBytes: 1 << 20,
 	}
-	return &http.Client{Transport: transport, Timeout: timeout, CheckRedirect: snap.checkRedirect}
+	return &http.Client{Transport: transport, Timeout: timeout, CheckRedirect: g.checkRedirect}
 }
 
-// dialContext dials hosts named in AllowHosts without checks and every
-// other host through the guarded dialer, whose Control sees each resolved
-// address.
-func (g *Guard) dialContext(guarded, trusted *net.Dialer) func(ctx context.Context, network, addr string) (net.Conn, error) {
-	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		host, port, err := net.SplitHostPort(addr)
-		if err != nil {
-			return nil, sdk.PermanentError(fmt.Errorf("ssrf: dial address %q: %w", addr, err))
+// DialContext connects like net.Dialer.DialContext, to a TCP "host:port",
+// checking every address the host resolves to just before connecting to it
+// (so DNS rebinding gains nothing), within ConnectTimeout. Hosts the policy
+// names in AllowHosts may resolve to any address but link-local and
+// metadata ones. Unix sockets count as loopback. Refusals are permanent
+// errors wrapping a *RefusedError.
+func (g *Guard) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	if network == "unix" {
+		if !g.allowPrivate {
+			return nil, refuse("unix socket", "local socket", false)
 		}
-		if g.hostAllowed(host, port) {
-			return trusted.DialContext(ctx, network, addr)
-		}
-		if isLocalName(host) {
-			return nil, refuse(addr, "local host name")
-		}
-		return guarded.DialContext(ctx, network, addr)
+		d := net.Dialer{Timeout: ConnectTimeout}
+		return d.DialContext(ctx, network, addr)
 	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, sdk.PermanentError(fmt.Errorf("ssrf: dial address %q: %w", addr, err))
+	}
+	if err := g.CheckHost(host, port); err != nil {
+		return nil, err
+	}
+	control := g.control
+	if g.hostAllowed(host, port) {
+		control = controlAlways
+	}
+	d := net.Dialer{Timeout: ConnectTimeout, KeepAlive: 30 * time.Second, Control: control}
+	return d.DialContext(ctx, network, addr)
 }
 
 // control runs after the address is resolved and the socket created, just
@@ -215,9 +271,18 @@ func (g *Guard) dialContext(guarded, trusted *net.Dialer) func(ctx context.Conte
 func (g *Guard) control(_, address string, _ syscall.RawConn) error {
 	ap, err := netip.ParseAddrPort(address)
 	if err != nil {
-		return refuse(address, "unparsable address")
+		return refuse(address, "unparsable address", false)
 	}
 	return g.CheckAddr(ap)
+}
+
+// controlAlways is control for hosts named in AllowHosts.
+func controlAlways(_, address string, _ syscall.RawConn) error {
+	ap, err := netip.ParseAddrPort(address)
+	if err != nil {
+		return refuse(address, "unparsable address", false)
+	}
+	return checkAlways(ap)
 }
 
 // checkRedirect re-checks each redirect target and bounds their number.
@@ -235,7 +300,7 @@ func (g *Guard) checkRedirect(req *http.Request, via []*http.Request) error {
 func (g *Guard) hostAllowed(host, port string) bool {
 	host = normalHost(host)
 	addr, ipErr := netip.ParseAddr(host)
-	for _, entry := range g.AllowHosts {
+	for _, entry := range g.allowHosts {
 		h, p, err := parseAllowEntry(entry)
 		if err != nil || (p != "" && p != port) {
 			continue

@@ -22,9 +22,9 @@ import (
 
 func TestClassify(t *testing.T) {
 	tests := []struct {
-		addr     string
-		reason   string // substring; "" means public
-		metadata bool
+		addr   string
+		reason string // substring; "" means public
+		always bool   // link-local or metadata: never allowed
 	}{
 		{"8.8.8.8", "", false},
 		{"1.1.1.1", "", false},
@@ -38,7 +38,7 @@ func TestClassify(t *testing.T) {
 		{"100.128.0.1", "", false},
 		{"127.0.0.1", "loopback", false},
 		{"127.255.0.9", "loopback", false},
-		{"169.254.1.1", "link-local", false},
+		{"169.254.1.1", "link-local", true},
 		{"169.254.169.254", "cloud metadata", true},
 		{"169.254.170.2", "cloud metadata", true},
 		{"100.100.100.200", "cloud metadata", true},
@@ -58,9 +58,9 @@ func TestClassify(t *testing.T) {
 		{"fc00::1", "private address (fc00::/7)", false},
 		{"fd12:3456::1", "private", false},
 		{"fd00:ec2::254", "cloud metadata", true},
-		{"fe80::1", "link-local", false},
-		{"fe80::1%eth0", "link-local", false},
-		{"febf::1", "link-local", false},
+		{"fe80::1", "link-local", true},
+		{"fe80::1%eth0", "link-local", true},
+		{"febf::1", "link-local", true},
 		{"fec0::1", "site-local", false},
 		{"ff02::1", "multicast", false},
 		{"2001:db8::1", "documentation", false},
@@ -86,7 +86,7 @@ func TestClassify(t *testing.T) {
 			} else {
 				require.Contains(t, reason, tt.reason)
 			}
-			require.Equal(t, tt.metadata, md)
+			require.Equal(t, tt.always, md)
 		})
 	}
 	reason, _ := classify(netip.Addr{})
@@ -103,18 +103,20 @@ func TestCheckAddr(t *testing.T) {
 		{"public", Guard{}, "93.184.216.34:443", true},
 		{"loopback", Guard{}, "127.0.0.1:80", false},
 		{"mapped loopback", Guard{}, "[::ffff:127.0.0.1]:80", false},
-		{"private allowed", Guard{AllowPrivate: true}, "10.0.0.1:80", true},
-		{"loopback allowed", Guard{AllowPrivate: true}, "[::1]:80", true},
-		{"metadata stays refused with allowPrivate", Guard{AllowPrivate: true}, "169.254.169.254:80", false},
-		{"mapped metadata stays refused", Guard{AllowPrivate: true}, "[::ffff:169.254.169.254]:80", false},
-		{"metadata allowed by name", Guard{AllowHosts: []string{"169.254.169.254"}}, "169.254.169.254:80", true},
-		{"allowed host any port", Guard{AllowHosts: []string{"10.0.0.5"}}, "10.0.0.5:8443", true},
-		{"allowed host:port", Guard{AllowHosts: []string{"10.0.0.5:8443"}}, "10.0.0.5:8443", true},
-		{"allowed host, other port", Guard{AllowHosts: []string{"10.0.0.5:8443"}}, "10.0.0.5:22", false},
-		{"allowed v6 bracketed", Guard{AllowHosts: []string{"[fd00::1]"}}, "[fd00::1]:80", true},
-		{"allowed v6 with port", Guard{AllowHosts: []string{"[fd00::1]:80"}}, "[fd00::1]:80", true},
-		{"allowed v4 matches mapped", Guard{AllowHosts: []string{"10.0.0.5"}}, "[::ffff:10.0.0.5]:80", true},
-		{"other private host", Guard{AllowHosts: []string{"10.0.0.5"}}, "10.0.0.6:80", false},
+		{"private allowed", *New(sdk.EgressPolicy{AllowPrivate: true}), "10.0.0.1:80", true},
+		{"loopback allowed", *New(sdk.EgressPolicy{AllowPrivate: true}), "[::1]:80", true},
+		{"metadata stays refused with allowPrivate", *New(sdk.EgressPolicy{AllowPrivate: true}), "169.254.169.254:80", false},
+		{"mapped metadata stays refused", *New(sdk.EgressPolicy{AllowPrivate: true}), "[::ffff:169.254.169.254]:80", false},
+		{"metadata stays refused when listed", *New(sdk.EgressPolicy{AllowHosts: []string{"169.254.169.254"}}), "169.254.169.254:80", false},
+		{"link-local stays refused with allowPrivate", *New(sdk.EgressPolicy{AllowPrivate: true}), "169.254.1.1:80", false},
+		{"v6 link-local stays refused when listed", *New(sdk.EgressPolicy{AllowHosts: []string{"fe80::1"}}), "[fe80::1]:80", false},
+		{"allowed host any port", *New(sdk.EgressPolicy{AllowHosts: []string{"10.0.0.5"}}), "10.0.0.5:8443", true},
+		{"allowed host:port", *New(sdk.EgressPolicy{AllowHosts: []string{"10.0.0.5:8443"}}), "10.0.0.5:8443", true},
+		{"allowed host, other port", *New(sdk.EgressPolicy{AllowHosts: []string{"10.0.0.5:8443"}}), "10.0.0.5:22", false},
+		{"allowed v6 bracketed", *New(sdk.EgressPolicy{AllowHosts: []string{"[fd00::1]"}}), "[fd00::1]:80", true},
+		{"allowed v6 with port", *New(sdk.EgressPolicy{AllowHosts: []string{"[fd00::1]:80"}}), "[fd00::1]:80", true},
+		{"allowed v4 matches mapped", *New(sdk.EgressPolicy{AllowHosts: []string{"10.0.0.5"}}), "[::ffff:10.0.0.5]:80", true},
+		{"other private host", *New(sdk.EgressPolicy{AllowHosts: []string{"10.0.0.5"}}), "10.0.0.6:80", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -161,7 +163,7 @@ func TestCheckURL(t *testing.T) {
 		{"nat64", Guard{}, "http://[64:ff9b::10.0.0.1]/", "NAT64"},
 		{"link-local zone", Guard{}, "http://[fe80::1%25eth0]/", "link-local"},
 		{"metadata", Guard{}, "http://169.254.169.254/latest/meta-data/", "cloud metadata"},
-		{"metadata with allowPrivate", Guard{AllowPrivate: true}, "http://169.254.169.254/", "cloud metadata"},
+		{"metadata with allowPrivate", *New(sdk.EgressPolicy{AllowPrivate: true}), "http://169.254.169.254/", "cloud metadata"},
 		{"unspecified", Guard{}, "http://0.0.0.0:8080/", "unspecified"},
 		{"localhost", Guard{}, "http://localhost:8080/", "local host name"},
 		{"localhost upper dot", Guard{}, "http://LOCALHOST./", "local host name"},
@@ -171,11 +173,11 @@ func TestCheckURL(t *testing.T) {
 		{"octal ip", Guard{}, "http://0177.0.0.1/", "non-standard IP"},
 		{"short ip", Guard{}, "http://127.1/", "non-standard IP"},
 		{"hexlike name is a name", Guard{}, "http://cafe.be/", ""},
-		{"private allowed", Guard{AllowPrivate: true}, "http://10.1.2.3/", ""},
-		{"allowed host", Guard{AllowHosts: []string{"127.0.0.1:8080"}}, "http://127.0.0.1:8080/", ""},
-		{"allowed host wrong port", Guard{AllowHosts: []string{"127.0.0.1:8080"}}, "http://127.0.0.1:8081/", "127.0.0.1:8081"},
-		{"allowed localhost", Guard{AllowHosts: []string{"LocalHost"}}, "http://localhost:8080/", ""},
-		{"allowed name default port", Guard{AllowHosts: []string{"erp.internal:443"}}, "https://erp.internal/", ""},
+		{"private allowed", *New(sdk.EgressPolicy{AllowPrivate: true}), "http://10.1.2.3/", ""},
+		{"allowed host", *New(sdk.EgressPolicy{AllowHosts: []string{"127.0.0.1:8080"}}), "http://127.0.0.1:8080/", ""},
+		{"allowed host wrong port", *New(sdk.EgressPolicy{AllowHosts: []string{"127.0.0.1:8080"}}), "http://127.0.0.1:8081/", "127.0.0.1:8081"},
+		{"allowed localhost", *New(sdk.EgressPolicy{AllowHosts: []string{"LocalHost"}}), "http://localhost:8080/", ""},
+		{"allowed name default port", *New(sdk.EgressPolicy{AllowHosts: []string{"erp.internal:443"}}), "https://erp.internal/", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -200,15 +202,21 @@ func TestCheckURLKeepsSecretsOutOfErrors(t *testing.T) {
 	require.NotContains(t, err.Error(), "sekrit")
 }
 
-func TestValidate(t *testing.T) {
-	require.NoError(t, (&Guard{AllowHosts: []string{"erp.internal", "10.0.0.1:8080", "[::1]:80", "::1", "[fd00::1]"}}).Validate())
+func TestValidatePolicy(t *testing.T) {
+	require.NoError(t, ValidatePolicy(sdk.EgressPolicy{AllowHosts: []string{"erp.internal", "10.0.0.1:8080", "[::1]:80", "::1", "[fd00::1]"}}))
 	for _, bad := range []string{"", "http://x", "x/y", "a@b", "x:0", "x:port", ":80", "a:b:c:d:e:f:g:h:i", "x y"} {
 		t.Run(bad, func(t *testing.T) {
-			require.ErrorContains(t, (&Guard{AllowHosts: []string{bad}}).Validate(), "allowHosts entry")
+			require.ErrorContains(t, ValidatePolicy(sdk.EgressPolicy{AllowHosts: []string{bad}}), "allowHosts entry")
+		})
+	}
+	for _, never := range []string{"169.254.169.254", "169.254.169.254:80", "metadata.google.internal", "Metadata.Google.Internal.", "fd00:ec2::254", "[fd00:ec2::254]:80", "fe80::1", "169.254.10.1", "::ffff:169.254.169.254"} {
+		t.Run(never, func(t *testing.T) {
+			err := ValidatePolicy(sdk.EgressPolicy{AllowHosts: []string{never}})
+			require.ErrorContains(t, err, "never allowed")
 		})
 	}
 	// An invalid entry allows nothing.
-	require.Error(t, (&Guard{AllowHosts: []string{"127.0.0.1:0"}}).CheckURL("http://127.0.0.1/"))
+	require.Error(t, (New(sdk.EgressPolicy{AllowHosts: []string{"127.0.0.1:0"}})).CheckURL("http://127.0.0.1/"))
 }
 
 func TestLooksNumeric(t *testing.T) {
@@ -275,11 +283,11 @@ func TestClientAllowsListedHosts(t *testing.T) {
 		guard  Guard
 		target string
 	}{
-		{"ip:port", Guard{AllowHosts: []string{hostOf(t, srv.URL)}}, srv.URL},
-		{"ip", Guard{AllowHosts: []string{"127.0.0.1"}}, srv.URL},
-		{"allowPrivate", Guard{AllowPrivate: true}, srv.URL},
-		{"localhost by name", Guard{AllowHosts: []string{"localhost"}}, fmt.Sprintf("http://localhost:%d/", port)},
-		{"localhost resolved to an allowed address", Guard{AllowHosts: []string{"localhost", "127.0.0.1"}}, fmt.Sprintf("http://localhost:%d/", port)},
+		{"ip:port", *New(sdk.EgressPolicy{AllowHosts: []string{hostOf(t, srv.URL)}}), srv.URL},
+		{"ip", *New(sdk.EgressPolicy{AllowHosts: []string{"127.0.0.1"}}), srv.URL},
+		{"allowPrivate", *New(sdk.EgressPolicy{AllowPrivate: true}), srv.URL},
+		{"localhost by name", *New(sdk.EgressPolicy{AllowHosts: []string{"localhost"}}), fmt.Sprintf("http://localhost:%d/", port)},
+		{"localhost resolved to an allowed address", *New(sdk.EgressPolicy{AllowHosts: []string{"localhost", "127.0.0.1"}}), fmt.Sprintf("http://localhost:%d/", port)},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			resp, err := tt.guard.Client(5 * time.Second).Get(tt.target)
@@ -297,7 +305,7 @@ func TestClientRefusesRedirectToBlockedAddress(t *testing.T) {
 	allowed, _ := server(t, func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, blocked.URL+"/internal", http.StatusFound)
 	})
-	g := &Guard{AllowHosts: []string{hostOf(t, allowed.URL)}}
+	g := New(sdk.EgressPolicy{AllowHosts: []string{hostOf(t, allowed.URL)}})
 	resp, err := g.Client(5 * time.Second).Get(allowed.URL)
 	if resp != nil {
 		resp.Body.Close()
@@ -314,7 +322,7 @@ func TestClientRefusesRedirectToOtherScheme(t *testing.T) {
 		w.Header().Set("Location", "file:///etc/passwd")
 		w.WriteHeader(http.StatusFound)
 	})
-	g := &Guard{AllowHosts: []string{hostOf(t, allowed.URL)}}
+	g := New(sdk.EgressPolicy{AllowHosts: []string{hostOf(t, allowed.URL)}})
 	resp, err := g.Client(5 * time.Second).Get(allowed.URL)
 	if resp != nil {
 		resp.Body.Close()
@@ -327,7 +335,7 @@ func TestClientStopsAfterMaxRedirects(t *testing.T) {
 	srv, hits := server(t, func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/again", http.StatusFound)
 	})
-	g := &Guard{AllowHosts: []string{hostOf(t, srv.URL)}}
+	g := New(sdk.EgressPolicy{AllowHosts: []string{hostOf(t, srv.URL)}})
 	resp, err := g.Client(5 * time.Second).Get(srv.URL)
 	if resp != nil {
 		resp.Body.Close()
@@ -342,7 +350,7 @@ func TestClientIgnoresEnvironmentProxy(t *testing.T) {
 	t.Setenv("HTTP_PROXY", proxy.URL)
 	t.Setenv("http_proxy", proxy.URL)
 	target, hits := server(t, func(w http.ResponseWriter, r *http.Request) {})
-	g := &Guard{AllowHosts: []string{hostOf(t, target.URL)}}
+	g := New(sdk.EgressPolicy{AllowHosts: []string{hostOf(t, target.URL)}})
 	resp, err := g.Client(5 * time.Second).Get(target.URL)
 	require.NoError(t, err)
 	resp.Body.Close()
@@ -350,11 +358,11 @@ func TestClientIgnoresEnvironmentProxy(t *testing.T) {
 	require.Zero(t, proxyHits.Load())
 }
 
-func TestClientSnapshotsGuard(t *testing.T) {
+func TestNewCopiesPolicy(t *testing.T) {
 	srv, _ := server(t, func(w http.ResponseWriter, r *http.Request) {})
-	g := &Guard{AllowHosts: []string{hostOf(t, srv.URL)}}
-	c := g.Client(5 * time.Second)
-	g.AllowHosts[0] = "example.com"
+	policy := sdk.EgressPolicy{AllowHosts: []string{hostOf(t, srv.URL)}}
+	c := New(policy).Client(5 * time.Second)
+	policy.AllowHosts[0] = "example.com"
 	resp, err := c.Get(srv.URL)
 	require.NoError(t, err)
 	resp.Body.Close()
@@ -362,10 +370,9 @@ func TestClientSnapshotsGuard(t *testing.T) {
 
 func TestDialContextRejectsBadAddress(t *testing.T) {
 	g := &Guard{}
-	dial := g.dialContext(&net.Dialer{Control: g.control}, &net.Dialer{})
-	_, err := dial(context.Background(), "tcp", "no-port")
+	_, err := g.DialContext(context.Background(), "tcp", "no-port")
 	require.True(t, sdk.IsPermanent(err))
-	_, err = dial(context.Background(), "tcp", "localhost:1")
+	_, err = g.DialContext(context.Background(), "tcp", "localhost:1")
 	require.True(t, IsRefused(err))
 	var r *RefusedError
 	require.True(t, errors.As(err, &r))
@@ -382,7 +389,7 @@ func FuzzCheckURL(f *testing.F) {
 		f.Add(seed, false)
 	}
 	f.Fuzz(func(t *testing.T, raw string, allowPrivate bool) {
-		g := &Guard{AllowPrivate: allowPrivate}
+		g := New(sdk.EgressPolicy{AllowPrivate: allowPrivate})
 		err := g.CheckURL(raw)
 		if err != nil {
 			require.True(t, sdk.IsPermanent(err), "CheckURL errors are permanent: %v", err)
@@ -394,11 +401,14 @@ func FuzzCheckURL(f *testing.F) {
 		require.Nil(t, u.User)
 		host := u.Hostname()
 		require.NotEmpty(t, host)
-		require.False(t, isLocalName(host), "local name %q allowed", host)
+		require.False(t, isMetadataName(host), "metadata name %q allowed", host)
+		if !allowPrivate {
+			require.False(t, isLocalName(host), "local name %q allowed", host)
+		}
 		if addr, err := netip.ParseAddr(host); err == nil {
-			reason, md := classify(addr)
+			reason, always := classify(addr)
 			if allowPrivate {
-				require.False(t, md, "metadata %s allowed", addr)
+				require.False(t, always, "link-local or metadata %s allowed", addr)
 			} else {
 				require.Empty(t, reason, "%s allowed although %s", addr, reason)
 			}

@@ -33,6 +33,7 @@ import (
 	"github.com/vrsky/vrsky/internal/blobstore"
 	"github.com/vrsky/vrsky/internal/natsauth"
 	"github.com/vrsky/vrsky/internal/store"
+	"github.com/vrsky/vrsky/internal/tenancy"
 	"github.com/vrsky/vrsky/workflows"
 )
 
@@ -94,6 +95,26 @@ func (d Deps) Checks() []api.Check {
 
 func (d Deps) claims() *hotpath.ClaimCheck { return &hotpath.ClaimCheck{Store: d.Blobs} }
 
+// tenancy is d.Tenancy giving each tenant the egress policy a platform
+// admin set, as the platform account's KV bucket holds it
+// (hotpath.EgressBucket); without one, tenants get the default policy.
+// A Tenancy that is not a *tenancy.Platform, or whose Egress is set, is
+// used as it is.
+func (d Deps) tenancy() sdk.Tenancy {
+	platform, ok := d.Tenancy.(*tenancy.Platform)
+	switch {
+	case d.JS == nil || (d.Tenancy != nil && (!ok || platform.Egress != nil)):
+		return d.Tenancy
+	case d.Tenancy == nil:
+		platform = &tenancy.Platform{}
+	default:
+		copied := *platform
+		platform = &copied
+	}
+	platform.Egress = (&hotpath.EgressPolicies{JS: d.JS}).Policy
+	return platform
+}
+
 func (d Deps) accounts() hotpath.Accounts {
 	if d.Accounts != nil {
 		return d.Accounts
@@ -148,7 +169,7 @@ func StartRunner(d Deps, name string) *Role {
 	done := make(chan struct{})
 	failed := make(chan error, 1)
 	runner := &hotpath.Runner{
-		JS: d.JS, Accounts: d.accounts(), Catalog: connectors.Catalog(), Tenancy: d.Tenancy, Claims: d.claims(), Metrics: hotpath.NewMetrics(d.Registry),
+		JS: d.JS, Accounts: d.accounts(), Catalog: connectors.Catalog(), Tenancy: d.tenancy(), Claims: d.claims(), Metrics: hotpath.NewMetrics(d.Registry),
 		FileRoot: d.FileRoot, Name: name, Logger: d.Logger,
 	}
 	go func() {
@@ -190,7 +211,7 @@ func NewAPI(ctx context.Context, d Deps, version string, webhookTenantRate float
 	srv := api.New(opts)
 	srv.RegisterWebhooks(&api.Webhooks{
 		Pipelines: cache, Publisher: &hotpath.Publisher{Accounts: d.accounts(), Claims: d.claims()}, TenantRate: webhookTenantRate,
-		Tenancy: d.Tenancy, Logger: d.Logger,
+		Tenancy: d.tenancy(), Logger: d.Logger,
 	})
 	return srv, &Role{Stop: func(context.Context) error { cache.Stop(); return nil }}, nil
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/vrsky/vrsky/connectors/sdk"
 	"github.com/vrsky/vrsky/internal/spec"
 )
 
@@ -92,14 +93,17 @@ type Tenant struct {
 	Limits TenantLimits
 	// FailureReason says why provisioning failed (status failed).
 	FailureReason string
+	// Egress is where the tenant's connectors may connect, as a platform
+	// admin set it (PatchTenant); the zero value is the default policy.
+	Egress sdk.EgressPolicy
 }
 
-const tenantColumns = "id, name, status, created_at, deleted_at, limits, coalesce(failure_reason, '')"
+const tenantColumns = "id, name, status, created_at, deleted_at, limits, coalesce(failure_reason, ''), egress"
 
 func scanTenant(row pgx.Row) (Tenant, error) {
 	var t Tenant
 	var limits *TenantLimits
-	err := row.Scan(&t.ID, &t.Name, &t.Status, &t.CreatedAt, &t.DeletedAt, &limits, &t.FailureReason)
+	err := row.Scan(&t.ID, &t.Name, &t.Status, &t.CreatedAt, &t.DeletedAt, &limits, &t.FailureReason, &t.Egress)
 	t.Limits = DefaultTenantLimits
 	if limits != nil {
 		t.Limits = *limits
