@@ -3,7 +3,6 @@ package httpout
 import (
 	"bytes"
 	"fmt"
-	"net/url"
 	"text/template"
 	"text/template/parse"
 
@@ -35,21 +34,39 @@ type Template struct {
 }
 
 // ParseTemplate parses text as a Template; name appears in errors.
+// Templates are held to the limits in budget.go: one that is too long,
+// nests ranges too deeply or calls itself is refused here; one that
+// renders too much or for too long fails that message.
 func ParseTemplate(name, text string) (*Template, error) {
-	t, err := template.New(name).Option("missingkey=zero").Funcs(template.FuncMap{
-		printFunc:    printable,
-		"json":       toJSON,
-		"pathEscape": func(v any) string { return url.PathEscape(fmt.Sprint(printable(v))) },
-	}).Parse(text)
+	return parseTemplate(name, text, nil)
+}
+
+// parseTemplate parses text; when escape is not nil, it rewrites the tree
+// instead of wrapPrints.
+func parseTemplate(name, text string, escape func(*template.Template) error) (*Template, error) {
+	if len(text) > MaxTemplateLen {
+		return nil, fmt.Errorf("parse template: %d bytes is longer than %d", len(text), MaxTemplateLen)
+	}
+	t, err := template.New(name).Option("missingkey=zero").Funcs(budgetFuncs).Parse(text)
 	if err != nil {
 		return nil, fmt.Errorf("parse template: %w", err)
 	}
+	if err := checkTree(t); err != nil {
+		return nil, fmt.Errorf("parse template: %w", err)
+	}
 	out := &Template{tmpl: t, text: text, static: isStatic(t)}
-	for _, def := range t.Templates() {
-		if def.Tree != nil {
-			wrapPrints(def.Tree, def.Tree.Root)
+	if escape != nil {
+		if err := escape(t); err != nil {
+			return nil, err
+		}
+	} else {
+		for _, def := range t.Templates() {
+			if def.Tree != nil {
+				wrapPrints(def.Tree, def.Tree.Root)
+			}
 		}
 	}
+	countSteps(t)
 	if out.static {
 		var buf bytes.Buffer
 		if err := t.Execute(&buf, nil); err != nil {
@@ -73,11 +90,11 @@ func (t *Template) Render(data map[string]any) (string, error) {
 	if t.static {
 		return t.output, nil
 	}
-	var buf bytes.Buffer
-	if err := t.tmpl.Execute(&buf, data); err != nil {
+	w := budgetWriter{buf: make([]byte, 0, 128)}
+	if err := t.tmpl.Execute(&w, data); err != nil {
 		return "", sdk.PermanentError(fmt.Errorf("render template: %w", err))
 	}
-	return buf.String(), nil
+	return string(w.buf), nil
 }
 
 // MessageData is what templates see as ".": the top-level fields of the
