@@ -21,7 +21,8 @@ const printFunc = "vrskyPrint"
 // as JSON ({{ json .name }} gives a quoted, escaped string) for templates
 // that produce JSON, and pathEscape escapes a URL path segment
 // ({{ pathEscape .id }} keeps a "/" or "?" in an ID from changing the
-// URL). The built-in urlquery escapes query values.
+// URL). The built-in urlquery escapes query values. A URL template
+// (ParseURLTemplate) escapes every value it inserts by itself.
 //
 // A field of a missing object ({{ .customer.name }} without "customer") is
 // an error; {{ with .customer }}{{ .name }}{{ end }} avoids it.
@@ -31,6 +32,8 @@ type Template struct {
 	text   string
 	// output is what a static template renders.
 	output string
+	// url, for a templated URL, is what every rendering must keep.
+	url *urlRule
 }
 
 // ParseTemplate parses text as a Template; name appears in errors.
@@ -42,12 +45,12 @@ func ParseTemplate(name, text string) (*Template, error) {
 }
 
 // parseTemplate parses text; when escape is not nil, it rewrites the tree
-// instead of wrapPrints.
+// instead of wrapPrints (see ParseURLTemplate).
 func parseTemplate(name, text string, escape func(*template.Template) error) (*Template, error) {
 	if len(text) > MaxTemplateLen {
 		return nil, fmt.Errorf("parse template: %d bytes is longer than %d", len(text), MaxTemplateLen)
 	}
-	t, err := template.New(name).Option("missingkey=zero").Funcs(budgetFuncs).Parse(text)
+	t, err := template.New(name).Option("missingkey=zero").Funcs(budgetFuncs).Funcs(escapeFuncs).Parse(text)
 	if err != nil {
 		return nil, fmt.Errorf("parse template: %w", err)
 	}
@@ -94,7 +97,13 @@ func (t *Template) Render(data map[string]any) (string, error) {
 	if err := t.tmpl.Execute(&w, data); err != nil {
 		return "", sdk.PermanentError(fmt.Errorf("render template: %w", err))
 	}
-	return string(w.buf), nil
+	out := string(w.buf)
+	if t.url != nil {
+		if err := t.url.check(out); err != nil {
+			return "", err
+		}
+	}
+	return out, nil
 }
 
 // MessageData is what templates see as ".": the top-level fields of the
