@@ -68,8 +68,8 @@ func TestURLTemplateEscapesWhatItInserts(t *testing.T) {
 		{`\attacker.net`, "%5Cattacker.net", "%5Cattacker.net"},
 		{"x?admin=1#y", "x%3Fadmin=1%23y", "x%3Fadmin%3D1%23y"},
 		{"a&b=c d", "a&b=c%20d", "a%26b%3Dc+d"},
-		{"\u2025", "%E2%80%A5", "%E2%80%A5"},             // two dot leader
-		{"\uff0fetc", "%EF%BC%8Fetc", "%EF%BC%8Fetc"},     // fullwidth solidus
+		{"\u2025", "%E2%80%A5", "%E2%80%A5"},                                     // two dot leader
+		{"\uff0fetc", "%EF%BC%8Fetc", "%EF%BC%8Fetc"},                            // fullwidth solidus
 		{"\u202egro.rekcatta", "%E2%80%AEgro.rekcatta", "%E2%80%AEgro.rekcatta"}, // right-to-left override
 		{"a\r\nHost: x", "a%0D%0AHost:%20x", "a%0D%0AHost%3A+x"},
 	} {
