@@ -16,6 +16,7 @@ const (
 	rawFunc          = "vrskyRaw"
 	pathSegmentFunc  = "vrskyPathSegment"
 	queryValueFunc   = "vrskyQueryValue"
+	fragmentFunc     = "vrskyFragment"
 	maxURLValueBytes = MaxRenderSize
 )
 
@@ -37,6 +38,11 @@ var escapeFuncs = template.FuncMap{
 			return url.QueryEscape(fmt.Sprint(printable(v))), nil
 		})
 	},
+	fragmentFunc: func(v any) (string, error) {
+		return bounded("url fragment", sizeOf(v, maxURLValueBytes), func() (string, error) {
+			return url.PathEscape(fmt.Sprint(printable(v))), nil
+		})
+	},
 }
 
 // urlRule is what every rendering of a templated URL keeps: the scheme
@@ -52,7 +58,7 @@ type urlRule struct {
 // value an action inserts is escaped by where it stands: as one path
 // segment (url.PathEscape: "/", "?" and "#" escaped) before any "?" or
 // "#" of the template's text, as a query value (url.QueryEscape: "&" and
-// "=" too) after. pathEscape and urlquery, which templates used before
+// "=" too) after a "?", and like a path segment again after a "#". pathEscape and urlquery, which templates used before
 // the escaping was automatic, are applied once, not twice. Each rendering
 // is checked before it is used: same scheme and host, no "." or ".."
 // path segment (escaped or not); a message that fails the check fails
@@ -113,13 +119,24 @@ func escapeURL(t *template.Template) (*urlRule, error) {
 	}
 	rule := &urlRule{scheme: scheme, host: u.Host}
 
-	inQuery := strings.ContainsAny(rest, "?#")
+	// Where the next action stands: the path, the query or the fragment,
+	// by the "?" and "#" of the text before it in the template.
+	escape := pathSegmentFunc
+	place := func(text string) {
+		switch {
+		case strings.Contains(text, "#"):
+			escape = fragmentFunc
+		case strings.Contains(text, "?") && escape == pathSegmentFunc:
+			escape = queryValueFunc
+		}
+	}
+	place(rest)
 	var failed error
 	walk(root, func(n parse.Node) {
 		switch x := n.(type) {
 		case *parse.TextNode:
-			if x != first && strings.ContainsAny(string(x.Text), "?#") {
-				inQuery = true
+			if x != first {
+				place(string(x.Text))
 			}
 		case *parse.TemplateNode:
 			failed = errors.New("url: {{ define }} and {{ template }} are not supported in a URL")
@@ -132,10 +149,6 @@ func escapeURL(t *template.Template) (*urlRule, error) {
 			last := x.Pipe.Cmds[len(x.Pipe.Cmds)-1]
 			if id, ok := last.Args[0].(*parse.IdentifierNode); ok && (id.Ident == "pathEscape" || id.Ident == "urlquery") {
 				last.Args[0] = parse.NewIdentifier(rawFunc).SetTree(t.Tree).SetPos(id.Pos)
-			}
-			escape := pathSegmentFunc
-			if inQuery {
-				escape = queryValueFunc
 			}
 			ident := parse.NewIdentifier(escape).SetTree(t.Tree).SetPos(x.Pos)
 			x.Pipe.Cmds = append(x.Pipe.Cmds, &parse.CommandNode{NodeType: parse.NodeCommand, Pos: x.Pos, Args: []parse.Node{ident}})
