@@ -23,10 +23,11 @@ const (
 	MaxSourceLen = 4096
 	// MaxNodes bounds an expression's syntax tree.
 	MaxNodes = 1000
-	// Budget is what one evaluation may spend: every element of every
-	// array or map it builds and every iteration of every loop
-	// (map, filter, all, reduce, ...) costs one unit. A billion-iteration
-	// loop stops after about a million, in tens of milliseconds.
+	// Budget is what one evaluation may spend, twice over: every element
+	// of every array or map it builds costs a unit of expr's memory
+	// budget, and every loop iteration (map, filter, all, reduce, ...) and
+	// every value read or made inside a loop a unit of its meter (see
+	// meter). A billion-iteration loop stops well under a second.
 	Budget = 1_000_000
 	// MaxStringLen bounds every string an evaluation builds, in bytes.
 	// Operations whose result can be much larger than their inputs
@@ -41,15 +42,32 @@ var ErrLimit = errors.New("expression limit")
 // addFunc is the function every + calls instead of the + instruction.
 const addFunc = "vrskyAdd"
 
+// Names the budget patches put in expressions.
+const (
+	meterVar     = "vrskyMeter"
+	newMeterFunc = "vrskyNewMeter"
+	stepFunc     = "vrskyStep"
+	workFunc     = "vrskyWork"
+	bytesPerUnit = 64
+)
+
 // budgetOptions are the options that hold an expression to the limits;
 // fields are the names the expression reads as values, which no function
 // may shadow.
 func budgetOptions(fields identifiers) []expr.Option {
+	loops := &inLoops{nodes: map[ast.Node]bool{}}
+	root := &rootRecorder{}
 	opts := []expr.Option{
 		expr.MaxNodes(MaxNodes),
-		expr.Patch(loopCharge{}),
 		expr.Patch(checkedAdd{}),
+		expr.Patch(loops),
+		expr.Patch(&meterCharges{loops: loops}),
+		expr.Patch(root),
+		expr.Patch(meterDeclaration{root: root}),
 		guardedFunction(addFunc, nil, func(args []any) int { return -1 }),
+		expr.Function(newMeterFunc, func(...any) (any, error) { return new(meter), nil }),
+		expr.Function(stepFunc, func(args ...any) (any, error) { return args[1], args[0].(*meter).charge(1, args[1]) }),
+		expr.Function(workFunc, func(args ...any) (any, error) { return args[1], args[0].(*meter).charge(0, args[1]) }),
 	}
 	for name, size := range growing {
 		if _, shadowed := fields[name]; shadowed {
@@ -60,24 +78,114 @@ func budgetOptions(fields identifiers) []expr.Option {
 	return opts
 }
 
-// loopCharge makes every loop iteration cost a unit of the VM's memory
-// budget. expr counts what each array literal allocates against that
-// budget but cannot be interrupted, and a loop that allocates nothing
-// (sum(r, sum(r, #))) would otherwise run for as long as it likes. The
-// predicate p of every map, filter, all, reduce, ... becomes [p, #][0]:
-// the same value, built through a two-element array the VM charges for.
-// (# keeps the array from being folded into a constant.)
-type loopCharge struct{}
+// meter counts what one evaluation spends. expr cannot interrupt an
+// evaluation, so the expression counts for itself: a meter is made when
+// the evaluation starts (let vrskyMeter = vrskyNewMeter(); ...), every
+// loop iteration charges it a unit (vrskyStep) and, inside loops, so
+// does every value read or made: one unit per element of an array or map
+// and per 64 bytes of a string (vrskyWork). Work outside loops is
+// bounded by MaxNodes and MaxStringLen.
+type meter struct{ units int }
 
-func (loopCharge) Visit(node *ast.Node) {
+func (m *meter) charge(units int, v any) error {
+	switch x := v.(type) {
+	case string:
+		units += len(x) / bytesPerUnit
+	case []any:
+		units += len(x)
+	case map[string]any:
+		units += len(x)
+	case []string:
+		units += len(x)
+	case []int:
+		units += len(x)
+	}
+	m.units += units
+	if m.units > Budget {
+		return fmt.Errorf("over the budget of %d units (loop iterations, and values read or made in loops): %w", Budget, ErrLimit)
+	}
+	return nil
+}
+
+// inLoops collects the nodes inside the predicates of map, filter, all,
+// reduce, ... whose values meterCharges charges for: calls, operators,
+// member accesses, names and #, but not the callee of a call nor the
+// object of a member access (a.b charges for a.b, not for a too).
+type inLoops struct{ nodes map[ast.Node]bool }
+
+func (l *inLoops) Visit(node *ast.Node) {
 	p, ok := (*node).(*ast.PredicateNode)
 	if !ok {
 		return
 	}
-	p.Node = &ast.MemberNode{
-		Node:     &ast.ArrayNode{Nodes: []ast.Node{p.Node, &ast.PointerNode{}}},
-		Property: &ast.IntegerNode{Value: 0},
+	var skip []ast.Node
+	ast.Walk(&p.Node, visitFunc(func(n *ast.Node) {
+		switch x := (*n).(type) {
+		case *ast.CallNode:
+			skip = append(skip, x.Callee)
+			l.nodes[x] = true
+		case *ast.MemberNode:
+			skip = append(skip, x.Node)
+			l.nodes[x] = true
+		case *ast.BuiltinNode, *ast.BinaryNode, *ast.UnaryNode, *ast.IdentifierNode, *ast.PointerNode:
+			l.nodes[x] = true
+		}
+	}))
+	for _, n := range skip {
+		delete(l.nodes, n)
 	}
+}
+
+type visitFunc func(*ast.Node)
+
+func (f visitFunc) Visit(n *ast.Node) { f(n) }
+
+// meterCharges wraps each node inLoops collected in vrskyWork and each
+// predicate in vrskyStep.
+type meterCharges struct{ loops *inLoops }
+
+func (c *meterCharges) Visit(node *ast.Node) {
+	if p, ok := (*node).(*ast.PredicateNode); ok {
+		p.Node = meterCall(stepFunc, p.Node)
+		return
+	}
+	if c.loops.nodes[*node] {
+		ast.Patch(node, meterCall(workFunc, *node))
+	}
+}
+
+func meterCall(fn string, n ast.Node) ast.Node {
+	return &ast.CallNode{Callee: &ast.IdentifierNode{Value: fn}, Arguments: []ast.Node{&ast.IdentifierNode{Value: meterVar}, n}}
+}
+
+// rootRecorder remembers the last node it visits: the root.
+type rootRecorder struct{ root *ast.Node }
+
+func (r *rootRecorder) Visit(node *ast.Node) { r.root = node }
+
+// meterDeclaration makes the meter when an evaluation starts, if the
+// expression has a loop to charge.
+type meterDeclaration struct{ root *rootRecorder }
+
+func (d meterDeclaration) Visit(node *ast.Node) {
+	if node != d.root.root || !usesMeter(*node) {
+		return
+	}
+	*node = &ast.VariableDeclaratorNode{
+		Name:  meterVar,
+		Value: &ast.CallNode{Callee: &ast.IdentifierNode{Value: newMeterFunc}},
+		Expr:  *node,
+	}
+}
+
+func usesMeter(n ast.Node) bool {
+	found := false
+	ast.Walk(&n, visitFunc(func(n *ast.Node) {
+		if id, ok := (*n).(*ast.IdentifierNode); ok && id.Value == meterVar {
+			found = true
+		}
+	}))
+	return found
 }
 
 // checkedAdd turns a + b into vrskyAdd(a, b), which refuses a string

@@ -80,7 +80,7 @@ func (p *Program) Run(fields map[string]any) (any, error) {
 	machines.Put(m)
 	if err != nil {
 		if strings.Contains(err.Error(), "memory budget exceeded") {
-			return nil, fmt.Errorf("evaluate %q: over the budget of %d loop iterations and allocated elements: %w", p.source, Budget, ErrLimit)
+			return nil, fmt.Errorf("evaluate %q: over the memory budget of %d allocated elements: %w", p.source, Budget, ErrLimit)
 		}
 		return nil, fmt.Errorf("evaluate %q: %w", p.source, err)
 	}
