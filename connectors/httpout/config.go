@@ -49,9 +49,11 @@ var reservedHeaders = map[string]string{
 type Config struct {
 	// URL is where each message goes: a Go text/template over the
 	// message's JSON fields ("https://erp.example.com/orders/{{ .id }}").
-	// The scheme (http or https) must be literal; the rendered URL is
-	// checked against the SSRF guard for every message.
-	URL string `json:"url" doc:"Target URL; a Go template over the message's JSON fields and .id. Scheme http or https."`
+	// The scheme (http or https), host and port must be literal and
+	// followed by /, ? or #; inserted values are escaped (see
+	// ParseURLTemplate); the rendered URL is checked against the SSRF
+	// guard for every message.
+	URL string `json:"url" doc:"Target URL; a Go template over the message's JSON fields and .id. Scheme http or https; scheme, host and port written out; inserted values are escaped."`
 	// Method is POST (the default), PUT, PATCH or DELETE.
 	Method string `json:"method,omitempty" enum:"POST,PUT,PATCH,DELETE" doc:"HTTP method; default POST."`
 	// Headers are sent with every request; values are templates like URL.
