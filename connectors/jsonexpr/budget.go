@@ -108,9 +108,11 @@ func (m *meter) charge(units int, v any) error {
 }
 
 // inLoops collects the nodes inside the predicates of map, filter, all,
-// reduce, ... whose values meterCharges charges for: calls, operators,
-// member accesses, names and #, but not the callee of a call nor the
-// object of a member access (a.b charges for a.b, not for a too).
+// reduce, ... whose values meterCharges charges for: calls, member
+// accesses, names and #, but not the callee of a call, the object of a
+// member access (a.b charges for a.b, not for a too) nor the operands of
+// arithmetic, which are numbers. Operators give numbers or booleans and
+// are not charged; what a comparison, contains or matches reads is.
 type inLoops struct{ nodes map[ast.Node]bool }
 
 func (l *inLoops) Visit(node *ast.Node) {
@@ -127,7 +129,14 @@ func (l *inLoops) Visit(node *ast.Node) {
 		case *ast.MemberNode:
 			skip = append(skip, x.Node)
 			l.nodes[x] = true
-		case *ast.BuiltinNode, *ast.BinaryNode, *ast.UnaryNode, *ast.IdentifierNode, *ast.PointerNode:
+		case *ast.BinaryNode:
+			// Arithmetic reads and makes numbers: nothing to charge.
+			if arithmetic[x.Operator] {
+				skip = append(skip, x.Left, x.Right)
+			}
+		case *ast.UnaryNode:
+			skip = append(skip, x.Node)
+		case *ast.BuiltinNode, *ast.IdentifierNode, *ast.PointerNode:
 			l.nodes[x] = true
 		}
 	}))
@@ -135,6 +144,8 @@ func (l *inLoops) Visit(node *ast.Node) {
 		delete(l.nodes, n)
 	}
 }
+
+var arithmetic = map[string]bool{"-": true, "*": true, "/": true, "%": true, "**": true, "^": true}
 
 type visitFunc func(*ast.Node)
 
