@@ -36,18 +36,35 @@ const (
 // MaxRenderSteps fails with.
 var ErrRenderLimit = errors.New("template limit")
 
-// budgetWriter collects a render's output and fails the render once it is
-// over MaxRenderSize bytes or MaxRenderSteps writes. text/template stops
-// at the first failed write.
-type budgetWriter struct {
-	buf   []byte
+// renderBudget is what one render has spent. The writer and the template
+// functions of one render share it: each template owns a pool of clones
+// whose functions are bound to their own renderBudget (see
+// Template.instances).
+type renderBudget struct {
 	steps int
 }
 
+// charge counts a step and n bytes of work that are not output (a string
+// a function built), a step per 64 bytes.
+func (b *renderBudget) charge(n int) error {
+	b.steps += 1 + n/64
+	if b.steps > MaxRenderSteps {
+		return fmt.Errorf("more than %d steps (loop iterations, writes and work in functions): %w", MaxRenderSteps, ErrRenderLimit)
+	}
+	return nil
+}
+
+// budgetWriter collects a render's output and fails the render once it is
+// over MaxRenderSize bytes or its budget is spent. text/template stops at
+// the first failed write.
+type budgetWriter struct {
+	buf    []byte
+	budget *renderBudget
+}
+
 func (w *budgetWriter) Write(p []byte) (int, error) {
-	w.steps++
-	if w.steps > MaxRenderSteps {
-		return 0, fmt.Errorf("more than %d steps (loop iterations and writes): %w", MaxRenderSteps, ErrRenderLimit)
+	if err := w.budget.charge(0); err != nil {
+		return 0, err
 	}
 	if len(w.buf)+len(p) > MaxRenderSize {
 		return 0, fmt.Errorf("output longer than %d bytes: %w", MaxRenderSize, ErrRenderLimit)
@@ -197,48 +214,51 @@ func checkTree(t *template.Template) error {
 // ({{ $x = printf "%s%s" $x $x }}) would otherwise double on every
 // iteration without writing anything. An escaper's result is at most six
 // times its arguments, so nothing a function builds passes 6 x 4 MiB.
-var budgetFuncs = template.FuncMap{
-	printFunc: func(v any) (any, error) {
-		if err := checkSize("print", sizeOf(v, MaxRenderSize)); err != nil {
-			return nil, err
-		}
-		return printable(v), nil
-	},
-	"json": func(v any) (string, error) {
-		return bounded("json", sizeOf(v, MaxRenderSize), func() (string, error) { return toJSON(v) })
-	},
-	"pathEscape": func(v any) (string, error) {
-		return bounded("pathEscape", sizeOf(v, MaxRenderSize), func() (string, error) {
-			return url.PathEscape(fmt.Sprint(printable(v))), nil
-		})
-	},
-	"print": func(args ...any) (string, error) {
-		return bounded("print", argsSize(args), func() (string, error) { return fmt.Sprint(args...), nil })
-	},
-	"println": func(args ...any) (string, error) {
-		return bounded("println", argsSize(args), func() (string, error) { return fmt.Sprintln(args...), nil })
-	},
-	"printf": func(format string, args ...any) (string, error) {
-		widths, err := printfWidths(format)
-		if err != nil {
-			return "", err
-		}
-		return bounded("printf", len(format)+widths+argsSize(args), func() (string, error) { return fmt.Sprintf(format, args...), nil })
-	},
-	"html":     escaper("html", template.HTMLEscaper),
-	"js":       escaper("js", template.JSEscaper),
-	"urlquery": escaper("urlquery", template.URLQueryEscaper),
+func budgetFuncs(b *renderBudget) template.FuncMap {
+	return template.FuncMap{
+		printFunc: func(v any) (any, error) {
+			if err := checkSize("print", sizeOf(v, MaxRenderSize)); err != nil {
+				return nil, err
+			}
+			return printable(v), nil
+		},
+		"json": func(v any) (string, error) {
+			return b.bounded("json", sizeOf(v, MaxRenderSize), func() (string, error) { return toJSON(v) })
+		},
+		"pathEscape": func(v any) (string, error) {
+			return b.bounded("pathEscape", sizeOf(v, MaxRenderSize), func() (string, error) {
+				return url.PathEscape(fmt.Sprint(printable(v))), nil
+			})
+		},
+		"print": func(args ...any) (string, error) {
+			return b.bounded("print", argsSize(args), func() (string, error) { return fmt.Sprint(args...), nil })
+		},
+		"println": func(args ...any) (string, error) {
+			return b.bounded("println", argsSize(args), func() (string, error) { return fmt.Sprintln(args...), nil })
+		},
+		"printf": func(format string, args ...any) (string, error) {
+			widths, err := printfWidths(format)
+			if err != nil {
+				return "", err
+			}
+			return b.bounded("printf", len(format)+widths+argsSize(args), func() (string, error) { return fmt.Sprintf(format, args...), nil })
+		},
+		"html":     b.escaper("html", template.HTMLEscaper),
+		"js":       b.escaper("js", template.JSEscaper),
+		"urlquery": b.escaper("urlquery", template.URLQueryEscaper),
+	}
 }
 
-func escaper(name string, escape func(args ...any) string) func(args ...any) (string, error) {
+func (b *renderBudget) escaper(name string, escape func(args ...any) string) func(args ...any) (string, error) {
 	return func(args ...any) (string, error) {
-		return bounded(name, argsSize(args), func() (string, error) { return escape(args...), nil })
+		return b.bounded(name, argsSize(args), func() (string, error) { return escape(args...), nil })
 	}
 }
 
 // bounded runs build unless its input, of size bytes, is already over
-// MaxRenderSize, and refuses a result over MaxRenderSize.
-func bounded(name string, size int, build func() (string, error)) (string, error) {
+// MaxRenderSize, refuses a result over MaxRenderSize, and charges the
+// result to the render's budget.
+func (b *renderBudget) bounded(name string, size int, build func() (string, error)) (string, error) {
 	if err := checkSize(name, size); err != nil {
 		return "", err
 	}
@@ -248,6 +268,9 @@ func bounded(name string, size int, build func() (string, error)) (string, error
 	}
 	if err := checkSize(name, len(out)); err != nil {
 		return "", err
+	}
+	if err := b.charge(len(out)); err != nil {
+		return "", fmt.Errorf("%s: %w", name, err)
 	}
 	return out, nil
 }

@@ -51,7 +51,7 @@ func TestHostileTemplates(t *testing.T) {
 	for i := range a {
 		a[i] = fmt.Sprint(i)
 	}
-	body := fmt.Sprintf(`{"a":[%s],"s":%q}`, strings.Join(a, ","), strings.Repeat("x", 1000))
+	body := fmt.Sprintf(`{"a":[%s],"s":%q,"big":%q}`, strings.Join(a, ","), strings.Repeat("x", 1000), strings.Repeat("y", 1<<20))
 	data := MessageData(sdk.Message{ID: "m", Body: []byte(body)})
 	tests := []struct {
 		name, text, want string
@@ -66,6 +66,9 @@ func TestHostileTemplates(t *testing.T) {
 		{"print doubling", `{{$x := .s}}{{range .a}}{{$x = print $x $x}}{{end}}{{len $x}}`, "bytes"},
 		{"json growth", `{{$x := .s}}{{range .a}}{{$x = json $x}}{{end}}{{len $x}}`, "bytes"},
 		{"escaper growth", `{{$x := "<&>"}}{{range .a}}{{$x = html $x $x}}{{end}}{{len $x}}`, "bytes"},
+		// A million iterations, each copying a megabyte without printing.
+		{"silent copying", `{{range 1000000}}{{$x := printf "%s" $.big}}{{end}}`, "steps"},
+		{"silent escaping", `{{range 1000000}}{{$x := urlquery $.big}}{{end}}`, "steps"},
 		{"printf width", `{{printf "%0999999999d" 1}}`, "width"},
 		{"printf star width", `{{printf "%*d" 999999999 1}}`, "width"},
 	}
@@ -127,4 +130,35 @@ func TestBudgetLeavesNormalTemplatesAlone(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, strings.HasPrefix(out, `[{"sku":"SKU-00000","qty":0,"n":00000},{"sku":"SKU-00001"`), out[:80])
 	require.Equal(t, 20_000, strings.Count(out, `"sku"`))
+}
+
+// TestConcurrentRendersCountApart: renders of one template running at once
+// each have their own budget, so a hostile message does not fail the
+// others and they do not add up to a failure.
+func TestConcurrentRendersCountApart(t *testing.T) {
+	tmpl, err := ParseTemplate("body", `{{range .a}}{{$x := printf "%s" $.s}}{{end}}{{len .a}}`)
+	require.NoError(t, err)
+	small := MessageData(sdk.Message{ID: "m", Body: []byte(`{"a":[1,2,3],"s":"` + strings.Repeat("x", 6000) + `"}`)})
+	bomb := MessageData(sdk.Message{ID: "m", Body: []byte(`{"a":[` + strings.TrimSuffix(strings.Repeat("1,", 20000), ",") + `],"s":"` + strings.Repeat("x", 6000) + `"}`)})
+	errs := make(chan error, 64)
+	for i := range 64 {
+		go func() {
+			data := small
+			if i%8 == 0 {
+				data = bomb
+			}
+			out, err := tmpl.Render(data)
+			if i%8 == 0 {
+				if err == nil {
+					err = fmt.Errorf("the bomb rendered %d bytes", len(out))
+				} else {
+					err = nil
+				}
+			}
+			errs <- err
+		}()
+	}
+	for range 64 {
+		require.NoError(t, <-errs)
+	}
 }

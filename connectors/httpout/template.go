@@ -3,6 +3,7 @@ package httpout
 import (
 	"bytes"
 	"fmt"
+	"sync"
 	"text/template"
 	"text/template/parse"
 
@@ -34,6 +35,16 @@ type Template struct {
 	output string
 	// url, for a templated URL, is what every rendering must keep.
 	url *urlRule
+	// instances are clones of tmpl whose functions charge their own
+	// renderBudget, so that concurrent renders count apart.
+	instances sync.Pool
+}
+
+// instance is one clone of a Template with the budget its functions
+// charge.
+type instance struct {
+	tmpl   *template.Template
+	budget *renderBudget
 }
 
 // ParseTemplate parses text as a Template; name appears in errors.
@@ -50,7 +61,8 @@ func parseTemplate(name, text string, escape func(*template.Template) error) (*T
 	if len(text) > MaxTemplateLen {
 		return nil, fmt.Errorf("parse template: %d bytes is longer than %d", len(text), MaxTemplateLen)
 	}
-	t, err := template.New(name).Option("missingkey=zero").Funcs(budgetFuncs).Funcs(escapeFuncs).Parse(text)
+	parseBudget := new(renderBudget)
+	t, err := template.New(name).Option("missingkey=zero").Funcs(budgetFuncs(parseBudget)).Funcs(escapeFuncs(parseBudget)).Parse(text)
 	if err != nil {
 		return nil, fmt.Errorf("parse template: %w", err)
 	}
@@ -58,6 +70,15 @@ func parseTemplate(name, text string, escape func(*template.Template) error) (*T
 		return nil, fmt.Errorf("parse template: %w", err)
 	}
 	out := &Template{tmpl: t, text: text, static: isStatic(t)}
+	out.instances.New = func() any {
+		// Clone shares the parse trees; only the functions differ.
+		c, err := t.Clone()
+		if err != nil {
+			panic(err) // text/template's Clone does not fail
+		}
+		b := new(renderBudget)
+		return &instance{tmpl: c.Funcs(budgetFuncs(b)).Funcs(escapeFuncs(b)), budget: b}
+	}
 	if escape != nil {
 		if err := escape(t); err != nil {
 			return nil, err
@@ -93,8 +114,12 @@ func (t *Template) Render(data map[string]any) (string, error) {
 	if t.static {
 		return t.output, nil
 	}
-	w := budgetWriter{buf: make([]byte, 0, 128)}
-	if err := t.tmpl.Execute(&w, data); err != nil {
+	inst := t.instances.Get().(*instance)
+	*inst.budget = renderBudget{}
+	w := budgetWriter{buf: make([]byte, 0, 128), budget: inst.budget}
+	err := inst.tmpl.Execute(&w, data)
+	t.instances.Put(inst)
+	if err != nil {
 		return "", sdk.PermanentError(fmt.Errorf("render template: %w", err))
 	}
 	out := string(w.buf)

@@ -21,28 +21,30 @@ const (
 )
 
 // escapeFuncs are the functions escapeURL puts in URL templates.
-var escapeFuncs = template.FuncMap{
-	rawFunc: func(args ...any) (string, error) {
-		for i, a := range args {
-			args[i] = printable(a)
-		}
-		return bounded("url value", argsSize(args), func() (string, error) { return fmt.Sprint(args...), nil })
-	},
-	pathSegmentFunc: func(v any) (string, error) {
-		return bounded("url path", sizeOf(v, maxURLValueBytes), func() (string, error) {
-			return url.PathEscape(fmt.Sprint(printable(v))), nil
-		})
-	},
-	queryValueFunc: func(v any) (string, error) {
-		return bounded("url query", sizeOf(v, maxURLValueBytes), func() (string, error) {
-			return url.QueryEscape(fmt.Sprint(printable(v))), nil
-		})
-	},
-	fragmentFunc: func(v any) (string, error) {
-		return bounded("url fragment", sizeOf(v, maxURLValueBytes), func() (string, error) {
-			return url.PathEscape(fmt.Sprint(printable(v))), nil
-		})
-	},
+func escapeFuncs(b *renderBudget) template.FuncMap {
+	return template.FuncMap{
+		rawFunc: func(args ...any) (string, error) {
+			for i, a := range args {
+				args[i] = printable(a)
+			}
+			return b.bounded("url value", argsSize(args), func() (string, error) { return fmt.Sprint(args...), nil })
+		},
+		pathSegmentFunc: func(v any) (string, error) {
+			return b.bounded("url path", sizeOf(v, maxURLValueBytes), func() (string, error) {
+				return url.PathEscape(fmt.Sprint(printable(v))), nil
+			})
+		},
+		queryValueFunc: func(v any) (string, error) {
+			return b.bounded("url query", sizeOf(v, maxURLValueBytes), func() (string, error) {
+				return url.QueryEscape(fmt.Sprint(printable(v))), nil
+			})
+		},
+		fragmentFunc: func(v any) (string, error) {
+			return b.bounded("url fragment", sizeOf(v, maxURLValueBytes), func() (string, error) {
+				return url.PathEscape(fmt.Sprint(printable(v))), nil
+			})
+		},
+	}
 }
 
 // urlRule is what every rendering of a templated URL keeps: the scheme
