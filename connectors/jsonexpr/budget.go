@@ -36,7 +36,8 @@ const (
 	MaxStringLen = 1 << 20
 )
 
-// ErrLimit is the error an evaluation that exceeds MaxStringLen wraps.
+// ErrLimit is what the error of an evaluation that exceeds Budget or
+// MaxStringLen wraps.
 var ErrLimit = errors.New("expression limit")
 
 // addFunc is the function every + calls instead of the + instruction.
