@@ -49,9 +49,11 @@ var reservedHeaders = map[string]string{
 type Config struct {
 	// URL is where each message goes: a Go text/template over the
 	// message's JSON fields ("https://erp.example.com/orders/{{ .id }}").
-	// The scheme (http or https) must be literal; the rendered URL is
-	// checked against the SSRF guard for every message.
-	URL string `json:"url" doc:"Target URL; a Go template over the message's JSON fields and .id. Scheme http or https."`
+	// The scheme (http or https), host and port must be literal and
+	// followed by /, ? or #; inserted values are escaped (see
+	// ParseURLTemplate); the rendered URL is checked against the SSRF
+	// guard for every message.
+	URL string `json:"url" doc:"Target URL; a Go template over the message's JSON fields and .id. Scheme http or https; scheme, host and port written out; inserted values are escaped."`
 	// Method is POST (the default), PUT, PATCH or DELETE.
 	Method string `json:"method,omitempty" enum:"POST,PUT,PATCH,DELETE" doc:"HTTP method; default POST."`
 	// Headers are sent with every request; values are templates like URL.
@@ -220,33 +222,23 @@ func (c *Config) settings(guard *ssrf.Guard) (settings, error) {
 	return s, errors.Join(errs...)
 }
 
-// checkURLTemplate parses the url template and checks what can be checked
-// before a message arrives: a literal URL entirely, a templated one's
-// literal scheme and, when literal too, its host.
+// checkURLTemplate parses the url template (see ParseURLTemplate) and
+// checks what can be checked before a message arrives: a literal URL
+// entirely, a templated one's literal scheme and host.
 func checkURLTemplate(raw string, guard *ssrf.Guard) (*Template, error) {
 	if strings.TrimSpace(raw) == "" {
 		return nil, errors.New("url is required")
 	}
-	t, err := ParseTemplate("url", raw)
+	t, err := ParseURLTemplate(raw)
 	if err != nil {
+		return nil, err
+	}
+	target := t.output
+	if !t.Static() {
+		target = t.url.scheme + "://" + t.url.host + "/"
+	}
+	if err := guard.CheckURL(target); err != nil {
 		return nil, fmt.Errorf("url: %w", err)
-	}
-	if t.Static() {
-		if err := guard.CheckURL(t.output); err != nil {
-			return nil, fmt.Errorf("url: %w", err)
-		}
-		return t, nil
-	}
-	literal, _, _ := strings.Cut(raw, "{{")
-	scheme, rest, ok := strings.Cut(literal, "://")
-	scheme = strings.ToLower(scheme)
-	if !ok || (scheme != "http" && scheme != "https") {
-		return nil, errors.New("url: must start with a literal http:// or https://")
-	}
-	if end := strings.IndexAny(rest, "/?#"); end >= 0 {
-		if err := guard.CheckURL(scheme + "://" + rest[:end] + "/"); err != nil {
-			return nil, fmt.Errorf("url: %w", err)
-		}
 	}
 	return t, nil
 }

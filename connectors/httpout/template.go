@@ -3,7 +3,7 @@ package httpout
 import (
 	"bytes"
 	"fmt"
-	"net/url"
+	"sync"
 	"text/template"
 	"text/template/parse"
 
@@ -22,7 +22,8 @@ const printFunc = "vrskyPrint"
 // as JSON ({{ json .name }} gives a quoted, escaped string) for templates
 // that produce JSON, and pathEscape escapes a URL path segment
 // ({{ pathEscape .id }} keeps a "/" or "?" in an ID from changing the
-// URL). The built-in urlquery escapes query values.
+// URL). The built-in urlquery escapes query values. A URL template
+// (ParseURLTemplate) escapes every value it inserts by itself.
 //
 // A field of a missing object ({{ .customer.name }} without "customer") is
 // an error; {{ with .customer }}{{ .name }}{{ end }} avoids it.
@@ -32,24 +33,64 @@ type Template struct {
 	text   string
 	// output is what a static template renders.
 	output string
+	// url, for a templated URL, is what every rendering must keep.
+	url *urlRule
+	// instances are clones of tmpl whose functions charge their own
+	// renderBudget, so that concurrent renders count apart.
+	instances sync.Pool
+}
+
+// instance is one clone of a Template with the budget its functions
+// charge.
+type instance struct {
+	tmpl   *template.Template
+	budget *renderBudget
 }
 
 // ParseTemplate parses text as a Template; name appears in errors.
+// Templates are held to the limits in budget.go: one that is too long,
+// nests ranges too deeply or calls itself is refused here; one that
+// renders too much or for too long fails that message.
 func ParseTemplate(name, text string) (*Template, error) {
-	t, err := template.New(name).Option("missingkey=zero").Funcs(template.FuncMap{
-		printFunc:    printable,
-		"json":       toJSON,
-		"pathEscape": func(v any) string { return url.PathEscape(fmt.Sprint(printable(v))) },
-	}).Parse(text)
+	return parseTemplate(name, text, nil)
+}
+
+// parseTemplate parses text; when escape is not nil, it rewrites the tree
+// instead of wrapPrints (see ParseURLTemplate).
+func parseTemplate(name, text string, escape func(*template.Template) error) (*Template, error) {
+	if len(text) > MaxTemplateLen {
+		return nil, fmt.Errorf("parse template: %d bytes is longer than %d", len(text), MaxTemplateLen)
+	}
+	parseBudget := new(renderBudget)
+	t, err := template.New(name).Option("missingkey=zero").Funcs(budgetFuncs(parseBudget)).Funcs(escapeFuncs(parseBudget)).Parse(text)
 	if err != nil {
 		return nil, fmt.Errorf("parse template: %w", err)
 	}
+	if err := checkTree(t); err != nil {
+		return nil, fmt.Errorf("parse template: %w", err)
+	}
 	out := &Template{tmpl: t, text: text, static: isStatic(t)}
-	for _, def := range t.Templates() {
-		if def.Tree != nil {
-			wrapPrints(def.Tree, def.Tree.Root)
+	out.instances.New = func() any {
+		// Clone shares the parse trees; only the functions differ.
+		c, err := t.Clone()
+		if err != nil {
+			panic(err) // text/template's Clone does not fail
+		}
+		b := new(renderBudget)
+		return &instance{tmpl: c.Funcs(budgetFuncs(b)).Funcs(escapeFuncs(b)), budget: b}
+	}
+	if escape != nil {
+		if err := escape(t); err != nil {
+			return nil, err
+		}
+	} else {
+		for _, def := range t.Templates() {
+			if def.Tree != nil {
+				wrapPrints(def.Tree, def.Tree.Root)
+			}
 		}
 	}
+	countSteps(t)
 	if out.static {
 		var buf bytes.Buffer
 		if err := t.Execute(&buf, nil); err != nil {
@@ -73,11 +114,21 @@ func (t *Template) Render(data map[string]any) (string, error) {
 	if t.static {
 		return t.output, nil
 	}
-	var buf bytes.Buffer
-	if err := t.tmpl.Execute(&buf, data); err != nil {
+	inst := t.instances.Get().(*instance)
+	*inst.budget = renderBudget{}
+	w := budgetWriter{buf: make([]byte, 0, 128), budget: inst.budget}
+	err := inst.tmpl.Execute(&w, data)
+	t.instances.Put(inst)
+	if err != nil {
 		return "", sdk.PermanentError(fmt.Errorf("render template: %w", err))
 	}
-	return buf.String(), nil
+	out := string(w.buf)
+	if t.url != nil {
+		if err := t.url.check(out); err != nil {
+			return "", err
+		}
+	}
+	return out, nil
 }
 
 // MessageData is what templates see as ".": the top-level fields of the

@@ -12,6 +12,7 @@ package jsonexpr
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/expr-lang/expr"
@@ -30,6 +31,9 @@ type Program struct {
 // Compile compiles source with the object's fields as variables; extra
 // options (expr.AsBool()) constrain the result.
 func Compile(source string, opts ...expr.Option) (*Program, error) {
+	if len(source) > MaxSourceLen {
+		return nil, fmt.Errorf("compile: expression of %d bytes is longer than %d", len(source), MaxSourceLen)
+	}
 	tree, err := parser.Parse(source)
 	if err != nil {
 		return nil, fmt.Errorf("compile %q: %w", source, err)
@@ -44,6 +48,7 @@ func Compile(source string, opts ...expr.Option) (*Program, error) {
 			all = append(all, expr.DisableBuiltin(name))
 		}
 	}
+	all = append(all, budgetOptions(ids)...)
 	all = append(all, opts...)
 	p, err := expr.Compile(source, all...)
 	if err != nil {
@@ -65,7 +70,8 @@ func (ids identifiers) Visit(node *ast.Node) {
 func (p *Program) String() string { return p.source }
 
 // machines reuses expression VMs across runs and goroutines.
-var machines = sync.Pool{New: func() any { return new(vm.VM) }}
+// Each VM holds an evaluation to Budget.
+var machines = sync.Pool{New: func() any { return &vm.VM{MemoryBudget: Budget} }}
 
 // Run evaluates the program against fields.
 func (p *Program) Run(fields map[string]any) (any, error) {
@@ -73,6 +79,9 @@ func (p *Program) Run(fields map[string]any) (any, error) {
 	v, err := m.Run(p.program, fields)
 	machines.Put(m)
 	if err != nil {
+		if strings.Contains(err.Error(), "memory budget exceeded") {
+			return nil, fmt.Errorf("evaluate %q: over the memory budget of %d allocated elements: %w", p.source, Budget, ErrLimit)
+		}
 		return nil, fmt.Errorf("evaluate %q: %w", p.source, err)
 	}
 	return v, nil

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vrsky/vrsky/connectors/jsonbody"
+	"github.com/vrsky/vrsky/connectors/jsonexpr"
 	"github.com/vrsky/vrsky/connectors/jsontransform"
 	"github.com/vrsky/vrsky/connectors/sdk"
 	"github.com/vrsky/vrsky/connectors/sdk/sdktest"
@@ -246,4 +247,22 @@ func FuzzTransform(f *testing.F) {
 			t.Fatalf("output is not a JSON object: %q: %v", out.Body, err)
 		}
 	})
+}
+
+// TestHostileExpressionFailsOnlyItsMessage: an expression that doubles a
+// string forty times fails that message permanently with the limit as the
+// reason; other messages convert.
+func TestHostileExpressionFailsOnlyItsMessage(t *testing.T) {
+	tr, err := jsontransform.New(jsontransform.Config{Set: map[string]string{"x": "reduce(1..40, #acc + #acc, name)"}})
+	require.NoError(t, err)
+	_, err = tr.Convert(t.Context(), sdk.Message{ID: "bomb", Body: []byte(`{"name":"` + strings.Repeat("x", 1000) + `"}`)})
+	require.True(t, sdk.IsPermanent(err))
+	require.ErrorIs(t, err, jsonexpr.ErrLimit)
+	require.ErrorContains(t, err, `set "x"`)
+
+	tr, err = jsontransform.New(jsontransform.Config{Set: map[string]string{"x": "reduce(1..3, #acc + #acc, name)"}})
+	require.NoError(t, err)
+	out, err := tr.Convert(t.Context(), sdk.Message{ID: "fine", Body: []byte(`{"name":"ab"}`)})
+	require.NoError(t, err)
+	require.JSONEq(t, `{"name":"ab","x":"abababababababab"}`, string(out.Body))
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vrsky/vrsky/connectors/jsonbody"
+	"github.com/vrsky/vrsky/connectors/jsonexpr"
 	"github.com/vrsky/vrsky/connectors/router"
 	"github.com/vrsky/vrsky/connectors/sdk"
 	"github.com/vrsky/vrsky/connectors/sdk/sdktest"
@@ -172,4 +173,21 @@ func TestBuildErrorsNameTheRoute(t *testing.T) {
 	require.ErrorContains(t, err, "routes[0]: when is empty")
 	require.ErrorContains(t, err, "routes[0]: to names no producer")
 	require.ErrorContains(t, err, `mode "x"`)
+}
+
+// TestHostileConditionFailsOnlyItsMessage: a condition that would loop a
+// billion times over a message's array fails that message permanently
+// with the budget as the reason; a small message still routes.
+func TestHostileConditionFailsOnlyItsMessage(t *testing.T) {
+	inst, err := router.Router.Build(t.Context(), sdk.Env{}, json.RawMessage(`{"routes":[
+		{"when":"sum(items, sum(items, sum(items, 1))) > 0","to":["big"]}],"default":["rest"]}`))
+	require.NoError(t, err)
+	f := inst.(sdk.Filter)
+	items := "[" + strings.TrimSuffix(strings.Repeat("1,", 1000), ",") + "]"
+	_, err = f.Filter(t.Context(), sdk.Message{ID: "bomb", Body: []byte(`{"items":` + items + `}`)})
+	require.True(t, sdk.IsPermanent(err))
+	require.ErrorIs(t, err, jsonexpr.ErrLimit)
+	d, err := f.Filter(t.Context(), sdk.Message{ID: "fine", Body: []byte(`{"items":[1,2]}`)})
+	require.NoError(t, err)
+	require.Equal(t, []string{"big"}, d.Routes)
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/vrsky/vrsky/connectors/httpout"
 	"github.com/vrsky/vrsky/connectors/sdk"
 	"github.com/vrsky/vrsky/connectors/sdk/sdktest"
 	"github.com/vrsky/vrsky/connectors/ssrf"
@@ -550,4 +551,34 @@ func TestTenantSecrets(t *testing.T) {
 	t.Cleanup(func() { _ = p.Close(context.Background()) })
 	require.NoError(t, p.Write(t.Context(), []sdk.Message{msg("a", `{}`)}))
 	require.Len(t, f.requests(), 1)
+}
+
+// TestHostileTemplateFailsOnlyItsMessage: a text template that would
+// render a terabyte for a message with a large array fails that message
+// permanently, with the limit as the reason, and the next message of the
+// batch is posted.
+func TestHostileTemplateFailsOnlyItsMessage(t *testing.T) {
+	f := newFakeSlack(t, nil)
+	p := newProducer(t, f.webhookConfig(t, map[string]any{
+		"text": "{{ .id }}{{ range .a }}{{ range $.a }}{{ range $.a }}{{ $.s }}{{ end }}{{ end }}{{ end }}",
+	}))
+	a := strings.TrimSuffix(strings.Repeat("0,", 1000), ",")
+	err := p.Write(t.Context(), []sdk.Message{
+		msg("bomb", `{"a":[`+a+`],"s":"`+strings.Repeat("x", 1000)+`"}`),
+		msg("fine", `{"a":[]}`),
+	})
+	var be *sdk.BatchError
+	require.ErrorAs(t, err, &be)
+	require.Len(t, be.Failed, 1)
+	require.True(t, sdk.IsPermanent(be.Failed[0]))
+	require.ErrorContains(t, be.Failed[0], "output longer than")
+	require.ErrorIs(t, be.Failed[0], httpout.ErrRenderLimit)
+	reqs := f.requests()
+	require.Len(t, reqs, 1)
+	require.JSONEq(t, `{"text":"fine"}`, reqs[0].Body)
+
+	_, err = build(t.Context(), sdk.Env{}, f.webhookConfig(t, map[string]any{
+		"text": "{{ range .a }}{{ range $.a }}{{ range $.a }}{{ range $.a }}x{{ end }}{{ end }}{{ end }}{{ end }}",
+	}), nil)
+	require.ErrorContains(t, err, "ranges nested 4 deep")
 }
