@@ -33,6 +33,11 @@ func putDeadLetter(t *testing.T, js jetstream.JetStream, p Pipeline, id, stage, 
 	if stage != StageProcess {
 		subject = p.OutSubject(stage[len(stageDeliver):])
 	}
+	// The stage it failed on exists, as in a running integration.
+	stream, err := js.Stream(ctx, p.Stream())
+	require.NoError(t, err)
+	_, err = ensureConsumer(ctx, stream, stage, subject)
+	require.NoError(t, err)
 	nm.Header.Set(HeaderDLQSubject, subject)
 	nm.Header.Set(HeaderDLQAt, at.UTC().Format(time.RFC3339Nano))
 	ack, err := js.PublishMsg(ctx, nm)
@@ -333,4 +338,28 @@ func TestDLQEdgeCases(t *testing.T) {
 	got, _, err := ListDLQ(ctx, js, tenant, DLQFilter{Until: time.Now().Add(-time.Hour)}, 0, 0)
 	require.NoError(t, err)
 	require.Empty(t, got)
+}
+
+// TestReplayToARemovedProducerIsRefused: a dead letter of a producer that is
+// no longer in the spec is not published to a subject nothing reads (where
+// it would wait for ever); it stays in the DLQ and the refusal says why.
+func TestReplayToARemovedProducerIsRefused(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	_, js := testenv.JetStream(t)
+	tenant := "t" + testenv.RandomID(6)
+	p := Pipeline{Tenant: tenant, Integration: "orders"}
+	seq := putDeadLetter(t, js, p, "m1", DeliverStage("archive"), "HTTP 500", time.Now(), envelope{msg: sdk.Message{Body: []byte("x")}})
+	stream, err := js.Stream(ctx, p.Stream())
+	require.NoError(t, err)
+	require.NoError(t, deleteStaleConsumers(ctx, stream, []string{"warehouse"})) // the spec dropped "archive"
+
+	err = ReplayDeadLetter(ctx, js, nil, tenant, seq)
+	require.ErrorIs(t, err, ErrNoReplayTarget)
+	require.ErrorContains(t, err, `no stage "deliver-archive"`)
+	_, _, err = GetDeadLetter(ctx, js, nil, tenant, seq, 0)
+	require.NoError(t, err, "still in the DLQ")
+	info, err := stream.Info(ctx)
+	require.NoError(t, err)
+	require.Zero(t, info.State.Msgs, "nothing was published where no one reads")
 }
