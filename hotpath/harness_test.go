@@ -240,7 +240,7 @@ func newHarnessWith(t *testing.T, opts harnessOptions, producerNames ...string) 
 	h.pub = &Publisher{Accounts: accounts, Claims: &ClaimCheck{Store: store, Threshold: claims.Threshold}}
 	runner := &Runner{
 		JS: platformJS, Accounts: accounts, Catalog: sdk.NewCatalog(conns...), Claims: claims, Name: "test-runner",
-		Logger:  slog.New(slog.NewJSONHandler(io.Discard, nil)),
+		Logger:       slog.New(slog.NewJSONHandler(io.Discard, nil)),
 		Backoff:      func(n int) time.Duration { return 100 * time.Millisecond << (n - 1) },
 		InfraBackoff: opts.infraBackoff,
 		BuildTimeout: opts.buildTimeout,

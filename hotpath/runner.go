@@ -104,7 +104,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 	d := deps{
 		leases: leases, runnerName: r.Name, leaseRefresh: leaseRefresh,
-		state: state, backoff: backoff,
+		state: state, backoff: backoff, infraBackoff: r.InfraBackoff,
 		catalog: r.Catalog, tenancy: r.Tenancy, claims: r.Claims, metrics: r.Metrics, fileRoot: r.FileRoot, log: log,
 		pub: &Publisher{Accounts: r.Accounts, Claims: r.Claims},
 	}
@@ -118,7 +118,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	built := make(chan buildResult)
 	var building sync.WaitGroup
 	defer r.stopAll(log)
-	defer building.Wait() // builds in flight end with ctx
+	defer building.Wait()   // builds in flight end with ctx
 	defer r.retiring.Wait() // retirements end with ctx
 
 	retry := make(chan string, 64)
