@@ -3,6 +3,7 @@ package hotpath
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -300,4 +301,70 @@ func TestIntegrationNamedDLQIsRefused(t *testing.T) {
 	h := newHarness(t)
 	d.Tenant = h.tenant
 	require.ErrorContains(t, h.state.PutDesired(context.Background(), d), "reserved")
+}
+
+// countingFilter passes every message and counts them.
+type countingFilter struct{ n *atomic.Int64 }
+
+func (f countingFilter) Filter(context.Context, sdk.Message) (sdk.Decision, error) {
+	f.n.Add(1)
+	return sdk.Decision{}, nil
+}
+
+// heldProducer records, at each write, how many messages the steps had
+// passed that were not yet written: the bodies the pipeline held at once.
+type heldProducer struct {
+	passed  *atomic.Int64
+	mu      sync.Mutex
+	written int64
+	maxHeld int64
+}
+
+func (p *heldProducer) Write(_ context.Context, batch []sdk.Message) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.maxHeld = max(p.maxHeld, p.passed.Load()-p.written)
+	p.written += int64(len(batch))
+	return nil
+}
+
+func (p *heldProducer) Close(context.Context) error { return nil }
+
+// TestDirectDeliveryHoldsABoundedBatchOfBodies: a batch of claim-checked
+// messages whose bodies the steps read and pass on unchanged is delivered
+// in parts of at most maxBatchBytes of bodies, so the process stage never
+// holds every resolved body of a large batch at once.
+func TestDirectDeliveryHoldsABoundedBatchOfBodies(t *testing.T) {
+	defer func(old int64) { maxBatchBytes = old }(maxBatchBytes)
+	maxBatchBytes = 200 << 10
+	var passed atomic.Int64
+	prod := &heldProducer{passed: &passed}
+	h := newHarnessWith(t, harnessOptions{connectors: []sdk.Connector{
+		{Name: "counting", Kind: sdk.KindFilter, Build: func(context.Context, sdk.Env, json.RawMessage) (any, error) { return countingFilter{&passed}, nil }},
+		{Name: "rec-held", Kind: sdk.KindProducer, Build: func(context.Context, sdk.Env, json.RawMessage) (any, error) { return prod, nil }},
+	}})
+	p := h.deploy("bounded", []string{"counting"}, "held")
+	in := spec.Integration{Name: p.Integration, Consumer: spec.Step{Connector: WebhookConnector},
+		Steps: []spec.Step{{Connector: "counting"}}, Producers: map[string]spec.Step{"held": {Connector: "rec-held"}}}
+	put := func(version int, status string) {
+		require.NoError(t, h.state.PutDesired(context.Background(), Desired{Tenant: h.tenant, Integration: p.Integration, Version: version, Status: status, Spec: in}))
+		require.Eventually(t, func() bool {
+			st, ok, _ := h.state.GetStatus(context.Background(), p)
+			return ok && st.Status == status && st.Version == version
+		}, 15*time.Second, 20*time.Millisecond)
+	}
+	put(2, DesiredStopped) // the messages wait, to be taken as one batch
+	big := bytes.Repeat([]byte("m"), 80<<10)
+	for i := range 12 {
+		h.send(p, sdk.Message{ID: fmt.Sprintf("b-%d", i), Body: big})
+	}
+	put(3, DesiredRunning)
+	require.Eventually(t, func() bool {
+		prod.mu.Lock()
+		defer prod.mu.Unlock()
+		return prod.written == 12
+	}, 15*time.Second, 20*time.Millisecond)
+	prod.mu.Lock()
+	defer prod.mu.Unlock()
+	require.LessOrEqual(t, prod.maxHeld, int64(3), "bodies held at once: at most what fits in maxBatchBytes, plus one")
 }
