@@ -262,7 +262,7 @@ func TestFailedMessageCanBeReplayedFromTheDLQ(t *testing.T) {
 	require.NoError(t, err)
 
 	// The real failure path dead-letters a permanent failure.
-	cons, err := ensureConsumer(ctx, stream, "test-deliver", p.OutSubject("archive"))
+	cons, err := ensureConsumer(ctx, stream, DeliverStage("archive"), p.OutSubject("archive"))
 	require.NoError(t, err)
 	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
 	require.NoError(t, err)
