@@ -32,7 +32,8 @@ const maxInfraBackoff = 5 * time.Minute
 // store, a NATS publish, the attempt counter) on its deliveries-th delivery:
 // 1 s doubling per delivery up to maxInfraBackoff, with half of it random
 // so that messages failed together do not all come back together. The
-// maxDeliverBackstop deliveries then span about an hour of trouble.
+// maxDeliverBackstop deliveries then span half an hour to an hour of
+// trouble (ADR 0013).
 func InfraBackoff(deliveries int) time.Duration {
 	deliveries = min(max(deliveries, 1), 16)
 	d := min(time.Second<<(deliveries-1), maxInfraBackoff)

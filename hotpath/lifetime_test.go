@@ -368,3 +368,26 @@ func TestDirectDeliveryHoldsABoundedBatchOfBodies(t *testing.T) {
 	defer prod.mu.Unlock()
 	require.LessOrEqual(t, prod.maxHeld, int64(3), "bodies held at once: at most what fits in maxBatchBytes, plus one")
 }
+
+// TestInfraBackoffGrowsWithJitterUpToItsCap: the delay after an
+// infrastructure failure doubles per delivery, is at least half of that and
+// at most all of it, never exceeds maxInfraBackoff, and the deliveries
+// JetStream allows span at least half an hour.
+func TestInfraBackoffGrowsWithJitterUpToItsCap(t *testing.T) {
+	var total time.Duration
+	for n := 1; n < maxDeliverBackstop; n++ {
+		full := min(time.Second<<(n-1), maxInfraBackoff)
+		d := InfraBackoff(n)
+		require.GreaterOrEqual(t, d, full/2, "delivery %d", n)
+		require.LessOrEqual(t, d, full, "delivery %d", n)
+		total += d
+	}
+	require.Greater(t, total, 29*time.Minute)
+	require.LessOrEqual(t, InfraBackoff(1000), maxInfraBackoff)
+	require.GreaterOrEqual(t, InfraBackoff(0), 500*time.Millisecond)
+	seen := map[time.Duration]bool{}
+	for range 20 {
+		seen[InfraBackoff(10)] = true
+	}
+	require.Greater(t, len(seen), 1, "jittered")
+}
