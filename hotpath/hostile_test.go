@@ -93,3 +93,27 @@ func TestNewerVersionOrDeleteDuringABuild(t *testing.T) {
 		return ok
 	}, time.Second, 50*time.Millisecond, "a deleted integration reports no status")
 }
+
+// TestBuildIgnoringItsDeadlineIsAbandoned: a connector whose Build ignores
+// its context (a blocking call without one) is given up shortly after the
+// timeout: the integration is degraded with the reason, and other
+// integrations still start.
+func TestBuildIgnoringItsDeadlineIsAbandoned(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	deaf := sdk.Connector{Name: "deaf-source", Kind: sdk.KindConsumer,
+		Build: func(context.Context, sdk.Env, json.RawMessage) (any, error) {
+			<-release
+			return nil, context.Canceled
+		}}
+	h := newHarnessWith(t, harnessOptions{connectors: []sdk.Connector{deaf}, buildTimeout: time.Second}, "sink")
+	p := h.putSpec("deaf", "deaf-source", 1, "sink")
+	require.Eventually(t, func() bool {
+		st, ok, _ := h.state.GetStatus(context.Background(), p)
+		return ok && st.Status == StatusDegraded
+	}, time.Second+abandonAfter+5*time.Second, 20*time.Millisecond)
+	st, _, _ := h.state.GetStatus(context.Background(), p)
+	require.Contains(t, st.LastError, "timed out after 1s; a connector ignored the deadline")
+	other := h.putSpec("other", WebhookConnector, 1, "sink")
+	h.waitStatus(other, StatusRunning)
+}
