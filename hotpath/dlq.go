@@ -268,8 +268,12 @@ func ReplayDeadLetter(ctx context.Context, js jetstream.JetStream, claims *Claim
 	return DiscardDeadLetter(ctx, js, tenant, seq)
 }
 
-// checkReplayTarget checks that a consumer of p's stream reads subject: the
-// stage the dead letter failed on still exists.
+// checkReplayTarget checks that the stage the dead letter failed on still
+// exists in p's stream. A stream without any consumer belongs to an
+// integration no runner has started yet: its stages will be created, and
+// will read what waits for them. A stream whose stages exist but not this
+// one lost it to a spec change (deleteStaleConsumers): nothing would ever
+// read the replay.
 func checkReplayTarget(ctx context.Context, js jetstream.JetStream, p Pipeline, subject string) error {
 	stage := StageProcess
 	if producer, ok := strings.CutPrefix(subject, p.OutSubject("")); ok {
@@ -282,12 +286,21 @@ func checkReplayTarget(ctx context.Context, js jetstream.JetStream, p Pipeline, 
 	if err != nil {
 		return fmt.Errorf("open stream %s: %w", p.Stream(), err)
 	}
-	if _, err := stream.Consumer(ctx, stage); errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return fmt.Errorf("%w: integration %q has no stage %q any more (its producer was removed)", ErrNoReplayTarget, p.Integration, stage)
-	} else if err != nil {
-		return fmt.Errorf("open consumer %s: %w", stage, err)
+	names := stream.ConsumerNames(ctx)
+	stages := 0
+	for name := range names.Name() {
+		if name == stage {
+			return nil
+		}
+		stages++
 	}
-	return nil
+	if err := names.Err(); err != nil && !errors.Is(err, jetstream.ErrEndOfData) {
+		return fmt.Errorf("list consumers of %s: %w", p.Stream(), err)
+	}
+	if stages == 0 {
+		return nil // not started yet
+	}
+	return fmt.Errorf("%w: integration %q has no stage %q any more (its producer was removed)", ErrNoReplayTarget, p.Integration, stage)
 }
 
 // DiscardDeadLetter removes one of the tenant's dead letters. Its

@@ -352,7 +352,13 @@ func TestReplayToARemovedProducerIsRefused(t *testing.T) {
 	seq := putDeadLetter(t, js, p, "m1", DeliverStage("archive"), "HTTP 500", time.Now(), envelope{msg: sdk.Message{Body: []byte("x")}})
 	stream, err := js.Stream(ctx, p.Stream())
 	require.NoError(t, err)
-	require.NoError(t, deleteStaleConsumers(ctx, stream, []string{"warehouse"})) // the spec dropped "archive"
+	// The spec now has "warehouse" instead of "archive": a runner made its
+	// stages and removed the stale one.
+	for stage, subject := range map[string]string{StageProcess: p.InSubject(), DeliverStage("warehouse"): p.OutSubject("warehouse")} {
+		_, err := ensureConsumer(ctx, stream, stage, subject)
+		require.NoError(t, err)
+	}
+	require.NoError(t, deleteStaleConsumers(ctx, stream, []string{"warehouse"}))
 
 	err = ReplayDeadLetter(ctx, js, nil, tenant, seq)
 	require.ErrorIs(t, err, ErrNoReplayTarget)
@@ -362,4 +368,13 @@ func TestReplayToARemovedProducerIsRefused(t *testing.T) {
 	info, err := stream.Info(ctx)
 	require.NoError(t, err)
 	require.Zero(t, info.State.Msgs, "nothing was published where no one reads")
+
+	// An integration no runner has started yet has no stages: the replay
+	// waits for them.
+	fresh := Pipeline{Tenant: tenant, Integration: "fresh"}
+	seq = putDeadLetter(t, js, fresh, "m2", DeliverStage("archive"), "HTTP 500", time.Now(), envelope{msg: sdk.Message{Body: []byte("y")}})
+	freshStream, err := js.Stream(ctx, fresh.Stream())
+	require.NoError(t, err)
+	require.NoError(t, freshStream.DeleteConsumer(ctx, DeliverStage("archive")))
+	require.NoError(t, ReplayDeadLetter(ctx, js, nil, tenant, seq))
 }
