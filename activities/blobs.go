@@ -23,7 +23,8 @@ type Blobs struct {
 }
 
 // SweepInput sets the lifetimes; zero means the hot path's defaults
-// (claim-checked bodies 15 minutes, dead-lettered bodies 7 days).
+// (hotpath.ClaimTTL for claim-checked bodies, hotpath.DLQRetention for
+// dead-lettered ones: both 7 days, see docs/adr/0013).
 type SweepInput struct {
 	ClaimTTL time.Duration
 	DLQTTL   time.Duration
@@ -35,7 +36,9 @@ type SweepResult struct {
 }
 
 // SweepExpiredBlobs deletes claim-check objects older than ClaimTTL and DLQ'd
-// payloads older than DLQTTL. Repeating it is harmless.
+// payloads older than DLQTTL. It is the backstop of the hot path, which
+// removes a delivered message's body itself where the body was the
+// message's alone. Repeating it is harmless.
 func (b *Blobs) SweepExpiredBlobs(ctx context.Context, in SweepInput) (SweepResult, error) {
 	now := time.Now
 	if b.Now != nil {

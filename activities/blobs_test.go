@@ -20,9 +20,17 @@ func TestSweepExpiredBlobsHonoursEachPrefixTTL(t *testing.T) {
 		require.NoError(t, store.Put(ctx, key, bytes.NewReader([]byte("x")), 1, ""))
 	}
 
-	// One hour later: the claim is expired, the DLQ'd payload is kept.
-	later := &Blobs{Store: store, Now: func() time.Time { return time.Now().Add(time.Hour) }}
+	// A day later both are kept: a claim-checked body may still belong to
+	// a message waiting in a stopped integration or retrying.
+	later := &Blobs{Store: store, Now: func() time.Time { return time.Now().Add(24 * time.Hour) }}
 	res, err := later.SweepExpiredBlobs(ctx, SweepInput{})
+	require.NoError(t, err)
+	require.Zero(t, res.Removed)
+	_, err = store.Stat(ctx, "claims/t1/i1/m1")
+	require.NoError(t, err)
+
+	// A shorter claim TTL, when asked for, is honoured per prefix.
+	res, err = later.SweepExpiredBlobs(ctx, SweepInput{ClaimTTL: time.Hour})
 	require.NoError(t, err)
 	require.Equal(t, 1, res.Removed)
 	_, err = store.Stat(ctx, "claims/t1/i1/m1")

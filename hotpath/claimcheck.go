@@ -3,9 +3,13 @@ package hotpath
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
+
+	"github.com/vrsky/vrsky/connectors/sdk"
 
 	"github.com/vrsky/vrsky/internal/blobstore"
 )
@@ -15,8 +19,12 @@ const (
 	// DefaultClaimThreshold is the body size above which bodies travel by
 	// reference.
 	DefaultClaimThreshold = 256 << 10
-	// ClaimTTL is how long a claim-checked body is kept by default.
-	ClaimTTL = 15 * time.Minute
+	// ClaimTTL is how long a claim-checked body is kept by default: as long
+	// as a dead letter, so that a message waiting in a stopped
+	// integration's backlog or retrying finds its body (ADR 0013). A body
+	// whose message was delivered is deleted at once where it has a single
+	// owner (a pipeline with one producer).
+	ClaimTTL = DLQRetention
 	// DLQRetention is how long dead letters and their bodies are kept.
 	DLQRetention = 7 * 24 * time.Hour
 	// Object key prefixes; keys are built in subjects.go.
@@ -58,6 +66,23 @@ func (c *ClaimCheck) offload(ctx context.Context, key string, env *envelope) err
 	return nil
 }
 
+// Why a claim-checked body cannot be had; both are permanent failures of the
+// message, which goes to the DLQ with the reason.
+var (
+	errBodyGone   = errors.New("claim-checked body is gone")
+	errForeignRef = errors.New("body reference outside the message's tenant")
+)
+
+// checkRef refuses a body reference that is not under p's tenant's
+// claim-check prefix: a reference is a header anyone able to publish to the
+// stream could write, and must never reach another tenant's bodies.
+func checkRef(p Pipeline, ref string) error {
+	if !strings.HasPrefix(ref, ClaimPrefix+p.Tenant+"/") || strings.Contains(ref, "..") {
+		return sdk.PermanentError(fmt.Errorf("%w: %q", errForeignRef, ref))
+	}
+	return nil
+}
+
 // resolve fetches env's body when it travels by reference.
 func (c *ClaimCheck) resolve(ctx context.Context, env *envelope) error {
 	if env.bodyRef == "" {
@@ -82,16 +107,32 @@ func (c *ClaimCheck) open(ctx context.Context, env envelope) (io.ReadCloser, err
 		return nil, fmt.Errorf("message %s has a claim-checked body and no blob store is configured", env.msg.ID)
 	}
 	r, err := c.Store.Get(ctx, env.bodyRef)
+	if errors.Is(err, blobstore.ErrNotFound) {
+		return nil, sdk.PermanentError(fmt.Errorf("%w: the claim-checked body %s of message %s is gone from the blob store", errBodyGone, env.bodyRef, env.msg.ID))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("fetch claim-checked body of %s: %w", env.msg.ID, err)
 	}
 	return r, nil
 }
 
+// release deletes a claim-checked body its message owned alone, once that
+// message is finished. It is best-effort: what it misses expires with
+// ClaimTTL.
+func (c *ClaimCheck) release(ctx context.Context, ref string) {
+	if ref == "" || c == nil || c.Store == nil {
+		return
+	}
+	_ = c.Store.Delete(ctx, ref)
+}
+
 // keepForDLQ copies a claim-checked body to the DLQ prefix, where it lives as
 // long as the dead letter, and returns the new reference.
 func (c *ClaimCheck) keepForDLQ(ctx context.Context, ref, dlqKey string) (string, error) {
 	if err := c.Store.Copy(ctx, ref, dlqKey); err != nil {
+		if errors.Is(err, blobstore.ErrNotFound) {
+			err = fmt.Errorf("%w: %w", errBodyGone, err)
+		}
 		return "", fmt.Errorf("keep claim-checked body for the DLQ: %w", err)
 	}
 	return dlqKey, nil

@@ -38,6 +38,9 @@ type envelope struct {
 	msg     sdk.Message
 	bodyRef string
 	size    int64
+	// owned is a claim-checked body no other message refers to, deleted
+	// once this one is finished (delivered or dead-lettered).
+	owned string
 }
 
 // encodeHeaders is how many headers encode writes at most.
@@ -105,6 +108,9 @@ func decode(p Pipeline, h nats.Header, data []byte) (envelope, error) {
 		env.msg.Headers = headers
 	}
 	if ref := h.Get(hdrBodyRef); ref != "" {
+		if err := checkRef(p, ref); err != nil {
+			return env, fmt.Errorf("message %s: %w", env.msg.ID, err)
+		}
 		env.bodyRef = ref
 		env.size, _ = strconv.ParseInt(h.Get(hdrBodySize), 10, 64)
 		env.msg.Body = nil

@@ -102,9 +102,12 @@ func (d *deliverer) write(ctx context.Context, batch []jetstream.Msg, decoded []
 	resolved := d.resolveBodies(ctx, decoded)
 	msgs := make([]jetstream.Msg, 0, len(batch))
 	envs := make([]envelope, 0, len(batch))
+	finished := 0
 	for i, m := range batch {
-		if resolved[i] != nil {
-			_ = m.NakWithDelay(time.Second) // blob store trouble: not counted
+		if err := resolved[i]; err != nil {
+			if d.bodyFailed(ctx, m, decoded[i], err) {
+				finished++
+			}
 			continue
 		}
 		d.metrics.bytes.Add(float64(len(decoded[i].msg.Body)))
@@ -112,7 +115,7 @@ func (d *deliverer) write(ctx context.Context, batch []jetstream.Msg, decoded []
 		envs = append(envs, decoded[i])
 	}
 	if len(msgs) == 0 {
-		return 0
+		return finished
 	}
 	out := make([]sdk.Message, len(envs))
 	for i := range envs {
@@ -123,7 +126,18 @@ func (d *deliverer) write(ctx context.Context, batch []jetstream.Msg, decoded []
 	err := d.producer.Write(wctx, out)
 	cancel()
 	d.writing.Unlock()
-	return d.settle(ctx, msgs, envs, err, began)
+	return finished + d.settle(ctx, msgs, envs, err, began)
+}
+
+// bodyFailed handles a message whose claim-checked body could not be had:
+// a body that is gone fails it permanently (to the DLQ with the reason),
+// blob store trouble brings it back later without counting an attempt. It
+// reports whether the message is finished.
+func (d *deliverer) bodyFailed(ctx context.Context, m jetstream.Msg, env envelope, err error) bool {
+	if sdk.IsPermanent(err) {
+		return d.failures.fail(ctx, d.p, d.stage, m, env, err)
+	}
+	return d.failures.infraFailed(ctx, d.p, d.stage, m, env, err)
 }
 
 // stream writes one claim-checked message with its body read straight from
@@ -133,7 +147,9 @@ func (d *deliverer) stream(ctx context.Context, sp sdk.StreamProducer, m jetstre
 	began := time.Now()
 	r, err := d.claims.open(ctx, env)
 	if err != nil {
-		_ = m.NakWithDelay(time.Second)
+		if d.bodyFailed(ctx, m, env, err) {
+			return 1
+		}
 		return 0
 	}
 	defer r.Close()
@@ -145,7 +161,9 @@ func (d *deliverer) stream(ctx context.Context, sp sdk.StreamProducer, m jetstre
 	d.writing.Unlock()
 	if err != nil && body.err != nil {
 		d.log.Warn("claim-checked body could not be read while streamed", "stage", d.stage, "message_id", env.msg.ID, "err", body.err)
-		_ = m.NakWithDelay(time.Second)
+		if d.failures.infraFailed(ctx, d.p, d.stage, m, env, body.err) {
+			return 1
+		}
 		return 0
 	}
 	d.metrics.bytes.Add(float64(env.size))
@@ -208,12 +226,19 @@ func (d *deliverer) settle(ctx context.Context, msgs []jetstream.Msg, envs []env
 		}
 		if failure != nil {
 			if d.failures.fail(ctx, d.p, d.stage, m, envs[i], failure) {
+				d.claims.release(ctx, envs[i].owned) // the DLQ keeps its own copy
 				finished++
 			}
 			continue
 		}
 		d.failures.succeeded(ctx, d.p, d.stage, m, envs[i].msg.ID)
-		_ = m.Ack()
+		if owned := envs[i].owned; owned == "" {
+			_ = m.Ack()
+		} else if err := m.DoubleAck(ctx); err == nil {
+			// Delivered and confirmed gone from the stream (a large body:
+			// the round trip is cheap beside it): its body can go too.
+			d.claims.release(ctx, owned)
+		}
 		finished++
 		d.metrics.out.Inc()
 		if !envs[i].msg.Received.IsZero() {

@@ -21,6 +21,12 @@ import (
 // in the tenant's DLQ stream, and for a tenant without a DLQ stream.
 var ErrDeadLetterNotFound = errors.New("dead letter not found")
 
+// ErrNoReplayTarget is returned when a dead letter's stage no longer exists
+// (its integration was deleted, or its producer removed from the spec):
+// published there, it would wait for ever for a consumer. The dead letter
+// stays in the DLQ.
+var ErrNoReplayTarget = errors.New("nothing consumes the dead letter's subject any more")
+
 // DLQ reading bounds.
 const (
 	// MaxDLQPage is the largest page ListDLQ returns.
@@ -232,6 +238,9 @@ func ReplayDeadLetter(ctx context.Context, js jetstream.JetStream, claims *Claim
 	if p.Validate() != nil || !strings.HasPrefix(d.Subject, "vrsky."+tenant+"."+d.Integration+".") {
 		return fmt.Errorf("dead letter %d has no pipeline subject to replay to (%q)", seq, d.Subject)
 	}
+	if err := checkReplayTarget(ctx, js, p, d.Subject); err != nil {
+		return fmt.Errorf("replay dead letter %d: %w", seq, err)
+	}
 	dedupID := d.MessageID + "/replay/" + strconv.FormatUint(seq, 10)
 	m := nats.NewMsg(d.Subject)
 	for k, v := range raw.Header {
@@ -257,6 +266,41 @@ func ReplayDeadLetter(ctx context.Context, js jetstream.JetStream, claims *Claim
 	}
 	// Only now that the replay is stored may the dead letter go.
 	return DiscardDeadLetter(ctx, js, tenant, seq)
+}
+
+// checkReplayTarget checks that the stage the dead letter failed on still
+// exists in p's stream. A stream without any consumer belongs to an
+// integration no runner has started yet: its stages will be created, and
+// will read what waits for them. A stream whose stages exist but not this
+// one lost it to a spec change (deleteStaleConsumers): nothing would ever
+// read the replay.
+func checkReplayTarget(ctx context.Context, js jetstream.JetStream, p Pipeline, subject string) error {
+	stage := StageProcess
+	if producer, ok := strings.CutPrefix(subject, p.OutSubject("")); ok {
+		stage = DeliverStage(producer)
+	}
+	stream, err := js.Stream(ctx, p.Stream())
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return fmt.Errorf("%w: integration %q no longer exists", ErrNoReplayTarget, p.Integration)
+	}
+	if err != nil {
+		return fmt.Errorf("open stream %s: %w", p.Stream(), err)
+	}
+	names := stream.ConsumerNames(ctx)
+	stages := 0
+	for name := range names.Name() {
+		if name == stage {
+			return nil
+		}
+		stages++
+	}
+	if err := names.Err(); err != nil && !errors.Is(err, jetstream.ErrEndOfData) {
+		return fmt.Errorf("list consumers of %s: %w", p.Stream(), err)
+	}
+	if stages == 0 {
+		return nil // not started yet
+	}
+	return fmt.Errorf("%w: integration %q has no stage %q any more (its producer was removed)", ErrNoReplayTarget, p.Integration, stage)
 }
 
 // DiscardDeadLetter removes one of the tenant's dead letters. Its

@@ -33,6 +33,11 @@ func putDeadLetter(t *testing.T, js jetstream.JetStream, p Pipeline, id, stage, 
 	if stage != StageProcess {
 		subject = p.OutSubject(stage[len(stageDeliver):])
 	}
+	// The stage it failed on exists, as in a running integration.
+	stream, err := js.Stream(ctx, p.Stream())
+	require.NoError(t, err)
+	_, err = ensureConsumer(ctx, stream, stage, subject)
+	require.NoError(t, err)
 	nm.Header.Set(HeaderDLQSubject, subject)
 	nm.Header.Set(HeaderDLQAt, at.UTC().Format(time.RFC3339Nano))
 	ack, err := js.PublishMsg(ctx, nm)
@@ -257,7 +262,7 @@ func TestFailedMessageCanBeReplayedFromTheDLQ(t *testing.T) {
 	require.NoError(t, err)
 
 	// The real failure path dead-letters a permanent failure.
-	cons, err := ensureConsumer(ctx, stream, "test-deliver", p.OutSubject("archive"))
+	cons, err := ensureConsumer(ctx, stream, DeliverStage("archive"), p.OutSubject("archive"))
 	require.NoError(t, err)
 	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
 	require.NoError(t, err)
@@ -333,4 +338,43 @@ func TestDLQEdgeCases(t *testing.T) {
 	got, _, err := ListDLQ(ctx, js, tenant, DLQFilter{Until: time.Now().Add(-time.Hour)}, 0, 0)
 	require.NoError(t, err)
 	require.Empty(t, got)
+}
+
+// TestReplayToARemovedProducerIsRefused: a dead letter of a producer that is
+// no longer in the spec is not published to a subject nothing reads (where
+// it would wait for ever); it stays in the DLQ and the refusal says why.
+func TestReplayToARemovedProducerIsRefused(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	_, js := testenv.JetStream(t)
+	tenant := "t" + testenv.RandomID(6)
+	p := Pipeline{Tenant: tenant, Integration: "orders"}
+	seq := putDeadLetter(t, js, p, "m1", DeliverStage("archive"), "HTTP 500", time.Now(), envelope{msg: sdk.Message{Body: []byte("x")}})
+	stream, err := js.Stream(ctx, p.Stream())
+	require.NoError(t, err)
+	// The spec now has "warehouse" instead of "archive": a runner made its
+	// stages and removed the stale one.
+	for stage, subject := range map[string]string{StageProcess: p.InSubject(), DeliverStage("warehouse"): p.OutSubject("warehouse")} {
+		_, err := ensureConsumer(ctx, stream, stage, subject)
+		require.NoError(t, err)
+	}
+	require.NoError(t, deleteStaleConsumers(ctx, stream, []string{"warehouse"}))
+
+	err = ReplayDeadLetter(ctx, js, nil, tenant, seq)
+	require.ErrorIs(t, err, ErrNoReplayTarget)
+	require.ErrorContains(t, err, `no stage "deliver-archive"`)
+	_, _, err = GetDeadLetter(ctx, js, nil, tenant, seq, 0)
+	require.NoError(t, err, "still in the DLQ")
+	info, err := stream.Info(ctx)
+	require.NoError(t, err)
+	require.Zero(t, info.State.Msgs, "nothing was published where no one reads")
+
+	// An integration no runner has started yet has no stages: the replay
+	// waits for them.
+	fresh := Pipeline{Tenant: tenant, Integration: "fresh"}
+	seq = putDeadLetter(t, js, fresh, "m2", DeliverStage("archive"), "HTTP 500", time.Now(), envelope{msg: sdk.Message{Body: []byte("y")}})
+	freshStream, err := js.Stream(ctx, fresh.Stream())
+	require.NoError(t, err)
+	require.NoError(t, freshStream.DeleteConsumer(ctx, DeliverStage("archive")))
+	require.NoError(t, ReplayDeadLetter(ctx, js, nil, tenant, seq))
 }

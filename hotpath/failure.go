@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strconv"
 	"time"
 
@@ -22,6 +23,23 @@ func Backoff(failedAttempts int) time.Duration {
 	return time.Second << (failedAttempts - 1)
 }
 
+// maxInfraBackoff caps the redelivery delay after failures of VRSky's own
+// infrastructure.
+const maxInfraBackoff = 5 * time.Minute
+
+// InfraBackoff returns the redelivery delay of a message that the stage
+// could not handle because VRSky's own infrastructure failed (the blob
+// store, a NATS publish, the attempt counter) on its deliveries-th delivery:
+// 1 s doubling per delivery up to maxInfraBackoff, with half of it random
+// so that messages failed together do not all come back together. The
+// maxDeliverBackstop deliveries then span half an hour to an hour of
+// trouble (ADR 0013).
+func InfraBackoff(deliveries int) time.Duration {
+	deliveries = min(max(deliveries, 1), 16)
+	d := min(time.Second<<(deliveries-1), maxInfraBackoff)
+	return d/2 + rand.N(d/2+1)
+}
+
 // failures decides, for a message a stage could not handle, between a
 // delayed redelivery and the DLQ. It is the one place that naks and terms.
 //
@@ -37,6 +55,45 @@ type failures struct {
 	log     *slog.Logger
 	// backoff is Backoff unless a test shortens it.
 	backoff func(int) time.Duration
+	// infraBackoff is InfraBackoff unless a test shortens it.
+	infraBackoff func(int) time.Duration
+}
+
+// infraFailed handles a message the stage could not handle because of
+// VRSky's own infrastructure: it comes back later, with a growing delay,
+// and does not count as an attempt. Its last delivery before JetStream's
+// backstop is not given back but dead-lettered, so that no message is ever
+// left in a stream that no longer delivers it. It reports whether the
+// message was dead-lettered.
+func (f *failures) infraFailed(ctx context.Context, p Pipeline, stage string, m jetstream.Msg, env envelope, cause error) bool {
+	deliveries := deliveriesOf(m)
+	if deliveries < maxDeliverBackstop {
+		_ = m.NakWithDelay(f.infraDelay(deliveries))
+		return false
+	}
+	id := env.msg.ID
+	if id == "" {
+		id = "undecodable-" + m.Headers().Get("Nats-Msg-Id")
+	}
+	reason := fmt.Errorf("VRSky's infrastructure failed on all %d deliveries: %w", deliveries, cause)
+	if err := f.deadLetterData(ctx, p, stage, m.Data(), seqOf(m), env, id, 0, reason, true); err != nil {
+		// JetStream stops delivering it now; the max-deliveries advisory
+		// dead-letters it (advisory.go).
+		f.log.Error("cannot dead-letter a message at its last delivery", "stage", stage, "message_id", id, "err", err)
+		_ = m.NakWithDelay(f.infraDelay(deliveries))
+		return false
+	}
+	f.metrics.dlq.Inc()
+	f.log.Warn("message dead-lettered", "stage", stage, "message_id", id, "deliveries", deliveries, "reason", reason)
+	_ = m.Term()
+	return true
+}
+
+func (f *failures) infraDelay(deliveries int) time.Duration {
+	if f.infraBackoff != nil {
+		return f.infraBackoff(deliveries)
+	}
+	return InfraBackoff(deliveries)
 }
 
 // fail handles one failed message at stage. m is the JetStream message, env
@@ -53,8 +110,7 @@ func (f *failures) fail(ctx context.Context, p Pipeline, stage string, m jetstre
 		if err != nil {
 			// Our own store failed: retry later without counting.
 			f.log.Warn("cannot count the attempt; redelivering without counting", "stage", stage, "message_id", id, "err", err)
-			_ = m.NakWithDelay(time.Second)
-			return false
+			return f.infraFailed(ctx, p, stage, m, env, fmt.Errorf("count the attempt: %w (after: %w)", err, cause))
 		}
 		attempts = n
 		if attempts < MaxAttempts {
@@ -70,7 +126,7 @@ func (f *failures) fail(ctx context.Context, p Pipeline, stage string, m jetstre
 	}
 	if err := f.deadLetter(ctx, p, stage, m, env, id, attempts, cause); err != nil {
 		f.log.Warn("cannot dead-letter the message; redelivering", "stage", stage, "message_id", id, "err", err)
-		_ = m.NakWithDelay(time.Second)
+		_ = m.NakWithDelay(f.infraDelay(deliveriesOf(m)))
 		return false
 	}
 	f.metrics.dlq.Inc()
@@ -88,17 +144,12 @@ func (f *failures) succeeded(ctx context.Context, p Pipeline, stage string, m je
 	}
 }
 
-// dlqDedupID is the dead letter's JetStream message ID: the same for a
-// redelivery of the same stored message (a runner that died between the DLQ
-// publish and the Term dead-letters it once), different for a replayed copy,
-// which is a new message in the stream and must reach the DLQ again if it
-// fails again.
-func dlqDedupID(m jetstream.Msg, id, stage string) string {
-	dedup := id + "/" + stage
+// deliveriesOf is how often m was delivered, 1 when unknown.
+func deliveriesOf(m jetstream.Msg) int {
 	if md, err := m.Metadata(); err == nil {
-		dedup += "/" + strconv.FormatUint(md.Sequence.Stream, 10)
+		return int(md.NumDelivered)
 	}
-	return dedup
+	return 1
 }
 
 // countAttempt increments and returns the failed-attempt count under key.
@@ -127,20 +178,55 @@ func (f *failures) countAttempt(ctx context.Context, key string) (int, error) {
 // after how many attempts it failed, keeping a claim-checked body for as long
 // as the DLQ keeps the message.
 func (f *failures) deadLetter(ctx context.Context, p Pipeline, stage string, m jetstream.Msg, env envelope, id string, attempts int, cause error) error {
+	return f.deadLetterData(ctx, p, stage, m.Data(), seqOf(m), env, id, attempts, cause, false)
+}
+
+// seqOf is m's stream sequence, 0 when unknown.
+func seqOf(m jetstream.Msg) uint64 {
+	if md, err := m.Metadata(); err == nil {
+		return md.Sequence.Stream
+	}
+	return 0
+}
+
+// deadLetterData is deadLetter for a stored message given by its data and
+// stream sequence (0 when unknown). last says that the message gets no
+// other chance: when its claim-checked body cannot be copied for the DLQ,
+// the dead letter keeps the body's own reference (which expires with
+// ClaimTTL, as long as the DLQ keeps dead letters) rather than fail.
+func (f *failures) deadLetterData(ctx context.Context, p Pipeline, stage string, data []byte, seq uint64, env envelope, id string, attempts int, cause error, last bool) error {
 	out := envelope{msg: env.msg, bodyRef: env.bodyRef, size: env.size}
 	out.msg.ID = id
 	if env.bodyRef == "" && env.msg.Body == nil {
-		out.msg.Body = m.Data() // undecodable: keep the raw bytes
+		out.msg.Body = data // undecodable: keep the raw bytes
 	}
-	if env.bodyRef != "" {
+	if env.bodyRef != "" && (errors.Is(cause, errBodyGone) || errors.Is(cause, errForeignRef)) {
+		out.msg.Body, out.bodyRef, out.size = nil, "", 0 // nothing to keep
+	}
+	if out.bodyRef != "" {
+		out.msg.Body = nil
 		ref, err := f.claims.keepForDLQ(ctx, env.bodyRef, p.DLQClaimKey(id+"/"+stage))
-		if err != nil {
+		switch {
+		case err == nil:
+			out.bodyRef = ref
+		case errors.Is(err, errBodyGone):
+			out.bodyRef, out.size = "", 0 // nothing left to keep
+		case last:
+			f.log.Warn("dead letter keeps the claim-checked body's own reference", "stage", stage, "message_id", id, "err", err)
+		default:
 			return err
 		}
-		out.bodyRef = ref
-		out.msg.Body = nil
 	}
-	nm := encode(p.DLQSubject(), dlqDedupID(m, id, stage), out)
+	// The dead letter's JetStream message ID is the same for a redelivery
+	// of the same stored message (a runner that died between the DLQ
+	// publish and the Term dead-letters it once), different for a replayed
+	// copy, which is a new message in the stream and must reach the DLQ
+	// again if it fails again.
+	dedup := id + "/" + stage
+	if seq != 0 {
+		dedup += "/" + strconv.FormatUint(seq, 10)
+	}
+	nm := encode(p.DLQSubject(), dedup, out)
 	nm.Header.Set(HeaderDLQReason, cause.Error())
 	nm.Header.Set(HeaderDLQStage, stage)
 	nm.Header.Set(HeaderDLQAttempts, strconv.Itoa(attempts))

@@ -184,11 +184,33 @@ type harness struct {
 
 func newHarness(t *testing.T, producerNames ...string) *harness {
 	t.Helper()
+	return newHarnessWith(t, harnessOptions{}, producerNames...)
+}
+
+// harnessOptions change what newHarnessWith starts.
+type harnessOptions struct {
+	// connectors are added to the test catalog.
+	connectors []sdk.Connector
+	// buildTimeout is the runner's BuildTimeout.
+	buildTimeout time.Duration
+	// infraBackoff is the runner's InfraBackoff.
+	infraBackoff func(int) time.Duration
+	// store replaces the private S3 store given to the runner and the
+	// publisher (the harness's store field stays the direct one).
+	store func(direct blobstore.Config) *blobstore.Store
+}
+
+func newHarnessWith(t *testing.T, opts harnessOptions, producerNames ...string) *harness {
+	t.Helper()
 	tenant := "t" + testenv.RandomID(4)
 	accounts, platformJS := tenantAccounts(t, tenant)
 	js, err := accounts.JetStream(context.Background(), tenant)
 	require.NoError(t, err)
-	store, _ := testenv.S3(t)
+	store, storeCfg := testenv.S3(t)
+	runnerStore := store
+	if opts.store != nil {
+		runnerStore = opts.store(storeCfg)
+	}
 	h := &harness{t: t, js: js, store: store, producers: map[string]*recorder{}, tenant: tenant}
 	var conns []sdk.Connector
 	for _, name := range producerNames {
@@ -209,16 +231,19 @@ func newHarness(t *testing.T, producerNames ...string) *harness {
 		sdk.Connector{Name: "exclaim", Kind: sdk.KindConverter, Build: func(context.Context, sdk.Env, json.RawMessage) (any, error) { return exclaim{}, nil }},
 		sdk.Connector{Name: "header-router", Kind: sdk.KindFilter, Build: func(context.Context, sdk.Env, json.RawMessage) (any, error) { return headerRouter{}, nil }},
 	)
-	claims := &ClaimCheck{Store: store, Threshold: 64 << 10}
+	conns = append(conns, opts.connectors...)
+	claims := &ClaimCheck{Store: runnerStore, Threshold: 64 << 10}
 	ctx, cancel := context.WithCancel(context.Background())
 	state, err := OpenState(ctx, platformJS)
 	require.NoError(t, err)
 	h.state, h.cancel, h.done = state, cancel, make(chan error, 1)
-	h.pub = &Publisher{Accounts: accounts, Claims: claims}
+	h.pub = &Publisher{Accounts: accounts, Claims: &ClaimCheck{Store: store, Threshold: claims.Threshold}}
 	runner := &Runner{
 		JS: platformJS, Accounts: accounts, Catalog: sdk.NewCatalog(conns...), Claims: claims, Name: "test-runner",
-		Logger:  slog.New(slog.NewJSONHandler(io.Discard, nil)),
-		Backoff: func(n int) time.Duration { return 100 * time.Millisecond << (n - 1) },
+		Logger:       slog.New(slog.NewJSONHandler(io.Discard, nil)),
+		Backoff:      func(n int) time.Duration { return 100 * time.Millisecond << (n - 1) },
+		InfraBackoff: opts.infraBackoff,
+		BuildTimeout: opts.buildTimeout,
 	}
 	go func() { h.done <- runner.Run(ctx) }()
 	t.Cleanup(h.stop)

@@ -42,16 +42,18 @@ type pipeline struct {
 // deps are what a pipeline needs from its runner.
 type deps struct {
 	// js is the pipeline's tenant's JetStream; state is the platform's.
-	js       jetstream.JetStream
-	state    *State
-	catalog  *sdk.Catalog
-	tenancy  sdk.Tenancy
-	claims   *ClaimCheck
-	metrics  *Metrics
-	backoff  func(failedAttempts int) time.Duration
-	fileRoot string
-	log      *slog.Logger
-	pub      *Publisher
+	js      jetstream.JetStream
+	state   *State
+	catalog *sdk.Catalog
+	tenancy sdk.Tenancy
+	claims  *ClaimCheck
+	metrics *Metrics
+	backoff func(failedAttempts int) time.Duration
+	// infraBackoff is InfraBackoff unless a test shortens it.
+	infraBackoff func(deliveries int) time.Duration
+	fileRoot     string
+	log          *slog.Logger
+	pub          *Publisher
 	// leases holds singleton-consumer leases; runnerName is the holder.
 	leases       jetstream.KeyValue
 	runnerName   string
@@ -60,7 +62,7 @@ type deps struct {
 
 // failures returns the failure handling of a stage with metrics m.
 func (d deps) failures(m *pipelineMetrics, log *slog.Logger) *failures {
-	return &failures{js: d.js, state: d.state, claims: d.claims, metrics: m, log: log, backoff: d.backoff}
+	return &failures{js: d.js, state: d.state, claims: d.claims, metrics: m, log: log, backoff: d.backoff, infraBackoff: d.infraBackoff}
 }
 
 // tenantEnv is the connector environment of p's tenant, completed by the
@@ -211,8 +213,16 @@ func startPipeline(ctx context.Context, d deps, want Desired) (_ *pipeline, err 
 	}
 	pl.stages = append(pl.stages, runStage(src, processWorkers, maxBatch, pr.handle))
 
+	stopWatching, err := watchMaxDeliveries(d, p, stream, log)
+	if err != nil {
+		return nil, err
+	}
 	bg, cancel := context.WithCancel(context.Background())
 	pl.cancel = cancel
+	pl.background.Go(func() {
+		<-bg.Done()
+		stopWatching()
+	})
 	pl.background.Go(func() { reportLag(bg, stream, d.metrics, p) })
 	for _, c := range pl.counts {
 		pl.background.Go(func() { c.run(bg, countsFlushInterval) })

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vrsky/vrsky/connectors/sdk"
+	"github.com/vrsky/vrsky/internal/blobstore"
 	"github.com/vrsky/vrsky/internal/spec"
 )
 
@@ -167,9 +168,11 @@ func TestLargeBodyTravelsThroughTheBlobStore(t *testing.T) {
 	info, err := stream.Info(context.Background())
 	require.NoError(t, err)
 	require.Less(t, info.State.Bytes, uint64(64<<10), "the body never went through NATS")
-	size, err := h.store.Stat(context.Background(), p.ClaimKey("big-1"))
-	require.NoError(t, err)
-	require.EqualValues(t, len(body), size)
+	// The body was the message's alone: delivered, it is released.
+	require.Eventually(t, func() bool {
+		_, err := h.store.Stat(context.Background(), p.ClaimKey("big-1"))
+		return errors.Is(err, blobstore.ErrNotFound)
+	}, 5*time.Second, 20*time.Millisecond)
 }
 
 // TestLargeBodyIsStreamedToAProducerThatCanStream: a claim-checked body
@@ -202,10 +205,9 @@ func TestStreamedBodyThatFailsKeepsItsPayloadInTheDLQ(t *testing.T) {
 	body := bytes.Repeat([]byte("s"), 300<<10)
 	h.send(p, sdk.Message{ID: "big-refused", Body: body})
 	require.Eventually(t, func() bool { return len(h.dlq()) == 1 }, 10*time.Second, 20*time.Millisecond)
-	env, err := decode(p, h.dlq()[0].Header, h.dlq()[0].Data)
+	_, got, err := GetDeadLetter(context.Background(), h.js, &ClaimCheck{Store: h.store}, h.tenant, h.dlq()[0].Sequence, 0)
 	require.NoError(t, err)
-	require.NoError(t, (&ClaimCheck{Store: h.store}).resolve(context.Background(), &env))
-	require.True(t, bytes.Equal(body, env.msg.Body))
+	require.True(t, bytes.Equal(body, got))
 }
 
 func TestReadErrorsKeepsTheFirstFailure(t *testing.T) {
@@ -263,7 +265,8 @@ func TestDeletedIntegrationsConsumerIsRetired(t *testing.T) {
 }
 
 // TestDeadLetteredLargeBodyOutlivesTheClaimTTL: the DLQ keeps the payload
-// after the normal claim-check objects have been swept.
+// in its own object; the message's claim-checked body, its alone, is
+// released once the dead letter has the copy.
 func TestDeadLetteredLargeBodyOutlivesTheClaimTTL(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, "sink")
@@ -276,17 +279,17 @@ func TestDeadLetteredLargeBodyOutlivesTheClaimTTL(t *testing.T) {
 	ref := dead.Header.Get(hdrBodyRef)
 	require.NotEmpty(t, ref)
 	require.Empty(t, dead.Data)
+	require.Eventually(t, func() bool {
+		_, err := h.store.Stat(context.Background(), p.ClaimKey("big-dead"))
+		return err != nil
+	}, 5*time.Second, 20*time.Millisecond, "the ordinary claim is released")
 
-	// An hour later: claims are swept, the dead letter's body is not.
-	removed, err := SweepExpired(context.Background(), h.store, time.Now().Add(time.Hour), 0, 0)
+	// A day later: the dead letter's body is not swept.
+	_, err := SweepExpired(context.Background(), h.store, time.Now().Add(24*time.Hour), 0, 0)
 	require.NoError(t, err)
-	require.GreaterOrEqual(t, removed, 1)
-	_, err = h.store.Stat(context.Background(), p.ClaimKey("big-dead"))
-	require.Error(t, err, "the ordinary claim is gone")
-	env, err := decode(p, dead.Header, dead.Data)
+	_, got, err := GetDeadLetter(context.Background(), h.js, &ClaimCheck{Store: h.store}, h.tenant, dead.Sequence, 0)
 	require.NoError(t, err)
-	require.NoError(t, (&ClaimCheck{Store: h.store}).resolve(context.Background(), &env))
-	require.Equal(t, body, env.msg.Body, "the DLQ'd payload still resolves")
+	require.Equal(t, body, got, "the DLQ'd payload still resolves")
 
 	// After the DLQ retention it goes too.
 	_, err = SweepExpired(context.Background(), h.store, time.Now().Add(8*24*time.Hour), 0, 0)

@@ -37,8 +37,11 @@ type processor struct {
 
 // pendingInput is an input message waiting for its outputs' publish acks.
 type pendingInput struct {
-	m       jetstream.Msg
-	id      string
+	m  jetstream.Msg
+	id string
+	// env is the input without its body, for a dead letter at its last
+	// delivery (which then keeps the stored data).
+	env     envelope
 	futures []jetstream.PubAckFuture
 }
 
@@ -54,6 +57,10 @@ func (pr *processor) handle(batch []jetstream.Msg) {
 	var (
 		directMsgs []jetstream.Msg
 		direct     []envelope
+		// directBytes are the bodies direct holds: they are delivered
+		// before they exceed maxBatchBytes, so that a batch of large
+		// claim-checked bodies is never in memory all at once.
+		directBytes int64
 	)
 	for _, m := range batch {
 		pr.metrics.in.Inc()
@@ -67,7 +74,11 @@ func (pr *processor) handle(batch []jetstream.Msg) {
 		// in the blob store, and its reference travels on.
 		if len(pr.steps) > 0 {
 			if err := pr.claims.resolve(ctx, &env); err != nil {
-				_ = m.NakWithDelay(time.Second) // blob store trouble: not the message's fault
+				if sdk.IsPermanent(err) { // the body is gone
+					pr.failures.fail(ctx, pr.p, StageProcess, m, env, err)
+				} else { // blob store trouble: not the message's fault
+					pr.failures.infraFailed(ctx, pr.p, StageProcess, m, env, err)
+				}
 				continue
 			}
 		}
@@ -87,7 +98,13 @@ func (pr *processor) handle(batch []jetstream.Msg) {
 			continue
 		}
 		if target, ok := pr.directEnvelope(env, out, routes); ok {
+			size := int64(len(target.msg.Body))
+			if len(direct) > 0 && directBytes+size > maxBatchBytes {
+				pr.deliverDirect(ctx, directMsgs, direct)
+				directMsgs, direct, directBytes = directMsgs[:0], direct[:0], 0
+			}
 			directMsgs, direct = append(directMsgs, m), append(direct, target)
+			directBytes += size
 			continue
 		}
 		futures, err := pr.publish(ctx, env, out, routes)
@@ -95,31 +112,44 @@ func (pr *processor) handle(batch []jetstream.Msg) {
 			if sdk.IsPermanent(err) {
 				pr.failures.fail(ctx, pr.p, StageProcess, m, env, err)
 			} else {
-				_ = m.NakWithDelay(time.Second)
+				pr.failures.infraFailed(ctx, pr.p, StageProcess, m, bodiless(env), err)
 			}
 			continue
 		}
-		pending = append(pending, pendingInput{m: m, id: env.msg.ID, futures: futures})
+		pending = append(pending, pendingInput{m: m, id: env.msg.ID, env: bodiless(env), futures: futures})
 	}
 	for _, in := range pending {
 		if err := waitAll(ctx, in.futures); err != nil {
 			// NATS trouble: redeliver later without counting an attempt.
-			_ = in.m.NakWithDelay(time.Second)
+			pr.failures.infraFailed(ctx, pr.p, StageProcess, in.m, in.env, err)
 			continue
 		}
 		pr.failures.succeeded(ctx, pr.p, StageProcess, in.m, in.id)
 		_ = in.m.Ack()
 		pr.metrics.out.Inc()
 	}
-	for i, m := range directMsgs {
-		pr.failures.succeeded(ctx, pr.p, StageProcess, m, direct[i].msg.ID)
+	pr.metrics.latency.Observe(time.Since(began).Seconds() / float64(len(batch)))
+	pr.deliverDirect(ctx, directMsgs, direct)
+}
+
+// deliverDirect hands processed inputs to the only producer's deliverer,
+// which acks (or fails) them itself.
+func (pr *processor) deliverDirect(ctx context.Context, msgs []jetstream.Msg, envs []envelope) {
+	if len(msgs) == 0 {
+		return
+	}
+	for i, m := range msgs {
+		pr.failures.succeeded(ctx, pr.p, StageProcess, m, envs[i].msg.ID)
 		pr.metrics.out.Inc()
 	}
-	pr.metrics.latency.Observe(time.Since(began).Seconds() / float64(len(batch)))
-	if len(directMsgs) > 0 {
-		// The delivery acks (or fails) the inputs themselves.
-		pr.directCount.add(pr.direct.deliver(ctx, directMsgs, direct))
-	}
+	pr.directCount.add(pr.direct.deliver(ctx, msgs, envs))
+}
+
+// bodiless is env without its body: what a dead letter needs besides the
+// stored data.
+func bodiless(env envelope) envelope {
+	env.msg.Body = nil
+	return env
 }
 
 // directEnvelope returns what out becomes for the only producer when it
@@ -132,13 +162,15 @@ func (pr *processor) directEnvelope(in envelope, out sdk.Message, routes []strin
 	if pr.direct == nil || routes != nil && (len(routes) != 1 || routes[0] != pr.producers[0]) {
 		return envelope{}, false
 	}
+	// The input's claim-checked body is the direct output's alone: it is
+	// released once the output is delivered or dead-lettered.
 	if in.bodyRef != "" && sameBytes(in.msg.Body, out.Body) {
-		return envelope{msg: out, bodyRef: in.bodyRef, size: in.size}, true
+		return envelope{msg: out, bodyRef: in.bodyRef, size: in.size, owned: in.bodyRef}, true
 	}
 	if len(out.Body) > pr.claims.threshold() {
 		return envelope{}, false
 	}
-	return envelope{msg: out}, true
+	return envelope{msg: out, owned: in.bodyRef}, true
 }
 
 // run applies the chain. routes is nil when no filter chose producers.

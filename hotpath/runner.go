@@ -27,6 +27,15 @@ import (
 // a pipeline that failed to start.
 const retryDegradedAfter = 5 * time.Second
 
+// DefaultBuildTimeout bounds how long starting one pipeline (its streams,
+// consumers and connectors) may take before it is reported degraded.
+const DefaultBuildTimeout = 30 * time.Second
+
+// abandonAfter is how long past its timeout a build that ignores its
+// context is waited for before the runner stops waiting; the pipeline it
+// may still return is stopped at once.
+const abandonAfter = 5 * time.Second
+
 // Runner reconciles the pipelines in the desired-state bucket with the ones
 // running in this process and reports their status. Many runners can run at
 // once: JetStream shares each stage's messages between them.
@@ -52,8 +61,17 @@ type Runner struct {
 	Logger *slog.Logger
 	// Backoff overrides the retry delays (tests); nil means Backoff.
 	Backoff func(failedAttempts int) time.Duration
+	// InfraBackoff overrides the redelivery delays after failures of
+	// VRSky's own infrastructure (tests); nil means InfraBackoff.
+	InfraBackoff func(deliveries int) time.Duration
+	// BuildTimeout bounds the start of one pipeline; 0 means
+	// DefaultBuildTimeout. Pipelines are built off the reconcile loop, so
+	// a connector that hangs in Build delays only its own integration.
+	BuildTimeout time.Duration
 
 	running map[string]*pipeline
+	// builds are the pipelines being started, by key.
+	builds map[string]*build
 	// retiring tracks deleted pipelines' consumers releasing their sources.
 	retiring sync.WaitGroup
 }
@@ -86,7 +104,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 	d := deps{
 		leases: leases, runnerName: r.Name, leaseRefresh: leaseRefresh,
-		state: state, backoff: backoff,
+		state: state, backoff: backoff, infraBackoff: r.InfraBackoff,
 		catalog: r.Catalog, tenancy: r.Tenancy, claims: r.Claims, metrics: r.Metrics, fileRoot: r.FileRoot, log: log,
 		pub: &Publisher{Accounts: r.Accounts, Claims: r.Claims},
 	}
@@ -96,10 +114,15 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 	defer func() { _ = watcher.Stop() }()
 	r.running = make(map[string]*pipeline)
+	r.builds = make(map[string]*build)
+	built := make(chan buildResult)
+	var building sync.WaitGroup
 	defer r.stopAll(log)
+	defer building.Wait()   // builds in flight end with ctx
 	defer r.retiring.Wait() // retirements end with ctx
 
 	retry := make(chan string, 64)
+	lc := loop{ctx: ctx, d: d, state: state, retry: retry, built: built, building: &building}
 	log.Info("runner watching desired state", "bucket", DesiredStateBucket, "runner", r.Name)
 	for {
 		select {
@@ -110,7 +133,9 @@ func (r *Runner) Run(ctx context.Context) error {
 			if err != nil {
 				continue // deleted meanwhile
 			}
-			r.reconcile(ctx, d, state, entry, retry)
+			r.reconcile(lc, entry)
+		case res := <-built:
+			r.finishBuild(lc, res)
 		case entry, ok := <-watcher.Updates():
 			if !ok {
 				if ctx.Err() != nil { // the watch ends with ctx
@@ -119,15 +144,52 @@ func (r *Runner) Run(ctx context.Context) error {
 				return errors.New("desired-state watch closed")
 			}
 			if entry != nil { // nil marks the end of the initial values
-				r.reconcile(ctx, d, state, entry, retry)
+				r.reconcile(lc, entry)
 			}
 		}
 	}
 }
 
+// loop is what the reconcile loop hands to each reconciliation.
+type loop struct {
+	ctx      context.Context
+	d        deps
+	state    *State
+	retry    chan<- string
+	built    chan buildResult
+	building *sync.WaitGroup
+}
+
+// build is a pipeline being started off the reconcile loop.
+type build struct {
+	want   Desired
+	cancel context.CancelFunc
+	// pending is the newest desired state that arrived while building; it
+	// is reconciled once the build has ended, so that no two builds of one
+	// key ever run at once and none leaves a pipeline behind.
+	pending jetstream.KeyValueEntry
+}
+
+// buildResult is what a build sends back to the loop.
+type buildResult struct {
+	key string
+	pl  *pipeline
+	err error
+}
+
 // reconcile brings one pipeline to its desired state.
-func (r *Runner) reconcile(ctx context.Context, d deps, state *State, entry jetstream.KeyValueEntry, retry chan<- string) {
+func (r *Runner) reconcile(lc loop, entry jetstream.KeyValueEntry) {
+	ctx, d, state := lc.ctx, lc.d, lc.state
 	key := entry.Key()
+	if b := r.builds[key]; b != nil {
+		// Wait for the build to end; a newer desired state cancels it.
+		if b.pending == nil && entry.Operation() == jetstream.KeyValuePut && sameWant(entry, b.want) {
+			return
+		}
+		b.cancel()
+		b.pending = entry
+		return
+	}
 	current := r.running[key]
 	if entry.Operation() != jetstream.KeyValuePut {
 		var last *Desired
@@ -173,16 +235,101 @@ func (r *Runner) reconcile(ctx context.Context, d deps, state *State, entry jets
 		log.Info("pipeline stopped")
 		return
 	}
-	js, err := r.Accounts.JetStream(ctx, want.Tenant)
-	var pl *pipeline
-	if err == nil {
-		d.js = js
-		pl, err = startPipeline(ctx, d, want)
+	r.startBuild(lc, key, want)
+}
+
+// sameWant reports whether entry asks for want to run.
+func sameWant(entry jetstream.KeyValueEntry, want Desired) bool {
+	var d Desired
+	return json.Unmarshal(entry.Value(), &d) == nil && d.Version == want.Version && d.Status == DesiredRunning
+}
+
+func (r *Runner) buildTimeout() time.Duration {
+	if r.BuildTimeout > 0 {
+		return r.BuildTimeout
 	}
-	if err != nil {
-		status.Status, status.LastError = StatusDegraded, err.Error()
-		r.report(ctx, state, status, log)
-		log.Error("pipeline failed to start; will retry", "err", err, "in", retryDegradedAfter.String())
+	return DefaultBuildTimeout
+}
+
+// startBuild starts want's pipeline in the background, bounded by the build
+// timeout; the loop keeps serving other keys and gets the result on
+// lc.built. A connector that ignores its context is waited for
+// abandonAfter past the timeout, then abandoned: whatever it returns later
+// is stopped.
+func (r *Runner) startBuild(lc loop, key string, want Desired) {
+	timeout := r.buildTimeout()
+	bctx, cancel := context.WithTimeout(lc.ctx, timeout)
+	r.builds[key] = &build{want: want, cancel: cancel}
+	d := lc.d
+	lc.building.Go(func() {
+		defer cancel()
+		done := make(chan buildResult, 1)
+		go func() {
+			js, err := r.Accounts.JetStream(bctx, want.Tenant)
+			var pl *pipeline
+			if err == nil {
+				d.js = js
+				pl, err = startPipeline(bctx, d, want)
+			}
+			if err != nil && errors.Is(bctx.Err(), context.DeadlineExceeded) {
+				err = fmt.Errorf("starting the pipeline timed out after %s: %w", timeout, err)
+			}
+			done <- buildResult{key: key, pl: pl, err: err}
+		}()
+		abandon := func() {
+			go func() {
+				if late := <-done; late.pl != nil {
+					late.pl.stop()
+				}
+			}()
+		}
+		var res buildResult
+		select {
+		case res = <-done:
+		case <-time.After(timeout + abandonAfter):
+			res = buildResult{key: key, err: fmt.Errorf("starting the pipeline timed out after %s; a connector ignored the deadline", timeout)}
+			abandon()
+		case <-lc.ctx.Done():
+			abandon()
+			return
+		}
+		select {
+		case lc.built <- res:
+		case <-lc.ctx.Done():
+			if res.pl != nil {
+				res.pl.stop()
+			}
+		}
+	})
+}
+
+// finishBuild records a build's result: the pipeline runs, or the
+// integration is reported degraded and tried again later; a desired state
+// that arrived meanwhile is reconciled next.
+func (r *Runner) finishBuild(lc loop, res buildResult) {
+	b := r.builds[res.key]
+	delete(r.builds, res.key)
+	if b == nil { // cannot happen: one build per key
+		if res.pl != nil {
+			res.pl.stop()
+		}
+		return
+	}
+	want := b.want
+	if res.pl != nil {
+		r.running[res.key] = res.pl
+	}
+	if b.pending != nil {
+		r.reconcile(lc, b.pending)
+		return
+	}
+	log := lc.d.log.With("tenant", want.Tenant, "integration", want.Integration, "version", want.Version)
+	status := Status{Tenant: want.Tenant, Integration: want.Integration, Version: want.Version, Runner: r.Name}
+	if res.err != nil {
+		status.Status, status.LastError = StatusDegraded, res.err.Error()
+		r.report(lc.ctx, lc.state, status, log)
+		log.Error("pipeline failed to start; will retry", "err", res.err, "in", retryDegradedAfter.String())
+		key, retry := res.key, lc.retry
 		time.AfterFunc(retryDegradedAfter, func() {
 			select {
 			case retry <- key:
@@ -191,9 +338,8 @@ func (r *Runner) reconcile(ctx context.Context, d deps, state *State, entry jets
 		})
 		return
 	}
-	r.running[key] = pl
 	status.Status = StatusRunning
-	r.report(ctx, state, status, log)
+	r.report(lc.ctx, lc.state, status, log)
 	log.Info("pipeline running", "spec", want.Spec.String())
 }
 

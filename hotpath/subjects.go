@@ -19,13 +19,22 @@ type Pipeline struct {
 	Integration string
 }
 
-// Validate checks both names.
+// reservedIntegration is the subject token after the tenant's that holds
+// its dead letters (vrsky.<tenant>.dlq.>): an integration of that name
+// would have its stream's subjects overlap the tenant's DLQ stream.
+const reservedIntegration = "dlq"
+
+// Validate checks both names, and refuses an integration name the
+// platform's own subjects use.
 func (p Pipeline) Validate() error {
 	if !spec.ValidName(p.Tenant) {
 		return fmt.Errorf("invalid tenant name %q", p.Tenant)
 	}
 	if !spec.ValidName(p.Integration) {
 		return fmt.Errorf("invalid integration name %q", p.Integration)
+	}
+	if p.Integration == reservedIntegration {
+		return fmt.Errorf("integration name %q is reserved: the tenant's dead letters use it", p.Integration)
 	}
 	return nil
 }
@@ -41,6 +50,12 @@ func (p Pipeline) InSubject() string { return "vrsky." + p.Tenant + "." + p.Inte
 // OutSubject is where processed messages wait for one producer.
 func (p Pipeline) OutSubject(producer string) string {
 	return "vrsky." + p.Tenant + "." + p.Integration + ".out." + producer
+}
+
+// MaxDeliveriesAdvisories is the subject of JetStream's advisories about
+// messages of the pipeline's stream that reached a consumer's MaxDeliver.
+func (p Pipeline) MaxDeliveriesAdvisories() string {
+	return "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + p.Stream() + ".*"
 }
 
 // AllSubjects is the stream's subject filter.

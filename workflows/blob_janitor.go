@@ -10,8 +10,8 @@ import (
 )
 
 // BlobJanitorInput selects what the janitor sweeps. The zero value uses the
-// platform defaults (claim-check objects after 15 minutes, DLQ'd payloads
-// after 7 days).
+// platform defaults (claim-check objects and DLQ'd payloads after 7 days:
+// a body must outlive the message that refers to it, docs/adr/0013).
 type BlobJanitorInput struct {
 	ClaimTTL time.Duration
 	DLQTTL   time.Duration

@@ -298,6 +298,7 @@ func (c *FileConsumer) process(ctx context.Context, root *os.Root, sink sdk.Sink
 		return c.failOrRetry(root, name, err)
 	}
 	batch := make([]sdk.Message, 0, c.cfg.batchSize)
+	batchBytes := 0
 	flush := func(upTo int) error {
 		if len(batch) == 0 {
 			return nil
@@ -305,7 +306,7 @@ func (c *FileConsumer) process(ctx context.Context, root *os.Root, sink sdk.Sink
 		if err := sink.Publish(ctx, batch); err != nil {
 			return fmt.Errorf("file: publish records %d-%d of %s: %w", upTo-len(batch), upTo-1, p, err)
 		}
-		batch = make([]sdk.Message, 0, c.cfg.batchSize)
+		batch, batchBytes = make([]sdk.Message, 0, c.cfg.batchSize), 0
 		file.next = upTo
 		return c.saveCheckpoint(root, file)
 	}
@@ -326,8 +327,9 @@ func (c *FileConsumer) process(ctx context.Context, root *os.Root, sink sdk.Sink
 		if index < next {
 			continue
 		}
-		batch = append(batch, c.message(file, index, rec))
-		if len(batch) == c.cfg.batchSize {
+		m := c.message(file, index, rec)
+		batch, batchBytes = append(batch, m), batchBytes+len(m.Body)
+		if len(batch) == c.cfg.batchSize || batchBytes >= maxBatchBytes {
 			if err := flush(index + 1); err != nil {
 				return err
 			}

@@ -23,7 +23,14 @@ const (
 	DefaultFailedDir = "failed"
 	// MaxBatchSize bounds batchSize: a batch is one Publish, held in memory.
 	MaxBatchSize = 10_000
+	// MaxBatchBytes bounds the bodies of one batch: a batch is published
+	// early once its records reach it, so that large records never make a
+	// batch of batchSize of them (a single larger record still goes alone).
+	MaxBatchBytes = 16 << 20
 )
+
+// maxBatchBytes is MaxBatchBytes; a variable so tests can shrink it.
+var maxBatchBytes = MaxBatchBytes
 
 // ConsumerConfig is the file consumer's configuration.
 type ConsumerConfig struct {

@@ -66,10 +66,12 @@ func TestConsumerDefaults(t *testing.T) {
 // recordingSink keeps what it is given; it fails every call after the
 // first okCalls successful ones when okCalls >= 0.
 type recordingSink struct {
-	mu      sync.Mutex
-	msgs    []sdk.Message
-	calls   int
-	okCalls int
+	mu   sync.Mutex
+	msgs []sdk.Message
+	// batchBytes are the body bytes of each successful Publish.
+	batchBytes []int
+	calls      int
+	okCalls    int
 	// block makes Publish wait for its context to end.
 	block bool
 }
@@ -91,6 +93,11 @@ func (s *recordingSink) Publish(ctx context.Context, msgs []sdk.Message) error {
 		return sdk.RetryableError(errors.New("jetstream unavailable"), 0)
 	}
 	s.msgs = append(s.msgs, msgs...)
+	size := 0
+	for _, m := range msgs {
+		size += len(m.Body)
+	}
+	s.batchBytes = append(s.batchBytes, size)
 	return nil
 }
 
@@ -649,5 +656,31 @@ func TestJSONKinds(t *testing.T) {
 	}
 	for tok, want := range map[json.Token]string{json.Delim(']'): "a stray ]", "s": "a string", true: "a boolean", nil: "null", 1.5: "a number"} {
 		require.Equal(t, want, tokenKind(tok))
+	}
+}
+
+// TestConsumerBatchesAreBoundedInBytes: large records are published in
+// batches of at most maxBatchBytes of bodies, however many records the
+// batch size allows, and none is lost or repeated.
+func TestConsumerBatchesAreBoundedInBytes(t *testing.T) {
+	defer func(old int) { maxBatchBytes = old }(maxBatchBytes)
+	maxBatchBytes = 4 << 10
+	var content strings.Builder
+	for i := range 20 {
+		fmt.Fprintf(&content, "{\"n\":%d,\"pad\":%q}\n", i, strings.Repeat("x", 1000))
+	}
+	root := t.TempDir()
+	write(t, filepath.Join(root, "in", "big.ndjson"), content.String())
+	c := newConsumer(t, root, `{"dir":"in","format":"ndjson","settle":"0s","rescan":"10ms","batchSize":500}`)
+	sink := newSink()
+	r := start(t, c, sink)
+	waitFor(t, "the file leaves the directory", func() bool { return !exists(filepath.Join(root, "in", "big.ndjson")) })
+	require.NoError(t, r.stop(t))
+	require.Len(t, sink.got(), 20)
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	require.GreaterOrEqual(t, len(sink.batchBytes), 4, "split by bytes, not one batch of 20")
+	for _, n := range sink.batchBytes {
+		require.LessOrEqual(t, n, maxBatchBytes+1100, "a batch stops at the first record reaching the bound")
 	}
 }

@@ -27,6 +27,9 @@ type Config struct {
 	Bucket    string
 	Secure    bool   // https
 	Region    string // default us-east-1
+	// MaxRetries bounds the client's own retries of one request; 0 means
+	// minio-go's default (10).
+	MaxRetries int
 }
 
 // Store is a bucket on an S3-compatible server.
@@ -48,9 +51,10 @@ func New(cfg Config) (*Store, error) {
 		region = "us-east-1"
 	}
 	client, err := minio.New(cfg.Endpoint, &minio.Options{
-		Creds:  credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
-		Secure: cfg.Secure,
-		Region: region,
+		Creds:      credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
+		Secure:     cfg.Secure,
+		Region:     region,
+		MaxRetries: cfg.MaxRetries,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("blob store client for %s: %w", cfg.Endpoint, err)
@@ -185,6 +189,9 @@ func (s *Store) Copy(ctx context.Context, from, to string) error {
 		minio.CopyDestOptions{Bucket: s.bucket, Object: to},
 		minio.CopySrcOptions{Bucket: s.bucket, Object: from})
 	if err != nil {
+		if minio.ToErrorResponse(err).Code == minio.NoSuchKey {
+			err = ErrNotFound
+		}
 		return fmt.Errorf("copy object %q to %q: %w", from, to, err)
 	}
 	return nil
