@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -83,7 +84,7 @@ var fixedNow = time.Date(2031, 5, 6, 7, 8, 9, 0, time.UTC)
 
 func newProducer(t *testing.T, raw json.RawMessage) *HTTPProducer {
 	t.Helper()
-	p, err := build(t.Context(), sdk.Env{Tenant: "t1", Integration: "orders"}, raw, func() time.Time { return fixedNow })
+	p, err := build(t.Context(), sdk.Env{LookupEnv: os.LookupEnv, Tenant: "t1", Integration: "orders"}, raw, func() time.Time { return fixedNow })
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = p.Close(context.Background()) })
 	return p
@@ -96,7 +97,7 @@ func msg(id, body string) sdk.Message {
 func TestConformance(t *testing.T) {
 	tg := newTarget(t, nil)
 	t.Setenv("VRSKY_TEST_HTTP_UNSET", "")
-	sdktest.Conformance(t, Producer, sdk.Env{Tenant: "t1", Integration: "orders"}, tg.cfg(nil), map[string]json.RawMessage{
+	sdktest.Conformance(t, Producer, sdk.Env{LookupEnv: os.LookupEnv, Tenant: "t1", Integration: "orders"}, tg.cfg(nil), map[string]json.RawMessage{
 		"missing url":         json.RawMessage(`{}`),
 		"file scheme":         json.RawMessage(`{"url":"file:///etc/passwd"}`),
 		"templated scheme":    json.RawMessage(`{"url":"{{ .scheme }}://example.com/"}`),
@@ -149,7 +150,7 @@ func TestBadConfigErrorsSayWhatIsWrong(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.want, func(t *testing.T) {
-			_, err := Producer.Build(t.Context(), sdk.Env{}, json.RawMessage(tt.raw))
+			_, err := Producer.Build(t.Context(), sdk.Env{LookupEnv: os.LookupEnv}, json.RawMessage(tt.raw))
 			require.ErrorContains(t, err, tt.want)
 			require.True(t, strings.HasPrefix(err.Error(), "http: "), err.Error())
 			require.NotContains(t, err.Error(), "not base64!", "secret values never appear in errors")

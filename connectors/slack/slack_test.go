@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -104,7 +105,7 @@ var fixedNow = time.Date(2031, 5, 6, 7, 8, 9, 0, time.UTC)
 
 func newProducer(t *testing.T, raw json.RawMessage) *SlackProducer {
 	t.Helper()
-	p, err := build(t.Context(), sdk.Env{Tenant: "t1", Integration: "orders"}, raw, func() time.Time { return fixedNow })
+	p, err := build(t.Context(), sdk.Env{LookupEnv: os.LookupEnv, Tenant: "t1", Integration: "orders"}, raw, func() time.Time { return fixedNow })
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = p.Close(context.Background()) })
 	return p
@@ -150,10 +151,10 @@ func TestConformance(t *testing.T) {
 		"bad allowHosts":         json.RawMessage(`{"webhookUrl":{"env":"VRSKY_TEST_SLACK_WEBHOOK"},"text":"hi","allowHosts":[""]}`),
 	}
 	t.Run("webhook", func(t *testing.T) {
-		sdktest.Conformance(t, Producer, sdk.Env{Tenant: "t1", Integration: "orders"}, f.webhookConfig(t, map[string]any{"text": "hi {{ .id }}"}), bad)
+		sdktest.Conformance(t, Producer, sdk.Env{LookupEnv: os.LookupEnv, Tenant: "t1", Integration: "orders"}, f.webhookConfig(t, map[string]any{"text": "hi {{ .id }}"}), bad)
 	})
 	t.Run("bot", func(t *testing.T) {
-		sdktest.Conformance(t, Producer, sdk.Env{Tenant: "t1", Integration: "orders"}, f.botConfig(t, map[string]any{"text": "hi {{ .id }}"}), bad)
+		sdktest.Conformance(t, Producer, sdk.Env{LookupEnv: os.LookupEnv, Tenant: "t1", Integration: "orders"}, f.botConfig(t, map[string]any{"text": "hi {{ .id }}"}), bad)
 	})
 }
 
@@ -181,7 +182,7 @@ func TestBadConfigErrorsSayWhatIsWrong(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.want, func(t *testing.T) {
-			_, err := Producer.Build(t.Context(), sdk.Env{}, json.RawMessage(tt.raw))
+			_, err := Producer.Build(t.Context(), sdk.Env{LookupEnv: os.LookupEnv}, json.RawMessage(tt.raw))
 			require.ErrorContains(t, err, tt.want)
 			require.True(t, strings.HasPrefix(err.Error(), "slack: "), err.Error())
 			requireNoSecrets(t, err)
@@ -538,7 +539,7 @@ func TestWriteAfterClose(t *testing.T) {
 func TestTenantSecrets(t *testing.T) {
 	f := newFakeSlack(t, nil)
 	raw := fmt.Appendf(nil, `{"webhookUrl":{"secret":"slack-orders"},"text":"hi","allowHosts":[%q]}`, f.host)
-	env := sdk.Env{Secrets: func(_ context.Context, name string) (string, error) {
+	env := sdk.Env{LookupEnv: os.LookupEnv, Secrets: func(_ context.Context, name string) (string, error) {
 		require.Equal(t, "slack-orders", name)
 		return f.srv.URL + webhookPath, nil
 	}}
