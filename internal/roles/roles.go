@@ -32,7 +32,9 @@ import (
 	"github.com/vrsky/vrsky/hotpath"
 	"github.com/vrsky/vrsky/internal/blobstore"
 	"github.com/vrsky/vrsky/internal/natsauth"
+	"github.com/vrsky/vrsky/internal/secretbox"
 	"github.com/vrsky/vrsky/internal/store"
+	"github.com/vrsky/vrsky/internal/tenancy"
 	"github.com/vrsky/vrsky/workflows"
 )
 
@@ -60,8 +62,16 @@ type Deps struct {
 	// Profiling serves Go's /debug/pprof on the API (vrsky dev only).
 	Profiling bool
 	// Tenancy gives connectors their tenant's secrets, allowed environment
-	// variables and egress policy; nil gives them none.
+	// variables and egress policy; nil gives them none. WireTenancy sets it
+	// with the fields below.
 	Tenancy sdk.Tenancy
+	// TenantEnvAllowed is the operator's allow-list of environment
+	// variables tenants may read; the API refuses specs with others.
+	TenantEnvAllowed func(name string) bool
+	// SecretKeys seals and opens tenant secrets; nil: none can be written.
+	SecretKeys *secretbox.KeyRing
+	// Secrets is the mirror of tenants' sealed secrets the runners read.
+	Secrets *tenancy.SecretsKV
 	Logger  *slog.Logger
 }
 
@@ -128,8 +138,16 @@ func StartWorker(ctx context.Context, d Deps) (*Role, error) {
 	w.RegisterActivity(&activities.DLQ{Accounts: d.accounts(), Claims: d.claims()})
 	w.RegisterWorkflow(workflows.TenantProvision)
 	w.RegisterWorkflow(workflows.TenantDecommission)
+	secrets := d.Secrets
+	if secrets == nil {
+		// Decommissioning removes a tenant's secrets; it needs no key.
+		if secrets, err = tenancy.OpenSecretsKV(ctx, d.JS, nil); err != nil {
+			return nil, err
+		}
+	}
 	w.RegisterActivity(&activities.Tenants{
 		Store: store.New(d.DB), NATS: d.NATSAdmin, Accounts: d.accounts(), Blobs: d.Blobs, State: state, Temporal: d.Temporal,
+		Secrets: secrets,
 	})
 	if err := w.Start(); err != nil {
 		return nil, fmt.Errorf("start control-plane worker: %w", err)
@@ -181,6 +199,7 @@ func NewAPI(ctx context.Context, d Deps, version string, webhookTenantRate float
 	}
 	opts := api.Options{Version: version, Checks: d.Checks(), Gatherer: d.Registry, Logger: d.Logger, AdminKeyHash: d.AdminKeyHash,
 		Temporal: d.Temporal, State: state, Accounts: d.accounts(), Claims: d.claims(), Profiling: d.Profiling,
+		TenantEnvAllowed: d.TenantEnvAllowed, SecretKeys: d.SecretKeys, SecretMirror: d.Secrets,
 		KeyRate: api.DefaultKeyRate, KeyBurst: api.DefaultKeyBurst, TenantRate: api.DefaultTenantRate, TenantBurst: api.DefaultTenantBurst}
 	if d.DB != nil {
 		st := store.New(d.DB)
