@@ -59,7 +59,7 @@ type ListSecretsOutput struct {
 // secrets serves the tenant secret operations.
 type secrets struct {
 	st     *store.Store
-	keys   *secretbox.KeyRing  // nil: put-secret answers 503
+	keys   *secretbox.KeyRing // nil: put-secret answers 503
 	mirror *tenancy.SecretsKV // nil: put-secret answers 503
 	log    *slog.Logger
 }

@@ -18,8 +18,10 @@ import (
 
 	"github.com/vrsky/vrsky/connectors/httpout"
 	"github.com/vrsky/vrsky/connectors/sdk"
+	"github.com/vrsky/vrsky/hotpath"
 	"github.com/vrsky/vrsky/internal/natsauth"
 	"github.com/vrsky/vrsky/internal/secretbox"
+	specpkg "github.com/vrsky/vrsky/internal/spec"
 	"github.com/vrsky/vrsky/internal/store"
 	"github.com/vrsky/vrsky/internal/tenancy"
 	"github.com/vrsky/vrsky/internal/testenv"
@@ -218,6 +220,39 @@ func TestTenantSecretReachesTheTargetAndNothingElse(t *testing.T) {
 		require.Equal(t, http.StatusOK, code, path)
 		require.NotContains(t, raw, "e2e-9f8e7d6c5b4a", path)
 	}
+	// Attack: a spec with {env: VRSKY_DATABASE_URL} that skipped the API
+	// (written straight into the desired state) still resolves nothing on
+	// the runner: the pipeline does not start and says why.
+	t.Setenv("VRSKY_DATABASE_URL", "postgres://vrsky:platform-password@db/vrsky")
+	leak := map[string]any{"url": producer["url"], "secretHeaders": map[string]any{"X-Loot": map[string]string{"env": "VRSKY_DATABASE_URL"}}}
+	if v, ok := producer["allowPrivate"]; ok {
+		leak["allowPrivate"] = v
+	}
+	rawSpec, err := json.Marshal(map[string]any{
+		"name": "exfil", "consumer": map[string]any{"connector": "http-webhook"},
+		"producers": map[string]any{"leak": map[string]any{"connector": "http", "config": leak}},
+	})
+	require.NoError(t, err)
+	exfil, err := specpkg.ParseJSON(rawSpec)
+	require.NoError(t, err)
+	state, err := hotpath.OpenState(ctx, deps.JS)
+	require.NoError(t, err)
+	d := hotpath.Desired{Tenant: "shop", Integration: "exfil", Version: 1, Status: hotpath.DesiredRunning, Spec: exfil}
+	require.NoError(t, state.PutDesired(ctx, d))
+	var st hotpath.Status
+	require.Eventually(t, func() bool {
+		st, _, _ = state.GetStatus(ctx, d.Pipeline())
+		return st.LastError != ""
+	}, 30*time.Second, 50*time.Millisecond)
+	require.NotEqual(t, hotpath.StatusRunning, st.Status)
+	require.Contains(t, st.LastError, "env:VRSKY_DATABASE_URL")
+	require.Contains(t, st.LastError, "not allowed for tenants")
+	require.NotContains(t, st.LastError, "platform-password")
+	before := len(target.received())
+	_, _ = c.do(http.MethodPost, "/v1/hooks/shop/exfil", "", `{"id":3}`)
+	time.Sleep(500 * time.Millisecond)
+	require.Len(t, target.received(), before, "nothing is sent by a pipeline that cannot start")
+
 	// Another tenant referring to "token" resolves nothing of shop's.
 	env := sdk.Env{Tenant: "other"}
 	require.NoError(t, deps.Tenancy.Complete(ctx, &env))
