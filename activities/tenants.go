@@ -15,6 +15,7 @@ import (
 	"github.com/vrsky/vrsky/internal/blobstore"
 	"github.com/vrsky/vrsky/internal/natsauth"
 	"github.com/vrsky/vrsky/internal/store"
+	"github.com/vrsky/vrsky/internal/tenancy"
 )
 
 // ErrTenantExists is the application error type of a tenant ID that is
@@ -34,6 +35,9 @@ type Tenants struct {
 	Blobs    *blobstore.Store
 	State    *hotpath.State
 	Temporal client.Client
+	// Secrets is the runners' mirror of tenant secrets, emptied of the
+	// tenant's when it is deleted; nil leaves only PostgreSQL to clean.
+	Secrets *tenancy.SecretsKV
 }
 
 // TenantInput names a tenant.
@@ -138,13 +142,29 @@ func (a *Tenants) MarkTenantFailed(ctx context.Context, in FailTenantInput) erro
 	return a.Store.FailTenant(ctx, in.Tenant, in.Reason)
 }
 
-// MarkTenantDeleting revokes the tenant's keys at once and marks it
-// deleting (a deleted tenant stays deleted).
+// MarkTenantDeleting revokes the tenant's keys at once, marks it deleting
+// (a deleted tenant stays deleted) and deletes its secrets.
 func (a *Tenants) MarkTenantDeleting(ctx context.Context, in TenantInput) error {
 	err := a.Store.DeleteTenant(ctx, in.Tenant)
 	if errors.Is(err, store.ErrNotFound) {
 		return temporal.NewNonRetryableApplicationError(err.Error(), "TenantNotFound", err)
 	}
+	if err != nil {
+		return err
+	}
+	return a.removeSecrets(ctx, in.Tenant)
+}
+
+// removeSecrets deletes the tenant's secrets, from PostgreSQL and from the
+// runners' mirror, as soon as the tenant is deleting.
+func (a *Tenants) removeSecrets(ctx context.Context, tenant string) error {
+	if _, err := a.Store.DeleteTenantSecrets(ctx, tenant); err != nil {
+		return err
+	}
+	if a.Secrets == nil {
+		return nil
+	}
+	_, err := a.Secrets.DeleteTenant(ctx, tenant)
 	return err
 }
 

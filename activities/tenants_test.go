@@ -16,6 +16,7 @@ import (
 	"github.com/vrsky/vrsky/hotpath"
 	"github.com/vrsky/vrsky/internal/natsauth"
 	"github.com/vrsky/vrsky/internal/store"
+	"github.com/vrsky/vrsky/internal/tenancy"
 	"github.com/vrsky/vrsky/internal/testenv"
 )
 
@@ -47,9 +48,11 @@ func newTenantsFixture(t *testing.T) *tenantsFixture {
 	t.Cleanup(pool.Close)
 	blobs, _ := testenv.S3(t)
 	st := store.New(db)
+	secrets, err := tenancy.OpenSecretsKV(ctx, platformJS, nil)
+	require.NoError(t, err)
 	return &tenantsFixture{url: url, keys: keys, st: st, a: &Tenants{
 		Store: st, NATS: natsauth.NewAdmin(keys, testenv.Connect(t, url, sys)), Accounts: pool, Blobs: blobs, State: state,
-		Temporal: testenv.TemporalServer(t).GetDefaultClient(),
+		Temporal: testenv.TemporalServer(t).GetDefaultClient(), Secrets: secrets,
 	}}
 }
 
@@ -86,11 +89,30 @@ func TestTenantActivitiesProvisionAndRemoveEverything(t *testing.T) {
 	}
 
 	require.NoError(t, f.a.State.Egress.Put(ctx, "acme", sdk.EgressPolicy{AllowPrivate: true}))
+	// Its secrets, in PostgreSQL and mirrored for the runners, next to
+	// another tenant's.
+	for _, owner := range []string{"acme", "other"} {
+		if owner == "other" {
+			_, err = f.st.CreateTenant(ctx, "other", "Other")
+			require.NoError(t, err)
+		}
+		_, err = f.st.PutSecret(ctx, owner, "token", "1", []byte("sealed"))
+		require.NoError(t, err)
+		require.NoError(t, f.a.Secrets.Put(ctx, owner, "token", []byte("sealed")))
+	}
 
 	// Decommission.
 	require.NoError(t, f.a.MarkTenantDeleting(ctx, tenant))
 	_, err = f.st.Authenticate(ctx, secret)
 	require.ErrorIs(t, err, store.ErrUnauthenticated)
+	secrets, err := f.st.ListSecrets(ctx, "acme")
+	require.NoError(t, err)
+	require.Empty(t, secrets, "the tenant's secrets are gone at once")
+	_, err = f.a.Secrets.KV.Get(ctx, "acme.token")
+	require.ErrorIs(t, err, jetstream.ErrKeyNotFound, "from the runners' mirror too")
+	_, err = f.a.Secrets.KV.Get(ctx, "other.token")
+	require.NoError(t, err, "other tenants keep theirs")
+	require.NoError(t, f.a.MarkTenantDeleting(ctx, tenant), "retried")
 	ids, err := f.a.ListTenantIntegrations(ctx, tenant)
 	require.NoError(t, err)
 	require.Empty(t, ids)

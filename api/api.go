@@ -21,7 +21,9 @@ import (
 
 	"github.com/vrsky/vrsky/hotpath"
 	"github.com/vrsky/vrsky/internal/logging"
+	"github.com/vrsky/vrsky/internal/secretbox"
 	"github.com/vrsky/vrsky/internal/store"
+	"github.com/vrsky/vrsky/internal/tenancy"
 )
 
 // Options are the dependencies of the API.
@@ -61,6 +63,16 @@ type Options struct {
 	// bodies of dead letters.
 	Accounts hotpath.Accounts
 	Claims   *hotpath.ClaimCheck
+	// TenantEnvAllowed reports whether tenants may read an environment
+	// variable with {"env": NAME}: the operator's allow-list
+	// (VRSKY_TENANT_ENV_ALLOW, the runners' too). A spec holding any other
+	// {"env": NAME} is refused with 422. nil allows none.
+	TenantEnvAllowed func(name string) bool
+	// SecretKeys seals the tenant secrets written with put-secret, and
+	// SecretMirror hands them to the runners; without both, put-secret
+	// answers 503 (listing and deleting still work).
+	SecretKeys   *secretbox.KeyRing
+	SecretMirror *tenancy.SecretsKV
 	// Profiling serves Go's profiles at /debug/pprof/ (for vrsky dev and
 	// benchmarks; never on a public listener).
 	Profiling bool
@@ -118,7 +130,8 @@ func New(opts Options) *Server {
 		RegisterTenants(humaAPI, opts.Store, opts.Temporal, opts.Accounts, log)
 		RegisterTenantPatch(humaAPI, opts.Store, opts.Temporal, opts.egress(), log)
 		RegisterAPIKeys(humaAPI, opts.Store, log)
-		RegisterIntegrations(humaAPI, opts.Store, opts.Temporal, opts.State, opts.Accounts, log)
+		RegisterIntegrations(humaAPI, opts.Store, opts.Temporal, opts.State, opts.Accounts, log, opts.TenantEnvAllowed)
+		RegisterSecrets(humaAPI, opts.Store, opts.SecretKeys, opts.SecretMirror, log)
 		RegisterSchedules(humaAPI, opts.Store, opts.Temporal, opts.State, log)
 	}
 	if opts.Store != nil && opts.Accounts != nil {

@@ -247,7 +247,10 @@ type integrations struct {
 // control), status (with the runners' live report from state and the
 // stages' counters from the tenant's account, when set) and
 // the execution log. A nil control leaves the lifecycle operations answering 503.
-func RegisterIntegrations(api huma.API, st *store.Store, control client.Client, state *hotpath.State, accounts hotpath.Accounts, log *slog.Logger) {
+// envAllowed is the operator's allow-list of environment variables tenants
+// may read: a spec with any other {"env": NAME} is refused; nil allows none.
+func RegisterIntegrations(api huma.API, st *store.Store, control client.Client, state *hotpath.State, accounts hotpath.Accounts, log *slog.Logger,
+	envAllowed func(name string) bool) {
 	h := &integrations{st: st, temporal: control, state: state, accounts: accounts, log: log}
 	read := requireScopes(store.ScopeRead)
 	write := requireScopes(store.ScopeWrite)
@@ -255,7 +258,9 @@ func RegisterIntegrations(api huma.API, st *store.Store, control client.Client, 
 	const bodies = "The body is the spec as JSON (`Content-Type: application/json`, the default) " +
 		"or as YAML (`Content-Type: application/yaml`), at most 1 MiB. Every problem found in it, " +
 		"including each connector's config checked against its schema, is listed in the 422 " +
-		"problem's `errors`, each with its location (`body.steps[1].config`)."
+		"problem's `errors`, each with its location (`body.steps[1].config`). A config may read an environment " +
+		"variable with `{\"env\": NAME}` only if the operator allow-lists NAME (VRSKY_TENANT_ENV_ALLOW); any other is refused, " +
+		"and secrets go in tenant secrets (`PUT /v1/secrets/{name}`, then `{\"secret\": NAME}`)."
 
 	huma.Register(api, huma.Operation{
 		OperationID: "create-integration",
@@ -271,7 +276,7 @@ func RegisterIntegrations(api huma.API, st *store.Store, control client.Client, 
 		Errors:        withAuthErrors(http.StatusConflict, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType, http.StatusUnprocessableEntity),
 	}, func(ctx context.Context, in *CreateIntegrationInput) (*CreateIntegrationOutput, error) {
 		p, _ := PrincipalFrom(ctx)
-		s, err := parseSpec(in.SpecBody)
+		s, err := parseSpec(in.SpecBody, envAllowed)
 		if err != nil {
 			return nil, err
 		}
@@ -354,7 +359,7 @@ func RegisterIntegrations(api huma.API, st *store.Store, control client.Client, 
 		if _, err := h.get(ctx, "update-integration", p.TenantID, in.IntegrationID); err != nil {
 			return nil, err
 		}
-		s, err := parseSpec(in.SpecBody)
+		s, err := parseSpec(in.SpecBody, envAllowed)
 		if err != nil {
 			return nil, err
 		}
@@ -652,9 +657,10 @@ func parseIfMatch(h string) (int, error) {
 }
 
 // parseSpec reads a spec document by its content type and checks it,
-// connectors' configs included. Every problem is a located detail of one
-// 422.
-func parseSpec(body SpecBody) (spec.Integration, error) {
+// connectors' configs included, and refuses every {"env": NAME} that
+// envAllowed (the operator's allow-list; nil allows none) does not allow.
+// Every problem is a located detail of one 422.
+func parseSpec(body SpecBody, envAllowed func(name string) bool) (spec.Integration, error) {
 	parse := spec.ParseJSON
 	if ct := strings.TrimSpace(body.ContentType); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
@@ -675,15 +681,39 @@ func parseSpec(body SpecBody) (spec.Integration, error) {
 		return spec.Integration{}, huma.Error422UnprocessableEntity("the spec does not decode",
 			&huma.ErrorDetail{Location: "body", Message: err.Error()})
 	}
+	var details []error
 	if err := connectors.ValidateSpec(in); err != nil {
-		var details []error
 		for _, e := range flattenErrors(err) {
 			details = append(details, specDetail(e))
 		}
+	}
+	details = append(details, refusedEnvRefs(in, envAllowed)...)
+	if len(details) > 0 {
 		return spec.Integration{}, huma.Error422UnprocessableEntity(
 			fmt.Sprintf("the spec has %d problem(s); each is listed with its location", len(details)), details...)
 	}
 	return in, nil
+}
+
+// refusedEnvRefs locates each {"env": NAME} of the spec that tenants may
+// not read: the environment of the platform's processes holds its own
+// credentials (VRSKY_DATABASE_URL…), so only names the operator allow-lists
+// resolve, and the rest are refused here, when the spec is applied.
+func refusedEnvRefs(in spec.Integration, envAllowed func(name string) bool) []error {
+	var details []error
+	for _, ref := range connectors.SecretRefs(in) {
+		if ref.Secret.Env == "" || (envAllowed != nil && envAllowed(ref.Secret.Env)) {
+			continue
+		}
+		details = append(details, &huma.ErrorDetail{
+			Location: "body." + ref.Location,
+			Message: fmt.Sprintf(`{"env": %q} is refused: tenants may read only the environment variables the operator allows `+
+				`(VRSKY_TENANT_ENV_ALLOW), and %s is not one of them; store the value as a tenant secret `+
+				`(PUT /v1/secrets/{name}) and write {"secret": "<name>"}`, ref.Secret.Env, ref.Secret.Env),
+			Value: ref.Secret.String(),
+		})
+	}
+	return details
 }
 
 // specDetail locates one problem of a spec in the request body.

@@ -21,7 +21,9 @@ import (
 
 	"github.com/vrsky/vrsky/activities"
 	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/internal/secretbox"
 	"github.com/vrsky/vrsky/internal/store"
+	"github.com/vrsky/vrsky/internal/tenancy"
 	"github.com/vrsky/vrsky/internal/testenv"
 	"github.com/vrsky/vrsky/workflows"
 )
@@ -335,9 +337,14 @@ func newLifecycleEnv(t *testing.T) *lifecycleEnv {
 
 	admin := store.NewSecret("vrsky_admin_")
 	logs := &syncBuffer{}
+	secretKeys, err := secretbox.Parse(secretbox.GenerateKey())
+	require.NoError(t, err)
+	mirror, err := tenancy.OpenSecretsKV(ctx, js, secretKeys)
+	require.NoError(t, err)
 	srv := New(Options{
 		Gatherer: prometheus.NewRegistry(), Logger: slog.New(slog.NewJSONHandler(logs, nil)),
 		Auth: st, Store: st, AdminKeyHash: store.HashSecret(admin), Temporal: c, State: state, Accounts: hotpath.SharedAccount{JS: js},
+		SecretKeys: secretKeys, SecretMirror: mirror,
 	})
 	return &lifecycleEnv{
 		authEnv:  &authEnv{h: srv.Handler(), st: st, pool: pool, adminKey: admin, logs: logs},

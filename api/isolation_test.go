@@ -73,7 +73,12 @@ var validBodies = map[string]string{
 	"discard-dead-letters":          `{"integration":"orders"}`,
 	"deploy-integration":            `{}`,
 	"backfill-integration-schedule": `{"start":"2026-11-01T00:00:00Z","end":"2026-11-02T00:00:00Z"}`,
+	"put-secret":                    `{"value":"alpha's value"}`,
 }
+
+// upserts create the caller's own object under the name in the path: with
+// B's name, A gets its own object, and B's is untouched.
+var upserts = map[string]bool{"put-secret": true}
 
 var pathParam = regexp.MustCompile(`\{(\w+)\}`)
 
@@ -92,12 +97,13 @@ func TestEveryTenantRouteIsIsolated(t *testing.T) {
 	require.Equal(t, http.StatusAccepted, call(t, e.h, http.MethodPost, "/v1/integrations/orders/deploy", keyB, `{}`).code)
 	e.awaitStatus(t, keyB, "orders", hotpath.StatusRunning)
 	_, otherKeyB := e.createKey(t, keyB, `["read"]`)
+	require.Equal(t, http.StatusCreated, call(t, e.h, http.MethodPut, "/v1/secrets/token", keyB, `{"value":"beta's value"}`).code)
 	seq := (&dlqEnv{authEnv: e.authEnv, js: e.js}).deadLetter(t, hotpath.Pipeline{Tenant: "beta", Integration: "orders"},
 		"m1", hotpath.StageProcess, "bad", time.Now(), []byte(`{"secret":"beta's"}`))
-	ids := map[string]string{"integrationId": "orders", "keyId": otherKeyB, "messageId": strconv.FormatUint(seq, 10)}
+	ids := map[string]string{"integrationId": "orders", "keyId": otherKeyB, "messageId": strconv.FormatUint(seq, 10), "name": "token"}
 	snapshot := func() string {
 		var b strings.Builder
-		for _, path := range []string{"/v1/integrations/orders", "/v1/integrations/orders/status", "/v1/integrations/orders/versions", "/v1/api-keys", "/v1/dlq"} {
+		for _, path := range []string{"/v1/integrations/orders", "/v1/integrations/orders/status", "/v1/integrations/orders/versions", "/v1/api-keys", "/v1/dlq", "/v1/secrets"} {
 			res := call(t, e.h, http.MethodGet, path, keyB, "")
 			require.Equal(t, http.StatusOK, res.code, path+" "+res.raw)
 			b.WriteString(regexp.MustCompile(`"(last_used_at|updated_at)":"[^"]*"`).ReplaceAllString(res.raw, ""))
@@ -117,6 +123,10 @@ func TestEveryTenantRouteIsIsolated(t *testing.T) {
 		})
 		body := validBodies[op.id]
 		res := call(t, e.h, op.method, path, keyA, body)
+		if upserts[op.id] {
+			require.Equal(t, http.StatusCreated, res.code, "%s %s with A's key makes A's own: %s", op.method, path, res.raw)
+			continue
+		}
 		if path != op.path { // names one of B's objects
 			require.Equal(t, http.StatusNotFound, res.code, "%s %s with A's key: %s", op.method, path, res.raw)
 			continue

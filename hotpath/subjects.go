@@ -138,3 +138,40 @@ func hashID(id string) string {
 	sum := sha256.Sum256([]byte(id))
 	return hex.EncodeToString(sum[:16])
 }
+
+// SecretsBucket mirrors, in the platform account, each tenant secret as
+// the API sealed it (internal/secretbox), so that runners, which have no
+// PostgreSQL, can resolve {"secret": NAME}. It never holds a plaintext.
+const SecretsBucket = "vrsky_tenant_secrets"
+
+// SecretKey is the key of tenant's secret name in SecretsBucket:
+// "<tenant>.<name>". Tenants pass spec.ValidName (no dots); a name must be
+// a valid secret name whose dots separate non-empty tokens.
+func SecretKey(tenant, name string) (string, error) {
+	if !spec.ValidName(tenant) {
+		return "", fmt.Errorf("invalid tenant name %q", tenant)
+	}
+	if !validSecretKeyName(name) {
+		return "", fmt.Errorf("invalid secret name %q: want a letter or _ first, then letters, digits, _, - or single dots, at most 128 characters", name)
+	}
+	return tenant + "." + name, nil
+}
+
+// TenantSecretsFilter matches every key of tenant in SecretsBucket.
+func TenantSecretsFilter(tenant string) string { return tenant + ".>" }
+
+func validSecretKeyName(name string) bool {
+	if name == "" || len(name) > 128 || strings.HasSuffix(name, ".") || strings.Contains(name, "..") {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'):
+		case i > 0 && (c == '-' || c == '.' || (c >= '0' && c <= '9')):
+		default:
+			return false
+		}
+	}
+	return true
+}

@@ -46,6 +46,11 @@ func runDev(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
 	}
 	cfg.NoRunner = !withRunner
+	// nil keeps the dev stack's defaults: its allow-list and the key ring
+	// kept in its data directory.
+	if err := tenancyFromEnv(&cfg.TenantEnvAllow, &cfg.SecretKeys); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
 	cfg.DatabaseURL = os.Getenv("VRSKY_DATABASE_URL")
 	cfg.Logger = logging.New(stderr, *logLevel)
 

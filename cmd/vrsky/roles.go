@@ -12,6 +12,8 @@ import (
 	"github.com/vrsky/vrsky/internal/devstack"
 	"github.com/vrsky/vrsky/internal/logging"
 	"github.com/vrsky/vrsky/internal/roles"
+	"github.com/vrsky/vrsky/internal/secretbox"
+	"github.com/vrsky/vrsky/internal/tenancy"
 )
 
 // roleShutdownTimeout bounds a production role's drain on SIGTERM.
@@ -43,15 +45,18 @@ func runRole(ctx context.Context, role string, args []string, stderr io.Writer) 
 		if cfg, err = devstack.RoleConfig(*devDir); err != nil {
 			return fmt.Errorf("attach to vrsky dev: %w", err)
 		}
+		if err := tenancyFromEnv(&cfg.TenantEnvAllow, &cfg.SecretKeys); err != nil {
+			return fmt.Errorf("%w: %v", errUsage, err)
+		}
 	} else if cfg, err = roles.FromEnv(); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 	log := logging.Component(logging.New(stderr, *logLevel), role)
 
 	needs := map[string]roles.Needs{
-		"api":    {DB: true, NATS: true, Temporal: true, S3: true},
+		"api":    {DB: true, NATS: true, Temporal: true, S3: true, Tenancy: true},
 		"worker": {DB: true, NATS: true, Temporal: true, S3: true},
-		"runner": {NATS: true, S3: true},
+		"runner": {NATS: true, S3: true, Tenancy: true},
 	}[role]
 	deps, closeAll, err := roles.Connect(ctx, cfg, needs, log)
 	if err != nil {
@@ -111,4 +116,25 @@ func runRole(ctx context.Context, role string, args []string, stderr io.Writer) 
 	}
 	log.Info("stopped")
 	return runErr
+}
+
+// tenancyFromEnv replaces a dev stack's tenant settings with the ones set
+// in the environment: VRSKY_TENANT_ENV_ALLOW (even empty) and
+// VRSKY_SECRETS_KEY or VRSKY_SECRETS_KEY_FILE.
+func tenancyFromEnv(envAllow *[]string, keys **secretbox.KeyRing) error {
+	if v, ok := os.LookupEnv(tenancy.EnvAllowVar); ok {
+		patterns, err := tenancy.ParseEnvAllow(v)
+		if err != nil {
+			return err
+		}
+		*envAllow = patterns
+	}
+	k, err := secretbox.FromEnv(os.Getenv)
+	if err != nil {
+		return err
+	}
+	if k != nil {
+		*keys = k
+	}
+	return nil
 }

@@ -157,6 +157,11 @@ func (c *Config) settings(guard *ssrf.Guard) (settings, error) {
 			errs = append(errs, err)
 			continue
 		}
+		if CredentialHeader(canon) {
+			errs = append(errs, fmt.Errorf(`headers: %s: carries credentials, which cannot be written in the config: `+
+				`use secretHeaders: {"%s": {"secret": NAME}} with a tenant secret NAME (PUT /v1/secrets/NAME)`, canon, canon))
+			continue
+		}
 		t, err := ParseTemplate("header "+canon, c.Headers[name])
 		if err != nil {
 			errs = append(errs, fmt.Errorf("headers: %s: %w", canon, err))
@@ -241,6 +246,24 @@ func checkURLTemplate(raw string, guard *ssrf.Guard) (*Template, error) {
 		return nil, fmt.Errorf("url: %w", err)
 	}
 	return t, nil
+}
+
+// credentialWords mark header names that carry credentials ("Authorization",
+// "X-Api-Key", "X-Auth-Token", "Cookie"…), compared lowercased.
+var credentialWords = []string{"auth", "token", "secret", "password", "passwd", "api-key", "apikey", "api_key",
+	"cookie", "session", "credential", "signature"}
+
+// CredentialHeader reports whether a header named name carries
+// credentials, so that its value belongs in a secret, never inline in a
+// config. The name is compared case-insensitively.
+func CredentialHeader(name string) bool {
+	lower := strings.ToLower(name)
+	for _, w := range credentialWords {
+		if strings.Contains(lower, w) {
+			return true
+		}
+	}
+	return false
 }
 
 // checkHeaderName returns the canonical form of a configurable header name.

@@ -3,6 +3,7 @@ package httpout
 import (
 	"encoding/json"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 
@@ -19,7 +20,7 @@ func tenantEnv(t *testing.T, raw json.RawMessage) (json.RawMessage, sdk.Env) {
 	t.Helper()
 	var m map[string]json.RawMessage
 	require.NoError(t, json.Unmarshal(raw, &m))
-	env := sdk.Env{Tenant: "t1", Integration: "orders"}
+	env := sdk.Env{LookupEnv: os.LookupEnv, Tenant: "t1", Integration: "orders"}
 	if v, ok := m["allowHosts"]; ok {
 		require.NoError(t, json.Unmarshal(v, &env.Egress.AllowHosts))
 		delete(m, "allowHosts")

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -151,7 +152,7 @@ func TestBadConfigErrorsSayWhatIsWrong(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.want, func(t *testing.T) {
-			_, err := Producer.Build(t.Context(), sdk.Env{}, json.RawMessage(tt.raw))
+			_, err := Producer.Build(t.Context(), sdk.Env{LookupEnv: os.LookupEnv}, json.RawMessage(tt.raw))
 			require.ErrorContains(t, err, tt.want)
 			require.True(t, strings.HasPrefix(err.Error(), "http: "), err.Error())
 			require.NotContains(t, err.Error(), "not base64!", "secret values never appear in errors")

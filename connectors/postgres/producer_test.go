@@ -42,7 +42,7 @@ func database(t testing.TB, schema string) *pgx.Conn {
 
 func newProducer(t testing.TB, cfg string) *TableProducer {
 	t.Helper()
-	p, err := build(context.Background(), sdk.Env{Tenant: "t1", Integration: "orders", Egress: ownServer}, json.RawMessage(cfg))
+	p, err := build(context.Background(), sdk.Env{LookupEnv: os.LookupEnv, Tenant: "t1", Integration: "orders", Egress: ownServer}, json.RawMessage(cfg))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = p.Close(context.Background()) })
 	return p
@@ -74,7 +74,7 @@ CREATE TABLE shop.items (sku text PRIMARY KEY, qty int);`
 
 func TestConformance(t *testing.T) {
 	database(t, ordersSchema)
-	env := sdk.Env{Tenant: "t1", Integration: "orders", Egress: ownServer}
+	env := sdk.Env{LookupEnv: os.LookupEnv, Tenant: "t1", Integration: "orders", Egress: ownServer}
 	url := `{"env":"` + urlEnv + `"}`
 	sdktest.Conformance(t, Producer, env, json.RawMessage(`{"url":`+url+`,"table":"orders","mode":"upsert","key":["id"]}`), map[string]json.RawMessage{
 		"no url":              json.RawMessage(`{"table":"orders"}`),
@@ -122,7 +122,7 @@ func TestBuildErrorsAreClear(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Producer.Build(t.Context(), sdk.Env{Egress: ownServer}, json.RawMessage(tt.cfg))
+			_, err := Producer.Build(t.Context(), sdk.Env{LookupEnv: os.LookupEnv, Egress: ownServer}, json.RawMessage(tt.cfg))
 			require.ErrorContains(t, err, tt.want)
 		})
 	}

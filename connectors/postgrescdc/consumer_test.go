@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -74,7 +75,7 @@ func (s *source) waitSlot(t *testing.T, name string, active bool) {
 // when the test ends (a database with a slot cannot be dropped).
 func newConsumer(t *testing.T, src *source, cfg string) *Consumer {
 	t.Helper()
-	env := sdk.Env{Tenant: "t1", Integration: "cdc-" + testenv.RandomID(6), Egress: ownServer}
+	env := sdk.Env{LookupEnv: os.LookupEnv, Tenant: "t1", Integration: "cdc-" + testenv.RandomID(6), Egress: ownServer}
 	c := buildWith(t, src, env, cfg)
 	t.Cleanup(func() { dropSlot(t, src, c.cfg.slot) })
 	return c
@@ -208,7 +209,7 @@ func lsnOf(t *testing.T, s string) pglogrepl.LSN {
 
 func TestConformance(t *testing.T) {
 	newSource(t, `CREATE TABLE orders (id int PRIMARY KEY); CREATE SCHEMA s; CREATE TABLE s.t (id int)`)
-	env := sdk.Env{Tenant: "t1", Integration: "cdc-conformance", Egress: ownServer}
+	env := sdk.Env{LookupEnv: os.LookupEnv, Tenant: "t1", Integration: "cdc-conformance", Egress: ownServer}
 	url := `{"env":"` + urlEnv + `"}`
 	sdktest.Conformance(t, Connector, env, json.RawMessage(`{"url":`+url+`,"tables":["orders","s.t"],"statusInterval":"1s"}`), map[string]json.RawMessage{
 		"no url":            json.RawMessage(`{"tables":["orders"]}`),
@@ -237,11 +238,11 @@ func TestBuildErrorsAreClear(t *testing.T) {
 		{`{"url":` + url + `,"tables":["Orders"]}`, "table Orders: no such table"},
 		{`{"url":` + url + `,"tables":[]}`, "tables: name at least one table"},
 	} {
-		_, err := Connector.Build(t.Context(), sdk.Env{Integration: "x", Egress: ownServer}, json.RawMessage(tt.cfg))
+		_, err := Connector.Build(t.Context(), sdk.Env{LookupEnv: os.LookupEnv, Integration: "x", Egress: ownServer}, json.RawMessage(tt.cfg))
 		require.ErrorContains(t, err, tt.want)
 	}
 	var cfg Config
-	s, err := (&Config{URL: sdk.Secret{Env: "X"}, Tables: []string{"a"}}).settings(sdk.Env{Name: "Order-Sync"})
+	s, err := (&Config{URL: sdk.Secret{Env: "X"}, Tables: []string{"a"}}).settings(sdk.Env{LookupEnv: os.LookupEnv, Name: "Order-Sync"})
 	require.NoError(t, err)
 	require.Equal(t, "vrsky_Order_Sync", s.publication)
 	require.Equal(t, "vrsky_order_sync", s.slot)
@@ -506,7 +507,7 @@ INSERT INTO b SELECT generate_series(1, 600);`)
 
 func TestPublicationIsReusedAndExtended(t *testing.T) {
 	src := newSource(t, `CREATE TABLE a (id int); CREATE TABLE b (id int)`)
-	env := sdk.Env{Tenant: "t1", Integration: "cdc-" + testenv.RandomID(6), Egress: ownServer}
+	env := sdk.Env{LookupEnv: os.LookupEnv, Tenant: "t1", Integration: "cdc-" + testenv.RandomID(6), Egress: ownServer}
 	first := buildWith(t, src, env, `{"tables":["a"]}`)
 	t.Cleanup(func() { dropSlot(t, src, first.cfg.slot) })
 	sink := &recorder{}

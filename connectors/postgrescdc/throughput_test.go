@@ -3,6 +3,7 @@ package postgrescdc
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -39,7 +40,7 @@ func BenchmarkCDCThroughput(b *testing.B) {
 		b.Fatal(err)
 	}
 	raw, _ := json.Marshal(map[string]any{"url": map[string]string{"env": urlEnv}, "tables": []string{"orders"}})
-	built, err := Connector.Build(ctx, sdk.Env{Tenant: "t1", Integration: "cdc-bench-" + testenv.RandomID(4), Egress: ownServer}, raw)
+	built, err := Connector.Build(ctx, sdk.Env{LookupEnv: os.LookupEnv, Tenant: "t1", Integration: "cdc-bench-" + testenv.RandomID(4), Egress: ownServer}, raw)
 	if err != nil {
 		b.Fatal(err)
 	}

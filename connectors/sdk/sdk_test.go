@@ -118,8 +118,9 @@ func TestSecretRefusesInlineValuesAndNeverPrints(t *testing.T) {
 	require.Error(t, json.Unmarshal([]byte(`{"token":{"value":"x"}}`), &cfg))
 
 	require.NoError(t, json.Unmarshal([]byte(`{"token":{"env":"VRSKY_TEST_TOKEN"}}`), &cfg))
-	t.Setenv("VRSKY_TEST_TOKEN", "hunter2")
-	v, err := cfg.Token.Resolve(context.Background(), Env{})
+	v, err := cfg.Token.Resolve(context.Background(), Env{LookupEnv: func(name string) (string, bool) {
+		return map[string]string{"VRSKY_TEST_TOKEN": "hunter2"}[name], name == "VRSKY_TEST_TOKEN"
+	}})
 	require.NoError(t, err)
 	require.Equal(t, "hunter2", v)
 	require.Equal(t, "env:VRSKY_TEST_TOKEN", cfg.Token.String())
@@ -136,11 +137,34 @@ func TestSecretRefusesInlineValuesAndNeverPrints(t *testing.T) {
 	_, err = cfg.Token.Resolve(context.Background(), Env{Secrets: func(context.Context, string) (string, error) { return "", errors.New("no such secret") }})
 	require.ErrorContains(t, err, "no such secret")
 
-	_, err = Secret{Env: "VRSKY_UNSET_FOR_TEST"}.Resolve(context.Background(), Env{})
+	_, err = Secret{Env: "VRSKY_UNSET_FOR_TEST"}.Resolve(context.Background(), Env{LookupEnv: func(string) (string, bool) { return "", false }})
+	require.ErrorContains(t, err, "not set")
+	_, err = Secret{Env: "VRSKY_EMPTY_FOR_TEST"}.Resolve(context.Background(), Env{LookupEnv: func(string) (string, bool) { return "", true }})
 	require.ErrorContains(t, err, "not set")
 	require.True(t, Secret{}.IsZero())
 	require.Equal(t, "unset", Secret{}.String())
 	require.Error(t, Secret{Secret: "bad name"}.Validate())
+}
+
+// A reference to the platform's own environment resolves only through
+// env.LookupEnv, which the platform fills with its operator's allow-list:
+// never from the process environment itself.
+func TestSecretNeverReadsTheProcessEnvironment(t *testing.T) {
+	t.Setenv("VRSKY_DATABASE_URL", "postgres://vrsky:platform-password@db/vrsky")
+	t.Setenv("VRSKY_S3_SECRET_KEY", "platform-s3-secret")
+	for _, name := range []string{"VRSKY_DATABASE_URL", "VRSKY_S3_SECRET_KEY"} {
+		ref := Secret{Env: name}
+		// No LookupEnv: refused, whatever the process has.
+		v, err := ref.Resolve(context.Background(), Env{Tenant: "evil"})
+		require.ErrorContains(t, err, "environment variables are not available", name)
+		require.Empty(t, v)
+		require.NotContains(t, err.Error(), "platform-")
+
+		// A LookupEnv that does not allow the name: refused too.
+		v, err = ref.Resolve(context.Background(), Env{Tenant: "evil", LookupEnv: func(string) (string, bool) { return "", false }})
+		require.ErrorContains(t, err, "not allowed", name)
+		require.Empty(t, v)
+	}
 }
 
 type nestedConfig struct {

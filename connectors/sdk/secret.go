@@ -7,13 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"regexp"
 )
 
 // Secret is a reference to a sensitive value in a connector config, written
-// as {"env": "NAME"} (an environment variable of the runner) or
-// {"secret": "NAME"} (a tenant secret stored encrypted by the platform).
+// as {"env": "NAME"} (an environment variable of the runner that the
+// operator lets tenants read) or {"secret": "NAME"} (a tenant secret stored
+// encrypted by the platform).
 // Inline values are refused so that no stored spec ever holds one.
 //
 // A Secret never prints its value: String, logs and JSON show only the
@@ -24,6 +24,10 @@ type Secret struct {
 }
 
 var secretName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]{0,127}$`)
+
+// ValidSecretName reports whether name can name a tenant secret or an
+// environment variable in a reference.
+func ValidSecretName(name string) bool { return secretName.MatchString(name) }
 
 // UnmarshalJSON accepts exactly one of env or secret.
 func (s *Secret) UnmarshalJSON(b []byte) error {
@@ -80,16 +84,21 @@ func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
 // SecretResolver looks up a tenant secret by name.
 type SecretResolver func(ctx context.Context, name string) (string, error)
 
-// Resolve returns the secret's value: from the environment, or from the
-// tenant's secrets through env.Secrets. A missing value is an error.
+// Resolve returns the secret's value: an environment variable through
+// env.LookupEnv (only those the operator lets tenants read; never the
+// process environment directly), or a tenant secret through env.Secrets. A
+// missing value is an error.
 func (s Secret) Resolve(ctx context.Context, env Env) (string, error) {
 	if err := s.Validate(); err != nil {
 		return "", err
 	}
 	if s.Env != "" {
-		v, ok := os.LookupEnv(s.Env)
+		if env.LookupEnv == nil {
+			return "", fmt.Errorf("secret %s: environment variables are not available to connectors here; use a tenant secret {\"secret\": NAME}", s)
+		}
+		v, ok := env.LookupEnv(s.Env)
 		if !ok || v == "" {
-			return "", fmt.Errorf("secret %s: environment variable is not set", s)
+			return "", fmt.Errorf("secret %s: environment variable is not set, or not allowed for tenants by the operator (VRSKY_TENANT_ENV_ALLOW)", s)
 		}
 		return v, nil
 	}

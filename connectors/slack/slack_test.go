@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -184,7 +185,7 @@ func TestBadConfigErrorsSayWhatIsWrong(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.want, func(t *testing.T) {
-			_, err := Producer.Build(t.Context(), sdk.Env{}, json.RawMessage(tt.raw))
+			_, err := Producer.Build(t.Context(), sdk.Env{LookupEnv: os.LookupEnv}, json.RawMessage(tt.raw))
 			require.ErrorContains(t, err, tt.want)
 			require.True(t, strings.HasPrefix(err.Error(), "slack: "), err.Error())
 			requireNoSecrets(t, err)
@@ -541,7 +542,7 @@ func TestWriteAfterClose(t *testing.T) {
 func TestTenantSecrets(t *testing.T) {
 	f := newFakeSlack(t, nil)
 	raw := json.RawMessage(`{"webhookUrl":{"secret":"slack-orders"},"text":"hi"}`)
-	env := sdk.Env{Egress: sdk.EgressPolicy{AllowHosts: []string{f.host}}, Secrets: func(_ context.Context, name string) (string, error) {
+	env := sdk.Env{LookupEnv: os.LookupEnv, Egress: sdk.EgressPolicy{AllowHosts: []string{f.host}}, Secrets: func(_ context.Context, name string) (string, error) {
 		require.Equal(t, "slack-orders", name)
 		return f.srv.URL + webhookPath, nil
 	}}

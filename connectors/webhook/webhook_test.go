@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"hash"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -25,7 +26,7 @@ import (
 
 // secrets resolves tenant secrets from a fixed map.
 func secrets(values map[string]string) sdk.Env {
-	return sdk.Env{Tenant: "t1", Integration: "hooks", Secrets: func(_ context.Context, name string) (string, error) {
+	return sdk.Env{LookupEnv: os.LookupEnv, Tenant: "t1", Integration: "hooks", Secrets: func(_ context.Context, name string) (string, error) {
 		v, ok := values[name]
 		if !ok {
 			return "", context.Canceled
@@ -35,7 +36,7 @@ func secrets(values map[string]string) sdk.Env {
 }
 
 func TestConformance(t *testing.T) {
-	sdktest.Conformance(t, webhook.Connector, sdk.Env{Tenant: "t1", Integration: "hooks"},
+	sdktest.Conformance(t, webhook.Connector, sdk.Env{LookupEnv: os.LookupEnv, Tenant: "t1", Integration: "hooks"},
 		json.RawMessage(`{"signature":{"scheme":"github","secret":{"secret":"gh"}},"maxBytes":1048576}`),
 		map[string]json.RawMessage{
 			"unknown scheme":          json.RawMessage(`{"signature":{"scheme":"md5","secret":{"env":"X"}}}`),
@@ -58,7 +59,7 @@ func TestConformance(t *testing.T) {
 }
 
 func TestConsumerRunBlocksUntilCancelled(t *testing.T) {
-	inst, err := webhook.Connector.Build(t.Context(), sdk.Env{}, nil)
+	inst, err := webhook.Connector.Build(t.Context(), sdk.Env{LookupEnv: os.LookupEnv}, nil)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
@@ -74,7 +75,7 @@ func TestConsumerRunBlocksUntilCancelled(t *testing.T) {
 
 func TestNoSignatureGivesNilVerifier(t *testing.T) {
 	for _, raw := range []string{``, `null`, `{}`, `{"maxBytes":2048}`} {
-		v, maxBytes, err := webhook.NewVerifier(t.Context(), sdk.Env{}, json.RawMessage(raw))
+		v, maxBytes, err := webhook.NewVerifier(t.Context(), sdk.Env{LookupEnv: os.LookupEnv}, json.RawMessage(raw))
 		require.NoError(t, err, raw)
 		require.Nil(t, v, raw)
 		if raw == `{"maxBytes":2048}` {
@@ -259,7 +260,7 @@ func TestNewVerifierErrorsDoNotLeakTheSecret(t *testing.T) {
 
 func TestSecretFromEnvironment(t *testing.T) {
 	t.Setenv("VRSKY_WEBHOOK_TEST_SECRET", "from-env")
-	v, _, err := webhook.NewVerifier(t.Context(), sdk.Env{}, json.RawMessage(`{"signature":{"scheme":"github","secret":{"env":"VRSKY_WEBHOOK_TEST_SECRET"}}}`))
+	v, _, err := webhook.NewVerifier(t.Context(), sdk.Env{LookupEnv: os.LookupEnv}, json.RawMessage(`{"signature":{"scheme":"github","secret":{"env":"VRSKY_WEBHOOK_TEST_SECRET"}}}`))
 	require.NoError(t, err)
 	h := headers("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac(sha256.New, []byte("from-env"), "b")))
 	require.NoError(t, v.Verify(h, []byte("b"), time.Now()))

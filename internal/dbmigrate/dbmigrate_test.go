@@ -292,7 +292,7 @@ func TestSchemaContract(t *testing.T) {
 		{"message state unknown", `INSERT INTO message_states (tenant_id, integration_id, message_id, stage, state) VALUES ('t1', 'i1', 'm2', 'in', 'done')`, true},
 		{"api key hash unique", `INSERT INTO api_keys (id, tenant_id, prefix, hash, scopes) VALUES ('k1', 't1', 'vrs_', '\x01', '{read}'), ('k2', 't1', 'vrs_', '\x01', '{read}')`, true},
 		{"event log", `INSERT INTO integration_events (tenant_id, integration_id, actor, action, from_status, to_status) VALUES ('t1', 'i1', 'api', 'deploy', 'stopped', 'running')`, false},
-		{"secret", `INSERT INTO tenant_secrets (tenant_id, name, ciphertext, nonce) VALUES ('t1', 'HOOK', '\x00', '\x00')`, false},
+		{"secret", `INSERT INTO tenant_secrets (tenant_id, name, ciphertext, key_id) VALUES ('t1', 'HOOK', '\x00', '1')`, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := exec(t, tc.sql)

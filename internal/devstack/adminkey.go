@@ -17,6 +17,11 @@ import (
 // start and reused afterwards.
 const AdminKeyFile = "admin-key"
 
+// SecretsKeyFile is the name, inside the data directory, of the file
+// holding the dev stack's key ring for tenant secrets (mode 0600, see
+// secretbox.Parse). It is created on first start and reused afterwards.
+const SecretsKeyFile = "secrets-key"
+
 // adminKeyPrefix starts the platform admin key, so it is told apart from
 // tenants' keys at a glance.
 const adminKeyPrefix = "vrsky_admin_"

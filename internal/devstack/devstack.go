@@ -31,6 +31,7 @@ import (
 	"github.com/vrsky/vrsky/internal/pgcluster"
 	"github.com/vrsky/vrsky/internal/roles"
 	"github.com/vrsky/vrsky/internal/s3dev"
+	"github.com/vrsky/vrsky/internal/secretbox"
 	"github.com/vrsky/vrsky/internal/store"
 	"github.com/vrsky/vrsky/internal/temporaldev"
 	"github.com/vrsky/vrsky/workflows"
@@ -79,9 +80,21 @@ type Config struct {
 	// configured by RoleConfig), so that it can run and be measured in a
 	// process of its own.
 	NoRunner bool
-	Version  string
-	Logger   *slog.Logger
+	// TenantEnvAllow lists the environment variables tenants may read with
+	// {"env": NAME} (glob patterns); nil means DefaultTenantEnvAllow.
+	TenantEnvAllow []string
+	// SecretKeys seals and opens tenant secrets; nil means the key ring
+	// kept in DATA_DIR/secrets-key, created on first start.
+	SecretKeys *secretbox.KeyRing
+	Version    string
+	Logger     *slog.Logger
 }
+
+// DefaultTenantEnvAllow is what tenants of a dev stack may read with
+// {"env": NAME}: the stack's database URL, which it exports for that
+// (EnvDatabaseURL), and the demos' settings. Production roles allow none
+// by default.
+var DefaultTenantEnvAllow = []string{EnvDatabaseURL, "VRSKY_DEMO_*"}
 
 func (c *Config) applyDefaults() {
 	set := func(v *string, def string) {
@@ -103,6 +116,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.WebhookTenantRate == 0 {
 		c.WebhookTenantRate = DefaultWebhookTenantRate
+	}
+	if c.TenantEnvAllow == nil {
+		c.TenantEnvAllow = DefaultTenantEnvAllow
 	}
 }
 
@@ -176,6 +192,15 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		DB: pool, NATS: natsConns.Conn, JS: natsConns.JS, Accounts: natsConns.Accounts, NATSAdmin: natsConns.Admin, Temporal: tc, Blobs: blobs, Registry: registry,
 		FileRoot: filepath.Join(dataDir, "files"), AdminKeyHash: store.HashSecret(admin), Logger: cfg.Logger, Profiling: true,
 	}
+	keys := cfg.SecretKeys
+	if keys == nil {
+		if keys, err = secretbox.LoadOrCreateFile(filepath.Join(dataDir, SecretsKeyFile)); err != nil {
+			return nil, err
+		}
+	}
+	if err := roles.WireTenancy(ctx, &deps, cfg.TenantEnvAllow, keys); err != nil {
+		return nil, err
+	}
 	if err := s.startRoles(ctx, deps); err != nil {
 		return nil, err
 	}
@@ -196,7 +221,8 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		"s3", ep.S3,
 		"postgres", ep.Postgres,
 		"endpoints_file", filepath.Join(dataDir, EndpointsFile),
-		"admin_key_file", filepath.Join(dataDir, AdminKeyFile))
+		"admin_key_file", filepath.Join(dataDir, AdminKeyFile),
+		"secrets_key_file", filepath.Join(dataDir, SecretsKeyFile))
 	return s, nil
 }
 

@@ -73,6 +73,12 @@ func TestDevStackStartsReadyStopsAndResumesState(t *testing.T) {
 
 	code, body := readyz(t, ep)
 	require.Equal(t, http.StatusOK, code, body)
+	// The key ring of tenant secrets is made on first start, private.
+	info, err := os.Stat(filepath.Join(dir, SecretsKeyFile))
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), info.Mode().Perm())
+	firstRing, err := os.ReadFile(filepath.Join(dir, SecretsKeyFile))
+	require.NoError(t, err)
 	deps := body["dependencies"].(map[string]any)
 	for _, name := range []string{"postgres", "nats", "temporal", "s3"} {
 		require.Equal(t, "up", deps[name].(map[string]any)["status"], name)
@@ -127,6 +133,9 @@ func TestDevStackStartsReadyStopsAndResumesState(t *testing.T) {
 	ep = s.Endpoints()
 	code, _ = readyz(t, ep)
 	require.Equal(t, http.StatusOK, code)
+	ring, err := os.ReadFile(filepath.Join(dir, SecretsKeyFile))
+	require.NoError(t, err)
+	require.Equal(t, firstRing, ring, "the key ring survives a restart")
 
 	pg, err = pgx.Connect(ctx, ep.Postgres)
 	require.NoError(t, err)

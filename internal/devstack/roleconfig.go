@@ -11,6 +11,7 @@ import (
 
 	"github.com/vrsky/vrsky/internal/blobstore"
 	"github.com/vrsky/vrsky/internal/roles"
+	"github.com/vrsky/vrsky/internal/secretbox"
 	"github.com/vrsky/vrsky/internal/store"
 	"github.com/vrsky/vrsky/internal/temporaldev"
 )
@@ -19,7 +20,8 @@ import (
 // runner --dev DATA_DIR`) that attaches to the dev stack running on dataDir,
 // in place of the VRSKY_… variables: the addresses from endpoints.json, the
 // NATS operator keys, the embedded S3's fixed credentials and bucket, the
-// data directory's file root and the platform admin key. Start the stack
+// data directory's file root, the platform admin key, the key ring of tenant
+// secrets and the dev allow-list of environment variables. Start the stack
 // with Config.NoRunner to run its runner in a process of its own.
 //
 // Like the stack itself, it also sets EnvDatabaseURL in this process's
@@ -39,13 +41,19 @@ func RoleConfig(dataDir string) (roles.Config, error) {
 	if err != nil || s3.Host == "" {
 		return roles.Config{}, fmt.Errorf("%s: s3 %q is not an http://host:port URL", EndpointsFile, ep.S3)
 	}
-	keys := filepath.Join(dir, NATSKeysFile)
-	if _, err := os.Stat(keys); err != nil {
+	natsKeys := filepath.Join(dir, NATSKeysFile)
+	if _, err := os.Stat(natsKeys); err != nil {
 		return roles.Config{}, fmt.Errorf("NATS keys of the dev stack in %s: %w", dir, err)
 	}
 	adminHash, err := adminKeyHash(dir)
 	if err != nil {
 		return roles.Config{}, err
+	}
+	var keys *secretbox.KeyRing
+	if _, err := os.Stat(filepath.Join(dir, SecretsKeyFile)); err == nil {
+		if keys, err = secretbox.ReadFile(filepath.Join(dir, SecretsKeyFile)); err != nil {
+			return roles.Config{}, err
+		}
 	}
 	if ep.Postgres != "" {
 		if err := os.Setenv(EnvDatabaseURL, ep.Postgres); err != nil {
@@ -61,9 +69,11 @@ func RoleConfig(dataDir string) (roles.Config, error) {
 			Endpoint: s3.Host, Secure: s3.Scheme == "https",
 			AccessKey: s3AccessKey, SecretKey: s3SecretKey, Bucket: Bucket,
 		},
-		FileRoot:     filepath.Join(dir, "files"),
-		AdminKeyHash: adminHash,
-		NATSKeysFile: keys,
+		FileRoot:       filepath.Join(dir, "files"),
+		AdminKeyHash:   adminHash,
+		NATSKeysFile:   natsKeys,
+		TenantEnvAllow: DefaultTenantEnvAllow,
+		SecretKeys:     keys,
 	}, nil
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/vrsky/vrsky/internal/apiclient"
 	"github.com/vrsky/vrsky/internal/roles"
+	"github.com/vrsky/vrsky/internal/secretbox"
 	"github.com/vrsky/vrsky/internal/store"
 	"github.com/vrsky/vrsky/internal/temporaldev"
 	"github.com/vrsky/vrsky/workflows"
@@ -118,6 +119,23 @@ func TestRoleConfigMapsTheDataDirectory(t *testing.T) {
 	require.Equal(t, filepath.Join(dir, "files"), cfg.FileRoot)
 	require.Equal(t, filepath.Join(dir, NATSKeysFile), cfg.NATSKeysFile)
 	require.Equal(t, store.HashSecret(key), cfg.AdminKeyHash)
+	require.Equal(t, DefaultTenantEnvAllow, cfg.TenantEnvAllow)
+	require.Nil(t, cfg.SecretKeys, "no key ring file: no key")
+
+	// The stack's key ring is the attached roles' too.
+	ring, err := secretbox.LoadOrCreateFile(filepath.Join(dir, SecretsKeyFile))
+	require.NoError(t, err)
+	cfg, err = RoleConfig(dir)
+	require.NoError(t, err)
+	sealed, err := ring.Seal("acme", "token", []byte("v"))
+	require.NoError(t, err)
+	plain, err := cfg.SecretKeys.Open("acme", "token", sealed)
+	require.NoError(t, err)
+	require.Equal(t, "v", string(plain))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, SecretsKeyFile), []byte("junk\n"), 0o600))
+	_, err = RoleConfig(dir)
+	require.ErrorContains(t, err, SecretsKeyFile)
+	require.NoError(t, os.Remove(filepath.Join(dir, SecretsKeyFile)))
 
 	require.NoError(t, os.WriteFile(filepath.Join(dir, AdminKeyFile), []byte("nope\n"), 0o600))
 	_, err = RoleConfig(dir)

@@ -20,6 +20,8 @@ import (
 
 	"github.com/vrsky/vrsky/internal/blobstore"
 	"github.com/vrsky/vrsky/internal/natsauth"
+	"github.com/vrsky/vrsky/internal/secretbox"
+	"github.com/vrsky/vrsky/internal/tenancy"
 )
 
 // Config locates the infrastructure of a production role. Every field has a
@@ -38,6 +40,13 @@ type Config struct {
 	// keys of a NATS server in operator mode, one account per tenant;
 	// empty means every tenant shares one account.
 	NATSKeysFile string
+	// TenantEnvAllow (VRSKY_TENANT_ENV_ALLOW) lists the glob patterns of
+	// the environment variables tenants may read with {"env": NAME}; empty
+	// allows none.
+	TenantEnvAllow []string
+	// SecretKeys (VRSKY_SECRETS_KEY or VRSKY_SECRETS_KEY_FILE) seals and
+	// opens tenant secrets; nil when neither is set.
+	SecretKeys *secretbox.KeyRing
 }
 
 // FromEnv reads the configuration from VRSKY_… environment variables.
@@ -52,7 +61,17 @@ func FromEnv() (Config, error) {
 			return Config{}, errors.New("VRSKY_ADMIN_KEY_SHA256: want the 64 hex digits of the admin key's SHA-256 (sha256sum)")
 		}
 	}
+	envAllow, err := tenancy.ParseEnvAllow(os.Getenv(tenancy.EnvAllowVar))
+	if err != nil {
+		return Config{}, err
+	}
+	keys, err := secretbox.FromEnv(os.Getenv)
+	if err != nil {
+		return Config{}, err
+	}
 	return Config{
+		TenantEnvAllow:    envAllow,
+		SecretKeys:        keys,
 		DatabaseURL:       os.Getenv("VRSKY_DATABASE_URL"),
 		NATSURL:           os.Getenv("VRSKY_NATS_URL"),
 		TemporalAddr:      os.Getenv("VRSKY_TEMPORAL_ADDR"),
@@ -74,6 +93,9 @@ func FromEnv() (Config, error) {
 // Needs says which connections a role requires.
 type Needs struct {
 	DB, NATS, Temporal, S3 bool
+	// Tenancy wires the platform's Tenancy (WireTenancy, on NATS): the
+	// roles that build connectors, api and runner.
+	Tenancy bool
 }
 
 // Connect opens the connections a role needs and returns them with a
@@ -128,6 +150,11 @@ func Connect(ctx context.Context, cfg Config, needs Needs, logger *slog.Logger) 
 		}
 		closers = append(closers, n.Close)
 		d.NATS, d.JS, d.Accounts, d.NATSAdmin = n.Conn, n.JS, n.Accounts, n.Admin
+		if needs.Tenancy {
+			if err := WireTenancy(ctx, &d, cfg.TenantEnvAllow, cfg.SecretKeys); err != nil {
+				return d, closeAll, err
+			}
+		}
 	}
 	if needs.Temporal {
 		d.Temporal, err = client.Dial(client.Options{

@@ -32,6 +32,7 @@ import (
 	"github.com/vrsky/vrsky/hotpath"
 	"github.com/vrsky/vrsky/internal/blobstore"
 	"github.com/vrsky/vrsky/internal/natsauth"
+	"github.com/vrsky/vrsky/internal/secretbox"
 	"github.com/vrsky/vrsky/internal/store"
 	"github.com/vrsky/vrsky/internal/tenancy"
 	"github.com/vrsky/vrsky/workflows"
@@ -61,8 +62,16 @@ type Deps struct {
 	// Profiling serves Go's /debug/pprof on the API (vrsky dev only).
 	Profiling bool
 	// Tenancy gives connectors their tenant's secrets, allowed environment
-	// variables and egress policy; nil gives them none.
+	// variables and egress policy; nil gives them none. WireTenancy sets it
+	// with the fields below.
 	Tenancy sdk.Tenancy
+	// TenantEnvAllowed is the operator's allow-list of environment
+	// variables tenants may read; the API refuses specs with others.
+	TenantEnvAllowed func(name string) bool
+	// SecretKeys seals and opens tenant secrets; nil: none can be written.
+	SecretKeys *secretbox.KeyRing
+	// Secrets is the mirror of tenants' sealed secrets the runners read.
+	Secrets *tenancy.SecretsKV
 	Logger  *slog.Logger
 }
 
@@ -94,26 +103,6 @@ func (d Deps) Checks() []api.Check {
 }
 
 func (d Deps) claims() *hotpath.ClaimCheck { return &hotpath.ClaimCheck{Store: d.Blobs} }
-
-// tenancy is d.Tenancy giving each tenant the egress policy a platform
-// admin set, as the platform account's KV bucket holds it
-// (hotpath.EgressBucket); without one, tenants get the default policy.
-// A Tenancy that is not a *tenancy.Platform, or whose Egress is set, is
-// used as it is.
-func (d Deps) tenancy() sdk.Tenancy {
-	platform, ok := d.Tenancy.(*tenancy.Platform)
-	switch {
-	case d.JS == nil || (d.Tenancy != nil && (!ok || platform.Egress != nil)):
-		return d.Tenancy
-	case d.Tenancy == nil:
-		platform = &tenancy.Platform{}
-	default:
-		copied := *platform
-		platform = &copied
-	}
-	platform.Egress = (&hotpath.EgressPolicies{JS: d.JS}).Policy
-	return platform
-}
 
 func (d Deps) accounts() hotpath.Accounts {
 	if d.Accounts != nil {
@@ -150,8 +139,16 @@ func StartWorker(ctx context.Context, d Deps) (*Role, error) {
 	w.RegisterWorkflow(workflows.TenantProvision)
 	w.RegisterWorkflow(workflows.TenantDecommission)
 	w.RegisterWorkflow(workflows.TenantLimits)
+	secrets := d.Secrets
+	if secrets == nil {
+		// Decommissioning removes a tenant's secrets; it needs no key.
+		if secrets, err = tenancy.OpenSecretsKV(ctx, d.JS, nil); err != nil {
+			return nil, err
+		}
+	}
 	w.RegisterActivity(&activities.Tenants{
 		Store: store.New(d.DB), NATS: d.NATSAdmin, Accounts: d.accounts(), Blobs: d.Blobs, State: state, Temporal: d.Temporal,
+		Secrets: secrets,
 	})
 	if err := w.Start(); err != nil {
 		return nil, fmt.Errorf("start control-plane worker: %w", err)
@@ -169,7 +166,7 @@ func StartRunner(d Deps, name string) *Role {
 	done := make(chan struct{})
 	failed := make(chan error, 1)
 	runner := &hotpath.Runner{
-		JS: d.JS, Accounts: d.accounts(), Catalog: connectors.Catalog(), Tenancy: d.tenancy(), Claims: d.claims(), Metrics: hotpath.NewMetrics(d.Registry),
+		JS: d.JS, Accounts: d.accounts(), Catalog: connectors.Catalog(), Tenancy: d.Tenancy, Claims: d.claims(), Metrics: hotpath.NewMetrics(d.Registry),
 		FileRoot: d.FileRoot, Name: name, Logger: d.Logger,
 	}
 	go func() {
@@ -203,6 +200,7 @@ func NewAPI(ctx context.Context, d Deps, version string, webhookTenantRate float
 	}
 	opts := api.Options{Version: version, Checks: d.Checks(), Gatherer: d.Registry, Logger: d.Logger, AdminKeyHash: d.AdminKeyHash,
 		Temporal: d.Temporal, State: state, Accounts: d.accounts(), Claims: d.claims(), Profiling: d.Profiling,
+		TenantEnvAllowed: d.TenantEnvAllowed, SecretKeys: d.SecretKeys, SecretMirror: d.Secrets,
 		KeyRate: api.DefaultKeyRate, KeyBurst: api.DefaultKeyBurst, TenantRate: api.DefaultTenantRate, TenantBurst: api.DefaultTenantBurst}
 	if d.DB != nil {
 		st := store.New(d.DB)
@@ -211,7 +209,7 @@ func NewAPI(ctx context.Context, d Deps, version string, webhookTenantRate float
 	srv := api.New(opts)
 	srv.RegisterWebhooks(&api.Webhooks{
 		Pipelines: cache, Publisher: &hotpath.Publisher{Accounts: d.accounts(), Claims: d.claims()}, TenantRate: webhookTenantRate,
-		Tenancy: d.tenancy(), Logger: d.Logger,
+		Tenancy: d.Tenancy, Logger: d.Logger,
 	})
 	return srv, &Role{Stop: func(context.Context) error { cache.Stop(); return nil }}, nil
 }
