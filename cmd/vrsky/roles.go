@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vrsky/vrsky/api"
+	"github.com/vrsky/vrsky/hotpath"
 	"github.com/vrsky/vrsky/internal/devstack"
 	"github.com/vrsky/vrsky/internal/logging"
 	"github.com/vrsky/vrsky/internal/roles"
@@ -35,6 +36,11 @@ func runRole(ctx context.Context, role string, args []string, stderr io.Writer) 
 	if err != nil {
 		return fmt.Errorf("%w: VRSKY_WEBHOOK_TENANT_RATE: %v", errUsage, err)
 	}
+	keyTTL, err := time.ParseDuration(cmp.Or(os.Getenv("VRSKY_WEBHOOK_KEY_TTL"), hotpath.DefaultIdempotencyTTL.String()))
+	if err != nil {
+		return fmt.Errorf("%w: VRSKY_WEBHOOK_KEY_TTL: %v", errUsage, err)
+	}
+	fs.DurationVar(&keyTTL, "webhook-key-ttl", keyTTL, "api only: how long a webhook's Idempotency-Key or delivery ID is remembered with its body's digest; at least 24h [VRSKY_WEBHOOK_KEY_TTL]")
 	fs.Float64Var(&webhookRate, "webhook-tenant-rate", webhookRate, fmt.Sprintf("api only: webhook requests per second per tenant; 0 = default (%d, bursts of %d), -1 = unlimited [VRSKY_WEBHOOK_TENANT_RATE]",
 		api.DefaultWebhookTenantRate, api.DefaultWebhookTenantBurst))
 	logLevel := fs.String("log-level", cmp.Or(os.Getenv("VRSKY_LOG_LEVEL"), "info"), "debug, info, warn or error [VRSKY_LOG_LEVEL]")
@@ -45,6 +51,9 @@ func runRole(ctx context.Context, role string, args []string, stderr io.Writer) 
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	}
+	if keyTTL < hotpath.DefaultIdempotencyTTL {
+		return fmt.Errorf("%w: --webhook-key-ttl %s: at least %s, so that a sender's retries and redeliveries stay one message", errUsage, keyTTL, hotpath.DefaultIdempotencyTTL)
 	}
 	var cfg roles.Config
 	if *devDir != "" {
@@ -80,7 +89,7 @@ func runRole(ctx context.Context, role string, args []string, stderr io.Writer) 
 		}
 		started = append(started, adminRole)
 		admin = bound
-		deps.AdminElsewhere = true
+		deps.AdminElsewhere, deps.WebhookKeyTTL = true, keyTTL
 		srv, ingress, err := roles.NewAPI(ctx, deps, version, webhookRate)
 		if err != nil {
 			return err

@@ -117,3 +117,10 @@ func TestRoleDevAttachesOnlyToARunningStack(t *testing.T) {
 	require.ErrorContains(t, err, `unexpected argument "extra"`)
 	require.True(t, errorsIsUsage(err))
 }
+
+func TestAPIRoleRefusesAShortWebhookKeyTTL(t *testing.T) {
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), []string{"api", "--webhook-key-ttl", "2m"}, &out, &errOut)
+	require.ErrorContains(t, err, "at least 24h0m0s")
+	require.True(t, errorsIsUsage(err))
+}

@@ -66,7 +66,10 @@ type Deps struct {
 	// API's listener: the production api role serves them on its admin
 	// listener (HealthHandler). vrsky dev leaves it unset: one port.
 	AdminElsewhere bool
-	Logger         *slog.Logger
+	// WebhookKeyTTL is how long the webhook ingress remembers a message ID
+	// and its body's digest; 0 means hotpath.DefaultIdempotencyTTL (24 h).
+	WebhookKeyTTL time.Duration
+	Logger        *slog.Logger
 }
 
 // Checks returns a readiness probe for each connection that is set.
@@ -195,7 +198,7 @@ func NewAPI(ctx context.Context, d Deps, version string, webhookTenantRate float
 	srv := api.New(opts)
 	hooks := &api.Webhooks{
 		Pipelines: cache, Publisher: &hotpath.Publisher{Accounts: d.accounts(), Claims: d.claims()},
-		Idempotency: &hotpath.Idempotency{Accounts: d.accounts()},
+		Idempotency: &hotpath.Idempotency{Accounts: d.accounts(), TTL: d.WebhookKeyTTL},
 		Tenancy:     d.Tenancy, Logger: d.Logger,
 	}
 	switch {
