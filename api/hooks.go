@@ -468,7 +468,11 @@ func (h *Webhooks) readBody(r *http.Request, limit int64) (body []byte, held int
 			if int64(len(buf)) > limit {
 				return nil, held, errBodyTooLarge
 			}
-			if buf, err = grow(buf, min(2*int64(cap(buf)), limit+1)); err != nil {
+			size := min(2*int64(cap(buf)), limit+1)
+			if declared >= 0 {
+				size = min(size, declared) // net/http holds the body to it
+			}
+			if buf, err = grow(buf, size); err != nil {
 				return nil, held, err
 			}
 		}
