@@ -237,7 +237,7 @@ func (h *Webhooks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	in := hook.ingress
-	if in.CheckToken(r.URL.Query(), r.Header) != nil {
+	if in.CheckToken(r) != nil {
 		unauthenticated()
 		return
 	}

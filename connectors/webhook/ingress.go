@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/url"
 	"slices"
 
 	"github.com/vrsky/vrsky/connectors/sdk"
@@ -85,16 +84,16 @@ func Build(ctx context.Context, env sdk.Env, raw json.RawMessage) (*Ingress, err
 // sender: a signature or a URL token.
 func (in *Ingress) Authenticated() bool { return in.Verifier != nil || in.token != nil }
 
-// CheckToken returns nil when no token is configured or the request carries
-// it (in the query or the header), and an error wrapping ErrToken
-// otherwise. It compares in constant time.
-func (in *Ingress) CheckToken(query url.Values, h http.Header) error {
+// CheckToken returns nil when no token is configured or r carries it (in
+// the query or the header), and an error wrapping ErrToken otherwise. It
+// compares in constant time.
+func (in *Ingress) CheckToken(r *http.Request) error {
 	if in.token == nil {
 		return nil
 	}
-	got := query.Get(TokenQuery)
+	got := r.URL.Query().Get(TokenQuery)
 	if got == "" {
-		got = h.Get(TokenHeader)
+		got = r.Header.Get(TokenHeader)
 	}
 	sum := sha256.Sum256([]byte(got))
 	if got == "" || subtle.ConstantTimeCompare(sum[:], in.token[:]) != 1 {

@@ -3,13 +3,21 @@ package webhook_test
 import (
 	"encoding/json"
 	"net/http"
-	"net/url"
+	"net/http/httptest"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/vrsky/vrsky/connectors/webhook"
 )
+
+func request(target string, h http.Header) *http.Request {
+	r := httptest.NewRequest(http.MethodPost, target, nil)
+	for k, v := range h {
+		r.Header[k] = v
+	}
+	return r
+}
 
 func build(t *testing.T, cfg string) *webhook.Ingress {
 	t.Helper()
@@ -53,14 +61,14 @@ func TestIngressChecksTheURLToken(t *testing.T) {
 	t.Parallel()
 	open := build(t, `{}`)
 	require.False(t, open.Authenticated())
-	require.NoError(t, open.CheckToken(url.Values{}, http.Header{}))
+	require.NoError(t, open.CheckToken(request("/", nil)))
 
 	in := build(t, `{"token":{"secret":"url-token"}}`)
 	require.True(t, in.Authenticated())
-	require.NoError(t, in.CheckToken(url.Values{"token": {"0123456789abcdef-token"}}, http.Header{}))
-	require.NoError(t, in.CheckToken(url.Values{}, http.Header{"X-Webhook-Token": {"0123456789abcdef-token"}}))
-	for name, q := range map[string]url.Values{"none": {}, "wrong": {"token": {"0123456789abcdef-tokeN"}}, "empty": {"token": {""}}} {
-		err := in.CheckToken(q, http.Header{})
+	require.NoError(t, in.CheckToken(request("/?token=0123456789abcdef-token", nil)))
+	require.NoError(t, in.CheckToken(request("/", http.Header{"X-Webhook-Token": {"0123456789abcdef-token"}})))
+	for name, target := range map[string]string{"none": "/", "wrong": "/?token=0123456789abcdef-tokeN", "empty": "/?token="} {
+		err := in.CheckToken(request(target, nil))
 		require.ErrorIs(t, err, webhook.ErrToken, name)
 		require.NotContains(t, err.Error(), "0123456789abcdef", name)
 	}
