@@ -76,6 +76,11 @@ type Options struct {
 	// Profiling serves Go's profiles at /debug/pprof/ (for vrsky dev and
 	// benchmarks; never on a public listener).
 	Profiling bool
+	// Public leaves out what belongs on an admin listener (AdminHandler):
+	// /metrics, /debug/pprof and the dependencies' details of /readyz,
+	// which then answers only ready or not. The production api role sets
+	// it; vrsky dev serves everything on one port.
+	Public bool
 }
 
 // egress is where the runners' copy of egress policies is written.
@@ -117,15 +122,21 @@ func New(opts Options) *Server {
 	if gatherer == nil {
 		gatherer = prometheus.DefaultGatherer
 	}
-	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
-	if opts.Profiling {
+	if !opts.Public {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	}
+	if opts.Profiling && !opts.Public {
 		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	}
 
 	s := &Server{mux: mux, api: humaAPI, log: log}
-	RegisterHealth(humaAPI, opts.Checks)
+	if opts.Public {
+		registerHealth(humaAPI, opts.Checks, false)
+	} else {
+		RegisterHealth(humaAPI, opts.Checks)
+	}
 	if opts.Store != nil {
 		RegisterTenants(humaAPI, opts.Store, opts.Temporal, opts.Accounts, log)
 		RegisterTenantPatch(humaAPI, opts.Store, opts.Temporal, opts.egress(), log)

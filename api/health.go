@@ -39,12 +39,17 @@ type ReadyOutput struct {
 	Status int
 	Body   struct {
 		Status       string                     `json:"status" enum:"ready,not_ready"`
-		Dependencies map[string]DependencyState `json:"dependencies"`
+		Dependencies map[string]DependencyState `json:"dependencies,omitempty" doc:"Each dependency's state; left out on a public listener whose admin listener has them."`
 	}
 }
 
 // RegisterHealth adds GET /healthz and GET /readyz.
-func RegisterHealth(api huma.API, checks []Check) {
+func RegisterHealth(api huma.API, checks []Check) { registerHealth(api, checks, true) }
+
+// registerHealth adds GET /healthz and GET /readyz; without details,
+// /readyz says only whether every dependency is up, not which or why (the
+// errors may name internal hosts).
+func registerHealth(api huma.API, checks []Check, details bool) {
 	huma.Register(api, huma.Operation{
 		OperationID: "get-health",
 		Method:      http.MethodGet,
@@ -72,7 +77,9 @@ func RegisterHealth(api huma.API, checks []Check) {
 		states := probeAll(ctx, checks)
 		out := &ReadyOutput{Status: http.StatusOK}
 		out.Body.Status = "ready"
-		out.Body.Dependencies = states
+		if details {
+			out.Body.Dependencies = states
+		}
 		for _, st := range states {
 			if st.Status != "up" {
 				out.Status = http.StatusServiceUnavailable

@@ -92,3 +92,31 @@ func TestHealthzMetricsAndOpenAPI(t *testing.T) {
 	code, _ = get(t, srv.Handler(), "/nope")
 	require.Equal(t, 404, code)
 }
+
+// TestPublicListenerKeepsAdminDetailsOff: on a public listener /metrics and
+// pprof are absent and /readyz says only ready or not; /healthz stays for
+// probes.
+func TestPublicListenerKeepsAdminDetailsOff(t *testing.T) {
+	down := func(context.Context) error { return errors.New("dial tcp 10.0.3.7:5432: connection refused") }
+	srv := New(Options{Checks: []Check{{"postgres", down}}, Gatherer: prometheus.NewRegistry(), Public: true, Profiling: true})
+	code, body := get(t, srv.Handler(), "/readyz")
+	require.Equal(t, http.StatusServiceUnavailable, code)
+	var got map[string]any
+	require.NoError(t, json.Unmarshal(body, &got))
+	delete(got, "$schema")
+	require.Equal(t, map[string]any{"status": "not_ready"}, got, "no dependency named")
+	require.NotContains(t, string(body), "10.0.3.7")
+	code, _ = get(t, srv.Handler(), "/healthz")
+	require.Equal(t, http.StatusOK, code)
+	for _, path := range []string{"/metrics", "/debug/pprof/"} {
+		code, _ = get(t, srv.Handler(), path)
+		require.Equal(t, http.StatusNotFound, code, path)
+	}
+
+	admin := New(Options{Checks: []Check{{"postgres", down}}, Gatherer: prometheus.NewRegistry()})
+	code, body = get(t, admin.Handler(), "/readyz")
+	require.Equal(t, http.StatusServiceUnavailable, code)
+	require.Contains(t, string(body), "10.0.3.7", "the admin listener has the details")
+	code, _ = get(t, admin.Handler(), "/metrics")
+	require.Equal(t, http.StatusOK, code)
+}

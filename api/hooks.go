@@ -4,16 +4,20 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"os"
 	"reflect"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -39,6 +43,26 @@ const (
 	// been added meanwhile).
 	rebuildAfter       = 10 * time.Second
 	configBuildTimeout = 5 * time.Second
+
+	// DefaultWebhookTenantRate and DefaultWebhookTenantBurst bound each
+	// tenant's webhook requests in the production api role until tenants
+	// have quotas of their own.
+	DefaultWebhookTenantRate  = 2000
+	DefaultWebhookTenantBurst = 4000
+	// DefaultMaxInFlightBytes bounds the body bytes all webhook requests
+	// together hold in memory at once; past it requests answer 503.
+	DefaultMaxInFlightBytes = 256 << 20
+	// DefaultBodyTimeout is how long a request may take to send its body.
+	DefaultBodyTimeout = 30 * time.Second
+	// DefaultJunkRate and DefaultJunkBurst bound, per client address, the
+	// requests refused as unknown (404) or unauthenticated (401).
+	DefaultJunkRate  = 5
+	DefaultJunkBurst = 20
+	// firstBodyChunk is the first buffer of a body of unknown or large
+	// declared length; it doubles as bytes arrive.
+	firstBodyChunk = 32 << 10
+	// busyRetryAfter is the Retry-After of a 503 over the byte budget.
+	busyRetryAfter = time.Second
 )
 
 // Pipelines finds the desired state of a pipeline.
@@ -57,9 +81,28 @@ type Webhooks struct {
 	Pipelines Pipelines
 	Publisher Publisher
 	// TenantRate and TenantBurst bound each tenant's webhook requests per
-	// second; zero means unlimited.
+	// second; zero means unlimited. Requests refused as unauthenticated
+	// give their token back.
 	TenantRate  float64
 	TenantBurst int
+	// JunkRate and JunkBurst bound, per client address, the requests
+	// refused as unknown (404) or unauthenticated (401); an address past
+	// them gets 429 for everything until its bucket refills, before any
+	// tenant's rate is touched. Zero means DefaultJunkRate and
+	// DefaultJunkBurst; a negative rate means unlimited.
+	JunkRate  float64
+	JunkBurst int
+	// MaxInFlightBytes bounds the body bytes held by all requests at once
+	// (0: DefaultMaxInFlightBytes); a request that would pass it answers
+	// 503 with Retry-After.
+	MaxInFlightBytes int64
+	// BodyTimeout is how long a request may take to send its body (0:
+	// DefaultBodyTimeout); a slower one answers 408.
+	BodyTimeout time.Duration
+	// Idempotency remembers each stored message ID with its body's digest
+	// beyond JetStream's 2-minute duplicate window; nil remembers nothing
+	// more than that window.
+	Idempotency *hotpath.Idempotency
 	// Tenancy completes the webhook connector's Env with its tenant's
 	// secrets and allowed environment variables; nil resolves none.
 	Tenancy sdk.Tenancy
@@ -68,18 +111,21 @@ type Webhooks struct {
 
 	limitsOnce sync.Once
 	limits     *limiters // per tenant, from TenantRate and TenantBurst
-	configs    sync.Map  // pipeline key → *hookConfig
+	junk       *limiters // per client address, from JunkRate and JunkBurst
+	inFlight   atomic.Int64
+	configs    sync.Map // pipeline key → *hookConfig
+	nextForget atomic.Int64
 }
 
 // hookConfig is an integration's http-webhook config, built once per
 // desired-state version so its secret is resolved once, not per request.
 type hookConfig struct {
-	version  int
-	raw      json.RawMessage
-	verifier webhook.Verifier // nil: requests are not signed
-	maxBytes int64            // 0: the integration's limit applies
-	err      error
-	builtAt  time.Time
+	p       hotpath.Pipeline
+	version int
+	raw     json.RawMessage
+	ingress *webhook.Ingress
+	err     error
+	builtAt time.Time
 }
 
 // HookAccepted is the 202 answer.
@@ -104,11 +150,16 @@ func (s *Server) RegisterWebhooks(h *Webhooks) {
 		Path:        "/v1/hooks/{tenantId}/{integrationId}",
 		Summary:     "Send a message to an integration",
 		Description: "Stores the body as one message of the integration and answers 202 with its ID once it is durable. " +
-			"An Idempotency-Key header becomes the message ID: sending the same key twice stores one message. " +
+			"The message ID is the Idempotency-Key header, else the sender's delivery ID (X-GitHub-Delivery, Standard Webhooks' webhook-id, " +
+			"a Slack event's event_id), else a random one: a retried or replayed delivery stores one message. " +
+			"IDs are remembered with their body's digest for 24 hours: the same ID with another body answers 409 and stores nothing. " +
 			"With Content-Type application/x-ndjson each non-empty line is one message (at most 1,000), all stored before the 202; " +
 			"record i gets the ID <id>-<i>, so a repeated batch with the same key stores nothing twice. " +
-			"401 when the integration requires a signature (GitHub, Slack, Standard Webhooks or HMAC) and it does not verify, " +
-			"413 over the integration's body limit, 429 when the tenant is over its rate, 503 when the message store is unavailable (retry).",
+			"Events the integration does not store (GitHub's ping by default; see the http-webhook config's events and ignore) answer 200 {\"ignored\": true}. " +
+			"401 when the integration requires a signature (GitHub, Slack, Standard Webhooks or HMAC) or a URL token (?token=… or X-Webhook-Token) and it does not verify, " +
+			"408 when the body is not sent within 30 s, 413 over the integration's body limit, " +
+			"429 when the tenant is over its rate or the client's address sent too many refused requests, " +
+			"503 when the message store is unavailable or the ingress holds too many bodies at once (retry).",
 		Tags: []string{"Webhooks"},
 		Parameters: []*huma.Param{
 			{Name: "tenantId", In: "path", Required: true, Schema: &huma.Schema{Type: "string"}},
@@ -122,13 +173,18 @@ func (s *Server) RegisterWebhooks(h *Webhooks) {
 			"202": {Description: "Stored.", Content: map[string]*huma.MediaType{
 				"application/json": {Schema: registry.Schema(reflect.TypeOf(HookAccepted{}), true, "HookAccepted")},
 			}},
+			"200": {Description: "An event type the integration does not store; nothing was stored.", Content: map[string]*huma.MediaType{
+				"application/json": {Schema: registry.Schema(reflect.TypeOf(HookIgnored{}), true, "HookIgnored")},
+			}},
 			"400": {Description: "Bad Idempotency-Key, or an NDJSON batch with no record or over 1,000."},
-			"401": {Description: "The integration requires a signature and the request's is missing or invalid; nothing was stored."},
+			"401": {Description: "The integration requires a signature or a URL token and the request's is missing or invalid; nothing was stored."},
 			"404": {Description: "No such integration, or it does not take webhooks."},
+			"408": {Description: "The body did not arrive in time; nothing was stored."},
+			"409": {Description: "The ID (Idempotency-Key or delivery ID) was already used with a different body; nothing was stored."},
 			"413": {Description: "Body over the integration's limit."},
-			"429": {Description: "Tenant over its rate; see Retry-After."},
+			"429": {Description: "Tenant over its rate, or too many refused requests from the client's address; see Retry-After."},
 			"500": {Description: "The integration's webhook configuration cannot be used; nothing was stored."},
-			"503": {Description: "Message store unavailable; nothing was stored. See Retry-After."},
+			"503": {Description: "Message store unavailable, or the ingress is holding too many bodies; nothing was stored. See Retry-After."},
 		},
 	})
 }
@@ -136,24 +192,42 @@ func (s *Server) RegisterWebhooks(h *Webhooks) {
 func ptr[T any](v T) *T { return &v }
 
 func (h *Webhooks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.limitsOnce.Do(h.initLimits)
+	now := time.Now()
+	client := clientAddr(r)
+	// An address that keeps sending junk is refused before anything else,
+	// so it can neither probe names nor spend a tenant's rate.
+	if empty, wait := h.junk.empty(client, now); empty {
+		writeProblem(w, http.StatusTooManyRequests, "too many refused requests from this address", wait)
+		return
+	}
+	h.forget(now)
 	p := hotpath.Pipeline{Tenant: r.PathValue("tenantId"), Integration: r.PathValue("integrationId")}
 	// Unknown, malformed and other tenants' names all get the same 404.
 	if p.Validate() != nil {
-		writeProblem(w, http.StatusNotFound, "no such integration", 0)
+		h.refuse(w, client, now, http.StatusNotFound, "no such integration")
 		return
 	}
 	desired, ok := h.Pipelines.Lookup(p)
 	if !ok || desired.Spec.Consumer.Connector != hotpath.WebhookConnector {
-		writeProblem(w, http.StatusNotFound, "no such integration", 0)
+		h.configs.Delete(p.Key())
+		h.refuse(w, client, now, http.StatusNotFound, "no such integration")
 		return
 	}
-	h.limitsOnce.Do(func() { h.limits = newLimiters(h.TenantRate, h.TenantBurst) })
-	if ok, wait := h.limits.allow(p.Tenant); !ok {
+	token, wait := h.limits.reserve(p.Tenant, now)
+	if wait > 0 {
 		writeProblem(w, http.StatusTooManyRequests, "tenant is over its webhook rate", wait)
 		return
 	}
-	id := r.Header.Get("Idempotency-Key")
-	if id != "" && !validIdempotencyKey(id) {
+	// unauthenticated gives the tenant's token back: junk does not spend it.
+	unauthenticated := func() {
+		if token != nil {
+			token.CancelAt(now)
+		}
+		h.refuse(w, client, now, http.StatusUnauthorized, "invalid or missing signature")
+	}
+	key := r.Header.Get("Idempotency-Key")
+	if key != "" && !validIdempotencyKey(key) {
 		writeProblem(w, http.StatusBadRequest, "Idempotency-Key must be 1-200 printable ASCII characters", 0)
 		return
 	}
@@ -162,7 +236,12 @@ func (h *Webhooks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, http.StatusInternalServerError, "the integration's webhook configuration cannot be used; nothing was stored", 0)
 		return
 	}
-	limit := hook.maxBytes
+	in := hook.ingress
+	if in.CheckToken(r) != nil {
+		unauthenticated()
+		return
+	}
+	limit := in.MaxBytes
 	if limit <= 0 {
 		limit = desired.WebhookMaxBytes
 	}
@@ -173,22 +252,41 @@ func (h *Webhooks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, http.StatusRequestEntityTooLarge, "body is over the integration's limit", 0)
 		return
 	}
-	body, err := readBody(w, r, limit)
-	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			writeProblem(w, http.StatusRequestEntityTooLarge, "body is over the integration's limit", 0)
-			return
-		}
+	// The body must arrive within BodyTimeout, whatever its declared length.
+	_ = http.NewResponseController(w).SetReadDeadline(now.Add(h.bodyTimeout()))
+	body, held, err := h.readBody(r, limit)
+	defer h.inFlight.Add(-held)
+	switch {
+	case errors.Is(err, errBodyTooLarge):
+		writeProblem(w, http.StatusRequestEntityTooLarge, "body is over the integration's limit", 0)
+		return
+	case errors.Is(err, errBusy):
+		writeProblem(w, http.StatusServiceUnavailable, "the ingress is holding too many bodies; nothing was stored, retry later", busyRetryAfter)
+		return
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		writeProblem(w, http.StatusRequestTimeout, "the body did not arrive in time; nothing was stored", 0)
+		return
+	case err != nil:
 		writeProblem(w, http.StatusBadRequest, "could not read the body", 0)
 		return
 	}
-	if hook.verifier != nil {
-		if err := hook.verifier.Verify(r.Header, body, time.Now()); err != nil {
-			writeProblem(w, http.StatusUnauthorized, "invalid or missing signature", 0)
+	if in.Verifier != nil {
+		if err := in.Verifier.Verify(r.Header, body, time.Now()); err != nil {
+			unauthenticated()
 			return
 		}
 	}
+	if event, skip := in.Skip(r.Header); skip {
+		writeIgnored(w, event)
+		return
+	}
+	id := key
+	if id == "" {
+		if d := in.DeliveryID(r.Header, body); validIdempotencyKey(d) {
+			id = d
+		}
+	}
+	remember := id != "" && h.Idempotency != nil
 	if id == "" {
 		id = newMessageID()
 	}
@@ -208,13 +306,87 @@ func (h *Webhooks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), publishTimeout)
 	defer cancel()
+	var digest hotpath.Digest
+	if remember {
+		digest = sha256.Sum256(body)
+		seen, err := h.Idempotency.Seen(ctx, p, id, digest)
+		if errors.Is(err, hotpath.ErrKeyReused) {
+			writeProblem(w, http.StatusConflict, "this Idempotency-Key or delivery ID was already used with a different body; nothing was stored", 0)
+			return
+		}
+		if err != nil {
+			writeProblem(w, http.StatusServiceUnavailable, "the message could not be stored; nothing was accepted, retry later", 2*time.Second)
+			return
+		}
+		if seen {
+			writeAccepted(w, answer)
+			return
+		}
+	}
 	if err := h.Publisher.Publish(ctx, p, msgs); err != nil {
 		writeProblem(w, http.StatusServiceUnavailable, "the message could not be stored; nothing was accepted, retry later", 2*time.Second)
 		return
 	}
+	if remember {
+		// Stored already: only a race with another body under the same ID
+		// changes the answer (JetStream kept the other one).
+		if err := h.Idempotency.Remember(ctx, p, id, digest); errors.Is(err, hotpath.ErrKeyReused) {
+			writeProblem(w, http.StatusConflict, "this Idempotency-Key or delivery ID was already used with a different body; nothing was stored", 0)
+			return
+		} else if err != nil && h.Logger != nil {
+			h.Logger.Warn("webhook idempotency key not remembered; JetStream's duplicate window still applies",
+				"pipeline", p.String(), "msg_id", id, "error", err)
+		}
+	}
+	writeAccepted(w, answer)
+}
+
+func (h *Webhooks) initLimits() {
+	h.limits = newLimiters(h.TenantRate, h.TenantBurst)
+	junkRate, junkBurst := h.JunkRate, h.JunkBurst
+	if junkRate == 0 {
+		junkRate = DefaultJunkRate
+		if junkBurst == 0 {
+			junkBurst = DefaultJunkBurst
+		}
+	}
+	h.junk = newLimiters(junkRate, junkBurst)
+}
+
+// refuse answers a request that came from no legitimate sender (an
+// unknown name, a bad signature or token) and charges its address.
+func (h *Webhooks) refuse(w http.ResponseWriter, client string, now time.Time, status int, detail string) {
+	h.junk.take(client, now)
+	writeProblem(w, status, detail, 0)
+}
+
+// clientAddr is the request's peer address without its port. Proxies'
+// forwarding headers are not trusted: behind a proxy, all clients share its
+// address.
+func clientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func writeAccepted(w http.ResponseWriter, answer HookAccepted) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusAccepted)
 	_, _ = w.Write(answer.appendJSON(make([]byte, 0, 32+len(answer.ID))))
+}
+
+// HookIgnored is the 200 answer to an event the integration does not store.
+type HookIgnored struct {
+	Ignored bool   `json:"ignored" doc:"Always true: the request was authenticated and answered, and nothing was stored."`
+	Event   string `json:"event" doc:"The request's event type (X-GitHub-Event by default); empty when it had none."`
+}
+
+func writeIgnored(w http.ResponseWriter, event string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_ = json.NewEncoder(w).Encode(HookIgnored{Ignored: true, Event: event})
 }
 
 // appendJSON appends what json.NewEncoder(w).Encode(a) writes, without
@@ -240,18 +412,82 @@ func (a HookAccepted) appendJSON(b []byte) []byte {
 	return append(b, "}\n"...)
 }
 
-// readBody reads the request's whole body, at most limit bytes. A declared
-// length (net/http holds the body to it) sizes the buffer once.
-func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
-	body := http.MaxBytesReader(w, r.Body, limit)
-	if n := r.ContentLength; n > 0 && n <= limit {
-		buf := make([]byte, n)
-		if _, err := io.ReadFull(body, buf); err != nil {
-			return nil, err
-		}
-		return buf, nil
+// Errors of readBody.
+var (
+	errBodyTooLarge = errors.New("body over the limit")
+	errBusy         = errors.New("in-flight body budget spent")
+)
+
+func (h *Webhooks) bodyTimeout() time.Duration {
+	if h.BodyTimeout > 0 {
+		return h.BodyTimeout
 	}
-	return io.ReadAll(body)
+	return DefaultBodyTimeout
+}
+
+func (h *Webhooks) maxInFlight() int64 {
+	if h.MaxInFlightBytes > 0 {
+		return h.MaxInFlightBytes
+	}
+	return DefaultMaxInFlightBytes
+}
+
+// readBody reads the request's whole body, at most limit bytes, into a
+// buffer that grows as bytes arrive: a declared length is a hint for small
+// bodies only, never an allocation. Every byte of buffer is charged to the
+// in-flight budget before it is allocated; held is what was charged, to be
+// given back (h.inFlight.Add(-held)) once the body is no longer needed, also
+// on error.
+func (h *Webhooks) readBody(r *http.Request, limit int64) (body []byte, held int64, err error) {
+	budget := h.maxInFlight()
+	grow := func(buf []byte, size int64) ([]byte, error) {
+		extra := size - int64(cap(buf))
+		if h.inFlight.Add(extra) > budget {
+			h.inFlight.Add(-extra)
+			return buf, errBusy
+		}
+		held += extra
+		next := make([]byte, len(buf), size)
+		copy(next, buf)
+		return next, nil
+	}
+	declared := r.ContentLength
+	first := int64(firstBodyChunk)
+	if declared >= 0 && declared < first {
+		first = declared // net/http never gives more than the declared length
+	}
+	buf, err := grow(nil, min(first, limit+1))
+	if err != nil {
+		return nil, held, err
+	}
+	for {
+		if len(buf) == cap(buf) {
+			if declared >= 0 && int64(len(buf)) == declared {
+				return buf, held, nil
+			}
+			if int64(len(buf)) > limit {
+				return nil, held, errBodyTooLarge
+			}
+			size := min(2*int64(cap(buf)), limit+1)
+			if declared >= 0 {
+				size = min(size, declared) // net/http holds the body to it
+			}
+			if buf, err = grow(buf, size); err != nil {
+				return nil, held, err
+			}
+		}
+		n, err := r.Body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if int64(len(buf)) > limit {
+			return nil, held, errBodyTooLarge
+		}
+		if errors.Is(err, io.EOF) {
+			return buf, held, nil
+		}
+		if err != nil {
+			return nil, held, err
+		}
+	}
 }
 
 // mediaType is a Content-Type without its parameters, in lower case.
@@ -298,12 +534,12 @@ func (h *Webhooks) config(ctx context.Context, p hotpath.Pipeline, d hotpath.Des
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), configBuildTimeout)
 	defer cancel()
 	env := sdk.Env{Tenant: p.Tenant, Integration: p.Integration, Name: "consumer"}
-	c := &hookConfig{version: d.Version, raw: d.Spec.Consumer.Config, builtAt: time.Now()}
+	c := &hookConfig{p: p, version: d.Version, raw: d.Spec.Consumer.Config, builtAt: time.Now()}
 	if h.Tenancy != nil {
 		c.err = h.Tenancy.Complete(ctx, &env)
 	}
 	if c.err == nil {
-		c.verifier, c.maxBytes, c.err = webhook.NewVerifier(ctx, env, d.Spec.Consumer.Config)
+		c.ingress, c.err = webhook.Build(ctx, env, d.Spec.Consumer.Config)
 	}
 	if c.err != nil && h.Logger != nil {
 		// The error names the secret's reference, never its value.
@@ -311,6 +547,23 @@ func (h *Webhooks) config(ctx context.Context, p hotpath.Pipeline, d hotpath.Des
 	}
 	h.configs.Store(key, c)
 	return c
+}
+
+// forget drops, at most once per sweepEvery, the built configs of
+// integrations that were deleted or no longer take webhooks, so their
+// resolved secrets do not stay in memory.
+func (h *Webhooks) forget(now time.Time) {
+	next := h.nextForget.Load()
+	if now.UnixNano() < next || !h.nextForget.CompareAndSwap(next, now.Add(sweepEvery).UnixNano()) {
+		return
+	}
+	h.configs.Range(func(k, v any) bool {
+		c := v.(*hookConfig)
+		if d, ok := h.Pipelines.Lookup(c.p); !ok || d.Spec.Consumer.Connector != hotpath.WebhookConnector {
+			h.configs.CompareAndDelete(k, v)
+		}
+		return true
+	})
 }
 
 func validIdempotencyKey(k string) bool {
@@ -327,7 +580,9 @@ func validIdempotencyKey(k string) bool {
 
 // forwardedHeaders keeps the request headers a pipeline may route on
 // (X-… headers such as X-GitHub-Event, and User-Agent), bounded in number
-// and size. Credentials (Authorization, Cookie) are never kept.
+// and size. Credentials (Authorization, Cookie, X-Api-Key, signature and
+// token headers…) are never kept: a stored message is shown by the DLQ
+// API.
 func forwardedHeaders(h http.Header) map[string]string {
 	var out map[string]string
 	for k, v := range h {
@@ -347,9 +602,43 @@ func forwardedHeaders(h http.Header) map[string]string {
 }
 
 // forwarded reports whether header k is kept with the message: X-… and
-// User-Agent, in any case. net/http admits only ASCII header names.
+// User-Agent, in any case, except credentials. net/http admits only ASCII
+// header names.
 func forwarded(k string) bool {
-	return len(k) >= 2 && (k[0] == 'x' || k[0] == 'X') && k[1] == '-' || strings.EqualFold(k, "User-Agent")
+	if strings.EqualFold(k, "User-Agent") {
+		return true
+	}
+	return len(k) >= 2 && (k[0] == 'x' || k[0] == 'X') && k[1] == '-' && !credential(k)
+}
+
+// credentialWords mark a header that carries a credential or a proof of
+// one: API keys and tokens, signatures (which verify only with the
+// secret, and let whoever reads the dead letter replay the request),
+// session and auth headers. Matched in lower case anywhere in the name.
+var credentialWords = [...]string{"auth", "token", "secret", "signature", "password", "passwd", "cookie", "session", "api-key", "apikey", "credential", "csrf", "xsrf"}
+
+// credential reports whether header k is one never stored: any name
+// holding a credential word (X-Api-Key, X-Hub-Signature-256,
+// X-Slack-Signature, X-Auth-Token, X-Webhook-Token, X-Amz-Security-Token…).
+func credential(k string) bool {
+	var lower [128]byte
+	if len(k) > len(lower) {
+		return true // no legitimate routing header is that long
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		lower[i] = c
+	}
+	name := string(lower[:len(k)])
+	for _, w := range credentialWords {
+		if strings.Contains(name, w) {
+			return true
+		}
+	}
+	return false
 }
 
 func newMessageID() string {

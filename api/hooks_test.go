@@ -31,10 +31,11 @@ import (
 )
 
 type hookEnv struct {
-	js    jetstream.JetStream
-	state *hotpath.State
-	srv   *httptest.Server
-	hooks *Webhooks
+	js     jetstream.JetStream
+	state  *hotpath.State
+	srv    *httptest.Server
+	hooks  *Webhooks
+	claims *hotpath.ClaimCheck
 }
 
 func newHookEnv(t *testing.T, js jetstream.JetStream) *hookEnv {
@@ -46,12 +47,15 @@ func newHookEnv(t *testing.T, js jetstream.JetStream) *hookEnv {
 	require.NoError(t, err)
 	t.Cleanup(cache.Stop)
 	store, _ := testenv.S3(t)
-	hooks := &Webhooks{Pipelines: cache, Publisher: &hotpath.Publisher{Accounts: hotpath.SharedAccount{JS: js}, Claims: &hotpath.ClaimCheck{Store: store}}}
+	claims := &hotpath.ClaimCheck{Store: store}
+	accounts := hotpath.SharedAccount{JS: js}
+	hooks := &Webhooks{Pipelines: cache, Publisher: &hotpath.Publisher{Accounts: accounts, Claims: claims},
+		Idempotency: &hotpath.Idempotency{Accounts: accounts}}
 	api := New(Options{Gatherer: prometheus.NewRegistry()})
 	api.RegisterWebhooks(hooks)
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(srv.Close)
-	return &hookEnv{js: js, state: state, srv: srv, hooks: hooks}
+	return &hookEnv{js: js, state: state, srv: srv, hooks: hooks, claims: claims}
 }
 
 // deploy writes desired state and creates the streams, as a runner would.
@@ -384,6 +388,9 @@ func TestForwardedHeadersKeepXAndUserAgentOnly(t *testing.T) {
 	h := http.Header{
 		"X-Github-Event": {"push"}, "User-Agent": {"curl"}, "x-lower": {"kept"},
 		"Authorization": {"Bearer secret"}, "Content-Type": {"application/json"}, "X-Empty": {},
+		"Cookie": {"session=1"}, "X-Api-Key": {"k"}, "X-API-KEY2": {"k"}, "X-Hub-Signature": {"sha1=00"}, "X-Hub-Signature-256": {"sha256=00"},
+		"X-Slack-Signature": {"v0=00"}, "X-Auth-Token": {"t"}, "X-Webhook-Token": {"t"}, "X-Amz-Security-Token": {"t"},
+		"X-Csrf-Token": {"t"}, "X-Session-Id": {"s"}, "X-" + strings.Repeat("a", 200): {"long name"},
 		"X-Long": {strings.Repeat("v", maxHeaderValue+10)}, "X": {"too short to be X-"},
 	}
 	got := forwardedHeaders(h)

@@ -3,6 +3,7 @@ package api
 import (
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -25,13 +26,32 @@ const (
 	DefaultTenantBurst = 400
 )
 
-// limiters is a token bucket per key (an API key, a tenant, …), created on
-// first use. A rate of zero or less means unlimited; a burst of zero or less
-// means the rate rounded down, at least 1.
+// Forgetting idle buckets.
+const (
+	// limiterIdle is the least time a bucket is kept after its last use.
+	// A bucket idle for longer than burst/rate is full again, so forgetting
+	// it then changes no answer; the longer of the two applies.
+	limiterIdle = 10 * time.Minute
+	// sweepEvery is how often idle buckets are looked for.
+	sweepEvery = time.Minute
+)
+
+// limiters is a token bucket per key (an API key, a tenant, a client
+// address…), created on first use and forgotten once idle, so revoked keys,
+// deleted tenants and passing addresses do not accumulate. A rate of zero or
+// less means unlimited; a burst of zero or less means the rate rounded down,
+// at least 1.
 type limiters struct {
-	rate  float64
-	burst int
-	m     sync.Map // key → *rate.Limiter
+	rate      float64
+	burst     int
+	m         sync.Map // key → *bucket
+	nextSweep atomic.Int64
+}
+
+// bucket is one key's limiter and when it was last used (Unix nanoseconds).
+type bucket struct {
+	lim  *rate.Limiter
+	last atomic.Int64
 }
 
 func newLimiters(r float64, burst int) *limiters {
@@ -55,11 +75,7 @@ func (l *limiters) reserve(key string, now time.Time) (*rate.Reservation, time.D
 	if l == nil || l.rate <= 0 {
 		return nil, 0
 	}
-	lim, ok := l.m.Load(key)
-	if !ok {
-		lim, _ = l.m.LoadOrStore(key, rate.NewLimiter(rate.Limit(l.rate), l.burst))
-	}
-	r := lim.(*rate.Limiter).ReserveN(now, 1)
+	r := l.get(key, now).ReserveN(now, 1)
 	if !r.OK() {
 		return nil, time.Second
 	}
@@ -68,6 +84,72 @@ func (l *limiters) reserve(key string, now time.Time) (*rate.Reservation, time.D
 		return nil, wait
 	}
 	return r, 0
+}
+
+// empty reports whether key's bucket has no token at now, and how long
+// until it has one, without taking any.
+func (l *limiters) empty(key string, now time.Time) (bool, time.Duration) {
+	if l == nil || l.rate <= 0 {
+		return false, 0
+	}
+	v, ok := l.m.Load(key)
+	if !ok {
+		return false, 0
+	}
+	tokens := v.(*bucket).lim.TokensAt(now)
+	if tokens >= 1 {
+		return false, 0
+	}
+	return true, time.Duration((1 - tokens) / l.rate * float64(time.Second))
+}
+
+// take takes a token from key's bucket at now if there is one.
+func (l *limiters) take(key string, now time.Time) {
+	if l == nil || l.rate <= 0 {
+		return
+	}
+	l.get(key, now).AllowN(now, 1)
+}
+
+func (l *limiters) get(key string, now time.Time) *rate.Limiter {
+	v, ok := l.m.Load(key)
+	if !ok {
+		v, _ = l.m.LoadOrStore(key, &bucket{lim: rate.NewLimiter(rate.Limit(l.rate), l.burst)})
+	}
+	b := v.(*bucket)
+	b.last.Store(now.UnixNano())
+	l.sweep(now)
+	return b.lim
+}
+
+// sweep forgets the buckets idle for longer than idle(), at most once per
+// sweepEvery; the caller that wins the turn pays for the walk.
+func (l *limiters) sweep(now time.Time) {
+	next := l.nextSweep.Load()
+	if now.UnixNano() < next || !l.nextSweep.CompareAndSwap(next, now.Add(sweepEvery).UnixNano()) {
+		return
+	}
+	cutoff := now.Add(-l.idle()).UnixNano()
+	l.m.Range(func(k, v any) bool {
+		if v.(*bucket).last.Load() < cutoff {
+			l.m.CompareAndDelete(k, v)
+		}
+		return true
+	})
+}
+
+// idle is how long an unused bucket is kept: at least limiterIdle, and
+// long enough to have refilled.
+func (l *limiters) idle() time.Duration {
+	refill := time.Duration(float64(l.burst) / l.rate * float64(time.Second))
+	return max(limiterIdle, refill)
+}
+
+// size is the number of buckets held.
+func (l *limiters) size() int {
+	n := 0
+	l.m.Range(func(any, any) bool { n++; return true })
+	return n
 }
 
 // retryAfterSeconds is a Retry-After value: whole seconds, rounded up, at least 1.

@@ -114,3 +114,41 @@ func TestAPIRateLimitsPerKeyAndPerTenant(t *testing.T) {
 		require.Equal(t, http.StatusOK, call(t, e.h, http.MethodGet, "/healthz", "", "").code)
 	}
 }
+
+// TestLimitersForgetIdleBuckets: a revoked key or a passing address leaves
+// no bucket behind once it has been idle long enough to be full again.
+func TestLimitersForgetIdleBuckets(t *testing.T) {
+	t.Parallel()
+	l := newLimiters(10, 20)
+	now := time.Now()
+	for i := range 100 {
+		l.reserve("key-"+strconv.Itoa(i), now)
+	}
+	require.Equal(t, 100, l.size())
+	l.reserve("key-live", now.Add(limiterIdle-time.Second)) // a sweep runs: nothing idle long enough yet
+	require.Equal(t, 101, l.size())
+	l.reserve("key-live", now.Add(limiterIdle+sweepEvery))
+	require.Equal(t, 1, l.size(), "only the bucket still in use is kept")
+
+	slow := newLimiters(0.001, 2) // refills in 2,000 s: kept that long
+	slow.reserve("a", now)
+	slow.reserve("b", now.Add(limiterIdle+sweepEvery))
+	require.Equal(t, 2, slow.size(), "an empty bucket is not forgotten before it refilled")
+	slow.reserve("b", now.Add(2001*time.Second+sweepEvery))
+	require.Equal(t, 1, slow.size())
+}
+
+func TestLimitersEmptyAndTake(t *testing.T) {
+	t.Parallel()
+	l := newLimiters(1, 2)
+	now := time.Now()
+	empty, _ := l.empty("ip", now)
+	require.False(t, empty, "an unknown key has a full bucket")
+	l.take("ip", now)
+	l.take("ip", now)
+	empty, wait := l.empty("ip", now)
+	require.True(t, empty)
+	require.InDelta(t, time.Second, wait, float64(10*time.Millisecond))
+	empty, _ = newLimiters(0, 0).empty("ip", now)
+	require.False(t, empty, "unlimited")
+}

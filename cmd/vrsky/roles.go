@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"time"
 
+	"github.com/vrsky/vrsky/api"
+	"github.com/vrsky/vrsky/hotpath"
 	"github.com/vrsky/vrsky/internal/devstack"
 	"github.com/vrsky/vrsky/internal/logging"
 	"github.com/vrsky/vrsky/internal/roles"
@@ -29,7 +32,19 @@ func runRole(ctx context.Context, role string, args []string, stderr io.Writer) 
 	if role == "api" {
 		defaultAddr = "0.0.0.0:8080"
 	}
-	httpAddr := fs.String("http-addr", cmp.Or(os.Getenv("VRSKY_HTTP_ADDR"), defaultAddr), "HTTP listen address (the API on api; /metrics, /healthz, /readyz on every role) [VRSKY_HTTP_ADDR]")
+	httpAddr := fs.String("http-addr", cmp.Or(os.Getenv("VRSKY_HTTP_ADDR"), defaultAddr), "HTTP listen address (the API, webhooks, /healthz and a plain /readyz on api; /metrics, /healthz, /readyz on worker and runner) [VRSKY_HTTP_ADDR]")
+	adminAddr := fs.String("admin-addr", cmp.Or(os.Getenv("VRSKY_ADMIN_ADDR"), "127.0.0.1:9090"), "api only: admin listen address for /metrics, /healthz and /readyz with each dependency's state; keep it off the public network [VRSKY_ADMIN_ADDR]")
+	webhookRate, err := strconv.ParseFloat(cmp.Or(os.Getenv("VRSKY_WEBHOOK_TENANT_RATE"), "0"), 64)
+	if err != nil {
+		return fmt.Errorf("%w: VRSKY_WEBHOOK_TENANT_RATE: %v", errUsage, err)
+	}
+	keyTTL, err := time.ParseDuration(cmp.Or(os.Getenv("VRSKY_WEBHOOK_KEY_TTL"), hotpath.DefaultIdempotencyTTL.String()))
+	if err != nil {
+		return fmt.Errorf("%w: VRSKY_WEBHOOK_KEY_TTL: %v", errUsage, err)
+	}
+	fs.DurationVar(&keyTTL, "webhook-key-ttl", keyTTL, "api only: how long a webhook's Idempotency-Key or delivery ID is remembered with its body's digest; at least 24h [VRSKY_WEBHOOK_KEY_TTL]")
+	fs.Float64Var(&webhookRate, "webhook-tenant-rate", webhookRate, fmt.Sprintf("api only: webhook requests per second per tenant; 0 = default (%d, bursts of %d), -1 = unlimited [VRSKY_WEBHOOK_TENANT_RATE]",
+		api.DefaultWebhookTenantRate, api.DefaultWebhookTenantBurst))
 	logLevel := fs.String("log-level", cmp.Or(os.Getenv("VRSKY_LOG_LEVEL"), "info"), "debug, info, warn or error [VRSKY_LOG_LEVEL]")
 	name := fs.String("name", cmp.Or(os.Getenv("VRSKY_RUNNER_NAME"), ""), "runner name in status reports; default the host name [VRSKY_RUNNER_NAME]")
 	devDir := fs.String("dev", "", "attach to the vrsky dev running on this data directory (start it with --runner=false for a runner) instead of reading the VRSKY_… infrastructure variables")
@@ -39,8 +54,10 @@ func runRole(ctx context.Context, role string, args []string, stderr io.Writer) 
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
 	}
+	if keyTTL < hotpath.DefaultIdempotencyTTL {
+		return fmt.Errorf("%w: --webhook-key-ttl %s: at least %s, so that a sender's retries and redeliveries stay one message", errUsage, keyTTL, hotpath.DefaultIdempotencyTTL)
+	}
 	var cfg roles.Config
-	var err error
 	if *devDir != "" {
 		if cfg, err = devstack.RoleConfig(*devDir); err != nil {
 			return fmt.Errorf("attach to vrsky dev: %w", err)
@@ -66,9 +83,19 @@ func runRole(ctx context.Context, role string, args []string, stderr io.Writer) 
 
 	var started []*roles.Role
 	handler := roles.HealthHandler(deps)
+	var admin string
 	switch role {
 	case "api":
-		srv, ingress, err := roles.NewAPI(ctx, deps, version, 0)
+		// The public listener serves the API and webhooks; metrics and
+		// dependency details go on the admin listener.
+		bound, adminRole, err := roles.Serve(ctx, *adminAddr, handler)
+		if err != nil {
+			return err
+		}
+		started = append(started, adminRole)
+		admin = bound
+		deps.AdminElsewhere, deps.WebhookKeyTTL = true, keyTTL
+		srv, ingress, err := roles.NewAPI(ctx, deps, version, webhookRate)
 		if err != nil {
 			return err
 		}
@@ -88,7 +115,11 @@ func runRole(ctx context.Context, role string, args []string, stderr io.Writer) 
 		return err
 	}
 	started = append(started, httpRole)
-	log.Info("ready", "http", addr)
+	if admin != "" {
+		log.Info("ready", "http", addr, "admin", admin)
+	} else {
+		log.Info("ready", "http", addr)
+	}
 
 	failed := make(chan error, len(started))
 	for _, r := range started {

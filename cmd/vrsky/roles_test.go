@@ -33,7 +33,7 @@ func TestProductionRolesStartReadyAndDrain(t *testing.T) {
 		"VRSKY_S3_ENDPOINT=" + s3.Endpoint,
 		"VRSKY_S3_BUCKET=" + s3.Bucket,
 		"VRSKY_S3_ACCESS_KEY=k", "VRSKY_S3_SECRET_KEY=s",
-		"VRSKY_HTTP_ADDR=127.0.0.1:0",
+		"VRSKY_HTTP_ADDR=127.0.0.1:0", "VRSKY_ADMIN_ADDR=127.0.0.1:0",
 	}
 	for _, role := range []string{"runner", "worker", "api"} {
 		t.Run(role, func(t *testing.T) {
@@ -44,20 +44,25 @@ func TestProductionRolesStartReadyAndDrain(t *testing.T) {
 			require.NoError(t, cmd.Start())
 			t.Cleanup(func() { _ = cmd.Process.Kill() })
 
-			addr := make(chan string, 1)
+			addr := make(chan [2]string, 1)
 			go func() {
 				sc := bufio.NewScanner(stderr)
 				for sc.Scan() {
 					var line map[string]any
 					if json.Unmarshal(sc.Bytes(), &line) == nil && line["msg"] == "ready" {
-						addr <- line["http"].(string)
+						admin, _ := line["admin"].(string)
+						addr <- [2]string{line["http"].(string), admin}
 					}
 				}
 			}()
-			var base string
+			var base, adminBase string
 			select {
 			case a := <-addr:
-				base = "http://" + a
+				base, adminBase = "http://"+a[0], "http://"+a[0]
+				if role == "api" {
+					require.NotEmpty(t, a[1], "the api role has an admin listener")
+					adminBase = "http://" + a[1]
+				}
 			case <-time.After(60 * time.Second):
 				t.Fatal("role never became ready")
 			}
@@ -66,12 +71,22 @@ func TestProductionRolesStartReadyAndDrain(t *testing.T) {
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
-			resp, err = http.Get(base + "/metrics")
+			resp, err = http.Get(adminBase + "/metrics")
 			require.NoError(t, err)
 			metrics, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			require.Contains(t, string(metrics), "go_goroutines")
 			if role == "api" {
+				resp, err = http.Get(base + "/metrics")
+				require.NoError(t, err)
+				resp.Body.Close()
+				require.Equal(t, http.StatusNotFound, resp.StatusCode, "no metrics on the public listener")
+				require.NotContains(t, string(body), "dependencies", "the public /readyz names no dependency")
+				resp, err = http.Get(adminBase + "/readyz")
+				require.NoError(t, err)
+				details, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				require.Contains(t, string(details), `"postgres"`, "the admin /readyz does")
 				resp, err = http.Post(base+"/v1/hooks/acme/none", "text/plain", strings.NewReader("x"))
 				require.NoError(t, err)
 				resp.Body.Close()
@@ -100,5 +115,12 @@ func TestRoleDevAttachesOnlyToARunningStack(t *testing.T) {
 
 	err = run(context.Background(), []string{"runner", "extra"}, &out, &errOut)
 	require.ErrorContains(t, err, `unexpected argument "extra"`)
+	require.True(t, errorsIsUsage(err))
+}
+
+func TestAPIRoleRefusesAShortWebhookKeyTTL(t *testing.T) {
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), []string{"api", "--webhook-key-ttl", "2m"}, &out, &errOut)
+	require.ErrorContains(t, err, "at least 24h0m0s")
 	require.True(t, errorsIsUsage(err))
 }

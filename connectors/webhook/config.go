@@ -58,7 +58,32 @@ type Config struct {
 	// MaxBytes is the body limit (default 10 MiB, at most 64 MiB). Zero
 	// leaves the integration's limit in force.
 	MaxBytes int64 `json:"maxBytes,omitempty" doc:"Body limit in bytes; default 10 MiB, at most 64 MiB."`
+	// Token, when set, makes the ingress refuse every request that does
+	// not carry it (401), as the URL's token query parameter or the
+	// X-Webhook-Token header: a secret URL for senders that cannot sign.
+	Token *sdk.Secret `json:"token,omitempty" doc:"A secret the request must carry as ?token=… or in X-Webhook-Token; for senders that cannot sign. {\"secret\": NAME} or {\"env\": NAME}."`
+	// Events, when set, lists the event types stored (matched against
+	// EventHeader); requests of other types are answered 200 and not
+	// stored, so a sender never retries them and nothing is dead-lettered.
+	Events []string `json:"events,omitempty" maxItems:"100" doc:"Event types to store, matched against the event header (X-GitHub-Event by default), e.g. [push, pull_request]; other events are answered 200 and not stored."`
+	// Ignore lists event types answered 200 and not stored. Default
+	// [ping]: GitHub's ping, sent when a webhook is added, only tests the
+	// URL. With Events set, Ignore is not consulted.
+	Ignore []string `json:"ignore,omitempty" maxItems:"100" doc:"Event types answered 200 and not stored; default [ping] (GitHub's test delivery). Not used when events is set."`
+	// EventHeader names the header holding the event type (default
+	// X-GitHub-Event).
+	EventHeader string `json:"eventHeader,omitempty" doc:"The header holding the event type; default X-GitHub-Event."`
 }
+
+// DefaultEventHeader is where GitHub names a delivery's event type.
+const DefaultEventHeader = "X-GitHub-Event"
+
+// DefaultIgnore is the event types ignored when neither Events nor Ignore
+// is set: GitHub's ping, which tests the URL when a webhook is added.
+var DefaultIgnore = []string{"ping"}
+
+// maxEventName bounds an event type in Events and Ignore.
+const maxEventName = 100
 
 // Signature says how requests are signed.
 type Signature struct {
@@ -87,6 +112,29 @@ func (c *Config) Validate() error {
 	var errs []error
 	if c.MaxBytes < 0 || c.MaxBytes > MaxMaxBytes {
 		errs = append(errs, fmt.Errorf("maxBytes: %d is out of range (0 to %d)", c.MaxBytes, MaxMaxBytes))
+	}
+	if c.Token != nil {
+		if err := c.Token.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("token: %w", err))
+		}
+	}
+	for _, f := range [...]struct {
+		field string
+		list  []string
+	}{{"events", c.Events}, {"ignore", c.Ignore}} {
+		field, list := f.field, f.list
+		if len(list) > 100 {
+			errs = append(errs, fmt.Errorf("%s: more than 100 event types", field))
+		}
+		for _, e := range list {
+			if e == "" || len(e) > maxEventName {
+				errs = append(errs, fmt.Errorf("%s: an event type is 1 to %d characters", field, maxEventName))
+				break
+			}
+		}
+	}
+	if c.EventHeader != "" && !headerName.MatchString(c.EventHeader) {
+		errs = append(errs, fmt.Errorf("eventHeader: %q is not a valid header name", c.EventHeader))
 	}
 	if c.Signature != nil {
 		if _, err := c.Signature.tolerance(); err != nil {

@@ -53,16 +53,25 @@ func NewVerifier(ctx context.Context, env sdk.Env, raw json.RawMessage) (Verifie
 	if err != nil {
 		return nil, 0, err
 	}
+	v, err := newVerifier(ctx, env, cfg)
+	if err != nil {
+		return nil, 0, err
+	}
+	return v, cfg.MaxBytes, nil
+}
+
+// newVerifier builds cfg's verifier, nil when it has no signature.
+func newVerifier(ctx context.Context, env sdk.Env, cfg Config) (Verifier, error) {
 	if cfg.Signature == nil {
-		return nil, cfg.MaxBytes, nil
+		return nil, nil
 	}
 	sig := cfg.Signature
 	secret, err := sig.Secret.Resolve(ctx, env)
 	if err != nil {
-		return nil, 0, fmt.Errorf("%s: resolve signature secret: %w", Name, err)
+		return nil, fmt.Errorf("%s: resolve signature secret: %w", Name, err)
 	}
 	if secret == "" {
-		return nil, 0, fmt.Errorf("%s: signature secret %s is empty", Name, sig.Secret)
+		return nil, fmt.Errorf("%s: signature secret %s is empty", Name, sig.Secret)
 	}
 	tolerance, _ := sig.tolerance() // checked by Decode
 	var v Verifier
@@ -75,7 +84,7 @@ func NewVerifier(ctx context.Context, env sdk.Env, raw json.RawMessage) (Verifie
 		key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, "whsec_"))
 		if err != nil || len(key) == 0 {
 			// The decode error could quote the secret: do not wrap it.
-			return nil, 0, fmt.Errorf("%s: signature secret %s is not base64 (optionally prefixed whsec_)", Name, sig.Secret)
+			return nil, fmt.Errorf("%s: signature secret %s is not base64 (optionally prefixed whsec_)", Name, sig.Secret)
 		}
 		v = &standardVerifier{key: key, tolerance: tolerance}
 	case SchemeHMAC:
@@ -94,7 +103,7 @@ func NewVerifier(ctx context.Context, env sdk.Env, raw json.RawMessage) (Verifie
 		}
 		v = hv
 	}
-	return v, cfg.MaxBytes, nil
+	return v, nil
 }
 
 func fail(reason string) error { return fmt.Errorf("%w: %s", ErrSignature, reason) }

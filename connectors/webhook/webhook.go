@@ -8,8 +8,11 @@
 // connector, and the Consumer that Build returns only waits for its context
 // to end. Verification must never echo the secret or the expected signature
 // in an error, and compares signatures in constant time. It checks the
-// signed timestamp against a window; rejecting a replay inside that window is
-// the job of the Idempotency-Key, which makes a resent request one message.
+// signed timestamp against a window; a replay inside that window is made one
+// message by its ID: the sender's delivery ID (X-GitHub-Delivery, webhook-id,
+// Slack's event_id) or the Idempotency-Key. The config also says which event
+// types are stored (events, ignore: GitHub's ping is not by default) and may
+// require a secret URL token instead of a signature.
 package webhook
 
 import (
@@ -28,7 +31,7 @@ const Name = "http-webhook"
 var Connector = sdk.Connector{
 	Name:      Name,
 	Kind:      sdk.KindConsumer,
-	Summary:   "Receive messages on the API's webhook ingress, optionally verifying GitHub, Slack, Standard Webhooks or HMAC signatures.",
+	Summary:   "Receive messages on the API's webhook ingress, optionally verifying GitHub, Slack, Standard Webhooks or HMAC signatures or a secret URL token, and storing only the event types listed.",
 	NewConfig: func() any { return new(Config) },
 	Build: func(_ context.Context, _ sdk.Env, raw json.RawMessage) (any, error) {
 		if _, err := Decode(raw); err != nil {

@@ -55,6 +55,10 @@ func TestConformance(t *testing.T) {
 			"negative maxBytes":       json.RawMessage(`{"maxBytes":-1}`),
 			"maxBytes over the limit": json.RawMessage(`{"maxBytes":67108865}`),
 			"malformed":               json.RawMessage(`{"signature":`),
+			"inline token":            json.RawMessage(`{"token":"hunter2hunter2hunter2"}`),
+			"empty event type":        json.RawMessage(`{"events":[""]}`),
+			"long event type":         json.RawMessage(`{"ignore":["` + strings.Repeat("e", 101) + `"]}`),
+			"bad event header":        json.RawMessage(`{"eventHeader":"X Event"}`),
 		})
 }
 

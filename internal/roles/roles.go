@@ -72,7 +72,14 @@ type Deps struct {
 	SecretKeys *secretbox.KeyRing
 	// Secrets is the mirror of tenants' sealed secrets the runners read.
 	Secrets *tenancy.SecretsKV
-	Logger  *slog.Logger
+	// AdminElsewhere keeps /metrics, pprof and /readyz's details off the
+	// API's listener: the production api role serves them on its admin
+	// listener (HealthHandler). vrsky dev leaves it unset: one port.
+	AdminElsewhere bool
+	// WebhookKeyTTL is how long the webhook ingress remembers a message ID
+	// and its body's digest; 0 means hotpath.DefaultIdempotencyTTL (24 h).
+	WebhookKeyTTL time.Duration
+	Logger        *slog.Logger
 }
 
 // Checks returns a readiness probe for each connection that is set.
@@ -188,7 +195,9 @@ func StartRunner(d Deps, name string) *Role {
 }
 
 // NewAPI builds the API with the webhook ingress; Stop releases what the
-// ingress follows.
+// ingress follows. webhookTenantRate bounds each tenant's webhook requests
+// per second: 0 means api.DefaultWebhookTenantRate (with its burst), a
+// negative rate means unlimited.
 func NewAPI(ctx context.Context, d Deps, version string, webhookTenantRate float64) (*api.Server, *Role, error) {
 	state, err := hotpath.OpenState(ctx, d.JS)
 	if err != nil {
@@ -199,7 +208,7 @@ func NewAPI(ctx context.Context, d Deps, version string, webhookTenantRate float
 		return nil, nil, err
 	}
 	opts := api.Options{Version: version, Checks: d.Checks(), Gatherer: d.Registry, Logger: d.Logger, AdminKeyHash: d.AdminKeyHash,
-		Temporal: d.Temporal, State: state, Accounts: d.accounts(), Claims: d.claims(), Profiling: d.Profiling,
+		Temporal: d.Temporal, State: state, Accounts: d.accounts(), Claims: d.claims(), Profiling: d.Profiling, Public: d.AdminElsewhere,
 		TenantEnvAllowed: d.TenantEnvAllowed, SecretKeys: d.SecretKeys, SecretMirror: d.Secrets,
 		KeyRate: api.DefaultKeyRate, KeyBurst: api.DefaultKeyBurst, TenantRate: api.DefaultTenantRate, TenantBurst: api.DefaultTenantBurst}
 	if d.DB != nil {
@@ -207,10 +216,18 @@ func NewAPI(ctx context.Context, d Deps, version string, webhookTenantRate float
 		opts.Auth, opts.Store = st, st
 	}
 	srv := api.New(opts)
-	srv.RegisterWebhooks(&api.Webhooks{
-		Pipelines: cache, Publisher: &hotpath.Publisher{Accounts: d.accounts(), Claims: d.claims()}, TenantRate: webhookTenantRate,
-		Tenancy: d.Tenancy, Logger: d.Logger,
-	})
+	hooks := &api.Webhooks{
+		Pipelines: cache, Publisher: &hotpath.Publisher{Accounts: d.accounts(), Claims: d.claims()},
+		Idempotency: &hotpath.Idempotency{Accounts: d.accounts(), TTL: d.WebhookKeyTTL},
+		Tenancy:     d.Tenancy, Logger: d.Logger,
+	}
+	switch {
+	case webhookTenantRate == 0:
+		hooks.TenantRate, hooks.TenantBurst = api.DefaultWebhookTenantRate, api.DefaultWebhookTenantBurst
+	case webhookTenantRate > 0:
+		hooks.TenantRate = webhookTenantRate
+	}
+	srv.RegisterWebhooks(hooks)
 	return srv, &Role{Stop: func(context.Context) error { cache.Stop(); return nil }}, nil
 }
 
@@ -221,7 +238,7 @@ func Serve(ctx context.Context, addr string, handler http.Handler) (string, *Rol
 	if err != nil {
 		return "", nil, fmt.Errorf("listen for HTTP on %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	srv := newHTTPServer(handler)
 	done := make(chan struct{})
 	failed := make(chan error, 1)
 	go func() {
@@ -238,8 +255,32 @@ func Serve(ctx context.Context, addr string, handler http.Handler) (string, *Rol
 	}}, nil
 }
 
-// HealthHandler serves /healthz, /readyz and /metrics for the roles that
-// have no API of their own.
+// Timeouts of every role's HTTP server, so that no client holds a
+// connection, or the memory behind it, for ever.
+const (
+	// ReadHeaderTimeout bounds the time to send a request's headers.
+	ReadHeaderTimeout = 10 * time.Second
+	// ReadTimeout bounds the time to send a whole request; the webhook
+	// ingress sets a shorter body deadline of its own (30 s).
+	ReadTimeout = 60 * time.Second
+	// IdleTimeout bounds how long a keep-alive connection waits for its
+	// next request.
+	IdleTimeout = 120 * time.Second
+	// MaxHeaderBytes bounds a request's headers.
+	MaxHeaderBytes = 64 << 10
+)
+
+// newHTTPServer is the HTTP server of every listener.
+func newHTTPServer(handler http.Handler) *http.Server {
+	return &http.Server{
+		Handler: handler, ReadHeaderTimeout: ReadHeaderTimeout, ReadTimeout: ReadTimeout,
+		IdleTimeout: IdleTimeout, MaxHeaderBytes: MaxHeaderBytes,
+	}
+}
+
+// HealthHandler serves /healthz, /readyz (with each dependency's state) and
+// /metrics: the whole HTTP surface of the roles that have no API of their
+// own, and the api role's admin listener.
 func HealthHandler(d Deps) http.Handler {
 	return api.New(api.Options{Checks: d.Checks(), Gatherer: d.Registry, Logger: d.Logger}).Handler()
 }

@@ -5,12 +5,14 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/vrsky/vrsky/api"
 	"github.com/vrsky/vrsky/internal/natsauth"
 	"github.com/vrsky/vrsky/internal/testenv"
 )
@@ -99,6 +101,23 @@ func TestAllRolesOnRealInfrastructure(t *testing.T) {
 	health := HealthHandler(Deps{Registry: deps.Registry})
 	require.NotNil(t, health)
 
+	// Production's api role: /metrics only on the admin listener.
+	public := deps
+	public.AdminElsewhere = true
+	pubSrv, pubIngress, err := NewAPI(ctx, public, "test", 0)
+	require.NoError(t, err)
+	defer pubIngress.Stop(ctx)
+	resp, err = http.Get("http://" + addr + "/metrics")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode, "vrsky dev: one port")
+	rec := httptest.NewRecorder()
+	pubSrv.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	require.Equal(t, http.StatusNotFound, rec.Code, "not on the public listener")
+	rec = httptest.NewRecorder()
+	HealthHandler(deps).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	require.Equal(t, http.StatusOK, rec.Code, "on the admin listener")
+
 	stopCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	for _, r := range []*Role{httpRole, ingress, runner, w} {
@@ -122,3 +141,18 @@ type syncBuffer struct{ b []byte }
 
 func (s *syncBuffer) Write(p []byte) (int, error) { s.b = append(s.b, p...); return len(p), nil }
 func (s *syncBuffer) String() string              { return string(s.b) }
+
+// TestEveryListenerBoundsSlowClients: no listener lets a client hold a
+// connection without sending (headers, body) or between requests.
+func TestEveryListenerBoundsSlowClients(t *testing.T) {
+	srv := newHTTPServer(http.NotFoundHandler())
+	require.Equal(t, ReadHeaderTimeout, srv.ReadHeaderTimeout)
+	require.Equal(t, ReadTimeout, srv.ReadTimeout)
+	require.Equal(t, IdleTimeout, srv.IdleTimeout)
+	require.Equal(t, MaxHeaderBytes, srv.MaxHeaderBytes)
+	for _, d := range []time.Duration{srv.ReadHeaderTimeout, srv.ReadTimeout, srv.IdleTimeout} {
+		require.Positive(t, d)
+		require.LessOrEqual(t, d, 2*time.Minute)
+	}
+	require.GreaterOrEqual(t, srv.ReadTimeout, api.DefaultBodyTimeout, "the ingress's own body deadline fits in it")
+}
