@@ -324,6 +324,10 @@ func (h *Webhooks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if err := h.Publisher.Publish(ctx, p, msgs); err != nil {
+		if errors.Is(err, hotpath.ErrQuotaFull) {
+			writeProblem(w, http.StatusInsufficientStorage, "the tenant's storage quota is full: its integrations hold as many bytes as its limits allow; nothing was accepted, retry once they have caught up", 30*time.Second)
+			return
+		}
 		writeProblem(w, http.StatusServiceUnavailable, "the message could not be stored; nothing was accepted, retry later", 2*time.Second)
 		return
 	}

@@ -17,6 +17,26 @@ import (
 // blob store) is unavailable; the caller must not acknowledge its source.
 var ErrUnavailable = errors.New("message store unavailable")
 
+// ErrQuotaFull means the message could not be stored because its tenant's
+// storage quota is full (JetStream refused the publish for the tenant's
+// account). Nothing was stored; it can succeed again once the tenant's
+// integrations have consumed what they hold.
+var ErrQuotaFull = errors.New("the tenant's storage quota is full")
+
+// jsErrAccountResourcesExceeded is JetStream's "resource limits exceeded
+// for account" error code.
+const jsErrAccountResourcesExceeded jetstream.ErrorCode = 10002
+
+// publishError wraps the error of one refused publish: ErrQuotaFull when
+// the tenant's account is over its limits, ErrUnavailable otherwise.
+func publishError(err error) error {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && apiErr.ErrorCode == jsErrAccountResourcesExceeded {
+		return fmt.Errorf("%w: %w", ErrQuotaFull, err)
+	}
+	return fmt.Errorf("%w: %w", ErrUnavailable, err)
+}
+
 // Publisher puts messages taken in by consumers into their pipeline's `in`
 // subject. It is the sdk.Sink of every consumer.
 type Publisher struct {
@@ -25,7 +45,7 @@ type Publisher struct {
 }
 
 // Publish stores msgs in p's stream and returns once JetStream acknowledged
-// every one (or with an error wrapping ErrUnavailable). Messages are
+// every one (or with an error wrapping ErrQuotaFull or ErrUnavailable). Messages are
 // published concurrently; a duplicate ID is acknowledged without being
 // stored twice.
 //
@@ -90,7 +110,7 @@ func (pub *Publisher) waitAllClaimed(ctx context.Context, futures []jetstream.Pu
 			}
 		case err := <-f.Err():
 			if firstErr == nil {
-				firstErr = fmt.Errorf("%w: %w", ErrUnavailable, err)
+				firstErr = publishError(err)
 			}
 		case <-ctx.Done():
 			return fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
@@ -107,7 +127,7 @@ func waitAll(ctx context.Context, futures []jetstream.PubAckFuture) error {
 		case <-f.Ok():
 		case err := <-f.Err():
 			if firstErr == nil {
-				firstErr = fmt.Errorf("%w: %w", ErrUnavailable, err)
+				firstErr = publishError(err)
 			}
 		case <-ctx.Done():
 			return fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
