@@ -156,6 +156,18 @@ func ValidateKey(key string) error {
 	return nil
 }
 
+// Count returns how many objects are stored under prefix.
+func (s *Store) Count(ctx context.Context, prefix string) (int, error) {
+	n := 0
+	for obj := range s.client.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
+		if obj.Err != nil {
+			return n, fmt.Errorf("list objects under %q: %w", prefix, obj.Err)
+		}
+		n++
+	}
+	return n, nil
+}
+
 // DeleteOlderThan removes every object under prefix last written before
 // cutoff and returns how many it removed. It is safe to run concurrently with
 // writers: an object written after the listing started is newer than cutoff.

@@ -98,6 +98,9 @@ func TestDeleteOlderThanKeepsNewAndOtherPrefixes(t *testing.T) {
 	n, err := store.DeleteOlderThan(ctx, "claims/", time.Now().Add(-time.Hour))
 	require.NoError(t, err)
 	require.Zero(t, n, "fresh objects stay")
+	count, err := store.Count(ctx, "claims/")
+	require.NoError(t, err)
+	require.Equal(t, 2, count)
 
 	n, err = store.DeleteOlderThan(ctx, "claims/", time.Now().Add(time.Minute))
 	require.NoError(t, err)
@@ -106,4 +109,7 @@ func TestDeleteOlderThanKeepsNewAndOtherPrefixes(t *testing.T) {
 	require.ErrorIs(t, err, blobstore.ErrNotFound)
 	_, err = store.Stat(ctx, "dlq/t1/c")
 	require.NoError(t, err, "other prefixes untouched")
+	count, err = store.Count(ctx, "claims/")
+	require.NoError(t, err)
+	require.Zero(t, count)
 }
