@@ -148,7 +148,7 @@ func TestOpenAPIDocumentsBearerAndOperations(t *testing.T) {
 		{"/v1/tenants", "get", "list-tenants", "platform-admin"},
 		{"/v1/tenants/{tenantId}", "get", "get-tenant", "platform-admin"},
 		{"/v1/tenants/{tenantId}", "delete", "delete-tenant", "platform-admin"},
-		{"/v1/tenants/{tenantId}", "patch", "patch-tenant", "platform-admin"},
+		{"/v1/tenants/{tenantId}", "patch", "update-tenant", "platform-admin"},
 		{"/v1/api-keys", "post", "create-api-key", "write"},
 		{"/v1/api-keys", "get", "list-api-keys", "write"},
 		{"/v1/api-keys/{keyId}", "delete", "delete-api-key", "write"},

@@ -43,7 +43,7 @@ func TestTenantConfigCannotSetEgress(t *testing.T) {
 		"allowPrivate false": `{"url":"https://example.com/","allowPrivate":false}`,
 	} {
 		t.Run(name, func(t *testing.T) {
-			for _, env := range []sdk.Env{{Tenant: "t1"}, {Tenant: "t1", Egress: sdk.EgressPolicy{AllowPrivate: true}}} {
+			for _, env := range []sdk.Env{{LookupEnv: os.LookupEnv, Tenant: "t1"}, {LookupEnv: os.LookupEnv, Tenant: "t1", Egress: sdk.EgressPolicy{AllowPrivate: true}}} {
 				_, err := Producer.Build(t.Context(), env, json.RawMessage(raw))
 				require.ErrorIs(t, err, ssrf.ErrTenantEgress)
 				require.ErrorContains(t, err, "egress is the platform's decision")
@@ -86,7 +86,7 @@ func TestDefaultPolicyRefusesPlatformAddresses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			env := sdk.Env{Tenant: "t1", Integration: "orders", Egress: tt.policy}
+			env := sdk.Env{LookupEnv: os.LookupEnv, Tenant: "t1", Integration: "orders", Egress: tt.policy}
 			raw := json.RawMessage(`{"url":"` + tt.url + `"}`)
 			inst, err := Producer.Build(t.Context(), env, raw)
 			if err == nil {

@@ -453,7 +453,8 @@ func TestRedirects(t *testing.T) {
 // at config time and on every connection.
 func TestTemplatedURLIsGuardedPerMessage(t *testing.T) {
 	tg := newTarget(t, nil)
-	_, err := build(t.Context(), sdk.Env{}, tg.cfg(map[string]any{"url": "http://{{ .host }}/hook"}), nil)
+	raw, env := tenantEnv(t, tg.cfg(map[string]any{"url": "http://{{ .host }}/hook"}))
+	_, err := build(t.Context(), env, raw, nil)
 	require.ErrorContains(t, err, "the host must be followed by")
 
 	p := newProducer(t, tg.cfg(map[string]any{"url": tg.srv.URL + "/hook/{{ .kind }}"}))

@@ -3,6 +3,7 @@ package postgrescdc
 import (
 	"encoding/json"
 	"net/url"
+	"os"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -29,7 +30,7 @@ func TestDSNToPlatformAddressIsRefused(t *testing.T) {
 		"metadata listed":      {AllowHosts: []string{"169.254.169.254", "metadata.google.internal"}},
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := Connector.Build(t.Context(), sdk.Env{Tenant: "t1", Integration: "cdc-" + testenv.RandomID(6), Egress: policy}, raw)
+			_, err := Connector.Build(t.Context(), sdk.Env{LookupEnv: os.LookupEnv, Tenant: "t1", Integration: "cdc-" + testenv.RandomID(6), Egress: policy}, raw)
 			require.True(t, ssrf.IsRefused(err), "%v", err)
 			require.True(t, sdk.IsPermanent(err), "%v", err)
 			require.ErrorContains(t, err, "the platform's egress policy for this tenant refuses it")
@@ -38,7 +39,7 @@ func TestDSNToPlatformAddressIsRefused(t *testing.T) {
 
 	// The admin allows the tenant exactly that server: the catalog and
 	// the replication connections both go through.
-	c := buildWith(t, src, sdk.Env{Tenant: "t1", Integration: "cdc-" + testenv.RandomID(6), Egress: sdk.EgressPolicy{AllowHosts: []string{u.Host}}}, `{"tables":["orders"]}`)
+	c := buildWith(t, src, sdk.Env{LookupEnv: os.LookupEnv, Tenant: "t1", Integration: "cdc-" + testenv.RandomID(6), Egress: sdk.EgressPolicy{AllowHosts: []string{u.Host}}}, `{"tables":["orders"]}`)
 	conn, err := c.connectReplication(t.Context())
 	require.NoError(t, err)
 	require.NoError(t, conn.Close(t.Context()))

@@ -578,8 +578,9 @@ func TestHostileTemplateFailsOnlyItsMessage(t *testing.T) {
 	require.Len(t, reqs, 1)
 	require.JSONEq(t, `{"text":"fine"}`, reqs[0].Body)
 
-	_, err = build(t.Context(), sdk.Env{}, f.webhookConfig(t, map[string]any{
+	raw, env := tenantEnv(t, f.webhookConfig(t, map[string]any{
 		"text": "{{ range .a }}{{ range $.a }}{{ range $.a }}{{ range $.a }}x{{ end }}{{ end }}{{ end }}{{ end }}",
-	}), nil)
+	}))
+	_, err = build(t.Context(), env, raw, nil)
 	require.ErrorContains(t, err, "ranges nested 4 deep")
 }
