@@ -3,7 +3,9 @@ package examples_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -39,8 +41,6 @@ func TestWebhookToSlackTakesEveryDocumentedGitHubDelivery(t *testing.T) {
 		_, _ = io.WriteString(w, "ok")
 	}))
 	t.Cleanup(slack.Close)
-	t.Setenv("VRSKY_DEMO_GITHUB_SECRET", "demo-secret")
-	t.Setenv("VRSKY_DEMO_SLACK_URL", slack.URL+"/services/T0/B0/x")
 
 	raw, err := examples.FS.ReadFile("1-webhook-to-slack/integration.yaml")
 	require.NoError(t, err)
@@ -48,7 +48,20 @@ func TestWebhookToSlackTakesEveryDocumentedGitHubDelivery(t *testing.T) {
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	env := sdk.Env{Tenant: "demo", Integration: in.Name}
+	// The tenant's secrets, and an egress policy opening the stand-in's
+	// loopback address, as the platform gives them to the runner.
+	secrets := map[string]string{"github-webhook-secret": "demo-secret", "slack-webhook-url": slack.URL + "/services/T0/B0/x"}
+	env := sdk.Env{
+		Tenant: "demo", Integration: in.Name,
+		Secrets: func(_ context.Context, name string) (string, error) {
+			v, ok := secrets[name]
+			if !ok {
+				return "", fmt.Errorf("no secret %s", name)
+			}
+			return v, nil
+		},
+		Egress: sdk.EgressPolicy{AllowHosts: []string{strings.TrimPrefix(slack.URL, "http://")}},
+	}
 	ingress, err := webhook.Build(ctx, env, in.Consumer.Config)
 	require.NoError(t, err)
 	catalog := connectors.Catalog()
@@ -57,14 +70,9 @@ func TestWebhookToSlackTakesEveryDocumentedGitHubDelivery(t *testing.T) {
 	require.True(t, ok)
 	step, err := transform.Build(ctx, env, in.Steps[0].Config)
 	require.NoError(t, err)
-	// The stand-in listens elsewhere than the demo's: allow its address.
-	var producerCfg map[string]any
-	require.NoError(t, json.Unmarshal(in.Producers["slack"].Config, &producerCfg))
-	producerCfg["allowHosts"] = []string{strings.TrimPrefix(slack.URL, "http://")}
-	producerRaw, _ := json.Marshal(producerCfg)
 	slackConnector, ok := catalog.Lookup(in.Producers["slack"].Connector, sdk.KindProducer)
 	require.True(t, ok)
-	producer, err := slackConnector.Build(ctx, env, producerRaw)
+	producer, err := slackConnector.Build(ctx, env, in.Producers["slack"].Config)
 	require.NoError(t, err)
 
 	for _, d := range []struct{ event, payload, want string }{
@@ -92,4 +100,24 @@ func TestWebhookToSlackTakesEveryDocumentedGitHubDelivery(t *testing.T) {
 	mu.Lock()
 	require.Len(t, posted, 3)
 	mu.Unlock()
+}
+
+// TestExamplesReadSettingsFromTenantSecrets: every example takes its
+// secrets and URLs from tenant secrets, never from the operator's
+// environment, which tenants cannot read.
+func TestExamplesReadSettingsFromTenantSecrets(t *testing.T) {
+	files, err := fs.Glob(examples.FS, "*/integration.yaml")
+	require.NoError(t, err)
+	require.Len(t, files, 4)
+	for _, f := range files {
+		raw, err := examples.FS.ReadFile(f)
+		require.NoError(t, err)
+		require.NotContains(t, string(raw), "env:", f)
+		_, err = spec.ParseYAML(raw)
+		require.NoError(t, err, f)
+	}
+	raw, err := examples.FS.ReadFile("4-order-routing/integration.yaml")
+	require.NoError(t, err)
+	require.Contains(t, string(raw), "{ secret: orders-database-url }")
+	require.Contains(t, string(raw), "{ secret: slack-webhook-url }")
 }

@@ -65,8 +65,9 @@ func TestBenchSplitRunnerSmoke(t *testing.T) {
 }
 
 // TestBenchCDCSmoke runs `vrsky bench --scenario cdc` against a child
-// stack: its runner resolves VRSKY_DEV_DATABASE_URL, which the stack sets
-// to its own database, and every inserted row must reach the target table.
+// stack started with no exported variable: the bench stores the stack's
+// database URL as its tenant's secret and opens the database to the tenant
+// through the API, and every inserted row must reach the target table.
 func TestBenchCDCSmoke(t *testing.T) {
 	rep, progress := benchSmoke(t, "--scenario", "cdc", "--no-baseline")
 	require.Equal(t, "cdc", rep["scenario"])
@@ -85,8 +86,8 @@ func TestBenchCDCSmoke(t *testing.T) {
 }
 
 // TestBenchCDCSplitRunnerSmoke runs the CDC scenario with the runner in a
-// process of its own (`vrsky runner --dev`), which must resolve the
-// stack's database the same way.
+// process of its own (`vrsky runner --dev`), which must resolve the tenant
+// secret and read the egress policy the same way.
 func TestBenchCDCSplitRunnerSmoke(t *testing.T) {
 	rep, progress := benchSmoke(t, "--scenario", "cdc", "--split-runner", "--no-baseline")
 	require.Equal(t, 200.0, rep["sent"])

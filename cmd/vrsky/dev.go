@@ -46,8 +46,9 @@ func runDev(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
 	}
 	cfg.NoRunner = !withRunner
-	// nil keeps the dev stack's defaults: its allow-list and the key ring
-	// kept in its data directory.
+	// nil keeps the dev stack's defaults: no environment variable for
+	// tenants, as in production, and the key ring kept in its data
+	// directory.
 	if err := tenancyFromEnv(&cfg.TenantEnvAllow, &cfg.SecretKeys); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}

@@ -95,3 +95,28 @@ func devStackAdmin(t *testing.T, dir string) *Client {
 	require.NoError(t, err)
 	return New("http://"+stack.Endpoints().HTTP, string(adminKey))
 }
+
+func TestPutSecretAndPatchTenantSendWhatTheAPITakes(t *testing.T) {
+	var got []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got = append(got, r.Method+" "+r.URL.EscapedPath()+" "+string(b))
+		if r.URL.Path == "/v1/tenants/nope" {
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = io.WriteString(w, `{"title":"Not Found","detail":"not found"}`)
+			return
+		}
+		_, _ = io.WriteString(w, `{}`)
+	}))
+	defer srv.Close()
+	c := New(srv.URL, "k")
+	ctx := context.Background()
+	require.NoError(t, c.PutSecret(ctx, "slack-webhook-url", "http://127.0.0.1:8099/x"))
+	require.NoError(t, c.PatchTenant(ctx, "demo", TenantPatch{Egress: &Egress{AllowHosts: []string{"127.0.0.1:8099"}}}))
+	require.ErrorContains(t, c.PatchTenant(ctx, "nope", TenantPatch{Egress: &Egress{}}), "update tenant nope: 404 Not Found: not found")
+	require.Equal(t, []string{
+		`PUT /v1/secrets/slack-webhook-url {"value":"http://127.0.0.1:8099/x"}`,
+		`PATCH /v1/tenants/demo {"egress":{"allowHosts":["127.0.0.1:8099"]}}`,
+		`PATCH /v1/tenants/nope {"egress":{}}`,
+	}, got)
+}

@@ -20,7 +20,6 @@ import (
 	"github.com/vrsky/vrsky/connectors/postgrescdc"
 	"github.com/vrsky/vrsky/connectors/sdk"
 	"github.com/vrsky/vrsky/hotpath"
-	"github.com/vrsky/vrsky/internal/devstack"
 	"github.com/vrsky/vrsky/internal/spec"
 )
 
@@ -81,11 +80,11 @@ func (o cdcObjects) target() pgx.Identifier { return pgx.Identifier{CDCSchema, o
 // cdcSpec is the CDC scenario's integration: the postgres-cdc consumer on
 // the source table, no steps, and a postgres producer "sink" upserting
 // each change's row (after.id, after.payload) into the target table. Both
-// reach the stack's database through devstack.EnvDatabaseURL, which the
-// runner resolves in its own environment.
+// reach the stack's database through the benchmark tenant's secret
+// DatabaseSecret, which the bench stores before it deploys.
 func cdcSpec(name string) spec.Integration {
 	o := cdcObjectsFor(name)
-	url := sdk.Secret{Env: devstack.EnvDatabaseURL}
+	url := sdk.Secret{Secret: DatabaseSecret}
 	return spec.Integration{
 		Name: name,
 		Consumer: spec.Step{Connector: postgrescdc.Connector.Name, Config: mustJSON(postgrescdc.Config{
@@ -504,9 +503,6 @@ func (r *runner) cdcStep(ctx context.Context, rate float64) (_ *Report, err erro
 	}
 	defer func() { err = errors.Join(err, r.remove(ctx, p, "")) }()
 	if err := r.waitRunning(ctx, p); err != nil {
-		if strings.Contains(err.Error(), "environment variable is not set") {
-			err = fmt.Errorf("%w\nthe runner resolves the benchmark's database as %s, which vrsky dev and roles started with --dev set: start the stack with this version of vrsky", err, devstack.EnvDatabaseURL)
-		}
 		return nil, err
 	}
 	if err := waitSlot(ctx, admin, objs.Slot); err != nil {

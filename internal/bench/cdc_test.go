@@ -17,7 +17,7 @@ import (
 
 	"github.com/vrsky/vrsky/connectors/postgres"
 	"github.com/vrsky/vrsky/connectors/postgrescdc"
-	"github.com/vrsky/vrsky/internal/devstack"
+	"github.com/vrsky/vrsky/connectors/sdk"
 	"github.com/vrsky/vrsky/internal/testenv"
 )
 
@@ -64,7 +64,7 @@ func TestCDCSpecAndObjects(t *testing.T) {
 	var consumer postgrescdc.Config
 	require.NoError(t, json.Unmarshal(in.Consumer.Config, &consumer))
 	require.NoError(t, consumer.Validate())
-	require.Equal(t, devstack.EnvDatabaseURL, consumer.URL.Env, "the runner resolves the stack's database itself")
+	require.Equal(t, sdk.Secret{Secret: DatabaseSecret}, consumer.URL, "the runner resolves the stack's database as a tenant secret")
 	require.Equal(t, []string{"vrsky_bench.cdc_src_0a1b2c3d"}, consumer.Tables)
 	require.Equal(t, o.Slot, consumer.Slot)
 	require.Equal(t, o.Publication, consumer.Publication)
@@ -74,7 +74,7 @@ func TestCDCSpecAndObjects(t *testing.T) {
 	var producer postgres.Config
 	require.NoError(t, json.Unmarshal(sink.Config, &producer))
 	require.NoError(t, producer.Validate())
-	require.Equal(t, devstack.EnvDatabaseURL, producer.URL.Env)
+	require.Equal(t, sdk.Secret{Secret: DatabaseSecret}, producer.URL)
 	require.Equal(t, "vrsky_bench.cdc_dst_0a1b2c3d", producer.Table)
 	require.Equal(t, postgres.ModeUpsert, producer.Mode)
 	require.Equal(t, []string{"id"}, producer.Key)

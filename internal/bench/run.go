@@ -214,7 +214,7 @@ func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
 	if err != nil {
 		return nil, err
 	}
-	tenant, err := stack.tenantConn(ctx, nc)
+	tenant, tenantClients, err := stack.tenantConn(ctx, nc)
 	if err != nil {
 		return nil, err
 	}
@@ -231,6 +231,9 @@ func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
 			return nil, fmt.Errorf("the stack on %s names no PostgreSQL in %s", stack.DataDir, devstack.EndpointsFile)
 		}
 		r.postgresPID = postgresPID(stack.DataDir)
+		if err := tenantClients.provisionDatabase(ctx, stack.Endpoints.Postgres); err != nil {
+			return nil, err
+		}
 	}
 	defer r.client.CloseIdleConnections()
 	idle, err := idleCores(ctx, stack.PID)

@@ -3,9 +3,11 @@ package bench
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,8 +21,10 @@ import (
 
 	"github.com/vrsky/vrsky/api"
 	"github.com/vrsky/vrsky/connectors"
+	"github.com/vrsky/vrsky/connectors/sdk"
 	"github.com/vrsky/vrsky/hotpath"
 	"github.com/vrsky/vrsky/internal/devstack"
+	"github.com/vrsky/vrsky/internal/tenancy"
 	"github.com/vrsky/vrsky/internal/testenv"
 )
 
@@ -36,6 +40,13 @@ func inProcessStack(t *testing.T) (dir string, js jetstream.JetStream) {
 // under runnerName.
 func inProcessStackWithRunner(t *testing.T, runnerName string) (dir string, js jetstream.JetStream) {
 	t.Helper()
+	return inProcessStackWithTenancy(t, runnerName, nil)
+}
+
+// inProcessStackWithTenancy is inProcessStackWithRunner whose runner
+// completes connector environments with ten (nil: none).
+func inProcessStackWithTenancy(t *testing.T, runnerName string, ten sdk.Tenancy) (dir string, js jetstream.JetStream) {
+	t.Helper()
 	url := testenv.NATS(t)
 	nc, err := nats.Connect(url)
 	require.NoError(t, err)
@@ -47,7 +58,7 @@ func inProcessStackWithRunner(t *testing.T, runnerName string) (dir string, js j
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	runner := &hotpath.Runner{JS: js, Catalog: connectors.Catalog(), FileRoot: filepath.Join(dir, "files"), Name: runnerName, Logger: quiet}
+	runner := &hotpath.Runner{JS: js, Catalog: connectors.Catalog(), FileRoot: filepath.Join(dir, "files"), Name: runnerName, Logger: quiet, Tenancy: ten}
 	go func() { defer close(done); _ = runner.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 
@@ -237,9 +248,24 @@ func TestRunMeasuresCDCEndToEnd(t *testing.T) {
 		t.Skip("runs a CDC pipeline for a few seconds")
 	}
 	dbURL := testenv.Postgres(t)
-	// The in-process runner resolves the spec's database as vrsky dev's would.
-	t.Setenv(devstack.EnvDatabaseURL, dbURL)
-	dir, js := inProcessStack(t)
+	// The in-process stack has no API: its runner is given the benchmark
+	// tenant's database secret and an egress policy allowing the database,
+	// which the bench stores through a dev stack's API.
+	u, err := url.Parse(dbURL)
+	require.NoError(t, err)
+	dir, js := inProcessStackWithTenancy(t, "test", &tenancy.Platform{
+		Secrets: func(tenant string) sdk.SecretResolver {
+			return func(_ context.Context, name string) (string, error) {
+				if tenant != Tenant || name != DatabaseSecret {
+					return "", fmt.Errorf("no secret %s of tenant %s", name, tenant)
+				}
+				return dbURL, nil
+			}
+		},
+		Egress: func(context.Context, string) (sdk.EgressPolicy, error) {
+			return sdk.EgressPolicy{AllowHosts: []string{u.Host}}, nil
+		},
+	})
 	ep, err := devstack.ReadEndpoints(dir)
 	require.NoError(t, err)
 	ep.Postgres = dbURL

@@ -1,8 +1,10 @@
 // Package demo runs the example integrations in examples/ against a running
 // dev stack: it creates a demo tenant through the REST API, starts local
 // stand-ins for the outside world (a Slack incoming webhook, a target REST
-// API, sample tables), deploys the example's spec, drives its input and
-// waits until the expected messages arrived.
+// API, sample tables), stores the settings the example's spec reads as the
+// tenant's secrets, opens the stand-ins to the tenant with its egress
+// policy, deploys the spec, drives its input and waits until the expected
+// messages arrived.
 package demo
 
 import (
@@ -16,11 +18,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -29,20 +33,20 @@ import (
 	"github.com/vrsky/vrsky/internal/devstack"
 )
 
-// Environment variables the examples' specs reference. The runner resolves
-// them in its own environment, so under `vrsky dev` they must be exported
-// before it starts; the demo reads the same variables, with the same
-// defaults the examples' READMEs export.
+// Tenant secrets the examples' specs reference ({ secret: NAME }). The demo
+// stores them for its tenant through the API before it deploys, so they
+// are per tenant: several tenants run the same demo with values of their
+// own.
 const (
-	EnvGitHubSecret = "VRSKY_DEMO_GITHUB_SECRET"
-	EnvSlackURL     = "VRSKY_DEMO_SLACK_URL"
-	EnvDatabaseURL  = "VRSKY_DEMO_DATABASE_URL"
+	SecretGitHub   = "github-webhook-secret"
+	SecretSlackURL = "slack-webhook-url"
+)
 
+// Defaults of the demo's settings.
+const (
 	DefaultGitHubSecret = "vrsky-demo-secret"
 	DefaultSlackURL     = "http://127.0.0.1:8099/services/T0DEMO/B0DEMO/demo"
 	DefaultDatabase     = "vrsky_demo"
-	// specSlackHost is the Slack stand-in's address as the specs allow it.
-	specSlackHost = "127.0.0.1:8099"
 	// DefaultAPIAddr is where demo 3's target API stand-in listens, as its
 	// spec names it.
 	DefaultAPIAddr = "127.0.0.1:8098"
@@ -61,14 +65,17 @@ type Demo struct {
 	Dir  string // directory under examples/
 	Name string // the integration's name in its spec
 	What string
+	// DatabaseSecret is the tenant secret its spec reads the demo
+	// database's URL from; "" when it uses no database.
+	DatabaseSecret string
 }
 
 // Demos are the runnable examples.
 var Demos = []Demo{
-	{1, "1-webhook-to-slack", "github-to-slack", "signed GitHub webhooks → json-transform → Slack"},
-	{2, "2-csv-to-postgres", "csv-to-postgres", "CSV files → json-transform → PostgreSQL"},
-	{3, "3-cdc-to-api", "cdc-to-api", "PostgreSQL changes (CDC) → json-transform → REST API"},
-	{4, "4-order-routing", "order-routing", "orders → total → router → PostgreSQL and (big orders) Slack"},
+	{1, "1-webhook-to-slack", "github-to-slack", "signed GitHub webhooks → json-transform → Slack", ""},
+	{2, "2-csv-to-postgres", "csv-to-postgres", "CSV files → json-transform → PostgreSQL", "products-database-url"},
+	{3, "3-cdc-to-api", "cdc-to-api", "PostgreSQL changes (CDC) → json-transform → REST API", "customers-database-url"},
+	{4, "4-order-routing", "order-routing", "orders → total → router → PostgreSQL and (big orders) Slack", "orders-database-url"},
 }
 
 // Lookup returns demo n.
@@ -88,20 +95,17 @@ func Lookup(n int) (Demo, error) {
 type Options struct {
 	// Tenant is the tenant to run as; default "demo".
 	Tenant string
-	// GitHubSecret signs demo 1's webhooks; default $VRSKY_DEMO_GITHUB_SECRET
-	// or DefaultGitHubSecret.
+	// GitHubSecret signs demo 1's webhooks, and is stored as the tenant's
+	// secret github-webhook-secret; default DefaultGitHubSecret.
 	GitHubSecret string
-	// SlackURL is the incoming-webhook URL the runner posts to; the Slack
-	// stand-in listens on its host:port. Default $VRSKY_DEMO_SLACK_URL or
-	// DefaultSlackURL.
+	// SlackURL is the incoming-webhook URL the runner posts to, stored as
+	// the tenant's secret slack-webhook-url; the Slack stand-in listens on
+	// its host:port (127.0.0.1 or localhost). Default DefaultSlackURL.
 	SlackURL string
-	// DatabaseURL is the runner's URL of the demo database; default
-	// $VRSKY_DEMO_DATABASE_URL or the dev stack's server with database
-	// vrsky_demo.
+	// DatabaseURL is the runner's URL of the demo database, stored as the
+	// tenant secret the demo's spec names (Demo.DatabaseSecret); default
+	// the dev stack's server with database vrsky_demo.
 	DatabaseURL string
-	// EnvSuffix is appended to every VRSKY_DEMO_… reference in the spec,
-	// so that several tenants can run the same demo with different values.
-	EnvSuffix string
 	// SlackFailFirst is how many Slack requests the stand-in refuses
 	// before it accepts any; default 2 for demo 4, 0 otherwise; -1 for none.
 	SlackFailFirst int
@@ -237,8 +241,7 @@ func (r *runner) tenant(ctx context.Context) error {
 }
 
 // spec returns the example's spec as deployed: with the stand-ins'
-// addresses (pairs of the spec's text and its replacement) and the env
-// references' suffix.
+// addresses (pairs of the spec's text and its replacement).
 func (r *runner) spec(repl ...string) ([]byte, error) {
 	b, err := examples.FS.ReadFile(r.demo.Dir + "/integration.yaml")
 	if err != nil {
@@ -248,11 +251,6 @@ func (r *runner) spec(repl ...string) ([]byte, error) {
 	for i := 0; i+1 < len(repl); i += 2 {
 		s = strings.ReplaceAll(s, repl[i], repl[i+1])
 	}
-	if r.opt.EnvSuffix != "" {
-		for _, name := range []string{EnvGitHubSecret, EnvSlackURL, EnvDatabaseURL} {
-			s = strings.ReplaceAll(s, name, name+r.opt.EnvSuffix)
-		}
-	}
 	return []byte(s), nil
 }
 
@@ -261,21 +259,47 @@ func (r *runner) spec(repl ...string) ([]byte, error) {
 func (r *runner) deploy(ctx context.Context, spec []byte) error {
 	got, err := r.tenantC.Deploy(ctx, r.demo.Name, spec, "vrsky demo "+r.runID, false)
 	if err != nil {
-		return fmt.Errorf("%w%s", err, envHint(err.Error()))
+		return err
 	}
 	r.res.Deployed = time.Now()
 	fmt.Fprintf(r.out, "integration %s/%s version %d: running\n", r.opt.Tenant, got.Name, got.Version)
 	return nil
 }
 
-// envHint explains a secret the runner could not resolve.
-func envHint(msg string) string {
-	if !strings.Contains(msg, "environment variable is not set") {
+// provision stores the demo's settings as its tenant's secrets (with the
+// tenant's key) and sets the tenant's egress policy (with the admin key)
+// to allow exactly hosts: the loopback stand-ins and the database the
+// demo uses, as host:port spelled in their URLs. Connectors refuse
+// loopback and private addresses unless the policy allows them.
+func (r *runner) provision(ctx context.Context, secrets map[string]string, hosts ...string) error {
+	var allow []string
+	for _, h := range hosts {
+		if h != "" && !slices.Contains(allow, h) {
+			allow = append(allow, h)
+		}
+	}
+	if err := r.api.PatchTenant(ctx, r.opt.Tenant, apiclient.TenantPatch{Egress: &apiclient.Egress{AllowHosts: allow}}); err != nil {
+		return err
+	}
+	fmt.Fprintf(r.out, "tenant %s: egress allowed to %s\n", r.opt.Tenant, strings.Join(allow, ", "))
+	names := slices.Sorted(maps.Keys(secrets))
+	for _, name := range names {
+		if err := r.tenantC.PutSecret(ctx, name, secrets[name]); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(r.out, "tenant %s: secrets %s stored\n", r.opt.Tenant, strings.Join(names, ", "))
+	return nil
+}
+
+// hostOf is the host[:port] of a URL as the URL spells it; "" when it
+// names none (a Unix socket).
+func hostOf(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
 		return ""
 	}
-	return fmt.Sprintf("\nthe runner reads the demo's settings from its environment: stop vrsky dev, then\n"+
-		"  export %s=%s %s=%s %s=%s\nand start it again (see the example's README)",
-		EnvGitHubSecret, DefaultGitHubSecret, EnvSlackURL, DefaultSlackURL, EnvDatabaseURL, "postgres://postgres@127.0.0.1:5433/"+DefaultDatabase+"?sslmode=disable")
+	return u.Host
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
@@ -288,34 +312,32 @@ func sleep(ctx context.Context, d time.Duration) error {
 }
 
 // startSlack starts the Slack stand-in on the host:port of the runner's
-// Slack URL.
-func (r *runner) startSlack(failFirst int) (*Slack, error) {
-	raw := r.opt.SlackURL
-	if raw == "" {
-		raw = cmp.Or(os.Getenv(EnvSlackURL), DefaultSlackURL)
-	}
+// Slack URL, and returns the URL the runner is to post to (the stand-in's
+// address when the URL's port was 0).
+func (r *runner) startSlack(failFirst int) (*Slack, string, error) {
+	raw := cmp.Or(r.opt.SlackURL, DefaultSlackURL)
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" {
-		return nil, fmt.Errorf("%s: want an http://host:port/… URL", EnvSlackURL)
+		return nil, "", fmt.Errorf("Slack URL %q: want an http://host:port/… URL", raw)
 	}
-	host, _, err := net.SplitHostPort(u.Host)
+	host, port, err := net.SplitHostPort(u.Host)
 	if err != nil || (host != "127.0.0.1" && host != "localhost") {
-		return nil, fmt.Errorf("%s=%s: the demo's Slack stand-in listens on 127.0.0.1 only", EnvSlackURL, raw)
+		return nil, "", fmt.Errorf("Slack URL %s: the demo's Slack stand-in listens on 127.0.0.1 only", raw)
 	}
 	s, err := StartSlack(u.Host, failFirst, r.out)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	fmt.Fprintf(r.out, "slack stand-in: listening at %s\n", raw)
-	return s, nil
+	if _, got, _ := net.SplitHostPort(s.Addr()); got != port {
+		u.Host = net.JoinHostPort(host, got)
+	}
+	fmt.Fprintf(r.out, "slack stand-in: listening at %s\n", u)
+	return s, u.String(), nil
 }
 
 func (r *runner) databaseURL() (string, error) {
 	if r.opt.DatabaseURL != "" {
 		return r.opt.DatabaseURL, nil
-	}
-	if v := os.Getenv(EnvDatabaseURL); v != "" {
-		return v, nil
 	}
 	return DatabaseURL(r.ep.Postgres, DefaultDatabase)
 }

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/vrsky/vrsky/internal/apiclient"
 	"github.com/vrsky/vrsky/internal/devstack"
 )
 
@@ -43,22 +46,19 @@ func freeSlackURL(t *testing.T) string {
 	return "http://" + addr + "/services/T0DEMO/B0DEMO/demo"
 }
 
-// setDemoEnv gives the in-process runner the settings `vrsky dev` would get
-// from the exports in the examples' READMEs.
-func setDemoEnv(t *testing.T, ep devstack.Endpoints, suffix, dbName string) Options {
+// demoOptions are a demo's settings with stand-ins on free ports and the
+// database dbName of the stack's server. The demo stores them as its
+// tenant's secrets: nothing is exported to the stack.
+func demoOptions(t *testing.T, ep devstack.Endpoints, secret, dbName string) Options {
 	t.Helper()
 	dbURL, err := DatabaseURL(ep.Postgres, dbName)
 	require.NoError(t, err)
-	opt := Options{GitHubSecret: "s3cret" + suffix, SlackURL: freeSlackURL(t), DatabaseURL: dbURL, EnvSuffix: suffix, APIAddr: "127.0.0.1:0"}
-	t.Setenv(EnvGitHubSecret+suffix, opt.GitHubSecret)
-	t.Setenv(EnvSlackURL+suffix, opt.SlackURL)
-	t.Setenv(EnvDatabaseURL+suffix, opt.DatabaseURL)
-	return opt
+	return Options{GitHubSecret: secret, SlackURL: freeSlackURL(t), DatabaseURL: dbURL, APIAddr: "127.0.0.1:0"}
 }
 
 func TestDemo1WebhookToSlack(t *testing.T) {
 	dir, ep, began := startStack(t)
-	opt := setDemoEnv(t, ep, "", DefaultDatabase)
+	opt := demoOptions(t, ep, "s3cret", DefaultDatabase)
 	var out bytes.Buffer
 	res, err := RunWith(context.Background(), 1, dir, &out, opt)
 	require.NoError(t, err, out.String())
@@ -70,6 +70,21 @@ func TestDemo1WebhookToSlack(t *testing.T) {
 	require.Contains(t, texts, "[acme/shop] hubot opened pull request #42: Add order export (run "+res.RunID+") https://github.com/acme/shop/pull/42")
 	require.Contains(t, out.String(), "refused (401)")
 	require.Contains(t, out.String(), "look at:")
+	require.Contains(t, out.String(), "secrets github-webhook-secret, slack-webhook-url stored")
+	// The admin opened exactly the Slack stand-in to the tenant.
+	admin, err := os.ReadFile(filepath.Join(dir, "admin-key"))
+	require.NoError(t, err)
+	var tenant struct {
+		Egress struct {
+			AllowPrivate bool     `json:"allowPrivate"`
+			AllowHosts   []string `json:"allowHosts"`
+		} `json:"egress"`
+	}
+	st, _, err := apiclient.New("http://"+ep.HTTP, string(admin)).Do(context.Background(), http.MethodGet, "/v1/tenants/demo", "", nil, &tenant)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, st)
+	require.False(t, tenant.Egress.AllowPrivate)
+	require.Equal(t, []string{strings.TrimSuffix(strings.TrimPrefix(opt.SlackURL, "http://"), "/services/T0DEMO/B0DEMO/demo")}, tenant.Egress.AllowHosts)
 
 	// A second run reuses the tenant and updates the integration.
 	out.Reset()
@@ -82,7 +97,7 @@ func TestDemo1WebhookToSlack(t *testing.T) {
 
 func TestDemo4OrderRouting(t *testing.T) {
 	dir, ep, began := startStack(t)
-	opt := setDemoEnv(t, ep, "", DefaultDatabase)
+	opt := demoOptions(t, ep, "s3cret", DefaultDatabase)
 	var out bytes.Buffer
 	res, err := RunWith(context.Background(), 4, dir, &out, opt)
 	require.NoError(t, err, out.String())
@@ -103,7 +118,7 @@ func TestDemo4OrderRouting(t *testing.T) {
 
 func TestDemo2CSVToPostgres(t *testing.T) {
 	dir, ep, began := startStack(t)
-	opt := setDemoEnv(t, ep, "", DefaultDatabase)
+	opt := demoOptions(t, ep, "s3cret", DefaultDatabase)
 	var out bytes.Buffer
 	res, err := RunWith(context.Background(), 2, dir, &out, opt)
 	require.NoError(t, err, out.String())
@@ -129,7 +144,7 @@ func TestDemo2CSVToPostgres(t *testing.T) {
 
 func TestDemo3CDCToAPI(t *testing.T) {
 	dir, ep, began := startStack(t)
-	opt := setDemoEnv(t, ep, "", DefaultDatabase)
+	opt := demoOptions(t, ep, "s3cret", DefaultDatabase)
 	var out bytes.Buffer
 	res, err := RunWith(context.Background(), 3, dir, &out, opt)
 	require.NoError(t, err, out.String())
@@ -162,7 +177,7 @@ func TestAllDemosForThreeTenants(t *testing.T) {
 	tenants := []string{"red", "green", "blue"}
 	opts := map[string]Options{}
 	for _, tn := range tenants {
-		o := setDemoEnv(t, ep, "_"+strings.ToUpper(tn), "vrsky_demo_"+tn)
+		o := demoOptions(t, ep, "s3cret-"+tn, "vrsky_demo_"+tn)
 		o.Tenant = tn
 		opts[tn] = o
 	}
@@ -241,8 +256,9 @@ func TestRunReportsWhatIsWrong(t *testing.T) {
 	_, err := Lookup(4)
 	require.NoError(t, err)
 	require.Equal(t, "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17", GitHubSignature("It's a Secret to Everybody", []byte("Hello, World!")))
-	require.Equal(t, "", envHint("boom"))
-	require.Contains(t, envHint("secret env:X: environment variable is not set"), "export "+EnvGitHubSecret)
+	require.Equal(t, "127.0.0.1:5433", hostOf("postgres://postgres@127.0.0.1:5433/vrsky_demo?sslmode=disable"))
+	require.Equal(t, "localhost:8099", hostOf("http://localhost:8099/services/x"))
+	require.Equal(t, "", hostOf("postgres:///db?host=/tmp"))
 	_, err = DatabaseURL("mysql://x", "db")
 	require.Error(t, err)
 	_, err = databaseOf("postgres://h/Bad-Name")

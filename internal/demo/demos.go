@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"github.com/vrsky/vrsky/internal/apiclient"
 	"net/http"
-	"os"
 	"time"
 )
 
@@ -18,21 +17,21 @@ func (r *runner) webhookToSlack(ctx context.Context) error {
 	if fail < 0 {
 		fail = 0
 	}
-	slack, err := r.startSlack(fail)
+	slack, slackURL, err := r.startSlack(fail)
 	if err != nil {
 		return err
 	}
 	defer slack.Close()
-	spec, err := r.spec(specSlackHost, slack.Addr())
+	secret := cmp.Or(r.opt.GitHubSecret, DefaultGitHubSecret)
+	if err := r.provision(ctx, map[string]string{SecretGitHub: secret, SecretSlackURL: slackURL}, hostOf(slackURL)); err != nil {
+		return err
+	}
+	spec, err := r.spec()
 	if err != nil {
 		return err
 	}
 	if err := r.deploy(ctx, spec); err != nil {
 		return err
-	}
-	secret := r.opt.GitHubSecret
-	if secret == "" {
-		secret = cmp.Or(os.Getenv(EnvGitHubSecret), DefaultGitHubSecret)
 	}
 	events := []struct{ kind, body string }{
 		{"push", fmt.Sprintf(`{"ref":"refs/heads/main","before":"6113728f27ae82c7b1a177c8d03f9e96e0adf246",
@@ -68,10 +67,10 @@ func (r *runner) webhookToSlack(ctx context.Context) error {
 		}
 		switch {
 		case st == http.StatusUnauthorized:
-			return fmt.Errorf("the webhook refused the signature: the dev stack's %s is not the demo's; export %s=%s before vrsky dev, or the same value here",
-				EnvGitHubSecret, EnvGitHubSecret, DefaultGitHubSecret)
+			return fmt.Errorf("the webhook refused a request signed with the tenant's secret %s as the demo stored it: %s",
+				SecretGitHub, apiclient.Problem(st, raw))
 		case st != http.StatusAccepted:
-			return fmt.Errorf("webhook %s answered %s%s", ev.kind, apiclient.Problem(st, raw), envHint(string(raw)))
+			return fmt.Errorf("webhook %s answered %s", ev.kind, apiclient.Problem(st, raw))
 		}
 		fmt.Fprintf(r.out, "webhook: signed %s event accepted (202)\n", ev.kind)
 	}
@@ -133,12 +132,15 @@ func (r *runner) orderRouting(ctx context.Context) error {
 		return err
 	}
 	fmt.Fprintf(r.out, "sample table: demo_orders in %s\n", redact(dbURL))
-	slack, err := r.startSlack(fail)
+	slack, slackURL, err := r.startSlack(fail)
 	if err != nil {
 		return err
 	}
 	defer slack.Close()
-	spec, err := r.spec(specSlackHost, slack.Addr())
+	if err := r.provision(ctx, map[string]string{r.demo.DatabaseSecret: dbURL, SecretSlackURL: slackURL}, hostOf(slackURL), hostOf(dbURL)); err != nil {
+		return err
+	}
+	spec, err := r.spec()
 	if err != nil {
 		return err
 	}

@@ -130,6 +130,9 @@ func (r *runner) csvToPostgres(ctx context.Context) error {
 		return err
 	}
 	fmt.Fprintf(r.out, "sample table: demo_products in %s\n", redact(dbURL))
+	if err := r.provision(ctx, map[string]string{r.demo.DatabaseSecret: dbURL}, hostOf(dbURL)); err != nil {
+		return err
+	}
 	spec, err := r.spec()
 	if err != nil {
 		return err
@@ -293,6 +296,9 @@ func (r *runner) cdcToAPI(ctx context.Context) error {
 			}
 			return '_'
 		}, strings.ToLower(r.opt.Tenant))
+	}
+	if err := r.provision(ctx, map[string]string{r.demo.DatabaseSecret: dbURL}, api.Addr(), hostOf(dbURL)); err != nil {
+		return err
 	}
 	spec, err := r.spec(DefaultAPIAddr, api.Addr(), "slot: "+specSlot, "slot: "+slot)
 	if err != nil {

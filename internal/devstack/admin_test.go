@@ -2,6 +2,7 @@ package devstack
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -66,6 +67,26 @@ func postTenant(t *testing.T, ep Endpoints, key, body string) int {
 	return resp.StatusCode
 }
 
+// awaitTenantActive waits until the tenant's provisioning (after create's
+// 202) finished.
+func awaitTenantActive(t *testing.T, ep Endpoints, key, tenant string) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		req, err := http.NewRequest(http.MethodGet, "http://"+ep.HTTP+"/v1/tenants/"+tenant, nil)
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var got struct {
+			Status string `json:"status"`
+		}
+		return resp.StatusCode == http.StatusOK && json.NewDecoder(resp.Body).Decode(&got) == nil && got.Status == "active"
+	}, 30*time.Second, 50*time.Millisecond, "tenant %s never became active", tenant)
+}
+
 // TestDevStackAdminKeyManagesTenantsAcrossRestarts: the key vrsky dev writes
 // on first start creates a tenant through the API, and after a restart the
 // same file holds the same key, which still works.
@@ -75,7 +96,7 @@ func TestDevStackAdminKeyManagesTenantsAcrossRestarts(t *testing.T) {
 	key := readAdminKey(t, dir)
 
 	post := func(ep Endpoints, key, body string) int { return postTenant(t, ep, key, body) }
-	require.Equal(t, http.StatusCreated, post(s.Endpoints(), key, `{"id":"acme","name":"Acme"}`))
+	require.Equal(t, http.StatusAccepted, post(s.Endpoints(), key, `{"id":"acme","name":"Acme"}`), "created; provisioned asynchronously")
 	require.Equal(t, http.StatusUnauthorized, post(s.Endpoints(), key+"0", `{"id":"other","name":"Other"}`))
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

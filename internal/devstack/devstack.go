@@ -81,7 +81,8 @@ type Config struct {
 	// process of its own.
 	NoRunner bool
 	// TenantEnvAllow lists the environment variables tenants may read with
-	// {"env": NAME} (glob patterns); nil means DefaultTenantEnvAllow.
+	// {"env": NAME} (glob patterns); nil allows none, as in production.
+	// Tenants keep their settings in tenant secrets ({"secret": NAME}).
 	TenantEnvAllow []string
 	// SecretKeys seals and opens tenant secrets; nil means the key ring
 	// kept in DATA_DIR/secrets-key, created on first start.
@@ -89,12 +90,6 @@ type Config struct {
 	Version    string
 	Logger     *slog.Logger
 }
-
-// DefaultTenantEnvAllow is what tenants of a dev stack may read with
-// {"env": NAME}: the stack's database URL, which it exports for that
-// (EnvDatabaseURL), and the demos' settings. Production roles allow none
-// by default.
-var DefaultTenantEnvAllow = []string{EnvDatabaseURL, "VRSKY_DEMO_*"}
 
 func (c *Config) applyDefaults() {
 	set := func(v *string, def string) {
@@ -116,9 +111,6 @@ func (c *Config) applyDefaults() {
 	}
 	if c.WebhookTenantRate == 0 {
 		c.WebhookTenantRate = DefaultWebhookTenantRate
-	}
-	if c.TenantEnvAllow == nil {
-		c.TenantEnvAllow = DefaultTenantEnvAllow
 	}
 }
 
@@ -305,9 +297,6 @@ func (s *Stack) startPostgres(ctx context.Context) (*pgxpool.Pool, error) {
 	}
 	s.onStop("postgres pool", func(context.Context) error { pool.Close(); return nil })
 	s.endpoints.Postgres = url
-	if err := os.Setenv(EnvDatabaseURL, url); err != nil {
-		return nil, fmt.Errorf("export %s: %w", EnvDatabaseURL, err)
-	}
 	return pool, nil
 }
 

@@ -13,14 +13,6 @@ import (
 // tells scripts where each part of a running dev stack listens.
 const EndpointsFile = "endpoints.json"
 
-// EnvDatabaseURL is the environment variable a dev stack sets, in its own
-// process, to its PostgreSQL URL (Endpoints.Postgres: the private cluster's
-// metadata database, or VRSKY_DATABASE_URL's) once PostgreSQL is up, and
-// that RoleConfig sets in a role attached with --dev. The runner resolves
-// connector secrets in its own environment, so an integration spec can
-// reach the dev stack's database with url: { env: VRSKY_DEV_DATABASE_URL }.
-const EnvDatabaseURL = "VRSKY_DEV_DATABASE_URL"
-
 // Files in the data directory holding NATS secrets (mode 0600): the
 // operator and account keys, and the platform account's credentials.
 const (

@@ -49,7 +49,8 @@ producers:
 `))
 	require.NoError(t, err)
 	// The tenant's NATS account comes with it.
-	require.Equal(t, http.StatusCreated, postTenant(t, ep, readAdminKey(t, dir), `{"id":"acme","name":"Acme"}`))
+	require.Equal(t, http.StatusAccepted, postTenant(t, ep, readAdminKey(t, dir), `{"id":"acme","name":"Acme"}`))
+	awaitTenantActive(t, ep, readAdminKey(t, dir), "acme")
 	d := hotpath.Desired{Tenant: "acme", Integration: "orders", Version: 1, Status: hotpath.DesiredRunning, Spec: in}
 	require.NoError(t, state.PutDesired(ctx, d))
 	var st hotpath.Status

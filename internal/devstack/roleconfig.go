@@ -20,14 +20,11 @@ import (
 // runner --dev DATA_DIR`) that attaches to the dev stack running on dataDir,
 // in place of the VRSKY_… variables: the addresses from endpoints.json, the
 // NATS operator keys, the embedded S3's fixed credentials and bucket, the
-// data directory's file root, the platform admin key, the key ring of tenant
-// secrets and the dev allow-list of environment variables. Start the stack
-// with Config.NoRunner to run its runner in a process of its own.
-//
-// Like the stack itself, it also sets EnvDatabaseURL in this process's
-// environment to the stack's PostgreSQL URL, so that integrations an
-// attached runner runs resolve { env: VRSKY_DEV_DATABASE_URL } as they would
-// under `vrsky dev`.
+// data directory's file root, the platform admin key and the key ring of
+// tenant secrets. Like the stack's, its allow-list of environment variables
+// tenants may read is empty: integrations reach databases through tenant
+// secrets. Start the stack with Config.NoRunner to run its runner in a
+// process of its own.
 func RoleConfig(dataDir string) (roles.Config, error) {
 	dir, err := filepath.Abs(dataDir)
 	if err != nil {
@@ -55,11 +52,6 @@ func RoleConfig(dataDir string) (roles.Config, error) {
 			return roles.Config{}, err
 		}
 	}
-	if ep.Postgres != "" {
-		if err := os.Setenv(EnvDatabaseURL, ep.Postgres); err != nil {
-			return roles.Config{}, fmt.Errorf("export %s: %w", EnvDatabaseURL, err)
-		}
-	}
 	return roles.Config{
 		DatabaseURL:       ep.Postgres,
 		NATSURL:           ep.NATS,
@@ -69,11 +61,10 @@ func RoleConfig(dataDir string) (roles.Config, error) {
 			Endpoint: s3.Host, Secure: s3.Scheme == "https",
 			AccessKey: s3AccessKey, SecretKey: s3SecretKey, Bucket: Bucket,
 		},
-		FileRoot:       filepath.Join(dir, "files"),
-		AdminKeyHash:   adminHash,
-		NATSKeysFile:   natsKeys,
-		TenantEnvAllow: DefaultTenantEnvAllow,
-		SecretKeys:     keys,
+		FileRoot:     filepath.Join(dir, "files"),
+		AdminKeyHash: adminHash,
+		NATSKeysFile: natsKeys,
+		SecretKeys:   keys,
 	}, nil
 }
 
