@@ -166,7 +166,11 @@ func TestTenantSecretReachesTheTargetAndNothingElse(t *testing.T) {
 	c := apiClient{t: t, base: "http://" + addr}
 
 	code, raw := c.do(http.MethodPost, "/v1/tenants", admin, `{"id":"shop","name":"Shop"}`)
-	require.Equal(t, http.StatusCreated, code, raw)
+	require.Equal(t, http.StatusAccepted, code, raw)
+	require.Eventually(t, func() bool { // provisioning runs on the worker
+		code, raw := c.do(http.MethodGet, "/v1/tenants/shop", admin, "")
+		return code == http.StatusOK && strings.Contains(raw, `"status":"active"`)
+	}, 30*time.Second, 50*time.Millisecond)
 	var created struct {
 		APIKey struct {
 			Secret string `json:"secret"`
