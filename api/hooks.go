@@ -309,7 +309,7 @@ func (h *Webhooks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var digest hotpath.Digest
 	if remember {
 		digest = sha256.Sum256(body)
-		seen, err := h.Idempotency.Seen(ctx, p, id, digest)
+		seen, err := h.Idempotency.Claim(ctx, p, id, digest)
 		if errors.Is(err, hotpath.ErrKeyReused) {
 			writeProblem(w, http.StatusConflict, "this Idempotency-Key or delivery ID was already used with a different body; nothing was stored", 0)
 			return
@@ -332,13 +332,8 @@ func (h *Webhooks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if remember {
-		// Stored already: only a race with another body under the same ID
-		// changes the answer (JetStream kept the other one).
-		if err := h.Idempotency.Remember(ctx, p, id, digest); errors.Is(err, hotpath.ErrKeyReused) {
-			writeProblem(w, http.StatusConflict, "this Idempotency-Key or delivery ID was already used with a different body; nothing was stored", 0)
-			return
-		} else if err != nil && h.Logger != nil {
-			h.Logger.Warn("webhook idempotency key not remembered; JetStream's duplicate window still applies",
+		if err := h.Idempotency.Confirm(ctx, p, id, digest); err != nil && h.Logger != nil {
+			h.Logger.Warn("webhook idempotency key not confirmed; a repeat is stored again, which JetStream's duplicate window drops",
 				"pipeline", p.String(), "msg_id", id, "error", err)
 		}
 	}

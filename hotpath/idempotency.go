@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -46,63 +47,67 @@ type tenantBucket struct {
 // Digest is the SHA-256 of a body.
 type Digest [sha256.Size]byte
 
-// Seen reports whether p already stored message id, with the body whose
-// digest is sum: true means the caller must store nothing and answer as
-// the first time; ErrKeyReused means the ID came with another body. Errors
-// reaching NATS wrap ErrUnavailable.
-func (i *Idempotency) Seen(ctx context.Context, p Pipeline, id string, sum Digest) (bool, error) {
-	kv, err := i.bucket(ctx, p.Tenant)
+// pendingPrefix marks a claimed ID whose message may not be stored yet.
+const pendingPrefix = "pending:"
+
+// Claim decides what to do with message id of p, whose body has digest
+// sum, in one round trip on the happy path: it records the ID as pending
+// and answers false (unseen: store the message, then Confirm). When the ID
+// is already known it answers true if its message is stored with the same
+// body (store nothing, answer as the first time), false if it is pending
+// with the same body (a request that raced this one or failed before
+// storing: store it again, JetStream drops the duplicate), and
+// ErrKeyReused if it came with another body. Errors reaching NATS wrap
+// ErrUnavailable.
+func (i *Idempotency) Claim(ctx context.Context, p Pipeline, id string, sum Digest) (seen bool, err error) {
+	b, err := i.bucket(ctx, p.Tenant)
 	if err != nil {
 		return false, err
 	}
-	e, err := kv.Get(ctx, idempotencyKey(p, id))
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
+	key, digest := idempotencyKey(p, id), hex.EncodeToString(sum[:])
+	if _, err := b.kv.Create(ctx, key, []byte(pendingPrefix+digest)); err == nil {
 		return false, nil
+	} else if !errors.Is(err, jetstream.ErrKeyExists) {
+		return false, fmt.Errorf("%w: write idempotency key: %w", ErrUnavailable, err)
 	}
+	e, err := b.kv.Get(ctx, key)
 	if err != nil {
 		return false, fmt.Errorf("%w: read idempotency key: %w", ErrUnavailable, err)
 	}
-	if string(e.Value()) != hex.EncodeToString(sum[:]) {
+	stored, pending := strings.CutPrefix(string(e.Value()), pendingPrefix)
+	if stored != digest {
 		return false, ErrKeyReused
 	}
-	return true, nil
+	return !pending, nil
 }
 
-// Remember records that p stored message id with the body of digest sum.
-// Call it only after the message is durable. When another body was
-// remembered for id meanwhile (two requests raced with one key), it
-// returns ErrKeyReused: JetStream kept only the first of them.
-func (i *Idempotency) Remember(ctx context.Context, p Pipeline, id string, sum Digest) error {
-	kv, err := i.bucket(ctx, p.Tenant)
+// Confirm records that p's message id, claimed with Claim, is stored. It
+// does not wait for the write: if it is lost, the ID stays pending and a
+// repeat of the same body is stored again, which JetStream drops as a
+// duplicate within its window.
+func (i *Idempotency) Confirm(ctx context.Context, p Pipeline, id string, sum Digest) error {
+	b, err := i.bucket(ctx, p.Tenant)
 	if err != nil {
 		return err
 	}
-	key, value := idempotencyKey(p, id), hex.EncodeToString(sum[:])
-	if _, err := kv.Create(ctx, key, []byte(value)); err == nil {
-		return nil
-	} else if !errors.Is(err, jetstream.ErrKeyExists) {
-		return fmt.Errorf("%w: write idempotency key: %w", ErrUnavailable, err)
-	}
-	e, err := kv.Get(ctx, key)
-	if err != nil {
-		return fmt.Errorf("%w: read idempotency key: %w", ErrUnavailable, err)
-	}
-	if string(e.Value()) != value {
-		return ErrKeyReused
+	// A KV put is a publish to the bucket's subject for the key.
+	subject := "$KV." + IdempotencyBucket + "." + idempotencyKey(p, id)
+	if _, err := b.js.PublishAsync(subject, []byte(hex.EncodeToString(sum[:]))); err != nil {
+		return fmt.Errorf("%w: confirm idempotency key: %w", ErrUnavailable, err)
 	}
 	return nil
 }
 
-func (i *Idempotency) bucket(ctx context.Context, tenant string) (jetstream.KeyValue, error) {
+func (i *Idempotency) bucket(ctx context.Context, tenant string) (tenantBucket, error) {
 	js, err := i.Accounts.JetStream(ctx, tenant)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return tenantBucket{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	i.mu.Lock()
 	b, ok := i.buckets[tenant]
 	i.mu.Unlock()
 	if ok && b.js == js {
-		return b.kv, nil
+		return b, nil
 	}
 	ttl := i.TTL
 	if ttl <= 0 {
@@ -113,15 +118,16 @@ func (i *Idempotency) bucket(ctx context.Context, tenant string) (jetstream.KeyV
 		Description: "webhook ingress: body digest of each stored message ID",
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%w: open bucket %s: %w", ErrUnavailable, IdempotencyBucket, err)
+		return tenantBucket{}, fmt.Errorf("%w: open bucket %s: %w", ErrUnavailable, IdempotencyBucket, err)
 	}
+	b = tenantBucket{js: js, kv: kv}
 	i.mu.Lock()
 	if i.buckets == nil {
 		i.buckets = make(map[string]tenantBucket)
 	}
-	i.buckets[tenant] = tenantBucket{js: js, kv: kv}
+	i.buckets[tenant] = b
 	i.mu.Unlock()
-	return kv, nil
+	return b, nil
 }
 
 // idempotencyKey is p's key for message id: a hash, since IDs may hold

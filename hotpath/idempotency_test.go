@@ -11,8 +11,8 @@ import (
 	"github.com/vrsky/vrsky/internal/testenv"
 )
 
-// TestIdempotencyRemembersEachIDWithItsBody: an ID is unseen until it is
-// remembered, then seen with the same body and refused with another, per
+// TestIdempotencyRemembersEachIDWithItsBody: an ID is claimed pending,
+// seen once confirmed with the same body, refused with another, per
 // pipeline; the bucket keeps IDs for the configured TTL.
 func TestIdempotencyRemembersEachIDWithItsBody(t *testing.T) {
 	t.Parallel()
@@ -22,19 +22,25 @@ func TestIdempotencyRemembersEachIDWithItsBody(t *testing.T) {
 	p, other := Pipeline{Tenant: "acme", Integration: "orders"}, Pipeline{Tenant: "acme", Integration: "refunds"}
 	a, b := Digest(sha256.Sum256([]byte("a"))), Digest(sha256.Sum256([]byte("b")))
 
-	seen, err := idem.Seen(ctx, p, "key with spaces/and*wildcards>", a)
+	const id = "key with spaces/and*wildcards>"
+	seen, err := idem.Claim(ctx, p, id, a)
 	require.NoError(t, err)
-	require.False(t, seen)
-	require.NoError(t, idem.Remember(ctx, p, "key with spaces/and*wildcards>", a))
-	require.NoError(t, idem.Remember(ctx, p, "key with spaces/and*wildcards>", a), "remembering twice is harmless")
-	seen, err = idem.Seen(ctx, p, "key with spaces/and*wildcards>", a)
+	require.False(t, seen, "a new ID is claimed")
+	seen, err = idem.Claim(ctx, p, id, a)
 	require.NoError(t, err)
-	require.True(t, seen)
-	_, err = idem.Seen(ctx, p, "key with spaces/and*wildcards>", b)
-	require.ErrorIs(t, err, ErrKeyReused)
-	require.ErrorIs(t, idem.Remember(ctx, p, "key with spaces/and*wildcards>", b), ErrKeyReused, "a racing other body")
+	require.False(t, seen, "a pending ID with the same body is stored again (JetStream drops the duplicate)")
+	_, err = idem.Claim(ctx, p, id, b)
+	require.ErrorIs(t, err, ErrKeyReused, "a racing other body")
 
-	seen, err = idem.Seen(ctx, other, "key with spaces/and*wildcards>", b)
+	require.NoError(t, idem.Confirm(ctx, p, id, a))
+	require.Eventually(t, func() bool { // Confirm does not wait
+		seen, err := idem.Claim(ctx, p, id, a)
+		return err == nil && seen
+	}, 5*time.Second, 10*time.Millisecond, "a confirmed ID with the same body is seen")
+	_, err = idem.Claim(ctx, p, id, b)
+	require.ErrorIs(t, err, ErrKeyReused)
+
+	seen, err = idem.Claim(ctx, other, id, b)
 	require.NoError(t, err)
 	require.False(t, seen, "each integration has its own IDs")
 
