@@ -120,9 +120,19 @@ func insufficientResources(err error) bool {
 	return false
 }
 
+// ErrTenantGone is the error type of activating a tenant that is being
+// deleted.
+const ErrTenantGone = "TenantGone"
+
 // ActivateTenant makes the tenant active: its keys authenticate from now on.
+// A tenant deleted meanwhile stays deleted: that is a non-retryable error,
+// and the provisioning run undoes what it made.
 func (a *Tenants) ActivateTenant(ctx context.Context, in TenantInput) error {
-	return a.Store.SetTenantStatus(ctx, in.Tenant, store.TenantActive)
+	err := a.Store.SetTenantStatus(ctx, in.Tenant, store.TenantActive)
+	if errors.Is(err, store.ErrTenantGone) {
+		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTenantGone, err)
+	}
+	return err
 }
 
 // PurgeTenantRows removes a tenant whose provisioning failed, and its key.

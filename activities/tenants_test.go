@@ -188,6 +188,14 @@ func TestTenantActivitiesKeepAFailedTenantWithItsReason(t *testing.T) {
 	require.Equal(t, store.TenantActive, got.Status)
 	require.Empty(t, got.FailureReason)
 
+	// An activation retried after the tenant's deletion began never
+	// revives it.
+	require.NoError(t, f.a.MarkTenantDeleting(ctx, TenantInput{Tenant: "acme"}))
+	requireNonRetryable(t, f.a.ActivateTenant(ctx, TenantInput{Tenant: "acme"}), ErrTenantGone)
+	got, err = f.st.GetTenant(ctx, "acme")
+	require.NoError(t, err)
+	require.Equal(t, store.TenantDeleting, got.Status)
+
 	require.Equal(t, int64(hotpath.DefaultDLQBytes), natsauth.DefaultLimits.DLQBytes,
 		"a DLQ created by a pipeline has the default tenant's size")
 

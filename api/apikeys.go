@@ -122,18 +122,19 @@ func RegisterAPIKeys(api huma.API, st *store.Store, log *slog.Logger) {
 	})
 
 	huma.Register(api, huma.Operation{
-		OperationID:   "delete-api-key",
-		Method:        http.MethodDelete,
-		Path:          "/v1/api-keys/{keyId}",
-		Summary:       "Revoke an API key",
-		Description:   "Revokes one of the caller's tenant's keys; its next request gets 401. Revoking a revoked key succeeds. Needs scope write or admin.",
+		OperationID: "delete-api-key",
+		Method:      http.MethodDelete,
+		Path:        "/v1/api-keys/{keyId}",
+		Summary:     "Revoke an API key",
+		Description: "Revokes one of the caller's tenant's keys; its next request gets 401. A key revokes only keys whose every scope it holds " +
+			"(403 otherwise: a write key cannot revoke an admin key). Revoking a revoked key succeeds. Needs scope write or admin.",
 		Tags:          tags,
 		Security:      security,
 		DefaultStatus: http.StatusNoContent,
 		Errors:        withAuthErrors(http.StatusNotFound),
 	}, func(ctx context.Context, in *APIKeyPath) (*struct{}, error) {
 		p, _ := PrincipalFrom(ctx)
-		if err := st.RevokeAPIKey(ctx, p.TenantID, in.KeyID); err != nil {
+		if err := st.RevokeAPIKey(ctx, p.TenantID, in.KeyID, p); err != nil {
 			return nil, storeError(log, "delete-api-key", p.TenantID, err)
 		}
 		log.Info("API key revoked", "tenant", p.TenantID, "key_id", in.KeyID, "by_key_id", p.KeyID)

@@ -214,6 +214,8 @@ func storeError(log *slog.Logger, op, tenant string, err error) error {
 		return huma.Error409Conflict("already exists")
 	case errors.Is(err, store.ErrInvalid):
 		return huma.Error422UnprocessableEntity(err.Error())
+	case errors.Is(err, store.ErrForbidden):
+		return huma.Error403Forbidden(err.Error())
 	default:
 		log.Error("operation failed", "operation", op, "tenant", tenant, "error", err)
 		return huma.Error500InternalServerError("internal error")

@@ -159,7 +159,7 @@ func TestMissingGarbageAndRevokedKeysGet401(t *testing.T) {
 	t.Parallel()
 	e := newAuthEnv(t)
 	secret, keyID := e.createTenant(t, "acme")
-	other, _ := e.createKey(t, secret, `["write"]`)
+	other, _ := e.createKey(t, secret, `["read","write","dlq"]`)
 
 	for name, header := range map[string]string{
 		"missing":        "",

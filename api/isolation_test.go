@@ -153,8 +153,11 @@ func TestEveryTenantRouteIsIsolated(t *testing.T) {
 		}
 	}
 
-	// Revocation is effective at once, on every route.
-	require.Equal(t, http.StatusNoContent, call(t, e.h, http.MethodDelete, "/v1/api-keys/"+keyIDA, keys[store.ScopeWrite], "").code)
+	// A key revokes only keys whose every scope it holds: not the wider
+	// keyA with a write-only key. Revocation is effective at once, on
+	// every route.
+	require.Equal(t, http.StatusForbidden, call(t, e.h, http.MethodDelete, "/v1/api-keys/"+keyIDA, keys[store.ScopeWrite], "").code)
+	require.Equal(t, http.StatusNoContent, call(t, e.h, http.MethodDelete, "/v1/api-keys/"+keyIDA, keyA, "").code)
 	for _, op := range ops {
 		res := call(t, e.h, op.method, pathParam.ReplaceAllString(op.path, "x"), keyA, validBodies[op.id])
 		require401(t, res)

@@ -9,13 +9,13 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
 )
 
 const innocentSpec = `
@@ -320,6 +320,34 @@ producers:
 		line, err := bufio.NewReader(conn).ReadString('\n')
 		require.NoError(t, err)
 		assert.Contains(t, line, "413")
+	})
+
+	t.Run("a key revokes a key with more scopes than its own", func(t *testing.T) {
+		var narrow struct {
+			Secret string `json:"secret"`
+		}
+		st, raw, err := mallory.Do(ctx, http.MethodPost, "/v1/api-keys", "application/json", []byte(`{"scopes":["read","write"]}`), &narrow)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusCreated, st, string(raw))
+		var keys struct {
+			Items []struct {
+				ID     string   `json:"id"`
+				Scopes []string `json:"scopes"`
+			} `json:"items"`
+		}
+		st, raw, err = mallory.Do(ctx, http.MethodGet, "/v1/api-keys", "", nil, &keys)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, st, string(raw))
+		var wider string // a key holding dlq, which the narrow key does not
+		for _, k := range keys.Items {
+			if slices.Contains(k.Scopes, "dlq") {
+				wider = k.ID
+			}
+		}
+		require.NotEmpty(t, wider, string(raw))
+		st, raw, err = mallory.WithKey(narrow.Secret).Do(ctx, http.MethodDelete, "/v1/api-keys/"+wider, "", nil, nil)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusForbidden, st, string(raw))
 	})
 
 	t.Run("integration named like the platform's subjects", func(t *testing.T) {

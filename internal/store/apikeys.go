@@ -199,18 +199,36 @@ func (s *Store) ListAPIKeys(ctx context.Context, tenantID string) ([]APIKey, err
 	return keys, nil
 }
 
-// RevokeAPIKey revokes one of the tenant's keys; the next Authenticate with
-// it fails. Revoking a revoked key succeeds and changes nothing. A key of
-// another tenant is ErrNotFound, exactly like an unknown one.
-func (s *Store) RevokeAPIKey(ctx context.Context, tenantID, keyID string) error {
-	tag, err := s.pool.Exec(ctx,
-		`UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE tenant_id = $1 AND id = $2`,
-		tenantID, keyID)
+// RevokeAPIKey revokes one of the tenant's keys on behalf of by; the next
+// Authenticate with it fails. A key revokes only keys whose every scope it
+// holds, as it can grant only those: a write key cannot revoke the
+// tenant's admin keys (ErrForbidden). Revoking a revoked key succeeds and
+// changes nothing. A key of another tenant is ErrNotFound, exactly like an
+// unknown one.
+func (s *Store) RevokeAPIKey(ctx context.Context, tenantID, keyID string, by Principal) error {
+	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("revoke API key of tenant %s: %w", tenantID, err)
 	}
-	if tag.RowsAffected() == 0 {
+	defer func() { _ = tx.Rollback(ctx) }()
+	var scopes []Scope
+	err = tx.QueryRow(ctx, `SELECT scopes FROM api_keys WHERE tenant_id = $1 AND id = $2 FOR UPDATE`, tenantID, keyID).Scan(&scopes)
+	if errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("API key %s: %w", keyID, ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("revoke API key of tenant %s: %w", tenantID, err)
+	}
+	for _, sc := range scopes {
+		if !by.Allows(sc) {
+			return fmt.Errorf("API key %s holds scope %s, which the caller does not: %w", keyID, sc, ErrForbidden)
+		}
+	}
+	if _, err := tx.Exec(ctx, `UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE tenant_id = $1 AND id = $2`, tenantID, keyID); err != nil {
+		return fmt.Errorf("revoke API key of tenant %s: %w", tenantID, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("revoke API key of tenant %s: %w", tenantID, err)
 	}
 	return nil
 }

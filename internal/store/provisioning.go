@@ -123,18 +123,33 @@ func (s *Store) sameProvisioning(ctx context.Context, in NewTenant) (Tenant, err
 	return t, err
 }
 
-// SetTenantStatus moves a tenant to status; to TenantDeleted it also
-// stamps deleted_at. An unknown tenant is ErrNotFound.
+// SetTenantStatus moves a tenant to TenantActive (from provisioning) or to
+// TenantDeleted (from deleting, stamping deleted_at). Activating a tenant
+// that is being deleted, is deleted or failed is ErrTenantGone, so a
+// provisioning step retried late never revives it. An unknown tenant is
+// ErrNotFound.
 func (s *Store) SetTenantStatus(ctx context.Context, id, status string) error {
+	var from []string // the statuses it may move from
+	switch status {
+	case TenantActive:
+		from = []string{TenantProvisioning, TenantActive}
+	case TenantDeleted:
+		from = []string{TenantDeleting, TenantDeleted}
+	default:
+		return fmt.Errorf("set status of tenant %s to %q: %w", id, status, ErrInvalid)
+	}
 	tag, err := s.pool.Exec(ctx,
 		`UPDATE tenants SET status = $2,
 		   deleted_at = CASE WHEN $2 = 'deleted' THEN coalesce(deleted_at, now()) ELSE deleted_at END
-		 WHERE id = $1`, id, status)
+		 WHERE id = $1 AND status = ANY($3)`, id, status, from)
 	if err != nil {
 		return fmt.Errorf("set status of tenant %s: %w", id, err)
 	}
 	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("tenant %s: %w", id, ErrNotFound)
+		if _, err := s.GetTenant(ctx, id); err != nil {
+			return fmt.Errorf("set status of tenant %s: %w", id, err)
+		}
+		return fmt.Errorf("tenant %s to %s: %w", id, status, ErrTenantGone)
 	}
 	return nil
 }

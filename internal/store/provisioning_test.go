@@ -50,9 +50,17 @@ func TestProvisioningLifecycle(t *testing.T) {
 	require.Equal(t, []string{"orders"}, ids)
 
 	require.NoError(t, s.DeleteTenant(ctx, "acme"))
+	// A provisioning step retried late never revives a tenant being deleted.
+	require.ErrorIs(t, s.SetTenantStatus(ctx, "acme", TenantActive), ErrTenantGone)
+	got, err := s.GetTenant(ctx, "acme")
+	require.NoError(t, err)
+	require.Equal(t, TenantDeleting, got.Status)
+	_, err = s.Authenticate(ctx, secret)
+	require.ErrorIs(t, err, ErrUnauthenticated)
 	require.NoError(t, s.SetTenantStatus(ctx, "acme", TenantDeleted))
 	require.NoError(t, s.DeleteTenant(ctx, "acme"))
-	got, err := s.GetTenant(ctx, "acme")
+	require.ErrorIs(t, s.SetTenantStatus(ctx, "acme", TenantActive), ErrTenantGone)
+	got, err = s.GetTenant(ctx, "acme")
 	require.NoError(t, err)
 	require.Equal(t, TenantDeleted, got.Status, "a deleted tenant stays deleted")
 	require.NotNil(t, got.DeletedAt)

@@ -36,6 +36,12 @@ var (
 	// ErrUnauthenticated: the secret is unknown, its key is revoked or its
 	// tenant is deleted. Which one is deliberately not said.
 	ErrUnauthenticated = errors.New("unauthenticated")
+	// ErrForbidden: the caller may not change that row (a key revoking a
+	// key with scopes it does not hold).
+	ErrForbidden = errors.New("forbidden")
+	// ErrTenantGone: the tenant is being deleted or is deleted; nothing may
+	// bring it back.
+	ErrTenantGone = errors.New("the tenant is being deleted")
 )
 
 // Page selects one page of a keyset-paginated listing.

@@ -243,17 +243,17 @@ func TestAuthenticateRevokeAndLastUsed(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, listA, 1)
 	require.Equal(t, keyA.ID, listA[0].ID)
-	require.ErrorIs(t, s.RevokeAPIKey(ctx, "tenant-a", keyB.ID), ErrNotFound)
-	require.ErrorIs(t, s.RevokeAPIKey(ctx, "tenant-a", "key-unknown"), ErrNotFound)
+	require.ErrorIs(t, s.RevokeAPIKey(ctx, "tenant-a", keyB.ID, adminOf("tenant-a")), ErrNotFound)
+	require.ErrorIs(t, s.RevokeAPIKey(ctx, "tenant-a", "key-unknown", adminOf("tenant-a")), ErrNotFound)
 	pb, err := s.Authenticate(ctx, secretB)
 	require.NoError(t, err)
 	require.Equal(t, "tenant-b", pb.TenantID)
 
 	// Revocation takes effect on the very next call.
-	require.NoError(t, s.RevokeAPIKey(ctx, "tenant-a", keyA.ID))
+	require.NoError(t, s.RevokeAPIKey(ctx, "tenant-a", keyA.ID, adminOf("tenant-a")))
 	_, err = s.Authenticate(ctx, secretA)
 	require.ErrorIs(t, err, ErrUnauthenticated)
-	require.NoError(t, s.RevokeAPIKey(ctx, "tenant-a", keyA.ID), "revoking twice succeeds")
+	require.NoError(t, s.RevokeAPIKey(ctx, "tenant-a", keyA.ID, adminOf("tenant-a")), "revoking twice succeeds")
 	listA, err = s.ListAPIKeys(ctx, "tenant-a")
 	require.NoError(t, err)
 	require.NotNil(t, listA[0].RevokedAt)
@@ -289,5 +289,37 @@ func TestPrincipalAllows(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			require.Equal(t, tt.want, tt.p.Allows(tt.scope))
 		})
+	}
+}
+
+// adminOf is a principal holding tenant's admin scope.
+func adminOf(tenant string) Principal {
+	return Principal{TenantID: tenant, Scopes: []Scope{ScopeAdmin}, KeyID: "key-admin"}
+}
+
+// TestAKeyRevokesOnlyKeysWhoseScopesItHolds: a write-scoped key cannot
+// revoke the tenant's admin key (it could not have granted it either); an
+// admin key revokes any.
+func TestAKeyRevokesOnlyKeysWhoseScopesItHolds(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := context.Background()
+	_, err := s.CreateTenant(ctx, "acme", "Acme")
+	require.NoError(t, err)
+	admin, _, err := s.CreateAPIKey(ctx, "acme", []Scope{ScopeAdmin})
+	require.NoError(t, err)
+	writer, _, err := s.CreateAPIKey(ctx, "acme", []Scope{ScopeRead, ScopeWrite})
+	require.NoError(t, err)
+	reader, _, err := s.CreateAPIKey(ctx, "acme", []Scope{ScopeRead})
+	require.NoError(t, err)
+	by := Principal{TenantID: "acme", Scopes: []Scope{ScopeRead, ScopeWrite}, KeyID: writer.ID}
+
+	require.ErrorIs(t, s.RevokeAPIKey(ctx, "acme", admin.ID, by), ErrForbidden)
+	require.NoError(t, s.RevokeAPIKey(ctx, "acme", reader.ID, by))
+	require.NoError(t, s.RevokeAPIKey(ctx, "acme", writer.ID, by), "a key may revoke itself")
+	require.NoError(t, s.RevokeAPIKey(ctx, "acme", admin.ID, adminOf("acme")))
+	keys, err := s.ListAPIKeys(ctx, "acme")
+	require.NoError(t, err)
+	for _, k := range keys {
+		require.NotNil(t, k.RevokedAt, k.ID)
 	}
 }
