@@ -2,46 +2,15 @@ package httpout
 
 import (
 	"fmt"
-	"runtime/metrics"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/vrsky/vrsky/connectors/sdk"
+	"github.com/vrsky/vrsky/connectors/sdk/sdktest"
 )
-
-// peakHeap samples the live heap every millisecond while attack runs and
-// returns the highest value seen above the heap at the start.
-func peakHeap(attack func()) uint64 {
-	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	read := func() uint64 { metrics.Read(sample); return sample[0].Value.Uint64() }
-	base := read()
-	var peak atomic.Uint64
-	done := make(chan struct{})
-	go func() {
-		tick := time.NewTicker(time.Millisecond)
-		defer tick.Stop()
-		for {
-			if h := read(); h > peak.Load() {
-				peak.Store(h)
-			}
-			select {
-			case <-done:
-				return
-			case <-tick.C:
-			}
-		}
-	}()
-	attack()
-	close(done)
-	if p := peak.Load(); p > base {
-		return p - base
-	}
-	return 0
-}
 
 // TestHostileTemplates plays templates a tenant could write to make the
 // shared runner render without bound: each must fail its own message with
@@ -78,7 +47,7 @@ func TestHostileTemplates(t *testing.T) {
 			require.NoError(t, err)
 			var renderErr error
 			start := time.Now()
-			peak := peakHeap(func() {
+			peak := sdktest.PeakHeap(func() {
 				done := make(chan error, 1)
 				go func() { _, err := tmpl.Render(data); done <- err }()
 				select {

@@ -2,47 +2,15 @@ package jsonexpr_test
 
 import (
 	"fmt"
-	"runtime/metrics"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/vrsky/vrsky/connectors/jsonexpr"
+	"github.com/vrsky/vrsky/connectors/sdk/sdktest"
 )
-
-// peakHeap samples the live heap every millisecond while attack runs and
-// returns the highest value seen above the heap at the start.
-func peakHeap(t *testing.T, attack func()) uint64 {
-	t.Helper()
-	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	read := func() uint64 { metrics.Read(sample); return sample[0].Value.Uint64() }
-	base := read()
-	var peak atomic.Uint64
-	done := make(chan struct{})
-	go func() {
-		tick := time.NewTicker(time.Millisecond)
-		defer tick.Stop()
-		for {
-			if h := read(); h > peak.Load() {
-				peak.Store(h)
-			}
-			select {
-			case <-done:
-				return
-			case <-tick.C:
-			}
-		}
-	}()
-	attack()
-	close(done)
-	if p := peak.Load(); p > base {
-		return p - base
-	}
-	return 0
-}
 
 // TestHostileExpressions plays expressions a tenant could write to burn the
 // shared runner's CPU or memory: each must fail its own evaluation with an
@@ -77,7 +45,7 @@ func TestHostileExpressions(t *testing.T) {
 			require.NoError(t, err)
 			var runErr error
 			start := time.Now()
-			peak := peakHeap(t, func() {
+			peak := sdktest.PeakHeap(func() {
 				done := make(chan error, 1)
 				go func() { _, err := p.Run(fields); done <- err }()
 				select {

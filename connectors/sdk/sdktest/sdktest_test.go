@@ -126,3 +126,17 @@ func TestGoroutinesInFindsALeak(t *testing.T) {
 	require.Eventually(t, func() bool { return goroutinesIn(pkg) == "" }, time.Second, 10*time.Millisecond)
 	noGoroutineLeft(t, l)
 }
+
+// TestPeakHeapSeesWhatAnAttackHolds: memory held while the attack runs is
+// reported, and released memory is not counted before it was taken.
+func TestPeakHeapSeesWhatAnAttackHolds(t *testing.T) {
+	var keep [][]byte
+	held := PeakHeap(func() {
+		for range 64 {
+			keep = append(keep, make([]byte, 1<<20))
+		}
+	})
+	require.GreaterOrEqual(t, held, uint64(48<<20), "64 MiB held")
+	require.Len(t, keep, 64)
+	require.Less(t, PeakHeap(func() {}), uint64(16<<20), "an attack that holds nothing")
+}
