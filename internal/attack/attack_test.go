@@ -36,9 +36,6 @@ producers:
 // reason; the innocent tenant loses nothing; its p99 is reported before
 // and during the attacks.
 func TestHostileTenantAgainstASharedStack(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a whole dev stack")
-	}
 	s := startStack(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()

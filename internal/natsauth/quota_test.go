@@ -82,9 +82,6 @@ func TestStandaloneServerReservesAccountQuotas(t *testing.T) {
 // quotas — the account and the DLQ stream of each — on one embedded server
 // sized with OvercommittedStore, and every tenant can write.
 func TestThousandTenantsOnOneServer(t *testing.T) {
-	if testing.Short() {
-		t.Skip("provisions 1,000 accounts")
-	}
 	const tenants = 1000
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
