@@ -91,6 +91,14 @@ func (o Options) egress() *hotpath.EgressPolicies {
 	return o.State.Egress
 }
 
+// rates is where the ingress's copy of tenants' rates is written.
+func (o Options) rates() *hotpath.TenantRates {
+	if o.State == nil {
+		return nil
+	}
+	return o.State.Rates
+}
+
 // Server is the API's HTTP handler and its Huma API, to which resources add
 // their operations.
 type Server struct {
@@ -138,8 +146,8 @@ func New(opts Options) *Server {
 		RegisterHealth(humaAPI, opts.Checks)
 	}
 	if opts.Store != nil {
-		RegisterTenants(humaAPI, opts.Store, opts.Temporal, opts.Accounts, log)
-		RegisterTenantPatch(humaAPI, opts.Store, opts.Temporal, opts.egress(), log)
+		RegisterTenants(humaAPI, opts.Store, opts.Temporal, opts.Accounts, opts.rates(), log)
+		RegisterTenantPatch(humaAPI, opts.Store, opts.Temporal, opts.egress(), opts.rates(), log)
 		RegisterAPIKeys(humaAPI, opts.Store, log)
 		RegisterIntegrations(humaAPI, opts.Store, opts.Temporal, opts.State, opts.Accounts, log, opts.TenantEnvAllowed)
 		RegisterSecrets(humaAPI, opts.Store, opts.SecretKeys, opts.SecretMirror, log)

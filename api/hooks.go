@@ -65,6 +65,11 @@ const (
 	busyRetryAfter = time.Second
 )
 
+// TenantRates gives a tenant's own ingress rate, when it has one.
+type TenantRates interface {
+	Rate(tenant string) (perSecond float64, ok bool)
+}
+
 // Pipelines finds the desired state of a pipeline.
 type Pipelines interface {
 	Lookup(p hotpath.Pipeline) (hotpath.Desired, bool)
@@ -85,6 +90,10 @@ type Webhooks struct {
 	// give their token back.
 	TenantRate  float64
 	TenantBurst int
+	// Rates gives the tenants whose quota sets a rate of their own
+	// (messages per second, bursts of twice that); the others get
+	// TenantRate. nil: every tenant gets TenantRate.
+	Rates TenantRates
 	// JunkRate and JunkBurst bound, per client address, the requests
 	// refused as unknown (404) or unauthenticated (401); an address past
 	// them gets 429 for everything until its bucket refills, before any
@@ -303,6 +312,12 @@ func (h *Webhooks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		answer.Count = len(msgs)
+		// Each record is a message of the tenant's rate: the request paid
+		// for the first.
+		if wait := h.limits.takeN(p.Tenant, time.Now(), len(msgs)-1); wait > 0 {
+			writeProblem(w, http.StatusTooManyRequests, "tenant is over its webhook rate (each record of a batch counts); nothing was stored", wait)
+			return
+		}
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), publishTimeout)
 	defer cancel()
@@ -342,6 +357,12 @@ func (h *Webhooks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (h *Webhooks) initLimits() {
 	h.limits = newLimiters(h.TenantRate, h.TenantBurst)
+	if h.Rates != nil {
+		h.limits.own = func(tenant string) (float64, int, bool) {
+			r, ok := h.Rates.Rate(tenant)
+			return r, int(2 * r), ok
+		}
+	}
 	junkRate, junkBurst := h.JunkRate, h.JunkBurst
 	if junkRate == 0 {
 		junkRate = DefaultJunkRate

@@ -363,3 +363,40 @@ func TestWebhookStripsCredentialHeaders(t *testing.T) {
 		require.NotRegexp(t, `s[1-7]$`, v, "no credential is stored: %v", stored)
 	}
 }
+
+// A tenant whose quota gives it a rate of its own is held to it, record by
+// record, while another tenant keeps the platform's rate.
+func TestWebhookHoldsATenantToItsOwnRate(t *testing.T) {
+	t.Parallel()
+	_, js := testenv.JetStream(t)
+	e := newHookEnv(t, js)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rates := &hotpath.TenantRates{JS: js}
+	require.NoError(t, rates.Put(ctx, "flood", 2))
+	require.NoError(t, rates.Follow(ctx))
+	e.hooks.TenantRate, e.hooks.TenantBurst, e.hooks.Rates = 1000, 2000, rates
+	flood := e.deploy(t, "flood", "in", hotpath.WebhookConnector, 0)
+	quiet := e.deploy(t, "quiet", "in", hotpath.WebhookConnector, 0)
+
+	post := func(path, contentType, body string) *http.Response {
+		resp, err := http.Post(e.srv.URL+path, contentType, strings.NewReader(body))
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp
+	}
+	// A batch of 5 records is 5 messages: over a burst of 4, refused whole.
+	resp := post("/v1/hooks/flood/in", "application/x-ndjson", "{}\n{}\n{}\n{}\n{}\n")
+	require.Equal(t, http.StatusTooManyRequests, resp.StatusCode)
+	require.NotEmpty(t, resp.Header.Get("Retry-After"))
+	require.Zero(t, e.streamMsgs(t, flood), "nothing of a refused batch is stored")
+	var codes []int
+	for range 5 {
+		codes = append(codes, post("/v1/hooks/flood/in", "application/json", `{}`).StatusCode)
+	}
+	require.Equal(t, []int{202, 202, 202, 429, 429}, codes, "its burst (4, one spent by the refused batch) and no more")
+	for range 50 {
+		require.Equal(t, http.StatusAccepted, post("/v1/hooks/quiet/in", "application/json", `{}`).StatusCode)
+	}
+	require.EqualValues(t, 50, e.streamMsgs(t, quiet))
+}

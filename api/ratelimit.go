@@ -42,8 +42,10 @@ const (
 // less means unlimited; a burst of zero or less means the rate rounded down,
 // at least 1.
 type limiters struct {
-	rate      float64
-	burst     int
+	rate  float64
+	burst int
+	// own, when set, gives keys with a rate and burst of their own.
+	own       func(key string) (rate float64, burst int, ok bool)
 	m         sync.Map // key → *bucket
 	nextSweep atomic.Int64
 }
@@ -52,6 +54,16 @@ type limiters struct {
 type bucket struct {
 	lim  *rate.Limiter
 	last atomic.Int64
+}
+
+// rateOf returns key's rate and burst.
+func (l *limiters) rateOf(key string) (float64, int) {
+	if l.own != nil {
+		if r, b, ok := l.own(key); ok && r > 0 {
+			return r, max(1, b)
+		}
+	}
+	return l.rate, l.burst
 }
 
 func newLimiters(r float64, burst int) *limiters {
@@ -72,10 +84,14 @@ func (l *limiters) allow(key string) (ok bool, retryAfter time.Duration) {
 // can be given back; when the bucket is empty it returns nil and the wait.
 // Unlimited buckets return nil and no wait.
 func (l *limiters) reserve(key string, now time.Time) (*rate.Reservation, time.Duration) {
-	if l == nil || l.rate <= 0 {
+	if l == nil || (l.rate <= 0 && l.own == nil) {
 		return nil, 0
 	}
-	r := l.get(key, now).ReserveN(now, 1)
+	lim := l.get(key, now)
+	if lim == nil {
+		return nil, 0
+	}
+	r := lim.ReserveN(now, 1)
 	if !r.OK() {
 		return nil, time.Second
 	}
@@ -105,21 +121,54 @@ func (l *limiters) empty(key string, now time.Time) (bool, time.Duration) {
 
 // take takes a token from key's bucket at now if there is one.
 func (l *limiters) take(key string, now time.Time) {
-	if l == nil || l.rate <= 0 {
+	if l == nil || (l.rate <= 0 && l.own == nil) {
 		return
 	}
-	l.get(key, now).AllowN(now, 1)
+	if lim := l.get(key, now); lim != nil {
+		lim.AllowN(now, 1)
+	}
 }
 
+// get returns key's limiter, following a change of its rate; nil means
+// key is unlimited.
 func (l *limiters) get(key string, now time.Time) *rate.Limiter {
+	r, burst := l.rateOf(key)
+	if r <= 0 {
+		return nil
+	}
 	v, ok := l.m.Load(key)
 	if !ok {
-		v, _ = l.m.LoadOrStore(key, &bucket{lim: rate.NewLimiter(rate.Limit(l.rate), l.burst)})
+		v, _ = l.m.LoadOrStore(key, &bucket{lim: rate.NewLimiter(rate.Limit(r), burst)})
 	}
 	b := v.(*bucket)
+	if b.lim.Limit() != rate.Limit(r) || b.lim.Burst() != burst {
+		b.lim.SetLimitAt(now, rate.Limit(r))
+		b.lim.SetBurstAt(now, burst)
+	}
 	b.last.Store(now.UnixNano())
 	l.sweep(now)
 	return b.lim
+}
+
+// takeN takes n tokens from key's bucket at now, all or none; when it
+// cannot, it returns how long until it could.
+func (l *limiters) takeN(key string, now time.Time, n int) time.Duration {
+	if l == nil || n <= 0 || (l.rate <= 0 && l.own == nil) {
+		return 0
+	}
+	lim := l.get(key, now)
+	if lim == nil {
+		return 0
+	}
+	r := lim.ReserveN(now, n)
+	if !r.OK() { // more than a whole burst
+		return time.Duration(float64(n) / float64(lim.Limit()) * float64(time.Second))
+	}
+	if wait := r.DelayFrom(now); wait > 0 {
+		r.CancelAt(now)
+		return wait
+	}
+	return 0
 }
 
 // sweep forgets the buckets idle for longer than idle(), at most once per
@@ -141,6 +190,9 @@ func (l *limiters) sweep(now time.Time) {
 // idle is how long an unused bucket is kept: at least limiterIdle, and
 // long enough to have refilled.
 func (l *limiters) idle() time.Duration {
+	if l.rate <= 0 {
+		return limiterIdle
+	}
 	refill := time.Duration(float64(l.burst) / l.rate * float64(time.Second))
 	return max(limiterIdle, refill)
 }

@@ -152,3 +152,45 @@ func TestLimitersEmptyAndTake(t *testing.T) {
 	empty, _ = newLimiters(0, 0).empty("ip", now)
 	require.False(t, empty, "unlimited")
 }
+
+func TestLimitersGiveSomeKeysARateOfTheirOwn(t *testing.T) {
+	l := newLimiters(1000, 2000)
+	own := map[string]float64{"slow": 2}
+	l.own = func(key string) (float64, int, bool) { r, ok := own[key]; return r, int(2 * r), ok }
+	now := time.Now()
+	for range 4 {
+		r, wait := l.reserve("slow", now)
+		require.NotNil(t, r)
+		require.Zero(t, wait)
+	}
+	r, wait := l.reserve("slow", now)
+	require.Nil(t, r, "a burst of twice its rate, then nothing")
+	require.InDelta(t, 500*time.Millisecond, wait, float64(10*time.Millisecond))
+	for range 100 {
+		r, _ := l.reserve("fast", now)
+		require.NotNil(t, r, "the others keep the platform's rate")
+	}
+
+	// Raising its rate takes effect at once.
+	own["slow"] = 100
+	r, _ = l.reserve("slow", now)
+	require.NotNil(t, r)
+
+	// takeN takes all or nothing.
+	own["batch"] = 5
+	require.Zero(t, l.takeN("batch", now, 10))
+	require.Positive(t, l.takeN("batch", now, 1), "the burst is spent")
+	require.Positive(t, l.takeN("batch", now.Add(time.Second), 11), "more than a whole burst is never possible at once")
+	require.Zero(t, l.takeN("batch", now.Add(time.Second), 5), "and took nothing")
+	require.Zero(t, newLimiters(0, 0).takeN("any", now, 1000), "unlimited")
+
+	// With the platform's rate unlimited, a key's own rate still holds.
+	u := newLimiters(-1, 0)
+	u.own = l.own
+	require.Positive(t, u.idle())
+	require.Zero(t, u.takeN("batch", now, 10))
+	require.Positive(t, u.takeN("batch", now, 1))
+	r, wait = u.reserve("anyone", now)
+	require.Nil(t, r)
+	require.Zero(t, wait, "unlimited for the others")
+}

@@ -16,22 +16,23 @@ import (
 // TenantLimits are a tenant's quotas: what its NATS account may hold in
 // JetStream, the size of its DLQ and how many integrations it may have.
 type TenantLimits struct {
-	DiskBytes    int64 `json:"disk_bytes" minimum:"1048576" doc:"Bytes all the tenant's streams may hold on disk together; a publish beyond it is refused (JetStream error 10002, 'resource limits exceeded for account'), for this tenant only."`
-	MemoryBytes  int64 `json:"memory_bytes" minimum:"0" doc:"Bytes of memory streams; the tenant's streams are on disk, so 0 unless told otherwise."`
-	Streams      int64 `json:"streams" minimum:"1" maximum:"100000" doc:"Streams in the tenant's account: one per integration, plus its DLQ."`
-	Consumers    int64 `json:"consumers" minimum:"1" maximum:"1000000"`
-	DLQBytes     int64 `json:"dlq_bytes,omitempty" minimum:"0" doc:"Bytes the tenant's DLQ keeps (the oldest dead letters go first); 0: 128 MiB or disk_bytes if smaller. At most disk_bytes."`
-	Integrations int   `json:"integrations" minimum:"0" maximum:"100000" doc:"Integrations the tenant may have; creating one more is refused with 422."`
+	DiskBytes         int64 `json:"disk_bytes" minimum:"1048576" doc:"Bytes all the tenant's streams may hold on disk together; a publish beyond it is refused (JetStream error 10002, 'resource limits exceeded for account'), for this tenant only."`
+	MemoryBytes       int64 `json:"memory_bytes" minimum:"0" doc:"Bytes of memory streams; the tenant's streams are on disk, so 0 unless told otherwise."`
+	Streams           int64 `json:"streams" minimum:"1" maximum:"100000" doc:"Streams in the tenant's account: one per integration, plus its DLQ."`
+	Consumers         int64 `json:"consumers" minimum:"1" maximum:"1000000"`
+	DLQBytes          int64 `json:"dlq_bytes,omitempty" minimum:"0" doc:"Bytes the tenant's DLQ keeps (the oldest dead letters go first); 0: 128 MiB or disk_bytes if smaller. At most disk_bytes."`
+	Integrations      int   `json:"integrations" minimum:"0" maximum:"100000" doc:"Integrations the tenant may have; creating one more is refused with 422."`
+	MessagesPerSecond int   `json:"messages_per_second,omitempty" minimum:"0" maximum:"1000000" doc:"Webhook messages per second the ingress takes from the tenant (a record of an NDJSON batch counts as one), with bursts of twice that; past it requests answer 429 with Retry-After, for this tenant only. 0: the platform's rate (the api role's --webhook-tenant-rate)."`
 }
 
 func limitsIn(l TenantLimits) store.TenantLimits {
 	return store.TenantLimits{Limits: natsauth.Limits{DiskBytes: l.DiskBytes, MemoryBytes: l.MemoryBytes, Streams: l.Streams,
-		Consumers: l.Consumers, DLQBytes: l.DLQBytes}, Integrations: l.Integrations}
+		Consumers: l.Consumers, DLQBytes: l.DLQBytes}, Integrations: l.Integrations, MessagesPerSecond: l.MessagesPerSecond}
 }
 
 func limitsOut(l store.TenantLimits) TenantLimits {
 	return TenantLimits{DiskBytes: l.DiskBytes, MemoryBytes: l.MemoryBytes, Streams: l.Streams, Consumers: l.Consumers,
-		DLQBytes: l.DLQ(), Integrations: l.Integrations}
+		DLQBytes: l.DLQ(), Integrations: l.Integrations, MessagesPerSecond: l.MessagesPerSecond}
 }
 
 // TenantUsage is what a tenant uses of its quotas now.

@@ -47,7 +47,7 @@ type PatchTenantInput struct {
 // pipelines use the new policy from their next build (a deploy or an
 // update). New limits are stored and applied to the tenant's NATS account
 // by a TenantLimits run started through control.
-func RegisterTenantPatch(api huma.API, st *store.Store, control client.Client, egress *hotpath.EgressPolicies, log *slog.Logger) {
+func RegisterTenantPatch(api huma.API, st *store.Store, control client.Client, egress *hotpath.EgressPolicies, rates *hotpath.TenantRates, log *slog.Logger) {
 	huma.Register(api, huma.Operation{
 		OperationID: "update-tenant",
 		Method:      http.MethodPatch,
@@ -59,7 +59,7 @@ func RegisterTenantPatch(api huma.API, st *store.Store, control client.Client, e
 			"(169.254.169.254, fd00:ec2::254, metadata.google.internal…) are refused whatever the policy says, and listing one " +
 			"answers 422. Tenants cannot widen their egress in their own configs. Pipelines already running use the new policy " +
 			"from their next deploy or update. `limits` replaces the tenant's quotas (given whole); the integrations quota holds at " +
-			"once, the JetStream limits and the DLQ's size reach NATS within seconds. Platform admin key only.",
+			"once, the JetStream limits and the DLQ's size reach NATS within seconds, the webhook rate holds at once. Platform admin key only.",
 		Tags:         []string{"Tenants"},
 		Security:     requireScopes(store.ScopePlatformAdmin),
 		MaxBodyBytes: MaxJSONBody,
@@ -107,6 +107,12 @@ func RegisterTenantPatch(api huma.API, st *store.Store, control client.Client, e
 			}
 			if err != nil {
 				return nil, storeError(log, "update-tenant", in.TenantID, err)
+			}
+			if rates != nil {
+				if err := rates.Put(ctx, in.TenantID, in.Body.Limits.MessagesPerSecond); err != nil {
+					log.Error("operation failed", "operation", "update-tenant", "tenant", in.TenantID, "error", err)
+					return nil, unavailable("the new limits are stored but the ingress's copy of the rate could not be written; retry")
+				}
 			}
 			log.Info("tenant limits changed", "tenant", in.TenantID)
 		}

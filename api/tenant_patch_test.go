@@ -2,8 +2,10 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -102,4 +104,33 @@ func TestEgressPatchNeedsTheRunnersCopy(t *testing.T) {
 	requireProblem(t, call(t, e.h, http.MethodPatch, "/v1/tenants/acme", e.adminKey, `{"egress":{"allowPrivate":true}}`), http.StatusServiceUnavailable)
 	got := call(t, e.h, http.MethodGet, "/v1/tenants/acme", e.adminKey, "")
 	require.Equal(t, map[string]any{}, got.body["egress"])
+}
+
+func TestAdminSetsATenantsMessageRate(t *testing.T) {
+	t.Parallel()
+	e, runner := patchEnv(t)
+	e.createTenant(t, "acme")
+	ctx := context.Background()
+	rates := &hotpath.TenantRates{JS: runner.JS}
+	require.NoError(t, rates.Follow(ctx))
+
+	got := call(t, e.h, http.MethodGet, "/v1/tenants/acme", e.adminKey, "")
+	require.Equal(t, http.StatusOK, got.code, got.raw)
+	limits := got.body["limits"].(map[string]any)
+	require.NotContains(t, limits, "messages_per_second", "the platform's rate until told otherwise")
+
+	limits["messages_per_second"] = 25
+	body, err := json.Marshal(map[string]any{"limits": limits})
+	require.NoError(t, err)
+	res := call(t, e.h, http.MethodPatch, "/v1/tenants/acme", e.adminKey, string(body))
+	require.Equal(t, http.StatusOK, res.code, res.raw)
+	require.EqualValues(t, 25, res.body["limits"].(map[string]any)["messages_per_second"])
+	require.Eventually(t, func() bool { r, _ := rates.Rate("acme"); return r == 25 }, 5*time.Second, 10*time.Millisecond,
+		"the ingress sees the new rate")
+
+	limits["messages_per_second"] = -1
+	body, _ = json.Marshal(map[string]any{"limits": limits})
+	requireProblem(t, call(t, e.h, http.MethodPatch, "/v1/tenants/acme", e.adminKey, string(body)), http.StatusUnprocessableEntity)
+	r, _ := rates.Rate("acme")
+	require.Equal(t, 25.0, r, "a refused change changes nothing")
 }

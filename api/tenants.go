@@ -100,7 +100,7 @@ type TenantOutput struct {
 // deleting run the TenantProvision and TenantDecommission workflows through
 // control; a nil control makes them answer 503. accounts, when set, gives
 // the bytes each tenant's streams hold to get-tenant.
-func RegisterTenants(api huma.API, st *store.Store, control client.Client, accounts hotpath.Accounts, log *slog.Logger) {
+func RegisterTenants(api huma.API, st *store.Store, control client.Client, accounts hotpath.Accounts, rates *hotpath.TenantRates, log *slog.Logger) {
 	admin := requireScopes(store.ScopePlatformAdmin)
 	tags := []string{"Tenants"}
 
@@ -138,6 +138,12 @@ func RegisterTenants(api huma.API, st *store.Store, control client.Client, accou
 			again = true
 		case !errors.Is(err, store.ErrNotFound):
 			return nil, storeError(log, "create-tenant", in.Body.ID, err)
+		}
+		if rates != nil { // also clears a rate left by an earlier tenant of that ID
+			if err := rates.Put(ctx, in.Body.ID, limits.MessagesPerSecond); err != nil {
+				log.Error("operation failed", "operation", "create-tenant", "tenant", in.Body.ID, "error", err)
+				return nil, unavailable("the ingress's copy of the tenant's rate could not be written; retry later")
+			}
 		}
 		keyID, prefix, hash, secret := store.NewKey()
 		wf := workflows.TenantProvisionInput{

@@ -3,6 +3,7 @@ package hotpath
 import (
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -14,12 +15,16 @@ import (
 type batches struct {
 	cc   jetstream.ConsumeContext
 	msgs chan jetstream.Msg
+	// moved is set when a message arrives; the lag reporter clears it.
+	moved atomic.Bool
 }
 
 // pullHeartbeat is how often the server signals a waiting pull request
 // (nats.go's default is 15 s); two missed ones make the client pull again.
-// An idle stage costs one small message per pullHeartbeat.
-const pullHeartbeat = time.Second
+// An idle stage costs one small message per pullHeartbeat, so it is what an
+// idle integration mostly costs: 1 s made 1,000 idle integrations cost
+// half a core (docs/benchmarks.md, "Scale").
+const pullHeartbeat = 5 * time.Second
 
 // consumeBatches starts feeding a stage from c. Errors the consumer reports
 // (a missed heartbeat, a reconnect) are logged: the client recovers from
@@ -29,10 +34,10 @@ const pullHeartbeat = time.Second
 // while the client still counts on it (nats.go#1622): nothing is delivered
 // until the client notices the missing heartbeats and pulls again. The
 // default heartbeat (15 s, so 30 s without messages) is shortened to
-// pullHeartbeat.
+// pullHeartbeat (so at most 10 s).
 func consumeBatches(c jetstream.Consumer, buffer int, log *slog.Logger) (*batches, error) {
 	b := &batches{msgs: make(chan jetstream.Msg, buffer)}
-	cc, err := c.Consume(func(m jetstream.Msg) { b.msgs <- m }, jetstream.PullMaxMessages(buffer),
+	cc, err := c.Consume(func(m jetstream.Msg) { b.moved.Store(true); b.msgs <- m }, jetstream.PullMaxMessages(buffer),
 		jetstream.PullHeartbeat(pullHeartbeat),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			log.Warn("stage consumer reported an error", "err", err)

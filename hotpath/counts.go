@@ -37,9 +37,23 @@ type stageCount struct {
 	kv      jetstream.KeyValue
 	key     string
 	pending atomic.Uint64
+	// counted wakes run when something is counted after a quiet spell, so
+	// an idle stage's count costs no timer at all.
+	counted chan struct{}
 }
 
-func (c *stageCount) add(n int) { c.pending.Add(uint64(n)) }
+func newStageCount(kv jetstream.KeyValue, key string) *stageCount {
+	return &stageCount{kv: kv, key: key, counted: make(chan struct{}, 1)}
+}
+
+func (c *stageCount) add(n int) {
+	if c.pending.Add(uint64(n)) == uint64(n) { // it was zero: wake run
+		select {
+		case c.counted <- struct{}{}:
+		default:
+		}
+	}
+}
 
 // flush adds what was counted since the last flush to the bucket; what it
 // could not add stays counted for the next one.
@@ -55,10 +69,9 @@ func (c *stageCount) flush(ctx context.Context) error {
 	return nil
 }
 
-// run flushes every interval until ctx ends, then once more.
+// run flushes what was counted at most once per interval until ctx ends,
+// then once more. While nothing is counted it sleeps without a timer.
 func (c *stageCount) run(ctx context.Context, interval time.Duration) {
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -66,8 +79,18 @@ func (c *stageCount) run(ctx context.Context, interval time.Duration) {
 			defer cancel()
 			_ = c.flush(final)
 			return
-		case <-tick.C:
-			_ = c.flush(ctx)
+		case <-c.counted:
+		}
+		// Let the counts of a busy spell gather, then add them at once.
+		select {
+		case <-ctx.Done():
+		case <-time.After(interval):
+		}
+		if err := c.flush(ctx); err != nil && c.pending.Load() > 0 {
+			select { // try again after the next interval
+			case c.counted <- struct{}{}:
+			default:
+			}
 		}
 	}
 }

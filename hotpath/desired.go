@@ -82,6 +82,8 @@ type State struct {
 	Counts jetstream.KeyValue
 	// Egress holds the tenants' egress policies (EgressBucket).
 	Egress *EgressPolicies
+	// Rates holds the tenants' own ingress rates (TenantRatesBucket).
+	Rates *TenantRates
 }
 
 // OpenState creates or opens the hot path's KV buckets.
@@ -110,7 +112,11 @@ func OpenState(ctx context.Context, js jetstream.JetStream) (*State, error) {
 	if _, err := egress.bucket(ctx); err != nil {
 		return nil, err
 	}
-	return &State{js: js, Desired: desired, Status: status, Attempts: attempts, Runs: runs, Counts: counts, Egress: egress}, nil
+	rates := &TenantRates{JS: js}
+	if _, err := rates.bucket(ctx); err != nil {
+		return nil, err
+	}
+	return &State{js: js, Desired: desired, Status: status, Attempts: attempts, Runs: runs, Counts: counts, Egress: egress, Rates: rates}, nil
 }
 
 // PutDesired writes a pipeline's desired state.

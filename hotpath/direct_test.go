@@ -99,7 +99,7 @@ func TestCountsAddUpAcrossWriters(t *testing.T) {
 	// Two runners flushing into the same key at once lose nothing.
 	var wg sync.WaitGroup
 	for range 2 {
-		c := &stageCount{kv: state.Counts, key: key}
+		c := newStageCount(state.Counts, key)
 		wg.Go(func() {
 			for range 20 {
 				c.add(3)
@@ -113,7 +113,7 @@ func TestCountsAddUpAcrossWriters(t *testing.T) {
 	require.Equal(t, uint64(120), n)
 
 	// run flushes on its own, and once more when it stops.
-	c := &stageCount{kv: state.Counts, key: key}
+	c := newStageCount(state.Counts, key)
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { c.run(runCtx, 10*time.Millisecond); close(done) }()

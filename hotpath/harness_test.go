@@ -168,7 +168,7 @@ func (headerRouter) Filter(_ context.Context, m sdk.Message) (sdk.Decision, erro
 // NATS runs in operator mode: the runner's own state is in the platform
 // account, the tenant's streams in the tenant's account.
 type harness struct {
-	t *testing.T
+	t testing.TB
 	// js is the tenant's JetStream.
 	js        jetstream.JetStream
 	state     *State
@@ -180,9 +180,14 @@ type harness struct {
 	retired atomic.Int64
 	cancel  context.CancelFunc
 	done    chan error
+	// runner makes another runner like the harness's, on the same NATS,
+	// connectors and blob store.
+	runner func(name string) *Runner
+	// platformJS is the platform account's JetStream.
+	platformJS jetstream.JetStream
 }
 
-func newHarness(t *testing.T, producerNames ...string) *harness {
+func newHarness(t testing.TB, producerNames ...string) *harness {
 	t.Helper()
 	return newHarnessWith(t, harnessOptions{}, producerNames...)
 }
@@ -200,7 +205,7 @@ type harnessOptions struct {
 	store func(direct blobstore.Config) *blobstore.Store
 }
 
-func newHarnessWith(t *testing.T, opts harnessOptions, producerNames ...string) *harness {
+func newHarnessWith(t testing.TB, opts harnessOptions, producerNames ...string) *harness {
 	t.Helper()
 	tenant := "t" + testenv.RandomID(4)
 	accounts, platformJS := tenantAccounts(t, tenant)
@@ -238,13 +243,18 @@ func newHarnessWith(t *testing.T, opts harnessOptions, producerNames ...string) 
 	require.NoError(t, err)
 	h.state, h.cancel, h.done = state, cancel, make(chan error, 1)
 	h.pub = &Publisher{Accounts: accounts, Claims: &ClaimCheck{Store: store, Threshold: claims.Threshold}}
-	runner := &Runner{
-		JS: platformJS, Accounts: accounts, Catalog: sdk.NewCatalog(conns...), Claims: claims, Name: "test-runner",
-		Logger:       slog.New(slog.NewJSONHandler(io.Discard, nil)),
-		Backoff:      func(n int) time.Duration { return 100 * time.Millisecond << (n - 1) },
-		InfraBackoff: opts.infraBackoff,
-		BuildTimeout: opts.buildTimeout,
+	catalog := sdk.NewCatalog(conns...)
+	h.platformJS = platformJS
+	h.runner = func(name string) *Runner {
+		return &Runner{
+			JS: platformJS, Accounts: accounts, Catalog: catalog, Claims: claims, Name: name,
+			Logger:       slog.New(slog.NewJSONHandler(io.Discard, nil)),
+			Backoff:      func(n int) time.Duration { return 100 * time.Millisecond << (n - 1) },
+			InfraBackoff: opts.infraBackoff,
+			BuildTimeout: opts.buildTimeout,
+		}
 	}
+	runner := h.runner("test-runner")
 	go func() { h.done <- runner.Run(ctx) }()
 	t.Cleanup(h.stop)
 	return h
@@ -252,7 +262,7 @@ func newHarnessWith(t *testing.T, opts harnessOptions, producerNames ...string) 
 
 // tenantAccounts starts NATS in operator mode with tenant's account and
 // returns the tenant accounts and the platform account's JetStream.
-func tenantAccounts(t *testing.T, tenant string) (*natsauth.Pool, jetstream.JetStream) {
+func tenantAccounts(t testing.TB, tenant string) (*natsauth.Pool, jetstream.JetStream) {
 	t.Helper()
 	url, keys := testenv.NATSWithAccounts(t)
 	sys, err := keys.SystemUser("test")

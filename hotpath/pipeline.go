@@ -208,7 +208,7 @@ func startPipeline(ctx context.Context, d deps, want Desired) (_ *pipeline, err 
 		claims: d.claims, failures: d.failures(m, log), metrics: m}
 	if len(deliverers) == 1 {
 		pr.direct = deliverers[0]
-		pr.directCount = &stageCount{kv: d.state.Counts, key: p.CountKey(deliverers[0].stage)}
+		pr.directCount = newStageCount(d.state.Counts, p.CountKey(deliverers[0].stage))
 		pl.counts = append(pl.counts, pr.directCount)
 	}
 	pl.stages = append(pl.stages, runStage(src, processWorkers, maxBatch, pr.handle))
@@ -223,7 +223,7 @@ func startPipeline(ctx context.Context, d deps, want Desired) (_ *pipeline, err 
 		<-bg.Done()
 		stopWatching()
 	})
-	pl.background.Go(func() { reportLag(bg, stream, d.metrics, p) })
+	pl.background.Go(func() { reportLag(bg, stream, d.metrics, p, pl.moved) })
 	for _, c := range pl.counts {
 		pl.background.Go(func() { c.run(bg, countsFlushInterval) })
 	}
@@ -322,16 +322,32 @@ func (s pipelineSink) Publish(ctx context.Context, msgs []sdk.Message) error {
 	return s.pub.Publish(ctx, s.p, msgs)
 }
 
-// lagInterval is how often consumer lag is read from JetStream.
-const lagInterval = 5 * time.Second
+// Consumer lag is read from JetStream every lagInterval while a stage moves
+// messages or has some waiting, and every lagIdleInterval otherwise: an idle
+// integration costs no JetStream API request for its lag, and a stage that
+// stopped receiving with messages waiting still shows within a minute.
+const (
+	lagInterval     = 5 * time.Second
+	lagIdleInterval = time.Minute
+)
 
 // reportLag keeps each stage's consumer-lag gauge current until ctx ends.
-func reportLag(ctx context.Context, stream jetstream.Stream, metrics *Metrics, p Pipeline) {
+// moved reports (and forgets) whether a stage received a message since it
+// was last asked.
+func reportLag(ctx context.Context, stream jetstream.Stream, metrics *Metrics, p Pipeline, moved func() bool) {
 	tick := time.NewTicker(lagInterval)
 	defer tick.Stop()
+	var waiting bool
+	lastRead := time.Time{}
 	for {
-		for info := range stream.ListConsumers(ctx).Info() {
-			metrics.consumerLag.WithLabelValues(p.Tenant, p.Integration, info.Name).Set(float64(info.NumPending + uint64(info.NumAckPending)))
+		if moved() || waiting || time.Since(lastRead) >= lagIdleInterval {
+			waiting = false
+			for info := range stream.ListConsumers(ctx).Info() {
+				lag := info.NumPending + uint64(info.NumAckPending)
+				waiting = waiting || lag > 0
+				metrics.consumerLag.WithLabelValues(p.Tenant, p.Integration, info.Name).Set(float64(lag))
+			}
+			lastRead = time.Now()
 		}
 		select {
 		case <-ctx.Done():
@@ -339,4 +355,14 @@ func reportLag(ctx context.Context, stream jetstream.Stream, metrics *Metrics, p
 		case <-tick.C:
 		}
 	}
+}
+
+// moved reports whether any of pl's stages received a message since the
+// last call.
+func (pl *pipeline) moved() bool {
+	any := false
+	for _, s := range pl.stages {
+		any = s.src.moved.Swap(false) || any
+	}
+	return any
 }

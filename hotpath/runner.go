@@ -38,7 +38,11 @@ const abandonAfter = 5 * time.Second
 
 // Runner reconciles the pipelines in the desired-state bucket with the ones
 // running in this process and reports their status. Many runners can run at
-// once: JetStream shares each stage's messages between them.
+// once: they register in RunnersBucket, and each pipeline runs on the
+// runners rendezvous hashing assigns it to (one, or the spec's runners),
+// which share its stages' messages through JetStream. When runners join or
+// leave, the pipelines that change hands are drained where they ran and
+// started where they now belong; their messages wait in their streams.
 type Runner struct {
 	// JS is the platform account's JetStream: desired state, status,
 	// leases and message state.
@@ -56,7 +60,8 @@ type Runner struct {
 	// FileRoot is the directory under which each tenant's file root
 	// (FileRoot/<tenant>) lives; "" disables file connectors.
 	FileRoot string
-	// Name identifies this runner in status reports; default the host name.
+	// Name identifies this runner in status reports and the runner
+	// registry; default the host name and process ID.
 	Name   string
 	Logger *slog.Logger
 	// Backoff overrides the retry delays (tests); nil means Backoff.
@@ -72,6 +77,11 @@ type Runner struct {
 	running map[string]*pipeline
 	// builds are the pipelines being started, by key.
 	builds map[string]*build
+	// desired is the newest desired state of each running-or-stopped
+	// pipeline, so that a change of runners can be reconciled.
+	desired map[string]jetstream.KeyValueEntry
+	// members is this runner's view of the runners alive.
+	members *membership
 	// retiring tracks deleted pipelines' consumers releasing their sources.
 	retiring sync.WaitGroup
 }
@@ -85,7 +95,8 @@ func (r *Runner) Run(ctx context.Context) error {
 		r.Metrics = NewMetrics(nil)
 	}
 	if r.Name == "" {
-		r.Name, _ = os.Hostname()
+		host, _ := os.Hostname()
+		r.Name = fmt.Sprintf("%s-%d", host, os.Getpid())
 	}
 	state, err := OpenState(ctx, r.JS)
 	if err != nil {
@@ -108,6 +119,30 @@ func (r *Runner) Run(ctx context.Context) error {
 		catalog: r.Catalog, tenancy: r.Tenancy, claims: r.Claims, metrics: r.Metrics, fileRoot: r.FileRoot, log: log,
 		pub: &Publisher{Accounts: r.Accounts, Claims: r.Claims},
 	}
+	registry, err := openRunners(ctx, r.JS)
+	if err != nil {
+		return err
+	}
+	r.members = newMembership(runnerKey(r.Name))
+	peers, err := readRunners(ctx, registry, r.members)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = peers.Stop() }()
+	if err := register(ctx, registry, RunnerInfo{Name: r.Name}); err != nil {
+		return fmt.Errorf("register runner: %w", err)
+	}
+	// Leaving: the others take this runner's pipelines over while it
+	// drains them (deferred calls run last to first).
+	defer r.stopAll(log)
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = registry.Delete(dctx, runnerKey(r.Name))
+	}()
+	beat := time.NewTicker(runnerBeat)
+	defer beat.Stop()
+
 	watcher, err := state.Desired.WatchAll(ctx)
 	if err != nil {
 		return fmt.Errorf("watch desired state: %w", err)
@@ -115,19 +150,36 @@ func (r *Runner) Run(ctx context.Context) error {
 	defer func() { _ = watcher.Stop() }()
 	r.running = make(map[string]*pipeline)
 	r.builds = make(map[string]*build)
+	r.desired = make(map[string]jetstream.KeyValueEntry)
 	built := make(chan buildResult)
 	var building sync.WaitGroup
-	defer r.stopAll(log)
 	defer building.Wait()   // builds in flight end with ctx
 	defer r.retiring.Wait() // retirements end with ctx
 
 	retry := make(chan string, 64)
 	lc := loop{ctx: ctx, d: d, state: state, retry: retry, built: built, building: &building}
-	log.Info("runner watching desired state", "bucket", DesiredStateBucket, "runner", r.Name)
+	log.Info("runner watching desired state", "bucket", DesiredStateBucket, "runner", r.Name, "runners", len(r.members.alive))
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-beat.C:
+			if err := register(ctx, registry, RunnerInfo{Name: r.Name, Pipelines: len(r.running)}); err != nil && ctx.Err() == nil {
+				log.Warn("register runner", "err", err)
+			}
+			if r.members.expire(time.Now()) {
+				r.rebalance(lc)
+			}
+		case e, ok := <-peers.Updates():
+			if !ok {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return errors.New("runner registry watch closed")
+			}
+			if e != nil && r.members.apply(e) {
+				r.rebalance(lc)
+			}
 		case key := <-retry:
 			entry, err := state.Desired.Get(ctx, key)
 			if err != nil {
@@ -192,6 +244,7 @@ func (r *Runner) reconcile(lc loop, entry jetstream.KeyValueEntry) {
 	}
 	current := r.running[key]
 	if entry.Operation() != jetstream.KeyValuePut {
+		delete(r.desired, key)
 		var last *Desired
 		if current != nil {
 			current.stop()
@@ -218,6 +271,15 @@ func (r *Runner) reconcile(lc loop, entry jetstream.KeyValueEntry) {
 	var want Desired
 	if err := json.Unmarshal(entry.Value(), &want); err != nil || want.Pipeline().Validate() != nil || want.Pipeline().Key() != key {
 		d.log.Error("ignoring malformed desired state", "key", key, "err", err)
+		return
+	}
+	r.desired[key] = entry
+	if !r.owns(want) {
+		if current != nil { // handed over: drain it here; its messages wait in its stream
+			current.stop()
+			delete(r.running, key)
+			d.log.Info("pipeline handed over to another runner", "key", key)
+		}
 		return
 	}
 	status := Status{Tenant: want.Tenant, Integration: want.Integration, Version: want.Version, Runner: r.Name}
@@ -323,6 +385,13 @@ func (r *Runner) finishBuild(lc loop, res buildResult) {
 		r.reconcile(lc, b.pending)
 		return
 	}
+	if !r.owns(want) { // the runners changed while it was built
+		if res.pl != nil {
+			res.pl.stop()
+			delete(r.running, res.key)
+		}
+		return
+	}
 	log := lc.d.log.With("tenant", want.Tenant, "integration", want.Integration, "version", want.Version)
 	status := Status{Tenant: want.Tenant, Integration: want.Integration, Version: want.Version, Runner: r.Name}
 	if res.err != nil {
@@ -341,6 +410,20 @@ func (r *Runner) finishBuild(lc loop, res buildResult) {
 	status.Status = StatusRunning
 	r.report(lc.ctx, lc.state, status, log)
 	log.Info("pipeline running", "spec", want.Spec.String())
+}
+
+// owns reports whether want's pipeline is assigned to this runner.
+func (r *Runner) owns(want Desired) bool {
+	return r.members.owns(want.Pipeline().Key(), want.Spec.Runners)
+}
+
+// rebalance reconciles every known pipeline after the runners alive
+// changed: this runner starts what is now its own and drains what is not.
+func (r *Runner) rebalance(lc loop) {
+	lc.d.log.Info("runners changed", "runners", len(r.members.alive))
+	for _, entry := range r.desired {
+		r.reconcile(lc, entry)
+	}
 }
 
 // deleteStream deletes p's stream in its tenant's account.

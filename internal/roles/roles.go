@@ -207,6 +207,12 @@ func NewAPI(ctx context.Context, d Deps, version string, webhookTenantRate float
 	if err != nil {
 		return nil, nil, err
 	}
+	followCtx, stopFollowing := context.WithCancel(context.WithoutCancel(ctx))
+	if err := state.Rates.Follow(followCtx); err != nil {
+		stopFollowing()
+		cache.Stop()
+		return nil, nil, err
+	}
 	opts := api.Options{Version: version, Checks: d.Checks(), Gatherer: d.Registry, Logger: d.Logger, AdminKeyHash: d.AdminKeyHash,
 		Temporal: d.Temporal, State: state, Accounts: d.accounts(), Claims: d.claims(), Profiling: d.Profiling, Public: d.AdminElsewhere,
 		TenantEnvAllowed: d.TenantEnvAllowed, SecretKeys: d.SecretKeys, SecretMirror: d.Secrets,
@@ -219,7 +225,7 @@ func NewAPI(ctx context.Context, d Deps, version string, webhookTenantRate float
 	hooks := &api.Webhooks{
 		Pipelines: cache, Publisher: &hotpath.Publisher{Accounts: d.accounts(), Claims: d.claims()},
 		Idempotency: &hotpath.Idempotency{Accounts: d.accounts(), TTL: d.WebhookKeyTTL},
-		Tenancy:     d.Tenancy, Logger: d.Logger,
+		Tenancy:     d.Tenancy, Logger: d.Logger, Rates: state.Rates,
 	}
 	switch {
 	case webhookTenantRate == 0:
@@ -228,7 +234,7 @@ func NewAPI(ctx context.Context, d Deps, version string, webhookTenantRate float
 		hooks.TenantRate = webhookTenantRate
 	}
 	srv.RegisterWebhooks(hooks)
-	return srv, &Role{Stop: func(context.Context) error { cache.Stop(); return nil }}, nil
+	return srv, &Role{Stop: func(context.Context) error { cache.Stop(); stopFollowing(); return nil }}, nil
 }
 
 // Serve serves handler on addr and returns the bound address.

@@ -26,7 +26,14 @@ type Integration struct {
 	// consumer does not run continuously but polls its source once per
 	// scheduled run.
 	Schedule string `json:"schedule,omitempty"`
+	// Runners is how many runners share this integration's stages; 0 means
+	// one. A hot integration asks for more; each runner it is assigned to
+	// takes a share of its messages.
+	Runners int `json:"runners,omitempty"`
 }
+
+// MaxRunners bounds Integration.Runners.
+const MaxRunners = 64
 
 // Step names a connector and its config.
 type Step struct {
@@ -108,6 +115,9 @@ func (in Integration) Validate() error {
 		if in.Producers[name].Connector == "" {
 			errs = append(errs, fmt.Errorf("producers.%s.connector: required", name))
 		}
+	}
+	if in.Runners < 0 || in.Runners > MaxRunners {
+		errs = append(errs, fmt.Errorf("runners: %d is out of range (0 to %d)", in.Runners, MaxRunners))
 	}
 	if in.Schedule != "" {
 		if err := CheckSchedule(in.Schedule); err != nil {

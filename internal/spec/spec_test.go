@@ -61,6 +61,8 @@ func TestParseRejectsBadSpecsWithLocations(t *testing.T) {
 		{"everything wrong", `{"name":"Bad Name","consumer":{},"steps":[{}],"producers":{"Bad_Name":{}}}`, []string{
 			"name:", "consumer.connector: required", "steps[0].connector: required", "producers.Bad_Name: not a valid producer name", "producers.Bad_Name.connector: required"}},
 		{"no producers", `{"name":"a","consumer":{"connector":"x"}}`, []string{"producers: at least one"}},
+		{"too many runners", `{"name":"a","consumer":{"connector":"x"},"producers":{"p":{"connector":"y"}},"runners":65}`, []string{"runners: 65 is out of range"}},
+		{"negative runners", `{"name":"a","consumer":{"connector":"x"},"producers":{"p":{"connector":"y"}},"runners":-1}`, []string{"runners: -1 is out of range"}},
 		{"oversize", `{"name":"` + strings.Repeat("a", MaxSpecBytes) + `"}`, []string{"over the"}},
 	}
 	for _, tt := range tests {

@@ -25,6 +25,9 @@ const (
 type TenantLimits struct {
 	natsauth.Limits
 	Integrations int `json:"integrations"`
+	// MessagesPerSecond is the webhook messages per second the ingress
+	// takes from the tenant; 0 means the platform's rate.
+	MessagesPerSecond int `json:"messages_per_second,omitempty"`
 }
 
 // DefaultTenantLimits are a tenant's quotas unless told otherwise.
@@ -34,6 +37,9 @@ var DefaultTenantLimits = TenantLimits{Limits: natsauth.DefaultLimits, Integrati
 func (l TenantLimits) Validate() error {
 	if l.Integrations < 0 {
 		return fmt.Errorf("%w: integrations quota must not be negative", ErrInvalid)
+	}
+	if l.MessagesPerSecond < 0 {
+		return fmt.Errorf("%w: messages per second must not be negative", ErrInvalid)
 	}
 	if err := l.Limits.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalid, err)
