@@ -57,7 +57,7 @@ func TestMembershipFollowsRegistrationsDeparturesAndSilence(t *testing.T) {
 	require.False(t, m.left("me"), "a runner never leaves its own view")
 
 	require.False(t, m.expire(now.Add(runnerGone/2)))
-	require.True(t, m.expire(now.Add(runnerGone)), "silent for runnerGone: gone")
+	require.True(t, m.expire(now.Add(time.Second+runnerGone)), "silent for runnerGone: gone")
 	require.Equal(t, []string{"me"}, m.alive)
 }
 
