@@ -173,8 +173,8 @@ func TestLimitersGiveSomeKeysARateOfTheirOwn(t *testing.T) {
 
 	// Raising its rate takes effect at once.
 	own["slow"] = 100
-	r, _ = l.reserve("slow", now)
-	require.NotNil(t, r)
+	r, _ = l.reserve("slow", now.Add(50*time.Millisecond))
+	require.NotNil(t, r, "at 100/s, 50 ms later there are tokens again")
 
 	// takeN takes all or nothing.
 	own["batch"] = 5
