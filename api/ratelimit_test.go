@@ -173,8 +173,10 @@ func TestLimitersGiveSomeKeysARateOfTheirOwn(t *testing.T) {
 
 	// Raising its rate takes effect at once.
 	own["slow"] = 100
-	r, _ = l.reserve("slow", now.Add(50*time.Millisecond))
-	require.NotNil(t, r, "at 100/s, 50 ms later there are tokens again")
+	_, wait = l.reserve("slow", now.Add(50*time.Millisecond)) // the new rate holds from here
+	require.Less(t, wait, 10*time.Millisecond, "refilling at 100/s")
+	r, _ = l.reserve("slow", now.Add(100*time.Millisecond))
+	require.NotNil(t, r)
 
 	// takeN takes all or nothing.
 	own["batch"] = 5
