@@ -15,6 +15,7 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // RoleDrainSeconds is how long a VRSky role drains after SIGTERM
@@ -64,7 +65,40 @@ func Check(r *Release) error {
 		CheckMonitoring(r),
 		CheckGateway(r),
 		CheckCredentialsFromSecrets(r),
+		CheckNames(r),
 	)
+}
+
+// maxConfigMapBytes is the most the API server stores in one ConfigMap.
+const maxConfigMapBytes = 1 << 20
+
+// CheckNames: every name is a valid DNS subdomain, Service names are DNS
+// labels (they become host names), and StatefulSet names leave room for the
+// pod ordinal and the controller's revision label.
+func CheckNames(r *Release) error {
+	var errs []error
+	seen := map[string]bool{}
+	for _, o := range r.Objects {
+		key := o.Kind + "/" + o.Name
+		if seen[key] {
+			errs = append(errs, fmt.Errorf("%s: rendered twice", key))
+		}
+		seen[key] = true
+		if msgs := validation.IsDNS1123Subdomain(o.Name); len(msgs) > 0 {
+			errs = append(errs, fmt.Errorf("%s: %s", key, strings.Join(msgs, "; ")))
+		}
+		switch o.Kind {
+		case "Service":
+			if msgs := validation.IsDNS1035Label(o.Name); len(msgs) > 0 {
+				errs = append(errs, fmt.Errorf("%s: %s", key, strings.Join(msgs, "; ")))
+			}
+		case "StatefulSet":
+			if len(o.Name) > 52 {
+				errs = append(errs, fmt.Errorf("%s: longer than 52 characters", key))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // CheckContainers: every container has CPU and memory requests and limits,
@@ -173,6 +207,13 @@ func CheckConfigMaps(r *Release) error {
 			if why := SecretLooking(k, v); why != "" {
 				errs = append(errs, fmt.Errorf("ConfigMap/%s key %s: %s; use a Secret", o.Name, k, why))
 			}
+		}
+		size := 0
+		for k, v := range cm.Data {
+			size += len(k) + len(v)
+		}
+		if size > maxConfigMapBytes {
+			errs = append(errs, fmt.Errorf("ConfigMap/%s: %d bytes, over the 1 MiB a ConfigMap may hold", o.Name, size))
 		}
 		if len(cm.BinaryData) > 0 {
 			errs = append(errs, fmt.Errorf("ConfigMap/%s: binaryData cannot be checked for credentials", o.Name))

@@ -107,6 +107,20 @@ func ReadValues(paths ...string) (map[string]any, error) {
 	return out, nil
 }
 
+// ReadValuesString reads one values document.
+func ReadValuesString(doc string) (map[string]any, error) {
+	v, err := loader.LoadValues(strings.NewReader(doc))
+	if err != nil {
+		return nil, fmt.Errorf("values: %w", err)
+	}
+	return v, nil
+}
+
+// MergeValues merges over onto base, over winning, without changing either.
+func MergeValues(base, over map[string]any) map[string]any {
+	return loader.MergeMaps(loader.MergeMaps(map[string]any{}, base), over)
+}
+
 // Render renders the chart with vals as `helm template --namespace ns`
 // does (a client-only dry run of an install, schema validation included)
 // and decodes every object strictly.

@@ -21,7 +21,7 @@ Names, labels and the pieces every VRSky role shares.
 
 {{/* A component's object name: vrsky.component (dict "ctx" $ "component" "api"). */}}
 {{- define "vrsky.component" -}}
-{{- printf "%s-%s" (include "vrsky.fullname" .ctx | trunc 50 | trimSuffix "-") .component -}}
+{{- printf "%s-%s" (include "vrsky.fullname" .ctx | trunc 45 | trimSuffix "-") .component -}}
 {{- end -}}
 
 {{- define "vrsky.selectorLabels" -}}
