@@ -10,7 +10,6 @@ import (
 
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/promql/parser"
 )
 
 // LogSchema is what the log pipeline (deploy/alloy/config.alloy) gives
@@ -256,7 +255,15 @@ func (c *logChecker) field(name string) error {
 
 func (c *logChecker) logExpr() error {
 	l := c.lex
-	if l.peeked != nil || !strings.HasPrefix(strings.TrimLeftFunc(l.src[l.pos:], unicode.IsSpace), "{") {
+	if l.peeked != nil {
+		// query looked at the "{" already: step back before it.
+		if l.peeked.kind != tokPunct || l.peeked.text != "{" {
+			return fmt.Errorf("want a stream selector {...}, got %q", l.peeked.raw)
+		}
+		l.pos -= len("{")
+		l.peeked = nil
+	}
+	if !strings.HasPrefix(strings.TrimLeftFunc(l.src[l.pos:], unicode.IsSpace), "{") {
 		return fmt.Errorf("want a stream selector {...}")
 	}
 	start := l.pos + strings.IndexByte(l.src[l.pos:], '{')
@@ -282,7 +289,7 @@ func (c *logChecker) logExpr() error {
 		return fmt.Errorf("unterminated stream selector")
 	}
 	sel := l.src[start : end+1]
-	ms, err := parser.ParseMetricSelector(sel)
+	ms, err := promParser.ParseMetricSelector(sel)
 	if err != nil {
 		return fmt.Errorf("stream selector %s: %w", sel, err)
 	}
