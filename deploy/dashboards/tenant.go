@@ -49,7 +49,7 @@ func Tenant() *dashboard.DashboardBuilder {
 			promQuery(`sum by (integration) (rate(vrsky_claimcheck_bytes_total{`+t+`}`+rate+`))`, "{{integration}}"))).
 		WithRow(dashboard.NewRowBuilder("Logs")).
 		WithPanel(logGraph("Log lines by level", "The tenant's log lines per level (tenant is a structured-metadata field in Loki, not a label).",
-			lokiQuery(`sum by (level) (count_over_time(`+streams()+` | tenant="$tenant" [$__auto]))`, "{{level}}"))).
+			lokiQuery(`sum by (level) (count_over_time(`+streams()+` | tenant="$tenant" [$__auto]))`, "{{level}}")).Span(24)).
 		WithPanel(logLines("Warnings and errors", "The tenant's latest WARN and ERROR lines.",
 			streams(`level=~"WARN|ERROR"`)+` | tenant="$tenant"`))
 }
