@@ -39,7 +39,7 @@ func Overview() *dashboard.DashboardBuilder {
 			promQuery(`histogram_quantile(0.99, sum by (le, route) (rate(vrsky_http_request_duration_seconds_bucket`+rate+`)))`, "{{route}}"))).
 		WithPanel(graph("Requests in flight", "Requests being served right now, summed over api instances.", "short",
 			promQuery(`sum(vrsky_http_requests_in_flight)`, "in flight"))).
-		WithPanel(graph("Webhook messages by outcome", "Webhook deliveries per second: accepted, duplicate (idempotency key seen), refused, quota_full (429) and unavailable (503).", "reqps",
+		WithPanel(graph("Webhook messages by outcome", "Webhook messages per second by outcome: accepted, duplicate (idempotency key seen), refused (over the tenant's rate, unauthenticated, too large, malformed…), quota_full (the tenant's quota is used up) and unavailable (503).", "reqps",
 			promQuery(`sum by (outcome) (rate(vrsky_webhook_messages_total`+rate+`))`, "{{outcome}}"))).
 		WithPanel(graph("Traffic", "Request and response body bytes per second.", "Bps",
 			promQuery(`sum(rate(vrsky_http_request_body_bytes_total`+rate+`))`, "request bodies"),

@@ -17,7 +17,7 @@ func Tenant() *dashboard.DashboardBuilder {
 		"One tenant ($tenant): webhook ingress, its integrations' throughput, retries, DLQ, lag, latency and logs. See docs/operations.md.").
 		WithVariable(tenantVariable()).
 		WithRow(dashboard.NewRowBuilder("Ingress")).
-		WithPanel(graph("Webhook messages by outcome", "The tenant's webhook deliveries per second by outcome; quota_full means the tenant is above its rate limit and gets 429.", "reqps",
+		WithPanel(graph("Webhook messages by outcome", "The tenant's webhook messages per second by outcome; refused includes requests over the tenant's rate (429), quota_full means the tenant's quota is used up.", "reqps",
 			promQuery(`sum by (outcome) (rate(vrsky_webhook_messages_total{`+t+`}`+rate+`))`, "{{outcome}}"))).
 		WithPanel(graph("Messages in by integration", "Messages entering each of the tenant's integrations (process stage), per second.", "short",
 			promQuery(`sum by (integration) (rate(vrsky_stage_messages_in_total{`+t+`, stage="process"}`+rate+`))`, "{{integration}}"))).
@@ -39,7 +39,7 @@ func Tenant() *dashboard.DashboardBuilder {
 		WithPanel(single("Bytes in", "Body bytes the tenant's process stages received per second.", "Bps",
 			promQuery(`sum(rate(vrsky_stage_bytes_in_total{`+t+`, stage="process"}`+rate+`))`, "bytes"))).
 		WithRow(dashboard.NewRowBuilder("Latency and lag")).
-		WithPanel(graph("Stage latency p99", "99th percentile time a stage spends per message, by stage kind (process, deliver-<producer>), over the tenant's integrations. The integration label is only present with VRSKY_METRICS_INTEGRATION_LATENCY=true.", "s",
+		WithPanel(graph("Stage latency p99", "99th percentile time a stage spends per message, by stage kind (process, deliver), over the tenant's integrations. The integration label is only present with VRSKY_METRICS_INTEGRATION_LATENCY=true.", "s",
 			promQuery(`histogram_quantile(0.99, sum by (le, stage) (rate(vrsky_stage_duration_seconds_bucket{`+t+`}`+rate+`)))`, "{{stage}}"))).
 		WithPanel(graph("Consumer lag by integration", "Messages waiting per integration.", "short",
 			promQuery(`sum by (integration) (vrsky_stage_consumer_lag{`+t+`})`, "{{integration}}"))).
