@@ -49,6 +49,7 @@ Usage:
   vrsky api|worker|runner [flags] run one production role against VRSKY_… infrastructure (--dev DIR: a dev stack's)
   vrsky migrate up|down|version  manage the metadata schema at VRSKY_DATABASE_URL
   vrsky nats-config -keys FILE   print the NATS server configuration for a keys file (created if missing)
+  vrsky healthcheck [-url URL]   exit 0 when a role's health endpoint answers 2xx (container healthchecks)
   vrsky bench [flags]            measure the pipeline end to end on this machine
   vrsky version                  print the version
 
@@ -81,6 +82,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runBench(ctx, args[1:], stdout, stderr)
 	case "nats-config":
 		return runNATSConfig(args[1:], stdout, stderr)
+	case "healthcheck":
+		return runHealthcheck(ctx, args[1:], stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "vrsky", version)
 		return nil
