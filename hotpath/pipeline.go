@@ -153,6 +153,18 @@ func startPipeline(ctx context.Context, d deps, want Desired) (_ *pipeline, err 
 		}
 	}
 
+	// failed counts the pipeline's failed attempts for the metrics history.
+	var failed *stageCount
+	if d.state != nil && d.state.Counts != nil {
+		failed = &stageCount{kv: d.state.Counts, key: p.CountKey(FailuresCount)}
+		pl.counts = append(pl.counts, failed)
+	}
+	stageFailures := func(m *pipelineMetrics) *failures {
+		f := d.failures(m, log)
+		f.failed = failed
+		return f
+	}
+
 	// Delivery first, so processed messages find their consumers.
 	var deliverers []*deliverer
 	for _, bp := range producers {
@@ -166,7 +178,7 @@ func startPipeline(ctx context.Context, d deps, want Desired) (_ *pipeline, err 
 			return nil, fmt.Errorf("consume %s: %w", stageName, err)
 		}
 		m := d.metrics.forStage(p, stageName)
-		dl := &deliverer{p: p, stage: stageName, producer: bp.prod, claims: d.claims, failures: d.failures(m, log), metrics: m, log: log}
+		dl := &deliverer{p: p, stage: stageName, producer: bp.prod, claims: d.claims, failures: stageFailures(m), metrics: m, log: log}
 		pl.stages = append(pl.stages, runStage(src, 1, maxBatch, dl.handle))
 		deliverers = append(deliverers, dl)
 	}
@@ -187,7 +199,7 @@ func startPipeline(ctx context.Context, d deps, want Desired) (_ *pipeline, err 
 	}
 	m := d.metrics.forStage(p, StageProcess)
 	pr := &processor{p: p, js: d.js, chain: chain, producers: producerNames, known: known,
-		claims: d.claims, failures: d.failures(m, log), metrics: m}
+		claims: d.claims, failures: stageFailures(m), metrics: m}
 	if len(deliverers) == 1 {
 		pr.direct = deliverers[0]
 		pr.directCount = &stageCount{kv: d.state.Counts, key: p.CountKey(deliverers[0].stage)}
