@@ -85,7 +85,10 @@ func TestInspectStreamsMessagesPassingAStage(t *testing.T) {
 
 	// With reveal, bodies; the stream ends after limit messages.
 	_, lines := openInspect(t, srv, key, "stage=in&limit=2&reveal=true")
-	send("acme", "m1", "m2", "m3")
+	// One at a time: Publish stores a batch's messages concurrently.
+	send("acme", "m1")
+	send("acme", "m2")
+	send("acme", "m3")
 	msgs, _ := events(t, lines)
 	require.Len(t, msgs, 2)
 	require.Equal(t, "m1", msgs[0]["id"])
