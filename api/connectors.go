@@ -19,11 +19,11 @@ import (
 // JSON Schema of its config (the UI renders its form from it) and an
 // example config.
 type ConnectorInfo struct {
-	Name        string          `json:"name" doc:"The name a spec uses in connector."`
-	Kind        string          `json:"kind" enum:"consumer,converter,filter,producer" doc:"Where it goes in a spec: the consumer, a step (converter or filter) or a producer."`
-	Description string          `json:"description" doc:"What it does, in one line."`
-	Schema      map[string]any  `json:"schema" doc:"The JSON Schema (draft 2020-12) of its config."`
-	Example     json.RawMessage `json:"example" doc:"A config that passes its checks, or null." nullable:"true"`
+	Name         string          `json:"name" doc:"The name a spec uses in connector."`
+	Kind         string          `json:"kind" enum:"consumer,converter,filter,producer" doc:"Where it goes in a spec: the consumer, a step (converter or filter) or a producer."`
+	Description  string          `json:"description" doc:"What it does, in one line."`
+	ConfigSchema map[string]any  `json:"schema" doc:"The JSON Schema (draft 2020-12) of its config."`
+	Example      json.RawMessage `json:"example" doc:"A config that passes its checks, or null." nullable:"true"`
 }
 
 // ListConnectorsOutput is the catalog, sorted by kind then name.
@@ -61,7 +61,7 @@ func connectorCatalog() ([]ConnectorInfo, error) {
 		if err := json.Unmarshal(raw, &schema); err != nil {
 			return nil, fmt.Errorf("connector %s: schema: %w", c.Name, err)
 		}
-		out = append(out, ConnectorInfo{Name: c.Name, Kind: string(c.Kind), Description: c.Summary, Schema: schema, Example: c.Example})
+		out = append(out, ConnectorInfo{Name: c.Name, Kind: string(c.Kind), Description: c.Summary, ConfigSchema: schema, Example: c.Example})
 	}
 	slices.SortFunc(out, func(a, b ConnectorInfo) int {
 		if d := kindOrder[sdk.Kind(a.Kind)] - kindOrder[sdk.Kind(b.Kind)]; d != 0 {

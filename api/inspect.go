@@ -45,7 +45,7 @@ const (
 // InspectInput selects the stage to watch.
 type InspectInput struct {
 	IntegrationPath
-	Stage  string `query:"stage" required:"true" maxLength:"80" doc:"in (messages entering the process stage) or out.<producer> (messages on their way to that producer)."`
+	Stage  string `query:"stage" maxLength:"80" doc:"Required: in (messages entering the process stage) or out.<producer> (messages on their way to that producer)."`
 	Limit  int    `query:"limit" minimum:"1" maximum:"100" default:"20" doc:"The stream ends after this many messages."`
 	Reveal bool   `query:"reveal" doc:"Include the bodies; needs scope dlq as well."`
 }
