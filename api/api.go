@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.temporal.io/sdk/client"
 
+	"github.com/vrsky/vrsky/connectors/sdk"
 	"github.com/vrsky/vrsky/hotpath"
 	"github.com/vrsky/vrsky/internal/logging"
 	"github.com/vrsky/vrsky/internal/secretbox"
@@ -73,6 +74,9 @@ type Options struct {
 	// answers 503 (listing and deleting still work).
 	SecretKeys   *secretbox.KeyRing
 	SecretMirror *tenancy.SecretsKV
+	// Tenancy gives the dry run's converters and filters their tenant's
+	// secrets; nil resolves none.
+	Tenancy sdk.Tenancy
 	// Profiling serves Go's profiles at /debug/pprof/ (for vrsky dev and
 	// benchmarks; never on a public listener).
 	Profiling bool
@@ -156,6 +160,7 @@ func New(opts Options) *Server {
 	if opts.Store != nil && opts.Accounts != nil {
 		RegisterDLQ(humaAPI, opts.Accounts, opts.Claims, opts.Temporal, log)
 	}
+	registerConsole(humaAPI, opts, log)
 	return s
 }
 

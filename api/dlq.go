@@ -16,10 +16,14 @@ import (
 	"unicode/utf8"
 
 	"github.com/danielgtaylor/huma/v2"
+	"github.com/nats-io/nats.go/jetstream"
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
+	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 
+	"github.com/vrsky/vrsky/activities"
 	"github.com/vrsky/vrsky/hotpath"
 	"github.com/vrsky/vrsky/internal/store"
 	"github.com/vrsky/vrsky/workflows"
@@ -121,6 +125,7 @@ type DLQActionInput struct {
 // DLQActionAccepted says the replay or discard was started.
 type DLQActionAccepted struct {
 	WorkflowID string `json:"workflow_id" doc:"The DLQReplay workflow carrying it out."`
+	ReplayID   string `json:"replay_id" doc:"Follow its progress with GET /v1/dlq/replays/{replay_id}."`
 }
 
 // DLQActionOutput is a started replay or discard.
@@ -244,7 +249,8 @@ func RegisterDLQ(api huma.API, accounts hotpath.Accounts, claims *hotpath.ClaimC
 			Path:        op.path,
 			Summary:     op.summary,
 			Description: op.doc + " The body selects them with the filters of list-dead-letters and, optionally, a list of `ids`; " +
-				"an empty body selects every dead letter. It returns 202 with the DLQReplay workflow's ID at once; " +
+				"an empty body selects every dead letter. It returns 202 at once with `replay_id` (follow the progress with " +
+				"get-dlq-replay) and the DLQReplay workflow's ID; " +
 				"503 when the control plane is unavailable (retry with the same `Idempotency-Key`). Needs scope dlq.",
 			Tags:          tags,
 			Security:      scope,
@@ -255,6 +261,23 @@ func RegisterDLQ(api huma.API, accounts hotpath.Accounts, claims *hotpath.ClaimC
 			return h.start(ctx, op.id, in, op.discard)
 		})
 	}
+
+	huma.Register(api, huma.Operation{
+		OperationID: "get-dlq-replay",
+		Method:      http.MethodGet,
+		Path:        "/v1/dlq/replays/{replayId}",
+		Summary:     "Get a replay's or discard's progress",
+		Description: "Returns the progress of a replay or discard started by replay-dead-letters or discard-dead-letters, " +
+			"named by the `replay_id` they returned: `state` (running, completed or failed), `total` (the dead letters " +
+			"selected when it started), `done` (replayed or discarded so far) and `failed` (those a failed run left " +
+			"untouched). `total` is counted when it starts: exactly when the selection is all dead letters or one " +
+			"integration's, else by scanning at most 1,000 dead letters, above which it is a lower bound and never less " +
+			"than `done`. Dead letters removed meanwhile by someone else are neither done nor failed. Another tenant's " +
+			"replay is a 404, like an unknown one; 503 when the control plane is unavailable. Needs scope dlq.",
+		Tags:     tags,
+		Security: scope,
+		Errors:   withAuthErrors(http.StatusNotFound, http.StatusServiceUnavailable),
+	}, h.progress)
 }
 
 func (in *DLQFilterQuery) filter() hotpath.DLQFilter {
@@ -315,10 +338,12 @@ func (h *dlq) start(ctx context.Context, op string, in *DLQActionInput, discard 
 	// Keys are the client's: scoping them by action keeps a reused key from
 	// turning a discard into an earlier replay.
 	id := workflows.DLQReplayWorkflowID(p.TenantID, action+"-"+requestID)
+	total, exact := h.countSelected(ctx, p.TenantID, wf)
 	_, err := h.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:                    id,
 		TaskQueue:             workflows.ControlTaskQueue,
 		WorkflowIDReusePolicy: enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		Memo:                  map[string]any{memoTotal: total, memoTotalExact: exact},
 	}, workflows.DLQReplay, wf)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if err != nil && !errors.As(err, &started) {
@@ -328,7 +353,7 @@ func (h *dlq) start(ctx context.Context, op string, in *DLQActionInput, discard 
 	filter, _ := json.Marshal(wf.Filter)
 	h.log.Info("dead letters "+action+" started", "tenant", p.TenantID, "workflow_id", id, "filter", string(filter),
 		"ids", len(wf.Seqs), "by_key_id", p.KeyID)
-	return &DLQActionOutput{Body: DLQActionAccepted{WorkflowID: id}}, nil
+	return &DLQActionOutput{Body: DLQActionAccepted{WorkflowID: id, ReplayID: action + "-" + requestID}}, nil
 }
 
 // fail turns a hot-path error into the operation's problem response.
@@ -338,4 +363,203 @@ func (h *dlq) fail(op, tenant string, err error) error {
 	}
 	h.log.Error("operation failed", "operation", op, "tenant", tenant, "error", err)
 	return huma.Error500InternalServerError("internal error")
+}
+
+// Memo keys of a DLQReplay run: how many dead letters it selected when it
+// started, and whether that count is exact.
+const (
+	memoTotal      = "total"
+	memoTotalExact = "total_exact"
+	// maxCountScan bounds the dead letters read to count a selection that
+	// the stream's subject counts cannot answer.
+	maxCountScan    = 1000
+	countScanBudget = 2 * time.Second
+)
+
+// countSelected counts the dead letters a replay or discard selects: from
+// the DLQ stream's subject counts when the selection is every dead letter
+// or one integration's, else by scanning at most maxCountScan of them
+// (then exact is false). A count that cannot be read is 0, not exact.
+func (h *dlq) countSelected(ctx context.Context, tenant string, wf workflows.DLQReplayInput) (total int, exact bool) {
+	ctx, cancel := context.WithTimeout(ctx, countScanBudget)
+	defer cancel()
+	js, err := h.accounts.JetStream(ctx, tenant)
+	if err != nil {
+		return 0, false
+	}
+	limit := func(n int) int {
+		if wf.MaxMessages > 0 {
+			return min(n, wf.MaxMessages)
+		}
+		return n
+	}
+	f := wf.Filter
+	if len(wf.Seqs) == 0 && f.Producer == "" && f.Since.IsZero() && f.Until.IsZero() && f.ErrorContains == "" {
+		stream, err := js.Stream(ctx, hotpath.DLQStream(tenant))
+		if err != nil {
+			return 0, errors.Is(err, jetstream.ErrStreamNotFound)
+		}
+		subject := hotpath.DLQSubjects(tenant)
+		if f.Integration != "" {
+			subject = hotpath.Pipeline{Tenant: tenant, Integration: f.Integration}.DLQSubject()
+		}
+		info, err := stream.Info(ctx, jetstream.WithSubjectFilter(subject))
+		if err != nil {
+			return 0, false
+		}
+		var n uint64
+		for _, c := range info.State.Subjects {
+			n += c
+		}
+		return limit(int(n)), true
+	}
+	wanted := make(map[uint64]bool, len(wf.Seqs))
+	for _, s := range wf.Seqs {
+		wanted[s] = true
+	}
+	var after uint64
+	for scanned := 0; scanned < maxCountScan; {
+		letters, next, err := hotpath.ListDLQ(ctx, js, tenant, f, after, hotpath.MaxDLQPage)
+		if err != nil {
+			return limit(total), false
+		}
+		for _, d := range letters {
+			if len(wanted) == 0 || wanted[d.Seq] {
+				total++
+			}
+		}
+		scanned += len(letters)
+		if next == 0 {
+			return limit(total), true
+		}
+		after = next
+	}
+	return limit(total), wf.MaxMessages > 0 && total >= wf.MaxMessages
+}
+
+// ReplayPath names one of the caller's tenant's replays or discards.
+type ReplayPath struct {
+	ReplayID string `path:"replayId" maxLength:"210" doc:"The replay_id that replay-dead-letters or discard-dead-letters returned."`
+}
+
+// ReplayProgress is how far a replay or discard got.
+type ReplayProgress struct {
+	ReplayID string `json:"replay_id"`
+	State    string `json:"state" enum:"running,completed,failed"`
+	Total    int    `json:"total" doc:"The dead letters selected when it started (see the description for when it is a lower bound)."`
+	Done     int    `json:"done" doc:"Dead letters replayed or discarded so far."`
+	Failed   int    `json:"failed" doc:"Dead letters a failed run left untouched; 0 unless state is failed."`
+}
+
+// ReplayProgressOutput is a replay's progress.
+type ReplayProgressOutput struct {
+	Body ReplayProgress
+}
+
+// pageProgress is what a DLQReplay page activity heartbeats
+// (activities.replayProgress): decoded by field name.
+type pageProgress struct {
+	LastSeq uint64
+	Done    int
+}
+
+// progress reads a DLQReplay run: its state from Temporal's description,
+// the count selected from its memo, and what it did from its result or,
+// while it runs, from the current run's input (the earlier runs' count),
+// its finished pages and its running page's heartbeat.
+func (h *dlq) progress(ctx context.Context, in *ReplayPath) (*ReplayProgressOutput, error) {
+	p, _ := PrincipalFrom(ctx)
+	action, request, ok := strings.Cut(in.ReplayID, "-")
+	if !ok || (action != "replay" && action != "discard") || request == "" {
+		return nil, huma.Error404NotFound("not found")
+	}
+	if h.temporal == nil {
+		return nil, unavailable("replay progress is unavailable: the control plane is not configured")
+	}
+	id := workflows.DLQReplayWorkflowID(p.TenantID, in.ReplayID)
+	desc, err := h.temporal.DescribeWorkflowExecution(ctx, id, "")
+	var notFound *serviceerror.NotFound
+	if errors.As(err, &notFound) {
+		return nil, huma.Error404NotFound("not found")
+	}
+	if err != nil {
+		h.log.Error("operation failed", "operation", "get-dlq-replay", "tenant", p.TenantID, "error", err)
+		return nil, unavailable("the control plane cannot be read; retry later")
+	}
+	info := desc.GetWorkflowExecutionInfo()
+	out := ReplayProgress{ReplayID: in.ReplayID}
+	dc := converter.GetDefaultDataConverter()
+	exact := false
+	if fields := info.GetMemo().GetFields(); fields != nil {
+		if pl := fields[memoTotal]; pl != nil {
+			_ = dc.FromPayload(pl, &out.Total)
+		}
+		if pl := fields[memoTotalExact]; pl != nil {
+			_ = dc.FromPayload(pl, &exact)
+		}
+	}
+	switch info.GetStatus() {
+	case enums.WORKFLOW_EXECUTION_STATUS_RUNNING, enums.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW:
+		out.State = "running"
+	case enums.WORKFLOW_EXECUTION_STATUS_COMPLETED:
+		out.State = "completed"
+	default:
+		out.State = "failed"
+	}
+	if out.State == "completed" {
+		var res workflows.DLQReplayResult
+		if err := h.temporal.GetWorkflow(ctx, id, "").Get(ctx, &res); err != nil {
+			h.log.Error("operation failed", "operation", "get-dlq-replay", "tenant", p.TenantID, "error", err)
+			return nil, unavailable("the control plane cannot be read; retry later")
+		}
+		out.Done = res.Replayed + res.Discarded
+	} else {
+		done, err := h.doneSoFar(ctx, id, desc.GetPendingActivities())
+		if err != nil {
+			h.log.Error("operation failed", "operation", "get-dlq-replay", "tenant", p.TenantID, "error", err)
+			return nil, unavailable("the control plane cannot be read; retry later")
+		}
+		out.Done = done
+	}
+	if out.Done > out.Total || !exact && out.State == "completed" {
+		out.Total = max(out.Total, out.Done)
+	}
+	if out.State == "failed" {
+		out.Failed = max(out.Total-out.Done, 0)
+	}
+	return &ReplayProgressOutput{Body: out}, nil
+}
+
+// doneSoFar adds up what the current run of a DLQReplay did: its input's
+// Done (what earlier runs did before continuing as new), its finished
+// pages and the heartbeat of the page it is on.
+func (h *dlq) doneSoFar(ctx context.Context, id string, pending []*workflowpb.PendingActivityInfo) (int, error) {
+	dc := converter.GetDefaultDataConverter()
+	done := 0
+	iter := h.temporal.GetWorkflowHistory(ctx, id, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for iter.HasNext() {
+		ev, err := iter.Next()
+		if err != nil {
+			return 0, err
+		}
+		if a := ev.GetWorkflowExecutionStartedEventAttributes(); a != nil {
+			var in workflows.DLQReplayInput
+			if pls := a.GetInput().GetPayloads(); len(pls) > 0 && dc.FromPayload(pls[0], &in) == nil {
+				done += in.Done
+			}
+		}
+		if a := ev.GetActivityTaskCompletedEventAttributes(); a != nil {
+			var page activities.ReplayPageResult
+			if pls := a.GetResult().GetPayloads(); len(pls) > 0 && dc.FromPayload(pls[0], &page) == nil {
+				done += page.Done
+			}
+		}
+	}
+	for _, act := range pending {
+		var hb pageProgress
+		if pls := act.GetHeartbeatDetails().GetPayloads(); len(pls) > 0 && dc.FromPayload(pls[0], &hb) == nil {
+			done += hb.Done
+		}
+	}
+	return done, nil
 }

@@ -118,6 +118,18 @@ func decode(p Pipeline, h nats.Header, data []byte) (envelope, error) {
 	return env, nil
 }
 
+// Decode reads a message of pipeline p as one of its stage subjects
+// carries it: the message with its body, or, when the body is claim-checked,
+// without it and with its object's key (ref) and size. The API's message
+// inspection uses it; it never fetches a claim-checked body.
+func Decode(p Pipeline, h nats.Header, data []byte) (msg sdk.Message, ref string, size int64, err error) {
+	env, err := decode(p, h, data)
+	if env.bodyRef == "" {
+		env.size = int64(len(env.msg.Body))
+	}
+	return env.msg, env.bodyRef, env.size, err
+}
+
 // encodeUserHeaders is json.Marshal of headers, written directly when every
 // key and value is plain text that json.Marshal copies verbatim.
 func encodeUserHeaders(headers map[string]string) string {

@@ -17,6 +17,17 @@ import (
 // process stage (ADR 0009), which JetStream's consumer counters cannot see.
 const CountsBucket = "vrsky_counts"
 
+// FailuresCount is the counts-bucket "stage" (Pipeline.CountKey) under
+// which runners add up a pipeline's failed attempts: each retried or
+// dead-lettered one. No consumer is named like it.
+const FailuresCount = "failures"
+
+// ReadFailures returns how many attempts of p's messages failed so far (a
+// count that only grows while p exists).
+func ReadFailures(ctx context.Context, counts jetstream.KeyValue, p Pipeline) (uint64, error) {
+	return readCount(ctx, counts, p.CountKey(FailuresCount))
+}
+
 // countsFlushInterval is how often a runner adds what it counted to the
 // bucket. A runner killed between two flushes loses at most this much of
 // its counts, never a message.

@@ -57,6 +57,9 @@ type failures struct {
 	backoff func(int) time.Duration
 	// infraBackoff is InfraBackoff unless a test shortens it.
 	infraBackoff func(int) time.Duration
+	// failed counts the pipeline's failed attempts (retried or
+	// dead-lettered) in the counts bucket; nil counts nothing.
+	failed *stageCount
 }
 
 // infraFailed handles a message the stage could not handle because of
@@ -119,6 +122,7 @@ func (f *failures) fail(ctx context.Context, p Pipeline, stage string, m jetstre
 				delay = after
 			}
 			f.metrics.retries.Inc()
+			f.countFailed()
 			f.log.Debug("message failed; retrying", "stage", stage, "message_id", id, "attempt", attempts, "retry_in", delay.String(), "err", cause)
 			_ = m.NakWithDelay(delay)
 			return false
@@ -130,10 +134,17 @@ func (f *failures) fail(ctx context.Context, p Pipeline, stage string, m jetstre
 		return false
 	}
 	f.metrics.dlq.Inc()
+	f.countFailed()
 	f.log.Warn("message dead-lettered", "stage", stage, "message_id", id, "attempts", attempts, "reason", cause)
 	_ = f.state.Attempts.Delete(ctx, p.AttemptKey(stage, id))
 	_ = m.Term()
 	return true
+}
+
+func (f *failures) countFailed() {
+	if f.failed != nil {
+		f.failed.add(1)
+	}
 }
 
 // succeeded forgets a message's failed attempts once it got through; only

@@ -109,27 +109,9 @@ func startPipeline(ctx context.Context, d deps, want Desired) (_ *pipeline, err 
 		return e
 	}
 
-	steps := make([]step, 0, len(want.Spec.Steps))
-	for i, s := range want.Spec.Steps {
-		name := fmt.Sprintf("steps[%d]", i)
-		conn, ok := d.catalog.Lookup(s.Connector, sdk.KindConverter, sdk.KindFilter)
-		if !ok {
-			return nil, fmt.Errorf("%s: unknown converter or filter %q", name, s.Connector)
-		}
-		built, err := conn.Build(ctx, env(name), s.Config)
-		if err != nil {
-			return nil, fmt.Errorf("%s (%s): %w", name, s.Connector, err)
-		}
-		st := step{name: name + ":" + s.Connector}
-		switch v := built.(type) {
-		case sdk.Converter:
-			st.converter = v
-		case sdk.Filter:
-			st.filter = v
-		default:
-			return nil, fmt.Errorf("%s: connector %q is neither a converter nor a filter", name, s.Connector)
-		}
-		steps = append(steps, st)
+	chain, err := BuildChain(ctx, d.catalog, want.Spec.Steps, env)
+	if err != nil {
+		return nil, err
 	}
 
 	producerNames := want.Spec.ProducerNames()
@@ -171,6 +153,18 @@ func startPipeline(ctx context.Context, d deps, want Desired) (_ *pipeline, err 
 		}
 	}
 
+	// failed counts the pipeline's failed attempts for the metrics history.
+	var failed *stageCount
+	if d.state != nil && d.state.Counts != nil {
+		failed = &stageCount{kv: d.state.Counts, key: p.CountKey(FailuresCount)}
+		pl.counts = append(pl.counts, failed)
+	}
+	stageFailures := func(m *pipelineMetrics) *failures {
+		f := d.failures(m, log)
+		f.failed = failed
+		return f
+	}
+
 	// Delivery first, so processed messages find their consumers.
 	var deliverers []*deliverer
 	for _, bp := range producers {
@@ -184,7 +178,7 @@ func startPipeline(ctx context.Context, d deps, want Desired) (_ *pipeline, err 
 			return nil, fmt.Errorf("consume %s: %w", stageName, err)
 		}
 		m := d.metrics.forStage(p, stageName)
-		dl := &deliverer{p: p, stage: stageName, producer: bp.prod, claims: d.claims, failures: d.failures(m, log), metrics: m, log: log}
+		dl := &deliverer{p: p, stage: stageName, producer: bp.prod, claims: d.claims, failures: stageFailures(m), metrics: m, log: log}
 		pl.stages = append(pl.stages, runStage(src, 1, maxBatch, dl.handle))
 		deliverers = append(deliverers, dl)
 	}
@@ -204,8 +198,8 @@ func startPipeline(ctx context.Context, d deps, want Desired) (_ *pipeline, err 
 		return nil, fmt.Errorf("consume %s: %w", StageProcess, err)
 	}
 	m := d.metrics.forStage(p, StageProcess)
-	pr := &processor{p: p, js: d.js, steps: steps, producers: producerNames, known: known,
-		claims: d.claims, failures: d.failures(m, log), metrics: m}
+	pr := &processor{p: p, js: d.js, chain: chain, producers: producerNames, known: known,
+		claims: d.claims, failures: stageFailures(m), metrics: m}
 	if len(deliverers) == 1 {
 		pr.direct = deliverers[0]
 		pr.directCount = newStageCount(d.state.Counts, p.CountKey(deliverers[0].stage))

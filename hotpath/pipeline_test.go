@@ -91,6 +91,12 @@ func TestFailingProducerGetsFourAttemptsThenDLQ(t *testing.T) {
 	require.Equal(t, "x", string(dead.Data))
 	require.Equal(t, []byte("y"), sink.body("good"))
 	require.Len(t, sink.attemptTimes("good"), 1)
+	// Every failed attempt is counted for the metrics history, none of the
+	// good message's.
+	require.Eventually(t, func() bool {
+		n, err := ReadFailures(context.Background(), h.state.Counts, p)
+		return err == nil && n == MaxAttempts
+	}, 10*time.Second, 50*time.Millisecond)
 }
 
 func TestPermanentErrorGoesToDLQAtOnce(t *testing.T) {

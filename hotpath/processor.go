@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vrsky/vrsky/connectors/sdk"
+	"github.com/vrsky/vrsky/internal/spec"
 )
 
 // step is one converter or filter of the chain.
@@ -17,13 +18,81 @@ type step struct {
 	filter    sdk.Filter
 }
 
+// Chain is an integration's converters and filters, built, in order: what
+// the process stage runs on every message. It is safe for concurrent use.
+type Chain struct {
+	steps []step
+}
+
+// Len is the number of steps.
+func (c Chain) Len() int { return len(c.steps) }
+
+// BuildChain builds the steps of a spec from catalog, each with the Env
+// env returns for its name (steps[i]). It builds converters and filters
+// only, which connect nowhere: the API's dry run uses it as the runner
+// does.
+func BuildChain(ctx context.Context, catalog *sdk.Catalog, steps []spec.Step, env func(name string) sdk.Env) (Chain, error) {
+	c := Chain{steps: make([]step, 0, len(steps))}
+	for i, s := range steps {
+		name := fmt.Sprintf("steps[%d]", i)
+		conn, ok := catalog.Lookup(s.Connector, sdk.KindConverter, sdk.KindFilter)
+		if !ok {
+			return Chain{}, fmt.Errorf("%s: unknown converter or filter %q", name, s.Connector)
+		}
+		built, err := conn.Build(ctx, env(name), s.Config)
+		if err != nil {
+			return Chain{}, fmt.Errorf("%s (%s): %w", name, s.Connector, err)
+		}
+		st := step{name: name + ":" + s.Connector}
+		switch v := built.(type) {
+		case sdk.Converter:
+			st.converter = v
+		case sdk.Filter:
+			st.filter = v
+		default:
+			return Chain{}, fmt.Errorf("%s: connector %q is neither a converter nor a filter", name, s.Connector)
+		}
+		c.steps = append(c.steps, st)
+	}
+	return c, nil
+}
+
+// Run applies the chain to msg as the process stage does. routes is nil
+// when no filter chose producers (every producer gets out); drop means the
+// message is filtered out (a filter dropped it or routed it nowhere). An
+// error names the step that failed.
+func (c Chain) Run(ctx context.Context, msg sdk.Message) (out sdk.Message, routes []string, drop bool, err error) {
+	for _, s := range c.steps {
+		if s.converter != nil {
+			if msg, err = s.converter.Convert(ctx, msg); err != nil {
+				return msg, nil, false, fmt.Errorf("step %s: %w", s.name, err)
+			}
+			continue
+		}
+		d, err := s.filter.Filter(ctx, msg)
+		if err != nil {
+			return msg, nil, false, fmt.Errorf("step %s: %w", s.name, err)
+		}
+		if d.Drop {
+			return msg, nil, true, nil
+		}
+		if d.Routes != nil {
+			routes = d.Routes
+		}
+	}
+	if routes != nil && len(routes) == 0 {
+		return msg, nil, true, nil
+	}
+	return msg, routes, false, nil
+}
+
 // processor runs the converter/filter chain on messages from `in` and
 // publishes the results to `out.<producer>` for each selected producer, or,
 // when the pipeline has one producer, hands them to it directly (ADR 0009).
 type processor struct {
 	p         Pipeline
 	js        jetstream.JetStream
-	steps     []step
+	chain     Chain
 	producers []string
 	known     map[string]bool
 	claims    *ClaimCheck
@@ -72,7 +141,7 @@ func (pr *processor) handle(batch []jetstream.Msg) {
 		}
 		// Without steps nothing reads the body: a claim-checked one stays
 		// in the blob store, and its reference travels on.
-		if len(pr.steps) > 0 {
+		if pr.chain.Len() > 0 {
 			if err := pr.claims.resolve(ctx, &env); err != nil {
 				if sdk.IsPermanent(err) { // the body is gone
 					pr.failures.fail(ctx, pr.p, StageProcess, m, env, err)
@@ -86,7 +155,7 @@ func (pr *processor) handle(batch []jetstream.Msg) {
 			pr.failures.fail(ctx, pr.p, StageProcess, m, env, sdk.Permanentf("unreadable record: %s", reason))
 			continue
 		}
-		out, routes, drop, err := pr.run(ctx, env.msg)
+		out, routes, drop, err := pr.chain.Run(ctx, env.msg)
 		if err != nil {
 			pr.failures.fail(ctx, pr.p, StageProcess, m, env, err)
 			continue
@@ -171,32 +240,6 @@ func (pr *processor) directEnvelope(in envelope, out sdk.Message, routes []strin
 		return envelope{}, false
 	}
 	return envelope{msg: out, owned: in.bodyRef}, true
-}
-
-// run applies the chain. routes is nil when no filter chose producers.
-func (pr *processor) run(ctx context.Context, msg sdk.Message) (out sdk.Message, routes []string, drop bool, err error) {
-	for _, s := range pr.steps {
-		if s.converter != nil {
-			if msg, err = s.converter.Convert(ctx, msg); err != nil {
-				return msg, nil, false, fmt.Errorf("step %s: %w", s.name, err)
-			}
-			continue
-		}
-		d, err := s.filter.Filter(ctx, msg)
-		if err != nil {
-			return msg, nil, false, fmt.Errorf("step %s: %w", s.name, err)
-		}
-		if d.Drop {
-			return msg, nil, true, nil
-		}
-		if d.Routes != nil {
-			routes = d.Routes
-		}
-	}
-	if routes != nil && len(routes) == 0 {
-		return msg, nil, true, nil
-	}
-	return msg, routes, false, nil
 }
 
 // publish sends out to each selected producer's subject, asynchronously.

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -31,7 +30,7 @@ const benchSink = "sink"
 
 // benchChain builds the benchmark integration's converter/filter chain the
 // way the pipeline builds it.
-func benchChain(tb testing.TB) []step {
+func benchChain(tb testing.TB) Chain {
 	tb.Helper()
 	specSteps := []spec.Step{
 		{Connector: jsontransform.Connector.Name, Config: mustMarshal(tb, jsontransform.Config{
@@ -41,27 +40,11 @@ func benchChain(tb testing.TB) []step {
 			Routes: []router.Route{{When: "seq % 10 != 0", To: []string{benchSink}}},
 		})},
 	}
-	catalog := connectors.Catalog()
-	steps := make([]step, 0, len(specSteps))
-	for i, s := range specSteps {
-		conn, ok := catalog.Lookup(s.Connector, sdk.KindConverter, sdk.KindFilter)
-		if !ok {
-			tb.Fatalf("unknown connector %q", s.Connector)
-		}
-		built, err := conn.Build(context.Background(), sdk.Env{}, s.Config)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		st := step{name: fmt.Sprintf("steps[%d]:%s", i, s.Connector)}
-		switch v := built.(type) {
-		case sdk.Converter:
-			st.converter = v
-		case sdk.Filter:
-			st.filter = v
-		}
-		steps = append(steps, st)
+	chain, err := BuildChain(context.Background(), connectors.Catalog(), specSteps, func(string) sdk.Env { return sdk.Env{} })
+	if err != nil {
+		tb.Fatal(err)
 	}
-	return steps
+	return chain
 }
 
 func mustMarshal(tb testing.TB, v any) json.RawMessage {
@@ -110,7 +93,7 @@ func benchInputs(p Pipeline, n int) []*nats.Msg {
 // processor.run does for each input.
 func BenchmarkProcessChain(b *testing.B) {
 	p := Pipeline{Tenant: "t1", Integration: "bench"}
-	pr := &processor{p: p, steps: benchChain(b)}
+	pr := &processor{p: p, chain: benchChain(b)}
 	in := benchInputs(p, 100)
 	envs := make([]envelope, len(in))
 	for i, m := range in {
@@ -125,7 +108,7 @@ func BenchmarkProcessChain(b *testing.B) {
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		if _, _, _, err := pr.run(ctx, envs[i%len(envs)].msg); err != nil {
+		if _, _, _, err := pr.chain.Run(ctx, envs[i%len(envs)].msg); err != nil {
 			b.Fatal(err)
 		}
 		i++
@@ -145,7 +128,7 @@ func BenchmarkProcessChainUnshared(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		msg := sdk.Message{ID: "m", Body: in[i%len(in)].Data}
-		for _, s := range steps {
+		for _, s := range steps.steps {
 			msg.Body = bytes.Clone(msg.Body)
 			var err error
 			if s.converter != nil {
@@ -170,7 +153,7 @@ func BenchmarkProcessChainUnshared(b *testing.B) {
 func BenchmarkProcessHandle(b *testing.B) {
 	p := Pipeline{Tenant: "t1", Integration: "bench"}
 	m := NewMetrics(nil).forStage(p, StageProcess)
-	pr := &processor{p: p, js: ackingJetStream{}, steps: benchChain(b), producers: []string{benchSink},
+	pr := &processor{p: p, js: ackingJetStream{}, chain: benchChain(b), producers: []string{benchSink},
 		known: map[string]bool{benchSink: true}, failures: &failures{metrics: m}, metrics: m}
 	in := benchInputs(p, 100)
 	batch := make([]jetstream.Msg, len(in))

@@ -13,7 +13,12 @@
 // It must never log, retry, ack or keep a message after Convert returns.
 package csv
 
-import "github.com/vrsky/vrsky/connectors/formatconv"
+import (
+	"encoding/json"
+
+	"github.com/vrsky/vrsky/connectors/formatconv"
+	"github.com/vrsky/vrsky/connectors/sdk"
+)
 
 // ContentTypeCSV is the content type of a message converted to CSV; one
 // converted to JSON is formatconv.ContentTypeJSON.
@@ -22,9 +27,13 @@ const ContentTypeCSV = "text/csv"
 var format = formatconv.Format{Name: "csv", Direction: ToCSV, ContentType: ContentTypeCSV}
 
 // Connector registers the csv converter.
-var Connector = formatconv.Connector(format,
-	"Convert CSV to JSON rows (typed, BOM and ragged rows handled) or JSON rows to CSV with formula injection defused.",
-	New)
+var Connector = func() sdk.Connector {
+	c := formatconv.Connector(format,
+		"Convert CSV to JSON rows (typed, BOM and ragged rows handled) or JSON rows to CSV with formula injection defused.",
+		New)
+	c.Example = json.RawMessage(`{"direction": "toJson", "types": {"qty": "int", "price": "float"}}`)
+	return c
+}()
 
 // Converter is the built csv converter. It is safe for concurrent use. Its
 // Convert fails permanently on input it cannot convert, but not on a

@@ -45,6 +45,7 @@ var Consumer = sdk.Connector{
 	Name:      "file",
 	Kind:      sdk.KindConsumer,
 	Summary:   "Read csv, json, ndjson or xml files dropped under the tenant's file root, one message per record.",
+	Example:   json.RawMessage(`{"dir": "inbox", "pattern": "*.csv", "format": "csv", "doneDir": "done"}`),
 	NewConfig: func() any { return new(ConsumerConfig) },
 	Build: func(ctx context.Context, env sdk.Env, raw json.RawMessage) (any, error) {
 		return buildConsumer(ctx, env, raw)

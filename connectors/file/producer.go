@@ -41,6 +41,7 @@ var Producer = sdk.Connector{
 	Name:      "file",
 	Kind:      sdk.KindProducer,
 	Summary:   "Append messages to rotating ndjson, json or csv files under the tenant's file root.",
+	Example:   json.RawMessage(`{"dir": "archive", "format": "ndjson", "rotateBytes": 67108864}`),
 	NewConfig: func() any { return new(Config) },
 	Build: func(ctx context.Context, env sdk.Env, raw json.RawMessage) (any, error) {
 		return build(ctx, env, raw, time.Now)

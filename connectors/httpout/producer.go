@@ -44,6 +44,7 @@ var Producer = sdk.Connector{
 	Name:      "http",
 	Kind:      sdk.KindProducer,
 	Summary:   "Send each message to an HTTP endpoint (templated URL, headers and body; Standard Webhooks signing), guarded against SSRF.",
+	Example:   json.RawMessage(`{"url": "https://api.example.com/orders/{{ .id }}", "method": "PUT", "secretHeaders": {"Authorization": {"secret": "orders-api-token"}}}`),
 	NewConfig: func() any { return new(Config) },
 	Build: func(ctx context.Context, env sdk.Env, raw json.RawMessage) (any, error) {
 		return build(ctx, env, raw, time.Now)

@@ -19,6 +19,7 @@ var FieldMap = sdk.Connector{
 	Name:      "field-map",
 	Kind:      sdk.KindConverter,
 	Summary:   "Map JSON fields: copy or extract nested fields to new names, drop fields, set constants, keep or drop the rest.",
+	Example:   json.RawMessage(`{"fields": {"customerName": "customer.name"}, "constants": {"source": "shop"}, "keepUnmapped": false}`),
 	NewConfig: func() any { return new(FieldMapConfig) },
 	Build: func(_ context.Context, _ sdk.Env, raw json.RawMessage) (any, error) {
 		var cfg FieldMapConfig

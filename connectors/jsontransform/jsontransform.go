@@ -34,6 +34,7 @@ var Connector = sdk.Connector{
 	Name:      "json-transform",
 	Kind:      sdk.KindConverter,
 	Summary:   "Reshape a JSON object: defaults, rename, computed fields (expr), type coercion, remove, keep.",
+	Example:   json.RawMessage(`{"defaults": {"currency": "EUR"}, "rename": {"cust": "customer"}, "set": {"total": "sum(map(items, #.qty * #.price))"}, "remove": ["internal"]}`),
 	NewConfig: func() any { return new(Config) },
 	Build: func(_ context.Context, _ sdk.Env, raw json.RawMessage) (any, error) {
 		var cfg Config

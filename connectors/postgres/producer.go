@@ -50,6 +50,7 @@ var Producer = sdk.Connector{
 	Name:      "postgres",
 	Kind:      sdk.KindProducer,
 	Summary:   "Insert or upsert JSON messages into a PostgreSQL table, one transaction per batch (COPY + INSERT … ON CONFLICT).",
+	Example:   json.RawMessage(`{"url": {"secret": "orders-db-url"}, "table": "orders", "mode": "upsert", "key": ["id"]}`),
 	NewConfig: func() any { return new(Config) },
 	Build: func(ctx context.Context, env sdk.Env, raw json.RawMessage) (any, error) {
 		return build(ctx, env, raw)

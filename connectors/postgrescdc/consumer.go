@@ -52,6 +52,7 @@ var Connector = sdk.Connector{
 	Name:      "postgres-cdc",
 	Kind:      sdk.KindConsumer,
 	Summary:   "Capture inserts, updates and deletes of PostgreSQL tables by logical replication (pgoutput), one message per row change.",
+	Example:   json.RawMessage(`{"url": {"secret": "shop-db-url"}, "tables": ["public.orders"]}`),
 	NewConfig: func() any { return new(Config) },
 	Build: func(ctx context.Context, env sdk.Env, raw json.RawMessage) (any, error) {
 		return build(ctx, env, raw)

@@ -27,6 +27,7 @@ var Router = sdk.Connector{
 	Name:      "router",
 	Kind:      sdk.KindFilter,
 	Summary:   "Route JSON messages to producers by expr conditions, first match or all matches, with a default.",
+	Example:   json.RawMessage(`{"routes": [{"when": "total > 1000", "to": ["orders-db", "sales-slack"]}], "default": ["orders-db"]}`),
 	NewConfig: func() any { return new(Config) },
 	Build: func(_ context.Context, _ sdk.Env, raw json.RawMessage) (any, error) {
 		var cfg Config
@@ -47,6 +48,7 @@ var FilterConnector = sdk.Connector{
 	Name:      "filter",
 	Kind:      sdk.KindFilter,
 	Summary:   "Keep JSON messages for which an expr condition holds; drop the rest.",
+	Example:   json.RawMessage(`{"keep": "status == \"paid\" && total > 0"}`),
 	NewConfig: func() any { return new(FilterConfig) },
 	Build: func(_ context.Context, _ sdk.Env, raw json.RawMessage) (any, error) {
 		var cfg FilterConfig

@@ -106,6 +106,10 @@ type Connector struct {
 	Name    string
 	Kind    Kind
 	Summary string
+	// Example is a config that passes the connector's checks, shown next
+	// to its schema in the docs, the API (GET /v1/connectors) and the UI;
+	// nil when the empty config is the example.
+	Example json.RawMessage
 	// NewConfig returns a pointer to a zero config struct; it feeds the
 	// JSON Schema and the docs.
 	NewConfig func() any

@@ -37,6 +37,7 @@ var Producer = sdk.Connector{
 	Name:      "slack",
 	Kind:      sdk.KindProducer,
 	Summary:   "Post messages to Slack through an incoming webhook or a bot token, with templated text or Block Kit blocks.",
+	Example:   json.RawMessage(`{"webhookUrl": {"secret": "sales-slack-url"}, "text": "Big order {{ .id }}: {{ .total }}"}`),
 	NewConfig: func() any { return new(Config) },
 	Build: func(ctx context.Context, env sdk.Env, raw json.RawMessage) (any, error) {
 		return build(ctx, env, raw, time.Now)

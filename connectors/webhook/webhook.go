@@ -32,6 +32,7 @@ var Connector = sdk.Connector{
 	Name:      Name,
 	Kind:      sdk.KindConsumer,
 	Summary:   "Receive messages on the API's webhook ingress, optionally verifying GitHub, Slack, Standard Webhooks or HMAC signatures or a secret URL token, and storing only the event types listed.",
+	Example:   json.RawMessage(`{"signature": {"scheme": "github", "secret": {"secret": "orders-hook-secret"}}, "events": ["push"]}`),
 	NewConfig: func() any { return new(Config) },
 	Build: func(_ context.Context, _ sdk.Env, raw json.RawMessage) (any, error) {
 		if _, err := Decode(raw); err != nil {

@@ -18,6 +18,7 @@ import (
 	"fmt"
 
 	"github.com/vrsky/vrsky/connectors/formatconv"
+	"github.com/vrsky/vrsky/connectors/sdk"
 )
 
 // ContentTypeXML is the content type of a message converted to XML; one
@@ -27,9 +28,13 @@ const ContentTypeXML = "application/xml"
 var format = formatconv.Format{Name: "xml", Direction: ToXML, ContentType: ContentTypeXML}
 
 // Connector registers the xml converter.
-var Connector = formatconv.Connector(format,
-	"Convert XML to JSON or JSON to XML; DTDs are refused, size and depth are bounded.",
-	New)
+var Connector = func() sdk.Connector {
+	c := formatconv.Connector(format,
+		"Convert XML to JSON or JSON to XML; DTDs are refused, size and depth are bounded.",
+		New)
+	c.Example = json.RawMessage(`{"direction": "toJson", "arrays": ["order/item"]}`)
+	return c
+}()
 
 // Converter is the built xml converter. It is safe for concurrent use. Its
 // Convert fails permanently on input it cannot convert (malformed, a DTD,

@@ -31,6 +31,7 @@ import (
 	"github.com/vrsky/vrsky/connectors/sdk"
 	"github.com/vrsky/vrsky/hotpath"
 	"github.com/vrsky/vrsky/internal/blobstore"
+	"github.com/vrsky/vrsky/internal/history"
 	"github.com/vrsky/vrsky/internal/natsauth"
 	"github.com/vrsky/vrsky/internal/secretbox"
 	"github.com/vrsky/vrsky/internal/store"
@@ -164,7 +165,17 @@ func StartWorker(ctx context.Context, d Deps) (*Role, error) {
 		w.Stop()
 		return nil, err
 	}
-	return &Role{Stop: func(context.Context) error { w.Stop(); return nil }}, nil
+	// The metrics history the API serves: samples of running integrations.
+	sampler := &history.Sampler{State: state, Accounts: d.accounts(), Store: store.New(d.DB), Logger: d.Logger}
+	sampling, stopSampling := context.WithCancel(context.Background())
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		if err := sampler.Run(sampling); err != nil && d.Logger != nil {
+			d.Logger.Error("metrics history sampler stopped", "error", err)
+		}
+	}()
+	return &Role{Stop: func(context.Context) error { stopSampling(); <-sampled; w.Stop(); return nil }}, nil
 }
 
 // StartRunner starts a hot-path runner named name.
@@ -215,7 +226,7 @@ func NewAPI(ctx context.Context, d Deps, version string, webhookTenantRate float
 	}
 	opts := api.Options{Version: version, Checks: d.Checks(), Gatherer: d.Registry, Logger: d.Logger, AdminKeyHash: d.AdminKeyHash,
 		Temporal: d.Temporal, State: state, Accounts: d.accounts(), Claims: d.claims(), Profiling: d.Profiling, Public: d.AdminElsewhere,
-		TenantEnvAllowed: d.TenantEnvAllowed, SecretKeys: d.SecretKeys, SecretMirror: d.Secrets,
+		TenantEnvAllowed: d.TenantEnvAllowed, SecretKeys: d.SecretKeys, SecretMirror: d.Secrets, Tenancy: d.Tenancy,
 		KeyRate: api.DefaultKeyRate, KeyBurst: api.DefaultKeyBurst, TenantRate: api.DefaultTenantRate, TenantBurst: api.DefaultTenantBurst}
 	if d.DB != nil {
 		st := store.New(d.DB)

@@ -1,0 +1,109 @@
+package api
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/vrsky/vrsky/internal/spec"
+	"github.com/vrsky/vrsky/internal/store"
+)
+
+// Metrics history bounds.
+const (
+	defaultMetricsWindow = time.Hour
+	// maxMetricsPoints bounds the points of one answer: 24 h at a 10 s step
+	// is 8,640.
+	maxMetricsPoints = 8640
+)
+
+// MetricsInput selects an integration's metrics history.
+type MetricsInput struct {
+	IntegrationPath
+	Since time.Time `query:"since" doc:"From when (RFC 3339); default one hour ago, at most 24 hours ago."`
+	Step  int       `query:"step" minimum:"1" maximum:"3600" default:"10" doc:"Bucket width in seconds."`
+}
+
+// MetricsPoint is one bucket of the history.
+type MetricsPoint struct {
+	Time            time.Time `json:"time" doc:"The bucket's start."`
+	InPerSecond     float64   `json:"in_per_second" doc:"Messages entering the process stage."`
+	OutPerSecond    float64   `json:"out_per_second" doc:"Messages delivered by the producers (each producer's delivery counts)."`
+	ErrorsPerSecond float64   `json:"errors_per_second" doc:"Failed attempts: retried or dead-lettered."`
+	DLQPerSecond    float64   `json:"dlq_per_second" doc:"Growth of the integration's dead letters."`
+	P50Millis       *float64  `json:"p50_ms" doc:"Median latency; null: not measured (runners do not report latencies yet)."`
+	P99Millis       *float64  `json:"p99_ms" doc:"99th percentile latency; null: not measured."`
+}
+
+// MetricsOutput is an integration's metrics history.
+type MetricsOutput struct {
+	Body struct {
+		StepSeconds int            `json:"step_seconds"`
+		Points      []MetricsPoint `json:"points"`
+	}
+}
+
+// RegisterHistory adds get-integration-metrics, served from the samples
+// the worker's sampler writes to PostgreSQL (internal/history).
+func RegisterHistory(api huma.API, st *store.Store, log *slog.Logger) {
+	huma.Register(api, huma.Operation{
+		OperationID: "get-integration-metrics",
+		Method:      http.MethodGet,
+		Path:        "/v1/integrations/{integrationId}/metrics",
+		Summary:     "Get an integration's metrics history",
+		Description: "Returns the integration's rates per second from `since` (default one hour ago, at most 24 hours ago) " +
+			"in buckets of `step` seconds (default 10), oldest first. The platform samples every running integration's " +
+			"counters every 10 seconds into PostgreSQL and keeps 24 hours; each point's rates are the counts' growth over " +
+			"the sampling intervals that end in its bucket, divided by their length, so a step under the sampling " +
+			"interval leaves buckets without a point, and a stopped integration has none. `in` counts messages entering " +
+			"the process stage, `out` each producer's finished deliveries, `errors` failed attempts (retried or " +
+			"dead-lettered), `dlq` the growth of its dead letters (a replay does not count). Counts come from the stages' " +
+			"JetStream consumers, so a redelivered message counts again. `p50_ms` and `p99_ms` are null: runners do not " +
+			"report latencies to the platform yet. Another tenant's integration is a 404. Needs scope read.",
+		Tags:     []string{"Integrations"},
+		Security: requireScopes(store.ScopeRead),
+		Errors:   withAuthErrors(http.StatusNotFound, http.StatusUnprocessableEntity),
+	}, func(ctx context.Context, in *MetricsInput) (*MetricsOutput, error) {
+		p, _ := PrincipalFrom(ctx)
+		if !spec.ValidName(in.IntegrationID) {
+			return nil, huma.Error404NotFound("not found")
+		}
+		if _, err := st.GetIntegration(ctx, p.TenantID, in.IntegrationID); err != nil {
+			return nil, storeError(log, "get-integration-metrics", p.TenantID, err)
+		}
+		now := time.Now()
+		since := in.Since
+		switch {
+		case since.IsZero():
+			since = now.Add(-defaultMetricsWindow)
+		case since.Before(now.Add(-store.HistoryRetention - time.Minute)):
+			return nil, huma.Error422UnprocessableEntity("since is too far back",
+				&huma.ErrorDetail{Location: "query.since", Message: "at most 24 hours ago: older samples are not kept", Value: in.Since})
+		case since.After(now):
+			return nil, huma.Error422UnprocessableEntity("since is in the future",
+				&huma.ErrorDetail{Location: "query.since", Message: "must not be in the future", Value: in.Since})
+		}
+		step := time.Duration(in.Step) * time.Second
+		if now.Sub(since)/step > maxMetricsPoints {
+			return nil, huma.Error422UnprocessableEntity("too many points",
+				&huma.ErrorDetail{Location: "query.step", Message: "a larger step, or a later since: at most 8,640 points", Value: in.Step})
+		}
+		points, err := st.IntegrationMetrics(ctx, p.TenantID, in.IntegrationID, since, step)
+		if err != nil {
+			return nil, storeError(log, "get-integration-metrics", p.TenantID, err)
+		}
+		out := &MetricsOutput{}
+		out.Body.StepSeconds = in.Step
+		out.Body.Points = make([]MetricsPoint, 0, len(points))
+		for _, pt := range points {
+			out.Body.Points = append(out.Body.Points, MetricsPoint{
+				Time: pt.Time, InPerSecond: pt.In, OutPerSecond: pt.Out, ErrorsPerSecond: pt.Errors, DLQPerSecond: pt.DLQ,
+				P50Millis: pt.P50Millis, P99Millis: pt.P99Millis,
+			})
+		}
+		return out, nil
+	})
+}

@@ -1,0 +1,193 @@
+// Package history keeps the metrics history the API serves
+// (GET /v1/integrations/{id}/metrics): a sampler that, every few seconds,
+// reads each running integration's stage counters where the platform
+// already keeps them (its JetStream consumers, the counts bucket, its
+// tenant's DLQ stream) and writes one row per integration to PostgreSQL,
+// and prunes rows older than the retention.
+//
+// It only reads the data plane's counters: it never touches a message,
+// never acks, and never writes to NATS.
+package history
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/internal/store"
+)
+
+// Defaults.
+const (
+	// DefaultInterval is how often the sampler samples.
+	DefaultInterval = 10 * time.Second
+	// pruneEvery is how often it removes samples past the retention.
+	pruneEvery = time.Minute
+	// readTimeout bounds one integration's counter reads.
+	readTimeout = 5 * time.Second
+)
+
+// Sampler samples the running integrations' counters into the store. Its
+// zero value is not usable: set State, Accounts and Store.
+type Sampler struct {
+	// State is the hot path's state in the platform account: the desired
+	// state says which integrations run, the counts bucket holds what
+	// stages finished without a consumer of their own and the failed
+	// attempts.
+	State *hotpath.State
+	// Accounts gives each tenant's JetStream, where its streams live.
+	Accounts hotpath.Accounts
+	Store    *store.Store
+	// Interval is how often to sample (0: DefaultInterval); Retention how
+	// long samples are kept (0: store.HistoryRetention).
+	Interval  time.Duration
+	Retention time.Duration
+	Logger    *slog.Logger
+
+	mu      sync.Mutex
+	running map[string]hotpath.Pipeline // desired-state key → pipeline
+}
+
+// Run samples every Interval until ctx ends, then returns nil; it returns
+// an error only when it cannot follow the desired state at all.
+func (s *Sampler) Run(ctx context.Context) error {
+	w, err := s.State.Desired.WatchAll(ctx)
+	if err != nil {
+		return fmt.Errorf("watch desired state: %w", err)
+	}
+	defer func() { _ = w.Stop() }()
+	interval := s.Interval
+	if interval <= 0 {
+		interval = DefaultInterval
+	}
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	var lastPrune time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case entry, ok := <-w.Updates():
+			if !ok {
+				return errors.New("the desired-state watch ended")
+			}
+			s.follow(entry)
+		case <-tick.C:
+			if _, err := s.Sample(ctx); err != nil && ctx.Err() == nil {
+				s.logger().Warn("metrics sample not written", "error", err)
+			}
+			if time.Since(lastPrune) >= pruneEvery {
+				lastPrune = time.Now()
+				if _, err := s.Store.PruneSamples(ctx, time.Now().Add(-s.retention())); err != nil && ctx.Err() == nil {
+					s.logger().Warn("metrics samples not pruned", "error", err)
+				}
+			}
+		}
+	}
+}
+
+func (s *Sampler) retention() time.Duration {
+	if s.Retention > 0 {
+		return s.Retention
+	}
+	return store.HistoryRetention
+}
+
+func (s *Sampler) logger() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// follow applies one desired-state change (nil marks the end of the
+// initial values).
+func (s *Sampler) follow(entry jetstream.KeyValueEntry) {
+	if entry == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.running == nil {
+		s.running = make(map[string]hotpath.Pipeline)
+	}
+	var d hotpath.Desired
+	if entry.Operation() == jetstream.KeyValuePut && json.Unmarshal(entry.Value(), &d) == nil &&
+		d.Status == hotpath.DesiredRunning && d.Pipeline().Validate() == nil {
+		s.running[entry.Key()] = d.Pipeline()
+		return
+	}
+	delete(s.running, entry.Key())
+}
+
+// Running lists the integrations the sampler samples.
+func (s *Sampler) Running() []hotpath.Pipeline {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]hotpath.Pipeline, 0, len(s.running))
+	for _, p := range s.running {
+		out = append(out, p)
+	}
+	return out
+}
+
+// Sample reads every running integration's counters once and writes them,
+// one row each, all at one moment. An integration whose counters cannot
+// be read is left out of this sample (and logged). It returns how many
+// rows were written.
+func (s *Sampler) Sample(ctx context.Context) (int, error) {
+	at := time.Now().UTC()
+	var samples []store.Sample
+	for _, p := range s.Running() {
+		x, err := s.read(ctx, p)
+		if err != nil {
+			if ctx.Err() != nil {
+				return 0, ctx.Err()
+			}
+			s.logger().Warn("metrics of an integration not read", "tenant", p.Tenant, "integration", p.Integration, "error", err)
+			continue
+		}
+		x.At = at
+		samples = append(samples, x)
+	}
+	return s.Store.WriteSamples(ctx, samples)
+}
+
+// read returns p's counters as a sample: in counts what entered the
+// process stage (finished, waiting or in flight there), out what the
+// producers' deliveries finished, errors the failed attempts, DLQ the
+// dead letters waiting.
+func (s *Sampler) read(ctx context.Context, p hotpath.Pipeline) (store.Sample, error) {
+	ctx, cancel := context.WithTimeout(ctx, readTimeout)
+	defer cancel()
+	js, err := s.Accounts.JetStream(ctx, p.Tenant)
+	if err != nil {
+		return store.Sample{}, err
+	}
+	stages, dead, err := hotpath.Counters(ctx, js, s.State.Counts, p)
+	if err != nil {
+		return store.Sample{}, err
+	}
+	failed, err := hotpath.ReadFailures(ctx, s.State.Counts, p)
+	if err != nil {
+		return store.Sample{}, err
+	}
+	x := store.Sample{TenantID: p.Tenant, IntegrationID: p.Integration, Errors: int64(failed), DLQ: int64(dead)}
+	for _, st := range stages {
+		switch {
+		case st.Stage == hotpath.StageProcess:
+			x.In += int64(st.Acked) + int64(st.Pending) + int64(st.InFlight)
+		case strings.HasPrefix(st.Stage, hotpath.DeliverStage("")):
+			x.Out += int64(st.Acked)
+		}
+	}
+	return x, nil
+}

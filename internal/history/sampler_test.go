@@ -1,0 +1,184 @@
+package history
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+
+	"github.com/vrsky/vrsky/connectors"
+	"github.com/vrsky/vrsky/connectors/sdk"
+	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/internal/spec"
+	"github.com/vrsky/vrsky/internal/store"
+	"github.com/vrsky/vrsky/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// env is a real runner on a private NATS server and a migrated private
+// PostgreSQL database.
+type env struct {
+	js    jetstream.JetStream
+	state *hotpath.State
+	st    *store.Store
+	pool  *pgxpool.Pool
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, testenv.PostgresMigrated(t))
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	_, js := testenv.JetStream(t)
+	state, err := hotpath.OpenState(ctx, js)
+	require.NoError(t, err)
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	runner := &hotpath.Runner{JS: js, Catalog: connectors.Catalog(), FileRoot: t.TempDir(), Name: "r1", Logger: quiet}
+	go func() { defer close(done); _ = runner.Run(runCtx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return &env{js: js, state: state, st: store.New(pool), pool: pool}
+}
+
+// deploy asks the runner to run an integration that parses JSON (so a body
+// that is not JSON fails for good) and writes what it gets to a file.
+func (e *env) deploy(t *testing.T, p hotpath.Pipeline, status string) {
+	t.Helper()
+	require.NoError(t, e.state.PutDesired(context.Background(), hotpath.Desired{
+		Tenant: p.Tenant, Integration: p.Integration, Version: 1, Status: status,
+		Spec: spec.Integration{
+			Name:      p.Integration,
+			Consumer:  spec.Step{Connector: hotpath.WebhookConnector},
+			Steps:     []spec.Step{{Connector: "json-transform", Config: json.RawMessage(`{"set":{"seen":"true"}}`)}},
+			Producers: map[string]spec.Step{"archive": {Connector: "file", Config: json.RawMessage(`{"dir":"archive"}`)}},
+		},
+	}))
+}
+
+func (e *env) send(t *testing.T, p hotpath.Pipeline, bodies ...string) {
+	t.Helper()
+	msgs := make([]sdk.Message, len(bodies))
+	for i, b := range bodies {
+		msgs[i] = sdk.Message{ID: p.Integration + "-" + strconv.Itoa(i) + "-" + testenv.RandomID(4), Body: []byte(b), ContentType: "application/json"}
+	}
+	require.NoError(t, (&hotpath.Publisher{Accounts: hotpath.SharedAccount{JS: e.js}}).Publish(context.Background(), p, msgs))
+}
+
+type row struct{ in, out, errors, dlq int64 }
+
+func (e *env) latest(t *testing.T, tenant, integration string) (row, bool) {
+	t.Helper()
+	var r row
+	err := e.pool.QueryRow(context.Background(), `
+		SELECT in_total, out_total, errors_total, dlq_messages FROM integration_samples
+		WHERE tenant_id = $1 AND integration_id = $2 ORDER BY at DESC LIMIT 1`, tenant, integration).
+		Scan(&r.in, &r.out, &r.errors, &r.dlq)
+	return r, err == nil
+}
+
+func TestSamplerRecordsRunningIntegrationsCounters(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	tenant := "t" + testenv.RandomID(6)
+	_, err := e.st.CreateTenant(ctx, tenant, "Tenant")
+	require.NoError(t, err)
+	orders := hotpath.Pipeline{Tenant: tenant, Integration: "orders"}
+	idle := hotpath.Pipeline{Tenant: tenant, Integration: "idle"}
+	e.deploy(t, orders, hotpath.DesiredRunning)
+	e.deploy(t, idle, hotpath.DesiredStopped)
+
+	// A sample older than the retention goes at the first prune.
+	old := time.Now().Add(-25 * time.Hour)
+	_, err = e.st.WriteSamples(ctx, []store.Sample{{TenantID: tenant, IntegrationID: "orders", At: old, In: 1}})
+	require.NoError(t, err)
+
+	s := &Sampler{State: e.state, Accounts: hotpath.SharedAccount{JS: e.js}, Store: e.st, Interval: 100 * time.Millisecond}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(runCtx) }()
+	t.Cleanup(func() { cancel(); require.NoError(t, <-done) })
+
+	require.Eventually(t, func() bool {
+		var n int
+		_ = e.pool.QueryRow(ctx, `SELECT count(*) FROM integration_samples WHERE tenant_id = $1 AND at < now() - interval '24 hours'`, tenant).Scan(&n)
+		return n == 0
+	}, 10*time.Second, 50*time.Millisecond, "samples past the retention are pruned")
+
+	// The runner needs its consumers before messages count.
+	require.Eventually(t, func() bool {
+		st, ok, err := e.state.GetStatus(ctx, orders)
+		return err == nil && ok && st.Status == hotpath.StatusRunning
+	}, 20*time.Second, 50*time.Millisecond)
+	bodies := []string{"not json", "{broken"}
+	for i := range 10 {
+		bodies = append(bodies, `{"n":`+strconv.Itoa(i)+`}`)
+	}
+	e.send(t, orders, bodies...)
+
+	require.Eventually(t, func() bool {
+		r, ok := e.latest(t, tenant, "orders")
+		return ok && r == row{in: 12, out: 10, errors: 2, dlq: 2}
+	}, 30*time.Second, 100*time.Millisecond, "in, out, failed attempts and dead letters as the runner counted them")
+	_, ok := e.latest(t, tenant, "idle")
+	require.False(t, ok, "a stopped integration is not sampled")
+	require.ElementsMatch(t, []hotpath.Pipeline{orders}, s.Running())
+
+	points, err := e.st.IntegrationMetrics(ctx, tenant, "orders", time.Now().Add(-time.Minute), time.Second)
+	require.NoError(t, err)
+	var in, errs float64
+	for _, p := range points {
+		in += p.In
+		errs += p.Errors
+	}
+	require.Positive(t, in, "the rates show the messages")
+	require.Positive(t, errs)
+
+	// Stopping the integration stops its samples.
+	e.deploy(t, orders, hotpath.DesiredStopped)
+	require.Eventually(t, func() bool { return len(s.Running()) == 0 }, 10*time.Second, 20*time.Millisecond)
+}
+
+func TestSamplerSkipsWhatItCannotReadAndUnknownTenants(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	// A tenant with no row in PostgreSQL: its samples are not stored.
+	ghost := hotpath.Pipeline{Tenant: "t" + testenv.RandomID(6), Integration: "orders"}
+	e.deploy(t, ghost, hotpath.DesiredRunning)
+	s := &Sampler{State: e.state, Accounts: failingAccounts{}, Store: e.st}
+	w, err := e.state.Desired.WatchAll(ctx)
+	require.NoError(t, err)
+	defer func() { _ = w.Stop() }()
+	for entry := range w.Updates() {
+		if entry == nil {
+			break
+		}
+		s.follow(entry)
+	}
+	require.Len(t, s.Running(), 1)
+	n, err := s.Sample(ctx)
+	require.NoError(t, err, "an integration that cannot be read is left out")
+	require.Zero(t, n)
+
+	s.Accounts = hotpath.SharedAccount{JS: e.js}
+	n, err = s.Sample(ctx)
+	require.NoError(t, err)
+	require.Zero(t, n, "a tenant PostgreSQL does not know is not stored")
+}
+
+type failingAccounts struct{}
+
+func (failingAccounts) JetStream(context.Context, string) (jetstream.JetStream, error) {
+	return nil, context.DeadlineExceeded
+}
