@@ -7,19 +7,29 @@ export PATH := $(PATH):/usr/local/go/bin
 GO      ?= go
 BIN     := bin/vrsky
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -X main.version=$(VERSION)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+BUILD_DATE ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+# What `vrsky version` prints and the API's OpenAPI document gives as its
+# version (cmd/vrsky/buildinfo.go). The Dockerfile takes the same three as
+# build arguments.
+LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.buildDate=$(BUILD_DATE)
+# The production build leaves out vrsky dev, bench and demo and the servers
+# they embed (cmd/vrsky/production.go); the Dockerfile builds it.
+PRODUCTION_TAGS := vrsky_production
+# The systems the binary must build for; `make cross` checks them all.
+CROSS_TARGETS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
 # Extra flags for `vrsky dev`, e.g. make dev DEV_FLAGS="--http-addr 127.0.0.1:9090".
 DEV_FLAGS ?=
 TEST_FLAGS ?= -count=1 -timeout 30m -cover
 
-.PHONY: dev test deps build release vet fmt clean vuln
+.PHONY: dev test deps build release cross dist vet fmt clean vuln
 
 ## dev: install what is missing, build, and run everything in one process.
 dev: deps build
 	./$(BIN) dev $(DEV_FLAGS)
 
 ## test: install what is missing and run the whole test suite.
-test: deps vuln
+test: deps vuln cross
 	$(GO) vet ./...
 	$(GO) test $(TEST_FLAGS) ./...
 	cd deploy && $(GO) vet ./... && $(GO) test $(TEST_FLAGS) ./...
@@ -36,9 +46,39 @@ deps:
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/vrsky
 
-## release: a stripped binary for distribution.
+## release: a stripped production binary (no vrsky dev, bench or demo).
 release:
-	$(GO) build -trimpath -ldflags "-s -w $(LDFLAGS)" -o $(BIN) ./cmd/vrsky
+	$(GO) build -trimpath -tags $(PRODUCTION_TAGS) -ldflags "-s -w $(LDFLAGS)" -o $(BIN) ./cmd/vrsky
+
+## cross: build ./cmd/vrsky for every system in CROSS_TARGETS, and the
+## production build for each linux one, without keeping the binaries.
+## Builds for another system run without cgo (the go command's default), as
+## the release binaries do; the host's build shares the test run's cache.
+cross:
+	@set -e; for t in $(CROSS_TARGETS); do \
+		os=$${t%/*}; arch=$${t#*/}; \
+		echo "cross: $$os/$$arch"; \
+		GOOS=$$os GOARCH=$$arch $(GO) build -o /dev/null ./cmd/vrsky; \
+		if [ "$$os" = linux ]; then \
+			echo "cross: $$os/$$arch -tags $(PRODUCTION_TAGS)"; \
+			GOOS=$$os GOARCH=$$arch $(GO) build -tags $(PRODUCTION_TAGS) -o /dev/null ./cmd/vrsky; \
+		fi; \
+	done
+
+## dist: the release files in dist/: vrsky for every CROSS_TARGETS system,
+## the production build for the linux ones, and their SHA256SUMS.
+dist:
+	rm -rf dist && mkdir -p dist
+	@set -e; for t in $(CROSS_TARGETS); do \
+		os=$${t%/*}; arch=$${t#*/}; \
+		echo "dist: vrsky-$$os-$$arch"; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags "-s -w $(LDFLAGS)" -o dist/vrsky-$$os-$$arch ./cmd/vrsky; \
+		if [ "$$os" = linux ]; then \
+			echo "dist: vrsky-production-$$os-$$arch"; \
+			CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -tags $(PRODUCTION_TAGS) -ldflags "-s -w $(LDFLAGS)" -o dist/vrsky-production-$$os-$$arch ./cmd/vrsky; \
+		fi; \
+	done
+	cd dist && sha256sum vrsky-* > SHA256SUMS
 
 vet:
 	$(GO) vet ./...
@@ -47,4 +87,4 @@ fmt:
 	gofmt -w $$(git ls-files '*.go')
 
 clean:
-	rm -rf bin
+	rm -rf bin dist

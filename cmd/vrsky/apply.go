@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/vrsky/vrsky/internal/apiclient"
-	"github.com/vrsky/vrsky/internal/devstack"
 	"github.com/vrsky/vrsky/internal/spec"
 )
 
@@ -85,21 +84,20 @@ func (f *tenantFlags) client(ctx context.Context) (*apiclient.Client, error) {
 	}
 	apiURL := f.apiURL
 	if apiURL == "" {
-		ep, err := devstack.ReadEndpoints(f.dataDir)
-		if err != nil {
+		var err error
+		if apiURL, err = devAPIURL(f.dataDir); err != nil {
 			return nil, err
 		}
-		apiURL = "http://" + ep.HTTP
 	}
 	if f.key != "" {
 		return apiclient.New(apiURL, f.key), nil
 	}
-	admin, err := os.ReadFile(filepath.Join(f.dataDir, devstack.AdminKeyFile))
+	admin, err := devAdminKey(f.dataDir)
 	if err != nil {
-		return nil, fmt.Errorf("no --key given and no dev stack admin key in %s: %w", f.dataDir, err)
+		return nil, err
 	}
 	keyFile := filepath.Join(f.dataDir, "keys", f.tenant+".key")
-	c, _, err := apiclient.EnsureTenant(ctx, apiclient.New(apiURL, string(admin)), f.tenant, keyFile)
+	c, _, err := apiclient.EnsureTenant(ctx, apiclient.New(apiURL, admin), f.tenant, keyFile)
 	return c, err
 }
 

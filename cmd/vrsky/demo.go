@@ -1,3 +1,5 @@
+//go:build !vrsky_production
+
 package main
 
 import (

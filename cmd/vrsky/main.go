@@ -15,9 +15,6 @@ import (
 	"syscall"
 )
 
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
-
 // errUsage marks errors caused by bad arguments; they exit with status 2.
 var errUsage = errors.New("usage")
 
@@ -51,7 +48,7 @@ Usage:
   vrsky nats-config -keys FILE   print the NATS server configuration for a keys file (created if missing)
   vrsky healthcheck [-url URL]   exit 0 when a role's health endpoint answers 2xx (container healthchecks)
   vrsky bench [flags]            measure the pipeline end to end on this machine
-  vrsky version                  print the version
+  vrsky version                  print the version, commit, build date and Go version
 
 Run "vrsky COMMAND -h" for a command's flags.
 `
@@ -85,7 +82,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "healthcheck":
 		return runHealthcheck(ctx, args[1:], stderr)
 	case "version", "--version", "-v":
-		fmt.Fprintln(stdout, "vrsky", version)
+		writeVersion(stdout)
 		return nil
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usageText)

@@ -12,7 +12,6 @@ import (
 
 	"github.com/vrsky/vrsky/api"
 	"github.com/vrsky/vrsky/hotpath"
-	"github.com/vrsky/vrsky/internal/devstack"
 	"github.com/vrsky/vrsky/internal/logging"
 	"github.com/vrsky/vrsky/internal/roles"
 	"github.com/vrsky/vrsky/internal/secretbox"
@@ -59,7 +58,7 @@ func runRole(ctx context.Context, role string, args []string, stderr io.Writer) 
 	}
 	var cfg roles.Config
 	if *devDir != "" {
-		if cfg, err = devstack.RoleConfig(*devDir); err != nil {
+		if cfg, err = devRoleConfig(*devDir); err != nil {
 			return fmt.Errorf("attach to vrsky dev: %w", err)
 		}
 		if err := tenancyFromEnv(&cfg.TenantEnvAllow, &cfg.SecretKeys); err != nil {

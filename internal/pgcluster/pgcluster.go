@@ -363,15 +363,10 @@ func launch(ctx context.Context, binDir, dir string, port int, socketDir string,
 	cmd.Dir = dir
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Credential: as.cred,
-		// Its own process group, so that a terminal's Ctrl-C reaches
-		// only us and we shut the server down in order.
-		Setpgid: true,
-		// If our process dies, the kernel asks the server for a fast
-		// shutdown (SIGINT), which does not wait for open sessions.
-		Pdeathsig: syscall.SIGINT,
-	}
+	// Its own process group, so that a terminal's Ctrl-C reaches only us
+	// and we shut the server down in order; what happens when our process
+	// dies differs per system (proc_linux.go, proc_other.go).
+	cmd.SysProcAttr = serverProcAttr(as.cred)
 
 	c := &Cluster{
 		dir:       dir,
@@ -384,10 +379,11 @@ func launch(ctx context.Context, binDir, dir string, port int, socketDir string,
 	}
 	started := make(chan error, 1)
 	go func() {
-		// Pdeathsig fires when the thread that forked the child exits, not
-		// the process. This goroutine keeps its thread locked (and so
-		// alive) until the server has exited; the thread then ends with
-		// the goroutine.
+		// Linux's parent-death signal (proc_linux.go) fires when the
+		// thread that forked the child exits, not the process. This
+		// goroutine keeps its thread locked (and so alive) until the
+		// server has exited; the thread then ends with the goroutine.
+		// Elsewhere the lock costs one thread while the server runs.
 		runtime.LockOSThread()
 		if err := cmd.Start(); err != nil {
 			started <- err
@@ -668,66 +664,4 @@ func waitGone(pid int, timeout time.Duration) bool {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// processAlive reports whether pid names a running (not zombie) process.
-func processAlive(pid int) bool {
-	if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
-		return false
-	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return !errors.Is(err, os.ErrNotExist)
-	}
-	// The state follows the command name in parentheses: "pid (comm) S ...".
-	if i := strings.LastIndexByte(string(stat), ')'); i >= 0 && i+2 < len(stat) {
-		return stat[i+2] != 'Z' && stat[i+2] != 'X'
-	}
-	return true
-}
-
-// isClusterProcess reports whether pid is a live postgres process working
-// in dir, so that a reused pid is never signalled. PostgreSQL processes
-// run with the data directory as their working directory.
-func isClusterProcess(pid int, dir string) bool {
-	if !processAlive(pid) {
-		return false
-	}
-	comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
-	if err != nil {
-		// No /proc to ask: trust the pid file.
-		return errors.Is(err, os.ErrNotExist) && processAlive(pid)
-	}
-	if strings.TrimSpace(string(comm)) != "postgres" {
-		return false
-	}
-	cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid))
-	if err != nil {
-		// Not ours to inspect; the name is all we know.
-		return true
-	}
-	return cwd == dir
-}
-
-// clusterProcesses lists the live postgres processes working in dir.
-func clusterProcesses(dir string) []int {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid))
-		if err != nil || cwd != dir {
-			continue
-		}
-		if isClusterProcess(pid, dir) {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
 }
