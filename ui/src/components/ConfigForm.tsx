@@ -3,7 +3,9 @@
 // picked from the tenant's secret names rather than typed; errors the API
 // reported for this connector are shown on their field.
 import { createContext, useContext, useMemo } from 'react';
-import Form from '@rjsf/core';
+// The package's index also loads a test registry that needs AJV (which
+// compiles with eval); the Form alone does not.
+import Form from '@rjsf/core/lib/components/Form.js';
 import type { FieldProps, RJSFSchema, UiSchema } from '@rjsf/utils';
 import { validator } from '../lib/validator';
 import type { ErrorTree } from '../lib/locations';

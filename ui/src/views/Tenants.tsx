@@ -136,17 +136,28 @@ function ManageTenant({ tenant }: { tenant: Tenant }) {
   const [limits, setLimits] = useState<Record<string, string>>(() =>
     Object.fromEntries(limitFields.map((f) => [f.key, String(tenant.limits?.[f.key] ?? '')])),
   );
+  const [allowPrivate, setAllowPrivate] = useState(!!tenant.egress?.allowPrivate);
+  const [allowHosts, setAllowHosts] = useState((tenant.egress?.allowHosts ?? []).join('\n'));
   const [confirm, setConfirm] = useState(false);
   const patch = useMutation({
     mutationFn: () =>
       ok(
         api.PATCH('/v1/tenants/{tenantId}', {
           params: { path: { tenantId: tenant.id } },
-          body: { limits: Object.fromEntries(limitFields.map((f) => [f.key, Number(limits[f.key] || 0)])) as TenantLimits },
+          body: {
+            limits: Object.fromEntries(limitFields.map((f) => [f.key, Number(limits[f.key] || 0)])) as TenantLimits,
+            egress: {
+              allowPrivate,
+              allowHosts: allowHosts
+                .split('\n')
+                .map((h) => h.trim())
+                .filter(Boolean),
+            },
+          },
         }),
       ),
     onSuccess: () => {
-      notice(`Saved the limits of ${tenant.id}.`);
+      notice(`Saved the limits and egress policy of ${tenant.id}.`);
       queries.invalidateQueries({ queryKey: ['tenant', tenant.id] });
       queries.invalidateQueries({ queryKey: ['tenants'] });
     },
@@ -185,10 +196,18 @@ function ManageTenant({ tenant }: { tenant: Tenant }) {
             </Field>
           ))}
         </div>
+        <h3 className="text-sm font-semibold">Egress: where its connectors may connect</h3>
+        <label className="flex items-center gap-2 text-sm">
+          <input type="checkbox" checked={allowPrivate} onChange={(e) => setAllowPrivate(e.target.checked)} />
+          Allow loopback and private addresses (never link-local or cloud metadata)
+        </label>
+        <Field label="Also allow these hosts (one a line, host or host:port)" htmlFor={`egress-${tenant.id}`}>
+          <textarea id={`egress-${tenant.id}`} className={`${inputClass} h-16 font-mono text-xs`} value={allowHosts} onChange={(e) => setAllowHosts(e.target.value)} />
+        </Field>
         <ProblemView error={patch.error} />
         <div className="flex flex-wrap gap-2">
           <Button kind="primary" type="submit" disabled={patch.isPending}>
-            Save limits
+            Save limits and egress
           </Button>
           <Button kind="danger" onClick={() => setConfirm(true)} disabled={tenant.status === 'deleting'}>
             Delete tenant

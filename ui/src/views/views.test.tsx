@@ -104,10 +104,14 @@ describe('Tenants', () => {
     const integrations = screen.getByLabelText('Integrations');
     await userEvent.clear(integrations);
     await userEvent.type(integrations, '7');
-    await userEvent.click(screen.getByRole('button', { name: 'Save limits' }));
+    await userEvent.click(screen.getByRole('checkbox', { name: /Allow loopback/ }));
+    await userEvent.click(screen.getByRole('button', { name: 'Save limits and egress' }));
     await waitFor(() => expect(seen.find((s) => s.method === 'PATCH')).toBeDefined());
-    expect((seen.find((s) => s.method === 'PATCH')!.body as { limits: { integrations: number } }).limits.integrations).toBe(7);
-    expect(await screen.findByText('Saved the limits of acme.')).toBeInTheDocument();
+    const patched = seen.find((s) => s.method === 'PATCH')!.body as { limits: { integrations: number; disk_bytes: number }; egress: unknown };
+    expect(patched.limits.integrations).toBe(7);
+    expect(patched.limits.disk_bytes).toBe(1 << 30);
+    expect(patched.egress).toEqual({ allowPrivate: true, allowHosts: [] });
+    expect(await screen.findByText('Saved the limits and egress policy of acme.')).toBeInTheDocument();
 
     await userEvent.click(screen.getByRole('button', { name: 'Delete tenant' }));
     expect(seen.find((s) => s.method === 'DELETE')).toBeUndefined();
