@@ -88,6 +88,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/connectors": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List connectors
+         * @description Lists every connector this platform runs, sorted by kind (consumer, converter, filter, producer) then name, each with a one-line description, the JSON Schema of its config and an example config. A spec names a connector by `name` in the role its `kind` says. Any valid key may call it.
+         */
+        get: operations["list-connectors"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/connectors/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get a connector
+         * @description Returns one connector as list-connectors does; 404 when there is none of that name. `file` is both a consumer and a producer: this answers the consumer, and list-connectors shows both. Any valid key may call it.
+         */
+        get: operations["get-connector"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/dlq": {
         parameters: {
             query?: never;
@@ -119,7 +159,7 @@ export interface paths {
         put?: never;
         /**
          * Discard dead letters
-         * @description Removes the selected dead letters from the DLQ for good. The body selects them with the filters of list-dead-letters and, optionally, a list of `ids`; an empty body selects every dead letter. It returns 202 with the DLQReplay workflow's ID at once; 503 when the control plane is unavailable (retry with the same `Idempotency-Key`). Needs scope dlq.
+         * @description Removes the selected dead letters from the DLQ for good. The body selects them with the filters of list-dead-letters and, optionally, a list of `ids`; an empty body selects every dead letter. It returns 202 at once with `replay_id` (follow the progress with get-dlq-replay) and the DLQReplay workflow's ID; 503 when the control plane is unavailable (retry with the same `Idempotency-Key`). Needs scope dlq.
          */
         post: operations["discard-dead-letters"];
         delete?: never;
@@ -139,9 +179,29 @@ export interface paths {
         put?: never;
         /**
          * Replay dead letters
-         * @description Publishes the selected dead letters to the pipeline stage they failed at, each once, and removes them from the DLQ. Only dead letters already in the DLQ when the replay starts are replayed; one that fails again returns to the DLQ. Replaying into a deleted integration fails and keeps the dead letters. The body selects them with the filters of list-dead-letters and, optionally, a list of `ids`; an empty body selects every dead letter. It returns 202 with the DLQReplay workflow's ID at once; 503 when the control plane is unavailable (retry with the same `Idempotency-Key`). Needs scope dlq.
+         * @description Publishes the selected dead letters to the pipeline stage they failed at, each once, and removes them from the DLQ. Only dead letters already in the DLQ when the replay starts are replayed; one that fails again returns to the DLQ. Replaying into a deleted integration fails and keeps the dead letters. The body selects them with the filters of list-dead-letters and, optionally, a list of `ids`; an empty body selects every dead letter. It returns 202 at once with `replay_id` (follow the progress with get-dlq-replay) and the DLQReplay workflow's ID; 503 when the control plane is unavailable (retry with the same `Idempotency-Key`). Needs scope dlq.
          */
         post: operations["replay-dead-letters"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/dlq/replays/{replayId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get a replay's or discard's progress
+         * @description Returns the progress of a replay or discard started by replay-dead-letters or discard-dead-letters, named by the `replay_id` they returned: `state` (running, completed or failed), `total` (the dead letters selected when it started), `done` (replayed or discarded so far) and `failed` (those a failed run left untouched). `total` is counted when it starts: exactly when the selection is all dead letters or one integration's, else by scanning at most 1,000 dead letters, above which it is a lower bound and never less than `done`. Dead letters removed meanwhile by someone else are neither done nor failed. Another tenant's replay is a 404, like an unknown one; 503 when the control plane is unavailable. Needs scope dlq.
+         */
+        get: operations["get-dlq-replay"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -212,6 +272,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/integrations/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Dry-run an integration spec
+         * @description Runs a spec on 1 to 100 sample messages and returns, for each, what every producer would receive, without any side effect: nothing is stored or published, no producer or consumer is built (nothing connects anywhere), and no secret value is returned. The spec is checked exactly as create-integration checks it (422 with each problem located under `body.spec`, including `{"env": NAME}` the operator does not allow); then the steps are built with the tenant's secrets, a step that does not build (an expression that does not compile) being a 422 located at its config. Each message then goes through what the hot path does: for an http-webhook consumer, the ingress's decoding (an `application/x-ndjson` content-type splits the body into one message per line; only X-… and User-Agent headers, never credentials, travel with it; event types the consumer ignores are filtered; signatures and URL tokens are not checked), for other consumers the body and headers as one record; then the converters and filters, with the expression and template budgets of the hot path, and the routing. A message that fails carries `error` (the hot path would dead-letter it). Bounds: each body at most 1 MiB, the request at most 16 MiB, the returned bodies at most 16 MiB, 10 seconds per dry run (messages not reached carry an error); 503 when too many dry runs are running. Needs scope write.
+         */
+        post: operations["test-integration"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/integrations/{integrationId}": {
         parameters: {
             query?: never;
@@ -260,6 +340,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/integrations/{integrationId}/inspect": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Watch the messages passing a stage
+         * @description Streams, as Server-Sent Events (`text/event-stream`), the messages that pass one stage of the integration from now on: `stage=in` shows those entering the process stage (what the consumer took in), `stage=out.<producer>` those published for that producer. With a single producer the process stage hands messages to it directly, so `out.<producer>` then shows only bodies large enough to take that hop. Each message is an `event: message` whose data is the message's ID, headers and size, and, with `reveal=true` (which needs scope dlq besides read), its body unless the body is kept in the blob store. The stream ends after `limit` messages or 5 minutes, whichever comes first; a comment line every 15 seconds keeps a quiet stream open. Watching never takes a message from the pipeline. A client that reads slowly misses messages (at most 64 wait for it) and one that stops reading for 10 seconds is dropped. At most 4 streams per tenant and 64 in all are open at once (429 beyond). Read it with fetch() and a stream reader: EventSource cannot send the Authorization header. Another tenant's integration is a 404. Needs scope read.
+         */
+        get: operations["inspect-integration"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/integrations/{integrationId}/logs": {
         parameters: {
             query?: never;
@@ -272,6 +372,26 @@ export interface paths {
          * @description Lists the integration's lifecycle changes, newest first, with who asked and why, one page at a time: follow `next` (or the Link header) until it is absent. The log outlives a deleted integration. Needs scope read.
          */
         get: operations["list-integration-logs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/integrations/{integrationId}/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get an integration's metrics history
+         * @description Returns the integration's rates per second from `since` (default one hour ago, at most 24 hours ago) in buckets of `step` seconds (default 10), oldest first. The platform samples every running integration's counters every 10 seconds into PostgreSQL and keeps 24 hours; each point's rates are the counts' growth over the sampling intervals that end in its bucket, divided by their length, so a step under the sampling interval leaves buckets without a point, and a stopped integration has none. `in` counts messages entering the process stage, `out` each producer's finished deliveries, `errors` failed attempts (retried or dead-lettered), `dlq` the growth of its dead letters (a replay does not count). Counts come from the stages' JetStream consumers, so a redelivered message counts again. `p50_ms` and `p99_ms` are null: runners do not report latencies to the platform yet. Another tenant's integration is a 404. Needs scope read.
+         */
+        get: operations["get-integration-metrics"];
         put?: never;
         post?: never;
         delete?: never;
@@ -460,6 +580,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/overview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get the platform overview
+         * @description Returns the platform at a glance, across every tenant: tenants and integrations by status, the messages and failed attempts per second of the running integrations over the last minute and their dead letters (from the metrics samples the platform writes every 10 seconds; 0 while none were written), and whether PostgreSQL, NATS, Temporal and S3 answer their readiness probe (`not_configured` for one this API does not use). Only the platform admin key may call it.
+         */
+        get: operations["get-overview"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/secrets": {
         parameters: {
             query?: never;
@@ -627,6 +767,29 @@ export interface components {
             /** @description Why; recorded in the execution log. */
             reason?: string;
         };
+        ConnectorInfo: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/schemas/ConnectorInfo.json
+             */
+            readonly $schema?: string;
+            /** @description What it does, in one line. */
+            description: string;
+            /** @description A config that passes its checks, or null. */
+            example: Record<string, never> | null;
+            /**
+             * @description Where it goes in a spec: the consumer, a step (converter or filter) or a producer.
+             * @enum {string}
+             */
+            kind: "consumer" | "converter" | "filter" | "producer";
+            /** @description The name a spec uses in connector. */
+            name: string;
+            /** @description The JSON Schema (draft 2020-12) of its config. */
+            schema: {
+                [key: string]: unknown;
+            };
+        };
         CreateAPIKeyInputBody: {
             /**
              * Format: uri
@@ -672,6 +835,8 @@ export interface components {
              * @example https://example.com/schemas/DLQActionAccepted.json
              */
             readonly $schema?: string;
+            /** @description Follow its progress with GET /v1/dlq/replays/{replay_id}. */
+            replay_id: string;
             /** @description The DLQReplay workflow carrying it out. */
             workflow_id: string;
         };
@@ -804,6 +969,50 @@ export interface components {
              */
             version?: number;
         };
+        DryRunMessage: {
+            /** @description The raw body, as text. */
+            body: string;
+            /** @description Request headers (for http-webhook: content-type selects NDJSON batches, X-… headers travel with the message); at most 32, each value at most 1 KiB. */
+            headers?: {
+                [key: string]: string;
+            };
+        };
+        DryRunOutput: {
+            /** @description The body as text (bytes that are not UTF-8 are replaced). */
+            body: string;
+            headers?: {
+                [key: string]: string;
+            };
+        };
+        DryRunRequest: {
+            messages: components["schemas"]["DryRunMessage"][] | null;
+            /** @description The integration spec, as create-integration takes it. */
+            spec: components["schemas"]["IntegrationSpec"];
+        };
+        DryRunResponseBody: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/schemas/DryRunResponseBody.json
+             */
+            readonly $schema?: string;
+            results: components["schemas"]["DryRunResult"][] | null;
+        };
+        DryRunResult: {
+            /** @description Why it failed; the hot path would dead-letter it. */
+            error?: string;
+            /** @description No producer would receive it: a filter dropped it, a router routed it nowhere, or the webhook consumer would not store it (an event type it ignores). */
+            filtered: boolean;
+            /**
+             * Format: int64
+             * @description The message's index in the request, from 0.
+             */
+            index: number;
+            /** @description Per producer name, the messages it would receive (an NDJSON batch gives one per record). */
+            producers: {
+                [key: string]: components["schemas"]["DryRunOutput"][] | null;
+            };
+        };
         EgressPolicy: {
             /** @description Hosts or host:port pairs allowed even when private. */
             allowHosts?: string[] | null;
@@ -897,6 +1106,37 @@ export interface components {
             /** @description Always true: the request was authenticated and answered, and nothing was stored. */
             ignored: boolean;
         };
+        InspectedMessage: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/schemas/InspectedMessage.json
+             */
+            readonly $schema?: string;
+            /** @description Only with reveal=true, and never for a body kept in the blob store (claim-checked): as is when UTF-8 text, else base64 (body_encoding). */
+            body?: string;
+            /** @enum {string} */
+            body_encoding?: "utf-8" | "base64";
+            /** @description The body is in the blob store and is not shown. */
+            claim_checked?: boolean;
+            /** @description The message's own headers. */
+            headers?: {
+                [key: string]: string;
+            };
+            /** @description The message's ID in its pipeline. */
+            id: string;
+            /**
+             * Format: int64
+             * @description The body's size in bytes.
+             */
+            size: number;
+            stage: string;
+            /**
+             * Format: date-time
+             * @description When the API saw it.
+             */
+            time: string;
+        };
         Integration: {
             /**
              * Format: uri
@@ -928,6 +1168,19 @@ export interface components {
              * @description The latest spec version; the ETag is "v<version>".
              */
             version: number;
+        };
+        IntegrationCounts: {
+            /** Format: int64 */
+            degraded: number;
+            /** Format: int64 */
+            running: number;
+            /** Format: int64 */
+            stopped: number;
+            /**
+             * Format: int64
+             * @description Every integration of every tenant not deleted (pending ones are only in total).
+             */
+            total: number;
         };
         IntegrationEvent: {
             action: string;
@@ -1036,6 +1289,15 @@ export interface components {
             readonly $schema?: string;
             items: components["schemas"]["APIKey"][] | null;
         };
+        ListConnectorsOutputBody: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/schemas/ListConnectorsOutputBody.json
+             */
+            readonly $schema?: string;
+            items: components["schemas"]["ConnectorInfo"][] | null;
+        };
         ListDLQOutputBody: {
             /**
              * Format: uri
@@ -1098,6 +1360,54 @@ export interface components {
             readonly $schema?: string;
             items: components["schemas"]["IntegrationVersion"][] | null;
         };
+        MetricsOutputBody: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/schemas/MetricsOutputBody.json
+             */
+            readonly $schema?: string;
+            points: components["schemas"]["MetricsPoint"][] | null;
+            /** Format: int64 */
+            step_seconds: number;
+        };
+        MetricsPoint: {
+            /**
+             * Format: double
+             * @description Growth of the integration's dead letters.
+             */
+            dlq_per_second: number;
+            /**
+             * Format: double
+             * @description Failed attempts: retried or dead-lettered.
+             */
+            errors_per_second: number;
+            /**
+             * Format: double
+             * @description Messages entering the process stage.
+             */
+            in_per_second: number;
+            /**
+             * Format: double
+             * @description Messages delivered by the producers (each producer's delivery counts).
+             */
+            out_per_second: number;
+            /**
+             * Format: double
+             * @description Median latency; null: not measured (runners do not report latencies yet).
+             */
+            p50_ms: number | null;
+            /**
+             * Format: double
+             * @description 99th percentile latency; null: not measured.
+             */
+            p99_ms: number | null;
+            /**
+             * Format: date-time
+             * @description The bucket's start.
+             */
+            time: string;
+        };
         NewAPIKey: {
             /**
              * Format: uri
@@ -1126,6 +1436,35 @@ export interface components {
             secret: string;
             tenant_id: string;
         };
+        Overview: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/schemas/Overview.json
+             */
+            readonly $schema?: string;
+            /** @description postgres, nats, temporal and s3: up, down, or not_configured when this API does not use it. */
+            components: {
+                [key: string]: string;
+            };
+            /**
+             * Format: int64
+             * @description Dead letters of the running integrations at their latest sample.
+             */
+            dlq_messages: number;
+            /**
+             * Format: double
+             * @description Failed attempts of every running integration, per second, over the last minute's samples.
+             */
+            errors_per_second: number;
+            integrations: components["schemas"]["IntegrationCounts"];
+            /**
+             * Format: double
+             * @description Messages entering every running integration, per second, over the last minute's samples.
+             */
+            messages_per_second: number;
+            tenants: components["schemas"]["TenantCounts"];
+        };
         PutSecretInputBody: {
             /**
              * Format: uri
@@ -1149,6 +1488,32 @@ export interface components {
             };
             /** @enum {string} */
             status: "ready" | "not_ready";
+        };
+        ReplayProgress: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/schemas/ReplayProgress.json
+             */
+            readonly $schema?: string;
+            /**
+             * Format: int64
+             * @description Dead letters replayed or discarded so far.
+             */
+            done: number;
+            /**
+             * Format: int64
+             * @description Dead letters a failed run left untouched; 0 unless state is failed.
+             */
+            failed: number;
+            replay_id: string;
+            /** @enum {string} */
+            state: "running" | "completed" | "failed";
+            /**
+             * Format: int64
+             * @description The dead letters selected when it started (see the description for when it is a lower bound).
+             */
+            total: number;
         };
         RunnerStatus: {
             last_error?: string;
@@ -1253,6 +1618,19 @@ export interface components {
             status: "provisioning" | "active" | "failed" | "deleting" | "deleted";
             /** @description What the tenant uses of its quotas now (get-tenant only). */
             usage?: components["schemas"]["TenantUsage"];
+        };
+        TenantCounts: {
+            /** Format: int64 */
+            active: number;
+            /** Format: int64 */
+            failed: number;
+            /** Format: int64 */
+            provisioning: number;
+            /**
+             * Format: int64
+             * @description Every tenant not deleted.
+             */
+            total: number;
         };
         TenantLimits: {
             /** Format: int64 */
@@ -1605,6 +1983,139 @@ export interface operations {
             };
         };
     };
+    "list-connectors": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ListConnectorsOutputBody"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
+    "get-connector": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The connector's name. */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConnectorInfo"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
     "list-dead-letters": {
         parameters: {
             query?: {
@@ -1803,6 +2314,92 @@ export interface operations {
             };
             /** @description Forbidden */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
+    "get-dlq-replay": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The replay_id that replay-dead-letters or discard-dead-letters returned. */
+                replayId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReplayProgress"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Not Found */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2201,6 +2798,103 @@ export interface operations {
             };
         };
     };
+    "test-integration": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The spec and the sample messages. */
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DryRunRequest"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DryRunResponseBody"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
     "get-integration": {
         parameters: {
             query?: never;
@@ -2590,6 +3284,98 @@ export interface operations {
             };
         };
     };
+    "inspect-integration": {
+        parameters: {
+            query: {
+                /** @description in (messages entering the process stage) or out.<producer> (messages on their way to that producer). */
+                stage: string;
+                /** @description The stream ends after this many messages. */
+                limit?: number;
+                /** @description Include the bodies; needs scope dlq as well. */
+                reveal?: boolean;
+            };
+            header?: never;
+            path: {
+                integrationId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Server-Sent Events: `event: message` lines with an InspectedMessage as data, and comment lines. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": components["schemas"]["InspectedMessage"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
     "list-integration-logs": {
         parameters: {
             query?: {
@@ -2614,6 +3400,87 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ListLogsOutputBody"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
+    "get-integration-metrics": {
+        parameters: {
+            query?: {
+                /** @description From when (RFC 3339); default one hour ago, at most 24 hours ago. */
+                since?: string;
+                /** @description Bucket width in seconds. */
+                step?: number;
+            };
+            header?: never;
+            path: {
+                integrationId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MetricsOutputBody"];
                 };
             };
             /** @description Unauthorized */
@@ -3472,6 +4339,62 @@ export interface operations {
             };
             /** @description Unprocessable Entity */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
+    "get-overview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Overview"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -36,8 +36,8 @@ export type DeadLetter = Schemas['DeadLetter'];
 export type DeadLetterWithBody = Schemas['DeadLetterWithBody'];
 export type Scope = NonNullable<APIKey['scopes']>[number];
 
-export type Connector = Success<'/v1/connectors', 'get'>['items'][number];
-export type MetricsPoint = Success<'/v1/integrations/{integrationId}/metrics', 'get'>['points'][number];
+export type Connector = NonNullable<Success<'/v1/connectors', 'get'>['items']>[number];
+export type MetricsPoint = NonNullable<Success<'/v1/integrations/{integrationId}/metrics', 'get'>['points']>[number];
 export type Overview = Success<'/v1/overview', 'get'>;
-export type TestResult = Success<'/v1/integrations/test', 'post'>['results'][number];
+export type TestResult = NonNullable<Success<'/v1/integrations/test', 'post'>['results']>[number];
 export type ReplayProgress = Success<'/v1/dlq/replays/{replayId}', 'get'>;

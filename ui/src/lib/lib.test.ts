@@ -4,6 +4,7 @@ import { configErrors, otherErrors, placeError } from './locations';
 import { specToYaml, yamlToSpec } from './specyaml';
 import { errorsOf, pointerToProperty, validator } from './validator';
 import { localInputToISO, prettyBody } from './json';
+import type { RJSFSchema } from '@rjsf/utils';
 
 describe('diffLines', () => {
   it('marks removed and added lines and keeps the common ones', () => {
@@ -69,7 +70,7 @@ describe('the YAML round trip', () => {
 });
 
 describe('the form validator', () => {
-  const schema = {
+  const schema: RJSFSchema = {
     type: 'object',
     additionalProperties: false,
     required: ['routes'],

@@ -207,10 +207,10 @@ function MetricsCard({ id }: { id: string }) {
       {metrics.isPending && <Loading what="metrics" />}
       {metrics.data && (
         <Suspense fallback={<Loading what="charts" />}>
-          {metrics.data.points.length === 0 ? (
+          {(metrics.data.points ?? []).length === 0 ? (
             <p className="text-sm text-slate-500">No samples in this window: the platform records them while the integration runs.</p>
           ) : (
-            <Charts points={metrics.data.points} />
+            <Charts points={metrics.data.points ?? []} />
           )}
         </Suspense>
       )}

@@ -103,7 +103,7 @@ export default function Wizard() {
     setResults(null);
     try {
       const out = await ok(api.POST('/v1/integrations/test', { body: { spec: toSpec(draft), messages: [{ body: sample, headers: parseHeaders(sampleHeaders) }] } }));
-      setResults(out.results);
+      setResults(out.results ?? []);
       notice('Ran the sample through the integration; nothing was published or delivered.');
     } catch (e) {
       fail(e);
@@ -369,7 +369,7 @@ function TestResults({ results }: { results: TestResult[] }) {
           <p className="font-medium">
             Message {r.index + 1}: {r.error ? <span className="text-red-700">failed: {r.error}</span> : r.filtered ? 'filtered out' : 'delivered to'}
           </p>
-          {Object.entries(r.producers ?? {}).map(([p, outs]) => (
+          {Object.entries(r.producers ?? ({} as NonNullable<TestResult['producers']>)).map(([p, outs]) => (
             <div key={p} className="mt-1">
               <p className="font-mono text-xs">{p}</p>
               {(outs ?? []).map((o, i) => (
