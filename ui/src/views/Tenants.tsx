@@ -21,11 +21,19 @@ import {
 
 /** Tenants is the platform admin's list of tenants. */
 export function Tenants() {
+  // A tenant just created may reach the list only once its provisioning
+  // workflow has written it: keep looking until it is there.
+  const [awaited, setAwaited] = useState<string | null>(null);
   const list = useQuery({
     queryKey: ['tenants'],
     queryFn: () => ok(api.GET('/v1/tenants', { params: { query: { limit: 100 } } })),
     // Provisioning finishes in the background: look again while any is in progress.
-    refetchInterval: (q) => (q.state.data?.items?.some((t) => t.status === 'provisioning' || t.status === 'deleting') ? 2000 : false),
+    refetchInterval: (q) => {
+      const items = q.state.data?.items ?? [];
+      const busy = items.some((t) => t.status === 'provisioning' || t.status === 'deleting');
+      const missing = awaited !== null && !items.some((t) => t.id === awaited);
+      return busy || missing ? 2000 : false;
+    },
   });
   const [creating, setCreating] = useState(false);
   const [selected, setSelected] = useState<string | null>(null);
@@ -41,7 +49,7 @@ export function Tenants() {
       >
         Tenants
       </PageTitle>
-      {creating && <CreateTenant onClose={() => setCreating(false)} />}
+      {creating && <CreateTenant onCreated={setAwaited} onClose={() => setCreating(false)} />}
       {list.isPending && <Loading what="tenants" />}
       <ProblemView error={list.error} />
       {list.isSuccess && items.length === 0 && (
@@ -230,7 +238,7 @@ function ManageTenant({ tenant }: { tenant: Tenant }) {
   );
 }
 
-function CreateTenant({ onClose }: { onClose: () => void }) {
+function CreateTenant({ onClose, onCreated }: { onClose: () => void; onCreated: (id: string) => void }) {
   const queries = useQueryClient();
   const notice = useNotice();
   const [id, setId] = useState('');
@@ -239,6 +247,7 @@ function CreateTenant({ onClose }: { onClose: () => void }) {
     mutationFn: () => ok(api.POST('/v1/tenants', { body: { id, name } })),
     onSuccess: (out) => {
       notice(`Created tenant ${out.tenant.id}; it is being provisioned.`);
+      onCreated(out.tenant.id);
       queries.invalidateQueries({ queryKey: ['tenants'] });
     },
   });
