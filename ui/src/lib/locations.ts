@@ -33,10 +33,12 @@ export type ErrorTree = { __errors?: string[] } & { [key: string]: ErrorTree | s
 
 /** configErrors builds the extraErrors of one section's config form. */
 export function configErrors(placed: Placed[], section: string): ErrorTree | undefined {
-  const mine = placed.filter((p) => p.section === section && p.field === 'config');
+  const mine = placed.filter((p) => p.section === section && p.field === 'config' && p.path.length > 0);
   if (mine.length === 0) return undefined;
   const root: ErrorTree = {};
   for (const p of mine) {
+    // Errors about the whole config are shown by the wizard above the form.
+    if (p.path.length === 0) continue;
     let node = root;
     for (const k of p.path) {
       // A location comes from the server, but never let one reach a prototype.

@@ -311,7 +311,12 @@ function SectionCard({
   onUp?: () => void;
 }) {
   const c = byName.get(section.connector);
-  const errs = otherErrors(placed, sectionKey);
+  // Errors about the section itself, and about its config as a whole
+  // (the form shows those inside a field on their field).
+  const errs = [
+    ...otherErrors(placed, sectionKey),
+    ...placed.filter((p) => p.section === sectionKey && p.field === 'config' && p.path.length === 0).map((p) => `config: ${p.message}`),
+  ];
   return (
     <section className="rounded border border-slate-200 bg-white p-3" aria-label={title} data-section={sectionKey}>
       <div className="flex flex-wrap items-end gap-2">
