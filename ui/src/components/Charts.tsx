@@ -44,9 +44,12 @@ export function toColumns(points: MetricsPoint[], series: Series[]): uPlot.Align
   return [xs, ...series.map((s) => points.map((p) => s.value(p) ?? null))] as uPlot.AlignedData;
 }
 
-function Chart({ title, unit, series, points }: { title: string; unit: string; series: Series[]; points: MetricsPoint[] }) {
+function Chart({ title, unit, series, points, window }: { title: string; unit: string; series: Series[]; points: MetricsPoint[]; window: [number, number] }) {
   const box = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
+  // The time axis spans the window asked for, not just the samples in it.
+  const span = useRef(window);
+  span.current = window;
   useEffect(() => {
     const el = box.current;
     if (!el) return;
@@ -54,7 +57,7 @@ function Chart({ title, unit, series, points }: { title: string; unit: string; s
       width: Math.max(200, el.clientWidth),
       height: 160,
       legend: { show: true },
-      scales: { x: { time: true } },
+      scales: { x: { time: true, range: () => span.current } },
       axes: [{}, { label: unit, size: 50 }],
       series: [{}, ...series.map((s) => ({ label: s.label, stroke: s.color, width: 2, spanGaps: false }))],
     };
@@ -87,11 +90,12 @@ function fmt(v: number | null | undefined): string {
   return v >= 100 ? v.toFixed(0) : v.toFixed(2);
 }
 
-export default function Charts({ points }: { points: MetricsPoint[] }) {
+/** Charts draws the points of the window [from, to] (Unix seconds). */
+export default function Charts({ points, from, to }: { points: MetricsPoint[]; from: number; to: number }) {
   return (
     <div className="grid gap-3 lg:grid-cols-3">
       {charts.map((c) => (
-        <Chart key={c.title} title={c.title} unit={c.unit} series={c.series} points={points} />
+        <Chart key={c.title} title={c.title} unit={c.unit} series={c.series} points={points} window={[from, to]} />
       ))}
     </div>
   );

@@ -210,7 +210,7 @@ function MetricsCard({ id }: { id: string }) {
           {(metrics.data.points ?? []).length === 0 ? (
             <p className="text-sm text-slate-500">No samples in this window: the platform records them while the integration runs.</p>
           ) : (
-            <Charts points={metrics.data.points ?? []} />
+            <Charts points={metrics.data.points ?? []} from={Math.floor(metrics.dataUpdatedAt / 1000) - w.seconds} to={Math.floor(metrics.dataUpdatedAt / 1000)} />
           )}
         </Suspense>
       )}
