@@ -74,9 +74,10 @@ function Chart({ title, unit, series, points, window }: { title: string; unit: s
     plot.current?.setData(toColumns(points, series));
   }, [points, series]);
   const last = points[points.length - 1];
+  const peak = Math.max(0, ...points.map((p) => series[0].value(p) ?? 0));
   const summary = last ? series.map((s) => `${s.label} ${fmt(s.value(last))} ${unit}`).join(', ') : 'no samples yet';
   return (
-    <figure className="min-w-0 rounded border border-slate-200 bg-white p-2">
+    <figure className="min-w-0 rounded border border-slate-200 bg-white p-2" data-testid={`chart-${title.toLowerCase()}`} data-peak={peak}>
       <figcaption className="text-sm font-medium">
         {title} <span className="font-normal text-slate-500" data-testid={`chart-${title.toLowerCase()}-latest`}>(latest: {summary})</span>
       </figcaption>

@@ -97,6 +97,29 @@ function SecretField(props: FieldProps) {
 
 const fields = { secretRef: SecretField };
 
+/**
+ * pruneEmpty drops the empty objects and unset values a generated form
+ * leaves behind for optional nested settings, so that what the user did not
+ * fill in is not sent (an empty {"secret": {}} would be refused). Empty
+ * lists stay: they can mean something (a router's default: []).
+ */
+export function pruneEmpty(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(pruneEmpty);
+  if (v && typeof v === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v)) {
+      const p = pruneEmpty(x);
+      if (p === undefined || p === null || (typeof p === 'object' && !Array.isArray(p) && Object.keys(p as object).length === 0)) continue;
+      out[k] = p;
+    }
+    return out;
+  }
+  return v;
+}
+
+// Defaults: fill in none the user did not ask for.
+const defaultsBehavior = { emptyObjectFields: 'skipEmptyDefaults', arrayMinItems: { populate: 'never' } } as const;
+
 export default function ConfigForm({
   schema,
   value,
@@ -130,7 +153,8 @@ export default function ConfigForm({
         extraErrors={errors as never}
         showErrorList={false}
         noHtml5Validate
-        onChange={(e) => onChange(e.formData)}
+        experimental_defaultFormStateBehavior={defaultsBehavior}
+        onChange={(e) => onChange(pruneEmpty(e.formData))}
       />
     </div>
   );

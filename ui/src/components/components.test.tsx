@@ -1,7 +1,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import { render, screen } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
-import ConfigForm, { SecretNames, isSecretRef, secretUiSchema } from './ConfigForm';
+import ConfigForm, { SecretNames, isSecretRef, pruneEmpty, secretUiSchema } from './ConfigForm';
 import { SchemaDoc, typeLabel } from './SchemaDoc';
 import { inspectURL, parseMessage } from './Inspector';
 import { toColumns, charts } from './Charts';
@@ -53,6 +53,10 @@ describe('ConfigForm', () => {
     expect([...(picker as HTMLSelectElement).options].map((o) => o.value)).toEqual(['', 'hook-token', 'other']);
     await userEvent.selectOptions(picker, 'hook-token');
     expect(onChange).toHaveBeenLastCalledWith(expect.objectContaining({ token: { secret: 'hook-token' } }));
+  });
+
+  it('drops what the form leaves empty but keeps empty lists', () => {
+    expect(pruneEmpty({ signature: { secret: {} }, events: [], token: undefined, maxBytes: 0, headers: { a: '' } })).toEqual({ events: [], maxBytes: 0, headers: { a: '' } });
   });
 
   it('says so when the tenant has no secrets', () => {
