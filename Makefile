@@ -22,17 +22,18 @@ CROSS_TARGETS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
 DEV_FLAGS ?=
 TEST_FLAGS ?= -count=1 -timeout 30m -cover
 
-.PHONY: dev test deps build release cross dist vet fmt clean vuln
+.PHONY: dev test deps build release cross dist vet fmt clean vuln ui ui-test
 
 ## dev: install what is missing, build, and run everything in one process.
-dev: deps build
+dev: deps ui build
 	./$(BIN) dev $(DEV_FLAGS)
 
 ## test: install what is missing and run the whole test suite.
-test: deps vuln cross
+test: deps vuln ui cross
 	$(GO) vet ./...
 	$(GO) test $(TEST_FLAGS) ./...
 	cd deploy && $(GO) vet ./... && $(GO) test $(TEST_FLAGS) ./...
+	$(MAKE) ui-test
 
 ## vuln: govulncheck against a local copy of the Go vulnerability database
 ## (see docs/security-vulncheck.md).
@@ -43,11 +44,11 @@ vuln:
 deps:
 	@scripts/install-deps.sh
 
-build:
+build: ui
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/vrsky
 
 ## release: a stripped production binary (no vrsky dev, bench or demo).
-release:
+release: ui
 	$(GO) build -trimpath -tags $(PRODUCTION_TAGS) -ldflags "-s -w $(LDFLAGS)" -o $(BIN) ./cmd/vrsky
 
 ## cross: build ./cmd/vrsky for every system in CROSS_TARGETS, and the
@@ -67,7 +68,7 @@ cross:
 
 ## dist: the release files in dist/: vrsky for every CROSS_TARGETS system,
 ## the production build for the linux ones, and their SHA256SUMS.
-dist:
+dist: ui
 	rm -rf dist && mkdir -p dist
 	@set -e; for t in $(CROSS_TARGETS); do \
 		os=$${t%/*}; arch=$${t#*/}; \
@@ -88,3 +89,19 @@ fmt:
 
 clean:
 	rm -rf bin dist
+
+## ui: build the admin UI into ui/dist (embedded by the binary) when its
+## sources are newer than the last build; npm ci only when the lockfile changed.
+UI_SOURCES := $(shell find ui/src ui/public ui/docs ui/scripts -type f 2>/dev/null) \
+	ui/index.html ui/package.json ui/vite.config.ts ui/tsconfig.json ui/openapi.json
+ui: ui/dist/app/index.html
+ui/node_modules/.package-lock.json: ui/package-lock.json
+	cd ui && npm ci --no-audit --no-fund
+ui/dist/app/index.html: ui/node_modules/.package-lock.json $(UI_SOURCES)
+	cd ui && npm run build
+
+## ui-test: the UI's unit tests (Vitest) and its end-to-end suite, which
+## builds the binary, starts `vrsky dev` and drives chromium.
+ui-test: ui/node_modules/.package-lock.json
+	cd ui && npm test
+	cd ui && npm run e2e

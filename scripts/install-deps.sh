@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what VRSky needs from the machine's package manager, when missing:
 # the PostgreSQL server binaries (vrsky dev and the tests run a private
-# cluster from them). Safe to run again: it does nothing when all is there.
+# cluster from them) and chromium (the admin UI's end-to-end tests drive it
+# headless); checks that Node.js and npm, which build the admin UI, are there.
+# Safe to run again: it does nothing when all is there.
 set -euo pipefail
 
 have_postgres() {
@@ -33,4 +35,26 @@ fi
 if [ "$(id -u)" -eq 0 ] && ! id postgres >/dev/null 2>&1; then
   echo "install-deps: creating the postgres system user (PostgreSQL refuses to run as root)"
   useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
+fi
+
+# The admin UI (ui/) is built with Vite 8, which needs Node.js 20.19+ or 22.12+.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  echo "install-deps: Node.js and npm are not installed; install Node.js 20.19 or newer (https://nodejs.org) to build the admin UI" >&2
+  exit 1
+fi
+node_version="$(node -p 'process.versions.node')"
+if ! node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>22||(a===22&&b>=12)||(a===20&&b>=19)||a===21?0:1)'; then
+  echo "install-deps: Node.js ${node_version} is too old for the admin UI's build (Vite 8): install 20.19+ or 22.12+" >&2
+  exit 1
+fi
+
+# The UI's end-to-end suite drives the distribution's chromium through
+# playwright-core (Playwright's own browser download is not used).
+if ! command -v chromium >/dev/null 2>&1 && [ ! -x /usr/bin/chromium ] && [ -z "${VRSKY_CHROMIUM:-}" ]; then
+  echo "install-deps: installing chromium for the admin UI's end-to-end tests (apt-get install chromium)"
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq chromium >/dev/null
 fi

@@ -16,6 +16,7 @@ import (
 	"github.com/vrsky/vrsky/internal/roles"
 	"github.com/vrsky/vrsky/internal/secretbox"
 	"github.com/vrsky/vrsky/internal/tenancy"
+	"github.com/vrsky/vrsky/ui"
 )
 
 // roleShutdownTimeout bounds a production role's drain on SIGTERM.
@@ -99,7 +100,7 @@ func runRole(ctx context.Context, role string, args []string, stderr io.Writer) 
 			return err
 		}
 		started = append(started, ingress)
-		handler = srv.Handler()
+		handler = ui.Mount(srv.Handler())
 	case "worker":
 		w, err := roles.StartWorker(ctx, deps)
 		if err != nil {

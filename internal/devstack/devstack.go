@@ -34,6 +34,7 @@ import (
 	"github.com/vrsky/vrsky/internal/secretbox"
 	"github.com/vrsky/vrsky/internal/store"
 	"github.com/vrsky/vrsky/internal/temporaldev"
+	"github.com/vrsky/vrsky/ui"
 	"github.com/vrsky/vrsky/workflows"
 )
 
@@ -204,6 +205,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	log.Info("VRSky dev stack ready",
 		"took", time.Since(began).Round(time.Millisecond).String(),
 		"api", "http://"+ep.HTTP,
+		"ui", "http://"+ep.HTTP+"/ui/",
 		"docs", "http://"+ep.HTTP+"/docs",
 		"readyz", "http://"+ep.HTTP+"/readyz",
 		"metrics", "http://"+ep.HTTP+"/metrics",
@@ -411,7 +413,7 @@ func (s *Stack) startRoles(ctx context.Context, deps roles.Deps) error {
 		return err
 	}
 	s.addRole("webhook ingress", ingress)
-	addr, httpRole, err := roles.Serve(ctx, s.cfg.HTTPAddr, apiServer.Handler())
+	addr, httpRole, err := roles.Serve(ctx, s.cfg.HTTPAddr, ui.Mount(apiServer.Handler()))
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,135 @@
+import { describe, expect, it, vi } from 'vitest';
+import { render, screen } from '@testing-library/react';
+import userEvent from '@testing-library/user-event';
+import ConfigForm, { SecretNames, isSecretRef, pruneEmpty, secretUiSchema } from './ConfigForm';
+import { SchemaDoc, typeLabel } from './SchemaDoc';
+import { inspectURL, parseMessage } from './Inspector';
+import { toColumns, charts } from './Charts';
+import { fromObject, parseHeaders, toSpec, emptyDraft } from '../views/Wizard';
+import { curlExample, webhookURL } from '../views/IntegrationDetail';
+
+const webhookSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    token: { $ref: '#/$defs/Secret', description: 'A secret URL token.' },
+    signature: { $ref: '#/$defs/Signature' },
+    maxBytes: { type: 'integer', description: 'Body limit in bytes.' },
+  },
+  $defs: {
+    Secret: { type: 'object', additionalProperties: false, properties: { env: { type: 'string' }, secret: { type: 'string' } } },
+    Signature: {
+      type: 'object',
+      required: ['scheme', 'secret'],
+      properties: { scheme: { type: 'string', enum: ['github', 'hmac'] }, secret: { $ref: '#/$defs/Secret' } },
+    },
+  },
+};
+
+describe('ConfigForm', () => {
+  it('marks every secret reference, nested ones too', () => {
+    expect(isSecretRef(webhookSchema.properties.token, webhookSchema.$defs)).toBe(true);
+    expect(isSecretRef(webhookSchema.properties.maxBytes, webhookSchema.$defs)).toBe(false);
+    expect(secretUiSchema(webhookSchema as never)).toEqual({ token: { 'ui:field': 'secretRef' }, signature: { secret: { 'ui:field': 'secretRef' } } });
+  });
+
+  it("renders the schema's fields, picks secrets from the tenant's names and shows the API's errors on their field", async () => {
+    const onChange = vi.fn();
+    render(
+      <SecretNames.Provider value={['hook-token', 'other']}>
+        <ConfigForm
+          schema={webhookSchema}
+          value={{}}
+          onChange={onChange}
+          idPrefix="consumer"
+          errors={{ maxBytes: { __errors: ['must be at most 10485760'] } }}
+        />
+      </SecretNames.Provider>,
+    );
+    expect(screen.getByLabelText('maxBytes')).toBeInTheDocument();
+    expect(screen.getByText('must be at most 10485760')).toBeInTheDocument();
+    const picker = screen.getByLabelText(/^token/);
+    expect(picker.tagName).toBe('SELECT');
+    expect([...(picker as HTMLSelectElement).options].map((o) => o.value)).toEqual(['', 'hook-token', 'other']);
+    await userEvent.selectOptions(picker, 'hook-token');
+    expect(onChange).toHaveBeenLastCalledWith(expect.objectContaining({ token: { secret: 'hook-token' } }));
+  });
+
+  it('drops what the form leaves empty but keeps empty lists', () => {
+    expect(pruneEmpty({ signature: { secret: {} }, events: [], token: undefined, maxBytes: 0, headers: { a: '' } })).toEqual({ events: [], maxBytes: 0, headers: { a: '' } });
+  });
+
+  it('says so when the tenant has no secrets', () => {
+    render(<ConfigForm schema={webhookSchema} value={{}} onChange={() => {}} idPrefix="c" />);
+    expect(screen.getAllByText(/no secrets yet/)[0]).toBeInTheDocument();
+  });
+});
+
+describe('SchemaDoc', () => {
+  it('documents properties, types, requiredness, enums and defaults', () => {
+    render(
+      <SchemaDoc
+        schema={{
+          type: 'object',
+          required: ['routes'],
+          properties: {
+            routes: { type: ['array', 'null'], description: 'Routes, tried in order.', items: { type: 'object', properties: { when: { type: 'string' } } } },
+            mode: { type: 'string', enum: ['first', 'all'], default: 'first' },
+          },
+        }}
+      />,
+    );
+    expect(screen.getByText('routes')).toBeInTheDocument();
+    expect(screen.getByText('required')).toBeInTheDocument();
+    expect(screen.getByText('Routes, tried in order.')).toBeInTheDocument();
+    expect(screen.getByText('when')).toBeInTheDocument();
+    expect(screen.getByText('"all"')).toBeInTheDocument();
+    expect(typeLabel({ type: 'object', additionalProperties: { type: 'string' } })).toBe('map of string');
+    expect(typeLabel({ $ref: '#/$defs/Secret' })).toBe('Secret');
+  });
+  it('says when there is nothing to configure', () => {
+    render(<SchemaDoc schema={{ type: 'object' }} />);
+    expect(screen.getByText('This connector takes no configuration.')).toBeInTheDocument();
+  });
+});
+
+describe('the inspector', () => {
+  it('builds an encoded stream URL', () => {
+    expect(inspectURL('a/b', 'out.x y', 5, true)).toBe('/v1/integrations/a%2Fb/inspect?stage=out.x+y&limit=5&reveal=true');
+  });
+  it('reads messages and ignores anything else', () => {
+    expect(parseMessage('{"time":"t","stage":"in","id":"m1","size":3,"headers":{"a":"b"}}')).toEqual({ time: 't', stage: 'in', id: 'm1', size: 3, headers: { a: 'b' }, body: undefined });
+    expect(parseMessage('not json')).toBeNull();
+    expect(parseMessage('{"id":5}')).toBeNull();
+    expect(parseMessage('null')).toBeNull();
+  });
+});
+
+describe('charts', () => {
+  it('turns metric points into columns with gaps for missing latency', () => {
+    const points = [
+      { time: '2026-12-06T10:00:00Z', in_per_second: 1, out_per_second: 2, errors_per_second: 0, dlq_per_second: 0, p50_ms: null, p99_ms: 5 },
+      { time: '2026-12-06T10:00:10Z', in_per_second: 3, out_per_second: 4, errors_per_second: 0, dlq_per_second: 0, p50_ms: 1, p99_ms: 9 },
+    ];
+    const latency = charts.find((c) => c.title === 'Latency')!;
+    expect(toColumns(points as never, latency.series)).toEqual([[1796551200, 1796551210], [null, 1], [5, 9]]);
+  });
+});
+
+describe('the wizard model', () => {
+  it('reads a parsed YAML spec and gives the API its shape', () => {
+    const d = fromObject({ name: 'x', consumer: { connector: 'http-webhook' }, steps: [{ connector: 'router', config: { routes: [] } }, 'junk'], producers: { out: { connector: 'file' } } });
+    expect(d.steps).toEqual([{ connector: 'router', config: { routes: [] } }, { connector: '' }]);
+    expect(toSpec(d)).toEqual({ name: 'x', consumer: { connector: 'http-webhook' }, steps: d.steps, producers: { out: { connector: 'file' } } });
+    expect(toSpec(emptyDraft)).toEqual({ name: '', consumer: { connector: '' }, producers: {} });
+    expect(fromObject({ producers: [1, 2], steps: 'no' })).toEqual(emptyDraft);
+  });
+  it('reads sample headers', () => {
+    expect(parseHeaders('Content-Type: application/json\nX-A:b:c\n\nbad line\n: empty')).toEqual({ 'Content-Type': 'application/json', 'X-A': 'b:c' });
+  });
+  it('builds the webhook URL and its curl example', () => {
+    const url = webhookURL('http://127.0.0.1:8080', 'acme', 'order files');
+    expect(url).toBe('http://127.0.0.1:8080/v1/hooks/acme/order%20files');
+    expect(curlExample(url)).toContain(`curl -X POST '${url}'`);
+  });
+});
