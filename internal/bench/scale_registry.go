@@ -22,7 +22,7 @@ const (
 	maxRegistryValueBytes = 64 << 10
 	maxRegistryProblems   = 20
 	// maxQuotedBytes bounds how much of a name or value a problem quotes.
-	maxQuotedBytes = 80
+	maxQuotedBytes  = 80
 	registryTimeout = 10 * time.Second
 )
 
