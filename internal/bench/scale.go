@@ -184,9 +184,9 @@ func runScale(ctx context.Context, cfg Config, stack *Stack) (_ *Report, err err
 		began := time.Now()
 		name := fmt.Sprintf("%s%d", scaleRunnerPrefix, i+1)
 		fmt.Fprintf(cfg.Progress, "starting runner %s (%s runner --dev %s)…\n", name, cfg.Binary, stack.DataDir)
-		rp, err := StartNamedRunner(ctx, cfg.Binary, stack.DataDir, name, cfg.Env)
-		if err != nil {
-			return nil, err
+		rp, startErr := StartNamedRunner(ctx, cfg.Binary, stack.DataDir, name, cfg.Env)
+		if startErr != nil {
+			return nil, startErr
 		}
 		// Deferred after the stack's Close, so they stop first.
 		defer func() { err = errors.Join(err, rp.Close()) }()
@@ -274,16 +274,16 @@ func (s *scaleRun) run(ctx context.Context) (_ *Report, err error) {
 	rep := s.report(quiet)
 
 	if sc.FloodTenantRate > 0 {
-		flood, err := s.floodIntegration(ctx)
-		if err != nil {
-			return nil, err
-		}
+		flood, floodErr := s.floodIntegration(ctx)
 		if !s.stack.Owned() {
-			defer func() { err = errors.Join(err, s.removeTenants(ctx, []string{flood.tenant})) }()
+			defer func() { err = errors.Join(err, s.removeTenants(ctx, []string{s.tenantID("flood")})) }()
 		}
-		flooded, err := s.loadPhase(ctx, "with flood", active, flood)
-		if err != nil {
-			return nil, err
+		if floodErr != nil {
+			return nil, floodErr
+		}
+		flooded, loadErr := s.loadPhase(ctx, "with flood", active, flood)
+		if loadErr != nil {
+			return nil, loadErr
 		}
 		out.Phases = append(out.Phases, flooded.ScalePhase)
 		without, with := quiet.P99, flooded.P99

@@ -89,9 +89,13 @@ func (s *scaleRun) newScaleLoad(it *scaleIntegration, phase string, rate float64
 		Warmup:   int64(cfg.Warmup.Seconds() * rate),
 		Measured: max(int64(cfg.Duration.Seconds()*rate), 1),
 	}
-	url := "http://" + s.stack.Endpoints.HTTP + "/v1/hooks/" + it.tenant + "/" + it.name
 	return &scaleLoad{it: it, rate: rate, sched: sched, sink: NewCollector(sched, nil),
-		load: &Load{URL: url, KeyPrefix: it.name + "-" + phase + "-", Size: cfg.Size, Workers: workers, Batch: cfg.Batch}}
+		load: &Load{URL: s.webhookURL(it), KeyPrefix: it.name + "-" + phase + "-", Size: cfg.Size, Workers: workers, Batch: cfg.Batch}}
+}
+
+// webhookURL is where it takes messages in.
+func (s *scaleRun) webhookURL(it *scaleIntegration) string {
+	return "http://" + s.stack.Endpoints.HTTP + "/v1/hooks/" + it.tenant + "/" + it.name
 }
 
 // sinkDir is where it's file producer writes (see IntegrationSpec).
@@ -108,6 +112,14 @@ func (s *scaleRun) loadPhase(ctx context.Context, name string, active []*scaleIn
 	n := len(active)
 	perRate := cfg.Rate / float64(n)
 	workers := max(cfg.Workers/n, 2)
+	probe := &runner{client: s.http}
+	for _, it := range append(active[:n:n], flood) {
+		if it != nil {
+			if err := probe.waitIngress(ctx, s.webhookURL(it)); err != nil {
+				return nil, err
+			}
+		}
+	}
 	t0 := time.Now().Add(scaleLoadStart)
 	key := map[string]string{"quiet": "q", "with flood": "f"}[name]
 	loads := make([]*scaleLoad, 0, n+1)
