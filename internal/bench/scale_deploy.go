@@ -161,6 +161,7 @@ func (s *scaleRun) awaitRunning(ctx context.Context, submitted <-chan *scaleInte
 	var pending []*scaleIntegration
 	open := true
 	began, said := time.Now(), time.Now()
+	settled := 0
 	for {
 		// Take in what was submitted since the last sweep, waiting for
 		// something when there is nothing to sweep.
@@ -190,13 +191,16 @@ func (s *scaleRun) awaitRunning(ctx context.Context, submitted <-chan *scaleInte
 				break take
 			}
 		}
+		before := len(pending)
 		pending = s.sweep(ctx, pending)
+		settled += before - len(pending)
 		if !open && len(pending) == 0 {
 			return
 		}
 		if time.Since(said) >= deployProgressEvery {
 			said = time.Now()
-			fmt.Fprintf(s.cfg.Progress, "deploy: %d submitted and not running yet after %s\n", len(pending), time.Since(began).Round(time.Second))
+			fmt.Fprintf(s.cfg.Progress, "deploy: after %s %d settled (running or degraded), %d accepted and not running yet\n",
+				time.Since(began).Round(time.Second), settled, len(pending))
 		}
 		if sleep(ctx, deployPollEvery) != nil {
 			return
