@@ -111,7 +111,7 @@ func parseRegisteredRunner(key string, value []byte) (RegisteredRunner, error) {
 		return RegisteredRunner{}, fmt.Errorf("entry %s is not the registry's JSON: %v", quote(string(value)), err)
 	}
 	switch {
-	case raw.Name != key:
+	case registryKey(raw.Name) != key:
 		return RegisteredRunner{}, fmt.Errorf("entry names runner %s", quote(raw.Name))
 	case raw.Pipelines == nil:
 		return RegisteredRunner{}, errors.New("entry has no pipeline count")
@@ -124,6 +124,20 @@ func parseRegisteredRunner(key string, value []byte) (RegisteredRunner, error) {
 		}
 	}
 	return RegisteredRunner{Name: raw.Name, Pipelines: int(*raw.Pipelines), UpdatedAt: raw.UpdatedAt}, nil
+}
+
+// registryKey is the key a runner named name registers under: its name
+// with every character a KV key may not hold (and a dot at either end)
+// replaced by '_'.
+func registryKey(name string) string {
+	b := []byte(name)
+	for i, c := range b {
+		ok := c == '-' || c == '_' || c == '=' || c == '.' || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+		if !ok || (c == '.' && (i == 0 || i == len(b)-1)) {
+			b[i] = '_'
+		}
+	}
+	return string(b)
 }
 
 // problem records why something was left out, up to maxRegistryProblems.

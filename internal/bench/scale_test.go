@@ -122,7 +122,8 @@ func TestRunnerRegistry(t *testing.T) {
 		require.NoError(t, err)
 	}
 	put("runner-b", `{"name":"runner-b","pipelines":600,"updated_at":"2026-12-06T12:00:00Z"}`)
-	put("runner-a", `{"name":"runner-a","pipelines":400,"updated_at":"2026-12-06T12:00:01Z"}`)
+	put("runner-a", `{"name":"runner-a","pipelines":400,"updated_at":"2026-12-06T12:00:01.123456789Z"}`)
+	put("host_1", `{"name":"host 1","pipelines":0,"updated_at":"2026-12-06T12:00:01Z"}`)
 	put("idle", `{"name":"idle","pipelines":0}`)
 	put("not-json", `pipelines: 3`)
 	put("no-count", `{"name":"no-count"}`)
@@ -137,8 +138,9 @@ func TestRunnerRegistry(t *testing.T) {
 	reg = readRunnerRegistry(ctx, js)
 	require.True(t, reg.Available)
 	require.Equal(t, []RegisteredRunner{
+		{Name: "host 1", Pipelines: 0, UpdatedAt: "2026-12-06T12:00:01Z"},
 		{Name: "idle", Pipelines: 0},
-		{Name: "runner-a", Pipelines: 400, UpdatedAt: "2026-12-06T12:00:01Z"},
+		{Name: "runner-a", Pipelines: 400, UpdatedAt: "2026-12-06T12:00:01.123456789Z"},
 		{Name: "runner-b", Pipelines: 600, UpdatedAt: "2026-12-06T12:00:00Z"},
 	}, reg.Runners)
 	require.Equal(t, 1000, reg.Pipelines)
@@ -157,7 +159,7 @@ func TestRunnerRegistry(t *testing.T) {
 	require.Len(t, reg.Problems, 7)
 	b.Reset()
 	writeRegistry(&b, reg)
-	require.Contains(t, b.String(), "pipelines each runner runs (registry): idle 0, runner-a 400, runner-b 600; 1000 in all\n")
+	require.Contains(t, b.String(), "pipelines each runner runs (registry): host 1 0, idle 0, runner-a 400, runner-b 600; 1000 in all\n")
 	require.Contains(t, b.String(), `left out: runner "impostor"`)
 }
 
