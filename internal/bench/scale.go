@@ -43,6 +43,9 @@ const (
 	// scaleLoadStart is how far ahead of now a load phase's first message
 	// is due, so that every load's workers and the sink reader are up.
 	scaleLoadStart = 200 * time.Millisecond
+	// tenantRemoveTimeout bounds the wait for the run's tenants to be
+	// deleted from an attached stack.
+	tenantRemoveTimeout = time.Minute
 	// scaleRunnerPrefix starts the names of the runner processes.
 	scaleRunnerPrefix = "vrsky-bench-runner-"
 )
@@ -360,8 +363,9 @@ func (s *scaleRun) report(quiet *phaseResult) *Report {
 }
 
 // removeTenants deletes the run's tenants from an attached stack (their
-// integrations, streams and accounts go with them, in the background) and
-// their sink files.
+// integrations, streams and accounts go with them), waits up to
+// tenantRemoveTimeout until they are deleted — their runners stop
+// writing — and removes their sink files and keys.
 func (s *scaleRun) removeTenants(ctx context.Context, tenants []string) error {
 	ctx = context.WithoutCancel(ctx)
 	var errs []error
@@ -372,6 +376,19 @@ func (s *scaleRun) removeTenants(ctx context.Context, tenants []string) error {
 			errs = append(errs, fmt.Errorf("remove benchmark tenant %s: %w", t, err))
 		case st != http.StatusAccepted && st != http.StatusNotFound:
 			errs = append(errs, fmt.Errorf("remove benchmark tenant %s: %s", t, apiclient.Problem(st, raw)))
+		}
+	}
+	deadline := time.Now().Add(tenantRemoveTimeout)
+	for _, t := range tenants {
+		for time.Now().Before(deadline) {
+			var got struct {
+				Status string `json:"status"`
+			}
+			st, _, err := s.admin.Do(ctx, http.MethodGet, "/v1/tenants/"+t, "", nil, &got)
+			if err == nil && (st == http.StatusNotFound || got.Status == "deleted") {
+				break
+			}
+			_ = sleep(ctx, 100*time.Millisecond)
 		}
 		if err := os.RemoveAll(filepath.Join(s.stack.DataDir, "files", t)); err != nil {
 			errs = append(errs, fmt.Errorf("remove benchmark tenant %s's files: %w", t, err))
