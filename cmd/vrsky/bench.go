@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -70,13 +71,21 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 
 	report, err := bench.Run(ctx, cfg)
-	if err != nil {
+	if report == nil {
 		return fmt.Errorf("bench: %w", err)
 	}
+	// A report comes with an error only when stopping what the run started
+	// failed: the figures stand, and the error is said after them.
+	var werr error
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(report)
+		werr = enc.Encode(report)
+	} else {
+		werr = report.WriteSummary(stdout)
 	}
-	return report.WriteSummary(stdout)
+	if err != nil {
+		return fmt.Errorf("bench: after the run: %w", errors.Join(err, werr))
+	}
+	return werr
 }

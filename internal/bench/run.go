@@ -176,8 +176,10 @@ func (c *Config) applyDefaults() error {
 // or with FindMax every step and the best one that held. With SplitRunner
 // the runner process is started after the stack, measured beside it, and
 // stopped before it. The baseline runs after the pipeline, on the same NATS
-// server, for cfg.Duration.
-func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
+// server, for cfg.Duration. When the measurements succeeded but stopping
+// what the run started did not (a stack or runner that outlived its stop
+// timeout), the report is returned together with that error.
+func Run(ctx context.Context, cfg Config) (report *Report, err error) {
 	if err := cfg.applyDefaults(); err != nil {
 		return nil, err
 	}
@@ -238,7 +240,6 @@ func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
 		return nil, err
 	}
 
-	var report *Report
 	if cfg.FindMax {
 		report, err = r.findMax(ctx)
 	} else {
