@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -21,7 +22,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cfg bench.Config
-	fs.StringVar(&cfg.Scenario, "scenario", bench.ScenarioPipeline, "pipeline (webhook → json-transform → router → file), claimcheck (webhook → file, large bodies) or cdc (postgres-cdc → postgres producer, rows of the stack's database)")
+	fs.StringVar(&cfg.Scenario, "scenario", bench.ScenarioPipeline, "pipeline (webhook → json-transform → router → file), claimcheck (webhook → file, large bodies), cdc (postgres-cdc → postgres producer, rows of the stack's database) or scale (many webhook → json-transform → file integrations over many tenants: deploy time, idle cost, load over some of them)")
 	fs.Float64Var(&cfg.Rate, "rate", bench.DefaultRate, "offered rate in messages (cdc: rows) per second (the first step's with --find-max)")
 	fs.DurationVar(&cfg.Duration, "duration", bench.DefaultDuration, "measured load per run or step")
 	fs.DurationVar(&cfg.Warmup, "warmup", bench.DefaultWarmup, "load before measuring, at the same rate")
@@ -33,6 +34,13 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.BoolVar(&cfg.NoBaseline, "no-baseline", false, "skip the raw JetStream baseline")
 	fs.StringVar(&cfg.DataDir, "data-dir", "", "attach to the vrsky dev running on this data directory instead of starting one")
 	fs.BoolVar(&cfg.SplitRunner, "split-runner", false, "run the hot-path runner as its own process (vrsky runner --dev) beside a stack without one (vrsky dev --runner=false), and measure it apart")
+	fs.IntVar(&cfg.Scale.Tenants, "tenants", 0, fmt.Sprintf("scale: tenants to create through the API (default %d)", bench.DefaultScaleTenants))
+	fs.IntVar(&cfg.Scale.Integrations, "integrations", 0, fmt.Sprintf("scale: integrations to deploy, spread evenly over the tenants (default %d)", bench.DefaultScaleIntegrations))
+	fs.IntVar(&cfg.Scale.Active, "active", 0, fmt.Sprintf("scale: integrations the load is spread over, round-robin (default %d)", bench.DefaultScaleActive))
+	fs.IntVar(&cfg.Scale.Runners, "runners", 0, "scale: run N runner processes (vrsky runner --dev) beside a stack without its own runner, and measure each")
+	fs.DurationVar(&cfg.Scale.IdleWindow, "idle-window", 0, fmt.Sprintf("scale: how long the idle cost is measured, with no integration and with all deployed (default %s)", bench.DefaultIdleWindow))
+	fs.Float64Var(&cfg.Scale.FloodTenantRate, "flood-tenant-rate", 0, "scale: add a second load phase with one more tenant's integration sent this many msgs/s, and compare the quiet tenants' p99")
+	fs.DurationVar(&cfg.Scale.DeployTimeout, "deploy-timeout", 0, "scale: give up waiting for the integrations to run after this long and go on with those running (default 1m + 300ms per integration)")
 	asJSON := fs.Bool("json", false, "print one JSON object instead of a summary")
 	cpuProfile := fs.String("cpu-profile", "", "write a CPU profile of the bench process (load generator and sink reader) to this file")
 	if err := fs.Parse(args); err != nil {
@@ -44,7 +52,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if cfg.Rate <= 0 || cfg.Duration <= 0 || cfg.Warmup < 0 || cfg.Workers <= 0 || cfg.Size < 0 || cfg.TxInterval <= 0 {
 		return fmt.Errorf("%w: --rate, --duration, --workers and --tx-interval must be positive, --warmup and --size not negative", errUsage)
 	}
-	if cfg.DataDir == "" || cfg.SplitRunner {
+	if cfg.DataDir == "" || cfg.SplitRunner || cfg.Scale.Runners > 0 {
 		exe, err := os.Executable()
 		if err != nil {
 			return fmt.Errorf("find the vrsky binary to start a stack or runner: %w", err)
@@ -65,13 +73,21 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 
 	report, err := bench.Run(ctx, cfg)
-	if err != nil {
+	if report == nil {
 		return fmt.Errorf("bench: %w", err)
 	}
+	// A report comes with an error only when stopping what the run started
+	// failed: the figures stand, and the error is said after them.
+	var werr error
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(report)
+		werr = enc.Encode(report)
+	} else {
+		werr = report.WriteSummary(stdout)
 	}
-	return report.WriteSummary(stdout)
+	if err != nil {
+		return fmt.Errorf("bench: after the run: %w", errors.Join(err, werr))
+	}
+	return werr
 }

@@ -21,7 +21,12 @@ import (
 	"github.com/vrsky/vrsky/internal/testenv"
 )
 
-func TestMain(m *testing.M) { testenv.Main(m) }
+func TestMain(m *testing.M) {
+	if os.Getenv(testRunnerEnv) == "1" { // re-run as `vrsky runner --dev` (see runAsRunner)
+		os.Exit(runAsRunner(os.Args[1:]))
+	}
+	testenv.Main(m)
+}
 
 func TestScheduleWithATickSendsInGroups(t *testing.T) {
 	t0 := time.Unix(1000, 0)

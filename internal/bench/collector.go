@@ -262,15 +262,8 @@ func (c *Collector) AckLatencies() Latencies {
 // at the sink per second, from the first measured message's intended send
 // time to the last measured arrival.
 func (c *Collector) SustainedRate() float64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var arrived int64
-	for seq := c.sched.Warmup; seq < c.sched.Total(); seq++ {
-		if c.arrivals[seq] > 0 {
-			arrived++
-		}
-	}
-	return ratePerSecond(arrived, c.lastArrival.Sub(c.sched.MeasuredStart()))
+	arrived, last := c.measuredArrivals()
+	return ratePerSecond(arrived, last.Sub(c.sched.MeasuredStart()))
 }
 
 // ratePerSecond is n per d, or 0 when d is not positive.
@@ -279,4 +272,32 @@ func ratePerSecond(n int64, d time.Duration) float64 {
 		return 0
 	}
 	return float64(n) / d.Seconds()
+}
+
+// mergeArrivalsInto adds the measured messages' arrival latencies to h, so
+// that several collectors' latencies make one distribution.
+func (c *Collector) mergeArrivalsInto(h *hdrhistogram.Histogram) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	h.Merge(c.hist)
+}
+
+// measuredArrivals is the number of distinct measured messages that
+// arrived and when the last of them did.
+func (c *Collector) measuredArrivals() (n int64, last time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for seq := c.sched.Warmup; seq < c.sched.Total(); seq++ {
+		if c.arrivals[seq] > 0 {
+			n++
+		}
+	}
+	return n, c.lastArrival
+}
+
+// mergeAcksInto adds the measured messages' ack latencies to h.
+func (c *Collector) mergeAcksInto(h *hdrhistogram.Histogram) {
+	c.ackMu.Lock()
+	defer c.ackMu.Unlock()
+	h.Merge(c.ackHist)
 }

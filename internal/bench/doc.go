@@ -7,13 +7,20 @@
 // JetStream publish+consume baseline measured on the same NATS server in the
 // same run. Its CDC scenario drives a postgres-cdc → postgres integration
 // instead: it inserts rows open-loop into a source table of the stack's
-// database and reads the rows the producer writes into a target table.
+// database and reads the rows the producer writes into a target table. Its
+// scale scenario creates many tenants through the API, deploys many small
+// integrations over them, measures what they cost idle (with none and with
+// all deployed, the stack and any runner processes it started), reads the
+// runners' registry, and loads some of them, optionally beside a flooding
+// tenant.
 //
 // It counts what arrived at the sink, never the engine's own counters. It
 // reports; it must never assert thresholds or decide pass/fail on its own
 // (the one exception is --find-max, whose stop rule is part of what it
-// reports), and it must never touch tenants other than its own "bench"
-// tenant, files outside that tenant's file root, or database objects other
-// than its own: the vrsky_bench schema and the replication slots and
-// publications its integrations create.
+// reports), and it must never touch tenants other than its own — the
+// "bench" tenant and the scale scenario's "bs-<run>-…" tenants, which it
+// deletes from an attached stack when done — files outside those tenants'
+// file roots, or database objects other than its own: the vrsky_bench
+// schema and the replication slots and publications its integrations
+// create.
 package bench

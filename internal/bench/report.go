@@ -113,6 +113,11 @@ type Report struct {
 	PostgresCPUSeconds           *float64 `json:"postgres_cpu_seconds,omitempty"`
 	PostgresCPUSecondsPerMillion *float64 `json:"postgres_cpu_seconds_per_million,omitempty"`
 
+	// Scale scenario only: deployment, idle cost, runners and the load
+	// phases; the figures above are then the first load phase's (without
+	// the flood), over every active integration.
+	Scale *ScaleReport `json:"scale,omitempty"`
+
 	// --find-max only: each step's report, and the best step that held.
 	Steps              []Report `json:"steps,omitempty"`
 	MaxSustainedRate   *float64 `json:"max_sustained_rate,omitempty"`
@@ -144,6 +149,9 @@ func (r *Report) setBaseline(b BaselineResult) {
 
 // WriteSummary writes a human-readable summary of r.
 func (r *Report) WriteSummary(w io.Writer) error {
+	if r.Scale != nil {
+		return r.writeScaleSummary(w)
+	}
 	var b strings.Builder
 	if len(r.Steps) > 0 {
 		fmt.Fprintf(&b, "find-max (%s, %d-byte messages): ×%.1f per step while p99 ≤ %d ms, nothing lost, no errors\n",

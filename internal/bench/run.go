@@ -38,6 +38,10 @@ const (
 	// ScenarioCDC is postgres-cdc on a source table → postgres producer
 	// upserting into a target table, in the stack's own database.
 	ScenarioCDC = "cdc"
+	// ScenarioScale deploys many small webhook → json-transform → file
+	// integrations over many tenants through the API, measures what they
+	// cost idle, then loads some of them (see scale.go).
+	ScenarioScale = "scale"
 )
 
 // Tenant is the tenant every benchmark integration belongs to.
@@ -95,6 +99,9 @@ type Config struct {
 	// child stack is started with --runner=false, and an attached one
 	// must have been.
 	SplitRunner bool
+	// Scale holds the scale scenario's settings; other scenarios refuse
+	// any of them set.
+	Scale ScaleConfig
 	// Progress receives a line per phase; nil discards them.
 	Progress io.Writer
 }
@@ -103,8 +110,8 @@ func (c *Config) applyDefaults() error {
 	if c.Scenario == "" {
 		c.Scenario = ScenarioPipeline
 	}
-	if c.Scenario != ScenarioPipeline && c.Scenario != ScenarioClaimCheck && c.Scenario != ScenarioCDC {
-		return fmt.Errorf("scenario %q: want %q, %q or %q", c.Scenario, ScenarioPipeline, ScenarioClaimCheck, ScenarioCDC)
+	if c.Scenario != ScenarioPipeline && c.Scenario != ScenarioClaimCheck && c.Scenario != ScenarioCDC && c.Scenario != ScenarioScale {
+		return fmt.Errorf("scenario %q: want %q, %q, %q or %q", c.Scenario, ScenarioPipeline, ScenarioClaimCheck, ScenarioCDC, ScenarioScale)
 	}
 	if c.Rate == 0 {
 		c.Rate = DefaultRate
@@ -161,6 +168,7 @@ func (c *Config) applyDefaults() error {
 	if int64((c.Duration+c.Warmup).Seconds()*c.Rate) < 1 {
 		errs = append(errs, errors.New("duration × rate sends no message"))
 	}
+	errs = append(errs, c.applyScaleDefaults())
 	return errors.Join(errs...)
 }
 
@@ -168,30 +176,21 @@ func (c *Config) applyDefaults() error {
 // or with FindMax every step and the best one that held. With SplitRunner
 // the runner process is started after the stack, measured beside it, and
 // stopped before it. The baseline runs after the pipeline, on the same NATS
-// server, for cfg.Duration.
-func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
+// server, for cfg.Duration. When the measurements succeeded but stopping
+// what the run started did not (a stack or runner that outlived its stop
+// timeout), the report is returned together with that error.
+func Run(ctx context.Context, cfg Config) (report *Report, err error) {
 	if err := cfg.applyDefaults(); err != nil {
 		return nil, err
 	}
-	var stack *Stack
-	if cfg.DataDir != "" {
-		stack, err = AttachStack(cfg.DataDir)
-	} else {
-		began := time.Now()
-		fmt.Fprintf(cfg.Progress, "starting a dev stack (%s dev)…\n", cfg.Binary)
-		var args []string
-		if cfg.SplitRunner {
-			args = append(args, "--runner=false")
-		}
-		stack, err = StartStack(ctx, cfg.Binary, cfg.Env, args...)
-		if err == nil {
-			fmt.Fprintf(cfg.Progress, "stack ready in %s (pid %d)\n", time.Since(began).Round(time.Millisecond), stack.PID)
-		}
-	}
+	stack, err := openStack(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
 	defer func() { err = errors.Join(err, stack.Close()) }()
+	if cfg.Scenario == ScenarioScale {
+		return runScale(ctx, cfg, stack)
+	}
 	var split *RunnerProcess
 	if cfg.SplitRunner {
 		if split, err = startSplitRunner(ctx, cfg, stack); err != nil {
@@ -241,7 +240,6 @@ func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
 		return nil, err
 	}
 
-	var report *Report
 	if cfg.FindMax {
 		report, err = r.findMax(ctx)
 	} else {
@@ -266,6 +264,26 @@ func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
 		}
 	}
 	return report, nil
+}
+
+// openStack attaches to the stack on cfg.DataDir or starts a child stack,
+// without a runner of its own when runner processes will run beside it.
+func openStack(ctx context.Context, cfg Config) (*Stack, error) {
+	if cfg.DataDir != "" {
+		return AttachStack(cfg.DataDir)
+	}
+	began := time.Now()
+	fmt.Fprintf(cfg.Progress, "starting a dev stack (%s dev)…\n", cfg.Binary)
+	var args []string
+	if cfg.SplitRunner || cfg.Scale.Runners > 0 {
+		args = append(args, "--runner=false")
+	}
+	stack, err := StartStack(ctx, cfg.Binary, cfg.Env, args...)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(cfg.Progress, "stack ready in %s (pid %d)\n", time.Since(began).Round(time.Millisecond), stack.PID)
+	return stack, nil
 }
 
 // startSplitRunner starts the runner process beside a stack that has no
@@ -449,11 +467,12 @@ func (r *runner) measure(ctx context.Context, sched Schedule, sink *Collector, s
 }
 
 // IntegrationSpec is the benchmark integration of a scenario. For the
-// pipeline and claim-check scenarios: webhook in, a file producer "sink"
-// writing ndjson to bench/<name> of the tenant's file root (one file for
-// the whole run, fsynced per batch), and for the pipeline scenario a
-// json-transform that totals the order's items and a router that keeps
-// messages whose seq is not a multiple of ten. For the CDC scenario: the
+// pipeline, claim-check and scale scenarios: webhook in, a file producer
+// "sink" writing ndjson to bench/<name> of the tenant's file root (one file
+// for the whole run, fsynced per batch), for the pipeline and scale
+// scenarios a json-transform that totals the order's items, and for the
+// pipeline scenario then a router that keeps messages whose seq is not a
+// multiple of ten. For the CDC scenario: the
 // postgres-cdc consumer on the step's source table and a postgres producer
 // "sink" upserting into its target table (see cdcSpec).
 func IntegrationSpec(scenario, name string) spec.Integration {
@@ -469,15 +488,17 @@ func IntegrationSpec(scenario, name string) spec.Integration {
 			RotateBytes: sinkRotateBytes, RotateInterval: "24h", Sync: &sync,
 		})}},
 	}
-	if scenario == ScenarioPipeline {
+	if scenario == ScenarioPipeline || scenario == ScenarioScale {
 		in.Steps = []spec.Step{
 			{Connector: jsontransform.Connector.Name, Config: mustJSON(jsontransform.Config{
 				Set: map[string]string{"total": "sum(map(items, #.qty * #.price))"},
 			})},
-			{Connector: router.Router.Name, Config: mustJSON(router.Config{
-				Routes: []router.Route{{When: "seq % 10 != 0", To: []string{producerName}}},
-			})},
 		}
+	}
+	if scenario == ScenarioPipeline {
+		in.Steps = append(in.Steps, spec.Step{Connector: router.Router.Name, Config: mustJSON(router.Config{
+			Routes: []router.Route{{When: "seq % 10 != 0", To: []string{producerName}}},
+		})})
 	}
 	return in
 }
@@ -556,14 +577,21 @@ func (r *runner) waitIngress(ctx context.Context, url string) error {
 // count stopped changing for drainStall, or drainTimeout passed. It returns
 // how long it waited.
 func (r *runner) drain(ctx context.Context, sink *Collector) time.Duration {
+	return drainMissing(ctx, sink.Missing)
+}
+
+// drainMissing waits until missing reports nothing missing, its count
+// stopped changing for drainStall, or drainTimeout passed. It returns how
+// long it waited.
+func drainMissing(ctx context.Context, missing func() int64) time.Duration {
 	began := time.Now()
-	missing, changed := sink.Missing(), began
-	for missing > 0 && time.Since(began) < drainTimeout && time.Since(changed) < drainStall {
+	left, changed := missing(), began
+	for left > 0 && time.Since(began) < drainTimeout && time.Since(changed) < drainStall {
 		if sleep(ctx, 20*time.Millisecond) != nil {
 			break
 		}
-		if m := sink.Missing(); m != missing {
-			missing, changed = m, time.Now()
+		if m := missing(); m != left {
+			left, changed = m, time.Now()
 		}
 	}
 	return time.Since(began)

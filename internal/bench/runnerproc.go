@@ -33,6 +33,8 @@ const SplitRunnerName = "vrsky-bench-runner"
 type RunnerProcess struct {
 	// PID is the runner's process, measured for CPU and memory.
 	PID int
+	// Name is the name the runner reports itself under.
+	Name string
 
 	proc *child
 	tmp  string
@@ -42,18 +44,23 @@ type RunnerProcess struct {
 // SplitRunnerName, with its health endpoints on a free port, and waits up
 // to RunnerStartTimeout until it logs that it is ready. env is added to the
 // bench's own environment. The child's log goes to a file quoted in errors.
-func StartRunner(ctx context.Context, binary, dataDir string, env []string) (_ *RunnerProcess, err error) {
+func StartRunner(ctx context.Context, binary, dataDir string, env []string) (*RunnerProcess, error) {
+	return StartNamedRunner(ctx, binary, dataDir, SplitRunnerName, env)
+}
+
+// StartNamedRunner is StartRunner with the runner named name.
+func StartNamedRunner(ctx context.Context, binary, dataDir, name string, env []string) (_ *RunnerProcess, err error) {
 	tmp, err := os.MkdirTemp("", "vrsky-bench-runner-")
 	if err != nil {
 		return nil, fmt.Errorf("create runner directory: %w", err)
 	}
-	r := &RunnerProcess{tmp: tmp}
+	r := &RunnerProcess{Name: name, tmp: tmp}
 	defer func() {
 		if err != nil {
 			_ = r.Close()
 		}
 	}()
-	cmd := exec.Command(binary, "runner", "--dev", dataDir, "--name", SplitRunnerName,
+	cmd := exec.Command(binary, "runner", "--dev", dataDir, "--name", name,
 		"--http-addr", "127.0.0.1:0", "--log-level", "info")
 	cmd.Env = append(os.Environ(), env...)
 	logPath := filepath.Join(tmp, "runner.log")

@@ -20,26 +20,47 @@ const (
 	tailReadSize  = 1 << 20
 )
 
-// Tail follows every file in a sink directory, part files and finished files
-// alike, and hands each complete line to a Collector. A file is followed by
-// its inode, so its rename from NAME.part to NAME keeps its place.
+// Tail follows every file in sink directories, part files and finished
+// files alike, and hands each complete line to the directory's Collector. A
+// file is followed by its inode, so its rename from NAME.part to NAME keeps
+// its place.
 type Tail struct {
-	dir   string
-	sink  *Collector
+	dirs  []tailDir
 	files map[uint64]*tailFile
 	buf   []byte
 	lines [][]byte
+	// fromEnd skips what the files held at the first listing.
+	fromEnd bool
+	listed  bool
+}
+
+type tailDir struct {
+	dir  string
+	sink *Collector
 }
 
 type tailFile struct {
 	f    *os.File
+	sink *Collector
 	rest []byte // the start of a line whose end has not been written yet
 }
 
 // NewTail returns a tail of dir feeding sink. The directory may not exist
 // yet.
 func NewTail(dir string, sink *Collector) *Tail {
-	return &Tail{dir: dir, sink: sink, files: map[uint64]*tailFile{}, buf: make([]byte, tailReadSize)}
+	return NewTails(map[string]*Collector{dir: sink}, false)
+}
+
+// NewTails returns one tail of several directories, each feeding its own
+// collector; one goroutine reads them all. With fromEnd, what the files
+// already held when Run first lists them is skipped: only lines written
+// after that are handed on. The directories may not exist yet.
+func NewTails(dirs map[string]*Collector, fromEnd bool) *Tail {
+	t := &Tail{files: map[uint64]*tailFile{}, buf: make([]byte, tailReadSize), fromEnd: fromEnd}
+	for dir, sink := range dirs {
+		t.dirs = append(t.dirs, tailDir{dir: dir, sink: sink})
+	}
+	return t
 }
 
 // Run reads new lines every millisecond and looks for new files every
@@ -72,7 +93,18 @@ func (t *Tail) Run(ctx context.Context) error {
 
 // list opens the files it does not follow yet.
 func (t *Tail) list() error {
-	entries, err := os.ReadDir(t.dir)
+	for _, d := range t.dirs {
+		if err := t.listDir(d); err != nil {
+			return err
+		}
+	}
+	t.listed = true
+	return nil
+}
+
+// listDir opens the files of one directory it does not follow yet.
+func (t *Tail) listDir(d tailDir) error {
+	entries, err := os.ReadDir(d.dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -97,14 +129,20 @@ func (t *Tail) list() error {
 		if _, seen := t.files[st.Ino]; seen {
 			continue
 		}
-		f, err := os.Open(filepath.Join(t.dir, e.Name()))
+		f, err := os.Open(filepath.Join(d.dir, e.Name()))
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
 		if err != nil {
 			return fmt.Errorf("open sink file: %w", err)
 		}
-		t.files[st.Ino] = &tailFile{f: f}
+		if t.fromEnd && !t.listed {
+			if _, err := f.Seek(0, io.SeekEnd); err != nil {
+				_ = f.Close()
+				return fmt.Errorf("skip what sink file %s held: %w", e.Name(), err)
+			}
+		}
+		t.files[st.Ino] = &tailFile{f: f, sink: d.sink}
 	}
 	return nil
 }
@@ -156,7 +194,7 @@ func (t *Tail) consume(tf *tailFile, data []byte, at time.Time) {
 		}
 		data = data[i+1:]
 	}
-	t.sink.RecordLines(t.lines, at)
+	tf.sink.RecordLines(t.lines, at)
 	// The pending line is copied: data is the read buffer, reused next time.
 	tf.rest = append(tf.rest[:0:0], data...)
 }
