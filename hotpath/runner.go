@@ -442,12 +442,23 @@ func (r *Runner) report(ctx context.Context, state *State, st Status, log *slog.
 	}
 }
 
-// stopAll drains every pipeline. It reports nothing: other runners may still
-// run them.
+// stopAll drains every pipeline, stopAllAtOnce at a time, so that a runner
+// with a thousand pipelines stops within its grace period. It reports
+// nothing: other runners may still run them.
 func (r *Runner) stopAll(log *slog.Logger) {
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, stopAllAtOnce)
 	for key, pl := range r.running {
-		pl.stop()
-		delete(r.running, key)
-		log.Info("pipeline drained", "key", key)
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			pl.stop()
+			log.Info("pipeline drained", "key", key)
+		})
 	}
+	wg.Wait()
+	clear(r.running)
 }
+
+// stopAllAtOnce bounds the pipelines a stopping runner drains at once.
+const stopAllAtOnce = 64
