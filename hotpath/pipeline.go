@@ -223,7 +223,7 @@ func startPipeline(ctx context.Context, d deps, want Desired) (_ *pipeline, err 
 		<-bg.Done()
 		stopWatching()
 	})
-	pl.background.Go(func() { reportLag(bg, stream, d.metrics, p) })
+	pl.background.Go(func() { reportLag(bg, d.js, stream, d.metrics, p) })
 	for _, c := range pl.counts {
 		pl.background.Go(func() { c.run(bg, countsFlushInterval) })
 	}
@@ -322,16 +322,49 @@ func (s pipelineSink) Publish(ctx context.Context, msgs []sdk.Message) error {
 	return s.pub.Publish(ctx, s.p, msgs)
 }
 
+// sourceLagInterval is how often a consumer's own lag (sdk.LagReporter) is
+// read: each read may cost the source a query.
+const sourceLagInterval = 15 * time.Second
+
+// reportSourceLag keeps p's vrsky_cdc_slot_lag_bytes current until ctx ends,
+// then removes it: another runner may take the consumer over.
+func reportSourceLag(ctx context.Context, c sdk.LagReporter, metrics *Metrics, p Pipeline) {
+	gauge := metrics.sourceLag.WithLabelValues(p.Tenant, p.Integration)
+	defer metrics.sourceLag.DeleteLabelValues(p.Tenant, p.Integration)
+	tick := time.NewTicker(sourceLagInterval)
+	defer tick.Stop()
+	for {
+		readCtx, cancel := context.WithTimeout(ctx, sourceLagInterval)
+		if lag, err := c.Lag(readCtx); err == nil {
+			gauge.Set(float64(lag))
+		}
+		cancel()
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
 // lagInterval is how often consumer lag is read from JetStream.
 const lagInterval = 5 * time.Second
 
-// reportLag keeps each stage's consumer-lag gauge current until ctx ends.
-func reportLag(ctx context.Context, stream jetstream.Stream, metrics *Metrics, p Pipeline) {
+// reportLag keeps each stage's consumer-lag gauge, and the tenant's DLQ
+// size, current until ctx ends.
+func reportLag(ctx context.Context, js jetstream.JetStream, stream jetstream.Stream, metrics *Metrics, p Pipeline) {
 	tick := time.NewTicker(lagInterval)
 	defer tick.Stop()
 	for {
 		for info := range stream.ListConsumers(ctx).Info() {
 			metrics.consumerLag.WithLabelValues(p.Tenant, p.Integration, info.Name).Set(float64(info.NumPending + uint64(info.NumAckPending)))
+		}
+		if metrics.dlqDue(p.Tenant, time.Now()) {
+			// The DLQ stream exists once the tenant is provisioned; until
+			// then there is nothing to report.
+			if dlq, err := js.Stream(ctx, DLQStream(p.Tenant)); err == nil {
+				metrics.dlqMessages.WithLabelValues(p.Tenant).Set(float64(dlq.CachedInfo().State.Msgs))
+			}
 		}
 		select {
 		case <-ctx.Done():

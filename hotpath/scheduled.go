@@ -167,7 +167,15 @@ func consumerWork(d deps, want Desired, consumer sdk.Consumer, log *slog.Logger)
 	p := want.Pipeline()
 	sink := sinkFor(d.pub, p)
 	if want.Spec.Schedule == "" {
-		return func(ctx context.Context) { runConsumer(ctx, consumer, sink, log) }, nil
+		return func(ctx context.Context) {
+			if lr, ok := consumer.(sdk.LagReporter); ok && d.metrics != nil {
+				lagCtx, stop := context.WithCancel(ctx)
+				done := make(chan struct{})
+				go func() { defer close(done); reportSourceLag(lagCtx, lr, d.metrics, p) }()
+				defer func() { stop(); <-done }()
+			}
+			runConsumer(ctx, consumer, sink, log)
+		}, nil
 	}
 	poller, ok := consumer.(sdk.Poller)
 	if !ok {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/vrsky/vrsky/internal/devstack"
 	"github.com/vrsky/vrsky/internal/logging"
+	"github.com/vrsky/vrsky/internal/roles"
 )
 
 func runDev(ctx context.Context, args []string, stderr io.Writer) error {
@@ -46,6 +47,9 @@ func runDev(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
 	}
 	cfg.NoRunner = !withRunner
+	if cfg.IntegrationLatency, err = roles.IntegrationLatencyFromEnv(); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
 	// nil keeps the dev stack's defaults: no environment variable for
 	// tenants, as in production, and the key ring kept in its data
 	// directory.
