@@ -326,23 +326,30 @@ func (s pipelineSink) Publish(ctx context.Context, msgs []sdk.Message) error {
 // read: each read may cost the source a query.
 const sourceLagInterval = 15 * time.Second
 
+// sourceLagRetry is how soon a failed read of a consumer's lag is tried
+// again.
+const sourceLagRetry = 2 * time.Second
+
 // reportSourceLag keeps p's vrsky_cdc_slot_lag_bytes current until ctx ends,
 // then removes it: another runner may take the consumer over.
 func reportSourceLag(ctx context.Context, c sdk.LagReporter, metrics *Metrics, p Pipeline) {
 	gauge := metrics.sourceLag.WithLabelValues(p.Tenant, p.Integration)
 	defer metrics.sourceLag.DeleteLabelValues(p.Tenant, p.Integration)
-	tick := time.NewTicker(sourceLagInterval)
-	defer tick.Stop()
 	for {
 		readCtx, cancel := context.WithTimeout(ctx, sourceLagInterval)
-		if lag, err := c.Lag(readCtx); err == nil {
-			gauge.Set(float64(lag))
-		}
+		lag, err := c.Lag(readCtx)
 		cancel()
+		next := sourceLagInterval
+		if err == nil {
+			gauge.Set(float64(lag))
+		} else {
+			// Not there yet (a slot being created) or a hiccup: soon again.
+			next = sourceLagRetry
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case <-time.After(next):
 		}
 	}
 }
