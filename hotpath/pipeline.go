@@ -297,7 +297,7 @@ func runConsumer(ctx context.Context, c sdk.Consumer, sink sdk.Sink, log *slog.L
 		if ctx.Err() != nil {
 			return
 		}
-		log.Warn("consumer stopped; restarting", "err", err, "in", delay)
+		log.Warn("consumer stopped; restarting", "error", err, "in", delay)
 		select {
 		case <-ctx.Done():
 			return

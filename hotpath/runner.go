@@ -200,12 +200,12 @@ func (r *Runner) reconcile(lc loop, entry jetstream.KeyValueEntry) {
 			p := current.desired.Pipeline()
 			r.Metrics.forget(p)
 			if err := r.deleteStream(ctx, p); err != nil {
-				d.log.Warn("delete pipeline stream", "key", key, "err", err)
+				d.log.Warn("delete pipeline stream", "key", key, "error", err)
 			}
 			// Its stages flushed their counts while stopping; those must
 			// not outlive it (DeleteDesired may have forgotten them first).
 			if err := state.forgetCounts(ctx, p); err != nil {
-				d.log.Warn("forget pipeline counts", "key", key, "err", err)
+				d.log.Warn("forget pipeline counts", "key", key, "error", err)
 			}
 		}
 		if entry.Operation() == jetstream.KeyValueDelete { // a purge comes after a retirement
@@ -217,7 +217,7 @@ func (r *Runner) reconcile(lc loop, entry jetstream.KeyValueEntry) {
 	}
 	var want Desired
 	if err := json.Unmarshal(entry.Value(), &want); err != nil || want.Pipeline().Validate() != nil || want.Pipeline().Key() != key {
-		d.log.Error("ignoring malformed desired state", "key", key, "err", err)
+		d.log.Error("ignoring malformed desired state", "key", key, "error", err)
 		return
 	}
 	status := Status{Tenant: want.Tenant, Integration: want.Integration, Version: want.Version, Runner: r.Name}
@@ -328,7 +328,7 @@ func (r *Runner) finishBuild(lc loop, res buildResult) {
 	if res.err != nil {
 		status.Status, status.LastError = StatusDegraded, res.err.Error()
 		r.report(lc.ctx, lc.state, status, log)
-		log.Error("pipeline failed to start; will retry", "err", res.err, "in", retryDegradedAfter.String())
+		log.Error("pipeline failed to start; will retry", "error", res.err, "in", retryDegradedAfter.String())
 		key, retry := res.key, lc.retry
 		time.AfterFunc(retryDegradedAfter, func() {
 			select {
@@ -355,7 +355,7 @@ func (r *Runner) deleteStream(ctx context.Context, p Pipeline) error {
 func (r *Runner) report(ctx context.Context, state *State, st Status, log *slog.Logger) {
 	st.UpdatedAt = time.Now().UTC()
 	if err := state.putStatus(ctx, st); err != nil {
-		log.Warn("report status", "err", err)
+		log.Warn("report status", "error", err)
 	}
 }
 

@@ -215,7 +215,7 @@ func (r *scheduledRuns) serve(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		r.log.Warn("serving run requests failed; retrying", "err", err, "in", delay.String())
+		r.log.Warn("serving run requests failed; retrying", "error", err, "in", delay.String())
 		select {
 		case <-ctx.Done():
 			return
@@ -247,7 +247,7 @@ func (r *scheduledRuns) watch(ctx context.Context) error {
 			}
 			var req RunRequest
 			if err := json.Unmarshal(entry.Value(), &req); err != nil || req.RunID == "" {
-				r.log.Error("ignoring malformed run request", "err", err)
+				r.log.Error("ignoring malformed run request", "error", err)
 				continue
 			}
 			if err := r.handle(ctx, req); err != nil {
@@ -304,7 +304,7 @@ func (r *scheduledRuns) handle(ctx context.Context, req RunRequest) error {
 		res.Error = err.Error()
 	}
 	if res.Error != "" {
-		log.Warn("scheduled run failed", "err", res.Error, "messages", res.Messages)
+		log.Warn("scheduled run failed", "error", res.Error, "messages", res.Messages)
 	} else {
 		log.Info("scheduled run finished", "messages", res.Messages, "took", res.FinishedAt.Sub(res.StartedAt).String())
 	}

@@ -68,7 +68,7 @@ func runDev(ctx context.Context, args []string, stderr io.Writer) error {
 	case <-ctx.Done():
 		cfg.Logger.Info("signal received, shutting down", "component", "dev", "deadline", devstack.ShutdownTimeout.String())
 	case runErr = <-stack.Errors():
-		cfg.Logger.Error("component failed, shutting down", "component", "dev", "err", runErr)
+		cfg.Logger.Error("component failed, shutting down", "component", "dev", "error", runErr)
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), devstack.ShutdownTimeout)
 	defer cancel()

@@ -148,7 +148,7 @@ func runRole(ctx context.Context, role string, args []string, stderr io.Writer) 
 	case <-ctx.Done():
 		log.Info("signal received, draining", "deadline", roleShutdownTimeout.String())
 	case runErr = <-failed:
-		log.Error("role failed, shutting down", "err", runErr)
+		log.Error("role failed, shutting down", "error", runErr)
 	}
 	stopCtx, cancel := context.WithTimeout(context.Background(), roleShutdownTimeout)
 	defer cancel()

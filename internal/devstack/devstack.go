@@ -256,7 +256,7 @@ type namedStop struct {
 func (s *Stack) onStop(name string, stop func(context.Context) error) {
 	s.stops = append(s.stops, namedStop{name: name, stop: func(ctx context.Context) error {
 		if err := stop(ctx); err != nil {
-			s.log.Warn("stop failed", "part", name, "err", err)
+			s.log.Warn("stop failed", "part", name, "error", err)
 			return fmt.Errorf("stop %s: %w", name, err)
 		}
 		s.log.Info("stopped", "part", name)
