@@ -35,7 +35,10 @@ type Options struct {
 	Checks []Check
 	// Gatherer is exposed on /metrics; default prometheus.DefaultGatherer.
 	Gatherer prometheus.Gatherer
-	Logger   *slog.Logger
+	// Registerer, when set, gets the HTTP metrics (HTTPMetrics) of every
+	// request this API and its webhook ingress answer; nil records none.
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger
 
 	// Auth authenticates tenants' API keys; nil means none authenticates.
 	Auth Authenticator
@@ -106,9 +109,11 @@ func (o Options) rates() *hotpath.TenantRates {
 // Server is the API's HTTP handler and its Huma API, to which resources add
 // their operations.
 type Server struct {
-	mux *http.ServeMux
-	api huma.API
-	log *slog.Logger
+	mux     *http.ServeMux
+	api     huma.API
+	log     *slog.Logger
+	metrics *HTTPMetrics
+	handler http.Handler
 }
 
 // New builds the API with its built-in operations (health, readiness,
@@ -120,8 +125,11 @@ func New(opts Options) *Server {
 	cfg.Info.Description = "VRSky is a multi-tenant integration platform: consumers take data in, " +
 		"converters and filters shape it, producers deliver it."
 	cfg.Components.SecuritySchemes = map[string]*huma.SecurityScheme{BearerScheme: bearerSecurityScheme()}
+	useProblems()
+	// First, so that the schema link transformer copies the request ID.
+	cfg.Transformers = append([]huma.Transformer{problemRequestID}, cfg.Transformers...)
 	humaAPI := humago.New(mux, cfg)
-	log := logging.Component(opts.Logger, "api")
+	log := logging.Component(logging.WithContextAttrs(opts.Logger), "api")
 	// Before any operation is registered: Huma binds middlewares at
 	// registration. Operations that declare no Security pass through.
 	humaAPI.UseMiddleware((&auth{
@@ -144,6 +152,10 @@ func New(opts Options) *Server {
 	}
 
 	s := &Server{mux: mux, api: humaAPI, log: log}
+	if opts.Registerer != nil {
+		s.metrics = NewHTTPMetrics(opts.Registerer)
+	}
+	s.handler = instrument(mux, s.metrics)
 	if opts.Public {
 		registerHealth(humaAPI, opts.Checks, false)
 	} else {
@@ -164,8 +176,9 @@ func New(opts Options) *Server {
 	return s
 }
 
-// Handler is the root HTTP handler.
-func (s *Server) Handler() http.Handler { return s.mux }
+// Handler is the root HTTP handler: every request gets a request ID
+// (RequestIDHeader) and, with Options.Registerer, its HTTP metrics.
+func (s *Server) Handler() http.Handler { return s.handler }
 
 // API is the Huma API that resources register their operations on.
 func (s *Server) API() huma.API { return s.api }

@@ -92,9 +92,9 @@ func RegisterAPIKeys(api huma.API, st *store.Store, log *slog.Logger) {
 		}
 		key, secret, err := st.CreateAPIKey(ctx, p.TenantID, in.Body.Scopes)
 		if err != nil {
-			return nil, storeError(log, "create-api-key", p.TenantID, err)
+			return nil, storeError(ctx, log, "create-api-key", p.TenantID, err)
 		}
-		log.Info("API key created", "tenant", p.TenantID, "key_id", key.ID, "by_key_id", p.KeyID)
+		log.InfoContext(ctx, "API key created", "tenant", p.TenantID, "key_id", key.ID, "by_key_id", p.KeyID)
 		return &CreateAPIKeyOutput{CacheControl: noStore, Body: NewAPIKey{APIKey: apiKeyOut(key), Secret: secret}}, nil
 	})
 
@@ -111,7 +111,7 @@ func RegisterAPIKeys(api huma.API, st *store.Store, log *slog.Logger) {
 		p, _ := PrincipalFrom(ctx)
 		keys, err := st.ListAPIKeys(ctx, p.TenantID)
 		if err != nil {
-			return nil, storeError(log, "list-api-keys", p.TenantID, err)
+			return nil, storeError(ctx, log, "list-api-keys", p.TenantID, err)
 		}
 		out := &ListAPIKeysOutput{}
 		out.Body.Items = make([]APIKey, 0, len(keys))
@@ -135,9 +135,9 @@ func RegisterAPIKeys(api huma.API, st *store.Store, log *slog.Logger) {
 	}, func(ctx context.Context, in *APIKeyPath) (*struct{}, error) {
 		p, _ := PrincipalFrom(ctx)
 		if err := st.RevokeAPIKey(ctx, p.TenantID, in.KeyID, p); err != nil {
-			return nil, storeError(log, "delete-api-key", p.TenantID, err)
+			return nil, storeError(ctx, log, "delete-api-key", p.TenantID, err)
 		}
-		log.Info("API key revoked", "tenant", p.TenantID, "key_id", in.KeyID, "by_key_id", p.KeyID)
+		log.InfoContext(ctx, "API key revoked", "tenant", p.TenantID, "key_id", in.KeyID, "by_key_id", p.KeyID)
 		return nil, nil
 	})
 }

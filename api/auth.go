@@ -91,7 +91,7 @@ func (a *auth) middleware(ctx huma.Context, next func(huma.Context)) {
 	}
 	if err != nil {
 		// The error never contains the key.
-		a.log.Error("authenticate request", "operation", op.OperationID, "error", err)
+		a.log.ErrorContext(ctx.Context(), "authenticate request", "operation", op.OperationID, "error", err)
 		ctx.SetHeader("Retry-After", "2")
 		_ = huma.WriteErr(a.api, ctx, http.StatusServiceUnavailable, "authentication is unavailable, retry later")
 		return
@@ -205,8 +205,8 @@ func withAuthErrors(statuses ...int) []int {
 }
 
 // storeError turns a store error into the operation's problem response,
-// logging only what is the server's fault.
-func storeError(log *slog.Logger, op, tenant string, err error) error {
+// logging only what is the server's fault, with the request's ID from ctx.
+func storeError(ctx context.Context, log *slog.Logger, op, tenant string, err error) error {
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return huma.Error404NotFound("not found")
@@ -217,7 +217,7 @@ func storeError(log *slog.Logger, op, tenant string, err error) error {
 	case errors.Is(err, store.ErrForbidden):
 		return huma.Error403Forbidden(err.Error())
 	default:
-		log.Error("operation failed", "operation", op, "tenant", tenant, "error", err)
+		log.ErrorContext(ctx, "operation failed", "operation", op, "tenant", tenant, "error", err)
 		return huma.Error500InternalServerError("internal error")
 	}
 }

@@ -177,11 +177,11 @@ func RegisterDLQ(api huma.API, accounts hotpath.Accounts, claims *hotpath.ClaimC
 		}
 		js, err := accounts.JetStream(ctx, p.TenantID)
 		if err != nil {
-			return nil, h.fail("list-dead-letters", p.TenantID, err)
+			return nil, h.fail(ctx, "list-dead-letters", p.TenantID, err)
 		}
 		letters, next, err := hotpath.ListDLQ(ctx, js, p.TenantID, f, after, in.Limit)
 		if err != nil {
-			return nil, h.fail("list-dead-letters", p.TenantID, err)
+			return nil, h.fail(ctx, "list-dead-letters", p.TenantID, err)
 		}
 		out := &ListDLQOutput{}
 		out.Body.Items = make([]DeadLetter, 0, len(letters))
@@ -214,11 +214,11 @@ func RegisterDLQ(api huma.API, accounts hotpath.Accounts, claims *hotpath.ClaimC
 		}
 		js, err := accounts.JetStream(ctx, p.TenantID)
 		if err != nil {
-			return nil, h.fail("get-dead-letter", p.TenantID, err)
+			return nil, h.fail(ctx, "get-dead-letter", p.TenantID, err)
 		}
 		d, body, err := hotpath.GetDeadLetter(ctx, js, claims, p.TenantID, seq, MaxDeadLetterBody)
 		if err != nil {
-			return nil, h.fail("get-dead-letter", p.TenantID, err)
+			return nil, h.fail(ctx, "get-dead-letter", p.TenantID, err)
 		}
 		out := &DeadLetterOutput{Body: DeadLetterWithBody{DeadLetter: deadLetterOut(d)}}
 		switch {
@@ -347,21 +347,21 @@ func (h *dlq) start(ctx context.Context, op string, in *DLQActionInput, discard 
 	}, workflows.DLQReplay, wf)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if err != nil && !errors.As(err, &started) {
-		h.log.Error("operation failed", "operation", op, "tenant", p.TenantID, "error", err)
+		h.log.ErrorContext(ctx, "operation failed", "operation", op, "tenant", p.TenantID, "error", err)
 		return nil, unavailable("the control plane did not start the " + action + "; retry later with the same Idempotency-Key")
 	}
 	filter, _ := json.Marshal(wf.Filter)
-	h.log.Info("dead letters "+action+" started", "tenant", p.TenantID, "workflow_id", id, "filter", string(filter),
+	h.log.InfoContext(ctx, "dead letters "+action+" started", "tenant", p.TenantID, "workflow_id", id, "filter", string(filter),
 		"ids", len(wf.Seqs), "by_key_id", p.KeyID)
 	return &DLQActionOutput{Body: DLQActionAccepted{WorkflowID: id, ReplayID: action + "-" + requestID}}, nil
 }
 
 // fail turns a hot-path error into the operation's problem response.
-func (h *dlq) fail(op, tenant string, err error) error {
+func (h *dlq) fail(ctx context.Context, op, tenant string, err error) error {
 	if errors.Is(err, hotpath.ErrDeadLetterNotFound) {
 		return huma.Error404NotFound("not found")
 	}
-	h.log.Error("operation failed", "operation", op, "tenant", tenant, "error", err)
+	h.log.ErrorContext(ctx, "operation failed", "operation", op, "tenant", tenant, "error", err)
 	return huma.Error500InternalServerError("internal error")
 }
 

@@ -72,7 +72,7 @@ func RegisterHistory(api huma.API, st *store.Store, log *slog.Logger) {
 			return nil, huma.Error404NotFound("not found")
 		}
 		if _, err := st.GetIntegration(ctx, p.TenantID, in.IntegrationID); err != nil {
-			return nil, storeError(log, "get-integration-metrics", p.TenantID, err)
+			return nil, storeError(ctx, log, "get-integration-metrics", p.TenantID, err)
 		}
 		now := time.Now()
 		since := in.Since
@@ -93,7 +93,7 @@ func RegisterHistory(api huma.API, st *store.Store, log *slog.Logger) {
 		}
 		points, err := st.IntegrationMetrics(ctx, p.TenantID, in.IntegrationID, since, step)
 		if err != nil {
-			return nil, storeError(log, "get-integration-metrics", p.TenantID, err)
+			return nil, storeError(ctx, log, "get-integration-metrics", p.TenantID, err)
 		}
 		out := &MetricsOutput{}
 		out.Body.StepSeconds = in.Step

@@ -25,6 +25,7 @@ import (
 	"github.com/vrsky/vrsky/connectors/sdk"
 	"github.com/vrsky/vrsky/connectors/webhook"
 	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/internal/logging"
 )
 
 // Webhook ingress defaults.
@@ -117,6 +118,11 @@ type Webhooks struct {
 	Tenancy sdk.Tenancy
 	// Logger receives configs that fail to build; nil discards them.
 	Logger *slog.Logger
+	// Metrics counts each tenant's messages by outcome
+	// (vrsky_webhook_messages_total); RegisterWebhooks sets it to the
+	// server's when nil. Requests to unknown integrations are not counted
+	// per tenant (their names are the sender's), nor ignored events.
+	Metrics *HTTPMetrics
 
 	limitsOnce sync.Once
 	limits     *limiters // per tenant, from TenantRate and TenantBurst
@@ -151,6 +157,12 @@ const ndjsonType = "application/x-ndjson"
 // (bodies are streamed against a per-integration limit) documented in the
 // OpenAPI document like every other operation.
 func (s *Server) RegisterWebhooks(h *Webhooks) {
+	if h.Metrics == nil {
+		h.Metrics = s.metrics
+	}
+	if h.Logger != nil {
+		h.Logger = logging.WithContextAttrs(h.Logger)
+	}
 	s.mux.Handle("POST /v1/hooks/{tenantId}/{integrationId}", h)
 	registry := s.api.OpenAPI().Components.Schemas
 	s.api.OpenAPI().AddOperation(&huma.Operation{
@@ -223,8 +235,11 @@ func (h *Webhooks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, client, now, http.StatusNotFound, "no such integration")
 		return
 	}
+	// From here the tenant exists: its outcomes are counted.
+	refused := func(n int) { h.Metrics.webhook(p.Tenant, OutcomeRefused, n) }
 	token, wait := h.limits.reserve(p.Tenant, now)
 	if wait > 0 {
+		refused(1)
 		writeProblem(w, http.StatusTooManyRequests, "tenant is over its webhook rate", wait)
 		return
 	}
@@ -233,15 +248,18 @@ func (h *Webhooks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if token != nil {
 			token.CancelAt(now)
 		}
+		refused(1)
 		h.refuse(w, client, now, http.StatusUnauthorized, "invalid or missing signature")
 	}
 	key := r.Header.Get("Idempotency-Key")
 	if key != "" && !validIdempotencyKey(key) {
+		refused(1)
 		writeProblem(w, http.StatusBadRequest, "Idempotency-Key must be 1-200 printable ASCII characters", 0)
 		return
 	}
 	hook := h.config(r.Context(), p, desired)
 	if hook.err != nil {
+		refused(1)
 		writeProblem(w, http.StatusInternalServerError, "the integration's webhook configuration cannot be used; nothing was stored", 0)
 		return
 	}
@@ -258,6 +276,7 @@ func (h *Webhooks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		limit = DefaultWebhookMaxBytes
 	}
 	if r.ContentLength > limit {
+		refused(1)
 		writeProblem(w, http.StatusRequestEntityTooLarge, "body is over the integration's limit", 0)
 		return
 	}
@@ -267,15 +286,19 @@ func (h *Webhooks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer h.inFlight.Add(-held)
 	switch {
 	case errors.Is(err, errBodyTooLarge):
+		refused(1)
 		writeProblem(w, http.StatusRequestEntityTooLarge, "body is over the integration's limit", 0)
 		return
 	case errors.Is(err, errBusy):
+		h.Metrics.webhook(p.Tenant, OutcomeUnavailable, 1)
 		writeProblem(w, http.StatusServiceUnavailable, "the ingress is holding too many bodies; nothing was stored, retry later", busyRetryAfter)
 		return
 	case errors.Is(err, os.ErrDeadlineExceeded):
+		refused(1)
 		writeProblem(w, http.StatusRequestTimeout, "the body did not arrive in time; nothing was stored", 0)
 		return
 	case err != nil:
+		refused(1)
 		writeProblem(w, http.StatusBadRequest, "could not read the body", 0)
 		return
 	}
@@ -308,6 +331,7 @@ func (h *Webhooks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	answer := HookAccepted{ID: id}
 	if mediaType(msg.ContentType) == ndjsonType {
 		if msgs = splitRecords(msg); len(msgs) == 0 || len(msgs) > MaxBatchRecords {
+			refused(1)
 			writeProblem(w, http.StatusBadRequest, "an NDJSON batch holds 1 to 1,000 non-empty lines", 0)
 			return
 		}
@@ -326,29 +350,35 @@ func (h *Webhooks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		digest = sha256.Sum256(body)
 		seen, err := h.Idempotency.Claim(ctx, p, id, digest)
 		if errors.Is(err, hotpath.ErrKeyReused) {
+			refused(1)
 			writeProblem(w, http.StatusConflict, "this Idempotency-Key or delivery ID was already used with a different body; nothing was stored", 0)
 			return
 		}
 		if err != nil {
+			h.Metrics.webhook(p.Tenant, OutcomeUnavailable, 1)
 			writeProblem(w, http.StatusServiceUnavailable, "the message could not be stored; nothing was accepted, retry later", 2*time.Second)
 			return
 		}
 		if seen {
+			h.Metrics.webhook(p.Tenant, OutcomeDuplicate, len(msgs))
 			writeAccepted(w, answer)
 			return
 		}
 	}
 	if err := h.Publisher.Publish(ctx, p, msgs); err != nil {
 		if errors.Is(err, hotpath.ErrQuotaFull) {
+			h.Metrics.webhook(p.Tenant, OutcomeQuotaFull, 1)
 			writeProblem(w, http.StatusInsufficientStorage, "the tenant's storage quota is full: its integrations hold as many bytes as its limits allow; nothing was accepted, retry once they have caught up", 30*time.Second)
 			return
 		}
+		h.Metrics.webhook(p.Tenant, OutcomeUnavailable, 1)
 		writeProblem(w, http.StatusServiceUnavailable, "the message could not be stored; nothing was accepted, retry later", 2*time.Second)
 		return
 	}
+	h.Metrics.webhook(p.Tenant, OutcomeAccepted, len(msgs))
 	if remember {
 		if err := h.Idempotency.Confirm(ctx, p, id, digest); err != nil && h.Logger != nil {
-			h.Logger.Warn("webhook idempotency key not confirmed; a repeat is stored again, which JetStream's duplicate window drops",
+			h.Logger.WarnContext(ctx, "webhook idempotency key not confirmed; a repeat is stored again, which JetStream's duplicate window drops",
 				"pipeline", p.String(), "msg_id", id, "error", err)
 		}
 	}
@@ -563,7 +593,7 @@ func (h *Webhooks) config(ctx context.Context, p hotpath.Pipeline, d hotpath.Des
 	}
 	if c.err != nil && h.Logger != nil {
 		// The error names the secret's reference, never its value.
-		h.Logger.Error("webhook config cannot be built", "pipeline", p.String(), "version", d.Version, "error", c.err)
+		h.Logger.ErrorContext(ctx, "webhook config cannot be built", "pipeline", p.String(), "version", d.Version, "error", c.err)
 	}
 	h.configs.Store(key, c)
 	return c

@@ -119,7 +119,7 @@ func (h *inspect) serve(ctx context.Context, in *InspectInput) (*huma.StreamResp
 	}
 	it, err := h.st.GetIntegration(ctx, p.TenantID, in.IntegrationID)
 	if err != nil {
-		return nil, storeError(h.log, "inspect-integration", p.TenantID, err)
+		return nil, storeError(ctx, h.log, "inspect-integration", p.TenantID, err)
 	}
 	pl := hotpath.Pipeline{Tenant: p.TenantID, Integration: it.ID}
 	subject, err := stageSubject(pl, it, in.Stage)

@@ -282,9 +282,9 @@ func RegisterIntegrations(api huma.API, st *store.Store, control client.Client, 
 		}
 		created, err := st.CreateIntegration(ctx, p.TenantID, s, p.KeyID)
 		if err != nil {
-			return nil, storeError(log, "create-integration", p.TenantID, err)
+			return nil, storeError(ctx, log, "create-integration", p.TenantID, err)
 		}
-		log.Info("integration created", "tenant", p.TenantID, "integration", created.ID, "by_key_id", p.KeyID)
+		log.InfoContext(ctx, "integration created", "tenant", p.TenantID, "integration", created.ID, "by_key_id", p.KeyID)
 		return &CreateIntegrationOutput{
 			Location: "/v1/integrations/" + created.ID, ETag: etag(created.Version), Body: integrationOut(created),
 		}, nil
@@ -305,7 +305,7 @@ func RegisterIntegrations(api huma.API, st *store.Store, control client.Client, 
 		p, _ := PrincipalFrom(ctx)
 		list, next, err := st.ListIntegrations(ctx, p.TenantID, store.Page{Cursor: in.Cursor, Limit: in.Limit}, in.Status)
 		if err != nil {
-			return nil, storeError(log, "list-integrations", p.TenantID, err)
+			return nil, storeError(ctx, log, "list-integrations", p.TenantID, err)
 		}
 		out := &ListIntegrationsOutput{}
 		out.Body.Items = make([]Integration, 0, len(list))
@@ -376,9 +376,9 @@ func RegisterIntegrations(api huma.API, st *store.Store, control client.Client, 
 			return nil, huma.Error412PreconditionFailed(fmt.Sprintf("If-Match %s is not the latest version", in.IfMatch))
 		}
 		if err != nil {
-			return nil, storeError(log, "update-integration", p.TenantID, err)
+			return nil, storeError(ctx, log, "update-integration", p.TenantID, err)
 		}
-		log.Info("integration updated", "tenant", p.TenantID, "integration", updated.ID, "version", updated.Version, "by_key_id", p.KeyID)
+		log.InfoContext(ctx, "integration updated", "tenant", p.TenantID, "integration", updated.ID, "version", updated.Version, "by_key_id", p.KeyID)
 		return &IntegrationOutput{ETag: etag(updated.Version), Body: integrationOut(updated)}, nil
 	})
 	documentSpecBody(api, "/v1/integrations/{integrationId}", http.MethodPut)
@@ -488,7 +488,7 @@ func RegisterIntegrations(api huma.API, st *store.Store, control client.Client, 
 		}
 		events, next, err := st.ListEvents(ctx, p.TenantID, in.IntegrationID, store.Page{Cursor: in.Cursor, Limit: in.Limit})
 		if err != nil {
-			return nil, storeError(log, "list-integration-logs", p.TenantID, err)
+			return nil, storeError(ctx, log, "list-integration-logs", p.TenantID, err)
 		}
 		out := &ListLogsOutput{}
 		out.Body.Items = make([]IntegrationEvent, 0, len(events))
@@ -521,7 +521,7 @@ func RegisterIntegrations(api huma.API, st *store.Store, control client.Client, 
 		}
 		versions, err := st.ListVersions(ctx, p.TenantID, in.IntegrationID)
 		if err != nil {
-			return nil, storeError(log, "list-integration-versions", p.TenantID, err)
+			return nil, storeError(ctx, log, "list-integration-versions", p.TenantID, err)
 		}
 		out := &ListVersionsOutput{}
 		out.Body.Items = make([]IntegrationVersion, 0, len(versions))
@@ -541,7 +541,7 @@ func (h *integrations) get(ctx context.Context, op, tenant, id string) (store.In
 	}
 	it, err := h.st.GetIntegration(ctx, tenant, id)
 	if err != nil {
-		return store.Integration{}, storeError(h.log, op, tenant, err)
+		return store.Integration{}, storeError(ctx, h.log, op, tenant, err)
 	}
 	return it, nil
 }
@@ -586,10 +586,10 @@ func (h *integrations) change(ctx context.Context, op, action string, in ChangeI
 		return nil, huma.Error409Conflict(appErr.Message())
 	}
 	if err != nil {
-		h.log.Error("operation failed", "operation", op, "tenant", p.TenantID, "integration", it.ID, "error", err)
+		h.log.ErrorContext(ctx, "operation failed", "operation", op, "tenant", p.TenantID, "integration", it.ID, "error", err)
 		return nil, unavailable("the control plane did not accept the change; retry later with the same Idempotency-Key")
 	}
-	h.log.Info("integration change accepted", "tenant", p.TenantID, "integration", it.ID, "action", action,
+	h.log.InfoContext(ctx, "integration change accepted", "tenant", p.TenantID, "integration", it.ID, "action", action,
 		"version", version, "by_key_id", p.KeyID)
 	return &ChangeOutput{Body: ChangeAccepted{
 		WorkflowID: workflows.IntegrationWorkflowID(p.TenantID, it.ID), UpdateID: handle.UpdateID(),
@@ -621,7 +621,7 @@ func (h *integrations) counters(ctx context.Context, tenant, id string) ([]hotpa
 			return stages, dead
 		}
 	}
-	h.log.Warn("read stage counters", "tenant", tenant, "integration", id, "error", err)
+	h.log.WarnContext(ctx, "read stage counters", "tenant", tenant, "integration", id, "error", err)
 	return nil, 0
 }
 
@@ -633,7 +633,7 @@ func (h *integrations) runnerStatus(ctx context.Context, tenant, id string) *Run
 	}
 	st, ok, err := h.state.GetStatus(ctx, hotpath.Pipeline{Tenant: tenant, Integration: id})
 	if err != nil {
-		h.log.Warn("read runner status", "tenant", tenant, "integration", id, "error", err)
+		h.log.WarnContext(ctx, "read runner status", "tenant", tenant, "integration", id, "error", err)
 		return nil
 	}
 	if !ok {

@@ -69,7 +69,7 @@ func RegisterOverview(api huma.API, st *store.Store, checks []Check, log *slog.L
 	}, func(ctx context.Context, _ *struct{}) (*OverviewOutput, error) {
 		o, err := st.Overview(ctx, overviewRateWindow)
 		if err != nil {
-			return nil, storeError(log, "get-overview", "", err)
+			return nil, storeError(ctx, log, "get-overview", "", err)
 		}
 		out := &OverviewOutput{Body: Overview{
 			MessagesPerSecond: o.MessagesPerSecond, ErrorsPerSecond: o.ErrorsPerSecond, DLQMessages: o.DLQMessages,

@@ -179,9 +179,9 @@ func RegisterSchedules(api huma.API, st *store.Store, control client.Client, sta
 				err = h.sched.Resume(ctx, p.TenantID, it.ID, note)
 			}
 			if err != nil {
-				return nil, h.temporalError(op.id, p.TenantID, it, err)
+				return nil, h.temporalError(ctx, op.id, p.TenantID, it, err)
 			}
-			h.log.Info("integration schedule "+op.path+"d", "tenant", p.TenantID, "integration", it.ID, "by_key_id", p.KeyID)
+			h.log.InfoContext(ctx, "integration schedule "+op.path+"d", "tenant", p.TenantID, "integration", it.ID, "by_key_id", p.KeyID)
 			return h.describe(ctx, op.id, p.TenantID, it, cron)
 		})
 	}
@@ -209,16 +209,16 @@ func RegisterSchedules(api huma.API, st *store.Store, control client.Client, sta
 		}
 		desc, err := h.sched.Describe(ctx, p.TenantID, it.ID)
 		if err != nil {
-			return nil, h.temporalError(op, p.TenantID, it, err)
+			return nil, h.temporalError(ctx, op, p.TenantID, it, err)
 		}
 		if len(desc.Info.RunningWorkflows) > 0 {
 			return nil, huma.Error409Conflict(fmt.Sprintf("a run is in progress (workflow %s): runs never overlap; trigger again once it finished",
 				desc.Info.RunningWorkflows[0].WorkflowID))
 		}
 		if err := h.sched.Trigger(ctx, p.TenantID, it.ID); err != nil {
-			return nil, h.temporalError(op, p.TenantID, it, err)
+			return nil, h.temporalError(ctx, op, p.TenantID, it, err)
 		}
-		h.log.Info("integration schedule triggered", "tenant", p.TenantID, "integration", it.ID, "by_key_id", p.KeyID)
+		h.log.InfoContext(ctx, "integration schedule triggered", "tenant", p.TenantID, "integration", it.ID, "by_key_id", p.KeyID)
 		return &ScheduleActionOutput{Body: ScheduleActionAccepted{
 			ScheduleID: workflows.IntegrationScheduleID(p.TenantID, it.ID), Action: "trigger",
 		}}, nil
@@ -269,9 +269,9 @@ func RegisterSchedules(api huma.API, st *store.Store, control client.Client, sta
 				&huma.ErrorDetail{Location: "body", Message: "holds no scheduled time"})
 		}
 		if err := h.sched.Backfill(ctx, p.TenantID, it.ID, start, end); err != nil {
-			return nil, h.temporalError(op, p.TenantID, it, err)
+			return nil, h.temporalError(ctx, op, p.TenantID, it, err)
 		}
-		h.log.Info("integration schedule backfilled", "tenant", p.TenantID, "integration", it.ID,
+		h.log.InfoContext(ctx, "integration schedule backfilled", "tenant", p.TenantID, "integration", it.ID,
 			"start", start, "end", end, "by_key_id", p.KeyID)
 		return &ScheduleActionOutput{Body: ScheduleActionAccepted{
 			ScheduleID: workflows.IntegrationScheduleID(p.TenantID, it.ID), Action: "backfill", ScheduledTimes: len(times),
@@ -287,7 +287,7 @@ func (h *schedules) lookup(ctx context.Context, op, tenant, id string) (store.In
 	}
 	it, err := h.st.GetIntegration(ctx, tenant, id)
 	if err != nil {
-		return it, "", storeError(h.log, op, tenant, err)
+		return it, "", storeError(ctx, h.log, op, tenant, err)
 	}
 	if h.sched == nil {
 		return it, "", unavailable("schedules are unavailable: the control plane is not configured")
@@ -297,7 +297,7 @@ func (h *schedules) lookup(ctx context.Context, op, tenant, id string) (store.In
 	}
 	versions, err := h.st.ListVersions(ctx, tenant, id)
 	if err != nil {
-		return it, "", storeError(h.log, op, tenant, err)
+		return it, "", storeError(ctx, h.log, op, tenant, err)
 	}
 	i := slices.IndexFunc(versions, func(v store.IntegrationVersion) bool { return v.Version == it.DeployedVersion })
 	if i < 0 || versions[i].Spec.Schedule == "" {
@@ -312,7 +312,7 @@ func (h *schedules) lookup(ctx context.Context, op, tenant, id string) (store.In
 func (h *schedules) describe(ctx context.Context, op, tenant string, it store.Integration, cron string) (*IntegrationScheduleOutput, error) {
 	desc, err := h.sched.Describe(ctx, tenant, it.ID)
 	if err != nil {
-		return nil, h.temporalError(op, tenant, it, err)
+		return nil, h.temporalError(ctx, op, tenant, it, err)
 	}
 	out := IntegrationSchedule{
 		ID: workflows.IntegrationScheduleID(tenant, it.ID), Integration: it.ID, Cron: cron, Version: it.DeployedVersion,
@@ -338,7 +338,7 @@ func (h *schedules) describe(ctx context.Context, op, tenant string, it store.In
 	if h.state != nil {
 		runs, err := h.state.RecentRuns(ctx, hotpath.Pipeline{Tenant: tenant, Integration: it.ID}, recentRuns)
 		if err != nil {
-			h.log.Warn("read recent runs", "tenant", tenant, "integration", it.ID, "error", err)
+			h.log.WarnContext(ctx, "read recent runs", "tenant", tenant, "integration", it.ID, "error", err)
 		}
 		for _, r := range runs {
 			out.RecentRuns = append(out.RecentRuns, runOut(r))
@@ -362,11 +362,11 @@ func runOut(r hotpath.RunResult) ScheduleRun {
 // temporalError answers a failed schedule call: 404 when the schedule does
 // not exist (the lifecycle has yet to create it, or is removing it), 503
 // otherwise.
-func (h *schedules) temporalError(op, tenant string, it store.Integration, err error) error {
+func (h *schedules) temporalError(ctx context.Context, op, tenant string, it store.Integration, err error) error {
 	if errors.Is(err, workflows.ErrNoSchedule) {
 		return huma.Error404NotFound(fmt.Sprintf(
 			"integration %s has no schedule in the control plane: its lifecycle is creating or removing it (see its status and logs)", it.ID))
 	}
-	h.log.Error("operation failed", "operation", op, "tenant", tenant, "integration", it.ID, "error", err)
+	h.log.ErrorContext(ctx, "operation failed", "operation", op, "tenant", tenant, "integration", it.ID, "error", err)
 	return unavailable("the control plane did not answer; retry later")
 }

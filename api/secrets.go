@@ -102,7 +102,7 @@ func RegisterSecrets(api huma.API, st *store.Store, keys *secretbox.KeyRing, mir
 		p, _ := PrincipalFrom(ctx)
 		list, err := st.ListSecrets(ctx, p.TenantID)
 		if err != nil {
-			return nil, storeError(log, "list-secrets", p.TenantID, err)
+			return nil, storeError(ctx, log, "list-secrets", p.TenantID, err)
 		}
 		out := &ListSecretsOutput{}
 		out.Body.Items = make([]TenantSecret, 0, len(list))
@@ -137,20 +137,20 @@ func (h *secrets) put(ctx context.Context, in *PutSecretInput) (*PutSecretOutput
 	}
 	sealed, err := h.keys.Seal(p.TenantID, in.Name, []byte(in.Body.Value))
 	if err != nil {
-		h.log.Error("seal secret", "tenant", p.TenantID, "error", err)
+		h.log.ErrorContext(ctx, "seal secret", "tenant", p.TenantID, "error", err)
 		return nil, huma.Error500InternalServerError("internal error")
 	}
 	stored, err := h.st.PutSecret(ctx, p.TenantID, in.Name, h.keys.CurrentID(), sealed)
 	if err != nil {
-		return nil, storeError(h.log, "put-secret", p.TenantID, err)
+		return nil, storeError(ctx, h.log, "put-secret", p.TenantID, err)
 	}
 	// PostgreSQL first, the runners' mirror second: repeating the request
 	// repairs a mirror write that failed.
 	if err := h.mirror.Put(ctx, p.TenantID, in.Name, sealed); err != nil {
-		h.log.Error("operation failed", "operation", "put-secret", "tenant", p.TenantID, "secret", in.Name, "error", err)
+		h.log.ErrorContext(ctx, "operation failed", "operation", "put-secret", "tenant", p.TenantID, "secret", in.Name, "error", err)
 		return nil, unavailable("the secret is stored but not yet available to the runners; repeat the request")
 	}
-	h.log.Info("secret written", "tenant", p.TenantID, "secret", in.Name, "version", stored.Version, "by_key_id", p.KeyID)
+	h.log.InfoContext(ctx, "secret written", "tenant", p.TenantID, "secret", in.Name, "version", stored.Version, "by_key_id", p.KeyID)
 	status := http.StatusOK
 	if stored.Version == 1 {
 		status = http.StatusCreated
@@ -165,19 +165,19 @@ func (h *secrets) delete(ctx context.Context, in *SecretPath) (*struct{}, error)
 	}
 	err := h.st.DeleteSecret(ctx, p.TenantID, in.Name)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return nil, storeError(h.log, "delete-secret", p.TenantID, err)
+		return nil, storeError(ctx, h.log, "delete-secret", p.TenantID, err)
 	}
 	// Also when PostgreSQL had none: a delete whose mirror step failed
 	// before is finished by repeating it.
 	if h.mirror != nil {
 		if merr := h.mirror.Delete(ctx, p.TenantID, in.Name); merr != nil {
-			h.log.Error("operation failed", "operation", "delete-secret", "tenant", p.TenantID, "secret", in.Name, "error", merr)
+			h.log.ErrorContext(ctx, "operation failed", "operation", "delete-secret", "tenant", p.TenantID, "secret", in.Name, "error", merr)
 			return nil, unavailable("the secret is deleted but the runners may still see it; repeat the request")
 		}
 	}
 	if err != nil {
-		return nil, storeError(h.log, "delete-secret", p.TenantID, err)
+		return nil, storeError(ctx, h.log, "delete-secret", p.TenantID, err)
 	}
-	h.log.Info("secret deleted", "tenant", p.TenantID, "secret", in.Name, "by_key_id", p.KeyID)
+	h.log.InfoContext(ctx, "secret deleted", "tenant", p.TenantID, "secret", in.Name, "by_key_id", p.KeyID)
 	return nil, nil
 }

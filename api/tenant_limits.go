@@ -52,7 +52,7 @@ func tenantUsage(ctx context.Context, st *store.Store, accounts hotpath.Accounts
 	u := &TenantUsage{}
 	n, err := st.CountTenantIntegrations(ctx, t.ID)
 	if err != nil {
-		log.Error("tenant usage", "tenant", t.ID, "error", err)
+		log.ErrorContext(ctx, "tenant usage", "tenant", t.ID, "error", err)
 	}
 	u.Integrations = n
 	if accounts == nil {
@@ -67,7 +67,7 @@ func tenantUsage(ctx context.Context, st *store.Store, accounts hotpath.Accounts
 		}
 	}
 	if err != nil {
-		log.Warn("tenant usage: stored bytes unknown", "tenant", t.ID, "error", err)
+		log.WarnContext(ctx, "tenant usage: stored bytes unknown", "tenant", t.ID, "error", err)
 	}
 	return u
 }

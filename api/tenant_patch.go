@@ -90,31 +90,31 @@ func RegisterTenantPatch(api huma.API, st *store.Store, control client.Client, e
 		t, err := st.PatchTenant(ctx, in.TenantID, patch, mirror)
 		switch {
 		case errors.Is(err, errMirror):
-			log.Error("operation failed", "operation", "update-tenant", "tenant", in.TenantID, "error", err)
+			log.ErrorContext(ctx, "operation failed", "operation", "update-tenant", "tenant", in.TenantID, "error", err)
 			return nil, unavailable("the egress policy could not be stored for the runners; nothing changed, retry the request")
 		case err != nil:
-			return nil, storeError(log, "update-tenant", in.TenantID, err)
+			return nil, storeError(ctx, log, "update-tenant", in.TenantID, err)
 		}
 		if in.Body.Egress != nil {
-			log.Info("tenant egress policy changed", "tenant", t.ID, "allow_private", t.Egress.AllowPrivate, "allow_hosts", len(t.Egress.AllowHosts))
+			log.InfoContext(ctx, "tenant egress policy changed", "tenant", t.ID, "allow_private", t.Egress.AllowPrivate, "allow_hosts", len(t.Egress.AllowHosts))
 		}
 		if in.Body.Limits != nil {
 			t, err = changeTenantLimits(ctx, st, control, in.TenantID, *in.Body.Limits)
 			var cp errControlPlane
 			if errors.As(err, &cp) {
-				log.Error("operation failed", "operation", "update-tenant", "tenant", in.TenantID, "error", err)
+				log.ErrorContext(ctx, "operation failed", "operation", "update-tenant", "tenant", in.TenantID, "error", err)
 				return nil, unavailable("the new limits are stored but the control plane did not start applying them; retry")
 			}
 			if err != nil {
-				return nil, storeError(log, "update-tenant", in.TenantID, err)
+				return nil, storeError(ctx, log, "update-tenant", in.TenantID, err)
 			}
 			if rates != nil {
 				if err := rates.Put(ctx, in.TenantID, in.Body.Limits.MessagesPerSecond); err != nil {
-					log.Error("operation failed", "operation", "update-tenant", "tenant", in.TenantID, "error", err)
+					log.ErrorContext(ctx, "operation failed", "operation", "update-tenant", "tenant", in.TenantID, "error", err)
 					return nil, unavailable("the new limits are stored but the ingress's copy of the rate could not be written; retry")
 				}
 			}
-			log.Info("tenant limits changed", "tenant", in.TenantID)
+			log.InfoContext(ctx, "tenant limits changed", "tenant", in.TenantID)
 		}
 		return &TenantOutput{Body: tenantOut(t)}, nil
 	})

@@ -137,7 +137,7 @@ func RegisterTenants(api huma.API, st *store.Store, control client.Client, accou
 		case err == nil:
 			again = true
 		case !errors.Is(err, store.ErrNotFound):
-			return nil, storeError(log, "create-tenant", in.Body.ID, err)
+			return nil, storeError(ctx, log, "create-tenant", in.Body.ID, err)
 		}
 		if rates != nil { // also clears a rate left by an earlier tenant of that ID
 			if err := rates.Put(ctx, in.Body.ID, limits.MessagesPerSecond); err != nil {
@@ -170,7 +170,7 @@ func RegisterTenants(api huma.API, st *store.Store, control client.Client, accou
 			return nil, huma.Error409Conflict("already exists")
 		}
 		if err != nil {
-			log.Error("operation failed", "operation", "create-tenant", "tenant", in.Body.ID, "error", err)
+			log.ErrorContext(ctx, "operation failed", "operation", "create-tenant", "tenant", in.Body.ID, "error", err)
 			return nil, unavailable("the control plane did not start provisioning; retry later")
 		}
 		// The request never waits for the run: GET tells how it ends.
@@ -181,7 +181,7 @@ func RegisterTenants(api huma.API, st *store.Store, control client.Client, accou
 		out.Body.Tenant.Limits = &shown
 		out.Body.APIKey = NewAPIKey{APIKey: APIKey{ID: keyID, TenantID: in.Body.ID, Prefix: prefix, Scopes: firstKeyScopes,
 			CreatedAt: created}, Secret: secret}
-		log.Info("tenant provisioning", "tenant", in.Body.ID, "key_id", keyID)
+		log.InfoContext(ctx, "tenant provisioning", "tenant", in.Body.ID, "key_id", keyID)
 		return out, nil
 	})
 
@@ -197,7 +197,7 @@ func RegisterTenants(api huma.API, st *store.Store, control client.Client, accou
 	}, func(ctx context.Context, in *ListTenantsInput) (*ListTenantsOutput, error) {
 		tenants, next, err := st.ListTenants(ctx, store.Page{Cursor: in.Cursor, Limit: in.Limit})
 		if err != nil {
-			return nil, storeError(log, "list-tenants", "", err)
+			return nil, storeError(ctx, log, "list-tenants", "", err)
 		}
 		out := &ListTenantsOutput{}
 		out.Body.Items = make([]Tenant, 0, len(tenants))
@@ -228,7 +228,7 @@ func RegisterTenants(api huma.API, st *store.Store, control client.Client, accou
 		}
 		t, err := st.GetTenant(ctx, in.TenantID)
 		if err != nil {
-			return nil, storeError(log, "get-tenant", in.TenantID, err)
+			return nil, storeError(ctx, log, "get-tenant", in.TenantID, err)
 		}
 		out := &TenantOutput{Body: tenantOut(t)}
 		out.Body.Usage = tenantUsage(ctx, st, accounts, t, log)
@@ -255,7 +255,7 @@ func RegisterTenants(api huma.API, st *store.Store, control client.Client, accou
 			return nil, unavailable("tenant decommissioning needs the control plane")
 		}
 		if err := st.DeleteTenant(ctx, in.TenantID); err != nil {
-			return nil, storeError(log, "delete-tenant", in.TenantID, err)
+			return nil, storeError(ctx, log, "delete-tenant", in.TenantID, err)
 		}
 		_, err := control.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 			ID:                       workflows.TenantDecommissionWorkflowID(in.TenantID),
@@ -263,10 +263,10 @@ func RegisterTenants(api huma.API, st *store.Store, control client.Client, accou
 			WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		}, workflows.TenantDecommission, workflows.TenantDecommissionInput{Tenant: in.TenantID})
 		if err != nil {
-			log.Error("operation failed", "operation", "delete-tenant", "tenant", in.TenantID, "error", err)
+			log.ErrorContext(ctx, "operation failed", "operation", "delete-tenant", "tenant", in.TenantID, "error", err)
 			return nil, unavailable("the tenant's keys are revoked but the control plane did not start removing it; retry the delete")
 		}
-		log.Info("tenant deleted", "tenant", in.TenantID)
+		log.InfoContext(ctx, "tenant deleted", "tenant", in.TenantID)
 		return nil, nil
 	})
 }

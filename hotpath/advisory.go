@@ -41,7 +41,7 @@ func watchMaxDeliveries(d deps, p Pipeline, stream jetstream.Stream, log *slog.L
 		ctx, cancel := context.WithTimeout(context.Background(), advisoryTimeout)
 		defer cancel()
 		if err := deadLetterUndelivered(ctx, d, p, stream, adv, log); err != nil {
-			log.Error("a message JetStream stopped delivering could not be dead-lettered", "stage", adv.Consumer, "stream_seq", adv.StreamSeq, "err", err)
+			log.Error("a message JetStream stopped delivering could not be dead-lettered", "stage", adv.Consumer, "stream_seq", adv.StreamSeq, "error", err)
 		}
 	})
 	if err != nil {

@@ -40,7 +40,7 @@ func consumeBatches(c jetstream.Consumer, buffer int, log *slog.Logger) (*batche
 	cc, err := c.Consume(func(m jetstream.Msg) { b.moved.Store(true); b.msgs <- m }, jetstream.PullMaxMessages(buffer),
 		jetstream.PullHeartbeat(pullHeartbeat),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-			log.Warn("stage consumer reported an error", "err", err)
+			log.Warn("stage consumer reported an error", "error", err)
 		}))
 	if err != nil {
 		return nil, err

@@ -39,6 +39,15 @@ type ClaimCheck struct {
 	// Threshold is the size above which a body is stored by reference;
 	// 0 means DefaultClaimThreshold.
 	Threshold int
+	// Errors counts failed blob-store operations; nil counts none.
+	Errors *ClaimErrors
+}
+
+// countErr counts err, when not nil, as a failed operation.
+func (c *ClaimCheck) countErr(operation string, err error) {
+	if err != nil && c != nil {
+		c.Errors.inc(operation)
+	}
 }
 
 func (c *ClaimCheck) threshold() int {
@@ -59,6 +68,7 @@ func (c *ClaimCheck) offload(ctx context.Context, key string, env *envelope) err
 		return fmt.Errorf("body of %d bytes is over the claim-check threshold and no blob store is configured", len(env.msg.Body))
 	}
 	if err := c.Store.Put(ctx, key, bytes.NewReader(env.msg.Body), int64(len(env.msg.Body)), env.msg.ContentType); err != nil {
+		c.countErr(claimPut, err)
 		return fmt.Errorf("claim-check body of %s: %w", env.msg.ID, err)
 	}
 	env.bodyRef = key
@@ -95,6 +105,7 @@ func (c *ClaimCheck) resolve(ctx context.Context, env *envelope) error {
 	defer r.Close()
 	buf := bytes.NewBuffer(make([]byte, 0, env.size))
 	if _, err := io.Copy(buf, r); err != nil {
+		c.countErr(claimGet, err)
 		return fmt.Errorf("read claim-checked body of %s: %w", env.msg.ID, err)
 	}
 	env.msg.Body = buf.Bytes()
@@ -107,6 +118,7 @@ func (c *ClaimCheck) open(ctx context.Context, env envelope) (io.ReadCloser, err
 		return nil, fmt.Errorf("message %s has a claim-checked body and no blob store is configured", env.msg.ID)
 	}
 	r, err := c.Store.Get(ctx, env.bodyRef)
+	c.countErr(claimGet, err)
 	if errors.Is(err, blobstore.ErrNotFound) {
 		return nil, sdk.PermanentError(fmt.Errorf("%w: the claim-checked body %s of message %s is gone from the blob store", errBodyGone, env.bodyRef, env.msg.ID))
 	}
@@ -123,13 +135,14 @@ func (c *ClaimCheck) release(ctx context.Context, ref string) {
 	if ref == "" || c == nil || c.Store == nil {
 		return
 	}
-	_ = c.Store.Delete(ctx, ref)
+	c.countErr(claimDelete, c.Store.Delete(ctx, ref))
 }
 
 // keepForDLQ copies a claim-checked body to the DLQ prefix, where it lives as
 // long as the dead letter, and returns the new reference.
 func (c *ClaimCheck) keepForDLQ(ctx context.Context, ref, dlqKey string) (string, error) {
 	if err := c.Store.Copy(ctx, ref, dlqKey); err != nil {
+		c.countErr(claimPut, err)
 		if errors.Is(err, blobstore.ErrNotFound) {
 			err = fmt.Errorf("%w: %w", errBodyGone, err)
 		}

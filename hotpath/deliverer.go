@@ -160,7 +160,7 @@ func (d *deliverer) stream(ctx context.Context, sp sdk.StreamProducer, m jetstre
 	cancel()
 	d.writing.Unlock()
 	if err != nil && body.err != nil {
-		d.log.Warn("claim-checked body could not be read while streamed", "stage", d.stage, "message_id", env.msg.ID, "err", body.err)
+		d.log.Warn("claim-checked body could not be read while streamed", "stage", d.stage, "message_id", env.msg.ID, "error", body.err)
 		if d.failures.infraFailed(ctx, d.p, d.stage, m, env, body.err) {
 			return 1
 		}
@@ -216,7 +216,7 @@ func (d *deliverer) settle(ctx context.Context, msgs []jetstream.Msg, envs []env
 	case err == nil:
 	case errors.As(err, &batchErr):
 	default:
-		d.log.Warn("producer write failed", "stage", d.stage, "messages", len(msgs), "err", err)
+		d.log.Warn("producer write failed", "stage", d.stage, "messages", len(msgs), "error", err)
 	}
 	now := time.Now()
 	for i, m := range msgs {

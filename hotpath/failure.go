@@ -82,7 +82,7 @@ func (f *failures) infraFailed(ctx context.Context, p Pipeline, stage string, m 
 	if err := f.deadLetterData(ctx, p, stage, m.Data(), seqOf(m), env, id, 0, reason, true); err != nil {
 		// JetStream stops delivering it now; the max-deliveries advisory
 		// dead-letters it (advisory.go).
-		f.log.Error("cannot dead-letter a message at its last delivery", "stage", stage, "message_id", id, "err", err)
+		f.log.Error("cannot dead-letter a message at its last delivery", "stage", stage, "message_id", id, "error", err)
 		_ = m.NakWithDelay(f.infraDelay(deliveries))
 		return false
 	}
@@ -112,7 +112,7 @@ func (f *failures) fail(ctx context.Context, p Pipeline, stage string, m jetstre
 		n, err := f.countAttempt(ctx, p.AttemptKey(stage, id))
 		if err != nil {
 			// Our own store failed: retry later without counting.
-			f.log.Warn("cannot count the attempt; redelivering without counting", "stage", stage, "message_id", id, "err", err)
+			f.log.Warn("cannot count the attempt; redelivering without counting", "stage", stage, "message_id", id, "error", err)
 			return f.infraFailed(ctx, p, stage, m, env, fmt.Errorf("count the attempt: %w (after: %w)", err, cause))
 		}
 		attempts = n
@@ -123,13 +123,13 @@ func (f *failures) fail(ctx context.Context, p Pipeline, stage string, m jetstre
 			}
 			f.metrics.retries.Inc()
 			f.countFailed()
-			f.log.Debug("message failed; retrying", "stage", stage, "message_id", id, "attempt", attempts, "retry_in", delay.String(), "err", cause)
+			f.log.Debug("message failed; retrying", "stage", stage, "message_id", id, "attempt", attempts, "retry_in", delay.String(), "error", cause)
 			_ = m.NakWithDelay(delay)
 			return false
 		}
 	}
 	if err := f.deadLetter(ctx, p, stage, m, env, id, attempts, cause); err != nil {
-		f.log.Warn("cannot dead-letter the message; redelivering", "stage", stage, "message_id", id, "err", err)
+		f.log.Warn("cannot dead-letter the message; redelivering", "stage", stage, "message_id", id, "error", err)
 		_ = m.NakWithDelay(f.infraDelay(deliveriesOf(m)))
 		return false
 	}
@@ -223,7 +223,7 @@ func (f *failures) deadLetterData(ctx context.Context, p Pipeline, stage string,
 		case errors.Is(err, errBodyGone):
 			out.bodyRef, out.size = "", 0 // nothing left to keep
 		case last:
-			f.log.Warn("dead letter keeps the claim-checked body's own reference", "stage", stage, "message_id", id, "err", err)
+			f.log.Warn("dead letter keeps the claim-checked body's own reference", "stage", stage, "message_id", id, "error", err)
 		default:
 			return err
 		}

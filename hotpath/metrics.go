@@ -1,12 +1,29 @@
 package hotpath
 
 import (
+	"errors"
+	"strings"
+	"sync"
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Metrics are the hot path's Prometheus metrics, labelled by tenant,
-// integration and stage.
+// Metrics are the hot path's Prometheus metrics. Counters and the consumer
+// lag are labelled by tenant, integration and stage. The latency histograms
+// cost a series per bucket, so by default they are labelled by tenant and
+// stage kind only ("process" or "deliver", vrsky_end_to_end_seconds by
+// tenant only); MetricsOptions.IntegrationLatency adds the integration and
+// the full stage name ("deliver-<producer>").
 type Metrics struct {
+	integrationLatency bool
+	dlqMessages        *prometheus.GaugeVec
+	sourceLag          *prometheus.GaugeVec
+	// dlqRead is when each tenant's DLQ size was last read (tenant →
+	// time.Time), so that a tenant's pipelines read it once per lagInterval
+	// between them.
+	dlqRead sync.Map
+
 	messagesIn   *prometheus.CounterVec
 	messagesOut  *prometheus.CounterVec
 	filtered     *prometheus.CounterVec
@@ -19,11 +36,37 @@ type Metrics struct {
 	consumerLag  *prometheus.GaugeVec
 }
 
-// NewMetrics creates the metrics and registers them with reg (nil: not
-// registered, for tests).
+// MetricsOptions choose the labels of the hot path's metrics.
+type MetricsOptions struct {
+	// IntegrationLatency adds the integration label (and the full stage
+	// name) to vrsky_stage_duration_seconds and vrsky_end_to_end_seconds
+	// (VRSKY_METRICS_INTEGRATION_LATENCY=true): a histogram's series per
+	// integration instead of per tenant.
+	IntegrationLatency bool
+}
+
+// NewMetrics creates the metrics with the default options and registers
+// them with reg (nil: not registered, for tests).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
+	return NewMetricsWithOptions(reg, MetricsOptions{})
+}
+
+// NewMetricsWithOptions creates the metrics and registers them with reg
+// (nil: not registered, for tests).
+func NewMetricsWithOptions(reg prometheus.Registerer, opts MetricsOptions) *Metrics {
 	labels := []string{"tenant", "integration", "stage"}
+	stageLabels, e2eLabels := []string{"tenant", "stage"}, []string{"tenant"}
+	if opts.IntegrationLatency {
+		stageLabels, e2eLabels = labels, []string{"tenant", "integration"}
+	}
 	m := &Metrics{
+		integrationLatency: opts.IntegrationLatency,
+		dlqMessages: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "vrsky_dlq_messages", Help: "Messages in the tenant's dead-letter stream, read every few seconds while it has a running pipeline.",
+		}, []string{"tenant"}),
+		sourceLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "vrsky_cdc_slot_lag_bytes", Help: "Bytes of source log a consumer holds unconfirmed (a PostgreSQL CDC replication slot's WAL), read every 15 s.",
+		}, []string{"tenant", "integration"}),
 		messagesIn:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vrsky_stage_messages_in_total", Help: "Messages a stage received."}, labels),
 		messagesOut: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vrsky_stage_messages_out_total", Help: "Messages a stage completed (published onward or delivered)."}, labels),
 		filtered:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vrsky_stage_messages_filtered_total", Help: "Messages a filter dropped."}, labels),
@@ -34,15 +77,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		stageLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "vrsky_stage_duration_seconds", Help: "Time a stage spent on a batch, per message.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
-		}, labels),
+		}, stageLabels),
 		endToEnd: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "vrsky_end_to_end_seconds", Help: "Time from a message's ingestion to its delivery by a producer.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 18),
-		}, labels),
+		}, e2eLabels),
 		consumerLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "vrsky_stage_consumer_lag", Help: "Messages waiting for a stage."}, labels),
 	}
 	if reg != nil {
-		reg.MustRegister(m.messagesIn, m.messagesOut, m.filtered, m.bytesIn, m.retries, m.dlq, m.claimBytes, m.stageLatency, m.endToEnd, m.consumerLag)
+		reg.MustRegister(m.messagesIn, m.messagesOut, m.filtered, m.bytesIn, m.retries, m.dlq, m.claimBytes, m.stageLatency, m.endToEnd, m.consumerLag, m.dlqMessages, m.sourceLag)
 	}
 	return m
 }
@@ -56,19 +99,87 @@ type pipelineMetrics struct {
 
 func (m *Metrics) forStage(p Pipeline, stage string) *pipelineMetrics {
 	l := prometheus.Labels{"tenant": p.Tenant, "integration": p.Integration, "stage": stage}
+	latency, endToEnd := m.stageLatency.WithLabelValues(p.Tenant, stageKind(stage)), m.endToEnd.WithLabelValues(p.Tenant)
+	if m.integrationLatency {
+		latency, endToEnd = m.stageLatency.With(l), m.endToEnd.WithLabelValues(p.Tenant, p.Integration)
+	}
 	return &pipelineMetrics{
 		in: m.messagesIn.With(l), out: m.messagesOut.With(l), filtered: m.filtered.With(l),
 		bytes: m.bytesIn.With(l), retries: m.retries.With(l), dlq: m.dlq.With(l),
-		claimBytes: m.claimBytes.With(l), latency: m.stageLatency.With(l), endToEnd: m.endToEnd.With(l),
+		claimBytes: m.claimBytes.With(l), latency: latency, endToEnd: endToEnd,
 	}
 }
 
-// forget removes a stopped pipeline's series.
+// stageKind is a stage's name without its producer: "process" or
+// "deliver".
+func stageKind(stage string) string {
+	if strings.HasPrefix(stage, stageDeliver) {
+		return strings.TrimSuffix(stageDeliver, "-")
+	}
+	return stage
+}
+
+// dlqDue reports whether tenant's DLQ size should be read now, and if so
+// marks it read: once per lagInterval whatever the number of its pipelines.
+func (m *Metrics) dlqDue(tenant string, now time.Time) bool {
+	last, ok := m.dlqRead.Load(tenant)
+	if ok && now.Sub(last.(time.Time)) < lagInterval {
+		return false
+	}
+	if ok {
+		return m.dlqRead.CompareAndSwap(tenant, last, now)
+	}
+	_, loaded := m.dlqRead.LoadOrStore(tenant, now)
+	return !loaded
+}
+
+// forget removes a stopped pipeline's series; the tenant's latency
+// histograms and DLQ size stay (the tenant's other pipelines share them).
 func (m *Metrics) forget(p Pipeline) {
 	l := prometheus.Labels{"tenant": p.Tenant, "integration": p.Integration}
 	for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{
-		m.messagesIn, m.messagesOut, m.filtered, m.bytesIn, m.retries, m.dlq, m.claimBytes, m.stageLatency, m.endToEnd, m.consumerLag,
+		m.messagesIn, m.messagesOut, m.filtered, m.bytesIn, m.retries, m.dlq, m.claimBytes, m.stageLatency, m.endToEnd, m.consumerLag, m.sourceLag,
 	} {
 		v.DeletePartialMatch(l)
+	}
+}
+
+// ClaimErrors counts the claim-check's failed blob-store operations
+// (vrsky_claimcheck_errors_total{operation}: put, get or delete). A nil
+// *ClaimErrors counts nothing.
+type ClaimErrors struct{ vec *prometheus.CounterVec }
+
+// Claim-check operations, the values of ClaimErrors' operation label.
+const (
+	claimPut    = "put"
+	claimGet    = "get"
+	claimDelete = "delete"
+)
+
+// NewClaimErrors creates the counter and registers it with reg (nil: not
+// registered), or uses the one reg already holds: every role that uses the
+// claim-check on one registry shares it.
+func NewClaimErrors(reg prometheus.Registerer) *ClaimErrors {
+	vec := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vrsky_claimcheck_errors_total", Help: "Failed blob-store operations of the claim-check (put includes the copy of a dead letter's body).",
+	}, []string{"operation"})
+	if reg != nil {
+		if err := reg.Register(vec); err != nil {
+			var already prometheus.AlreadyRegisteredError
+			if !errors.As(err, &already) {
+				panic(err)
+			}
+			vec = already.ExistingCollector.(*prometheus.CounterVec)
+		}
+	}
+	for _, op := range []string{claimPut, claimGet, claimDelete} {
+		vec.WithLabelValues(op) // every operation shows, at 0 until it fails
+	}
+	return &ClaimErrors{vec: vec}
+}
+
+func (e *ClaimErrors) inc(operation string) {
+	if e != nil {
+		e.vec.WithLabelValues(operation).Inc()
 	}
 }

@@ -217,7 +217,7 @@ func startPipeline(ctx context.Context, d deps, want Desired) (_ *pipeline, err 
 		<-bg.Done()
 		stopWatching()
 	})
-	pl.background.Go(func() { reportLag(bg, stream, d.metrics, p, pl.moved) })
+	pl.background.Go(func() { reportLag(bg, d.js, stream, d.metrics, p, pl.moved) })
 	for _, c := range pl.counts {
 		pl.background.Go(func() { c.run(bg, countsFlushInterval) })
 	}
@@ -291,7 +291,7 @@ func runConsumer(ctx context.Context, c sdk.Consumer, sink sdk.Sink, log *slog.L
 		if ctx.Err() != nil {
 			return
 		}
-		log.Warn("consumer stopped; restarting", "err", err, "in", delay)
+		log.Warn("consumer stopped; restarting", "error", err, "in", delay)
 		select {
 		case <-ctx.Done():
 			return
@@ -316,6 +316,38 @@ func (s pipelineSink) Publish(ctx context.Context, msgs []sdk.Message) error {
 	return s.pub.Publish(ctx, s.p, msgs)
 }
 
+// sourceLagInterval is how often a consumer's own lag (sdk.LagReporter) is
+// read: each read may cost the source a query.
+const sourceLagInterval = 15 * time.Second
+
+// sourceLagRetry is how soon a failed read of a consumer's lag is tried
+// again.
+const sourceLagRetry = 2 * time.Second
+
+// reportSourceLag keeps p's vrsky_cdc_slot_lag_bytes current until ctx ends,
+// then removes it: another runner may take the consumer over.
+func reportSourceLag(ctx context.Context, c sdk.LagReporter, metrics *Metrics, p Pipeline) {
+	gauge := metrics.sourceLag.WithLabelValues(p.Tenant, p.Integration)
+	defer metrics.sourceLag.DeleteLabelValues(p.Tenant, p.Integration)
+	for {
+		readCtx, cancel := context.WithTimeout(ctx, sourceLagInterval)
+		lag, err := c.Lag(readCtx)
+		cancel()
+		next := sourceLagInterval
+		if err == nil {
+			gauge.Set(float64(lag))
+		} else {
+			// Not there yet (a slot being created) or a hiccup: soon again.
+			next = sourceLagRetry
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(next):
+		}
+	}
+}
+
 // Consumer lag is read from JetStream every lagInterval while a stage moves
 // messages or has some waiting, and every lagIdleInterval otherwise: an idle
 // integration costs no JetStream API request for its lag, and a stage that
@@ -325,10 +357,10 @@ const (
 	lagIdleInterval = time.Minute
 )
 
-// reportLag keeps each stage's consumer-lag gauge current until ctx ends.
-// moved reports (and forgets) whether a stage received a message since it
-// was last asked.
-func reportLag(ctx context.Context, stream jetstream.Stream, metrics *Metrics, p Pipeline, moved func() bool) {
+// reportLag keeps each stage's consumer-lag gauge, and the tenant's DLQ
+// size, current until ctx ends. moved reports (and forgets) whether a stage
+// received a message since it was last asked.
+func reportLag(ctx context.Context, js jetstream.JetStream, stream jetstream.Stream, metrics *Metrics, p Pipeline, moved func() bool) {
 	tick := time.NewTicker(lagInterval)
 	defer tick.Stop()
 	var waiting bool
@@ -342,6 +374,15 @@ func reportLag(ctx context.Context, stream jetstream.Stream, metrics *Metrics, p
 				metrics.consumerLag.WithLabelValues(p.Tenant, p.Integration, info.Name).Set(float64(lag))
 			}
 			lastRead = time.Now()
+			// Dead letters come from moving stages (or a replay, which moves
+			// them again): read along with the lag, once per tenant at most.
+			if metrics.dlqDue(p.Tenant, lastRead) {
+				// The DLQ stream exists once the tenant is provisioned;
+				// until then there is nothing to report.
+				if dlq, err := js.Stream(ctx, DLQStream(p.Tenant)); err == nil {
+					metrics.dlqMessages.WithLabelValues(p.Tenant).Set(float64(dlq.CachedInfo().State.Msgs))
+				}
+			}
 		}
 		select {
 		case <-ctx.Done():

@@ -59,13 +59,13 @@ func retireConsumer(ctx context.Context, d deps, state *State, key string, last 
 	}
 	env, err := d.tenantEnv(ctx, p, root)
 	if err != nil {
-		log.Warn("cannot build the deleted integration's consumer to retire it", "err", err)
+		log.Warn("cannot build the deleted integration's consumer to retire it", "error", err)
 		return false
 	}
 	env.Name, env.Logger = "consumer", log
 	built, err := conn.Build(ctx, env, last.Spec.Consumer.Config)
 	if err != nil {
-		log.Warn("cannot build the deleted integration's consumer to retire it", "err", err)
+		log.Warn("cannot build the deleted integration's consumer to retire it", "error", err)
 		return false
 	}
 	if closer, ok := built.(interface{ Close(context.Context) error }); ok {
@@ -76,7 +76,7 @@ func retireConsumer(ctx context.Context, d deps, state *State, key string, last 
 		return true
 	}
 	if err := retirer.Retire(ctx); err != nil {
-		log.Warn("the deleted integration's consumer did not retire", "err", err)
+		log.Warn("the deleted integration's consumer did not retire", "error", err)
 		return false
 	}
 	log.Info("the deleted integration's consumer retired")

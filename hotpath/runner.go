@@ -165,7 +165,7 @@ func (r *Runner) Run(ctx context.Context) error {
 			return nil
 		case <-beat.C:
 			if err := register(ctx, registry, RunnerInfo{Name: r.Name, Pipelines: len(r.running)}); err != nil && ctx.Err() == nil {
-				log.Warn("register runner", "err", err)
+				log.Warn("register runner", "error", err)
 			}
 			if r.members.expire(time.Now()) {
 				r.rebalance(lc)
@@ -253,12 +253,12 @@ func (r *Runner) reconcile(lc loop, entry jetstream.KeyValueEntry) {
 			p := current.desired.Pipeline()
 			r.Metrics.forget(p)
 			if err := r.deleteStream(ctx, p); err != nil {
-				d.log.Warn("delete pipeline stream", "key", key, "err", err)
+				d.log.Warn("delete pipeline stream", "key", key, "error", err)
 			}
 			// Its stages flushed their counts while stopping; those must
 			// not outlive it (DeleteDesired may have forgotten them first).
 			if err := state.forgetCounts(ctx, p); err != nil {
-				d.log.Warn("forget pipeline counts", "key", key, "err", err)
+				d.log.Warn("forget pipeline counts", "key", key, "error", err)
 			}
 		}
 		if entry.Operation() == jetstream.KeyValueDelete { // a purge comes after a retirement
@@ -270,7 +270,7 @@ func (r *Runner) reconcile(lc loop, entry jetstream.KeyValueEntry) {
 	}
 	var want Desired
 	if err := json.Unmarshal(entry.Value(), &want); err != nil || want.Pipeline().Validate() != nil || want.Pipeline().Key() != key {
-		d.log.Error("ignoring malformed desired state", "key", key, "err", err)
+		d.log.Error("ignoring malformed desired state", "key", key, "error", err)
 		return
 	}
 	r.desired[key] = entry
@@ -278,6 +278,7 @@ func (r *Runner) reconcile(lc loop, entry jetstream.KeyValueEntry) {
 		if current != nil { // handed over: drain it here; its messages wait in its stream
 			current.stop()
 			delete(r.running, key)
+			r.Metrics.forget(current.desired.Pipeline()) // its new runner reports it
 			d.log.Info("pipeline handed over to another runner", "key", key)
 		}
 		return
@@ -397,7 +398,7 @@ func (r *Runner) finishBuild(lc loop, res buildResult) {
 	if res.err != nil {
 		status.Status, status.LastError = StatusDegraded, res.err.Error()
 		r.report(lc.ctx, lc.state, status, log)
-		log.Error("pipeline failed to start; will retry", "err", res.err, "in", retryDegradedAfter.String())
+		log.Error("pipeline failed to start; will retry", "error", res.err, "in", retryDegradedAfter.String())
 		key, retry := res.key, lc.retry
 		time.AfterFunc(retryDegradedAfter, func() {
 			select {
@@ -438,7 +439,7 @@ func (r *Runner) deleteStream(ctx context.Context, p Pipeline) error {
 func (r *Runner) report(ctx context.Context, state *State, st Status, log *slog.Logger) {
 	st.UpdatedAt = time.Now().UTC()
 	if err := state.putStatus(ctx, st); err != nil {
-		log.Warn("report status", "err", err)
+		log.Warn("report status", "error", err)
 	}
 }
 

@@ -167,7 +167,15 @@ func consumerWork(d deps, want Desired, consumer sdk.Consumer, log *slog.Logger)
 	p := want.Pipeline()
 	sink := sinkFor(d.pub, p)
 	if want.Spec.Schedule == "" {
-		return func(ctx context.Context) { runConsumer(ctx, consumer, sink, log) }, nil
+		return func(ctx context.Context) {
+			if lr, ok := consumer.(sdk.LagReporter); ok && d.metrics != nil {
+				lagCtx, stop := context.WithCancel(ctx)
+				done := make(chan struct{})
+				go func() { defer close(done); reportSourceLag(lagCtx, lr, d.metrics, p) }()
+				defer func() { stop(); <-done }()
+			}
+			runConsumer(ctx, consumer, sink, log)
+		}, nil
 	}
 	poller, ok := consumer.(sdk.Poller)
 	if !ok {
@@ -207,7 +215,7 @@ func (r *scheduledRuns) serve(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		r.log.Warn("serving run requests failed; retrying", "err", err, "in", delay.String())
+		r.log.Warn("serving run requests failed; retrying", "error", err, "in", delay.String())
 		select {
 		case <-ctx.Done():
 			return
@@ -239,7 +247,7 @@ func (r *scheduledRuns) watch(ctx context.Context) error {
 			}
 			var req RunRequest
 			if err := json.Unmarshal(entry.Value(), &req); err != nil || req.RunID == "" {
-				r.log.Error("ignoring malformed run request", "err", err)
+				r.log.Error("ignoring malformed run request", "error", err)
 				continue
 			}
 			if err := r.handle(ctx, req); err != nil {
@@ -296,7 +304,7 @@ func (r *scheduledRuns) handle(ctx context.Context, req RunRequest) error {
 		res.Error = err.Error()
 	}
 	if res.Error != "" {
-		log.Warn("scheduled run failed", "err", res.Error, "messages", res.Messages)
+		log.Warn("scheduled run failed", "error", res.Error, "messages", res.Messages)
 	} else {
 		log.Info("scheduled run finished", "messages", res.Messages, "took", res.FinishedAt.Sub(res.StartedAt).String())
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/vrsky/vrsky/internal/devstack"
 	"github.com/vrsky/vrsky/internal/logging"
+	"github.com/vrsky/vrsky/internal/roles"
 )
 
 func runDev(ctx context.Context, args []string, stderr io.Writer) error {
@@ -48,6 +49,9 @@ func runDev(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
 	}
 	cfg.NoRunner = !withRunner
+	if cfg.IntegrationLatency, err = roles.IntegrationLatencyFromEnv(); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
 	// nil keeps the dev stack's defaults: no environment variable for
 	// tenants, as in production, and the key ring kept in its data
 	// directory.
@@ -66,7 +70,7 @@ func runDev(ctx context.Context, args []string, stderr io.Writer) error {
 	case <-ctx.Done():
 		cfg.Logger.Info("signal received, shutting down", "component", "dev", "deadline", devstack.ShutdownTimeout.String())
 	case runErr = <-stack.Errors():
-		cfg.Logger.Error("component failed, shutting down", "component", "dev", "err", runErr)
+		cfg.Logger.Error("component failed, shutting down", "component", "dev", "error", runErr)
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), devstack.ShutdownTimeout)
 	defer cancel()

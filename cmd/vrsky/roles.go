@@ -13,6 +13,7 @@ import (
 	"github.com/vrsky/vrsky/api"
 	"github.com/vrsky/vrsky/hotpath"
 	"github.com/vrsky/vrsky/internal/logging"
+	"github.com/vrsky/vrsky/internal/natsmetrics"
 	"github.com/vrsky/vrsky/internal/roles"
 	"github.com/vrsky/vrsky/internal/secretbox"
 	"github.com/vrsky/vrsky/internal/tenancy"
@@ -47,12 +48,21 @@ func runRole(ctx context.Context, role string, args []string, stderr io.Writer) 
 		api.DefaultWebhookTenantRate, api.DefaultWebhookTenantBurst))
 	logLevel := fs.String("log-level", cmp.Or(os.Getenv("VRSKY_LOG_LEVEL"), "info"), "debug, info, warn or error [VRSKY_LOG_LEVEL]")
 	name := fs.String("name", cmp.Or(os.Getenv("VRSKY_RUNNER_NAME"), ""), "runner name in status reports; default the host name [VRSKY_RUNNER_NAME]")
+	natsMonitor := fs.String("nats-monitor-urls", os.Getenv("VRSKY_NATS_MONITOR_URLS"), "worker only: comma-separated NATS monitoring URLs (http://nats-0:8222,…) whose health becomes the vrsky_nats_* metrics [VRSKY_NATS_MONITOR_URLS]")
 	devDir := fs.String("dev", "", "attach to the vrsky dev running on this data directory (start it with --runner=false for a runner) instead of reading the VRSKY_… infrastructure variables")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	}
+	integrationLatency, err := roles.IntegrationLatencyFromEnv()
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	monitorURLs := natsmetrics.ParseURLs(*natsMonitor)
+	if _, err := natsmetrics.New(monitorURLs); err != nil {
+		return fmt.Errorf("%w: --nats-monitor-urls: %v", errUsage, err)
 	}
 	if keyTTL < hotpath.DefaultIdempotencyTTL {
 		return fmt.Errorf("%w: --webhook-key-ttl %s: at least %s, so that a sender's retries and redeliveries stay one message", errUsage, keyTTL, hotpath.DefaultIdempotencyTTL)
@@ -80,6 +90,8 @@ func runRole(ctx context.Context, role string, args []string, stderr io.Writer) 
 		return err
 	}
 	defer closeAll()
+	roles.RegisterBuildInfo(deps.Registry, version, role)
+	deps.IntegrationLatency, deps.NATSMonitorURLs = integrationLatency, monitorURLs
 
 	var started []*roles.Role
 	handler := roles.HealthHandler(deps)
@@ -136,7 +148,7 @@ func runRole(ctx context.Context, role string, args []string, stderr io.Writer) 
 	case <-ctx.Done():
 		log.Info("signal received, draining", "deadline", roleShutdownTimeout.String())
 	case runErr = <-failed:
-		log.Error("role failed, shutting down", "err", runErr)
+		log.Error("role failed, shutting down", "error", runErr)
 	}
 	stopCtx, cancel := context.WithTimeout(context.Background(), roleShutdownTimeout)
 	defer cancel()

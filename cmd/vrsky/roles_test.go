@@ -76,6 +76,13 @@ func TestProductionRolesStartReadyAndDrain(t *testing.T) {
 			metrics, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			require.Contains(t, string(metrics), "go_goroutines")
+			require.Contains(t, string(metrics), `role="`+role+`"`, "vrsky_build_info names the role")
+			for _, b := range []string{base, adminBase} {
+				resp, err = http.Get(b + "/debug/pprof/")
+				require.NoError(t, err)
+				resp.Body.Close()
+				require.Equal(t, http.StatusNotFound, resp.StatusCode, "production roles serve no profiles")
+			}
 			if role == "api" {
 				resp, err = http.Get(base + "/metrics")
 				require.NoError(t, err)

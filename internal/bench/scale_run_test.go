@@ -43,12 +43,12 @@ func runAsRunner(args []string) int {
 	defer stop()
 	cfg, err := devstack.RoleConfig(*dev)
 	if err != nil {
-		log.Error("attach", "err", err)
+		log.Error("attach", "error", err)
 		return 1
 	}
 	deps, closeAll, err := roles.Connect(ctx, cfg, roles.Needs{NATS: true, S3: true, Tenancy: true}, log)
 	if err != nil {
-		log.Error("connect", "err", err)
+		log.Error("connect", "error", err)
 		return 1
 	}
 	defer closeAll()
@@ -57,7 +57,7 @@ func runAsRunner(args []string) int {
 	select {
 	case <-ctx.Done():
 	case err := <-runner.Failed:
-		log.Error("runner failed", "err", err)
+		log.Error("runner failed", "error", err)
 		return 1
 	}
 	stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -8,6 +8,7 @@
 package devstack
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -88,8 +89,11 @@ type Config struct {
 	// SecretKeys seals and opens tenant secrets; nil means the key ring
 	// kept in DATA_DIR/secrets-key, created on first start.
 	SecretKeys *secretbox.KeyRing
-	Version    string
-	Logger     *slog.Logger
+	// IntegrationLatency labels the runner's latency histograms by
+	// integration too (VRSKY_METRICS_INTEGRATION_LATENCY).
+	IntegrationLatency bool
+	Version            string
+	Logger             *slog.Logger
 }
 
 func (c *Config) applyDefaults() {
@@ -160,6 +164,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	roles.RegisterBuildInfo(registry, cmp.Or(cfg.Version, "dev"), "dev")
 
 	pool, err := s.startPostgres(ctx)
 	if err != nil {
@@ -169,7 +174,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if err != nil {
 		return nil, err
 	}
-	tc, err := s.startTemporal(ctx)
+	tc, err := s.startTemporal(ctx, registry)
 	if err != nil {
 		return nil, err
 	}
@@ -184,6 +189,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	deps := roles.Deps{
 		DB: pool, NATS: natsConns.Conn, JS: natsConns.JS, Accounts: natsConns.Accounts, NATSAdmin: natsConns.Admin, Temporal: tc, Blobs: blobs, Registry: registry,
 		FileRoot: filepath.Join(dataDir, "files"), AdminKeyHash: store.HashSecret(admin), Logger: cfg.Logger, Profiling: true,
+		IntegrationLatency: cfg.IntegrationLatency, NATSMonitorURLs: []string{s.endpoints.NATSMonitor},
 	}
 	keys := cfg.SecretKeys
 	if keys == nil {
@@ -252,7 +258,7 @@ type namedStop struct {
 func (s *Stack) onStop(name string, stop func(context.Context) error) {
 	s.stops = append(s.stops, namedStop{name: name, stop: func(ctx context.Context) error {
 		if err := stop(ctx); err != nil {
-			s.log.Warn("stop failed", "part", name, "err", err)
+			s.log.Warn("stop failed", "part", name, "error", err)
 			return fmt.Errorf("stop %s: %w", name, err)
 		}
 		s.log.Info("stopped", "part", name)
@@ -322,13 +328,16 @@ func (s *Stack) startNATS(ctx context.Context) (roles.NATS, error) {
 	}
 	srv, err := natsserver.Start(ctx, natsserver.Options{
 		Addr: s.cfg.NATSAddr, StoreDir: storeDir, MaxStore: maxStore, Logger: s.cfg.Logger, Accounts: keys,
+		// Its monitoring endpoints feed the worker's vrsky_nats_* metrics.
+		MonitorAddr: "127.0.0.1:0",
 	})
 	if err != nil {
 		return roles.NATS{}, err
 	}
 	s.onStop("nats", func(context.Context) error { srv.Shutdown(); return nil })
 	s.endpoints.NATS = srv.ClientURL()
-	s.log.Info("nats ready", "url", srv.ClientURL(), "jetstream_dir", filepath.Join(s.cfg.DataDir, "nats"))
+	s.endpoints.NATSMonitor = srv.MonitorURL()
+	s.log.Info("nats ready", "url", srv.ClientURL(), "monitor", srv.MonitorURL(), "jetstream_dir", filepath.Join(s.cfg.DataDir, "nats"))
 
 	creds, err := keys.PlatformUser("vrsky-dev-scripts")
 	if err != nil {
@@ -346,7 +355,7 @@ func (s *Stack) startNATS(ctx context.Context) (roles.NATS, error) {
 	return conns, nil
 }
 
-func (s *Stack) startTemporal(ctx context.Context) (client.Client, error) {
+func (s *Stack) startTemporal(ctx context.Context, registry *prometheus.Registry) (client.Client, error) {
 	srv, err := temporaldev.Start(ctx, temporaldev.Options{
 		DBFile:       filepath.Join(s.cfg.DataDir, "temporal", "temporal.db"),
 		FrontendAddr: s.cfg.TemporalAddr,
@@ -361,10 +370,13 @@ func (s *Stack) startTemporal(ctx context.Context) (client.Client, error) {
 	s.endpoints.TemporalUI = srv.UIURL()
 	s.log.Info("temporal ready", "frontend", srv.FrontendAddr(), "ui", srv.UIURL(), "namespace", srv.Namespace())
 
+	metrics, stopMetrics := roles.TemporalMetrics(registry, s.cfg.Logger)
+	s.onStop("temporal metrics", func(context.Context) error { return stopMetrics.Close() })
 	tc, err := client.Dial(client.Options{
-		HostPort:  srv.FrontendAddr(),
-		Namespace: srv.Namespace(),
-		Logger:    sdklog.NewStructuredLogger(roles.QuietLogger(s.cfg.Logger, "temporal-client")),
+		HostPort:       srv.FrontendAddr(),
+		Namespace:      srv.Namespace(),
+		Logger:         sdklog.NewStructuredLogger(roles.QuietLogger(s.cfg.Logger, "temporal-client")),
+		MetricsHandler: metrics,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("connect to temporal: %w", err)

@@ -22,13 +22,15 @@ const (
 
 // Endpoints are the addresses a running dev stack serves on.
 type Endpoints struct {
-	HTTP       string `json:"http"`        // host:port of the API, webhooks and UI
-	NATS       string `json:"nats"`        // nats://host:port
-	NATSCreds  string `json:"nats_creds"`  // the platform account's .creds file
-	Temporal   string `json:"temporal"`    // host:port of the Temporal frontend
-	TemporalUI string `json:"temporal_ui"` // http://host:port
-	S3         string `json:"s3"`          // http://host:port
-	Postgres   string `json:"postgres"`    // postgres://… URL of the metadata database
+	HTTP      string `json:"http"`       // host:port of the API, webhooks and UI
+	NATS      string `json:"nats"`       // nats://host:port
+	NATSCreds string `json:"nats_creds"` // the platform account's .creds file
+	// NATSMonitor is the http:// URL of NATS's monitoring endpoints.
+	NATSMonitor string `json:"nats_monitor"`
+	Temporal    string `json:"temporal"`    // host:port of the Temporal frontend
+	TemporalUI  string `json:"temporal_ui"` // http://host:port
+	S3          string `json:"s3"`          // http://host:port
+	Postgres    string `json:"postgres"`    // postgres://… URL of the metadata database
 	// Runner tells whether the stack runs a hot-path runner of its own;
 	// false with Config.NoRunner, when integrations wait for one to attach.
 	Runner bool `json:"runner"`

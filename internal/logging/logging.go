@@ -1,7 +1,9 @@
 // Package logging builds the structured JSON logger every VRSky role uses.
 //
 // Every line carries a "component" attribute; hot-path lines add tenant,
-// integration, stage and message ID. The package never writes secrets: callers
+// integration, stage and message ID; API and webhook-ingress lines add the
+// request's "request_id" (WithRequestID). An error is always logged under
+// the key "error" (a test holds every slog call in the repository to it). The package never writes secrets: callers
 // pass redacting types for anything sensitive.
 package logging
 
@@ -13,12 +15,13 @@ import (
 )
 
 // New returns a JSON logger writing to w at the given level ("debug", "info",
-// "warn", "error"; anything else means info).
+// "warn", "error"; anything else means info). Lines logged with a context
+// carry the context's request ID (WithRequestID).
 func New(w io.Writer, level string) *slog.Logger {
 	if w == nil {
 		w = os.Stderr
 	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: ParseLevel(level)}))
+	return slog.New(contextHandler{slog.NewJSONHandler(w, &slog.HandlerOptions{Level: ParseLevel(level)})})
 }
 
 // ParseLevel maps a level name to a slog.Level, defaulting to info.

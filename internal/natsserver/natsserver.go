@@ -39,6 +39,9 @@ type Options struct {
 	// tenant accounts pushed at run time (kept in StoreDir/accounts). Nil
 	// means one account without authentication.
 	Accounts *natsauth.Keys
+	// MonitorAddr, when set, serves the server's HTTP monitoring endpoints
+	// (/varz, /jsz…) on host:port; port 0 picks a free port. Empty: none.
+	MonitorAddr string
 }
 
 // Server is a running embedded NATS server.
@@ -73,6 +76,16 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		MaxPayload:            8 << 20,
 		DisableShortFirstPing: true,
 	}
+	if opts.MonitorAddr != "" {
+		mhost, mport, err := splitAddr(opts.MonitorAddr)
+		if err != nil {
+			return nil, fmt.Errorf("start nats: monitoring %w", err)
+		}
+		if mport == 0 {
+			mport = server.RANDOM_PORT
+		}
+		nopts.HTTPHost, nopts.HTTPPort = mhost, mport
+	}
 	if opts.Accounts != nil {
 		if err := trustOperator(nopts, opts.Accounts, filepath.Join(opts.StoreDir, "accounts")); err != nil {
 			return nil, fmt.Errorf("start nats: %w", err)
@@ -99,6 +112,16 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 
 // ClientURL is the nats:// URL clients connect to.
 func (s *Server) ClientURL() string { return s.ns.ClientURL() }
+
+// MonitorURL is the http:// URL of the monitoring endpoints, or "" when
+// Options.MonitorAddr was empty.
+func (s *Server) MonitorURL() string {
+	addr := s.ns.MonitorAddr()
+	if addr == nil {
+		return ""
+	}
+	return "http://" + addr.String()
+}
 
 // Healthy reports whether the server and JetStream are up.
 func (s *Server) Healthy() error {

@@ -157,9 +157,12 @@ func Connect(ctx context.Context, cfg Config, needs Needs, logger *slog.Logger) 
 		}
 	}
 	if needs.Temporal {
+		handler, stopMetrics := TemporalMetrics(reg, logger)
+		closers = append(closers, func() { _ = stopMetrics.Close() })
 		d.Temporal, err = client.Dial(client.Options{
 			HostPort: cfg.TemporalAddr, Namespace: cfg.TemporalNamespace,
-			Logger: sdklog.NewStructuredLogger(QuietLogger(logger, "temporal-client")),
+			Logger:         sdklog.NewStructuredLogger(QuietLogger(logger, "temporal-client")),
+			MetricsHandler: handler,
 		})
 		if err != nil {
 			return d, closeAll, fmt.Errorf("connect to temporal: %w", err)

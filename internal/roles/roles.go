@@ -33,6 +33,7 @@ import (
 	"github.com/vrsky/vrsky/internal/blobstore"
 	"github.com/vrsky/vrsky/internal/history"
 	"github.com/vrsky/vrsky/internal/natsauth"
+	"github.com/vrsky/vrsky/internal/natsmetrics"
 	"github.com/vrsky/vrsky/internal/secretbox"
 	"github.com/vrsky/vrsky/internal/store"
 	"github.com/vrsky/vrsky/internal/tenancy"
@@ -80,7 +81,14 @@ type Deps struct {
 	// WebhookKeyTTL is how long the webhook ingress remembers a message ID
 	// and its body's digest; 0 means hotpath.DefaultIdempotencyTTL (24 h).
 	WebhookKeyTTL time.Duration
-	Logger        *slog.Logger
+	// IntegrationLatency labels the runner's latency histograms by
+	// integration too (VRSKY_METRICS_INTEGRATION_LATENCY).
+	IntegrationLatency bool
+	// NATSMonitorURLs are the NATS servers' monitoring URLs whose health
+	// the worker exposes as vrsky_nats_* metrics (VRSKY_NATS_MONITOR_URLS);
+	// none: no NATS metrics.
+	NATSMonitorURLs []string
+	Logger          *slog.Logger
 }
 
 // Checks returns a readiness probe for each connection that is set.
@@ -110,7 +118,13 @@ func (d Deps) Checks() []api.Check {
 	return checks
 }
 
-func (d Deps) claims() *hotpath.ClaimCheck { return &hotpath.ClaimCheck{Store: d.Blobs} }
+func (d Deps) claims() *hotpath.ClaimCheck {
+	c := &hotpath.ClaimCheck{Store: d.Blobs}
+	if d.Registry != nil {
+		c.Errors = hotpath.NewClaimErrors(d.Registry)
+	}
+	return c
+}
 
 func (d Deps) accounts() hotpath.Accounts {
 	if d.Accounts != nil {
@@ -135,7 +149,20 @@ func StartWorker(ctx context.Context, d Deps) (*Role, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := worker.New(d.Temporal, workflows.ControlTaskQueue, worker.Options{})
+	var opts worker.Options
+	if d.Registry != nil {
+		opts.Interceptors = append(opts.Interceptors, newProvisioningMetrics(d.Registry))
+		if len(d.NATSMonitorURLs) > 0 {
+			nats, err := natsmetrics.New(d.NATSMonitorURLs)
+			if err != nil {
+				return nil, err
+			}
+			if err := d.Registry.Register(nats); err != nil {
+				return nil, fmt.Errorf("register NATS metrics: %w", err)
+			}
+		}
+	}
+	w := worker.New(d.Temporal, workflows.ControlTaskQueue, opts)
 	w.RegisterWorkflow(workflows.BlobJanitor)
 	w.RegisterActivity(&activities.Blobs{Store: d.Blobs})
 	w.RegisterWorkflow(workflows.IntegrationLifecycle)
@@ -184,7 +211,8 @@ func StartRunner(d Deps, name string) *Role {
 	done := make(chan struct{})
 	failed := make(chan error, 1)
 	runner := &hotpath.Runner{
-		JS: d.JS, Accounts: d.accounts(), Catalog: connectors.Catalog(), Tenancy: d.Tenancy, Claims: d.claims(), Metrics: hotpath.NewMetrics(d.Registry),
+		JS: d.JS, Accounts: d.accounts(), Catalog: connectors.Catalog(), Tenancy: d.Tenancy, Claims: d.claims(),
+		Metrics:  hotpath.NewMetricsWithOptions(d.Registry, hotpath.MetricsOptions{IntegrationLatency: d.IntegrationLatency}),
 		FileRoot: d.FileRoot, Name: name, Logger: d.Logger,
 	}
 	go func() {
@@ -224,7 +252,7 @@ func NewAPI(ctx context.Context, d Deps, version string, webhookTenantRate float
 		cache.Stop()
 		return nil, nil, err
 	}
-	opts := api.Options{Version: version, Checks: d.Checks(), Gatherer: d.Registry, Logger: d.Logger, AdminKeyHash: d.AdminKeyHash,
+	opts := api.Options{Version: version, Checks: d.Checks(), Gatherer: d.Registry, Registerer: d.Registry, Logger: d.Logger, AdminKeyHash: d.AdminKeyHash,
 		Temporal: d.Temporal, State: state, Accounts: d.accounts(), Claims: d.claims(), Profiling: d.Profiling, Public: d.AdminElsewhere,
 		TenantEnvAllowed: d.TenantEnvAllowed, SecretKeys: d.SecretKeys, SecretMirror: d.Secrets, Tenancy: d.Tenancy,
 		KeyRate: api.DefaultKeyRate, KeyBurst: api.DefaultKeyBurst, TenantRate: api.DefaultTenantRate, TenantBurst: api.DefaultTenantBurst}

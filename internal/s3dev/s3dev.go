@@ -87,7 +87,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	go func() {
 		defer close(s.done)
 		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("s3 server stopped", "err", err)
+			log.Error("s3 server stopped", "error", err)
 		}
 	}()
 	return s, nil

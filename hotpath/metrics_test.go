@@ -1,0 +1,143 @@
+package hotpath
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/require"
+
+	"github.com/vrsky/vrsky/connectors/sdk"
+	"github.com/vrsky/vrsky/internal/blobstore"
+	"github.com/vrsky/vrsky/internal/testenv"
+)
+
+func TestLatencyHistogramsLeaveTheIntegrationOutByDefault(t *testing.T) {
+	p := Pipeline{Tenant: "acme", Integration: "orders"}
+	q := Pipeline{Tenant: "acme", Integration: "invoices"}
+
+	m := NewMetrics(prometheus.NewPedanticRegistry())
+	for _, pl := range []Pipeline{p, q} {
+		m.forStage(pl, StageProcess).latency.Observe(0.01)
+		m.forStage(pl, DeliverStage("db")).latency.Observe(0.01)
+		m.forStage(pl, DeliverStage("slack")).endToEnd.Observe(0.1)
+	}
+	require.Equal(t, 2, testutil.CollectAndCount(m.stageLatency), "acme × {process, deliver}, whatever its integrations and producers")
+	require.Equal(t, 1, testutil.CollectAndCount(m.endToEnd), "acme only")
+	require.Equal(t, 6, testutil.CollectAndCount(m.messagesIn), "counters keep integration and stage")
+	m.forget(p)
+	require.Equal(t, 2, testutil.CollectAndCount(m.stageLatency), "the tenant's histograms outlive one integration")
+	require.Equal(t, 3, testutil.CollectAndCount(m.messagesIn))
+
+	m = NewMetricsWithOptions(prometheus.NewPedanticRegistry(), MetricsOptions{IntegrationLatency: true})
+	for _, pl := range []Pipeline{p, q} {
+		m.forStage(pl, StageProcess).latency.Observe(0.01)
+		m.forStage(pl, DeliverStage("db")).latency.Observe(0.01)
+		m.forStage(pl, DeliverStage("slack")).endToEnd.Observe(0.1)
+	}
+	require.Equal(t, 4, testutil.CollectAndCount(m.stageLatency), "per integration and full stage name")
+	require.Equal(t, 2, testutil.CollectAndCount(m.endToEnd))
+	m.forget(p)
+	require.Equal(t, 2, testutil.CollectAndCount(m.stageLatency))
+	require.Equal(t, 1, testutil.CollectAndCount(m.endToEnd))
+
+	require.Equal(t, "deliver", stageKind(DeliverStage("x")))
+	require.Equal(t, StageProcess, stageKind(StageProcess))
+}
+
+func TestDLQSizeIsReadOncePerIntervalPerTenant(t *testing.T) {
+	m := NewMetrics(nil)
+	now := time.Now()
+	require.True(t, m.dlqDue("acme", now))
+	require.False(t, m.dlqDue("acme", now.Add(time.Second)), "another pipeline of acme within the interval")
+	require.True(t, m.dlqDue("beta", now.Add(time.Second)))
+	require.True(t, m.dlqDue("acme", now.Add(lagInterval+time.Millisecond)))
+}
+
+// TestReportLagReadsTheTenantsDLQ: the lag reporter sets the tenant's DLQ
+// size from its DLQ stream.
+func TestReportLagReadsTheTenantsDLQ(t *testing.T) {
+	_, js := testenv.JetStream(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	p := Pipeline{Tenant: "acme", Integration: "orders"}
+	stream, err := EnsureStreams(ctx, js, p)
+	require.NoError(t, err)
+	for range 3 {
+		_, err := js.Publish(ctx, p.DLQSubject(), []byte("dead"))
+		require.NoError(t, err)
+	}
+	m := NewMetrics(prometheus.NewPedanticRegistry())
+	done := make(chan struct{})
+	go func() { defer close(done); reportLag(ctx, js, stream, m, p, func() bool { return true }) }()
+	require.Eventually(t, func() bool {
+		return testutil.ToFloat64(m.dlqMessages.WithLabelValues("acme")) == 3
+	}, 5*time.Second, 20*time.Millisecond)
+	cancel()
+	<-done
+}
+
+// lagging reports the lag it is given, failing first.
+type lagging struct {
+	calls atomic.Int32
+	lag   int64
+}
+
+func (l *lagging) Lag(context.Context) (int64, error) {
+	if l.calls.Add(1) == 1 {
+		return 0, errors.New("slot not created yet")
+	}
+	return l.lag, nil
+}
+
+var _ sdk.LagReporter = (*lagging)(nil)
+
+func TestSourceLagIsReportedWhileTheConsumerRuns(t *testing.T) {
+	m := NewMetrics(prometheus.NewPedanticRegistry())
+	p := Pipeline{Tenant: "acme", Integration: "cdc"}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	src := &lagging{lag: 4096}
+	go func() { defer close(done); reportSourceLag(ctx, src, m, p) }()
+	require.Eventually(t, func() bool {
+		return testutil.CollectAndCount(m.sourceLag) == 1 && testutil.ToFloat64(m.sourceLag.WithLabelValues("acme", "cdc")) == 4096
+	}, sourceLagRetry+5*time.Second, 20*time.Millisecond, "a failed read is retried soon")
+	cancel()
+	<-done
+	require.Zero(t, testutil.CollectAndCount(m.sourceLag), "the series goes with the consumer: another runner may take it over")
+}
+
+func TestClaimCheckCountsFailedOperations(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close()) // nothing listens: every operation fails
+	store, err := blobstore.New(blobstore.Config{Endpoint: addr, AccessKey: "k", SecretKey: "s", Bucket: "b", MaxRetries: 1})
+	require.NoError(t, err)
+	reg := prometheus.NewPedanticRegistry()
+	errs := NewClaimErrors(reg)
+	require.Same(t, errs.vec, NewClaimErrors(reg).vec, "roles on one registry share the counter")
+	require.Equal(t, 3, testutil.CollectAndCount(errs.vec), "every operation shows at 0")
+	c := &ClaimCheck{Store: store, Threshold: 4, Errors: errs}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	env := &envelope{msg: sdk.Message{ID: "m1", Body: []byte("more than four bytes")}}
+	require.Error(t, c.offload(ctx, "claims/acme/m1", env))
+	require.Error(t, c.resolve(ctx, &envelope{msg: sdk.Message{ID: "m2"}, bodyRef: "claims/acme/m2"}))
+	c.release(ctx, "claims/acme/m3")
+	_, err = c.keepForDLQ(ctx, "claims/acme/m4", "dlq/acme/m4")
+	require.Error(t, err)
+
+	require.Equal(t, 2.0, testutil.ToFloat64(errs.vec.WithLabelValues("put")), "offload and the dead letter's copy")
+	require.Equal(t, 1.0, testutil.ToFloat64(errs.vec.WithLabelValues("get")))
+	require.Equal(t, 1.0, testutil.ToFloat64(errs.vec.WithLabelValues("delete")))
+
+	var none *ClaimErrors
+	none.inc("put") // a ClaimCheck without counter counts nothing
+}
