@@ -691,7 +691,7 @@ export interface paths {
         head?: never;
         /**
          * Change a tenant's platform settings
-         * @description Changes what the platform decides for a tenant; only the sections given change. `egress` is where the tenant's connectors may connect: `allowPrivate` opens loopback and private addresses, `allowHosts` opens the hosts or host:port pairs it lists. Link-local addresses and cloud metadata endpoints (169.254.169.254, fd00:ec2::254, metadata.google.internal…) are refused whatever the policy says, and listing one answers 422. Tenants cannot widen their egress in their own configs. Pipelines already running use the new policy from their next deploy or update. `limits` replaces the tenant's quotas (given whole); the integrations quota holds at once, the JetStream limits and the DLQ's size reach NATS within seconds. Platform admin key only.
+         * @description Changes what the platform decides for a tenant; only the sections given change. `egress` is where the tenant's connectors may connect: `allowPrivate` opens loopback and private addresses, `allowHosts` opens the hosts or host:port pairs it lists. Link-local addresses and cloud metadata endpoints (169.254.169.254, fd00:ec2::254, metadata.google.internal…) are refused whatever the policy says, and listing one answers 422. Tenants cannot widen their egress in their own configs. Pipelines already running use the new policy from their next deploy or update. `limits` replaces the tenant's quotas (given whole); the integrations quota holds at once, the JetStream limits and the DLQ's size reach NATS within seconds, the webhook rate holds at once. Platform admin key only.
          */
         patch: operations["update-tenant"];
         trace?: never;
@@ -1048,6 +1048,11 @@ export interface components {
              */
             instance?: string;
             /**
+             * @description The request's ID (its X-Request-ID response header), on every log line of the request.
+             * @example 4f3c2a1b9d8e7f6a5b4c3d2e1f0a9b8c
+             */
+            request_id?: string;
+            /**
              * Format: int64
              * @description HTTP status code
              * @example 400
@@ -1237,6 +1242,8 @@ export interface components {
             producers: {
                 [key: string]: components["schemas"]["Step"];
             };
+            /** Format: int64 */
+            runners?: number;
             schedule?: string;
             steps?: components["schemas"]["Step"][] | null;
         };
@@ -1655,6 +1662,11 @@ export interface components {
              * @description Bytes of memory streams; the tenant's streams are on disk, so 0 unless told otherwise.
              */
             memory_bytes: number;
+            /**
+             * Format: int64
+             * @description Webhook messages per second the ingress takes from the tenant (a record of an NDJSON batch counts as one), with bursts of twice that; past it requests answer 429 with Retry-After, for this tenant only. 0: the platform's rate (the api role's --webhook-tenant-rate).
+             */
+            messages_per_second?: number;
             /**
              * Format: int64
              * @description Streams in the tenant's account: one per integration, plus its DLQ.
@@ -3286,9 +3298,9 @@ export interface operations {
     };
     "inspect-integration": {
         parameters: {
-            query: {
-                /** @description in (messages entering the process stage) or out.<producer> (messages on their way to that producer). */
-                stage: string;
+            query?: {
+                /** @description Required: in (messages entering the process stage) or out.<producer> (messages on their way to that producer). */
+                stage?: string;
                 /** @description The stream ends after this many messages. */
                 limit?: number;
                 /** @description Include the bodies; needs scope dlq as well. */
