@@ -79,7 +79,12 @@ func (s *Sampler) Run(ctx context.Context) error {
 			if !ok {
 				return errors.New("the desired-state watch ended")
 			}
-			s.follow(entry)
+			if p, started := s.follow(entry); started {
+				// Its counters from before any message moved: without this
+				// first sample, what it takes before the next tick would
+				// never show as a rate.
+				s.sampleOne(ctx, p)
+			}
 		case <-tick.C:
 			if _, err := s.Sample(ctx); err != nil && ctx.Err() == nil {
 				s.logger().Warn("metrics sample not written", "error", err)
@@ -109,10 +114,10 @@ func (s *Sampler) logger() *slog.Logger {
 }
 
 // follow applies one desired-state change (nil marks the end of the
-// initial values).
-func (s *Sampler) follow(entry jetstream.KeyValueEntry) {
+// initial values); it reports a pipeline that starts running.
+func (s *Sampler) follow(entry jetstream.KeyValueEntry) (hotpath.Pipeline, bool) {
 	if entry == nil {
-		return
+		return hotpath.Pipeline{}, false
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -122,10 +127,24 @@ func (s *Sampler) follow(entry jetstream.KeyValueEntry) {
 	var d hotpath.Desired
 	if entry.Operation() == jetstream.KeyValuePut && json.Unmarshal(entry.Value(), &d) == nil &&
 		d.Status == hotpath.DesiredRunning && d.Pipeline().Validate() == nil {
+		_, known := s.running[entry.Key()]
 		s.running[entry.Key()] = d.Pipeline()
-		return
+		return d.Pipeline(), !known
 	}
 	delete(s.running, entry.Key())
+	return hotpath.Pipeline{}, false
+}
+
+// sampleOne writes one sample of p now.
+func (s *Sampler) sampleOne(ctx context.Context, p hotpath.Pipeline) {
+	x, err := s.read(ctx, p)
+	if err == nil {
+		x.At = time.Now().UTC()
+		_, err = s.Store.WriteSamples(ctx, []store.Sample{x})
+	}
+	if err != nil && ctx.Err() == nil {
+		s.logger().Warn("first metrics sample not written", "tenant", p.Tenant, "integration", p.Integration, "error", err)
+	}
 }
 
 // Running lists the integrations the sampler samples.

@@ -182,3 +182,26 @@ type failingAccounts struct{}
 func (failingAccounts) JetStream(context.Context, string) (jetstream.JetStream, error) {
 	return nil, context.DeadlineExceeded
 }
+
+// An integration is sampled as soon as it is deployed, so the messages it
+// takes before the first tick still show as a rate.
+func TestSamplerSamplesANewIntegrationAtOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	tenant := "t" + testenv.RandomID(6)
+	_, err := e.st.CreateTenant(ctx, tenant, "Tenant")
+	require.NoError(t, err)
+	s := &Sampler{State: e.state, Accounts: hotpath.SharedAccount{JS: e.js}, Store: e.st, Interval: time.Hour}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(runCtx) }()
+	t.Cleanup(func() { cancel(); require.NoError(t, <-done) })
+
+	fresh := hotpath.Pipeline{Tenant: tenant, Integration: "fresh"}
+	e.deploy(t, fresh, hotpath.DesiredRunning)
+	require.Eventually(t, func() bool { _, ok := e.latest(t, tenant, "fresh"); return ok }, 10*time.Second, 20*time.Millisecond,
+		"sampled long before the hourly tick")
+	r, _ := e.latest(t, tenant, "fresh")
+	require.Zero(t, r.in, "nothing moved yet")
+}
