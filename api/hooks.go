@@ -8,10 +8,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"reflect"
 	"strconv"
@@ -102,6 +104,13 @@ type Webhooks struct {
 	// DefaultJunkBurst; a negative rate means unlimited.
 	JunkRate  float64
 	JunkBurst int
+	// TrustedProxies are the addresses of the proxies in front of the
+	// ingress (a gateway, a load balancer). A request from one of them is
+	// taken to come from the nearest address in its X-Forwarded-For that
+	// is not a trusted proxy, so that the junk limit applies to senders,
+	// not to the gateway. From any other address X-Forwarded-For is
+	// ignored: it is the sender's to forge.
+	TrustedProxies []netip.Prefix
 	// MaxInFlightBytes bounds the body bytes held by all requests at once
 	// (0: DefaultMaxInFlightBytes); a request that would pass it answers
 	// 503 with Retry-After.
@@ -215,7 +224,7 @@ func ptr[T any](v T) *T { return &v }
 func (h *Webhooks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.limitsOnce.Do(h.initLimits)
 	now := time.Now()
-	client := clientAddr(r)
+	client := clientAddr(r, h.TrustedProxies)
 	// An address that keeps sending junk is refused before anything else,
 	// so it can neither probe names nor spend a tenant's rate.
 	if empty, wait := h.junk.empty(client, now); empty {
@@ -413,12 +422,61 @@ func (h *Webhooks) refuse(w http.ResponseWriter, client string, now time.Time, s
 // clientAddr is the request's peer address without its port. Proxies'
 // forwarding headers are not trusted: behind a proxy, all clients share its
 // address.
-func clientAddr(r *http.Request) string {
+// clientAddr is the address a request comes from: its peer's, or, when the
+// peer is a trusted proxy, the nearest address its X-Forwarded-For names
+// that is not a trusted proxy.
+func clientAddr(r *http.Request, trusted []netip.Prefix) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		host = r.RemoteAddr
+	}
+	peer, err := netip.ParseAddr(host)
+	if err != nil || !isTrusted(peer, trusted) {
+		return host
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		hop, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			return host // a malformed hop: trust nothing beyond it
+		}
+		if !isTrusted(hop.Unmap(), trusted) {
+			return hop.Unmap().String()
+		}
 	}
 	return host
+}
+
+func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
+	a = a.Unmap()
+	for _, p := range trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// ParseTrustedProxies reads a comma-separated list of addresses and CIDR
+// prefixes (VRSKY_TRUSTED_PROXIES).
+func ParseTrustedProxies(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(f); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(f)
+		if err != nil {
+			return nil, fmt.Errorf("trusted proxy %q: not an address or a CIDR prefix", f)
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return out, nil
 }
 
 func writeAccepted(w http.ResponseWriter, answer HookAccepted) {

@@ -400,3 +400,42 @@ func TestWebhookHoldsATenantToItsOwnRate(t *testing.T) {
 	}
 	require.EqualValues(t, 50, e.streamMsgs(t, quiet))
 }
+
+// Behind a gateway every sender has the gateway's address: with the gateway
+// trusted, the junk limit applies to the sender X-Forwarded-For names; from
+// anyone else, X-Forwarded-For is a forgery and is ignored.
+func TestClientAddrBelievesOnlyTrustedProxies(t *testing.T) {
+	trusted, err := ParseTrustedProxies(" 10.0.0.0/8, 192.0.2.7 ,")
+	require.NoError(t, err)
+	req := func(peer string, xff ...string) *http.Request {
+		r, _ := http.NewRequest(http.MethodPost, "/", nil)
+		r.RemoteAddr = peer
+		for _, v := range xff {
+			r.Header.Add("X-Forwarded-For", v)
+		}
+		return r
+	}
+	for _, tt := range []struct {
+		name string
+		r    *http.Request
+		want string
+	}{
+		{"no proxy", req("203.0.113.5:4000"), "203.0.113.5"},
+		{"forged by a sender", req("203.0.113.5:4000", "198.51.100.1"), "203.0.113.5"},
+		{"through the gateway", req("10.1.2.3:4000", "198.51.100.1"), "198.51.100.1"},
+		{"a sender's forgery before the gateway's hop", req("10.1.2.3:4000", "1.1.1.1, 198.51.100.1"), "198.51.100.1"},
+		{"two trusted hops", req("192.0.2.7:4000", "198.51.100.1, 10.9.9.9"), "198.51.100.1"},
+		{"several headers", req("10.1.2.3:4000", "1.1.1.1", "198.51.100.1"), "198.51.100.1"},
+		{"garbage hop", req("10.1.2.3:4000", "198.51.100.1, not-an-ip"), "10.1.2.3"},
+		{"only trusted hops", req("10.1.2.3:4000", "10.0.0.1"), "10.1.2.3"},
+		{"mapped IPv4", req("[::ffff:10.1.2.3]:4000", "::ffff:198.51.100.1"), "198.51.100.1"},
+		{"no port", req("10.1.2.3", "198.51.100.1"), "198.51.100.1"},
+	} {
+		t.Run(tt.name, func(t *testing.T) { require.Equal(t, tt.want, clientAddr(tt.r, trusted)) })
+	}
+	require.Equal(t, "10.1.2.3", clientAddr(req("10.1.2.3:1", "198.51.100.1"), nil), "nothing trusted: the peer")
+	for _, bad := range []string{"10.0.0.0/33", "example.com", "10.0.0.1/8/1"} {
+		_, err := ParseTrustedProxies(bad)
+		require.ErrorContains(t, err, "not an address or a CIDR prefix", bad)
+	}
+}

@@ -46,6 +46,7 @@ func runRole(ctx context.Context, role string, args []string, stderr io.Writer) 
 	fs.DurationVar(&keyTTL, "webhook-key-ttl", keyTTL, "api only: how long a webhook's Idempotency-Key or delivery ID is remembered with its body's digest; at least 24h [VRSKY_WEBHOOK_KEY_TTL]")
 	fs.Float64Var(&webhookRate, "webhook-tenant-rate", webhookRate, fmt.Sprintf("api only: webhook requests per second per tenant; 0 = default (%d, bursts of %d), -1 = unlimited [VRSKY_WEBHOOK_TENANT_RATE]",
 		api.DefaultWebhookTenantRate, api.DefaultWebhookTenantBurst))
+	trustedProxies := fs.String("trusted-proxies", os.Getenv("VRSKY_TRUSTED_PROXIES"), "api only: comma-separated addresses or CIDR prefixes of the proxies in front of the API (a gateway); their X-Forwarded-For names the client, for the per-address limits [VRSKY_TRUSTED_PROXIES]")
 	logLevel := fs.String("log-level", cmp.Or(os.Getenv("VRSKY_LOG_LEVEL"), "info"), "debug, info, warn or error [VRSKY_LOG_LEVEL]")
 	name := fs.String("name", cmp.Or(os.Getenv("VRSKY_RUNNER_NAME"), ""), "runner name in status reports; default the host name [VRSKY_RUNNER_NAME]")
 	natsMonitor := fs.String("nats-monitor-urls", os.Getenv("VRSKY_NATS_MONITOR_URLS"), "worker only: comma-separated NATS monitoring URLs (http://nats-0:8222,…) whose health becomes the vrsky_nats_* metrics [VRSKY_NATS_MONITOR_URLS]")
@@ -107,6 +108,9 @@ func runRole(ctx context.Context, role string, args []string, stderr io.Writer) 
 		started = append(started, adminRole)
 		admin = bound
 		deps.AdminElsewhere, deps.WebhookKeyTTL = true, keyTTL
+		if deps.TrustedProxies, err = api.ParseTrustedProxies(*trustedProxies); err != nil {
+			return fmt.Errorf("%w: %v", errUsage, err)
+		}
 		srv, ingress, err := roles.NewAPI(ctx, deps, version, webhookRate)
 		if err != nil {
 			return err

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -78,6 +79,9 @@ type Deps struct {
 	// API's listener: the production api role serves them on its admin
 	// listener (HealthHandler). vrsky dev leaves it unset: one port.
 	AdminElsewhere bool
+	// TrustedProxies are the proxies in front of the webhook ingress whose
+	// X-Forwarded-For is believed (api.Webhooks.TrustedProxies).
+	TrustedProxies []netip.Prefix
 	// WebhookKeyTTL is how long the webhook ingress remembers a message ID
 	// and its body's digest; 0 means hotpath.DefaultIdempotencyTTL (24 h).
 	WebhookKeyTTL time.Duration
@@ -264,7 +268,7 @@ func NewAPI(ctx context.Context, d Deps, version string, webhookTenantRate float
 	hooks := &api.Webhooks{
 		Pipelines: cache, Publisher: &hotpath.Publisher{Accounts: d.accounts(), Claims: d.claims()},
 		Idempotency: &hotpath.Idempotency{Accounts: d.accounts(), TTL: d.WebhookKeyTTL},
-		Tenancy:     d.Tenancy, Logger: d.Logger, Rates: state.Rates,
+		Tenancy:     d.Tenancy, Logger: d.Logger, Rates: state.Rates, TrustedProxies: d.TrustedProxies,
 	}
 	switch {
 	case webhookTenantRate == 0:
