@@ -219,3 +219,7 @@ require (
 	sigs.k8s.io/randfill v1.0.0 // indirect
 	sigs.k8s.io/structured-merge-diff/v6 v6.4.2 // indirect
 )
+
+// actionlint v1.7.12 is built against yaml/v4 rc.3, whose error types rc.4
+// (asked for by compose-go) changed; compose-go builds with rc.3 too.
+replace go.yaml.in/yaml/v4 => go.yaml.in/yaml/v4 v4.0.0-rc.3
