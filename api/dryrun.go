@@ -270,11 +270,18 @@ func decodeDryRun(raw []byte) (dryRunRequest, error) {
 // underSpec moves the locations of parseSpec's problems, which are the
 // spec's own ("body.steps[0].config"), under the request's spec field.
 func underSpec(err error) error {
+	var details []*huma.ErrorDetail
+	var ours *ErrorModel
 	var model *huma.ErrorModel
-	if !errors.As(err, &model) {
+	switch {
+	case errors.As(err, &ours):
+		details = ours.Errors
+	case errors.As(err, &model):
+		details = model.Errors
+	default:
 		return err
 	}
-	for _, d := range model.Errors {
+	for _, d := range details {
 		if d == nil {
 			continue
 		}

@@ -99,9 +99,11 @@ type pipelineMetrics struct {
 
 func (m *Metrics) forStage(p Pipeline, stage string) *pipelineMetrics {
 	l := prometheus.Labels{"tenant": p.Tenant, "integration": p.Integration, "stage": stage}
-	latency, endToEnd := m.stageLatency.WithLabelValues(p.Tenant, stageKind(stage)), m.endToEnd.WithLabelValues(p.Tenant)
+	var latency, endToEnd prometheus.Observer
 	if m.integrationLatency {
 		latency, endToEnd = m.stageLatency.With(l), m.endToEnd.WithLabelValues(p.Tenant, p.Integration)
+	} else {
+		latency, endToEnd = m.stageLatency.WithLabelValues(p.Tenant, stageKind(stage)), m.endToEnd.WithLabelValues(p.Tenant)
 	}
 	return &pipelineMetrics{
 		in: m.messagesIn.With(l), out: m.messagesOut.With(l), filtered: m.filtered.With(l),

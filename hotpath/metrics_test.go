@@ -40,10 +40,10 @@ func TestLatencyHistogramsLeaveTheIntegrationOutByDefault(t *testing.T) {
 		m.forStage(pl, DeliverStage("db")).latency.Observe(0.01)
 		m.forStage(pl, DeliverStage("slack")).endToEnd.Observe(0.1)
 	}
-	require.Equal(t, 4, testutil.CollectAndCount(m.stageLatency), "per integration and full stage name")
+	require.Equal(t, 6, testutil.CollectAndCount(m.stageLatency), "per integration and full stage name: 2 × {process, deliver-db, deliver-slack}")
 	require.Equal(t, 2, testutil.CollectAndCount(m.endToEnd))
 	m.forget(p)
-	require.Equal(t, 2, testutil.CollectAndCount(m.stageLatency))
+	require.Equal(t, 3, testutil.CollectAndCount(m.stageLatency))
 	require.Equal(t, 1, testutil.CollectAndCount(m.endToEnd))
 
 	require.Equal(t, "deliver", stageKind(DeliverStage("x")))

@@ -156,7 +156,7 @@ func startPipeline(ctx context.Context, d deps, want Desired) (_ *pipeline, err 
 	// failed counts the pipeline's failed attempts for the metrics history.
 	var failed *stageCount
 	if d.state != nil && d.state.Counts != nil {
-		failed = &stageCount{kv: d.state.Counts, key: p.CountKey(FailuresCount)}
+		failed = newStageCount(d.state.Counts, p.CountKey(FailuresCount))
 		pl.counts = append(pl.counts, failed)
 	}
 	stageFailures := func(m *pipelineMetrics) *failures {

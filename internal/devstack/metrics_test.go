@@ -92,7 +92,7 @@ func contractMetrics(t *testing.T) []string {
 	for _, m := range regexp.MustCompile("(?m)^\\| `(vrsky_[a-z_]+)` \\|").FindAllStringSubmatch(string(doc), -1) {
 		names = append(names, m[1])
 	}
-	require.GreaterOrEqual(t, len(names), 30, "the tables list every metric")
+	require.GreaterOrEqual(t, len(names), 28, "the tables list every metric")
 	return names
 }
 
@@ -151,10 +151,14 @@ producers:
   out: { connector: file, config: { dir: cdc1, format: ndjson } }
 `), "metrics test", false)
 	require.NoError(t, err)
+	// A row per try: rows written before the replication slot exists are
+	// never sent, so inserting the same row again would never show.
+	row := 0
 	require.Eventually(t, func() bool {
-		_, err := conn.Exec(ctx, "INSERT INTO metrics_src VALUES (1, 'x') ON CONFLICT DO NOTHING")
+		row++
+		_, err := conn.Exec(ctx, "INSERT INTO metrics_src VALUES ($1, 'x')", row)
 		return err == nil && len(producedLines(dir, "acme", "cdc1")) >= 1
-	}, 60*time.Second, 200*time.Millisecond, "the CDC integration never delivered")
+	}, 60*time.Second, 500*time.Millisecond, "the CDC integration never delivered")
 	require.Eventually(t, func() bool {
 		return has(scrapeMetrics(t, ep), "vrsky_cdc_slot_lag_bytes")
 	}, 30*time.Second, 200*time.Millisecond, "the CDC consumer's slot lag is reported")

@@ -126,10 +126,12 @@ func TestSamplerRecordsRunningIntegrationsCounters(t *testing.T) {
 	}
 	e.send(t, orders, bodies...)
 
+	var last row
 	require.Eventually(t, func() bool {
 		r, ok := e.latest(t, tenant, "orders")
+		last = r
 		return ok && r == row{in: 12, out: 10, errors: 2, dlq: 2}
-	}, 30*time.Second, 100*time.Millisecond, "in, out, failed attempts and dead letters as the runner counted them")
+	}, 30*time.Second, 100*time.Millisecond, "in, out, failed attempts and dead letters as the runner counted them (last: %+v)", &last)
 	_, ok := e.latest(t, tenant, "idle")
 	require.False(t, ok, "a stopped integration is not sampled")
 	require.ElementsMatch(t, []hotpath.Pipeline{orders}, s.Running())
