@@ -65,9 +65,6 @@ producers:
 // and an integration, sends webhooks, scrapes /metrics and checks that every
 // metric a dashboard or alert query reads is exposed.
 func TestDashboardAndAlertMetricsAreExposedByVrskyDev(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a vrsky dev stack")
-	}
 	refs := map[string]MetricRef{}
 	where := map[string]string{}
 	for _, q := range allQueries(t) {
