@@ -181,7 +181,7 @@ var (
 		regexp.MustCompile(`-----BEGIN [A-Z ]*PRIVATE KEY-----`),
 		regexp.MustCompile(`\bS[OAU][A-Z2-7]{50,}\b`), // NATS nkey seeds
 		regexp.MustCompile(`\bAKIA[0-9A-Z]{16}\b`),    // AWS access key IDs
-		regexp.MustCompile(`\bvrsky_[A-Za-z0-9_-]{20,}`),
+		regexp.MustCompile(`\bvrsky_[0-9a-f]{64}\b`),  // an API key (metric names are vrsky_ too)
 	}
 )
 
