@@ -376,17 +376,7 @@ func runOne(ctx context.Context, chain hotpath.Chain, producers []string, msg sd
 // documentBody documents an operation's raw JSON body with the schema of t.
 func documentBody(api huma.API, path, method string, t reflect.Type, name, description string) {
 	oapi := api.OpenAPI()
-	item := oapi.Paths[path]
-	if item == nil {
-		return
-	}
-	var op *huma.Operation
-	switch method {
-	case http.MethodPost:
-		op = item.Post
-	case http.MethodPut:
-		op = item.Put
-	}
+	op := operationAt(oapi, path, method)
 	if op == nil {
 		return
 	}

@@ -742,21 +742,26 @@ func flattenErrors(err error) []error {
 	return out
 }
 
+// operationAt is the POST or PUT operation registered at path, or nil.
+func operationAt(oapi *huma.OpenAPI, path, method string) *huma.Operation {
+	item := oapi.Paths[path]
+	if item == nil {
+		return nil
+	}
+	switch method {
+	case http.MethodPost:
+		return item.Post
+	case http.MethodPut:
+		return item.Put
+	}
+	return nil
+}
+
 // documentSpecBody documents an operation's raw body as the spec, in JSON
 // and in YAML.
 func documentSpecBody(api huma.API, path, method string) {
 	oapi := api.OpenAPI()
-	item := oapi.Paths[path]
-	if item == nil {
-		return
-	}
-	var op *huma.Operation
-	switch method {
-	case http.MethodPost:
-		op = item.Post
-	case http.MethodPut:
-		op = item.Put
-	}
+	op := operationAt(oapi, path, method)
 	if op == nil || op.RequestBody == nil {
 		return
 	}
