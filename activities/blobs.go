@@ -11,7 +11,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/blobstore"
 )
 
@@ -23,7 +23,7 @@ type Blobs struct {
 }
 
 // SweepInput sets the lifetimes; zero means the hot path's defaults
-// (hotpath.ClaimTTL for claim-checked bodies, hotpath.DLQRetention for
+// (dataplane.ClaimTTL for claim-checked bodies, dataplane.DLQRetention for
 // dead-lettered ones: both 7 days, see docs/adr/0013).
 type SweepInput struct {
 	ClaimTTL time.Duration
@@ -44,7 +44,7 @@ func (b *Blobs) SweepExpiredBlobs(ctx context.Context, in SweepInput) (SweepResu
 	if b.Now != nil {
 		now = b.Now
 	}
-	removed, err := hotpath.SweepExpired(ctx, b.Store, now(), in.ClaimTTL, in.DLQTTL)
+	removed, err := dataplane.SweepExpired(ctx, b.Store, now(), in.ClaimTTL, in.DLQTTL)
 	if err != nil {
 		return SweepResult{Removed: removed}, fmt.Errorf("sweep expired blobs: %w", err)
 	}

@@ -10,14 +10,14 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/dataplane"
 )
 
 // DLQ holds the activities that act on tenants' dead letters.
 type DLQ struct {
 	// Accounts gives each tenant's JetStream, where its DLQ lives.
-	Accounts hotpath.Accounts
-	Claims   *hotpath.ClaimCheck
+	Accounts dataplane.Accounts
+	Claims   *dataplane.ClaimCheck
 }
 
 // ErrInvalidFilter is the error type of a replay whose filter cannot be
@@ -29,7 +29,7 @@ const ErrInvalidFilter = "InvalidFilter"
 // Seqs when it is set, after sequence AfterSeq and at most up to UpToSeq.
 type ReplayPageInput struct {
 	Tenant string
-	Filter hotpath.DLQFilter
+	Filter dataplane.DLQFilter
 	// Seqs, when set, names the dead letters (by DLQ sequence); Filter
 	// still applies to them.
 	Seqs     []uint64
@@ -85,7 +85,7 @@ func (d *DLQ) ReplayPage(ctx context.Context, in ReplayPageInput) (ReplayPageRes
 	}
 	upTo := in.UpToSeq
 	if upTo == 0 {
-		last, err := hotpath.LastDLQSeq(ctx, js, in.Tenant)
+		last, err := dataplane.LastDLQSeq(ctx, js, in.Tenant)
 		if err != nil {
 			return ReplayPageResult{}, err
 		}
@@ -101,12 +101,12 @@ func (d *DLQ) ReplayPage(ctx context.Context, in ReplayPageInput) (ReplayPageRes
 	}
 	for _, seq := range seqs {
 		if in.Discard {
-			err = hotpath.DiscardDeadLetter(ctx, js, in.Tenant, seq)
+			err = dataplane.DiscardDeadLetter(ctx, js, in.Tenant, seq)
 		} else {
-			err = hotpath.ReplayDeadLetter(ctx, js, d.Claims, in.Tenant, seq)
+			err = dataplane.ReplayDeadLetter(ctx, js, d.Claims, in.Tenant, seq)
 		}
 		switch {
-		case errors.Is(err, hotpath.ErrDeadLetterNotFound):
+		case errors.Is(err, dataplane.ErrDeadLetterNotFound):
 		case err != nil:
 			return ReplayPageResult{}, err
 		default:
@@ -123,7 +123,7 @@ func (d *DLQ) ReplayPage(ctx context.Context, in ReplayPageInput) (ReplayPageRes
 // page returns the sequences of the next page after afterSeq, up to upTo,
 // the last sequence it looked at, and whether more may follow; js is the
 // tenant's JetStream.
-func page(ctx context.Context, js jetstream.JetStream, claims *hotpath.ClaimCheck, in ReplayPageInput, afterSeq, upTo uint64, limit int) (seqs []uint64, scanned uint64, more bool, err error) {
+func page(ctx context.Context, js jetstream.JetStream, claims *dataplane.ClaimCheck, in ReplayPageInput, afterSeq, upTo uint64, limit int) (seqs []uint64, scanned uint64, more bool, err error) {
 	if len(in.Seqs) > 0 {
 		wanted := slices.Sorted(slices.Values(in.Seqs))
 		for i, seq := range wanted {
@@ -133,8 +133,8 @@ func page(ctx context.Context, js jetstream.JetStream, claims *hotpath.ClaimChec
 			if len(seqs) == limit {
 				return seqs, 0, true, nil
 			}
-			dl, _, err := hotpath.GetDeadLetter(ctx, js, claims, in.Tenant, seq, 1)
-			if errors.Is(err, hotpath.ErrDeadLetterNotFound) {
+			dl, _, err := dataplane.GetDeadLetter(ctx, js, claims, in.Tenant, seq, 1)
+			if errors.Is(err, dataplane.ErrDeadLetterNotFound) {
 				continue
 			}
 			if err != nil {
@@ -146,7 +146,7 @@ func page(ctx context.Context, js jetstream.JetStream, claims *hotpath.ClaimChec
 		}
 		return seqs, 0, false, nil
 	}
-	letters, next, err := hotpath.ListDLQ(ctx, js, in.Tenant, in.Filter, afterSeq, limit)
+	letters, next, err := dataplane.ListDLQ(ctx, js, in.Tenant, in.Filter, afterSeq, limit)
 	if err != nil {
 		return nil, 0, false, fmt.Errorf("list dead letters of %s: %w", in.Tenant, err)
 	}

@@ -11,25 +11,25 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
-	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/testenv"
 )
 
 // deadLetter stores a message in the tenant's DLQ with the headers the hot
 // path writes when a stage gives up on it, and returns its DLQ sequence.
-func deadLetter(t *testing.T, js jetstream.JetStream, p hotpath.Pipeline, id, reason string) uint64 {
+func deadLetter(t *testing.T, js jetstream.JetStream, p dataplane.Pipeline, id, reason string) uint64 {
 	t.Helper()
 	ctx := context.Background()
-	_, err := hotpath.EnsureStreams(ctx, js, p)
+	_, err := dataplane.EnsureStreams(ctx, js, p)
 	require.NoError(t, err)
 	m := nats.NewMsg(p.DLQSubject())
-	m.Header.Set(nats.MsgIdHdr, id+"/"+hotpath.StageProcess)
+	m.Header.Set(nats.MsgIdHdr, id+"/"+dataplane.StageProcess)
 	m.Header.Set("Vrsky-Msg-Id", id)
-	m.Header.Set(hotpath.HeaderDLQReason, reason)
-	m.Header.Set(hotpath.HeaderDLQStage, hotpath.StageProcess)
-	m.Header.Set(hotpath.HeaderDLQAttempts, "4")
-	m.Header.Set(hotpath.HeaderDLQSubject, p.InSubject())
-	m.Header.Set(hotpath.HeaderDLQAt, time.Now().UTC().Format(time.RFC3339Nano))
+	m.Header.Set(dataplane.HeaderDLQReason, reason)
+	m.Header.Set(dataplane.HeaderDLQStage, dataplane.StageProcess)
+	m.Header.Set(dataplane.HeaderDLQAttempts, "4")
+	m.Header.Set(dataplane.HeaderDLQSubject, p.InSubject())
+	m.Header.Set(dataplane.HeaderDLQAt, time.Now().UTC().Format(time.RFC3339Nano))
 	m.Data = []byte("body of " + id)
 	ack, err := js.PublishMsg(ctx, m)
 	require.NoError(t, err)
@@ -67,15 +67,15 @@ func TestReplayPageReplaysMatchingDeadLettersPageByPage(t *testing.T) {
 	t.Parallel()
 	_, js := testenv.JetStream(t)
 	tenant := "t" + testenv.RandomID(6)
-	orders := hotpath.Pipeline{Tenant: tenant, Integration: "orders"}
-	invoices := hotpath.Pipeline{Tenant: tenant, Integration: "invoices"}
+	orders := dataplane.Pipeline{Tenant: tenant, Integration: "orders"}
+	invoices := dataplane.Pipeline{Tenant: tenant, Integration: "invoices"}
 	deadLetter(t, js, orders, "m1", "disk full")
 	deadLetter(t, js, invoices, "m2", "disk full")
 	s3 := deadLetter(t, js, orders, "m3", "disk full")
 	deadLetter(t, js, orders, "m4", "bad JSON")
 	s5 := deadLetter(t, js, orders, "m5", "disk full")
-	d := &DLQ{Accounts: hotpath.SharedAccount{JS: js}}
-	filter := hotpath.DLQFilter{Integration: "orders", ErrorContains: "disk"}
+	d := &DLQ{Accounts: dataplane.SharedAccount{JS: js}}
+	filter := dataplane.DLQFilter{Integration: "orders", ErrorContains: "disk"}
 
 	first, err := replayPage(t, d, ReplayPageInput{Tenant: tenant, Filter: filter, Limit: 2}, nil)
 	require.NoError(t, err)
@@ -88,7 +88,7 @@ func TestReplayPageReplaysMatchingDeadLettersPageByPage(t *testing.T) {
 	require.Equal(t, ReplayPageResult{Done: 1, LastSeq: s5, UpToSeq: s5}, second)
 
 	require.EqualValues(t, 3, streamMsgs(t, js, orders.Stream()), "m1, m3 and m5 are back in their pipeline")
-	left, _, err := hotpath.ListDLQ(context.Background(), js, tenant, hotpath.DLQFilter{}, 0, 10)
+	left, _, err := dataplane.ListDLQ(context.Background(), js, tenant, dataplane.DLQFilter{}, 0, 10)
 	require.NoError(t, err)
 	var ids []string
 	for _, l := range left {
@@ -102,11 +102,11 @@ func TestReplayPageResumesFromItsHeartbeat(t *testing.T) {
 	t.Parallel()
 	_, js := testenv.JetStream(t)
 	tenant := "t" + testenv.RandomID(6)
-	p := hotpath.Pipeline{Tenant: tenant, Integration: "orders"}
+	p := dataplane.Pipeline{Tenant: tenant, Integration: "orders"}
 	s1 := deadLetter(t, js, p, "m1", "x")
 	s2 := deadLetter(t, js, p, "m2", "x")
 	s3 := deadLetter(t, js, p, "m3", "x")
-	d := &DLQ{Accounts: hotpath.SharedAccount{JS: js}}
+	d := &DLQ{Accounts: dataplane.SharedAccount{JS: js}}
 
 	// The crashed attempt replayed m1 (and heartbeat it) but did not get to
 	// delete it: m1 is still in the DLQ, yet the retry starts after it.
@@ -114,30 +114,30 @@ func TestReplayPageResumesFromItsHeartbeat(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, ReplayPageResult{Done: 3, LastSeq: s3, UpToSeq: s3}, out)
 	require.EqualValues(t, 2, streamMsgs(t, js, p.Stream()), "m2 and m3 replayed, m1 not again")
-	_, _, err = hotpath.GetDeadLetter(context.Background(), js, nil, tenant, s2, 0)
-	require.ErrorIs(t, err, hotpath.ErrDeadLetterNotFound)
+	_, _, err = dataplane.GetDeadLetter(context.Background(), js, nil, tenant, s2, 0)
+	require.ErrorIs(t, err, dataplane.ErrDeadLetterNotFound)
 }
 
 func TestReplayPageDiscardsExplicitSequences(t *testing.T) {
 	t.Parallel()
 	_, js := testenv.JetStream(t)
 	tenant := "t" + testenv.RandomID(6)
-	p := hotpath.Pipeline{Tenant: tenant, Integration: "orders"}
+	p := dataplane.Pipeline{Tenant: tenant, Integration: "orders"}
 	s1 := deadLetter(t, js, p, "m1", "x")
 	s2 := deadLetter(t, js, p, "m2", "x")
 	s3 := deadLetter(t, js, p, "m3", "y")
-	d := &DLQ{Accounts: hotpath.SharedAccount{JS: js}}
+	d := &DLQ{Accounts: dataplane.SharedAccount{JS: js}}
 
 	out, err := replayPage(t, d, ReplayPageInput{Tenant: tenant, Seqs: []uint64{s3, s1, s1, 999}, Discard: true, Limit: 1}, nil)
 	require.NoError(t, err)
 	require.Equal(t, ReplayPageResult{Done: 1, LastSeq: s1, UpToSeq: s3, More: true}, out)
 	out, err = replayPage(t, d, ReplayPageInput{Tenant: tenant, Seqs: []uint64{s3, s1, s1, 999}, Discard: true, Limit: 1,
-		AfterSeq: out.LastSeq, UpToSeq: out.UpToSeq, Filter: hotpath.DLQFilter{ErrorContains: "y"}}, nil)
+		AfterSeq: out.LastSeq, UpToSeq: out.UpToSeq, Filter: dataplane.DLQFilter{ErrorContains: "y"}}, nil)
 	require.NoError(t, err)
 	require.Equal(t, 1, out.Done)
 	require.False(t, out.More)
 
-	left, _, err := hotpath.ListDLQ(context.Background(), js, tenant, hotpath.DLQFilter{}, 0, 10)
+	left, _, err := dataplane.ListDLQ(context.Background(), js, tenant, dataplane.DLQFilter{}, 0, 10)
 	require.NoError(t, err)
 	require.Len(t, left, 1)
 	require.Equal(t, s2, left[0].Seq)
@@ -147,13 +147,13 @@ func TestReplayPageDiscardsExplicitSequences(t *testing.T) {
 func TestReplayPageEdgeCases(t *testing.T) {
 	t.Parallel()
 	_, js := testenv.JetStream(t)
-	d := &DLQ{Accounts: hotpath.SharedAccount{JS: js}}
+	d := &DLQ{Accounts: dataplane.SharedAccount{JS: js}}
 
 	out, err := replayPage(t, d, ReplayPageInput{Tenant: "t" + testenv.RandomID(6)}, nil)
 	require.NoError(t, err)
 	require.Equal(t, ReplayPageResult{}, out, "a tenant without dead letters")
 
-	_, err = replayPage(t, d, ReplayPageInput{Tenant: "acme", Filter: hotpath.DLQFilter{Integration: "Not Valid"}}, nil)
+	_, err = replayPage(t, d, ReplayPageInput{Tenant: "acme", Filter: dataplane.DLQFilter{Integration: "Not Valid"}}, nil)
 	var appErr *temporal.ApplicationError
 	require.ErrorAs(t, err, &appErr)
 	require.Equal(t, ErrInvalidFilter, appErr.Type())
@@ -161,11 +161,11 @@ func TestReplayPageEdgeCases(t *testing.T) {
 
 	// The integration was deleted: replaying fails and keeps the dead letter.
 	tenant := "t" + testenv.RandomID(6)
-	p := hotpath.Pipeline{Tenant: tenant, Integration: "orders"}
+	p := dataplane.Pipeline{Tenant: tenant, Integration: "orders"}
 	seq := deadLetter(t, js, p, "m1", "x")
 	require.NoError(t, js.DeleteStream(context.Background(), p.Stream()))
 	_, err = replayPage(t, d, ReplayPageInput{Tenant: tenant}, nil)
 	require.Error(t, err)
-	_, _, err = hotpath.GetDeadLetter(context.Background(), js, nil, tenant, seq, 0)
+	_, _, err = dataplane.GetDeadLetter(context.Background(), js, nil, tenant, seq, 0)
 	require.NoError(t, err)
 }

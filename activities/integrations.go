@@ -12,7 +12,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/spec"
 )
 
@@ -20,7 +20,7 @@ import (
 // out: desired state for the runners in NATS KV, the record in PostgreSQL.
 type Integrations struct {
 	DB    *pgxpool.Pool
-	State *hotpath.State
+	State *dataplane.State
 	// PollEvery is how often AwaitRunnerStatus reads the status bucket;
 	// zero means 250 ms.
 	PollEvery time.Duration
@@ -42,7 +42,7 @@ const (
 )
 
 // DesiredStateInput names the spec version to run and its desired status
-// (hotpath.DesiredRunning or hotpath.DesiredStopped).
+// (dataplane.DesiredRunning or dataplane.DesiredStopped).
 type DesiredStateInput struct {
 	Tenant      string
 	Integration string
@@ -50,8 +50,8 @@ type DesiredStateInput struct {
 	Status      string
 }
 
-func (in DesiredStateInput) pipeline() hotpath.Pipeline {
-	return hotpath.Pipeline{Tenant: in.Tenant, Integration: in.Integration}
+func (in DesiredStateInput) pipeline() dataplane.Pipeline {
+	return dataplane.Pipeline{Tenant: in.Tenant, Integration: in.Integration}
 }
 
 // WriteDesiredState reads the spec of the version from integration_versions
@@ -63,14 +63,14 @@ func (a *Integrations) WriteDesiredState(ctx context.Context, in DesiredStateInp
 	if err != nil {
 		return err
 	}
-	return a.State.PutDesired(ctx, hotpath.Desired{
+	return a.State.PutDesired(ctx, dataplane.Desired{
 		Tenant: in.Tenant, Integration: in.Integration, Version: in.Version, Status: in.Status, Spec: s,
 	})
 }
 
 // readSpec reads and checks the spec of one version of an integration. A
 // missing version or an invalid spec is a non-retryable error.
-func readSpec(ctx context.Context, db *pgxpool.Pool, p hotpath.Pipeline, version int) (spec.Integration, error) {
+func readSpec(ctx context.Context, db *pgxpool.Pool, p dataplane.Pipeline, version int) (spec.Integration, error) {
 	var s spec.Integration
 	if err := p.Validate(); err != nil {
 		return s, temporal.NewNonRetryableApplicationError(err.Error(), ErrInvalidSpec, nil)
@@ -106,7 +106,7 @@ type PipelineInput struct {
 // RemoveDesiredState deletes an integration's desired state: the runners
 // stop it and delete its stream. Removing it again is harmless.
 func (a *Integrations) RemoveDesiredState(ctx context.Context, in PipelineInput) error {
-	return a.State.DeleteDesired(ctx, hotpath.Pipeline{Tenant: in.Tenant, Integration: in.Integration})
+	return a.State.DeleteDesired(ctx, dataplane.Pipeline{Tenant: in.Tenant, Integration: in.Integration})
 }
 
 // AwaitStatusInput says which version and status to wait for.
@@ -114,8 +114,8 @@ type AwaitStatusInput struct {
 	Tenant      string
 	Integration string
 	Version     int
-	// Status is the reported status wanted: hotpath.StatusRunning or
-	// hotpath.StatusStopped.
+	// Status is the reported status wanted: dataplane.StatusRunning or
+	// dataplane.StatusStopped.
 	Status string
 	// MaxWait bounds the wait; zero means 90 seconds. Keep it below the
 	// activity's StartToClose timeout.
@@ -136,7 +136,7 @@ type RunnerStatus struct {
 // StatusPending. It returns an error only when the bucket cannot be read or
 // ctx ends.
 func (a *Integrations) AwaitRunnerStatus(ctx context.Context, in AwaitStatusInput) (RunnerStatus, error) {
-	p := hotpath.Pipeline{Tenant: in.Tenant, Integration: in.Integration}
+	p := dataplane.Pipeline{Tenant: in.Tenant, Integration: in.Integration}
 	maxWait := in.MaxWait
 	if maxWait <= 0 {
 		maxWait = 90 * time.Second
@@ -155,7 +155,7 @@ func (a *Integrations) AwaitRunnerStatus(ctx context.Context, in AwaitStatusInpu
 			return RunnerStatus{}, err
 		}
 		if ok && st.Version == in.Version {
-			if st.Status == in.Status || (st.Status == hotpath.StatusDegraded && in.Status == hotpath.StatusRunning) {
+			if st.Status == in.Status || (st.Status == dataplane.StatusDegraded && in.Status == dataplane.StatusRunning) {
 				return RunnerStatus{Version: st.Version, Status: st.Status, LastError: st.LastError}, nil
 			}
 		}

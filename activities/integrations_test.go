@@ -12,7 +12,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
-	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/testenv"
 )
 
@@ -25,9 +25,9 @@ const ordersSpec = `{"name":"orders","consumer":{"connector":"http-webhook"},"pr
 type integrationFixture struct {
 	a           *Integrations
 	tenant, id  string
-	pipeline    hotpath.Pipeline
+	pipeline    dataplane.Pipeline
 	db          *pgxpool.Pool
-	stateBucket *hotpath.State
+	stateBucket *dataplane.State
 }
 
 func newIntegrationFixture(t *testing.T) *integrationFixture {
@@ -37,14 +37,14 @@ func newIntegrationFixture(t *testing.T) *integrationFixture {
 	require.NoError(t, err)
 	t.Cleanup(db.Close)
 	_, js := testenv.JetStream(t)
-	state, err := hotpath.OpenState(ctx, js)
+	state, err := dataplane.OpenState(ctx, js)
 	require.NoError(t, err)
 
 	f := &integrationFixture{
 		a:      &Integrations{DB: db, State: state, PollEvery: 20 * time.Millisecond},
 		tenant: "t-" + testenv.RandomID(4), id: "orders", db: db, stateBucket: state,
 	}
-	f.pipeline = hotpath.Pipeline{Tenant: f.tenant, Integration: f.id}
+	f.pipeline = dataplane.Pipeline{Tenant: f.tenant, Integration: f.id}
 	_, err = db.Exec(ctx, `INSERT INTO tenants (id, name) VALUES ($1, $1)`, f.tenant)
 	require.NoError(t, err)
 	_, err = db.Exec(ctx, `INSERT INTO integrations (tenant_id, id, name) VALUES ($1, $2, $2)`, f.tenant, f.id)
@@ -62,7 +62,7 @@ func (f *integrationFixture) addVersion(t *testing.T, version int, specJSON stri
 }
 
 // report writes a runner status as the hot path does.
-func (f *integrationFixture) report(t *testing.T, st hotpath.Status) {
+func (f *integrationFixture) report(t *testing.T, st dataplane.Status) {
 	t.Helper()
 	st.Tenant, st.Integration = f.tenant, f.id
 	b, err := json.Marshal(st)
@@ -75,7 +75,7 @@ func TestWriteDesiredStateWritesTheVersionsSpec(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	f := newIntegrationFixture(t)
-	in := DesiredStateInput{Tenant: f.tenant, Integration: f.id, Version: 1, Status: hotpath.DesiredStopped}
+	in := DesiredStateInput{Tenant: f.tenant, Integration: f.id, Version: 1, Status: dataplane.DesiredStopped}
 	require.NoError(t, f.a.WriteDesiredState(ctx, in))
 	require.NoError(t, f.a.WriteDesiredState(ctx, in), "writing it again is harmless")
 
@@ -85,7 +85,7 @@ func TestWriteDesiredStateWritesTheVersionsSpec(t *testing.T) {
 	require.Equal(t, f.tenant, d.Tenant)
 	require.Equal(t, f.id, d.Integration)
 	require.Equal(t, 1, d.Version)
-	require.Equal(t, hotpath.DesiredStopped, d.Status)
+	require.Equal(t, dataplane.DesiredStopped, d.Status)
 	require.Equal(t, "orders", d.Spec.Name)
 	require.Equal(t, "http-webhook", d.Spec.Consumer.Connector)
 	require.JSONEq(t, `{"table":"orders"}`, string(d.Spec.Producers["db"].Config))
@@ -117,7 +117,7 @@ func TestWriteDesiredStateRefusesWhatRetryingCannotFix(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			err := f.a.WriteDesiredState(ctx, DesiredStateInput{Tenant: f.tenant, Integration: c.integration, Version: c.version, Status: hotpath.DesiredRunning})
+			err := f.a.WriteDesiredState(ctx, DesiredStateInput{Tenant: f.tenant, Integration: c.integration, Version: c.version, Status: dataplane.DesiredRunning})
 			var appErr *temporal.ApplicationError
 			require.ErrorAs(t, err, &appErr)
 			require.Equal(t, c.wantType, appErr.Type())
@@ -139,26 +139,26 @@ func TestAwaitRunnerStatus(t *testing.T) {
 
 	// An older version's report does not count; the wanted one does, as
 	// soon as it is written.
-	f.report(t, hotpath.Status{Version: 1, Status: hotpath.StatusRunning})
+	f.report(t, dataplane.Status{Version: 1, Status: dataplane.StatusRunning})
 	go func() {
 		time.Sleep(200 * time.Millisecond)
-		f.report(t, hotpath.Status{Version: 2, Status: hotpath.StatusRunning, Runner: "r1"})
+		f.report(t, dataplane.Status{Version: 2, Status: dataplane.StatusRunning, Runner: "r1"})
 	}()
 	start := time.Now()
-	st, err := await(2, hotpath.StatusRunning, 10*time.Second)
+	st, err := await(2, dataplane.StatusRunning, 10*time.Second)
 	require.NoError(t, err)
-	require.Equal(t, RunnerStatus{Version: 2, Status: hotpath.StatusRunning}, st)
+	require.Equal(t, RunnerStatus{Version: 2, Status: dataplane.StatusRunning}, st)
 	require.Less(t, time.Since(start), 5*time.Second)
 
 	// A runner that cannot start the version: degraded, with its error, as
 	// a result.
-	f.report(t, hotpath.Status{Version: 3, Status: hotpath.StatusDegraded, LastError: "connection refused"})
-	st, err = await(3, hotpath.StatusRunning, 10*time.Second)
+	f.report(t, dataplane.Status{Version: 3, Status: dataplane.StatusDegraded, LastError: "connection refused"})
+	st, err = await(3, dataplane.StatusRunning, 10*time.Second)
 	require.NoError(t, err)
-	require.Equal(t, RunnerStatus{Version: 3, Status: hotpath.StatusDegraded, LastError: "connection refused"}, st)
+	require.Equal(t, RunnerStatus{Version: 3, Status: dataplane.StatusDegraded, LastError: "connection refused"}, st)
 
 	// Nobody reports it stopped in time: pending.
-	st, err = await(3, hotpath.StatusStopped, 100*time.Millisecond)
+	st, err = await(3, dataplane.StatusStopped, 100*time.Millisecond)
 	require.NoError(t, err)
 	require.Equal(t, StatusPending, st.Status)
 	require.Contains(t, st.LastError, "no runner reported version 3 stopped")
@@ -166,7 +166,7 @@ func TestAwaitRunnerStatus(t *testing.T) {
 	// It gives up when ctx ends.
 	cctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 	defer cancel()
-	_, err = f.a.AwaitRunnerStatus(cctx, AwaitStatusInput{Tenant: f.tenant, Integration: f.id, Version: 4, Status: hotpath.StatusRunning})
+	_, err = f.a.AwaitRunnerStatus(cctx, AwaitStatusInput{Tenant: f.tenant, Integration: f.id, Version: 4, Status: dataplane.StatusRunning})
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 }
 
@@ -178,13 +178,13 @@ func TestAwaitRunnerStatusHeartbeatsAsAnActivity(t *testing.T) {
 	env.RegisterActivity(f.a)
 	go func() {
 		time.Sleep(200 * time.Millisecond)
-		f.report(t, hotpath.Status{Version: 1, Status: hotpath.StatusStopped})
+		f.report(t, dataplane.Status{Version: 1, Status: dataplane.StatusStopped})
 	}()
-	v, err := env.ExecuteActivity(f.a.AwaitRunnerStatus, AwaitStatusInput{Tenant: f.tenant, Integration: f.id, Version: 1, Status: hotpath.StatusStopped})
+	v, err := env.ExecuteActivity(f.a.AwaitRunnerStatus, AwaitStatusInput{Tenant: f.tenant, Integration: f.id, Version: 1, Status: dataplane.StatusStopped})
 	require.NoError(t, err)
 	var st RunnerStatus
 	require.NoError(t, v.Get(&st))
-	require.Equal(t, hotpath.StatusStopped, st.Status)
+	require.Equal(t, dataplane.StatusStopped, st.Status)
 }
 
 func TestAwaitRunnerStatusReportsUnreadableBucket(t *testing.T) {
@@ -193,7 +193,7 @@ func TestAwaitRunnerStatusReportsUnreadableBucket(t *testing.T) {
 	require.NoError(t, f.stateBucket.Status.Purge(context.Background(), f.pipeline.Key()))
 	_, err := f.stateBucket.Status.Put(context.Background(), f.pipeline.Key(), []byte("not json"))
 	require.NoError(t, err)
-	_, err = f.a.AwaitRunnerStatus(context.Background(), AwaitStatusInput{Tenant: f.tenant, Integration: f.id, Version: 1, Status: hotpath.StatusRunning})
+	_, err = f.a.AwaitRunnerStatus(context.Background(), AwaitStatusInput{Tenant: f.tenant, Integration: f.id, Version: 1, Status: dataplane.StatusRunning})
 	require.ErrorContains(t, err, "decode status")
 }
 

@@ -7,7 +7,7 @@ import (
 
 	"go.temporal.io/sdk/activity"
 
-	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/dataplane"
 )
 
 // Outcomes of a scheduled run (RunOutcome.Status).
@@ -63,14 +63,14 @@ type RunOutcome struct {
 // an error. It returns an error only when the buckets cannot be read or
 // written, or ctx ends.
 func (a *Integrations) RunOnce(ctx context.Context, in RunInput) (RunOutcome, error) {
-	p := hotpath.Pipeline{Tenant: in.Tenant, Integration: in.Integration}
+	p := dataplane.Pipeline{Tenant: in.Tenant, Integration: in.Integration}
 	out := RunOutcome{RunID: in.RunID}
 	d, ok, err := a.State.GetDesired(ctx, p)
 	if err != nil {
 		return out, err
 	}
 	switch {
-	case !ok || d.Status != hotpath.DesiredRunning:
+	case !ok || d.Status != dataplane.DesiredRunning:
 		out.Status, out.Error = RunSkipped, "the integration is not running"
 		return out, nil
 	case d.Spec.Schedule == "":
@@ -81,7 +81,7 @@ func (a *Integrations) RunOnce(ctx context.Context, in RunInput) (RunOutcome, er
 	if deadline.IsZero() {
 		deadline = time.Now().Add(DefaultRunWait)
 	}
-	if err := a.State.RequestRun(ctx, p, hotpath.RunRequest{RunID: in.RunID, Deadline: deadline}); err != nil {
+	if err := a.State.RequestRun(ctx, p, dataplane.RunRequest{RunID: in.RunID, Deadline: deadline}); err != nil {
 		return out, err
 	}
 	every := a.PollEvery

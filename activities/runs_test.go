@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/testsuite"
 
-	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/spec"
 )
 
@@ -23,14 +23,14 @@ func scheduledSpec(schedule string) spec.Integration {
 // desire writes the integration's desired state as the lifecycle does.
 func (f *integrationFixture) desire(t *testing.T, status, schedule string) {
 	t.Helper()
-	require.NoError(t, f.stateBucket.PutDesired(context.Background(), hotpath.Desired{
+	require.NoError(t, f.stateBucket.PutDesired(context.Background(), dataplane.Desired{
 		Tenant: f.tenant, Integration: f.id, Version: 1, Status: status, Spec: scheduledSpec(schedule),
 	}))
 }
 
 // standInRunner answers every run request of the fixture's integration as
 // a runner does, through answer; it writes nothing when answer returns nil.
-func (f *integrationFixture) standInRunner(t *testing.T, answer func(hotpath.RunRequest) []hotpath.RunResult) {
+func (f *integrationFixture) standInRunner(t *testing.T, answer func(dataplane.RunRequest) []dataplane.RunResult) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	w, err := f.stateBucket.Runs.Watch(ctx, f.pipeline.RunRequestKey())
@@ -48,7 +48,7 @@ func (f *integrationFixture) standInRunner(t *testing.T, answer func(hotpath.Run
 			if entry == nil {
 				continue
 			}
-			var req hotpath.RunRequest
+			var req dataplane.RunRequest
 			if json.Unmarshal(entry.Value(), &req) != nil {
 				continue
 			}
@@ -69,18 +69,18 @@ func TestRunOnceWaitsForTheRunnersResult(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	f := newIntegrationFixture(t)
-	f.desire(t, hotpath.DesiredRunning, "*/5 * * * *")
+	f.desire(t, dataplane.DesiredRunning, "*/5 * * * *")
 	requests := 0
-	f.standInRunner(t, func(req hotpath.RunRequest) []hotpath.RunResult {
+	f.standInRunner(t, func(req dataplane.RunRequest) []dataplane.RunResult {
 		requests++
 		started := time.Now().UTC()
-		res := hotpath.RunResult{RunID: req.RunID, Runner: "r1", StartedAt: started}
+		res := dataplane.RunResult{RunID: req.RunID, Runner: "r1", StartedAt: started}
 		finished := res
 		finished.FinishedAt, finished.Messages = started.Add(time.Second), 3
 		if req.RunID == "bad" {
 			finished.Error = "open dir: permission denied"
 		}
-		return []hotpath.RunResult{res, finished}
+		return []dataplane.RunResult{res, finished}
 	})
 
 	out, err := f.a.RunOnce(ctx, RunInput{Tenant: f.tenant, Integration: f.id, RunID: "run-1", Deadline: time.Now().Add(10 * time.Second)})
@@ -107,15 +107,15 @@ func TestRunOnceTimesOut(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	f := newIntegrationFixture(t)
-	f.desire(t, hotpath.DesiredRunning, "0 * * * *")
+	f.desire(t, dataplane.DesiredRunning, "0 * * * *")
 
 	out, err := f.a.RunOnce(ctx, RunInput{Tenant: f.tenant, Integration: f.id, RunID: "nobody", Deadline: time.Now().Add(150 * time.Millisecond)})
 	require.NoError(t, err)
 	require.Equal(t, RunTimedOut, out.Status)
 	require.Contains(t, out.Error, "no runner took the run")
 
-	f.standInRunner(t, func(req hotpath.RunRequest) []hotpath.RunResult {
-		return []hotpath.RunResult{{RunID: req.RunID, Runner: "r1", StartedAt: time.Now()}}
+	f.standInRunner(t, func(req dataplane.RunRequest) []dataplane.RunResult {
+		return []dataplane.RunResult{{RunID: req.RunID, Runner: "r1", StartedAt: time.Now()}}
 	})
 	out, err = f.a.RunOnce(ctx, RunInput{Tenant: f.tenant, Integration: f.id, RunID: "slow", Deadline: time.Now().Add(300 * time.Millisecond)})
 	require.NoError(t, err)
@@ -139,12 +139,12 @@ func TestRunOnceSkipsWhatIsNotRunningOnASchedule(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, RunOutcome{RunID: "r", Status: RunSkipped, Error: "the integration is not running"}, out, "never deployed")
 
-	f.desire(t, hotpath.DesiredStopped, "0 * * * *")
+	f.desire(t, dataplane.DesiredStopped, "0 * * * *")
 	out, err = f.a.RunOnce(ctx, in)
 	require.NoError(t, err)
 	require.Equal(t, RunSkipped, out.Status)
 
-	f.desire(t, hotpath.DesiredRunning, "")
+	f.desire(t, dataplane.DesiredRunning, "")
 	out, err = f.a.RunOnce(ctx, in)
 	require.NoError(t, err)
 	require.Equal(t, RunSkipped, out.Status)
@@ -154,7 +154,7 @@ func TestRunOnceSkipsWhatIsNotRunningOnASchedule(t *testing.T) {
 
 	_, err = f.a.RunOnce(ctx, RunInput{Tenant: "Bad!", Integration: f.id, RunID: "r"})
 	require.Error(t, err)
-	f.desire(t, hotpath.DesiredRunning, "0 * * * *")
+	f.desire(t, dataplane.DesiredRunning, "0 * * * *")
 	_, err = f.a.RunOnce(ctx, RunInput{Tenant: f.tenant, Integration: f.id})
 	require.ErrorContains(t, err, "run ID")
 }
@@ -162,11 +162,11 @@ func TestRunOnceSkipsWhatIsNotRunningOnASchedule(t *testing.T) {
 func TestRunOnceHeartbeatsAsAnActivity(t *testing.T) {
 	t.Parallel()
 	f := newIntegrationFixture(t)
-	f.desire(t, hotpath.DesiredRunning, "0 * * * *")
-	f.standInRunner(t, func(req hotpath.RunRequest) []hotpath.RunResult {
+	f.desire(t, dataplane.DesiredRunning, "0 * * * *")
+	f.standInRunner(t, func(req dataplane.RunRequest) []dataplane.RunResult {
 		time.Sleep(100 * time.Millisecond)
 		now := time.Now()
-		return []hotpath.RunResult{{RunID: req.RunID, StartedAt: now, FinishedAt: now, Messages: 1}}
+		return []dataplane.RunResult{{RunID: req.RunID, StartedAt: now, FinishedAt: now, Messages: 1}}
 	})
 	var suite testsuite.WorkflowTestSuite
 	env := suite.NewTestActivityEnvironment()

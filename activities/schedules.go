@@ -6,7 +6,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/dataplane"
 )
 
 // IntegrationSchedule is the Temporal Schedule of an integration whose spec
@@ -69,7 +69,7 @@ type SyncScheduleResult struct {
 // when it runs), or deleted when the spec has no schedule. Doing it again
 // is harmless.
 func (a *Schedules) SyncSchedule(ctx context.Context, in SyncScheduleInput) (SyncScheduleResult, error) {
-	p := hotpath.Pipeline{Tenant: in.Tenant, Integration: in.Integration}
+	p := dataplane.Pipeline{Tenant: in.Tenant, Integration: in.Integration}
 	s, err := readSpec(ctx, a.DB, p, in.Version)
 	if err != nil {
 		return SyncScheduleResult{}, err

@@ -11,7 +11,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/blobstore"
 	"github.com/vrsky/vrsky/internal/natsauth"
 	"github.com/vrsky/vrsky/internal/store"
@@ -31,9 +31,9 @@ type Tenants struct {
 	// shares one account, which makes those steps do nothing.
 	NATS *natsauth.Admin
 	// Accounts gives each tenant's JetStream.
-	Accounts hotpath.Accounts
+	Accounts dataplane.Accounts
 	Blobs    *blobstore.Store
-	State    *hotpath.State
+	State    *dataplane.State
 	Temporal client.Client
 	// Secrets is the runners' mirror of tenant secrets, emptied of the
 	// tenant's when it is deleted; nil leaves only PostgreSQL to clean.
@@ -86,13 +86,13 @@ type TenantStreamsInput struct {
 }
 
 // EnsureTenantStreams creates or resizes the tenant's DLQ stream in its
-// account (DLQBytes 0: hotpath.DefaultDLQBytes).
+// account (DLQBytes 0: dataplane.DefaultDLQBytes).
 func (a *Tenants) EnsureTenantStreams(ctx context.Context, in TenantStreamsInput) error {
 	js, err := a.Accounts.JetStream(ctx, in.Tenant)
 	if err != nil {
 		return err
 	}
-	err = hotpath.EnsureDLQStream(ctx, js, in.Tenant, in.DLQBytes)
+	err = dataplane.EnsureDLQStream(ctx, js, in.Tenant, in.DLQBytes)
 	if insufficientResources(err) {
 		// The server has no room for the tenant's quota: retrying within
 		// seconds does not change that; the provisioning fails with why.
@@ -194,7 +194,7 @@ type RemoveIntegrationInput struct {
 // RemoveIntegration stops the integration for good: runners drop its
 // pipeline, its lifecycle workflow is terminated, its schedule deleted.
 func (a *Tenants) RemoveIntegration(ctx context.Context, in RemoveIntegrationInput) error {
-	if err := a.State.DeleteDesired(ctx, hotpath.Pipeline{Tenant: in.Tenant, Integration: in.Integration}); err != nil {
+	if err := a.State.DeleteDesired(ctx, dataplane.Pipeline{Tenant: in.Tenant, Integration: in.Integration}); err != nil {
 		return err
 	}
 	var notFound *serviceerror.NotFound
@@ -218,7 +218,7 @@ func (a *Tenants) RemoveTenantStreams(ctx context.Context, in TenantInput) (int,
 	if err != nil {
 		return 0, err
 	}
-	return hotpath.DeleteTenantStreams(ctx, js, in.Tenant)
+	return dataplane.DeleteTenantStreams(ctx, js, in.Tenant)
 }
 
 // forgetter is an Accounts that keeps connections it can close.
@@ -240,7 +240,7 @@ func (a *Tenants) DeleteTenantAccount(ctx context.Context, in TenantInput) error
 // bodies and returns how many objects it removed.
 func (a *Tenants) RemoveTenantObjects(ctx context.Context, in TenantInput) (int, error) {
 	removed := 0
-	for _, prefix := range hotpath.TenantObjectPrefixes(in.Tenant) {
+	for _, prefix := range dataplane.TenantObjectPrefixes(in.Tenant) {
 		n, err := a.Blobs.DeleteOlderThan(ctx, prefix, time.Now().Add(time.Hour))
 		removed += n
 		if err != nil {

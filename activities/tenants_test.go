@@ -13,7 +13,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/vrsky/vrsky/connectors/sdk"
-	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/natsauth"
 	"github.com/vrsky/vrsky/internal/store"
 	"github.com/vrsky/vrsky/internal/tenancy"
@@ -42,7 +42,7 @@ func newTenantsFixture(t *testing.T) *tenantsFixture {
 	require.NoError(t, err)
 	platformJS, err := jetstream.New(testenv.Connect(t, url, platform))
 	require.NoError(t, err)
-	state, err := hotpath.OpenState(ctx, platformJS)
+	state, err := dataplane.OpenState(ctx, platformJS)
 	require.NoError(t, err)
 	pool := natsauth.NewPool(url, keys, "test")
 	t.Cleanup(pool.Close)
@@ -76,12 +76,12 @@ func TestTenantActivitiesProvisionAndRemoveEverything(t *testing.T) {
 	require.NoError(t, err)
 	js, err := jetstream.New(testenv.Connect(t, f.url, creds))
 	require.NoError(t, err)
-	dlq, err := js.Stream(ctx, hotpath.DLQStream("acme"))
+	dlq, err := js.Stream(ctx, dataplane.DLQStream("acme"))
 	require.NoError(t, err)
 	require.Equal(t, int64(32<<20), dlq.CachedInfo().Config.MaxBytes, "the DLQ is sized from the tenant's limits")
-	_, err = hotpath.EnsureStreams(ctx, js, hotpath.Pipeline{Tenant: "acme", Integration: "orders"})
+	_, err = dataplane.EnsureStreams(ctx, js, dataplane.Pipeline{Tenant: "acme", Integration: "orders"})
 	require.NoError(t, err)
-	dlq, err = js.Stream(ctx, hotpath.DLQStream("acme"))
+	dlq, err = js.Stream(ctx, dataplane.DLQStream("acme"))
 	require.NoError(t, err)
 	require.Equal(t, int64(32<<20), dlq.CachedInfo().Config.MaxBytes, "a pipeline leaves the DLQ's size alone")
 	for _, key := range []string{"claims/acme/orders/1", "dlq/acme/orders/2", "claims/other/orders/3"} {
@@ -196,7 +196,7 @@ func TestTenantActivitiesKeepAFailedTenantWithItsReason(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, store.TenantDeleting, got.Status)
 
-	require.Equal(t, int64(hotpath.DefaultDLQBytes), natsauth.DefaultLimits.DLQBytes,
+	require.Equal(t, int64(dataplane.DefaultDLQBytes), natsauth.DefaultLimits.DLQBytes,
 		"a DLQ created by a pipeline has the default tenant's size")
 
 	bad := store.DefaultTenantLimits

@@ -20,7 +20,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/vrsky/vrsky/connectors/sdk"
-	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/logging"
 	"github.com/vrsky/vrsky/internal/secretbox"
 	"github.com/vrsky/vrsky/internal/store"
@@ -61,12 +61,12 @@ type Options struct {
 	Temporal client.Client
 	// State, when set with Accounts, adds the runners' live report and the
 	// stages' counters to an integration's status.
-	State *hotpath.State
+	State *dataplane.State
 	// Accounts, when set with Store, adds the DLQ operations, which read
 	// each tenant's DLQ stream in its account; Claims fetches claim-checked
 	// bodies of dead letters.
-	Accounts hotpath.Accounts
-	Claims   *hotpath.ClaimCheck
+	Accounts dataplane.Accounts
+	Claims   *dataplane.ClaimCheck
 	// TenantEnvAllowed reports whether tenants may read an environment
 	// variable with {"env": NAME}: the operator's allow-list
 	// (VRSKY_TENANT_ENV_ALLOW, the runners' too). A spec holding any other
@@ -91,7 +91,7 @@ type Options struct {
 }
 
 // egress is where the runners' copy of egress policies is written.
-func (o Options) egress() *hotpath.EgressPolicies {
+func (o Options) egress() *dataplane.EgressPolicies {
 	if o.State == nil {
 		return nil
 	}
@@ -99,7 +99,7 @@ func (o Options) egress() *hotpath.EgressPolicies {
 }
 
 // rates is where the ingress's copy of tenants' rates is written.
-func (o Options) rates() *hotpath.TenantRates {
+func (o Options) rates() *dataplane.TenantRates {
 	if o.State == nil {
 		return nil
 	}

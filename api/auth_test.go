@@ -17,7 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
-	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/store"
 	"github.com/vrsky/vrsky/internal/testenv"
 )
@@ -62,7 +62,7 @@ func newAuthEnv(t *testing.T) *authEnv {
 // newAuthEnvWith is newAuthEnv with set changing the API's options.
 // testAccounts, set as Options.Accounts, is replaced by the test's own
 // shared account.
-type testAccounts struct{ hotpath.Accounts }
+type testAccounts struct{ dataplane.Accounts }
 
 func newAuthEnvWith(t *testing.T, set func(*Options)) *authEnv {
 	t.Helper()
@@ -81,7 +81,7 @@ func newAuthEnvWith(t *testing.T, set func(*Options)) *authEnv {
 		set(&opts)
 	}
 	if _, ok := opts.Accounts.(testAccounts); ok {
-		opts.Accounts = hotpath.SharedAccount{JS: js}
+		opts.Accounts = dataplane.SharedAccount{JS: js}
 	}
 	srv := New(opts)
 	return &authEnv{h: srv.Handler(), st: st, pool: pool, adminKey: admin, logs: logs, js: js}

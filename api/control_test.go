@@ -10,7 +10,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/vrsky/vrsky/activities"
-	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/store"
 	"github.com/vrsky/vrsky/internal/testenv"
 	"github.com/vrsky/vrsky/workflows"
@@ -21,7 +21,7 @@ import (
 // register adds, and returns its client.
 func startControlPlane(t *testing.T, st *store.Store, js jetstream.JetStream, register func(worker.Registry)) client.Client {
 	t.Helper()
-	state, err := hotpath.OpenState(context.Background(), js)
+	state, err := dataplane.OpenState(context.Background(), js)
 	require.NoError(t, err)
 	blobs, _ := testenv.S3(t)
 	ts := testenv.TemporalServer(t)
@@ -30,7 +30,7 @@ func startControlPlane(t *testing.T, st *store.Store, js jetstream.JetStream, re
 		r.RegisterWorkflow(workflows.TenantProvision)
 		r.RegisterWorkflow(workflows.TenantDecommission)
 		r.RegisterWorkflow(workflows.TenantLimits)
-		r.RegisterActivity(&activities.Tenants{Store: st, Accounts: hotpath.SharedAccount{JS: js}, Blobs: blobs, State: state, Temporal: c})
+		r.RegisterActivity(&activities.Tenants{Store: st, Accounts: dataplane.SharedAccount{JS: js}, Blobs: blobs, State: state, Temporal: c})
 		if register != nil {
 			register(r)
 		}

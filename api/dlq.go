@@ -24,7 +24,7 @@ import (
 	"go.temporal.io/sdk/converter"
 
 	"github.com/vrsky/vrsky/activities"
-	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/store"
 	"github.com/vrsky/vrsky/workflows"
 )
@@ -50,13 +50,13 @@ type DeadLetter struct {
 	ClaimCheck  bool              `json:"claim_checked" doc:"Whether the body is kept in the blob store rather than in the DLQ."`
 }
 
-func deadLetterOut(d hotpath.DeadLetter) DeadLetter {
+func deadLetterOut(d dataplane.DeadLetter) DeadLetter {
 	out := DeadLetter{
 		ID: strconv.FormatUint(d.Seq, 10), MessageID: d.MessageID, Integration: d.Integration, Stage: d.Stage,
 		Error: d.Reason, Attempts: d.Attempts, Subject: d.Subject, At: d.At, ContentType: d.ContentType,
 		Headers: d.Headers, BodySize: d.BodySize, ClaimCheck: d.BodyRef != "",
 	}
-	if p, ok := strings.CutPrefix(d.Stage, hotpath.DeliverStage("")); ok {
+	if p, ok := strings.CutPrefix(d.Stage, dataplane.DeliverStage("")); ok {
 		out.Producer = p
 	}
 	return out
@@ -135,8 +135,8 @@ type DLQActionOutput struct {
 
 // dlq serves the DLQ operations.
 type dlq struct {
-	accounts hotpath.Accounts
-	claims   *hotpath.ClaimCheck
+	accounts dataplane.Accounts
+	claims   *dataplane.ClaimCheck
 	temporal client.Client // nil: replay and discard answer 503
 	log      *slog.Logger
 }
@@ -145,7 +145,7 @@ type dlq struct {
 // list and inspect (read from the tenant's DLQ stream in its account, bodies
 // from the blob store through claims) and replay and discard (a DLQReplay
 // workflow started through control; nil makes them answer 503).
-func RegisterDLQ(api huma.API, accounts hotpath.Accounts, claims *hotpath.ClaimCheck, control client.Client, log *slog.Logger) {
+func RegisterDLQ(api huma.API, accounts dataplane.Accounts, claims *dataplane.ClaimCheck, control client.Client, log *slog.Logger) {
 	h := &dlq{accounts: accounts, claims: claims, temporal: control, log: log}
 	scope := requireScopes(store.ScopeDLQ)
 	tags := []string{"DLQ"}
@@ -179,7 +179,7 @@ func RegisterDLQ(api huma.API, accounts hotpath.Accounts, claims *hotpath.ClaimC
 		if err != nil {
 			return nil, h.fail(ctx, "list-dead-letters", p.TenantID, err)
 		}
-		letters, next, err := hotpath.ListDLQ(ctx, js, p.TenantID, f, after, in.Limit)
+		letters, next, err := dataplane.ListDLQ(ctx, js, p.TenantID, f, after, in.Limit)
 		if err != nil {
 			return nil, h.fail(ctx, "list-dead-letters", p.TenantID, err)
 		}
@@ -216,7 +216,7 @@ func RegisterDLQ(api huma.API, accounts hotpath.Accounts, claims *hotpath.ClaimC
 		if err != nil {
 			return nil, h.fail(ctx, "get-dead-letter", p.TenantID, err)
 		}
-		d, body, err := hotpath.GetDeadLetter(ctx, js, claims, p.TenantID, seq, MaxDeadLetterBody)
+		d, body, err := dataplane.GetDeadLetter(ctx, js, claims, p.TenantID, seq, MaxDeadLetterBody)
 		if err != nil {
 			return nil, h.fail(ctx, "get-dead-letter", p.TenantID, err)
 		}
@@ -280,8 +280,8 @@ func RegisterDLQ(api huma.API, accounts hotpath.Accounts, claims *hotpath.ClaimC
 	}, h.progress)
 }
 
-func (in *DLQFilterQuery) filter() hotpath.DLQFilter {
-	return hotpath.DLQFilter{Integration: in.Integration, Producer: in.Producer, Since: in.Since, Until: in.Until, ErrorContains: in.Error}
+func (in *DLQFilterQuery) filter() dataplane.DLQFilter {
+	return dataplane.DLQFilter{Integration: in.Integration, Producer: in.Producer, Since: in.Since, Until: in.Until, ErrorContains: in.Error}
 }
 
 func (in *ListDLQInput) nextQuery(cursor string) url.Values {
@@ -309,7 +309,7 @@ func (h *dlq) start(ctx context.Context, op string, in *DLQActionInput, discard 
 	}
 	wf := workflows.DLQReplayInput{
 		Tenant: p.TenantID, Discard: discard, MaxMessages: body.MaxMessages,
-		Filter: hotpath.DLQFilter{Integration: body.Integration, Producer: body.Producer, Since: body.Since, Until: body.Until, ErrorContains: body.Error},
+		Filter: dataplane.DLQFilter{Integration: body.Integration, Producer: body.Producer, Since: body.Since, Until: body.Until, ErrorContains: body.Error},
 	}
 	if err := wf.Filter.Validate(); err != nil {
 		return nil, huma.Error422UnprocessableEntity(err.Error())
@@ -358,7 +358,7 @@ func (h *dlq) start(ctx context.Context, op string, in *DLQActionInput, discard 
 
 // fail turns a hot-path error into the operation's problem response.
 func (h *dlq) fail(ctx context.Context, op, tenant string, err error) error {
-	if errors.Is(err, hotpath.ErrDeadLetterNotFound) {
+	if errors.Is(err, dataplane.ErrDeadLetterNotFound) {
 		return huma.Error404NotFound("not found")
 	}
 	h.log.ErrorContext(ctx, "operation failed", "operation", op, "tenant", tenant, "error", err)
@@ -395,13 +395,13 @@ func (h *dlq) countSelected(ctx context.Context, tenant string, wf workflows.DLQ
 	}
 	f := wf.Filter
 	if len(wf.Seqs) == 0 && f.Producer == "" && f.Since.IsZero() && f.Until.IsZero() && f.ErrorContains == "" {
-		stream, err := js.Stream(ctx, hotpath.DLQStream(tenant))
+		stream, err := js.Stream(ctx, dataplane.DLQStream(tenant))
 		if err != nil {
 			return 0, errors.Is(err, jetstream.ErrStreamNotFound)
 		}
-		subject := hotpath.DLQSubjects(tenant)
+		subject := dataplane.DLQSubjects(tenant)
 		if f.Integration != "" {
-			subject = hotpath.Pipeline{Tenant: tenant, Integration: f.Integration}.DLQSubject()
+			subject = dataplane.Pipeline{Tenant: tenant, Integration: f.Integration}.DLQSubject()
 		}
 		info, err := stream.Info(ctx, jetstream.WithSubjectFilter(subject))
 		if err != nil {
@@ -419,7 +419,7 @@ func (h *dlq) countSelected(ctx context.Context, tenant string, wf workflows.DLQ
 	}
 	var after uint64
 	for scanned := 0; scanned < maxCountScan; {
-		letters, next, err := hotpath.ListDLQ(ctx, js, tenant, f, after, hotpath.MaxDLQPage)
+		letters, next, err := dataplane.ListDLQ(ctx, js, tenant, f, after, dataplane.MaxDLQPage)
 		if err != nil {
 			return limit(total), false
 		}

@@ -9,7 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/testenv"
 	"github.com/vrsky/vrsky/workflows"
 )
@@ -20,13 +20,13 @@ func TestReplayAndDiscardProgress(t *testing.T) {
 	tenant := "t" + testenv.RandomID(6)
 	key, _ := e.createTenant(t, tenant)
 	other, _ := e.createTenant(t, "t"+testenv.RandomID(6))
-	p := hotpath.Pipeline{Tenant: tenant, Integration: "orders"}
-	q := hotpath.Pipeline{Tenant: tenant, Integration: "invoices"}
+	p := dataplane.Pipeline{Tenant: tenant, Integration: "orders"}
+	q := dataplane.Pipeline{Tenant: tenant, Integration: "invoices"}
 	var seqs []uint64
 	for i := range 5 {
-		seqs = append(seqs, e.deadLetter(t, p, "m"+strconv.Itoa(i), hotpath.DeliverStage("archive"), "disk full", time.Now(), []byte("x")))
+		seqs = append(seqs, e.deadLetter(t, p, "m"+strconv.Itoa(i), dataplane.DeliverStage("archive"), "disk full", time.Now(), []byte("x")))
 	}
-	e.deadLetter(t, q, "q1", hotpath.StageProcess, "bad JSON", time.Now(), []byte("y"))
+	e.deadLetter(t, q, "q1", dataplane.StageProcess, "bad JSON", time.Now(), []byte("y"))
 	ctx := context.Background()
 
 	progress := func(key, id string) response {

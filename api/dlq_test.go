@@ -18,7 +18,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/vrsky/vrsky/activities"
-	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/store"
 	"github.com/vrsky/vrsky/internal/testenv"
 	"github.com/vrsky/vrsky/workflows"
@@ -45,14 +45,14 @@ func newDLQEnv(t *testing.T, withTemporal bool) *dlqEnv {
 	if withTemporal {
 		c = startControlPlane(t, st, js, func(r worker.Registry) {
 			r.RegisterWorkflow(workflows.DLQReplay)
-			r.RegisterActivity(&activities.DLQ{Accounts: hotpath.SharedAccount{JS: js}})
+			r.RegisterActivity(&activities.DLQ{Accounts: dataplane.SharedAccount{JS: js}})
 		})
 	}
 	admin := store.NewSecret("vrsky_admin_")
 	logs := &syncBuffer{}
 	srv := New(Options{
 		Gatherer: prometheus.NewRegistry(), Logger: slog.New(slog.NewJSONHandler(logs, nil)),
-		Auth: st, Store: st, AdminKeyHash: store.HashSecret(admin), Temporal: c, Accounts: hotpath.SharedAccount{JS: js},
+		Auth: st, Store: st, AdminKeyHash: store.HashSecret(admin), Temporal: c, Accounts: dataplane.SharedAccount{JS: js},
 	})
 	return &dlqEnv{
 		authEnv: &authEnv{noControl: c == nil, h: srv.Handler(), st: st, pool: pool, adminKey: admin, logs: logs},
@@ -62,10 +62,10 @@ func newDLQEnv(t *testing.T, withTemporal bool) *dlqEnv {
 
 // deadLetter stores a message in the tenant's DLQ as the hot path does when
 // a stage gives up on it, and returns its DLQ sequence.
-func (e *dlqEnv) deadLetter(t *testing.T, p hotpath.Pipeline, id, stage, reason string, at time.Time, body []byte) uint64 {
+func (e *dlqEnv) deadLetter(t *testing.T, p dataplane.Pipeline, id, stage, reason string, at time.Time, body []byte) uint64 {
 	t.Helper()
 	ctx := context.Background()
-	_, err := hotpath.EnsureStreams(ctx, e.js, p)
+	_, err := dataplane.EnsureStreams(ctx, e.js, p)
 	require.NoError(t, err)
 	subject := p.InSubject()
 	if producer, ok := cutDeliver(stage); ok {
@@ -76,11 +76,11 @@ func (e *dlqEnv) deadLetter(t *testing.T, p hotpath.Pipeline, id, stage, reason 
 	m.Header.Set("Vrsky-Msg-Id", id)
 	m.Header.Set("Vrsky-Content-Type", "application/json")
 	m.Header.Set("Vrsky-Headers", `{"X-Trace":"abc"}`)
-	m.Header.Set(hotpath.HeaderDLQReason, reason)
-	m.Header.Set(hotpath.HeaderDLQStage, stage)
-	m.Header.Set(hotpath.HeaderDLQAttempts, "4")
-	m.Header.Set(hotpath.HeaderDLQSubject, subject)
-	m.Header.Set(hotpath.HeaderDLQAt, at.UTC().Format(time.RFC3339Nano))
+	m.Header.Set(dataplane.HeaderDLQReason, reason)
+	m.Header.Set(dataplane.HeaderDLQStage, stage)
+	m.Header.Set(dataplane.HeaderDLQAttempts, "4")
+	m.Header.Set(dataplane.HeaderDLQSubject, subject)
+	m.Header.Set(dataplane.HeaderDLQAt, at.UTC().Format(time.RFC3339Nano))
 	m.Data = body
 	ack, err := e.js.PublishMsg(ctx, m)
 	require.NoError(t, err)
@@ -88,7 +88,7 @@ func (e *dlqEnv) deadLetter(t *testing.T, p hotpath.Pipeline, id, stage, reason 
 }
 
 func cutDeliver(stage string) (string, bool) {
-	prefix := hotpath.DeliverStage("")
+	prefix := dataplane.DeliverStage("")
 	if len(stage) > len(prefix) && stage[:len(prefix)] == prefix {
 		return stage[len(prefix):], true
 	}
@@ -108,12 +108,12 @@ func TestListAndInspectDeadLetters(t *testing.T) {
 	e := newDLQEnv(t, false)
 	tenant := "t" + testenv.RandomID(6)
 	key, _ := e.createTenant(t, tenant)
-	orders := hotpath.Pipeline{Tenant: tenant, Integration: "orders"}
-	invoices := hotpath.Pipeline{Tenant: tenant, Integration: "invoices"}
+	orders := dataplane.Pipeline{Tenant: tenant, Integration: "orders"}
+	invoices := dataplane.Pipeline{Tenant: tenant, Integration: "invoices"}
 	base := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
-	e.deadLetter(t, orders, "m1", hotpath.DeliverStage("archive"), "disk full", base, []byte(`{"n":1}`))
-	e.deadLetter(t, orders, "m2", hotpath.StageProcess, "bad JSON", base.Add(time.Hour), []byte{0xff, 0x00, 0x01})
-	e.deadLetter(t, invoices, "m3", hotpath.DeliverStage("archive"), "HTTP 500", base.Add(2*time.Hour), []byte("x"))
+	e.deadLetter(t, orders, "m1", dataplane.DeliverStage("archive"), "disk full", base, []byte(`{"n":1}`))
+	e.deadLetter(t, orders, "m2", dataplane.StageProcess, "bad JSON", base.Add(time.Hour), []byte{0xff, 0x00, 0x01})
+	e.deadLetter(t, invoices, "m3", dataplane.DeliverStage("archive"), "HTTP 500", base.Add(2*time.Hour), []byte("x"))
 
 	for _, tc := range []struct {
 		name, query string
@@ -178,7 +178,7 @@ func TestTenantsCannotReachEachOthersDeadLetters(t *testing.T) {
 	a, b := "t"+testenv.RandomID(6), "t"+testenv.RandomID(6)
 	keyA, _ := e.createTenant(t, a)
 	keyB, _ := e.createTenant(t, b)
-	seq := e.deadLetter(t, hotpath.Pipeline{Tenant: a, Integration: "orders"}, "m1", hotpath.StageProcess, "bad", time.Now(), []byte("secret"))
+	seq := e.deadLetter(t, dataplane.Pipeline{Tenant: a, Integration: "orders"}, "m1", dataplane.StageProcess, "bad", time.Now(), []byte("secret"))
 	id := strconv.FormatUint(seq, 10)
 
 	require.Equal(t, []string{"m1"}, ids(call(t, e.h, http.MethodGet, "/v1/dlq", keyA, "")))
@@ -188,7 +188,7 @@ func TestTenantsCannotReachEachOthersDeadLetters(t *testing.T) {
 	require.Empty(t, ids(call(t, e.h, http.MethodGet, "/v1/dlq?integration=orders", keyB, "")))
 	requireProblem(t, call(t, e.h, http.MethodGet, "/v1/dlq/"+id, keyB, ""), http.StatusNotFound)
 	// Tenant B's own DLQ exists and still does not hold A's letter.
-	e.deadLetter(t, hotpath.Pipeline{Tenant: b, Integration: "orders"}, "b1", hotpath.StageProcess, "bad", time.Now(), []byte("x"))
+	e.deadLetter(t, dataplane.Pipeline{Tenant: b, Integration: "orders"}, "b1", dataplane.StageProcess, "bad", time.Now(), []byte("x"))
 	require.Equal(t, []string{"b1"}, ids(call(t, e.h, http.MethodGet, "/v1/dlq", keyB, "")))
 	if seq != 1 {
 		requireProblem(t, call(t, e.h, http.MethodGet, "/v1/dlq/"+id, keyB, ""), http.StatusNotFound)
@@ -214,10 +214,10 @@ func TestReplayAndDiscardThroughTheAPI(t *testing.T) {
 	tenant := "t" + testenv.RandomID(6)
 	key, _ := e.createTenant(t, tenant)
 	other, _ := e.createTenant(t, "t"+testenv.RandomID(6))
-	p := hotpath.Pipeline{Tenant: tenant, Integration: "orders"}
-	e.deadLetter(t, p, "m1", hotpath.DeliverStage("archive"), "disk full", time.Now(), []byte("one"))
-	s2 := e.deadLetter(t, p, "m2", hotpath.DeliverStage("archive"), "disk full", time.Now(), []byte("two"))
-	s3 := e.deadLetter(t, p, "m3", hotpath.StageProcess, "bad JSON", time.Now(), []byte("three"))
+	p := dataplane.Pipeline{Tenant: tenant, Integration: "orders"}
+	e.deadLetter(t, p, "m1", dataplane.DeliverStage("archive"), "disk full", time.Now(), []byte("one"))
+	s2 := e.deadLetter(t, p, "m2", dataplane.DeliverStage("archive"), "disk full", time.Now(), []byte("two"))
+	s3 := e.deadLetter(t, p, "m3", dataplane.StageProcess, "bad JSON", time.Now(), []byte("three"))
 	ctx := context.Background()
 
 	// Tenant B's replay of everything touches none of A's dead letters.

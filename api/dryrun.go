@@ -19,7 +19,7 @@ import (
 	"github.com/vrsky/vrsky/connectors"
 	"github.com/vrsky/vrsky/connectors/sdk"
 	"github.com/vrsky/vrsky/connectors/webhook"
-	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/spec"
 	"github.com/vrsky/vrsky/internal/store"
 )
@@ -156,7 +156,7 @@ func (h *dryRun) run(ctx context.Context, in *DryRunInput) (*DryRunResponse, err
 			return nil, unavailable("the tenant's secrets cannot be read; retry later")
 		}
 	}
-	chain, err := hotpath.BuildChain(ctx, h.catalog, s.Steps, func(name string) sdk.Env {
+	chain, err := dataplane.BuildChain(ctx, h.catalog, s.Steps, func(name string) sdk.Env {
 		e := env
 		e.Name = name
 		return e
@@ -296,7 +296,7 @@ func underSpec(err error) error {
 // signature and URL token (a dry run verifies neither, and so resolves no
 // secret for them); nil for other consumers.
 func dryRunIngress(ctx context.Context, s spec.Integration) (*webhook.Ingress, error) {
-	if s.Consumer.Connector != hotpath.WebhookConnector {
+	if s.Consumer.Connector != dataplane.WebhookConnector {
 		return nil, nil
 	}
 	cfg, err := webhook.Decode(s.Consumer.Config)
@@ -345,7 +345,7 @@ func consumerMessages(s spec.Integration, ingress *webhook.Ingress, tenant strin
 
 // runOne runs the chain on one message as the process stage does and
 // returns what each selected producer would receive.
-func runOne(ctx context.Context, chain hotpath.Chain, producers []string, msg sdk.Message) (map[string]DryRunOutput, error) {
+func runOne(ctx context.Context, chain dataplane.Chain, producers []string, msg sdk.Message) (map[string]DryRunOutput, error) {
 	if reason := msg.Header(sdk.HeaderRecordError); reason != "" {
 		return nil, fmt.Errorf("unreadable record: %s", reason)
 	}

@@ -26,7 +26,7 @@ import (
 
 	"github.com/vrsky/vrsky/connectors/sdk"
 	"github.com/vrsky/vrsky/connectors/webhook"
-	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/logging"
 )
 
@@ -75,13 +75,13 @@ type TenantRates interface {
 
 // Pipelines finds the desired state of a pipeline.
 type Pipelines interface {
-	Lookup(p hotpath.Pipeline) (hotpath.Desired, bool)
+	Lookup(p dataplane.Pipeline) (dataplane.Desired, bool)
 }
 
 // Publisher stores messages in a pipeline; it returns only once they are
 // durable.
 type Publisher interface {
-	Publish(ctx context.Context, p hotpath.Pipeline, msgs []sdk.Message) error
+	Publish(ctx context.Context, p dataplane.Pipeline, msgs []sdk.Message) error
 }
 
 // Webhooks is the webhook ingress: POST /v1/hooks/{tenantId}/{integrationId}.
@@ -121,7 +121,7 @@ type Webhooks struct {
 	// Idempotency remembers each stored message ID with its body's digest
 	// beyond JetStream's 2-minute duplicate window; nil remembers nothing
 	// more than that window.
-	Idempotency *hotpath.Idempotency
+	Idempotency *dataplane.Idempotency
 	// Tenancy completes the webhook connector's Env with its tenant's
 	// secrets and allowed environment variables; nil resolves none.
 	Tenancy sdk.Tenancy
@@ -144,7 +144,7 @@ type Webhooks struct {
 // hookConfig is an integration's http-webhook config, built once per
 // desired-state version so its secret is resolved once, not per request.
 type hookConfig struct {
-	p       hotpath.Pipeline
+	p       dataplane.Pipeline
 	version int
 	raw     json.RawMessage
 	ingress *webhook.Ingress
@@ -232,14 +232,14 @@ func (h *Webhooks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.forget(now)
-	p := hotpath.Pipeline{Tenant: r.PathValue("tenantId"), Integration: r.PathValue("integrationId")}
+	p := dataplane.Pipeline{Tenant: r.PathValue("tenantId"), Integration: r.PathValue("integrationId")}
 	// Unknown, malformed and other tenants' names all get the same 404.
 	if p.Validate() != nil {
 		h.refuse(w, client, now, http.StatusNotFound, "no such integration")
 		return
 	}
 	desired, ok := h.Pipelines.Lookup(p)
-	if !ok || desired.Spec.Consumer.Connector != hotpath.WebhookConnector {
+	if !ok || desired.Spec.Consumer.Connector != dataplane.WebhookConnector {
 		h.configs.Delete(p.Key())
 		h.refuse(w, client, now, http.StatusNotFound, "no such integration")
 		return
@@ -354,11 +354,11 @@ func (h *Webhooks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), publishTimeout)
 	defer cancel()
-	var digest hotpath.Digest
+	var digest dataplane.Digest
 	if remember {
 		digest = sha256.Sum256(body)
 		seen, err := h.Idempotency.Claim(ctx, p, id, digest)
-		if errors.Is(err, hotpath.ErrKeyReused) {
+		if errors.Is(err, dataplane.ErrKeyReused) {
 			refused(1)
 			writeProblem(w, http.StatusConflict, "this Idempotency-Key or delivery ID was already used with a different body; nothing was stored", 0)
 			return
@@ -375,7 +375,7 @@ func (h *Webhooks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if err := h.Publisher.Publish(ctx, p, msgs); err != nil {
-		if errors.Is(err, hotpath.ErrQuotaFull) {
+		if errors.Is(err, dataplane.ErrQuotaFull) {
 			h.Metrics.webhook(p.Tenant, OutcomeQuotaFull, 1)
 			writeProblem(w, http.StatusInsufficientStorage, "the tenant's storage quota is full: its integrations hold as many bytes as its limits allow; nothing was accepted, retry once they have caught up", 30*time.Second)
 			return
@@ -630,7 +630,7 @@ func splitRecords(batch sdk.Message) []sdk.Message {
 // the config itself) changed. Two requests racing on a new version may both
 // build it; either result is the same. The build is not tied to the
 // request, so a client hanging up cannot leave a failure in the cache.
-func (h *Webhooks) config(ctx context.Context, p hotpath.Pipeline, d hotpath.Desired) *hookConfig {
+func (h *Webhooks) config(ctx context.Context, p dataplane.Pipeline, d dataplane.Desired) *hookConfig {
 	key := p.Key()
 	if c, ok := h.configs.Load(key); ok {
 		c := c.(*hookConfig)
@@ -667,7 +667,7 @@ func (h *Webhooks) forget(now time.Time) {
 	}
 	h.configs.Range(func(k, v any) bool {
 		c := v.(*hookConfig)
-		if d, ok := h.Pipelines.Lookup(c.p); !ok || d.Spec.Consumer.Connector != hotpath.WebhookConnector {
+		if d, ok := h.Pipelines.Lookup(c.p); !ok || d.Spec.Consumer.Connector != dataplane.WebhookConnector {
 			h.configs.CompareAndDelete(k, v)
 		}
 		return true

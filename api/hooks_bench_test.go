@@ -9,25 +9,25 @@ import (
 	"testing"
 
 	"github.com/vrsky/vrsky/connectors/sdk"
-	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/spec"
 )
 
 // onePipeline is a Pipelines with one webhook integration.
-type onePipeline struct{ d hotpath.Desired }
+type onePipeline struct{ d dataplane.Desired }
 
-func (o onePipeline) Lookup(hotpath.Pipeline) (hotpath.Desired, bool) { return o.d, true }
+func (o onePipeline) Lookup(dataplane.Pipeline) (dataplane.Desired, bool) { return o.d, true }
 
 // discardPublisher stores nothing and succeeds.
 type discardPublisher struct{}
 
-func (discardPublisher) Publish(context.Context, hotpath.Pipeline, []sdk.Message) error { return nil }
+func (discardPublisher) Publish(context.Context, dataplane.Pipeline, []sdk.Message) error { return nil }
 
 // BenchmarkWebhookIngress is the ingress's own cost per request (routing,
 // reading the body, headers, the answer), without NATS.
 func BenchmarkWebhookIngress(b *testing.B) {
-	d := hotpath.Desired{Tenant: "acme", Integration: "orders", Version: 1, Status: hotpath.DesiredRunning,
-		Spec: spec.Integration{Name: "orders", Consumer: spec.Step{Connector: hotpath.WebhookConnector}}}
+	d := dataplane.Desired{Tenant: "acme", Integration: "orders", Version: 1, Status: dataplane.DesiredRunning,
+		Spec: spec.Integration{Name: "orders", Consumer: spec.Step{Connector: dataplane.WebhookConnector}}}
 	srv := New(Options{})
 	srv.RegisterWebhooks(&Webhooks{Pipelines: onePipeline{d}, Publisher: discardPublisher{}})
 	h := srv.Handler()

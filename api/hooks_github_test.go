@@ -10,7 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/testenv"
 )
 
@@ -41,9 +41,9 @@ func TestWebhookTakesGitHubsDocumentedDeliveries(t *testing.T) {
 	_, js := testenv.JetStream(t)
 	e := newHookEnv(t, js)
 	e.hooks.Tenancy = &tenantSecrets{values: map[string]string{"acme/gh": "gh-secret"}}
-	p := e.deployConfig(t, "acme", "gh", hotpath.WebhookConnector,
+	p := e.deployConfig(t, "acme", "gh", dataplane.WebhookConnector,
 		`{"signature":{"scheme":"github","secret":{"secret":"gh"}},"events":["push","pull_request"]}`, 1, 0)
-	open := e.deployConfig(t, "acme", "open", hotpath.WebhookConnector, `{}`, 1, 0)
+	open := e.deployConfig(t, "acme", "open", dataplane.WebhookConnector, `{}`, 1, 0)
 	shortenDuplicateWindow(t, js, p, 200*time.Millisecond)
 
 	tests := []struct {
@@ -95,7 +95,7 @@ func TestWebhookRequiresTheURLToken(t *testing.T) {
 	e := newHookEnv(t, js)
 	e.hooks.Tenancy = &tenantSecrets{values: map[string]string{"acme/url": "6f1c0e7d9b2a4c58a3e1"}}
 	e.hooks.TenantRate, e.hooks.TenantBurst = 0.001, 1
-	p := e.deployConfig(t, "acme", "tok", hotpath.WebhookConnector, `{"token":{"secret":"url"}}`, 1, 0)
+	p := e.deployConfig(t, "acme", "tok", dataplane.WebhookConnector, `{"token":{"secret":"url"}}`, 1, 0)
 
 	for _, path := range []string{"/v1/hooks/acme/tok", "/v1/hooks/acme/tok?token=wrong", "/v1/hooks/acme/tok?token="} {
 		resp, out := e.post(t, path, strings.NewReader("{}"))

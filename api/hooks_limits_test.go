@@ -19,7 +19,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
-	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/testenv"
 )
 
@@ -65,7 +65,7 @@ func TestWebhookCutsOffABodyDeclaredHugeAndSentSlowly(t *testing.T) {
 	_, js := testenv.JetStream(t)
 	e := newHookEnv(t, js)
 	e.hooks.BodyTimeout = 500 * time.Millisecond
-	p := e.deployConfig(t, "acme", "big", hotpath.WebhookConnector, `{"maxBytes":67108864}`, 1, 0)
+	p := e.deployConfig(t, "acme", "big", dataplane.WebhookConnector, `{"maxBytes":67108864}`, 1, 0)
 
 	runtime.GC()
 	before := heapInUse()
@@ -98,7 +98,7 @@ func TestWebhookBoundsTheBodyBytesHeldAtOnce(t *testing.T) {
 	e := newHookEnv(t, js)
 	e.hooks.MaxInFlightBytes = 8 << 20
 	e.hooks.BodyTimeout = 3 * time.Second
-	p := e.deployConfig(t, "acme", "big", hotpath.WebhookConnector, `{"maxBytes":67108864}`, 1, 0)
+	p := e.deployConfig(t, "acme", "big", dataplane.WebhookConnector, `{"maxBytes":67108864}`, 1, 0)
 
 	runtime.GC()
 	before := heapInUse()
@@ -208,7 +208,7 @@ func TestWebhookJunkFromOneAddressDoesNotSpendTheTenantsRate(t *testing.T) {
 	e.hooks.Tenancy = &tenantSecrets{values: map[string]string{"acme/gh": "gh-secret"}}
 	e.hooks.TenantRate, e.hooks.TenantBurst = 0.001, 2
 	e.hooks.JunkRate, e.hooks.JunkBurst = 0.001, 3
-	p := e.deployConfig(t, "acme", "gh", hotpath.WebhookConnector, `{"signature":{"scheme":"github","secret":{"secret":"gh"}}}`, 1, 0)
+	p := e.deployConfig(t, "acme", "gh", dataplane.WebhookConnector, `{"signature":{"scheme":"github","secret":{"secret":"gh"}}}`, 1, 0)
 	body := `{"zen":"Keep it logically awesome."}`
 
 	send := func(c *http.Client, path, sig string) *http.Response {
@@ -245,7 +245,7 @@ func TestWebhookJunkFromOneAddressDoesNotSpendTheTenantsRate(t *testing.T) {
 
 // shortenDuplicateWindow makes JetStream forget message IDs after d, as it
 // does after 2 minutes in production.
-func shortenDuplicateWindow(t *testing.T, js jetstream.JetStream, p hotpath.Pipeline, d time.Duration) {
+func shortenDuplicateWindow(t *testing.T, js jetstream.JetStream, p dataplane.Pipeline, d time.Duration) {
 	t.Helper()
 	s, err := js.Stream(context.Background(), p.Stream())
 	require.NoError(t, err)
@@ -262,7 +262,7 @@ func TestWebhookIdempotencyKeyOutlivesJetStreamsWindow(t *testing.T) {
 	t.Parallel()
 	_, js := testenv.JetStream(t)
 	e := newHookEnv(t, js)
-	p := e.deploy(t, "acme", "orders", hotpath.WebhookConnector, 0)
+	p := e.deploy(t, "acme", "orders", dataplane.WebhookConnector, 0)
 	shortenDuplicateWindow(t, js, p, 200*time.Millisecond)
 
 	resp, out := e.post(t, "/v1/hooks/acme/orders", strings.NewReader(`{"order":1}`), "Idempotency-Key", "order-1")
@@ -295,7 +295,7 @@ func TestWebhookRepeatedKeyNeverReplacesAStoredLargeBody(t *testing.T) {
 	_, js := testenv.JetStream(t)
 	e := newHookEnv(t, js)
 	e.claims.Threshold = 16
-	p := e.deploy(t, "acme", "files", hotpath.WebhookConnector, 0)
+	p := e.deploy(t, "acme", "files", dataplane.WebhookConnector, 0)
 	first := strings.Repeat("A", 1000)
 
 	resp, _ := e.post(t, "/v1/hooks/acme/files", strings.NewReader(first), "Idempotency-Key", "upload-1")
@@ -326,9 +326,9 @@ func TestWebhookForgetsDeletedIntegrationsConfigs(t *testing.T) {
 	t.Parallel()
 	_, js := testenv.JetStream(t)
 	e := newHookEnv(t, js)
-	p := e.deploy(t, "acme", "gone", hotpath.WebhookConnector, 0)
-	kept := e.deploy(t, "acme", "kept", hotpath.WebhookConnector, 0)
-	for _, q := range []hotpath.Pipeline{p, kept} {
+	p := e.deploy(t, "acme", "gone", dataplane.WebhookConnector, 0)
+	kept := e.deploy(t, "acme", "kept", dataplane.WebhookConnector, 0)
+	for _, q := range []dataplane.Pipeline{p, kept} {
 		resp, _ := e.post(t, "/v1/hooks/"+q.Tenant+"/"+q.Integration, strings.NewReader("x"))
 		require.Equal(t, http.StatusAccepted, resp.StatusCode)
 	}
@@ -348,7 +348,7 @@ func TestWebhookStripsCredentialHeaders(t *testing.T) {
 	t.Parallel()
 	_, js := testenv.JetStream(t)
 	e := newHookEnv(t, js)
-	p := e.deploy(t, "acme", "orders", hotpath.WebhookConnector, 0)
+	p := e.deploy(t, "acme", "orders", dataplane.WebhookConnector, 0)
 	resp, _ := e.post(t, "/v1/hooks/acme/orders", strings.NewReader(`{}`), "X-GitHub-Event", "push",
 		"Authorization", "Bearer s1", "Cookie", "sid=s2", "X-Api-Key", "s3", "X-Hub-Signature-256", "sha256=s4",
 		"X-Slack-Signature", "v0=s5", "X-Auth-Token", "s6", "X-Webhook-Token", "s7")
@@ -372,12 +372,12 @@ func TestWebhookHoldsATenantToItsOwnRate(t *testing.T) {
 	e := newHookEnv(t, js)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	rates := &hotpath.TenantRates{JS: js}
+	rates := &dataplane.TenantRates{JS: js}
 	require.NoError(t, rates.Put(ctx, "flood", 2))
 	require.NoError(t, rates.Follow(ctx))
 	e.hooks.TenantRate, e.hooks.TenantBurst, e.hooks.Rates = 1000, 2000, rates
-	flood := e.deploy(t, "flood", "in", hotpath.WebhookConnector, 0)
-	quiet := e.deploy(t, "quiet", "in", hotpath.WebhookConnector, 0)
+	flood := e.deploy(t, "flood", "in", dataplane.WebhookConnector, 0)
+	quiet := e.deploy(t, "quiet", "in", dataplane.WebhookConnector, 0)
 
 	post := func(path, contentType, body string) *http.Response {
 		resp, err := http.Post(e.srv.URL+path, contentType, strings.NewReader(body))

@@ -24,7 +24,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vrsky/vrsky/connectors/sdk"
-	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/natsserver"
 	"github.com/vrsky/vrsky/internal/spec"
 	"github.com/vrsky/vrsky/internal/testenv"
@@ -32,25 +32,25 @@ import (
 
 type hookEnv struct {
 	js     jetstream.JetStream
-	state  *hotpath.State
+	state  *dataplane.State
 	srv    *httptest.Server
 	hooks  *Webhooks
-	claims *hotpath.ClaimCheck
+	claims *dataplane.ClaimCheck
 }
 
 func newHookEnv(t *testing.T, js jetstream.JetStream) *hookEnv {
 	t.Helper()
 	ctx := context.Background()
-	state, err := hotpath.OpenState(ctx, js)
+	state, err := dataplane.OpenState(ctx, js)
 	require.NoError(t, err)
-	cache, err := hotpath.WatchDesired(ctx, state)
+	cache, err := dataplane.WatchDesired(ctx, state)
 	require.NoError(t, err)
 	t.Cleanup(cache.Stop)
 	store, _ := testenv.S3(t)
-	claims := &hotpath.ClaimCheck{Store: store}
-	accounts := hotpath.SharedAccount{JS: js}
-	hooks := &Webhooks{Pipelines: cache, Publisher: &hotpath.Publisher{Accounts: accounts, Claims: claims},
-		Idempotency: &hotpath.Idempotency{Accounts: accounts}}
+	claims := &dataplane.ClaimCheck{Store: store}
+	accounts := dataplane.SharedAccount{JS: js}
+	hooks := &Webhooks{Pipelines: cache, Publisher: &dataplane.Publisher{Accounts: accounts, Claims: claims},
+		Idempotency: &dataplane.Idempotency{Accounts: accounts}}
 	api := New(Options{Gatherer: prometheus.NewRegistry()})
 	api.RegisterWebhooks(hooks)
 	srv := httptest.NewServer(api.Handler())
@@ -59,23 +59,23 @@ func newHookEnv(t *testing.T, js jetstream.JetStream) *hookEnv {
 }
 
 // deploy writes desired state and creates the streams, as a runner would.
-func (e *hookEnv) deploy(t *testing.T, tenant, integration, consumer string, maxBytes int64) hotpath.Pipeline {
+func (e *hookEnv) deploy(t *testing.T, tenant, integration, consumer string, maxBytes int64) dataplane.Pipeline {
 	t.Helper()
 	return e.deployConfig(t, tenant, integration, consumer, "", 1, maxBytes)
 }
 
 // deployConfig is deploy with the consumer's config and the desired-state
 // version.
-func (e *hookEnv) deployConfig(t *testing.T, tenant, integration, consumer, config string, version int, maxBytes int64) hotpath.Pipeline {
+func (e *hookEnv) deployConfig(t *testing.T, tenant, integration, consumer, config string, version int, maxBytes int64) dataplane.Pipeline {
 	t.Helper()
 	var raw json.RawMessage
 	if config != "" {
 		raw = json.RawMessage(config)
 	}
-	d := hotpath.Desired{Tenant: tenant, Integration: integration, Version: version, Status: hotpath.DesiredRunning, WebhookMaxBytes: maxBytes,
+	d := dataplane.Desired{Tenant: tenant, Integration: integration, Version: version, Status: dataplane.DesiredRunning, WebhookMaxBytes: maxBytes,
 		Spec: spec.Integration{Name: integration, Consumer: spec.Step{Connector: consumer, Config: raw}, Producers: map[string]spec.Step{"out": {Connector: "file"}}}}
 	require.NoError(t, e.state.PutDesired(context.Background(), d))
-	_, err := hotpath.EnsureStreams(context.Background(), e.js, d.Pipeline())
+	_, err := dataplane.EnsureStreams(context.Background(), e.js, d.Pipeline())
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
 		got, ok := e.hooks.Pipelines.Lookup(d.Pipeline())
@@ -99,7 +99,7 @@ func (e *hookEnv) post(t *testing.T, path string, body io.Reader, headers ...str
 	return resp, out
 }
 
-func (e *hookEnv) streamMsgs(t *testing.T, p hotpath.Pipeline) uint64 {
+func (e *hookEnv) streamMsgs(t *testing.T, p dataplane.Pipeline) uint64 {
 	s, err := e.js.Stream(context.Background(), p.Stream())
 	require.NoError(t, err)
 	info, err := s.Info(context.Background())
@@ -111,7 +111,7 @@ func TestWebhookStoresOneMessagePerIdempotencyKey(t *testing.T) {
 	t.Parallel()
 	_, js := testenv.JetStream(t)
 	e := newHookEnv(t, js)
-	p := e.deploy(t, "acme", "orders", hotpath.WebhookConnector, 0)
+	p := e.deploy(t, "acme", "orders", dataplane.WebhookConnector, 0)
 
 	resp, out := e.post(t, "/v1/hooks/acme/orders", strings.NewReader(`{"id":1}`), "Idempotency-Key", "order-1", "Content-Type", "application/json",
 		"X-GitHub-Event", "push", "Authorization", "Bearer secret")
@@ -138,7 +138,7 @@ func TestWebhookRejectsBadRequestsAndStoresNothing(t *testing.T) {
 	t.Parallel()
 	_, js := testenv.JetStream(t)
 	e := newHookEnv(t, js)
-	p := e.deploy(t, "acme", "small", hotpath.WebhookConnector, 100)
+	p := e.deploy(t, "acme", "small", dataplane.WebhookConnector, 100)
 	e.deploy(t, "acme", "polling", "file", 0)
 
 	tests := []struct {
@@ -174,8 +174,8 @@ func TestWebhookRateLimitsPerTenant(t *testing.T) {
 	_, js := testenv.JetStream(t)
 	e := newHookEnv(t, js)
 	e.hooks.TenantRate, e.hooks.TenantBurst = 1, 2
-	e.deploy(t, "flood", "in", hotpath.WebhookConnector, 0)
-	e.deploy(t, "calm", "in", hotpath.WebhookConnector, 0)
+	e.deploy(t, "flood", "in", dataplane.WebhookConnector, 0)
+	e.deploy(t, "calm", "in", dataplane.WebhookConnector, 0)
 
 	codes := []int{}
 	for range 4 {
@@ -202,11 +202,11 @@ func TestWebhookAnswers503WhenNATSIsDown(t *testing.T) {
 	js, err := jetstream.New(nc)
 	require.NoError(t, err)
 	e := newHookEnv(t, js)
-	e.deploy(t, "acme", "orders", hotpath.WebhookConnector, 0)
+	e.deploy(t, "acme", "orders", dataplane.WebhookConnector, 0)
 
 	// Not deployed on NATS yet (no stream): 503, not 2xx.
-	d := hotpath.Desired{Tenant: "acme", Integration: "nostream", Version: 1, Status: hotpath.DesiredRunning,
-		Spec: spec.Integration{Name: "nostream", Consumer: spec.Step{Connector: hotpath.WebhookConnector}, Producers: map[string]spec.Step{"o": {Connector: "x"}}}}
+	d := dataplane.Desired{Tenant: "acme", Integration: "nostream", Version: 1, Status: dataplane.DesiredRunning,
+		Spec: spec.Integration{Name: "nostream", Consumer: spec.Step{Connector: dataplane.WebhookConnector}, Producers: map[string]spec.Step{"o": {Connector: "x"}}}}
 	require.NoError(t, e.state.PutDesired(context.Background(), d))
 	require.Eventually(t, func() bool { _, ok := e.hooks.Pipelines.Lookup(d.Pipeline()); return ok }, 5*time.Second, 10*time.Millisecond)
 	resp, _ := e.post(t, "/v1/hooks/acme/nostream", strings.NewReader("x"))
@@ -268,9 +268,9 @@ func TestWebhookVerifiesSignatures(t *testing.T) {
 		"acme/std":    "whsec_" + base64.StdEncoding.EncodeToString(stdKey),
 	}}
 	e.hooks.Tenancy = secrets
-	gh := e.deployConfig(t, "acme", "gh", hotpath.WebhookConnector, `{"signature":{"scheme":"github","secret":{"secret":"github"}}}`, 1, 0)
-	slack := e.deployConfig(t, "acme", "slack", hotpath.WebhookConnector, `{"signature":{"scheme":"slack","secret":{"secret":"slack"}}}`, 1, 0)
-	std := e.deployConfig(t, "acme", "std", hotpath.WebhookConnector, `{"signature":{"scheme":"standard","secret":{"secret":"std"}}}`, 1, 0)
+	gh := e.deployConfig(t, "acme", "gh", dataplane.WebhookConnector, `{"signature":{"scheme":"github","secret":{"secret":"github"}}}`, 1, 0)
+	slack := e.deployConfig(t, "acme", "slack", dataplane.WebhookConnector, `{"signature":{"scheme":"slack","secret":{"secret":"slack"}}}`, 1, 0)
+	std := e.deployConfig(t, "acme", "std", dataplane.WebhookConnector, `{"signature":{"scheme":"standard","secret":{"secret":"std"}}}`, 1, 0)
 
 	body := `{"action":"opened"}`
 	now := strconv.FormatInt(time.Now().Unix(), 10)
@@ -281,7 +281,7 @@ func TestWebhookVerifiesSignatures(t *testing.T) {
 
 	tests := []struct {
 		name    string
-		p       hotpath.Pipeline
+		p       dataplane.Pipeline
 		headers []string
 		want    int
 	}{
@@ -293,7 +293,7 @@ func TestWebhookVerifiesSignatures(t *testing.T) {
 		{"standard webhooks valid", std, []string{"webhook-id", "msg_1", "webhook-timestamp", now, "webhook-signature", stdSig}, 202},
 		{"standard webhooks other id", std, []string{"webhook-id", "msg_2", "webhook-timestamp", now, "webhook-signature", stdSig}, 401},
 	}
-	stored := map[hotpath.Pipeline]uint64{}
+	stored := map[dataplane.Pipeline]uint64{}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			resp, out := e.post(t, "/v1/hooks/"+tt.p.Tenant+"/"+tt.p.Integration, strings.NewReader(body), tt.headers...)
@@ -311,7 +311,7 @@ func TestWebhookVerifiesSignatures(t *testing.T) {
 
 	// A new version with another secret takes effect, resolved once more.
 	secrets.values["acme/github2"] = "rotated"
-	e.deployConfig(t, "acme", "gh", hotpath.WebhookConnector, `{"signature":{"scheme":"github","secret":{"secret":"github2"}}}`, 2, 0)
+	e.deployConfig(t, "acme", "gh", dataplane.WebhookConnector, `{"signature":{"scheme":"github","secret":{"secret":"github2"}}}`, 2, 0)
 	resp, _ := e.post(t, "/v1/hooks/acme/gh", strings.NewReader(body), "X-Hub-Signature-256", "sha256="+hmacHex("gh-secret", body))
 	require.Equal(t, http.StatusUnauthorized, resp.StatusCode, "the old secret no longer verifies")
 	resp, _ = e.post(t, "/v1/hooks/acme/gh", strings.NewReader(body), "X-Hub-Signature-256", "sha256="+hmacHex("rotated", body))
@@ -323,8 +323,8 @@ func TestWebhookConfigLimitsAndMisconfiguration(t *testing.T) {
 	t.Parallel()
 	_, js := testenv.JetStream(t)
 	e := newHookEnv(t, js)
-	small := e.deployConfig(t, "acme", "small", hotpath.WebhookConnector, `{"maxBytes":10}`, 1, 1000)
-	broken := e.deployConfig(t, "acme", "broken", hotpath.WebhookConnector, `{"signature":{"scheme":"github","secret":{"secret":"hunter2-ref"}}}`, 1, 0)
+	small := e.deployConfig(t, "acme", "small", dataplane.WebhookConnector, `{"maxBytes":10}`, 1, 1000)
+	broken := e.deployConfig(t, "acme", "broken", dataplane.WebhookConnector, `{"signature":{"scheme":"github","secret":{"secret":"hunter2-ref"}}}`, 1, 0)
 
 	resp, _ := e.post(t, "/v1/hooks/acme/small", strings.NewReader(strings.Repeat("x", 11)))
 	require.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode, "the config's maxBytes overrides the integration's")
@@ -350,7 +350,7 @@ func TestWebhookStoresAnNDJSONBatchAsOneMessagePerLine(t *testing.T) {
 	t.Parallel()
 	_, js := testenv.JetStream(t)
 	e := newHookEnv(t, js)
-	p := e.deploy(t, "acme", "orders", hotpath.WebhookConnector, 0)
+	p := e.deploy(t, "acme", "orders", dataplane.WebhookConnector, 0)
 	batch := "{\"n\":0}\n\n  {\"n\":1}  \r\n{\"n\":2}"
 
 	resp, out := e.post(t, "/v1/hooks/acme/orders", strings.NewReader(batch),

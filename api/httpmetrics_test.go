@@ -21,7 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vrsky/vrsky/connectors/sdk"
-	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/logging"
 	"github.com/vrsky/vrsky/internal/natsserver"
 	"github.com/vrsky/vrsky/internal/testenv"
@@ -244,14 +244,14 @@ func TestRouteAndMethodLabels(t *testing.T) {
 func instrumentedHooks(t *testing.T, js jetstream.JetStream, logs io.Writer) (*hookEnv, *Server) {
 	t.Helper()
 	ctx := context.Background()
-	state, err := hotpath.OpenState(ctx, js)
+	state, err := dataplane.OpenState(ctx, js)
 	require.NoError(t, err)
-	cache, err := hotpath.WatchDesired(ctx, state)
+	cache, err := dataplane.WatchDesired(ctx, state)
 	require.NoError(t, err)
 	t.Cleanup(cache.Stop)
-	accounts := hotpath.SharedAccount{JS: js}
-	hooks := &Webhooks{Pipelines: cache, Publisher: &hotpath.Publisher{Accounts: accounts},
-		Idempotency: &hotpath.Idempotency{Accounts: accounts}, Logger: logging.New(logs, "info")}
+	accounts := dataplane.SharedAccount{JS: js}
+	hooks := &Webhooks{Pipelines: cache, Publisher: &dataplane.Publisher{Accounts: accounts},
+		Idempotency: &dataplane.Idempotency{Accounts: accounts}, Logger: logging.New(logs, "info")}
 	reg := prometheus.NewRegistry()
 	srv := New(Options{Gatherer: reg, Registerer: reg})
 	srv.RegisterWebhooks(hooks)
@@ -272,8 +272,8 @@ func TestWebhookOutcomesPerTenant(t *testing.T) {
 	require.NoError(t, err)
 	var logs logBuffer
 	e, srv := instrumentedHooks(t, js, &logs)
-	e.deploy(t, "acme", "orders", hotpath.WebhookConnector, 100)
-	e.deployConfig(t, "acme", "broken", hotpath.WebhookConnector, `{"signature":{"scheme":"github","secret":{"secret":"ref"}}}`, 1, 0)
+	e.deploy(t, "acme", "orders", dataplane.WebhookConnector, 100)
+	e.deployConfig(t, "acme", "broken", dataplane.WebhookConnector, `{"signature":{"scheme":"github","secret":{"secret":"ref"}}}`, 1, 0)
 	outcome := func(o string) float64 { return testutil.ToFloat64(srv.metrics.webhooks.WithLabelValues("acme", o)) }
 
 	resp, _ := e.post(t, "/v1/hooks/acme/orders", strings.NewReader(`{"a":1}`), "Idempotency-Key", "k1")
@@ -319,17 +319,17 @@ func TestWebhookOutcomeQuotaFull(t *testing.T) {
 	_, js := testenv.JetStream(t)
 	e, srv := instrumentedHooks(t, js, io.Discard)
 	e.hooks.Publisher = quotaFull{}
-	e.deploy(t, "acme", "orders", hotpath.WebhookConnector, 0)
+	e.deploy(t, "acme", "orders", dataplane.WebhookConnector, 0)
 	resp, _ := e.post(t, "/v1/hooks/acme/orders", strings.NewReader("x"))
 	require.Equal(t, http.StatusInsufficientStorage, resp.StatusCode)
 	require.Equal(t, 1.0, testutil.ToFloat64(srv.metrics.webhooks.WithLabelValues("acme", OutcomeQuotaFull)))
 }
 
 // quotaFull is a message store whose tenant account is over its limits,
-// as hotpath.Publisher reports it (the account limits themselves are
+// as dataplane.Publisher reports it (the account limits themselves are
 // tested in internal/natsauth).
 type quotaFull struct{}
 
-func (quotaFull) Publish(context.Context, hotpath.Pipeline, []sdk.Message) error {
-	return fmt.Errorf("publish: %w", hotpath.ErrQuotaFull)
+func (quotaFull) Publish(context.Context, dataplane.Pipeline, []sdk.Message) error {
+	return fmt.Errorf("publish: %w", dataplane.ErrQuotaFull)
 }

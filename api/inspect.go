@@ -17,7 +17,7 @@ import (
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 	"github.com/nats-io/nats.go"
 
-	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/spec"
 	"github.com/vrsky/vrsky/internal/store"
 )
@@ -65,7 +65,7 @@ type InspectedMessage struct {
 // inspect serves inspect-integration.
 type inspect struct {
 	st       *store.Store
-	accounts hotpath.Accounts
+	accounts dataplane.Accounts
 	log      *slog.Logger
 
 	mu       sync.Mutex
@@ -76,7 +76,7 @@ type inspect struct {
 // RegisterInspect adds inspect-integration: a Server-Sent Events stream of
 // the messages passing one stage of one of the caller's tenant's
 // integrations, read with a core NATS subscription in the tenant's account.
-func RegisterInspect(api huma.API, st *store.Store, accounts hotpath.Accounts, log *slog.Logger) {
+func RegisterInspect(api huma.API, st *store.Store, accounts dataplane.Accounts, log *slog.Logger) {
 	h := &inspect{st: st, accounts: accounts, log: log, byTenant: map[string]int{}}
 	op := huma.Operation{
 		OperationID: "inspect-integration",
@@ -121,7 +121,7 @@ func (h *inspect) serve(ctx context.Context, in *InspectInput) (*huma.StreamResp
 	if err != nil {
 		return nil, storeError(ctx, h.log, "inspect-integration", p.TenantID, err)
 	}
-	pl := hotpath.Pipeline{Tenant: p.TenantID, Integration: it.ID}
+	pl := dataplane.Pipeline{Tenant: p.TenantID, Integration: it.ID}
 	subject, err := stageSubject(pl, it, in.Stage)
 	if err != nil {
 		return nil, err
@@ -161,7 +161,7 @@ func (h *inspect) serve(ctx context.Context, in *InspectInput) (*huma.StreamResp
 
 // stream writes the events until the limit, the time limit, the client's
 // leaving or a write that does not go through.
-func (h *inspect) stream(hctx huma.Context, pl hotpath.Pipeline, in *InspectInput, msgs <-chan *nats.Msg) {
+func (h *inspect) stream(hctx huma.Context, pl dataplane.Pipeline, in *InspectInput, msgs <-chan *nats.Msg) {
 	_, w := humago.Unwrap(hctx)
 	rc := http.NewResponseController(w)
 	hctx.SetHeader("Content-Type", "text/event-stream")
@@ -208,8 +208,8 @@ func (h *inspect) stream(hctx huma.Context, pl hotpath.Pipeline, in *InspectInpu
 }
 
 // inspected describes m, with its body only when asked to reveal it.
-func inspected(pl hotpath.Pipeline, in *InspectInput, m *nats.Msg) InspectedMessage {
-	msg, ref, size, err := hotpath.Decode(pl, m.Header, m.Data)
+func inspected(pl dataplane.Pipeline, in *InspectInput, m *nats.Msg) InspectedMessage {
+	msg, ref, size, err := dataplane.Decode(pl, m.Header, m.Data)
 	out := InspectedMessage{Time: time.Now().UTC(), Stage: in.Stage, ID: msg.ID, Headers: msg.Headers, Size: size, ClaimChecked: ref != ""}
 	if err != nil && out.ID == "" {
 		out.ID = m.Header.Get(nats.MsgIdHdr)
@@ -225,7 +225,7 @@ func inspected(pl hotpath.Pipeline, in *InspectInput, m *nats.Msg) InspectedMess
 }
 
 // stageSubject is the subject of stage of the integration, or a located 422.
-func stageSubject(pl hotpath.Pipeline, it store.Integration, stage string) (string, error) {
+func stageSubject(pl dataplane.Pipeline, it store.Integration, stage string) (string, error) {
 	if stage == "in" {
 		return pl.InSubject(), nil
 	}

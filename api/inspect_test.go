@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vrsky/vrsky/connectors/sdk"
-	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/dataplane"
 )
 
 const twoProducers = `{"name":"orders","consumer":{"connector":"http-webhook"},` +
@@ -69,18 +69,18 @@ func TestInspectStreamsMessagesPassingAStage(t *testing.T) {
 	require.Equal(t, http.StatusCreated, res.code, res.raw)
 	srv := httptest.NewServer(e.h)
 	t.Cleanup(srv.Close)
-	p := hotpath.Pipeline{Tenant: "acme", Integration: "orders"}
+	p := dataplane.Pipeline{Tenant: "acme", Integration: "orders"}
 	ctx := context.Background()
-	_, err := hotpath.EnsureStreams(ctx, e.js, p)
+	_, err := dataplane.EnsureStreams(ctx, e.js, p)
 	require.NoError(t, err)
-	pub := &hotpath.Publisher{Accounts: hotpath.SharedAccount{JS: e.js}}
+	pub := &dataplane.Publisher{Accounts: dataplane.SharedAccount{JS: e.js}}
 	send := func(tenant string, ids ...string) {
 		var msgs []sdk.Message
 		for _, id := range ids {
 			msgs = append(msgs, sdk.Message{ID: id, Body: []byte(`{"id":"` + id + `"}`), ContentType: "application/json",
 				Headers: map[string]string{"x-trace": id}})
 		}
-		require.NoError(t, pub.Publish(ctx, hotpath.Pipeline{Tenant: tenant, Integration: "orders"}, msgs))
+		require.NoError(t, pub.Publish(ctx, dataplane.Pipeline{Tenant: tenant, Integration: "orders"}, msgs))
 	}
 
 	// With reveal, bodies; the stream ends after limit messages.
@@ -101,7 +101,7 @@ func TestInspectStreamsMessagesPassingAStage(t *testing.T) {
 	// Without reveal, no body; another tenant's messages on its own
 	// integration of the same name never show.
 	_, lines = openInspect(t, srv, reader, "stage=in&limit=1")
-	_, err = hotpath.EnsureStreams(ctx, e.js, hotpath.Pipeline{Tenant: "other", Integration: "orders"})
+	_, err = dataplane.EnsureStreams(ctx, e.js, dataplane.Pipeline{Tenant: "other", Integration: "orders"})
 	require.NoError(t, err)
 	send("other", "theirs")
 	send("acme", "m4")

@@ -19,7 +19,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/vrsky/vrsky/connectors"
-	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/spec"
 	"github.com/vrsky/vrsky/internal/store"
 	"github.com/vrsky/vrsky/workflows"
@@ -180,7 +180,7 @@ type IntegrationStatus struct {
 	UpdatedAt     time.Time     `json:"updated_at"`
 	Runner        *RunnerStatus `json:"runner,omitempty" doc:"The runners' live report; absent when none reported or the hot path is not configured."`
 	// Stages are the live counters of each stage (from JetStream).
-	Stages []hotpath.StageCount `json:"stages,omitempty" doc:"Per-stage counters: finished, waiting, in flight, redelivered."`
+	Stages []dataplane.StageCount `json:"stages,omitempty" doc:"Per-stage counters: finished, waiting, in flight, redelivered."`
 	// DeadLetters counts the integration's messages in the tenant's DLQ.
 	DeadLetters uint64 `json:"dead_letters" doc:"The integration's messages in the dead-letter queue."`
 }
@@ -236,8 +236,8 @@ type ListVersionsOutput struct {
 type integrations struct {
 	st       *store.Store
 	temporal client.Client // nil: lifecycle changes answer 503
-	state    *hotpath.State
-	accounts hotpath.Accounts
+	state    *dataplane.State
+	accounts dataplane.Accounts
 	log      *slog.Logger
 }
 
@@ -249,7 +249,7 @@ type integrations struct {
 // the execution log. A nil control leaves the lifecycle operations answering 503.
 // envAllowed is the operator's allow-list of environment variables tenants
 // may read: a spec with any other {"env": NAME} is refused; nil allows none.
-func RegisterIntegrations(api huma.API, st *store.Store, control client.Client, state *hotpath.State, accounts hotpath.Accounts, log *slog.Logger,
+func RegisterIntegrations(api huma.API, st *store.Store, control client.Client, state *dataplane.State, accounts dataplane.Accounts, log *slog.Logger,
 	envAllowed func(name string) bool) {
 	h := &integrations{st: st, temporal: control, state: state, accounts: accounts, log: log}
 	read := requireScopes(store.ScopeRead)
@@ -603,21 +603,21 @@ func unavailable(msg string) error {
 
 // counters returns the stages' counters and the dead-letter count, or none
 // when they cannot be read.
-func (h *integrations) counters(ctx context.Context, tenant, id string) ([]hotpath.StageCount, uint64) {
+func (h *integrations) counters(ctx context.Context, tenant, id string) ([]dataplane.StageCount, uint64) {
 	if h.accounts == nil {
 		return nil, 0
 	}
 	js, err := h.accounts.JetStream(ctx, tenant)
 	if err == nil {
 		var (
-			stages []hotpath.StageCount
+			stages []dataplane.StageCount
 			dead   uint64
 			counts jetstream.KeyValue
 		)
 		if h.state != nil {
 			counts = h.state.Counts
 		}
-		if stages, dead, err = hotpath.Counters(ctx, js, counts, hotpath.Pipeline{Tenant: tenant, Integration: id}); err == nil {
+		if stages, dead, err = dataplane.Counters(ctx, js, counts, dataplane.Pipeline{Tenant: tenant, Integration: id}); err == nil {
 			return stages, dead
 		}
 	}
@@ -631,7 +631,7 @@ func (h *integrations) runnerStatus(ctx context.Context, tenant, id string) *Run
 	if h.state == nil {
 		return nil
 	}
-	st, ok, err := h.state.GetStatus(ctx, hotpath.Pipeline{Tenant: tenant, Integration: id})
+	st, ok, err := h.state.GetStatus(ctx, dataplane.Pipeline{Tenant: tenant, Integration: id})
 	if err != nil {
 		h.log.WarnContext(ctx, "read runner status", "tenant", tenant, "integration", id, "error", err)
 		return nil

@@ -20,7 +20,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/vrsky/vrsky/activities"
-	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/secretbox"
 	"github.com/vrsky/vrsky/internal/store"
 	"github.com/vrsky/vrsky/internal/tenancy"
@@ -310,7 +310,7 @@ func TestLifecycleChangesWithoutTemporalAre503(t *testing.T) {
 type lifecycleEnv struct {
 	*authEnv
 	temporal client.Client
-	state    *hotpath.State
+	state    *dataplane.State
 	js       jetstream.JetStream
 }
 
@@ -321,7 +321,7 @@ func newLifecycleEnv(t *testing.T) *lifecycleEnv {
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
 	_, js := testenv.JetStream(t)
-	state, err := hotpath.OpenState(ctx, js)
+	state, err := dataplane.OpenState(ctx, js)
 	require.NoError(t, err)
 
 	st := store.New(pool)
@@ -343,7 +343,7 @@ func newLifecycleEnv(t *testing.T) *lifecycleEnv {
 	require.NoError(t, err)
 	srv := New(Options{
 		Gatherer: prometheus.NewRegistry(), Logger: slog.New(slog.NewJSONHandler(logs, nil)),
-		Auth: st, Store: st, AdminKeyHash: store.HashSecret(admin), Temporal: c, State: state, Accounts: hotpath.SharedAccount{JS: js},
+		Auth: st, Store: st, AdminKeyHash: store.HashSecret(admin), Temporal: c, State: state, Accounts: dataplane.SharedAccount{JS: js},
 		SecretKeys: secretKeys, SecretMirror: mirror,
 	})
 	return &lifecycleEnv{
@@ -353,17 +353,17 @@ func newLifecycleEnv(t *testing.T) *lifecycleEnv {
 }
 
 // standInRunner reports every desired state as reached, as runners do.
-func standInRunner(t *testing.T, state *hotpath.State) {
+func standInRunner(t *testing.T, state *dataplane.State) {
 	answerPuts(t, state.Desired, func(ctx context.Context, entry jetstream.KeyValueEntry) {
-		var d hotpath.Desired
+		var d dataplane.Desired
 		if json.Unmarshal(entry.Value(), &d) != nil {
 			return
 		}
-		status := hotpath.StatusStopped
-		if d.Status == hotpath.DesiredRunning {
-			status = hotpath.StatusRunning
+		status := dataplane.StatusStopped
+		if d.Status == dataplane.DesiredRunning {
+			status = dataplane.StatusRunning
 		}
-		b, _ := json.Marshal(hotpath.Status{
+		b, _ := json.Marshal(dataplane.Status{
 			Tenant: d.Tenant, Integration: d.Integration, Version: d.Version, Status: status,
 			Runner: "runner-1", UpdatedAt: time.Now(),
 		})

@@ -12,7 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/store"
 )
 
@@ -101,11 +101,11 @@ func TestEveryTenantRouteIsIsolated(t *testing.T) {
 	// B owns a running integration, a second key and a dead letter.
 	require.Equal(t, http.StatusCreated, call(t, e.h, http.MethodPost, "/v1/integrations", keyB, ordersJSON).code)
 	require.Equal(t, http.StatusAccepted, call(t, e.h, http.MethodPost, "/v1/integrations/orders/deploy", keyB, `{}`).code)
-	e.awaitStatus(t, keyB, "orders", hotpath.StatusRunning)
+	e.awaitStatus(t, keyB, "orders", dataplane.StatusRunning)
 	_, otherKeyB := e.createKey(t, keyB, `["read"]`)
 	require.Equal(t, http.StatusCreated, call(t, e.h, http.MethodPut, "/v1/secrets/token", keyB, `{"value":"beta's value"}`).code)
-	seq := (&dlqEnv{authEnv: e.authEnv, js: e.js}).deadLetter(t, hotpath.Pipeline{Tenant: "beta", Integration: "orders"},
-		"m1", hotpath.StageProcess, "bad", time.Now(), []byte(`{"secret":"beta's"}`))
+	seq := (&dlqEnv{authEnv: e.authEnv, js: e.js}).deadLetter(t, dataplane.Pipeline{Tenant: "beta", Integration: "orders"},
+		"m1", dataplane.StageProcess, "bad", time.Now(), []byte(`{"secret":"beta's"}`))
 	ids := map[string]string{"integrationId": "orders", "keyId": otherKeyB, "messageId": strconv.FormatUint(seq, 10), "name": "token",
 		"replayId": "replay-b1"}
 	snapshot := func() string {

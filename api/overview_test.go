@@ -15,7 +15,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/vrsky/vrsky/activities"
-	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/store"
 	"github.com/vrsky/vrsky/internal/testenv"
 	"github.com/vrsky/vrsky/workflows"
@@ -36,14 +36,14 @@ func newConsoleEnv(t *testing.T, withTemporal bool, set func(*Options)) *dlqEnv 
 	if withTemporal {
 		c = startControlPlane(t, st, js, func(r worker.Registry) {
 			r.RegisterWorkflow(workflows.DLQReplay)
-			r.RegisterActivity(&activities.DLQ{Accounts: hotpath.SharedAccount{JS: js}})
+			r.RegisterActivity(&activities.DLQ{Accounts: dataplane.SharedAccount{JS: js}})
 		})
 	}
 	admin := store.NewSecret("vrsky_admin_")
 	logs := &syncBuffer{}
 	opts := Options{
 		Gatherer: prometheus.NewRegistry(), Logger: slog.New(slog.NewJSONHandler(logs, nil)),
-		Auth: st, Store: st, AdminKeyHash: store.HashSecret(admin), Temporal: c, Accounts: hotpath.SharedAccount{JS: js},
+		Auth: st, Store: st, AdminKeyHash: store.HashSecret(admin), Temporal: c, Accounts: dataplane.SharedAccount{JS: js},
 	}
 	if set != nil {
 		set(&opts)

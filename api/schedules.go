@@ -12,7 +12,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"go.temporal.io/sdk/client"
 
-	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/spec"
 	"github.com/vrsky/vrsky/internal/store"
 	"github.com/vrsky/vrsky/workflows"
@@ -95,7 +95,7 @@ type ScheduleActionOutput struct {
 type schedules struct {
 	st    *store.Store
 	sched *workflows.IntegrationSchedules // nil: every operation answers 503
-	state *hotpath.State
+	state *dataplane.State
 	log   *slog.Logger
 	now   func() time.Time
 }
@@ -105,7 +105,7 @@ type schedules struct {
 // resume, trigger a run now and backfill a missed window, through the
 // Temporal client control (nil: they answer 503). Recent runs come from
 // the runners' reports in state, when set.
-func RegisterSchedules(api huma.API, st *store.Store, control client.Client, state *hotpath.State, log *slog.Logger) {
+func RegisterSchedules(api huma.API, st *store.Store, control client.Client, state *dataplane.State, log *slog.Logger) {
 	h := &schedules{st: st, state: state, log: log, now: time.Now}
 	if control != nil {
 		h.sched = &workflows.IntegrationSchedules{Client: control}
@@ -167,7 +167,7 @@ func RegisterSchedules(api huma.API, st *store.Store, control client.Client, sta
 			note := "resumed by key " + p.KeyID
 			if op.pause {
 				note = "paused by key " + p.KeyID
-			} else if it.DesiredStatus != hotpath.DesiredRunning {
+			} else if it.DesiredStatus != dataplane.DesiredRunning {
 				return nil, huma.Error409Conflict("the integration is stopped: start it, which resumes its schedule")
 			}
 			if in.Body != nil && in.Body.Reason != "" {
@@ -204,7 +204,7 @@ func RegisterSchedules(api huma.API, st *store.Store, control client.Client, sta
 		if err != nil {
 			return nil, err
 		}
-		if it.DesiredStatus != hotpath.DesiredRunning {
+		if it.DesiredStatus != dataplane.DesiredRunning {
 			return nil, huma.Error409Conflict("the integration is stopped: start it first")
 		}
 		desc, err := h.sched.Describe(ctx, p.TenantID, it.ID)
@@ -257,7 +257,7 @@ func RegisterSchedules(api huma.API, st *store.Store, control client.Client, sta
 		if err != nil {
 			return nil, err
 		}
-		if it.DesiredStatus != hotpath.DesiredRunning {
+		if it.DesiredStatus != dataplane.DesiredRunning {
 			return nil, huma.Error409Conflict("the integration is stopped: start it first")
 		}
 		times, err := spec.ScheduleTimes(cron, start, end, int(workflows.MaxBackfillWindow/time.Minute)+1)
@@ -336,7 +336,7 @@ func (h *schedules) describe(ctx context.Context, op, tenant string, it store.In
 		out.RecentStarts = append(out.RecentStarts, start)
 	}
 	if h.state != nil {
-		runs, err := h.state.RecentRuns(ctx, hotpath.Pipeline{Tenant: tenant, Integration: it.ID}, recentRuns)
+		runs, err := h.state.RecentRuns(ctx, dataplane.Pipeline{Tenant: tenant, Integration: it.ID}, recentRuns)
 		if err != nil {
 			h.log.WarnContext(ctx, "read recent runs", "tenant", tenant, "integration", it.ID, "error", err)
 		}
@@ -347,7 +347,7 @@ func (h *schedules) describe(ctx context.Context, op, tenant string, it store.In
 	return &IntegrationScheduleOutput{Body: out}, nil
 }
 
-func runOut(r hotpath.RunResult) ScheduleRun {
+func runOut(r dataplane.RunResult) ScheduleRun {
 	run := ScheduleRun{RunID: r.RunID, Status: "running", Runner: r.Runner, StartedAt: r.StartedAt.UTC(), Messages: r.Messages, Error: r.Error}
 	if r.Finished() {
 		finished := r.FinishedAt.UTC()

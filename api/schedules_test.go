@@ -12,7 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
-	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/store"
 	"github.com/vrsky/vrsky/workflows"
 )
@@ -27,17 +27,17 @@ const pollingJSON = `{
 
 // standInRunsServer answers every run request as the runner holding the
 // pipeline's lease does, taking in one message per run.
-func standInRunsServer(t *testing.T, state *hotpath.State) {
+func standInRunsServer(t *testing.T, state *dataplane.State) {
 	answerPuts(t, state.Runs, func(ctx context.Context, entry jetstream.KeyValueEntry) {
 		if strings.HasSuffix(entry.Key(), ".result") {
 			return
 		}
-		var req hotpath.RunRequest
+		var req dataplane.RunRequest
 		if json.Unmarshal(entry.Value(), &req) != nil {
 			return
 		}
 		now := time.Now().UTC()
-		b, _ := json.Marshal(hotpath.RunResult{RunID: req.RunID, Runner: "runner-1", StartedAt: now, FinishedAt: now.Add(time.Millisecond), Messages: 1})
+		b, _ := json.Marshal(dataplane.RunResult{RunID: req.RunID, Runner: "runner-1", StartedAt: now, FinishedAt: now.Add(time.Millisecond), Messages: 1})
 		_, _ = state.Runs.Put(ctx, entry.Key()+".result", b)
 	})
 }

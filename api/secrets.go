@@ -9,7 +9,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
-	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/secretbox"
 	"github.com/vrsky/vrsky/internal/store"
 	"github.com/vrsky/vrsky/internal/tenancy"
@@ -128,7 +128,7 @@ func RegisterSecrets(api huma.API, st *store.Store, keys *secretbox.KeyRing, mir
 
 func (h *secrets) put(ctx context.Context, in *PutSecretInput) (*PutSecretOutput, error) {
 	p, _ := PrincipalFrom(ctx)
-	if _, err := hotpath.SecretKey(p.TenantID, in.Name); err != nil {
+	if _, err := dataplane.SecretKey(p.TenantID, in.Name); err != nil {
 		return nil, huma.Error422UnprocessableEntity("invalid secret name",
 			&huma.ErrorDetail{Location: "path.name", Message: "want a letter or _ first, then letters, digits, _, - or single dots, at most 128 characters", Value: in.Name})
 	}
@@ -160,7 +160,7 @@ func (h *secrets) put(ctx context.Context, in *PutSecretInput) (*PutSecretOutput
 
 func (h *secrets) delete(ctx context.Context, in *SecretPath) (*struct{}, error) {
 	p, _ := PrincipalFrom(ctx)
-	if _, err := hotpath.SecretKey(p.TenantID, in.Name); err != nil {
+	if _, err := dataplane.SecretKey(p.TenantID, in.Name); err != nil {
 		return nil, huma.Error404NotFound("not found")
 	}
 	err := h.st.DeleteSecret(ctx, p.TenantID, in.Name)

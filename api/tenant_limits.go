@@ -7,7 +7,7 @@ import (
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 
-	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/natsauth"
 	"github.com/vrsky/vrsky/internal/store"
 	"github.com/vrsky/vrsky/workflows"
@@ -45,7 +45,7 @@ type TenantUsage struct {
 // tenantUsage reads what an active tenant uses; it is nil for a tenant
 // that is not active, and a part NATS or the store cannot give is left out
 // (and logged) rather than failing the whole GET.
-func tenantUsage(ctx context.Context, st *store.Store, accounts hotpath.Accounts, t store.Tenant, log *slog.Logger) *TenantUsage {
+func tenantUsage(ctx context.Context, st *store.Store, accounts dataplane.Accounts, t store.Tenant, log *slog.Logger) *TenantUsage {
 	if t.Status != store.TenantActive {
 		return nil
 	}
@@ -61,7 +61,7 @@ func tenantUsage(ctx context.Context, st *store.Store, accounts hotpath.Accounts
 	js, err := accounts.JetStream(ctx, t.ID)
 	if err == nil {
 		var stored int64
-		if stored, err = hotpath.TenantStoredBytes(ctx, js, t.ID); err == nil {
+		if stored, err = dataplane.TenantStoredBytes(ctx, js, t.ID); err == nil {
 			fraction := float64(stored) / float64(t.Limits.DiskBytes)
 			u.StoredBytes, u.StoredFraction = &stored, &fraction
 		}

@@ -12,7 +12,7 @@ import (
 
 	"github.com/vrsky/vrsky/connectors/sdk"
 	"github.com/vrsky/vrsky/connectors/ssrf"
-	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/spec"
 	"github.com/vrsky/vrsky/internal/store"
 )
@@ -47,7 +47,7 @@ type PatchTenantInput struct {
 // pipelines use the new policy from their next build (a deploy or an
 // update). New limits are stored and applied to the tenant's NATS account
 // by a TenantLimits run started through control.
-func RegisterTenantPatch(api huma.API, st *store.Store, control client.Client, egress *hotpath.EgressPolicies, rates *hotpath.TenantRates, log *slog.Logger) {
+func RegisterTenantPatch(api huma.API, st *store.Store, control client.Client, egress *dataplane.EgressPolicies, rates *dataplane.TenantRates, log *slog.Logger) {
 	huma.Register(api, huma.Operation{
 		OperationID: "update-tenant",
 		Method:      http.MethodPatch,

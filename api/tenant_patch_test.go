@@ -10,19 +10,19 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vrsky/vrsky/connectors/sdk"
-	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/testenv"
 )
 
 // patchEnv is an API whose egress policies are mirrored to a JetStream the
 // test reads like a runner does.
-func patchEnv(t *testing.T) (*authEnv, *hotpath.EgressPolicies) {
+func patchEnv(t *testing.T) (*authEnv, *dataplane.EgressPolicies) {
 	t.Helper()
 	_, js := testenv.JetStream(t)
-	state, err := hotpath.OpenState(context.Background(), js)
+	state, err := dataplane.OpenState(context.Background(), js)
 	require.NoError(t, err)
 	e := newAuthEnvWith(t, func(o *Options) { o.State = state })
-	return e, &hotpath.EgressPolicies{JS: js}
+	return e, &dataplane.EgressPolicies{JS: js}
 }
 
 func TestAdminSetsTenantEgress(t *testing.T) {
@@ -111,7 +111,7 @@ func TestAdminSetsATenantsMessageRate(t *testing.T) {
 	e, runner := patchEnv(t)
 	e.createTenant(t, "acme")
 	ctx := context.Background()
-	rates := &hotpath.TenantRates{JS: runner.JS}
+	rates := &dataplane.TenantRates{JS: runner.JS}
 	require.NoError(t, rates.Follow(ctx))
 
 	got := call(t, e.h, http.MethodGet, "/v1/tenants/acme", e.adminKey, "")

@@ -15,7 +15,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/vrsky/vrsky/connectors/sdk"
-	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/spec"
 	"github.com/vrsky/vrsky/internal/store"
 	"github.com/vrsky/vrsky/workflows"
@@ -100,7 +100,7 @@ type TenantOutput struct {
 // deleting run the TenantProvision and TenantDecommission workflows through
 // control; a nil control makes them answer 503. accounts, when set, gives
 // the bytes each tenant's streams hold to get-tenant.
-func RegisterTenants(api huma.API, st *store.Store, control client.Client, accounts hotpath.Accounts, rates *hotpath.TenantRates, log *slog.Logger) {
+func RegisterTenants(api huma.API, st *store.Store, control client.Client, accounts dataplane.Accounts, rates *dataplane.TenantRates, log *slog.Logger) {
 	admin := requireScopes(store.ScopePlatformAdmin)
 	tags := []string{"Tenants"}
 

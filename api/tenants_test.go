@@ -11,7 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
-	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/store"
 	"github.com/vrsky/vrsky/internal/testenv"
 )
@@ -219,7 +219,7 @@ func TestAdminChangesLimitsAndSeesUsage(t *testing.T) {
 	e.createTenant(t, "acme")
 	js := e.js
 
-	_, err := js.Publish(context.Background(), strings.TrimSuffix(hotpath.DLQSubjects("acme"), ">")+"x", make([]byte, 1000))
+	_, err := js.Publish(context.Background(), strings.TrimSuffix(dataplane.DLQSubjects("acme"), ">")+"x", make([]byte, 1000))
 	require.NoError(t, err)
 	got := call(t, e.h, http.MethodGet, "/v1/tenants/acme", e.adminKey, "")
 	require.Equal(t, http.StatusOK, got.code, got.raw)
@@ -235,7 +235,7 @@ func TestAdminChangesLimitsAndSeesUsage(t *testing.T) {
 	require.Equal(t, float64(5), limits["integrations"])
 	require.Equal(t, float64(2<<30), limits["disk_bytes"])
 	require.Eventually(t, func() bool {
-		s, err := js.Stream(context.Background(), hotpath.DLQStream("acme"))
+		s, err := js.Stream(context.Background(), dataplane.DLQStream("acme"))
 		return err == nil && s.CachedInfo().Config.MaxBytes == 64<<20
 	}, 20*time.Second, 50*time.Millisecond, "the DLQ is resized")
 

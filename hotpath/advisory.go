@@ -10,6 +10,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vrsky/vrsky/dataplane"
 )
 
 // maxDeliveriesAdvisory is the part of JetStream's max-deliveries advisory
@@ -32,7 +34,7 @@ const advisoryTimeout = 30 * time.Second
 // ever, delivered to no one. Every runner running p handles the advisory;
 // the DLQ's duplicate window keeps one dead letter. It returns a function
 // that stops watching.
-func watchMaxDeliveries(d deps, p Pipeline, stream jetstream.Stream, log *slog.Logger) (stop func(), err error) {
+func watchMaxDeliveries(d deps, p dataplane.Pipeline, stream jetstream.Stream, log *slog.Logger) (stop func(), err error) {
 	sub, err := d.js.Conn().Subscribe(p.MaxDeliveriesAdvisories(), func(m *nats.Msg) {
 		var adv maxDeliveriesAdvisory
 		if err := json.Unmarshal(m.Data, &adv); err != nil || adv.Stream != p.Stream() || adv.StreamSeq == 0 {
@@ -52,7 +54,7 @@ func watchMaxDeliveries(d deps, p Pipeline, stream jetstream.Stream, log *slog.L
 
 // deadLetterUndelivered moves the message an advisory names from p's stream
 // to the DLQ.
-func deadLetterUndelivered(ctx context.Context, d deps, p Pipeline, stream jetstream.Stream, adv maxDeliveriesAdvisory, log *slog.Logger) error {
+func deadLetterUndelivered(ctx context.Context, d deps, p dataplane.Pipeline, stream jetstream.Stream, adv maxDeliveriesAdvisory, log *slog.Logger) error {
 	raw, err := stream.GetMsg(ctx, adv.StreamSeq)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil // settled meanwhile, or handled by another runner
@@ -61,11 +63,11 @@ func deadLetterUndelivered(ctx context.Context, d deps, p Pipeline, stream jetst
 		return fmt.Errorf("read message %d: %w", adv.StreamSeq, err)
 	}
 	stage := adv.Consumer
-	env, derr := decode(p, raw.Header, raw.Data)
-	id := env.msg.ID
+	env, derr := dataplane.DecodeEnvelope(p, raw.Header, raw.Data)
+	id := env.Msg.ID
 	if derr != nil || id == "" {
 		id = "undecodable-" + raw.Header.Get(nats.MsgIdHdr)
-		env = envelope{}
+		env = dataplane.Envelope{}
 	}
 	f := d.failures(d.metrics.forStage(p, stage), log)
 	cause := fmt.Errorf("JetStream stopped delivering the message after %d deliveries without a settlement (runner crashes, or VRSky's infrastructure failing throughout)", adv.Deliveries)

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vrsky/vrsky/connectors/sdk"
+	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/spec"
 	"github.com/vrsky/vrsky/internal/testenv"
 )
@@ -54,9 +55,9 @@ func TestConsumerConnectorRunsUnderLeaseAndRestartsAfterFailure(t *testing.T) {
 	go func() {
 		done <- (&Runner{JS: js, Catalog: catalog, Name: "r1", Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))}).Run(ctx)
 	}()
-	state, err := OpenState(context.Background(), js)
+	state, err := dataplane.OpenState(context.Background(), js)
 	require.NoError(t, err)
-	require.NoError(t, state.PutDesired(context.Background(), Desired{Tenant: "t1", Integration: "gen", Version: 1, Status: DesiredRunning,
+	require.NoError(t, state.PutDesired(context.Background(), dataplane.Desired{Tenant: "t1", Integration: "gen", Version: 1, Status: dataplane.DesiredRunning,
 		Spec: spec.Integration{Name: "gen", Consumer: spec.Step{Connector: "gen"}, Producers: map[string]spec.Step{"out": {Connector: "rec"}}}}))
 	require.Eventually(t, func() bool { return rec.delivered() == 5 }, 15*time.Second, 20*time.Millisecond)
 	require.EqualValues(t, 2, gen.runs.Load(), "restarted once after failing")

@@ -12,34 +12,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// CountsBucket holds, per pipeline and stage, how many messages the stage
-// finished without a consumer of its own: deliveries made straight from the
-// process stage (ADR 0009), which JetStream's consumer counters cannot see.
-const CountsBucket = "vrsky_counts"
-
-// FailuresCount is the counts-bucket "stage" (Pipeline.CountKey) under
-// which runners add up a pipeline's failed attempts: each retried or
-// dead-lettered one. No consumer is named like it.
-const FailuresCount = "failures"
-
-// ReadFailures returns how many attempts of p's messages failed so far (a
-// count that only grows while p exists).
-func ReadFailures(ctx context.Context, counts jetstream.KeyValue, p Pipeline) (uint64, error) {
-	return readCount(ctx, counts, p.CountKey(FailuresCount))
-}
-
 // countsFlushInterval is how often a runner adds what it counted to the
 // bucket. A runner killed between two flushes loses at most this much of
 // its counts, never a message.
 const countsFlushInterval = time.Second
-
-func openCounts(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: CountsBucket, History: 1})
-	if err != nil {
-		return nil, fmt.Errorf("open bucket %s: %w", CountsBucket, err)
-	}
-	return kv, nil
-}
 
 // stageCount counts one stage's finished messages in memory and adds them to
 // the counts bucket from time to time, so the hot loop never waits for KV.
@@ -129,34 +105,4 @@ func addCount(ctx context.Context, kv jetstream.KeyValue, key string, n uint64) 
 		}
 	}
 	return fmt.Errorf("add to count %s: too much contention", key)
-}
-
-// readCount returns the count under key, 0 when there is none.
-func readCount(ctx context.Context, kv jetstream.KeyValue, key string) (uint64, error) {
-	entry, err := kv.Get(ctx, key)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("read count %s: %w", key, err)
-	}
-	n, err := strconv.ParseUint(string(entry.Value()), 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("count %s is not a number: %w", key, err)
-	}
-	return n, nil
-}
-
-// forgetCounts removes every count of p.
-func (s *State) forgetCounts(ctx context.Context, p Pipeline) error {
-	keys, err := s.Counts.ListKeysFiltered(ctx, p.CountKey("*"))
-	if err != nil {
-		return fmt.Errorf("list the counts of %s: %w", p, err)
-	}
-	for key := range keys.Keys() {
-		if err := s.Counts.Purge(ctx, key); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
-			return fmt.Errorf("forget the counts of %s: %w", p, err)
-		}
-	}
-	return nil
 }

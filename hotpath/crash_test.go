@@ -22,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vrsky/vrsky/connectors/sdk"
+	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/natsserver"
 	"github.com/vrsky/vrsky/internal/spec"
 )
@@ -129,22 +130,22 @@ func TestRunnerKilledMidStreamLosesNothing(t *testing.T) {
 	t.Cleanup(nc.Close)
 	js, err := jetstream.New(nc)
 	require.NoError(t, err)
-	state, err := OpenState(ctx, js)
+	state, err := dataplane.OpenState(ctx, js)
 	require.NoError(t, err)
 
-	p := Pipeline{Tenant: "crash", Integration: "stream"}
-	require.NoError(t, state.PutDesired(ctx, Desired{Tenant: p.Tenant, Integration: p.Integration, Version: 1, Status: DesiredRunning,
-		Spec: spec.Integration{Name: p.Integration, Consumer: spec.Step{Connector: WebhookConnector},
+	p := dataplane.Pipeline{Tenant: "crash", Integration: "stream"}
+	require.NoError(t, state.PutDesired(ctx, dataplane.Desired{Tenant: p.Tenant, Integration: p.Integration, Version: 1, Status: dataplane.DesiredRunning,
+		Spec: spec.Integration{Name: p.Integration, Consumer: spec.Step{Connector: dataplane.WebhookConnector},
 			Steps: []spec.Step{{Connector: "upper"}}, Producers: map[string]spec.Step{"sink": {Connector: "id-file"}}}}))
 	sinkPath := filepath.Join(t.TempDir(), "sink.ids")
 	first := startChildRunner(t, ns.ClientURL(), sinkPath)
 	require.Eventually(t, func() bool {
 		st, ok, _ := state.GetStatus(ctx, p)
-		return ok && st.Status == StatusRunning
+		return ok && st.Status == dataplane.StatusRunning
 	}, 20*time.Second, 20*time.Millisecond)
 
 	// Send 3,000 messages/s for 3 s; kill the runner after 1 s.
-	pub := &Publisher{Accounts: SharedAccount{JS: js}}
+	pub := &dataplane.Publisher{Accounts: dataplane.SharedAccount{JS: js}}
 	const total = 9000
 	acked := make(map[string]bool, total)
 	var ackMu sync.Mutex

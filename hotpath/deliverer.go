@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vrsky/vrsky/connectors/sdk"
+	"github.com/vrsky/vrsky/dataplane"
 )
 
 // writeTimeout bounds one producer write; it stays below the consumer's ack
@@ -22,10 +23,10 @@ const writeTimeout = 25 * time.Second
 // the producer is the pipeline's only one, straight from the process stage
 // (ADR 0009).
 type deliverer struct {
-	p        Pipeline
+	p        dataplane.Pipeline
 	stage    string
 	producer sdk.Producer
-	claims   *ClaimCheck
+	claims   *dataplane.ClaimCheck
 	failures *failures
 	metrics  *pipelineMetrics
 	log      *slog.Logger
@@ -46,9 +47,9 @@ const fetchers = 4
 func (d *deliverer) handle(batch []jetstream.Msg) {
 	ctx := context.Background()
 	msgs := make([]jetstream.Msg, 0, len(batch))
-	envs := make([]envelope, 0, len(batch))
+	envs := make([]dataplane.Envelope, 0, len(batch))
 	for _, m := range batch {
-		env, err := decode(d.p, m.Headers(), m.Data())
+		env, err := dataplane.DecodeEnvelope(d.p, m.Headers(), m.Data())
 		if err != nil {
 			d.metrics.in.Inc()
 			d.failures.fail(ctx, d.p, d.stage, m, env, sdk.PermanentError(err))
@@ -62,14 +63,14 @@ func (d *deliverer) handle(batch []jetstream.Msg) {
 // deliver writes decoded messages to the producer, in writes of at most
 // maxBatchBytes of bodies, and returns how many it finished (acknowledged
 // or dead-lettered). msgs[i] is the JetStream message to settle for envs[i].
-func (d *deliverer) deliver(ctx context.Context, msgs []jetstream.Msg, envs []envelope) (finished int) {
+func (d *deliverer) deliver(ctx context.Context, msgs []jetstream.Msg, envs []dataplane.Envelope) (finished int) {
 	var (
 		from  int
 		bytes int64
 	)
 	for i, env := range envs {
 		d.metrics.in.Inc()
-		if sp, ok := d.producer.(sdk.StreamProducer); ok && needsBody(env) && sp.CanStream(env.msg) {
+		if sp, ok := d.producer.(sdk.StreamProducer); ok && needsBody(env) && sp.CanStream(env.Msg) {
 			if from < i { // what came before is written first
 				finished += d.write(ctx, msgs[from:i], envs[from:i])
 			}
@@ -77,9 +78,9 @@ func (d *deliverer) deliver(ctx context.Context, msgs []jetstream.Msg, envs []en
 			from, bytes = i+1, 0
 			continue
 		}
-		size := env.size
-		if env.bodyRef == "" {
-			size = int64(len(env.msg.Body))
+		size := env.Size
+		if env.BodyRef == "" {
+			size = int64(len(env.Msg.Body))
 		}
 		if from < i && bytes+size > maxBatchBytes {
 			finished += d.write(ctx, msgs[from:i], envs[from:i])
@@ -97,11 +98,11 @@ func (d *deliverer) deliver(ctx context.Context, msgs []jetstream.Msg, envs []en
 // returns how many messages it finished.
 // INVARIANT: a message is acked only after the producer confirmed its write;
 // this is the only place the deliver stage acks.
-func (d *deliverer) write(ctx context.Context, batch []jetstream.Msg, decoded []envelope) int {
+func (d *deliverer) write(ctx context.Context, batch []jetstream.Msg, decoded []dataplane.Envelope) int {
 	began := time.Now()
 	resolved := d.resolveBodies(ctx, decoded)
 	msgs := make([]jetstream.Msg, 0, len(batch))
-	envs := make([]envelope, 0, len(batch))
+	envs := make([]dataplane.Envelope, 0, len(batch))
 	finished := 0
 	for i, m := range batch {
 		if err := resolved[i]; err != nil {
@@ -110,7 +111,7 @@ func (d *deliverer) write(ctx context.Context, batch []jetstream.Msg, decoded []
 			}
 			continue
 		}
-		d.metrics.bytes.Add(float64(len(decoded[i].msg.Body)))
+		d.metrics.bytes.Add(float64(len(decoded[i].Msg.Body)))
 		msgs = append(msgs, m)
 		envs = append(envs, decoded[i])
 	}
@@ -119,7 +120,7 @@ func (d *deliverer) write(ctx context.Context, batch []jetstream.Msg, decoded []
 	}
 	out := make([]sdk.Message, len(envs))
 	for i := range envs {
-		out[i] = envs[i].msg
+		out[i] = envs[i].Msg
 	}
 	d.lock(msgs)
 	wctx, cancel := context.WithTimeout(ctx, writeTimeout)
@@ -133,7 +134,7 @@ func (d *deliverer) write(ctx context.Context, batch []jetstream.Msg, decoded []
 // a body that is gone fails it permanently (to the DLQ with the reason),
 // blob store trouble brings it back later without counting an attempt. It
 // reports whether the message is finished.
-func (d *deliverer) bodyFailed(ctx context.Context, m jetstream.Msg, env envelope, err error) bool {
+func (d *deliverer) bodyFailed(ctx context.Context, m jetstream.Msg, env dataplane.Envelope, err error) bool {
 	if sdk.IsPermanent(err) {
 		return d.failures.fail(ctx, d.p, d.stage, m, env, err)
 	}
@@ -143,9 +144,9 @@ func (d *deliverer) bodyFailed(ctx context.Context, m jetstream.Msg, env envelop
 // stream writes one claim-checked message with its body read straight from
 // the blob store. A blob store that fails while the body is read does not
 // count as an attempt: the message comes back later.
-func (d *deliverer) stream(ctx context.Context, sp sdk.StreamProducer, m jetstream.Msg, env envelope) int {
+func (d *deliverer) stream(ctx context.Context, sp sdk.StreamProducer, m jetstream.Msg, env dataplane.Envelope) int {
 	began := time.Now()
-	r, err := d.claims.open(ctx, env)
+	r, err := d.claims.Open(ctx, env)
 	if err != nil {
 		if d.bodyFailed(ctx, m, env, err) {
 			return 1
@@ -156,19 +157,19 @@ func (d *deliverer) stream(ctx context.Context, sp sdk.StreamProducer, m jetstre
 	body := &readErrors{r: r}
 	d.lock([]jetstream.Msg{m})
 	wctx, cancel := context.WithTimeout(ctx, writeTimeout)
-	err = sp.WriteStream(wctx, env.msg, body, env.size)
+	err = sp.WriteStream(wctx, env.Msg, body, env.Size)
 	cancel()
 	d.writing.Unlock()
 	if err != nil && body.err != nil {
-		d.log.Warn("claim-checked body could not be read while streamed", "stage", d.stage, "message_id", env.msg.ID, "error", body.err)
+		d.log.Warn("claim-checked body could not be read while streamed", "stage", d.stage, "message_id", env.Msg.ID, "error", body.err)
 		if d.failures.infraFailed(ctx, d.p, d.stage, m, env, body.err) {
 			return 1
 		}
 		return 0
 	}
-	d.metrics.bytes.Add(float64(env.size))
+	d.metrics.bytes.Add(float64(env.Size))
 	d.metrics.claimBytes.Add(float64(body.n))
-	return d.settle(ctx, []jetstream.Msg{m}, []envelope{env}, err, began)
+	return d.settle(ctx, []jetstream.Msg{m}, []dataplane.Envelope{env}, err, began)
 }
 
 // lockWaitNoticed is how long a write may wait for the producer before the
@@ -210,7 +211,7 @@ func (e *readErrors) Read(p []byte) (int, error) {
 // settle acks the messages a write confirmed and hands the others to the
 // failure handling. err is the producer's answer for msgs. It returns how
 // many messages it finished: acknowledged or dead-lettered.
-func (d *deliverer) settle(ctx context.Context, msgs []jetstream.Msg, envs []envelope, err error, began time.Time) (finished int) {
+func (d *deliverer) settle(ctx context.Context, msgs []jetstream.Msg, envs []dataplane.Envelope, err error, began time.Time) (finished int) {
 	var batchErr *sdk.BatchError
 	switch {
 	case err == nil:
@@ -226,23 +227,23 @@ func (d *deliverer) settle(ctx context.Context, msgs []jetstream.Msg, envs []env
 		}
 		if failure != nil {
 			if d.failures.fail(ctx, d.p, d.stage, m, envs[i], failure) {
-				d.claims.release(ctx, envs[i].owned) // the DLQ keeps its own copy
+				d.claims.Release(ctx, envs[i].Owned) // the DLQ keeps its own copy
 				finished++
 			}
 			continue
 		}
-		d.failures.succeeded(ctx, d.p, d.stage, m, envs[i].msg.ID)
-		if owned := envs[i].owned; owned == "" {
+		d.failures.succeeded(ctx, d.p, d.stage, m, envs[i].Msg.ID)
+		if owned := envs[i].Owned; owned == "" {
 			_ = m.Ack()
 		} else if err := m.DoubleAck(ctx); err == nil {
 			// Delivered and confirmed gone from the stream (a large body:
 			// the round trip is cheap beside it): its body can go too.
-			d.claims.release(ctx, owned)
+			d.claims.Release(ctx, owned)
 		}
 		finished++
 		d.metrics.out.Inc()
-		if !envs[i].msg.Received.IsZero() {
-			d.metrics.endToEnd.Observe(now.Sub(envs[i].msg.Received).Seconds())
+		if !envs[i].Msg.Received.IsZero() {
+			d.metrics.endToEnd.Observe(now.Sub(envs[i].Msg.Received).Seconds())
 		}
 	}
 	d.metrics.latency.Observe(time.Since(began).Seconds() / float64(len(msgs)))
@@ -250,11 +251,11 @@ func (d *deliverer) settle(ctx context.Context, msgs []jetstream.Msg, envs []env
 }
 
 // needsBody reports whether env's body is in the blob store and not here.
-func needsBody(env envelope) bool { return env.bodyRef != "" && env.msg.Body == nil }
+func needsBody(env dataplane.Envelope) bool { return env.BodyRef != "" && env.Msg.Body == nil }
 
 // resolveBodies fetches the claim-checked bodies of envs, a few at a time,
 // and returns each message's fetch error (nil when it has its body).
-func (d *deliverer) resolveBodies(ctx context.Context, envs []envelope) []error {
+func (d *deliverer) resolveBodies(ctx context.Context, envs []dataplane.Envelope) []error {
 	errs := make([]error, len(envs))
 	if !slices.ContainsFunc(envs, needsBody) {
 		return errs
@@ -268,8 +269,8 @@ func (d *deliverer) resolveBodies(ctx context.Context, envs []envelope) []error 
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			if errs[i] = d.claims.resolve(ctx, &envs[i]); errs[i] == nil {
-				d.metrics.claimBytes.Add(float64(len(envs[i].msg.Body)))
+			if errs[i] = d.claims.Resolve(ctx, &envs[i]); errs[i] == nil {
+				d.metrics.claimBytes.Add(float64(len(envs[i].Msg.Body)))
 			}
 		})
 	}

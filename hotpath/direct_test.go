@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vrsky/vrsky/connectors/sdk"
+	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/testenv"
 )
 
@@ -37,15 +38,15 @@ func TestOnlyProducerIsDeliveredFromTheProcessStage(t *testing.T) {
 	ctx := context.Background()
 	stream, err := h.js.Stream(ctx, p.Stream())
 	require.NoError(t, err)
-	c, err := stream.Consumer(ctx, DeliverStage("sink"))
+	c, err := stream.Consumer(ctx, dataplane.DeliverStage("sink"))
 	require.NoError(t, err, "the producer's consumer still exists, for replays and large bodies")
 	info, err := c.Info(ctx)
 	require.NoError(t, err)
 	require.Zero(t, info.Delivered.Stream, "no message took the second hop")
 
-	var stages []StageCount
+	var stages []dataplane.StageCount
 	require.Eventually(t, func() bool {
-		stages, _, err = Counters(ctx, h.js, h.state.Counts, p)
+		stages, _, err = dataplane.Counters(ctx, h.js, h.state.Counts, p)
 		return err == nil && len(stages) == 2 && stages[0].Acked == n && stages[1].Acked == n
 	}, 10*time.Second, 50*time.Millisecond, "stages %+v err %v", stages, err)
 	require.Zero(t, h.streamMsgs(p), "every input was acked")
@@ -64,21 +65,21 @@ func TestDirectDeliveryDeadLetterIsReplayedToTheProducer(t *testing.T) {
 	h.send(p, msg("bad", "x"), msg("good", "y"))
 	require.Eventually(t, func() bool { return len(h.dlq()) == 1 }, 10*time.Second, 20*time.Millisecond)
 	dead := h.dlq()[0]
-	require.Equal(t, DeliverStage("sink"), dead.Header.Get(HeaderDLQStage))
-	require.Equal(t, p.OutSubject("sink"), dead.Header.Get(HeaderDLQSubject))
+	require.Equal(t, dataplane.DeliverStage("sink"), dead.Header.Get(dataplane.HeaderDLQStage))
+	require.Equal(t, p.OutSubject("sink"), dead.Header.Get(dataplane.HeaderDLQSubject))
 	require.Equal(t, "x!", string(dead.Data), "the converted message is kept")
 
 	ctx := context.Background()
-	var stages []StageCount
+	var stages []dataplane.StageCount
 	var deadCount uint64
 	var err error
 	require.Eventually(t, func() bool {
-		stages, deadCount, err = Counters(ctx, h.js, h.state.Counts, p)
+		stages, deadCount, err = dataplane.Counters(ctx, h.js, h.state.Counts, p)
 		return err == nil && deadCount == 1 && len(stages) == 2 && stages[0].Acked == 2
 	}, 10*time.Second, 50*time.Millisecond, "a dead letter is finished too: stages %+v", stages)
 
 	sink.setFail(nil)
-	require.NoError(t, ReplayDeadLetter(ctx, h.js, nil, h.tenant, dead.Sequence))
+	require.NoError(t, dataplane.ReplayDeadLetter(ctx, h.js, nil, h.tenant, dead.Sequence))
 	require.Eventually(t, func() bool { return sink.body("bad") != nil }, 10*time.Second, 20*time.Millisecond)
 	require.Equal(t, "x!", string(sink.body("bad")), "the steps did not run again")
 }
@@ -87,12 +88,12 @@ func TestCountsAddUpAcrossWriters(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	_, js := testenv.JetStream(t)
-	state, err := OpenState(ctx, js)
+	state, err := dataplane.OpenState(ctx, js)
 	require.NoError(t, err)
-	p := Pipeline{Tenant: "t" + testenv.RandomID(6), Integration: "counted"}
-	key := p.CountKey(DeliverStage("sink"))
+	p := dataplane.Pipeline{Tenant: "t" + testenv.RandomID(6), Integration: "counted"}
+	key := p.CountKey(dataplane.DeliverStage("sink"))
 
-	n, err := readCount(ctx, state.Counts, key)
+	n, err := dataplane.ReadCount(ctx, state.Counts, key)
 	require.NoError(t, err)
 	require.Zero(t, n, "nothing counted yet")
 
@@ -108,7 +109,7 @@ func TestCountsAddUpAcrossWriters(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	n, err = readCount(ctx, state.Counts, key)
+	n, err = dataplane.ReadCount(ctx, state.Counts, key)
 	require.NoError(t, err)
 	require.Equal(t, uint64(120), n)
 
@@ -118,36 +119,36 @@ func TestCountsAddUpAcrossWriters(t *testing.T) {
 	done := make(chan struct{})
 	go func() { c.run(runCtx, 10*time.Millisecond); close(done) }()
 	c.add(5)
-	require.Eventually(t, func() bool { n, _ = readCount(ctx, state.Counts, key); return n == 125 }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { n, _ = dataplane.ReadCount(ctx, state.Counts, key); return n == 125 }, 5*time.Second, 10*time.Millisecond)
 	c.add(1)
 	stop()
 	<-done
-	n, err = readCount(ctx, state.Counts, key)
+	n, err = dataplane.ReadCount(ctx, state.Counts, key)
 	require.NoError(t, err)
 	require.Equal(t, uint64(126), n)
 
 	// A value that is not a number is reported, not taken as zero.
-	_, err = state.Counts.Put(ctx, p.CountKey(StageProcess), []byte("lots"))
+	_, err = state.Counts.Put(ctx, p.CountKey(dataplane.StageProcess), []byte("lots"))
 	require.NoError(t, err)
-	_, err = readCount(ctx, state.Counts, p.CountKey(StageProcess))
+	_, err = dataplane.ReadCount(ctx, state.Counts, p.CountKey(dataplane.StageProcess))
 	require.ErrorContains(t, err, "not a number")
 
 	// Deleting the pipeline forgets its counts, and only its own.
-	other := Pipeline{Tenant: p.Tenant, Integration: "counted-too"}
-	require.NoError(t, addCount(ctx, state.Counts, other.CountKey(StageProcess), 7))
+	other := dataplane.Pipeline{Tenant: p.Tenant, Integration: "counted-too"}
+	require.NoError(t, addCount(ctx, state.Counts, other.CountKey(dataplane.StageProcess), 7))
 	require.NoError(t, state.DeleteDesired(ctx, p))
-	n, err = readCount(ctx, state.Counts, key)
+	n, err = dataplane.ReadCount(ctx, state.Counts, key)
 	require.NoError(t, err)
 	require.Zero(t, n)
-	n, err = readCount(ctx, state.Counts, other.CountKey(StageProcess))
+	n, err = dataplane.ReadCount(ctx, state.Counts, other.CountKey(dataplane.StageProcess))
 	require.NoError(t, err)
 	require.Equal(t, uint64(7), n)
 }
 
 func TestStageSubjectIsWhatTheStageConsumes(t *testing.T) {
-	p := Pipeline{Tenant: "acme", Integration: "orders"}
-	require.Equal(t, p.InSubject(), p.StageSubject(StageProcess))
-	require.Equal(t, p.OutSubject("crm"), p.StageSubject(DeliverStage("crm")))
+	p := dataplane.Pipeline{Tenant: "acme", Integration: "orders"}
+	require.Equal(t, p.InSubject(), p.StageSubject(dataplane.StageProcess))
+	require.Equal(t, p.OutSubject("crm"), p.StageSubject(dataplane.DeliverStage("crm")))
 }
 
 // TestClaimCheckedBodyIsDeliveredDirectlyByReference: an unchanged
@@ -173,10 +174,10 @@ func TestClaimCheckedBodyIsDeliveredDirectlyByReference(t *testing.T) {
 	sink.mu.Unlock()
 
 	ctx := context.Background()
-	for _, p := range []Pipeline{bare, filtered} {
+	for _, p := range []dataplane.Pipeline{bare, filtered} {
 		stream, err := h.js.Stream(ctx, p.Stream())
 		require.NoError(t, err)
-		c, err := stream.Consumer(ctx, DeliverStage("stream-sink"))
+		c, err := stream.Consumer(ctx, dataplane.DeliverStage("stream-sink"))
 		require.NoError(t, err)
 		info, err := c.Info(ctx)
 		require.NoError(t, err)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,38 +15,39 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vrsky/vrsky/connectors/sdk"
+	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/testenv"
 )
 
 // putDeadLetter stores a message in the tenant's DLQ as failures.deadLetter
 // does and returns its DLQ sequence.
-func putDeadLetter(t *testing.T, js jetstream.JetStream, p Pipeline, id, stage, reason string, at time.Time, env envelope) uint64 {
+func putDeadLetter(t *testing.T, js jetstream.JetStream, p dataplane.Pipeline, id, stage, reason string, at time.Time, env dataplane.Envelope) uint64 {
 	t.Helper()
 	ctx := context.Background()
-	_, err := EnsureStreams(ctx, js, p)
+	_, err := dataplane.EnsureStreams(ctx, js, p)
 	require.NoError(t, err)
-	env.msg.ID = id
-	nm := encode(p.DLQSubject(), id+"/"+stage, env)
-	nm.Header.Set(HeaderDLQReason, reason)
-	nm.Header.Set(HeaderDLQStage, stage)
-	nm.Header.Set(HeaderDLQAttempts, strconv.Itoa(MaxAttempts))
+	env.Msg.ID = id
+	nm := dataplane.Encode(p.DLQSubject(), id+"/"+stage, env)
+	nm.Header.Set(dataplane.HeaderDLQReason, reason)
+	nm.Header.Set(dataplane.HeaderDLQStage, stage)
+	nm.Header.Set(dataplane.HeaderDLQAttempts, strconv.Itoa(MaxAttempts))
 	subject := p.InSubject()
-	if stage != StageProcess {
-		subject = p.OutSubject(stage[len(stageDeliver):])
+	if stage != dataplane.StageProcess {
+		subject = p.OutSubject(strings.TrimPrefix(stage, dataplane.DeliverStage("")))
 	}
 	// The stage it failed on exists, as in a running integration.
 	stream, err := js.Stream(ctx, p.Stream())
 	require.NoError(t, err)
 	_, err = ensureConsumer(ctx, stream, stage, subject)
 	require.NoError(t, err)
-	nm.Header.Set(HeaderDLQSubject, subject)
-	nm.Header.Set(HeaderDLQAt, at.UTC().Format(time.RFC3339Nano))
+	nm.Header.Set(dataplane.HeaderDLQSubject, subject)
+	nm.Header.Set(dataplane.HeaderDLQAt, at.UTC().Format(time.RFC3339Nano))
 	ack, err := js.PublishMsg(ctx, nm)
 	require.NoError(t, err)
 	return ack.Sequence
 }
 
-func seqsOf(letters []DeadLetter) []uint64 {
+func seqsOf(letters []dataplane.DeadLetter) []uint64 {
 	out := make([]uint64, 0, len(letters))
 	for _, d := range letters {
 		out = append(out, d.Seq)
@@ -58,32 +60,32 @@ func TestListDLQFiltersAndPages(t *testing.T) {
 	ctx := context.Background()
 	_, js := testenv.JetStream(t)
 	tenant := "t" + testenv.RandomID(6)
-	orders := Pipeline{Tenant: tenant, Integration: "orders"}
-	invoices := Pipeline{Tenant: tenant, Integration: "invoices"}
+	orders := dataplane.Pipeline{Tenant: tenant, Integration: "orders"}
+	invoices := dataplane.Pipeline{Tenant: tenant, Integration: "invoices"}
 	base := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
-	body := func(s string) envelope {
-		return envelope{msg: sdk.Message{Body: []byte(s), ContentType: "application/json", Headers: map[string]string{"X-Order": s}}}
+	body := func(s string) dataplane.Envelope {
+		return dataplane.Envelope{Msg: sdk.Message{Body: []byte(s), ContentType: "application/json", Headers: map[string]string{"X-Order": s}}}
 	}
-	s1 := putDeadLetter(t, js, orders, "m1", DeliverStage("archive"), "disk full", base, body(`{"n":1}`))
-	s2 := putDeadLetter(t, js, orders, "m2", StageProcess, "bad JSON", base.Add(time.Hour), body(`{"n":2}`))
-	s3 := putDeadLetter(t, js, invoices, "m3", DeliverStage("archive"), "HTTP 500 from upstream", base.Add(2*time.Hour), body(`{"n":3}`))
-	s4 := putDeadLetter(t, js, orders, "m4", DeliverStage("mail"), "Disk full again", base.Add(3*time.Hour), body(`{"n":4}`))
+	s1 := putDeadLetter(t, js, orders, "m1", dataplane.DeliverStage("archive"), "disk full", base, body(`{"n":1}`))
+	s2 := putDeadLetter(t, js, orders, "m2", dataplane.StageProcess, "bad JSON", base.Add(time.Hour), body(`{"n":2}`))
+	s3 := putDeadLetter(t, js, invoices, "m3", dataplane.DeliverStage("archive"), "HTTP 500 from upstream", base.Add(2*time.Hour), body(`{"n":3}`))
+	s4 := putDeadLetter(t, js, orders, "m4", dataplane.DeliverStage("mail"), "Disk full again", base.Add(3*time.Hour), body(`{"n":4}`))
 
 	for _, tc := range []struct {
 		name string
-		f    DLQFilter
+		f    dataplane.DLQFilter
 		want []uint64
 	}{
-		{"all", DLQFilter{}, []uint64{s1, s2, s3, s4}},
-		{"integration", DLQFilter{Integration: "orders"}, []uint64{s1, s2, s4}},
-		{"producer", DLQFilter{Producer: "archive"}, []uint64{s1, s3}},
-		{"integration and producer", DLQFilter{Integration: "invoices", Producer: "archive"}, []uint64{s3}},
-		{"time range", DLQFilter{Since: base.Add(time.Hour), Until: base.Add(3 * time.Hour)}, []uint64{s2, s3}},
-		{"error, any case", DLQFilter{ErrorContains: "DISK FULL"}, []uint64{s1, s4}},
-		{"nothing", DLQFilter{Integration: "nothing"}, []uint64{}},
+		{"all", dataplane.DLQFilter{}, []uint64{s1, s2, s3, s4}},
+		{"integration", dataplane.DLQFilter{Integration: "orders"}, []uint64{s1, s2, s4}},
+		{"producer", dataplane.DLQFilter{Producer: "archive"}, []uint64{s1, s3}},
+		{"integration and producer", dataplane.DLQFilter{Integration: "invoices", Producer: "archive"}, []uint64{s3}},
+		{"time range", dataplane.DLQFilter{Since: base.Add(time.Hour), Until: base.Add(3 * time.Hour)}, []uint64{s2, s3}},
+		{"error, any case", dataplane.DLQFilter{ErrorContains: "DISK FULL"}, []uint64{s1, s4}},
+		{"nothing", dataplane.DLQFilter{Integration: "nothing"}, []uint64{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, next, err := ListDLQ(ctx, js, tenant, tc.f, 0, 100)
+			got, next, err := dataplane.ListDLQ(ctx, js, tenant, tc.f, 0, 100)
 			require.NoError(t, err)
 			require.Zero(t, next)
 			require.Equal(t, tc.want, seqsOf(got))
@@ -91,11 +93,11 @@ func TestListDLQFiltersAndPages(t *testing.T) {
 	}
 
 	// Pages of two.
-	page, next, err := ListDLQ(ctx, js, tenant, DLQFilter{}, 0, 2)
+	page, next, err := dataplane.ListDLQ(ctx, js, tenant, dataplane.DLQFilter{}, 0, 2)
 	require.NoError(t, err)
 	require.Equal(t, []uint64{s1, s2}, seqsOf(page))
 	require.Equal(t, s2, next)
-	page, next, err = ListDLQ(ctx, js, tenant, DLQFilter{}, next, 2)
+	page, next, err = dataplane.ListDLQ(ctx, js, tenant, dataplane.DLQFilter{}, next, 2)
 	require.NoError(t, err)
 	require.Equal(t, []uint64{s3, s4}, seqsOf(page))
 	require.Zero(t, next, "no further match: no next page")
@@ -104,7 +106,7 @@ func TestListDLQFiltersAndPages(t *testing.T) {
 	d := page[0]
 	require.Equal(t, "m3", d.MessageID)
 	require.Equal(t, "invoices", d.Integration)
-	require.Equal(t, DeliverStage("archive"), d.Stage)
+	require.Equal(t, dataplane.DeliverStage("archive"), d.Stage)
 	require.Equal(t, "HTTP 500 from upstream", d.Reason)
 	require.Equal(t, MaxAttempts, d.Attempts)
 	require.Equal(t, invoices.OutSubject("archive"), d.Subject)
@@ -114,12 +116,12 @@ func TestListDLQFiltersAndPages(t *testing.T) {
 	require.EqualValues(t, len(`{"n":3}`), d.BodySize)
 
 	// Another tenant sees none of it; bad names are refused.
-	other, _, err := ListDLQ(ctx, js, "t"+testenv.RandomID(6), DLQFilter{}, 0, 10)
+	other, _, err := dataplane.ListDLQ(ctx, js, "t"+testenv.RandomID(6), dataplane.DLQFilter{}, 0, 10)
 	require.NoError(t, err)
 	require.Empty(t, other)
-	_, _, err = ListDLQ(ctx, js, tenant, DLQFilter{Producer: "Bad Name"}, 0, 10)
+	_, _, err = dataplane.ListDLQ(ctx, js, tenant, dataplane.DLQFilter{Producer: "Bad Name"}, 0, 10)
 	require.Error(t, err)
-	_, _, err = ListDLQ(ctx, js, "Bad Tenant", DLQFilter{}, 0, 10)
+	_, _, err = dataplane.ListDLQ(ctx, js, "Bad Tenant", dataplane.DLQFilter{}, 0, 10)
 	require.Error(t, err)
 }
 
@@ -128,33 +130,33 @@ func TestReplayDeadLetterPublishesOnceThenRemovesIt(t *testing.T) {
 	ctx := context.Background()
 	_, js := testenv.JetStream(t)
 	tenant := "t" + testenv.RandomID(6)
-	p := Pipeline{Tenant: tenant, Integration: "orders"}
+	p := dataplane.Pipeline{Tenant: tenant, Integration: "orders"}
 	received := time.Unix(1700000000, 0)
-	seq := putDeadLetter(t, js, p, "m1", DeliverStage("archive"), "disk full", time.Now(),
-		envelope{msg: sdk.Message{Body: []byte("hello"), Received: received, Headers: map[string]string{"k": "v"}}})
+	seq := putDeadLetter(t, js, p, "m1", dataplane.DeliverStage("archive"), "disk full", time.Now(),
+		dataplane.Envelope{Msg: sdk.Message{Body: []byte("hello"), Received: received, Headers: map[string]string{"k": "v"}}})
 
-	d, body, err := GetDeadLetter(ctx, js, nil, tenant, seq, 0)
+	d, body, err := dataplane.GetDeadLetter(ctx, js, nil, tenant, seq, 0)
 	require.NoError(t, err)
 	require.Equal(t, "hello", string(body))
 	require.Equal(t, "m1", d.MessageID)
 
-	require.NoError(t, ReplayDeadLetter(ctx, js, nil, tenant, seq))
-	_, _, err = GetDeadLetter(ctx, js, nil, tenant, seq, 0)
-	require.ErrorIs(t, err, ErrDeadLetterNotFound, "gone from the DLQ")
-	require.ErrorIs(t, ReplayDeadLetter(ctx, js, nil, tenant, seq), ErrDeadLetterNotFound, "a second replay finds nothing")
+	require.NoError(t, dataplane.ReplayDeadLetter(ctx, js, nil, tenant, seq))
+	_, _, err = dataplane.GetDeadLetter(ctx, js, nil, tenant, seq, 0)
+	require.ErrorIs(t, err, dataplane.ErrDeadLetterNotFound, "gone from the DLQ")
+	require.ErrorIs(t, dataplane.ReplayDeadLetter(ctx, js, nil, tenant, seq), dataplane.ErrDeadLetterNotFound, "a second replay finds nothing")
 
 	stream, err := js.Stream(ctx, p.Stream())
 	require.NoError(t, err)
 	raw, err := stream.GetLastMsgForSubject(ctx, p.OutSubject("archive"))
 	require.NoError(t, err)
-	env, err := decode(p, raw.Header, raw.Data)
+	env, err := dataplane.DecodeEnvelope(p, raw.Header, raw.Data)
 	require.NoError(t, err)
-	require.Equal(t, "m1", env.msg.ID)
-	require.Equal(t, "hello", string(env.msg.Body))
-	require.True(t, received.Equal(env.msg.Received))
-	require.Equal(t, map[string]string{"k": "v"}, env.msg.Headers)
+	require.Equal(t, "m1", env.Msg.ID)
+	require.Equal(t, "hello", string(env.Msg.Body))
+	require.True(t, received.Equal(env.Msg.Received))
+	require.Equal(t, map[string]string{"k": "v"}, env.Msg.Headers)
 	require.Equal(t, "m1/replay/"+strconv.FormatUint(seq, 10), raw.Header.Get("Nats-Msg-Id"))
-	for _, h := range []string{HeaderDLQReason, HeaderDLQStage, HeaderDLQAttempts, HeaderDLQSubject, HeaderDLQAt} {
+	for _, h := range []string{dataplane.HeaderDLQReason, dataplane.HeaderDLQStage, dataplane.HeaderDLQAttempts, dataplane.HeaderDLQSubject, dataplane.HeaderDLQAt} {
 		require.Empty(t, raw.Header.Get(h), "DLQ headers stay behind")
 	}
 	info, err := stream.Info(ctx)
@@ -167,15 +169,15 @@ func TestReplayRepeatedAfterACrashIsDeduplicated(t *testing.T) {
 	ctx := context.Background()
 	_, js := testenv.JetStream(t)
 	tenant := "t" + testenv.RandomID(6)
-	p := Pipeline{Tenant: tenant, Integration: "orders"}
-	seq := putDeadLetter(t, js, p, "m1", StageProcess, "bad", time.Now(), envelope{msg: sdk.Message{Body: []byte("x")}})
+	p := dataplane.Pipeline{Tenant: tenant, Integration: "orders"}
+	seq := putDeadLetter(t, js, p, "m1", dataplane.StageProcess, "bad", time.Now(), dataplane.Envelope{Msg: sdk.Message{Body: []byte("x")}})
 
 	// A first replay published, then crashed before deleting the dead
 	// letter: the second replay publishes the same Nats-Msg-Id.
-	first := encode(p.InSubject(), "m1/replay/"+strconv.FormatUint(seq, 10), envelope{msg: sdk.Message{ID: "m1", Body: []byte("x")}})
+	first := dataplane.Encode(p.InSubject(), "m1/replay/"+strconv.FormatUint(seq, 10), dataplane.Envelope{Msg: sdk.Message{ID: "m1", Body: []byte("x")}})
 	_, err := js.PublishMsg(ctx, first)
 	require.NoError(t, err)
-	require.NoError(t, ReplayDeadLetter(ctx, js, nil, tenant, seq))
+	require.NoError(t, dataplane.ReplayDeadLetter(ctx, js, nil, tenant, seq))
 
 	work, err := js.Stream(ctx, p.Stream())
 	require.NoError(t, err)
@@ -189,46 +191,46 @@ func TestReplayClaimCheckedBodyAndDiscard(t *testing.T) {
 	ctx := context.Background()
 	_, js := testenv.JetStream(t)
 	store, _ := testenv.S3(t)
-	claims := &ClaimCheck{Store: store}
+	claims := &dataplane.ClaimCheck{Store: store}
 	tenant := "t" + testenv.RandomID(6)
-	p := Pipeline{Tenant: tenant, Integration: "orders"}
+	p := dataplane.Pipeline{Tenant: tenant, Integration: "orders"}
 	big := bytes.Repeat([]byte("b"), 1000)
 	ref := p.DLQClaimKey("m1/process")
 	require.NoError(t, store.Put(ctx, ref, bytes.NewReader(big), int64(len(big)), ""))
-	seq := putDeadLetter(t, js, p, "m1", StageProcess, "bad", time.Now(), envelope{bodyRef: ref, size: int64(len(big))})
-	other := putDeadLetter(t, js, p, "m2", StageProcess, "bad", time.Now(), envelope{msg: sdk.Message{Body: []byte("x")}})
+	seq := putDeadLetter(t, js, p, "m1", dataplane.StageProcess, "bad", time.Now(), dataplane.Envelope{BodyRef: ref, Size: int64(len(big))})
+	other := putDeadLetter(t, js, p, "m2", dataplane.StageProcess, "bad", time.Now(), dataplane.Envelope{Msg: sdk.Message{Body: []byte("x")}})
 
-	d, body, err := GetDeadLetter(ctx, js, claims, tenant, seq, 0)
+	d, body, err := dataplane.GetDeadLetter(ctx, js, claims, tenant, seq, 0)
 	require.NoError(t, err)
 	require.Equal(t, ref, d.BodyRef)
 	require.EqualValues(t, len(big), d.BodySize)
 	require.Equal(t, big, body)
-	_, body, err = GetDeadLetter(ctx, js, claims, tenant, seq, 10)
+	_, body, err = dataplane.GetDeadLetter(ctx, js, claims, tenant, seq, 10)
 	require.NoError(t, err)
 	require.Nil(t, body, "over the bound: not fetched")
-	_, _, err = GetDeadLetter(ctx, js, nil, tenant, seq, 0)
+	_, _, err = dataplane.GetDeadLetter(ctx, js, nil, tenant, seq, 0)
 	require.Error(t, err, "claim-checked without a store")
-	require.Error(t, ReplayDeadLetter(ctx, js, nil, tenant, seq))
+	require.Error(t, dataplane.ReplayDeadLetter(ctx, js, nil, tenant, seq))
 
-	require.NoError(t, ReplayDeadLetter(ctx, js, claims, tenant, seq))
+	require.NoError(t, dataplane.ReplayDeadLetter(ctx, js, claims, tenant, seq))
 	stream, err := js.Stream(ctx, p.Stream())
 	require.NoError(t, err)
 	raw, err := stream.GetLastMsgForSubject(ctx, p.InSubject())
 	require.NoError(t, err)
-	env, err := decode(p, raw.Header, raw.Data)
+	env, err := dataplane.DecodeEnvelope(p, raw.Header, raw.Data)
 	require.NoError(t, err)
-	require.NotEqual(t, ref, env.bodyRef, "the replay owns a copy of the body")
-	require.NoError(t, claims.resolve(ctx, &env))
-	require.Equal(t, big, env.msg.Body)
+	require.NotEqual(t, ref, env.BodyRef, "the replay owns a copy of the body")
+	require.NoError(t, claims.Resolve(ctx, &env))
+	require.Equal(t, big, env.Msg.Body)
 
-	require.NoError(t, DiscardDeadLetter(ctx, js, tenant, other))
-	require.ErrorIs(t, DiscardDeadLetter(ctx, js, tenant, other), ErrDeadLetterNotFound)
-	left, _, err := ListDLQ(ctx, js, tenant, DLQFilter{}, 0, 10)
+	require.NoError(t, dataplane.DiscardDeadLetter(ctx, js, tenant, other))
+	require.ErrorIs(t, dataplane.DiscardDeadLetter(ctx, js, tenant, other), dataplane.ErrDeadLetterNotFound)
+	left, _, err := dataplane.ListDLQ(ctx, js, tenant, dataplane.DLQFilter{}, 0, 10)
 	require.NoError(t, err)
 	require.Empty(t, left)
-	require.ErrorIs(t, DiscardDeadLetter(ctx, js, "t"+testenv.RandomID(6), 1), ErrDeadLetterNotFound)
-	_, _, err = GetDeadLetter(ctx, js, nil, tenant, 0, 0)
-	require.ErrorIs(t, err, ErrDeadLetterNotFound)
+	require.ErrorIs(t, dataplane.DiscardDeadLetter(ctx, js, "t"+testenv.RandomID(6), 1), dataplane.ErrDeadLetterNotFound)
+	_, _, err = dataplane.GetDeadLetter(ctx, js, nil, tenant, 0, 0)
+	require.ErrorIs(t, err, dataplane.ErrDeadLetterNotFound)
 }
 
 func TestReplayIntoADeletedIntegrationKeepsTheDeadLetter(t *testing.T) {
@@ -236,14 +238,14 @@ func TestReplayIntoADeletedIntegrationKeepsTheDeadLetter(t *testing.T) {
 	ctx := context.Background()
 	_, js := testenv.JetStream(t)
 	tenant := "t" + testenv.RandomID(6)
-	p := Pipeline{Tenant: tenant, Integration: "orders"}
-	seq := putDeadLetter(t, js, p, "m1", StageProcess, "bad", time.Now(), envelope{msg: sdk.Message{Body: []byte("x")}})
-	require.NoError(t, deleteStream(ctx, js, p))
+	p := dataplane.Pipeline{Tenant: tenant, Integration: "orders"}
+	seq := putDeadLetter(t, js, p, "m1", dataplane.StageProcess, "bad", time.Now(), dataplane.Envelope{Msg: sdk.Message{Body: []byte("x")}})
+	require.NoError(t, dataplane.DeleteStream(ctx, js, p))
 
-	err := ReplayDeadLetter(ctx, js, nil, tenant, seq)
+	err := dataplane.ReplayDeadLetter(ctx, js, nil, tenant, seq)
 	require.Error(t, err)
-	require.False(t, errors.Is(err, ErrDeadLetterNotFound))
-	_, body, err := GetDeadLetter(ctx, js, nil, tenant, seq, 0)
+	require.False(t, errors.Is(err, dataplane.ErrDeadLetterNotFound))
+	_, body, err := dataplane.GetDeadLetter(ctx, js, nil, tenant, seq, 0)
 	require.NoError(t, err)
 	require.Equal(t, "x", string(body))
 }
@@ -252,17 +254,17 @@ func TestFailedMessageCanBeReplayedFromTheDLQ(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	_, js := testenv.JetStream(t)
-	state, err := OpenState(ctx, js)
+	state, err := dataplane.OpenState(ctx, js)
 	require.NoError(t, err)
 	tenant := "t" + testenv.RandomID(6)
-	p := Pipeline{Tenant: tenant, Integration: "orders"}
-	stream, err := EnsureStreams(ctx, js, p)
+	p := dataplane.Pipeline{Tenant: tenant, Integration: "orders"}
+	stream, err := dataplane.EnsureStreams(ctx, js, p)
 	require.NoError(t, err)
-	_, err = js.PublishMsg(ctx, encode(p.OutSubject("archive"), "m1", envelope{msg: sdk.Message{ID: "m1", Body: []byte("payload")}}))
+	_, err = js.PublishMsg(ctx, dataplane.Encode(p.OutSubject("archive"), "m1", dataplane.Envelope{Msg: sdk.Message{ID: "m1", Body: []byte("payload")}}))
 	require.NoError(t, err)
 
 	// The real failure path dead-letters a permanent failure.
-	cons, err := ensureConsumer(ctx, stream, DeliverStage("archive"), p.OutSubject("archive"))
+	cons, err := ensureConsumer(ctx, stream, dataplane.DeliverStage("archive"), p.OutSubject("archive"))
 	require.NoError(t, err)
 	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
 	require.NoError(t, err)
@@ -270,19 +272,19 @@ func TestFailedMessageCanBeReplayedFromTheDLQ(t *testing.T) {
 	for m = range batch.Messages() {
 	}
 	require.NotNil(t, m)
-	env, err := decode(p, m.Headers(), m.Data())
+	env, err := dataplane.DecodeEnvelope(p, m.Headers(), m.Data())
 	require.NoError(t, err)
-	f := &failures{js: js, state: state, metrics: NewMetrics(nil).forStage(p, DeliverStage("archive")),
+	f := &failures{js: js, state: state, metrics: NewMetrics(nil).forStage(p, dataplane.DeliverStage("archive")),
 		log: slog.New(slog.NewTextHandler(io.Discard, nil)), backoff: Backoff}
-	f.fail(ctx, p, DeliverStage("archive"), m, env, sdk.PermanentError(errors.New("rejected by upstream")))
+	f.fail(ctx, p, dataplane.DeliverStage("archive"), m, env, sdk.PermanentError(errors.New("rejected by upstream")))
 
-	letters, _, err := ListDLQ(ctx, js, tenant, DLQFilter{Producer: "archive", ErrorContains: "upstream"}, 0, 10)
+	letters, _, err := dataplane.ListDLQ(ctx, js, tenant, dataplane.DLQFilter{Producer: "archive", ErrorContains: "upstream"}, 0, 10)
 	require.NoError(t, err)
 	require.Len(t, letters, 1)
 	require.Equal(t, "m1", letters[0].MessageID)
 	require.Equal(t, p.OutSubject("archive"), letters[0].Subject)
 
-	require.NoError(t, ReplayDeadLetter(ctx, js, nil, tenant, letters[0].Seq))
+	require.NoError(t, dataplane.ReplayDeadLetter(ctx, js, nil, tenant, letters[0].Seq))
 	batch, err = cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
 	require.NoError(t, err)
 	var again jetstream.Msg
@@ -293,10 +295,10 @@ func TestFailedMessageCanBeReplayedFromTheDLQ(t *testing.T) {
 
 	// Failing again, within JetStream's duplicate window, it returns to the
 	// DLQ: it is a new message there, not a duplicate of the first letter.
-	againEnv, err := decode(p, again.Headers(), again.Data())
+	againEnv, err := dataplane.DecodeEnvelope(p, again.Headers(), again.Data())
 	require.NoError(t, err)
-	f.fail(ctx, p, DeliverStage("archive"), again, againEnv, sdk.PermanentError(errors.New("rejected again")))
-	letters, _, err = ListDLQ(ctx, js, tenant, DLQFilter{ErrorContains: "again"}, 0, 10)
+	f.fail(ctx, p, dataplane.DeliverStage("archive"), again, againEnv, sdk.PermanentError(errors.New("rejected again")))
+	letters, _, err = dataplane.ListDLQ(ctx, js, tenant, dataplane.DLQFilter{ErrorContains: "again"}, 0, 10)
 	require.NoError(t, err)
 	require.Len(t, letters, 1, "a replayed message that fails again is dead-lettered again")
 	require.Equal(t, "m1", letters[0].MessageID)
@@ -307,35 +309,35 @@ func TestDLQEdgeCases(t *testing.T) {
 	ctx := context.Background()
 	_, js := testenv.JetStream(t)
 	tenant := "t" + testenv.RandomID(6)
-	p := Pipeline{Tenant: tenant, Integration: "orders"}
+	p := dataplane.Pipeline{Tenant: tenant, Integration: "orders"}
 
-	last, err := LastDLQSeq(ctx, js, tenant)
+	last, err := dataplane.LastDLQSeq(ctx, js, tenant)
 	require.NoError(t, err)
 	require.Zero(t, last, "no DLQ stream yet")
-	_, err = LastDLQSeq(ctx, js, "Bad Tenant")
+	_, err = dataplane.LastDLQSeq(ctx, js, "Bad Tenant")
 	require.Error(t, err)
-	require.Error(t, DLQFilter{Integration: "Bad Name"}.Validate())
+	require.Error(t, dataplane.DLQFilter{Integration: "Bad Name"}.Validate())
 
-	putDeadLetter(t, js, p, "m1", StageProcess, "bad", time.Now(), envelope{msg: sdk.Message{Body: []byte("x")}})
+	putDeadLetter(t, js, p, "m1", dataplane.StageProcess, "bad", time.Now(), dataplane.Envelope{Msg: sdk.Message{Body: []byte("x")}})
 	// A message stored without the hot path's headers, pointing outside its
 	// pipeline, is listed but never replayed anywhere.
-	m := encode(p.DLQSubject(), "m2/process", envelope{msg: sdk.Message{Body: []byte("y")}})
-	m.Header.Del(hdrMsgID)
-	m.Header.Set(HeaderDLQSubject, "vrsky.other.orders.in")
+	m := dataplane.Encode(p.DLQSubject(), "m2/process", dataplane.Envelope{Msg: sdk.Message{Body: []byte("y")}})
+	m.Header.Del(dataplane.HeaderMsgID)
+	m.Header.Set(dataplane.HeaderDLQSubject, "vrsky.other.orders.in")
 	ack, err := js.PublishMsg(ctx, m)
 	require.NoError(t, err)
 
-	last, err = LastDLQSeq(ctx, js, tenant)
+	last, err = dataplane.LastDLQSeq(ctx, js, tenant)
 	require.NoError(t, err)
 	require.Equal(t, ack.Sequence, last)
-	d, _, err := GetDeadLetter(ctx, js, nil, tenant, ack.Sequence, 0)
+	d, _, err := dataplane.GetDeadLetter(ctx, js, nil, tenant, ack.Sequence, 0)
 	require.NoError(t, err)
 	require.Equal(t, "m2", d.MessageID, "from Nats-Msg-Id")
-	require.Error(t, ReplayDeadLetter(ctx, js, nil, tenant, ack.Sequence))
-	_, _, err = GetDeadLetter(ctx, js, nil, tenant, ack.Sequence, 0)
+	require.Error(t, dataplane.ReplayDeadLetter(ctx, js, nil, tenant, ack.Sequence))
+	_, _, err = dataplane.GetDeadLetter(ctx, js, nil, tenant, ack.Sequence, 0)
 	require.NoError(t, err, "still in the DLQ")
 
-	got, _, err := ListDLQ(ctx, js, tenant, DLQFilter{Until: time.Now().Add(-time.Hour)}, 0, 0)
+	got, _, err := dataplane.ListDLQ(ctx, js, tenant, dataplane.DLQFilter{Until: time.Now().Add(-time.Hour)}, 0, 0)
 	require.NoError(t, err)
 	require.Empty(t, got)
 }
@@ -348,22 +350,22 @@ func TestReplayToARemovedProducerIsRefused(t *testing.T) {
 	ctx := context.Background()
 	_, js := testenv.JetStream(t)
 	tenant := "t" + testenv.RandomID(6)
-	p := Pipeline{Tenant: tenant, Integration: "orders"}
-	seq := putDeadLetter(t, js, p, "m1", DeliverStage("archive"), "HTTP 500", time.Now(), envelope{msg: sdk.Message{Body: []byte("x")}})
+	p := dataplane.Pipeline{Tenant: tenant, Integration: "orders"}
+	seq := putDeadLetter(t, js, p, "m1", dataplane.DeliverStage("archive"), "HTTP 500", time.Now(), dataplane.Envelope{Msg: sdk.Message{Body: []byte("x")}})
 	stream, err := js.Stream(ctx, p.Stream())
 	require.NoError(t, err)
 	// The spec now has "warehouse" instead of "archive": a runner made its
 	// stages and removed the stale one.
-	for stage, subject := range map[string]string{StageProcess: p.InSubject(), DeliverStage("warehouse"): p.OutSubject("warehouse")} {
+	for stage, subject := range map[string]string{dataplane.StageProcess: p.InSubject(), dataplane.DeliverStage("warehouse"): p.OutSubject("warehouse")} {
 		_, err := ensureConsumer(ctx, stream, stage, subject)
 		require.NoError(t, err)
 	}
 	require.NoError(t, deleteStaleConsumers(ctx, stream, []string{"warehouse"}))
 
-	err = ReplayDeadLetter(ctx, js, nil, tenant, seq)
-	require.ErrorIs(t, err, ErrNoReplayTarget)
+	err = dataplane.ReplayDeadLetter(ctx, js, nil, tenant, seq)
+	require.ErrorIs(t, err, dataplane.ErrNoReplayTarget)
 	require.ErrorContains(t, err, `no stage "deliver-archive"`)
-	_, _, err = GetDeadLetter(ctx, js, nil, tenant, seq, 0)
+	_, _, err = dataplane.GetDeadLetter(ctx, js, nil, tenant, seq, 0)
 	require.NoError(t, err, "still in the DLQ")
 	info, err := stream.Info(ctx)
 	require.NoError(t, err)
@@ -371,10 +373,10 @@ func TestReplayToARemovedProducerIsRefused(t *testing.T) {
 
 	// An integration no runner has started yet has no stages: the replay
 	// waits for them.
-	fresh := Pipeline{Tenant: tenant, Integration: "fresh"}
-	seq = putDeadLetter(t, js, fresh, "m2", DeliverStage("archive"), "HTTP 500", time.Now(), envelope{msg: sdk.Message{Body: []byte("y")}})
+	fresh := dataplane.Pipeline{Tenant: tenant, Integration: "fresh"}
+	seq = putDeadLetter(t, js, fresh, "m2", dataplane.DeliverStage("archive"), "HTTP 500", time.Now(), dataplane.Envelope{Msg: sdk.Message{Body: []byte("y")}})
 	freshStream, err := js.Stream(ctx, fresh.Stream())
 	require.NoError(t, err)
-	require.NoError(t, freshStream.DeleteConsumer(ctx, DeliverStage("archive")))
-	require.NoError(t, ReplayDeadLetter(ctx, js, nil, tenant, seq))
+	require.NoError(t, freshStream.DeleteConsumer(ctx, dataplane.DeliverStage("archive")))
+	require.NoError(t, dataplane.ReplayDeadLetter(ctx, js, nil, tenant, seq))
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vrsky/vrsky/connectors/sdk"
+	"github.com/vrsky/vrsky/dataplane"
 )
 
 // Backoff returns the redelivery delay before attempt n+1 after n failed
@@ -49,8 +50,8 @@ func InfraBackoff(deliveries int) time.Duration {
 // written for messages that never fail.
 type failures struct {
 	js      jetstream.JetStream
-	state   *State
-	claims  *ClaimCheck
+	state   *dataplane.State
+	claims  *dataplane.ClaimCheck
 	metrics *pipelineMetrics
 	log     *slog.Logger
 	// backoff is Backoff unless a test shortens it.
@@ -68,13 +69,13 @@ type failures struct {
 // backstop is not given back but dead-lettered, so that no message is ever
 // left in a stream that no longer delivers it. It reports whether the
 // message was dead-lettered.
-func (f *failures) infraFailed(ctx context.Context, p Pipeline, stage string, m jetstream.Msg, env envelope, cause error) bool {
+func (f *failures) infraFailed(ctx context.Context, p dataplane.Pipeline, stage string, m jetstream.Msg, env dataplane.Envelope, cause error) bool {
 	deliveries := deliveriesOf(m)
 	if deliveries < maxDeliverBackstop {
 		_ = m.NakWithDelay(f.infraDelay(deliveries))
 		return false
 	}
-	id := env.msg.ID
+	id := env.Msg.ID
 	if id == "" {
 		id = "undecodable-" + m.Headers().Get("Nats-Msg-Id")
 	}
@@ -102,8 +103,8 @@ func (f *failures) infraDelay(deliveries int) time.Duration {
 // fail handles one failed message at stage. m is the JetStream message, env
 // its decoded form (env.msg.ID may be empty when decoding failed). It reports
 // whether the message is finished: dead-lettered rather than redelivered.
-func (f *failures) fail(ctx context.Context, p Pipeline, stage string, m jetstream.Msg, env envelope, cause error) (deadLettered bool) {
-	id := env.msg.ID
+func (f *failures) fail(ctx context.Context, p dataplane.Pipeline, stage string, m jetstream.Msg, env dataplane.Envelope, cause error) (deadLettered bool) {
+	id := env.Msg.ID
 	if id == "" {
 		id = "undecodable-" + m.Headers().Get("Nats-Msg-Id")
 	}
@@ -149,7 +150,7 @@ func (f *failures) countFailed() {
 
 // succeeded forgets a message's failed attempts once it got through; only
 // redelivered messages can have any.
-func (f *failures) succeeded(ctx context.Context, p Pipeline, stage string, m jetstream.Msg, id string) {
+func (f *failures) succeeded(ctx context.Context, p dataplane.Pipeline, stage string, m jetstream.Msg, id string) {
 	if md, err := m.Metadata(); err == nil && md.NumDelivered > 1 {
 		_ = f.state.Attempts.Delete(ctx, p.AttemptKey(stage, id))
 	}
@@ -188,7 +189,7 @@ func (f *failures) countAttempt(ctx context.Context, key string) (int, error) {
 // deadLetter publishes the message to the tenant's DLQ with why, where and
 // after how many attempts it failed, keeping a claim-checked body for as long
 // as the DLQ keeps the message.
-func (f *failures) deadLetter(ctx context.Context, p Pipeline, stage string, m jetstream.Msg, env envelope, id string, attempts int, cause error) error {
+func (f *failures) deadLetter(ctx context.Context, p dataplane.Pipeline, stage string, m jetstream.Msg, env dataplane.Envelope, id string, attempts int, cause error) error {
 	return f.deadLetterData(ctx, p, stage, m.Data(), seqOf(m), env, id, attempts, cause, false)
 }
 
@@ -205,23 +206,23 @@ func seqOf(m jetstream.Msg) uint64 {
 // other chance: when its claim-checked body cannot be copied for the DLQ,
 // the dead letter keeps the body's own reference (which expires with
 // ClaimTTL, as long as the DLQ keeps dead letters) rather than fail.
-func (f *failures) deadLetterData(ctx context.Context, p Pipeline, stage string, data []byte, seq uint64, env envelope, id string, attempts int, cause error, last bool) error {
-	out := envelope{msg: env.msg, bodyRef: env.bodyRef, size: env.size}
-	out.msg.ID = id
-	if env.bodyRef == "" && env.msg.Body == nil {
-		out.msg.Body = data // undecodable: keep the raw bytes
+func (f *failures) deadLetterData(ctx context.Context, p dataplane.Pipeline, stage string, data []byte, seq uint64, env dataplane.Envelope, id string, attempts int, cause error, last bool) error {
+	out := dataplane.Envelope{Msg: env.Msg, BodyRef: env.BodyRef, Size: env.Size}
+	out.Msg.ID = id
+	if env.BodyRef == "" && env.Msg.Body == nil {
+		out.Msg.Body = data // undecodable: keep the raw bytes
 	}
-	if env.bodyRef != "" && (errors.Is(cause, errBodyGone) || errors.Is(cause, errForeignRef)) {
-		out.msg.Body, out.bodyRef, out.size = nil, "", 0 // nothing to keep
+	if env.BodyRef != "" && (errors.Is(cause, dataplane.ErrBodyGone) || errors.Is(cause, dataplane.ErrForeignRef)) {
+		out.Msg.Body, out.BodyRef, out.Size = nil, "", 0 // nothing to keep
 	}
-	if out.bodyRef != "" {
-		out.msg.Body = nil
-		ref, err := f.claims.keepForDLQ(ctx, env.bodyRef, p.DLQClaimKey(id+"/"+stage))
+	if out.BodyRef != "" {
+		out.Msg.Body = nil
+		ref, err := f.claims.KeepForDLQ(ctx, env.BodyRef, p.DLQClaimKey(id+"/"+stage))
 		switch {
 		case err == nil:
-			out.bodyRef = ref
-		case errors.Is(err, errBodyGone):
-			out.bodyRef, out.size = "", 0 // nothing left to keep
+			out.BodyRef = ref
+		case errors.Is(err, dataplane.ErrBodyGone):
+			out.BodyRef, out.Size = "", 0 // nothing left to keep
 		case last:
 			f.log.Warn("dead letter keeps the claim-checked body's own reference", "stage", stage, "message_id", id, "error", err)
 		default:
@@ -237,12 +238,12 @@ func (f *failures) deadLetterData(ctx context.Context, p Pipeline, stage string,
 	if seq != 0 {
 		dedup += "/" + strconv.FormatUint(seq, 10)
 	}
-	nm := encode(p.DLQSubject(), dedup, out)
-	nm.Header.Set(HeaderDLQReason, cause.Error())
-	nm.Header.Set(HeaderDLQStage, stage)
-	nm.Header.Set(HeaderDLQAttempts, strconv.Itoa(attempts))
-	nm.Header.Set(HeaderDLQSubject, p.StageSubject(stage))
-	nm.Header.Set(HeaderDLQAt, time.Now().UTC().Format(time.RFC3339Nano))
+	nm := dataplane.Encode(p.DLQSubject(), dedup, out)
+	nm.Header.Set(dataplane.HeaderDLQReason, cause.Error())
+	nm.Header.Set(dataplane.HeaderDLQStage, stage)
+	nm.Header.Set(dataplane.HeaderDLQAttempts, strconv.Itoa(attempts))
+	nm.Header.Set(dataplane.HeaderDLQSubject, p.StageSubject(stage))
+	nm.Header.Set(dataplane.HeaderDLQAt, time.Now().UTC().Format(time.RFC3339Nano))
 	if _, err := f.js.PublishMsg(ctx, nm); err != nil {
 		return fmt.Errorf("publish %s to the DLQ: %w", id, err)
 	}

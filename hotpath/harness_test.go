@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vrsky/vrsky/connectors/sdk"
+	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/blobstore"
 	"github.com/vrsky/vrsky/internal/natsauth"
 	"github.com/vrsky/vrsky/internal/spec"
@@ -171,9 +172,9 @@ type harness struct {
 	t testing.TB
 	// js is the tenant's JetStream.
 	js        jetstream.JetStream
-	state     *State
+	state     *dataplane.State
 	store     *blobstore.Store
-	pub       *Publisher
+	pub       *dataplane.Publisher
 	producers map[string]*recorder
 	tenant    string
 	// retired counts Retire calls of retiring-source consumers.
@@ -237,12 +238,12 @@ func newHarnessWith(t testing.TB, opts harnessOptions, producerNames ...string) 
 		sdk.Connector{Name: "header-router", Kind: sdk.KindFilter, Build: func(context.Context, sdk.Env, json.RawMessage) (any, error) { return headerRouter{}, nil }},
 	)
 	conns = append(conns, opts.connectors...)
-	claims := &ClaimCheck{Store: runnerStore, Threshold: 64 << 10}
+	claims := &dataplane.ClaimCheck{Store: runnerStore, Threshold: 64 << 10}
 	ctx, cancel := context.WithCancel(context.Background())
-	state, err := OpenState(ctx, platformJS)
+	state, err := dataplane.OpenState(ctx, platformJS)
 	require.NoError(t, err)
 	h.state, h.cancel, h.done = state, cancel, make(chan error, 1)
-	h.pub = &Publisher{Accounts: accounts, Claims: &ClaimCheck{Store: store, Threshold: claims.Threshold}}
+	h.pub = &dataplane.Publisher{Accounts: accounts, Claims: &dataplane.ClaimCheck{Store: store, Threshold: claims.Threshold}}
 	catalog := sdk.NewCatalog(conns...)
 	h.platformJS = platformJS
 	h.runner = func(name string) *Runner {
@@ -289,24 +290,24 @@ func (h *harness) stop() {
 
 // deploy writes desired state for an integration through the given steps
 // to the named recorder producers, and waits until it is running.
-func (h *harness) deploy(name string, steps []string, producers ...string) Pipeline {
+func (h *harness) deploy(name string, steps []string, producers ...string) dataplane.Pipeline {
 	h.t.Helper()
-	in := spec.Integration{Name: name, Consumer: spec.Step{Connector: WebhookConnector}, Producers: map[string]spec.Step{}}
+	in := spec.Integration{Name: name, Consumer: spec.Step{Connector: dataplane.WebhookConnector}, Producers: map[string]spec.Step{}}
 	for _, s := range steps {
 		in.Steps = append(in.Steps, spec.Step{Connector: s})
 	}
 	for _, p := range producers {
 		in.Producers[p] = spec.Step{Connector: "rec-" + p}
 	}
-	d := Desired{Tenant: h.tenant, Integration: name, Version: 1, Status: DesiredRunning, Spec: in}
+	d := dataplane.Desired{Tenant: h.tenant, Integration: name, Version: 1, Status: dataplane.DesiredRunning, Spec: in}
 	require.NoError(h.t, h.state.PutDesired(context.Background(), d))
-	h.waitStatus(d.Pipeline(), StatusRunning)
+	h.waitStatus(d.Pipeline(), dataplane.StatusRunning)
 	return d.Pipeline()
 }
 
-func (h *harness) waitStatus(p Pipeline, want string) Status {
+func (h *harness) waitStatus(p dataplane.Pipeline, want string) dataplane.Status {
 	h.t.Helper()
-	var st Status
+	var st dataplane.Status
 	require.Eventually(h.t, func() bool {
 		var ok bool
 		st, ok, _ = h.state.GetStatus(context.Background(), p)
@@ -315,7 +316,7 @@ func (h *harness) waitStatus(p Pipeline, want string) Status {
 	return st
 }
 
-func (h *harness) send(p Pipeline, msgs ...sdk.Message) {
+func (h *harness) send(p dataplane.Pipeline, msgs ...sdk.Message) {
 	h.t.Helper()
 	for i := range msgs {
 		msgs[i].Tenant, msgs[i].Integration = p.Tenant, p.Integration
@@ -330,7 +331,7 @@ func (h *harness) send(p Pipeline, msgs ...sdk.Message) {
 func (h *harness) dlq() []jetstream.RawStreamMsg {
 	h.t.Helper()
 	ctx := context.Background()
-	stream, err := h.js.Stream(ctx, DLQStream(h.tenant))
+	stream, err := h.js.Stream(ctx, dataplane.DLQStream(h.tenant))
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return nil
 	}
@@ -348,7 +349,7 @@ func (h *harness) dlq() []jetstream.RawStreamMsg {
 }
 
 // pendingIn reports messages still in the pipeline's stream.
-func (h *harness) streamMsgs(p Pipeline) uint64 {
+func (h *harness) streamMsgs(p dataplane.Pipeline) uint64 {
 	info, err := h.js.Stream(context.Background(), p.Stream())
 	require.NoError(h.t, err)
 	i, err := info.Info(context.Background())

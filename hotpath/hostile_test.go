@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vrsky/vrsky/connectors/sdk"
+	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/spec"
 )
 
@@ -28,11 +29,11 @@ func hangingBuild(began, ended *atomic.Int64) sdk.Connector {
 
 // putSpec writes desired state for integration name with the given
 // consumer connector and one recorder producer, without waiting.
-func (h *harness) putSpec(name, consumer string, version int, producer string) Pipeline {
+func (h *harness) putSpec(name, consumer string, version int, producer string) dataplane.Pipeline {
 	h.t.Helper()
 	in := spec.Integration{Name: name, Consumer: spec.Step{Connector: consumer},
 		Producers: map[string]spec.Step{producer: {Connector: "rec-" + producer}}}
-	d := Desired{Tenant: h.tenant, Integration: name, Version: version, Status: DesiredRunning, Spec: in}
+	d := dataplane.Desired{Tenant: h.tenant, Integration: name, Version: version, Status: dataplane.DesiredRunning, Spec: in}
 	require.NoError(h.t, h.state.PutDesired(context.Background(), d))
 	return d.Pipeline()
 }
@@ -51,18 +52,18 @@ func TestHangingBuildDoesNotFreezeTheRunner(t *testing.T) {
 	require.Eventually(t, func() bool { return began.Load() == 1 }, 5*time.Second, 10*time.Millisecond)
 
 	startedAt := time.Now()
-	healthy := h.putSpec("healthy", WebhookConnector, 1, "sink")
-	h.waitStatus(healthy, StatusRunning)
+	healthy := h.putSpec("healthy", dataplane.WebhookConnector, 1, "sink")
+	h.waitStatus(healthy, dataplane.StatusRunning)
 	require.Less(t, time.Since(startedAt), 3*time.Second, "the healthy integration waited for the hanging one")
 	require.Zero(t, ended.Load(), "the hanging build is still in flight while the other one runs")
 	h.send(healthy, sdk.Message{ID: "h-1", Body: []byte("fine")})
 	require.Eventually(t, func() bool { return h.producers["sink"].delivered() == 1 }, 10*time.Second, 20*time.Millisecond)
 
-	st := h.waitStatus(stuck, StatusDegraded)
+	st := h.waitStatus(stuck, dataplane.StatusDegraded)
 	require.Contains(t, st.LastError, "timed out after 6s")
 	require.EqualValues(t, 1, ended.Load(), "the hanging build was given up at its deadline")
 	st, _, _ = h.state.GetStatus(context.Background(), healthy)
-	require.Equal(t, StatusRunning, st.Status, "only the hanging integration is degraded")
+	require.Equal(t, dataplane.StatusRunning, st.Status, "only the hanging integration is degraded")
 }
 
 // TestNewerVersionOrDeleteDuringABuild: a desired state arriving while a
@@ -77,8 +78,8 @@ func TestNewerVersionOrDeleteDuringABuild(t *testing.T) {
 
 	p := h.putSpec("changing", "hanging-source", 1, "sink")
 	require.Eventually(t, func() bool { return began.Load() == 1 }, 5*time.Second, 10*time.Millisecond)
-	h.putSpec("changing", WebhookConnector, 2, "sink")
-	st := h.waitStatus(p, StatusRunning)
+	h.putSpec("changing", dataplane.WebhookConnector, 2, "sink")
+	st := h.waitStatus(p, dataplane.StatusRunning)
 	require.Equal(t, 2, st.Version)
 	require.EqualValues(t, 1, ended.Load(), "the superseded build was cancelled")
 	h.send(p, sdk.Message{ID: "v2-1", Body: []byte("x")})
@@ -110,10 +111,10 @@ func TestBuildIgnoringItsDeadlineIsAbandoned(t *testing.T) {
 	p := h.putSpec("deaf", "deaf-source", 1, "sink")
 	require.Eventually(t, func() bool {
 		st, ok, _ := h.state.GetStatus(context.Background(), p)
-		return ok && st.Status == StatusDegraded
+		return ok && st.Status == dataplane.StatusDegraded
 	}, time.Second+abandonAfter+5*time.Second, 20*time.Millisecond)
 	st, _, _ := h.state.GetStatus(context.Background(), p)
 	require.Contains(t, st.LastError, "timed out after 1s; a connector ignored the deadline")
-	other := h.putSpec("other", WebhookConnector, 1, "sink")
-	h.waitStatus(other, StatusRunning)
+	other := h.putSpec("other", dataplane.WebhookConnector, 1, "sink")
+	h.waitStatus(other, dataplane.StatusRunning)
 }

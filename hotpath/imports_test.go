@@ -21,3 +21,11 @@ func TestDataPlaneNeverImportsTemporal(t *testing.T) {
 		require.False(t, strings.HasPrefix(dep, "go.temporal.io/"), "the data plane imports %s", dep)
 	}
 }
+
+// TestRuntimeUsesTheContract: hotpath is the runtime behind the contract in
+// dataplane, never the other way round.
+func TestRuntimeUsesTheContract(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", "{{join .Imports \" \"}}", "github.com/vrsky/vrsky/hotpath").CombinedOutput()
+	require.NoError(t, err, string(out))
+	require.Contains(t, strings.Fields(string(out)), "github.com/vrsky/vrsky/dataplane")
+}

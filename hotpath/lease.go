@@ -2,27 +2,23 @@ package hotpath
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vrsky/vrsky/dataplane"
 )
 
 // Lease timing: a holder refreshes every leaseRefresh; a lease not refreshed
 // for leaseTTL expires and another runner takes it.
 const (
-	LeaseBucket  = "vrsky_leases"
 	leaseTTL     = 15 * time.Second
 	leaseRefresh = 5 * time.Second
 )
 
 // openLeases creates or opens the lease bucket.
 func openLeases(ctx context.Context, js jetstream.JetStream, ttl time.Duration) (jetstream.KeyValue, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: LeaseBucket, TTL: ttl, History: 1})
-	if err != nil {
-		return nil, fmt.Errorf("open bucket %s: %w", LeaseBucket, err)
-	}
-	return kv, nil
+	return dataplane.OpenBucket(ctx, js, jetstream.KeyValueConfig{Bucket: dataplane.LeaseBucket, TTL: ttl, History: 1})
 }
 
 // holdLease runs fn while this runner holds the lease on key, so that only

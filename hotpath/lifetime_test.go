@@ -16,19 +16,20 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vrsky/vrsky/connectors/sdk"
+	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/blobstore"
 	"github.com/vrsky/vrsky/internal/spec"
 )
 
 // setStatus writes desired status for an integration deployed by
 // h.deploy with one producer and waits until the runner reports it.
-func (h *harness) setStatus(p Pipeline, version int, status string, producers ...string) {
+func (h *harness) setStatus(p dataplane.Pipeline, version int, status string, producers ...string) {
 	h.t.Helper()
-	in := spec.Integration{Name: p.Integration, Consumer: spec.Step{Connector: WebhookConnector}, Producers: map[string]spec.Step{}}
+	in := spec.Integration{Name: p.Integration, Consumer: spec.Step{Connector: dataplane.WebhookConnector}, Producers: map[string]spec.Step{}}
 	for _, name := range producers {
 		in.Producers[name] = spec.Step{Connector: "rec-" + name}
 	}
-	d := Desired{Tenant: h.tenant, Integration: p.Integration, Version: version, Status: status, Spec: in}
+	d := dataplane.Desired{Tenant: h.tenant, Integration: p.Integration, Version: version, Status: status, Spec: in}
 	require.NoError(h.t, h.state.PutDesired(context.Background(), d))
 	require.Eventually(h.t, func() bool {
 		st, ok, _ := h.state.GetStatus(context.Background(), p)
@@ -37,19 +38,19 @@ func (h *harness) setStatus(p Pipeline, version int, status string, producers ..
 }
 
 // deadLetterOfID returns the harness tenant's dead letter of message id.
-func (h *harness) deadLetterOfID(id string) (DeadLetter, bool) {
+func (h *harness) deadLetterOfID(id string) (dataplane.DeadLetter, bool) {
 	for _, raw := range h.dlq() {
-		d := deadLetterOf(h.tenant, &raw)
+		d := dataplane.DeadLetterOf(h.tenant, &raw)
 		if d.MessageID == id {
 			return d, true
 		}
 	}
-	return DeadLetter{}, false
+	return dataplane.DeadLetter{}, false
 }
 
 // bodyRefs returns the claim-check references of the messages waiting in
 // p's stream, by message ID.
-func (h *harness) bodyRefs(p Pipeline) map[string]string {
+func (h *harness) bodyRefs(p dataplane.Pipeline) map[string]string {
 	h.t.Helper()
 	stream, err := h.js.Stream(context.Background(), p.Stream())
 	require.NoError(h.t, err)
@@ -59,7 +60,7 @@ func (h *harness) bodyRefs(p Pipeline) map[string]string {
 	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
 		m, err := stream.GetMsg(context.Background(), seq)
 		require.NoError(h.t, err)
-		refs[m.Header.Get(jetstream.MsgIDHeader)] = m.Header.Get(hdrBodyRef)
+		refs[m.Header.Get(jetstream.MsgIDHeader)] = m.Header.Get(dataplane.HeaderBodyRef)
 	}
 	return refs
 }
@@ -74,7 +75,7 @@ func TestClaimCheckedBodyLivesAsLongAsItsMessage(t *testing.T) {
 	h := newHarness(t, "sink")
 	ctx := context.Background()
 	p := h.deploy("backlog", nil, "sink")
-	h.setStatus(p, 2, DesiredStopped, "sink")
+	h.setStatus(p, 2, dataplane.DesiredStopped, "sink")
 
 	big := bytes.Repeat([]byte("w"), 100<<10)
 	h.send(p, sdk.Message{ID: "waits", Body: big}, sdk.Message{ID: "gone", Body: big})
@@ -84,18 +85,18 @@ func TestClaimCheckedBodyLivesAsLongAsItsMessage(t *testing.T) {
 
 	// The janitor runs 20 minutes later, then a day later.
 	for _, later := range []time.Duration{20 * time.Minute, 24 * time.Hour} {
-		_, err = SweepExpired(ctx, h.store, time.Now().Add(later), 0, 0)
+		_, err = dataplane.SweepExpired(ctx, h.store, time.Now().Add(later), 0, 0)
 		require.NoError(t, err)
 		_, err = h.store.Stat(ctx, refs["waits"])
 		require.NoError(t, err, "the body of a waiting message is kept %s later", later)
 	}
 	require.NoError(t, h.store.Delete(ctx, refs["gone"]))
 
-	h.setStatus(p, 3, DesiredRunning, "sink")
+	h.setStatus(p, 3, dataplane.DesiredRunning, "sink")
 	sink := h.producers["sink"]
 	require.Eventually(t, func() bool { return sink.delivered() == 1 }, 15*time.Second, 20*time.Millisecond)
 	require.Equal(t, big, sink.body("waits"))
-	var d DeadLetter
+	var d dataplane.DeadLetter
 	require.Eventually(t, func() bool {
 		var ok bool
 		d, ok = h.deadLetterOfID("gone")
@@ -103,7 +104,7 @@ func TestClaimCheckedBodyLivesAsLongAsItsMessage(t *testing.T) {
 	}, 15*time.Second, 20*time.Millisecond, "the message whose body is gone reaches the DLQ")
 	require.Contains(t, d.Reason, "claim-checked body")
 	require.Contains(t, d.Reason, "is gone")
-	require.Equal(t, DeliverStage("sink"), d.Stage)
+	require.Equal(t, dataplane.DeliverStage("sink"), d.Stage)
 	require.Empty(t, d.BodyRef, "no body to keep")
 	require.Empty(t, sink.attemptTimes("gone"), "never handed to the producer")
 	require.Eventually(t, func() bool { return h.streamMsgs(p) == 0 }, 10*time.Second, 20*time.Millisecond, "nothing left in the stream")
@@ -125,13 +126,13 @@ func TestForeignBodyReferenceIsAPermanentFailure(t *testing.T) {
 	secret := "claims/victim/orders/0123456789abcdef0123456789abcdef"
 	require.NoError(t, h.store.Put(ctx, secret, bytes.NewReader([]byte("secret")), 6, ""))
 	for _, ref := range []string{secret, "dlq/" + h.tenant + "/refs/x", "claims/" + h.tenant + "/../victim/x"} {
-		nm := encode(p.InSubject(), "forged-"+ref, envelope{msg: sdk.Message{ID: "forged-" + ref}, bodyRef: ref, size: 6})
+		nm := dataplane.Encode(p.InSubject(), "forged-"+ref, dataplane.Envelope{Msg: sdk.Message{ID: "forged-" + ref}, BodyRef: ref, Size: 6})
 		_, err := h.js.PublishMsg(ctx, nm)
 		require.NoError(t, err)
 	}
 	require.Eventually(t, func() bool { return len(h.dlq()) == 3 }, 15*time.Second, 20*time.Millisecond)
 	for _, raw := range h.dlq() {
-		d := deadLetterOf(h.tenant, &raw)
+		d := dataplane.DeadLetterOf(h.tenant, &raw)
 		require.Contains(t, d.Reason, "body reference outside the message's tenant")
 		require.Empty(t, d.BodyRef)
 	}
@@ -265,7 +266,7 @@ func TestS3OutageStrandsNoMessage(t *testing.T) {
 	require.Equal(t, 6, delivered+dead, "delivered or dead-lettered, nothing else")
 	require.Eventually(t, func() bool { return h.streamMsgs(direct) == 0 && h.streamMsgs(steps) == 0 }, 10*time.Second, 50*time.Millisecond, "0 stranded")
 	// The dead letter's body survives: it is fetched once S3 is back.
-	_, body, err := GetDeadLetter(context.Background(), h.js, &ClaimCheck{Store: h.store}, h.tenant, d.Seq, 0)
+	_, body, err := dataplane.GetDeadLetter(context.Background(), h.js, &dataplane.ClaimCheck{Store: h.store}, h.tenant, d.Seq, 0)
 	require.NoError(t, err)
 	require.Equal(t, big, body)
 }
@@ -282,11 +283,11 @@ func TestMaxDeliveriesAdvisoryDeadLettersTheMessage(t *testing.T) {
 	require.NoError(t, err)
 	// A stage whose deliveries are never settled, with a tiny MaxDeliver.
 	c, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-		Durable: DeliverStage("crashes"), FilterSubject: p.OutSubject("crashes"),
+		Durable: dataplane.DeliverStage("crashes"), FilterSubject: p.OutSubject("crashes"),
 		AckPolicy: jetstream.AckExplicitPolicy, AckWait: 200 * time.Millisecond, MaxDeliver: 2,
 	})
 	require.NoError(t, err)
-	_, err = h.js.PublishMsg(ctx, encode(p.OutSubject("crashes"), "lost-1", envelope{msg: sdk.Message{ID: "lost-1", Body: []byte("x")}}))
+	_, err = h.js.PublishMsg(ctx, dataplane.Encode(p.OutSubject("crashes"), "lost-1", dataplane.Envelope{Msg: sdk.Message{ID: "lost-1", Body: []byte("x")}}))
 	require.NoError(t, err)
 	for range 3 { // taken and never acked, as by a runner dying each time
 		batch, err := c.Fetch(1, jetstream.FetchMaxWait(time.Second))
@@ -294,14 +295,14 @@ func TestMaxDeliveriesAdvisoryDeadLettersTheMessage(t *testing.T) {
 		for range batch.Messages() {
 		}
 	}
-	var d DeadLetter
+	var d dataplane.DeadLetter
 	require.Eventually(t, func() bool {
 		var ok bool
 		d, ok = h.deadLetterOfID("lost-1")
 		return ok
 	}, 10*time.Second, 20*time.Millisecond)
 	require.Contains(t, d.Reason, "JetStream stopped delivering the message after 2 deliveries")
-	require.Equal(t, DeliverStage("crashes"), d.Stage)
+	require.Equal(t, dataplane.DeliverStage("crashes"), d.Stage)
 	require.Equal(t, p.OutSubject("crashes"), d.Subject)
 	require.Eventually(t, func() bool { return h.streamMsgs(p) == 0 }, 5*time.Second, 20*time.Millisecond, "removed from the work queue")
 }
@@ -309,13 +310,13 @@ func TestMaxDeliveriesAdvisoryDeadLettersTheMessage(t *testing.T) {
 // TestIntegrationNamedDLQIsRefused: an integration named like the DLQ's
 // subject token would have its stream overlap the tenant's dead letters.
 func TestIntegrationNamedDLQIsRefused(t *testing.T) {
-	p := Pipeline{Tenant: "acme", Integration: "dlq"}
+	p := dataplane.Pipeline{Tenant: "acme", Integration: "dlq"}
 	require.ErrorContains(t, p.Validate(), "reserved")
-	ok := Pipeline{Tenant: "acme", Integration: "dlq-reader"}
+	ok := dataplane.Pipeline{Tenant: "acme", Integration: "dlq-reader"}
 	require.NoError(t, ok.Validate())
-	require.NotEqual(t, ok.AllSubjects(), DLQSubjects("acme"))
-	d := Desired{Tenant: "acme", Integration: "dlq", Version: 1, Status: DesiredRunning,
-		Spec: spec.Integration{Name: "dlq", Consumer: spec.Step{Connector: WebhookConnector}}}
+	require.NotEqual(t, ok.AllSubjects(), dataplane.DLQSubjects("acme"))
+	d := dataplane.Desired{Tenant: "acme", Integration: "dlq", Version: 1, Status: dataplane.DesiredRunning,
+		Spec: spec.Integration{Name: "dlq", Consumer: spec.Step{Connector: dataplane.WebhookConnector}}}
 	h := newHarness(t)
 	d.Tenant = h.tenant
 	require.ErrorContains(t, h.state.PutDesired(context.Background(), d), "reserved")
@@ -362,21 +363,21 @@ func TestDirectDeliveryHoldsABoundedBatchOfBodies(t *testing.T) {
 		{Name: "rec-held", Kind: sdk.KindProducer, Build: func(context.Context, sdk.Env, json.RawMessage) (any, error) { return prod, nil }},
 	}})
 	p := h.deploy("bounded", []string{"counting"}, "held")
-	in := spec.Integration{Name: p.Integration, Consumer: spec.Step{Connector: WebhookConnector},
+	in := spec.Integration{Name: p.Integration, Consumer: spec.Step{Connector: dataplane.WebhookConnector},
 		Steps: []spec.Step{{Connector: "counting"}}, Producers: map[string]spec.Step{"held": {Connector: "rec-held"}}}
 	put := func(version int, status string) {
-		require.NoError(t, h.state.PutDesired(context.Background(), Desired{Tenant: h.tenant, Integration: p.Integration, Version: version, Status: status, Spec: in}))
+		require.NoError(t, h.state.PutDesired(context.Background(), dataplane.Desired{Tenant: h.tenant, Integration: p.Integration, Version: version, Status: status, Spec: in}))
 		require.Eventually(t, func() bool {
 			st, ok, _ := h.state.GetStatus(context.Background(), p)
 			return ok && st.Status == status && st.Version == version
 		}, 15*time.Second, 20*time.Millisecond)
 	}
-	put(2, DesiredStopped) // the messages wait, to be taken as one batch
+	put(2, dataplane.DesiredStopped) // the messages wait, to be taken as one batch
 	big := bytes.Repeat([]byte("m"), 80<<10)
 	for i := range 12 {
 		h.send(p, sdk.Message{ID: fmt.Sprintf("b-%d", i), Body: big})
 	}
-	put(3, DesiredRunning)
+	put(3, dataplane.DesiredRunning)
 	require.Eventually(t, func() bool {
 		prod.mu.Lock()
 		defer prod.mu.Unlock()

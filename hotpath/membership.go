@@ -10,12 +10,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-)
 
-// RunnersBucket is where runners register: one key per runner, rewritten
-// every runnerBeat with a RunnerInfo. A runner not heard from for
-// runnerGone is taken for gone, and its integrations move to the others.
-const RunnersBucket = "vrsky_runners"
+	"github.com/vrsky/vrsky/dataplane"
+)
 
 // Membership timing. A runner that stops cleanly deletes its key, so the
 // others take its integrations over at once; one that dies is noticed
@@ -36,19 +33,15 @@ type RunnerInfo struct {
 }
 
 func openRunners(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: RunnersBucket, History: 1, TTL: runnersMaxAge})
-	if err != nil {
-		return nil, fmt.Errorf("open bucket %s: %w", RunnersBucket, err)
-	}
-	return kv, nil
+	return dataplane.OpenBucket(ctx, js, jetstream.KeyValueConfig{Bucket: dataplane.RunnersBucket, History: 1, TTL: runnersMaxAge})
 }
 
 // ListRunners returns the runners registered in the last runnerGone, by
 // name.
 func ListRunners(ctx context.Context, js jetstream.JetStream) ([]RunnerInfo, error) {
-	kv, err := js.KeyValue(ctx, RunnersBucket)
+	kv, err := js.KeyValue(ctx, dataplane.RunnersBucket)
 	if err != nil {
-		return nil, fmt.Errorf("open bucket %s: %w", RunnersBucket, err)
+		return nil, fmt.Errorf("open bucket %s: %w", dataplane.RunnersBucket, err)
 	}
 	keys, err := kv.ListKeys(ctx)
 	if err != nil {
@@ -195,21 +188,8 @@ func register(ctx context.Context, kv jetstream.KeyValue, info RunnerInfo) error
 	if err != nil {
 		return err
 	}
-	_, err = kv.Put(ctx, runnerKey(info.Name), b)
+	_, err = kv.Put(ctx, dataplane.RunnerKey(info.Name), b)
 	return err
-}
-
-// runnerKey is a runner's key: its name, with the characters a KV key may
-// not hold replaced.
-func runnerKey(name string) string {
-	b := []byte(name)
-	for i, c := range b {
-		ok := c == '-' || c == '_' || c == '=' || c == '.' || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-		if !ok || (c == '.' && (i == 0 || i == len(b)-1)) {
-			b[i] = '_'
-		}
-	}
-	return string(b)
 }
 
 // readRunners loads the registrations present now into m, so that a runner
@@ -217,7 +197,7 @@ func runnerKey(name string) string {
 func readRunners(ctx context.Context, kv jetstream.KeyValue, m *membership) (jetstream.KeyWatcher, error) {
 	w, err := kv.WatchAll(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("watch %s: %w", RunnersBucket, err)
+		return nil, fmt.Errorf("watch %s: %w", dataplane.RunnersBucket, err)
 	}
 	for {
 		select {
@@ -243,7 +223,7 @@ func (m *membership) apply(e jetstream.KeyValueEntry) bool {
 		return m.left(e.Key())
 	}
 	var info RunnerInfo
-	if json.Unmarshal(e.Value(), &info) != nil || runnerKey(info.Name) != e.Key() {
+	if json.Unmarshal(e.Value(), &info) != nil || dataplane.RunnerKey(info.Name) != e.Key() {
 		return false
 	}
 	return m.saw(e.Key(), e.Created())

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vrsky/vrsky/connectors/sdk"
+	"github.com/vrsky/vrsky/dataplane"
 )
 
 func TestAssignSpreadsPipelinesEvenlyAndMovesFewWhenARunnerJoins(t *testing.T) {
@@ -62,10 +63,10 @@ func TestMembershipFollowsRegistrationsDeparturesAndSilence(t *testing.T) {
 }
 
 func TestRunnerKeyIsAlwaysAValidKey(t *testing.T) {
-	require.Equal(t, "host-1", runnerKey("host-1"))
-	require.Equal(t, "a_b_c_d", runnerKey("a b*c>d"))
-	require.Equal(t, "_x_", runnerKey(".x."))
-	require.Equal(t, "host.example-12", runnerKey("host.example-12"))
+	require.Equal(t, "host-1", dataplane.RunnerKey("host-1"))
+	require.Equal(t, "a_b_c_d", dataplane.RunnerKey("a b*c>d"))
+	require.Equal(t, "_x_", dataplane.RunnerKey(".x."))
+	require.Equal(t, "host.example-12", dataplane.RunnerKey("host.example-12"))
 }
 
 // TestRunnersShareTheWorkAndHandOverUnderLoadLosingNothing: pipelines are
@@ -74,7 +75,7 @@ func TestRunnerKeyIsAlwaysAValidKey(t *testing.T) {
 func TestRunnersShareTheWorkAndHandOverUnderLoadLosingNothing(t *testing.T) {
 	h := newHarness(t, "out")
 	const pipelines = 12
-	ps := make([]Pipeline, 0, pipelines)
+	ps := make([]dataplane.Pipeline, 0, pipelines)
 	for i := range pipelines {
 		ps = append(ps, h.deploy(fmt.Sprintf("p%d", i), []string{"upper"}, "out"))
 	}

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vrsky/vrsky/dataplane"
 )
 
 // Metrics are the hot path's Prometheus metrics. Counters and the consumer
@@ -97,7 +99,7 @@ type pipelineMetrics struct {
 	latency, endToEnd                                  prometheus.Observer
 }
 
-func (m *Metrics) forStage(p Pipeline, stage string) *pipelineMetrics {
+func (m *Metrics) forStage(p dataplane.Pipeline, stage string) *pipelineMetrics {
 	l := prometheus.Labels{"tenant": p.Tenant, "integration": p.Integration, "stage": stage}
 	var latency, endToEnd prometheus.Observer
 	if m.integrationLatency {
@@ -115,8 +117,8 @@ func (m *Metrics) forStage(p Pipeline, stage string) *pipelineMetrics {
 // stageKind is a stage's name without its producer: "process" or
 // "deliver".
 func stageKind(stage string) string {
-	if strings.HasPrefix(stage, stageDeliver) {
-		return strings.TrimSuffix(stageDeliver, "-")
+	if strings.HasPrefix(stage, dataplane.StageDeliverPrefix) {
+		return strings.TrimSuffix(dataplane.StageDeliverPrefix, "-")
 	}
 	return stage
 }
@@ -137,7 +139,7 @@ func (m *Metrics) dlqDue(tenant string, now time.Time) bool {
 
 // forget removes a stopped pipeline's series; the tenant's latency
 // histograms and DLQ size stay (the tenant's other pipelines share them).
-func (m *Metrics) forget(p Pipeline) {
+func (m *Metrics) forget(p dataplane.Pipeline) {
 	l := prometheus.Labels{"tenant": p.Tenant, "integration": p.Integration}
 	for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{
 		m.messagesIn, m.messagesOut, m.filtered, m.bytesIn, m.retries, m.dlq, m.claimBytes, m.stageLatency, m.endToEnd, m.consumerLag, m.sourceLag,
@@ -147,16 +149,10 @@ func (m *Metrics) forget(p Pipeline) {
 }
 
 // ClaimErrors counts the claim-check's failed blob-store operations
-// (vrsky_claimcheck_errors_total{operation}: put, get or delete). A nil
-// *ClaimErrors counts nothing.
+// (vrsky_claimcheck_errors_total{operation}: put, get or delete); it is the
+// dataplane.ErrorCounter of a dataplane.ClaimCheck. A nil *ClaimErrors
+// counts nothing.
 type ClaimErrors struct{ vec *prometheus.CounterVec }
-
-// Claim-check operations, the values of ClaimErrors' operation label.
-const (
-	claimPut    = "put"
-	claimGet    = "get"
-	claimDelete = "delete"
-)
 
 // NewClaimErrors creates the counter and registers it with reg (nil: not
 // registered), or uses the one reg already holds: every role that uses the
@@ -174,13 +170,14 @@ func NewClaimErrors(reg prometheus.Registerer) *ClaimErrors {
 			vec = already.ExistingCollector.(*prometheus.CounterVec)
 		}
 	}
-	for _, op := range []string{claimPut, claimGet, claimDelete} {
+	for _, op := range []string{dataplane.ClaimPut, dataplane.ClaimGet, dataplane.ClaimDelete} {
 		vec.WithLabelValues(op) // every operation shows, at 0 until it fails
 	}
 	return &ClaimErrors{vec: vec}
 }
 
-func (e *ClaimErrors) inc(operation string) {
+// Inc counts one failed operation.
+func (e *ClaimErrors) Inc(operation string) {
 	if e != nil {
 		e.vec.WithLabelValues(operation).Inc()
 	}

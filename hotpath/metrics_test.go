@@ -13,19 +13,20 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vrsky/vrsky/connectors/sdk"
+	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/blobstore"
 	"github.com/vrsky/vrsky/internal/testenv"
 )
 
 func TestLatencyHistogramsLeaveTheIntegrationOutByDefault(t *testing.T) {
-	p := Pipeline{Tenant: "acme", Integration: "orders"}
-	q := Pipeline{Tenant: "acme", Integration: "invoices"}
+	p := dataplane.Pipeline{Tenant: "acme", Integration: "orders"}
+	q := dataplane.Pipeline{Tenant: "acme", Integration: "invoices"}
 
 	m := NewMetrics(prometheus.NewPedanticRegistry())
-	for _, pl := range []Pipeline{p, q} {
-		m.forStage(pl, StageProcess).latency.Observe(0.01)
-		m.forStage(pl, DeliverStage("db")).latency.Observe(0.01)
-		m.forStage(pl, DeliverStage("slack")).endToEnd.Observe(0.1)
+	for _, pl := range []dataplane.Pipeline{p, q} {
+		m.forStage(pl, dataplane.StageProcess).latency.Observe(0.01)
+		m.forStage(pl, dataplane.DeliverStage("db")).latency.Observe(0.01)
+		m.forStage(pl, dataplane.DeliverStage("slack")).endToEnd.Observe(0.1)
 	}
 	require.Equal(t, 2, testutil.CollectAndCount(m.stageLatency), "acme × {process, deliver}, whatever its integrations and producers")
 	require.Equal(t, 1, testutil.CollectAndCount(m.endToEnd), "acme only")
@@ -35,10 +36,10 @@ func TestLatencyHistogramsLeaveTheIntegrationOutByDefault(t *testing.T) {
 	require.Equal(t, 3, testutil.CollectAndCount(m.messagesIn))
 
 	m = NewMetricsWithOptions(prometheus.NewPedanticRegistry(), MetricsOptions{IntegrationLatency: true})
-	for _, pl := range []Pipeline{p, q} {
-		m.forStage(pl, StageProcess).latency.Observe(0.01)
-		m.forStage(pl, DeliverStage("db")).latency.Observe(0.01)
-		m.forStage(pl, DeliverStage("slack")).endToEnd.Observe(0.1)
+	for _, pl := range []dataplane.Pipeline{p, q} {
+		m.forStage(pl, dataplane.StageProcess).latency.Observe(0.01)
+		m.forStage(pl, dataplane.DeliverStage("db")).latency.Observe(0.01)
+		m.forStage(pl, dataplane.DeliverStage("slack")).endToEnd.Observe(0.1)
 	}
 	require.Equal(t, 6, testutil.CollectAndCount(m.stageLatency), "per integration and full stage name: 2 × {process, deliver-db, deliver-slack}")
 	require.Equal(t, 2, testutil.CollectAndCount(m.endToEnd))
@@ -46,8 +47,8 @@ func TestLatencyHistogramsLeaveTheIntegrationOutByDefault(t *testing.T) {
 	require.Equal(t, 3, testutil.CollectAndCount(m.stageLatency))
 	require.Equal(t, 1, testutil.CollectAndCount(m.endToEnd))
 
-	require.Equal(t, "deliver", stageKind(DeliverStage("x")))
-	require.Equal(t, StageProcess, stageKind(StageProcess))
+	require.Equal(t, "deliver", stageKind(dataplane.DeliverStage("x")))
+	require.Equal(t, dataplane.StageProcess, stageKind(dataplane.StageProcess))
 }
 
 func TestDLQSizeIsReadOncePerIntervalPerTenant(t *testing.T) {
@@ -65,8 +66,8 @@ func TestReportLagReadsTheTenantsDLQ(t *testing.T) {
 	_, js := testenv.JetStream(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	p := Pipeline{Tenant: "acme", Integration: "orders"}
-	stream, err := EnsureStreams(ctx, js, p)
+	p := dataplane.Pipeline{Tenant: "acme", Integration: "orders"}
+	stream, err := dataplane.EnsureStreams(ctx, js, p)
 	require.NoError(t, err)
 	for range 3 {
 		_, err := js.Publish(ctx, p.DLQSubject(), []byte("dead"))
@@ -99,7 +100,7 @@ var _ sdk.LagReporter = (*lagging)(nil)
 
 func TestSourceLagIsReportedWhileTheConsumerRuns(t *testing.T) {
 	m := NewMetrics(prometheus.NewPedanticRegistry())
-	p := Pipeline{Tenant: "acme", Integration: "cdc"}
+	p := dataplane.Pipeline{Tenant: "acme", Integration: "cdc"}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	src := &lagging{lag: 4096}
@@ -123,15 +124,15 @@ func TestClaimCheckCountsFailedOperations(t *testing.T) {
 	errs := NewClaimErrors(reg)
 	require.Same(t, errs.vec, NewClaimErrors(reg).vec, "roles on one registry share the counter")
 	require.Equal(t, 3, testutil.CollectAndCount(errs.vec), "every operation shows at 0")
-	c := &ClaimCheck{Store: store, Threshold: 4, Errors: errs}
+	c := &dataplane.ClaimCheck{Store: store, Threshold: 4, Errors: errs}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
-	env := &envelope{msg: sdk.Message{ID: "m1", Body: []byte("more than four bytes")}}
-	require.Error(t, c.offload(ctx, "claims/acme/m1", env))
-	require.Error(t, c.resolve(ctx, &envelope{msg: sdk.Message{ID: "m2"}, bodyRef: "claims/acme/m2"}))
-	c.release(ctx, "claims/acme/m3")
-	_, err = c.keepForDLQ(ctx, "claims/acme/m4", "dlq/acme/m4")
+	env := &dataplane.Envelope{Msg: sdk.Message{ID: "m1", Body: []byte("more than four bytes")}}
+	require.Error(t, c.Offload(ctx, "claims/acme/m1", env))
+	require.Error(t, c.Resolve(ctx, &dataplane.Envelope{Msg: sdk.Message{ID: "m2"}, BodyRef: "claims/acme/m2"}))
+	c.Release(ctx, "claims/acme/m3")
+	_, err = c.KeepForDLQ(ctx, "claims/acme/m4", "dlq/acme/m4")
 	require.Error(t, err)
 
 	require.Equal(t, 2.0, testutil.ToFloat64(errs.vec.WithLabelValues("put")), "offload and the dead letter's copy")
@@ -139,5 +140,5 @@ func TestClaimCheckCountsFailedOperations(t *testing.T) {
 	require.Equal(t, 1.0, testutil.ToFloat64(errs.vec.WithLabelValues("delete")))
 
 	var none *ClaimErrors
-	none.inc("put") // a ClaimCheck without counter counts nothing
+	none.Inc("put") // a ClaimCheck without counter counts nothing
 }

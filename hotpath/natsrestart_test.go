@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vrsky/vrsky/connectors/sdk"
+	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/natsserver"
 	"github.com/vrsky/vrsky/internal/spec"
 )
@@ -57,17 +58,17 @@ func TestNATSRestartUnderLoadLosesNothingAcked(t *testing.T) {
 	}()
 	t.Cleanup(func() { cancel(); <-runDone; ns.Shutdown() })
 
-	state, err := OpenState(ctx, pubJS)
+	state, err := dataplane.OpenState(ctx, pubJS)
 	require.NoError(t, err)
-	p := Pipeline{Tenant: "restart", Integration: "load"}
-	require.NoError(t, state.PutDesired(ctx, Desired{Tenant: p.Tenant, Integration: p.Integration, Version: 1, Status: DesiredRunning,
-		Spec: spec.Integration{Name: p.Integration, Consumer: spec.Step{Connector: WebhookConnector}, Producers: map[string]spec.Step{"out": {Connector: "rec"}}}}))
+	p := dataplane.Pipeline{Tenant: "restart", Integration: "load"}
+	require.NoError(t, state.PutDesired(ctx, dataplane.Desired{Tenant: p.Tenant, Integration: p.Integration, Version: 1, Status: dataplane.DesiredRunning,
+		Spec: spec.Integration{Name: p.Integration, Consumer: spec.Step{Connector: dataplane.WebhookConnector}, Producers: map[string]spec.Step{"out": {Connector: "rec"}}}}))
 	require.Eventually(t, func() bool {
 		st, ok, _ := state.GetStatus(ctx, p)
-		return ok && st.Status == StatusRunning
+		return ok && st.Status == dataplane.StatusRunning
 	}, 10*time.Second, 20*time.Millisecond)
 
-	pub := &Publisher{Accounts: SharedAccount{JS: pubJS}}
+	pub := &dataplane.Publisher{Accounts: dataplane.SharedAccount{JS: pubJS}}
 	var mu sync.Mutex
 	acked, unavailable := map[string]bool{}, 0
 	stop := make(chan struct{})
@@ -87,7 +88,7 @@ func TestNATSRestartUnderLoadLosesNothingAcked(t *testing.T) {
 			mu.Lock()
 			if err == nil {
 				acked[id] = true
-			} else if errors.Is(err, ErrUnavailable) {
+			} else if errors.Is(err, dataplane.ErrUnavailable) {
 				unavailable++
 			}
 			mu.Unlock()

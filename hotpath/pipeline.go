@@ -13,11 +13,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vrsky/vrsky/connectors/sdk"
+	"github.com/vrsky/vrsky/dataplane"
 )
-
-// WebhookConnector is the consumer served by the API's webhook ingress rather
-// than by a runner.
-const WebhookConnector = "http-webhook"
 
 // Stage sizing.
 const (
@@ -28,7 +25,7 @@ const (
 
 // pipeline is one running integration in this runner.
 type pipeline struct {
-	desired   Desired
+	desired   dataplane.Desired
 	stages    []*stage
 	producers []sdk.Producer
 	// counts are the stages' counts kept in the counts bucket.
@@ -43,17 +40,17 @@ type pipeline struct {
 type deps struct {
 	// js is the pipeline's tenant's JetStream; state is the platform's.
 	js      jetstream.JetStream
-	state   *State
+	state   *dataplane.State
 	catalog *sdk.Catalog
 	tenancy sdk.Tenancy
-	claims  *ClaimCheck
+	claims  *dataplane.ClaimCheck
 	metrics *Metrics
 	backoff func(failedAttempts int) time.Duration
 	// infraBackoff is InfraBackoff unless a test shortens it.
 	infraBackoff func(deliveries int) time.Duration
 	fileRoot     string
 	log          *slog.Logger
-	pub          *Publisher
+	pub          *dataplane.Publisher
 	// leases holds singleton-consumer leases; runnerName is the holder.
 	leases       jetstream.KeyValue
 	runnerName   string
@@ -67,7 +64,7 @@ func (d deps) failures(m *pipelineMetrics, log *slog.Logger) *failures {
 
 // tenantEnv is the connector environment of p's tenant, completed by the
 // platform's Tenancy.
-func (d deps) tenantEnv(ctx context.Context, p Pipeline, root string) (sdk.Env, error) {
+func (d deps) tenantEnv(ctx context.Context, p dataplane.Pipeline, root string) (sdk.Env, error) {
 	env := sdk.Env{Tenant: p.Tenant, Integration: p.Integration, FileRoot: root}
 	if d.tenancy != nil {
 		if err := d.tenancy.Complete(ctx, &env); err != nil {
@@ -79,7 +76,7 @@ func (d deps) tenantEnv(ctx context.Context, p Pipeline, root string) (sdk.Env, 
 
 // startPipeline creates the streams and consumers, builds every connector and
 // starts the stages. On error nothing is left running.
-func startPipeline(ctx context.Context, d deps, want Desired) (_ *pipeline, err error) {
+func startPipeline(ctx context.Context, d deps, want dataplane.Desired) (_ *pipeline, err error) {
 	p := want.Pipeline()
 	log := d.log.With("tenant", p.Tenant, "integration", p.Integration)
 	pl := &pipeline{desired: want}
@@ -88,7 +85,7 @@ func startPipeline(ctx context.Context, d deps, want Desired) (_ *pipeline, err 
 			pl.stop()
 		}
 	}()
-	stream, err := EnsureStreams(ctx, d.js, p)
+	stream, err := dataplane.EnsureStreams(ctx, d.js, p)
 	if err != nil {
 		return nil, err
 	}
@@ -109,7 +106,7 @@ func startPipeline(ctx context.Context, d deps, want Desired) (_ *pipeline, err 
 		return e
 	}
 
-	chain, err := BuildChain(ctx, d.catalog, want.Spec.Steps, env)
+	chain, err := dataplane.BuildChain(ctx, d.catalog, want.Spec.Steps, env)
 	if err != nil {
 		return nil, err
 	}
@@ -139,7 +136,7 @@ func startPipeline(ctx context.Context, d deps, want Desired) (_ *pipeline, err 
 	}
 
 	var consumer sdk.Consumer
-	if c := want.Spec.Consumer.Connector; c != WebhookConnector {
+	if c := want.Spec.Consumer.Connector; c != dataplane.WebhookConnector {
 		conn, ok := d.catalog.Lookup(c, sdk.KindConsumer)
 		if !ok {
 			return nil, fmt.Errorf("consumer: unknown consumer %q", c)
@@ -156,7 +153,7 @@ func startPipeline(ctx context.Context, d deps, want Desired) (_ *pipeline, err 
 	// failed counts the pipeline's failed attempts for the metrics history.
 	var failed *stageCount
 	if d.state != nil && d.state.Counts != nil {
-		failed = newStageCount(d.state.Counts, p.CountKey(FailuresCount))
+		failed = newStageCount(d.state.Counts, p.CountKey(dataplane.FailuresCount))
 		pl.counts = append(pl.counts, failed)
 	}
 	stageFailures := func(m *pipelineMetrics) *failures {
@@ -168,7 +165,7 @@ func startPipeline(ctx context.Context, d deps, want Desired) (_ *pipeline, err 
 	// Delivery first, so processed messages find their consumers.
 	var deliverers []*deliverer
 	for _, bp := range producers {
-		stageName := DeliverStage(bp.name)
+		stageName := dataplane.DeliverStage(bp.name)
 		c, err := ensureConsumer(ctx, stream, stageName, p.OutSubject(bp.name))
 		if err != nil {
 			return nil, err
@@ -186,18 +183,18 @@ func startPipeline(ctx context.Context, d deps, want Desired) (_ *pipeline, err 
 	for _, n := range producerNames {
 		known[n] = true
 	}
-	c, err := ensureConsumer(ctx, stream, StageProcess, p.InSubject())
+	c, err := ensureConsumer(ctx, stream, dataplane.StageProcess, p.InSubject())
 	if err != nil {
 		return nil, err
 	}
 	if err := deleteStaleConsumers(ctx, stream, producerNames); err != nil {
 		return nil, err
 	}
-	src, err := consumeBatches(c, stageBuffer, log.With("stage", StageProcess))
+	src, err := consumeBatches(c, stageBuffer, log.With("stage", dataplane.StageProcess))
 	if err != nil {
-		return nil, fmt.Errorf("consume %s: %w", StageProcess, err)
+		return nil, fmt.Errorf("consume %s: %w", dataplane.StageProcess, err)
 	}
-	m := d.metrics.forStage(p, StageProcess)
+	m := d.metrics.forStage(p, dataplane.StageProcess)
 	pr := &processor{p: p, js: d.js, chain: chain, producers: producerNames, known: known,
 		claims: d.claims, failures: stageFailures(m), metrics: m}
 	if len(deliverers) == 1 {
@@ -260,9 +257,9 @@ func (pl *pipeline) stop() {
 // deleteStaleConsumers removes delivery consumers of producers no longer in
 // the spec, so their subjects stop holding messages.
 func deleteStaleConsumers(ctx context.Context, stream jetstream.Stream, producers []string) error {
-	keep := map[string]bool{StageProcess: true}
+	keep := map[string]bool{dataplane.StageProcess: true}
 	for _, n := range producers {
-		keep[DeliverStage(n)] = true
+		keep[dataplane.DeliverStage(n)] = true
 	}
 	names := stream.ConsumerNames(ctx)
 	var stale []string
@@ -303,11 +300,13 @@ func runConsumer(ctx context.Context, c sdk.Consumer, sink sdk.Sink, log *slog.L
 
 // pipelineSink is the sdk.Sink handed to a pipeline's consumer.
 type pipelineSink struct {
-	pub *Publisher
-	p   Pipeline
+	pub *dataplane.Publisher
+	p   dataplane.Pipeline
 }
 
-func sinkFor(pub *Publisher, p Pipeline) sdk.Sink { return pipelineSink{pub: pub, p: p} }
+func sinkFor(pub *dataplane.Publisher, p dataplane.Pipeline) sdk.Sink {
+	return pipelineSink{pub: pub, p: p}
+}
 
 func (s pipelineSink) Publish(ctx context.Context, msgs []sdk.Message) error {
 	for i := range msgs {
@@ -326,7 +325,7 @@ const sourceLagRetry = 2 * time.Second
 
 // reportSourceLag keeps p's vrsky_cdc_slot_lag_bytes current until ctx ends,
 // then removes it: another runner may take the consumer over.
-func reportSourceLag(ctx context.Context, c sdk.LagReporter, metrics *Metrics, p Pipeline) {
+func reportSourceLag(ctx context.Context, c sdk.LagReporter, metrics *Metrics, p dataplane.Pipeline) {
 	gauge := metrics.sourceLag.WithLabelValues(p.Tenant, p.Integration)
 	defer metrics.sourceLag.DeleteLabelValues(p.Tenant, p.Integration)
 	for {
@@ -360,7 +359,7 @@ const (
 // reportLag keeps each stage's consumer-lag gauge, and the tenant's DLQ
 // size, current until ctx ends. moved reports (and forgets) whether a stage
 // received a message since it was last asked.
-func reportLag(ctx context.Context, js jetstream.JetStream, stream jetstream.Stream, metrics *Metrics, p Pipeline, moved func() bool) {
+func reportLag(ctx context.Context, js jetstream.JetStream, stream jetstream.Stream, metrics *Metrics, p dataplane.Pipeline, moved func() bool) {
 	tick := time.NewTicker(lagInterval)
 	defer tick.Stop()
 	var waiting bool
@@ -379,7 +378,7 @@ func reportLag(ctx context.Context, js jetstream.JetStream, stream jetstream.Str
 			if metrics.dlqDue(p.Tenant, lastRead) {
 				// The DLQ stream exists once the tenant is provisioned;
 				// until then there is nothing to report.
-				if dlq, err := js.Stream(ctx, DLQStream(p.Tenant)); err == nil {
+				if dlq, err := js.Stream(ctx, dataplane.DLQStream(p.Tenant)); err == nil {
 					metrics.dlqMessages.WithLabelValues(p.Tenant).Set(float64(dlq.CachedInfo().State.Msgs))
 				}
 			}

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vrsky/vrsky/connectors/sdk"
+	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/spec"
 )
 
@@ -83,18 +84,18 @@ func TestFailingProducerGetsFourAttemptsThenDLQ(t *testing.T) {
 		require.Greater(t, times[i].Sub(times[i-1]), times[i-1].Sub(times[i-2]), "delays grow")
 	}
 	dead := h.dlq()[0]
-	require.Equal(t, "target said 500", dead.Header.Get(HeaderDLQReason))
-	require.Equal(t, DeliverStage("sink"), dead.Header.Get(HeaderDLQStage))
-	require.Equal(t, "4", dead.Header.Get(HeaderDLQAttempts))
-	require.Equal(t, p.OutSubject("sink"), dead.Header.Get(HeaderDLQSubject))
-	require.Equal(t, "bad", dead.Header.Get(hdrMsgID))
+	require.Equal(t, "target said 500", dead.Header.Get(dataplane.HeaderDLQReason))
+	require.Equal(t, dataplane.DeliverStage("sink"), dead.Header.Get(dataplane.HeaderDLQStage))
+	require.Equal(t, "4", dead.Header.Get(dataplane.HeaderDLQAttempts))
+	require.Equal(t, p.OutSubject("sink"), dead.Header.Get(dataplane.HeaderDLQSubject))
+	require.Equal(t, "bad", dead.Header.Get(dataplane.HeaderMsgID))
 	require.Equal(t, "x", string(dead.Data))
 	require.Equal(t, []byte("y"), sink.body("good"))
 	require.Len(t, sink.attemptTimes("good"), 1)
 	// Every failed attempt is counted for the metrics history, none of the
 	// good message's.
 	require.Eventually(t, func() bool {
-		n, err := ReadFailures(context.Background(), h.state.Counts, p)
+		n, err := dataplane.ReadFailures(context.Background(), h.state.Counts, p)
 		return err == nil && n == MaxAttempts
 	}, 10*time.Second, 50*time.Millisecond)
 }
@@ -106,9 +107,9 @@ func TestPermanentErrorGoesToDLQAtOnce(t *testing.T) {
 	h.send(p, msg("p1", "poison"), msg("ok", "fine"))
 	require.Eventually(t, func() bool { return len(h.dlq()) == 1 }, 10*time.Second, 20*time.Millisecond)
 	dead := h.dlq()[0]
-	require.Equal(t, "1", dead.Header.Get(HeaderDLQAttempts))
-	require.Equal(t, StageProcess, dead.Header.Get(HeaderDLQStage))
-	require.Contains(t, dead.Header.Get(HeaderDLQReason), "cannot convert poison")
+	require.Equal(t, "1", dead.Header.Get(dataplane.HeaderDLQAttempts))
+	require.Equal(t, dataplane.StageProcess, dead.Header.Get(dataplane.HeaderDLQStage))
+	require.Contains(t, dead.Header.Get(dataplane.HeaderDLQReason), "cannot convert poison")
 	require.Equal(t, "poison", string(dead.Data), "the original body is kept")
 	require.Eventually(t, func() bool { return h.producers["sink"].delivered() == 1 }, 5*time.Second, 20*time.Millisecond)
 }
@@ -119,7 +120,7 @@ func TestRetryableConverterErrorIsRetriedThenDeadLettered(t *testing.T) {
 	p := h.deploy("flaky", []string{"upper"}, "sink")
 	h.send(p, msg("f1", "flaky"))
 	require.Eventually(t, func() bool { return len(h.dlq()) == 1 }, 20*time.Second, 50*time.Millisecond)
-	require.Equal(t, "4", h.dlq()[0].Header.Get(HeaderDLQAttempts))
+	require.Equal(t, "4", h.dlq()[0].Header.Get(dataplane.HeaderDLQAttempts))
 }
 
 // TestOneProducerDownDoesNotHoldBackTheOther: each producer has its own
@@ -139,7 +140,7 @@ func TestOneProducerDownDoesNotHoldBackTheOther(t *testing.T) {
 		"the healthy producer delivers while the other is retrying")
 	require.Eventually(t, func() bool { return len(h.dlq()) == 20 }, 20*time.Second, 50*time.Millisecond)
 	for _, d := range h.dlq() {
-		require.Equal(t, DeliverStage("slack"), d.Header.Get(HeaderDLQStage))
+		require.Equal(t, dataplane.DeliverStage("slack"), d.Header.Get(dataplane.HeaderDLQStage))
 	}
 }
 
@@ -151,7 +152,7 @@ func TestRouterSelectsProducersAndRejectsUnknownOnes(t *testing.T) {
 	require.Eventually(t, func() bool { return h.producers["db"].delivered() == 2 }, 5*time.Second, 20*time.Millisecond)
 	require.Eventually(t, func() bool { return h.producers["slack"].delivered() == 1 }, 5*time.Second, 20*time.Millisecond)
 	require.Eventually(t, func() bool { return len(h.dlq()) == 1 }, 5*time.Second, 20*time.Millisecond)
-	require.Contains(t, h.dlq()[0].Header.Get(HeaderDLQReason), `unknown producer "mars"`)
+	require.Contains(t, h.dlq()[0].Header.Get(dataplane.HeaderDLQReason), `unknown producer "mars"`)
 }
 
 // TestLargeBodyTravelsThroughTheBlobStore: a 5 MiB body is stored in S3,
@@ -176,7 +177,7 @@ func TestLargeBodyTravelsThroughTheBlobStore(t *testing.T) {
 	// The body was the message's alone: delivered, it is released.
 	// Its object key is unique to the publish: no object is left under
 	// the integration's claims.
-	prefix := strings.TrimSuffix(p.ClaimKey("big-1"), hashID("big-1"))
+	prefix := dataplane.ClaimPrefix + p.Tenant + "/" + p.Integration + "/"
 	require.Eventually(t, func() bool {
 		left, err := h.store.Count(context.Background(), prefix)
 		return err == nil && left == 0
@@ -213,7 +214,7 @@ func TestStreamedBodyThatFailsKeepsItsPayloadInTheDLQ(t *testing.T) {
 	body := bytes.Repeat([]byte("s"), 300<<10)
 	h.send(p, sdk.Message{ID: "big-refused", Body: body})
 	require.Eventually(t, func() bool { return len(h.dlq()) == 1 }, 10*time.Second, 20*time.Millisecond)
-	_, got, err := GetDeadLetter(context.Background(), h.js, &ClaimCheck{Store: h.store}, h.tenant, h.dlq()[0].Sequence, 0)
+	_, got, err := dataplane.GetDeadLetter(context.Background(), h.js, &dataplane.ClaimCheck{Store: h.store}, h.tenant, h.dlq()[0].Sequence, 0)
 	require.NoError(t, err)
 	require.True(t, bytes.Equal(body, got))
 }
@@ -239,23 +240,23 @@ func TestDeletedIntegrationsConsumerIsRetired(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, "sink")
 	ctx := context.Background()
-	deploy := func(name string, status string) Desired {
-		d := Desired{Tenant: h.tenant, Integration: name, Version: 1, Status: status, Spec: spec.Integration{Name: name,
+	deploy := func(name string, status string) dataplane.Desired {
+		d := dataplane.Desired{Tenant: h.tenant, Integration: name, Version: 1, Status: status, Spec: spec.Integration{Name: name,
 			Consumer: spec.Step{Connector: "retiring-source"}, Producers: map[string]spec.Step{"sink": {Connector: "rec-sink"}}}}
 		require.NoError(t, h.state.PutDesired(ctx, d))
-		want := StatusRunning
-		if status != DesiredRunning {
-			want = StatusStopped
+		want := dataplane.StatusRunning
+		if status != dataplane.DesiredRunning {
+			want = dataplane.StatusStopped
 		}
 		h.waitStatus(d.Pipeline(), want)
 		return d
 	}
-	running := deploy("source-a", DesiredRunning)
-	stopped := deploy("source-b", DesiredRunning)
-	stopped.Status = DesiredStopped
+	running := deploy("source-a", dataplane.DesiredRunning)
+	stopped := deploy("source-b", dataplane.DesiredRunning)
+	stopped.Status = dataplane.DesiredStopped
 	stopped.Version = 2
 	require.NoError(t, h.state.PutDesired(ctx, stopped))
-	h.waitStatus(stopped.Pipeline(), StatusStopped)
+	h.waitStatus(stopped.Pipeline(), dataplane.StatusStopped)
 	require.Zero(t, h.retired.Load(), "stopping retires nothing")
 
 	require.NoError(t, h.state.DeleteDesired(ctx, running.Pipeline()))
@@ -284,7 +285,7 @@ func TestDeadLetteredLargeBodyOutlivesTheClaimTTL(t *testing.T) {
 	h.send(p, sdk.Message{ID: "big-dead", Body: body})
 	require.Eventually(t, func() bool { return len(h.dlq()) == 1 }, 10*time.Second, 20*time.Millisecond)
 	dead := h.dlq()[0]
-	ref := dead.Header.Get(hdrBodyRef)
+	ref := dead.Header.Get(dataplane.HeaderBodyRef)
 	require.NotEmpty(t, ref)
 	require.Empty(t, dead.Data)
 	require.Eventually(t, func() bool {
@@ -293,14 +294,14 @@ func TestDeadLetteredLargeBodyOutlivesTheClaimTTL(t *testing.T) {
 	}, 5*time.Second, 20*time.Millisecond, "the ordinary claim is released")
 
 	// A day later: the dead letter's body is not swept.
-	_, err := SweepExpired(context.Background(), h.store, time.Now().Add(24*time.Hour), 0, 0)
+	_, err := dataplane.SweepExpired(context.Background(), h.store, time.Now().Add(24*time.Hour), 0, 0)
 	require.NoError(t, err)
-	_, got, err := GetDeadLetter(context.Background(), h.js, &ClaimCheck{Store: h.store}, h.tenant, dead.Sequence, 0)
+	_, got, err := dataplane.GetDeadLetter(context.Background(), h.js, &dataplane.ClaimCheck{Store: h.store}, h.tenant, dead.Sequence, 0)
 	require.NoError(t, err)
 	require.Equal(t, body, got, "the DLQ'd payload still resolves")
 
 	// After the DLQ retention it goes too.
-	_, err = SweepExpired(context.Background(), h.store, time.Now().Add(8*24*time.Hour), 0, 0)
+	_, err = dataplane.SweepExpired(context.Background(), h.store, time.Now().Add(8*24*time.Hour), 0, 0)
 	require.NoError(t, err)
 	_, err = h.store.Stat(context.Background(), ref)
 	require.Error(t, err)
@@ -315,23 +316,26 @@ func TestStopStartUpdateAndDelete(t *testing.T) {
 	d, ok, err := h.state.GetDesired(ctx, p)
 	require.NoError(t, err)
 	require.True(t, ok)
-	d.Status = DesiredStopped
+	d.Status = dataplane.DesiredStopped
 	require.NoError(t, h.state.PutDesired(ctx, d))
-	h.waitStatus(p, StatusStopped)
+	h.waitStatus(p, dataplane.StatusStopped)
 
 	// Messages sent while stopped wait in the stream and flow once started.
 	h.send(p, msg("while-stopped", "x"))
 	time.Sleep(200 * time.Millisecond)
 	require.Zero(t, h.producers["a"].delivered())
-	d.Status = DesiredRunning
+	d.Status = dataplane.DesiredRunning
 	d.Version = 2
 	d.Spec.Producers = map[string]specStep{"b": {Connector: "rec-b"}}
 	require.NoError(t, h.state.PutDesired(ctx, d))
-	st := h.waitStatus(p, StatusRunning)
+	st := h.waitStatus(p, dataplane.StatusRunning)
 	require.Equal(t, 2, st.Version)
 	h.send(p, msg("after-update", "y"))
 	require.Eventually(t, func() bool { return h.producers["b"].delivered() == 2 }, 5*time.Second, 20*time.Millisecond)
-	counted := func() uint64 { n, _ := readCount(ctx, h.state.Counts, p.CountKey(DeliverStage("b"))); return n }
+	counted := func() uint64 {
+		n, _ := dataplane.ReadCount(ctx, h.state.Counts, p.CountKey(dataplane.DeliverStage("b")))
+		return n
+	}
 	require.Eventually(t, func() bool { return counted() == 2 }, 5*time.Second, 20*time.Millisecond, "b's direct deliveries are counted")
 
 	require.NoError(t, h.state.DeleteDesired(ctx, p))
@@ -350,13 +354,13 @@ func TestBrokenSpecIsReportedDegraded(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, "sink")
 	ctx := context.Background()
-	d := Desired{Tenant: h.tenant, Integration: "broken", Version: 1, Status: DesiredRunning}
+	d := dataplane.Desired{Tenant: h.tenant, Integration: "broken", Version: 1, Status: dataplane.DesiredRunning}
 	d.Spec.Name = "broken"
-	d.Spec.Consumer.Connector = WebhookConnector
+	d.Spec.Consumer.Connector = dataplane.WebhookConnector
 	d.Spec.Steps = []specStep{{Connector: "no-such-converter"}}
 	d.Spec.Producers = map[string]specStep{"sink": {Connector: "rec-sink"}}
 	require.NoError(t, h.state.PutDesired(ctx, d))
-	st := h.waitStatus(d.Pipeline(), StatusDegraded)
+	st := h.waitStatus(d.Pipeline(), dataplane.StatusDegraded)
 	require.Contains(t, st.LastError, `unknown converter or filter "no-such-converter"`)
 }
 
@@ -367,7 +371,7 @@ func TestUnreadableRecordGoesToDLQWithItsReason(t *testing.T) {
 	h.send(p, msg("r1", "{broken", sdk.HeaderRecordError, "line 3, column 2: invalid character"), msg("r2", "ok"))
 	require.Eventually(t, func() bool { return len(h.dlq()) == 1 }, 10*time.Second, 20*time.Millisecond)
 	dead := h.dlq()[0]
-	require.Equal(t, "unreadable record: line 3, column 2: invalid character", dead.Header.Get(HeaderDLQReason))
+	require.Equal(t, "unreadable record: line 3, column 2: invalid character", dead.Header.Get(dataplane.HeaderDLQReason))
 	require.Equal(t, "{broken", string(dead.Data))
 	require.Eventually(t, func() bool { return h.producers["sink"].delivered() == 1 }, 5*time.Second, 20*time.Millisecond)
 }
@@ -383,18 +387,18 @@ func TestClaimCheckedBatchesAreSplitByBytes(t *testing.T) {
 	sink := h.producers["sink"]
 	sink.setFail(func(sdk.Message) error { return nil })
 	h.deploy("bigburst", nil, "sink")
-	d, _, err := h.state.GetDesired(context.Background(), Pipeline{Tenant: h.tenant, Integration: "bigburst"})
+	d, _, err := h.state.GetDesired(context.Background(), dataplane.Pipeline{Tenant: h.tenant, Integration: "bigburst"})
 	require.NoError(t, err)
-	d.Status = DesiredStopped
+	d.Status = dataplane.DesiredStopped
 	require.NoError(t, h.state.PutDesired(context.Background(), d))
-	h.waitStatus(d.Pipeline(), StatusStopped)
+	h.waitStatus(d.Pipeline(), dataplane.StatusStopped)
 
 	var msgs []sdk.Message
 	for i := range 6 {
 		msgs = append(msgs, sdk.Message{ID: fmt.Sprintf("b%d", i), Body: bytes.Repeat([]byte{'a' + byte(i)}, 300<<10)})
 	}
 	h.send(d.Pipeline(), msgs...)
-	d.Status, d.Version = DesiredRunning, 2
+	d.Status, d.Version = dataplane.DesiredRunning, 2
 	require.NoError(t, h.state.PutDesired(context.Background(), d))
 	require.Eventually(t, func() bool { return sink.delivered() == 6 }, 20*time.Second, 50*time.Millisecond)
 	sink.mu.Lock()
@@ -412,17 +416,17 @@ func TestCountersShowEachStageAndTheDeadLetters(t *testing.T) {
 	p := h.deploy("counted", nil, "sink")
 	ctx := context.Background()
 
-	stages, dead, err := Counters(ctx, h.js, h.state.Counts, Pipeline{Tenant: h.tenant, Integration: "never-deployed"})
+	stages, dead, err := dataplane.Counters(ctx, h.js, h.state.Counts, dataplane.Pipeline{Tenant: h.tenant, Integration: "never-deployed"})
 	require.NoError(t, err)
 	require.Empty(t, stages)
 	require.Zero(t, dead)
 
 	h.send(p, msg("a", "1"), msg("b", "2"), msg("bad", "3"))
 	require.Eventually(t, func() bool {
-		stages, dead, err = Counters(ctx, h.js, h.state.Counts, p)
+		stages, dead, err = dataplane.Counters(ctx, h.js, h.state.Counts, p)
 		return err == nil && dead == 1 && len(stages) == 2 && stages[0].Acked == 3 && stages[1].Acked == 3
 	}, 10*time.Second, 50*time.Millisecond, "stages %+v dead %d err %v", stages, dead, err)
-	require.Equal(t, DeliverStage("sink"), stages[0].Stage)
-	require.Equal(t, StageProcess, stages[1].Stage)
+	require.Equal(t, dataplane.DeliverStage("sink"), stages[0].Stage)
+	require.Equal(t, dataplane.StageProcess, stages[1].Stage)
 	require.Zero(t, stages[1].Pending)
 }

@@ -8,94 +8,19 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vrsky/vrsky/connectors/sdk"
-	"github.com/vrsky/vrsky/internal/spec"
+	"github.com/vrsky/vrsky/dataplane"
 )
-
-// step is one converter or filter of the chain.
-type step struct {
-	name      string
-	converter sdk.Converter
-	filter    sdk.Filter
-}
-
-// Chain is an integration's converters and filters, built, in order: what
-// the process stage runs on every message. It is safe for concurrent use.
-type Chain struct {
-	steps []step
-}
-
-// Len is the number of steps.
-func (c Chain) Len() int { return len(c.steps) }
-
-// BuildChain builds the steps of a spec from catalog, each with the Env
-// env returns for its name (steps[i]). It builds converters and filters
-// only, which connect nowhere: the API's dry run uses it as the runner
-// does.
-func BuildChain(ctx context.Context, catalog *sdk.Catalog, steps []spec.Step, env func(name string) sdk.Env) (Chain, error) {
-	c := Chain{steps: make([]step, 0, len(steps))}
-	for i, s := range steps {
-		name := fmt.Sprintf("steps[%d]", i)
-		conn, ok := catalog.Lookup(s.Connector, sdk.KindConverter, sdk.KindFilter)
-		if !ok {
-			return Chain{}, fmt.Errorf("%s: unknown converter or filter %q", name, s.Connector)
-		}
-		built, err := conn.Build(ctx, env(name), s.Config)
-		if err != nil {
-			return Chain{}, fmt.Errorf("%s (%s): %w", name, s.Connector, err)
-		}
-		st := step{name: name + ":" + s.Connector}
-		switch v := built.(type) {
-		case sdk.Converter:
-			st.converter = v
-		case sdk.Filter:
-			st.filter = v
-		default:
-			return Chain{}, fmt.Errorf("%s: connector %q is neither a converter nor a filter", name, s.Connector)
-		}
-		c.steps = append(c.steps, st)
-	}
-	return c, nil
-}
-
-// Run applies the chain to msg as the process stage does. routes is nil
-// when no filter chose producers (every producer gets out); drop means the
-// message is filtered out (a filter dropped it or routed it nowhere). An
-// error names the step that failed.
-func (c Chain) Run(ctx context.Context, msg sdk.Message) (out sdk.Message, routes []string, drop bool, err error) {
-	for _, s := range c.steps {
-		if s.converter != nil {
-			if msg, err = s.converter.Convert(ctx, msg); err != nil {
-				return msg, nil, false, fmt.Errorf("step %s: %w", s.name, err)
-			}
-			continue
-		}
-		d, err := s.filter.Filter(ctx, msg)
-		if err != nil {
-			return msg, nil, false, fmt.Errorf("step %s: %w", s.name, err)
-		}
-		if d.Drop {
-			return msg, nil, true, nil
-		}
-		if d.Routes != nil {
-			routes = d.Routes
-		}
-	}
-	if routes != nil && len(routes) == 0 {
-		return msg, nil, true, nil
-	}
-	return msg, routes, false, nil
-}
 
 // processor runs the converter/filter chain on messages from `in` and
 // publishes the results to `out.<producer>` for each selected producer, or,
 // when the pipeline has one producer, hands them to it directly (ADR 0009).
 type processor struct {
-	p         Pipeline
+	p         dataplane.Pipeline
 	js        jetstream.JetStream
-	chain     Chain
+	chain     dataplane.Chain
 	producers []string
 	known     map[string]bool
-	claims    *ClaimCheck
+	claims    *dataplane.ClaimCheck
 	failures  *failures
 	metrics   *pipelineMetrics
 	// direct is the only producer's deliverer, nil when there are more;
@@ -110,7 +35,7 @@ type pendingInput struct {
 	id string
 	// env is the input without its body, for a dead letter at its last
 	// delivery (which then keeps the stored data).
-	env     envelope
+	env     dataplane.Envelope
 	futures []jetstream.PubAckFuture
 }
 
@@ -125,7 +50,7 @@ func (pr *processor) handle(batch []jetstream.Msg) {
 	pending := make([]pendingInput, 0, len(batch))
 	var (
 		directMsgs []jetstream.Msg
-		direct     []envelope
+		direct     []dataplane.Envelope
 		// directBytes are the bodies direct holds: they are delivered
 		// before they exceed maxBatchBytes, so that a batch of large
 		// claim-checked bodies is never in memory all at once.
@@ -134,40 +59,40 @@ func (pr *processor) handle(batch []jetstream.Msg) {
 	for _, m := range batch {
 		pr.metrics.in.Inc()
 		pr.metrics.bytes.Add(float64(len(m.Data())))
-		env, err := decode(pr.p, m.Headers(), m.Data())
+		env, err := dataplane.DecodeEnvelope(pr.p, m.Headers(), m.Data())
 		if err != nil {
-			pr.failures.fail(ctx, pr.p, StageProcess, m, env, sdk.PermanentError(err))
+			pr.failures.fail(ctx, pr.p, dataplane.StageProcess, m, env, sdk.PermanentError(err))
 			continue
 		}
 		// Without steps nothing reads the body: a claim-checked one stays
 		// in the blob store, and its reference travels on.
 		if pr.chain.Len() > 0 {
-			if err := pr.claims.resolve(ctx, &env); err != nil {
+			if err := pr.claims.Resolve(ctx, &env); err != nil {
 				if sdk.IsPermanent(err) { // the body is gone
-					pr.failures.fail(ctx, pr.p, StageProcess, m, env, err)
+					pr.failures.fail(ctx, pr.p, dataplane.StageProcess, m, env, err)
 				} else { // blob store trouble: not the message's fault
-					pr.failures.infraFailed(ctx, pr.p, StageProcess, m, env, err)
+					pr.failures.infraFailed(ctx, pr.p, dataplane.StageProcess, m, env, err)
 				}
 				continue
 			}
 		}
-		if reason := env.msg.Header(sdk.HeaderRecordError); reason != "" {
-			pr.failures.fail(ctx, pr.p, StageProcess, m, env, sdk.Permanentf("unreadable record: %s", reason))
+		if reason := env.Msg.Header(sdk.HeaderRecordError); reason != "" {
+			pr.failures.fail(ctx, pr.p, dataplane.StageProcess, m, env, sdk.Permanentf("unreadable record: %s", reason))
 			continue
 		}
-		out, routes, drop, err := pr.chain.Run(ctx, env.msg)
+		out, routes, drop, err := pr.chain.Run(ctx, env.Msg)
 		if err != nil {
-			pr.failures.fail(ctx, pr.p, StageProcess, m, env, err)
+			pr.failures.fail(ctx, pr.p, dataplane.StageProcess, m, env, err)
 			continue
 		}
 		if drop {
 			pr.metrics.filtered.Inc()
-			pr.failures.succeeded(ctx, pr.p, StageProcess, m, env.msg.ID)
+			pr.failures.succeeded(ctx, pr.p, dataplane.StageProcess, m, env.Msg.ID)
 			_ = m.Ack()
 			continue
 		}
 		if target, ok := pr.directEnvelope(env, out, routes); ok {
-			size := int64(len(target.msg.Body))
+			size := int64(len(target.Msg.Body))
 			if len(direct) > 0 && directBytes+size > maxBatchBytes {
 				pr.deliverDirect(ctx, directMsgs, direct)
 				directMsgs, direct, directBytes = directMsgs[:0], direct[:0], 0
@@ -179,21 +104,21 @@ func (pr *processor) handle(batch []jetstream.Msg) {
 		futures, err := pr.publish(ctx, env, out, routes)
 		if err != nil {
 			if sdk.IsPermanent(err) {
-				pr.failures.fail(ctx, pr.p, StageProcess, m, env, err)
+				pr.failures.fail(ctx, pr.p, dataplane.StageProcess, m, env, err)
 			} else {
-				pr.failures.infraFailed(ctx, pr.p, StageProcess, m, bodiless(env), err)
+				pr.failures.infraFailed(ctx, pr.p, dataplane.StageProcess, m, bodiless(env), err)
 			}
 			continue
 		}
-		pending = append(pending, pendingInput{m: m, id: env.msg.ID, env: bodiless(env), futures: futures})
+		pending = append(pending, pendingInput{m: m, id: env.Msg.ID, env: bodiless(env), futures: futures})
 	}
 	for _, in := range pending {
-		if err := waitAll(ctx, in.futures); err != nil {
+		if err := dataplane.WaitAll(ctx, in.futures); err != nil {
 			// NATS trouble: redeliver later without counting an attempt.
-			pr.failures.infraFailed(ctx, pr.p, StageProcess, in.m, in.env, err)
+			pr.failures.infraFailed(ctx, pr.p, dataplane.StageProcess, in.m, in.env, err)
 			continue
 		}
-		pr.failures.succeeded(ctx, pr.p, StageProcess, in.m, in.id)
+		pr.failures.succeeded(ctx, pr.p, dataplane.StageProcess, in.m, in.id)
 		_ = in.m.Ack()
 		pr.metrics.out.Inc()
 	}
@@ -203,12 +128,12 @@ func (pr *processor) handle(batch []jetstream.Msg) {
 
 // deliverDirect hands processed inputs to the only producer's deliverer,
 // which acks (or fails) them itself.
-func (pr *processor) deliverDirect(ctx context.Context, msgs []jetstream.Msg, envs []envelope) {
+func (pr *processor) deliverDirect(ctx context.Context, msgs []jetstream.Msg, envs []dataplane.Envelope) {
 	if len(msgs) == 0 {
 		return
 	}
 	for i, m := range msgs {
-		pr.failures.succeeded(ctx, pr.p, StageProcess, m, envs[i].msg.ID)
+		pr.failures.succeeded(ctx, pr.p, dataplane.StageProcess, m, envs[i].Msg.ID)
 		pr.metrics.out.Inc()
 	}
 	pr.directCount.add(pr.direct.deliver(ctx, msgs, envs))
@@ -216,8 +141,8 @@ func (pr *processor) deliverDirect(ctx context.Context, msgs []jetstream.Msg, en
 
 // bodiless is env without its body: what a dead letter needs besides the
 // stored data.
-func bodiless(env envelope) envelope {
-	env.msg.Body = nil
+func bodiless(env dataplane.Envelope) dataplane.Envelope {
+	env.Msg.Body = nil
 	return env
 }
 
@@ -227,31 +152,31 @@ func bodiless(env envelope) envelope {
 // body too large to be dead-lettered inline (that hop claim-checks it). An
 // unchanged claim-checked body keeps its reference: the deliverer fetches or
 // streams it.
-func (pr *processor) directEnvelope(in envelope, out sdk.Message, routes []string) (envelope, bool) {
+func (pr *processor) directEnvelope(in dataplane.Envelope, out sdk.Message, routes []string) (dataplane.Envelope, bool) {
 	if pr.direct == nil || routes != nil && (len(routes) != 1 || routes[0] != pr.producers[0]) {
-		return envelope{}, false
+		return dataplane.Envelope{}, false
 	}
 	// The input's claim-checked body is the direct output's alone: it is
 	// released once the output is delivered or dead-lettered.
-	if in.bodyRef != "" && sameBytes(in.msg.Body, out.Body) {
-		return envelope{msg: out, bodyRef: in.bodyRef, size: in.size, owned: in.bodyRef}, true
+	if in.BodyRef != "" && sameBytes(in.Msg.Body, out.Body) {
+		return dataplane.Envelope{Msg: out, BodyRef: in.BodyRef, Size: in.Size, Owned: in.BodyRef}, true
 	}
-	if len(out.Body) > pr.claims.threshold() {
-		return envelope{}, false
+	if len(out.Body) > pr.claims.ThresholdOrDefault() {
+		return dataplane.Envelope{}, false
 	}
-	return envelope{msg: out, owned: in.bodyRef}, true
+	return dataplane.Envelope{Msg: out, Owned: in.BodyRef}, true
 }
 
 // publish sends out to each selected producer's subject, asynchronously.
-func (pr *processor) publish(ctx context.Context, in envelope, out sdk.Message, routes []string) ([]jetstream.PubAckFuture, error) {
+func (pr *processor) publish(ctx context.Context, in dataplane.Envelope, out sdk.Message, routes []string) ([]jetstream.PubAckFuture, error) {
 	if routes == nil {
 		routes = pr.producers
 	}
-	env := envelope{msg: out}
-	if in.bodyRef != "" && sameBytes(in.msg.Body, out.Body) {
-		env.bodyRef, env.size = in.bodyRef, in.size // unchanged body: reuse its object
-	} else if len(out.Body) > pr.claims.threshold() {
-		if err := pr.claims.offload(ctx, pr.p.ClaimKey(out.ID+"/out"), &env); err != nil {
+	env := dataplane.Envelope{Msg: out}
+	if in.BodyRef != "" && sameBytes(in.Msg.Body, out.Body) {
+		env.BodyRef, env.Size = in.BodyRef, in.Size // unchanged body: reuse its object
+	} else if len(out.Body) > pr.claims.ThresholdOrDefault() {
+		if err := pr.claims.Offload(ctx, pr.p.ClaimKey(out.ID+"/out"), &env); err != nil {
 			return nil, err
 		}
 	}
@@ -260,7 +185,7 @@ func (pr *processor) publish(ctx context.Context, in envelope, out sdk.Message, 
 		if !pr.known[producer] {
 			return nil, sdk.Permanentf("route to unknown producer %q", producer)
 		}
-		f, err := pr.js.PublishMsgAsync(encode(pr.p.OutSubject(producer), out.ID+"/"+producer, env))
+		f, err := pr.js.PublishMsgAsync(dataplane.Encode(pr.p.OutSubject(producer), out.ID+"/"+producer, env))
 		if err != nil {
 			return nil, fmt.Errorf("publish to %s: %w", producer, err)
 		}

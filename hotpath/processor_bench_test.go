@@ -16,6 +16,7 @@ import (
 	"github.com/vrsky/vrsky/connectors/jsontransform"
 	"github.com/vrsky/vrsky/connectors/router"
 	"github.com/vrsky/vrsky/connectors/sdk"
+	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/spec"
 )
 
@@ -30,9 +31,15 @@ const benchSink = "sink"
 
 // benchChain builds the benchmark integration's converter/filter chain the
 // way the pipeline builds it.
-func benchChain(tb testing.TB) Chain {
+func benchChain(tb testing.TB) dataplane.Chain {
 	tb.Helper()
-	specSteps := []spec.Step{
+	return buildBenchChain(tb, benchSteps(tb))
+}
+
+// benchSteps are the benchmark integration's converter and filter.
+func benchSteps(tb testing.TB) []spec.Step {
+	tb.Helper()
+	return []spec.Step{
 		{Connector: jsontransform.Connector.Name, Config: mustMarshal(tb, jsontransform.Config{
 			Set: map[string]string{"total": "sum(map(items, #.qty * #.price))"},
 		})},
@@ -40,7 +47,11 @@ func benchChain(tb testing.TB) Chain {
 			Routes: []router.Route{{When: "seq % 10 != 0", To: []string{benchSink}}},
 		})},
 	}
-	chain, err := BuildChain(context.Background(), connectors.Catalog(), specSteps, func(string) sdk.Env { return sdk.Env{} })
+}
+
+func buildBenchChain(tb testing.TB, specSteps []spec.Step) dataplane.Chain {
+	tb.Helper()
+	chain, err := dataplane.BuildChain(context.Background(), connectors.Catalog(), specSteps, func(string) sdk.Env { return sdk.Env{} })
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -76,12 +87,12 @@ func benchBody(seq int64) []byte {
 }
 
 // benchInputs are n messages as the webhook ingress stores them in `in`.
-func benchInputs(p Pipeline, n int) []*nats.Msg {
+func benchInputs(p dataplane.Pipeline, n int) []*nats.Msg {
 	received := time.Now()
 	msgs := make([]*nats.Msg, n)
 	for i := range msgs {
 		id := "bench-" + strconv.Itoa(i)
-		msgs[i] = encode(p.InSubject(), id, envelope{msg: sdk.Message{
+		msgs[i] = dataplane.Encode(p.InSubject(), id, dataplane.Envelope{Msg: sdk.Message{
 			ID: id, Tenant: p.Tenant, Integration: p.Integration, ContentType: "application/json",
 			Headers: map[string]string{"user-agent": "Go-http-client/1.1"}, Body: benchBody(int64(i)), Received: received,
 		}})
@@ -92,23 +103,23 @@ func benchInputs(p Pipeline, n int) []*nats.Msg {
 // BenchmarkProcessChain runs decoded messages through the chain, as
 // processor.run does for each input.
 func BenchmarkProcessChain(b *testing.B) {
-	p := Pipeline{Tenant: "t1", Integration: "bench"}
+	p := dataplane.Pipeline{Tenant: "t1", Integration: "bench"}
 	pr := &processor{p: p, chain: benchChain(b)}
 	in := benchInputs(p, 100)
-	envs := make([]envelope, len(in))
+	envs := make([]dataplane.Envelope, len(in))
 	for i, m := range in {
-		env, err := decode(p, m.Header, m.Data)
+		env, err := dataplane.DecodeEnvelope(p, m.Header, m.Data)
 		if err != nil {
 			b.Fatal(err)
 		}
 		envs[i] = env
 	}
 	ctx := context.Background()
-	b.SetBytes(int64(len(envs[0].msg.Body)))
+	b.SetBytes(int64(len(envs[0].Msg.Body)))
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		if _, _, _, err := pr.chain.Run(ctx, envs[i%len(envs)].msg); err != nil {
+		if _, _, _, err := pr.chain.Run(ctx, envs[i%len(envs)].Msg); err != nil {
 			b.Fatal(err)
 		}
 		i++
@@ -119,8 +130,11 @@ func BenchmarkProcessChain(b *testing.B) {
 // decoding the body afresh, as before steps shared decoded objects: each
 // step gets its own copy of the bytes, so it finds no object recorded.
 func BenchmarkProcessChainUnshared(b *testing.B) {
-	p := Pipeline{Tenant: "t1", Integration: "bench"}
-	steps := benchChain(b)
+	p := dataplane.Pipeline{Tenant: "t1", Integration: "bench"}
+	var steps []dataplane.Chain // one chain per step
+	for _, s := range benchSteps(b) {
+		steps = append(steps, buildBenchChain(b, []spec.Step{s}))
+	}
 	in := benchInputs(p, 100)
 	ctx := context.Background()
 	b.SetBytes(int64(len(in[0].Data)))
@@ -128,19 +142,15 @@ func BenchmarkProcessChainUnshared(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		msg := sdk.Message{ID: "m", Body: in[i%len(in)].Data}
-		for _, s := range steps.steps {
+		for _, step := range steps {
 			msg.Body = bytes.Clone(msg.Body)
+			var drop bool
 			var err error
-			if s.converter != nil {
-				msg, err = s.converter.Convert(ctx, msg)
-			} else {
-				var d sdk.Decision
-				if d, err = s.filter.Filter(ctx, msg); d.Drop {
-					break
-				}
-			}
-			if err != nil {
+			if msg, _, drop, err = step.Run(ctx, msg); err != nil {
 				b.Fatal(err)
+			}
+			if drop {
+				break
 			}
 		}
 		i++
@@ -151,8 +161,8 @@ func BenchmarkProcessChainUnshared(b *testing.B) {
 // processor.handle with JetStream replaced by a publisher that acks at once:
 // codec, chain, routing and output encoding, but no network.
 func BenchmarkProcessHandle(b *testing.B) {
-	p := Pipeline{Tenant: "t1", Integration: "bench"}
-	m := NewMetrics(nil).forStage(p, StageProcess)
+	p := dataplane.Pipeline{Tenant: "t1", Integration: "bench"}
+	m := NewMetrics(nil).forStage(p, dataplane.StageProcess)
 	pr := &processor{p: p, js: ackingJetStream{}, chain: benchChain(b), producers: []string{benchSink},
 		known: map[string]bool{benchSink: true}, failures: &failures{metrics: m}, metrics: m}
 	in := benchInputs(p, 100)
@@ -169,24 +179,24 @@ func BenchmarkProcessHandle(b *testing.B) {
 }
 
 func BenchmarkCodecEncode(b *testing.B) {
-	p := Pipeline{Tenant: "t1", Integration: "bench"}
-	env := envelope{msg: sdk.Message{
+	p := dataplane.Pipeline{Tenant: "t1", Integration: "bench"}
+	env := dataplane.Envelope{Msg: sdk.Message{
 		ID: "bench-1", Tenant: p.Tenant, Integration: p.Integration, ContentType: "application/json",
 		Headers: map[string]string{"user-agent": "Go-http-client/1.1"}, Body: benchBody(1), Received: time.Now(),
 	}}
 	subject := p.OutSubject(benchSink)
 	b.ReportAllocs()
 	for b.Loop() {
-		_ = encode(subject, "bench-1/"+benchSink, env)
+		_ = dataplane.Encode(subject, "bench-1/"+benchSink, env)
 	}
 }
 
 func BenchmarkCodecDecode(b *testing.B) {
-	p := Pipeline{Tenant: "t1", Integration: "bench"}
+	p := dataplane.Pipeline{Tenant: "t1", Integration: "bench"}
 	m := benchInputs(p, 1)[0]
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := decode(p, m.Header, m.Data); err != nil {
+		if _, err := dataplane.DecodeEnvelope(p, m.Header, m.Data); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vrsky/vrsky/connectors/sdk"
+	"github.com/vrsky/vrsky/dataplane"
 )
 
 // retireTimeout bounds how long a deleted integration's consumer may take to
@@ -23,7 +24,7 @@ const retireTimeout = 30 * time.Second
 // sdk.Retirer makes it idempotent. Once retired, the key's deletion marker
 // (revision rev) is purged, unless the integration was created again since,
 // so that runners starting later do not retire it again.
-func (r *Runner) retire(ctx context.Context, d deps, state *State, key string, rev uint64, last *Desired) {
+func (r *Runner) retire(ctx context.Context, d deps, state *dataplane.State, key string, rev uint64, last *dataplane.Desired) {
 	r.retiring.Go(func() {
 		ctx, cancel := context.WithTimeout(ctx, retireTimeout)
 		defer cancel()
@@ -37,14 +38,14 @@ func (r *Runner) retire(ctx context.Context, d deps, state *State, key string, r
 // retireConsumer builds the deleted pipeline's consumer and retires it; it
 // reports false when the consumer could not be built or retired, so that
 // the retirement is tried again later.
-func retireConsumer(ctx context.Context, d deps, state *State, key string, last *Desired) bool {
+func retireConsumer(ctx context.Context, d deps, state *dataplane.State, key string, last *dataplane.Desired) bool {
 	if last == nil {
 		if last = lastDesired(ctx, state, key); last == nil {
 			return true
 		}
 	}
 	c := last.Spec.Consumer.Connector
-	if c == "" || c == WebhookConnector {
+	if c == "" || c == dataplane.WebhookConnector {
 		return true
 	}
 	conn, ok := d.catalog.Lookup(c, sdk.KindConsumer)
@@ -85,7 +86,7 @@ func retireConsumer(ctx context.Context, d deps, state *State, key string, last 
 
 // lastDesired returns the last desired state written under key before it
 // was deleted, or nil.
-func lastDesired(ctx context.Context, state *State, key string) *Desired {
+func lastDesired(ctx context.Context, state *dataplane.State, key string) *dataplane.Desired {
 	history, err := state.Desired.History(ctx, key)
 	if err != nil {
 		return nil
@@ -94,7 +95,7 @@ func lastDesired(ctx context.Context, state *State, key string) *Desired {
 		if history[i].Operation() != jetstream.KeyValuePut {
 			continue
 		}
-		var d Desired
+		var d dataplane.Desired
 		if json.Unmarshal(history[i].Value(), &d) != nil || d.Pipeline().Key() != key {
 			return nil
 		}

@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vrsky/vrsky/connectors/sdk"
+	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/logging"
 )
 
@@ -49,13 +50,13 @@ type Runner struct {
 	JS jetstream.JetStream
 	// Accounts gives each tenant's JetStream, where its pipelines' streams
 	// and its DLQ live; nil keeps every tenant in JS's account.
-	Accounts Accounts
+	Accounts dataplane.Accounts
 	Catalog  *sdk.Catalog
 	// Tenancy completes each connector's Env with its tenant's secrets,
 	// allowed environment variables and egress policy; nil gives
 	// connectors none of them.
 	Tenancy sdk.Tenancy
-	Claims  *ClaimCheck
+	Claims  *dataplane.ClaimCheck
 	Metrics *Metrics
 	// FileRoot is the directory under which each tenant's file root
 	// (FileRoot/<tenant>) lives; "" disables file connectors.
@@ -98,7 +99,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		host, _ := os.Hostname()
 		r.Name = fmt.Sprintf("%s-%d", host, os.Getpid())
 	}
-	state, err := OpenState(ctx, r.JS)
+	state, err := dataplane.OpenState(ctx, r.JS)
 	if err != nil {
 		return err
 	}
@@ -111,19 +112,19 @@ func (r *Runner) Run(ctx context.Context) error {
 		return err
 	}
 	if r.Accounts == nil {
-		r.Accounts = SharedAccount{JS: r.JS}
+		r.Accounts = dataplane.SharedAccount{JS: r.JS}
 	}
 	d := deps{
 		leases: leases, runnerName: r.Name, leaseRefresh: leaseRefresh,
 		state: state, backoff: backoff, infraBackoff: r.InfraBackoff,
 		catalog: r.Catalog, tenancy: r.Tenancy, claims: r.Claims, metrics: r.Metrics, fileRoot: r.FileRoot, log: log,
-		pub: &Publisher{Accounts: r.Accounts, Claims: r.Claims},
+		pub: &dataplane.Publisher{Accounts: r.Accounts, Claims: r.Claims},
 	}
 	registry, err := openRunners(ctx, r.JS)
 	if err != nil {
 		return err
 	}
-	r.members = newMembership(runnerKey(r.Name))
+	r.members = newMembership(dataplane.RunnerKey(r.Name))
 	peers, err := readRunners(ctx, registry, r.members)
 	if err != nil {
 		return err
@@ -138,7 +139,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	defer func() {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		_ = registry.Delete(dctx, runnerKey(r.Name))
+		_ = registry.Delete(dctx, dataplane.RunnerKey(r.Name))
 	}()
 	beat := time.NewTicker(runnerBeat)
 	defer beat.Stop()
@@ -158,7 +159,7 @@ func (r *Runner) Run(ctx context.Context) error {
 
 	retry := make(chan string, 64)
 	lc := loop{ctx: ctx, d: d, state: state, retry: retry, built: built, building: &building}
-	log.Info("runner watching desired state", "bucket", DesiredStateBucket, "runner", r.Name, "runners", len(r.members.alive))
+	log.Info("runner watching desired state", "bucket", dataplane.DesiredStateBucket, "runner", r.Name, "runners", len(r.members.alive))
 	for {
 		select {
 		case <-ctx.Done():
@@ -206,7 +207,7 @@ func (r *Runner) Run(ctx context.Context) error {
 type loop struct {
 	ctx      context.Context
 	d        deps
-	state    *State
+	state    *dataplane.State
 	retry    chan<- string
 	built    chan buildResult
 	building *sync.WaitGroup
@@ -214,7 +215,7 @@ type loop struct {
 
 // build is a pipeline being started off the reconcile loop.
 type build struct {
-	want   Desired
+	want   dataplane.Desired
 	cancel context.CancelFunc
 	// pending is the newest desired state that arrived while building; it
 	// is reconciled once the build has ended, so that no two builds of one
@@ -245,7 +246,7 @@ func (r *Runner) reconcile(lc loop, entry jetstream.KeyValueEntry) {
 	current := r.running[key]
 	if entry.Operation() != jetstream.KeyValuePut {
 		delete(r.desired, key)
-		var last *Desired
+		var last *dataplane.Desired
 		if current != nil {
 			current.stop()
 			delete(r.running, key)
@@ -257,7 +258,7 @@ func (r *Runner) reconcile(lc loop, entry jetstream.KeyValueEntry) {
 			}
 			// Its stages flushed their counts while stopping; those must
 			// not outlive it (DeleteDesired may have forgotten them first).
-			if err := state.forgetCounts(ctx, p); err != nil {
+			if err := state.ForgetCounts(ctx, p); err != nil {
 				d.log.Warn("forget pipeline counts", "key", key, "error", err)
 			}
 		}
@@ -268,7 +269,7 @@ func (r *Runner) reconcile(lc loop, entry jetstream.KeyValueEntry) {
 		d.log.Info("pipeline deleted", "key", key)
 		return
 	}
-	var want Desired
+	var want dataplane.Desired
 	if err := json.Unmarshal(entry.Value(), &want); err != nil || want.Pipeline().Validate() != nil || want.Pipeline().Key() != key {
 		d.log.Error("ignoring malformed desired state", "key", key, "error", err)
 		return
@@ -283,8 +284,8 @@ func (r *Runner) reconcile(lc loop, entry jetstream.KeyValueEntry) {
 		}
 		return
 	}
-	status := Status{Tenant: want.Tenant, Integration: want.Integration, Version: want.Version, Runner: r.Name}
-	if current != nil && current.desired.Version == want.Version && want.Status == DesiredRunning {
+	status := dataplane.Status{Tenant: want.Tenant, Integration: want.Integration, Version: want.Version, Runner: r.Name}
+	if current != nil && current.desired.Version == want.Version && want.Status == dataplane.DesiredRunning {
 		return
 	}
 	if current != nil {
@@ -292,8 +293,8 @@ func (r *Runner) reconcile(lc loop, entry jetstream.KeyValueEntry) {
 		delete(r.running, key)
 	}
 	log := d.log.With("tenant", want.Tenant, "integration", want.Integration, "version", want.Version)
-	if want.Status != DesiredRunning {
-		status.Status = StatusStopped
+	if want.Status != dataplane.DesiredRunning {
+		status.Status = dataplane.StatusStopped
 		r.report(ctx, state, status, log)
 		log.Info("pipeline stopped")
 		return
@@ -302,9 +303,9 @@ func (r *Runner) reconcile(lc loop, entry jetstream.KeyValueEntry) {
 }
 
 // sameWant reports whether entry asks for want to run.
-func sameWant(entry jetstream.KeyValueEntry, want Desired) bool {
-	var d Desired
-	return json.Unmarshal(entry.Value(), &d) == nil && d.Version == want.Version && d.Status == DesiredRunning
+func sameWant(entry jetstream.KeyValueEntry, want dataplane.Desired) bool {
+	var d dataplane.Desired
+	return json.Unmarshal(entry.Value(), &d) == nil && d.Version == want.Version && d.Status == dataplane.DesiredRunning
 }
 
 func (r *Runner) buildTimeout() time.Duration {
@@ -319,7 +320,7 @@ func (r *Runner) buildTimeout() time.Duration {
 // lc.built. A connector that ignores its context is waited for
 // abandonAfter past the timeout, then abandoned: whatever it returns later
 // is stopped.
-func (r *Runner) startBuild(lc loop, key string, want Desired) {
+func (r *Runner) startBuild(lc loop, key string, want dataplane.Desired) {
 	timeout := r.buildTimeout()
 	bctx, cancel := context.WithTimeout(lc.ctx, timeout)
 	r.builds[key] = &build{want: want, cancel: cancel}
@@ -394,9 +395,9 @@ func (r *Runner) finishBuild(lc loop, res buildResult) {
 		return
 	}
 	log := lc.d.log.With("tenant", want.Tenant, "integration", want.Integration, "version", want.Version)
-	status := Status{Tenant: want.Tenant, Integration: want.Integration, Version: want.Version, Runner: r.Name}
+	status := dataplane.Status{Tenant: want.Tenant, Integration: want.Integration, Version: want.Version, Runner: r.Name}
 	if res.err != nil {
-		status.Status, status.LastError = StatusDegraded, res.err.Error()
+		status.Status, status.LastError = dataplane.StatusDegraded, res.err.Error()
 		r.report(lc.ctx, lc.state, status, log)
 		log.Error("pipeline failed to start; will retry", "error", res.err, "in", retryDegradedAfter.String())
 		key, retry := res.key, lc.retry
@@ -408,13 +409,13 @@ func (r *Runner) finishBuild(lc loop, res buildResult) {
 		})
 		return
 	}
-	status.Status = StatusRunning
+	status.Status = dataplane.StatusRunning
 	r.report(lc.ctx, lc.state, status, log)
 	log.Info("pipeline running", "spec", want.Spec.String())
 }
 
 // owns reports whether want's pipeline is assigned to this runner.
-func (r *Runner) owns(want Desired) bool {
+func (r *Runner) owns(want dataplane.Desired) bool {
 	return r.members.owns(want.Pipeline().Key(), want.Spec.Runners)
 }
 
@@ -428,17 +429,17 @@ func (r *Runner) rebalance(lc loop) {
 }
 
 // deleteStream deletes p's stream in its tenant's account.
-func (r *Runner) deleteStream(ctx context.Context, p Pipeline) error {
+func (r *Runner) deleteStream(ctx context.Context, p dataplane.Pipeline) error {
 	js, err := r.Accounts.JetStream(ctx, p.Tenant)
 	if err != nil {
 		return err
 	}
-	return deleteStream(ctx, js, p)
+	return dataplane.DeleteStream(ctx, js, p)
 }
 
-func (r *Runner) report(ctx context.Context, state *State, st Status, log *slog.Logger) {
+func (r *Runner) report(ctx context.Context, state *dataplane.State, st dataplane.Status, log *slog.Logger) {
 	st.UpdatedAt = time.Now().UTC()
-	if err := state.putStatus(ctx, st); err != nil {
+	if err := state.PutStatus(ctx, st); err != nil {
 		log.Warn("report status", "error", err)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vrsky/vrsky/connectors/sdk"
+	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/spec"
 	"github.com/vrsky/vrsky/internal/testenv"
 )
@@ -93,7 +94,7 @@ func (runOnly) Run(ctx context.Context, _ sdk.Sink) error { <-ctx.Done(); return
 // scheduledEnv is a runner with a polling source and a recording producer.
 type scheduledEnv struct {
 	t      *testing.T
-	state  *State
+	state  *dataplane.State
 	src    *pollSource
 	rec    *recorder
 	tenant string
@@ -111,7 +112,7 @@ func newScheduledEnv(t *testing.T) *scheduledEnv {
 		sdk.Connector{Name: "rec", Kind: sdk.KindProducer,
 			Build: func(context.Context, sdk.Env, json.RawMessage) (any, error) { return e.rec, nil }},
 	)
-	state, err := OpenState(t.Context(), js)
+	state, err := dataplane.OpenState(t.Context(), js)
 	require.NoError(t, err)
 	e.state = state
 	ctx, cancel := context.WithCancel(context.Background())
@@ -131,9 +132,9 @@ func newScheduledEnv(t *testing.T) *scheduledEnv {
 	return e
 }
 
-func (e *scheduledEnv) put(name, consumer, status string, version int) Pipeline {
+func (e *scheduledEnv) put(name, consumer, status string, version int) dataplane.Pipeline {
 	e.t.Helper()
-	d := Desired{Tenant: e.tenant, Integration: name, Version: version, Status: status, Spec: spec.Integration{
+	d := dataplane.Desired{Tenant: e.tenant, Integration: name, Version: version, Status: status, Spec: spec.Integration{
 		Name: name, Consumer: spec.Step{Connector: consumer}, Producers: map[string]spec.Step{"out": {Connector: "rec"}},
 		Schedule: "*/5 * * * *",
 	}}
@@ -141,9 +142,9 @@ func (e *scheduledEnv) put(name, consumer, status string, version int) Pipeline 
 	return d.Pipeline()
 }
 
-func (e *scheduledEnv) waitStatus(p Pipeline, version int, want string) Status {
+func (e *scheduledEnv) waitStatus(p dataplane.Pipeline, version int, want string) dataplane.Status {
 	e.t.Helper()
-	var st Status
+	var st dataplane.Status
 	require.Eventually(e.t, func() bool {
 		var ok bool
 		st, ok, _ = e.state.GetStatus(context.Background(), p)
@@ -153,15 +154,15 @@ func (e *scheduledEnv) waitStatus(p Pipeline, version int, want string) Status {
 }
 
 // run asks for a run and waits for its result.
-func (e *scheduledEnv) run(p Pipeline, runID string) RunResult {
+func (e *scheduledEnv) run(p dataplane.Pipeline, runID string) dataplane.RunResult {
 	e.t.Helper()
-	require.NoError(e.t, e.state.RequestRun(context.Background(), p, RunRequest{RunID: runID}))
+	require.NoError(e.t, e.state.RequestRun(context.Background(), p, dataplane.RunRequest{RunID: runID}))
 	return e.awaitResult(p, runID)
 }
 
-func (e *scheduledEnv) awaitResult(p Pipeline, runID string) RunResult {
+func (e *scheduledEnv) awaitResult(p dataplane.Pipeline, runID string) dataplane.RunResult {
 	e.t.Helper()
-	var res RunResult
+	var res dataplane.RunResult
 	require.Eventually(e.t, func() bool {
 		var ok bool
 		res, ok, _ = e.state.RunResult(context.Background(), p)
@@ -174,8 +175,8 @@ func TestScheduledPipelinePollsOncePerRunRequest(t *testing.T) {
 	t.Parallel()
 	e := newScheduledEnv(t)
 	e.src.add("a", "b", "c")
-	p := e.put("poll", "src", DesiredRunning, 1)
-	e.waitStatus(p, 1, StatusRunning)
+	p := e.put("poll", "src", dataplane.DesiredRunning, 1)
+	e.waitStatus(p, 1, dataplane.StatusRunning)
 
 	time.Sleep(300 * time.Millisecond)
 	polls, runs := e.src.counts()
@@ -192,7 +193,7 @@ func TestScheduledPipelinePollsOncePerRunRequest(t *testing.T) {
 		"what the poll took in reaches the producer")
 
 	// Asking again for the same run changes nothing.
-	require.NoError(t, e.state.RequestRun(context.Background(), p, RunRequest{RunID: "run-1"}))
+	require.NoError(t, e.state.RequestRun(context.Background(), p, dataplane.RunRequest{RunID: "run-1"}))
 	time.Sleep(200 * time.Millisecond)
 	polls, _ = e.src.counts()
 	require.Equal(t, 1, polls)
@@ -221,8 +222,8 @@ func TestScheduledPipelinePollsOncePerRunRequest(t *testing.T) {
 func TestScheduledRunReportsFailuresAndInterruptions(t *testing.T) {
 	t.Parallel()
 	e := newScheduledEnv(t)
-	p := e.put("fail", "src", DesiredRunning, 1)
-	e.waitStatus(p, 1, StatusRunning)
+	p := e.put("fail", "src", dataplane.DesiredRunning, 1)
+	e.waitStatus(p, 1, dataplane.StatusRunning)
 
 	e.src.mu.Lock()
 	e.src.failing = errors.New("source unreachable")
@@ -235,12 +236,12 @@ func TestScheduledRunReportsFailuresAndInterruptions(t *testing.T) {
 	e.src.mu.Lock()
 	e.src.failing, e.src.hold = nil, make(chan struct{})
 	e.src.mu.Unlock()
-	require.NoError(t, e.state.RequestRun(context.Background(), p, RunRequest{RunID: "run-2"}))
+	require.NoError(t, e.state.RequestRun(context.Background(), p, dataplane.RunRequest{RunID: "run-2"}))
 	require.Eventually(t, func() bool {
 		res, ok, _ := e.state.RunResult(context.Background(), p)
 		return ok && res.RunID == "run-2" && !res.Finished()
 	}, 15*time.Second, 20*time.Millisecond, "the run starts")
-	e.put("fail", "src", DesiredStopped, 1)
+	e.put("fail", "src", dataplane.DesiredStopped, 1)
 	interrupted := e.awaitResult(p, "run-2")
 	require.Contains(t, interrupted.Error, "interrupted")
 }
@@ -249,28 +250,28 @@ func TestScheduledRunRequestedWhileStoppedIsServedOnStart(t *testing.T) {
 	t.Parallel()
 	e := newScheduledEnv(t)
 	e.src.add("x", "y")
-	p := e.put("later", "src", DesiredStopped, 1)
-	e.waitStatus(p, 1, StatusStopped)
-	require.NoError(t, e.state.RequestRun(context.Background(), p, RunRequest{RunID: "early"}))
+	p := e.put("later", "src", dataplane.DesiredStopped, 1)
+	e.waitStatus(p, 1, dataplane.StatusStopped)
+	require.NoError(t, e.state.RequestRun(context.Background(), p, dataplane.RunRequest{RunID: "early"}))
 	time.Sleep(200 * time.Millisecond)
 	_, ok, err := e.state.RunResult(context.Background(), p)
 	require.NoError(t, err)
 	require.False(t, ok, "a stopped pipeline runs nothing")
 
-	e.put("later", "src", DesiredRunning, 1)
+	e.put("later", "src", dataplane.DesiredRunning, 1)
 	res := e.awaitResult(p, "early")
 	require.Equal(t, 2, res.Messages)
 
 	// A restart (a new version) does not run a finished request again.
-	e.put("later", "src", DesiredRunning, 2)
-	e.waitStatus(p, 2, StatusRunning)
+	e.put("later", "src", dataplane.DesiredRunning, 2)
+	e.waitStatus(p, 2, dataplane.StatusRunning)
 	time.Sleep(300 * time.Millisecond)
 	polls, _ := e.src.counts()
 	require.Equal(t, 1, polls)
 
 	// An expired request is skipped.
 	e.src.add("z")
-	require.NoError(t, e.state.RequestRun(context.Background(), p, RunRequest{RunID: "stale", Deadline: time.Now().Add(-time.Minute)}))
+	require.NoError(t, e.state.RequestRun(context.Background(), p, dataplane.RunRequest{RunID: "stale", Deadline: time.Now().Add(-time.Minute)}))
 	time.Sleep(300 * time.Millisecond)
 	last, _, err := e.state.RunResult(context.Background(), p)
 	require.NoError(t, err)
@@ -281,8 +282,8 @@ func TestScheduledRunRequestedWhileStoppedIsServedOnStart(t *testing.T) {
 func TestScheduleNeedsAPollingConsumer(t *testing.T) {
 	t.Parallel()
 	e := newScheduledEnv(t)
-	p := e.put("cannot", "run-only", DesiredRunning, 1)
-	st := e.waitStatus(p, 1, StatusDegraded)
+	p := e.put("cannot", "run-only", dataplane.DesiredRunning, 1)
+	st := e.waitStatus(p, 1, dataplane.StatusDegraded)
 	require.Contains(t, st.LastError, `consumer "run-only" does not support schedules`)
 }
 
@@ -290,23 +291,23 @@ func TestRunRequestsAndResultsInState(t *testing.T) {
 	t.Parallel()
 	_, js := testenv.JetStream(t)
 	ctx := context.Background()
-	state, err := OpenState(ctx, js)
+	state, err := dataplane.OpenState(ctx, js)
 	require.NoError(t, err)
-	p := Pipeline{Tenant: "acme", Integration: "orders"}
+	p := dataplane.Pipeline{Tenant: "acme", Integration: "orders"}
 
 	for _, bad := range []struct {
-		p   Pipeline
-		req RunRequest
+		p   dataplane.Pipeline
+		req dataplane.RunRequest
 	}{
-		{Pipeline{Tenant: "Bad", Integration: "x"}, RunRequest{RunID: "r"}},
-		{p, RunRequest{}},
-		{p, RunRequest{RunID: string(make([]byte, MaxRunIDLength+1))}},
+		{dataplane.Pipeline{Tenant: "Bad", Integration: "x"}, dataplane.RunRequest{RunID: "r"}},
+		{p, dataplane.RunRequest{}},
+		{p, dataplane.RunRequest{RunID: string(make([]byte, dataplane.MaxRunIDLength+1))}},
 	} {
 		require.Error(t, state.RequestRun(ctx, bad.p, bad.req))
 	}
-	_, _, err = state.RunResult(ctx, Pipeline{Tenant: "x", Integration: "Bad"})
+	_, _, err = state.RunResult(ctx, dataplane.Pipeline{Tenant: "x", Integration: "Bad"})
 	require.Error(t, err)
-	_, err = state.RecentRuns(ctx, Pipeline{Tenant: "x", Integration: "Bad"}, 1)
+	_, err = state.RecentRuns(ctx, dataplane.Pipeline{Tenant: "x", Integration: "Bad"}, 1)
 	require.Error(t, err)
 
 	_, ok, err := state.RunResult(ctx, p)
@@ -316,14 +317,14 @@ func TestRunRequestsAndResultsInState(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, recent)
 
-	require.NoError(t, state.RequestRun(ctx, p, RunRequest{RunID: "r1"}))
+	require.NoError(t, state.RequestRun(ctx, p, dataplane.RunRequest{RunID: "r1"}))
 	first, err := state.Runs.Get(ctx, p.RunRequestKey())
 	require.NoError(t, err)
-	require.NoError(t, state.RequestRun(ctx, p, RunRequest{RunID: "r1"}))
+	require.NoError(t, state.RequestRun(ctx, p, dataplane.RunRequest{RunID: "r1"}))
 	again, err := state.Runs.Get(ctx, p.RunRequestKey())
 	require.NoError(t, err)
 	require.Equal(t, first.Revision(), again.Revision(), "the same run is not asked for twice")
-	var req RunRequest
+	var req dataplane.RunRequest
 	require.NoError(t, json.Unmarshal(again.Value(), &req))
 	require.Equal(t, "r1", req.RunID)
 	require.False(t, req.RequestedAt.IsZero())

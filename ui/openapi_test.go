@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vrsky/vrsky/api"
-	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/store"
 )
 
@@ -25,7 +25,7 @@ func apiDocument(t *testing.T) []byte {
 	t.Helper()
 	st := store.New(nil)
 	srv := api.New(api.Options{
-		Version: "dev", Auth: st, Store: st, Accounts: hotpath.SharedAccount{},
+		Version: "dev", Auth: st, Store: st, Accounts: dataplane.SharedAccount{},
 		AdminKeyHash: store.HashSecret("unused"),
 	})
 	srv.RegisterWebhooks(&api.Webhooks{})

@@ -7,7 +7,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/vrsky/vrsky/activities"
-	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/dataplane"
 )
 
 // DLQReplay paging defaults.
@@ -26,7 +26,7 @@ const (
 // progress across ContinueAsNew and are zero when it is started.
 type DLQReplayInput struct {
 	Tenant      string
-	Filter      hotpath.DLQFilter
+	Filter      dataplane.DLQFilter
 	Seqs        []uint64
 	Discard     bool
 	MaxMessages int

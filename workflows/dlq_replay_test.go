@@ -13,7 +13,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/vrsky/vrsky/activities"
-	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/dataplane"
 )
 
 // fakeDLQ serves ReplayPage from a list of sequences, recording each call.
@@ -40,7 +40,7 @@ func (f *fakeDLQ) page(_ context.Context, in activities.ReplayPageInput) (activi
 }
 
 func TestDLQReplayPagesUntilDone(t *testing.T) {
-	filter := hotpath.DLQFilter{Integration: "orders", ErrorContains: "disk"}
+	filter := dataplane.DLQFilter{Integration: "orders", ErrorContains: "disk"}
 	for _, tc := range []struct {
 		name      string
 		in        DLQReplayInput

@@ -13,7 +13,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/vrsky/vrsky/activities"
-	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/dataplane"
 )
 
 // IntegrationLifecycleInput names the integration. State carries what an
@@ -34,7 +34,7 @@ const DefaultMaxTransitions = 500
 type IntegrationState struct {
 	// Version is the deployed spec version; 0 before the first deploy.
 	Version int
-	// DesiredStatus is hotpath.DesiredRunning or hotpath.DesiredStopped
+	// DesiredStatus is dataplane.DesiredRunning or dataplane.DesiredStopped
 	// ("" before the first deploy).
 	DesiredStatus string
 	// Status is what the runners reported: running, stopped or degraded;
@@ -186,9 +186,9 @@ func (l *lifecycle) handle(ctx workflow.Context, action string, req ChangeReques
 		// The runners now follow the new desired state, whatever comes next.
 		l.state.Version, l.state.DesiredStatus = next.Version, next.DesiredStatus
 
-		want := hotpath.StatusStopped
-		if next.DesiredStatus == hotpath.DesiredRunning {
-			want = hotpath.StatusRunning
+		want := dataplane.StatusStopped
+		if next.DesiredStatus == dataplane.DesiredRunning {
+			want = dataplane.StatusRunning
 		}
 		var rs activities.RunnerStatus
 		err = workflow.ExecuteActivity(withAwaitOptions(ctx), a.AwaitRunnerStatus, activities.AwaitStatusInput{
@@ -204,7 +204,7 @@ func (l *lifecycle) handle(ctx workflow.Context, action string, req ChangeReques
 			// schedule: a failure here is recorded, not undone.
 			err = workflow.ExecuteActivity(withStoreOptions(ctx), sa.SyncSchedule, activities.SyncScheduleInput{
 				Tenant: tenant, Integration: integration, Version: next.Version,
-				Running:    next.DesiredStatus == hotpath.DesiredRunning,
+				Running:    next.DesiredStatus == dataplane.DesiredRunning,
 				KeepPaused: action == IntegrationUpdate,
 				Actor:      req.Actor,
 			}).Get(ctx, nil)
@@ -271,13 +271,13 @@ func checkChange(s IntegrationState, action string, req ChangeRequest) error {
 func applyChange(s IntegrationState, action string, req ChangeRequest) IntegrationState {
 	switch action {
 	case IntegrationDeploy:
-		s.Version, s.DesiredStatus = req.Version, hotpath.DesiredRunning
+		s.Version, s.DesiredStatus = req.Version, dataplane.DesiredRunning
 	case IntegrationUpdate:
 		s.Version = req.Version
 	case IntegrationStart:
-		s.DesiredStatus = hotpath.DesiredRunning
+		s.DesiredStatus = dataplane.DesiredRunning
 	case IntegrationStop:
-		s.DesiredStatus = hotpath.DesiredStopped
+		s.DesiredStatus = dataplane.DesiredStopped
 	case IntegrationDelete:
 		s.Status = activities.StatusDeleted
 	}

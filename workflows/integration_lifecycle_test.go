@@ -15,7 +15,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/vrsky/vrsky/activities"
-	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/dataplane"
 )
 
 // fakePlatform stands in for KV, the runners and PostgreSQL: the runners
@@ -59,8 +59,8 @@ func newLifecycleEnv(t *testing.T) (*testsuite.TestWorkflowEnvironment, *fakePla
 			if f.statusErr != nil {
 				return activities.RunnerStatus{}, f.statusErr
 			}
-			if f.desired.Status == hotpath.DesiredRunning && f.failStart != "" {
-				return activities.RunnerStatus{Version: in.Version, Status: hotpath.StatusDegraded, LastError: f.failStart}, nil
+			if f.desired.Status == dataplane.DesiredRunning && f.failStart != "" {
+				return activities.RunnerStatus{Version: in.Version, Status: dataplane.StatusDegraded, LastError: f.failStart}, nil
 			}
 			return activities.RunnerStatus{Version: in.Version, Status: in.Status}, nil
 		})

@@ -11,7 +11,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/vrsky/vrsky/activities"
-	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/testenv"
 )
 
@@ -52,7 +52,7 @@ func TestIntegrationLifecycleSurvivesAWorkerKilledMidChange(t *testing.T) {
 
 	var st IntegrationState
 	require.NoError(t, h.Get(ctx, &st))
-	require.Equal(t, IntegrationState{Version: 1, DesiredStatus: hotpath.DesiredRunning, Status: hotpath.StatusRunning}, st)
+	require.Equal(t, IntegrationState{Version: 1, DesiredStatus: dataplane.DesiredRunning, Status: dataplane.StatusRunning}, st)
 	v, err := c.QueryWorkflow(ctx, IntegrationWorkflowID("acme", "orders"), "", IntegrationStateQuery)
 	require.NoError(t, err)
 	var queried IntegrationState

@@ -17,7 +17,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/vrsky/vrsky/activities"
-	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/testenv"
 )
 
@@ -124,18 +124,18 @@ func TestIntegrationLifecycleOnTemporal(t *testing.T) {
 	ask.Version = 1
 	st, err := send(IntegrationDeploy, "deploy-1", ask)
 	require.NoError(t, err)
-	require.Equal(t, IntegrationState{Version: 1, DesiredStatus: hotpath.DesiredRunning, Status: hotpath.StatusRunning}, st)
+	require.Equal(t, IntegrationState{Version: 1, DesiredStatus: dataplane.DesiredRunning, Status: dataplane.StatusRunning}, st)
 	again, err := send(IntegrationDeploy, "deploy-1", ask)
 	require.NoError(t, err)
 	require.Equal(t, st, again, "the same update ID is the same change")
 
 	st, err = send(IntegrationStop, "", ChangeRequest{Actor: "alice"})
 	require.NoError(t, err)
-	require.Equal(t, hotpath.StatusStopped, st.Status)
+	require.Equal(t, dataplane.StatusStopped, st.Status)
 
 	st, err = send(IntegrationUpdate, "", ChangeRequest{Version: 2, Actor: "bob", Reason: "new mapping"})
 	require.NoError(t, err)
-	require.Equal(t, IntegrationState{Version: 2, DesiredStatus: hotpath.DesiredStopped, Status: hotpath.StatusStopped}, st)
+	require.Equal(t, IntegrationState{Version: 2, DesiredStatus: dataplane.DesiredStopped, Status: dataplane.StatusStopped}, st)
 
 	v, err := c.QueryWorkflow(ctx, IntegrationWorkflowID(tenant, integration), "", IntegrationStateQuery)
 	require.NoError(t, err)

@@ -33,7 +33,7 @@ type TenantProvisionResult struct {
 // it; its key never works) and the workflow fails; the ID can then be
 // created again.
 // Claim-checked bodies live under the tenant's object prefixes
-// (hotpath.TenantObjectPrefixes), which need no creating.
+// (dataplane.TenantObjectPrefixes), which need no creating.
 func TenantProvision(ctx workflow.Context, in TenantProvisionInput) (TenantProvisionResult, error) {
 	var a *activities.Tenants
 	tenant := activities.TenantInput{Tenant: in.Tenant.ID}

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/vrsky/vrsky/api"
-	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/logging"
 	"github.com/vrsky/vrsky/internal/natsmetrics"
 	"github.com/vrsky/vrsky/internal/roles"
@@ -39,7 +39,7 @@ func runRole(ctx context.Context, role string, args []string, stderr io.Writer) 
 	if err != nil {
 		return fmt.Errorf("%w: VRSKY_WEBHOOK_TENANT_RATE: %v", errUsage, err)
 	}
-	keyTTL, err := time.ParseDuration(cmp.Or(os.Getenv("VRSKY_WEBHOOK_KEY_TTL"), hotpath.DefaultIdempotencyTTL.String()))
+	keyTTL, err := time.ParseDuration(cmp.Or(os.Getenv("VRSKY_WEBHOOK_KEY_TTL"), dataplane.DefaultIdempotencyTTL.String()))
 	if err != nil {
 		return fmt.Errorf("%w: VRSKY_WEBHOOK_KEY_TTL: %v", errUsage, err)
 	}
@@ -65,8 +65,8 @@ func runRole(ctx context.Context, role string, args []string, stderr io.Writer) 
 	if _, err := natsmetrics.New(monitorURLs); err != nil {
 		return fmt.Errorf("%w: --nats-monitor-urls: %v", errUsage, err)
 	}
-	if keyTTL < hotpath.DefaultIdempotencyTTL {
-		return fmt.Errorf("%w: --webhook-key-ttl %s: at least %s, so that a sender's retries and redeliveries stay one message", errUsage, keyTTL, hotpath.DefaultIdempotencyTTL)
+	if keyTTL < dataplane.DefaultIdempotencyTTL {
+		return fmt.Errorf("%w: --webhook-key-ttl %s: at least %s, so that a sender's retries and redeliveries stay one message", errUsage, keyTTL, dataplane.DefaultIdempotencyTTL)
 	}
 	var cfg roles.Config
 	if *devDir != "" {

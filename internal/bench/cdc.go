@@ -19,7 +19,7 @@ import (
 	"github.com/vrsky/vrsky/connectors/postgres"
 	"github.com/vrsky/vrsky/connectors/postgrescdc"
 	"github.com/vrsky/vrsky/connectors/sdk"
-	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/spec"
 )
 
@@ -474,7 +474,7 @@ func postgresPID(dataDir string) int {
 func (r *runner) cdcStep(ctx context.Context, rate float64) (_ *Report, err error) {
 	cfg := r.cfg
 	name := "bench-" + randomID()
-	p := hotpath.Pipeline{Tenant: Tenant, Integration: name}
+	p := dataplane.Pipeline{Tenant: Tenant, Integration: name}
 	objs := cdcObjectsFor(name)
 	connect := func() (*pgx.Conn, error) {
 		conn, err := pgx.Connect(ctx, r.stack.Endpoints.Postgres)
@@ -494,8 +494,8 @@ func (r *runner) cdcStep(ctx context.Context, rate float64) (_ *Report, err erro
 	// Deferred first, so it runs after the integration is removed.
 	defer func() { err = errors.Join(err, objs.drop(ctx, admin)) }()
 
-	desired := hotpath.Desired{
-		Tenant: Tenant, Integration: name, Version: 1, Status: hotpath.DesiredRunning,
+	desired := dataplane.Desired{
+		Tenant: Tenant, Integration: name, Version: 1, Status: dataplane.DesiredRunning,
 		Spec: IntegrationSpec(ScenarioCDC, name),
 	}
 	if err := r.state.PutDesired(ctx, desired); err != nil {

@@ -7,7 +7,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/dataplane"
 )
 
 // Durability names the durability settings every run uses: JetStream file
@@ -57,7 +57,7 @@ type Report struct {
 	// StagesAfterDrain are the pipeline's stage counters when messages were
 	// missing after the drain: they tell messages still waiting or in
 	// flight in the stream (a stall) from messages gone.
-	StagesAfterDrain []hotpath.StageCount `json:"stages_after_drain,omitempty"`
+	StagesAfterDrain []dataplane.StageCount `json:"stages_after_drain,omitempty"`
 
 	BaselineRate        float64 `json:"baseline_rate"`
 	BaselineMessageSize int     `json:"baseline_message_size,omitempty"`

@@ -22,7 +22,7 @@ import (
 	"github.com/vrsky/vrsky/connectors/file"
 	"github.com/vrsky/vrsky/connectors/jsontransform"
 	"github.com/vrsky/vrsky/connectors/router"
-	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/devstack"
 	"github.com/vrsky/vrsky/internal/spec"
 )
@@ -209,7 +209,7 @@ func Run(ctx context.Context, cfg Config) (report *Report, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	state, err := hotpath.OpenState(ctx, js)
+	state, err := dataplane.OpenState(ctx, js)
 	if err != nil {
 		return nil, err
 	}
@@ -308,7 +308,7 @@ type runner struct {
 	stack  *Stack
 	split  *RunnerProcess      // nil when the stack runs the runner
 	js     jetstream.JetStream // the benchmark tenant's
-	state  *hotpath.State
+	state  *dataplane.State
 	client *http.Client
 	// postgresPID is the stack's PostgreSQL server, measured in the CDC
 	// scenario; 0 when not measured.
@@ -353,10 +353,10 @@ func (r *runner) step(ctx context.Context, rate float64) (_ *Report, err error) 
 	}
 	cfg := r.cfg
 	name := "bench-" + randomID()
-	p := hotpath.Pipeline{Tenant: Tenant, Integration: name}
+	p := dataplane.Pipeline{Tenant: Tenant, Integration: name}
 	sinkDir := filepath.Join(r.stack.DataDir, "files", Tenant, Tenant, name)
-	desired := hotpath.Desired{
-		Tenant: Tenant, Integration: name, Version: 1, Status: hotpath.DesiredRunning,
+	desired := dataplane.Desired{
+		Tenant: Tenant, Integration: name, Version: 1, Status: dataplane.DesiredRunning,
 		Spec: IntegrationSpec(cfg.Scenario, name),
 	}
 	if cfg.Size > api.DefaultWebhookMaxBytes {
@@ -430,8 +430,8 @@ func (r *runner) step(ctx context.Context, rate float64) (_ *Report, err error) 
 
 // explainMissing adds the pipeline's stage counters to a report with
 // messages missing after the drain, and prints them.
-func (r *runner) explainMissing(ctx context.Context, rep *Report, p hotpath.Pipeline) {
-	stages, dead, err := hotpath.Counters(ctx, r.js, r.state.Counts, p)
+func (r *runner) explainMissing(ctx context.Context, rep *Report, p dataplane.Pipeline) {
+	stages, dead, err := dataplane.Counters(ctx, r.js, r.state.Counts, p)
 	if err != nil {
 		fmt.Fprintf(r.cfg.Progress, "%s: stage counters unreadable: %v\n", p.Integration, err)
 		return
@@ -482,7 +482,7 @@ func IntegrationSpec(scenario, name string) spec.Integration {
 	sync := true
 	in := spec.Integration{
 		Name:     name,
-		Consumer: spec.Step{Connector: hotpath.WebhookConnector},
+		Consumer: spec.Step{Connector: dataplane.WebhookConnector},
 		Producers: map[string]spec.Step{producerName: {Connector: file.Producer.Name, Config: mustJSON(file.Config{
 			Dir: "bench/" + name, Format: file.FormatNDJSON,
 			RotateBytes: sinkRotateBytes, RotateInterval: "24h", Sync: &sync,
@@ -513,9 +513,9 @@ func mustJSON(v any) json.RawMessage {
 
 // waitRunning waits until a runner — with a split runner, that one —
 // reports the integration running.
-func (r *runner) waitRunning(ctx context.Context, p hotpath.Pipeline) error {
+func (r *runner) waitRunning(ctx context.Context, p dataplane.Pipeline) error {
 	deadline := time.Now().Add(readyTimeout)
-	var last hotpath.Status
+	var last dataplane.Status
 	for time.Now().Before(deadline) {
 		if r.split != nil {
 			if err := r.split.proc.exitErr(); err != nil {
@@ -529,9 +529,9 @@ func (r *runner) waitRunning(ctx context.Context, p hotpath.Pipeline) error {
 		if ok {
 			last = st
 			switch {
-			case st.Status == hotpath.StatusDegraded:
+			case st.Status == dataplane.StatusDegraded:
 				return fmt.Errorf("benchmark integration %s is degraded: %s", p, st.LastError)
-			case st.Status == hotpath.StatusRunning && (r.split == nil || st.Runner == SplitRunnerName):
+			case st.Status == dataplane.StatusRunning && (r.split == nil || st.Runner == SplitRunnerName):
 				return nil
 			}
 		}
@@ -539,7 +539,7 @@ func (r *runner) waitRunning(ctx context.Context, p hotpath.Pipeline) error {
 			return err
 		}
 	}
-	if r.split != nil && last.Status == hotpath.StatusRunning {
+	if r.split != nil && last.Status == dataplane.StatusRunning {
 		return fmt.Errorf("benchmark integration %s runs on runner %q, not on the split runner: start the attached stack with vrsky dev --runner=false", p, last.Runner)
 	}
 	return fmt.Errorf("benchmark integration %s not running after %s (last status %q: %s)", p, readyTimeout, last.Status, last.LastError)
@@ -599,7 +599,7 @@ func drainMissing(ctx context.Context, missing func() int64) time.Duration {
 
 // remove deletes the benchmark integration, waits for the runner to stop
 // it, and removes its sink files (none when sinkDir is "").
-func (r *runner) remove(ctx context.Context, p hotpath.Pipeline, sinkDir string) error {
+func (r *runner) remove(ctx context.Context, p dataplane.Pipeline, sinkDir string) error {
 	ctx = context.WithoutCancel(ctx)
 	if err := r.state.DeleteDesired(ctx, p); err != nil {
 		return fmt.Errorf("remove benchmark integration: %w", err)
@@ -607,7 +607,7 @@ func (r *runner) remove(ctx context.Context, p hotpath.Pipeline, sinkDir string)
 	deadline := time.Now().Add(stopTimeout)
 	for time.Now().Before(deadline) {
 		st, ok, err := r.state.GetStatus(ctx, p)
-		if err != nil || !ok || st.Status != hotpath.StatusRunning {
+		if err != nil || !ok || st.Status != dataplane.StatusRunning {
 			break
 		}
 		_ = sleep(ctx, 50*time.Millisecond)

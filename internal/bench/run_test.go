@@ -22,6 +22,7 @@ import (
 	"github.com/vrsky/vrsky/api"
 	"github.com/vrsky/vrsky/connectors"
 	"github.com/vrsky/vrsky/connectors/sdk"
+	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/hotpath"
 	"github.com/vrsky/vrsky/internal/devstack"
 	"github.com/vrsky/vrsky/internal/tenancy"
@@ -62,13 +63,13 @@ func inProcessStackWithTenancy(t *testing.T, runnerName string, ten sdk.Tenancy)
 	go func() { defer close(done); _ = runner.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 
-	state, err := hotpath.OpenState(ctx, js)
+	state, err := dataplane.OpenState(ctx, js)
 	require.NoError(t, err)
-	cache, err := hotpath.WatchDesired(ctx, state)
+	cache, err := dataplane.WatchDesired(ctx, state)
 	require.NoError(t, err)
 	t.Cleanup(cache.Stop)
 	srv := api.New(api.Options{Logger: quiet})
-	srv.RegisterWebhooks(&api.Webhooks{Pipelines: cache, Publisher: &hotpath.Publisher{Accounts: hotpath.SharedAccount{JS: js}}})
+	srv.RegisterWebhooks(&api.Webhooks{Pipelines: cache, Publisher: &dataplane.Publisher{Accounts: dataplane.SharedAccount{JS: js}}})
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
 
@@ -232,7 +233,7 @@ func TestIntegrationSpecsAreValid(t *testing.T) {
 	for _, scenario := range []string{ScenarioPipeline, ScenarioClaimCheck} {
 		in := IntegrationSpec(scenario, "bench-abc")
 		require.NoError(t, in.Validate(), scenario)
-		require.Equal(t, hotpath.WebhookConnector, in.Consumer.Connector)
+		require.Equal(t, dataplane.WebhookConnector, in.Consumer.Connector)
 		require.Contains(t, string(in.Producers[producerName].Config), `"bench/bench-abc"`)
 	}
 	require.Len(t, IntegrationSpec(ScenarioPipeline, "x").Steps, 2)
@@ -331,12 +332,12 @@ func TestMissingMessagesAreExplainedByTheStageCounters(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	_, js := testenv.JetStream(t)
-	state, err := hotpath.OpenState(ctx, js)
+	state, err := dataplane.OpenState(ctx, js)
 	require.NoError(t, err)
-	p := hotpath.Pipeline{Tenant: Tenant, Integration: "bench-stuck"}
-	stream, err := hotpath.EnsureStreams(ctx, js, p)
+	p := dataplane.Pipeline{Tenant: Tenant, Integration: "bench-stuck"}
+	stream, err := dataplane.EnsureStreams(ctx, js, p)
 	require.NoError(t, err)
-	_, err = stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: hotpath.StageProcess, FilterSubject: p.InSubject(), AckPolicy: jetstream.AckExplicitPolicy})
+	_, err = stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: dataplane.StageProcess, FilterSubject: p.InSubject(), AckPolicy: jetstream.AckExplicitPolicy})
 	require.NoError(t, err)
 	_, err = js.Publish(ctx, p.InSubject(), []byte("{}"))
 	require.NoError(t, err)
@@ -345,12 +346,12 @@ func TestMissingMessagesAreExplainedByTheStageCounters(t *testing.T) {
 	r := &runner{cfg: Config{Progress: &progress}, js: js, state: state}
 	rep := &Report{Lost: 1}
 	r.explainMissing(ctx, rep, p)
-	require.Equal(t, []hotpath.StageCount{{Stage: hotpath.StageProcess, Pending: 1}}, rep.StagesAfterDrain)
+	require.Equal(t, []dataplane.StageCount{{Stage: dataplane.StageProcess, Pending: 1}}, rep.StagesAfterDrain)
 	require.Contains(t, progress.String(), "process acked 0, pending 1, in flight 0")
 	require.Contains(t, progress.String(), "0 dead letters")
 
 	// Unreadable counters are said, not fatal.
 	progress.Reset()
-	(&runner{cfg: Config{Progress: &progress}, js: js, state: state}).explainMissing(ctx, &Report{}, hotpath.Pipeline{Tenant: "BAD"})
+	(&runner{cfg: Config{Progress: &progress}, js: js, state: state}).explainMissing(ctx, &Report{}, dataplane.Pipeline{Tenant: "BAD"})
 	require.Contains(t, progress.String(), "stage counters unreadable")
 }

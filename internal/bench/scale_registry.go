@@ -10,11 +10,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-)
 
-// RunnerRegistryBucket is the platform account's KV bucket where runners
-// register themselves: key the runner's name, value RegisteredRunner's JSON.
-const RunnerRegistryBucket = "vrsky_runners"
+	"github.com/vrsky/vrsky/dataplane"
+)
 
 // Registry reading bounds: what the bench accepts from the bucket.
 const (
@@ -56,17 +54,17 @@ func readRunnerRegistry(ctx context.Context, js jetstream.JetStream) RunnerRegis
 	ctx, cancel := context.WithTimeout(ctx, registryTimeout)
 	defer cancel()
 	var reg RunnerRegistry
-	kv, err := js.KeyValue(ctx, RunnerRegistryBucket)
+	kv, err := js.KeyValue(ctx, dataplane.RunnersBucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
 		return reg
 	}
 	if err != nil {
-		reg.problem("open bucket %s: %v", RunnerRegistryBucket, err)
+		reg.problem("open bucket %s: %v", dataplane.RunnersBucket, err)
 		return reg
 	}
 	keys, err := kv.ListKeys(ctx)
 	if err != nil {
-		reg.problem("list bucket %s: %v", RunnerRegistryBucket, err)
+		reg.problem("list bucket %s: %v", dataplane.RunnersBucket, err)
 		return reg
 	}
 	defer func() { _ = keys.Stop() }()

@@ -18,7 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
-	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/apiclient"
 	"github.com/vrsky/vrsky/internal/devstack"
 	"github.com/vrsky/vrsky/internal/testenv"
@@ -78,7 +78,7 @@ func scaleCfg(s ScaleConfig) Config {
 func TestScaleIntegrationSpecIsValid(t *testing.T) {
 	in := IntegrationSpec(ScenarioScale, "scale-00001")
 	require.NoError(t, in.Validate())
-	require.Equal(t, hotpath.WebhookConnector, in.Consumer.Connector)
+	require.Equal(t, dataplane.WebhookConnector, in.Consumer.Connector)
 	require.Len(t, in.Steps, 1, "json-transform only: no router")
 	require.Equal(t, "json-transform", in.Steps[0].Connector)
 	require.Contains(t, string(in.Producers[producerName].Config), `"bench/scale-00001"`)
@@ -115,7 +115,7 @@ func TestRunnerRegistry(t *testing.T) {
 	writeRegistry(&b, reg)
 	require.Equal(t, "runners         runner registry not available\n", b.String())
 
-	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: RunnerRegistryBucket, MaxValueSize: 1 << 20})
+	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: dataplane.RunnersBucket, MaxValueSize: 1 << 20})
 	require.NoError(t, err)
 	put := func(key, value string) {
 		_, err := kv.Put(ctx, key, []byte(value))

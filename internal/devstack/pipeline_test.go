@@ -12,7 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
-	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/spec"
 )
 
@@ -29,7 +29,7 @@ func TestWebhookToFileThroughTheDevStack(t *testing.T) {
 	defer nc.Close()
 	js, err := jetstream.New(nc)
 	require.NoError(t, err)
-	state, err := hotpath.OpenState(ctx, js)
+	state, err := dataplane.OpenState(ctx, js)
 	require.NoError(t, err)
 
 	in, err := spec.ParseYAML([]byte(`
@@ -51,12 +51,12 @@ producers:
 	// The tenant's NATS account comes with it.
 	require.Equal(t, http.StatusAccepted, postTenant(t, ep, readAdminKey(t, dir), `{"id":"acme","name":"Acme"}`))
 	awaitTenantActive(t, ep, readAdminKey(t, dir), "acme")
-	d := hotpath.Desired{Tenant: "acme", Integration: "orders", Version: 1, Status: hotpath.DesiredRunning, Spec: in}
+	d := dataplane.Desired{Tenant: "acme", Integration: "orders", Version: 1, Status: dataplane.DesiredRunning, Spec: in}
 	require.NoError(t, state.PutDesired(ctx, d))
-	var st hotpath.Status
+	var st dataplane.Status
 	require.Eventually(t, func() bool {
 		st, _, _ = state.GetStatus(ctx, d.Pipeline())
-		return st.Status == hotpath.StatusRunning
+		return st.Status == dataplane.StatusRunning
 	}, 20*time.Second, 20*time.Millisecond, "status: %+v", st)
 
 	for i := range 10 {

@@ -21,7 +21,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/store"
 )
 
@@ -42,9 +42,9 @@ type Sampler struct {
 	// state says which integrations run, the counts bucket holds what
 	// stages finished without a consumer of their own and the failed
 	// attempts.
-	State *hotpath.State
+	State *dataplane.State
 	// Accounts gives each tenant's JetStream, where its streams live.
-	Accounts hotpath.Accounts
+	Accounts dataplane.Accounts
 	Store    *store.Store
 	// Interval is how often to sample (0: DefaultInterval); Retention how
 	// long samples are kept (0: store.HistoryRetention).
@@ -53,7 +53,7 @@ type Sampler struct {
 	Logger    *slog.Logger
 
 	mu      sync.Mutex
-	running map[string]hotpath.Pipeline // desired-state key → pipeline
+	running map[string]dataplane.Pipeline // desired-state key → pipeline
 }
 
 // Run samples every Interval until ctx ends, then returns nil; it returns
@@ -115,28 +115,28 @@ func (s *Sampler) logger() *slog.Logger {
 
 // follow applies one desired-state change (nil marks the end of the
 // initial values); it reports a pipeline that starts running.
-func (s *Sampler) follow(entry jetstream.KeyValueEntry) (hotpath.Pipeline, bool) {
+func (s *Sampler) follow(entry jetstream.KeyValueEntry) (dataplane.Pipeline, bool) {
 	if entry == nil {
-		return hotpath.Pipeline{}, false
+		return dataplane.Pipeline{}, false
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.running == nil {
-		s.running = make(map[string]hotpath.Pipeline)
+		s.running = make(map[string]dataplane.Pipeline)
 	}
-	var d hotpath.Desired
+	var d dataplane.Desired
 	if entry.Operation() == jetstream.KeyValuePut && json.Unmarshal(entry.Value(), &d) == nil &&
-		d.Status == hotpath.DesiredRunning && d.Pipeline().Validate() == nil {
+		d.Status == dataplane.DesiredRunning && d.Pipeline().Validate() == nil {
 		_, known := s.running[entry.Key()]
 		s.running[entry.Key()] = d.Pipeline()
 		return d.Pipeline(), !known
 	}
 	delete(s.running, entry.Key())
-	return hotpath.Pipeline{}, false
+	return dataplane.Pipeline{}, false
 }
 
 // sampleOne writes one sample of p now.
-func (s *Sampler) sampleOne(ctx context.Context, p hotpath.Pipeline) {
+func (s *Sampler) sampleOne(ctx context.Context, p dataplane.Pipeline) {
 	x, err := s.read(ctx, p)
 	if err == nil {
 		x.At = time.Now().UTC()
@@ -148,10 +148,10 @@ func (s *Sampler) sampleOne(ctx context.Context, p hotpath.Pipeline) {
 }
 
 // Running lists the integrations the sampler samples.
-func (s *Sampler) Running() []hotpath.Pipeline {
+func (s *Sampler) Running() []dataplane.Pipeline {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]hotpath.Pipeline, 0, len(s.running))
+	out := make([]dataplane.Pipeline, 0, len(s.running))
 	for _, p := range s.running {
 		out = append(out, p)
 	}
@@ -184,27 +184,27 @@ func (s *Sampler) Sample(ctx context.Context) (int, error) {
 // process stage (finished, waiting or in flight there), out what the
 // producers' deliveries finished, errors the failed attempts, DLQ the
 // dead letters waiting.
-func (s *Sampler) read(ctx context.Context, p hotpath.Pipeline) (store.Sample, error) {
+func (s *Sampler) read(ctx context.Context, p dataplane.Pipeline) (store.Sample, error) {
 	ctx, cancel := context.WithTimeout(ctx, readTimeout)
 	defer cancel()
 	js, err := s.Accounts.JetStream(ctx, p.Tenant)
 	if err != nil {
 		return store.Sample{}, err
 	}
-	stages, dead, err := hotpath.Counters(ctx, js, s.State.Counts, p)
+	stages, dead, err := dataplane.Counters(ctx, js, s.State.Counts, p)
 	if err != nil {
 		return store.Sample{}, err
 	}
-	failed, err := hotpath.ReadFailures(ctx, s.State.Counts, p)
+	failed, err := dataplane.ReadFailures(ctx, s.State.Counts, p)
 	if err != nil {
 		return store.Sample{}, err
 	}
 	x := store.Sample{TenantID: p.Tenant, IntegrationID: p.Integration, Errors: int64(failed), DLQ: int64(dead)}
 	for _, st := range stages {
 		switch {
-		case st.Stage == hotpath.StageProcess:
+		case st.Stage == dataplane.StageProcess:
 			x.In += int64(st.Acked) + int64(st.Pending) + int64(st.InFlight)
-		case strings.HasPrefix(st.Stage, hotpath.DeliverStage("")):
+		case strings.HasPrefix(st.Stage, dataplane.DeliverStage("")):
 			x.Out += int64(st.Acked)
 		}
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/vrsky/vrsky/connectors"
 	"github.com/vrsky/vrsky/connectors/sdk"
+	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/hotpath"
 	"github.com/vrsky/vrsky/internal/spec"
 	"github.com/vrsky/vrsky/internal/store"
@@ -27,7 +28,7 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 // PostgreSQL database.
 type env struct {
 	js    jetstream.JetStream
-	state *hotpath.State
+	state *dataplane.State
 	st    *store.Store
 	pool  *pgxpool.Pool
 }
@@ -39,7 +40,7 @@ func newEnv(t *testing.T) *env {
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
 	_, js := testenv.JetStream(t)
-	state, err := hotpath.OpenState(ctx, js)
+	state, err := dataplane.OpenState(ctx, js)
 	require.NoError(t, err)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	runCtx, cancel := context.WithCancel(ctx)
@@ -52,26 +53,26 @@ func newEnv(t *testing.T) *env {
 
 // deploy asks the runner to run an integration that parses JSON (so a body
 // that is not JSON fails for good) and writes what it gets to a file.
-func (e *env) deploy(t *testing.T, p hotpath.Pipeline, status string) {
+func (e *env) deploy(t *testing.T, p dataplane.Pipeline, status string) {
 	t.Helper()
-	require.NoError(t, e.state.PutDesired(context.Background(), hotpath.Desired{
+	require.NoError(t, e.state.PutDesired(context.Background(), dataplane.Desired{
 		Tenant: p.Tenant, Integration: p.Integration, Version: 1, Status: status,
 		Spec: spec.Integration{
 			Name:      p.Integration,
-			Consumer:  spec.Step{Connector: hotpath.WebhookConnector},
+			Consumer:  spec.Step{Connector: dataplane.WebhookConnector},
 			Steps:     []spec.Step{{Connector: "json-transform", Config: json.RawMessage(`{"set":{"seen":"true"}}`)}},
 			Producers: map[string]spec.Step{"archive": {Connector: "file", Config: json.RawMessage(`{"dir":"archive"}`)}},
 		},
 	}))
 }
 
-func (e *env) send(t *testing.T, p hotpath.Pipeline, bodies ...string) {
+func (e *env) send(t *testing.T, p dataplane.Pipeline, bodies ...string) {
 	t.Helper()
 	msgs := make([]sdk.Message, len(bodies))
 	for i, b := range bodies {
 		msgs[i] = sdk.Message{ID: p.Integration + "-" + strconv.Itoa(i) + "-" + testenv.RandomID(4), Body: []byte(b), ContentType: "application/json"}
 	}
-	require.NoError(t, (&hotpath.Publisher{Accounts: hotpath.SharedAccount{JS: e.js}}).Publish(context.Background(), p, msgs))
+	require.NoError(t, (&dataplane.Publisher{Accounts: dataplane.SharedAccount{JS: e.js}}).Publish(context.Background(), p, msgs))
 }
 
 type row struct{ in, out, errors, dlq int64 }
@@ -93,17 +94,17 @@ func TestSamplerRecordsRunningIntegrationsCounters(t *testing.T) {
 	tenant := "t" + testenv.RandomID(6)
 	_, err := e.st.CreateTenant(ctx, tenant, "Tenant")
 	require.NoError(t, err)
-	orders := hotpath.Pipeline{Tenant: tenant, Integration: "orders"}
-	idle := hotpath.Pipeline{Tenant: tenant, Integration: "idle"}
-	e.deploy(t, orders, hotpath.DesiredRunning)
-	e.deploy(t, idle, hotpath.DesiredStopped)
+	orders := dataplane.Pipeline{Tenant: tenant, Integration: "orders"}
+	idle := dataplane.Pipeline{Tenant: tenant, Integration: "idle"}
+	e.deploy(t, orders, dataplane.DesiredRunning)
+	e.deploy(t, idle, dataplane.DesiredStopped)
 
 	// A sample older than the retention goes at the first prune.
 	old := time.Now().Add(-25 * time.Hour)
 	_, err = e.st.WriteSamples(ctx, []store.Sample{{TenantID: tenant, IntegrationID: "orders", At: old, In: 1}})
 	require.NoError(t, err)
 
-	s := &Sampler{State: e.state, Accounts: hotpath.SharedAccount{JS: e.js}, Store: e.st, Interval: 100 * time.Millisecond}
+	s := &Sampler{State: e.state, Accounts: dataplane.SharedAccount{JS: e.js}, Store: e.st, Interval: 100 * time.Millisecond}
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- s.Run(runCtx) }()
@@ -118,7 +119,7 @@ func TestSamplerRecordsRunningIntegrationsCounters(t *testing.T) {
 	// The runner needs its consumers before messages count.
 	require.Eventually(t, func() bool {
 		st, ok, err := e.state.GetStatus(ctx, orders)
-		return err == nil && ok && st.Status == hotpath.StatusRunning
+		return err == nil && ok && st.Status == dataplane.StatusRunning
 	}, 20*time.Second, 50*time.Millisecond)
 	bodies := []string{"not json", "{broken"}
 	for i := range 10 {
@@ -134,7 +135,7 @@ func TestSamplerRecordsRunningIntegrationsCounters(t *testing.T) {
 	}, 30*time.Second, 100*time.Millisecond, "in, out, failed attempts and dead letters as the runner counted them (last: %+v)", &last)
 	_, ok := e.latest(t, tenant, "idle")
 	require.False(t, ok, "a stopped integration is not sampled")
-	require.ElementsMatch(t, []hotpath.Pipeline{orders}, s.Running())
+	require.ElementsMatch(t, []dataplane.Pipeline{orders}, s.Running())
 
 	points, err := e.st.IntegrationMetrics(ctx, tenant, "orders", time.Now().Add(-time.Minute), time.Second)
 	require.NoError(t, err)
@@ -147,7 +148,7 @@ func TestSamplerRecordsRunningIntegrationsCounters(t *testing.T) {
 	require.Positive(t, errs)
 
 	// Stopping the integration stops its samples.
-	e.deploy(t, orders, hotpath.DesiredStopped)
+	e.deploy(t, orders, dataplane.DesiredStopped)
 	require.Eventually(t, func() bool { return len(s.Running()) == 0 }, 10*time.Second, 20*time.Millisecond)
 }
 
@@ -156,8 +157,8 @@ func TestSamplerSkipsWhatItCannotReadAndUnknownTenants(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	// A tenant with no row in PostgreSQL: its samples are not stored.
-	ghost := hotpath.Pipeline{Tenant: "t" + testenv.RandomID(6), Integration: "orders"}
-	e.deploy(t, ghost, hotpath.DesiredRunning)
+	ghost := dataplane.Pipeline{Tenant: "t" + testenv.RandomID(6), Integration: "orders"}
+	e.deploy(t, ghost, dataplane.DesiredRunning)
 	s := &Sampler{State: e.state, Accounts: failingAccounts{}, Store: e.st}
 	w, err := e.state.Desired.WatchAll(ctx)
 	require.NoError(t, err)
@@ -173,7 +174,7 @@ func TestSamplerSkipsWhatItCannotReadAndUnknownTenants(t *testing.T) {
 	require.NoError(t, err, "an integration that cannot be read is left out")
 	require.Zero(t, n)
 
-	s.Accounts = hotpath.SharedAccount{JS: e.js}
+	s.Accounts = dataplane.SharedAccount{JS: e.js}
 	n, err = s.Sample(ctx)
 	require.NoError(t, err)
 	require.Zero(t, n, "a tenant PostgreSQL does not know is not stored")
@@ -194,14 +195,14 @@ func TestSamplerSamplesANewIntegrationAtOnce(t *testing.T) {
 	tenant := "t" + testenv.RandomID(6)
 	_, err := e.st.CreateTenant(ctx, tenant, "Tenant")
 	require.NoError(t, err)
-	s := &Sampler{State: e.state, Accounts: hotpath.SharedAccount{JS: e.js}, Store: e.st, Interval: time.Hour}
+	s := &Sampler{State: e.state, Accounts: dataplane.SharedAccount{JS: e.js}, Store: e.st, Interval: time.Hour}
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- s.Run(runCtx) }()
 	t.Cleanup(func() { cancel(); require.NoError(t, <-done) })
 
-	fresh := hotpath.Pipeline{Tenant: tenant, Integration: "fresh"}
-	e.deploy(t, fresh, hotpath.DesiredRunning)
+	fresh := dataplane.Pipeline{Tenant: tenant, Integration: "fresh"}
+	e.deploy(t, fresh, dataplane.DesiredRunning)
 	require.Eventually(t, func() bool { _, ok := e.latest(t, tenant, "fresh"); return ok }, 10*time.Second, 20*time.Millisecond,
 		"sampled long before the hourly tick")
 	r, _ := e.latest(t, tenant, "fresh")

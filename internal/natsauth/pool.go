@@ -11,7 +11,7 @@ import (
 
 // Pool keeps one connection per tenant account for the platform's own work
 // in that account: publishing what the webhook ingress takes in, running
-// pipelines, reading the DLQ. It implements hotpath.Accounts.
+// pipelines, reading the DLQ. It implements dataplane.Accounts.
 type Pool struct {
 	url  string
 	keys *Keys

@@ -6,7 +6,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/natsauth"
 )
 
@@ -16,7 +16,7 @@ type NATS struct {
 	Conn *nats.Conn
 	JS   jetstream.JetStream
 	// Accounts gives each tenant's JetStream.
-	Accounts hotpath.Accounts
+	Accounts dataplane.Accounts
 	// Admin pushes and deletes tenant accounts; nil when every tenant
 	// shares one account.
 	Admin *natsauth.Admin
@@ -63,7 +63,7 @@ func ConnectNATS(url string, keys *natsauth.Keys, name string) (_ NATS, err erro
 		return n, fmt.Errorf("jetstream: %w", err)
 	}
 	if keys == nil {
-		n.Accounts = hotpath.SharedAccount{JS: n.JS}
+		n.Accounts = dataplane.SharedAccount{JS: n.JS}
 		return n, nil
 	}
 	sys, err := keys.SystemUser(name)

@@ -30,6 +30,7 @@ import (
 	"github.com/vrsky/vrsky/api"
 	"github.com/vrsky/vrsky/connectors"
 	"github.com/vrsky/vrsky/connectors/sdk"
+	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/hotpath"
 	"github.com/vrsky/vrsky/internal/blobstore"
 	"github.com/vrsky/vrsky/internal/history"
@@ -49,7 +50,7 @@ type Deps struct {
 	JS   jetstream.JetStream
 	// Accounts gives each tenant's JetStream; nil means every tenant
 	// shares JS's account.
-	Accounts hotpath.Accounts
+	Accounts dataplane.Accounts
 	// NATSAdmin creates and deletes tenant accounts; nil when tenants share
 	// one account.
 	NATSAdmin *natsauth.Admin
@@ -83,7 +84,7 @@ type Deps struct {
 	// X-Forwarded-For is believed (api.Webhooks.TrustedProxies).
 	TrustedProxies []netip.Prefix
 	// WebhookKeyTTL is how long the webhook ingress remembers a message ID
-	// and its body's digest; 0 means hotpath.DefaultIdempotencyTTL (24 h).
+	// and its body's digest; 0 means dataplane.DefaultIdempotencyTTL (24 h).
 	WebhookKeyTTL time.Duration
 	// IntegrationLatency labels the runner's latency histograms by
 	// integration too (VRSKY_METRICS_INTEGRATION_LATENCY).
@@ -122,19 +123,19 @@ func (d Deps) Checks() []api.Check {
 	return checks
 }
 
-func (d Deps) claims() *hotpath.ClaimCheck {
-	c := &hotpath.ClaimCheck{Store: d.Blobs}
+func (d Deps) claims() *dataplane.ClaimCheck {
+	c := &dataplane.ClaimCheck{Store: d.Blobs}
 	if d.Registry != nil {
 		c.Errors = hotpath.NewClaimErrors(d.Registry)
 	}
 	return c
 }
 
-func (d Deps) accounts() hotpath.Accounts {
+func (d Deps) accounts() dataplane.Accounts {
 	if d.Accounts != nil {
 		return d.Accounts
 	}
-	return hotpath.SharedAccount{JS: d.JS}
+	return dataplane.SharedAccount{JS: d.JS}
 }
 
 // Role is a started role.
@@ -149,7 +150,7 @@ type Role struct {
 // StartWorker starts the control-plane Temporal worker and makes sure the
 // platform's schedules exist.
 func StartWorker(ctx context.Context, d Deps) (*Role, error) {
-	state, err := hotpath.OpenState(ctx, d.JS)
+	state, err := dataplane.OpenState(ctx, d.JS)
 	if err != nil {
 		return nil, err
 	}
@@ -242,11 +243,11 @@ func StartRunner(d Deps, name string) *Role {
 // per second: 0 means api.DefaultWebhookTenantRate (with its burst), a
 // negative rate means unlimited.
 func NewAPI(ctx context.Context, d Deps, version string, webhookTenantRate float64) (*api.Server, *Role, error) {
-	state, err := hotpath.OpenState(ctx, d.JS)
+	state, err := dataplane.OpenState(ctx, d.JS)
 	if err != nil {
 		return nil, nil, err
 	}
-	cache, err := hotpath.WatchDesired(ctx, state)
+	cache, err := dataplane.WatchDesired(ctx, state)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -266,8 +267,8 @@ func NewAPI(ctx context.Context, d Deps, version string, webhookTenantRate float
 	}
 	srv := api.New(opts)
 	hooks := &api.Webhooks{
-		Pipelines: cache, Publisher: &hotpath.Publisher{Accounts: d.accounts(), Claims: d.claims()},
-		Idempotency: &hotpath.Idempotency{Accounts: d.accounts(), TTL: d.WebhookKeyTTL},
+		Pipelines: cache, Publisher: &dataplane.Publisher{Accounts: d.accounts(), Claims: d.claims()},
+		Idempotency: &dataplane.Idempotency{Accounts: d.accounts(), TTL: d.WebhookKeyTTL},
 		Tenancy:     d.Tenancy, Logger: d.Logger, Rates: state.Rates, TrustedProxies: d.TrustedProxies,
 	}
 	switch {

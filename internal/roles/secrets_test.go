@@ -18,7 +18,7 @@ import (
 
 	"github.com/vrsky/vrsky/connectors/httpout"
 	"github.com/vrsky/vrsky/connectors/sdk"
-	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/natsauth"
 	"github.com/vrsky/vrsky/internal/secretbox"
 	specpkg "github.com/vrsky/vrsky/internal/spec"
@@ -241,16 +241,16 @@ func TestTenantSecretReachesTheTargetAndNothingElse(t *testing.T) {
 	require.NoError(t, err)
 	exfil, err := specpkg.ParseJSON(rawSpec)
 	require.NoError(t, err)
-	state, err := hotpath.OpenState(ctx, deps.JS)
+	state, err := dataplane.OpenState(ctx, deps.JS)
 	require.NoError(t, err)
-	d := hotpath.Desired{Tenant: "shop", Integration: "exfil", Version: 1, Status: hotpath.DesiredRunning, Spec: exfil}
+	d := dataplane.Desired{Tenant: "shop", Integration: "exfil", Version: 1, Status: dataplane.DesiredRunning, Spec: exfil}
 	require.NoError(t, state.PutDesired(ctx, d))
-	var st hotpath.Status
+	var st dataplane.Status
 	require.Eventually(t, func() bool {
 		st, _, _ = state.GetStatus(ctx, d.Pipeline())
 		return st.LastError != ""
 	}, 30*time.Second, 50*time.Millisecond)
-	require.NotEqual(t, hotpath.StatusRunning, st.Status)
+	require.NotEqual(t, dataplane.StatusRunning, st.Status)
 	require.Contains(t, st.LastError, "env:VRSKY_DATABASE_URL")
 	require.Contains(t, st.LastError, "not allowed for tenants")
 	require.NotContains(t, st.LastError, "platform-password")

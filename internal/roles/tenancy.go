@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 
-	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/secretbox"
 	"github.com/vrsky/vrsky/internal/tenancy"
 )
@@ -17,7 +17,7 @@ var ErrSecretsWithoutKey = errors.New("tenants have secrets but no key to open t
 // WireTenancy gives d the platform's Tenancy: the operator's allow-list of
 // environment variables tenants may read (envAllow), tenant secrets
 // opened with keys from the mirror in d.JS, and each tenant's egress policy
-// as a platform admin set it (hotpath.EgressBucket; the default policy for
+// as a platform admin set it (dataplane.EgressBucket; the default policy for
 // a tenant without one). Without keys a role still
 // starts while no tenant has a secret (put-secret answers 503 and
 // {"secret": NAME} does not resolve); once one has, it refuses to start
@@ -36,7 +36,7 @@ func WireTenancy(ctx context.Context, d *Deps, envAllow []string, keys *secretbo
 			return ErrSecretsWithoutKey
 		}
 	}
-	platform := &tenancy.Platform{EnvAllow: envAllow, Secrets: mirror.Resolver, Egress: (&hotpath.EgressPolicies{JS: d.JS}).Policy}
+	platform := &tenancy.Platform{EnvAllow: envAllow, Secrets: mirror.Resolver, Egress: (&dataplane.EgressPolicies{JS: d.JS}).Policy}
 	d.Tenancy, d.TenantEnvAllowed, d.SecretKeys, d.Secrets = platform, platform.EnvAllowed, keys, mirror
 	return nil
 }

@@ -6,7 +6,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vrsky/vrsky/connectors/sdk"
-	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/testenv"
 )
 
@@ -17,7 +17,7 @@ func TestWiredTenancyGivesTheAdminsEgressPolicy(t *testing.T) {
 	_, js := testenv.JetStream(t)
 	ctx := t.Context()
 	want := sdk.EgressPolicy{AllowHosts: []string{"127.0.0.1:8099"}}
-	require.NoError(t, (&hotpath.EgressPolicies{JS: js}).Put(ctx, "acme", want))
+	require.NoError(t, (&dataplane.EgressPolicies{JS: js}).Put(ctx, "acme", want))
 
 	d := Deps{JS: js}
 	require.NoError(t, WireTenancy(ctx, &d, nil, nil))

@@ -8,7 +8,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vrsky/vrsky/connectors/sdk"
-	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/secretbox"
 )
 
@@ -16,7 +16,7 @@ import (
 var ErrSecretNotFound = errors.New("no such tenant secret")
 
 // SecretsKV is the mirror of tenants' sealed secrets in the platform
-// account's hotpath.SecretsBucket: the API writes it after PostgreSQL, the
+// account's dataplane.SecretsBucket: the API writes it after PostgreSQL, the
 // runners and the webhook ingress read it. It holds only sealed values;
 // Keys, when set, opens them for Resolver.
 type SecretsKV struct {
@@ -28,18 +28,18 @@ type SecretsKV struct {
 // OpenSecretsKV creates or opens the mirror's bucket in js (the platform
 // account).
 func OpenSecretsKV(ctx context.Context, js jetstream.JetStream, keys *secretbox.KeyRing) (*SecretsKV, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: hotpath.SecretsBucket, History: 1, Description: "tenant secrets, sealed",
+	kv, err := dataplane.OpenBucket(ctx, js, jetstream.KeyValueConfig{
+		Bucket: dataplane.SecretsBucket, History: 1, Description: "tenant secrets, sealed",
 	})
 	if err != nil {
-		return nil, fmt.Errorf("open bucket %s: %w", hotpath.SecretsBucket, err)
+		return nil, err
 	}
 	return &SecretsKV{KV: kv, Keys: keys}, nil
 }
 
 // Put stores tenant's sealed secret name.
 func (s *SecretsKV) Put(ctx context.Context, tenant, name string, sealed []byte) error {
-	key, err := hotpath.SecretKey(tenant, name)
+	key, err := dataplane.SecretKey(tenant, name)
 	if err != nil {
 		return err
 	}
@@ -51,7 +51,7 @@ func (s *SecretsKV) Put(ctx context.Context, tenant, name string, sealed []byte)
 
 // Delete removes tenant's secret name; removing a missing one succeeds.
 func (s *SecretsKV) Delete(ctx context.Context, tenant, name string) error {
-	key, err := hotpath.SecretKey(tenant, name)
+	key, err := dataplane.SecretKey(tenant, name)
 	if err != nil {
 		return err
 	}
@@ -64,10 +64,10 @@ func (s *SecretsKV) Delete(ctx context.Context, tenant, name string) error {
 // DeleteTenant removes every secret of tenant and returns how many there
 // were.
 func (s *SecretsKV) DeleteTenant(ctx context.Context, tenant string) (int, error) {
-	if _, err := hotpath.SecretKey(tenant, "_"); err != nil {
+	if _, err := dataplane.SecretKey(tenant, "_"); err != nil {
 		return 0, err
 	}
-	lister, err := s.KV.ListKeysFiltered(ctx, hotpath.TenantSecretsFilter(tenant))
+	lister, err := s.KV.ListKeysFiltered(ctx, dataplane.TenantSecretsFilter(tenant))
 	if err != nil {
 		return 0, fmt.Errorf("list mirrored secrets of %s: %w", tenant, err)
 	}
@@ -105,7 +105,7 @@ func (s *SecretsKV) Resolver(tenant string) sdk.SecretResolver {
 		if s.Keys == nil {
 			return "", errors.New("tenant secrets are not configured on this platform (no VRSKY_SECRETS_KEY)")
 		}
-		key, err := hotpath.SecretKey(tenant, name)
+		key, err := dataplane.SecretKey(tenant, name)
 		if err != nil {
 			return "", err
 		}

@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vrsky/vrsky/connectors/sdk"
-	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/secretbox"
 	"github.com/vrsky/vrsky/internal/tenancy"
 	"github.com/vrsky/vrsky/internal/testenv"
@@ -163,5 +163,5 @@ func TestSecretsKVResolvesOnlyTheTenantsOwnSecrets(t *testing.T) {
 	noKeys := &tenancy.SecretsKV{KV: kv.KV}
 	_, err = noKeys.Resolver("tenant-b")(ctx, "other")
 	require.ErrorContains(t, err, "VRSKY_SECRETS_KEY")
-	require.Equal(t, hotpath.SecretsBucket, kv.KV.Bucket())
+	require.Equal(t, dataplane.SecretsBucket, kv.KV.Bucket())
 }

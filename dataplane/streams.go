@@ -1,4 +1,4 @@
-package hotpath
+package dataplane
 
 import (
 	"context"
@@ -11,21 +11,24 @@ import (
 	"github.com/vrsky/vrsky/internal/spec"
 )
 
-// Delivery settings shared by every stage consumer.
-const (
-	// MaxAttempts is how often a stage tries a message: 1 + 3 retries.
-	MaxAttempts = 4
-	// maxDeliverBackstop bounds redeliveries that are not counted as
-	// attempts (runner crashes, lost acks); see docs/adr/0002.
-	maxDeliverBackstop = 20
-	ackWait            = 30 * time.Second
-	maxAckPending      = 8192
-	duplicateWindow    = 2 * time.Minute
-)
+// duplicateWindow is how long JetStream remembers a Nats-Msg-Id in every
+// stream VRSky creates.
+const duplicateWindow = 2 * time.Minute
 
 // DefaultDLQBytes caps a tenant's DLQ stream created by a pipeline before
 // its tenant's provisioning set one (natsauth.DefaultLimits.DLQBytes).
 const DefaultDLQBytes = 128 << 20
+
+// CreateOrUpdateStream creates or updates a stream with cfg. Every stream
+// VRSky makes is made here, so a platform-wide stream setting lands in one
+// place.
+func CreateOrUpdateStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	stream, err := js.CreateOrUpdateStream(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("create stream %s: %w", cfg.Name, err)
+	}
+	return stream, nil
+}
 
 // EnsureStreams creates or updates the pipeline's work-queue stream and
 // makes sure the tenant's DLQ stream exists (it leaves the DLQ's size, which
@@ -35,7 +38,7 @@ const DefaultDLQBytes = 128 << 20
 // tenant the account's disk quota bounds all its streams together, and a
 // stream MaxBytes would be reserved on the server (docs/adr/0016).
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, p Pipeline) (jetstream.Stream, error) {
-	stream, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	stream, err := CreateOrUpdateStream(ctx, js, jetstream.StreamConfig{
 		Name:       p.Stream(),
 		Subjects:   []string{p.AllSubjects()},
 		Retention:  jetstream.WorkQueuePolicy,
@@ -44,7 +47,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, p Pipeline) (jet
 		Discard:    jetstream.DiscardOld,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("create stream %s: %w", p.Stream(), err)
+		return nil, err
 	}
 	if _, err := js.Stream(ctx, DLQStream(p.Tenant)); errors.Is(err, jetstream.ErrStreamNotFound) {
 		err = EnsureDLQStream(ctx, js, p.Tenant, DefaultDLQBytes)
@@ -66,7 +69,7 @@ func EnsureDLQStream(ctx context.Context, js jetstream.JetStream, tenant string,
 	if maxBytes <= 0 {
 		maxBytes = DefaultDLQBytes
 	}
-	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	_, err := CreateOrUpdateStream(ctx, js, jetstream.StreamConfig{
 		Name:       DLQStream(tenant),
 		Subjects:   []string{DLQSubjects(tenant)},
 		Retention:  jetstream.LimitsPolicy,
@@ -76,10 +79,7 @@ func EnsureDLQStream(ctx context.Context, js jetstream.JetStream, tenant string,
 		Discard:    jetstream.DiscardOld,
 		Duplicates: duplicateWindow,
 	})
-	if err != nil {
-		return fmt.Errorf("create stream %s: %w", DLQStream(tenant), err)
-	}
-	return nil
+	return err
 }
 
 // DeleteTenantStreams deletes every stream of the tenant — its pipelines'
@@ -107,27 +107,22 @@ func DeleteTenantStreams(ctx context.Context, js jetstream.JetStream, tenant str
 	return len(mine), nil
 }
 
-// ensureConsumer creates or updates a stage's durable pull consumer.
-func ensureConsumer(ctx context.Context, stream jetstream.Stream, name, subject string) (jetstream.Consumer, error) {
-	c, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-		Durable:       name,
-		FilterSubject: subject,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       ackWait,
-		MaxDeliver:    maxDeliverBackstop,
-		MaxAckPending: maxAckPending,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("create consumer %s: %w", name, err)
-	}
-	return c, nil
-}
-
-// deleteStream removes a pipeline's stream; a missing stream is fine.
-func deleteStream(ctx context.Context, js jetstream.JetStream, p Pipeline) error {
+// DeleteStream removes a pipeline's stream; a missing stream is fine.
+func DeleteStream(ctx context.Context, js jetstream.JetStream, p Pipeline) error {
 	err := js.DeleteStream(ctx, p.Stream())
 	if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 		return fmt.Errorf("delete stream %s: %w", p.Stream(), err)
 	}
 	return nil
+}
+
+// OpenBucket creates or updates the KV bucket cfg describes and returns
+// it. Every bucket VRSky makes is made here, so a platform-wide bucket
+// setting lands in one place.
+func OpenBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open bucket %s: %w", cfg.Bucket, err)
+	}
+	return kv, nil
 }

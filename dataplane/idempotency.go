@@ -1,4 +1,4 @@
-package hotpath
+package dataplane
 
 import (
 	"context"
@@ -12,13 +12,6 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 )
-
-// IdempotencyBucket holds, in each tenant's account, the body digest of
-// every message ID the webhook ingress stored, for the bucket's TTL. It
-// outlives JetStream's 2-minute duplicate window, so a key repeated a day
-// later is still one message, and a key repeated with another body is
-// refused rather than stored.
-const IdempotencyBucket = "vrsky_idempotency"
 
 // DefaultIdempotencyTTL is how long a message ID is remembered.
 const DefaultIdempotencyTTL = 24 * time.Hour
@@ -91,7 +84,7 @@ func (i *Idempotency) Confirm(ctx context.Context, p Pipeline, id string, sum Di
 		return err
 	}
 	// A KV put is a publish to the bucket's subject for the key.
-	subject := "$KV." + IdempotencyBucket + "." + idempotencyKey(p, id)
+	subject := kvPutSubject(IdempotencyBucket, idempotencyKey(p, id))
 	if _, err := b.js.PublishAsync(subject, []byte(hex.EncodeToString(sum[:]))); err != nil {
 		return fmt.Errorf("%w: confirm idempotency key: %w", ErrUnavailable, err)
 	}
@@ -113,12 +106,12 @@ func (i *Idempotency) bucket(ctx context.Context, tenant string) (tenantBucket, 
 	if ttl <= 0 {
 		ttl = DefaultIdempotencyTTL
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := OpenBucket(ctx, js, jetstream.KeyValueConfig{
 		Bucket: IdempotencyBucket, History: 1, TTL: ttl,
 		Description: "webhook ingress: body digest of each stored message ID",
 	})
 	if err != nil {
-		return tenantBucket{}, fmt.Errorf("%w: open bucket %s: %w", ErrUnavailable, IdempotencyBucket, err)
+		return tenantBucket{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	b = tenantBucket{js: js, kv: kv}
 	i.mu.Lock()
@@ -128,11 +121,4 @@ func (i *Idempotency) bucket(ctx context.Context, tenant string) (tenantBucket, 
 	i.buckets[tenant] = b
 	i.mu.Unlock()
 	return b, nil
-}
-
-// idempotencyKey is p's key for message id: a hash, since IDs may hold
-// any printable character and KV keys may not.
-func idempotencyKey(p Pipeline, id string) string {
-	sum := sha256.Sum256([]byte(id))
-	return p.Tenant + "." + p.Integration + "." + hex.EncodeToString(sum[:16])
 }

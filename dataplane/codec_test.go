@@ -1,4 +1,4 @@
-package hotpath
+package dataplane
 
 import (
 	"encoding/json"
@@ -17,42 +17,42 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 	received := time.Unix(0, 1_700_000_000_123_456_789)
 	tests := []struct {
 		name string
-		env  envelope
+		env  Envelope
 	}{
-		{"minimal", envelope{msg: sdk.Message{ID: "m1", Body: []byte(`{}`)}}},
-		{"everything", envelope{msg: sdk.Message{
+		{"minimal", Envelope{Msg: sdk.Message{ID: "m1", Body: []byte(`{}`)}}},
+		{"everything", Envelope{Msg: sdk.Message{
 			ID: "m2", ContentType: "application/json", Received: received, Body: []byte(`{"a":1}`),
 			Headers: map[string]string{"user-agent": "Go-http-client/1.1", "x-empty": "", "x-odd": "quote \" <&> é \u2028 \x01 \xff"},
 		}}},
-		{"claim-checked", envelope{msg: sdk.Message{ID: "m3", ContentType: "text/csv"}, bodyRef: "claims/t1/orders/abc", size: 1 << 20}},
+		{"claim-checked", Envelope{Msg: sdk.Message{ID: "m3", ContentType: "text/csv"}, BodyRef: "claims/t1/orders/abc", Size: 1 << 20}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m := encode(p.InSubject(), tt.env.msg.ID+"/in", tt.env)
+			m := Encode(p.InSubject(), tt.env.Msg.ID+"/in", tt.env)
 			require.Equal(t, p.InSubject(), m.Subject)
 			// Keys go in without nats.Header.Set, so they must already be
 			// in the form Get looks up.
 			for k := range m.Header {
 				require.Equal(t, textproto.CanonicalMIMEHeaderKey(k), k)
 			}
-			require.Equal(t, tt.env.msg.ID+"/in", m.Header.Get(nats.MsgIdHdr))
+			require.Equal(t, tt.env.Msg.ID+"/in", m.Header.Get(nats.MsgIdHdr))
 
-			got, err := decode(p, m.Header, m.Data)
+			got, err := DecodeEnvelope(p, m.Header, m.Data)
 			require.NoError(t, err)
 			want := tt.env
-			want.msg.Tenant, want.msg.Integration = p.Tenant, p.Integration
-			if want.msg.Headers != nil {
+			want.Msg.Tenant, want.Msg.Integration = p.Tenant, p.Integration
+			if want.Msg.Headers != nil {
 				// Invalid UTF-8 reads back as U+FFFD, as with encoding/json.
-				b, _ := json.Marshal(want.msg.Headers)
-				want.msg.Headers = nil
-				require.NoError(t, json.Unmarshal(b, &want.msg.Headers))
+				b, _ := json.Marshal(want.Msg.Headers)
+				want.Msg.Headers = nil
+				require.NoError(t, json.Unmarshal(b, &want.Msg.Headers))
 			}
 			require.Equal(t, want, got)
 
 			// Headers added later (the DLQ does) do not disturb the rest.
 			m.Header.Set(HeaderDLQReason, "why")
 			m.Header.Add(nats.MsgIdHdr, "second")
-			require.Equal(t, tt.env.msg.ID, m.Header.Get(hdrMsgID))
+			require.Equal(t, tt.env.Msg.ID, m.Header.Get(HeaderMsgID))
 		})
 	}
 }
@@ -61,18 +61,18 @@ func TestDecodeRejectsBadHeaders(t *testing.T) {
 	p := Pipeline{Tenant: "t1", Integration: "orders"}
 	for name, h := range map[string]nats.Header{
 		"no id":        {},
-		"bad received": {hdrMsgID: {"m"}, hdrReceived: {"yesterday"}},
-		"bad headers":  {hdrMsgID: {"m"}, hdrHeaders: {`{"a":`}},
-		"not strings":  {hdrMsgID: {"m"}, hdrHeaders: {`{"a":1}`}},
+		"bad received": {HeaderMsgID: {"m"}, hdrReceived: {"yesterday"}},
+		"bad headers":  {HeaderMsgID: {"m"}, hdrHeaders: {`{"a":`}},
+		"not strings":  {HeaderMsgID: {"m"}, hdrHeaders: {`{"a":1}`}},
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := decode(p, h, nil)
+			_, err := DecodeEnvelope(p, h, nil)
 			require.Error(t, err)
 		})
 	}
-	env, err := decode(p, nats.Header{nats.MsgIdHdr: {"legacy"}}, []byte("x"))
+	env, err := DecodeEnvelope(p, nats.Header{nats.MsgIdHdr: {"legacy"}}, []byte("x"))
 	require.NoError(t, err)
-	require.Equal(t, "legacy", env.msg.ID, "the dedup ID stands in for a missing message ID")
+	require.Equal(t, "legacy", env.Msg.ID, "the dedup ID stands in for a missing message ID")
 }
 
 // userHeaderSamples are header sets the fast writer and reader must treat

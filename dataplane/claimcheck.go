@@ -1,4 +1,4 @@
-package hotpath
+package dataplane
 
 import (
 	"bytes"
@@ -27,9 +27,6 @@ const (
 	ClaimTTL = DLQRetention
 	// DLQRetention is how long dead letters and their bodies are kept.
 	DLQRetention = 7 * 24 * time.Hour
-	// Object key prefixes; keys are built in subjects.go.
-	ClaimPrefix    = "claims/"
-	DLQClaimPrefix = "dlq/"
 )
 
 // ClaimCheck moves large bodies into the blob store so only a reference
@@ -40,47 +37,62 @@ type ClaimCheck struct {
 	// 0 means DefaultClaimThreshold.
 	Threshold int
 	// Errors counts failed blob-store operations; nil counts none.
-	Errors *ClaimErrors
+	Errors ErrorCounter
 }
+
+// ErrorCounter counts failed blob-store operations by operation: ClaimPut,
+// ClaimGet or ClaimDelete. The runtime's metrics implement it.
+type ErrorCounter interface {
+	Inc(operation string)
+}
+
+// Claim-check operations, the values ErrorCounter.Inc receives.
+const (
+	ClaimPut    = "put"
+	ClaimGet    = "get"
+	ClaimDelete = "delete"
+)
 
 // countErr counts err, when not nil, as a failed operation.
 func (c *ClaimCheck) countErr(operation string, err error) {
-	if err != nil && c != nil {
-		c.Errors.inc(operation)
+	if err != nil && c != nil && c.Errors != nil {
+		c.Errors.Inc(operation)
 	}
 }
 
-func (c *ClaimCheck) threshold() int {
+// ThresholdOrDefault is the size above which a body is stored by
+// reference: Threshold, or DefaultClaimThreshold when it is not set.
+func (c *ClaimCheck) ThresholdOrDefault() int {
 	if c == nil || c.Threshold <= 0 {
 		return DefaultClaimThreshold
 	}
 	return c.Threshold
 }
 
-// offload stores env's body under key when it is over the threshold. It
+// Offload stores env's body under key when it is over the threshold. It
 // returns only after the store confirmed the write, so no reference is ever
 // published before its object exists.
-func (c *ClaimCheck) offload(ctx context.Context, key string, env *envelope) error {
-	if len(env.msg.Body) <= c.threshold() {
+func (c *ClaimCheck) Offload(ctx context.Context, key string, env *Envelope) error {
+	if len(env.Msg.Body) <= c.ThresholdOrDefault() {
 		return nil
 	}
 	if c == nil || c.Store == nil {
-		return fmt.Errorf("body of %d bytes is over the claim-check threshold and no blob store is configured", len(env.msg.Body))
+		return fmt.Errorf("body of %d bytes is over the claim-check threshold and no blob store is configured", len(env.Msg.Body))
 	}
-	if err := c.Store.Put(ctx, key, bytes.NewReader(env.msg.Body), int64(len(env.msg.Body)), env.msg.ContentType); err != nil {
-		c.countErr(claimPut, err)
-		return fmt.Errorf("claim-check body of %s: %w", env.msg.ID, err)
+	if err := c.Store.Put(ctx, key, bytes.NewReader(env.Msg.Body), int64(len(env.Msg.Body)), env.Msg.ContentType); err != nil {
+		c.countErr(ClaimPut, err)
+		return fmt.Errorf("claim-check body of %s: %w", env.Msg.ID, err)
 	}
-	env.bodyRef = key
-	env.size = int64(len(env.msg.Body))
+	env.BodyRef = key
+	env.Size = int64(len(env.Msg.Body))
 	return nil
 }
 
 // Why a claim-checked body cannot be had; both are permanent failures of the
 // message, which goes to the DLQ with the reason.
 var (
-	errBodyGone   = errors.New("claim-checked body is gone")
-	errForeignRef = errors.New("body reference outside the message's tenant")
+	ErrBodyGone   = errors.New("claim-checked body is gone")
+	ErrForeignRef = errors.New("body reference outside the message's tenant")
 )
 
 // checkRef refuses a body reference that is not under p's tenant's
@@ -88,63 +100,63 @@ var (
 // stream could write, and must never reach another tenant's bodies.
 func checkRef(p Pipeline, ref string) error {
 	if !strings.HasPrefix(ref, ClaimPrefix+p.Tenant+"/") || strings.Contains(ref, "..") {
-		return sdk.PermanentError(fmt.Errorf("%w: %q", errForeignRef, ref))
+		return sdk.PermanentError(fmt.Errorf("%w: %q", ErrForeignRef, ref))
 	}
 	return nil
 }
 
-// resolve fetches env's body when it travels by reference.
-func (c *ClaimCheck) resolve(ctx context.Context, env *envelope) error {
-	if env.bodyRef == "" {
+// Resolve fetches env's body when it travels by reference.
+func (c *ClaimCheck) Resolve(ctx context.Context, env *Envelope) error {
+	if env.BodyRef == "" {
 		return nil
 	}
-	r, err := c.open(ctx, *env)
+	r, err := c.Open(ctx, *env)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	buf := bytes.NewBuffer(make([]byte, 0, env.size))
+	buf := bytes.NewBuffer(make([]byte, 0, env.Size))
 	if _, err := io.Copy(buf, r); err != nil {
-		c.countErr(claimGet, err)
-		return fmt.Errorf("read claim-checked body of %s: %w", env.msg.ID, err)
+		c.countErr(ClaimGet, err)
+		return fmt.Errorf("read claim-checked body of %s: %w", env.Msg.ID, err)
 	}
-	env.msg.Body = buf.Bytes()
+	env.Msg.Body = buf.Bytes()
 	return nil
 }
 
-// open returns a reader of env's claim-checked body.
-func (c *ClaimCheck) open(ctx context.Context, env envelope) (io.ReadCloser, error) {
+// Open returns a reader of env's claim-checked body.
+func (c *ClaimCheck) Open(ctx context.Context, env Envelope) (io.ReadCloser, error) {
 	if c == nil || c.Store == nil {
-		return nil, fmt.Errorf("message %s has a claim-checked body and no blob store is configured", env.msg.ID)
+		return nil, fmt.Errorf("message %s has a claim-checked body and no blob store is configured", env.Msg.ID)
 	}
-	r, err := c.Store.Get(ctx, env.bodyRef)
-	c.countErr(claimGet, err)
+	r, err := c.Store.Get(ctx, env.BodyRef)
+	c.countErr(ClaimGet, err)
 	if errors.Is(err, blobstore.ErrNotFound) {
-		return nil, sdk.PermanentError(fmt.Errorf("%w: the claim-checked body %s of message %s is gone from the blob store", errBodyGone, env.bodyRef, env.msg.ID))
+		return nil, sdk.PermanentError(fmt.Errorf("%w: the claim-checked body %s of message %s is gone from the blob store", ErrBodyGone, env.BodyRef, env.Msg.ID))
 	}
 	if err != nil {
-		return nil, fmt.Errorf("fetch claim-checked body of %s: %w", env.msg.ID, err)
+		return nil, fmt.Errorf("fetch claim-checked body of %s: %w", env.Msg.ID, err)
 	}
 	return r, nil
 }
 
-// release deletes a claim-checked body its message owned alone, once that
+// Release deletes a claim-checked body its message owned alone, once that
 // message is finished. It is best-effort: what it misses expires with
 // ClaimTTL.
-func (c *ClaimCheck) release(ctx context.Context, ref string) {
+func (c *ClaimCheck) Release(ctx context.Context, ref string) {
 	if ref == "" || c == nil || c.Store == nil {
 		return
 	}
-	c.countErr(claimDelete, c.Store.Delete(ctx, ref))
+	c.countErr(ClaimDelete, c.Store.Delete(ctx, ref))
 }
 
-// keepForDLQ copies a claim-checked body to the DLQ prefix, where it lives as
+// KeepForDLQ copies a claim-checked body to the DLQ prefix, where it lives as
 // long as the dead letter, and returns the new reference.
-func (c *ClaimCheck) keepForDLQ(ctx context.Context, ref, dlqKey string) (string, error) {
+func (c *ClaimCheck) KeepForDLQ(ctx context.Context, ref, dlqKey string) (string, error) {
 	if err := c.Store.Copy(ctx, ref, dlqKey); err != nil {
-		c.countErr(claimPut, err)
+		c.countErr(ClaimPut, err)
 		if errors.Is(err, blobstore.ErrNotFound) {
-			err = fmt.Errorf("%w: %w", errBodyGone, err)
+			err = fmt.Errorf("%w: %w", ErrBodyGone, err)
 		}
 		return "", fmt.Errorf("keep claim-checked body for the DLQ: %w", err)
 	}

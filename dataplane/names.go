@@ -1,4 +1,4 @@
-package hotpath
+package dataplane
 
 import (
 	"crypto/sha256"
@@ -9,9 +9,74 @@ import (
 	"github.com/vrsky/vrsky/internal/spec"
 )
 
-// Every stream, subject, consumer, KV key and object key the hot path uses is
-// built in this file, from names checked by spec.ValidName — never from raw
-// user strings.
+// Every stream, subject, consumer, KV bucket, KV key and object key of the
+// data plane is named or built in this file, from names checked by
+// spec.ValidName — never from raw user strings.
+
+// Buckets of the platform account written by the control plane and the
+// runners.
+const (
+	// DesiredStateBucket holds each integration's spec and desired status.
+	DesiredStateBucket = "vrsky_desired_state"
+	// StatusBucket holds what the runners report back.
+	StatusBucket = "vrsky_status"
+	// MessageStateBucket counts failed attempts of messages that are
+	// retrying; the happy path never writes to it.
+	MessageStateBucket = "vrsky_message_state"
+	// EgressBucket mirrors each tenant's egress policy (key: the tenant
+	// ID) from PostgreSQL for the runners; a missing key is the default
+	// policy.
+	EgressBucket = "vrsky_egress"
+)
+
+// CountsBucket holds, per pipeline and stage, how many messages the stage
+// finished without a consumer of its own: deliveries made straight from the
+// process stage (ADR 0009), which JetStream's consumer counters cannot see.
+const CountsBucket = "vrsky_counts"
+
+// FailuresCount is the counts-bucket "stage" (Pipeline.CountKey) under
+// which runners add up a pipeline's failed attempts: each retried or
+// dead-lettered one. No consumer is named like it.
+const FailuresCount = "failures"
+
+// RunsBucket holds the run requests and results of scheduled pipelines.
+const RunsBucket = "vrsky_runs"
+
+// RunnersBucket is where runners register: one key per runner (RunnerKey),
+// rewritten every few seconds with what the runner says of itself. A
+// runner not heard from for a while is taken for gone, and its
+// integrations move to the others (hotpath's membership).
+const RunnersBucket = "vrsky_runners"
+
+// LeaseBucket holds the leases of singleton consumers: one key per
+// pipeline (Pipeline.Key), held by one runner at a time.
+const LeaseBucket = "vrsky_leases"
+
+// TenantRatesBucket mirrors, in the platform account, the tenants whose
+// ingress quota differs from the platform's: how many messages per second
+// the webhook ingress takes from each. The API writes an entry after
+// storing a tenant's limits in PostgreSQL; every api process follows the
+// bucket, so a change holds within a moment everywhere.
+const TenantRatesBucket = "vrsky_tenant_rates"
+
+// IdempotencyBucket holds, in each tenant's account, the body digest of
+// every message ID the webhook ingress stored, for the bucket's TTL. It
+// outlives JetStream's 2-minute duplicate window, so a key repeated a day
+// later is still one message, and a key repeated with another body is
+// refused rather than stored.
+const IdempotencyBucket = "vrsky_idempotency"
+
+// Object key prefixes of the blob store.
+const (
+	// ClaimPrefix holds claim-checked bodies.
+	ClaimPrefix = "claims/"
+	// DLQClaimPrefix holds dead-lettered bodies.
+	DLQClaimPrefix = "dlq/"
+)
+
+// WebhookConnector is the consumer served by the API's webhook ingress rather
+// than by a runner.
+const WebhookConnector = "http-webhook"
 
 // Pipeline identifies one integration of one tenant.
 type Pipeline struct {
@@ -77,18 +142,18 @@ func (p Pipeline) RunResultKey() string { return p.Key() + ".result" }
 
 // ClaimKey is the object key of a claim-checked body.
 func (p Pipeline) ClaimKey(messageID string) string {
-	return "claims/" + p.Tenant + "/" + p.Integration + "/" + hashID(messageID)
+	return ClaimPrefix + p.Tenant + "/" + p.Integration + "/" + hashID(messageID)
 }
 
 // DLQClaimKey is where a dead-lettered message's body is kept.
 func (p Pipeline) DLQClaimKey(messageID string) string {
-	return "dlq/" + p.Tenant + "/" + p.Integration + "/" + hashID(messageID)
+	return DLQClaimPrefix + p.Tenant + "/" + p.Integration + "/" + hashID(messageID)
 }
 
 // TenantObjectPrefixes are the object-key prefixes holding a tenant's
 // bodies: claim-checked ones and dead-lettered ones.
 func TenantObjectPrefixes(tenant string) []string {
-	return []string{"claims/" + tenant + "/", "dlq/" + tenant + "/"}
+	return []string{ClaimPrefix + tenant + "/", DLQClaimPrefix + tenant + "/"}
 }
 
 // AttemptKey is the message-state key counting a message's failed attempts
@@ -104,7 +169,7 @@ func (p Pipeline) CountKey(stage string) string { return p.Key() + "." + stage }
 // `out.<producer>` for a producer's delivery. A dead letter records it, so a
 // replay goes back to the stage that failed.
 func (p Pipeline) StageSubject(stage string) string {
-	if producer, ok := strings.CutPrefix(stage, stageDeliver); ok {
+	if producer, ok := strings.CutPrefix(stage, StageDeliverPrefix); ok {
 		return p.OutSubject(producer)
 	}
 	return p.InSubject()
@@ -126,11 +191,12 @@ func DLQSubjects(tenant string) string { return "vrsky." + tenant + ".dlq.>" }
 // Stage names used in consumer names, metrics and DLQ headers.
 const (
 	StageProcess = "process"
-	stageDeliver = "deliver-"
+	// StageDeliverPrefix begins the name of every delivery stage.
+	StageDeliverPrefix = "deliver-"
 )
 
 // DeliverStage is the stage name of one producer's delivery.
-func DeliverStage(producer string) string { return stageDeliver + producer }
+func DeliverStage(producer string) string { return StageDeliverPrefix + producer }
 
 // hashID makes any message ID safe for keys: IDs can come from users
 // (idempotency keys) and contain anything.
@@ -174,4 +240,27 @@ func validSecretKeyName(name string) bool {
 		}
 	}
 	return true
+}
+
+// idempotencyKey is p's key for message id: a hash, since IDs may hold
+// any printable character and KV keys may not.
+func idempotencyKey(p Pipeline, id string) string {
+	sum := sha256.Sum256([]byte(id))
+	return p.Tenant + "." + p.Integration + "." + hex.EncodeToString(sum[:16])
+}
+
+// kvPutSubject is the subject a put of key in bucket is published to.
+func kvPutSubject(bucket, key string) string { return "$KV." + bucket + "." + key }
+
+// RunnerKey is a runner's key in RunnersBucket: its name, with the characters a KV key may
+// not hold replaced.
+func RunnerKey(name string) string {
+	b := []byte(name)
+	for i, c := range b {
+		ok := c == '-' || c == '_' || c == '=' || c == '.' || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+		if !ok || (c == '.' && (i == 0 || i == len(b)-1)) {
+			b[i] = '_'
+		}
+	}
+	return string(b)
 }

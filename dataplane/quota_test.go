@@ -1,4 +1,4 @@
-package hotpath
+package dataplane
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 )
 
 // In one shared account (no account per tenant) each tenant's DLQ still
-// holds at most its own size: a flood of dead letters of one tenant drops
+// holds at most its own Size: a flood of dead letters of one tenant drops
 // its own oldest ones and leaves the other tenant's DLQ and work alone.
 // TenantStoredBytes counts only the tenant's streams.
 func TestSharedAccountBoundsEachTenantsDLQ(t *testing.T) {

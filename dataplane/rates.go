@@ -1,4 +1,4 @@
-package hotpath
+package dataplane
 
 import (
 	"context"
@@ -11,13 +11,6 @@ import (
 
 	"github.com/vrsky/vrsky/internal/spec"
 )
-
-// TenantRatesBucket mirrors, in the platform account, the tenants whose
-// ingress quota differs from the platform's: how many messages per second
-// the webhook ingress takes from each. The API writes an entry after
-// storing a tenant's limits in PostgreSQL; every api process follows the
-// bucket, so a change holds within a moment everywhere.
-const TenantRatesBucket = "vrsky_tenant_rates"
 
 // TenantRates reads and writes TenantRatesBucket. The zero value with JS
 // set is ready; it is safe for concurrent use.
@@ -36,9 +29,9 @@ func (t *TenantRates) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 	if t.kv != nil {
 		return t.kv, nil
 	}
-	kv, err := t.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: TenantRatesBucket, History: 1})
+	kv, err := OpenBucket(ctx, t.JS, jetstream.KeyValueConfig{Bucket: TenantRatesBucket, History: 1})
 	if err != nil {
-		return nil, fmt.Errorf("open bucket %s: %w", TenantRatesBucket, err)
+		return nil, err
 	}
 	t.kv = kv
 	return kv, nil

@@ -1,4 +1,4 @@
-package hotpath
+package dataplane
 
 import (
 	"encoding/json"
@@ -14,15 +14,18 @@ import (
 	"github.com/vrsky/vrsky/connectors/sdk"
 )
 
-// NATS headers the hot path writes. User headers travel as one JSON header so
-// their keys keep their exact spelling.
+// NATS headers the data plane writes. User headers travel as one JSON header
+// so their keys keep their exact spelling.
 const (
-	hdrMsgID       = "Vrsky-Msg-Id"
+	// HeaderMsgID carries the message's own ID (Nats-Msg-Id carries the
+	// ID JetStream deduplicates on, which may differ).
+	HeaderMsgID    = "Vrsky-Msg-Id"
 	hdrContentType = "Vrsky-Content-Type"
 	hdrReceived    = "Vrsky-Received"
 	hdrHeaders     = "Vrsky-Headers"
-	hdrBodyRef     = "Vrsky-Body-Ref"
-	hdrBodySize    = "Vrsky-Body-Size"
+	// HeaderBodyRef carries the blob-store key of a claim-checked body.
+	HeaderBodyRef = "Vrsky-Body-Ref"
+	hdrBodySize   = "Vrsky-Body-Size"
 
 	// Dead-letter headers.
 	HeaderDLQReason   = "Vrsky-Dlq-Reason"
@@ -32,23 +35,25 @@ const (
 	HeaderDLQAt       = "Vrsky-Dlq-At"
 )
 
-// envelope is a message as it sits in a stream: the body, or a reference to
+// Envelope is a message as it sits in a stream: the body, or a reference to
 // it in the blob store.
-type envelope struct {
-	msg     sdk.Message
-	bodyRef string
-	size    int64
-	// owned is a claim-checked body no other message refers to, deleted
+type Envelope struct {
+	Msg sdk.Message
+	// BodyRef is the blob-store key of a claim-checked body; Size is then
+	// the body's size.
+	BodyRef string
+	Size    int64
+	// Owned is a claim-checked body no other message refers to, deleted
 	// once this one is finished (delivered or dead-lettered).
-	owned string
+	Owned string
 }
 
-// encodeHeaders is how many headers encode writes at most.
+// encodeHeaders is how many headers Encode writes at most.
 const encodeHeaders = 7
 
-// encode builds the NATS message for subject. dedupID becomes Nats-Msg-Id,
+// Encode builds the NATS message for subject. dedupID becomes Nats-Msg-Id,
 // so JetStream drops a second publish of it within the duplicate window.
-func encode(subject, dedupID string, env envelope) *nats.Msg {
+func Encode(subject, dedupID string, env Envelope) *nats.Msg {
 	// The header keys are canonical already, so the values go straight in,
 	// all backed by one array: nats.Header.Set allocates a slice per header.
 	m := &nats.Msg{Subject: subject, Header: make(nats.Header, encodeHeaders)}
@@ -59,61 +64,61 @@ func encode(subject, dedupID string, env envelope) *nats.Msg {
 		m.Header[key] = values[n-1 : n : n]
 	}
 	set(nats.MsgIdHdr, dedupID)
-	set(hdrMsgID, env.msg.ID)
-	if env.msg.ContentType != "" {
-		set(hdrContentType, env.msg.ContentType)
+	set(HeaderMsgID, env.Msg.ID)
+	if env.Msg.ContentType != "" {
+		set(hdrContentType, env.Msg.ContentType)
 	}
-	if !env.msg.Received.IsZero() {
-		set(hdrReceived, strconv.FormatInt(env.msg.Received.UnixNano(), 10))
+	if !env.Msg.Received.IsZero() {
+		set(hdrReceived, strconv.FormatInt(env.Msg.Received.UnixNano(), 10))
 	}
-	if len(env.msg.Headers) > 0 {
-		set(hdrHeaders, encodeUserHeaders(env.msg.Headers))
+	if len(env.Msg.Headers) > 0 {
+		set(hdrHeaders, encodeUserHeaders(env.Msg.Headers))
 	}
-	if env.bodyRef != "" {
-		set(hdrBodyRef, env.bodyRef)
-		set(hdrBodySize, strconv.FormatInt(env.size, 10))
+	if env.BodyRef != "" {
+		set(HeaderBodyRef, env.BodyRef)
+		set(hdrBodySize, strconv.FormatInt(env.Size, 10))
 		return m
 	}
-	m.Data = env.msg.Body
+	m.Data = env.Msg.Body
 	return m
 }
 
-// decode reads a message of pipeline p from NATS headers and data.
-func decode(p Pipeline, h nats.Header, data []byte) (envelope, error) {
-	env := envelope{msg: sdk.Message{
-		ID:          h.Get(hdrMsgID),
+// DecodeEnvelope reads a message of pipeline p from NATS headers and data.
+func DecodeEnvelope(p Pipeline, h nats.Header, data []byte) (Envelope, error) {
+	env := Envelope{Msg: sdk.Message{
+		ID:          h.Get(HeaderMsgID),
 		Tenant:      p.Tenant,
 		Integration: p.Integration,
 		ContentType: h.Get(hdrContentType),
 		Body:        data,
 	}}
-	if env.msg.ID == "" {
-		env.msg.ID = h.Get(nats.MsgIdHdr)
+	if env.Msg.ID == "" {
+		env.Msg.ID = h.Get(nats.MsgIdHdr)
 	}
-	if env.msg.ID == "" {
+	if env.Msg.ID == "" {
 		return env, fmt.Errorf("message has no ID")
 	}
 	if r := h.Get(hdrReceived); r != "" {
 		ns, err := strconv.ParseInt(r, 10, 64)
 		if err != nil {
-			return env, fmt.Errorf("message %s: bad %s header: %w", env.msg.ID, hdrReceived, err)
+			return env, fmt.Errorf("message %s: bad %s header: %w", env.Msg.ID, hdrReceived, err)
 		}
-		env.msg.Received = time.Unix(0, ns)
+		env.Msg.Received = time.Unix(0, ns)
 	}
 	if raw := h.Get(hdrHeaders); raw != "" {
 		headers, err := decodeUserHeaders(raw)
 		if err != nil {
-			return env, fmt.Errorf("message %s: bad %s header: %w", env.msg.ID, hdrHeaders, err)
+			return env, fmt.Errorf("message %s: bad %s header: %w", env.Msg.ID, hdrHeaders, err)
 		}
-		env.msg.Headers = headers
+		env.Msg.Headers = headers
 	}
-	if ref := h.Get(hdrBodyRef); ref != "" {
+	if ref := h.Get(HeaderBodyRef); ref != "" {
 		if err := checkRef(p, ref); err != nil {
-			return env, fmt.Errorf("message %s: %w", env.msg.ID, err)
+			return env, fmt.Errorf("message %s: %w", env.Msg.ID, err)
 		}
-		env.bodyRef = ref
-		env.size, _ = strconv.ParseInt(h.Get(hdrBodySize), 10, 64)
-		env.msg.Body = nil
+		env.BodyRef = ref
+		env.Size, _ = strconv.ParseInt(h.Get(hdrBodySize), 10, 64)
+		env.Msg.Body = nil
 	}
 	return env, nil
 }
@@ -123,11 +128,11 @@ func decode(p Pipeline, h nats.Header, data []byte) (envelope, error) {
 // without it and with its object's key (ref) and size. The API's message
 // inspection uses it; it never fetches a claim-checked body.
 func Decode(p Pipeline, h nats.Header, data []byte) (msg sdk.Message, ref string, size int64, err error) {
-	env, err := decode(p, h, data)
-	if env.bodyRef == "" {
-		env.size = int64(len(env.msg.Body))
+	env, err := DecodeEnvelope(p, h, data)
+	if env.BodyRef == "" {
+		env.Size = int64(len(env.Msg.Body))
 	}
-	return env.msg, env.bodyRef, env.size, err
+	return env.Msg, env.BodyRef, env.Size, err
 }
 
 // encodeUserHeaders is json.Marshal of headers, written directly when every

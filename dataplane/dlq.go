@@ -1,4 +1,4 @@
-package hotpath
+package dataplane
 
 import (
 	"bytes"
@@ -159,7 +159,7 @@ func ListDLQ(ctx context.Context, js jetstream.JetStream, tenant string, f DLQFi
 			return nil, 0, fmt.Errorf("read %s from sequence %d: %w", DLQStream(tenant), seq, err)
 		}
 		seq = raw.Sequence + 1
-		d := deadLetterOf(tenant, raw)
+		d := DeadLetterOf(tenant, raw)
 		if !f.Match(d) {
 			continue
 		}
@@ -198,7 +198,7 @@ func GetDeadLetter(ctx context.Context, js jetstream.JetStream, claims *ClaimChe
 	if err != nil {
 		return DeadLetter{}, nil, err
 	}
-	d := deadLetterOf(tenant, raw)
+	d := DeadLetterOf(tenant, raw)
 	if maxBody > 0 && d.BodySize > maxBody {
 		return d, nil, nil
 	}
@@ -233,7 +233,7 @@ func ReplayDeadLetter(ctx context.Context, js jetstream.JetStream, claims *Claim
 	if err != nil {
 		return err
 	}
-	d := deadLetterOf(tenant, raw)
+	d := DeadLetterOf(tenant, raw)
 	p := Pipeline{Tenant: tenant, Integration: d.Integration}
 	if p.Validate() != nil || !strings.HasPrefix(d.Subject, "vrsky."+tenant+"."+d.Integration+".") {
 		return fmt.Errorf("dead letter %d has no pipeline subject to replay to (%q)", seq, d.Subject)
@@ -259,7 +259,7 @@ func ReplayDeadLetter(ctx context.Context, js jetstream.JetStream, claims *Claim
 		if err := claims.Store.Copy(ctx, d.BodyRef, key); err != nil {
 			return fmt.Errorf("copy body of dead letter %d for its replay: %w", seq, err)
 		}
-		m.Header.Set(hdrBodyRef, key)
+		m.Header.Set(HeaderBodyRef, key)
 	}
 	if _, err := js.PublishMsg(ctx, m); err != nil {
 		return fmt.Errorf("replay dead letter %d to %s: %w", seq, d.Subject, err)
@@ -338,19 +338,19 @@ func getDeadLetter(ctx context.Context, js jetstream.JetStream, tenant string, s
 	return raw, nil
 }
 
-// deadLetterOf reads a DLQ stream message's headers. It is lenient: a
+// DeadLetterOf reads a DLQ stream message's headers. It is lenient: a
 // header that does not parse leaves its field zero.
-func deadLetterOf(tenant string, raw *jetstream.RawStreamMsg) DeadLetter {
+func DeadLetterOf(tenant string, raw *jetstream.RawStreamMsg) DeadLetter {
 	h := raw.Header
 	d := DeadLetter{
 		Seq:         raw.Sequence,
-		MessageID:   h.Get(hdrMsgID),
+		MessageID:   h.Get(HeaderMsgID),
 		Integration: strings.TrimPrefix(raw.Subject, "vrsky."+tenant+".dlq."),
 		Stage:       h.Get(HeaderDLQStage),
 		Reason:      h.Get(HeaderDLQReason),
 		Subject:     h.Get(HeaderDLQSubject),
 		ContentType: h.Get(hdrContentType),
-		BodyRef:     h.Get(hdrBodyRef),
+		BodyRef:     h.Get(HeaderBodyRef),
 		BodySize:    int64(len(raw.Data)),
 		At:          raw.Time,
 	}

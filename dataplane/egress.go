@@ -1,4 +1,4 @@
-package hotpath
+package dataplane
 
 import (
 	"context"
@@ -33,9 +33,9 @@ func (e *EgressPolicies) bucket(ctx context.Context) (jetstream.KeyValue, error)
 	if e.kv != nil {
 		return e.kv, nil
 	}
-	kv, err := e.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: EgressBucket, History: 1})
+	kv, err := OpenBucket(ctx, e.JS, jetstream.KeyValueConfig{Bucket: EgressBucket, History: 1})
 	if err != nil {
-		return nil, fmt.Errorf("open bucket %s: %w", EgressBucket, err)
+		return nil, err
 	}
 	e.kv = kv
 	return kv, nil

@@ -1,4 +1,4 @@
-package hotpath
+package dataplane
 
 import (
 	"context"
@@ -67,24 +67,24 @@ func (pub *Publisher) Publish(ctx context.Context, p Pipeline, msgs []sdk.Messag
 	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
 	var refs []string // claim-check keys, by future; nil while there are none
 	for i, m := range msgs {
-		env := envelope{msg: m}
-		if len(m.Body) > pub.Claims.threshold() { // the key is a hash: only when needed
-			if err := pub.Claims.offload(ctx, p.ClaimKey(m.ID+"/"+claimSuffix()), &env); err != nil {
+		env := Envelope{Msg: m}
+		if len(m.Body) > pub.Claims.ThresholdOrDefault() { // the key is a hash: only when needed
+			if err := pub.Claims.Offload(ctx, p.ClaimKey(m.ID+"/"+claimSuffix()), &env); err != nil {
 				return fmt.Errorf("%w: %w", ErrUnavailable, err)
 			}
 			if refs == nil {
 				refs = make([]string, len(msgs))
 			}
-			refs[i] = env.bodyRef
+			refs[i] = env.BodyRef
 		}
-		f, err := js.PublishMsgAsync(encode(p.InSubject(), m.ID, env), jetstream.WithExpectStream(p.Stream()))
+		f, err := js.PublishMsgAsync(Encode(p.InSubject(), m.ID, env), jetstream.WithExpectStream(p.Stream()))
 		if err != nil {
 			return fmt.Errorf("%w: publish %s: %w", ErrUnavailable, m.ID, err)
 		}
 		futures = append(futures, f)
 	}
 	if refs == nil {
-		return waitAll(ctx, futures)
+		return WaitAll(ctx, futures)
 	}
 	return pub.waitAllClaimed(ctx, futures, refs)
 }
@@ -120,7 +120,7 @@ func (pub *Publisher) waitAllClaimed(ctx context.Context, futures []jetstream.Pu
 }
 
 // waitAll waits for every publish acknowledgement.
-func waitAll(ctx context.Context, futures []jetstream.PubAckFuture) error {
+func WaitAll(ctx context.Context, futures []jetstream.PubAckFuture) error {
 	var firstErr error
 	for _, f := range futures {
 		select {

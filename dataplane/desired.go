@@ -1,33 +1,16 @@
-package hotpath
+package dataplane
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vrsky/vrsky/internal/spec"
-)
-
-// Buckets written by the control plane and the runners.
-const (
-	// DesiredStateBucket holds each integration's spec and desired status.
-	DesiredStateBucket = "vrsky_desired_state"
-	// StatusBucket holds what the runners report back.
-	StatusBucket = "vrsky_status"
-	// MessageStateBucket counts failed attempts of messages that are
-	// retrying; the happy path never writes to it.
-	MessageStateBucket = "vrsky_message_state"
-	// EgressBucket mirrors each tenant's egress policy (key: the tenant
-	// ID) from PostgreSQL for the runners; a missing key is the default
-	// policy.
-	EgressBucket = "vrsky_egress"
 )
 
 // Desired statuses.
@@ -88,17 +71,17 @@ type State struct {
 
 // OpenState creates or opens the hot path's KV buckets.
 func OpenState(ctx context.Context, js jetstream.JetStream) (*State, error) {
-	desired, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: DesiredStateBucket, History: 5})
+	desired, err := OpenBucket(ctx, js, jetstream.KeyValueConfig{Bucket: DesiredStateBucket, History: 5})
 	if err != nil {
-		return nil, fmt.Errorf("open bucket %s: %w", DesiredStateBucket, err)
+		return nil, err
 	}
-	status, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: StatusBucket, History: 1})
+	status, err := OpenBucket(ctx, js, jetstream.KeyValueConfig{Bucket: StatusBucket, History: 1})
 	if err != nil {
-		return nil, fmt.Errorf("open bucket %s: %w", StatusBucket, err)
+		return nil, err
 	}
-	attempts, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: MessageStateBucket, History: 1, TTL: DLQRetention})
+	attempts, err := OpenBucket(ctx, js, jetstream.KeyValueConfig{Bucket: MessageStateBucket, History: 1, TTL: DLQRetention})
 	if err != nil {
-		return nil, fmt.Errorf("open bucket %s: %w", MessageStateBucket, err)
+		return nil, err
 	}
 	runs, err := openRuns(ctx, js)
 	if err != nil {
@@ -149,7 +132,7 @@ func (s *State) DeleteDesired(ctx context.Context, p Pipeline) error {
 	if err := s.Desired.Delete(ctx, p.Key()); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return fmt.Errorf("delete desired state of %s: %w", p, err)
 	}
-	if err := s.forgetCounts(ctx, p); err != nil {
+	if err := s.ForgetCounts(ctx, p); err != nil {
 		return err
 	}
 	return s.forgetRuns(ctx, p)
@@ -188,7 +171,7 @@ func (s *State) GetStatus(ctx context.Context, p Pipeline) (st Status, ok bool, 
 	return st, true, nil
 }
 
-func (s *State) putStatus(ctx context.Context, st Status) error {
+func (s *State) PutStatus(ctx context.Context, st Status) error {
 	b, err := json.Marshal(st)
 	if err != nil {
 		return err
@@ -256,69 +239,3 @@ func (c *DesiredCache) Lookup(p Pipeline) (Desired, bool) {
 
 // Stop stops following the bucket.
 func (c *DesiredCache) Stop() { _ = c.watcher.Stop() }
-
-// StageCount is one stage's counters, read from its JetStream consumer and
-// the counts bucket.
-type StageCount struct {
-	Stage string `json:"stage" doc:"process, or deliver-<producer>."`
-	// Acked counts messages the stage finished (acknowledged or dead-lettered).
-	Acked uint64 `json:"acked"`
-	// Pending counts messages waiting for the stage.
-	Pending uint64 `json:"pending"`
-	// InFlight counts messages the stage holds and has not finished.
-	InFlight int `json:"in_flight"`
-	// Redelivered counts messages being delivered again (retries).
-	Redelivered int `json:"redelivered"`
-}
-
-// Counters reads each stage's counters and the number of the pipeline's
-// messages in the tenant's DLQ, through js, the tenant's JetStream. A
-// stage's Acked adds what it finished without its consumer (delivered
-// straight from the process stage), read from counts, the platform's counts
-// bucket (nil: not added). A pipeline whose stream does not exist (never
-// deployed) has none.
-func Counters(ctx context.Context, js jetstream.JetStream, counts jetstream.KeyValue, p Pipeline) (stages []StageCount, deadLetters uint64, err error) {
-	if err := p.Validate(); err != nil {
-		return nil, 0, err
-	}
-	stream, err := js.Stream(ctx, p.Stream())
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return nil, 0, nil
-	}
-	if err != nil {
-		return nil, 0, fmt.Errorf("read stream of %s: %w", p, err)
-	}
-	consumers := stream.ListConsumers(ctx)
-	for info := range consumers.Info() {
-		stages = append(stages, StageCount{
-			Stage: info.Name, Acked: info.AckFloor.Consumer, Pending: info.NumPending,
-			InFlight: info.NumAckPending, Redelivered: info.NumRedelivered,
-		})
-	}
-	if err := consumers.Err(); err != nil && !errors.Is(err, jetstream.ErrEndOfData) {
-		return nil, 0, fmt.Errorf("list consumers of %s: %w", p, err)
-	}
-	slices.SortFunc(stages, func(a, b StageCount) int { return strings.Compare(a.Stage, b.Stage) })
-	for i := range stages {
-		if counts == nil {
-			break
-		}
-		direct, err := readCount(ctx, counts, p.CountKey(stages[i].Stage))
-		if err != nil {
-			return nil, 0, err
-		}
-		stages[i].Acked += direct
-	}
-	dlq, err := js.Stream(ctx, DLQStream(p.Tenant))
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return stages, 0, nil
-	}
-	if err != nil {
-		return stages, 0, fmt.Errorf("read the DLQ of %s: %w", p.Tenant, err)
-	}
-	info, err := dlq.Info(ctx, jetstream.WithSubjectFilter(p.DLQSubject()))
-	if err != nil {
-		return stages, 0, fmt.Errorf("read the DLQ of %s: %w", p.Tenant, err)
-	}
-	return stages, info.State.Subjects[p.DLQSubject()], nil
-}
