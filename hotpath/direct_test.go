@@ -145,12 +145,6 @@ func TestCountsAddUpAcrossWriters(t *testing.T) {
 	require.Equal(t, uint64(7), n)
 }
 
-func TestStageSubjectIsWhatTheStageConsumes(t *testing.T) {
-	p := dataplane.Pipeline{Tenant: "acme", Integration: "orders"}
-	require.Equal(t, p.InSubject(), p.StageSubject(dataplane.StageProcess))
-	require.Equal(t, p.OutSubject("crm"), p.StageSubject(dataplane.DeliverStage("crm")))
-}
-
 // TestClaimCheckedBodyIsDeliveredDirectlyByReference: an unchanged
 // claim-checked body goes to the only producer without a second hop and
 // without travelling through NATS: streamed from the blob store when no

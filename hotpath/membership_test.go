@@ -62,13 +62,6 @@ func TestMembershipFollowsRegistrationsDeparturesAndSilence(t *testing.T) {
 	require.Equal(t, []string{"me"}, m.alive)
 }
 
-func TestRunnerKeyIsAlwaysAValidKey(t *testing.T) {
-	require.Equal(t, "host-1", dataplane.RunnerKey("host-1"))
-	require.Equal(t, "a_b_c_d", dataplane.RunnerKey("a b*c>d"))
-	require.Equal(t, "_x_", dataplane.RunnerKey(".x."))
-	require.Equal(t, "host.example-12", dataplane.RunnerKey("host.example-12"))
-}
-
 // TestRunnersShareTheWorkAndHandOverUnderLoadLosingNothing: pipelines are
 // spread over the runners alive; while messages flow, a runner joins, one
 // stops, another joins, and every message is delivered.

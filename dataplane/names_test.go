@@ -1,0 +1,73 @@
+package dataplane
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestStageSubjectIsWhatTheStageConsumes(t *testing.T) {
+	p := Pipeline{Tenant: "acme", Integration: "orders"}
+	require.Equal(t, p.InSubject(), p.StageSubject(StageProcess))
+	require.Equal(t, p.OutSubject("crm"), p.StageSubject(DeliverStage("crm")))
+}
+
+func TestRunnerKeyIsAlwaysAValidKey(t *testing.T) {
+	require.Equal(t, "host-1", RunnerKey("host-1"))
+	require.Equal(t, "a_b_c_d", RunnerKey("a b*c>d"))
+	require.Equal(t, "_x_", RunnerKey(".x."))
+	require.Equal(t, "host.example-12", RunnerKey("host.example-12"))
+}
+
+// TestNamesKeepTenantsAndPipelinesApart: every name is built from checked
+// names, and one tenant's streams, keys and objects never fall under
+// another's prefix.
+func TestNamesKeepTenantsAndPipelinesApart(t *testing.T) {
+	p := Pipeline{Tenant: "acme", Integration: "orders"}
+	require.NoError(t, p.Validate())
+	require.Equal(t, "acme/orders", p.String())
+	require.Equal(t, "VRSKY_acme_orders", p.Stream())
+	require.Equal(t, "vrsky.acme.orders.>", p.AllSubjects())
+	require.Equal(t, "vrsky.acme.dlq.orders", p.DLQSubject())
+	require.Equal(t, "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.VRSKY_acme_orders.*", p.MaxDeliveriesAdvisories())
+	require.Equal(t, "acme.orders", p.Key())
+	require.Equal(t, p.Key(), p.RunRequestKey())
+	require.Equal(t, "acme.orders.result", p.RunResultKey())
+	require.Equal(t, "acme.orders.deliver-crm", p.CountKey(DeliverStage("crm")))
+	require.Equal(t, "acme.orders."+FailuresCount, p.CountKey(FailuresCount))
+
+	for _, bad := range []Pipeline{{"", "x"}, {"acme", ""}, {"Acme", "x"}, {"acme", "a.b"}, {"acme", "a>"}, {"acme", "dlq"}} {
+		require.Error(t, bad.Validate(), "%+v", bad)
+	}
+
+	// Object and message-state keys hash the message ID: any ID is safe.
+	for _, id := range []string{"m1", "a.b>c*", strings.Repeat("x", 10000), "../../etc"} {
+		for _, key := range []string{p.ClaimKey(id), p.DLQClaimKey(id), p.AttemptKey(StageProcess, id)} {
+			require.NotContains(t, key, "..")
+			require.NotContains(t, key, ">")
+			require.Less(t, len(key), 100)
+		}
+	}
+	require.True(t, strings.HasPrefix(p.ClaimKey("m1"), ClaimPrefix+"acme/orders/"))
+	require.True(t, strings.HasPrefix(p.DLQClaimKey("m1"), DLQClaimPrefix+"acme/orders/"))
+	require.Equal(t, []string{"claims/acme/", "dlq/acme/"}, TenantObjectPrefixes("acme"))
+	require.NotEqual(t, p.AttemptKey(StageProcess, "m1"), p.AttemptKey(DeliverStage("crm"), "m1"))
+
+	require.True(t, IsTenantStream("acme", p.Stream()))
+	require.True(t, IsTenantStream("acme", DLQStream("acme")))
+	require.False(t, IsTenantStream("acme", Pipeline{Tenant: "acme2", Integration: "orders"}.Stream()))
+	require.False(t, IsTenantStream("acme", DLQStream("other")))
+	require.Equal(t, "vrsky.acme.dlq.>", DLQSubjects("acme"))
+	require.Equal(t, "acme.>", TenantSecretsFilter("acme"))
+
+	// Every bucket has its own name.
+	buckets := []string{DesiredStateBucket, StatusBucket, MessageStateBucket, EgressBucket, CountsBucket, RunsBucket,
+		RunnersBucket, LeaseBucket, TenantRatesBucket, IdempotencyBucket, SecretsBucket}
+	seen := map[string]bool{}
+	for _, b := range buckets {
+		require.True(t, strings.HasPrefix(b, "vrsky_"), b)
+		require.False(t, seen[b], "bucket %s named twice", b)
+		seen[b] = true
+	}
+}
