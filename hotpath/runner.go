@@ -1,7 +1,10 @@
-// Package hotpath is VRSky's data plane: it runs integrations on NATS
-// JetStream — streams, consumers, ack discipline, retries, the DLQ, the
-// claim-check, and the reconciliation of desired state written by the
-// control plane.
+// Package hotpath is VRSky's data-plane runtime: it runs integrations on
+// NATS JetStream — stage consumers, ack discipline, retries, dead-lettering,
+// runner membership and leases, metrics, and the reconciliation of the
+// desired state written by the control plane. The names, stream and bucket
+// setup, and the state it shares with the control plane are the contract in
+// package dataplane, which hotpath imports and nothing else needs hotpath
+// for.
 //
 // It never imports Temporal: the data plane keeps running when the control
 // plane is down, and no message body ever leaves NATS and the blob store.
