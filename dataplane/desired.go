@@ -171,6 +171,7 @@ func (s *State) GetStatus(ctx context.Context, p Pipeline) (st Status, ok bool, 
 	return st, true, nil
 }
 
+// PutStatus writes what a runner reports about a pipeline.
 func (s *State) PutStatus(ctx context.Context, st Status) error {
 	b, err := json.Marshal(st)
 	if err != nil {

@@ -119,7 +119,8 @@ func (pub *Publisher) waitAllClaimed(ctx context.Context, futures []jetstream.Pu
 	return firstErr
 }
 
-// waitAll waits for every publish acknowledgement.
+// WaitAll waits for every publish acknowledgement; a refused publish
+// wraps ErrQuotaFull or ErrUnavailable.
 func WaitAll(ctx context.Context, futures []jetstream.PubAckFuture) error {
 	var firstErr error
 	for _, f := range futures {
