@@ -6,6 +6,9 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -349,4 +352,23 @@ func TestPanickingStepIsDeadLetteredWithThePanic(t *testing.T) {
 	require.Equal(t, DeliverStage("sink"), letters[0].Stage)
 	h.send(p, msg("after", "y"))
 	require.Eventually(t, func() bool { return sink.body("after") != nil }, 10*time.Second, 20*time.Millisecond, "the runner is still up")
+}
+
+// TestOnlyTheSettlerAcks: the runtime's ack calls are all in settle.go
+// (ADR 0018); a stage returns outcomes.
+func TestOnlyTheSettlerAcks(t *testing.T) {
+	ackCall := regexp.MustCompile(`\.(Ack|DoubleAck|Nak|NakWithDelay|Term|TermWithReason|InProgress)\(`)
+	files, err := filepath.Glob("*.go")
+	require.NoError(t, err)
+	require.NotEmpty(t, files)
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") || name == "settle.go" {
+			continue
+		}
+		src, err := os.ReadFile(name)
+		require.NoError(t, err)
+		for i, line := range strings.Split(string(src), "\n") {
+			require.False(t, ackCall.MatchString(line), "%s:%d acks outside settle.go: %s", name, i+1, strings.TrimSpace(line))
+		}
+	}
 }
