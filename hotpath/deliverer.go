@@ -52,16 +52,26 @@ func (dl *deliverer) handle(batch []jetstream.Msg) {
 	for i, m := range batch {
 		d := &ds[i]
 		d.msg, d.settler = m, dl.settler
-		env, err := decode(dl.p, m.Headers(), m.Data())
-		d.env = env
-		if err != nil {
+		if o := dl.decode(ctx, d); o.decided() {
 			dl.metrics.in.Inc()
-			finish(ctx, d, failed(sdk.PermanentError(err)))
+			finish(ctx, d, o)
 			continue
 		}
 		b.put(ctx, d)
 	}
 	b.flush(ctx)
+}
+
+// decode is the deliver stage's first part.
+func (dl *deliverer) decode(ctx context.Context, d *delivery) outcome {
+	return recovering(func(context.Context, *delivery) outcome {
+		env, err := decode(dl.p, d.msg.Headers(), d.msg.Data())
+		d.env = env
+		if err != nil {
+			return failed(sdk.PermanentError(err))
+		}
+		return outcome{}
+	})(ctx, d)
 }
 
 // producerBatch gathers decoded messages for the producer and writes them

@@ -103,13 +103,18 @@ type processor struct {
 	// directSettler settles (and counts) what it gets from here.
 	direct        *deliverer
 	directSettler *settler
-	// steps is the chain's part, wrapped by recovering.
-	steps part
+	// parts are decode and steps, wrapped by recovering.
+	parts part
 }
 
-// newProcessor completes pr: its steps part.
+// newProcessor completes pr: its decode and steps parts.
 func newProcessor(pr *processor) *processor {
-	pr.steps = recovering(pr.runSteps)
+	pr.parts = recovering(func(ctx context.Context, d *delivery) outcome {
+		if o := pr.decode(d); o.decided() {
+			return o
+		}
+		return pr.runSteps(ctx, d)
+	})
 	return pr
 }
 
@@ -130,11 +135,7 @@ func (pr *processor) handle(batch []jetstream.Msg) {
 		d.msg, d.settler = m, pr.settler
 		pr.metrics.in.Inc()
 		pr.metrics.bytes.Add(float64(len(m.Data())))
-		if o := pr.decode(d); o.decided() {
-			finish(ctx, d, o)
-			continue
-		}
-		if o := pr.steps(ctx, d); o.decided() {
+		if o := pr.parts(ctx, d); o.decided() {
 			finish(ctx, d, o)
 			continue
 		}
@@ -210,7 +211,7 @@ func (s *processSink) put(ctx context.Context, d *delivery) {
 		return err
 	})
 	if err != nil {
-		if !sdk.IsPermanent(err) { // NATS or blob store trouble
+		if !sdk.IsPermanent(err) && !isPanic(err) { // NATS or blob store trouble
 			d.env, err = bodiless(d.env), infraFailure(err)
 		}
 		finish(ctx, d, failed(err))

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -303,6 +304,8 @@ func TestPanicBecomesAFailedOutcome(t *testing.T) {
 
 	err := recovered(func() error { panic(errors.New("producer exploded")) })
 	require.ErrorContains(t, err, "panic: producer exploded")
+	require.True(t, isPanic(err))
+	require.False(t, isInfra(err), "a panic is not the infrastructure's trouble: it counts as an attempt")
 	require.NoError(t, recovered(func() error { return nil }))
 }
 
@@ -370,5 +373,31 @@ func TestOnlyTheSettlerAcks(t *testing.T) {
 		for i, line := range strings.Split(string(src), "\n") {
 			require.False(t, ackCall.MatchString(line), "%s:%d acks outside settle.go: %s", name, i+1, strings.TrimSpace(line))
 		}
+	}
+}
+
+// TestTermReasonIsBounded: the reason sent with a Term is cut to
+// maxTermReason bytes, never inside a character; the dead letter keeps the
+// whole reason.
+func TestTermReasonIsBounded(t *testing.T) {
+	for _, tc := range []struct {
+		name, reason string
+	}{
+		{"short", "rejected"},
+		{"long", strings.Repeat("x", 10*maxTermReason)},
+		{"multibyte at the cut", strings.Repeat("é", maxTermReason)},
+		{"control characters", "line one\r\nline two\x00"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := termReason(errors.New(tc.reason))
+			require.LessOrEqual(t, len(got), maxTermReason)
+			require.True(t, utf8.ValidString(got))
+			require.True(t, strings.HasPrefix(tc.reason, got))
+			if len(tc.reason) <= maxTermReason {
+				require.Equal(t, tc.reason, got)
+			} else {
+				require.Greater(t, len(got), maxTermReason-utf8.UTFMax)
+			}
+		})
 	}
 }

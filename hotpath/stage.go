@@ -3,6 +3,7 @@ package hotpath
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"runtime/debug"
 
@@ -118,6 +119,12 @@ func panicked(v any) error {
 		stack = stack[:maxPanicStack]
 	}
 	return &panicError{value: v, stack: stack}
+}
+
+// isPanic reports whether err is a recovered panic.
+func isPanic(err error) bool {
+	var e *panicError
+	return errors.As(err, &e)
 }
 
 func (e *panicError) Error() string { return fmt.Sprintf("panic: %v\n%s", e.value, e.stack) }
