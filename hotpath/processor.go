@@ -103,18 +103,18 @@ type processor struct {
 	// directSettler settles (and counts) what it gets from here.
 	direct        *deliverer
 	directSettler *settler
-	// parts are decode and steps, wrapped by recovering.
+	// parts are decode and steps, wrapped by received and recovering.
 	parts part
 }
 
 // newProcessor completes pr: its decode and steps parts.
 func newProcessor(pr *processor) *processor {
-	pr.parts = recovering(func(ctx context.Context, d *delivery) outcome {
+	pr.parts = received(pr.metrics, recovering(func(ctx context.Context, d *delivery) outcome {
 		if o := pr.decode(d); o.decided() {
 			return o
 		}
 		return pr.runSteps(ctx, d)
-	})
+	}))
 	return pr
 }
 
@@ -133,8 +133,6 @@ func (pr *processor) handle(batch []jetstream.Msg) {
 	for i, m := range batch {
 		d := &ds[i]
 		d.msg, d.settler = m, pr.settler
-		pr.metrics.in.Inc()
-		pr.metrics.bytes.Add(float64(len(m.Data())))
 		if o := pr.parts(ctx, d); o.decided() {
 			finish(ctx, d, o)
 			continue

@@ -401,3 +401,17 @@ func TestTermReasonIsBounded(t *testing.T) {
 		})
 	}
 }
+
+// TestReceivedCountsBeforeAnythingFails: the process stage's intake is
+// counted by the middleware around its parts, also for a message whose
+// part panics.
+func TestReceivedCountsBeforeAnythingFails(t *testing.T) {
+	p := Pipeline{Tenant: "t1", Integration: "intake"}
+	m := NewMetrics(nil).forStage(p, StageProcess)
+	h := received(m, recovering(func(context.Context, *delivery) outcome { panic("no") }))
+	nm := benchInputs(p, 1)[0]
+	o := h(context.Background(), &delivery{msg: &benchMsg{m: nm}})
+	require.Equal(t, outcomeFailed, o.kind)
+	require.Equal(t, 1.0, testutil.ToFloat64(m.in))
+	require.Equal(t, float64(len(nm.Data)), testutil.ToFloat64(m.bytes))
+}

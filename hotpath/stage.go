@@ -23,8 +23,12 @@ import (
 // producer. Any part may end a message with an outcome
 // (stage_outcome.go); the settler of the stage that owns the message then
 // acts on it (settle.go), at once. A message that reaches the end of the
-// sink without failing is done. Cross-cutting behaviour wraps the parts:
-// recovering turns a panic into a failed outcome.
+// sink without failing is done. Cross-cutting behaviour wraps the parts
+// as middleware: received counts what the process stage takes in,
+// recovering turns a panic into a failed outcome (recovered does the same
+// for a sink's write or publish). The deliver stage counts what it takes
+// in at its sink, where the process stage's direct deliveries enter too,
+// and the body bytes once a claim-checked body is fetched.
 //
 // With a single producer (ADR 0009), the process stage's sink is the
 // producer's own: a message that needs no second hop is handed over to
@@ -77,6 +81,16 @@ func recovering(p part) part {
 				o = failed(panicked(v))
 			}
 		}()
+		return p(ctx, d)
+	}
+}
+
+// received wraps a stage's first part: it counts each message the stage
+// receives, and its stored bytes, before anything can fail it.
+func received(m *pipelineMetrics, p part) part {
+	return func(ctx context.Context, d *delivery) outcome {
+		m.in.Inc()
+		m.bytes.Add(float64(len(d.msg.Data())))
 		return p(ctx, d)
 	}
 }
