@@ -60,10 +60,14 @@ func (d *delivery) id() string {
 	return "undecodable-" + d.msg.Headers().Get(nats.MsgIdHdr)
 }
 
-// finish gives d outcome o and settles it.
+// finish gives d outcome o and settles it. Nothing reads d's bodies
+// afterwards: they are dropped at once, so that a batch of large bodies
+// written in parts (maxBatchBytes) is not held until the batch ends.
 func finish(ctx context.Context, d *delivery, o outcome) bool {
 	d.outcome = o
-	return d.settler.settle(ctx, d)
+	finished := d.settler.settle(ctx, d)
+	d.env.msg.Body, d.out.Body, d.futures = nil, nil, nil
+	return finished
 }
 
 // A part takes one message a step further: it returns the message's
