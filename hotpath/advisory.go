@@ -71,7 +71,7 @@ func deadLetterUndelivered(ctx context.Context, d deps, p dataplane.Pipeline, st
 	}
 	f := d.failures(d.metrics.forStage(p, stage), log)
 	cause := fmt.Errorf("JetStream stopped delivering the message after %d deliveries without a settlement (runner crashes, or VRSky's infrastructure failing throughout)", adv.Deliveries)
-	if err := f.deadLetterData(ctx, p, stage, raw.Data, raw.Sequence, env, id, 0, cause, true); err != nil {
+	if _, err := f.deadLetterData(ctx, p, stage, raw.Data, raw.Sequence, env, id, 0, cause, true); err != nil {
 		return err
 	}
 	if err := stream.DeleteMsg(ctx, raw.Sequence); err != nil {

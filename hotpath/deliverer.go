@@ -19,19 +19,21 @@ import (
 // wait so a slow write is not redelivered while it is still running.
 const writeTimeout = 25 * time.Second
 
-// deliverer feeds one producer: from its `out.<producer>` subject, and, when
-// the producer is the pipeline's only one, straight from the process stage
-// (ADR 0009).
+// deliverer feeds one producer: from its `out.<producer>` subject (the
+// deliver stage: decode → sink), and, when the producer is the pipeline's
+// only one, straight from the process stage (ADR 0009). Its sink is the
+// producer write; the messages' settlers act on the outcomes.
 type deliverer struct {
 	p        dataplane.Pipeline
 	stage    string
 	producer sdk.Producer
 	claims   *dataplane.ClaimCheck
-	failures *failures
 	metrics  *pipelineMetrics
 	log      *slog.Logger
+	settler  *settler
 	// writing holds the producer while one goroutine writes to it: the
-	// SDK promises producers one writer at a time.
+	// SDK promises producers one writer at a time, and both the deliver
+	// stage and the process stage's workers write to the only producer.
 	writing sync.Mutex
 }
 
@@ -44,150 +46,158 @@ var maxBatchBytes int64 = 32 << 20
 const fetchers = 4
 
 // handle delivers one batch from the stream.
-func (d *deliverer) handle(batch []jetstream.Msg) {
+func (dl *deliverer) handle(batch []jetstream.Msg) {
 	ctx := context.Background()
-	msgs := make([]jetstream.Msg, 0, len(batch))
-	envs := make([]dataplane.Envelope, 0, len(batch))
-	for _, m := range batch {
-		env, err := dataplane.DecodeEnvelope(d.p, m.Headers(), m.Data())
-		if err != nil {
-			d.metrics.in.Inc()
-			d.failures.fail(ctx, d.p, d.stage, m, env, sdk.PermanentError(err))
-			continue
-		}
-		msgs, envs = append(msgs, m), append(envs, env)
-	}
-	d.deliver(ctx, msgs, envs)
-}
-
-// deliver writes decoded messages to the producer, in writes of at most
-// maxBatchBytes of bodies, and returns how many it finished (acknowledged
-// or dead-lettered). msgs[i] is the JetStream message to settle for envs[i].
-func (d *deliverer) deliver(ctx context.Context, msgs []jetstream.Msg, envs []dataplane.Envelope) (finished int) {
-	var (
-		from  int
-		bytes int64
-	)
-	for i, env := range envs {
-		d.metrics.in.Inc()
-		if sp, ok := d.producer.(sdk.StreamProducer); ok && needsBody(env) && sp.CanStream(env.Msg) {
-			if from < i { // what came before is written first
-				finished += d.write(ctx, msgs[from:i], envs[from:i])
-			}
-			finished += d.stream(ctx, sp, msgs[i], env)
-			from, bytes = i+1, 0
-			continue
-		}
-		size := env.Size
-		if env.BodyRef == "" {
-			size = int64(len(env.Msg.Body))
-		}
-		if from < i && bytes+size > maxBatchBytes {
-			finished += d.write(ctx, msgs[from:i], envs[from:i])
-			from, bytes = i, 0
-		}
-		bytes += size
-	}
-	if from < len(envs) {
-		finished += d.write(ctx, msgs[from:], envs[from:])
-	}
-	return finished
-}
-
-// write resolves claim-checked bodies and writes one part of a batch; it
-// returns how many messages it finished.
-// INVARIANT: a message is acked only after the producer confirmed its write;
-// this is the only place the deliver stage acks.
-func (d *deliverer) write(ctx context.Context, batch []jetstream.Msg, decoded []dataplane.Envelope) int {
-	began := time.Now()
-	resolved := d.resolveBodies(ctx, decoded)
-	msgs := make([]jetstream.Msg, 0, len(batch))
-	envs := make([]dataplane.Envelope, 0, len(batch))
-	finished := 0
+	ds := make([]delivery, len(batch))
+	b := dl.batch()
 	for i, m := range batch {
-		if err := resolved[i]; err != nil {
-			if d.bodyFailed(ctx, m, decoded[i], err) {
-				finished++
-			}
+		d := &ds[i]
+		d.msg, d.settler = m, dl.settler
+		if o := dl.decode(ctx, d); o.decided() {
+			dl.metrics.in.Inc()
+			finish(ctx, d, o)
 			continue
 		}
-		d.metrics.bytes.Add(float64(len(decoded[i].Msg.Body)))
-		msgs = append(msgs, m)
-		envs = append(envs, decoded[i])
+		b.put(ctx, d)
 	}
-	if len(msgs) == 0 {
-		return finished
-	}
-	out := make([]sdk.Message, len(envs))
-	for i := range envs {
-		out[i] = envs[i].Msg
-	}
-	d.lock(msgs)
-	wctx, cancel := context.WithTimeout(ctx, writeTimeout)
-	err := d.producer.Write(wctx, out)
-	cancel()
-	d.writing.Unlock()
-	return finished + d.settle(ctx, msgs, envs, err, began)
+	b.flush(ctx)
 }
 
-// bodyFailed handles a message whose claim-checked body could not be had:
-// a body that is gone fails it permanently (to the DLQ with the reason),
-// blob store trouble brings it back later without counting an attempt. It
-// reports whether the message is finished.
-func (d *deliverer) bodyFailed(ctx context.Context, m jetstream.Msg, env dataplane.Envelope, err error) bool {
-	if sdk.IsPermanent(err) {
-		return d.failures.fail(ctx, d.p, d.stage, m, env, err)
+// decode is the deliver stage's first part.
+func (dl *deliverer) decode(ctx context.Context, d *delivery) outcome {
+	return recovering(func(context.Context, *delivery) outcome {
+		env, err := dataplane.DecodeEnvelope(dl.p, d.msg.Headers(), d.msg.Data())
+		d.env = env
+		if err != nil {
+			return failed(sdk.PermanentError(err))
+		}
+		return outcome{}
+	})(ctx, d)
+}
+
+// producerBatch gathers decoded messages for the producer and writes them
+// in writes of at most maxBatchBytes of bodies; a claim-checked body goes
+// alone, streamed, to a producer that can stream it.
+type producerBatch struct {
+	dl    *deliverer
+	ds    []*delivery
+	bytes int64
+}
+
+// batch starts gathering a write.
+func (dl *deliverer) batch() *producerBatch { return &producerBatch{dl: dl} }
+
+// put adds d to the write, writing first what the batch holds when d
+// would take it over maxBatchBytes.
+func (b *producerBatch) put(ctx context.Context, d *delivery) {
+	dl := b.dl
+	dl.metrics.in.Inc()
+	env := d.env
+	if sp, ok := dl.producer.(sdk.StreamProducer); ok && needsBody(env) && sp.CanStream(env.Msg) {
+		b.flush(ctx) // what came before is written first
+		dl.stream(ctx, sp, d)
+		return
 	}
-	return d.failures.infraFailed(ctx, d.p, d.stage, m, env, err)
+	size := env.Size
+	if env.BodyRef == "" {
+		size = int64(len(env.Msg.Body))
+	}
+	if len(b.ds) > 0 && b.bytes+size > maxBatchBytes {
+		b.flush(ctx)
+	}
+	b.ds = append(b.ds, d)
+	b.bytes += size
+}
+
+// flush writes what the batch holds.
+func (b *producerBatch) flush(ctx context.Context) {
+	if len(b.ds) > 0 {
+		b.dl.write(ctx, b.ds)
+	}
+	b.ds, b.bytes = b.ds[:0], 0
+}
+
+// write resolves claim-checked bodies and writes one part of a batch; each
+// message is done once the producer confirmed its write.
+func (dl *deliverer) write(ctx context.Context, batch []*delivery) {
+	began := time.Now()
+	resolved := dl.resolveBodies(ctx, batch)
+	ds := make([]*delivery, 0, len(batch))
+	for i, d := range batch {
+		if err := resolved[i]; err != nil {
+			finish(ctx, d, failed(bodyFailure(err)))
+			continue
+		}
+		dl.metrics.bytes.Add(float64(len(d.env.Msg.Body)))
+		ds = append(ds, d)
+	}
+	if len(ds) == 0 {
+		return
+	}
+	out := make([]sdk.Message, len(ds))
+	for i, d := range ds {
+		out[i] = d.env.Msg
+	}
+	dl.lock(ds)
+	wctx, cancel := context.WithTimeout(ctx, writeTimeout)
+	err := recovered(func() error { return dl.producer.Write(wctx, out) })
+	cancel()
+	dl.writing.Unlock()
+	dl.written(ctx, ds, err, began)
+}
+
+// bodyFailure is the failure of a message whose claim-checked body could
+// not be had: a body that is gone is permanent (to the DLQ with the
+// reason), blob store trouble is VRSky's (the message comes back later
+// without counting an attempt).
+func bodyFailure(err error) error {
+	if sdk.IsPermanent(err) {
+		return err
+	}
+	return infraFailure(err)
 }
 
 // stream writes one claim-checked message with its body read straight from
 // the blob store. A blob store that fails while the body is read does not
 // count as an attempt: the message comes back later.
-func (d *deliverer) stream(ctx context.Context, sp sdk.StreamProducer, m jetstream.Msg, env dataplane.Envelope) int {
+func (dl *deliverer) stream(ctx context.Context, sp sdk.StreamProducer, d *delivery) {
 	began := time.Now()
-	r, err := d.claims.Open(ctx, env)
+	env := d.env
+	r, err := dl.claims.Open(ctx, env)
 	if err != nil {
-		if d.bodyFailed(ctx, m, env, err) {
-			return 1
-		}
-		return 0
+		finish(ctx, d, failed(bodyFailure(err)))
+		return
 	}
 	defer r.Close()
 	body := &readErrors{r: r}
-	d.lock([]jetstream.Msg{m})
+	dl.lock([]*delivery{d})
 	wctx, cancel := context.WithTimeout(ctx, writeTimeout)
-	err = sp.WriteStream(wctx, env.Msg, body, env.Size)
+	err = recovered(func() error { return sp.WriteStream(wctx, env.Msg, body, env.Size) })
 	cancel()
-	d.writing.Unlock()
+	dl.writing.Unlock()
 	if err != nil && body.err != nil {
-		d.log.Warn("claim-checked body could not be read while streamed", "stage", d.stage, "message_id", env.Msg.ID, "error", body.err)
-		if d.failures.infraFailed(ctx, d.p, d.stage, m, env, body.err) {
-			return 1
-		}
-		return 0
+		dl.log.Warn("claim-checked body could not be read while streamed", "stage", dl.stage, "message_id", env.Msg.ID, "error", body.err)
+		finish(ctx, d, failed(infraFailure(body.err)))
+		return
 	}
-	d.metrics.bytes.Add(float64(env.Size))
-	d.metrics.claimBytes.Add(float64(body.n))
-	return d.settle(ctx, []jetstream.Msg{m}, []dataplane.Envelope{env}, err, began)
+	dl.metrics.bytes.Add(float64(env.Size))
+	dl.metrics.claimBytes.Add(float64(body.n))
+	dl.written(ctx, []*delivery{d}, err, began)
 }
 
 // lockWaitNoticed is how long a write may wait for the producer before the
 // messages it holds get their ack timers restarted.
 const lockWaitNoticed = time.Second
 
-// lock takes the producer for a write of msgs. Another worker may hold it
-// for up to writeTimeout, and msgs' ack timers run meanwhile: after a long
-// wait they are restarted (InProgress), so that the write has its whole
-// writeTimeout before JetStream would deliver msgs again.
-func (d *deliverer) lock(msgs []jetstream.Msg) {
+// lock takes the producer for a write of ds. Another worker may hold it
+// for up to writeTimeout, and ds' ack timers run meanwhile: after a long
+// wait they are restarted (settler.extend), so that the write has its
+// whole writeTimeout before JetStream would deliver them again.
+func (dl *deliverer) lock(ds []*delivery) {
 	began := time.Now()
-	d.writing.Lock()
-	if time.Since(began) < lockWaitNoticed {
-		return
-	}
-	for _, m := range msgs {
-		_ = m.InProgress()
+	dl.writing.Lock()
+	if time.Since(began) >= lockWaitNoticed {
+		dl.settler.extend(ds)
 	}
 }
 
@@ -208,69 +218,58 @@ func (e *readErrors) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// settle acks the messages a write confirmed and hands the others to the
-// failure handling. err is the producer's answer for msgs. It returns how
-// many messages it finished: acknowledged or dead-lettered.
-func (d *deliverer) settle(ctx context.Context, msgs []jetstream.Msg, envs []dataplane.Envelope, err error, began time.Time) (finished int) {
+// written gives each message of a write its outcome: done when the
+// producer confirmed it, failed with the producer's error otherwise. err is
+// the producer's answer for ds; a *sdk.BatchError names the messages that
+// failed.
+func (dl *deliverer) written(ctx context.Context, ds []*delivery, err error, began time.Time) {
 	var batchErr *sdk.BatchError
 	switch {
 	case err == nil:
 	case errors.As(err, &batchErr):
 	default:
-		d.log.Warn("producer write failed", "stage", d.stage, "messages", len(msgs), "error", err)
+		dl.log.Warn("producer write failed", "stage", dl.stage, "messages", len(ds), "error", err)
 	}
 	now := time.Now()
-	for i, m := range msgs {
+	for i, d := range ds {
 		failure := err
 		if batchErr != nil {
 			failure = batchErr.Failed[i]
 		}
 		if failure != nil {
-			if d.failures.fail(ctx, d.p, d.stage, m, envs[i], failure) {
-				d.claims.Release(ctx, envs[i].Owned) // the DLQ keeps its own copy
-				finished++
-			}
+			finish(ctx, d, failed(failure))
 			continue
 		}
-		d.failures.succeeded(ctx, d.p, d.stage, m, envs[i].Msg.ID)
-		if owned := envs[i].Owned; owned == "" {
-			_ = m.Ack()
-		} else if err := m.DoubleAck(ctx); err == nil {
-			// Delivered and confirmed gone from the stream (a large body:
-			// the round trip is cheap beside it): its body can go too.
-			d.claims.Release(ctx, owned)
-		}
-		finished++
-		d.metrics.out.Inc()
-		if !envs[i].Msg.Received.IsZero() {
-			d.metrics.endToEnd.Observe(now.Sub(envs[i].Msg.Received).Seconds())
+		finish(ctx, d, done())
+		dl.metrics.out.Inc()
+		if !d.env.Msg.Received.IsZero() {
+			dl.metrics.endToEnd.Observe(now.Sub(d.env.Msg.Received).Seconds())
 		}
 	}
-	d.metrics.latency.Observe(time.Since(began).Seconds() / float64(len(msgs)))
-	return finished
+	dl.metrics.latency.Observe(time.Since(began).Seconds() / float64(len(ds)))
 }
 
 // needsBody reports whether env's body is in the blob store and not here.
 func needsBody(env dataplane.Envelope) bool { return env.BodyRef != "" && env.Msg.Body == nil }
 
-// resolveBodies fetches the claim-checked bodies of envs, a few at a time,
+// resolveBodies fetches the claim-checked bodies of ds, a few at a time,
 // and returns each message's fetch error (nil when it has its body).
-func (d *deliverer) resolveBodies(ctx context.Context, envs []dataplane.Envelope) []error {
-	errs := make([]error, len(envs))
-	if !slices.ContainsFunc(envs, needsBody) {
+func (dl *deliverer) resolveBodies(ctx context.Context, ds []*delivery) []error {
+	errs := make([]error, len(ds))
+	if !slices.ContainsFunc(ds, func(d *delivery) bool { return needsBody(d.env) }) {
 		return errs
 	}
 	sem := make(chan struct{}, fetchers)
 	var wg sync.WaitGroup
-	for i := range envs {
-		if !needsBody(envs[i]) {
+	for i, d := range ds {
+		if !needsBody(d.env) {
 			continue
 		}
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			if errs[i] = d.claims.Resolve(ctx, &envs[i]); errs[i] == nil {
-				d.metrics.claimBytes.Add(float64(len(envs[i].Msg.Body)))
+			if errs[i] = dl.claims.Resolve(ctx, &d.env); errs[i] == nil {
+				dl.metrics.claimBytes.Add(float64(len(d.env.Msg.Body)))
 			}
 		})
 	}

@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"io"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -192,15 +194,16 @@ func (m *progressMsg) InProgress() error { m.inProgress.Add(1); return nil }
 // not wait leaves them alone.
 func TestLongWaitForTheProducerRestartsAckTimers(t *testing.T) {
 	t.Parallel()
-	d := &deliverer{}
-	m := &progressMsg{}
-	d.lock([]jetstream.Msg{m})
+	m := NewMetrics(nil).forStage(dataplane.Pipeline{Tenant: "t1", Integration: "slow"}, dataplane.DeliverStage("sink"))
+	d := &deliverer{settler: &settler{metrics: m, log: slog.New(slog.NewJSONHandler(io.Discard, nil))}}
+	pm := &progressMsg{}
+	d.lock([]*delivery{{msg: pm}})
 	d.writing.Unlock()
-	require.Zero(t, m.inProgress.Load(), "no wait, no restart")
+	require.Zero(t, pm.inProgress.Load(), "no wait, no restart")
 
 	d.writing.Lock() // another worker writes
 	go func() { time.Sleep(lockWaitNoticed + 100*time.Millisecond); d.writing.Unlock() }()
-	d.lock([]jetstream.Msg{m})
+	d.lock([]*delivery{{msg: pm}})
 	d.writing.Unlock()
-	require.EqualValues(t, 1, m.inProgress.Load())
+	require.EqualValues(t, 1, pm.inProgress.Load())
 }

@@ -72,7 +72,7 @@ func TestFailedMessageCanBeReplayedFromTheDLQ(t *testing.T) {
 	require.NoError(t, err)
 	f := &failures{js: js, state: state, metrics: NewMetrics(nil).forStage(p, dataplane.DeliverStage("archive")),
 		log: slog.New(slog.NewTextHandler(io.Discard, nil)), backoff: Backoff}
-	f.fail(ctx, p, dataplane.DeliverStage("archive"), m, env, sdk.PermanentError(errors.New("rejected by upstream")))
+	settleFailed(ctx, f, p, dataplane.DeliverStage("archive"), m, env, sdk.PermanentError(errors.New("rejected by upstream")))
 
 	letters, _, err := dataplane.ListDLQ(ctx, js, tenant, dataplane.DLQFilter{Producer: "archive", ErrorContains: "upstream"}, 0, 10)
 	require.NoError(t, err)
@@ -93,7 +93,7 @@ func TestFailedMessageCanBeReplayedFromTheDLQ(t *testing.T) {
 	// DLQ: it is a new message there, not a duplicate of the first letter.
 	againEnv, err := dataplane.DecodeEnvelope(p, again.Headers(), again.Data())
 	require.NoError(t, err)
-	f.fail(ctx, p, dataplane.DeliverStage("archive"), again, againEnv, sdk.PermanentError(errors.New("rejected again")))
+	settleFailed(ctx, f, p, dataplane.DeliverStage("archive"), again, againEnv, sdk.PermanentError(errors.New("rejected again")))
 	letters, _, err = dataplane.ListDLQ(ctx, js, tenant, dataplane.DLQFilter{ErrorContains: "again"}, 0, 10)
 	require.NoError(t, err)
 	require.Len(t, letters, 1, "a replayed message that fails again is dead-lettered again")

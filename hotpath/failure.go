@@ -41,8 +41,10 @@ func InfraBackoff(deliveries int) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
-// failures decides, for a message a stage could not handle, between a
-// delayed redelivery and the DLQ. It is the one place that naks and terms.
+// failures is the failure policy: for a message a stage could not handle it
+// decides between a delayed redelivery and the DLQ, and writes the dead
+// letter. It makes no JetStream ack call: the settler (settle.go) acts on
+// its verdict.
 //
 // Attempts are counted in the message-state bucket, not from JetStream's
 // delivery count, so redeliveries caused by VRSky itself (a runner killed
@@ -63,34 +65,63 @@ type failures struct {
 	failed *stageCount
 }
 
-// infraFailed handles a message the stage could not handle because of
-// VRSky's own infrastructure: it comes back later, with a growing delay,
-// and does not count as an attempt. Its last delivery before JetStream's
-// backstop is not given back but dead-lettered, so that no message is ever
-// left in a stream that no longer delivers it. It reports whether the
-// message was dead-lettered.
-func (f *failures) infraFailed(ctx context.Context, p dataplane.Pipeline, stage string, m jetstream.Msg, env dataplane.Envelope, cause error) bool {
+// verdict is what the failure policy decided for a failed message: a
+// redelivery after delay, or the DLQ with reason.
+type verdict struct {
+	// deadLetter sends the message to the DLQ; otherwise it comes back
+	// after delay.
+	deadLetter bool
+	delay      time.Duration
+	reason     error
+	// attempts is the failed-attempt count the dead letter records (0
+	// when the infrastructure failed, not the message).
+	attempts int
+	// last says the message gets no other delivery: its dead letter keeps
+	// the claim-checked body's own reference rather than fail.
+	last bool
+	// counted says the failure was the message's own (an attempt, or a
+	// permanent error), as opposed to VRSky's infrastructure failing.
+	counted bool
+}
+
+// decide returns the verdict for message m (ID id) that failed at stage
+// with cause. It counts the attempt of a retryable failure.
+func (f *failures) decide(ctx context.Context, p dataplane.Pipeline, stage string, m jetstream.Msg, id string, cause error) verdict {
+	if isInfra(cause) {
+		return f.infraVerdict(m, cause)
+	}
+	if sdk.IsPermanent(cause) {
+		return verdict{deadLetter: true, reason: cause, attempts: 1, counted: true}
+	}
+	n, err := f.countAttempt(ctx, p.AttemptKey(stage, id))
+	if err != nil {
+		// Our own store failed: retry later without counting.
+		f.log.Warn("cannot count the attempt; redelivering without counting", "stage", stage, "message_id", id, "error", err)
+		return f.infraVerdict(m, fmt.Errorf("count the attempt: %w (after: %w)", err, cause))
+	}
+	if n >= MaxAttempts {
+		return verdict{deadLetter: true, reason: cause, attempts: n, counted: true}
+	}
+	delay := f.backoff(n)
+	if after := sdk.RetryAfterOf(cause); after > delay {
+		delay = after
+	}
+	f.log.Debug("message failed; retrying", "stage", stage, "message_id", id, "attempt", n, "retry_in", delay.String(), "error", cause)
+	return verdict{delay: delay, reason: cause, attempts: n, counted: true}
+}
+
+// infraVerdict is the verdict for a message the stage could not handle
+// because of VRSky's own infrastructure: it comes back later, with a
+// growing delay, and does not count as an attempt. Its last delivery
+// before JetStream's backstop is not given back but dead-lettered, so that
+// no message is ever left in a stream that no longer delivers it.
+func (f *failures) infraVerdict(m jetstream.Msg, cause error) verdict {
 	deliveries := deliveriesOf(m)
 	if deliveries < maxDeliverBackstop {
-		_ = m.NakWithDelay(f.infraDelay(deliveries))
-		return false
+		return verdict{delay: f.infraDelay(deliveries), reason: cause}
 	}
-	id := env.Msg.ID
-	if id == "" {
-		id = "undecodable-" + m.Headers().Get("Nats-Msg-Id")
-	}
-	reason := fmt.Errorf("VRSky's infrastructure failed on all %d deliveries: %w", deliveries, cause)
-	if err := f.deadLetterData(ctx, p, stage, m.Data(), seqOf(m), env, id, 0, reason, true); err != nil {
-		// JetStream stops delivering it now; the max-deliveries advisory
-		// dead-letters it (advisory.go).
-		f.log.Error("cannot dead-letter a message at its last delivery", "stage", stage, "message_id", id, "error", err)
-		_ = m.NakWithDelay(f.infraDelay(deliveries))
-		return false
-	}
-	f.metrics.dlq.Inc()
-	f.log.Warn("message dead-lettered", "stage", stage, "message_id", id, "deliveries", deliveries, "reason", reason)
-	_ = m.Term()
-	return true
+	return verdict{deadLetter: true, last: true,
+		reason: fmt.Errorf("VRSky's infrastructure failed on all %d deliveries: %w", deliveries, cause)}
 }
 
 func (f *failures) infraDelay(deliveries int) time.Duration {
@@ -98,48 +129,6 @@ func (f *failures) infraDelay(deliveries int) time.Duration {
 		return f.infraBackoff(deliveries)
 	}
 	return InfraBackoff(deliveries)
-}
-
-// fail handles one failed message at stage. m is the JetStream message, env
-// its decoded form (env.msg.ID may be empty when decoding failed). It reports
-// whether the message is finished: dead-lettered rather than redelivered.
-func (f *failures) fail(ctx context.Context, p dataplane.Pipeline, stage string, m jetstream.Msg, env dataplane.Envelope, cause error) (deadLettered bool) {
-	id := env.Msg.ID
-	if id == "" {
-		id = "undecodable-" + m.Headers().Get("Nats-Msg-Id")
-	}
-	attempts := 1
-	if !sdk.IsPermanent(cause) {
-		n, err := f.countAttempt(ctx, p.AttemptKey(stage, id))
-		if err != nil {
-			// Our own store failed: retry later without counting.
-			f.log.Warn("cannot count the attempt; redelivering without counting", "stage", stage, "message_id", id, "error", err)
-			return f.infraFailed(ctx, p, stage, m, env, fmt.Errorf("count the attempt: %w (after: %w)", err, cause))
-		}
-		attempts = n
-		if attempts < MaxAttempts {
-			delay := f.backoff(attempts)
-			if after := sdk.RetryAfterOf(cause); after > delay {
-				delay = after
-			}
-			f.metrics.retries.Inc()
-			f.countFailed()
-			f.log.Debug("message failed; retrying", "stage", stage, "message_id", id, "attempt", attempts, "retry_in", delay.String(), "error", cause)
-			_ = m.NakWithDelay(delay)
-			return false
-		}
-	}
-	if err := f.deadLetter(ctx, p, stage, m, env, id, attempts, cause); err != nil {
-		f.log.Warn("cannot dead-letter the message; redelivering", "stage", stage, "message_id", id, "error", err)
-		_ = m.NakWithDelay(f.infraDelay(deliveriesOf(m)))
-		return false
-	}
-	f.metrics.dlq.Inc()
-	f.countFailed()
-	f.log.Warn("message dead-lettered", "stage", stage, "message_id", id, "attempts", attempts, "reason", cause)
-	_ = f.state.Attempts.Delete(ctx, p.AttemptKey(stage, id))
-	_ = m.Term()
-	return true
 }
 
 func (f *failures) countFailed() {
@@ -188,9 +177,10 @@ func (f *failures) countAttempt(ctx context.Context, key string) (int, error) {
 
 // deadLetter publishes the message to the tenant's DLQ with why, where and
 // after how many attempts it failed, keeping a claim-checked body for as long
-// as the DLQ keeps the message.
-func (f *failures) deadLetter(ctx context.Context, p dataplane.Pipeline, stage string, m jetstream.Msg, env dataplane.Envelope, id string, attempts int, cause error) error {
-	return f.deadLetterData(ctx, p, stage, m.Data(), seqOf(m), env, id, attempts, cause, false)
+// as the DLQ keeps the message. It returns the body reference the dead
+// letter holds ("" when none).
+func (f *failures) deadLetter(ctx context.Context, p dataplane.Pipeline, stage string, m jetstream.Msg, env dataplane.Envelope, id string, v verdict) (string, error) {
+	return f.deadLetterData(ctx, p, stage, m.Data(), seqOf(m), env, id, v.attempts, v.reason, v.last)
 }
 
 // seqOf is m's stream sequence, 0 when unknown.
@@ -205,8 +195,9 @@ func seqOf(m jetstream.Msg) uint64 {
 // stream sequence (0 when unknown). last says that the message gets no
 // other chance: when its claim-checked body cannot be copied for the DLQ,
 // the dead letter keeps the body's own reference (which expires with
-// ClaimTTL, as long as the DLQ keeps dead letters) rather than fail.
-func (f *failures) deadLetterData(ctx context.Context, p dataplane.Pipeline, stage string, data []byte, seq uint64, env dataplane.Envelope, id string, attempts int, cause error, last bool) error {
+// ClaimTTL, as long as the DLQ keeps dead letters) rather than fail. It
+// returns the body reference the dead letter holds ("" when none).
+func (f *failures) deadLetterData(ctx context.Context, p dataplane.Pipeline, stage string, data []byte, seq uint64, env dataplane.Envelope, id string, attempts int, cause error, last bool) (string, error) {
 	out := dataplane.Envelope{Msg: env.Msg, BodyRef: env.BodyRef, Size: env.Size}
 	out.Msg.ID = id
 	if env.BodyRef == "" && env.Msg.Body == nil {
@@ -226,7 +217,7 @@ func (f *failures) deadLetterData(ctx context.Context, p dataplane.Pipeline, sta
 		case last:
 			f.log.Warn("dead letter keeps the claim-checked body's own reference", "stage", stage, "message_id", id, "error", err)
 		default:
-			return err
+			return "", err
 		}
 	}
 	// The dead letter's JetStream message ID is the same for a redelivery
@@ -245,7 +236,7 @@ func (f *failures) deadLetterData(ctx context.Context, p dataplane.Pipeline, sta
 	nm.Header.Set(dataplane.HeaderDLQSubject, p.StageSubject(stage))
 	nm.Header.Set(dataplane.HeaderDLQAt, time.Now().UTC().Format(time.RFC3339Nano))
 	if _, err := f.js.PublishMsg(ctx, nm); err != nil {
-		return fmt.Errorf("publish %s to the DLQ: %w", id, err)
+		return "", fmt.Errorf("publish %s to the DLQ: %w", id, err)
 	}
-	return nil
+	return out.BodyRef, nil
 }

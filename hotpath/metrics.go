@@ -36,6 +36,7 @@ type Metrics struct {
 	stageLatency *prometheus.HistogramVec
 	endToEnd     *prometheus.HistogramVec
 	consumerLag  *prometheus.GaugeVec
+	ackErrors    *prometheus.CounterVec
 }
 
 // MetricsOptions choose the labels of the hot path's metrics.
@@ -85,9 +86,10 @@ func NewMetricsWithOptions(reg prometheus.Registerer, opts MetricsOptions) *Metr
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 18),
 		}, e2eLabels),
 		consumerLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "vrsky_stage_consumer_lag", Help: "Messages waiting for a stage."}, labels),
+		ackErrors:   newAckErrors(),
 	}
 	if reg != nil {
-		reg.MustRegister(m.messagesIn, m.messagesOut, m.filtered, m.bytesIn, m.retries, m.dlq, m.claimBytes, m.stageLatency, m.endToEnd, m.consumerLag, m.dlqMessages, m.sourceLag)
+		reg.MustRegister(m.messagesIn, m.messagesOut, m.filtered, m.bytesIn, m.retries, m.dlq, m.claimBytes, m.stageLatency, m.endToEnd, m.consumerLag, m.dlqMessages, m.sourceLag, m.ackErrors)
 	}
 	return m
 }
@@ -97,6 +99,8 @@ func NewMetricsWithOptions(reg prometheus.Registerer, opts MetricsOptions) *Metr
 type pipelineMetrics struct {
 	in, out, filtered, bytes, retries, dlq, claimBytes prometheus.Counter
 	latency, endToEnd                                  prometheus.Observer
+	// ackErrors count failed ack calls by op (settle.go).
+	ackErrors [len(ackOps)]prometheus.Counter
 }
 
 func (m *Metrics) forStage(p dataplane.Pipeline, stage string) *pipelineMetrics {
@@ -111,6 +115,7 @@ func (m *Metrics) forStage(p dataplane.Pipeline, stage string) *pipelineMetrics 
 		in: m.messagesIn.With(l), out: m.messagesOut.With(l), filtered: m.filtered.With(l),
 		bytes: m.bytesIn.With(l), retries: m.retries.With(l), dlq: m.dlq.With(l),
 		claimBytes: m.claimBytes.With(l), latency: latency, endToEnd: endToEnd,
+		ackErrors: ackErrorsOf(m.ackErrors, stage),
 	}
 }
 

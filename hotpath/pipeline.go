@@ -162,6 +162,10 @@ func startPipeline(ctx context.Context, d deps, want dataplane.Desired) (_ *pipe
 		return f
 	}
 
+	stageSettler := func(stage string, m *pipelineMetrics) *settler {
+		return &settler{p: p, stage: stage, failures: stageFailures(m), claims: d.claims, metrics: m, log: log}
+	}
+
 	// Delivery first, so processed messages find their consumers.
 	var deliverers []*deliverer
 	for _, bp := range producers {
@@ -175,7 +179,7 @@ func startPipeline(ctx context.Context, d deps, want dataplane.Desired) (_ *pipe
 			return nil, fmt.Errorf("consume %s: %w", stageName, err)
 		}
 		m := d.metrics.forStage(p, stageName)
-		dl := &deliverer{p: p, stage: stageName, producer: bp.prod, claims: d.claims, failures: stageFailures(m), metrics: m, log: log}
+		dl := &deliverer{p: p, stage: stageName, producer: bp.prod, claims: d.claims, metrics: m, log: log, settler: stageSettler(stageName, m)}
 		pl.stages = append(pl.stages, runStage(src, 1, maxBatch, dl.handle))
 		deliverers = append(deliverers, dl)
 	}
@@ -195,12 +199,15 @@ func startPipeline(ctx context.Context, d deps, want dataplane.Desired) (_ *pipe
 		return nil, fmt.Errorf("consume %s: %w", dataplane.StageProcess, err)
 	}
 	m := d.metrics.forStage(p, dataplane.StageProcess)
-	pr := &processor{p: p, js: d.js, chain: chain, producers: producerNames, known: known,
-		claims: d.claims, failures: stageFailures(m), metrics: m}
+	pr := newProcessor(&processor{p: p, js: d.js, chain: chain, producers: producerNames, known: known,
+		claims: d.claims, metrics: m, settler: stageSettler(dataplane.StageProcess, m)})
 	if len(deliverers) == 1 {
-		pr.direct = deliverers[0]
-		pr.directCount = newStageCount(d.state.Counts, p.CountKey(deliverers[0].stage))
-		pl.counts = append(pl.counts, pr.directCount)
+		// What the process stage delivers directly is settled by the
+		// deliver stage's rules and counted in the counts bucket.
+		direct := *deliverers[0].settler
+		direct.finished = newStageCount(d.state.Counts, p.CountKey(deliverers[0].stage))
+		pl.counts = append(pl.counts, direct.finished)
+		pr.direct, pr.directSettler = deliverers[0], &direct
 	}
 	pl.stages = append(pl.stages, runStage(src, processWorkers, maxBatch, pr.handle))
 

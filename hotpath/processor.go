@@ -11,9 +11,10 @@ import (
 	"github.com/vrsky/vrsky/dataplane"
 )
 
-// processor runs the converter/filter chain on messages from `in` and
-// publishes the results to `out.<producer>` for each selected producer, or,
-// when the pipeline has one producer, hands them to it directly (ADR 0009).
+// processor is the process stage: decode → steps (the converter/filter
+// chain) → sink. Its sink publishes the results to `out.<producer>` for
+// each selected producer, or, when the pipeline has one producer, hands
+// them to it directly (ADR 0009).
 type processor struct {
 	p         dataplane.Pipeline
 	js        jetstream.JetStream
@@ -21,122 +22,141 @@ type processor struct {
 	producers []string
 	known     map[string]bool
 	claims    *dataplane.ClaimCheck
-	failures  *failures
 	metrics   *pipelineMetrics
+	settler   *settler
 	// direct is the only producer's deliverer, nil when there are more;
-	// directCount counts what it finished.
-	direct      *deliverer
-	directCount *stageCount
+	// directSettler settles (and counts) what it gets from here.
+	direct        *deliverer
+	directSettler *settler
+	// parts are decode and steps, wrapped by received and recovering.
+	parts part
 }
 
-// pendingInput is an input message waiting for its outputs' publish acks.
-type pendingInput struct {
-	m  jetstream.Msg
-	id string
-	// env is the input without its body, for a dead letter at its last
-	// delivery (which then keeps the stored data).
-	env     dataplane.Envelope
-	futures []jetstream.PubAckFuture
+// newProcessor completes pr: its decode and steps parts.
+func newProcessor(pr *processor) *processor {
+	pr.parts = received(pr.metrics, recovering(func(ctx context.Context, d *delivery) outcome {
+		if o := pr.decode(d); o.decided() {
+			return o
+		}
+		return pr.runSteps(ctx, d)
+	}))
+	return pr
 }
 
-// handle processes one batch. INVARIANT: an input is acked only after every
-// output it produced is acknowledged by JetStream, or, delivered directly,
-// once the producer confirmed its write (the deliverer acks it then); a
-// filtered input (no outputs) is acked at once. This is the only place the
-// process stage acks.
+// handle processes one batch. Every message ends with one outcome, settled
+// by settle.go: done once every output it produced is acknowledged by
+// JetStream (or, delivered directly, once the producer confirmed its
+// write), or at once when a filter dropped it.
 func (pr *processor) handle(batch []jetstream.Msg) {
 	ctx := context.Background()
 	began := time.Now()
-	pending := make([]pendingInput, 0, len(batch))
-	var (
-		directMsgs []jetstream.Msg
-		direct     []dataplane.Envelope
-		// directBytes are the bodies direct holds: they are delivered
-		// before they exceed maxBatchBytes, so that a batch of large
-		// claim-checked bodies is never in memory all at once.
-		directBytes int64
-	)
-	for _, m := range batch {
-		pr.metrics.in.Inc()
-		pr.metrics.bytes.Add(float64(len(m.Data())))
-		env, err := dataplane.DecodeEnvelope(pr.p, m.Headers(), m.Data())
-		if err != nil {
-			pr.failures.fail(ctx, pr.p, dataplane.StageProcess, m, env, sdk.PermanentError(err))
-			continue
-		}
-		// Without steps nothing reads the body: a claim-checked one stays
-		// in the blob store, and its reference travels on.
-		if pr.chain.Len() > 0 {
-			if err := pr.claims.Resolve(ctx, &env); err != nil {
-				if sdk.IsPermanent(err) { // the body is gone
-					pr.failures.fail(ctx, pr.p, dataplane.StageProcess, m, env, err)
-				} else { // blob store trouble: not the message's fault
-					pr.failures.infraFailed(ctx, pr.p, dataplane.StageProcess, m, env, err)
-				}
-				continue
-			}
-		}
-		if reason := env.Msg.Header(sdk.HeaderRecordError); reason != "" {
-			pr.failures.fail(ctx, pr.p, dataplane.StageProcess, m, env, sdk.Permanentf("unreadable record: %s", reason))
-			continue
-		}
-		out, routes, drop, err := pr.chain.Run(ctx, env.Msg)
-		if err != nil {
-			pr.failures.fail(ctx, pr.p, dataplane.StageProcess, m, env, err)
-			continue
-		}
-		if drop {
-			pr.metrics.filtered.Inc()
-			pr.failures.succeeded(ctx, pr.p, dataplane.StageProcess, m, env.Msg.ID)
-			_ = m.Ack()
-			continue
-		}
-		if target, ok := pr.directEnvelope(env, out, routes); ok {
-			size := int64(len(target.Msg.Body))
-			if len(direct) > 0 && directBytes+size > maxBatchBytes {
-				pr.deliverDirect(ctx, directMsgs, direct)
-				directMsgs, direct, directBytes = directMsgs[:0], direct[:0], 0
-			}
-			directMsgs, direct = append(directMsgs, m), append(direct, target)
-			directBytes += size
-			continue
-		}
-		futures, err := pr.publish(ctx, env, out, routes)
-		if err != nil {
-			if sdk.IsPermanent(err) {
-				pr.failures.fail(ctx, pr.p, dataplane.StageProcess, m, env, err)
-			} else {
-				pr.failures.infraFailed(ctx, pr.p, dataplane.StageProcess, m, bodiless(env), err)
-			}
-			continue
-		}
-		pending = append(pending, pendingInput{m: m, id: env.Msg.ID, env: bodiless(env), futures: futures})
+	ds := make([]delivery, len(batch))
+	sink := processSink{pr: pr, pending: make([]*delivery, 0, len(batch))}
+	if pr.direct != nil {
+		sink.direct = pr.direct.batch()
 	}
-	for _, in := range pending {
-		if err := dataplane.WaitAll(ctx, in.futures); err != nil {
-			// NATS trouble: redeliver later without counting an attempt.
-			pr.failures.infraFailed(ctx, pr.p, dataplane.StageProcess, in.m, in.env, err)
+	for i, m := range batch {
+		d := &ds[i]
+		d.msg, d.settler = m, pr.settler
+		if o := pr.parts(ctx, d); o.decided() {
+			finish(ctx, d, o)
 			continue
 		}
-		pr.failures.succeeded(ctx, pr.p, dataplane.StageProcess, in.m, in.id)
-		_ = in.m.Ack()
-		pr.metrics.out.Inc()
+		sink.put(ctx, d)
 	}
+	sink.awaitPublished(ctx)
 	pr.metrics.latency.Observe(time.Since(began).Seconds() / float64(len(batch)))
-	pr.deliverDirect(ctx, directMsgs, direct)
+	if sink.direct != nil {
+		sink.direct.flush(ctx)
+	}
 }
 
-// deliverDirect hands processed inputs to the only producer's deliverer,
-// which acks (or fails) them itself.
-func (pr *processor) deliverDirect(ctx context.Context, msgs []jetstream.Msg, envs []dataplane.Envelope) {
-	if len(msgs) == 0 {
+// decode is the process stage's first part.
+func (pr *processor) decode(d *delivery) outcome {
+	env, err := dataplane.DecodeEnvelope(pr.p, d.msg.Headers(), d.msg.Data())
+	d.env = env
+	if err != nil {
+		return failed(sdk.PermanentError(err))
+	}
+	return outcome{}
+}
+
+// runSteps is the steps part: it resolves a claim-checked body the steps
+// read and runs the chain.
+func (pr *processor) runSteps(ctx context.Context, d *delivery) outcome {
+	// Without steps nothing reads the body: a claim-checked one stays in
+	// the blob store, and its reference travels on.
+	if pr.chain.Len() > 0 {
+		if err := pr.claims.Resolve(ctx, &d.env); err != nil {
+			if sdk.IsPermanent(err) { // the body is gone
+				return failed(err)
+			}
+			return failed(infraFailure(err)) // blob store trouble: not the message's fault
+		}
+	}
+	if reason := d.env.Msg.Header(sdk.HeaderRecordError); reason != "" {
+		return failed(sdk.Permanentf("unreadable record: %s", reason))
+	}
+	out, routes, drop, err := pr.chain.Run(ctx, d.env.Msg)
+	if err != nil {
+		return failed(err)
+	}
+	if drop {
+		pr.metrics.filtered.Inc()
+		return filteredOut()
+	}
+	d.out, d.routes = out, routes
+	return outcome{}
+}
+
+// processSink is the process stage's sink for one batch: it publishes
+// outputs asynchronously and waits for their acknowledgements at the end
+// of the batch, and hands what goes to the only producer to its deliverer.
+type processSink struct {
+	pr      *processor
+	pending []*delivery
+	direct  *producerBatch
+}
+
+// put takes d's output toward its producers.
+func (s *processSink) put(ctx context.Context, d *delivery) {
+	pr := s.pr
+	if target, ok := pr.directEnvelope(d.env, d.out, d.routes); ok {
+		pr.settler.handOver(ctx, d, pr.directSettler)
+		pr.metrics.out.Inc()
+		d.env = target
+		s.direct.put(ctx, d)
 		return
 	}
-	for i, m := range msgs {
-		pr.failures.succeeded(ctx, pr.p, dataplane.StageProcess, m, envs[i].Msg.ID)
-		pr.metrics.out.Inc()
+	var futures []jetstream.PubAckFuture
+	err := recovered(func() (err error) {
+		futures, err = pr.publish(ctx, d.env, d.out, d.routes)
+		return err
+	})
+	if err != nil {
+		if !sdk.IsPermanent(err) && !isPanic(err) { // NATS or blob store trouble
+			d.env, err = bodiless(d.env), infraFailure(err)
+		}
+		finish(ctx, d, failed(err))
+		return
 	}
-	pr.directCount.add(pr.direct.deliver(ctx, msgs, envs))
+	// A dead letter at its last delivery keeps the stored data.
+	d.env, d.futures = bodiless(d.env), futures
+	s.pending = append(s.pending, d)
+}
+
+// awaitPublished waits for the publish acknowledgements of the batch's
+// outputs: a message is done once all of its outputs are durable.
+func (s *processSink) awaitPublished(ctx context.Context) {
+	for _, d := range s.pending {
+		if err := dataplane.WaitAll(ctx, d.futures); err != nil {
+			// NATS trouble: redeliver later without counting an attempt.
+			finish(ctx, d, failed(infraFailure(err)))
+			continue
+		}
+		finish(ctx, d, done())
+		s.pr.metrics.out.Inc()
+	}
 }
 
 // bodiless is env without its body: what a dead letter needs besides the

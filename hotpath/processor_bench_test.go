@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"log/slog"
 	"strconv"
 	"strings"
 	"testing"
@@ -163,8 +164,9 @@ func BenchmarkProcessChainUnshared(b *testing.B) {
 func BenchmarkProcessHandle(b *testing.B) {
 	p := dataplane.Pipeline{Tenant: "t1", Integration: "bench"}
 	m := NewMetrics(nil).forStage(p, dataplane.StageProcess)
-	pr := &processor{p: p, js: ackingJetStream{}, chain: benchChain(b), producers: []string{benchSink},
-		known: map[string]bool{benchSink: true}, failures: &failures{metrics: m}, metrics: m}
+	pr := newProcessor(&processor{p: p, js: ackingJetStream{}, chain: benchChain(b), producers: []string{benchSink},
+		known: map[string]bool{benchSink: true}, metrics: m,
+		settler: &settler{p: p, stage: dataplane.StageProcess, failures: &failures{metrics: m}, metrics: m, log: slog.New(slog.DiscardHandler)}})
 	in := benchInputs(p, 100)
 	batch := make([]jetstream.Msg, len(in))
 	for i, nm := range in {
