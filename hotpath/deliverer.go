@@ -48,7 +48,8 @@ const fetchers = 4
 // handle delivers one batch from the stream.
 func (dl *deliverer) handle(batch []jetstream.Msg) {
 	ctx := context.Background()
-	ds := make([]delivery, len(batch))
+	ds, release := deliveries(len(batch))
+	defer release()
 	b := dl.batch()
 	for i, m := range batch {
 		d := &ds[i]

@@ -50,7 +50,8 @@ func newProcessor(pr *processor) *processor {
 func (pr *processor) handle(batch []jetstream.Msg) {
 	ctx := context.Background()
 	began := time.Now()
-	ds := make([]delivery, len(batch))
+	ds, release := deliveries(len(batch))
+	defer release()
 	sink := processSink{pr: pr, pending: make([]*delivery, 0, len(batch))}
 	if pr.direct != nil {
 		sink.direct = pr.direct.batch()

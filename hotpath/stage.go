@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"sync"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -50,6 +51,26 @@ type delivery struct {
 	out     sdk.Message
 	routes  []string
 	futures []jetstream.PubAckFuture
+}
+
+// deliveryBuffers recycles the per-batch records of the stages: a batch
+// of maxBatch messages would otherwise allocate (and the GC scan) a few
+// hundred bytes per message.
+var deliveryBuffers = sync.Pool{New: func() any { b := make([]delivery, 0, maxBatch); return &b }}
+
+// deliveries returns n zeroed records and the function that gives them
+// back once the batch is settled (nothing may refer to them after that).
+func deliveries(n int) ([]delivery, func()) {
+	b := deliveryBuffers.Get().(*[]delivery)
+	if cap(*b) < n {
+		*b = make([]delivery, 0, n)
+	}
+	ds := (*b)[:n]
+	return ds, func() {
+		clear(ds)
+		*b = ds[:0]
+		deliveryBuffers.Put(b)
+	}
 }
 
 // id is the message's ID, or a name derived from its JetStream message ID
