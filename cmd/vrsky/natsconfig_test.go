@@ -83,7 +83,7 @@ func TestNATSConfigWritesAClusterThatForms(t *testing.T) {
 			"-cluster-listen", fmt.Sprintf("127.0.0.1:%d", ports[3*i+1]),
 			"-http", fmt.Sprintf("127.0.0.1:%d", ports[3*i+2]),
 			"-store-dir", filepath.Join(dir, name, "js"), "-jwt-dir", filepath.Join(dir, name, "jwt"),
-			"-max-file-store", "1G", "-sync-interval", "always", "-out", conf}, io.Discard, io.Discard))
+			"-max-file-store", "1GB", "-sync-interval", "always", "-out", conf}, io.Discard, io.Discard))
 
 		opts, err := server.ProcessConfigFile(conf)
 		require.NoError(t, err, "nats-server parses what nats-config wrote")

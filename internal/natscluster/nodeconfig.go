@@ -44,7 +44,8 @@ type Node struct {
 	// StoreDir holds JetStream's files (DefaultStoreDir when empty).
 	StoreDir string
 	// MaxFileStore caps JetStream's file store, e.g. "20G" (empty: the
-	// server's default, three quarters of the disk).
+	// server's default, three quarters of the disk). NATS reads G as 10^9
+	// bytes and GB as 2^30.
 	MaxFileStore string
 	// SyncInterval is JetStream's fsync policy: empty keeps the server's
 	// default (every two minutes), "always" syncs before every
@@ -55,7 +56,7 @@ type Node struct {
 
 var (
 	nodeName     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
-	storeSize    = regexp.MustCompile(`^[0-9]{1,15}[KMGT]?B?$`)
+	storeSize    = regexp.MustCompile(`^[0-9]{1,15}([KMGT]B?)?$`)
 	safePathChar = regexp.MustCompile(`^[A-Za-z0-9/._ -]{1,512}$`)
 	// errNode prefixes every refusal of a node's settings.
 	errNode = errors.New("nats node configuration")
