@@ -16,8 +16,10 @@ const (
 	// PubAck went down with a node is sent again rather than awaited.
 	storeAttemptTimeout = 2 * time.Second
 	// storeRetryFor is how long after the first attempt a new one may
-	// start; the request's own deadline (publishTimeout) bounds them all.
-	storeRetryFor = 6 * time.Second
+	// start: most of the request's own deadline (publishTimeout), which
+	// bounds them all. A stream's leader election under load has been
+	// seen to take six seconds.
+	storeRetryFor = 8 * time.Second
 	// storeRetryPause is the pause between attempts.
 	storeRetryPause = 100 * time.Millisecond
 )

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -331,6 +332,7 @@ func runNodeLoss(t *testing.T, nl nodeLoss) {
 
 	total := int(nl.rate * nl.duration.Seconds())
 	outcomes := make([]atomic.Int32, total)
+	took := make([]atomic.Int64, total) // nanoseconds from the intended send time to the answer
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 512, MaxConnsPerHost: 512}}
 	hook := "http://" + ep.HTTP + "/v1/hooks/" + p.Tenant + "/" + p.Integration
 	began := time.Now()
@@ -348,11 +350,13 @@ func runNodeLoss(t *testing.T, nl nodeLoss) {
 	var wg sync.WaitGroup
 	for i := range total {
 		time.Sleep(time.Until(began.Add(time.Duration(float64(i) / nl.rate * float64(time.Second)))))
+		intended := began.Add(time.Duration(float64(i) / nl.rate * float64(time.Second)))
 		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
 			outcomes[i].Store(post(client, hook, i))
+			took[i].Store(int64(time.Since(intended)))
 		}()
 	}
 	wg.Wait()
@@ -403,11 +407,28 @@ func runNodeLoss(t *testing.T, nl nodeLoss) {
 		nl.victim, victim, nl.rate, nl.duration, nl.killAt, nl.restartAt, total, sendTook.Round(time.Millisecond),
 		accepted, unavailable, other, inFile, storedDespite503, duplicates, bad)
 	t.Logf("503s by second of sending: %s", timeline(outcomes, nl.rate))
+	t.Logf("202 latency from the intended send time: %s", latencies(outcomes, took))
 	require.Zero(t, other, "every answer is 202 or 503")
 	require.Zero(t, bad, "every line is a message the test sent, transformed")
 	require.Greater(t, accepted, total/2, "most messages are accepted through a node loss")
 	require.Eventually(t, func() bool { return c.metaLeader() != "" && c.allCurrent() }, 60*time.Second, 200*time.Millisecond,
 		"the restarted node rejoins")
+}
+
+// latencies summarises how long the 202s took.
+func latencies(outcomes []atomic.Int32, took []atomic.Int64) string {
+	var d []time.Duration
+	for i := range outcomes {
+		if outcomes[i].Load() == got202 {
+			d = append(d, time.Duration(took[i].Load()))
+		}
+	}
+	if len(d) == 0 {
+		return "none"
+	}
+	slices.Sort(d)
+	at := func(q float64) time.Duration { return d[min(len(d)-1, int(q*float64(len(d))))].Round(time.Millisecond) }
+	return fmt.Sprintf("p50 %s, p99 %s, p99.9 %s, max %s", at(0.5), at(0.99), at(0.999), d[len(d)-1].Round(time.Millisecond))
 }
 
 // timeline counts the 503s of each second of sending.
