@@ -357,7 +357,8 @@ func (h *Webhooks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var digest dataplane.Digest
 	if remember {
 		digest = sha256.Sum256(body)
-		seen, err := h.Idempotency.Claim(ctx, p, id, digest)
+		var seen bool
+		err := storeRetrying(ctx, func(ctx context.Context) (err error) { seen, err = h.Idempotency.Claim(ctx, p, id, digest); return err })
 		if errors.Is(err, dataplane.ErrKeyReused) {
 			refused(1)
 			writeProblem(w, http.StatusConflict, "this Idempotency-Key or delivery ID was already used with a different body; nothing was stored", 0)
@@ -374,7 +375,7 @@ func (h *Webhooks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if err := h.Publisher.Publish(ctx, p, msgs); err != nil {
+	if err := storeRetrying(ctx, func(ctx context.Context) error { return h.Publisher.Publish(ctx, p, msgs) }); err != nil {
 		if errors.Is(err, dataplane.ErrQuotaFull) {
 			h.Metrics.webhook(p.Tenant, OutcomeQuotaFull, 1)
 			writeProblem(w, http.StatusInsufficientStorage, "the tenant's storage quota is full: its integrations hold as many bytes as its limits allow; nothing was accepted, retry once they have caught up", 30*time.Second)

@@ -210,6 +210,7 @@ func TestComposeRunsEveryRoleWithTheConfigurationItNeeds(t *testing.T) {
 	// The runners' NATS URL lists every node, so a node's loss is survived.
 	for _, n := range []string{"nats-1", "nats-2", "nats-3"} {
 		require.Contains(t, *p.Services["runner"].Environment["VRSKY_NATS_URL"], "nats://"+n+":4222")
+		require.Equal(t, "3", *p.Services["runner"].Environment["VRSKY_NATS_REPLICAS"])
 		require.Contains(t, *p.Services["worker"].Environment["VRSKY_NATS_MONITOR_URLS"], "http://"+n+":8222")
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/vrsky/vrsky/internal/devstack"
 	"github.com/vrsky/vrsky/internal/logging"
+	"github.com/vrsky/vrsky/internal/natscluster"
 	"github.com/vrsky/vrsky/internal/roles"
 )
 
@@ -41,6 +42,13 @@ func runDev(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("%w: VRSKY_DEV_RUNNER: %v", errUsage, err)
 	}
 	fs.BoolVar(&withRunner, "runner", withRunner, "run the hot-path runner; with --runner=false integrations wait for a runner attached with vrsky runner --dev DATA_DIR [VRSKY_DEV_RUNNER]")
+	natsNodes, err := strconv.Atoi(cmp.Or(os.Getenv("VRSKY_DEV_NATS_NODES"), "1"))
+	if err != nil {
+		return fmt.Errorf("%w: VRSKY_DEV_NATS_NODES: %v", errUsage, err)
+	}
+	fs.IntVar(&cfg.NATSNodes, "nats-nodes", natsNodes, "embedded NATS servers: 1, or 3 for a cluster whose streams keep three replicas [VRSKY_DEV_NATS_NODES]")
+	fs.StringVar(&cfg.NATSURL, "nats-url", "", "use this NATS server or cluster (comma-separated URLs, trusting DATA_DIR/nats-keys.json) instead of embedded ones; "+
+		natscluster.ReplicasEnv+" sets its replica count")
 	logLevel := fs.String("log-level", cmp.Or(os.Getenv("VRSKY_LOG_LEVEL"), "info"), "debug, info, warn or error [VRSKY_LOG_LEVEL]")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
@@ -49,6 +57,17 @@ func runDev(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
 	}
 	cfg.NoRunner = !withRunner
+	if cfg.NATSNodes != 1 && cfg.NATSNodes != 3 && cfg.NATSNodes != 5 {
+		return fmt.Errorf("%w: --nats-nodes %d: want 1, 3 or 5", errUsage, cfg.NATSNodes)
+	}
+	if cfg.NATSURL != "" {
+		if cfg.NATSNodes != 1 {
+			return fmt.Errorf("%w: --nats-url and --nats-nodes exclude each other", errUsage)
+		}
+		if cfg.NATSReplicas, err = natscluster.ReplicasFromEnv(); err != nil {
+			return fmt.Errorf("%w: %v", errUsage, err)
+		}
+	}
 	if cfg.IntegrationLatency, err = roles.IntegrationLatencyFromEnv(); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}

@@ -306,6 +306,7 @@ func TestRolesGetTheConfigurationTheyNeed(t *testing.T) {
 			require.NotEmpty(t, env[v], "%s needs %s", role, v)
 		}
 		require.Equal(t, "nats://vrsky-nats.vrsky.svc:4222", env["VRSKY_NATS_URL"])
+		require.Equal(t, "3", env["VRSKY_NATS_REPLICAS"], "streams at the cluster's size")
 		require.Equal(t, "secret:vrsky/s3-secret-key", env["VRSKY_S3_SECRET_KEY"])
 		if role != "runner" {
 			require.Equal(t, "secret:vrsky/database-url", env["VRSKY_DATABASE_URL"])

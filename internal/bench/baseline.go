@@ -44,9 +44,10 @@ type BaselineResult struct {
 // 64 MiB for large ones) and one
 // explicit-ack pull consumer, running at the same time on their own
 // connections and doing no other work, for a warm-up second and then
-// duration. The stream is deleted afterwards. opts authenticate the
-// connections.
-func Baseline(ctx context.Context, url string, size int, duration time.Duration, opts ...nats.Option) (res BaselineResult, err error) {
+// duration. The stream keeps replicas copies (≤ 1: one), as the
+// pipeline's streams do. The stream is deleted afterwards. opts
+// authenticate the connections.
+func Baseline(ctx context.Context, url string, size int, duration time.Duration, replicas int, opts ...nats.Option) (res BaselineResult, err error) {
 	pubConn, err := nats.Connect(url, append(opts, nats.Name("vrsky-bench-baseline-publisher"))...)
 	if err != nil {
 		return res, fmt.Errorf("baseline: connect to nats: %w", err)
@@ -72,6 +73,7 @@ func Baseline(ctx context.Context, url string, size int, duration time.Duration,
 	stream, err := pubJS.CreateStream(ctx, jetstream.StreamConfig{
 		Name: name, Subjects: []string{subject},
 		Storage: jetstream.FileStorage, Retention: jetstream.WorkQueuePolicy,
+		Replicas: max(replicas, 1),
 	})
 	if err != nil {
 		return res, fmt.Errorf("baseline: create stream %s: %w", name, err)

@@ -15,7 +15,7 @@ import (
 func TestBaselineMeasuresAJetStreamHopAndCleansUp(t *testing.T) {
 	url := testenv.NATS(t)
 	ctx := context.Background()
-	res, err := Baseline(ctx, url, 1024, 300*time.Millisecond)
+	res, err := Baseline(ctx, url, 1024, 300*time.Millisecond, 1)
 	require.NoError(t, err)
 	require.Positive(t, res.Rate)
 	require.Positive(t, res.Consumed)
@@ -38,10 +38,10 @@ func TestBaselineStopsWithItsContext(t *testing.T) {
 	url := testenv.NATS(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
 	defer cancel()
-	_, err := Baseline(ctx, url, 1024, time.Minute)
+	_, err := Baseline(ctx, url, 1024, time.Minute, 1)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 
-	_, err = Baseline(context.Background(), "nats://127.0.0.1:1", 1024, time.Second)
+	_, err = Baseline(context.Background(), "nats://127.0.0.1:1", 1024, time.Second, 1)
 	require.ErrorContains(t, err, "connect to nats")
 }
 

@@ -15,6 +15,15 @@ import (
 // each batch before it is acknowledged.
 const Durability = "file storage, default sync"
 
+// durabilityOf is Durability with the replica count of a cluster's
+// streams.
+func durabilityOf(replicas int) string {
+	if replicas <= 1 {
+		return Durability
+	}
+	return fmt.Sprintf("%s, %d replicas", Durability, replicas)
+}
+
 // Report is the result of one run, or of one step of --find-max. Rates are
 // per second, latencies in milliseconds, and every count covers the measured
 // window only (warm-up messages are left out).

@@ -24,6 +24,7 @@ import (
 	"github.com/vrsky/vrsky/connectors/router"
 	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/devstack"
+	"github.com/vrsky/vrsky/internal/natscluster"
 	"github.com/vrsky/vrsky/internal/spec"
 )
 
@@ -99,6 +100,10 @@ type Config struct {
 	// child stack is started with --runner=false, and an attached one
 	// must have been.
 	SplitRunner bool
+	// NATSNodes, above 1, starts the child stack with that many embedded
+	// NATS nodes (`vrsky dev --nats-nodes`), whose streams keep three
+	// replicas; it needs a child stack.
+	NATSNodes int
 	// Scale holds the scale scenario's settings; other scenarios refuse
 	// any of them set.
 	Scale ScaleConfig
@@ -162,6 +167,12 @@ func (c *Config) applyDefaults() error {
 	if c.DataDir == "" && c.Binary == "" {
 		errs = append(errs, errors.New("no stack: give a data directory or a binary to start"))
 	}
+	if c.NATSNodes != 0 && c.NATSNodes != 1 && c.NATSNodes != 3 && c.NATSNodes != 5 {
+		errs = append(errs, fmt.Errorf("nats nodes %d: want 1, 3 or 5", c.NATSNodes))
+	}
+	if c.NATSNodes > 1 && c.DataDir != "" {
+		errs = append(errs, errors.New("nats nodes: the bench starts the stack's NATS cluster; an attached stack keeps its own"))
+	}
 	if c.SplitRunner && c.Binary == "" {
 		errs = append(errs, errors.New("split runner: give a binary to start it"))
 	}
@@ -209,6 +220,9 @@ func Run(ctx context.Context, cfg Config) (report *Report, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
+	// Opening the state may create or update its buckets: at the
+	// stack's replica count, never fewer.
+	js = natscluster.WithReplicas(js, stack.Endpoints.NATSReplicas)
 	state, err := dataplane.OpenState(ctx, js)
 	if err != nil {
 		return nil, err
@@ -254,7 +268,7 @@ func Run(ctx context.Context, cfg Config) (report *Report, err error) {
 	}
 	if !cfg.NoBaseline {
 		fmt.Fprintf(cfg.Progress, "baseline: raw JetStream publish+consume for %s…\n", cfg.Duration)
-		b, err := Baseline(ctx, stack.Endpoints.NATS, cfg.Size, cfg.Duration, stack.Endpoints.NATSOptions()...)
+		b, err := Baseline(ctx, stack.Endpoints.NATS, cfg.Size, cfg.Duration, stack.Endpoints.NATSReplicas, stack.Endpoints.NATSOptions()...)
 		if err != nil {
 			return nil, err
 		}
@@ -277,6 +291,9 @@ func openStack(ctx context.Context, cfg Config) (*Stack, error) {
 	var args []string
 	if cfg.SplitRunner || cfg.Scale.Runners > 0 {
 		args = append(args, "--runner=false")
+	}
+	if cfg.NATSNodes > 1 {
+		args = append(args, "--nats-nodes", fmt.Sprint(cfg.NATSNodes))
 	}
 	stack, err := StartStack(ctx, cfg.Binary, cfg.Env, args...)
 	if err != nil {
@@ -412,7 +429,7 @@ func (r *runner) step(ctx context.Context, rate float64) (_ *Report, err error) 
 		Scenario: cfg.Scenario, Integration: name, OfferedRate: rate,
 		DrainSeconds: drain.Seconds(), MessageSize: cfg.Size,
 		DurationS: cfg.Duration.Seconds(), WarmupS: cfg.Warmup.Seconds(), Workers: cfg.Workers, Batch: cfg.Batch,
-		Durability: Durability, StackOwned: r.stack.Owned(), Machine: ThisMachine(),
+		Durability: durabilityOf(r.stack.Endpoints.NATSReplicas), StackOwned: r.stack.Owned(), Machine: ThisMachine(),
 	}
 	fillCounts(rep, sink)
 	fillProcesses(rep, before, after)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/vrsky/vrsky/internal/apiclient"
 	"github.com/vrsky/vrsky/internal/devstack"
+	"github.com/vrsky/vrsky/internal/natscluster"
 	"github.com/vrsky/vrsky/internal/store"
 )
 
@@ -204,6 +205,7 @@ func runScale(ctx context.Context, cfg Config, stack *Stack) (_ *Report, err err
 	if s.js, err = jetstream.New(nc); err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
+	s.js = natscluster.WithReplicas(s.js, stack.Endpoints.NATSReplicas)
 	return s.run(ctx)
 }
 
@@ -295,7 +297,7 @@ func (s *scaleRun) run(ctx context.Context) (_ *Report, err error) {
 	rep.Scale = out
 	if !cfg.NoBaseline {
 		fmt.Fprintf(cfg.Progress, "baseline: raw JetStream publish+consume for %s…\n", cfg.Duration)
-		b, err := Baseline(ctx, s.stack.Endpoints.NATS, cfg.Size, cfg.Duration, s.stack.Endpoints.NATSOptions()...)
+		b, err := Baseline(ctx, s.stack.Endpoints.NATS, cfg.Size, cfg.Duration, s.stack.Endpoints.NATSReplicas, s.stack.Endpoints.NATSOptions()...)
 		if err != nil {
 			return nil, err
 		}
@@ -335,7 +337,7 @@ func (s *scaleRun) report(quiet *phaseResult) *Report {
 		Sent: p.Sent, Errors: p.Errors, ErrorsByStatus: p.ErrorsByStatus, Expected: p.Expected, Delivered: p.Delivered,
 		Lost: p.Lost, Duplicates: p.Duplicates, Unexpected: p.Unexpected, Malformed: p.Malformed, Unknown: p.Unknown,
 		DrainSeconds: p.DrainSeconds, MessageSize: cfg.Size, DurationS: cfg.Duration.Seconds(), WarmupS: cfg.Warmup.Seconds(),
-		Workers: cfg.Workers, Batch: cfg.Batch, Durability: Durability, StackOwned: s.stack.Owned(), Machine: ThisMachine(),
+		Workers: cfg.Workers, Batch: cfg.Batch, Durability: durabilityOf(s.stack.Endpoints.NATSReplicas), StackOwned: s.stack.Owned(), Machine: ThisMachine(),
 		StackIdleCores:    s.idleStackCores,
 		LoadgenCPUSeconds: quiet.loadgenCPU.Seconds(),
 	}

@@ -70,6 +70,22 @@ type Config struct {
 	TemporalAddr   string
 	TemporalUIAddr string
 	S3Addr         string
+	// NATSNodes is how many embedded NATS servers run: 0 or 1 for one,
+	// 3 for a cluster in this process (the first node on NATSAddr, the
+	// others on free ports) whose streams and KV buckets keep three
+	// replicas, so that a node loss can be tried on a laptop.
+	NATSNodes int
+	// NATSURL, when set, is a NATS server or cluster (comma-separated
+	// URLs) to use instead of embedded ones. It must trust the keys in
+	// DATA_DIR/nats-keys.json (`vrsky nats-config -keys …`); NATSReplicas
+	// says how many replicas its streams and KV buckets get.
+	NATSURL string
+	// NATSReplicas is the replica count of every stream and KV bucket;
+	// 0 means NATSNodes (embedded) or 1 (NATSURL).
+	NATSReplicas int
+	// NATSMonitorURLs are an external NATS's monitoring URLs, for the
+	// worker's vrsky_nats_* metrics; none: no NATS metrics.
+	NATSMonitorURLs []string
 	// PostgresPort is the private cluster's port; -1 means the default.
 	PostgresPort int
 	// DatabaseURL, when set, is used instead of a private cluster.
@@ -125,6 +141,10 @@ type Stack struct {
 	log       *slog.Logger
 	endpoints Endpoints
 	errs      chan error
+	// natsMonitors are the NATS servers' monitoring URLs.
+	natsMonitors []string
+	// natsCluster is the embedded cluster under Config.NATSNodes > 1.
+	natsCluster *natsserver.Cluster
 
 	// stops run in reverse order of starting.
 	stops    []namedStop
@@ -189,7 +209,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	deps := roles.Deps{
 		DB: pool, NATS: natsConns.Conn, JS: natsConns.JS, Accounts: natsConns.Accounts, NATSAdmin: natsConns.Admin, Temporal: tc, Blobs: blobs, Registry: registry,
 		FileRoot: filepath.Join(dataDir, "files"), AdminKeyHash: store.HashSecret(admin), Logger: cfg.Logger, Profiling: true,
-		IntegrationLatency: cfg.IntegrationLatency, NATSMonitorURLs: []string{s.endpoints.NATSMonitor},
+		IntegrationLatency: cfg.IntegrationLatency, NATSMonitorURLs: s.natsMonitors,
 	}
 	keys := cfg.SecretKeys
 	if keys == nil {
@@ -228,6 +248,10 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 
 // Endpoints returns where each component listens.
 func (s *Stack) Endpoints() Endpoints { return s.endpoints }
+
+// NATSCluster is the embedded NATS cluster (Config.NATSNodes > 1), whose
+// nodes can be stopped and restarted to try a node loss; nil otherwise.
+func (s *Stack) NATSCluster() *natsserver.Cluster { return s.natsCluster }
 
 // Errors delivers failures of components that stopped on their own while the
 // stack was running; the caller should shut down on the first.
@@ -316,29 +340,11 @@ func (s *Stack) startNATS(ctx context.Context) (roles.NATS, error) {
 	if err != nil {
 		return roles.NATS{}, err
 	}
-	storeDir := filepath.Join(s.cfg.DataDir, "nats")
-	if err := os.MkdirAll(storeDir, 0o700); err != nil {
-		return roles.NATS{}, fmt.Errorf("create %s: %w", storeDir, err)
-	}
-	// A standalone server reserves every tenant's disk quota: overcommit
-	// it, or the disk holds only a handful of tenants (docs/adr/0016).
-	maxStore, err := natsauth.OvercommittedStore(storeDir)
+	replicas, err := s.startNATSServers(ctx, keys)
 	if err != nil {
 		return roles.NATS{}, err
 	}
-	srv, err := natsserver.Start(ctx, natsserver.Options{
-		Addr: s.cfg.NATSAddr, StoreDir: storeDir, MaxStore: maxStore, Logger: s.cfg.Logger, Accounts: keys,
-		// Its monitoring endpoints feed the worker's vrsky_nats_* metrics.
-		MonitorAddr: "127.0.0.1:0",
-	})
-	if err != nil {
-		return roles.NATS{}, err
-	}
-	s.onStop("nats", func(context.Context) error { srv.Shutdown(); return nil })
-	s.endpoints.NATS = srv.ClientURL()
-	s.endpoints.NATSMonitor = srv.MonitorURL()
-	s.log.Info("nats ready", "url", srv.ClientURL(), "monitor", srv.MonitorURL(), "jetstream_dir", filepath.Join(s.cfg.DataDir, "nats"))
-
+	s.endpoints.NATSReplicas = replicas
 	creds, err := keys.PlatformUser("vrsky-dev-scripts")
 	if err != nil {
 		return roles.NATS{}, err
@@ -347,12 +353,67 @@ func (s *Stack) startNATS(ctx context.Context) (roles.NATS, error) {
 	if err := creds.WriteFile(s.endpoints.NATSCreds); err != nil {
 		return roles.NATS{}, err
 	}
-	conns, err := roles.ConnectNATS(srv.ClientURL(), keys, "vrsky-dev")
+	conns, err := roles.ConnectNATS(s.endpoints.NATS, keys, "vrsky-dev", replicas)
 	if err != nil {
 		return roles.NATS{}, err
 	}
 	s.onStop("nats connections", func(context.Context) error { conns.Close(); return nil })
 	return conns, nil
+}
+
+// startNATSServers starts the embedded NATS server or cluster, or takes
+// Config.NATSURL's, sets the endpoints and returns the replica count.
+func (s *Stack) startNATSServers(ctx context.Context, keys *natsauth.Keys) (int, error) {
+	switch {
+	case s.cfg.NATSURL != "":
+		s.endpoints.NATS = s.cfg.NATSURL
+		s.natsMonitors = s.cfg.NATSMonitorURLs
+		if len(s.natsMonitors) > 0 {
+			s.endpoints.NATSMonitor = s.natsMonitors[0]
+		}
+		s.log.Info("using external nats", "url", s.cfg.NATSURL)
+		return max(s.cfg.NATSReplicas, 1), nil
+	case s.cfg.NATSNodes > 1:
+		cluster, err := natsserver.StartCluster(ctx, natsserver.ClusterOptions{
+			Nodes: s.cfg.NATSNodes, Addr: s.cfg.NATSAddr, StoreDir: filepath.Join(s.cfg.DataDir, "nats-cluster"),
+			Accounts: keys, Logger: s.cfg.Logger, Monitor: true,
+		})
+		if err != nil {
+			return 0, err
+		}
+		s.onStop("nats cluster", func(context.Context) error { cluster.Shutdown(); return nil })
+		s.natsCluster = cluster
+		s.endpoints.NATS = cluster.ClientURLs()
+		s.natsMonitors = cluster.MonitorURLs()
+		s.endpoints.NATSMonitor = s.natsMonitors[0]
+		s.log.Info("nats cluster ready", "urls", s.endpoints.NATS, "nodes", s.cfg.NATSNodes,
+			"jetstream_dir", filepath.Join(s.cfg.DataDir, "nats-cluster"))
+		return cmp.Or(s.cfg.NATSReplicas, min(s.cfg.NATSNodes, 3)), nil
+	}
+	storeDir := filepath.Join(s.cfg.DataDir, "nats")
+	if err := os.MkdirAll(storeDir, 0o700); err != nil {
+		return 0, fmt.Errorf("create %s: %w", storeDir, err)
+	}
+	// A standalone server reserves every tenant's disk quota: overcommit
+	// it, or the disk holds only a handful of tenants (docs/adr/0016).
+	maxStore, err := natsauth.OvercommittedStore(storeDir)
+	if err != nil {
+		return 0, err
+	}
+	srv, err := natsserver.Start(ctx, natsserver.Options{
+		Addr: s.cfg.NATSAddr, StoreDir: storeDir, MaxStore: maxStore, Logger: s.cfg.Logger, Accounts: keys,
+		// Its monitoring endpoints feed the worker's vrsky_nats_* metrics.
+		MonitorAddr: "127.0.0.1:0",
+	})
+	if err != nil {
+		return 0, err
+	}
+	s.onStop("nats", func(context.Context) error { srv.Shutdown(); return nil })
+	s.endpoints.NATS = srv.ClientURL()
+	s.endpoints.NATSMonitor = srv.MonitorURL()
+	s.natsMonitors = []string{srv.MonitorURL()}
+	s.log.Info("nats ready", "url", srv.ClientURL(), "monitor", srv.MonitorURL(), "jetstream_dir", storeDir)
+	return cmp.Or(s.cfg.NATSReplicas, 1), nil
 }
 
 func (s *Stack) startTemporal(ctx context.Context, registry *prometheus.Registry) (client.Client, error) {

@@ -22,9 +22,14 @@ const (
 
 // Endpoints are the addresses a running dev stack serves on.
 type Endpoints struct {
-	HTTP      string `json:"http"`       // host:port of the API, webhooks and UI
-	NATS      string `json:"nats"`       // nats://host:port
+	HTTP string `json:"http"` // host:port of the API, webhooks and UI
+	// NATS is nats://host:port, or a cluster's URLs comma-separated (as
+	// nats.Connect and VRSKY_NATS_URL take them).
+	NATS      string `json:"nats"`
 	NATSCreds string `json:"nats_creds"` // the platform account's .creds file
+	// NATSReplicas is the replica count of the stack's streams and KV
+	// buckets, which roles attached with --dev use too.
+	NATSReplicas int `json:"nats_replicas"`
 	// NATSMonitor is the http:// URL of NATS's monitoring endpoints.
 	NATSMonitor string `json:"nats_monitor"`
 	Temporal    string `json:"temporal"`    // host:port of the Temporal frontend

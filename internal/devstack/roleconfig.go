@@ -64,6 +64,7 @@ func RoleConfig(dataDir string) (roles.Config, error) {
 		FileRoot:     filepath.Join(dir, "files"),
 		AdminKeyHash: adminHash,
 		NATSKeysFile: natsKeys,
+		NATSReplicas: max(ep.NATSReplicas, 1),
 		SecretKeys:   keys,
 	}, nil
 }

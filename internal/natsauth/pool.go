@@ -7,12 +7,18 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vrsky/vrsky/internal/natscluster"
 )
 
 // Pool keeps one connection per tenant account for the platform's own work
 // in that account: publishing what the webhook ingress takes in, running
 // pipelines, reading the DLQ. It implements dataplane.Accounts.
 type Pool struct {
+	// Replicas is the replica count of the streams and KV buckets created
+	// through the pool (natscluster.WithReplicas); set it before first use.
+	Replicas int
+
 	url  string
 	keys *Keys
 	name string
@@ -24,8 +30,9 @@ type Pool struct {
 	closed bool
 }
 
-// NewPool returns a pool connecting to url; name prefixes the connections'
-// names and opts are added to every connection.
+// NewPool returns a pool connecting to url (one server, or a cluster's
+// servers comma-separated); name prefixes the connections' names and opts
+// are added to every connection, after natscluster.ClientOptions.
 func NewPool(url string, keys *Keys, name string, opts ...nats.Option) *Pool {
 	return &Pool{url: url, keys: keys, name: name, opts: opts,
 		conns: make(map[string]*nats.Conn), js: make(map[string]jetstream.JetStream)}
@@ -46,7 +53,7 @@ func (p *Pool) JetStream(_ context.Context, tenant string) (jetstream.JetStream,
 	if err != nil {
 		return nil, err
 	}
-	opts := append([]nats.Option{creds.Option(), nats.Name(p.name + "/" + tenant), nats.MaxReconnects(-1)}, p.opts...)
+	opts := append(append(natscluster.ClientOptions(p.name+"/"+tenant), creds.Option()), p.opts...)
 	nc, err := nats.Connect(p.url, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to the nats account of tenant %s: %w", tenant, err)
@@ -56,8 +63,8 @@ func (p *Pool) JetStream(_ context.Context, tenant string) (jetstream.JetStream,
 		nc.Close()
 		return nil, err
 	}
-	p.conns[tenant], p.js[tenant] = nc, js
-	return js, nil
+	p.conns[tenant], p.js[tenant] = nc, natscluster.WithReplicas(js, p.Replicas)
+	return p.js[tenant], nil
 }
 
 // Forget closes tenant's connection, if any (after its account is deleted).

@@ -7,10 +7,12 @@
 package natsserver
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -42,6 +44,20 @@ type Options struct {
 	// MonitorAddr, when set, serves the server's HTTP monitoring endpoints
 	// (/varz, /jsz…) on host:port; port 0 picks a free port. Empty: none.
 	MonitorAddr string
+	// Name is the server's name ("vrsky-dev" when empty); a cluster's
+	// nodes need names of their own, stable across restarts.
+	Name string
+	// Cluster, when set, makes the server a node of a cluster.
+	Cluster *ClusterNode
+}
+
+// ClusterNode is a server's part in a cluster: the cluster's name, where
+// its routes listen and the route URLs of the nodes (its own may be among
+// them).
+type ClusterNode struct {
+	Name   string
+	Addr   string // host:port; the port must be known to the peers
+	Routes []string
 }
 
 // Server is a running embedded NATS server.
@@ -66,7 +82,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		port = server.RANDOM_PORT
 	}
 	nopts := &server.Options{
-		ServerName:            "vrsky-dev",
+		ServerName:            cmp.Or(opts.Name, "vrsky-dev"),
 		Host:                  host,
 		Port:                  port,
 		JetStream:             true,
@@ -85,6 +101,11 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 			mport = server.RANDOM_PORT
 		}
 		nopts.HTTPHost, nopts.HTTPPort = mhost, mport
+	}
+	if opts.Cluster != nil {
+		if err := joinCluster(nopts, *opts.Cluster); err != nil {
+			return nil, fmt.Errorf("start nats: %w", err)
+		}
 	}
 	if opts.Accounts != nil {
 		if err := trustOperator(nopts, opts.Accounts, filepath.Join(opts.StoreDir, "accounts")); err != nil {
@@ -168,6 +189,26 @@ func trustOperator(nopts *server.Options, keys *natsauth.Keys, dir string) error
 	nopts.TrustedOperators = []*jwt.OperatorClaims{operator}
 	nopts.SystemAccount = operator.SystemAccount
 	nopts.AccountResolver = resolver
+	return nil
+}
+
+// joinCluster configures nopts as a node of c.
+func joinCluster(nopts *server.Options, c ClusterNode) error {
+	host, port, err := splitAddr(c.Addr)
+	if err != nil {
+		return fmt.Errorf("cluster %w", err)
+	}
+	if port == 0 {
+		return fmt.Errorf("cluster address %q: the peers need a fixed port", c.Addr)
+	}
+	nopts.Cluster = server.ClusterOpts{Name: c.Name, Host: host, Port: port}
+	for _, r := range c.Routes {
+		u, err := url.Parse(r)
+		if err != nil || u.Scheme != "nats" || u.Host == "" {
+			return fmt.Errorf("cluster route %q: want nats://host:port", r)
+		}
+		nopts.Routes = append(nopts.Routes, u)
+	}
 	return nil
 }
 

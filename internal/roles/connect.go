@@ -20,6 +20,7 @@ import (
 
 	"github.com/vrsky/vrsky/internal/blobstore"
 	"github.com/vrsky/vrsky/internal/natsauth"
+	"github.com/vrsky/vrsky/internal/natscluster"
 	"github.com/vrsky/vrsky/internal/secretbox"
 	"github.com/vrsky/vrsky/internal/tenancy"
 )
@@ -40,6 +41,10 @@ type Config struct {
 	// keys of a NATS server in operator mode, one account per tenant;
 	// empty means every tenant shares one account.
 	NATSKeysFile string
+	// NATSReplicas (VRSKY_NATS_REPLICAS) is the replica count of every
+	// stream and KV bucket the role creates: 1 (the default) for a single
+	// server, 3 for the platform cluster.
+	NATSReplicas int
 	// TenantEnvAllow (VRSKY_TENANT_ENV_ALLOW) lists the glob patterns of
 	// the environment variables tenants may read with {"env": NAME}; empty
 	// allows none.
@@ -69,7 +74,12 @@ func FromEnv() (Config, error) {
 	if err != nil {
 		return Config{}, err
 	}
+	replicas, err := natscluster.ReplicasFromEnv()
+	if err != nil {
+		return Config{}, err
+	}
 	return Config{
+		NATSReplicas:      replicas,
 		TenantEnvAllow:    envAllow,
 		SecretKeys:        keys,
 		DatabaseURL:       os.Getenv("VRSKY_DATABASE_URL"),
@@ -144,7 +154,7 @@ func Connect(ctx context.Context, cfg Config, needs Needs, logger *slog.Logger) 
 				return d, closeAll, fmt.Errorf("VRSKY_NATS_KEYS_FILE: %w", err)
 			}
 		}
-		n, err := ConnectNATS(cfg.NATSURL, keys, "vrsky")
+		n, err := ConnectNATS(cfg.NATSURL, keys, "vrsky", cfg.NATSReplicas)
 		if err != nil {
 			return d, closeAll, err
 		}

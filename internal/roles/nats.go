@@ -8,6 +8,7 @@ import (
 
 	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/natsauth"
+	"github.com/vrsky/vrsky/internal/natscluster"
 )
 
 // NATS are a role's connections to NATS.
@@ -24,11 +25,15 @@ type NATS struct {
 	Close func()
 }
 
-// ConnectNATS connects to url as name. With keys, the server runs in
-// operator mode: the role connects to the platform account, to the system
-// account (to manage tenant accounts) and to each tenant's account as it
-// needs them. Without keys every tenant shares the one account.
-func ConnectNATS(url string, keys *natsauth.Keys, name string) (_ NATS, err error) {
+// ConnectNATS connects to url (one server, or a cluster's servers
+// comma-separated) as name. With keys, the server runs in operator mode:
+// the role connects to the platform account, to the system account (to
+// manage tenant accounts) and to each tenant's account as it needs them.
+// Without keys every tenant shares the one account. Every stream and KV
+// bucket created through the connections gets replicas copies
+// (natscluster.WithReplicas; ≤ 1: one). The connections reconnect without
+// limit (natscluster.ClientOptions).
+func ConnectNATS(url string, keys *natsauth.Keys, name string, replicas int) (_ NATS, err error) {
 	var closers []func()
 	n := NATS{Close: func() {
 		for i := len(closers) - 1; i >= 0; i-- {
@@ -41,7 +46,7 @@ func ConnectNATS(url string, keys *natsauth.Keys, name string) (_ NATS, err erro
 		}
 	}()
 	connect := func(opts ...nats.Option) (*nats.Conn, error) {
-		nc, err := nats.Connect(url, append([]nats.Option{nats.Name(name), nats.MaxReconnects(-1)}, opts...)...)
+		nc, err := nats.Connect(url, append(natscluster.ClientOptions(name), opts...)...)
 		if err != nil {
 			return nil, fmt.Errorf("connect to nats: %w", err)
 		}
@@ -62,6 +67,7 @@ func ConnectNATS(url string, keys *natsauth.Keys, name string) (_ NATS, err erro
 	if n.JS, err = jetstream.New(n.Conn); err != nil {
 		return n, fmt.Errorf("jetstream: %w", err)
 	}
+	n.JS = natscluster.WithReplicas(n.JS, replicas)
 	if keys == nil {
 		n.Accounts = dataplane.SharedAccount{JS: n.JS}
 		return n, nil
@@ -76,6 +82,7 @@ func ConnectNATS(url string, keys *natsauth.Keys, name string) (_ NATS, err erro
 	}
 	n.Admin = natsauth.NewAdmin(keys, sysConn)
 	pool := natsauth.NewPool(url, keys, name)
+	pool.Replicas = replicas
 	closers = append(closers, pool.Close)
 	n.Accounts = pool
 	return n, nil

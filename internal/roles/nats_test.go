@@ -1,0 +1,62 @@
+package roles
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+
+	"github.com/vrsky/vrsky/internal/natsauth"
+	"github.com/vrsky/vrsky/internal/natsserver"
+)
+
+func TestNATSReplicasFromEnv(t *testing.T) {
+	t.Setenv("VRSKY_NATS_REPLICAS", "3")
+	cfg, err := FromEnv()
+	require.NoError(t, err)
+	require.Equal(t, 3, cfg.NATSReplicas)
+	t.Setenv("VRSKY_NATS_REPLICAS", "")
+	cfg, err = FromEnv()
+	require.NoError(t, err)
+	require.Equal(t, 1, cfg.NATSReplicas)
+	for _, bad := range []string{"0", "6", "three", "-3"} {
+		t.Setenv("VRSKY_NATS_REPLICAS", bad)
+		_, err = FromEnv()
+		require.ErrorContains(t, err, "VRSKY_NATS_REPLICAS", bad)
+	}
+}
+
+// TestConnectNATSCreatesStreamsAtTheReplicaCount: the count reaches the
+// server through the platform account and through a tenant's. A single
+// server does not take more than one replica, so it refuses them: that refusal is
+// the proof the setting arrived.
+func TestConnectNATSCreatesStreamsAtTheReplicaCount(t *testing.T) {
+	keys, err := natsauth.NewKeys()
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	srv, err := natsserver.Start(ctx, natsserver.Options{StoreDir: t.TempDir(), Accounts: keys})
+	require.NoError(t, err)
+	t.Cleanup(srv.Shutdown)
+
+	one, err := ConnectNATS(srv.ClientURL(), keys, "test", 1)
+	require.NoError(t, err)
+	defer one.Close()
+	_, err = one.JS.CreateStream(ctx, jetstream.StreamConfig{Name: "ONE", Subjects: []string{"one"}})
+	require.NoError(t, err)
+
+	three, err := ConnectNATS(srv.ClientURL()+","+srv.ClientURL(), keys, "test", 3)
+	require.NoError(t, err, "a URL list is taken")
+	defer three.Close()
+	_, err = three.JS.CreateStream(ctx, jetstream.StreamConfig{Name: "THREE", Subjects: []string{"three"}})
+	require.ErrorContains(t, err, "replicas > 1 not supported", "three replicas asked of one server")
+
+	_, err = three.Admin.PutTenant(ctx, "acme", natsauth.DefaultLimits)
+	require.NoError(t, err)
+	tjs, err := three.Accounts.JetStream(ctx, "acme")
+	require.NoError(t, err)
+	_, err = tjs.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "b"})
+	require.ErrorContains(t, err, "replicas > 1 not supported", "a tenant's buckets get the count too")
+}
