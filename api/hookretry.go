@@ -25,7 +25,7 @@ const (
 )
 
 // storeRetrying runs store until it succeeds, fails for another reason
-// than hotpath.ErrUnavailable, ctx ends, or storeRetryFor has passed; it
+// than dataplane.ErrUnavailable, ctx ends, or storeRetryFor has passed; it
 // returns the last error. Repeating is safe: a message keeps its ID, so
 // JetStream drops a second copy of one that was stored after all, and an
 // idempotency claim of the same body answers "store it" again. Nothing is

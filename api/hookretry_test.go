@@ -8,8 +8,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/dataplane"
 )
 
 func TestStoreRetryingRidesThroughALostNode(t *testing.T) {
@@ -21,7 +20,7 @@ func TestStoreRetryingRidesThroughALostNode(t *testing.T) {
 	calls = 0
 	err := storeRetrying(ctx, func(context.Context) error {
 		if calls++; calls < 3 {
-			return fmt.Errorf("%w: no stream leader", hotpath.ErrUnavailable)
+			return fmt.Errorf("%w: no stream leader", dataplane.ErrUnavailable)
 		}
 		return nil
 	})
@@ -34,7 +33,7 @@ func TestStoreRetryingRidesThroughALostNode(t *testing.T) {
 	err = storeRetrying(ctx, func(attempt context.Context) error {
 		if calls++; calls == 1 {
 			<-attempt.Done()
-			return fmt.Errorf("%w: %w", hotpath.ErrUnavailable, attempt.Err())
+			return fmt.Errorf("%w: %w", dataplane.ErrUnavailable, attempt.Err())
 		}
 		return nil
 	})
@@ -46,16 +45,16 @@ func TestStoreRetryingRidesThroughALostNode(t *testing.T) {
 func TestStoreRetryingGivesUp(t *testing.T) {
 	// Other errors are answered at once.
 	calls := 0
-	err := storeRetrying(context.Background(), func(context.Context) error { calls++; return hotpath.ErrQuotaFull })
-	require.ErrorIs(t, err, hotpath.ErrQuotaFull)
+	err := storeRetrying(context.Background(), func(context.Context) error { calls++; return dataplane.ErrQuotaFull })
+	require.ErrorIs(t, err, dataplane.ErrQuotaFull)
 	require.Equal(t, 1, calls)
 
 	// The request's deadline ends the retries.
 	ctx, cancel := context.WithTimeout(context.Background(), 350*time.Millisecond)
 	defer cancel()
 	began := time.Now()
-	err = storeRetrying(ctx, func(context.Context) error { return hotpath.ErrUnavailable })
-	require.ErrorIs(t, err, hotpath.ErrUnavailable)
+	err = storeRetrying(ctx, func(context.Context) error { return dataplane.ErrUnavailable })
+	require.ErrorIs(t, err, dataplane.ErrUnavailable)
 	require.Less(t, time.Since(began), time.Second)
 
 	// Without a deadline, storeRetryFor does.
@@ -63,8 +62,8 @@ func TestStoreRetryingGivesUp(t *testing.T) {
 		t.Skip("waits storeRetryFor")
 	}
 	began = time.Now()
-	err = storeRetrying(context.Background(), func(context.Context) error { return errors.Join(hotpath.ErrUnavailable) })
-	require.ErrorIs(t, err, hotpath.ErrUnavailable)
+	err = storeRetrying(context.Background(), func(context.Context) error { return errors.Join(dataplane.ErrUnavailable) })
+	require.ErrorIs(t, err, dataplane.ErrUnavailable)
 	require.GreaterOrEqual(t, time.Since(began), storeRetryFor)
 	require.Less(t, time.Since(began), storeRetryFor+time.Second)
 }

@@ -12,7 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
-	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/natsauth"
 	"github.com/vrsky/vrsky/internal/natscluster"
 	"github.com/vrsky/vrsky/internal/spec"
@@ -47,9 +47,9 @@ func TestDevStackOnThreeNATSNodes(t *testing.T) {
 	defer nc.Close()
 	raw, err := jetstream.New(nc)
 	require.NoError(t, err)
-	state, err := hotpath.OpenState(ctx, natscluster.WithReplicas(raw, ep.NATSReplicas))
+	state, err := dataplane.OpenState(ctx, natscluster.WithReplicas(raw, ep.NATSReplicas))
 	require.NoError(t, err)
-	kv, err := raw.KeyValue(ctx, hotpath.DesiredStateBucket)
+	kv, err := raw.KeyValue(ctx, dataplane.DesiredStateBucket)
 	require.NoError(t, err)
 	status, err := kv.Status(ctx)
 	require.NoError(t, err)
@@ -65,11 +65,11 @@ producers:
 	key := readAdminKey(t, dir)
 	require.Equal(t, http.StatusAccepted, postTenant(t, ep, key, `{"id":"acme","name":"Acme"}`))
 	awaitTenantActive(t, ep, key, "acme")
-	d := hotpath.Desired{Tenant: "acme", Integration: "orders", Version: 1, Status: hotpath.DesiredRunning, Spec: in}
+	d := dataplane.Desired{Tenant: "acme", Integration: "orders", Version: 1, Status: dataplane.DesiredRunning, Spec: in}
 	require.NoError(t, state.PutDesired(ctx, d))
 	require.Eventually(t, func() bool {
 		st, _, _ := state.GetStatus(ctx, d.Pipeline())
-		return st.Status == hotpath.StatusRunning
+		return st.Status == dataplane.StatusRunning
 	}, 30*time.Second, 20*time.Millisecond)
 
 	post := func(i int) int {

@@ -25,7 +25,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
-	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/devstack"
 	"github.com/vrsky/vrsky/internal/natsauth"
 	"github.com/vrsky/vrsky/internal/natscluster"
@@ -243,7 +243,7 @@ func (c *cluster) byName(name string) *node {
 }
 
 // streamLeader is the node leading the pipeline's stream.
-func (c *cluster) streamLeader(ctx context.Context, t *testing.T, p hotpath.Pipeline) string {
+func (c *cluster) streamLeader(ctx context.Context, t *testing.T, p dataplane.Pipeline) string {
 	t.Helper()
 	creds, err := c.keys.TenantUser(p.Tenant, "node-loss-test")
 	require.NoError(t, err)
@@ -505,7 +505,7 @@ func readSeqs(t *testing.T, dataDir, tenant string) (map[int]int, int) {
 
 // deploy creates the tenant through the API and runs webhook →
 // json-transform → file for it.
-func deploy(ctx context.Context, t *testing.T, ep devstack.Endpoints, dataDir string) hotpath.Pipeline {
+func deploy(ctx context.Context, t *testing.T, ep devstack.Endpoints, dataDir string) dataplane.Pipeline {
 	t.Helper()
 	adminKey, err := os.ReadFile(filepath.Join(dataDir, devstack.AdminKeyFile))
 	require.NoError(t, err)
@@ -537,7 +537,7 @@ func deploy(ctx context.Context, t *testing.T, ep devstack.Endpoints, dataDir st
 	defer nc.Close()
 	raw, err := jetstream.New(nc)
 	require.NoError(t, err)
-	state, err := hotpath.OpenState(ctx, natscluster.WithReplicas(raw, ep.NATSReplicas))
+	state, err := dataplane.OpenState(ctx, natscluster.WithReplicas(raw, ep.NATSReplicas))
 	require.NoError(t, err)
 	in, err := spec.ParseYAML([]byte(`
 name: orders
@@ -549,12 +549,12 @@ producers:
   out: { connector: file, config: { dir: out } }
 `))
 	require.NoError(t, err)
-	d := hotpath.Desired{Tenant: "acme", Integration: "orders", Version: 1, Status: hotpath.DesiredRunning, Spec: in}
-	var st hotpath.Status
+	d := dataplane.Desired{Tenant: "acme", Integration: "orders", Version: 1, Status: dataplane.DesiredRunning, Spec: in}
+	var st dataplane.Status
 	require.NoError(t, state.PutDesired(ctx, d))
 	require.Eventually(t, func() bool {
 		st, _, _ = state.GetStatus(ctx, d.Pipeline())
-		return st.Status == hotpath.StatusRunning
+		return st.Status == dataplane.StatusRunning
 	}, 60*time.Second, 50*time.Millisecond, "status: %+v", st)
 	// Warm up: one message through.
 	require.Eventually(t, func() bool {
