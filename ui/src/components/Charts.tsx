@@ -75,7 +75,10 @@ function Chart({ title, unit, series, points, window }: { title: string; unit: s
   }, [points, series]);
   const last = points[points.length - 1];
   const peak = Math.max(0, ...points.map((p) => series[0].value(p) ?? 0));
-  const summary = last ? series.map((s) => `${s.label} ${fmt(s.value(last))} ${unit}`).join(', ') : 'no samples yet';
+  // A series the API sends as null everywhere (latency: the runners do
+  // not report it yet) is said to be unmeasured, not drawn as a gap.
+  const unmeasured = points.length > 0 && points.every((p) => series.every((s) => s.value(p) === null || s.value(p) === undefined));
+  const summary = unmeasured ? 'not measured yet' : last ? series.map((s) => `${s.label} ${fmt(s.value(last))} ${unit}`).join(', ') : 'no samples yet';
   return (
     <figure className="min-w-0 rounded border border-slate-200 bg-white p-2" data-testid={`chart-${title.toLowerCase()}`} data-peak={peak}>
       <figcaption className="text-sm font-medium">

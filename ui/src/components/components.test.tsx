@@ -179,6 +179,21 @@ describe('secrets inside maps (the http producer)', () => {
   });
 });
 
+describe('Charts', () => {
+  it('says a series is not measured when every sample is null, and shows the latest value otherwise', async () => {
+    const { default: Charts } = await import('./Charts');
+    const points = [
+      { time: '2026-01-01T00:00:00Z', in_per_second: 1, out_per_second: 1, errors_per_second: 0, dlq_per_second: 0, p50_ms: null, p99_ms: null },
+      { time: '2026-01-01T00:00:05Z', in_per_second: 4, out_per_second: 3, errors_per_second: 0, dlq_per_second: 0, p50_ms: null, p99_ms: null },
+    ];
+    vi.stubGlobal('ResizeObserver', class { observe() {} disconnect() {} });
+    render(<Charts points={points as never} from={0} to={10} />);
+    expect(screen.getByTestId('chart-latency-latest').textContent).toBe('(latest: not measured yet)');
+    expect(screen.getByTestId('chart-throughput-latest').textContent).toBe('(latest: in 4.00 msg/s, out 3.00 msg/s)');
+    vi.unstubAllGlobals();
+  });
+});
+
 describe('SchemaDoc', () => {
   it('documents properties, types, requiredness, enums and defaults', () => {
     render(
