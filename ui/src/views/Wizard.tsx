@@ -28,7 +28,11 @@ export interface Draft {
   steps: Section[];
   producers: Record<string, Section>;
   schedule?: string;
+  /** The spec's other fields (runners, and any the wizard does not know), kept as they are. */
+  rest?: Record<string, unknown>;
 }
+
+const draftKeys = new Set(['name', 'consumer', 'steps', 'producers', 'schedule']);
 
 export const emptyDraft: Draft = { name: '', consumer: { connector: '' }, steps: [], producers: {} };
 
@@ -42,18 +46,24 @@ export function fromObject(o: Record<string, unknown>): Draft {
   if (o.producers && typeof o.producers === 'object' && !Array.isArray(o.producers)) {
     for (const [k, v] of Object.entries(o.producers)) producers[k] = section(v);
   }
+  const rest: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(o)) {
+    if (draftKeys.has(k) || k === '__proto__' || k === 'constructor' || k === 'prototype') continue;
+    rest[k] = v;
+  }
   return {
     name: typeof o.name === 'string' ? o.name : '',
     consumer: section(o.consumer),
     steps: Array.isArray(o.steps) ? o.steps.map(section) : [],
     producers,
     ...(typeof o.schedule === 'string' && o.schedule ? { schedule: o.schedule } : {}),
+    ...(Object.keys(rest).length > 0 ? { rest } : {}),
   };
 }
 
 /** toSpec is the draft as the API takes it (no empty steps list, no empty schedule). */
 export function toSpec(d: Draft): IntegrationSpec {
-  const spec: Record<string, unknown> = { name: d.name, consumer: d.consumer, producers: d.producers };
+  const spec: Record<string, unknown> = { ...d.rest, name: d.name, consumer: d.consumer, producers: d.producers };
   if (d.steps.length > 0) spec.steps = d.steps;
   if (d.schedule) spec.schedule = d.schedule;
   return spec as unknown as IntegrationSpec;

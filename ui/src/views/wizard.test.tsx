@@ -4,7 +4,7 @@ import userEvent from '@testing-library/user-event';
 import { renderView } from '../test/render';
 import { fakeApi } from '../test/fakeApi';
 import { Route, Routes } from 'react-router';
-import Wizard, { ifMatch, startingVersion } from './Wizard';
+import Wizard, { fromObject, ifMatch, startingVersion, toSpec } from './Wizard';
 
 afterEach(() => vi.unstubAllGlobals());
 
@@ -164,6 +164,20 @@ describe('editing an integration in the wizard', () => {
     });
     renderEdit('/integrations/gone/edit');
     expect(await screen.findByText('Not Found: no integration gone')).toBeInTheDocument();
+  });
+});
+
+describe('the draft', () => {
+  it('keeps the spec fields the form does not show (runners, unknown ones), but nothing that reaches a prototype', () => {
+    const spec = { name: 'a', runners: 3, future: { x: 1 }, consumer: { connector: 'c' }, producers: { p: { connector: 'f', config: { dir: 'd' } } } };
+    const d = fromObject(spec);
+    expect(d.rest).toEqual({ runners: 3, future: { x: 1 } });
+    expect(toSpec(d)).toEqual(spec);
+    const hostile = fromObject(JSON.parse('{"name":"a","__proto__":{"polluted":true},"consumer":{"connector":"c"},"producers":{}}'));
+    const out = toSpec(hostile) as unknown as Record<string, unknown>;
+    expect(Object.getPrototypeOf(out)).toBe(Object.prototype);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    expect(out.polluted).toBeUndefined();
   });
 });
 
