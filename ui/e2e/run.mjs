@@ -539,7 +539,7 @@ async function main() {
     const alerts = page.locator('[data-section="producers.alerts"]');
     if ((await alerts.getByLabel('secretHeaders 1: secret').inputValue()) !== 'hook-token') throw new Error('the stored secret header is not in the form');
     const spec = structuredClone(it.spec);
-    spec.steps[0].config.set.vat = 'total * 0.2';
+    spec.steps[0].config.set.vat = 'sum(map(items, #.qty * #.price)) * 0.2';
     const { stringify } = await import('yaml');
     await page.getByRole('tab', { name: 'YAML' }).click();
     const editor = page.getByTestId('yaml-editor');
@@ -549,7 +549,7 @@ async function main() {
     await page.keyboard.insertText(stringify(spec));
     await page.waitForTimeout(600);
     await page.getByRole('tab', { name: 'Form' }).click();
-    await page.locator('[data-section="steps[0]"] input[value="total * 0.2"]').waitFor();
+    await page.locator('[data-section="steps[0]"] input[value="sum(map(items, #.qty * #.price)) * 0.2"]').waitFor();
     await shot('wizard-edit');
     await page.getByRole('button', { name: `Save as v${it.version + 1} and deploy` }).click();
     await page.getByText(`Saved ${INTEGRATION} as version ${it.version + 1} and asked to deploy it.`).waitFor();
@@ -586,7 +586,7 @@ async function main() {
       // Without the edit, the second version goes in through the API.
       const it = await apiCall('GET', `/v1/integrations/${INTEGRATION}`);
       const spec = it.spec;
-      spec.steps[0].config.set.vat = 'total * 0.2';
+      spec.steps[0].config.set.vat = 'sum(map(items, #.qty * #.price)) * 0.2';
       const r = await fetch(`${server.base}/v1/integrations/${INTEGRATION}`, {
         method: 'PUT',
         headers: { Authorization: `Bearer ${ctx.tenantKey}`, 'Content-Type': 'application/json', 'If-Match': `"v${it.version}"` },
@@ -599,7 +599,7 @@ async function main() {
     await page.getByRole('radio', { name: 'from' }).nth(1).check();
     await page.getByRole('radio', { name: 'to' }).first().check();
     await page.getByText('added: ').first().waitFor();
-    await page.getByLabel(/Differences between/).getByText('vat: total * 0.2').waitFor();
+    await page.getByLabel(/Differences between/).getByText('vat: sum(map(items, #.qty * #.price)) * 0.2').waitFor();
     await page.getByRole('heading', { name: 'Versions' }).scrollIntoViewIfNeeded();
     await shot('versions-diff', { fullPage: false });
   });
