@@ -599,7 +599,7 @@ async function main() {
     await page.getByRole('radio', { name: 'from' }).nth(1).check();
     await page.getByRole('radio', { name: 'to' }).first().check();
     await page.getByText('added: ').first().waitFor();
-    await page.getByLabel(/Differences between/).getByText('vat: sum(map(items, #.qty * #.price)) * 0.2').waitFor();
+    await page.getByLabel(/Differences between/).getByText(/vat: .*#\.price\)\) \* 0\.2/).waitFor();
     await page.getByRole('heading', { name: 'Versions' }).scrollIntoViewIfNeeded();
     await shot('versions-diff', { fullPage: false });
   });
