@@ -17,6 +17,7 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
+	"io"
 	"io/fs"
 	"net/http"
 	"path"
@@ -166,7 +167,8 @@ func cleanName(p string) string {
 }
 
 func (a *assets) exists(name string) bool {
-	if a.files == nil || name == "" {
+	// The build's gzipped copies are served for their file, not by name.
+	if a.files == nil || name == "" || strings.HasSuffix(name, ".gz") {
 		return false
 	}
 	st, err := fs.Stat(a.files, name)
@@ -222,8 +224,15 @@ func (a *assets) serve(w http.ResponseWriter, r *http.Request, name string) {
 	http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(body))
 }
 
+// gzip returns the file's gzipped body: the copy the build made (NAME.gz,
+// see scripts/copy-docs.mjs) when there is one, else one compressed here
+// once.
 func (a *assets) gzip(name string, body []byte) []byte {
 	if z, ok := a.gzipped.Load(name); ok {
+		return z.([]byte)
+	}
+	if z, err := fs.ReadFile(a.files, name+".gz"); err == nil && isGzipOf(z, body) {
+		z, _ := a.gzipped.LoadOrStore(name, z)
 		return z.([]byte)
 	}
 	var buf bytes.Buffer
@@ -232,6 +241,17 @@ func (a *assets) gzip(name string, body []byte) []byte {
 	_ = zw.Close()
 	z, _ := a.gzipped.LoadOrStore(name, buf.Bytes())
 	return z.([]byte)
+}
+
+// isGzipOf checks a prebuilt NAME.gz against NAME, so a stale copy is never
+// served for a file that changed.
+func isGzipOf(z, body []byte) bool {
+	zr, err := gzip.NewReader(bytes.NewReader(z))
+	if err != nil {
+		return false
+	}
+	plain, err := io.ReadAll(io.LimitReader(zr, int64(len(body))+1))
+	return err == nil && bytes.Equal(plain, body)
 }
 
 func acceptsGzip(r *http.Request) bool {

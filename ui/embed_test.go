@@ -187,6 +187,46 @@ func TestGzipAndRevalidation(t *testing.T) {
 	require.Equal(t, http.StatusNotModified, cond.Code)
 }
 
+// TestPrebuiltGzip: a NAME.gz the build made is what goes out for NAME
+// (nothing is compressed while the browser waits), unless it is not the
+// gzip of NAME; the .gz files are not served by their own names.
+func TestPrebuiltGzip(t *testing.T) {
+	script := []byte(strings.Repeat("customElements.define('x', class{});\n", 100))
+	var z bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&z, gzip.BestSpeed)
+	_, _ = zw.Write(script)
+	require.NoError(t, zw.Close())
+	tree := built()
+	tree["dist/docs/assets/web-components.min-0123456789.js"] = &fstest.MapFile{Data: script}
+	tree["dist/docs/assets/web-components.min-0123456789.js.gz"] = &fstest.MapFile{Data: z.Bytes()}
+	tree["dist/docs/assets/stale-0123456789.js"] = &fstest.MapFile{Data: script}
+	tree["dist/docs/assets/stale-0123456789.js.gz"] = &fstest.MapFile{Data: []byte("not gzip at all")}
+	h := mount(tree, api)
+
+	rec := do(t, h, http.MethodGet, "/docs/assets/web-components.min-0123456789.js", "Accept-Encoding", "gzip")
+	require.Equal(t, http.StatusOK, rec.Code)
+	require.Equal(t, "gzip", rec.Header().Get("Content-Encoding"))
+	require.Equal(t, z.Bytes(), rec.Body.Bytes(), "the prebuilt copy, byte for byte")
+	require.Equal(t, immutable, rec.Header().Get("Cache-Control"))
+	require.Equal(t, DocsCSP, rec.Header().Get("Content-Security-Policy"))
+
+	stale := do(t, h, http.MethodGet, "/docs/assets/stale-0123456789.js", "Accept-Encoding", "gzip")
+	require.Equal(t, "gzip", stale.Header().Get("Content-Encoding"))
+	zr, err := gzip.NewReader(bytes.NewReader(stale.Body.Bytes()))
+	require.NoError(t, err, "a broken .gz is replaced by a fresh compression")
+	plain, err := io.ReadAll(zr)
+	require.NoError(t, err)
+	require.Equal(t, script, plain)
+
+	plainRec := do(t, h, http.MethodGet, "/docs/assets/web-components.min-0123456789.js")
+	require.Empty(t, plainRec.Header().Get("Content-Encoding"))
+	require.Equal(t, script, plainRec.Body.Bytes())
+
+	for _, p := range []string{"/docs/assets/web-components.min-0123456789.js.gz", "/ui/assets/index-abc.js.gz"} {
+		require.Equal(t, http.StatusNotFound, do(t, h, http.MethodGet, p).Code, p)
+	}
+}
+
 func TestUnbuiltTreeSaysHowToBuild(t *testing.T) {
 	h := mount(fstest.MapFS{"dist/unbuilt.html": {Data: []byte("<p>run make ui</p>")}}, api)
 	for _, p := range []string{"/ui/", "/ui/integrations", "/docs"} {

@@ -138,7 +138,7 @@ async function startDev(bin) {
 /** A local HTTP sink the http producer delivers to; it fails until told not to. */
 async function startSink() {
   const port = await freePort();
-  const sink = { port, failing: true, received: [] };
+  const sink = { port, failing: true, received: [], headers: [] };
   const srv = createServer((req, res) => {
     let body = '';
     req.on('data', (d) => (body += d));
@@ -148,6 +148,7 @@ async function startSink() {
         return;
       }
       sink.received.push(body);
+      sink.headers.push(req.headers);
       res.writeHead(200).end('ok');
     });
   });
@@ -232,6 +233,13 @@ function specFor(sinkPort) {
       alerts: { connector: 'http', config: { url: `http://127.0.0.1:${sinkPort}/alerts` } },
     },
   };
+}
+
+/** canonical is JSON with sorted keys, to compare specs whatever order the server writes. */
+function canonical(v) {
+  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
+  if (v && typeof v === 'object') return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canonical(v[k])}`).join(',')}}`;
+  return JSON.stringify(v);
 }
 
 function ordersWritten() {
@@ -398,6 +406,27 @@ async function main() {
     await page.locator('[data-section="steps[1]"] input[value="total > 1000"]').waitFor();
   });
 
+  await step('the wizard picks a secret header from the tenant\'s secret names; it round-trips through YAML', ['/v1/connectors', '/v1/secrets'], async () => {
+    if (!wizardOK) throw new Error('the wizard step failed');
+    const alerts = page.locator('[data-section="producers.alerts"]');
+    await alerts.getByRole('button', { name: 'Add to secretHeaders' }).click();
+    await alerts.getByLabel('secretHeaders 1: name').fill('Authorization');
+    const picker = alerts.getByLabel('secretHeaders 1: secret');
+    const options = await picker.locator('option').allTextContents();
+    if (!options.includes('hook-token')) throw new Error(`the picker does not list the stored secret: ${options}`);
+    await picker.selectOption('hook-token');
+    // The value is chosen, never typed: the map's only text field is the header's name.
+    const typed = await alerts.getByTestId('secret-map-secretHeaders').locator('input, textarea').count();
+    if (typed !== 1) throw new Error(`the secret map has ${typed} text fields`);
+    await alerts.getByTestId('secret-map-secretHeaders').scrollIntoViewIfNeeded();
+    await shot('wizard-secrets', { fullPage: false });
+    await page.getByRole('tab', { name: 'YAML' }).click();
+    await page.getByTestId('yaml-editor').getByText('secret: hook-token').waitFor();
+    await page.getByRole('tab', { name: 'Form' }).click();
+    const again = page.locator('[data-section="producers.alerts"]').getByLabel('secretHeaders 1: secret');
+    if ((await again.inputValue()) !== 'hook-token') throw new Error('the secret header did not survive the YAML round trip');
+  });
+
   await step('an API validation error is shown on its field', ['/v1/connectors'], async () => {
     if (!wizardOK) throw new Error('the wizard step failed');
     // An invalid name: create answers 422 located at body.name, shown under the Name field.
@@ -485,6 +514,11 @@ async function main() {
     await new Promise((r) => setTimeout(r, 2000)); // a duplicate would come now
     const ids = new Set(ctx.sink.received.map((b) => JSON.parse(b).id));
     if (ids.size !== expected || ctx.sink.received.length !== expected) throw new Error(`the sink got ${[...ids]} (duplicates or missing)`);
+    if (created) {
+      // The header the wizard took from the secret picker carries the secret's value.
+      const auth = ctx.sink.headers.map((h) => h.authorization);
+      if (!auth.every((a) => a === 's3cr3t-value')) throw new Error(`the sink got Authorization ${JSON.stringify(auth)}, not the secret's value`);
+    }
     await until('the DLQ to be empty', async () => (await apiCall('GET', `/v1/dlq?integration=${INTEGRATION}`)).items?.length === 0, { timeout: 60_000 });
   });
 
@@ -493,21 +527,79 @@ async function main() {
     await shot('dead-letters-replayed');
   });
 
-  await step('a version diff shows what changed', [], async () => {
+  const edited = await step('the wizard edits the integration (YAML, then the form), saves v2 and deploys it; new orders carry the change', [], async () => {
     const it = await apiCall('GET', `/v1/integrations/${INTEGRATION}`);
-    const spec = it.spec;
-    spec.steps[0].config.set.vat = 'total * 0.2';
-    const r = await fetch(`${server.base}/v1/integrations/${INTEGRATION}`, {
-      method: 'PUT',
-      headers: { Authorization: `Bearer ${ctx.tenantKey}`, 'Content-Type': 'application/json', 'If-Match': `"v${it.version}"` },
-      body: JSON.stringify(spec),
+    await visit('integration-detail-reload', `/ui/integrations/${INTEGRATION}`, (p) => p.getByRole('link', { name: 'Edit', exact: true }));
+    const t0 = Date.now();
+    await page.getByRole('link', { name: 'Edit', exact: true }).click();
+    await page.getByTestId('edit-base').getByText(`Editing v${it.version}; saving stores v${it.version + 1}`).waitFor();
+    timings['wizard-edit'] = Date.now() - t0;
+    if (await page.getByLabel('Name', { exact: true }).isEditable()) throw new Error('the name of an existing integration can be changed');
+    // The form starts from the stored spec, secret header included.
+    const alerts = page.locator('[data-section="producers.alerts"]');
+    if ((await alerts.getByLabel('secretHeaders 1: secret').inputValue()) !== 'hook-token') throw new Error('the stored secret header is not in the form');
+    const spec = structuredClone(it.spec);
+    spec.steps[0].config.set.vat = 'sum(map(items, #.qty * #.price)) * 0.2';
+    const { stringify } = await import('yaml');
+    await page.getByRole('tab', { name: 'YAML' }).click();
+    const editor = page.getByTestId('yaml-editor');
+    await editor.getByText(`name: ${INTEGRATION}`).waitFor();
+    await editor.click();
+    await page.keyboard.press('Control+A');
+    await page.keyboard.insertText(stringify(spec));
+    await page.waitForTimeout(600);
+    await page.getByRole('tab', { name: 'Form' }).click();
+    await page.locator('[data-section="steps[0]"] input[value="sum(map(items, #.qty * #.price)) * 0.2"]').waitFor();
+    await shot('wizard-edit');
+    await page.getByRole('button', { name: `Save as v${it.version + 1} and deploy` }).click();
+    await page.getByText(`Saved ${INTEGRATION} as version ${it.version + 1} and asked to deploy it.`).waitFor();
+    await until('v2 to be deployed and running', async () => {
+      const st = await apiCall('GET', `/v1/integrations/${INTEGRATION}/status`);
+      return st.version === it.version + 1 && st.status === 'running';
+    }, { timeout: 120_000, every: 1000 });
+    const after = await apiCall('GET', `/v1/integrations/${INTEGRATION}`);
+    if (canonical(after.spec) !== canonical(spec)) throw new Error(`v2 is not the edited spec: ${JSON.stringify(after.spec)}`);
+    // Orders sent from now on go through v2: each gets a vat. One is sent
+    // every few seconds until one arrives with it (the runner may finish
+    // messages it already took with v1).
+    const dir = join(ctx.server.dataDir, 'files', TENANT, 'orders');
+    const lines = () =>
+      readdirSync(dir, { recursive: true }).flatMap((f) => {
+        try {
+          return readFileSync(join(dir, String(f)), 'utf8').split('\n').filter((l) => l.includes('"order-3'));
+        } catch {
+          return [];
+        }
+      });
+    let n = 300;
+    await until('an order sent after the edit, with its vat, in the orders files', async () => {
+      await sendOrders(n++, 1);
+      await new Promise((r) => setTimeout(r, 2000));
+      return lines().some((l) => l.includes('"vat"'));
+    }, { timeout: 90_000, every: 1000 }).catch((e) => {
+      throw new Error(`${e.message}; the orders written after the edit: ${lines().slice(-3).join(' | ') || 'none'}`);
     });
-    if (!r.ok) throw new Error(`PUT: ${r.status} ${await r.text()}`);
-    await visit('integration-detail-reload', `/ui/integrations/${INTEGRATION}`, (p) => p.getByRole('radio', { name: 'from' }).first());
+  });
+
+  await step('a version diff shows what changed', [], async () => {
+    if (!edited) {
+      // Without the edit, the second version goes in through the API.
+      const it = await apiCall('GET', `/v1/integrations/${INTEGRATION}`);
+      const spec = it.spec;
+      spec.steps[0].config.set.vat = 'sum(map(items, #.qty * #.price)) * 0.2';
+      const r = await fetch(`${server.base}/v1/integrations/${INTEGRATION}`, {
+        method: 'PUT',
+        headers: { Authorization: `Bearer ${ctx.tenantKey}`, 'Content-Type': 'application/json', 'If-Match': `"v${it.version}"` },
+        body: JSON.stringify(spec),
+      });
+      if (!r.ok) throw new Error(`PUT: ${r.status} ${await r.text()}`);
+    }
+    await page.goto(`${server.base}/ui/integrations/${INTEGRATION}`);
+    await page.getByRole('radio', { name: 'from' }).first().waitFor();
     await page.getByRole('radio', { name: 'from' }).nth(1).check();
     await page.getByRole('radio', { name: 'to' }).first().check();
     await page.getByText('added: ').first().waitFor();
-    await page.getByLabel(/Differences between/).getByText('vat: total * 0.2').waitFor();
+    await page.getByLabel(/Differences between/).getByText(/vat: .*#\.price\)\) \* 0\.2/).waitFor();
     await page.getByRole('heading', { name: 'Versions' }).scrollIntoViewIfNeeded();
     await shot('versions-diff', { fullPage: false });
   });
@@ -536,12 +628,37 @@ async function main() {
     await page.setViewportSize({ width: 1280, height: 800 });
   });
 
-  await step('the API reference is served from embedded assets', [], async () => {
-    const t0 = Date.now();
+  await step('the API reference is served from embedded assets, cached, and lists its operations within 1 s on a repeat visit', [], async () => {
+    // Navigation until the sidebar lists the operations' groups, first
+    // visit (nothing cached) and again (cached for a year, never refetched).
+    const ready = async () => {
+      await page.getByText('VRSky API').first().waitFor({ timeout: 30_000 });
+      await page.getByText('Integrations', { exact: true }).first().waitFor({ timeout: 30_000 });
+    };
+    let t0 = Date.now();
     await page.goto(`${server.base}/docs`);
-    await page.getByText('VRSky API').first().waitFor({ timeout: 30_000 });
+    await ready();
     timings.docs = Date.now() - t0;
     await shot('docs', { fullPage: false });
+    t0 = Date.now();
+    await page.goto(`${server.base}/docs`);
+    await ready();
+    timings['docs-repeat'] = Date.now() - t0;
+    // A resource the cache served has no transfer size.
+    const refetched = await page.evaluate(() =>
+      performance.getEntriesByType('resource').filter((e) => e.name.includes('/docs/assets/') && e.transferSize > 0).map((e) => e.name),
+    );
+    if (refetched.length > 0) throw new Error(`cached assets were fetched again: ${refetched}`);
+    const js = await fetch(`${server.base}${(await (await fetch(`${server.base}/docs`)).text()).match(/src="([^"]+\.js)"/)[1]}`, { headers: { 'Accept-Encoding': 'gzip' } });
+    if (js.headers.get('content-encoding') !== 'gzip' || !js.headers.get('cache-control')?.includes('immutable')) throw new Error(`Elements' script is sent ${js.headers.get('content-encoding')} / ${js.headers.get('cache-control')}`);
+    // The 1 s budget holds for a repeat visit. A first visit also parses
+    // and runs Elements' 2 MB script, which alone takes about a second on
+    // the 2-core build machine: it is held to a looser ceiling (see
+    // docs/ui.md, "Known gaps").
+    const budget = Number(process.env.VRSKY_DOCS_BUDGET_MS ?? 1000);
+    const firstBudget = Number(process.env.VRSKY_DOCS_FIRST_BUDGET_MS ?? 2500);
+    if (timings['docs-repeat'] > budget) throw new Error(`the API reference took ${timings['docs-repeat']} ms to list its operations on a repeat visit, over the ${budget} ms budget`);
+    if (timings.docs > firstBudget) throw new Error(`the API reference took ${timings.docs} ms to list its operations on a first visit, over the ${firstBudget} ms ceiling`);
   });
 
   await step('keyboard: the sign-in form and the main navigation work without a mouse', [], async () => {

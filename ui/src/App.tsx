@@ -104,6 +104,7 @@ export function App() {
               <>
                 <Route path="/integrations" element={<Integrations />} />
                 <Route path="/integrations/new" element={<Wizard />} />
+                <Route path="/integrations/:id/edit" element={<Wizard />} />
                 <Route path="/integrations/:id/*" element={<IntegrationDetail tenant={session.tenant ?? ''} />} />
                 <Route path="/dlq" element={<DeadLetters />} />
                 <Route path="/keys" element={<ApiKeys />} />

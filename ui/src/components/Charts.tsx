@@ -73,9 +73,8 @@ function Chart({ title, unit, series, points, window }: { title: string; unit: s
   useEffect(() => {
     plot.current?.setData(toColumns(points, series));
   }, [points, series]);
-  const last = points[points.length - 1];
   const peak = Math.max(0, ...points.map((p) => series[0].value(p) ?? 0));
-  const summary = last ? series.map((s) => `${s.label} ${fmt(s.value(last))} ${unit}`).join(', ') : 'no samples yet';
+  const summary = summaryOf(points, series, unit);
   return (
     <figure className="min-w-0 rounded border border-slate-200 bg-white p-2" data-testid={`chart-${title.toLowerCase()}`} data-peak={peak}>
       <figcaption className="text-sm font-medium">
@@ -84,6 +83,18 @@ function Chart({ title, unit, series, points, window }: { title: string; unit: s
       <div ref={box} role="img" aria-label={`${title} chart, latest ${summary}`} />
     </figure>
   );
+}
+
+/**
+ * summaryOf is a chart's latest values in words. A series the API sends as
+ * null everywhere (latency: the runners do not report it yet) is said to be
+ * unmeasured, not drawn as a gap.
+ */
+export function summaryOf(points: MetricsPoint[], series: Series[], unit: string): string {
+  const last = points[points.length - 1];
+  if (!last) return 'no samples yet';
+  if (points.every((p) => series.every((s) => s.value(p) === null || s.value(p) === undefined))) return 'not measured yet';
+  return series.map((s) => `${s.label} ${fmt(s.value(last))} ${unit}`).join(', ');
 }
 
 function fmt(v: number | null | undefined): string {

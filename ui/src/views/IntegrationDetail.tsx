@@ -20,6 +20,8 @@ export function curlExample(url: string): string {
   return `curl -X POST '${url}' \\\n  -H 'Content-Type: application/json' \\\n  -H 'Idempotency-Key: order-1' \\\n  -d '{"id":"order-1","items":[{"qty":3,"price":500}]}'`;
 }
 
+const linkButtonClass = 'inline-flex items-center rounded border border-slate-300 bg-white px-3 py-1.5 text-sm font-medium text-slate-800 hover:bg-slate-100';
+
 /** IntegrationDetail shows one integration: state, actions, counters, charts, versions, log and the live inspector. */
 export function IntegrationDetail({ tenant }: { tenant: string }) {
   const { id = '' } = useParams();
@@ -63,6 +65,9 @@ export function IntegrationDetail({ tenant }: { tenant: string }) {
             <Button kind="primary" onClick={() => action.mutate('deploy')} disabled={action.isPending}>
               Deploy v{it.version}
             </Button>
+            <Link className={linkButtonClass} to={`/integrations/${encodeURIComponent(it.id)}/edit`}>
+              Edit
+            </Link>
             <Button onClick={() => action.mutate('start')} disabled={action.isPending}>
               Start
             </Button>
@@ -248,6 +253,13 @@ function VersionsCard({ id }: { id: string }) {
                 <label className="flex items-center gap-1">
                   <input type="radio" name="diff-to" checked={b === v.version} onChange={() => setB(v.version)} /> to
                 </label>
+                <Link
+                  className="text-blue-800 underline"
+                  to={`/integrations/${encodeURIComponent(id)}/edit?version=${v.version}`}
+                  aria-label={`Edit, starting from v${v.version}`}
+                >
+                  edit from here
+                </Link>
               </li>
             ))}
           </ul>

@@ -1,12 +1,15 @@
 // The integration wizard: a consumer, steps and producers, each chosen
 // from the catalogue and configured with a form generated from its schema;
 // a YAML tab on the same spec; a dry run with a sample message; then create
-// and deploy. Problems the API finds are shown on the field they concern.
-import { lazy, Suspense, useMemo, useState } from 'react';
-import { useNavigate } from 'react-router';
-import { useQuery } from '@tanstack/react-query';
+// and deploy. Opened on an existing integration (/integrations/ID/edit,
+// ?version=N to start from an older version) it saves the spec as the next
+// version (PUT, only if no one saved another meanwhile) and deploys that.
+// Problems the API finds are shown on the field they concern.
+import { lazy, Suspense, useEffect, useMemo, useState } from 'react';
+import { Link, useNavigate, useParams, useSearchParams } from 'react-router';
+import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { api, ok, ProblemError } from '../api/client';
-import type { Connector, IntegrationSpec, TestResult } from '../api/types';
+import type { Connector, Integration, IntegrationSpec, IntegrationVersion, TestResult } from '../api/types';
 import { configErrors, otherErrors, placeError, type Placed } from '../lib/locations';
 import ConfigForm, { SecretNames } from '../components/ConfigForm';
 import { Button, Card, Field, Loading, PageTitle, ProblemView, cx, inputClass, useNotice } from '../components/ui';
@@ -25,7 +28,11 @@ export interface Draft {
   steps: Section[];
   producers: Record<string, Section>;
   schedule?: string;
+  /** The spec's other fields (runners, and any the wizard does not know), kept as they are. */
+  rest?: Record<string, unknown>;
 }
+
+const draftKeys = new Set(['name', 'consumer', 'steps', 'producers', 'schedule']);
 
 export const emptyDraft: Draft = { name: '', consumer: { connector: '' }, steps: [], producers: {} };
 
@@ -39,18 +46,24 @@ export function fromObject(o: Record<string, unknown>): Draft {
   if (o.producers && typeof o.producers === 'object' && !Array.isArray(o.producers)) {
     for (const [k, v] of Object.entries(o.producers)) producers[k] = section(v);
   }
+  const rest: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(o)) {
+    if (draftKeys.has(k) || k === '__proto__' || k === 'constructor' || k === 'prototype') continue;
+    rest[k] = v;
+  }
   return {
     name: typeof o.name === 'string' ? o.name : '',
     consumer: section(o.consumer),
     steps: Array.isArray(o.steps) ? o.steps.map(section) : [],
     producers,
     ...(typeof o.schedule === 'string' && o.schedule ? { schedule: o.schedule } : {}),
+    ...(Object.keys(rest).length > 0 ? { rest } : {}),
   };
 }
 
 /** toSpec is the draft as the API takes it (no empty steps list, no empty schedule). */
 export function toSpec(d: Draft): IntegrationSpec {
-  const spec: Record<string, unknown> = { name: d.name, consumer: d.consumer, producers: d.producers };
+  const spec: Record<string, unknown> = { ...d.rest, name: d.name, consumer: d.consumer, producers: d.producers };
   if (d.steps.length > 0) spec.steps = d.steps;
   if (d.schedule) spec.schedule = d.schedule;
   return spec as unknown as IntegrationSpec;
@@ -70,10 +83,46 @@ export function parseHeaders(text: string): Record<string, string> {
 
 const sampleBody = '{"id":"order-1","items":[{"qty":3,"price":500}]}';
 
+/** startingVersion is the version an edit starts from: the one asked for in the URL if it exists, else the latest. */
+export function startingVersion(it: Integration, versions: IntegrationVersion[], asked: string | null): { version: number; spec: IntegrationSpec } {
+  const n = asked !== null && /^\d{1,18}$/.test(asked) ? Number(asked) : NaN;
+  const v = versions.find((x) => x.version === n);
+  return v ? { version: v.version, spec: v.spec } : { version: it.version, spec: it.spec };
+}
+
+/** ifMatch is the precondition of saving over the latest version. */
+export const ifMatch = (version: number) => `"v${version}"`;
+
 export default function Wizard() {
+  const { id: editing } = useParams();
+  const [search, setSearch] = useSearchParams();
   const connectors = useQuery({ queryKey: ['connectors'], queryFn: () => ok(api.GET('/v1/connectors')), staleTime: 300_000 });
   const secrets = useQuery({ queryKey: ['secrets'], queryFn: () => ok(api.GET('/v1/secrets')) });
+  const current = useQuery({
+    queryKey: ['integration', editing],
+    queryFn: () => ok(api.GET('/v1/integrations/{integrationId}', { params: { path: { integrationId: editing ?? '' } } })),
+    enabled: editing !== undefined,
+  });
+  const versions = useQuery({
+    queryKey: ['integration', editing, 'versions'],
+    queryFn: () => ok(api.GET('/v1/integrations/{integrationId}/versions', { params: { path: { integrationId: editing ?? '' } } })),
+    enabled: editing !== undefined,
+  });
+  const queries = useQueryClient();
   const [draft, setDraft] = useState<Draft>(emptyDraft);
+  // The version the draft was loaded from (edits only), and for which
+  // ?version= it was: a refetch (a newer version saved elsewhere) never
+  // replaces what is being edited; choosing another version does.
+  const [base, setBase] = useState<number | null>(null);
+  const [loadedFor, setLoadedFor] = useState<string | null>(null);
+  const asked = search.get('version');
+  useEffect(() => {
+    if (!current.data || !versions.data || loadedFor === (asked ?? '')) return;
+    const start = startingVersion(current.data, versions.data.items ?? [], asked);
+    setDraft(fromObject(start.spec as unknown as Record<string, unknown>));
+    setBase(start.version);
+    setLoadedFor(asked ?? '');
+  }, [current.data, versions.data, asked, loadedFor]);
   const [tab, setTab] = useState<'form' | 'yaml'>('form');
   const [problem, setProblem] = useState<unknown>(null);
   const [placed, setPlaced] = useState<Placed[]>([]);
@@ -112,6 +161,34 @@ export default function Wizard() {
     }
   }
 
+  async function save(deploy: boolean) {
+    if (!current.data || !editing) return;
+    clear();
+    setBusy(deploy ? 'deploy' : 'save');
+    try {
+      const latest = current.data.version;
+      const saved = await ok(
+        api.PUT('/v1/integrations/{integrationId}', {
+          params: { path: { integrationId: editing }, header: { 'If-Match': ifMatch(latest) } },
+          body: toSpec(draft),
+        }),
+      );
+      if (deploy) {
+        await ok(api.POST('/v1/integrations/{integrationId}/deploy', { params: { path: { integrationId: saved.id } }, body: { version: saved.version } }));
+        notice(`Saved ${saved.id} as version ${saved.version} and asked to deploy it.`);
+      } else {
+        notice(`Saved ${saved.id} as version ${saved.version}; version ${saved.deployed_version || 'none'} stays deployed until you deploy this one.`);
+      }
+      await queries.invalidateQueries({ queryKey: ['integration', editing] });
+      navigate(`/integrations/${encodeURIComponent(saved.id)}`);
+    } catch (e) {
+      fail(e);
+      if (e instanceof ProblemError && e.status === 412) void current.refetch();
+    } finally {
+      setBusy('');
+    }
+  }
+
   async function createAndDeploy() {
     clear();
     setBusy('create');
@@ -133,20 +210,74 @@ export default function Wizard() {
 
   if (connectors.isPending) return <Loading what="the connector catalogue" />;
   if (connectors.error) return <ProblemView error={connectors.error} />;
+  if (editing !== undefined) {
+    if (current.error || versions.error) return <ProblemView error={current.error ?? versions.error} />;
+    if (!current.data || !versions.data || base === null) return <Loading what={`integration ${editing}`} />;
+  }
+  const latest = current.data?.version ?? 0;
+  const stale = problem instanceof ProblemError && problem.status === 412;
 
   return (
     <SecretNames.Provider value={secretNames}>
       <div className="space-y-4">
-        <PageTitle>New integration</PageTitle>
+        {editing === undefined ? (
+          <PageTitle>New integration</PageTitle>
+        ) : (
+          <PageTitle>
+            <Link to={`/integrations/${encodeURIComponent(editing)}`} className="text-base font-normal text-blue-800 underline">
+              {editing}
+            </Link>{' '}
+            / Edit
+          </PageTitle>
+        )}
         <Card>
           <Field
             label="Name"
             htmlFor="integration-name"
-            hint="Lowercase letters, digits and hyphens; it is the integration's ID."
+            hint={
+              editing === undefined
+                ? "Lowercase letters, digits and hyphens; it is the integration's ID."
+                : "The integration's ID; it cannot change (create a new integration to rename)."
+            }
             error={otherErrors(placed, 'spec').join('; ') || undefined}
           >
-            <input id="integration-name" className={inputClass} value={draft.name} onChange={(e) => setDraft({ ...draft, name: e.target.value })} />
+            <input
+              id="integration-name"
+              className={inputClass}
+              value={draft.name}
+              readOnly={editing !== undefined}
+              onChange={(e) => setDraft({ ...draft, name: e.target.value })}
+            />
           </Field>
+          {editing !== undefined && (
+            <div className="mt-3 flex flex-wrap items-end gap-3 text-sm">
+              <label className="flex flex-col gap-1">
+                <span className="font-medium">Start from version</span>
+                <select
+                  className={inputClass}
+                  value={String(base)}
+                  onChange={(e) => {
+                    const next = new URLSearchParams(search);
+                    next.set('version', e.target.value);
+                    setSearch(next, { replace: true });
+                    clear();
+                  }}
+                >
+                  {(versions.data?.items ?? []).map((v) => (
+                    <option key={v.version} value={v.version}>
+                      v{v.version}
+                      {v.version === latest ? ' (latest)' : ''}
+                      {v.version === current.data?.deployed_version ? ' (deployed)' : ''}
+                    </option>
+                  ))}
+                </select>
+              </label>
+              <p className="text-slate-600" data-testid="edit-base">
+                Editing v{base}; saving stores v{latest + 1}
+                {current.data?.deployed_version ? `, v${current.data.deployed_version} stays deployed until you deploy it` : ''}.
+              </p>
+            </div>
+          )}
         </Card>
         <div role="tablist" aria-label="Edit as" className="flex gap-1 border-b border-slate-200">
           {(['form', 'yaml'] as const).map((t) => (
@@ -262,10 +393,27 @@ export default function Wizard() {
           {results && <TestResults results={results} />}
         </Card>
         <ProblemView error={problem} />
-        <div className="flex gap-2">
-          <Button kind="primary" onClick={createAndDeploy} disabled={busy !== ''}>
-            {busy === 'create' ? 'Creating…' : 'Create and deploy'}
-          </Button>
+        {stale && (
+          <p className="text-sm text-red-700" role="alert">
+            Version {latest} was saved while you edited (the draft started from v{base}). Your changes are still here: look at v{latest} on the
+            integration's page, then save again to store them on top of it.
+          </p>
+        )}
+        <div className="flex flex-wrap gap-2">
+          {editing === undefined ? (
+            <Button kind="primary" onClick={createAndDeploy} disabled={busy !== ''}>
+              {busy === 'create' ? 'Creating…' : 'Create and deploy'}
+            </Button>
+          ) : (
+            <>
+              <Button kind="primary" onClick={() => save(true)} disabled={busy !== ''}>
+                {busy === 'deploy' ? 'Saving…' : `Save as v${latest + 1} and deploy`}
+              </Button>
+              <Button onClick={() => save(false)} disabled={busy !== ''}>
+                {busy === 'save' ? 'Saving…' : `Save as v${latest + 1}`}
+              </Button>
+            </>
+          )}
         </div>
       </div>
     </SecretNames.Provider>
