@@ -139,7 +139,7 @@ func startPipeline(ctx context.Context, d deps, want Desired) (_ *pipeline, err 
 	}
 
 	var consumer sdk.Consumer
-	if c := want.Spec.Consumer.Connector; c != WebhookConnector {
+	if c := want.Spec.Consumer.Connector; !isIngress(d.catalog, c) { // the API's ingress serves those, not a runner
 		conn, ok := d.catalog.Lookup(c, sdk.KindConsumer)
 		if !ok {
 			return nil, fmt.Errorf("consumer: unknown consumer %q", c)

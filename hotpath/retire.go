@@ -44,11 +44,8 @@ func retireConsumer(ctx context.Context, d deps, state *State, key string, last 
 		}
 	}
 	c := last.Spec.Consumer.Connector
-	if c == "" || c == WebhookConnector {
-		return true
-	}
 	conn, ok := d.catalog.Lookup(c, sdk.KindConsumer)
-	if !ok {
+	if !ok || conn.Ingress {
 		return true
 	}
 	p := last.Pipeline()
@@ -101,4 +98,12 @@ func lastDesired(ctx context.Context, state *State, key string) *Desired {
 		return &d
 	}
 	return nil
+}
+
+// isIngress reports whether consumer is an ingress connector
+// (sdk.Connector.Ingress), which the API's ingress serves: no runner runs
+// or retires it.
+func isIngress(catalog *sdk.Catalog, consumer string) bool {
+	conn, ok := catalog.Lookup(consumer, sdk.KindConsumer)
+	return ok && conn.Ingress
 }
