@@ -1,6 +1,7 @@
 package connectors
 
 import (
+	"github.com/vrsky/vrsky/connectors/cloudevents"
 	"github.com/vrsky/vrsky/connectors/csv"
 	"github.com/vrsky/vrsky/connectors/file"
 	"github.com/vrsky/vrsky/connectors/httpout"
@@ -33,6 +34,7 @@ func all() []sdk.Connector {
 		httpout.Connector,
 		slack.Connector,
 		webhook.Connector,
+		cloudevents.Connector,
 		xml.Connector,
 		csv.Connector,
 	}
