@@ -23,8 +23,7 @@ const (
 	MaxBatchRecords = webhook.MaxBatchRecords
 )
 
-// HookAccepted is the http-webhook's 202 answer (the cloudevents
-// connector answers the same shape).
+// HookAccepted is the http-webhook's 202 answer.
 type HookAccepted = webhook.Accepted
 
 // HookIgnored is the 200 answer to an event the integration does not store.
@@ -48,7 +47,7 @@ func (s *Server) RegisterWebhooks(h *Webhooks) {
 		Method:      http.MethodPost,
 		Path:        "/v1/hooks/{tenantId}/{integrationId}",
 		Summary:     "Send a message to an integration",
-		Description: "Hands the request to the integration's consumer, an ingress connector (http-webhook or cloudevents; GET /v1/connectors describes each), " +
+		Description: "Hands the request to the integration's consumer, an ingress connector (GET /v1/connectors lists each with its config), " +
 			"which stores what the request carries and answers once it is durable. For http-webhook: " +
 			"stores the body as one message of the integration and answers 202 with its ID. " +
 			"The message ID is the Idempotency-Key header, else the sender's delivery ID (X-GitHub-Delivery, Standard Webhooks' webhook-id, " +
@@ -61,8 +60,7 @@ func (s *Server) RegisterWebhooks(h *Webhooks) {
 			"408 when the body is not sent within 30 s, 413 over the integration's body limit, " +
 			"429 when the tenant is over its rate or the client's address sent too many refused requests, " +
 			"503 when the message store is unavailable or the ingress holds too many bodies at once (retry). " +
-			"For cloudevents: binary, structured or batched CloudEvents 1.0, one message per event named by its source and id, answered 202 {\"id\", \"count\"}; " +
-			"415 for a content mode it does not take, 400 for an event without specversion 1.0, id, source or type.",
+			"Other ingress connectors answer in their own format and refuse what they cannot read with 400, 413 or 415.",
 		Tags: []string{"Webhooks"},
 		Parameters: []*huma.Param{
 			{Name: "tenantId", In: "path", Required: true, Schema: &huma.Schema{Type: "string"}},
@@ -79,12 +77,12 @@ func (s *Server) RegisterWebhooks(h *Webhooks) {
 			"200": {Description: "An event type the integration does not store; nothing was stored.", Content: map[string]*huma.MediaType{
 				"application/json": {Schema: registry.Schema(reflect.TypeOf(HookIgnored{}), true, "HookIgnored")},
 			}},
-			"400": {Description: "Bad Idempotency-Key, an NDJSON batch with no record or over 1,000, or a malformed CloudEvent."},
+			"400": {Description: "Bad Idempotency-Key, an NDJSON batch with no record or over 1,000, or a request the consumer cannot read."},
 			"401": {Description: "The integration requires a signature or a URL token and the request's is missing or invalid; nothing was stored."},
 			"404": {Description: "No such integration, or its consumer is not an ingress connector."},
 			"408": {Description: "The body did not arrive in time; nothing was stored."},
 			"409": {Description: "The ID (Idempotency-Key or delivery ID) was already used with a different body; nothing was stored."},
-			"413": {Description: "Body over the integration's limit, or a CloudEvents batch over 1,000 events."},
+			"413": {Description: "Body over the integration's limit, or over one of the consumer's own bounds (too many events in a batch)."},
 			"415": {Description: "A content type the integration's consumer does not take."},
 			"429": {Description: "Tenant over its rate, or too many refused requests from the client's address; see Retry-After."},
 			"500": {Description: "The integration's webhook configuration cannot be used; nothing was stored."},
