@@ -1,6 +1,7 @@
 package connectors
 
 import (
+	"github.com/vrsky/vrsky/connectors/cloudevents"
 	"github.com/vrsky/vrsky/connectors/csv"
 	"github.com/vrsky/vrsky/connectors/file"
 	"github.com/vrsky/vrsky/connectors/httpout"
@@ -24,15 +25,16 @@ func all() []sdk.Connector {
 	return []sdk.Connector{
 		jsontransform.Connector,
 		jsontransform.FieldMap,
-		router.Router,
+		router.Connector,
 		router.FilterConnector,
-		file.Producer,
-		postgres.Producer,
+		file.ProducerConnector,
+		postgres.Connector,
 		postgrescdc.Connector,
-		file.Consumer,
-		httpout.Producer,
-		slack.Producer,
+		file.ConsumerConnector,
+		httpout.Connector,
+		slack.Connector,
 		webhook.Connector,
+		cloudevents.Connector,
 		xml.Connector,
 		csv.Connector,
 	}

@@ -45,10 +45,25 @@ func TestCatalog(t *testing.T) {
 		{"http", sdk.KindProducer},
 		{"slack", sdk.KindProducer},
 		{"http-webhook", sdk.KindConsumer},
+		{"cloudevents", sdk.KindConsumer},
 		{"xml", sdk.KindConverter},
 		{"csv", sdk.KindConverter},
 	} {
 		_, ok := cat.Lookup(want.name, want.kind)
 		require.True(t, ok, "%s %s is missing", want.kind, want.name)
 	}
+}
+
+// TestIngressConnectorsArePushedTo: the API's ingress serves exactly the
+// consumers marked Ingress, and no connector both polls and is pushed to.
+func TestIngressConnectorsArePushedTo(t *testing.T) {
+	var ingress []string
+	for _, c := range all() {
+		if c.Ingress {
+			require.Equal(t, sdk.KindConsumer, c.Kind, c.Name)
+			require.False(t, c.Polls, "%s is pushed to; it cannot also poll", c.Name)
+			ingress = append(ingress, c.Name)
+		}
+	}
+	require.ElementsMatch(t, []string{"http-webhook", "cloudevents"}, ingress)
 }

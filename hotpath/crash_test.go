@@ -75,7 +75,7 @@ func childRunner(natsURL, sinkPath string) int {
 	}
 	sink := &idFile{f: f}
 	r := &Runner{JS: js, Name: "child", Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)),
-		Catalog: sdk.NewCatalog(
+		Catalog: sdk.NewCatalog(ingressStub,
 			sdk.Connector{Name: "id-file", Kind: sdk.KindProducer, Build: func(context.Context, sdk.Env, json.RawMessage) (any, error) { return sink, nil }},
 			sdk.Connector{Name: "upper", Kind: sdk.KindConverter, Build: func(context.Context, sdk.Env, json.RawMessage) (any, error) { return upper{}, nil }},
 		)}

@@ -237,6 +237,7 @@ func newHarnessWith(t testing.TB, opts harnessOptions, producerNames ...string) 
 		sdk.Connector{Name: "exclaim", Kind: sdk.KindConverter, Build: func(context.Context, sdk.Env, json.RawMessage) (any, error) { return exclaim{}, nil }},
 		sdk.Connector{Name: "header-router", Kind: sdk.KindFilter, Build: func(context.Context, sdk.Env, json.RawMessage) (any, error) { return headerRouter{}, nil }},
 	)
+	conns = append(conns, ingressStub)
 	conns = append(conns, opts.connectors...)
 	claims := &dataplane.ClaimCheck{Store: runnerStore, Threshold: 64 << 10}
 	ctx, cancel := context.WithCancel(context.Background())

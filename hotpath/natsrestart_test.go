@@ -53,7 +53,7 @@ func TestNATSRestartUnderLoadLosesNothingAcked(t *testing.T) {
 	runDone := make(chan error, 1)
 	go func() {
 		runDone <- (&Runner{JS: runnerJS, Name: "r", Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)),
-			Catalog: sdk.NewCatalog(sdk.Connector{Name: "rec", Kind: sdk.KindProducer,
+			Catalog: sdk.NewCatalog(ingressStub, sdk.Connector{Name: "rec", Kind: sdk.KindProducer,
 				Build: func(context.Context, sdk.Env, json.RawMessage) (any, error) { return rec, nil }})}).Run(runCtx)
 	}()
 	t.Cleanup(func() { cancel(); <-runDone; ns.Shutdown() })

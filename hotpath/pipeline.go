@@ -136,7 +136,7 @@ func startPipeline(ctx context.Context, d deps, want dataplane.Desired) (_ *pipe
 	}
 
 	var consumer sdk.Consumer
-	if c := want.Spec.Consumer.Connector; c != dataplane.WebhookConnector {
+	if c := want.Spec.Consumer.Connector; !isIngress(d.catalog, c) { // the API's ingress serves those, not a runner
 		conn, ok := d.catalog.Lookup(c, sdk.KindConsumer)
 		if !ok {
 			return nil, fmt.Errorf("consumer: unknown consumer %q", c)

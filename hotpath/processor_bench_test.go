@@ -44,7 +44,7 @@ func benchSteps(tb testing.TB) []spec.Step {
 		{Connector: jsontransform.Connector.Name, Config: mustMarshal(tb, jsontransform.Config{
 			Set: map[string]string{"total": "sum(map(items, #.qty * #.price))"},
 		})},
-		{Connector: router.Router.Name, Config: mustMarshal(tb, router.Config{
+		{Connector: router.Connector.Name, Config: mustMarshal(tb, router.Config{
 			Routes: []router.Route{{When: "seq % 10 != 0", To: []string{benchSink}}},
 		})},
 	}

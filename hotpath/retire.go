@@ -45,11 +45,8 @@ func retireConsumer(ctx context.Context, d deps, state *dataplane.State, key str
 		}
 	}
 	c := last.Spec.Consumer.Connector
-	if c == "" || c == dataplane.WebhookConnector {
-		return true
-	}
 	conn, ok := d.catalog.Lookup(c, sdk.KindConsumer)
-	if !ok {
+	if !ok || conn.Ingress {
 		return true
 	}
 	p := last.Pipeline()
@@ -102,4 +99,12 @@ func lastDesired(ctx context.Context, state *dataplane.State, key string) *datap
 		return &d
 	}
 	return nil
+}
+
+// isIngress reports whether consumer is an ingress connector
+// (sdk.Connector.Ingress), which the API's ingress serves: no runner runs
+// or retires it.
+func isIngress(catalog *sdk.Catalog, consumer string) bool {
+	conn, ok := catalog.Lookup(consumer, sdk.KindConsumer)
+	return ok && conn.Ingress
 }

@@ -40,8 +40,8 @@ const (
 // holds one checkpoint per file being read.
 const ProgressDir = ".vrsky-progress"
 
-// Consumer registers the file consumer.
-var Consumer = sdk.Connector{
+// ConsumerConnector registers the file consumer.
+var ConsumerConnector = sdk.Connector{
 	Name:      "file",
 	Kind:      sdk.KindConsumer,
 	Summary:   "Read csv, json, ndjson or xml files dropped under the tenant's file root, one message per record.",
@@ -53,7 +53,7 @@ var Consumer = sdk.Connector{
 	Polls: true,
 }
 
-// FileConsumer reads the complete files of a directory record by record.
+// Consumer reads the complete files of a directory record by record.
 //
 // Every file operation goes through an *os.Root opened on the tenant's
 // file root, so no config, file name or symlink reaches outside it: a
@@ -88,7 +88,7 @@ var Consumer = sdk.Connector{
 // Run and Poll (one pass, for scheduled integrations) must not be called
 // concurrently on the same directory: the runtime holds a lease so that
 // only one runner reads it.
-type FileConsumer struct {
+type Consumer struct {
 	cfg      consumerSettings
 	fileRoot string
 	tenant   string
@@ -97,9 +97,9 @@ type FileConsumer struct {
 	now      func() time.Time
 }
 
-var _ sdk.Consumer = (*FileConsumer)(nil)
+var _ sdk.Consumer = (*Consumer)(nil)
 
-func buildConsumer(_ context.Context, env sdk.Env, raw json.RawMessage) (*FileConsumer, error) {
+func buildConsumer(_ context.Context, env sdk.Env, raw json.RawMessage) (*Consumer, error) {
 	var cfg ConsumerConfig
 	if err := config.Decode(raw, &cfg); err != nil {
 		return nil, fmt.Errorf("file: %w", err)
@@ -123,7 +123,7 @@ func buildConsumer(_ context.Context, env sdk.Env, raw json.RawMessage) (*FileCo
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &FileConsumer{
+	return &Consumer{
 		cfg:      s,
 		fileRoot: env.FileRoot,
 		tenant:   env.Tenant,
@@ -141,10 +141,10 @@ type seen struct {
 }
 
 // Run lists the directory every rescan period and reads each complete file
-// (see FileConsumer). It returns nil when ctx ends, and an error when a
+// (see Consumer). It returns nil when ctx ends, and an error when a
 // publish fails or the directory cannot be read: the runner restarts it,
 // and the checkpoints make it resume where the last durable batch ended.
-func (c *FileConsumer) Run(ctx context.Context, sink sdk.Sink) error {
+func (c *Consumer) Run(ctx context.Context, sink sdk.Sink) error {
 	if ctx.Err() != nil {
 		return nil
 	}
@@ -175,7 +175,7 @@ func (c *FileConsumer) Run(ctx context.Context, sink sdk.Sink) error {
 // scan reads every complete file once and returns how long to wait before
 // the next scan: the rescan period, or less when a file will have settled
 // sooner.
-func (c *FileConsumer) scan(ctx context.Context, root *os.Root, sink sdk.Sink, watch map[string]seen) (time.Duration, error) {
+func (c *Consumer) scan(ctx context.Context, root *os.Root, sink sdk.Sink, watch map[string]seen) (time.Duration, error) {
 	names, err := c.list(root)
 	if err != nil {
 		return 0, err
@@ -216,7 +216,7 @@ func (c *FileConsumer) scan(ctx context.Context, root *os.Root, sink sdk.Sink, w
 }
 
 // list returns the names in dir that may be records files, sorted.
-func (c *FileConsumer) list(root *os.Root) ([]string, error) {
+func (c *Consumer) list(root *os.Root) ([]string, error) {
 	d, err := root.Open(c.cfg.dir)
 	if err != nil {
 		return nil, fmt.Errorf("file: open dir %q: %w", c.cfg.dir, err)
@@ -243,7 +243,7 @@ func (c *FileConsumer) list(root *os.Root) ([]string, error) {
 // settling returns how much longer a file must stay unchanged before it is
 // complete, or 0 when it is. A file first seen with an mtime older than the
 // settle time is complete at once.
-func (c *FileConsumer) settling(name string, info fs.FileInfo, watch map[string]seen) time.Duration {
+func (c *Consumer) settling(name string, info fs.FileInfo, watch map[string]seen) time.Duration {
 	now := c.now()
 	w, ok := watch[name]
 	if !ok || w.size != info.Size() || !w.mtime.Equal(info.ModTime()) {
@@ -260,7 +260,7 @@ func (c *FileConsumer) settling(name string, info fs.FileInfo, watch map[string]
 // process reads one file, publishes its records and moves it to done, or
 // moves it to failed when it cannot be parsed. It returns an error only
 // when the file must be tried again (a publish or disk failure).
-func (c *FileConsumer) process(ctx context.Context, root *os.Root, sink sdk.Sink, name string) error {
+func (c *Consumer) process(ctx context.Context, root *os.Root, sink sdk.Sink, name string) error {
 	p := path.Join(c.cfg.dir, name)
 	f, err := root.Open(p)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -359,7 +359,7 @@ func (c *FileConsumer) process(ctx context.Context, root *os.Root, sink sdk.Sink
 
 // check reads the whole file, discarding the records, to find out whether
 // it can be parsed.
-func (c *FileConsumer) check(f io.Reader) error {
+func (c *Consumer) check(f io.Reader) error {
 	recs, err := newRecordReader(f, &c.cfg)
 	if err != nil {
 		return err
@@ -376,7 +376,7 @@ func (c *FileConsumer) check(f io.Reader) error {
 
 // failOrRetry moves the file to failed when err is the content's fault;
 // other errors (the disk) are returned to be retried.
-func (c *FileConsumer) failOrRetry(root *os.Root, name string, err error) error {
+func (c *Consumer) failOrRetry(root *os.Root, name string, err error) error {
 	var pe *parseError
 	if errors.As(err, &pe) {
 		return c.fail(root, name, pe.msg)
@@ -385,7 +385,7 @@ func (c *FileConsumer) failOrRetry(root *os.Root, name string, err error) error 
 }
 
 // message builds the message for record index of file.
-func (c *FileConsumer) message(file fileState, index int, rec record) sdk.Message {
+func (c *Consumer) message(file fileState, index int, rec record) sdk.Message {
 	msg := sdk.Message{
 		ID:          fmt.Sprintf("%s:%d:%d:%d", file.name, file.size, file.mtime.Unix(), index),
 		Tenant:      c.tenant,
@@ -408,7 +408,7 @@ func (c *FileConsumer) message(file fileState, index int, rec record) sdk.Messag
 // fail moves a file that cannot be parsed to the failed directory and
 // writes the reason beside it. The failure is handled here, so it is
 // logged and not returned.
-func (c *FileConsumer) fail(root *os.Root, name, reason string) error {
+func (c *Consumer) fail(root *os.Root, name, reason string) error {
 	moved, err := c.move(root, name, c.cfg.failedDir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -427,7 +427,7 @@ func (c *FileConsumer) fail(root *os.Root, name, reason string) error {
 // move renames a file of dir into the subdirectory sub, adding .1, .2… to
 // its name when that name is taken, and makes the rename durable. It
 // returns the new path.
-func (c *FileConsumer) move(root *os.Root, name, sub string) (string, error) {
+func (c *Consumer) move(root *os.Root, name, sub string) (string, error) {
 	toDir := path.Join(c.cfg.dir, sub)
 	if err := root.MkdirAll(toDir, 0o750); err != nil {
 		return "", fmt.Errorf("file: create %s: %w", toDir, err)
@@ -479,7 +479,7 @@ type checkpoint struct {
 
 // checkpointPath names a file's checkpoint by a hash of its name, so that
 // any file name gives a valid, fixed-length checkpoint name.
-func (c *FileConsumer) checkpointPath(name string) string {
+func (c *Consumer) checkpointPath(name string) string {
 	sum := sha256.Sum256([]byte(name))
 	return path.Join(c.cfg.dir, ProgressDir, hex.EncodeToString(sum[:16])+".json")
 }
@@ -487,7 +487,7 @@ func (c *FileConsumer) checkpointPath(name string) string {
 // loadCheckpoint returns the index of the first record of file that is not
 // yet durable: 0 unless a checkpoint for this very version of the file
 // exists.
-func (c *FileConsumer) loadCheckpoint(root *os.Root, file fileState) (int, error) {
+func (c *Consumer) loadCheckpoint(root *os.Root, file fileState) (int, error) {
 	p := c.checkpointPath(file.name)
 	b, err := root.ReadFile(p)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -509,7 +509,7 @@ func (c *FileConsumer) loadCheckpoint(root *os.Root, file fileState) (int, error
 // saveCheckpoint records that the records of file before file.next are
 // durable. The write is atomic and durable: temp file, fsync, rename,
 // fsync of the directory.
-func (c *FileConsumer) saveCheckpoint(root *os.Root, file fileState) error {
+func (c *Consumer) saveCheckpoint(root *os.Root, file fileState) error {
 	b, err := json.Marshal(checkpoint{File: file.name, Size: file.size, Mtime: file.mtime.UnixNano(), NextRecord: file.next})
 	if err != nil {
 		return fmt.Errorf("file: encode checkpoint of %s: %w", file.name, err)
@@ -524,7 +524,7 @@ func (c *FileConsumer) saveCheckpoint(root *os.Root, file fileState) error {
 	return nil
 }
 
-func (c *FileConsumer) removeCheckpoint(root *os.Root, name string) error {
+func (c *Consumer) removeCheckpoint(root *os.Root, name string) error {
 	p := c.checkpointPath(name)
 	if err := root.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("file: remove checkpoint of %s: %w", name, err)

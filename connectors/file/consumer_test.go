@@ -22,7 +22,7 @@ import (
 
 func TestConsumerConformance(t *testing.T) {
 	env := sdk.Env{Tenant: "t1", Integration: "orders", FileRoot: t.TempDir()}
-	sdktest.Conformance(t, Consumer, env, json.RawMessage(`{"dir":"in","format":"csv","csv":{"delimiter":";"}}`), map[string]json.RawMessage{
+	sdktest.Conformance(t, ConsumerConnector, env, json.RawMessage(`{"dir":"in","format":"csv","csv":{"delimiter":";"}}`), map[string]json.RawMessage{
 		"absolute dir":        json.RawMessage(`{"dir":"/etc"}`),
 		"parent dir":          json.RawMessage(`{"dir":"../x"}`),
 		"parent inside":       json.RawMessage(`{"dir":"a/../../x"}`),
@@ -123,7 +123,7 @@ func bodies(msgs []sdk.Message) []string {
 	return out
 }
 
-func newConsumer(t *testing.T, root, cfg string) *FileConsumer {
+func newConsumer(t *testing.T, root, cfg string) *Consumer {
 	t.Helper()
 	c, err := buildConsumer(t.Context(), sdk.Env{Tenant: "t1", Integration: "orders", FileRoot: root}, json.RawMessage(cfg))
 	require.NoError(t, err)
@@ -136,7 +136,7 @@ type running struct {
 	done   chan error
 }
 
-func start(t *testing.T, c *FileConsumer, sink sdk.Sink) *running {
+func start(t *testing.T, c *Consumer, sink sdk.Sink) *running {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	r := &running{cancel: cancel, done: make(chan error, 1)}

@@ -9,7 +9,7 @@ import (
 	"github.com/vrsky/vrsky/connectors/sdk"
 )
 
-var _ sdk.Poller = (*FileConsumer)(nil)
+var _ sdk.Poller = (*Consumer)(nil)
 
 // Poll reads every complete file of the directory once and returns without
 // waiting for more: a file is complete when its modification time is at
@@ -23,7 +23,7 @@ var _ sdk.Poller = (*FileConsumer)(nil)
 // It returns how many records it published. A publish or disk failure
 // stops the poll with an error; when ctx ends it stops after the batch in
 // flight and returns ctx's error.
-func (c *FileConsumer) Poll(ctx context.Context, sink sdk.Sink) (sdk.PollResult, error) {
+func (c *Consumer) Poll(ctx context.Context, sink sdk.Sink) (sdk.PollResult, error) {
 	counted := &countingSink{sink: sink}
 	if err := ctx.Err(); err != nil {
 		return sdk.PollResult{}, err

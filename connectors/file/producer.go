@@ -36,8 +36,8 @@ import (
 // PartSuffix ends the name of a file that is still being written.
 const PartSuffix = ".part"
 
-// Producer registers the file producer.
-var Producer = sdk.Connector{
+// ProducerConnector registers the file producer.
+var ProducerConnector = sdk.Connector{
 	Name:      "file",
 	Kind:      sdk.KindProducer,
 	Summary:   "Append messages to rotating ndjson, json or csv files under the tenant's file root.",
@@ -48,10 +48,10 @@ var Producer = sdk.Connector{
 	},
 }
 
-// FileProducer writes batches to the current part file of its directory.
+// Producer writes batches to the current part file of its directory.
 // Write must be called by one goroutine at a time; Close may be called at
 // any time, more than once.
-type FileProducer struct {
+type Producer struct {
 	cfg settings
 	now func() time.Time
 
@@ -63,7 +63,7 @@ type FileProducer struct {
 	buf    bytes.Buffer
 }
 
-var _ sdk.Producer = (*FileProducer)(nil)
+var _ sdk.Producer = (*Producer)(nil)
 
 // partFile is the file being written.
 type partFile struct {
@@ -86,7 +86,7 @@ type layout struct {
 	columns map[string]int
 }
 
-func build(_ context.Context, env sdk.Env, raw json.RawMessage, now func() time.Time) (*FileProducer, error) {
+func build(_ context.Context, env sdk.Env, raw json.RawMessage, now func() time.Time) (*Producer, error) {
 	var cfg Config
 	if err := config.Decode(raw, &cfg); err != nil {
 		return nil, fmt.Errorf("file: %w", err)
@@ -110,7 +110,7 @@ func build(_ context.Context, env sdk.Env, raw json.RawMessage, now func() time.
 	if err != nil {
 		return nil, fmt.Errorf("file: open dir %q: %w", s.dir, err)
 	}
-	return &FileProducer{cfg: s, now: now, root: root}, nil
+	return &Producer{cfg: s, now: now, root: root}, nil
 }
 
 // Write appends the batch to the current part file and, with Sync, fsyncs
@@ -118,7 +118,7 @@ func build(_ context.Context, env sdk.Env, raw json.RawMessage, now func() time.
 // message the format cannot hold fails alone, permanently, in a
 // *sdk.BatchError; disk errors fail the whole batch, retryably, and leave
 // the file as it was before the batch.
-func (p *FileProducer) Write(ctx context.Context, batch []sdk.Message) error {
+func (p *Producer) Write(ctx context.Context, batch []sdk.Message) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("file: %w", err)
 	}
@@ -167,7 +167,7 @@ func (p *FileProducer) Write(ctx context.Context, batch []sdk.Message) error {
 }
 
 // append writes p.buf to the current file, opening one when needed.
-func (p *FileProducer) append(lay layout) error {
+func (p *Producer) append(lay layout) error {
 	if p.cur == nil {
 		if err := p.open(); err != nil {
 			return err
@@ -197,16 +197,16 @@ func (p *FileProducer) append(lay layout) error {
 
 // due reports whether the current file must be finished before the next
 // batch.
-func (p *FileProducer) due() bool {
+func (p *Producer) due() bool {
 	c := p.cur
 	return c.ended || c.broken || c.size >= p.cfg.rotateBytes || p.now().Sub(c.opened) >= p.cfg.interval
 }
 
-func (p *FileProducer) ext() string { return p.cfg.format }
+func (p *Producer) ext() string { return p.cfg.format }
 
 // open creates a new part file with a name no other file in the directory
 // has or had.
-func (p *FileProducer) open() error {
+func (p *Producer) open() error {
 	now := p.now()
 	stamp := now.UTC().Format("20060102T150405Z")
 	for range 1000 {
@@ -238,7 +238,7 @@ func (p *FileProducer) open() error {
 
 // finish ends the current file and renames it to its final name. It picks
 // up where a failed call stopped.
-func (p *FileProducer) finish() error {
+func (p *Producer) finish() error {
 	c := p.cur
 	if !c.ended {
 		if p.cfg.format == FormatJSON && c.layout.records > 0 {
@@ -273,7 +273,7 @@ func (p *FileProducer) finish() error {
 	return nil
 }
 
-func (p *FileProducer) syncDir() error {
+func (p *Producer) syncDir() error {
 	d, err := p.root.Open(".")
 	if err != nil {
 		return err
@@ -284,7 +284,7 @@ func (p *FileProducer) syncDir() error {
 
 // Close finishes the current file. It is safe to call concurrently and
 // more than once; only the first call does the work.
-func (p *FileProducer) Close(context.Context) error {
+func (p *Producer) Close(context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
@@ -309,7 +309,7 @@ func diskError(doing string, err error) error {
 
 // encode appends one message's record to buf and returns the layout after
 // it. A message the format cannot hold is a permanent error.
-func (p *FileProducer) encode(buf *bytes.Buffer, lay layout, msg sdk.Message) (layout, error) {
+func (p *Producer) encode(buf *bytes.Buffer, lay layout, msg sdk.Message) (layout, error) {
 	switch p.cfg.format {
 	case FormatJSON:
 		if lay.records == 0 {
@@ -344,7 +344,7 @@ func compact(buf *bytes.Buffer, msg sdk.Message) error {
 	return nil
 }
 
-func (p *FileProducer) encodeCSV(buf *bytes.Buffer, lay layout, msg sdk.Message) (layout, error) {
+func (p *Producer) encodeCSV(buf *bytes.Buffer, lay layout, msg sdk.Message) (layout, error) {
 	obj, err := jsonbody.Decode(msg.Body)
 	if err != nil {
 		return lay, fmt.Errorf("file: message %s: %w", msg.ID, err)

@@ -20,7 +20,7 @@ import (
 
 func TestConformance(t *testing.T) {
 	env := sdk.Env{Tenant: "t1", Integration: "orders", FileRoot: t.TempDir()}
-	sdktest.Conformance(t, Producer, env, json.RawMessage(`{"dir":"out"}`), map[string]json.RawMessage{
+	sdktest.Conformance(t, ProducerConnector, env, json.RawMessage(`{"dir":"out"}`), map[string]json.RawMessage{
 		"absolute dir":      json.RawMessage(`{"dir":"/etc"}`),
 		"parent dir":        json.RawMessage(`{"dir":"../x"}`),
 		"parent inside":     json.RawMessage(`{"dir":"a/../../x"}`),
@@ -53,7 +53,7 @@ func newClock() *clock {
 	return &clock{t: time.Date(2031, 5, 6, 7, 8, 9, 0, time.FixedZone("X", 3600))}
 }
 
-func newProducer(t *testing.T, root, cfg string, c *clock) *FileProducer {
+func newProducer(t *testing.T, root, cfg string, c *clock) *Producer {
 	t.Helper()
 	p, err := build(t.Context(), sdk.Env{Integration: "orders", FileRoot: root}, json.RawMessage(cfg), c.now)
 	require.NoError(t, err)
@@ -246,7 +246,7 @@ func TestDirCannotEscapeTheRoot(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.dir, func(t *testing.T) {
 			raw, _ := json.Marshal(map[string]string{"dir": tt.dir})
-			_, err := Producer.Build(t.Context(), sdk.Env{Integration: "orders", FileRoot: root}, raw)
+			_, err := ProducerConnector.Build(t.Context(), sdk.Env{Integration: "orders", FileRoot: root}, raw)
 			require.ErrorContains(t, err, tt.want)
 			require.Empty(t, files(t, outside))
 		})
@@ -353,9 +353,9 @@ func TestCloseConcurrentWithWrite(t *testing.T) {
 }
 
 func TestBuildNeedsFileRoot(t *testing.T) {
-	_, err := Producer.Build(t.Context(), sdk.Env{Integration: "orders"}, nil)
+	_, err := ProducerConnector.Build(t.Context(), sdk.Env{Integration: "orders"}, nil)
 	require.ErrorContains(t, err, "no file root")
-	_, err = Producer.Build(t.Context(), sdk.Env{Integration: "orders", FileRoot: filepath.Join(t.TempDir(), "missing")}, nil)
+	_, err = ProducerConnector.Build(t.Context(), sdk.Env{Integration: "orders", FileRoot: filepath.Join(t.TempDir(), "missing")}, nil)
 	require.ErrorContains(t, err, "open file root")
 }
 

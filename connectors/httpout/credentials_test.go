@@ -18,7 +18,7 @@ func TestCredentialHeadersMustBeSecrets(t *testing.T) {
 	for _, name := range []string{"Authorization", "authorization", "PROXY-AUTHORIZATION", "Cookie", "x-api-key", "X-Auth-Token",
 		"Api-Key", "X-Access-Token", "X-Client-Secret", "X-Session-Id"} {
 		raw, _ := json.Marshal(map[string]any{"url": "https://example.com/", "headers": map[string]string{name: "Bearer hunter2"}})
-		_, err := Producer.Build(t.Context(), sdk.Env{LookupEnv: os.LookupEnv}, raw)
+		_, err := Connector.Build(t.Context(), sdk.Env{LookupEnv: os.LookupEnv}, raw)
 		require.ErrorContains(t, err, "carries credentials", name)
 		require.ErrorContains(t, err, `use secretHeaders: {"`, name)
 		require.ErrorContains(t, err, `{"secret": NAME}`, name)

@@ -44,7 +44,7 @@ func TestTenantConfigCannotSetEgress(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			for _, env := range []sdk.Env{{LookupEnv: os.LookupEnv, Tenant: "t1"}, {LookupEnv: os.LookupEnv, Tenant: "t1", Egress: sdk.EgressPolicy{AllowPrivate: true}}} {
-				_, err := Producer.Build(t.Context(), env, json.RawMessage(raw))
+				_, err := Connector.Build(t.Context(), env, json.RawMessage(raw))
 				require.ErrorIs(t, err, ssrf.ErrTenantEgress)
 				require.ErrorContains(t, err, "egress is the platform's decision")
 				require.ErrorContains(t, err, "PATCH /v1/tenants/{id}")
@@ -54,7 +54,7 @@ func TestTenantConfigCannotSetEgress(t *testing.T) {
 		})
 	}
 	require.Empty(t, tg.requests())
-	schema, err := sdk.ConfigSchema(Producer)
+	schema, err := sdk.ConfigSchema(Connector)
 	require.NoError(t, err)
 	require.NotContains(t, string(schema), "allowPrivate", "the form offers no egress option")
 	require.NotContains(t, string(schema), "allowHosts")
@@ -88,7 +88,7 @@ func TestDefaultPolicyRefusesPlatformAddresses(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			env := sdk.Env{LookupEnv: os.LookupEnv, Tenant: "t1", Integration: "orders", Egress: tt.policy}
 			raw := json.RawMessage(`{"url":"` + tt.url + `"}`)
-			inst, err := Producer.Build(t.Context(), env, raw)
+			inst, err := Connector.Build(t.Context(), env, raw)
 			if err == nil {
 				// Only a redirect is caught after Build: when it is followed.
 				p := inst.(sdk.Producer)

@@ -39,8 +39,8 @@ import (
 	"github.com/vrsky/vrsky/connectors/ssrf"
 )
 
-// Producer registers the HTTP producer.
-var Producer = sdk.Connector{
+// Connector registers the HTTP producer.
+var Connector = sdk.Connector{
 	Name:      "http",
 	Kind:      sdk.KindProducer,
 	Summary:   "Send each message to an HTTP endpoint (templated URL, headers and body; Standard Webhooks signing), guarded against SSRF.",
@@ -52,12 +52,12 @@ var Producer = sdk.Connector{
 }
 
 // UserAgent identifies the producer's requests.
-const UserAgent = "VRSky-HTTP-Producer"
+const UserAgent = "VRSky-HTTP-Connector"
 
-// HTTPProducer sends messages to the configured endpoint. Write must be
+// Producer sends messages to the configured endpoint. Write must be
 // called by one goroutine at a time; Close may be called at any time, more
 // than once.
-type HTTPProducer struct {
+type Producer struct {
 	cfg           settings
 	client        *http.Client
 	key           []byte
@@ -66,9 +66,9 @@ type HTTPProducer struct {
 	closed        atomic.Bool
 }
 
-var _ sdk.Producer = (*HTTPProducer)(nil)
+var _ sdk.Producer = (*Producer)(nil)
 
-func build(ctx context.Context, env sdk.Env, raw json.RawMessage, now func() time.Time) (*HTTPProducer, error) {
+func build(ctx context.Context, env sdk.Env, raw json.RawMessage, now func() time.Time) (*Producer, error) {
 	var cfg Config
 	if err := config.Decode(raw, &cfg); err != nil {
 		return nil, fmt.Errorf("http: %w", err)
@@ -77,7 +77,7 @@ func build(ctx context.Context, env sdk.Env, raw json.RawMessage, now func() tim
 	if err != nil {
 		return nil, fmt.Errorf("http: %w", err)
 	}
-	p := &HTTPProducer{cfg: s, now: now}
+	p := &Producer{cfg: s, now: now}
 	if s.signature != nil {
 		secret, err := s.signature.Secret.Resolve(ctx, env)
 		if err != nil {
@@ -110,7 +110,7 @@ func build(ctx context.Context, env sdk.Env, raw json.RawMessage, now func() tim
 // retryable for 408, 429, 5xx, network errors and timeouts (honouring
 // Retry-After), permanent for other statuses, SSRF refusals and templates
 // that cannot render.
-func (p *HTTPProducer) Write(ctx context.Context, batch []sdk.Message) error {
+func (p *Producer) Write(ctx context.Context, batch []sdk.Message) error {
 	if err := ctx.Err(); err != nil {
 		return sdk.RetryableError(fmt.Errorf("http: %w", err), 0)
 	}
@@ -156,7 +156,7 @@ func (p *HTTPProducer) Write(ctx context.Context, batch []sdk.Message) error {
 }
 
 // send makes one message's request.
-func (p *HTTPProducer) send(ctx context.Context, msg sdk.Message) error {
+func (p *Producer) send(ctx context.Context, msg sdk.Message) error {
 	var data map[string]any
 	if p.cfg.needData {
 		data = MessageData(msg)
@@ -175,14 +175,14 @@ func (p *HTTPProducer) send(ctx context.Context, msg sdk.Message) error {
 // CanStream reports whether msg's body can be sent as it is read: not when
 // a template reads the message or the request is signed (both need the
 // whole body first).
-func (p *HTTPProducer) CanStream(sdk.Message) bool {
+func (p *Producer) CanStream(sdk.Message) bool {
 	return p.cfg.body == nil && !p.cfg.needData && p.key == nil
 }
 
 // WriteStream sends one message whose body is read from body as it goes
 // out, so a large claim-checked body is never held in memory whole. Only
 // for messages CanStream accepts.
-func (p *HTTPProducer) WriteStream(ctx context.Context, msg sdk.Message, body io.Reader, size int64) error {
+func (p *Producer) WriteStream(ctx context.Context, msg sdk.Message, body io.Reader, size int64) error {
 	if !p.CanStream(msg) {
 		return sdk.Permanentf("http: message %s: this producer's config needs the whole body", msg.ID)
 	}
@@ -194,7 +194,7 @@ func (p *HTTPProducer) WriteStream(ctx context.Context, msg sdk.Message, body io
 
 // do makes one message's request with body (size bytes); data feeds the
 // templates and signBody is what the signature covers (nil: unsigned).
-func (p *HTTPProducer) do(ctx context.Context, msg sdk.Message, data map[string]any, body io.Reader, size int64, signBody []byte) error {
+func (p *Producer) do(ctx context.Context, msg sdk.Message, data map[string]any, body io.Reader, size int64, signBody []byte) error {
 	fail := func(doing string, err error) error {
 		return fmt.Errorf("http: message %s: %s: %w", msg.ID, doing, err)
 	}
@@ -253,7 +253,7 @@ func (p *HTTPProducer) do(ctx context.Context, msg sdk.Message, data map[string]
 	return nil
 }
 
-func (p *HTTPProducer) contentType(msg sdk.Message) string {
+func (p *Producer) contentType(msg sdk.Message) string {
 	switch {
 	case p.cfg.contentType != "":
 		return p.cfg.contentType
@@ -264,7 +264,7 @@ func (p *HTTPProducer) contentType(msg sdk.Message) string {
 }
 
 // sign sets the Standard Webhooks headers for body.
-func (p *HTTPProducer) sign(h http.Header, id string, body []byte) {
+func (p *Producer) sign(h http.Header, id string, body []byte) {
 	ts := strconv.FormatInt(p.now().Unix(), 10)
 	mac := hmac.New(sha256.New, p.key)
 	mac.Write([]byte(id + "." + ts + "."))
@@ -276,7 +276,7 @@ func (p *HTTPProducer) sign(h http.Header, id string, body []byte) {
 
 // Close releases idle connections; requests in flight finish. It is safe
 // to call concurrently and more than once.
-func (p *HTTPProducer) Close(context.Context) error {
+func (p *Producer) Close(context.Context) error {
 	if !p.closed.Swap(true) {
 		p.client.CloseIdleConnections()
 	}

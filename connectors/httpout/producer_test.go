@@ -82,7 +82,7 @@ func (tg *target) cfg(fields map[string]any) json.RawMessage {
 
 var fixedNow = time.Date(2031, 5, 6, 7, 8, 9, 0, time.UTC)
 
-func newProducer(t *testing.T, raw json.RawMessage) *HTTPProducer {
+func newProducer(t *testing.T, raw json.RawMessage) *Producer {
 	t.Helper()
 	raw, env := tenantEnv(t, raw)
 	p, err := build(t.Context(), env, raw, func() time.Time { return fixedNow })
@@ -99,7 +99,7 @@ func TestConformance(t *testing.T) {
 	tg := newTarget(t, nil)
 	t.Setenv("VRSKY_TEST_HTTP_UNSET", "")
 	good, env := tenantEnv(t, tg.cfg(nil))
-	sdktest.Conformance(t, Producer, env, good, map[string]json.RawMessage{
+	sdktest.Conformance(t, Connector, env, good, map[string]json.RawMessage{
 		"missing url":         json.RawMessage(`{}`),
 		"file scheme":         json.RawMessage(`{"url":"file:///etc/passwd"}`),
 		"templated scheme":    json.RawMessage(`{"url":"{{ .scheme }}://example.com/"}`),
@@ -152,7 +152,7 @@ func TestBadConfigErrorsSayWhatIsWrong(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.want, func(t *testing.T) {
-			_, err := Producer.Build(t.Context(), sdk.Env{LookupEnv: os.LookupEnv}, json.RawMessage(tt.raw))
+			_, err := Connector.Build(t.Context(), sdk.Env{LookupEnv: os.LookupEnv}, json.RawMessage(tt.raw))
 			require.ErrorContains(t, err, tt.want)
 			require.True(t, strings.HasPrefix(err.Error(), "http: "), err.Error())
 			require.NotContains(t, err.Error(), "not base64!", "secret values never appear in errors")

@@ -89,7 +89,7 @@ func buildChain(t *testing.T) []chainStep {
 			        "half_mod": "half % 1", "missing_mod": "missing % 1", "obj_mod": "obj.a % 1"}
 		}`).(sdk.Converter)},
 		{conv: build(jsontransform.FieldMap, `{"fields": {"copy.kinds": "kinds", "first": "mixed"}, "constants": {"c": 2.0}}`).(sdk.Converter)},
-		{filter: build(router.Router, `{"routes": [
+		{filter: build(router.Connector, `{"routes": [
 			{"when": "string(echo) == '123456789012345678901234567890'", "to": ["big"]},
 			{"when": "(f ?? 0) % 2 == 1", "to": ["odd"]}], "default": ["rest"]}`).(sdk.Filter)},
 	}

@@ -30,7 +30,7 @@ func TestDSNToPlatformAddressIsRefused(t *testing.T) {
 		"another port allowed": {AllowHosts: []string{u.Hostname() + ":1"}},
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := Producer.Build(t.Context(), sdk.Env{LookupEnv: os.LookupEnv, Tenant: "t1", Integration: "orders", Egress: policy}, json.RawMessage(dsn))
+			_, err := Connector.Build(t.Context(), sdk.Env{LookupEnv: os.LookupEnv, Tenant: "t1", Integration: "orders", Egress: policy}, json.RawMessage(dsn))
 			require.True(t, ssrf.IsRefused(err), "%v", err)
 			require.True(t, sdk.IsPermanent(err), "%v", err)
 			require.ErrorContains(t, err, "the platform's egress policy for this tenant refuses it")
@@ -43,7 +43,7 @@ func TestDSNToPlatformAddressIsRefused(t *testing.T) {
 		"allowPrivate":     ownServer,
 	} {
 		t.Run(name, func(t *testing.T) {
-			inst, err := Producer.Build(t.Context(), sdk.Env{LookupEnv: os.LookupEnv, Tenant: "t1", Integration: "orders", Egress: policy}, json.RawMessage(dsn))
+			inst, err := Connector.Build(t.Context(), sdk.Env{LookupEnv: os.LookupEnv, Tenant: "t1", Integration: "orders", Egress: policy}, json.RawMessage(dsn))
 			require.NoError(t, err)
 			require.NoError(t, inst.(sdk.Producer).Close(t.Context()))
 		})
@@ -54,7 +54,7 @@ func TestDSNToPlatformAddressIsRefused(t *testing.T) {
 func TestDSNToMetadataIsRefused(t *testing.T) {
 	t.Setenv("VRSKY_TEST_POSTGRES_METADATA_URL", "postgres://u:p@169.254.169.254:5432/db?sslmode=disable")
 	policy := sdk.EgressPolicy{AllowPrivate: true, AllowHosts: []string{"169.254.169.254"}}
-	_, err := Producer.Build(t.Context(), sdk.Env{LookupEnv: os.LookupEnv, Tenant: "t1", Egress: policy}, json.RawMessage(`{"url":{"env":"VRSKY_TEST_POSTGRES_METADATA_URL"},"table":"orders"}`))
+	_, err := Connector.Build(t.Context(), sdk.Env{LookupEnv: os.LookupEnv, Tenant: "t1", Egress: policy}, json.RawMessage(`{"url":{"env":"VRSKY_TEST_POSTGRES_METADATA_URL"},"table":"orders"}`))
 	require.True(t, ssrf.IsRefused(err), "%v", err)
 	require.ErrorContains(t, err, "never allowed")
 }

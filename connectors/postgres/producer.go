@@ -45,8 +45,8 @@ const MaxConns = 2
 // at the end of the batch's transaction.
 var stagingTable = pgx.Identifier{"pg_temp", "vrsky_staging"}
 
-// Producer registers the PostgreSQL producer.
-var Producer = sdk.Connector{
+// Connector registers the PostgreSQL producer.
+var Connector = sdk.Connector{
 	Name:      "postgres",
 	Kind:      sdk.KindProducer,
 	Summary:   "Insert or upsert JSON messages into a PostgreSQL table, one transaction per batch (COPY + INSERT … ON CONFLICT).",
@@ -57,9 +57,9 @@ var Producer = sdk.Connector{
 	},
 }
 
-// TableProducer writes batches into one table. Write must be called by one
+// Producer writes batches into one table. Write must be called by one
 // goroutine at a time; Close may be called at any time, more than once.
-type TableProducer struct {
+type Producer struct {
 	cfg   settings
 	pool  *pgxpool.Pool
 	table string // quoted, schema-qualified target name
@@ -74,7 +74,7 @@ type TableProducer struct {
 	closeOnce sync.Once
 }
 
-var _ sdk.Producer = (*TableProducer)(nil)
+var _ sdk.Producer = (*Producer)(nil)
 
 // column is one target column a message can fill.
 type column struct {
@@ -92,7 +92,7 @@ type column struct {
 	path []string
 }
 
-func build(ctx context.Context, env sdk.Env, raw json.RawMessage) (*TableProducer, error) {
+func build(ctx context.Context, env sdk.Env, raw json.RawMessage) (*Producer, error) {
 	var cfg Config
 	if err := config.Decode(raw, &cfg); err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
@@ -122,7 +122,7 @@ func build(ctx context.Context, env sdk.Env, raw json.RawMessage) (*TableProduce
 	if err != nil {
 		return nil, fmt.Errorf("postgres: connect: %w", err)
 	}
-	p := &TableProducer{cfg: s, pool: pool, idIdx: -1}
+	p := &Producer{cfg: s, pool: pool, idIdx: -1}
 	if err := p.inspect(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: table %s: %w", s.target, err)
@@ -141,7 +141,7 @@ type catalogColumn struct {
 
 // inspect resolves the table and checks every configured name against the
 // catalog, then fixes the column list and conflict target.
-func (p *TableProducer) inspect(ctx context.Context) error {
+func (p *Producer) inspect(ctx context.Context) error {
 	var (
 		oid    uint32
 		schema string
@@ -310,7 +310,7 @@ type shape struct {
 // in a *sdk.BatchError, and every other message is committed. Connection
 // trouble, serialization failures and deadlocks fail the whole batch,
 // retryably, with nothing committed.
-func (p *TableProducer) Write(ctx context.Context, batch []sdk.Message) error {
+func (p *Producer) Write(ctx context.Context, batch []sdk.Message) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("postgres: write to %s: %w", p.cfg.target, err)
 	}
@@ -360,7 +360,7 @@ func (p *TableProducer) Write(ctx context.Context, batch []sdk.Message) error {
 
 // writeStaged copies the rows into the staging table and inserts them from
 // there, all in one transaction.
-func (p *TableProducer) writeStaged(ctx context.Context, rows []row, shapes []shape) error {
+func (p *Producer) writeStaged(ctx context.Context, rows []row, shapes []shape) error {
 	tx, err := p.pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
@@ -409,7 +409,7 @@ func (p *TableProducer) writeStaged(ctx context.Context, rows []row, shapes []sh
 // writeEach inserts the rows one by one, each inside a savepoint, to find
 // the ones the table rejects; those fail permanently and the rest commit
 // together.
-func (p *TableProducer) writeEach(ctx context.Context, rows []row, shapes []shape, batch []sdk.Message, failed map[int]error) error {
+func (p *Producer) writeEach(ctx context.Context, rows []row, shapes []shape, batch []sdk.Message, failed map[int]error) error {
 	tx, err := p.pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
@@ -459,7 +459,7 @@ func (p *TableProducer) writeEach(ctx context.Context, rows []row, shapes []shap
 // insertSQL builds the INSERT for one shape: from the staging table
 // (parameter $1 is the shape) or from one row of parameters. Every name in
 // it is quoted; every type came from the catalog.
-func (p *TableProducer) insertSQL(sh shape, staged bool) string {
+func (p *Producer) insertSQL(sh shape, staged bool) string {
 	var b strings.Builder
 	b.WriteString("INSERT INTO ")
 	b.WriteString(p.table)
@@ -539,7 +539,7 @@ func (p *TableProducer) insertSQL(sh shape, staged bool) string {
 
 // cells maps a message onto the target columns. Its errors are permanent:
 // the message can never become a row.
-func (p *TableProducer) cells(msg sdk.Message) ([]cell, error) {
+func (p *Producer) cells(msg sdk.Message) ([]cell, error) {
 	obj, err := jsonbody.Decode(msg.Body)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: message %s: %w", msg.ID, err)
@@ -672,7 +672,7 @@ func isRowError(err error) bool {
 
 // Close closes the connection pool. It is safe to call concurrently and more
 // than once.
-func (p *TableProducer) Close(context.Context) error {
+func (p *Producer) Close(context.Context) error {
 	p.closeOnce.Do(p.pool.Close)
 	return nil
 }

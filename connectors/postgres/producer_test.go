@@ -40,7 +40,7 @@ func database(t testing.TB, schema string) *pgx.Conn {
 	return conn
 }
 
-func newProducer(t testing.TB, cfg string) *TableProducer {
+func newProducer(t testing.TB, cfg string) *Producer {
 	t.Helper()
 	p, err := build(context.Background(), sdk.Env{LookupEnv: os.LookupEnv, Tenant: "t1", Integration: "orders", Egress: ownServer}, json.RawMessage(cfg))
 	require.NoError(t, err)
@@ -76,7 +76,7 @@ func TestConformance(t *testing.T) {
 	database(t, ordersSchema)
 	env := sdk.Env{LookupEnv: os.LookupEnv, Tenant: "t1", Integration: "orders", Egress: ownServer}
 	url := `{"env":"` + urlEnv + `"}`
-	sdktest.Conformance(t, Producer, env, json.RawMessage(`{"url":`+url+`,"table":"orders","mode":"upsert","key":["id"]}`), map[string]json.RawMessage{
+	sdktest.Conformance(t, Connector, env, json.RawMessage(`{"url":`+url+`,"table":"orders","mode":"upsert","key":["id"]}`), map[string]json.RawMessage{
 		"no url":              json.RawMessage(`{"table":"orders"}`),
 		"inline url":          json.RawMessage(`{"url":"postgres://u:p@h/db","table":"orders"}`),
 		"unset env":           json.RawMessage(`{"url":{"env":"VRSKY_UNSET_FOR_TEST"},"table":"orders"}`),
@@ -122,7 +122,7 @@ func TestBuildErrorsAreClear(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Producer.Build(t.Context(), sdk.Env{LookupEnv: os.LookupEnv, Egress: ownServer}, json.RawMessage(tt.cfg))
+			_, err := Connector.Build(t.Context(), sdk.Env{LookupEnv: os.LookupEnv, Egress: ownServer}, json.RawMessage(tt.cfg))
 			require.ErrorContains(t, err, tt.want)
 		})
 	}

@@ -18,7 +18,7 @@ func BenchmarkRoute1KiB(b *testing.B) {
 	body := fmt.Sprintf(`{"id":"ord-123456","type":"order","status":"paid","total":512,"currency":"EUR",`+
 		`"customer":{"id":42,"name":"Ann Example","email":"ann@example.com","vip":true,"address":{"street":"Main Street 1","city":"Springfield","zip":"12345","country":"DE"}},`+
 		`"items":[%s],"note":"%s"}`, strings.Join(items, ","), strings.Repeat("x", 200))
-	inst, err := router.Router.Build(b.Context(), sdk.Env{}, json.RawMessage(`{"routes":[
+	inst, err := router.Connector.Build(b.Context(), sdk.Env{}, json.RawMessage(`{"routes":[
 		{"when":"type == 'refund'","to":["refunds"]},
 		{"when":"type == 'order' && total > 1000","to":["big"]},
 		{"when":"customer?.vip ?? false","to":["vip"]}],"default":["rest"]}`))

@@ -22,8 +22,8 @@ import (
 	"github.com/vrsky/vrsky/connectors/sdk"
 )
 
-// Router registers the router filter.
-var Router = sdk.Connector{
+// Connector registers the router filter.
+var Connector = sdk.Connector{
 	Name:      "router",
 	Kind:      sdk.KindFilter,
 	Summary:   "Route JSON messages to producers by expr conditions, first match or all matches, with a default.",

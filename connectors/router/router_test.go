@@ -16,7 +16,7 @@ import (
 
 func TestConformance(t *testing.T) {
 	env := sdk.Env{Tenant: "t1", Integration: "orders"}
-	sdktest.Conformance(t, router.Router, env,
+	sdktest.Conformance(t, router.Connector, env,
 		json.RawMessage(`{"routes":[{"when":"n > 0","to":["archive"]}],"default":["dlq-file"]}`),
 		map[string]json.RawMessage{
 			"no routes":          json.RawMessage(`{}`),
@@ -71,7 +71,7 @@ func TestRouter(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := buildFilter(t, router.Router, tt.cfg)
+			f := buildFilter(t, router.Connector, tt.cfg)
 			got, err := f.Filter(t.Context(), sdk.Message{Body: []byte(tt.body)})
 			require.NoError(t, err)
 			require.Equal(t, tt.want, got)
@@ -92,7 +92,7 @@ func TestFiltersReadARecordedObjectWithoutChangingIt(t *testing.T) {
 	want, err := jsonbody.Decode(msg.Body)
 	require.NoError(t, err)
 
-	f := buildFilter(t, router.Router, `{"routes":[
+	f := buildFilter(t, router.Connector, `{"routes":[
 		{"when":"sort(items)[0] == 1 && reverse(items)[0] == 2 && total % 2 == 0","to":["sorted"]}]}`)
 	d, err := f.Filter(t.Context(), msg)
 	require.NoError(t, err)
@@ -107,7 +107,7 @@ func TestFiltersReadARecordedObjectWithoutChangingIt(t *testing.T) {
 }
 
 func TestRouterResultIsTheCallers(t *testing.T) {
-	f := buildFilter(t, router.Router, `{"routes":[{"when":"true","to":["a"]}]}`)
+	f := buildFilter(t, router.Connector, `{"routes":[{"when":"true","to":["a"]}]}`)
 	d, err := f.Filter(t.Context(), sdk.Message{Body: []byte(`{}`)})
 	require.NoError(t, err)
 	d.Routes[0] = "changed"
@@ -124,12 +124,12 @@ func TestFilterErrors(t *testing.T) {
 		body string
 		want []string
 	}{
-		{"malformed JSON", router.Router, `{"routes":[{"when":"true","to":["a"]}]}`, "{\n \"a\": [1,,2]}", []string{"router", "malformed JSON", "line 2, column 10"}},
-		{"not an object", router.Router, `{"routes":[{"when":"true","to":["a"]}]}`, `"text"`, []string{"a string, want an object"}},
-		{"too deep", router.Router, `{"routes":[{"when":"true","to":["a"]}]}`, strings.Repeat(`{"a":`, 20000) + "1" + strings.Repeat("}", 20000), []string{"exceeded max depth"}},
-		{"comparison on missing field", router.Router, `{"routes":[{"when":"total > 100","to":["a"]}]}`, `{}`, []string{"routes[0]", "total > 100"}},
-		{"type mismatch", router.Router, `{"routes":[{"when":"true == false","to":["a"]},{"when":"total > 100","to":["a"]}]}`, `{"total":"lots"}`, []string{"routes[1]"}},
-		{"not boolean at run time", router.Router, `{"routes":[{"when":"flag","to":["a"]}]}`, `{"flag":"yes"}`, []string{"routes[0]"}},
+		{"malformed JSON", router.Connector, `{"routes":[{"when":"true","to":["a"]}]}`, "{\n \"a\": [1,,2]}", []string{"router", "malformed JSON", "line 2, column 10"}},
+		{"not an object", router.Connector, `{"routes":[{"when":"true","to":["a"]}]}`, `"text"`, []string{"a string, want an object"}},
+		{"too deep", router.Connector, `{"routes":[{"when":"true","to":["a"]}]}`, strings.Repeat(`{"a":`, 20000) + "1" + strings.Repeat("}", 20000), []string{"exceeded max depth"}},
+		{"comparison on missing field", router.Connector, `{"routes":[{"when":"total > 100","to":["a"]}]}`, `{}`, []string{"routes[0]", "total > 100"}},
+		{"type mismatch", router.Connector, `{"routes":[{"when":"true == false","to":["a"]},{"when":"total > 100","to":["a"]}]}`, `{"total":"lots"}`, []string{"routes[1]"}},
+		{"not boolean at run time", router.Connector, `{"routes":[{"when":"flag","to":["a"]}]}`, `{"flag":"yes"}`, []string{"routes[0]"}},
 		{"filter malformed", router.FilterConnector, `{"keep":"true"}`, `{"a":}`, []string{"filter", "line 1, column 6"}},
 		{"filter not boolean", router.FilterConnector, `{"keep":"flag"}`, `{"flag":1}`, []string{"filter: keep"}},
 	}
@@ -167,9 +167,9 @@ func TestKeepFilter(t *testing.T) {
 }
 
 func TestBuildErrorsNameTheRoute(t *testing.T) {
-	_, err := router.Router.Build(t.Context(), sdk.Env{}, json.RawMessage(`{"routes":[{"when":"true","to":["a"]},{"when":"x ==","to":["b"]}]}`))
+	_, err := router.Connector.Build(t.Context(), sdk.Env{}, json.RawMessage(`{"routes":[{"when":"true","to":["a"]},{"when":"x ==","to":["b"]}]}`))
 	require.ErrorContains(t, err, "routes[1].when")
-	_, err = router.Router.Build(t.Context(), sdk.Env{}, json.RawMessage(`{"routes":[{"when":"","to":[]}],"mode":"x"}`))
+	_, err = router.Connector.Build(t.Context(), sdk.Env{}, json.RawMessage(`{"routes":[{"when":"","to":[]}],"mode":"x"}`))
 	require.ErrorContains(t, err, "routes[0]: when is empty")
 	require.ErrorContains(t, err, "routes[0]: to names no producer")
 	require.ErrorContains(t, err, `mode "x"`)
@@ -179,7 +179,7 @@ func TestBuildErrorsNameTheRoute(t *testing.T) {
 // billion times over a message's array fails that message permanently
 // with the budget as the reason; a small message still routes.
 func TestHostileConditionFailsOnlyItsMessage(t *testing.T) {
-	inst, err := router.Router.Build(t.Context(), sdk.Env{}, json.RawMessage(`{"routes":[
+	inst, err := router.Connector.Build(t.Context(), sdk.Env{}, json.RawMessage(`{"routes":[
 		{"when":"sum(items, sum(items, sum(items, 1))) > 0","to":["big"]}],"default":["rest"]}`))
 	require.NoError(t, err)
 	f := inst.(sdk.Filter)

@@ -68,7 +68,9 @@ type Consumer interface {
 	Run(ctx context.Context, sink Sink) error
 }
 
-// Kind says which interface a connector implements.
+// Kind says which interface a connector implements, and so where a spec
+// names it. A consumer is either pulled (Consumer, maybe Poller) or pushed to
+// (Ingress; see Connector.Ingress).
 type Kind string
 
 // The connector kinds.
@@ -114,9 +116,15 @@ type Connector struct {
 	// JSON Schema and the docs.
 	NewConfig func() any
 	// Build checks raw (JSON) config and returns the connector instance: a
-	// Converter, Filter, Producer or Consumer according to Kind.
+	// Converter, Filter, Producer or Consumer according to Kind, or an
+	// Ingress for a consumer with Ingress set.
 	Build func(ctx context.Context, env Env, raw json.RawMessage) (any, error)
 	// Polls says that the consumers Build returns also implement Poller,
 	// so that an integration may run this consumer on a schedule.
 	Polls bool
+	// Ingress says that this consumer is pushed to: Build returns an
+	// Ingress, which the platform's HTTP ingress serves (POST
+	// /v1/hooks/{tenant}/{integration}); no runner runs or polls it. It
+	// stays a consumer (Kind KindConsumer) where a spec names it.
+	Ingress bool
 }

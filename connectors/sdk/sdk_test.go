@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -198,4 +199,22 @@ func TestConfigSchemaIsGeneratedFromTheStruct(t *testing.T) {
 	raw, err = ConfigSchema(Connector{Name: "none"})
 	require.NoError(t, err)
 	require.JSONEq(t, `{"type":"object","additionalProperties":false}`, string(raw))
+}
+
+func TestValidMessageID(t *testing.T) {
+	for id, want := range map[string]bool{
+		"order-1": true, "~!@#": true, strings.Repeat("a", MaxMessageID): true,
+		"": false, "a b": false, "a\r\nb": false, "é": false, "a\x00": false, strings.Repeat("a", MaxMessageID+1): false,
+	} {
+		require.Equal(t, want, ValidMessageID(id), "%q", id)
+	}
+}
+
+func TestRefusalNamesItsDetailOnly(t *testing.T) {
+	err := Refuse(RefuseUnauthenticated, "invalid or missing signature")
+	var r *Refusal
+	require.ErrorAs(t, err, &r)
+	require.Equal(t, RefuseUnauthenticated, r.Kind)
+	require.Equal(t, "invalid or missing signature", err.Error())
+	require.False(t, IsPermanent(err), "a refusal is the request's answer, not a message's failure")
 }

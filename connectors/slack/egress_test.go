@@ -41,14 +41,14 @@ func TestTenantConfigCannotSetEgress(t *testing.T) {
 		"allowHosts":   `{"webhookUrl":{"env":"VRSKY_TEST_SLACK_WEBHOOK"},"text":"hi","allowHosts":["` + f.host + `"]}`,
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := Producer.Build(t.Context(), sdk.Env{LookupEnv: os.LookupEnv, Tenant: "t1"}, json.RawMessage(raw))
+			_, err := Connector.Build(t.Context(), sdk.Env{LookupEnv: os.LookupEnv, Tenant: "t1"}, json.RawMessage(raw))
 			require.ErrorIs(t, err, ssrf.ErrTenantEgress)
 			require.ErrorContains(t, err, "egress is the platform's decision")
 			var c Config
 			require.ErrorIs(t, json.Unmarshal([]byte(raw), &c), ssrf.ErrTenantEgress)
 		})
 	}
-	schema, err := sdk.ConfigSchema(Producer)
+	schema, err := sdk.ConfigSchema(Connector)
 	require.NoError(t, err)
 	require.NotContains(t, string(schema), "allowPrivate")
 	require.NotContains(t, string(schema), "allowHosts")
@@ -56,10 +56,10 @@ func TestTenantConfigCannotSetEgress(t *testing.T) {
 	// With the default policy the loopback webhook is refused; the
 	// tenant's policy, set by an admin, lets it through.
 	raw := json.RawMessage(`{"webhookUrl":{"env":"VRSKY_TEST_SLACK_WEBHOOK"},"text":"hi"}`)
-	_, err = Producer.Build(t.Context(), sdk.Env{LookupEnv: os.LookupEnv, Tenant: "t1"}, raw)
+	_, err = Connector.Build(t.Context(), sdk.Env{LookupEnv: os.LookupEnv, Tenant: "t1"}, raw)
 	require.True(t, ssrf.IsRefused(err), "%v", err)
 	require.ErrorContains(t, err, "the platform's egress policy for this tenant refuses it")
-	inst, err := Producer.Build(t.Context(), sdk.Env{LookupEnv: os.LookupEnv, Tenant: "t1", Egress: sdk.EgressPolicy{AllowHosts: []string{f.host}}}, raw)
+	inst, err := Connector.Build(t.Context(), sdk.Env{LookupEnv: os.LookupEnv, Tenant: "t1", Egress: sdk.EgressPolicy{AllowHosts: []string{f.host}}}, raw)
 	require.NoError(t, err)
 	p := inst.(sdk.Producer)
 	t.Cleanup(func() { _ = p.Close(t.Context()) })
@@ -68,7 +68,7 @@ func TestTenantConfigCannotSetEgress(t *testing.T) {
 
 	// No policy opens a metadata endpoint.
 	t.Setenv("VRSKY_TEST_SLACK_WEBHOOK", "http://169.254.169.254/services/x")
-	_, err = Producer.Build(t.Context(), sdk.Env{LookupEnv: os.LookupEnv, Tenant: "t1", Egress: sdk.EgressPolicy{AllowPrivate: true, AllowHosts: []string{"169.254.169.254"}}}, raw)
+	_, err = Connector.Build(t.Context(), sdk.Env{LookupEnv: os.LookupEnv, Tenant: "t1", Egress: sdk.EgressPolicy{AllowPrivate: true, AllowHosts: []string{"169.254.169.254"}}}, raw)
 	require.True(t, ssrf.IsRefused(err), "%v", err)
 	require.ErrorContains(t, err, "never allowed")
 }

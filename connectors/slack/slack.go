@@ -32,8 +32,8 @@ import (
 	"github.com/vrsky/vrsky/connectors/ssrf"
 )
 
-// Producer registers the Slack producer.
-var Producer = sdk.Connector{
+// Connector registers the Slack producer.
+var Connector = sdk.Connector{
 	Name:      "slack",
 	Kind:      sdk.KindProducer,
 	Summary:   "Post messages to Slack through an incoming webhook or a bot token, with templated text or Block Kit blocks.",
@@ -57,9 +57,9 @@ var transientAPIErrors = map[string]bool{
 	"request_timeout":     true,
 }
 
-// SlackProducer posts messages to Slack. Write must be called by one
+// Producer posts messages to Slack. Write must be called by one
 // goroutine at a time; Close may be called at any time, more than once.
-type SlackProducer struct {
+type Producer struct {
 	cfg      settings
 	client   *http.Client
 	endpoint string // the webhook URL or apiUrl/chat.postMessage
@@ -68,9 +68,9 @@ type SlackProducer struct {
 	closed   atomic.Bool
 }
 
-var _ sdk.Producer = (*SlackProducer)(nil)
+var _ sdk.Producer = (*Producer)(nil)
 
-func build(ctx context.Context, env sdk.Env, raw json.RawMessage, now func() time.Time) (*SlackProducer, error) {
+func build(ctx context.Context, env sdk.Env, raw json.RawMessage, now func() time.Time) (*Producer, error) {
 	var cfg Config
 	if err := config.Decode(raw, &cfg); err != nil {
 		return nil, fmt.Errorf("slack: %w", err)
@@ -83,7 +83,7 @@ func build(ctx context.Context, env sdk.Env, raw json.RawMessage, now func() tim
 	if err != nil {
 		return nil, fmt.Errorf("slack: %w", err)
 	}
-	p := &SlackProducer{cfg: s, now: now}
+	p := &Producer{cfg: s, now: now}
 	if s.webhook {
 		if err := s.guard.CheckURL(secret); err != nil {
 			return nil, fmt.Errorf("slack: webhookUrl %s: %w", s.secret, err)
@@ -105,7 +105,7 @@ func build(ctx context.Context, env sdk.Env, raw json.RawMessage, now func() tim
 // Retry-After); a rejected request or a message whose template cannot
 // render is permanent. After a rate limit the rest of the batch is not
 // sent and fails retryably with the same delay.
-func (p *SlackProducer) Write(ctx context.Context, batch []sdk.Message) error {
+func (p *Producer) Write(ctx context.Context, batch []sdk.Message) error {
 	if err := ctx.Err(); err != nil {
 		return sdk.RetryableError(fmt.Errorf("slack: %w", err), 0)
 	}
@@ -160,7 +160,7 @@ type payload struct {
 }
 
 // render builds the Slack payload for msg.
-func (p *SlackProducer) render(msg sdk.Message) ([]byte, error) {
+func (p *Producer) render(msg sdk.Message) ([]byte, error) {
 	var data map[string]any
 	if p.cfg.needData {
 		data = httpout.MessageData(msg)
@@ -195,7 +195,7 @@ func (p *SlackProducer) render(msg sdk.Message) ([]byte, error) {
 }
 
 // post sends one message.
-func (p *SlackProducer) post(ctx context.Context, msg sdk.Message) error {
+func (p *Producer) post(ctx context.Context, msg sdk.Message) error {
 	doing := "post to incoming webhook"
 	if !p.cfg.webhook {
 		doing = "chat.postMessage"
@@ -213,7 +213,7 @@ func (p *SlackProducer) post(ctx context.Context, msg sdk.Message) error {
 		return fail(sdk.Permanentf("build request failed"))
 	}
 	req.Header.Set("Content-Type", "application/json; charset=utf-8")
-	req.Header.Set("User-Agent", "VRSky-Slack-Producer")
+	req.Header.Set("User-Agent", "VRSky-Slack-Connector")
 	if p.token != "" {
 		req.Header.Set("Authorization", "Bearer "+p.token)
 	}
@@ -242,7 +242,7 @@ func (p *SlackProducer) post(ctx context.Context, msg sdk.Message) error {
 
 // apiResult reads a Web API answer: {"ok": true} or {"ok": false, "error":
 // "..."}. It returns nil for ok.
-func (p *SlackProducer) apiResult(resp *http.Response) error {
+func (p *Producer) apiResult(resp *http.Response) error {
 	var res struct {
 		OK    bool   `json:"ok"`
 		Error string `json:"error"`
@@ -269,7 +269,7 @@ func (p *SlackProducer) apiResult(resp *http.Response) error {
 
 // Close releases idle connections. It is safe to call concurrently and
 // more than once.
-func (p *SlackProducer) Close(context.Context) error {
+func (p *Producer) Close(context.Context) error {
 	if !p.closed.Swap(true) {
 		p.client.CloseIdleConnections()
 	}

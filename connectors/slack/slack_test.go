@@ -103,7 +103,7 @@ func (f *fakeSlack) botConfig(t *testing.T, fields map[string]any) json.RawMessa
 
 var fixedNow = time.Date(2031, 5, 6, 7, 8, 9, 0, time.UTC)
 
-func newProducer(t *testing.T, raw json.RawMessage) *SlackProducer {
+func newProducer(t *testing.T, raw json.RawMessage) *Producer {
 	t.Helper()
 	raw, env := tenantEnv(t, raw)
 	p, err := build(t.Context(), env, raw, func() time.Time { return fixedNow })
@@ -153,11 +153,11 @@ func TestConformance(t *testing.T) {
 	}
 	t.Run("webhook", func(t *testing.T) {
 		good, env := tenantEnv(t, f.webhookConfig(t, map[string]any{"text": "hi {{ .id }}"}))
-		sdktest.Conformance(t, Producer, env, good, bad)
+		sdktest.Conformance(t, Connector, env, good, bad)
 	})
 	t.Run("bot", func(t *testing.T) {
 		good, env := tenantEnv(t, f.botConfig(t, map[string]any{"text": "hi {{ .id }}"}))
-		sdktest.Conformance(t, Producer, env, good, bad)
+		sdktest.Conformance(t, Connector, env, good, bad)
 	})
 }
 
@@ -185,7 +185,7 @@ func TestBadConfigErrorsSayWhatIsWrong(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.want, func(t *testing.T) {
-			_, err := Producer.Build(t.Context(), sdk.Env{LookupEnv: os.LookupEnv}, json.RawMessage(tt.raw))
+			_, err := Connector.Build(t.Context(), sdk.Env{LookupEnv: os.LookupEnv}, json.RawMessage(tt.raw))
 			require.ErrorContains(t, err, tt.want)
 			require.True(t, strings.HasPrefix(err.Error(), "slack: "), err.Error())
 			requireNoSecrets(t, err)
@@ -546,7 +546,7 @@ func TestTenantSecrets(t *testing.T) {
 		require.Equal(t, "slack-orders", name)
 		return f.srv.URL + webhookPath, nil
 	}}
-	inst, err := Producer.Build(t.Context(), env, raw)
+	inst, err := Connector.Build(t.Context(), env, raw)
 	require.NoError(t, err)
 	p := inst.(sdk.Producer)
 	t.Cleanup(func() { _ = p.Close(context.Background()) })

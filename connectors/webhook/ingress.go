@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
+	"time"
 
 	"github.com/vrsky/vrsky/connectors/sdk"
 )
@@ -31,8 +33,9 @@ const (
 // ErrToken is what a missing or wrong URL token wraps.
 var ErrToken = fmt.Errorf("%w: missing or wrong token", ErrSignature)
 
-// Ingress is an http-webhook config built for the ingress, its secrets
-// resolved once. It is safe for concurrent use and does no I/O.
+// Ingress is an http-webhook config built for the platform's ingress, its
+// secrets resolved once: the sdk.Ingress that Build returns. It is safe for
+// concurrent use and does no I/O besides the sink's.
 type Ingress struct {
 	// Verifier checks signatures; nil when requests are not signed.
 	Verifier Verifier
@@ -84,16 +87,19 @@ func Build(ctx context.Context, env sdk.Env, raw json.RawMessage) (*Ingress, err
 // sender: a signature or a URL token.
 func (in *Ingress) Authenticated() bool { return in.Verifier != nil || in.token != nil }
 
-// CheckToken returns nil when no token is configured or r carries it (in
-// the query or the header), and an error wrapping ErrToken otherwise. It
-// compares in constant time.
-func (in *Ingress) CheckToken(r *http.Request) error {
+// CheckToken returns nil when no token is configured or the request
+// carries it (in u's query or the header), and an error wrapping ErrToken
+// otherwise. It compares in constant time.
+func (in *Ingress) CheckToken(h http.Header, u *url.URL) error {
 	if in.token == nil {
 		return nil
 	}
-	got := r.URL.Query().Get(TokenQuery)
+	var got string
+	if u != nil {
+		got = u.Query().Get(TokenQuery)
+	}
 	if got == "" {
-		got = r.Header.Get(TokenHeader)
+		got = h.Get(TokenHeader)
 	}
 	sum := sha256.Sum256([]byte(got))
 	if got == "" || subtle.ConstantTimeCompare(sum[:], in.token[:]) != 1 {
@@ -133,4 +139,67 @@ func (in *Ingress) DeliveryID(h http.Header, body []byte) string {
 		}
 	}
 	return ""
+}
+
+var _ sdk.Ingress = (*Ingress)(nil)
+
+// errUnauthenticated answers a request whose signature or token does not
+// verify; it names neither.
+var errUnauthenticated = sdk.Refuse(sdk.RefuseUnauthenticated, "invalid or missing signature")
+
+// BodyLimit is the config's maxBytes (0: the integration's limit).
+func (in *Ingress) BodyLimit() int64 { return in.MaxBytes }
+
+// Admit refuses, before the body is read, a malformed Idempotency-Key
+// (400) and a missing or wrong URL token (401).
+func (in *Ingress) Admit(req sdk.Request) error {
+	if key := req.Header.Get(HeaderIdempotencyKey); key != "" && !ValidKey(key) {
+		return sdk.Refuse(sdk.RefuseMalformed, "Idempotency-Key must be 1-200 printable ASCII characters")
+	}
+	if in.CheckToken(req.Header, req.URL) != nil {
+		return errUnauthenticated
+	}
+	return nil
+}
+
+// Receive verifies the signature, answers 200 {"ignored": true} for an
+// event type not stored, and otherwise stores the body as one message (or,
+// for Content-Type application/x-ndjson, one per non-empty line) and
+// answers 202 {"id": …}. The message ID is the Idempotency-Key, else the
+// sender's delivery ID, else a random one; only the first two name the
+// delivery (sdk.Delivery.Key).
+func (in *Ingress) Receive(ctx context.Context, req sdk.Request, sink sdk.IngressSink) (sdk.Answer, error) {
+	if in.Verifier != nil {
+		if err := in.Verifier.Verify(req.Header, req.Body, time.Now()); err != nil {
+			return sdk.Answer{}, errUnauthenticated
+		}
+	}
+	if event, skip := in.Skip(req.Header); skip {
+		return ignoredAnswer(event), nil
+	}
+	key := req.Header.Get(HeaderIdempotencyKey)
+	if key == "" {
+		if d := in.DeliveryID(req.Header, req.Body); ValidKey(d) {
+			key = d
+		}
+	}
+	id := key
+	if id == "" {
+		id = newMessageID()
+	}
+	msg := sdk.Message{
+		ID: id, ContentType: req.Header.Get("Content-Type"), Body: req.Body,
+		Headers: ForwardedHeaders(req.Header), Received: req.Received,
+	}
+	msgs, count := []sdk.Message{msg}, 0
+	if MediaType(msg.ContentType) == NDJSONType {
+		if msgs = SplitRecords(msg); len(msgs) == 0 || len(msgs) > MaxBatchRecords {
+			return sdk.Answer{}, sdk.Refuse(sdk.RefuseMalformed, "an NDJSON batch holds 1 to 1,000 non-empty lines")
+		}
+		count = len(msgs)
+	}
+	if _, err := sink.Publish(ctx, sdk.Delivery{Key: key, Messages: msgs}); err != nil {
+		return sdk.Answer{}, err
+	}
+	return acceptedAnswer(id, count), nil
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -11,12 +12,13 @@ import (
 	"github.com/vrsky/vrsky/connectors/webhook"
 )
 
-func request(target string, h http.Header) *http.Request {
+// request is the head of a request to target with headers h.
+func request(target string, h http.Header) (http.Header, *url.URL) {
 	r := httptest.NewRequest(http.MethodPost, target, nil)
 	for k, v := range h {
 		r.Header[k] = v
 	}
-	return r
+	return r.Header, r.URL
 }
 
 func build(t *testing.T, cfg string) *webhook.Ingress {

@@ -36,7 +36,7 @@ func secrets(values map[string]string) sdk.Env {
 }
 
 func TestConformance(t *testing.T) {
-	sdktest.Conformance(t, webhook.Connector, sdk.Env{LookupEnv: os.LookupEnv, Tenant: "t1", Integration: "hooks"},
+	sdktest.Conformance(t, webhook.Connector, secrets(map[string]string{"gh": "gh-secret"}),
 		json.RawMessage(`{"signature":{"scheme":"github","secret":{"secret":"gh"}},"maxBytes":1048576}`),
 		map[string]json.RawMessage{
 			"unknown scheme":          json.RawMessage(`{"signature":{"scheme":"md5","secret":{"env":"X"}}}`),
@@ -60,21 +60,6 @@ func TestConformance(t *testing.T) {
 			"long event type":         json.RawMessage(`{"ignore":["` + strings.Repeat("e", 101) + `"]}`),
 			"bad event header":        json.RawMessage(`{"eventHeader":"X Event"}`),
 		})
-}
-
-func TestConsumerRunBlocksUntilCancelled(t *testing.T) {
-	inst, err := webhook.Connector.Build(t.Context(), sdk.Env{LookupEnv: os.LookupEnv}, nil)
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- inst.(sdk.Consumer).Run(ctx, nil) }()
-	select {
-	case <-done:
-		t.Fatal("Run returned before its context ended")
-	case <-time.After(50 * time.Millisecond):
-	}
-	cancel()
-	require.NoError(t, <-done)
 }
 
 func TestNoSignatureGivesNilVerifier(t *testing.T) {

@@ -90,7 +90,7 @@ func cdcSpec(name string) spec.Integration {
 		Consumer: spec.Step{Connector: postgrescdc.Connector.Name, Config: mustJSON(postgrescdc.Config{
 			URL: url, Tables: []string{CDCSchema + "." + o.Source}, Slot: o.Slot, Publication: o.Publication,
 		})},
-		Producers: map[string]spec.Step{producerName: {Connector: postgres.Producer.Name, Config: mustJSON(postgres.Config{
+		Producers: map[string]spec.Step{producerName: {Connector: postgres.Connector.Name, Config: mustJSON(postgres.Config{
 			URL: url, Table: CDCSchema + "." + o.Target, Mode: postgres.ModeUpsert, Key: []string{"id"},
 			Columns: map[string]string{"id": "after.id", "payload": "after.payload"},
 		})}},

@@ -75,7 +75,7 @@ func TestCDCSpecAndObjects(t *testing.T) {
 	require.Equal(t, o.Publication, consumer.Publication)
 
 	sink := in.Producers[producerName]
-	require.Equal(t, postgres.Producer.Name, sink.Connector)
+	require.Equal(t, postgres.Connector.Name, sink.Connector)
 	var producer postgres.Config
 	require.NoError(t, json.Unmarshal(sink.Config, &producer))
 	require.NoError(t, producer.Validate())

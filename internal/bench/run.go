@@ -500,7 +500,7 @@ func IntegrationSpec(scenario, name string) spec.Integration {
 	in := spec.Integration{
 		Name:     name,
 		Consumer: spec.Step{Connector: dataplane.WebhookConnector},
-		Producers: map[string]spec.Step{producerName: {Connector: file.Producer.Name, Config: mustJSON(file.Config{
+		Producers: map[string]spec.Step{producerName: {Connector: file.ProducerConnector.Name, Config: mustJSON(file.Config{
 			Dir: "bench/" + name, Format: file.FormatNDJSON,
 			RotateBytes: sinkRotateBytes, RotateInterval: "24h", Sync: &sync,
 		})}},
@@ -513,7 +513,7 @@ func IntegrationSpec(scenario, name string) spec.Integration {
 		}
 	}
 	if scenario == ScenarioPipeline {
-		in.Steps = append(in.Steps, spec.Step{Connector: router.Router.Name, Config: mustJSON(router.Config{
+		in.Steps = append(in.Steps, spec.Step{Connector: router.Connector.Name, Config: mustJSON(router.Config{
 			Routes: []router.Route{{When: "seq % 10 != 0", To: []string{producerName}}},
 		})})
 	}

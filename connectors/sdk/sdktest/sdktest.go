@@ -8,6 +8,9 @@ package sdktest
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
 	"reflect"
 	"runtime"
 	"strings"
@@ -27,7 +30,9 @@ const Prompt = 2 * time.Second
 //   - it has a name, kind and summary, and NewConfig returns a pointer to a
 //     struct whose exported fields (nested structs too) all have json tags;
 //   - Build with goodConfig succeeds and returns the interface c.Kind names
-//     (and a Poller when c.Polls);
+//     (and a Poller when c.Polls), or an sdk.Ingress when c.Ingress;
+//   - an Ingress never answers 2xx once its sink's Publish failed, and
+//     answers only 2xx statuses;
 //   - Build fails with a non-empty error for every bad config, and for
 //     goodConfig with an unknown field added;
 //   - Convert, Filter, Write, Run or Poll with a cancelled context return
@@ -58,7 +63,13 @@ func Conformance(t *testing.T, c sdk.Connector, env sdk.Env, goodConfig json.Raw
 	t.Run("build good config", func(t *testing.T) {
 		inst, err := c.Build(ctx, env, goodConfig)
 		require.NoError(t, err)
-		checkKind(t, c.Kind, inst)
+		if c.Ingress {
+			require.Equal(t, sdk.KindConsumer, c.Kind, "an ingress connector is a consumer")
+			require.Implements(t, (*sdk.Ingress)(nil), inst, "the connector says it is an ingress")
+			ingressNeverAcksAFailedPublish(t, inst.(sdk.Ingress))
+		} else {
+			checkKind(t, c.Kind, inst)
+		}
 		if c.Polls {
 			require.Implements(t, (*sdk.Poller)(nil), inst, "the connector says it polls")
 		}
@@ -119,6 +130,9 @@ func Conformance(t *testing.T, c sdk.Connector, env sdk.Env, goodConfig json.Raw
 				done <- x.Write(cancelled, []sdk.Message{msg})
 			case sdk.Consumer:
 				done <- x.Run(cancelled, discard{})
+			case sdk.Ingress:
+				_, err := x.Receive(cancelled, ingressRequest(msg.Body), failing{})
+				done <- err
 			}
 		}()
 		select {
@@ -250,5 +264,50 @@ func untagged(t reflect.Type, seen map[reflect.Type]bool) []string {
 }
 
 type discard struct{}
+
+// failing is an IngressSink whose Publish fails: with ctx's error once ctx
+// ended, otherwise as a store that is down.
+type failing struct{ called *bool }
+
+func (f failing) Publish(ctx context.Context, _ sdk.Delivery) (sdk.PubAck, error) {
+	if f.called != nil {
+		*f.called = true
+	}
+	if err := ctx.Err(); err != nil {
+		return sdk.PubAck{}, err
+	}
+	return sdk.PubAck{}, errors.New("sdktest: the store is down")
+}
+
+// ingressRequest is a plain JSON request with body.
+func ingressRequest(body []byte) sdk.Request {
+	return sdk.Request{
+		Header:   http.Header{"Content-Type": {"application/json"}},
+		URL:      &url.URL{Path: "/"},
+		Body:     body,
+		Received: time.Now(),
+	}
+}
+
+// ingressNeverAcksAFailedPublish: Admit and Receive of a plain request do
+// not panic; when Receive called a Publish that failed it returns an error,
+// never an answer; a nil error comes with a 2xx status.
+func ingressNeverAcksAFailedPublish(t *testing.T, in sdk.Ingress) {
+	t.Helper()
+	req := ingressRequest([]byte(`{"id":"conformance-1"}`))
+	head := req
+	head.Body = nil
+	_ = in.Admit(head)
+	called := false
+	answer, err := in.Receive(t.Context(), req, failing{called: &called})
+	if called {
+		require.Error(t, err, "Receive answered %d although Publish failed", answer.Status)
+	}
+	if err == nil {
+		require.GreaterOrEqual(t, answer.Status, 200, "a taken request answers 2xx")
+		require.Less(t, answer.Status, 300, "a taken request answers 2xx")
+	}
+	require.GreaterOrEqual(t, in.BodyLimit(), int64(0), "BodyLimit")
+}
 
 func (discard) Publish(context.Context, []sdk.Message) error { return nil }
