@@ -27,7 +27,7 @@ import (
 // and a Temporal server running DLQReplay on the real activities.
 type dlqEnv struct {
 	*authEnv
-	js       jetstream.JetStream
+	js      jetstream.JetStream
 	control *control.Client
 }
 

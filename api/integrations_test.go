@@ -18,9 +18,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vrsky/vrsky/hotpath"
-	"github.com/vrsky/vrsky/internal/secretbox"
 	"github.com/vrsky/vrsky/internal/control"
 	"github.com/vrsky/vrsky/internal/control/wire"
+	"github.com/vrsky/vrsky/internal/secretbox"
 	"github.com/vrsky/vrsky/internal/store"
 	"github.com/vrsky/vrsky/internal/tenancy"
 	"github.com/vrsky/vrsky/internal/testenv"
@@ -308,8 +308,8 @@ func TestLifecycleChangesWithoutTemporalAre503(t *testing.T) {
 type lifecycleEnv struct {
 	*authEnv
 	control *control.Client
-	state    *hotpath.State
-	js       jetstream.JetStream
+	state   *hotpath.State
+	js      jetstream.JetStream
 }
 
 func newLifecycleEnv(t *testing.T) *lifecycleEnv {
@@ -338,7 +338,7 @@ func newLifecycleEnv(t *testing.T) *lifecycleEnv {
 		SecretKeys: secretKeys, SecretMirror: mirror,
 	})
 	return &lifecycleEnv{
-		authEnv:  &authEnv{h: srv.Handler(), st: st, pool: pool, adminKey: admin, logs: logs},
+		authEnv: &authEnv{h: srv.Handler(), st: st, pool: pool, adminKey: admin, logs: logs},
 		control: c, state: state, js: js,
 	}
 }

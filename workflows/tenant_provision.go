@@ -9,7 +9,7 @@ import (
 
 	"github.com/vrsky/vrsky/activities"
 	"github.com/vrsky/vrsky/internal/natsauth"
-	)
+)
 
 // TenantProvision provisions a tenant (ID TenantProvisionWorkflowID): its
 // rows and first key, its own NATS account with its JetStream limits, its
