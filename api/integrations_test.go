@@ -282,8 +282,8 @@ func TestUpdateIntegrationAddsVersions(t *testing.T) {
 
 func TestLifecycleChangesWithoutTemporalAre503(t *testing.T) {
 	t.Parallel()
-	e := newAuthEnv(t)
-	key, _ := e.createTenant(t, "acme")
+	e := newAuthEnvWith(t, func(o *Options) { o.Control = nil })
+	key, _ := activeTenant(t, e.st, "acme")
 	require.Equal(t, http.StatusCreated, call(t, e.h, http.MethodPost, "/v1/integrations", key, ordersJSON).code)
 	for _, r := range []struct{ method, path string }{
 		{http.MethodPost, "/v1/integrations/orders/deploy"},
