@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/vrsky/vrsky/dataplane"
+	"github.com/vrsky/vrsky/internal/control/wire"
 )
 
 // DLQ holds the activities that act on tenants' dead letters.
@@ -45,19 +46,11 @@ type ReplayPageInput struct {
 
 // ReplayPageResult says how many dead letters the page replayed or
 // discarded, where the next page starts and whether there may be one.
-type ReplayPageResult struct {
-	Done    int
-	LastSeq uint64
-	UpToSeq uint64
-	More    bool
-}
+type ReplayPageResult = wire.ReplayPageResult
 
 // replayProgress is what ReplayPage heartbeats: after a worker crash the
 // retried attempt resumes after LastSeq instead of replaying again.
-type replayProgress struct {
-	LastSeq uint64
-	Done    int
-}
+type replayProgress = wire.ReplayProgress
 
 // ReplayPage replays (or discards) one page of dead letters, heartbeating
 // after each so a retried attempt resumes where the last one stopped. A dead

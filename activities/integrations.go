@@ -2,24 +2,22 @@ package activities
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/spec"
+	"github.com/vrsky/vrsky/internal/store"
 )
 
 // Integrations holds the activities that carry an integration's lifecycle
 // out: desired state for the runners in NATS KV, the record in PostgreSQL.
 type Integrations struct {
-	DB    *pgxpool.Pool
+	Store *store.Store
 	State *dataplane.State
 	// PollEvery is how often AwaitRunnerStatus reads the status bucket;
 	// zero means 250 ms.
@@ -59,7 +57,7 @@ func (in DesiredStateInput) pipeline() dataplane.Pipeline {
 // runners watch. Writing the same state again is harmless. A missing
 // version or an invalid spec fails without retry.
 func (a *Integrations) WriteDesiredState(ctx context.Context, in DesiredStateInput) error {
-	s, err := readSpec(ctx, a.DB, in.pipeline(), in.Version)
+	s, err := readSpec(ctx, a.Store, in.pipeline(), in.Version)
 	if err != nil {
 		return err
 	}
@@ -70,31 +68,19 @@ func (a *Integrations) WriteDesiredState(ctx context.Context, in DesiredStateInp
 
 // readSpec reads and checks the spec of one version of an integration. A
 // missing version or an invalid spec is a non-retryable error.
-func readSpec(ctx context.Context, db *pgxpool.Pool, p dataplane.Pipeline, version int) (spec.Integration, error) {
-	var s spec.Integration
+func readSpec(ctx context.Context, st *store.Store, p dataplane.Pipeline, version int) (spec.Integration, error) {
 	if err := p.Validate(); err != nil {
-		return s, temporal.NewNonRetryableApplicationError(err.Error(), ErrInvalidSpec, nil)
+		return spec.Integration{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrInvalidSpec, nil)
 	}
-	var raw []byte
-	err := db.QueryRow(ctx,
-		`SELECT spec FROM integration_versions WHERE tenant_id = $1 AND integration_id = $2 AND version = $3`,
-		p.Tenant, p.Integration, version).Scan(&raw)
-	if errors.Is(err, pgx.ErrNoRows) {
+	s, err := st.VersionSpec(ctx, p.Tenant, p.Integration, version)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
 		return s, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("integration %s has no version %d", p, version), ErrVersionNotFound, nil)
+	case errors.Is(err, store.ErrInvalid):
+		return s, temporal.NewNonRetryableApplicationError(err.Error(), ErrInvalidSpec, nil)
 	}
-	if err != nil {
-		return s, fmt.Errorf("read spec of %s version %d: %w", p, version, err)
-	}
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return s, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("decode spec of %s version %d: %v", p, version, err), ErrInvalidSpec, nil)
-	}
-	if err := s.Validate(); err != nil {
-		return s, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("spec of %s version %d: %v", p, version, err), ErrInvalidSpec, nil)
-	}
-	return s, nil
+	return s, err
 }
 
 // PipelineInput names one integration.
@@ -173,66 +159,19 @@ func (a *Integrations) AwaitRunnerStatus(ctx context.Context, in AwaitStatusInpu
 	}
 }
 
-// Transition is one recorded lifecycle change.
-type Transition struct {
-	// ID identifies the change (the workflow run and its update); recording
-	// the same ID twice writes one event.
-	ID          string
-	Tenant      string
-	Integration string
-	Actor       string
-	Action      string
-	Reason      string
-	FromStatus  string
-	// Version, DesiredStatus, Status and LastError are the integration's
-	// state after the change. For Action "delete" the integration's row is
-	// removed (its versions with it); its events stay.
-	Version       int
-	DesiredStatus string
-	Status        string
-	LastError     string
-}
+// Transition is one recorded lifecycle change (store.Transition).
+type Transition = store.Transition
 
 // ActionDelete is the Transition.Action that removes the integration.
-const ActionDelete = "delete"
+const ActionDelete = store.ActionDelete
 
 // ActionRun is the Transition.Action of a scheduled run: it is logged but
 // leaves the integration's state as it is.
-const ActionRun = "run"
+const ActionRun = store.ActionRun
 
 // RecordTransition writes the integration's new state and appends the
 // change to its execution log, in one transaction; a run (ActionRun) is
 // only appended. A transition already recorded is left as it is.
 func (a *Integrations) RecordTransition(ctx context.Context, tr Transition) error {
-	err := pgx.BeginFunc(ctx, a.DB, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `
-			INSERT INTO integration_events
-				(tenant_id, integration_id, actor, action, from_status, to_status, reason, transition_id)
-			VALUES ($1, $2, $3, $4, NULLIF($5, ''), NULLIF($6, ''), NULLIF($7, ''), NULLIF($8, ''))
-			ON CONFLICT (tenant_id, transition_id) DO NOTHING`,
-			tr.Tenant, tr.Integration, tr.Actor, tr.Action, tr.FromStatus, tr.Status, tr.Reason, tr.ID)
-		if err != nil {
-			return err
-		}
-		if tag.RowsAffected() == 0 {
-			return nil // recorded by an earlier attempt
-		}
-		if tr.Action == ActionDelete {
-			_, err = tx.Exec(ctx, `DELETE FROM integrations WHERE tenant_id = $1 AND id = $2`, tr.Tenant, tr.Integration)
-			return err
-		}
-		if tr.Action == ActionRun {
-			return nil
-		}
-		_, err = tx.Exec(ctx, `
-			UPDATE integrations
-			SET current_version = $3, desired_status = $4, status = $5, last_error = NULLIF($6, ''), updated_at = now()
-			WHERE tenant_id = $1 AND id = $2`,
-			tr.Tenant, tr.Integration, tr.Version, tr.DesiredStatus, tr.Status, tr.LastError)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("record %s of %s/%s: %w", tr.Action, tr.Tenant, tr.Integration, err)
-	}
-	return nil
+	return a.Store.RecordTransition(ctx, tr)
 }

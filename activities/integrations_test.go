@@ -13,7 +13,10 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/vrsky/vrsky/dataplane"
+	"github.com/vrsky/vrsky/internal/spec"
+	"github.com/vrsky/vrsky/internal/store"
 	"github.com/vrsky/vrsky/internal/testenv"
+	"github.com/vrsky/vrsky/internal/testenv/testtenant"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
@@ -27,6 +30,7 @@ type integrationFixture struct {
 	tenant, id  string
 	pipeline    dataplane.Pipeline
 	db          *pgxpool.Pool
+	st          *store.Store
 	stateBucket *dataplane.State
 }
 
@@ -40,20 +44,34 @@ func newIntegrationFixture(t *testing.T) *integrationFixture {
 	state, err := dataplane.OpenState(ctx, js)
 	require.NoError(t, err)
 
+	st := store.New(db)
 	f := &integrationFixture{
-		a:      &Integrations{DB: db, State: state, PollEvery: 20 * time.Millisecond},
-		tenant: "t-" + testenv.RandomID(4), id: "orders", db: db, stateBucket: state,
+		a:      &Integrations{Store: st, State: state, PollEvery: 20 * time.Millisecond},
+		tenant: "t-" + testenv.RandomID(4), id: "orders", db: db, st: st, stateBucket: state,
 	}
 	f.pipeline = dataplane.Pipeline{Tenant: f.tenant, Integration: f.id}
-	_, err = db.Exec(ctx, `INSERT INTO tenants (id, name) VALUES ($1, $1)`, f.tenant)
+	testtenant.Active(t, st, f.tenant)
+	first, err := spec.ParseJSON([]byte(ordersSpec))
 	require.NoError(t, err)
-	_, err = db.Exec(ctx, `INSERT INTO integrations (tenant_id, id, name) VALUES ($1, $2, $2)`, f.tenant, f.id)
+	_, err = st.CreateIntegration(ctx, f.tenant, first, "test")
 	require.NoError(t, err)
-	f.addVersion(t, 1, ordersSpec)
 	return f
 }
 
+// addVersion stores the next version of the integration's spec, which
+// must be version.
 func (f *integrationFixture) addVersion(t *testing.T, version int, specJSON string) {
+	t.Helper()
+	s, err := spec.ParseJSON([]byte(specJSON))
+	require.NoError(t, err)
+	it, err := f.st.PutIntegrationVersion(context.Background(), f.tenant, f.id, s, "test", 0)
+	require.NoError(t, err)
+	require.Equal(t, version, it.Version)
+}
+
+// addCorruptVersion writes a version the store would refuse, as a bad
+// migration or a hand edit of the database could leave it.
+func (f *integrationFixture) addCorruptVersion(t *testing.T, version int, specJSON string) {
 	t.Helper()
 	_, err := f.db.Exec(context.Background(),
 		`INSERT INTO integration_versions (tenant_id, integration_id, version, spec) VALUES ($1, $2, $3, $4)`,
@@ -101,8 +119,8 @@ func TestWriteDesiredStateRefusesWhatRetryingCannotFix(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	f := newIntegrationFixture(t)
-	f.addVersion(t, 2, `{"name":"orders","consumer":{"connector":"http-webhook"}}`) // no producer
-	f.addVersion(t, 3, `["not a spec"]`)
+	f.addCorruptVersion(t, 2, `{"name":"orders","consumer":{"connector":"http-webhook"}}`) // no producer
+	f.addCorruptVersion(t, 3, `["not a spec"]`)
 
 	cases := []struct {
 		name        string

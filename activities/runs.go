@@ -8,6 +8,7 @@ import (
 	"go.temporal.io/sdk/activity"
 
 	"github.com/vrsky/vrsky/dataplane"
+	"github.com/vrsky/vrsky/internal/control/wire"
 )
 
 // Outcomes of a scheduled run (RunOutcome.Status).
@@ -26,7 +27,7 @@ const (
 
 // DefaultRunWait is how long RunOnce waits for a run when its input sets no
 // deadline.
-const DefaultRunWait = 30 * time.Minute
+const DefaultRunWait = wire.DefaultRunWait
 
 // RunInput asks for one run of a scheduled integration.
 type RunInput struct {

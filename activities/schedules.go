@@ -2,43 +2,22 @@ package activities
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
-	"github.com/jackc/pgx/v5/pgxpool"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/vrsky/vrsky/dataplane"
+	"github.com/vrsky/vrsky/internal/control"
+	"github.com/vrsky/vrsky/internal/control/wire"
+	"github.com/vrsky/vrsky/internal/store"
 )
-
-// IntegrationSchedule is the Temporal Schedule of an integration whose spec
-// has a schedule.
-type IntegrationSchedule struct {
-	Tenant      string
-	Integration string
-	// Cron is the spec's schedule.
-	Cron string
-	// Paused is the state a new schedule starts in, and the state an
-	// existing one is put in unless KeepPaused.
-	Paused     bool
-	KeepPaused bool
-	// Note says why, for the schedule's pause note.
-	Note string
-}
-
-// ScheduleManager creates, updates and deletes integrations' Temporal
-// Schedules. The workflows package implements it (it knows the workflow a
-// schedule starts); both calls are idempotent.
-type ScheduleManager interface {
-	PutSchedule(ctx context.Context, s IntegrationSchedule) error
-	// DeleteSchedule removes the integration's schedule; a missing one is
-	// not an error.
-	DeleteSchedule(ctx context.Context, tenant, integration string) error
-}
 
 // Schedules holds the activities that keep each integration's Temporal
 // Schedule in step with its deployed spec.
 type Schedules struct {
-	DB      *pgxpool.Pool
-	Manager ScheduleManager
+	Store   *store.Store
+	Control *control.Client
 }
 
 // SyncScheduleInput names the deployed version and its desired status.
@@ -70,12 +49,12 @@ type SyncScheduleResult struct {
 // is harmless.
 func (a *Schedules) SyncSchedule(ctx context.Context, in SyncScheduleInput) (SyncScheduleResult, error) {
 	p := dataplane.Pipeline{Tenant: in.Tenant, Integration: in.Integration}
-	s, err := readSpec(ctx, a.DB, p, in.Version)
+	s, err := readSpec(ctx, a.Store, p, in.Version)
 	if err != nil {
 		return SyncScheduleResult{}, err
 	}
 	if s.Schedule == "" {
-		return SyncScheduleResult{}, a.Manager.DeleteSchedule(ctx, in.Tenant, in.Integration)
+		return SyncScheduleResult{}, a.Control.DeleteSchedule(ctx, in.Tenant, in.Integration)
 	}
 	note := fmt.Sprintf("version %d running", in.Version)
 	if !in.Running {
@@ -84,10 +63,10 @@ func (a *Schedules) SyncSchedule(ctx context.Context, in SyncScheduleInput) (Syn
 	if in.Actor != "" {
 		note += " by " + in.Actor
 	}
-	err = a.Manager.PutSchedule(ctx, IntegrationSchedule{
+	err = scheduleError(a.Control.PutSchedule(ctx, wire.IntegrationSchedule{
 		Tenant: in.Tenant, Integration: in.Integration, Cron: s.Schedule,
 		Paused: !in.Running, KeepPaused: in.KeepPaused && in.Running, Note: note,
-	})
+	}))
 	if err != nil {
 		return SyncScheduleResult{}, err
 	}
@@ -97,5 +76,15 @@ func (a *Schedules) SyncSchedule(ctx context.Context, in SyncScheduleInput) (Syn
 // RemoveSchedule deletes the integration's Temporal Schedule, if it has
 // one. Removing it again is harmless.
 func (a *Schedules) RemoveSchedule(ctx context.Context, in PipelineInput) error {
-	return a.Manager.DeleteSchedule(ctx, in.Tenant, in.Integration)
+	return a.Control.DeleteSchedule(ctx, in.Tenant, in.Integration)
+}
+
+// scheduleError makes a schedule Temporal refuses (a cron expression it
+// cannot parse) a non-retryable wire.ErrInvalidSchedule: retrying cannot
+// fix it.
+func scheduleError(err error) error {
+	if errors.Is(err, control.ErrInvalid) {
+		return temporal.NewNonRetryableApplicationError(err.Error(), wire.ErrInvalidSchedule, err)
+	}
+	return err
 }

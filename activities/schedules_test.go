@@ -2,110 +2,94 @@ package activities
 
 import (
 	"context"
-	"errors"
-	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/temporal"
+
+	"github.com/vrsky/vrsky/internal/control"
+	"github.com/vrsky/vrsky/internal/control/wire"
+	"github.com/vrsky/vrsky/internal/testenv"
 )
-
-// fakeSchedules keeps schedules in memory, as Temporal would.
-type fakeSchedules struct {
-	mu      sync.Mutex
-	byKey   map[string]IntegrationSchedule
-	deletes int
-	fail    error
-}
-
-func (m *fakeSchedules) PutSchedule(_ context.Context, s IntegrationSchedule) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.fail != nil {
-		return m.fail
-	}
-	key := s.Tenant + "/" + s.Integration
-	if old, ok := m.byKey[key]; ok && s.KeepPaused {
-		s.Paused = old.Paused
-	}
-	m.byKey[key] = s
-	return nil
-}
-
-func (m *fakeSchedules) DeleteSchedule(_ context.Context, tenant, integration string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.deletes++
-	delete(m.byKey, tenant+"/"+integration)
-	return nil
-}
-
-func (m *fakeSchedules) get(tenant, integration string) (IntegrationSchedule, bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	s, ok := m.byKey[tenant+"/"+integration]
-	return s, ok
-}
 
 func TestSyncScheduleFollowsTheDeployedSpec(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
 	f := newIntegrationFixture(t)
 	f.addVersion(t, 2, `{"name":"orders","consumer":{"connector":"file"},"producers":{"db":{"connector":"postgres"}},"schedule":"*/5 * * * *"}`)
 	f.addVersion(t, 3, `{"name":"orders","consumer":{"connector":"file"},"producers":{"db":{"connector":"postgres"}},"schedule":"0 6 * * *"}`)
-	m := &fakeSchedules{byKey: map[string]IntegrationSchedule{}}
-	a := &Schedules{DB: f.db, Manager: m}
+	ctl := control.New(testenv.Temporal(t))
+	a := &Schedules{Store: f.st, Control: ctl}
 	apply := func(version int, running, keep bool) SyncScheduleResult {
 		t.Helper()
 		res, err := a.SyncSchedule(ctx, SyncScheduleInput{Tenant: f.tenant, Integration: f.id, Version: version, Running: running, KeepPaused: keep, Actor: "alice"})
 		require.NoError(t, err)
 		return res
 	}
+	describe := func() (control.Schedule, error) { return ctl.DescribeSchedule(ctx, f.tenant, f.id) }
 
 	require.Equal(t, SyncScheduleResult{}, apply(1, true, false), "version 1 has no schedule")
-	_, ok := m.get(f.tenant, f.id)
-	require.False(t, ok)
+	_, err := describe()
+	require.ErrorIs(t, err, control.ErrNotFound)
 
 	require.Equal(t, "*/5 * * * *", apply(2, true, false).Cron)
-	s, ok := m.get(f.tenant, f.id)
-	require.True(t, ok)
-	require.Equal(t, IntegrationSchedule{Tenant: f.tenant, Integration: f.id, Cron: "*/5 * * * *", Note: "version 2 running by alice"}, s)
+	s, err := describe()
+	require.NoError(t, err)
+	require.False(t, s.Paused)
+	require.Equal(t, "version 2 running by alice", s.Note)
+	require.NotEmpty(t, s.NextRuns)
+	for _, at := range s.NextRuns {
+		require.Zero(t, at.Minute()%5, "every five minutes: %s", at)
+	}
 
 	apply(2, false, true)
-	s, _ = m.get(f.tenant, f.id)
+	s, err = describe()
+	require.NoError(t, err)
 	require.True(t, s.Paused, "a stopped integration's schedule is paused, whatever KeepPaused says")
-	require.False(t, s.KeepPaused)
 	require.Equal(t, "version 2 stopped by alice", s.Note)
 
 	apply(3, true, true)
-	s, _ = m.get(f.tenant, f.id)
-	require.Equal(t, "0 6 * * *", s.Cron, "a new version brings its cron expression")
-	require.True(t, s.Paused, "and keeps the pause when asked to")
+	s, err = describe()
+	require.NoError(t, err)
+	require.True(t, s.Paused, "a new version keeps the pause when asked to")
+	for _, at := range s.NextRuns {
+		require.Equal(t, []int{6, 0}, []int{at.Hour(), at.Minute()}, "and brings its cron expression: %s", at)
+	}
 	apply(3, true, false)
-	s, _ = m.get(f.tenant, f.id)
+	s, err = describe()
+	require.NoError(t, err)
 	require.False(t, s.Paused, "a start resumes it")
 
 	apply(1, true, false)
-	_, ok = m.get(f.tenant, f.id)
-	require.False(t, ok, "a version without a schedule deletes it")
-
-	require.NoError(t, a.RemoveSchedule(ctx, PipelineInput{Tenant: f.tenant, Integration: f.id}))
-	require.Equal(t, 3, m.deletes)
+	_, err = describe()
+	require.ErrorIs(t, err, control.ErrNotFound, "a version without a schedule deletes it")
+	require.NoError(t, a.RemoveSchedule(ctx, PipelineInput{Tenant: f.tenant, Integration: f.id}), "removing it again is harmless")
 }
 
 func TestSyncScheduleErrors(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	f := newIntegrationFixture(t)
 	f.addVersion(t, 2, `{"name":"orders","consumer":{"connector":"file"},"producers":{"db":{"connector":"postgres"}},"schedule":"0 * * * *"}`)
-	m := &fakeSchedules{byKey: map[string]IntegrationSchedule{}, fail: errors.New("temporal: unavailable")}
-	a := &Schedules{DB: f.db, Manager: m}
+	ts := testenv.TemporalServer(t)
+	a := &Schedules{Store: f.st, Control: control.New(ts.GetDefaultClient())}
 
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
 	_, err := a.SyncSchedule(ctx, SyncScheduleInput{Tenant: f.tenant, Integration: f.id, Version: 9, Running: true})
-	var appErr *temporal.ApplicationError
-	require.ErrorAs(t, err, &appErr)
-	require.Equal(t, ErrVersionNotFound, appErr.Type())
+	requireNonRetryable(t, err, ErrVersionNotFound)
 
-	_, err = a.SyncSchedule(ctx, SyncScheduleInput{Tenant: f.tenant, Integration: f.id, Version: 2, Running: true})
-	require.ErrorContains(t, err, "temporal: unavailable")
+	// A cron expression Temporal refuses is not worth retrying.
+	requireNonRetryable(t, scheduleError(a.Control.PutSchedule(ctx, wire.IntegrationSchedule{
+		Tenant: f.tenant, Integration: f.id, Cron: "61 * * * *"})), wire.ErrInvalidSchedule)
+
+	// A control plane that is down is worth retrying.
+	ts.Stop()
+	down, cancelDown := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancelDown()
+	_, err = a.SyncSchedule(down, SyncScheduleInput{Tenant: f.tenant, Integration: f.id, Version: 2, Running: true})
+	require.ErrorIs(t, err, control.ErrUnavailable)
+	var appErr *temporal.ApplicationError
+	require.NotErrorAs(t, err, &appErr)
 }

@@ -3,16 +3,15 @@ package activities
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"go.temporal.io/api/serviceerror"
-	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/blobstore"
+	"github.com/vrsky/vrsky/internal/control"
+	"github.com/vrsky/vrsky/internal/control/wire"
 	"github.com/vrsky/vrsky/internal/natsauth"
 	"github.com/vrsky/vrsky/internal/store"
 	"github.com/vrsky/vrsky/internal/tenancy"
@@ -34,7 +33,9 @@ type Tenants struct {
 	Accounts dataplane.Accounts
 	Blobs    *blobstore.Store
 	State    *dataplane.State
-	Temporal client.Client
+	// Control ends the lifecycle workflows and schedules of a deleted
+	// tenant's integrations.
+	Control *control.Client
 	// Secrets is the runners' mirror of tenant secrets, emptied of the
 	// tenant's when it is deleted; nil leaves only PostgreSQL to clean.
 	Secrets *tenancy.SecretsKV
@@ -47,13 +48,19 @@ type TenantInput struct {
 
 // CreateTenantRows adds the tenant in status provisioning with its first
 // key (ErrTenantExists when the ID is taken).
-func (a *Tenants) CreateTenantRows(ctx context.Context, in store.NewTenant) error {
+func (a *Tenants) CreateTenantRows(ctx context.Context, in wire.NewTenant) error {
+	t := store.NewTenant{ID: in.ID, Name: in.Name, KeyID: in.KeyID, KeyPrefix: in.KeyPrefix, KeyHash: in.KeyHash}
+	for _, s := range in.Scopes {
+		t.Scopes = append(t.Scopes, store.Scope(s))
+	}
 	if in.Limits != nil {
-		if err := in.Limits.Validate(); err != nil {
+		t.Limits = &store.TenantLimits{Limits: natsauth.Limits(in.Limits.Limits), Integrations: in.Limits.Integrations,
+			MessagesPerSecond: in.Limits.MessagesPerSecond}
+		if err := t.Limits.Validate(); err != nil {
 			return temporal.NewNonRetryableApplicationError(err.Error(), "InvalidLimits", err)
 		}
 	}
-	_, err := a.Store.BeginTenant(ctx, in)
+	_, err := a.Store.BeginTenant(ctx, t)
 	if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrInvalid) {
 		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTenantExists, err)
 	}
@@ -184,7 +191,9 @@ func (a *Tenants) ListTenantIntegrations(ctx context.Context, in TenantInput) ([
 }
 
 // RemoveIntegrationInput is one integration to take down with its tenant:
-// its desired state, its lifecycle workflow and its schedule.
+// its desired state, its lifecycle workflow and its schedule. WorkflowID
+// and ScheduleID are recorded in histories; they are always the IDs
+// wire builds from Tenant and Integration.
 type RemoveIntegrationInput struct {
 	Tenant, Integration string
 	WorkflowID          string
@@ -197,18 +206,7 @@ func (a *Tenants) RemoveIntegration(ctx context.Context, in RemoveIntegrationInp
 	if err := a.State.DeleteDesired(ctx, dataplane.Pipeline{Tenant: in.Tenant, Integration: in.Integration}); err != nil {
 		return err
 	}
-	var notFound *serviceerror.NotFound
-	err := a.Temporal.TerminateWorkflow(ctx, in.WorkflowID, "", "tenant decommissioned")
-	if err != nil && !errors.As(err, &notFound) {
-		return fmt.Errorf("terminate %s: %w", in.WorkflowID, err)
-	}
-	if in.ScheduleID != "" {
-		err := a.Temporal.ScheduleClient().GetHandle(ctx, in.ScheduleID).Delete(ctx)
-		if err != nil && !errors.As(err, &notFound) {
-			return fmt.Errorf("delete schedule %s: %w", in.ScheduleID, err)
-		}
-	}
-	return nil
+	return a.Control.TerminateIntegration(ctx, in.Tenant, in.Integration)
 }
 
 // RemoveTenantStreams deletes every stream of the tenant and returns how

@@ -14,10 +14,13 @@ import (
 
 	"github.com/vrsky/vrsky/connectors/sdk"
 	"github.com/vrsky/vrsky/dataplane"
+	"github.com/vrsky/vrsky/internal/control"
+	"github.com/vrsky/vrsky/internal/control/wire"
 	"github.com/vrsky/vrsky/internal/natsauth"
 	"github.com/vrsky/vrsky/internal/store"
 	"github.com/vrsky/vrsky/internal/tenancy"
 	"github.com/vrsky/vrsky/internal/testenv"
+	"github.com/vrsky/vrsky/internal/testenv/testtenant"
 )
 
 // tenantsFixture runs the tenant activities on real PostgreSQL, S3,
@@ -52,7 +55,7 @@ func newTenantsFixture(t *testing.T) *tenantsFixture {
 	require.NoError(t, err)
 	return &tenantsFixture{url: url, keys: keys, st: st, a: &Tenants{
 		Store: st, NATS: natsauth.NewAdmin(keys, testenv.Connect(t, url, sys)), Accounts: pool, Blobs: blobs, State: state,
-		Temporal: testenv.TemporalServer(t).GetDefaultClient(), Secrets: secrets,
+		Control: control.New(testenv.Temporal(t)), Secrets: secrets,
 	}}
 }
 
@@ -61,7 +64,7 @@ func TestTenantActivitiesProvisionAndRemoveEverything(t *testing.T) {
 	ctx := context.Background()
 	tenant := TenantInput{Tenant: "acme"}
 	keyID, prefix, hash, secret := store.NewKey()
-	in := store.NewTenant{ID: "acme", Name: "Acme", KeyID: keyID, KeyPrefix: prefix, KeyHash: hash, Scopes: []store.Scope{store.ScopeRead}}
+	in := wire.NewTenant{ID: "acme", Name: "Acme", KeyID: keyID, KeyPrefix: prefix, KeyHash: hash, Scopes: []string{"read"}}
 
 	require.NoError(t, f.a.CreateTenantRows(ctx, in))
 	require.NoError(t, f.a.CreateTenantRows(ctx, in), "retried")
@@ -93,8 +96,7 @@ func TestTenantActivitiesProvisionAndRemoveEverything(t *testing.T) {
 	// another tenant's.
 	for _, owner := range []string{"acme", "other"} {
 		if owner == "other" {
-			_, err = f.st.CreateTenant(ctx, "other", "Other")
-			require.NoError(t, err)
+			testtenant.Active(t, f.st, "other")
 		}
 		_, err = f.st.PutSecret(ctx, owner, "token", "1", []byte("sealed"))
 		require.NoError(t, err)
@@ -144,7 +146,7 @@ func TestTenantActivitiesRefuseWhatRetryingCannotFix(t *testing.T) {
 	f := newTenantsFixture(t)
 	ctx := context.Background()
 	keyID, prefix, hash, _ := store.NewKey()
-	in := store.NewTenant{ID: "acme", Name: "Acme", KeyID: keyID, KeyPrefix: prefix, KeyHash: hash, Scopes: []store.Scope{store.ScopeRead}}
+	in := wire.NewTenant{ID: "acme", Name: "Acme", KeyID: keyID, KeyPrefix: prefix, KeyHash: hash, Scopes: []string{"read"}}
 	require.NoError(t, f.a.CreateTenantRows(ctx, in))
 	in.KeyID = "key-other"
 	requireNonRetryable(t, f.a.CreateTenantRows(ctx, in), ErrTenantExists)
@@ -165,10 +167,9 @@ func TestTenantActivitiesKeepAFailedTenantWithItsReason(t *testing.T) {
 	f := newTenantsFixture(t)
 	ctx := context.Background()
 	keyID, prefix, hash, secret := store.NewKey()
-	limits := store.DefaultTenantLimits
-	limits.Integrations = 3
-	in := store.NewTenant{ID: "acme", Name: "Acme", KeyID: keyID, KeyPrefix: prefix, KeyHash: hash,
-		Scopes: []store.Scope{store.ScopeRead}, Limits: &limits}
+	limits := wire.TenantLimits{Limits: wire.Limits(natsauth.DefaultLimits), Integrations: 3}
+	in := wire.NewTenant{ID: "acme", Name: "Acme", KeyID: keyID, KeyPrefix: prefix, KeyHash: hash,
+		Scopes: []string{"read"}, Limits: &limits}
 	require.NoError(t, f.a.CreateTenantRows(ctx, in))
 	require.NoError(t, f.a.MarkTenantFailed(ctx, FailTenantInput{Tenant: "acme", Reason: "insufficient storage resources available"}))
 	got, err := f.st.GetTenant(ctx, "acme")
@@ -199,7 +200,7 @@ func TestTenantActivitiesKeepAFailedTenantWithItsReason(t *testing.T) {
 	require.Equal(t, int64(dataplane.DefaultDLQBytes), natsauth.DefaultLimits.DLQBytes,
 		"a DLQ created by a pipeline has the default tenant's size")
 
-	bad := store.DefaultTenantLimits
+	bad := limits
 	bad.Integrations = -1
 	in.ID, in.Limits = "beta", &bad
 	requireNonRetryable(t, f.a.CreateTenantRows(ctx, in), "InvalidLimits")

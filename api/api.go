@@ -17,10 +17,10 @@ import (
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"go.temporal.io/sdk/client"
 
 	"github.com/vrsky/vrsky/connectors/sdk"
 	"github.com/vrsky/vrsky/dataplane"
+	"github.com/vrsky/vrsky/internal/control"
 	"github.com/vrsky/vrsky/internal/logging"
 	"github.com/vrsky/vrsky/internal/secretbox"
 	"github.com/vrsky/vrsky/internal/store"
@@ -56,9 +56,10 @@ type Options struct {
 	TenantBurst int
 	// Store, when set, adds the tenant, API-key and integration operations.
 	Store *store.Store
-	// Temporal starts integrations' lifecycle changes (deploy, start, stop,
-	// delete); nil makes those operations answer 503.
-	Temporal client.Client
+	// Control asks the control plane for lifecycles: tenants' provisioning,
+	// decommissioning and limits, integrations' changes, schedules and DLQ
+	// replays; nil makes those operations answer 503.
+	Control *control.Client
 	// State, when set with Accounts, adds the runners' live report and the
 	// stages' counters to an integration's status.
 	State *dataplane.State
@@ -162,15 +163,15 @@ func New(opts Options) *Server {
 		RegisterHealth(humaAPI, opts.Checks)
 	}
 	if opts.Store != nil {
-		RegisterTenants(humaAPI, opts.Store, opts.Temporal, opts.Accounts, opts.rates(), log)
-		RegisterTenantPatch(humaAPI, opts.Store, opts.Temporal, opts.egress(), opts.rates(), log)
+		RegisterTenants(humaAPI, opts.Store, opts.Control, opts.Accounts, opts.rates(), log)
+		RegisterTenantPatch(humaAPI, opts.Store, opts.Control, opts.egress(), opts.rates(), log)
 		RegisterAPIKeys(humaAPI, opts.Store, log)
-		RegisterIntegrations(humaAPI, opts.Store, opts.Temporal, opts.State, opts.Accounts, log, opts.TenantEnvAllowed)
+		RegisterIntegrations(humaAPI, opts.Store, opts.Control, opts.State, opts.Accounts, log, opts.TenantEnvAllowed, opts.Tenancy)
 		RegisterSecrets(humaAPI, opts.Store, opts.SecretKeys, opts.SecretMirror, log)
-		RegisterSchedules(humaAPI, opts.Store, opts.Temporal, opts.State, log)
+		RegisterSchedules(humaAPI, opts.Store, opts.Control, opts.State, log)
 	}
 	if opts.Store != nil && opts.Accounts != nil {
-		RegisterDLQ(humaAPI, opts.Accounts, opts.Claims, opts.Temporal, log)
+		RegisterDLQ(humaAPI, opts.Accounts, opts.Claims, opts.Control, log)
 	}
 	registerConsole(humaAPI, opts, log)
 	return s

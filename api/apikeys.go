@@ -65,9 +65,16 @@ type APIKeyPath struct {
 	KeyID string `path:"keyId" maxLength:"100"`
 }
 
+// apiKeys serves the operations on a tenant's keys.
+type apiKeys struct {
+	st  *store.Store
+	log *slog.Logger
+}
+
 // RegisterAPIKeys adds the operations on the caller's tenant's keys:
 // POST/GET /v1/api-keys and DELETE /v1/api-keys/{keyId}.
 func RegisterAPIKeys(api huma.API, st *store.Store, log *slog.Logger) {
+	h := &apiKeys{st: st, log: log}
 	security := requireScopes(store.ScopeWrite, store.ScopeAdmin)
 	tags := []string{"API keys"}
 
@@ -83,20 +90,7 @@ func RegisterAPIKeys(api huma.API, st *store.Store, log *slog.Logger) {
 		DefaultStatus: http.StatusCreated,
 		MaxBodyBytes:  MaxJSONBody,
 		Errors:        withAuthErrors(http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity),
-	}, func(ctx context.Context, in *CreateAPIKeyInput) (*CreateAPIKeyOutput, error) {
-		p, _ := PrincipalFrom(ctx)
-		for _, s := range in.Body.Scopes {
-			if !p.Allows(s) {
-				return nil, huma.Error403Forbidden("a key cannot grant the scope " + string(s) + ", which it does not hold")
-			}
-		}
-		key, secret, err := st.CreateAPIKey(ctx, p.TenantID, in.Body.Scopes)
-		if err != nil {
-			return nil, storeError(ctx, log, "create-api-key", p.TenantID, err)
-		}
-		log.InfoContext(ctx, "API key created", "tenant", p.TenantID, "key_id", key.ID, "by_key_id", p.KeyID)
-		return &CreateAPIKeyOutput{CacheControl: noStore, Body: NewAPIKey{APIKey: apiKeyOut(key), Secret: secret}}, nil
-	})
+	}, h.create)
 
 	huma.Register(api, huma.Operation{
 		OperationID: "list-api-keys",
@@ -107,19 +101,7 @@ func RegisterAPIKeys(api huma.API, st *store.Store, log *slog.Logger) {
 		Tags:        tags,
 		Security:    security,
 		Errors:      withAuthErrors(),
-	}, func(ctx context.Context, _ *struct{}) (*ListAPIKeysOutput, error) {
-		p, _ := PrincipalFrom(ctx)
-		keys, err := st.ListAPIKeys(ctx, p.TenantID)
-		if err != nil {
-			return nil, storeError(ctx, log, "list-api-keys", p.TenantID, err)
-		}
-		out := &ListAPIKeysOutput{}
-		out.Body.Items = make([]APIKey, 0, len(keys))
-		for _, k := range keys {
-			out.Body.Items = append(out.Body.Items, apiKeyOut(k))
-		}
-		return out, nil
-	})
+	}, h.list)
 
 	huma.Register(api, huma.Operation{
 		OperationID: "delete-api-key",
@@ -132,12 +114,46 @@ func RegisterAPIKeys(api huma.API, st *store.Store, log *slog.Logger) {
 		Security:      security,
 		DefaultStatus: http.StatusNoContent,
 		Errors:        withAuthErrors(http.StatusNotFound),
-	}, func(ctx context.Context, in *APIKeyPath) (*struct{}, error) {
-		p, _ := PrincipalFrom(ctx)
-		if err := st.RevokeAPIKey(ctx, p.TenantID, in.KeyID, p); err != nil {
-			return nil, storeError(ctx, log, "delete-api-key", p.TenantID, err)
+	}, h.revoke)
+}
+
+// create makes a key for the caller's tenant.
+func (h *apiKeys) create(ctx context.Context, in *CreateAPIKeyInput) (*CreateAPIKeyOutput, error) {
+	p, _ := PrincipalFrom(ctx)
+	for _, s := range in.Body.Scopes {
+		if !p.Allows(s) {
+			return nil, huma.Error403Forbidden("a key cannot grant the scope " + string(s) + ", which it does not hold")
 		}
-		log.InfoContext(ctx, "API key revoked", "tenant", p.TenantID, "key_id", in.KeyID, "by_key_id", p.KeyID)
-		return nil, nil
-	})
+	}
+	key, secret, err := h.st.CreateAPIKey(ctx, p.TenantID, in.Body.Scopes)
+	if err != nil {
+		return nil, storeError(ctx, h.log, "create-api-key", p.TenantID, err)
+	}
+	h.log.InfoContext(ctx, "API key created", "tenant", p.TenantID, "key_id", key.ID, "by_key_id", p.KeyID)
+	return &CreateAPIKeyOutput{CacheControl: noStore, Body: NewAPIKey{APIKey: apiKeyOut(key), Secret: secret}}, nil
+}
+
+// list answers the tenant's keys.
+func (h *apiKeys) list(ctx context.Context, _ *struct{}) (*ListAPIKeysOutput, error) {
+	p, _ := PrincipalFrom(ctx)
+	keys, err := h.st.ListAPIKeys(ctx, p.TenantID)
+	if err != nil {
+		return nil, storeError(ctx, h.log, "list-api-keys", p.TenantID, err)
+	}
+	out := &ListAPIKeysOutput{}
+	out.Body.Items = make([]APIKey, 0, len(keys))
+	for _, k := range keys {
+		out.Body.Items = append(out.Body.Items, apiKeyOut(k))
+	}
+	return out, nil
+}
+
+// revoke revokes one of the tenant's keys.
+func (h *apiKeys) revoke(ctx context.Context, in *APIKeyPath) (*struct{}, error) {
+	p, _ := PrincipalFrom(ctx)
+	if err := h.st.RevokeAPIKey(ctx, p.TenantID, in.KeyID, p); err != nil {
+		return nil, storeError(ctx, h.log, "delete-api-key", p.TenantID, err)
+	}
+	h.log.InfoContext(ctx, "API key revoked", "tenant", p.TenantID, "key_id", in.KeyID, "by_key_id", p.KeyID)
+	return nil, nil
 }

@@ -75,7 +75,7 @@ func newAuthEnvWith(t *testing.T, set func(*Options)) *authEnv {
 	_, js := testenv.JetStream(t)
 	opts := Options{
 		Gatherer: prometheus.NewRegistry(), Logger: slog.New(slog.NewJSONHandler(logs, nil)),
-		Auth: st, Store: st, AdminKeyHash: store.HashSecret(admin), Temporal: startControlPlane(t, st, js, nil),
+		Auth: st, Store: st, AdminKeyHash: store.HashSecret(admin), Control: startControlPlane(t, st, js, nil),
 	}
 	if set != nil {
 		set(&opts)

@@ -17,16 +17,11 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/nats-io/nats.go/jetstream"
-	"go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/serviceerror"
-	workflowpb "go.temporal.io/api/workflow/v1"
-	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/converter"
 
-	"github.com/vrsky/vrsky/activities"
 	"github.com/vrsky/vrsky/dataplane"
+	"github.com/vrsky/vrsky/internal/control"
+	"github.com/vrsky/vrsky/internal/control/wire"
 	"github.com/vrsky/vrsky/internal/store"
-	"github.com/vrsky/vrsky/workflows"
 )
 
 // MaxDeadLetterBody is the largest body get-dead-letter returns; larger
@@ -137,16 +132,16 @@ type DLQActionOutput struct {
 type dlq struct {
 	accounts dataplane.Accounts
 	claims   *dataplane.ClaimCheck
-	temporal client.Client // nil: replay and discard answer 503
+	control  *control.Client // nil: replay and discard answer 503
 	log      *slog.Logger
 }
 
 // RegisterDLQ adds the operations on the caller's tenant's dead letters:
 // list and inspect (read from the tenant's DLQ stream in its account, bodies
 // from the blob store through claims) and replay and discard (a DLQReplay
-// workflow started through control; nil makes them answer 503).
-func RegisterDLQ(api huma.API, accounts dataplane.Accounts, claims *dataplane.ClaimCheck, control client.Client, log *slog.Logger) {
-	h := &dlq{accounts: accounts, claims: claims, temporal: control, log: log}
+// workflow started through ctl; nil makes them answer 503).
+func RegisterDLQ(api huma.API, accounts dataplane.Accounts, claims *dataplane.ClaimCheck, ctl *control.Client, log *slog.Logger) {
+	h := &dlq{accounts: accounts, claims: claims, control: ctl, log: log}
 	scope := requireScopes(store.ScopeDLQ)
 	tags := []string{"DLQ"}
 
@@ -161,39 +156,7 @@ func RegisterDLQ(api huma.API, accounts dataplane.Accounts, claims *dataplane.Cl
 		Tags:     tags,
 		Security: scope,
 		Errors:   withAuthErrors(http.StatusUnprocessableEntity),
-	}, func(ctx context.Context, in *ListDLQInput) (*ListDLQOutput, error) {
-		p, _ := PrincipalFrom(ctx)
-		var after uint64
-		if in.Cursor != "" {
-			var err error
-			if after, err = strconv.ParseUint(in.Cursor, 10, 64); err != nil {
-				return nil, huma.Error422UnprocessableEntity("invalid cursor",
-					&huma.ErrorDetail{Location: "query.cursor", Message: "not a cursor of list-dead-letters", Value: in.Cursor})
-			}
-		}
-		f := in.filter()
-		if err := f.Validate(); err != nil {
-			return nil, huma.Error422UnprocessableEntity(err.Error())
-		}
-		js, err := accounts.JetStream(ctx, p.TenantID)
-		if err != nil {
-			return nil, h.fail(ctx, "list-dead-letters", p.TenantID, err)
-		}
-		letters, next, err := dataplane.ListDLQ(ctx, js, p.TenantID, f, after, in.Limit)
-		if err != nil {
-			return nil, h.fail(ctx, "list-dead-letters", p.TenantID, err)
-		}
-		out := &ListDLQOutput{}
-		out.Body.Items = make([]DeadLetter, 0, len(letters))
-		for _, d := range letters {
-			out.Body.Items = append(out.Body.Items, deadLetterOut(d))
-		}
-		if next != 0 {
-			out.Body.Next = strconv.FormatUint(next, 10)
-			out.Link = `</v1/dlq?` + in.nextQuery(out.Body.Next).Encode() + `>; rel="next"`
-		}
-		return out, nil
-	})
+	}, h.list)
 
 	huma.Register(api, huma.Operation{
 		OperationID: "get-dead-letter",
@@ -206,42 +169,18 @@ func RegisterDLQ(api huma.API, accounts dataplane.Accounts, claims *dataplane.Cl
 		Tags:     tags,
 		Security: scope,
 		Errors:   withAuthErrors(http.StatusNotFound),
-	}, func(ctx context.Context, in *DeadLetterPath) (*DeadLetterOutput, error) {
-		p, _ := PrincipalFrom(ctx)
-		seq, err := strconv.ParseUint(in.MessageID, 10, 64)
-		if err != nil {
-			return nil, huma.Error404NotFound("not found")
-		}
-		js, err := accounts.JetStream(ctx, p.TenantID)
-		if err != nil {
-			return nil, h.fail(ctx, "get-dead-letter", p.TenantID, err)
-		}
-		d, body, err := dataplane.GetDeadLetter(ctx, js, claims, p.TenantID, seq, MaxDeadLetterBody)
-		if err != nil {
-			return nil, h.fail(ctx, "get-dead-letter", p.TenantID, err)
-		}
-		out := &DeadLetterOutput{Body: DeadLetterWithBody{DeadLetter: deadLetterOut(d)}}
-		switch {
-		case body == nil && d.BodySize > 0:
-			out.Body.BodyOmitted = true
-		case utf8.Valid(body):
-			out.Body.Body, out.Body.BodyEncoding = string(body), "utf-8"
-		default:
-			out.Body.Body, out.Body.BodyEncoding = base64.StdEncoding.EncodeToString(body), "base64"
-		}
-		return out, nil
-	})
+	}, h.get)
 
 	for _, op := range []struct {
 		id, path, summary, doc string
-		discard                bool
+		handler                func(context.Context, *DLQActionInput) (*DLQActionOutput, error)
 	}{
 		{"replay-dead-letters", "/v1/dlq/replay", "Replay dead letters",
 			"Publishes the selected dead letters to the pipeline stage they failed at, each once, and removes them from the DLQ. " +
 				"Only dead letters already in the DLQ when the replay starts are replayed; one that fails again returns to the DLQ. " +
-				"Replaying into a deleted integration fails and keeps the dead letters.", false},
+				"Replaying into a deleted integration fails and keeps the dead letters.", h.replay},
 		{"discard-dead-letters", "/v1/dlq/discard", "Discard dead letters",
-			"Removes the selected dead letters from the DLQ for good.", true},
+			"Removes the selected dead letters from the DLQ for good.", h.discard},
 	} {
 		huma.Register(api, huma.Operation{
 			OperationID: op.id,
@@ -257,9 +196,7 @@ func RegisterDLQ(api huma.API, accounts dataplane.Accounts, claims *dataplane.Cl
 			DefaultStatus: http.StatusAccepted,
 			MaxBodyBytes:  MaxJSONBody,
 			Errors:        withAuthErrors(http.StatusUnprocessableEntity, http.StatusServiceUnavailable),
-		}, func(ctx context.Context, in *DLQActionInput) (*DLQActionOutput, error) {
-			return h.start(ctx, op.id, in, op.discard)
-		})
+		}, op.handler)
 	}
 
 	huma.Register(api, huma.Operation{
@@ -278,6 +215,68 @@ func RegisterDLQ(api huma.API, accounts dataplane.Accounts, claims *dataplane.Cl
 		Security: scope,
 		Errors:   withAuthErrors(http.StatusNotFound, http.StatusServiceUnavailable),
 	}, h.progress)
+}
+
+// list answers one page of the tenant's dead letters.
+func (h *dlq) list(ctx context.Context, in *ListDLQInput) (*ListDLQOutput, error) {
+	p, _ := PrincipalFrom(ctx)
+	var after uint64
+	if in.Cursor != "" {
+		var err error
+		if after, err = strconv.ParseUint(in.Cursor, 10, 64); err != nil {
+			return nil, huma.Error422UnprocessableEntity("invalid cursor",
+				&huma.ErrorDetail{Location: "query.cursor", Message: "not a cursor of list-dead-letters", Value: in.Cursor})
+		}
+	}
+	f := in.filter()
+	if err := f.Validate(); err != nil {
+		return nil, huma.Error422UnprocessableEntity(err.Error())
+	}
+	js, err := h.accounts.JetStream(ctx, p.TenantID)
+	if err != nil {
+		return nil, h.fail(ctx, "list-dead-letters", p.TenantID, err)
+	}
+	letters, next, err := dataplane.ListDLQ(ctx, js, p.TenantID, f, after, in.Limit)
+	if err != nil {
+		return nil, h.fail(ctx, "list-dead-letters", p.TenantID, err)
+	}
+	out := &ListDLQOutput{}
+	out.Body.Items = make([]DeadLetter, 0, len(letters))
+	for _, d := range letters {
+		out.Body.Items = append(out.Body.Items, deadLetterOut(d))
+	}
+	if next != 0 {
+		out.Body.Next = strconv.FormatUint(next, 10)
+		out.Link = `</v1/dlq?` + in.nextQuery(out.Body.Next).Encode() + `>; rel="next"`
+	}
+	return out, nil
+}
+
+// get answers one dead letter with its body.
+func (h *dlq) get(ctx context.Context, in *DeadLetterPath) (*DeadLetterOutput, error) {
+	p, _ := PrincipalFrom(ctx)
+	seq, err := strconv.ParseUint(in.MessageID, 10, 64)
+	if err != nil {
+		return nil, huma.Error404NotFound("not found")
+	}
+	js, err := h.accounts.JetStream(ctx, p.TenantID)
+	if err != nil {
+		return nil, h.fail(ctx, "get-dead-letter", p.TenantID, err)
+	}
+	d, body, err := dataplane.GetDeadLetter(ctx, js, h.claims, p.TenantID, seq, MaxDeadLetterBody)
+	if err != nil {
+		return nil, h.fail(ctx, "get-dead-letter", p.TenantID, err)
+	}
+	out := &DeadLetterOutput{Body: DeadLetterWithBody{DeadLetter: deadLetterOut(d)}}
+	switch {
+	case body == nil && d.BodySize > 0:
+		out.Body.BodyOmitted = true
+	case utf8.Valid(body):
+		out.Body.Body, out.Body.BodyEncoding = string(body), "utf-8"
+	default:
+		out.Body.Body, out.Body.BodyEncoding = base64.StdEncoding.EncodeToString(body), "base64"
+	}
+	return out, nil
 }
 
 func (in *DLQFilterQuery) filter() dataplane.DLQFilter {
@@ -300,6 +299,16 @@ func (in *ListDLQInput) nextQuery(cursor string) url.Values {
 	return q
 }
 
+// replay starts replaying the selected dead letters.
+func (h *dlq) replay(ctx context.Context, in *DLQActionInput) (*DLQActionOutput, error) {
+	return h.start(ctx, "replay-dead-letters", in, false)
+}
+
+// discard starts discarding the selected dead letters.
+func (h *dlq) discard(ctx context.Context, in *DLQActionInput) (*DLQActionOutput, error) {
+	return h.start(ctx, "discard-dead-letters", in, true)
+}
+
 // start starts a DLQReplay workflow for the caller's tenant.
 func (h *dlq) start(ctx context.Context, op string, in *DLQActionInput, discard bool) (*DLQActionOutput, error) {
 	p, _ := PrincipalFrom(ctx)
@@ -307,11 +316,11 @@ func (h *dlq) start(ctx context.Context, op string, in *DLQActionInput, discard 
 	if in.Body != nil {
 		body = *in.Body
 	}
-	wf := workflows.DLQReplayInput{
+	wf := wire.DLQReplayInput{
 		Tenant: p.TenantID, Discard: discard, MaxMessages: body.MaxMessages,
-		Filter: dataplane.DLQFilter{Integration: body.Integration, Producer: body.Producer, Since: body.Since, Until: body.Until, ErrorContains: body.Error},
+		Filter: wire.DLQFilter{Integration: body.Integration, Producer: body.Producer, Since: body.Since, Until: body.Until, ErrorContains: body.Error},
 	}
-	if err := wf.Filter.Validate(); err != nil {
+	if err := dataplane.DLQFilter(wf.Filter).Validate(); err != nil {
 		return nil, huma.Error422UnprocessableEntity(err.Error())
 	}
 	for i, id := range body.IDs {
@@ -322,7 +331,7 @@ func (h *dlq) start(ctx context.Context, op string, in *DLQActionInput, discard 
 		}
 		wf.Seqs = append(wf.Seqs, seq)
 	}
-	if h.temporal == nil {
+	if h.control == nil {
 		return nil, unavailable("replay and discard are unavailable: the control plane is not configured")
 	}
 	requestID := in.IdempotencyKey
@@ -337,16 +346,9 @@ func (h *dlq) start(ctx context.Context, op string, in *DLQActionInput, discard 
 	}
 	// Keys are the client's: scoping them by action keeps a reused key from
 	// turning a discard into an earlier replay.
-	id := workflows.DLQReplayWorkflowID(p.TenantID, action+"-"+requestID)
 	total, exact := h.countSelected(ctx, p.TenantID, wf)
-	_, err := h.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID:                    id,
-		TaskQueue:             workflows.ControlTaskQueue,
-		WorkflowIDReusePolicy: enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-		Memo:                  map[string]any{memoTotal: total, memoTotalExact: exact},
-	}, workflows.DLQReplay, wf)
-	var started *serviceerror.WorkflowExecutionAlreadyStarted
-	if err != nil && !errors.As(err, &started) {
+	id, err := h.control.StartReplay(ctx, control.Replay{Input: wf, RequestID: action + "-" + requestID, Total: total, Exact: exact})
+	if err != nil {
 		h.log.ErrorContext(ctx, "operation failed", "operation", op, "tenant", p.TenantID, "error", err)
 		return nil, unavailable("the control plane did not start the " + action + "; retry later with the same Idempotency-Key")
 	}
@@ -365,11 +367,8 @@ func (h *dlq) fail(ctx context.Context, op, tenant string, err error) error {
 	return huma.Error500InternalServerError("internal error")
 }
 
-// Memo keys of a DLQReplay run: how many dead letters it selected when it
-// started, and whether that count is exact.
+// Bounds of counting what a replay selects.
 const (
-	memoTotal      = "total"
-	memoTotalExact = "total_exact"
 	// maxCountScan bounds the dead letters read to count a selection that
 	// the stream's subject counts cannot answer.
 	maxCountScan    = 1000
@@ -380,7 +379,7 @@ const (
 // the DLQ stream's subject counts when the selection is every dead letter
 // or one integration's, else by scanning at most maxCountScan of them
 // (then exact is false). A count that cannot be read is 0, not exact.
-func (h *dlq) countSelected(ctx context.Context, tenant string, wf workflows.DLQReplayInput) (total int, exact bool) {
+func (h *dlq) countSelected(ctx context.Context, tenant string, wf wire.DLQReplayInput) (total int, exact bool) {
 	ctx, cancel := context.WithTimeout(ctx, countScanBudget)
 	defer cancel()
 	js, err := h.accounts.JetStream(ctx, tenant)
@@ -419,7 +418,7 @@ func (h *dlq) countSelected(ctx context.Context, tenant string, wf workflows.DLQ
 	}
 	var after uint64
 	for scanned := 0; scanned < maxCountScan; {
-		letters, next, err := dataplane.ListDLQ(ctx, js, tenant, f, after, dataplane.MaxDLQPage)
+		letters, next, err := dataplane.ListDLQ(ctx, js, tenant, dataplane.DLQFilter(f), after, dataplane.MaxDLQPage)
 		if err != nil {
 			return limit(total), false
 		}
@@ -456,110 +455,30 @@ type ReplayProgressOutput struct {
 	Body ReplayProgress
 }
 
-// pageProgress is what a DLQReplay page activity heartbeats
-// (activities.replayProgress): decoded by field name.
-type pageProgress struct {
-	LastSeq uint64
-	Done    int
-}
-
-// progress reads a DLQReplay run: its state from Temporal's description,
-// the count selected from its memo, and what it did from its result or,
-// while it runs, from the current run's input (the earlier runs' count),
-// its finished pages and its running page's heartbeat.
+// progress reads a DLQReplay run's progress from the control plane.
 func (h *dlq) progress(ctx context.Context, in *ReplayPath) (*ReplayProgressOutput, error) {
 	p, _ := PrincipalFrom(ctx)
 	action, request, ok := strings.Cut(in.ReplayID, "-")
 	if !ok || (action != "replay" && action != "discard") || request == "" {
 		return nil, huma.Error404NotFound("not found")
 	}
-	if h.temporal == nil {
+	if h.control == nil {
 		return nil, unavailable("replay progress is unavailable: the control plane is not configured")
 	}
-	id := workflows.DLQReplayWorkflowID(p.TenantID, in.ReplayID)
-	desc, err := h.temporal.DescribeWorkflowExecution(ctx, id, "")
-	var notFound *serviceerror.NotFound
-	if errors.As(err, &notFound) {
+	pr, err := h.control.ReplayProgress(ctx, p.TenantID, in.ReplayID)
+	if errors.Is(err, control.ErrNotFound) {
 		return nil, huma.Error404NotFound("not found")
 	}
 	if err != nil {
-		h.log.Error("operation failed", "operation", "get-dlq-replay", "tenant", p.TenantID, "error", err)
+		h.log.ErrorContext(ctx, "operation failed", "operation", "get-dlq-replay", "tenant", p.TenantID, "error", err)
 		return nil, unavailable("the control plane cannot be read; retry later")
 	}
-	info := desc.GetWorkflowExecutionInfo()
-	out := ReplayProgress{ReplayID: in.ReplayID}
-	dc := converter.GetDefaultDataConverter()
-	exact := false
-	if fields := info.GetMemo().GetFields(); fields != nil {
-		if pl := fields[memoTotal]; pl != nil {
-			_ = dc.FromPayload(pl, &out.Total)
-		}
-		if pl := fields[memoTotalExact]; pl != nil {
-			_ = dc.FromPayload(pl, &exact)
-		}
-	}
-	switch info.GetStatus() {
-	case enums.WORKFLOW_EXECUTION_STATUS_RUNNING, enums.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW:
-		out.State = "running"
-	case enums.WORKFLOW_EXECUTION_STATUS_COMPLETED:
-		out.State = "completed"
-	default:
-		out.State = "failed"
-	}
-	if out.State == "completed" {
-		var res workflows.DLQReplayResult
-		if err := h.temporal.GetWorkflow(ctx, id, "").Get(ctx, &res); err != nil {
-			h.log.Error("operation failed", "operation", "get-dlq-replay", "tenant", p.TenantID, "error", err)
-			return nil, unavailable("the control plane cannot be read; retry later")
-		}
-		out.Done = res.Replayed + res.Discarded
-	} else {
-		done, err := h.doneSoFar(ctx, id, desc.GetPendingActivities())
-		if err != nil {
-			h.log.Error("operation failed", "operation", "get-dlq-replay", "tenant", p.TenantID, "error", err)
-			return nil, unavailable("the control plane cannot be read; retry later")
-		}
-		out.Done = done
-	}
-	if out.Done > out.Total || !exact && out.State == "completed" {
+	out := ReplayProgress{ReplayID: in.ReplayID, State: pr.State, Total: pr.Total, Done: pr.Done}
+	if out.Done > out.Total || !pr.Exact && out.State == control.ReplayCompleted {
 		out.Total = max(out.Total, out.Done)
 	}
-	if out.State == "failed" {
+	if out.State == control.ReplayFailed {
 		out.Failed = max(out.Total-out.Done, 0)
 	}
 	return &ReplayProgressOutput{Body: out}, nil
-}
-
-// doneSoFar adds up what the current run of a DLQReplay did: its input's
-// Done (what earlier runs did before continuing as new), its finished
-// pages and the heartbeat of the page it is on.
-func (h *dlq) doneSoFar(ctx context.Context, id string, pending []*workflowpb.PendingActivityInfo) (int, error) {
-	dc := converter.GetDefaultDataConverter()
-	done := 0
-	iter := h.temporal.GetWorkflowHistory(ctx, id, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	for iter.HasNext() {
-		ev, err := iter.Next()
-		if err != nil {
-			return 0, err
-		}
-		if a := ev.GetWorkflowExecutionStartedEventAttributes(); a != nil {
-			var in workflows.DLQReplayInput
-			if pls := a.GetInput().GetPayloads(); len(pls) > 0 && dc.FromPayload(pls[0], &in) == nil {
-				done += in.Done
-			}
-		}
-		if a := ev.GetActivityTaskCompletedEventAttributes(); a != nil {
-			var page activities.ReplayPageResult
-			if pls := a.GetResult().GetPayloads(); len(pls) > 0 && dc.FromPayload(pls[0], &page) == nil {
-				done += page.Done
-			}
-		}
-	}
-	for _, act := range pending {
-		var hb pageProgress
-		if pls := act.GetHeartbeatDetails().GetPayloads(); len(pls) > 0 && dc.FromPayload(pls[0], &hb) == nil {
-			done += hb.Done
-		}
-	}
-	return done, nil
 }

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"net/http"
 	"strconv"
 	"testing"
@@ -10,8 +9,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vrsky/vrsky/dataplane"
+	"github.com/vrsky/vrsky/internal/control/controltest"
+	"github.com/vrsky/vrsky/internal/control/wire"
 	"github.com/vrsky/vrsky/internal/testenv"
-	"github.com/vrsky/vrsky/workflows"
 )
 
 func TestReplayAndDiscardProgress(t *testing.T) {
@@ -27,7 +27,6 @@ func TestReplayAndDiscardProgress(t *testing.T) {
 		seqs = append(seqs, e.deadLetter(t, p, "m"+strconv.Itoa(i), dataplane.DeliverStage("archive"), "disk full", time.Now(), []byte("x")))
 	}
 	e.deadLetter(t, q, "q1", dataplane.StageProcess, "bad JSON", time.Now(), []byte("y"))
-	ctx := context.Background()
 
 	progress := func(key, id string) response {
 		t.Helper()
@@ -35,7 +34,7 @@ func TestReplayAndDiscardProgress(t *testing.T) {
 	}
 	await := func(id string) response {
 		t.Helper()
-		require.NoError(t, e.temporal.GetWorkflow(ctx, workflows.DLQReplayWorkflowID(tenant, id), "").Get(ctx, nil))
+		controltest.Wait(t, e.control, wire.DLQReplayWorkflowID(tenant, id), nil)
 		res := progress(key, id)
 		require.Equal(t, http.StatusOK, res.code, res.raw)
 		return res

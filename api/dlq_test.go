@@ -14,22 +14,21 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
-	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/worker"
 
-	"github.com/vrsky/vrsky/activities"
 	"github.com/vrsky/vrsky/dataplane"
+	"github.com/vrsky/vrsky/internal/control"
+	"github.com/vrsky/vrsky/internal/control/controltest"
+	"github.com/vrsky/vrsky/internal/control/wire"
 	"github.com/vrsky/vrsky/internal/store"
 	"github.com/vrsky/vrsky/internal/testenv"
-	"github.com/vrsky/vrsky/workflows"
 )
 
 // dlqEnv is the API with the tenants' DLQ streams on a private NATS server
 // and a Temporal server running DLQReplay on the real activities.
 type dlqEnv struct {
 	*authEnv
-	js       jetstream.JetStream
-	temporal client.Client
+	js      jetstream.JetStream
+	control *control.Client
 }
 
 func newDLQEnv(t *testing.T, withTemporal bool) *dlqEnv {
@@ -41,22 +40,19 @@ func newDLQEnv(t *testing.T, withTemporal bool) *dlqEnv {
 	_, js := testenv.JetStream(t)
 
 	st := store.New(pool)
-	var c client.Client
+	var c *control.Client
 	if withTemporal {
-		c = startControlPlane(t, st, js, func(r worker.Registry) {
-			r.RegisterWorkflow(workflows.DLQReplay)
-			r.RegisterActivity(&activities.DLQ{Accounts: dataplane.SharedAccount{JS: js}})
-		})
+		c = startControlPlane(t, st, js, nil)
 	}
 	admin := store.NewSecret("vrsky_admin_")
 	logs := &syncBuffer{}
 	srv := New(Options{
 		Gatherer: prometheus.NewRegistry(), Logger: slog.New(slog.NewJSONHandler(logs, nil)),
-		Auth: st, Store: st, AdminKeyHash: store.HashSecret(admin), Temporal: c, Accounts: dataplane.SharedAccount{JS: js},
+		Auth: st, Store: st, AdminKeyHash: store.HashSecret(admin), Control: c, Accounts: dataplane.SharedAccount{JS: js},
 	})
 	return &dlqEnv{
 		authEnv: &authEnv{noControl: c == nil, h: srv.Handler(), st: st, pool: pool, adminKey: admin, logs: logs},
-		js:      js, temporal: c,
+		js:      js, control: c,
 	}
 }
 
@@ -230,10 +226,10 @@ func TestReplayAndDiscardThroughTheAPI(t *testing.T) {
 		map[string]string{"Idempotency-Key": "r1"})
 	require.Equal(t, http.StatusAccepted, res.code, res.raw)
 	wfID := res.body["workflow_id"].(string)
-	require.Equal(t, workflows.DLQReplayWorkflowID(tenant, "replay-r1"), wfID)
-	var out workflows.DLQReplayResult
-	require.NoError(t, e.temporal.GetWorkflow(ctx, wfID, "").Get(ctx, &out))
-	require.Equal(t, workflows.DLQReplayResult{Replayed: 2}, out)
+	require.Equal(t, wire.DLQReplayWorkflowID(tenant, "replay-r1"), wfID)
+	var out wire.DLQReplayResult
+	controltest.Wait(t, e.control, wfID, &out)
+	require.Equal(t, wire.DLQReplayResult{Replayed: 2}, out)
 
 	// The same request again starts nothing new.
 	again := callWith(t, e.h, http.MethodPost, "/v1/dlq/replay", key, `{"producer":"archive"}`,
@@ -258,8 +254,8 @@ func TestReplayAndDiscardThroughTheAPI(t *testing.T) {
 	requireProblem(t, call(t, e.h, http.MethodPost, "/v1/dlq/discard", key, `{"integration":"Not Valid"}`), http.StatusUnprocessableEntity)
 	res = call(t, e.h, http.MethodPost, "/v1/dlq/discard", key, `{"ids":["`+strconv.FormatUint(s3, 10)+`"]}`)
 	require.Equal(t, http.StatusAccepted, res.code, res.raw)
-	require.NoError(t, e.temporal.GetWorkflow(ctx, res.body["workflow_id"].(string), "").Get(ctx, &out))
-	require.Equal(t, workflows.DLQReplayResult{Discarded: 1}, out)
+	controltest.Wait(t, e.control, res.body["workflow_id"].(string), &out)
+	require.Equal(t, wire.DLQReplayResult{Discarded: 1}, out)
 	list := call(t, e.h, http.MethodGet, "/v1/dlq", key, "")
 	require.Empty(t, list.body["items"])
 	info, err = stream.Info(ctx)
@@ -269,5 +265,5 @@ func TestReplayAndDiscardThroughTheAPI(t *testing.T) {
 
 func (e *dlqEnv) awaitWorkflow(t *testing.T, id string) {
 	t.Helper()
-	require.NoError(t, e.temporal.GetWorkflow(context.Background(), id, "").Get(context.Background(), nil))
+	controltest.Wait(t, e.control, id, nil)
 }

@@ -46,9 +46,16 @@ type MetricsOutput struct {
 	}
 }
 
+// history serves get-integration-metrics.
+type history struct {
+	st  *store.Store
+	log *slog.Logger
+}
+
 // RegisterHistory adds get-integration-metrics, served from the samples
 // the worker's sampler writes to PostgreSQL (internal/history).
 func RegisterHistory(api huma.API, st *store.Store, log *slog.Logger) {
+	h := &history{st: st, log: log}
 	huma.Register(api, huma.Operation{
 		OperationID: "get-integration-metrics",
 		Method:      http.MethodGet,
@@ -66,44 +73,47 @@ func RegisterHistory(api huma.API, st *store.Store, log *slog.Logger) {
 		Tags:     []string{"Integrations"},
 		Security: requireScopes(store.ScopeRead),
 		Errors:   withAuthErrors(http.StatusNotFound, http.StatusUnprocessableEntity),
-	}, func(ctx context.Context, in *MetricsInput) (*MetricsOutput, error) {
-		p, _ := PrincipalFrom(ctx)
-		if !spec.ValidName(in.IntegrationID) {
-			return nil, huma.Error404NotFound("not found")
-		}
-		if _, err := st.GetIntegration(ctx, p.TenantID, in.IntegrationID); err != nil {
-			return nil, storeError(ctx, log, "get-integration-metrics", p.TenantID, err)
-		}
-		now := time.Now()
-		since := in.Since
-		switch {
-		case since.IsZero():
-			since = now.Add(-defaultMetricsWindow)
-		case since.Before(now.Add(-store.HistoryRetention - time.Minute)):
-			return nil, huma.Error422UnprocessableEntity("since is too far back",
-				&huma.ErrorDetail{Location: "query.since", Message: "at most 24 hours ago: older samples are not kept", Value: in.Since})
-		case since.After(now):
-			return nil, huma.Error422UnprocessableEntity("since is in the future",
-				&huma.ErrorDetail{Location: "query.since", Message: "must not be in the future", Value: in.Since})
-		}
-		step := time.Duration(in.Step) * time.Second
-		if now.Sub(since)/step > maxMetricsPoints {
-			return nil, huma.Error422UnprocessableEntity("too many points",
-				&huma.ErrorDetail{Location: "query.step", Message: "a larger step, or a later since: at most 8,640 points", Value: in.Step})
-		}
-		points, err := st.IntegrationMetrics(ctx, p.TenantID, in.IntegrationID, since, step)
-		if err != nil {
-			return nil, storeError(ctx, log, "get-integration-metrics", p.TenantID, err)
-		}
-		out := &MetricsOutput{}
-		out.Body.StepSeconds = in.Step
-		out.Body.Points = make([]MetricsPoint, 0, len(points))
-		for _, pt := range points {
-			out.Body.Points = append(out.Body.Points, MetricsPoint{
-				Time: pt.Time, InPerSecond: pt.In, OutPerSecond: pt.Out, ErrorsPerSecond: pt.Errors, DLQPerSecond: pt.DLQ,
-				P50Millis: pt.P50Millis, P99Millis: pt.P99Millis,
-			})
-		}
-		return out, nil
-	})
+	}, h.metrics)
+}
+
+// metrics answers the integration's rates from the samples.
+func (h *history) metrics(ctx context.Context, in *MetricsInput) (*MetricsOutput, error) {
+	p, _ := PrincipalFrom(ctx)
+	if !spec.ValidName(in.IntegrationID) {
+		return nil, huma.Error404NotFound("not found")
+	}
+	if _, err := h.st.GetIntegration(ctx, p.TenantID, in.IntegrationID); err != nil {
+		return nil, storeError(ctx, h.log, "get-integration-metrics", p.TenantID, err)
+	}
+	now := time.Now()
+	since := in.Since
+	switch {
+	case since.IsZero():
+		since = now.Add(-defaultMetricsWindow)
+	case since.Before(now.Add(-store.HistoryRetention - time.Minute)):
+		return nil, huma.Error422UnprocessableEntity("since is too far back",
+			&huma.ErrorDetail{Location: "query.since", Message: "at most 24 hours ago: older samples are not kept", Value: in.Since})
+	case since.After(now):
+		return nil, huma.Error422UnprocessableEntity("since is in the future",
+			&huma.ErrorDetail{Location: "query.since", Message: "must not be in the future", Value: in.Since})
+	}
+	step := time.Duration(in.Step) * time.Second
+	if now.Sub(since)/step > maxMetricsPoints {
+		return nil, huma.Error422UnprocessableEntity("too many points",
+			&huma.ErrorDetail{Location: "query.step", Message: "a larger step, or a later since: at most 8,640 points", Value: in.Step})
+	}
+	points, err := h.st.IntegrationMetrics(ctx, p.TenantID, in.IntegrationID, since, step)
+	if err != nil {
+		return nil, storeError(ctx, h.log, "get-integration-metrics", p.TenantID, err)
+	}
+	out := &MetricsOutput{}
+	out.Body.StepSeconds = in.Step
+	out.Body.Points = make([]MetricsPoint, 0, len(points))
+	for _, pt := range points {
+		out.Body.Points = append(out.Body.Points, MetricsPoint{
+			Time: pt.Time, InPerSecond: pt.In, OutPerSecond: pt.Out, ErrorsPerSecond: pt.Errors, DLQPerSecond: pt.DLQ,
+			P50Millis: pt.P50Millis, P99Millis: pt.P99Millis,
+		})
+	}
+	return out, nil
 }

@@ -15,14 +15,14 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/nats-io/nats.go/jetstream"
-	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/temporal"
 
 	"github.com/vrsky/vrsky/connectors"
+	"github.com/vrsky/vrsky/connectors/sdk"
 	"github.com/vrsky/vrsky/dataplane"
+	"github.com/vrsky/vrsky/internal/control"
+	"github.com/vrsky/vrsky/internal/control/wire"
 	"github.com/vrsky/vrsky/internal/spec"
 	"github.com/vrsky/vrsky/internal/store"
-	"github.com/vrsky/vrsky/workflows"
 )
 
 // changeAcceptTimeout bounds how long a lifecycle change may take to be
@@ -234,24 +234,26 @@ type ListVersionsOutput struct {
 
 // integrations serves the integration operations.
 type integrations struct {
-	st       *store.Store
-	temporal client.Client // nil: lifecycle changes answer 503
-	state    *dataplane.State
-	accounts dataplane.Accounts
-	log      *slog.Logger
+	st         *store.Store
+	control    *control.Client // nil: lifecycle changes answer 503
+	state      *dataplane.State
+	accounts   dataplane.Accounts
+	log        *slog.Logger
+	envAllowed func(name string) bool
+	steps      stepBuilder
 }
 
 // RegisterIntegrations adds the operations on the caller's tenant's
 // integrations: CRUD and versions (PostgreSQL), deploy, start, stop and
-// delete (the integration's lifecycle workflow, through the Temporal client
-// control), status (with the runners' live report from state and the
+// delete (the integration's lifecycle workflow, through ctl), status (with the runners' live report from state and the
 // stages' counters from the tenant's account, when set) and
-// the execution log. A nil control leaves the lifecycle operations answering 503.
+// the execution log. A nil ctl leaves the lifecycle operations answering 503.
 // envAllowed is the operator's allow-list of environment variables tenants
 // may read: a spec with any other {"env": NAME} is refused; nil allows none.
-func RegisterIntegrations(api huma.API, st *store.Store, control client.Client, state *dataplane.State, accounts dataplane.Accounts, log *slog.Logger,
-	envAllowed func(name string) bool) {
-	h := &integrations{st: st, temporal: control, state: state, accounts: accounts, log: log}
+func RegisterIntegrations(api huma.API, st *store.Store, ctl *control.Client, state *dataplane.State, accounts dataplane.Accounts, log *slog.Logger,
+	envAllowed func(name string) bool, tenancy sdk.Tenancy) {
+	h := &integrations{st: st, control: ctl, state: state, accounts: accounts, log: log, envAllowed: envAllowed,
+		steps: stepBuilder{catalog: connectors.Catalog(), tenancy: tenancy, log: log}}
 	read := requireScopes(store.ScopeRead)
 	write := requireScopes(store.ScopeWrite)
 	tags := []string{"Integrations"}
@@ -260,7 +262,9 @@ func RegisterIntegrations(api huma.API, st *store.Store, control client.Client, 
 		"including each connector's config checked against its schema, is listed in the 422 " +
 		"problem's `errors`, each with its location (`body.steps[1].config`). A config may read an environment " +
 		"variable with `{\"env\": NAME}` only if the operator allow-lists NAME (VRSKY_TENANT_ENV_ALLOW); any other is refused, " +
-		"and secrets go in tenant secrets (`PUT /v1/secrets/{name}`, then `{\"secret\": NAME}`)."
+		"and secrets go in tenant secrets (`PUT /v1/secrets/{name}`, then `{\"secret\": NAME}`). Each converter and filter is also " +
+		"built as the runners build it: one whose expression or template does not compile is refused with 422 at its " +
+		"`body.steps[i].config`."
 
 	huma.Register(api, huma.Operation{
 		OperationID: "create-integration",
@@ -274,21 +278,7 @@ func RegisterIntegrations(api huma.API, st *store.Store, control client.Client, 
 		DefaultStatus: http.StatusCreated,
 		MaxBodyBytes:  spec.MaxSpecBytes,
 		Errors:        withAuthErrors(http.StatusConflict, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType, http.StatusUnprocessableEntity),
-	}, func(ctx context.Context, in *CreateIntegrationInput) (*CreateIntegrationOutput, error) {
-		p, _ := PrincipalFrom(ctx)
-		s, err := parseSpec(in.SpecBody, envAllowed)
-		if err != nil {
-			return nil, err
-		}
-		created, err := st.CreateIntegration(ctx, p.TenantID, s, p.KeyID)
-		if err != nil {
-			return nil, storeError(ctx, log, "create-integration", p.TenantID, err)
-		}
-		log.InfoContext(ctx, "integration created", "tenant", p.TenantID, "integration", created.ID, "by_key_id", p.KeyID)
-		return &CreateIntegrationOutput{
-			Location: "/v1/integrations/" + created.ID, ETag: etag(created.Version), Body: integrationOut(created),
-		}, nil
-	})
+	}, h.create)
 	documentSpecBody(api, "/v1/integrations", http.MethodPost)
 
 	huma.Register(api, huma.Operation{
@@ -301,27 +291,7 @@ func RegisterIntegrations(api huma.API, st *store.Store, control client.Client, 
 		Tags:     tags,
 		Security: read,
 		Errors:   withAuthErrors(http.StatusUnprocessableEntity),
-	}, func(ctx context.Context, in *ListIntegrationsInput) (*ListIntegrationsOutput, error) {
-		p, _ := PrincipalFrom(ctx)
-		list, next, err := st.ListIntegrations(ctx, p.TenantID, store.Page{Cursor: in.Cursor, Limit: in.Limit}, in.Status)
-		if err != nil {
-			return nil, storeError(ctx, log, "list-integrations", p.TenantID, err)
-		}
-		out := &ListIntegrationsOutput{}
-		out.Body.Items = make([]Integration, 0, len(list))
-		for _, it := range list {
-			out.Body.Items = append(out.Body.Items, integrationOut(it))
-		}
-		if next != "" {
-			out.Body.Next = next
-			q := url.Values{"cursor": {next}, "limit": {strconv.Itoa(in.Limit)}}
-			if in.Status != "" {
-				q.Set("status", in.Status)
-			}
-			out.Link = `</v1/integrations?` + q.Encode() + `>; rel="next"`
-		}
-		return out, nil
-	})
+	}, h.list)
 
 	huma.Register(api, huma.Operation{
 		OperationID: "get-integration",
@@ -332,14 +302,7 @@ func RegisterIntegrations(api huma.API, st *store.Store, control client.Client, 
 		Tags:        tags,
 		Security:    read,
 		Errors:      withAuthErrors(http.StatusNotFound),
-	}, func(ctx context.Context, in *IntegrationPath) (*IntegrationOutput, error) {
-		p, _ := PrincipalFrom(ctx)
-		it, err := h.get(ctx, "get-integration", p.TenantID, in.IntegrationID)
-		if err != nil {
-			return nil, err
-		}
-		return &IntegrationOutput{ETag: etag(it.Version), Body: integrationOut(it)}, nil
-	})
+	}, h.getOne)
 
 	huma.Register(api, huma.Operation{
 		OperationID: "update-integration",
@@ -354,33 +317,7 @@ func RegisterIntegrations(api huma.API, st *store.Store, control client.Client, 
 		MaxBodyBytes: spec.MaxSpecBytes,
 		Errors: withAuthErrors(http.StatusNotFound, http.StatusPreconditionFailed, http.StatusRequestEntityTooLarge,
 			http.StatusUnsupportedMediaType, http.StatusUnprocessableEntity),
-	}, func(ctx context.Context, in *UpdateIntegrationInput) (*IntegrationOutput, error) {
-		p, _ := PrincipalFrom(ctx)
-		if _, err := h.get(ctx, "update-integration", p.TenantID, in.IntegrationID); err != nil {
-			return nil, err
-		}
-		s, err := parseSpec(in.SpecBody, envAllowed)
-		if err != nil {
-			return nil, err
-		}
-		if s.Name != in.IntegrationID {
-			return nil, huma.Error422UnprocessableEntity("the spec's name must be the integration's ID",
-				&huma.ErrorDetail{Location: "body.name", Message: "must be " + in.IntegrationID, Value: s.Name})
-		}
-		ifVersion, err := parseIfMatch(in.IfMatch)
-		if err != nil {
-			return nil, err
-		}
-		updated, err := st.PutIntegrationVersion(ctx, p.TenantID, in.IntegrationID, s, p.KeyID, ifVersion)
-		if errors.Is(err, store.ErrPrecondition) {
-			return nil, huma.Error412PreconditionFailed(fmt.Sprintf("If-Match %s is not the latest version", in.IfMatch))
-		}
-		if err != nil {
-			return nil, storeError(ctx, log, "update-integration", p.TenantID, err)
-		}
-		log.InfoContext(ctx, "integration updated", "tenant", p.TenantID, "integration", updated.ID, "version", updated.Version, "by_key_id", p.KeyID)
-		return &IntegrationOutput{ETag: etag(updated.Version), Body: integrationOut(updated)}, nil
-	})
+	}, h.update)
 	documentSpecBody(api, "/v1/integrations/{integrationId}", http.MethodPut)
 
 	changeErrors := withAuthErrors(http.StatusNotFound, http.StatusConflict, http.StatusUnprocessableEntity, http.StatusServiceUnavailable)
@@ -398,9 +335,7 @@ func RegisterIntegrations(api huma.API, st *store.Store, control client.Client, 
 		Security:      write,
 		DefaultStatus: http.StatusAccepted,
 		Errors:        changeErrors,
-	}, func(ctx context.Context, in *DeleteInput) (*ChangeOutput, error) {
-		return h.change(ctx, "delete-integration", workflows.IntegrationDelete, in.ChangeInput, 0, "")
-	})
+	}, h.delete)
 
 	huma.Register(api, huma.Operation{
 		OperationID:   "deploy-integration",
@@ -413,18 +348,14 @@ func RegisterIntegrations(api huma.API, st *store.Store, control client.Client, 
 		DefaultStatus: http.StatusAccepted,
 		MaxBodyBytes:  MaxJSONBody,
 		Errors:        changeErrors,
-	}, func(ctx context.Context, in *DeployInput) (*ChangeOutput, error) {
-		var version int
-		var reason string
-		if in.Body != nil {
-			version, reason = in.Body.Version, in.Body.Reason
-		}
-		return h.change(ctx, "deploy-integration", workflows.IntegrationDeploy, in.ChangeInput, version, reason)
-	})
+	}, h.deploy)
 
-	for _, op := range []struct{ id, action, summary, doc string }{
-		{"start-integration", workflows.IntegrationStart, "Start an integration", "Runs the deployed version again after a stop."},
-		{"stop-integration", workflows.IntegrationStop, "Stop an integration", "Stops the deployed version; messages already taken in stay in its stream until it starts again."},
+	for _, op := range []struct {
+		id, action, summary, doc string
+		handler                  func(context.Context, *StartStopInput) (*ChangeOutput, error)
+	}{
+		{"start-integration", wire.IntegrationStart, "Start an integration", "Runs the deployed version again after a stop.", h.start},
+		{"stop-integration", wire.IntegrationStop, "Stop an integration", "Stops the deployed version; messages already taken in stay in its stream until it starts again.", h.stop},
 	} {
 		huma.Register(api, huma.Operation{
 			OperationID:   op.id,
@@ -437,13 +368,7 @@ func RegisterIntegrations(api huma.API, st *store.Store, control client.Client, 
 			DefaultStatus: http.StatusAccepted,
 			MaxBodyBytes:  MaxJSONBody,
 			Errors:        changeErrors,
-		}, func(ctx context.Context, in *StartStopInput) (*ChangeOutput, error) {
-			var reason string
-			if in.Body != nil {
-				reason = in.Body.Reason
-			}
-			return h.change(ctx, op.id, op.action, in.ChangeInput, 0, reason)
-		})
+		}, op.handler)
 	}
 
 	huma.Register(api, huma.Operation{
@@ -456,20 +381,7 @@ func RegisterIntegrations(api huma.API, st *store.Store, control client.Client, 
 		Tags:     tags,
 		Security: read,
 		Errors:   withAuthErrors(http.StatusNotFound),
-	}, func(ctx context.Context, in *IntegrationPath) (*IntegrationStatusOutput, error) {
-		p, _ := PrincipalFrom(ctx)
-		it, err := h.get(ctx, "get-integration-status", p.TenantID, in.IntegrationID)
-		if err != nil {
-			return nil, err
-		}
-		out := &IntegrationStatusOutput{Body: IntegrationStatus{
-			ID: it.ID, Status: it.Status, DesiredStatus: it.DesiredStatus, Version: it.DeployedVersion,
-			LatestVersion: it.Version, LastError: it.LastError, UpdatedAt: it.UpdatedAt,
-		}}
-		out.Body.Runner = h.runnerStatus(ctx, p.TenantID, it.ID)
-		out.Body.Stages, out.Body.DeadLetters = h.counters(ctx, p.TenantID, it.ID)
-		return out, nil
-	})
+	}, h.status)
 
 	huma.Register(api, huma.Operation{
 		OperationID: "list-integration-logs",
@@ -481,29 +393,7 @@ func RegisterIntegrations(api huma.API, st *store.Store, control client.Client, 
 		Tags:     tags,
 		Security: read,
 		Errors:   withAuthErrors(http.StatusNotFound, http.StatusUnprocessableEntity),
-	}, func(ctx context.Context, in *ListLogsInput) (*ListLogsOutput, error) {
-		p, _ := PrincipalFrom(ctx)
-		if !spec.ValidName(in.IntegrationID) {
-			return nil, huma.Error404NotFound("not found")
-		}
-		events, next, err := st.ListEvents(ctx, p.TenantID, in.IntegrationID, store.Page{Cursor: in.Cursor, Limit: in.Limit})
-		if err != nil {
-			return nil, storeError(ctx, log, "list-integration-logs", p.TenantID, err)
-		}
-		out := &ListLogsOutput{}
-		out.Body.Items = make([]IntegrationEvent, 0, len(events))
-		for _, e := range events {
-			out.Body.Items = append(out.Body.Items, IntegrationEvent{
-				ID: e.ID, At: e.At, Actor: e.Actor, Action: e.Action, FromStatus: e.FromStatus, ToStatus: e.ToStatus, Reason: e.Reason,
-			})
-		}
-		if next != "" {
-			out.Body.Next = next
-			q := url.Values{"cursor": {next}, "limit": {strconv.Itoa(in.Limit)}}
-			out.Link = `</v1/integrations/` + in.IntegrationID + `/logs?` + q.Encode() + `>; rel="next"`
-		}
-		return out, nil
-	})
+	}, h.logs)
 
 	huma.Register(api, huma.Operation{
 		OperationID: "list-integration-versions",
@@ -514,24 +404,168 @@ func RegisterIntegrations(api huma.API, st *store.Store, control client.Client, 
 		Tags:        tags,
 		Security:    read,
 		Errors:      withAuthErrors(http.StatusNotFound),
-	}, func(ctx context.Context, in *IntegrationPath) (*ListVersionsOutput, error) {
-		p, _ := PrincipalFrom(ctx)
-		if !spec.ValidName(in.IntegrationID) {
-			return nil, huma.Error404NotFound("not found")
+	}, h.versions)
+}
+
+// create stores a new integration as version 1.
+func (h *integrations) create(ctx context.Context, in *CreateIntegrationInput) (*CreateIntegrationOutput, error) {
+	p, _ := PrincipalFrom(ctx)
+	s, err := parseSpec(in.SpecBody, h.envAllowed)
+	if err != nil {
+		return nil, err
+	}
+	if err := h.steps.check(ctx, "body", p.TenantID, s); err != nil {
+		return nil, err
+	}
+	created, err := h.st.CreateIntegration(ctx, p.TenantID, s, p.KeyID)
+	if err != nil {
+		return nil, storeError(ctx, h.log, "create-integration", p.TenantID, err)
+	}
+	h.log.InfoContext(ctx, "integration created", "tenant", p.TenantID, "integration", created.ID, "by_key_id", p.KeyID)
+	return &CreateIntegrationOutput{
+		Location: "/v1/integrations/" + created.ID, ETag: etag(created.Version), Body: integrationOut(created),
+	}, nil
+}
+
+// list answers one page of the tenant's integrations.
+func (h *integrations) list(ctx context.Context, in *ListIntegrationsInput) (*ListIntegrationsOutput, error) {
+	p, _ := PrincipalFrom(ctx)
+	list, next, err := h.st.ListIntegrations(ctx, p.TenantID, store.Page{Cursor: in.Cursor, Limit: in.Limit}, in.Status)
+	if err != nil {
+		return nil, storeError(ctx, h.log, "list-integrations", p.TenantID, err)
+	}
+	out := &ListIntegrationsOutput{}
+	out.Body.Items = make([]Integration, 0, len(list))
+	for _, it := range list {
+		out.Body.Items = append(out.Body.Items, integrationOut(it))
+	}
+	if next != "" {
+		out.Body.Next = next
+		q := url.Values{"cursor": {next}, "limit": {strconv.Itoa(in.Limit)}}
+		if in.Status != "" {
+			q.Set("status", in.Status)
 		}
-		versions, err := st.ListVersions(ctx, p.TenantID, in.IntegrationID)
-		if err != nil {
-			return nil, storeError(ctx, log, "list-integration-versions", p.TenantID, err)
-		}
-		out := &ListVersionsOutput{}
-		out.Body.Items = make([]IntegrationVersion, 0, len(versions))
-		for _, v := range versions {
-			out.Body.Items = append(out.Body.Items, IntegrationVersion{
-				Version: v.Version, Spec: IntegrationSpec(v.Spec), CreatedAt: v.CreatedAt, CreatedBy: v.CreatedBy,
-			})
-		}
-		return out, nil
-	})
+		out.Link = `</v1/integrations?` + q.Encode() + `>; rel="next"`
+	}
+	return out, nil
+}
+
+// getOne answers one integration with its latest spec.
+func (h *integrations) getOne(ctx context.Context, in *IntegrationPath) (*IntegrationOutput, error) {
+	p, _ := PrincipalFrom(ctx)
+	it, err := h.get(ctx, "get-integration", p.TenantID, in.IntegrationID)
+	if err != nil {
+		return nil, err
+	}
+	return &IntegrationOutput{ETag: etag(it.Version), Body: integrationOut(it)}, nil
+}
+
+// update stores a new version of the spec.
+func (h *integrations) update(ctx context.Context, in *UpdateIntegrationInput) (*IntegrationOutput, error) {
+	p, _ := PrincipalFrom(ctx)
+	if _, err := h.get(ctx, "update-integration", p.TenantID, in.IntegrationID); err != nil {
+		return nil, err
+	}
+	s, err := parseSpec(in.SpecBody, h.envAllowed)
+	if err != nil {
+		return nil, err
+	}
+	if err := h.steps.check(ctx, "body", p.TenantID, s); err != nil {
+		return nil, err
+	}
+	if s.Name != in.IntegrationID {
+		return nil, huma.Error422UnprocessableEntity("the spec's name must be the integration's ID",
+			&huma.ErrorDetail{Location: "body.name", Message: "must be " + in.IntegrationID, Value: s.Name})
+	}
+	ifVersion, err := parseIfMatch(in.IfMatch)
+	if err != nil {
+		return nil, err
+	}
+	updated, err := h.st.PutIntegrationVersion(ctx, p.TenantID, in.IntegrationID, s, p.KeyID, ifVersion)
+	if errors.Is(err, store.ErrPrecondition) {
+		return nil, huma.Error412PreconditionFailed(fmt.Sprintf("If-Match %s is not the latest version", in.IfMatch))
+	}
+	if err != nil {
+		return nil, storeError(ctx, h.log, "update-integration", p.TenantID, err)
+	}
+	h.log.InfoContext(ctx, "integration updated", "tenant", p.TenantID, "integration", updated.ID, "version", updated.Version, "by_key_id", p.KeyID)
+	return &IntegrationOutput{ETag: etag(updated.Version), Body: integrationOut(updated)}, nil
+}
+
+// delete asks the lifecycle to remove the integration.
+func (h *integrations) delete(ctx context.Context, in *DeleteInput) (*ChangeOutput, error) {
+	return h.change(ctx, "delete-integration", wire.IntegrationDelete, in.ChangeInput, 0, "")
+}
+
+// deploy asks the lifecycle to roll a version out and run it.
+func (h *integrations) deploy(ctx context.Context, in *DeployInput) (*ChangeOutput, error) {
+	var version int
+	var reason string
+	if in.Body != nil {
+		version, reason = in.Body.Version, in.Body.Reason
+	}
+	return h.change(ctx, "deploy-integration", wire.IntegrationDeploy, in.ChangeInput, version, reason)
+}
+
+// status answers the recorded state and the runners' live report.
+func (h *integrations) status(ctx context.Context, in *IntegrationPath) (*IntegrationStatusOutput, error) {
+	p, _ := PrincipalFrom(ctx)
+	it, err := h.get(ctx, "get-integration-status", p.TenantID, in.IntegrationID)
+	if err != nil {
+		return nil, err
+	}
+	out := &IntegrationStatusOutput{Body: IntegrationStatus{
+		ID: it.ID, Status: it.Status, DesiredStatus: it.DesiredStatus, Version: it.DeployedVersion,
+		LatestVersion: it.Version, LastError: it.LastError, UpdatedAt: it.UpdatedAt,
+	}}
+	out.Body.Runner = h.runnerStatus(ctx, p.TenantID, it.ID)
+	out.Body.Stages, out.Body.DeadLetters = h.counters(ctx, p.TenantID, it.ID)
+	return out, nil
+}
+
+// logs answers one page of the execution log.
+func (h *integrations) logs(ctx context.Context, in *ListLogsInput) (*ListLogsOutput, error) {
+	p, _ := PrincipalFrom(ctx)
+	if !spec.ValidName(in.IntegrationID) {
+		return nil, huma.Error404NotFound("not found")
+	}
+	events, next, err := h.st.ListEvents(ctx, p.TenantID, in.IntegrationID, store.Page{Cursor: in.Cursor, Limit: in.Limit})
+	if err != nil {
+		return nil, storeError(ctx, h.log, "list-integration-logs", p.TenantID, err)
+	}
+	out := &ListLogsOutput{}
+	out.Body.Items = make([]IntegrationEvent, 0, len(events))
+	for _, e := range events {
+		out.Body.Items = append(out.Body.Items, IntegrationEvent{
+			ID: e.ID, At: e.At, Actor: e.Actor, Action: e.Action, FromStatus: e.FromStatus, ToStatus: e.ToStatus, Reason: e.Reason,
+		})
+	}
+	if next != "" {
+		out.Body.Next = next
+		q := url.Values{"cursor": {next}, "limit": {strconv.Itoa(in.Limit)}}
+		out.Link = `</v1/integrations/` + in.IntegrationID + `/logs?` + q.Encode() + `>; rel="next"`
+	}
+	return out, nil
+}
+
+// versions answers every version of the spec.
+func (h *integrations) versions(ctx context.Context, in *IntegrationPath) (*ListVersionsOutput, error) {
+	p, _ := PrincipalFrom(ctx)
+	if !spec.ValidName(in.IntegrationID) {
+		return nil, huma.Error404NotFound("not found")
+	}
+	versions, err := h.st.ListVersions(ctx, p.TenantID, in.IntegrationID)
+	if err != nil {
+		return nil, storeError(ctx, h.log, "list-integration-versions", p.TenantID, err)
+	}
+	out := &ListVersionsOutput{}
+	out.Body.Items = make([]IntegrationVersion, 0, len(versions))
+	for _, v := range versions {
+		out.Body.Items = append(out.Body.Items, IntegrationVersion{
+			Version: v.Version, Spec: IntegrationSpec(v.Spec), CreatedAt: v.CreatedAt, CreatedBy: v.CreatedBy,
+		})
+	}
+	return out, nil
 }
 
 // get returns one of the tenant's integrations, or the operation's 404.
@@ -556,7 +590,7 @@ func (h *integrations) change(ctx context.Context, op, action string, in ChangeI
 		return nil, err
 	}
 	switch {
-	case action != workflows.IntegrationDeploy:
+	case action != wire.IntegrationDeploy:
 		version = it.DeployedVersion
 	case version == 0:
 		version = it.Version
@@ -564,7 +598,7 @@ func (h *integrations) change(ctx context.Context, op, action string, in ChangeI
 		return nil, huma.Error422UnprocessableEntity(fmt.Sprintf("the integration has no version %d", version),
 			&huma.ErrorDetail{Location: "body.version", Message: fmt.Sprintf("at most %d", it.Version), Value: version})
 	}
-	if h.temporal == nil {
+	if h.control == nil {
 		return nil, unavailable("lifecycle changes are unavailable: the control plane is not configured")
 	}
 	updateID := ""
@@ -575,15 +609,11 @@ func (h *integrations) change(ctx context.Context, op, action string, in ChangeI
 	}
 	acceptCtx, cancel := context.WithTimeout(ctx, changeAcceptTimeout)
 	defer cancel()
-	req := workflows.ChangeRequest{Version: version, Actor: p.KeyID, Reason: reason}
-	handle, err := workflows.ChangeIntegration(acceptCtx, h.temporal, p.TenantID, it.ID, action, updateID, req)
-	if err == nil {
-		// How an accepted change ends is not the request's business.
-		err = workflows.Refusal(handle)
-	}
-	var appErr *temporal.ApplicationError
-	if errors.As(err, &appErr) && appErr.Type() == workflows.ErrInvalidTransition {
-		return nil, huma.Error409Conflict(appErr.Message())
+	req := wire.ChangeRequest{Version: version, Actor: p.KeyID, Reason: reason}
+	change, err := h.control.ChangeIntegration(acceptCtx, p.TenantID, it.ID, action, updateID, req)
+	var refused *control.RefusedError
+	if errors.As(err, &refused) {
+		return nil, huma.Error409Conflict(refused.Reason)
 	}
 	if err != nil {
 		h.log.ErrorContext(ctx, "operation failed", "operation", op, "tenant", p.TenantID, "integration", it.ID, "error", err)
@@ -592,9 +622,26 @@ func (h *integrations) change(ctx context.Context, op, action string, in ChangeI
 	h.log.InfoContext(ctx, "integration change accepted", "tenant", p.TenantID, "integration", it.ID, "action", action,
 		"version", version, "by_key_id", p.KeyID)
 	return &ChangeOutput{Body: ChangeAccepted{
-		WorkflowID: workflows.IntegrationWorkflowID(p.TenantID, it.ID), UpdateID: handle.UpdateID(),
-		Action: action, Version: version,
+		WorkflowID: change.WorkflowID, UpdateID: change.UpdateID, Action: action, Version: version,
 	}}, nil
+}
+
+// start asks the lifecycle to run the deployed version again.
+func (h *integrations) start(ctx context.Context, in *StartStopInput) (*ChangeOutput, error) {
+	return h.change(ctx, "start-integration", wire.IntegrationStart, in.ChangeInput, 0, in.Body.reason())
+}
+
+// stop asks the lifecycle to stop the deployed version.
+func (h *integrations) stop(ctx context.Context, in *StartStopInput) (*ChangeOutput, error) {
+	return h.change(ctx, "stop-integration", wire.IntegrationStop, in.ChangeInput, 0, in.Body.reason())
+}
+
+// reason is the reason given, if a body was.
+func (r *ChangeReason) reason() string {
+	if r == nil {
+		return ""
+	}
+	return r.Reason
 }
 
 func unavailable(msg string) error {

@@ -16,16 +16,14 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
-	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/worker"
 
-	"github.com/vrsky/vrsky/activities"
 	"github.com/vrsky/vrsky/dataplane"
+	"github.com/vrsky/vrsky/internal/control"
+	"github.com/vrsky/vrsky/internal/control/wire"
 	"github.com/vrsky/vrsky/internal/secretbox"
 	"github.com/vrsky/vrsky/internal/store"
 	"github.com/vrsky/vrsky/internal/tenancy"
 	"github.com/vrsky/vrsky/internal/testenv"
-	"github.com/vrsky/vrsky/workflows"
 )
 
 const ordersJSON = `{
@@ -284,8 +282,8 @@ func TestUpdateIntegrationAddsVersions(t *testing.T) {
 
 func TestLifecycleChangesWithoutTemporalAre503(t *testing.T) {
 	t.Parallel()
-	e := newAuthEnv(t)
-	key, _ := e.createTenant(t, "acme")
+	e := newAuthEnvWith(t, func(o *Options) { o.Control = nil })
+	key, _ := activeTenant(t, e.st, "acme")
 	require.Equal(t, http.StatusCreated, call(t, e.h, http.MethodPost, "/v1/integrations", key, ordersJSON).code)
 	for _, r := range []struct{ method, path string }{
 		{http.MethodPost, "/v1/integrations/orders/deploy"},
@@ -309,9 +307,9 @@ func TestLifecycleChangesWithoutTemporalAre503(t *testing.T) {
 // stand-in runner that reports whatever is desired.
 type lifecycleEnv struct {
 	*authEnv
-	temporal client.Client
-	state    *dataplane.State
-	js       jetstream.JetStream
+	control *control.Client
+	state   *dataplane.State
+	js      jetstream.JetStream
 }
 
 func newLifecycleEnv(t *testing.T) *lifecycleEnv {
@@ -325,14 +323,7 @@ func newLifecycleEnv(t *testing.T) *lifecycleEnv {
 	require.NoError(t, err)
 
 	st := store.New(pool)
-	schedules := &workflows.IntegrationSchedules{}
-	c := startControlPlane(t, st, js, func(r worker.Registry) {
-		r.RegisterWorkflow(workflows.IntegrationLifecycle)
-		r.RegisterActivity(&activities.Integrations{DB: pool, State: state, PollEvery: 20 * time.Millisecond})
-		r.RegisterWorkflow(workflows.IntegrationRun)
-		r.RegisterActivity(&activities.Schedules{DB: pool, Manager: schedules})
-	})
-	schedules.Client = c
+	c := startControlPlane(t, st, js, state)
 	standInRunner(t, state)
 
 	admin := store.NewSecret("vrsky_admin_")
@@ -343,12 +334,12 @@ func newLifecycleEnv(t *testing.T) *lifecycleEnv {
 	require.NoError(t, err)
 	srv := New(Options{
 		Gatherer: prometheus.NewRegistry(), Logger: slog.New(slog.NewJSONHandler(logs, nil)),
-		Auth: st, Store: st, AdminKeyHash: store.HashSecret(admin), Temporal: c, State: state, Accounts: dataplane.SharedAccount{JS: js},
+		Auth: st, Store: st, AdminKeyHash: store.HashSecret(admin), Control: c, State: state, Accounts: dataplane.SharedAccount{JS: js},
 		SecretKeys: secretKeys, SecretMirror: mirror,
 	})
 	return &lifecycleEnv{
-		authEnv:  &authEnv{h: srv.Handler(), st: st, pool: pool, adminKey: admin, logs: logs},
-		temporal: c, state: state, js: js,
+		authEnv: &authEnv{h: srv.Handler(), st: st, pool: pool, adminKey: admin, logs: logs},
+		control: c, state: state, js: js,
 	}
 }
 
@@ -401,7 +392,7 @@ func answerPuts(t *testing.T, kv jetstream.KeyValue, answer func(context.Context
 
 func (e *lifecycleEnv) workflowExists(t *testing.T, tenant, integration string) bool {
 	t.Helper()
-	_, err := e.temporal.DescribeWorkflowExecution(context.Background(), workflows.IntegrationWorkflowID(tenant, integration), "")
+	_, err := e.control.Temporal().DescribeWorkflowExecution(context.Background(), wire.IntegrationWorkflowID(tenant, integration), "")
 	return err == nil
 }
 
@@ -429,7 +420,7 @@ func TestIntegrationLifecycleThroughTheAPI(t *testing.T) {
 
 	deploy := call(t, e.h, http.MethodPost, "/v1/integrations/orders/deploy", key, `{"reason":"first release"}`)
 	require.Equal(t, http.StatusAccepted, deploy.code, deploy.raw)
-	require.Equal(t, workflows.IntegrationWorkflowID("acme", "orders"), deploy.body["workflow_id"])
+	require.Equal(t, wire.IntegrationWorkflowID("acme", "orders"), deploy.body["workflow_id"])
 	require.Equal(t, "deploy", deploy.body["action"])
 	require.EqualValues(t, 1, deploy.body["version"])
 	require.NotEmpty(t, deploy.body["update_id"])

@@ -49,10 +49,18 @@ type OverviewOutput struct {
 // componentNames are the dependencies the overview always reports.
 var componentNames = []string{"postgres", "nats", "temporal", "s3"}
 
+// overview serves get-overview.
+type overview struct {
+	st     *store.Store
+	checks []Check
+	log    *slog.Logger
+}
+
 // RegisterOverview adds get-overview for the platform admin key: counts
 // from the store, rates from the metrics samples, and each dependency's
 // state from the readiness checks.
 func RegisterOverview(api huma.API, st *store.Store, checks []Check, log *slog.Logger) {
+	h := &overview{st: st, checks: checks, log: log}
 	huma.Register(api, huma.Operation{
 		OperationID: "get-overview",
 		Method:      http.MethodGet,
@@ -66,39 +74,42 @@ func RegisterOverview(api huma.API, st *store.Store, checks []Check, log *slog.L
 		Tags:     []string{"Platform"},
 		Security: requireScopes(store.ScopePlatformAdmin),
 		Errors:   withAuthErrors(),
-	}, func(ctx context.Context, _ *struct{}) (*OverviewOutput, error) {
-		o, err := st.Overview(ctx, overviewRateWindow)
-		if err != nil {
-			return nil, storeError(ctx, log, "get-overview", "", err)
+	}, h.get)
+}
+
+// get answers the platform at a glance.
+func (h *overview) get(ctx context.Context, _ *struct{}) (*OverviewOutput, error) {
+	o, err := h.st.Overview(ctx, overviewRateWindow)
+	if err != nil {
+		return nil, storeError(ctx, h.log, "get-overview", "", err)
+	}
+	out := &OverviewOutput{Body: Overview{
+		MessagesPerSecond: o.MessagesPerSecond, ErrorsPerSecond: o.ErrorsPerSecond, DLQMessages: o.DLQMessages,
+		Components: probeComponents(ctx, h.checks),
+	}}
+	for status, n := range o.Tenants {
+		out.Body.Tenants.Total += n
+		switch status {
+		case store.TenantActive:
+			out.Body.Tenants.Active = n
+		case store.TenantProvisioning:
+			out.Body.Tenants.Provisioning = n
+		case store.TenantFailed:
+			out.Body.Tenants.Failed = n
 		}
-		out := &OverviewOutput{Body: Overview{
-			MessagesPerSecond: o.MessagesPerSecond, ErrorsPerSecond: o.ErrorsPerSecond, DLQMessages: o.DLQMessages,
-			Components: probeComponents(ctx, checks),
-		}}
-		for status, n := range o.Tenants {
-			out.Body.Tenants.Total += n
-			switch status {
-			case store.TenantActive:
-				out.Body.Tenants.Active = n
-			case store.TenantProvisioning:
-				out.Body.Tenants.Provisioning = n
-			case store.TenantFailed:
-				out.Body.Tenants.Failed = n
-			}
+	}
+	for status, n := range o.Integrations {
+		out.Body.Integrations.Total += n
+		switch status {
+		case "running":
+			out.Body.Integrations.Running = n
+		case "degraded":
+			out.Body.Integrations.Degraded = n
+		case "stopped":
+			out.Body.Integrations.Stopped = n
 		}
-		for status, n := range o.Integrations {
-			out.Body.Integrations.Total += n
-			switch status {
-			case "running":
-				out.Body.Integrations.Running = n
-			case "degraded":
-				out.Body.Integrations.Degraded = n
-			case "stopped":
-				out.Body.Integrations.Stopped = n
-			}
-		}
-		return out, nil
-	})
+	}
+	return out, nil
 }
 
 // probeComponents runs the readiness checks at once, each bounded by

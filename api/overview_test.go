@@ -11,14 +11,11 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
-	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/worker"
 
-	"github.com/vrsky/vrsky/activities"
 	"github.com/vrsky/vrsky/dataplane"
+	"github.com/vrsky/vrsky/internal/control"
 	"github.com/vrsky/vrsky/internal/store"
 	"github.com/vrsky/vrsky/internal/testenv"
-	"github.com/vrsky/vrsky/workflows"
 )
 
 // newConsoleEnv is the API on a private PostgreSQL and NATS server, with
@@ -32,18 +29,15 @@ func newConsoleEnv(t *testing.T, withTemporal bool, set func(*Options)) *dlqEnv 
 	t.Cleanup(pool.Close)
 	_, js := testenv.JetStream(t)
 	st := store.New(pool)
-	var c client.Client
+	var c *control.Client
 	if withTemporal {
-		c = startControlPlane(t, st, js, func(r worker.Registry) {
-			r.RegisterWorkflow(workflows.DLQReplay)
-			r.RegisterActivity(&activities.DLQ{Accounts: dataplane.SharedAccount{JS: js}})
-		})
+		c = startControlPlane(t, st, js, nil)
 	}
 	admin := store.NewSecret("vrsky_admin_")
 	logs := &syncBuffer{}
 	opts := Options{
 		Gatherer: prometheus.NewRegistry(), Logger: slog.New(slog.NewJSONHandler(logs, nil)),
-		Auth: st, Store: st, AdminKeyHash: store.HashSecret(admin), Temporal: c, Accounts: dataplane.SharedAccount{JS: js},
+		Auth: st, Store: st, AdminKeyHash: store.HashSecret(admin), Control: c, Accounts: dataplane.SharedAccount{JS: js},
 	}
 	if set != nil {
 		set(&opts)
@@ -51,7 +45,7 @@ func newConsoleEnv(t *testing.T, withTemporal bool, set func(*Options)) *dlqEnv 
 	srv := New(opts)
 	return &dlqEnv{
 		authEnv: &authEnv{noControl: true, h: srv.Handler(), st: st, pool: pool, adminKey: admin, logs: logs, js: js},
-		js:      js, temporal: c,
+		js:      js, control: c,
 	}
 }
 

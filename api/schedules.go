@@ -10,12 +10,12 @@ import (
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
-	"go.temporal.io/sdk/client"
 
 	"github.com/vrsky/vrsky/dataplane"
+	"github.com/vrsky/vrsky/internal/control"
+	"github.com/vrsky/vrsky/internal/control/wire"
 	"github.com/vrsky/vrsky/internal/spec"
 	"github.com/vrsky/vrsky/internal/store"
-	"github.com/vrsky/vrsky/workflows"
 )
 
 // recentRuns is how many runs get-integration-schedule lists.
@@ -94,7 +94,7 @@ type ScheduleActionOutput struct {
 // schedules serves the schedule operations.
 type schedules struct {
 	st    *store.Store
-	sched *workflows.IntegrationSchedules // nil: every operation answers 503
+	sched *control.Client // nil: every operation answers 503
 	state *dataplane.State
 	log   *slog.Logger
 	now   func() time.Time
@@ -103,13 +103,10 @@ type schedules struct {
 // RegisterSchedules adds the operations on the schedules of the caller's
 // tenant's integrations: read one with its next and recent runs, pause,
 // resume, trigger a run now and backfill a missed window, through the
-// Temporal client control (nil: they answer 503). Recent runs come from
+// control-plane client ctl (nil: they answer 503). Recent runs come from
 // the runners' reports in state, when set.
-func RegisterSchedules(api huma.API, st *store.Store, control client.Client, state *dataplane.State, log *slog.Logger) {
-	h := &schedules{st: st, state: state, log: log, now: time.Now}
-	if control != nil {
-		h.sched = &workflows.IntegrationSchedules{Client: control}
-	}
+func RegisterSchedules(api huma.API, st *store.Store, ctl *control.Client, state *dataplane.State, log *slog.Logger) {
+	h := &schedules{st: st, sched: ctl, state: state, log: log, now: time.Now}
 	read := requireScopes(store.ScopeRead)
 	write := requireScopes(store.ScopeWrite)
 	tags := []string{"Schedules"}
@@ -129,24 +126,17 @@ func RegisterSchedules(api huma.API, st *store.Store, control client.Client, sta
 		Tags:     tags,
 		Security: read,
 		Errors:   errs,
-	}, func(ctx context.Context, in *IntegrationPath) (*IntegrationScheduleOutput, error) {
-		p, _ := PrincipalFrom(ctx)
-		it, cron, err := h.lookup(ctx, "get-integration-schedule", p.TenantID, in.IntegrationID)
-		if err != nil {
-			return nil, err
-		}
-		return h.describe(ctx, "get-integration-schedule", p.TenantID, it, cron)
-	})
+	}, h.get)
 
 	for _, op := range []struct {
 		id, path, summary, doc string
-		pause                  bool
+		handler                func(context.Context, *PauseResumeInput) (*IntegrationScheduleOutput, error)
 	}{
 		{"pause-integration-schedule", "pause", "Pause an integration's schedule",
 			"Stops runs from starting on the schedule until it is resumed (a run in progress finishes); " +
-				"trigger and backfill still run. The integration keeps running.", true},
+				"trigger and backfill still run. The integration keeps running.", h.pause},
 		{"resume-integration-schedule", "resume", "Resume an integration's schedule",
-			"Lets runs start on the schedule again. 409 while the integration is stopped: starting it resumes its schedule.", false},
+			"Lets runs start on the schedule again. 409 while the integration is stopped: starting it resumes its schedule.", h.resume},
 	} {
 		huma.Register(api, huma.Operation{
 			OperationID:  op.id,
@@ -158,32 +148,7 @@ func RegisterSchedules(api huma.API, st *store.Store, control client.Client, sta
 			Security:     write,
 			MaxBodyBytes: MaxJSONBody,
 			Errors:       changeErrs,
-		}, func(ctx context.Context, in *PauseResumeInput) (*IntegrationScheduleOutput, error) {
-			p, _ := PrincipalFrom(ctx)
-			it, cron, err := h.lookup(ctx, op.id, p.TenantID, in.IntegrationID)
-			if err != nil {
-				return nil, err
-			}
-			note := "resumed by key " + p.KeyID
-			if op.pause {
-				note = "paused by key " + p.KeyID
-			} else if it.DesiredStatus != dataplane.DesiredRunning {
-				return nil, huma.Error409Conflict("the integration is stopped: start it, which resumes its schedule")
-			}
-			if in.Body != nil && in.Body.Reason != "" {
-				note += ": " + in.Body.Reason
-			}
-			if op.pause {
-				err = h.sched.Pause(ctx, p.TenantID, it.ID, note)
-			} else {
-				err = h.sched.Resume(ctx, p.TenantID, it.ID, note)
-			}
-			if err != nil {
-				return nil, h.temporalError(ctx, op.id, p.TenantID, it, err)
-			}
-			h.log.InfoContext(ctx, "integration schedule "+op.path+"d", "tenant", p.TenantID, "integration", it.ID, "by_key_id", p.KeyID)
-			return h.describe(ctx, op.id, p.TenantID, it, cron)
-		})
+		}, op.handler)
 	}
 
 	huma.Register(api, huma.Operation{
@@ -197,32 +162,7 @@ func RegisterSchedules(api huma.API, st *store.Store, control client.Client, sta
 		Security:      write,
 		DefaultStatus: http.StatusAccepted,
 		Errors:        changeErrs,
-	}, func(ctx context.Context, in *IntegrationPath) (*ScheduleActionOutput, error) {
-		const op = "trigger-integration-schedule"
-		p, _ := PrincipalFrom(ctx)
-		it, _, err := h.lookup(ctx, op, p.TenantID, in.IntegrationID)
-		if err != nil {
-			return nil, err
-		}
-		if it.DesiredStatus != dataplane.DesiredRunning {
-			return nil, huma.Error409Conflict("the integration is stopped: start it first")
-		}
-		desc, err := h.sched.Describe(ctx, p.TenantID, it.ID)
-		if err != nil {
-			return nil, h.temporalError(ctx, op, p.TenantID, it, err)
-		}
-		if len(desc.Info.RunningWorkflows) > 0 {
-			return nil, huma.Error409Conflict(fmt.Sprintf("a run is in progress (workflow %s): runs never overlap; trigger again once it finished",
-				desc.Info.RunningWorkflows[0].WorkflowID))
-		}
-		if err := h.sched.Trigger(ctx, p.TenantID, it.ID); err != nil {
-			return nil, h.temporalError(ctx, op, p.TenantID, it, err)
-		}
-		h.log.InfoContext(ctx, "integration schedule triggered", "tenant", p.TenantID, "integration", it.ID, "by_key_id", p.KeyID)
-		return &ScheduleActionOutput{Body: ScheduleActionAccepted{
-			ScheduleID: workflows.IntegrationScheduleID(p.TenantID, it.ID), Action: "trigger",
-		}}, nil
-	})
+	}, h.trigger)
 
 	huma.Register(api, huma.Operation{
 		OperationID: "backfill-integration-schedule",
@@ -238,45 +178,125 @@ func RegisterSchedules(api huma.API, st *store.Store, control client.Client, sta
 		DefaultStatus: http.StatusAccepted,
 		MaxBodyBytes:  MaxJSONBody,
 		Errors:        changeErrs,
-	}, func(ctx context.Context, in *BackfillInput) (*ScheduleActionOutput, error) {
-		const op = "backfill-integration-schedule"
-		p, _ := PrincipalFrom(ctx)
-		start, end := in.Body.Start.UTC(), in.Body.End.UTC()
-		switch {
-		case !end.After(start):
-			return nil, huma.Error422UnprocessableEntity("the window is empty",
-				&huma.ErrorDetail{Location: "body.end", Message: "must be after start", Value: in.Body.End})
-		case end.Sub(start) > workflows.MaxBackfillWindow:
-			return nil, huma.Error422UnprocessableEntity("the window is too long",
-				&huma.ErrorDetail{Location: "body.end", Message: "must be at most 31 days after start", Value: in.Body.End})
-		case end.After(h.now().Add(time.Minute)):
-			return nil, huma.Error422UnprocessableEntity("the window ends in the future",
-				&huma.ErrorDetail{Location: "body.end", Message: "must not be in the future: a backfill covers past runs", Value: in.Body.End})
-		}
-		it, cron, err := h.lookup(ctx, op, p.TenantID, in.IntegrationID)
-		if err != nil {
-			return nil, err
-		}
-		if it.DesiredStatus != dataplane.DesiredRunning {
-			return nil, huma.Error409Conflict("the integration is stopped: start it first")
-		}
-		times, err := spec.ScheduleTimes(cron, start, end, int(workflows.MaxBackfillWindow/time.Minute)+1)
-		if err != nil {
-			return nil, huma.Error500InternalServerError("internal error")
-		}
-		if len(times) == 0 {
-			return nil, huma.Error422UnprocessableEntity(fmt.Sprintf("no time of the schedule %q falls in the window", cron),
-				&huma.ErrorDetail{Location: "body", Message: "holds no scheduled time"})
-		}
-		if err := h.sched.Backfill(ctx, p.TenantID, it.ID, start, end); err != nil {
-			return nil, h.temporalError(ctx, op, p.TenantID, it, err)
-		}
-		h.log.InfoContext(ctx, "integration schedule backfilled", "tenant", p.TenantID, "integration", it.ID,
-			"start", start, "end", end, "by_key_id", p.KeyID)
-		return &ScheduleActionOutput{Body: ScheduleActionAccepted{
-			ScheduleID: workflows.IntegrationScheduleID(p.TenantID, it.ID), Action: "backfill", ScheduledTimes: len(times),
-		}}, nil
-	})
+	}, h.backfill)
+}
+
+// pause stops runs from starting on the schedule.
+func (h *schedules) pause(ctx context.Context, in *PauseResumeInput) (*IntegrationScheduleOutput, error) {
+	return h.pauseOrResume(ctx, "pause-integration-schedule", "pause", true, in)
+}
+
+// resume lets runs start on the schedule again.
+func (h *schedules) resume(ctx context.Context, in *PauseResumeInput) (*IntegrationScheduleOutput, error) {
+	return h.pauseOrResume(ctx, "resume-integration-schedule", "resume", false, in)
+}
+
+// pauseOrResume pauses or resumes the schedule with a note naming the key
+// and its reason.
+func (h *schedules) pauseOrResume(ctx context.Context, op, path string, pause bool, in *PauseResumeInput) (*IntegrationScheduleOutput, error) {
+	p, _ := PrincipalFrom(ctx)
+	it, cron, err := h.lookup(ctx, op, p.TenantID, in.IntegrationID)
+	if err != nil {
+		return nil, err
+	}
+	note := "resumed by key " + p.KeyID
+	if pause {
+		note = "paused by key " + p.KeyID
+	} else if it.DesiredStatus != dataplane.DesiredRunning {
+		return nil, huma.Error409Conflict("the integration is stopped: start it, which resumes its schedule")
+	}
+	if in.Body != nil && in.Body.Reason != "" {
+		note += ": " + in.Body.Reason
+	}
+	if pause {
+		err = h.sched.PauseSchedule(ctx, p.TenantID, it.ID, note)
+	} else {
+		err = h.sched.ResumeSchedule(ctx, p.TenantID, it.ID, note)
+	}
+	if err != nil {
+		return nil, h.temporalError(ctx, op, p.TenantID, it, err)
+	}
+	h.log.InfoContext(ctx, "integration schedule "+path+"d", "tenant", p.TenantID, "integration", it.ID, "by_key_id", p.KeyID)
+	return h.describe(ctx, op, p.TenantID, it, cron)
+}
+
+// get answers the schedule with its next and recent runs.
+func (h *schedules) get(ctx context.Context, in *IntegrationPath) (*IntegrationScheduleOutput, error) {
+	p, _ := PrincipalFrom(ctx)
+	it, cron, err := h.lookup(ctx, "get-integration-schedule", p.TenantID, in.IntegrationID)
+	if err != nil {
+		return nil, err
+	}
+	return h.describe(ctx, "get-integration-schedule", p.TenantID, it, cron)
+}
+
+// trigger starts a run now.
+func (h *schedules) trigger(ctx context.Context, in *IntegrationPath) (*ScheduleActionOutput, error) {
+	const op = "trigger-integration-schedule"
+	p, _ := PrincipalFrom(ctx)
+	it, _, err := h.lookup(ctx, op, p.TenantID, in.IntegrationID)
+	if err != nil {
+		return nil, err
+	}
+	if it.DesiredStatus != dataplane.DesiredRunning {
+		return nil, huma.Error409Conflict("the integration is stopped: start it first")
+	}
+	desc, err := h.sched.DescribeSchedule(ctx, p.TenantID, it.ID)
+	if err != nil {
+		return nil, h.temporalError(ctx, op, p.TenantID, it, err)
+	}
+	if len(desc.Running) > 0 {
+		return nil, huma.Error409Conflict(fmt.Sprintf("a run is in progress (workflow %s): runs never overlap; trigger again once it finished",
+			desc.Running[0]))
+	}
+	if err := h.sched.TriggerSchedule(ctx, p.TenantID, it.ID); err != nil {
+		return nil, h.temporalError(ctx, op, p.TenantID, it, err)
+	}
+	h.log.InfoContext(ctx, "integration schedule triggered", "tenant", p.TenantID, "integration", it.ID, "by_key_id", p.KeyID)
+	return &ScheduleActionOutput{Body: ScheduleActionAccepted{
+		ScheduleID: wire.IntegrationScheduleID(p.TenantID, it.ID), Action: "trigger",
+	}}, nil
+}
+
+// backfill takes the runs of a missed window now.
+func (h *schedules) backfill(ctx context.Context, in *BackfillInput) (*ScheduleActionOutput, error) {
+	const op = "backfill-integration-schedule"
+	p, _ := PrincipalFrom(ctx)
+	start, end := in.Body.Start.UTC(), in.Body.End.UTC()
+	switch {
+	case !end.After(start):
+		return nil, huma.Error422UnprocessableEntity("the window is empty",
+			&huma.ErrorDetail{Location: "body.end", Message: "must be after start", Value: in.Body.End})
+	case end.Sub(start) > wire.MaxBackfillWindow:
+		return nil, huma.Error422UnprocessableEntity("the window is too long",
+			&huma.ErrorDetail{Location: "body.end", Message: "must be at most 31 days after start", Value: in.Body.End})
+	case end.After(h.now().Add(time.Minute)):
+		return nil, huma.Error422UnprocessableEntity("the window ends in the future",
+			&huma.ErrorDetail{Location: "body.end", Message: "must not be in the future: a backfill covers past runs", Value: in.Body.End})
+	}
+	it, cron, err := h.lookup(ctx, op, p.TenantID, in.IntegrationID)
+	if err != nil {
+		return nil, err
+	}
+	if it.DesiredStatus != dataplane.DesiredRunning {
+		return nil, huma.Error409Conflict("the integration is stopped: start it first")
+	}
+	times, err := spec.ScheduleTimes(cron, start, end, int(wire.MaxBackfillWindow/time.Minute)+1)
+	if err != nil {
+		return nil, huma.Error500InternalServerError("internal error")
+	}
+	if len(times) == 0 {
+		return nil, huma.Error422UnprocessableEntity(fmt.Sprintf("no time of the schedule %q falls in the window", cron),
+			&huma.ErrorDetail{Location: "body", Message: "holds no scheduled time"})
+	}
+	if err := h.sched.BackfillSchedule(ctx, p.TenantID, it.ID, start, end); err != nil {
+		return nil, h.temporalError(ctx, op, p.TenantID, it, err)
+	}
+	h.log.InfoContext(ctx, "integration schedule backfilled", "tenant", p.TenantID, "integration", it.ID,
+		"start", start, "end", end, "by_key_id", p.KeyID)
+	return &ScheduleActionOutput{Body: ScheduleActionAccepted{
+		ScheduleID: wire.IntegrationScheduleID(p.TenantID, it.ID), Action: "backfill", ScheduledTimes: len(times),
+	}}, nil
 }
 
 // lookup returns one of the tenant's integrations and its deployed
@@ -310,30 +330,21 @@ func (h *schedules) lookup(ctx context.Context, op, tenant, id string) (store.In
 // describe answers the integration's schedule as Temporal and the runners
 // report it.
 func (h *schedules) describe(ctx context.Context, op, tenant string, it store.Integration, cron string) (*IntegrationScheduleOutput, error) {
-	desc, err := h.sched.Describe(ctx, tenant, it.ID)
+	desc, err := h.sched.DescribeSchedule(ctx, tenant, it.ID)
 	if err != nil {
 		return nil, h.temporalError(ctx, op, tenant, it, err)
 	}
 	out := IntegrationSchedule{
-		ID: workflows.IntegrationScheduleID(tenant, it.ID), Integration: it.ID, Cron: cron, Version: it.DeployedVersion,
-		Overlap: "skip", CatchupWindow: workflows.ScheduleCatchupWindow.String(),
-		Running:  len(desc.Info.RunningWorkflows) > 0,
+		ID: wire.IntegrationScheduleID(tenant, it.ID), Integration: it.ID, Cron: cron, Version: it.DeployedVersion,
+		Overlap: "skip", CatchupWindow: wire.ScheduleCatchupWindow.String(),
+		Running: len(desc.Running) > 0, Paused: desc.Paused, Note: desc.Note,
 		NextRuns: []time.Time{}, RecentRuns: []ScheduleRun{}, RecentStarts: []ScheduleStart{},
 	}
-	if desc.Schedule.State != nil {
-		out.Paused, out.Note = desc.Schedule.State.Paused, desc.Schedule.State.Note
-	}
 	if !out.Paused {
-		for _, t := range desc.Info.NextActionTimes {
-			out.NextRuns = append(out.NextRuns, t.UTC())
-		}
+		out.NextRuns = append(out.NextRuns, desc.NextRuns...)
 	}
-	for _, a := range slices.Backward(desc.Info.RecentActions) {
-		start := ScheduleStart{ScheduledAt: a.ScheduleTime.UTC(), StartedAt: a.ActualTime.UTC()}
-		if a.StartWorkflowResult != nil {
-			start.WorkflowID, start.RunID = a.StartWorkflowResult.WorkflowID, a.StartWorkflowResult.FirstExecutionRunID
-		}
-		out.RecentStarts = append(out.RecentStarts, start)
+	for _, a := range desc.RecentStarts {
+		out.RecentStarts = append(out.RecentStarts, ScheduleStart{ScheduledAt: a.ScheduledAt, StartedAt: a.StartedAt, WorkflowID: a.WorkflowID, RunID: a.RunID})
 	}
 	if h.state != nil {
 		runs, err := h.state.RecentRuns(ctx, dataplane.Pipeline{Tenant: tenant, Integration: it.ID}, recentRuns)
@@ -363,7 +374,7 @@ func runOut(r dataplane.RunResult) ScheduleRun {
 // not exist (the lifecycle has yet to create it, or is removing it), 503
 // otherwise.
 func (h *schedules) temporalError(ctx context.Context, op, tenant string, it store.Integration, err error) error {
-	if errors.Is(err, workflows.ErrNoSchedule) {
+	if errors.Is(err, control.ErrNotFound) {
 		return huma.Error404NotFound(fmt.Sprintf(
 			"integration %s has no schedule in the control plane: its lifecycle is creating or removing it (see its status and logs)", it.ID))
 	}

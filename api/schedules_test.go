@@ -13,8 +13,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vrsky/vrsky/dataplane"
+	"github.com/vrsky/vrsky/internal/control"
+	"github.com/vrsky/vrsky/internal/control/wire"
 	"github.com/vrsky/vrsky/internal/store"
-	"github.com/vrsky/vrsky/workflows"
 )
 
 // pollingJSON is a file integration polled at 06:00 UTC every day.
@@ -65,7 +66,7 @@ func TestScheduleThroughTheAPI(t *testing.T) {
 	require.Equal(t, http.StatusAccepted, call(t, e.h, http.MethodPost, "/v1/integrations/nightly/deploy", key, "").code)
 	e.awaitStatus(t, key, "nightly", "running")
 	s := scheduleOf(t, e, key, "nightly")
-	require.Equal(t, workflows.IntegrationScheduleID("acme", "nightly"), s["id"])
+	require.Equal(t, wire.IntegrationScheduleID("acme", "nightly"), s["id"])
 	require.Equal(t, "0 6 * * *", s["cron"])
 	require.EqualValues(t, 1, s["version"])
 	require.Equal(t, false, s["paused"])
@@ -114,7 +115,7 @@ func TestScheduleThroughTheAPI(t *testing.T) {
 	}, 20*time.Second, 50*time.Millisecond, "the run is in the execution log")
 	logs := call(t, e.h, http.MethodGet, "/v1/integrations/nightly/logs?limit=1", key, "")
 	entry := logs.body["items"].([]any)[0].(map[string]any)
-	require.Equal(t, workflows.RunActor, entry["actor"])
+	require.Equal(t, "schedule", entry["actor"], "the schedule ran it")
 	require.Contains(t, entry["reason"], "succeeded: took in 1 message(s)")
 	status := call(t, e.h, http.MethodGet, "/v1/integrations/nightly/status", key, "")
 	require.Equal(t, "running", status.body["status"], "a run leaves the integration's state as it is")
@@ -179,8 +180,8 @@ func TestScheduleThroughTheAPI(t *testing.T) {
 		return gone.code == http.StatusNotFound && strings.Contains(gone.raw, "sets none")
 	}, 20*time.Second, 50*time.Millisecond, "last: %s", gone.raw)
 	require.Contains(t, gone.body["detail"], "its deployed version 2 sets none")
-	_, err := (workflows.IntegrationSchedules{Client: e.temporal}).Describe(context.Background(), "acme", "nightly")
-	require.ErrorIs(t, err, workflows.ErrNoSchedule, "the Temporal Schedule is deleted")
+	_, err := e.control.DescribeSchedule(context.Background(), "acme", "nightly")
+	require.ErrorIs(t, err, control.ErrNotFound, "the Temporal Schedule is deleted")
 }
 
 func TestDeletingAScheduledIntegrationDeletesItsSchedule(t *testing.T) {
@@ -194,7 +195,7 @@ func TestDeletingAScheduledIntegrationDeletesItsSchedule(t *testing.T) {
 
 	require.Equal(t, http.StatusAccepted, call(t, e.h, http.MethodDelete, "/v1/integrations/nightly", key, "").code)
 	require.Eventually(t, func() bool {
-		_, err := (workflows.IntegrationSchedules{Client: e.temporal}).Describe(context.Background(), "acme", "nightly")
+		_, err := e.control.DescribeSchedule(context.Background(), "acme", "nightly")
 		return err != nil
 	}, 20*time.Second, 50*time.Millisecond)
 	requireProblem(t, call(t, e.h, http.MethodGet, "/v1/integrations/nightly/schedule", key, ""), http.StatusNotFound)
@@ -240,7 +241,7 @@ func TestSchedulesAreTenantScopedAndNeedScopes(t *testing.T) {
 	requireProblem(t, call(t, e.h, http.MethodGet, "/v1/integrations/nothing/schedule", keyA, ""), http.StatusNotFound)
 
 	// A schedule the lifecycle has not made (yet).
-	require.NoError(t, (workflows.IntegrationSchedules{Client: e.temporal}).DeleteSchedule(context.Background(), "tenant-a", "nightly"))
+	require.NoError(t, e.control.DeleteSchedule(context.Background(), "tenant-a", "nightly"))
 	res = call(t, e.h, http.MethodPost, "/v1/integrations/nightly/schedule/pause", keyA, "")
 	requireProblem(t, res, http.StatusNotFound)
 	require.Contains(t, res.body["detail"], "its lifecycle is creating or removing it")
@@ -248,7 +249,7 @@ func TestSchedulesAreTenantScopedAndNeedScopes(t *testing.T) {
 
 func TestSchedulesWithoutTemporalAre503(t *testing.T) {
 	t.Parallel()
-	e := newAuthEnvWith(t, func(o *Options) { o.Temporal = nil })
+	e := newAuthEnvWith(t, func(o *Options) { o.Control = nil })
 	key, _ := activeTenant(t, e.st, "acme")
 	require.Equal(t, http.StatusCreated, call(t, e.h, http.MethodPost, "/v1/integrations", key, pollingJSON).code)
 	for _, path := range []string{"/schedule", "/schedule/pause", "/schedule/trigger"} {

@@ -98,19 +98,7 @@ func RegisterSecrets(api huma.API, st *store.Store, keys *secretbox.KeyRing, mir
 		Tags:        tags,
 		Security:    requireScopes(store.ScopeRead),
 		Errors:      withAuthErrors(),
-	}, func(ctx context.Context, _ *struct{}) (*ListSecretsOutput, error) {
-		p, _ := PrincipalFrom(ctx)
-		list, err := st.ListSecrets(ctx, p.TenantID)
-		if err != nil {
-			return nil, storeError(ctx, log, "list-secrets", p.TenantID, err)
-		}
-		out := &ListSecretsOutput{}
-		out.Body.Items = make([]TenantSecret, 0, len(list))
-		for _, s := range list {
-			out.Body.Items = append(out.Body.Items, secretOut(s))
-		}
-		return out, nil
-	})
+	}, h.list)
 
 	huma.Register(api, huma.Operation{
 		OperationID: "delete-secret",
@@ -124,6 +112,21 @@ func RegisterSecrets(api huma.API, st *store.Store, keys *secretbox.KeyRing, mir
 		DefaultStatus: http.StatusNoContent,
 		Errors:        withAuthErrors(http.StatusNotFound, http.StatusServiceUnavailable),
 	}, h.delete)
+}
+
+// list answers the names of the tenant's secrets.
+func (h *secrets) list(ctx context.Context, _ *struct{}) (*ListSecretsOutput, error) {
+	p, _ := PrincipalFrom(ctx)
+	list, err := h.st.ListSecrets(ctx, p.TenantID)
+	if err != nil {
+		return nil, storeError(ctx, h.log, "list-secrets", p.TenantID, err)
+	}
+	out := &ListSecretsOutput{}
+	out.Body.Items = make([]TenantSecret, 0, len(list))
+	for _, s := range list {
+		out.Body.Items = append(out.Body.Items, secretOut(s))
+	}
+	return out, nil
 }
 
 func (h *secrets) put(ctx context.Context, in *PutSecretInput) (*PutSecretOutput, error) {

@@ -4,13 +4,11 @@ import (
 	"context"
 	"log/slog"
 
-	"go.temporal.io/api/enums/v1"
-	"go.temporal.io/sdk/client"
-
 	"github.com/vrsky/vrsky/dataplane"
+	"github.com/vrsky/vrsky/internal/control"
+	"github.com/vrsky/vrsky/internal/control/wire"
 	"github.com/vrsky/vrsky/internal/natsauth"
 	"github.com/vrsky/vrsky/internal/store"
-	"github.com/vrsky/vrsky/workflows"
 )
 
 // TenantLimits are a tenant's quotas: what its NATS account may hold in
@@ -28,6 +26,11 @@ type TenantLimits struct {
 func limitsIn(l TenantLimits) store.TenantLimits {
 	return store.TenantLimits{Limits: natsauth.Limits{DiskBytes: l.DiskBytes, MemoryBytes: l.MemoryBytes, Streams: l.Streams,
 		Consumers: l.Consumers, DLQBytes: l.DLQBytes}, Integrations: l.Integrations, MessagesPerSecond: l.MessagesPerSecond}
+}
+
+// limitsWire is l as the provisioning workflow takes it.
+func limitsWire(l store.TenantLimits) wire.TenantLimits {
+	return wire.TenantLimits{Limits: wire.Limits(l.Limits), Integrations: l.Integrations, MessagesPerSecond: l.MessagesPerSecond}
 }
 
 func limitsOut(l store.TenantLimits) TenantLimits {
@@ -76,17 +79,12 @@ func tenantUsage(ctx context.Context, st *store.Store, accounts dataplane.Accoun
 // TenantLimits run that applies them to its NATS account and DLQ (a newer
 // change replaces a run still going); it does not wait for it. The
 // integrations quota holds from the next create on.
-func changeTenantLimits(ctx context.Context, st *store.Store, control client.Client, tenant string, limits TenantLimits) (store.Tenant, error) {
+func changeTenantLimits(ctx context.Context, st *store.Store, ctl *control.Client, tenant string, limits TenantLimits) (store.Tenant, error) {
 	t, err := st.SetTenantLimits(ctx, tenant, limitsIn(limits))
 	if err != nil {
 		return store.Tenant{}, err
 	}
-	_, err = control.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID:                       workflows.TenantLimitsWorkflowID(tenant),
-		TaskQueue:                workflows.ControlTaskQueue,
-		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_TERMINATE_EXISTING,
-	}, workflows.TenantLimits, workflows.TenantLimitsInput{Tenant: tenant, Limits: t.Limits.Limits})
-	if err != nil {
+	if err := ctl.ChangeTenantLimits(ctx, tenant, wire.Limits(t.Limits.Limits)); err != nil {
 		return store.Tenant{}, errControlPlane{err}
 	}
 	return t, nil

@@ -8,11 +8,11 @@ import (
 	"net/http"
 
 	"github.com/danielgtaylor/huma/v2"
-	"go.temporal.io/sdk/client"
 
 	"github.com/vrsky/vrsky/connectors/sdk"
 	"github.com/vrsky/vrsky/connectors/ssrf"
 	"github.com/vrsky/vrsky/dataplane"
+	"github.com/vrsky/vrsky/internal/control"
 	"github.com/vrsky/vrsky/internal/spec"
 	"github.com/vrsky/vrsky/internal/store"
 )
@@ -40,14 +40,24 @@ type PatchTenantInput struct {
 	Body TenantPatch
 }
 
+// tenantPatch serves update-tenant.
+type tenantPatch struct {
+	st      *store.Store
+	control *control.Client // nil: a patch with limits answers 503
+	egress  *dataplane.EgressPolicies
+	rates   *dataplane.TenantRates
+	log     *slog.Logger
+}
+
 // RegisterTenantPatch adds PATCH /v1/tenants/{tenantId}, with which a
 // platform admin changes what the platform decides for a tenant. An egress
 // policy is stored in PostgreSQL and mirrored to the runners through
 // egress (nil makes a patch with an egress section answer 503); running
 // pipelines use the new policy from their next build (a deploy or an
 // update). New limits are stored and applied to the tenant's NATS account
-// by a TenantLimits run started through control.
-func RegisterTenantPatch(api huma.API, st *store.Store, control client.Client, egress *dataplane.EgressPolicies, rates *dataplane.TenantRates, log *slog.Logger) {
+// by a TenantLimits run started through ctl.
+func RegisterTenantPatch(api huma.API, st *store.Store, ctl *control.Client, egress *dataplane.EgressPolicies, rates *dataplane.TenantRates, log *slog.Logger) {
+	h := &tenantPatch{st: st, control: ctl, egress: egress, rates: rates, log: log}
 	huma.Register(api, huma.Operation{
 		OperationID: "update-tenant",
 		Method:      http.MethodPatch,
@@ -64,60 +74,63 @@ func RegisterTenantPatch(api huma.API, st *store.Store, control client.Client, e
 		Security:     requireScopes(store.ScopePlatformAdmin),
 		MaxBodyBytes: MaxJSONBody,
 		Errors:       withAuthErrors(http.StatusNotFound, http.StatusUnprocessableEntity, http.StatusServiceUnavailable),
-	}, func(ctx context.Context, in *PatchTenantInput) (*TenantOutput, error) {
-		if !spec.ValidName(in.TenantID) {
-			return nil, huma.Error404NotFound("not found")
+	}, h.patch)
+}
+
+// patch changes the sections of the tenant the body gives.
+func (h *tenantPatch) patch(ctx context.Context, in *PatchTenantInput) (*TenantOutput, error) {
+	if !spec.ValidName(in.TenantID) {
+		return nil, huma.Error404NotFound("not found")
+	}
+	patch := store.TenantPatch{Egress: in.Body.Egress}
+	var mirror func(context.Context, store.Tenant) error
+	if p := in.Body.Egress; p != nil {
+		if details := egressProblems(*p); len(details) > 0 {
+			return nil, huma.Error422UnprocessableEntity("egress: link-local and cloud metadata addresses are never allowed; allowHosts lists hosts or host:port pairs", details...)
 		}
-		patch := store.TenantPatch{Egress: in.Body.Egress}
-		var mirror func(context.Context, store.Tenant) error
-		if p := in.Body.Egress; p != nil {
-			if details := egressProblems(*p); len(details) > 0 {
-				return nil, huma.Error422UnprocessableEntity("egress: link-local and cloud metadata addresses are never allowed; allowHosts lists hosts or host:port pairs", details...)
+		if h.egress == nil {
+			return nil, unavailable("the runners' copy of egress policies needs NATS")
+		}
+		mirror = func(ctx context.Context, t store.Tenant) error {
+			if err := h.egress.Put(ctx, t.ID, t.Egress); err != nil {
+				return fmt.Errorf("%w: %w", errMirror, err)
 			}
-			if egress == nil {
-				return nil, unavailable("the runners' copy of egress policies needs NATS")
-			}
-			mirror = func(ctx context.Context, t store.Tenant) error {
-				if err := egress.Put(ctx, t.ID, t.Egress); err != nil {
-					return fmt.Errorf("%w: %w", errMirror, err)
-				}
-				return nil
+			return nil
+		}
+	}
+	if in.Body.Limits != nil && h.control == nil {
+		return nil, unavailable("changing a tenant's limits needs the control plane")
+	}
+	t, err := h.st.PatchTenant(ctx, in.TenantID, patch, mirror)
+	switch {
+	case errors.Is(err, errMirror):
+		h.log.ErrorContext(ctx, "operation failed", "operation", "update-tenant", "tenant", in.TenantID, "error", err)
+		return nil, unavailable("the egress policy could not be stored for the runners; nothing changed, retry the request")
+	case err != nil:
+		return nil, storeError(ctx, h.log, "update-tenant", in.TenantID, err)
+	}
+	if in.Body.Egress != nil {
+		h.log.InfoContext(ctx, "tenant egress policy changed", "tenant", t.ID, "allow_private", t.Egress.AllowPrivate, "allow_hosts", len(t.Egress.AllowHosts))
+	}
+	if in.Body.Limits != nil {
+		t, err = changeTenantLimits(ctx, h.st, h.control, in.TenantID, *in.Body.Limits)
+		var cp errControlPlane
+		if errors.As(err, &cp) {
+			h.log.ErrorContext(ctx, "operation failed", "operation", "update-tenant", "tenant", in.TenantID, "error", err)
+			return nil, unavailable("the new limits are stored but the control plane did not start applying them; retry")
+		}
+		if err != nil {
+			return nil, storeError(ctx, h.log, "update-tenant", in.TenantID, err)
+		}
+		if h.rates != nil {
+			if err := h.rates.Put(ctx, in.TenantID, in.Body.Limits.MessagesPerSecond); err != nil {
+				h.log.ErrorContext(ctx, "operation failed", "operation", "update-tenant", "tenant", in.TenantID, "error", err)
+				return nil, unavailable("the new limits are stored but the ingress's copy of the rate could not be written; retry")
 			}
 		}
-		if in.Body.Limits != nil && control == nil {
-			return nil, unavailable("changing a tenant's limits needs the control plane")
-		}
-		t, err := st.PatchTenant(ctx, in.TenantID, patch, mirror)
-		switch {
-		case errors.Is(err, errMirror):
-			log.ErrorContext(ctx, "operation failed", "operation", "update-tenant", "tenant", in.TenantID, "error", err)
-			return nil, unavailable("the egress policy could not be stored for the runners; nothing changed, retry the request")
-		case err != nil:
-			return nil, storeError(ctx, log, "update-tenant", in.TenantID, err)
-		}
-		if in.Body.Egress != nil {
-			log.InfoContext(ctx, "tenant egress policy changed", "tenant", t.ID, "allow_private", t.Egress.AllowPrivate, "allow_hosts", len(t.Egress.AllowHosts))
-		}
-		if in.Body.Limits != nil {
-			t, err = changeTenantLimits(ctx, st, control, in.TenantID, *in.Body.Limits)
-			var cp errControlPlane
-			if errors.As(err, &cp) {
-				log.ErrorContext(ctx, "operation failed", "operation", "update-tenant", "tenant", in.TenantID, "error", err)
-				return nil, unavailable("the new limits are stored but the control plane did not start applying them; retry")
-			}
-			if err != nil {
-				return nil, storeError(ctx, log, "update-tenant", in.TenantID, err)
-			}
-			if rates != nil {
-				if err := rates.Put(ctx, in.TenantID, in.Body.Limits.MessagesPerSecond); err != nil {
-					log.ErrorContext(ctx, "operation failed", "operation", "update-tenant", "tenant", in.TenantID, "error", err)
-					return nil, unavailable("the new limits are stored but the ingress's copy of the rate could not be written; retry")
-				}
-			}
-			log.InfoContext(ctx, "tenant limits changed", "tenant", in.TenantID)
-		}
-		return &TenantOutput{Body: tenantOut(t)}, nil
-	})
+		h.log.InfoContext(ctx, "tenant limits changed", "tenant", in.TenantID)
+	}
+	return &TenantOutput{Body: tenantOut(t)}, nil
 }
 
 // egressProblems checks an egress policy entry by entry.

@@ -10,15 +10,13 @@ import (
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
-	"go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/serviceerror"
-	"go.temporal.io/sdk/client"
 
 	"github.com/vrsky/vrsky/connectors/sdk"
 	"github.com/vrsky/vrsky/dataplane"
+	"github.com/vrsky/vrsky/internal/control"
+	"github.com/vrsky/vrsky/internal/control/wire"
 	"github.com/vrsky/vrsky/internal/spec"
 	"github.com/vrsky/vrsky/internal/store"
-	"github.com/vrsky/vrsky/workflows"
 )
 
 // MaxJSONBody bounds the JSON request bodies of the metadata operations.
@@ -95,12 +93,23 @@ type TenantOutput struct {
 	Body Tenant
 }
 
+// tenants serves the platform admin's tenant operations.
+type tenants struct {
+	st       *store.Store
+	control  *control.Client // nil: create and delete answer 503
+	accounts dataplane.Accounts
+	rates    *dataplane.TenantRates
+	log      *slog.Logger
+}
+
 // RegisterTenants adds the platform admin's tenant operations:
 // POST/GET /v1/tenants and GET/DELETE /v1/tenants/{tenantId}. Creating and
-// deleting run the TenantProvision and TenantDecommission workflows through
-// control; a nil control makes them answer 503. accounts, when set, gives
-// the bytes each tenant's streams hold to get-tenant.
-func RegisterTenants(api huma.API, st *store.Store, control client.Client, accounts dataplane.Accounts, rates *dataplane.TenantRates, log *slog.Logger) {
+// deleting start the TenantProvision and TenantDecommission workflows
+// through ctl and never wait for them; a nil ctl makes them answer 503.
+// accounts, when set, gives the bytes each tenant's streams hold to
+// get-tenant.
+func RegisterTenants(api huma.API, st *store.Store, ctl *control.Client, accounts dataplane.Accounts, rates *dataplane.TenantRates, log *slog.Logger) {
+	h := &tenants{st: st, control: ctl, accounts: accounts, rates: rates, log: log}
 	admin := requireScopes(store.ScopePlatformAdmin)
 	tags := []string{"Tenants"}
 
@@ -119,71 +128,7 @@ func RegisterTenants(api huma.API, st *store.Store, control client.Client, accou
 		DefaultStatus: http.StatusAccepted,
 		MaxBodyBytes:  MaxJSONBody,
 		Errors:        withAuthErrors(http.StatusConflict, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity, http.StatusServiceUnavailable),
-	}, func(ctx context.Context, in *CreateTenantInput) (*CreateTenantOutput, error) {
-		if control == nil {
-			return nil, unavailable("tenant provisioning needs the control plane")
-		}
-		limits := store.DefaultTenantLimits
-		if in.Body.Limits != nil {
-			limits = limitsIn(*in.Body.Limits)
-		}
-		if err := limits.Validate(); err != nil {
-			return nil, huma.Error422UnprocessableEntity(err.Error())
-		}
-		again := false // creating a tenant whose provisioning failed
-		switch t, err := st.GetTenant(ctx, in.Body.ID); {
-		case err == nil && t.Status != store.TenantFailed:
-			return nil, huma.Error409Conflict("already exists")
-		case err == nil:
-			again = true
-		case !errors.Is(err, store.ErrNotFound):
-			return nil, storeError(ctx, log, "create-tenant", in.Body.ID, err)
-		}
-		if rates != nil { // also clears a rate left by an earlier tenant of that ID
-			if err := rates.Put(ctx, in.Body.ID, limits.MessagesPerSecond); err != nil {
-				log.Error("operation failed", "operation", "create-tenant", "tenant", in.Body.ID, "error", err)
-				return nil, unavailable("the ingress's copy of the tenant's rate could not be written; retry later")
-			}
-		}
-		keyID, prefix, hash, secret := store.NewKey()
-		wf := workflows.TenantProvisionInput{
-			Tenant: store.NewTenant{ID: in.Body.ID, Name: in.Body.Name, KeyID: keyID, KeyPrefix: prefix, KeyHash: hash,
-				Scopes: firstKeyScopes, Limits: &limits},
-			Limits: limits.Limits,
-		}
-		opts := client.StartWorkflowOptions{
-			ID:                    workflows.TenantProvisionWorkflowID(in.Body.ID),
-			TaskQueue:             workflows.ControlTaskQueue,
-			WorkflowIDReusePolicy: enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY,
-			// A run in progress or done means the ID is taken: never join it.
-			WorkflowExecutionErrorWhenAlreadyStarted: true,
-		}
-		if again {
-			// The failed run marks the tenant failed as its last step and
-			// may not have closed yet: nothing is left for it to do.
-			opts.WorkflowIDConflictPolicy = enums.WORKFLOW_ID_CONFLICT_POLICY_TERMINATE_EXISTING
-			opts.WorkflowExecutionErrorWhenAlreadyStarted = false
-		}
-		_, err := control.ExecuteWorkflow(ctx, opts, workflows.TenantProvision, wf)
-		var started *serviceerror.WorkflowExecutionAlreadyStarted
-		if errors.As(err, &started) {
-			return nil, huma.Error409Conflict("already exists")
-		}
-		if err != nil {
-			log.ErrorContext(ctx, "operation failed", "operation", "create-tenant", "tenant", in.Body.ID, "error", err)
-			return nil, unavailable("the control plane did not start provisioning; retry later")
-		}
-		// The request never waits for the run: GET tells how it ends.
-		out := &CreateTenantOutput{Location: "/v1/tenants/" + in.Body.ID, CacheControl: noStore}
-		created := time.Now().UTC()
-		out.Body.Tenant = Tenant{ID: in.Body.ID, Name: in.Body.Name, Status: store.TenantProvisioning, CreatedAt: created}
-		shown := limitsOut(limits)
-		out.Body.Tenant.Limits = &shown
-		out.Body.APIKey = NewAPIKey{APIKey: APIKey{ID: keyID, TenantID: in.Body.ID, Prefix: prefix, Scopes: firstKeyScopes,
-			CreatedAt: created}, Secret: secret}
-		log.InfoContext(ctx, "tenant provisioning", "tenant", in.Body.ID, "key_id", keyID)
-		return out, nil
-	})
+	}, h.create)
 
 	huma.Register(api, huma.Operation{
 		OperationID: "list-tenants",
@@ -194,23 +139,7 @@ func RegisterTenants(api huma.API, st *store.Store, control client.Client, accou
 		Tags:        tags,
 		Security:    admin,
 		Errors:      withAuthErrors(http.StatusUnprocessableEntity),
-	}, func(ctx context.Context, in *ListTenantsInput) (*ListTenantsOutput, error) {
-		tenants, next, err := st.ListTenants(ctx, store.Page{Cursor: in.Cursor, Limit: in.Limit})
-		if err != nil {
-			return nil, storeError(ctx, log, "list-tenants", "", err)
-		}
-		out := &ListTenantsOutput{}
-		out.Body.Items = make([]Tenant, 0, len(tenants))
-		for _, t := range tenants {
-			out.Body.Items = append(out.Body.Items, tenantOut(t))
-		}
-		if next != "" {
-			out.Body.Next = next
-			q := url.Values{"cursor": {next}, "limit": {strconv.Itoa(in.Limit)}}
-			out.Link = `</v1/tenants?` + q.Encode() + `>; rel="next"`
-		}
-		return out, nil
-	})
+	}, h.list)
 
 	huma.Register(api, huma.Operation{
 		OperationID: "get-tenant",
@@ -222,18 +151,7 @@ func RegisterTenants(api huma.API, st *store.Store, control client.Client, accou
 		Tags:     tags,
 		Security: admin,
 		Errors:   withAuthErrors(http.StatusNotFound),
-	}, func(ctx context.Context, in *TenantPath) (*TenantOutput, error) {
-		if !spec.ValidName(in.TenantID) {
-			return nil, huma.Error404NotFound("not found")
-		}
-		t, err := st.GetTenant(ctx, in.TenantID)
-		if err != nil {
-			return nil, storeError(ctx, log, "get-tenant", in.TenantID, err)
-		}
-		out := &TenantOutput{Body: tenantOut(t)}
-		out.Body.Usage = tenantUsage(ctx, st, accounts, t, log)
-		return out, nil
-	})
+	}, h.get)
 
 	huma.Register(api, huma.Operation{
 		OperationID: "delete-tenant",
@@ -247,26 +165,110 @@ func RegisterTenants(api huma.API, st *store.Store, control client.Client, accou
 		Security:      admin,
 		DefaultStatus: http.StatusAccepted,
 		Errors:        withAuthErrors(http.StatusNotFound, http.StatusServiceUnavailable),
-	}, func(ctx context.Context, in *TenantPath) (*struct{}, error) {
-		if !spec.ValidName(in.TenantID) {
-			return nil, huma.Error404NotFound("not found")
+	}, h.delete)
+}
+
+// create starts the tenant's provisioning and answers at once.
+func (h *tenants) create(ctx context.Context, in *CreateTenantInput) (*CreateTenantOutput, error) {
+	if h.control == nil {
+		return nil, unavailable("tenant provisioning needs the control plane")
+	}
+	limits := store.DefaultTenantLimits
+	if in.Body.Limits != nil {
+		limits = limitsIn(*in.Body.Limits)
+	}
+	if err := limits.Validate(); err != nil {
+		return nil, huma.Error422UnprocessableEntity(err.Error())
+	}
+	again := false // creating a tenant whose provisioning failed
+	switch t, err := h.st.GetTenant(ctx, in.Body.ID); {
+	case err == nil && t.Status != store.TenantFailed:
+		return nil, huma.Error409Conflict("already exists")
+	case err == nil:
+		again = true
+	case !errors.Is(err, store.ErrNotFound):
+		return nil, storeError(ctx, h.log, "create-tenant", in.Body.ID, err)
+	}
+	if h.rates != nil { // also clears a rate left by an earlier tenant of that ID
+		if err := h.rates.Put(ctx, in.Body.ID, limits.MessagesPerSecond); err != nil {
+			h.log.ErrorContext(ctx, "operation failed", "operation", "create-tenant", "tenant", in.Body.ID, "error", err)
+			return nil, unavailable("the ingress's copy of the tenant's rate could not be written; retry later")
 		}
-		if control == nil {
-			return nil, unavailable("tenant decommissioning needs the control plane")
-		}
-		if err := st.DeleteTenant(ctx, in.TenantID); err != nil {
-			return nil, storeError(ctx, log, "delete-tenant", in.TenantID, err)
-		}
-		_, err := control.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-			ID:                       workflows.TenantDecommissionWorkflowID(in.TenantID),
-			TaskQueue:                workflows.ControlTaskQueue,
-			WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-		}, workflows.TenantDecommission, workflows.TenantDecommissionInput{Tenant: in.TenantID})
-		if err != nil {
-			log.ErrorContext(ctx, "operation failed", "operation", "delete-tenant", "tenant", in.TenantID, "error", err)
-			return nil, unavailable("the tenant's keys are revoked but the control plane did not start removing it; retry the delete")
-		}
-		log.InfoContext(ctx, "tenant deleted", "tenant", in.TenantID)
-		return nil, nil
-	})
+	}
+	keyID, prefix, hash, secret := store.NewKey()
+	wireLimits := limitsWire(limits)
+	newTenant := wire.NewTenant{ID: in.Body.ID, Name: in.Body.Name, KeyID: keyID, KeyPrefix: prefix, KeyHash: hash, Limits: &wireLimits}
+	for _, s := range firstKeyScopes {
+		newTenant.Scopes = append(newTenant.Scopes, string(s))
+	}
+	err := h.control.ProvisionTenant(ctx, wire.TenantProvisionInput{Tenant: newTenant, Limits: wireLimits.Limits}, again)
+	if errors.Is(err, control.ErrExists) {
+		return nil, huma.Error409Conflict("already exists")
+	}
+	if err != nil {
+		h.log.ErrorContext(ctx, "operation failed", "operation", "create-tenant", "tenant", in.Body.ID, "error", err)
+		return nil, unavailable("the control plane did not start provisioning; retry later")
+	}
+	// The request never waits for the run: GET tells how it ends.
+	out := &CreateTenantOutput{Location: "/v1/tenants/" + in.Body.ID, CacheControl: noStore}
+	created := time.Now().UTC()
+	out.Body.Tenant = Tenant{ID: in.Body.ID, Name: in.Body.Name, Status: store.TenantProvisioning, CreatedAt: created}
+	shown := limitsOut(limits)
+	out.Body.Tenant.Limits = &shown
+	out.Body.APIKey = NewAPIKey{APIKey: APIKey{ID: keyID, TenantID: in.Body.ID, Prefix: prefix, Scopes: firstKeyScopes,
+		CreatedAt: created}, Secret: secret}
+	h.log.InfoContext(ctx, "tenant provisioning", "tenant", in.Body.ID, "key_id", keyID)
+	return out, nil
+}
+
+// list answers one page of tenants.
+func (h *tenants) list(ctx context.Context, in *ListTenantsInput) (*ListTenantsOutput, error) {
+	tenants, next, err := h.st.ListTenants(ctx, store.Page{Cursor: in.Cursor, Limit: in.Limit})
+	if err != nil {
+		return nil, storeError(ctx, h.log, "list-tenants", "", err)
+	}
+	out := &ListTenantsOutput{}
+	out.Body.Items = make([]Tenant, 0, len(tenants))
+	for _, t := range tenants {
+		out.Body.Items = append(out.Body.Items, tenantOut(t))
+	}
+	if next != "" {
+		out.Body.Next = next
+		q := url.Values{"cursor": {next}, "limit": {strconv.Itoa(in.Limit)}}
+		out.Link = `</v1/tenants?` + q.Encode() + `>; rel="next"`
+	}
+	return out, nil
+}
+
+// get answers one tenant with its usage.
+func (h *tenants) get(ctx context.Context, in *TenantPath) (*TenantOutput, error) {
+	if !spec.ValidName(in.TenantID) {
+		return nil, huma.Error404NotFound("not found")
+	}
+	t, err := h.st.GetTenant(ctx, in.TenantID)
+	if err != nil {
+		return nil, storeError(ctx, h.log, "get-tenant", in.TenantID, err)
+	}
+	out := &TenantOutput{Body: tenantOut(t)}
+	out.Body.Usage = tenantUsage(ctx, h.st, h.accounts, t, h.log)
+	return out, nil
+}
+
+// delete revokes the tenant's keys and starts its decommissioning.
+func (h *tenants) delete(ctx context.Context, in *TenantPath) (*struct{}, error) {
+	if !spec.ValidName(in.TenantID) {
+		return nil, huma.Error404NotFound("not found")
+	}
+	if h.control == nil {
+		return nil, unavailable("tenant decommissioning needs the control plane")
+	}
+	if err := h.st.DeleteTenant(ctx, in.TenantID); err != nil {
+		return nil, storeError(ctx, h.log, "delete-tenant", in.TenantID, err)
+	}
+	if err := h.control.DecommissionTenant(ctx, in.TenantID); err != nil {
+		h.log.ErrorContext(ctx, "operation failed", "operation", "delete-tenant", "tenant", in.TenantID, "error", err)
+		return nil, unavailable("the tenant's keys are revoked but the control plane did not start removing it; retry the delete")
+	}
+	h.log.InfoContext(ctx, "tenant deleted", "tenant", in.TenantID)
+	return nil, nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vrsky/vrsky/dataplane"
+	"github.com/vrsky/vrsky/internal/control"
 	"github.com/vrsky/vrsky/internal/store"
 	"github.com/vrsky/vrsky/internal/testenv"
 )
@@ -173,7 +174,7 @@ func TestOpenAPIDocumentsBearerAndOperations(t *testing.T) {
 // provisioning at all, the answer still comes at once: 202 with the tenant
 // provisioning and its key, which does not work yet.
 func TestCreateTenantAnswers202WhileProvisioningRuns(t *testing.T) {
-	e := newAuthEnvWith(t, func(o *Options) { o.Temporal = testenv.TemporalServer(t).GetDefaultClient() })
+	e := newAuthEnvWith(t, func(o *Options) { o.Control = control.New(testenv.TemporalServer(t).GetDefaultClient()) })
 
 	start := time.Now()
 	res := call(t, e.h, http.MethodPost, "/v1/tenants", e.adminKey, `{"id":"slow","name":"Slow"}`)

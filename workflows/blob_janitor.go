@@ -9,14 +9,6 @@ import (
 	"github.com/vrsky/vrsky/activities"
 )
 
-// BlobJanitorInput selects what the janitor sweeps. The zero value uses the
-// platform defaults (claim-check objects and DLQ'd payloads after 7 days:
-// a body must outlive the message that refers to it, docs/adr/0013).
-type BlobJanitorInput struct {
-	ClaimTTL time.Duration
-	DLQTTL   time.Duration
-}
-
 // BlobJanitorResult says how many objects were removed.
 type BlobJanitorResult struct {
 	Removed int

@@ -8,6 +8,7 @@ import (
 
 	"github.com/vrsky/vrsky/activities"
 	"github.com/vrsky/vrsky/dataplane"
+	"github.com/vrsky/vrsky/internal/control/wire"
 )
 
 // DLQReplay paging defaults.
@@ -18,32 +19,6 @@ const (
 	// before it continues as new.
 	DefaultDLQReplayPagesPerRun = 200
 )
-
-// DLQReplayInput selects the tenant's dead letters to replay into their
-// pipelines or, with Discard, to remove: those matching Filter, or only the
-// DLQ sequences in Seqs when set (Filter still applies). MaxMessages bounds
-// how many are handled; 0 means all. The remaining fields carry a run's
-// progress across ContinueAsNew and are zero when it is started.
-type DLQReplayInput struct {
-	Tenant      string
-	Filter      dataplane.DLQFilter
-	Seqs        []uint64
-	Discard     bool
-	MaxMessages int
-
-	// PagesPerRun is how many pages one run handles before it continues as
-	// new; 0 means DefaultDLQReplayPagesPerRun.
-	PagesPerRun int
-	AfterSeq    uint64
-	UpToSeq     uint64
-	Done        int
-}
-
-// DLQReplayResult counts the dead letters replayed or discarded.
-type DLQReplayResult struct {
-	Replayed  int
-	Discarded int
-}
 
 // DLQReplay replays (or discards) a tenant's selected dead letters, each
 // once, page by page (ID DLQReplayWorkflowID). Only dead letters that were
@@ -75,27 +50,27 @@ func DLQReplay(ctx workflow.Context, in DLQReplayInput) (DLQReplayResult, error)
 		if limit <= 0 {
 			break
 		}
-		var page activities.ReplayPageResult
+		var page wire.ReplayPageResult
 		err := workflow.ExecuteActivity(ctx, dlq.ReplayPage, activities.ReplayPageInput{
-			Tenant: in.Tenant, Filter: in.Filter, Seqs: in.Seqs, AfterSeq: in.AfterSeq, UpToSeq: in.UpToSeq,
+			Tenant: in.Tenant, Filter: dataplane.DLQFilter(in.Filter), Seqs: in.Seqs, AfterSeq: in.AfterSeq, UpToSeq: in.UpToSeq,
 			Limit: limit, Discard: in.Discard,
 		}).Get(ctx, &page)
 		if err != nil {
-			return in.result(), err
+			return replayResult(in), err
 		}
 		in.Done += page.Done
 		in.AfterSeq, in.UpToSeq = page.LastSeq, page.UpToSeq
 		if !page.More {
-			return in.result(), nil
+			return replayResult(in), nil
 		}
 	}
 	if in.MaxMessages > 0 && in.Done >= in.MaxMessages {
-		return in.result(), nil
+		return replayResult(in), nil
 	}
 	return DLQReplayResult{}, workflow.NewContinueAsNewError(ctx, DLQReplay, in)
 }
 
-func (in DLQReplayInput) result() DLQReplayResult {
+func replayResult(in DLQReplayInput) DLQReplayResult {
 	if in.Discard {
 		return DLQReplayResult{Discarded: in.Done}
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/vrsky/vrsky/activities"
 	"github.com/vrsky/vrsky/dataplane"
+	"github.com/vrsky/vrsky/internal/control/wire"
 )
 
 // fakeDLQ serves ReplayPage from a list of sequences, recording each call.
@@ -40,7 +41,7 @@ func (f *fakeDLQ) page(_ context.Context, in activities.ReplayPageInput) (activi
 }
 
 func TestDLQReplayPagesUntilDone(t *testing.T) {
-	filter := dataplane.DLQFilter{Integration: "orders", ErrorContains: "disk"}
+	filter := wire.DLQFilter{Integration: "orders", ErrorContains: "disk"}
 	for _, tc := range []struct {
 		name      string
 		in        DLQReplayInput
@@ -72,7 +73,7 @@ func TestDLQReplayPagesUntilDone(t *testing.T) {
 			require.Len(t, f.calls, tc.wantCalls)
 			require.Zero(t, f.calls[0].UpToSeq, "the first page fixes the upper bound")
 			for i, c := range f.calls {
-				require.Equal(t, tc.in.Filter, c.Filter)
+				require.Equal(t, dataplane.DLQFilter(tc.in.Filter), c.Filter)
 				require.Equal(t, tc.in.Discard, c.Discard)
 				if i > 0 {
 					require.EqualValues(t, 1000, c.UpToSeq)

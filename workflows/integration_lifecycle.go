@@ -1,72 +1,24 @@
 package workflows
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"strings"
 	"time"
 
-	"go.temporal.io/api/enums/v1"
-	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/vrsky/vrsky/activities"
 	"github.com/vrsky/vrsky/dataplane"
+	"github.com/vrsky/vrsky/internal/control/wire"
 )
-
-// IntegrationLifecycleInput names the integration. State carries what an
-// earlier run knew across ContinueAsNew; it is zero for a new integration.
-type IntegrationLifecycleInput struct {
-	Tenant      string
-	Integration string
-	State       IntegrationState
-	// MaxTransitions is how many changes one run handles before it continues
-	// as new; zero means DefaultMaxTransitions.
-	MaxTransitions int
-}
 
 // DefaultMaxTransitions bounds the history of one IntegrationLifecycle run.
 const DefaultMaxTransitions = 500
-
-// IntegrationState is an integration as the control plane knows it.
-type IntegrationState struct {
-	// Version is the deployed spec version; 0 before the first deploy.
-	Version int
-	// DesiredStatus is dataplane.DesiredRunning or dataplane.DesiredStopped
-	// ("" before the first deploy).
-	DesiredStatus string
-	// Status is what the runners reported: running, stopped or degraded;
-	// activities.StatusPending when they have not confirmed in time,
-	// activities.StatusDeleted once deleted.
-	Status    string
-	LastError string
-}
-
-// ChangeRequest asks for one lifecycle change. Version is the spec version
-// for deploy and update, ignored otherwise. Actor (who asks) is required;
-// both Actor and Reason go into the integration's execution log.
-type ChangeRequest struct {
-	Version int
-	Actor   string
-	Reason  string
-}
-
-// IntegrationLifecycleResult is the integration's final state; the workflow
-// ends only when the integration is deleted.
-type IntegrationLifecycleResult struct {
-	State IntegrationState
-}
 
 // scheduleChange is the workflow.GetVersion change ID under which
 // IntegrationLifecycle keeps the integration's Temporal Schedule in step
 // (version 1).
 const scheduleChange = "integration-schedules"
-
-// ErrInvalidTransition is the application error type of a change refused
-// in the integration's current state (for example start before deploy).
-const ErrInvalidTransition = "InvalidTransition"
 
 // IntegrationLifecycle is the one long-running workflow of an integration
 // (ID IntegrationWorkflowID). It is driven by the updates IntegrationDeploy,
@@ -239,7 +191,7 @@ func checkChange(s IntegrationState, action string, req ChangeRequest) error {
 		return refuse("the actor (who asks for the change) is required")
 	}
 	if s.Status == activities.StatusDeleted {
-		return refuse(refusedDeleted)
+		return refuse(wire.RefusedDeleted)
 	}
 	switch action {
 	case IntegrationDeploy:
@@ -309,75 +261,4 @@ func withAwaitOptions(ctx workflow.Context) workflow.Context {
 			MaximumAttempts:    3,
 		},
 	})
-}
-
-// refusedDeleted is how a deleted integration's lifecycle refuses changes.
-const refusedDeleted = "the integration is deleted"
-
-// ChangeIntegration asks an integration's lifecycle for a change, starting
-// the workflow if it is not running, and returns once the change is
-// accepted (or refused). handle.Get waits for the resulting IntegrationState.
-// action is one of IntegrationDeploy, IntegrationStart, IntegrationStop,
-// IntegrationUpdate and IntegrationDelete; updateID, when set, makes a
-// repeated request (a client retry) the same change.
-//
-// The lifecycle run of an integration deleted a moment ago closes right
-// after the deletion is recorded; a change to an integration created again
-// under the same ID in between would meet that run and be refused. Such a
-// change waits for the old run to close and goes to a new one.
-func ChangeIntegration(ctx context.Context, c client.Client, tenant, integration, action, updateID string, req ChangeRequest) (client.WorkflowUpdateHandle, error) {
-	h, err := changeIntegration(ctx, c, tenant, integration, action, updateID, req)
-	if err != nil || !refusedAsDeleted(h) {
-		return h, err
-	}
-	if err := c.GetWorkflow(ctx, h.WorkflowID(), h.RunID()).Get(ctx, nil); err != nil {
-		return nil, fmt.Errorf("%s integration %s/%s: wait for the deleted integration's lifecycle to close: %w", action, tenant, integration, err)
-	}
-	return changeIntegration(ctx, c, tenant, integration, action, updateID, req)
-}
-
-func changeIntegration(ctx context.Context, c client.Client, tenant, integration, action, updateID string, req ChangeRequest) (client.WorkflowUpdateHandle, error) {
-	id := IntegrationWorkflowID(tenant, integration)
-	start := c.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
-		ID:                       id,
-		TaskQueue:                ControlTaskQueue,
-		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-	}, IntegrationLifecycle, IntegrationLifecycleInput{Tenant: tenant, Integration: integration})
-	h, err := c.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
-		StartWorkflowOperation: start,
-		UpdateOptions: client.UpdateWorkflowOptions{
-			WorkflowID:   id,
-			UpdateName:   action,
-			UpdateID:     updateID,
-			Args:         []any{req},
-			WaitForStage: client.WorkflowUpdateStageAccepted,
-		},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("%s integration %s/%s: %w", action, tenant, integration, err)
-	}
-	return h, nil
-}
-
-// refusedAsDeleted reports whether h's change was refused because the
-// integration is deleted.
-func refusedAsDeleted(h client.WorkflowUpdateHandle) bool {
-	var appErr *temporal.ApplicationError
-	return errors.As(Refusal(h), &appErr) && strings.HasSuffix(appErr.Message(), refusedDeleted)
-}
-
-// Refusal returns the lifecycle's refusal of a change (an application error
-// of type ErrInvalidTransition), or nil, without waiting for an accepted
-// change to finish: a refused (or already finished) change's handle holds its
-// outcome, while an accepted one would poll the server, which a cancelled
-// context stops at once.
-func Refusal(h client.WorkflowUpdateHandle) error {
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	err := h.Get(ctx, nil)
-	var appErr *temporal.ApplicationError
-	if errors.As(err, &appErr) && appErr.Type() == ErrInvalidTransition {
-		return err
-	}
-	return nil
 }

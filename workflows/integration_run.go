@@ -8,16 +8,8 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/vrsky/vrsky/activities"
+	"github.com/vrsky/vrsky/internal/control/wire"
 )
-
-// IntegrationRunInput names the scheduled integration to run once.
-type IntegrationRunInput struct {
-	Tenant      string
-	Integration string
-	// MaxWait bounds how long the run may take; zero means
-	// activities.DefaultRunWait.
-	MaxWait time.Duration
-}
 
 // IntegrationRunResult is how the run ended and what it took in.
 type IntegrationRunResult struct {
@@ -39,7 +31,7 @@ func IntegrationRun(ctx workflow.Context, in IntegrationRunInput) (IntegrationRu
 	runID := workflow.GetInfo(ctx).WorkflowExecution.RunID
 	wait := in.MaxWait
 	if wait <= 0 {
-		wait = activities.DefaultRunWait
+		wait = wire.DefaultRunWait
 	}
 	runCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: wait + time.Minute,

@@ -8,10 +8,12 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
 	"github.com/vrsky/vrsky/activities"
 	"github.com/vrsky/vrsky/dataplane"
+	"github.com/vrsky/vrsky/internal/control"
 	"github.com/vrsky/vrsky/internal/testenv"
 )
 
@@ -41,8 +43,9 @@ func TestIntegrationLifecycleSurvivesAWorkerKilledMidChange(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
-	h, err := ChangeIntegration(ctx, c, "acme", "orders", IntegrationDeploy, "deploy-1", ChangeRequest{Version: 1, Actor: "alice"})
+	ch, err := control.New(c).ChangeIntegration(ctx, "acme", "orders", IntegrationDeploy, "deploy-1", ChangeRequest{Version: 1, Actor: "alice"})
 	require.NoError(t, err)
+	h := c.GetWorkflowUpdateHandle(client.GetWorkflowUpdateHandleOptions{WorkflowID: ch.WorkflowID, UpdateID: ch.UpdateID})
 	<-waiting
 	dying.Stop() // its attempt times out after the 15 s heartbeat timeout
 	ts.NewWorker(ControlTaskQueue, func(r worker.Registry) {

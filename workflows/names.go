@@ -2,69 +2,56 @@
 // lifecycles (tenants, integrations, schedules, DLQ replay, janitors).
 //
 // Workflows are deterministic: no I/O, no time.Now, no native goroutines; one
-// workflow per file, a single input struct and a single result struct, IDs
-// built from business keys in this file. Message bodies never pass through a
-// workflow.
+// workflow per file, a single input struct and a single result struct.
+// Message bodies never pass through a workflow. This package holds no
+// client code: starting, updating and reading workflows is
+// internal/control's job, and the names and types both sides share are in
+// internal/control/wire (the names below are the same values, for the
+// workflows' own code and tests).
 package workflows
 
-// ControlTaskQueue is the task queue the control-plane worker polls.
-const ControlTaskQueue = "vrsky-control"
+import "github.com/vrsky/vrsky/internal/control/wire"
 
-// BlobJanitorScheduleID is the ID of the schedule that runs BlobJanitor.
-const BlobJanitorScheduleID = "blob-janitor"
-
-// IntegrationWorkflowID is the ID of an integration's IntegrationLifecycle
-// workflow: one per integration, so a second start finds the first.
-func IntegrationWorkflowID(tenant, integration string) string {
-	return "integration/" + tenant + "/" + integration
-}
-
-// IntegrationScheduleID is the ID of the Temporal Schedule of an
-// integration whose deployed spec has a schedule; it starts IntegrationRun.
-// (Schedule IDs and workflow IDs do not share a namespace.)
-func IntegrationScheduleID(tenant, integration string) string {
-	return "integration/" + tenant + "/" + integration
-}
-
-// IntegrationRunWorkflowID is the ID the integration's schedule gives the
-// IntegrationRun workflows it starts; Temporal appends each run's
-// scheduled time.
-func IntegrationRunWorkflowID(tenant, integration string) string {
-	return "integration-run/" + tenant + "/" + integration
-}
-
-// DLQReplayWorkflowID is the ID of one DLQReplay run, asked for by a
-// request of the tenant: a repeated request ID finds the first run.
-func DLQReplayWorkflowID(tenant, requestID string) string {
-	return "dlq-replay/" + tenant + "/" + requestID
-}
-
-// Updates and queries of IntegrationLifecycle. Every update takes a
-// ChangeRequest and returns the resulting IntegrationState.
+// Names shared with the client, from wire.
 const (
-	// IntegrationDeploy runs ChangeRequest.Version (desired status running).
-	IntegrationDeploy = "deploy"
-	// IntegrationStart runs the deployed version.
-	IntegrationStart = "start"
-	// IntegrationStop stops the deployed version.
-	IntegrationStop = "stop"
-	// IntegrationUpdate rolls out a newer ChangeRequest.Version, keeping the
-	// desired status.
-	IntegrationUpdate = "update"
-	// IntegrationDelete removes the integration; the workflow then ends.
-	IntegrationDelete = "delete"
-	// IntegrationStateQuery returns the current IntegrationState.
-	IntegrationStateQuery = "state"
+	ControlTaskQueue      = wire.ControlTaskQueue
+	BlobJanitorScheduleID = wire.BlobJanitorScheduleID
+	IntegrationDeploy     = wire.IntegrationDeploy
+	IntegrationStart      = wire.IntegrationStart
+	IntegrationStop       = wire.IntegrationStop
+	IntegrationUpdate     = wire.IntegrationUpdate
+	IntegrationDelete     = wire.IntegrationDelete
+	IntegrationStateQuery = wire.IntegrationStateQuery
+	ErrInvalidTransition  = wire.ErrInvalidTransition
+	ErrInvalidSchedule    = wire.ErrInvalidSchedule
+	MaxBackfillWindow     = wire.MaxBackfillWindow
+	ScheduleCatchupWindow = wire.ScheduleCatchupWindow
 )
 
-// TenantProvisionWorkflowID is the ID of a tenant's TenantProvision run: a
-// second create of the same tenant finds the first.
-func TenantProvisionWorkflowID(tenant string) string { return "tenant/" + tenant + "/provision" }
+// IDs built from business keys, from wire.
+var (
+	IntegrationWorkflowID        = wire.IntegrationWorkflowID
+	IntegrationScheduleID        = wire.IntegrationScheduleID
+	IntegrationRunWorkflowID     = wire.IntegrationRunWorkflowID
+	DLQReplayWorkflowID          = wire.DLQReplayWorkflowID
+	TenantProvisionWorkflowID    = wire.TenantProvisionWorkflowID
+	TenantLimitsWorkflowID       = wire.TenantLimitsWorkflowID
+	TenantDecommissionWorkflowID = wire.TenantDecommissionWorkflowID
+)
 
-// TenantLimitsWorkflowID is the ID of the TenantLimits run applying a
-// tenant's changed limits.
-func TenantLimitsWorkflowID(tenant string) string { return "tenant/" + tenant + "/limits" }
-
-// TenantDecommissionWorkflowID is the ID of a tenant's TenantDecommission
-// run.
-func TenantDecommissionWorkflowID(tenant string) string { return "tenant/" + tenant + "/decommission" }
+// Inputs and results, from wire.
+type (
+	TenantProvisionInput       = wire.TenantProvisionInput
+	TenantProvisionResult      = wire.TenantProvisionResult
+	TenantDecommissionInput    = wire.TenantDecommissionInput
+	TenantDecommissionResult   = wire.TenantDecommissionResult
+	TenantLimitsInput          = wire.TenantLimitsInput
+	IntegrationLifecycleInput  = wire.IntegrationLifecycleInput
+	IntegrationLifecycleResult = wire.IntegrationLifecycleResult
+	IntegrationState           = wire.IntegrationState
+	ChangeRequest              = wire.ChangeRequest
+	IntegrationRunInput        = wire.IntegrationRunInput
+	DLQReplayInput             = wire.DLQReplayInput
+	DLQReplayResult            = wire.DLQReplayResult
+	BlobJanitorInput           = wire.BlobJanitorInput
+)

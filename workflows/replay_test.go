@@ -18,6 +18,7 @@ import (
 
 	"github.com/vrsky/vrsky/activities"
 	"github.com/vrsky/vrsky/dataplane"
+	"github.com/vrsky/vrsky/internal/control"
 	"github.com/vrsky/vrsky/internal/testenv"
 )
 
@@ -109,11 +110,11 @@ func TestIntegrationLifecycleOnTemporal(t *testing.T) {
 
 	send := func(action, updateID string, req ChangeRequest) (IntegrationState, error) {
 		var st IntegrationState
-		h, err := ChangeIntegration(ctx, c, tenant, integration, action, updateID, req)
+		ch, err := control.New(c).ChangeIntegration(ctx, tenant, integration, action, updateID, req)
 		if err != nil {
 			return st, err
 		}
-		err = h.Get(ctx, &st)
+		err = c.GetWorkflowUpdateHandle(client.GetWorkflowUpdateHandleOptions{WorkflowID: ch.WorkflowID, UpdateID: ch.UpdateID}).Get(ctx, &st)
 		return st, err
 	}
 	ask := ChangeRequest{Actor: "alice", Reason: "release"}

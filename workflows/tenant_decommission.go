@@ -8,18 +8,6 @@ import (
 	"github.com/vrsky/vrsky/activities"
 )
 
-// TenantDecommissionInput names the tenant to remove.
-type TenantDecommissionInput struct {
-	Tenant string
-}
-
-// TenantDecommissionResult counts what was removed.
-type TenantDecommissionResult struct {
-	Integrations int
-	Streams      int
-	Objects      int
-}
-
 // TenantDecommission removes a tenant (ID TenantDecommissionWorkflowID):
 // it revokes its keys at once, takes down every integration (pipelines,
 // lifecycle workflows, schedules), deletes its streams, its NATS account and

@@ -10,13 +10,6 @@ import (
 	"github.com/vrsky/vrsky/internal/natsauth"
 )
 
-// TenantLimitsInput is a tenant and the JetStream limits it now has (the
-// store already holds them).
-type TenantLimitsInput struct {
-	Tenant string
-	Limits natsauth.Limits
-}
-
 // TenantLimits (ID TenantLimitsWorkflowID) applies a tenant's changed
 // limits: its NATS account's JetStream limits, then its DLQ's size. Both
 // steps are idempotent and retried until they succeed; a newer change
@@ -31,10 +24,10 @@ func TenantLimits(ctx workflow.Context, in TenantLimitsInput) error {
 			NonRetryableErrorTypes: []string{"InvalidLimits"},
 		},
 	})
-	account := activities.TenantAccountInput{Tenant: in.Tenant, Limits: in.Limits}
+	account := activities.TenantAccountInput{Tenant: in.Tenant, Limits: natsauth.Limits(in.Limits)}
 	if err := workflow.ExecuteActivity(ctx, a.PutTenantAccount, account).Get(ctx, nil); err != nil {
 		return err
 	}
-	streams := activities.TenantStreamsInput{Tenant: in.Tenant, DLQBytes: in.Limits.DLQ()}
+	streams := activities.TenantStreamsInput{Tenant: in.Tenant, DLQBytes: natsauth.Limits(in.Limits).DLQ()}
 	return workflow.ExecuteActivity(ctx, a.EnsureTenantStreams, streams).Get(ctx, nil)
 }

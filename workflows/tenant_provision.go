@@ -9,21 +9,7 @@ import (
 
 	"github.com/vrsky/vrsky/activities"
 	"github.com/vrsky/vrsky/internal/natsauth"
-	"github.com/vrsky/vrsky/internal/store"
 )
-
-// TenantProvisionInput is the tenant to provision: its rows, quotas and
-// first key (by hash: the secret never enters the workflow's history) and
-// the JetStream limits of its NATS account.
-type TenantProvisionInput struct {
-	Tenant store.NewTenant
-	Limits natsauth.Limits
-}
-
-// TenantProvisionResult is the provisioned tenant's ID.
-type TenantProvisionResult struct {
-	Tenant string
-}
 
 // TenantProvision provisions a tenant (ID TenantProvisionWorkflowID): its
 // rows and first key, its own NATS account with its JetStream limits, its
@@ -48,10 +34,10 @@ func TenantProvision(ctx workflow.Context, in TenantProvisionInput) (TenantProvi
 	if err := workflow.ExecuteActivity(step, a.CreateTenantRows, in.Tenant).Get(ctx, nil); err != nil {
 		return TenantProvisionResult{}, err
 	}
-	err := workflow.ExecuteActivity(step, a.PutTenantAccount, activities.TenantAccountInput{Tenant: in.Tenant.ID, Limits: in.Limits}).Get(ctx, nil)
+	err := workflow.ExecuteActivity(step, a.PutTenantAccount, activities.TenantAccountInput{Tenant: in.Tenant.ID, Limits: natsauth.Limits(in.Limits)}).Get(ctx, nil)
 	if err == nil {
 		err = workflow.ExecuteActivity(step, a.EnsureTenantStreams,
-			activities.TenantStreamsInput{Tenant: in.Tenant.ID, DLQBytes: in.Limits.DLQ()}).Get(ctx, nil)
+			activities.TenantStreamsInput{Tenant: in.Tenant.ID, DLQBytes: natsauth.Limits(in.Limits).DLQ()}).Get(ctx, nil)
 	}
 	if err == nil {
 		err = workflow.ExecuteActivity(step, a.ActivateTenant, tenant).Get(ctx, nil)

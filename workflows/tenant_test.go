@@ -15,8 +15,8 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/vrsky/vrsky/activities"
+	"github.com/vrsky/vrsky/internal/control/wire"
 	"github.com/vrsky/vrsky/internal/natsauth"
-	"github.com/vrsky/vrsky/internal/store"
 	"github.com/vrsky/vrsky/internal/testenv"
 )
 
@@ -64,7 +64,7 @@ func (f *fakeTenants) register(r worker.Registry) {
 	r.RegisterActivityWithOptions(func(_ context.Context, in activities.FailTenantInput) error {
 		return f.step("MarkTenantFailed: " + in.Reason)
 	}, activity.RegisterOptions{Name: "MarkTenantFailed"})
-	r.RegisterActivityWithOptions(func(_ context.Context, in store.NewTenant) error { return f.step("CreateTenantRows") },
+	r.RegisterActivityWithOptions(func(_ context.Context, in wire.NewTenant) error { return f.step("CreateTenantRows") },
 		activity.RegisterOptions{Name: "CreateTenantRows"})
 	r.RegisterActivityWithOptions(func(ctx context.Context, in activities.TenantAccountInput) error {
 		if f.block != nil {
@@ -91,9 +91,9 @@ func (f *fakeTenants) register(r worker.Registry) {
 
 func provisionInput(tenant string) TenantProvisionInput {
 	return TenantProvisionInput{
-		Tenant: store.NewTenant{ID: tenant, Name: "Acme", KeyID: "key-1", KeyPrefix: "vrsky_000000", KeyHash: []byte{1, 2, 3},
-			Scopes: []store.Scope{store.ScopeRead}},
-		Limits: natsauth.DefaultLimits,
+		Tenant: wire.NewTenant{ID: tenant, Name: "Acme", KeyID: "key-1", KeyPrefix: "vrsky_000000", KeyHash: []byte{1, 2, 3},
+			Scopes: []string{"read"}},
+		Limits: wire.Limits(natsauth.DefaultLimits),
 	}
 }
 
@@ -246,7 +246,7 @@ func TestTenantLimitsAppliesTheAccountThenTheDLQ(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: TenantLimitsWorkflowID("acme"), TaskQueue: ControlTaskQueue},
-		TenantLimits, TenantLimitsInput{Tenant: "acme", Limits: natsauth.DefaultLimits})
+		TenantLimits, TenantLimitsInput{Tenant: "acme", Limits: wire.Limits(natsauth.DefaultLimits)})
 	require.NoError(t, err)
 	require.NoError(t, run.Get(ctx, nil))
 	require.Equal(t, []string{"PutTenantAccount", "EnsureTenantStreams"}, f.ran())

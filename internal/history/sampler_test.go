@@ -20,6 +20,7 @@ import (
 	"github.com/vrsky/vrsky/internal/spec"
 	"github.com/vrsky/vrsky/internal/store"
 	"github.com/vrsky/vrsky/internal/testenv"
+	"github.com/vrsky/vrsky/internal/testenv/testtenant"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
@@ -92,8 +93,7 @@ func TestSamplerRecordsRunningIntegrationsCounters(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	tenant := "t" + testenv.RandomID(6)
-	_, err := e.st.CreateTenant(ctx, tenant, "Tenant")
-	require.NoError(t, err)
+	testtenant.Active(t, e.st, tenant)
 	orders := dataplane.Pipeline{Tenant: tenant, Integration: "orders"}
 	idle := dataplane.Pipeline{Tenant: tenant, Integration: "idle"}
 	e.deploy(t, orders, dataplane.DesiredRunning)
@@ -101,7 +101,7 @@ func TestSamplerRecordsRunningIntegrationsCounters(t *testing.T) {
 
 	// A sample older than the retention goes at the first prune.
 	old := time.Now().Add(-25 * time.Hour)
-	_, err = e.st.WriteSamples(ctx, []store.Sample{{TenantID: tenant, IntegrationID: "orders", At: old, In: 1}})
+	_, err := e.st.WriteSamples(ctx, []store.Sample{{TenantID: tenant, IntegrationID: "orders", At: old, In: 1}})
 	require.NoError(t, err)
 
 	s := &Sampler{State: e.state, Accounts: dataplane.SharedAccount{JS: e.js}, Store: e.st, Interval: 100 * time.Millisecond}
@@ -193,8 +193,7 @@ func TestSamplerSamplesANewIntegrationAtOnce(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	tenant := "t" + testenv.RandomID(6)
-	_, err := e.st.CreateTenant(ctx, tenant, "Tenant")
-	require.NoError(t, err)
+	testtenant.Active(t, e.st, tenant)
 	s := &Sampler{State: e.state, Accounts: dataplane.SharedAccount{JS: e.js}, Store: e.st, Interval: time.Hour}
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)

@@ -33,6 +33,7 @@ import (
 	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/hotpath"
 	"github.com/vrsky/vrsky/internal/blobstore"
+	"github.com/vrsky/vrsky/internal/control"
 	"github.com/vrsky/vrsky/internal/history"
 	"github.com/vrsky/vrsky/internal/natsauth"
 	"github.com/vrsky/vrsky/internal/natsmetrics"
@@ -147,6 +148,14 @@ type Role struct {
 	Failed <-chan error
 }
 
+// control is the control-plane client on d.Temporal; nil without it.
+func (d Deps) control() *control.Client {
+	if d.Temporal == nil {
+		return nil
+	}
+	return control.New(d.Temporal)
+}
+
 // StartWorker starts the control-plane Temporal worker and makes sure the
 // platform's schedules exist.
 func StartWorker(ctx context.Context, d Deps) (*Role, error) {
@@ -171,9 +180,11 @@ func StartWorker(ctx context.Context, d Deps) (*Role, error) {
 	w.RegisterWorkflow(workflows.BlobJanitor)
 	w.RegisterActivity(&activities.Blobs{Store: d.Blobs})
 	w.RegisterWorkflow(workflows.IntegrationLifecycle)
-	w.RegisterActivity(&activities.Integrations{DB: d.DB, State: state})
+	ctl := control.New(d.Temporal)
+	st := store.New(d.DB)
+	w.RegisterActivity(&activities.Integrations{Store: st, State: state})
 	w.RegisterWorkflow(workflows.IntegrationRun)
-	w.RegisterActivity(&activities.Schedules{DB: d.DB, Manager: workflows.IntegrationSchedules{Client: d.Temporal}})
+	w.RegisterActivity(&activities.Schedules{Store: st, Control: ctl})
 	w.RegisterWorkflow(workflows.DLQReplay)
 	w.RegisterActivity(&activities.DLQ{Accounts: d.accounts(), Claims: d.claims()})
 	w.RegisterWorkflow(workflows.TenantProvision)
@@ -187,13 +198,13 @@ func StartWorker(ctx context.Context, d Deps) (*Role, error) {
 		}
 	}
 	w.RegisterActivity(&activities.Tenants{
-		Store: store.New(d.DB), NATS: d.NATSAdmin, Accounts: d.accounts(), Blobs: d.Blobs, State: state, Temporal: d.Temporal,
+		Store: st, NATS: d.NATSAdmin, Accounts: d.accounts(), Blobs: d.Blobs, State: state, Control: ctl,
 		Secrets: secrets,
 	})
 	if err := w.Start(); err != nil {
 		return nil, fmt.Errorf("start control-plane worker: %w", err)
 	}
-	if err := workflows.EnsureBlobJanitorSchedule(ctx, d.Temporal); err != nil {
+	if err := ctl.EnsureBlobJanitorSchedule(ctx); err != nil {
 		w.Stop()
 		return nil, err
 	}
@@ -258,7 +269,7 @@ func NewAPI(ctx context.Context, d Deps, version string, webhookTenantRate float
 		return nil, nil, err
 	}
 	opts := api.Options{Version: version, Checks: d.Checks(), Gatherer: d.Registry, Registerer: d.Registry, Logger: d.Logger, AdminKeyHash: d.AdminKeyHash,
-		Temporal: d.Temporal, State: state, Accounts: d.accounts(), Claims: d.claims(), Profiling: d.Profiling, Public: d.AdminElsewhere,
+		Control: d.control(), State: state, Accounts: d.accounts(), Claims: d.claims(), Profiling: d.Profiling, Public: d.AdminElsewhere,
 		TenantEnvAllowed: d.TenantEnvAllowed, SecretKeys: d.SecretKeys, SecretMirror: d.Secrets, Tenancy: d.Tenancy,
 		KeyRate: api.DefaultKeyRate, KeyBurst: api.DefaultKeyBurst, TenantRate: api.DefaultTenantRate, TenantBurst: api.DefaultTenantBurst}
 	if d.DB != nil {

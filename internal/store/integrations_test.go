@@ -25,7 +25,7 @@ func testSpec(name, path string) spec.Integration {
 func newTenants(t *testing.T, s *Store, ids ...string) {
 	t.Helper()
 	for _, id := range ids {
-		_, err := s.CreateTenant(context.Background(), id, "Tenant "+id)
+		_, err := createTenant(context.Background(), s, id, "Tenant "+id)
 		require.NoError(t, err)
 	}
 }

@@ -12,7 +12,7 @@ func TestSecretsAreTenantScoped(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newStore(t)
 	for _, id := range []string{"acme", "evil"} {
-		_, err := s.CreateTenant(ctx, id, id)
+		_, err := createTenant(ctx, s, id, id)
 		require.NoError(t, err)
 	}
 

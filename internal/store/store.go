@@ -127,65 +127,11 @@ func checkTenant(id, name string) error {
 	return nil
 }
 
-// CreateTenant adds an active tenant. It returns ErrConflict when the ID is
-// taken, also by a deleted tenant: IDs name NATS accounts, streams and
-// object prefixes, so they are never reused.
-func (s *Store) CreateTenant(ctx context.Context, id, name string) (Tenant, error) {
-	if err := checkTenant(id, name); err != nil {
-		return Tenant{}, err
-	}
-	return insertTenant(ctx, s.pool, id, name)
-}
-
-// CreateTenantWithKey adds a tenant and its first API key in one
-// transaction: either both exist afterwards or neither does. The secret is
-// returned once and never stored.
-func (s *Store) CreateTenantWithKey(ctx context.Context, id, name string, scopes []Scope) (Tenant, APIKey, string, error) {
-	if err := checkTenant(id, name); err != nil {
-		return Tenant{}, APIKey{}, "", err
-	}
-	scopes, err := NormalizeScopes(scopes)
-	if err != nil {
-		return Tenant{}, APIKey{}, "", err
-	}
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return Tenant{}, APIKey{}, "", fmt.Errorf("create tenant %s: %w", id, err)
-	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	t, err := insertTenant(ctx, tx, id, name)
-	if err != nil {
-		return Tenant{}, APIKey{}, "", err
-	}
-	key, secret, err := insertAPIKey(ctx, tx, id, scopes)
-	if err != nil {
-		return Tenant{}, APIKey{}, "", err
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return Tenant{}, APIKey{}, "", fmt.Errorf("create tenant %s: %w", id, err)
-	}
-	return t, key, secret, nil
-}
-
 // querier is what a pool and a transaction have in common.
 type querier interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}
-
-func insertTenant(ctx context.Context, q querier, id, name string) (Tenant, error) {
-	t, err := scanTenant(q.QueryRow(ctx,
-		`INSERT INTO tenants (id, name) VALUES ($1, $2)
-		 ON CONFLICT (id) DO NOTHING
-		 RETURNING `+tenantColumns, id, name))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return Tenant{}, fmt.Errorf("create tenant %s: %w", id, ErrConflict)
-	}
-	if err != nil {
-		return Tenant{}, fmt.Errorf("create tenant %s: %w", id, err)
-	}
-	return t, nil
 }
 
 // GetTenant returns a tenant, deleted ones included (with their status).

@@ -23,12 +23,30 @@ func newStore(t *testing.T) (*Store, *pgxpool.Pool) {
 	return New(pool), pool
 }
 
+// createTenant adds an active tenant the way provisioning does (the rows
+// and a first key, then active), without the NATS account, and removes
+// its first key: the tests of keys start from a tenant without any.
+func createTenant(ctx context.Context, s *Store, id, name string) (Tenant, error) {
+	keyID, prefix, hash, _ := NewKey()
+	if _, err := s.BeginTenant(ctx, NewTenant{ID: id, Name: name, KeyID: keyID, KeyPrefix: prefix, KeyHash: hash,
+		Scopes: []Scope{ScopeRead}}); err != nil {
+		return Tenant{}, err
+	}
+	if err := s.SetTenantStatus(ctx, id, TenantActive); err != nil {
+		return Tenant{}, err
+	}
+	if _, err := s.pool.Exec(ctx, `DELETE FROM api_keys WHERE tenant_id = $1 AND id = $2`, id, keyID); err != nil {
+		return Tenant{}, err
+	}
+	return s.GetTenant(ctx, id)
+}
+
 func TestTenantsCreateGetListDelete(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s, pool := newStore(t)
 
-	created, err := s.CreateTenant(ctx, "acme", "Acme Corp")
+	created, err := createTenant(ctx, s, "acme", "Acme Corp")
 	require.NoError(t, err)
 	require.Equal(t, "acme", created.ID)
 	require.Equal(t, "Acme Corp", created.Name)
@@ -36,13 +54,13 @@ func TestTenantsCreateGetListDelete(t *testing.T) {
 	require.Nil(t, created.DeletedAt)
 	require.WithinDuration(t, time.Now(), created.CreatedAt, time.Minute)
 
-	_, err = s.CreateTenant(ctx, "acme", "Other")
+	_, err = createTenant(ctx, s, "acme", "Other")
 	require.ErrorIs(t, err, ErrConflict)
 
 	for _, tc := range []struct{ id, name string }{
 		{"Acme", "x"}, {"a_b", "x"}, {"", "x"}, {"-a", "x"}, {"ok", ""}, {"ok", string(make([]byte, MaxTenantNameLen+1))},
 	} {
-		_, err := s.CreateTenant(ctx, tc.id, tc.name)
+		_, err := createTenant(ctx, s, tc.id, tc.name)
 		require.ErrorIs(t, err, ErrInvalid, "%q %q", tc.id, tc.name)
 	}
 
@@ -72,7 +90,7 @@ func TestTenantsCreateGetListDelete(t *testing.T) {
 	again, err := s.GetTenant(ctx, "acme")
 	require.NoError(t, err)
 	require.Equal(t, got.DeletedAt, again.DeletedAt)
-	_, err = s.CreateTenant(ctx, "acme", "Acme again")
+	_, err = createTenant(ctx, s, "acme", "Acme again")
 	require.ErrorIs(t, err, ErrConflict)
 	_, _, err = s.CreateAPIKey(ctx, "acme", []Scope{ScopeRead})
 	require.ErrorIs(t, err, ErrNotFound)
@@ -97,7 +115,7 @@ func TestListTenantsPaginatesByID(t *testing.T) {
 	for i := 4; i >= 0; i-- { // created out of order: the listing sorts
 		id := fmt.Sprintf("t-%d", i)
 		want = append([]string{id}, want...)
-		_, err := s.CreateTenant(ctx, id, "Tenant "+id)
+		_, err := createTenant(ctx, s, id, "Tenant "+id)
 		require.NoError(t, err)
 	}
 	require.NoError(t, s.DeleteTenant(ctx, "t-3"))
@@ -134,26 +152,38 @@ func TestPageLimit(t *testing.T) {
 	}
 }
 
-func TestCreateTenantWithKeyIsAtomic(t *testing.T) {
+func TestBeginTenantIsAtomic(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s, pool := newStore(t)
 
-	tn, key, secret, err := s.CreateTenantWithKey(ctx, "blue", "Blue", []Scope{ScopeWrite, ScopeRead, ScopeDLQ})
+	keyID, prefix, hash, secret := NewKey()
+	tn, err := s.BeginTenant(ctx, NewTenant{ID: "blue", Name: "Blue", KeyID: keyID, KeyPrefix: prefix, KeyHash: hash,
+		Scopes: []Scope{ScopeWrite, ScopeRead, ScopeDLQ}})
 	require.NoError(t, err)
 	require.Equal(t, "blue", tn.ID)
-	require.Equal(t, "blue", key.TenantID)
-	require.Equal(t, []Scope{ScopeRead, ScopeWrite, ScopeDLQ}, key.Scopes)
+	_, err = s.Authenticate(ctx, secret)
+	require.ErrorIs(t, err, ErrUnauthenticated, "the key works once the tenant is active")
+	require.NoError(t, s.SetTenantStatus(ctx, "blue", TenantActive))
 	p, err := s.Authenticate(ctx, secret)
 	require.NoError(t, err)
 	require.Equal(t, "blue", p.TenantID)
+	require.Equal(t, []Scope{ScopeRead, ScopeWrite, ScopeDLQ}, p.Scopes)
 
-	_, _, _, err = s.CreateTenantWithKey(ctx, "blue", "Blue again", []Scope{ScopeRead})
-	require.ErrorIs(t, err, ErrConflict)
-	_, _, _, err = s.CreateTenantWithKey(ctx, "green", "Green", []Scope{"root"})
-	require.ErrorIs(t, err, ErrInvalid)
-	_, _, _, err = s.CreateTenantWithKey(ctx, "Green", "Green", []Scope{ScopeRead})
-	require.ErrorIs(t, err, ErrInvalid)
+	for name, in := range map[string]NewTenant{
+		"taken":      {ID: "blue", Name: "Blue again", Scopes: []Scope{ScopeRead}},
+		"bad scope":  {ID: "green", Name: "Green", Scopes: []Scope{"root"}},
+		"bad id":     {ID: "Green", Name: "Green", Scopes: []Scope{ScopeRead}},
+		"empty name": {ID: "green", Name: "", Scopes: []Scope{ScopeRead}},
+	} {
+		in.KeyID, in.KeyPrefix, in.KeyHash, _ = NewKey()
+		_, err := s.BeginTenant(ctx, in)
+		if name == "taken" {
+			require.ErrorIs(t, err, ErrConflict, name)
+		} else {
+			require.ErrorIs(t, err, ErrInvalid, name)
+		}
+	}
 
 	var tenants, keys int
 	require.NoError(t, pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM tenants), (SELECT count(*) FROM api_keys)`).Scan(&tenants, &keys))
@@ -165,7 +195,7 @@ func TestAPIKeyIsRandomPrefixedAndStoredOnlyAsHash(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s, pool := newStore(t)
-	_, err := s.CreateTenant(ctx, "acme", "Acme")
+	_, err := createTenant(ctx, s, "acme", "Acme")
 	require.NoError(t, err)
 
 	key, secret, err := s.CreateAPIKey(ctx, "acme", []Scope{ScopeRead, ScopeRead, ScopeAdmin})
@@ -205,7 +235,7 @@ func TestAuthenticateRevokeAndLastUsed(t *testing.T) {
 	ctx := context.Background()
 	s, pool := newStore(t)
 	for _, id := range []string{"tenant-a", "tenant-b"} {
-		_, err := s.CreateTenant(ctx, id, id)
+		_, err := createTenant(ctx, s, id, id)
 		require.NoError(t, err)
 	}
 	keyA, secretA, err := s.CreateAPIKey(ctx, "tenant-a", []Scope{ScopeRead, ScopeWrite})
@@ -303,7 +333,7 @@ func adminOf(tenant string) Principal {
 func TestAKeyRevokesOnlyKeysWhoseScopesItHolds(t *testing.T) {
 	s, _ := newStore(t)
 	ctx := context.Background()
-	_, err := s.CreateTenant(ctx, "acme", "Acme")
+	_, err := createTenant(ctx, s, "acme", "Acme")
 	require.NoError(t, err)
 	admin, _, err := s.CreateAPIKey(ctx, "acme", []Scope{ScopeAdmin})
 	require.NoError(t, err)

@@ -14,7 +14,7 @@ func TestPatchTenantEgress(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s, _ := newStore(t)
-	_, err := s.CreateTenant(ctx, "acme", "Acme Corp")
+	_, err := createTenant(ctx, s, "acme", "Acme Corp")
 	require.NoError(t, err)
 	got, err := s.GetTenant(ctx, "acme")
 	require.NoError(t, err)

@@ -1,4 +1,4 @@
-package workflows
+package control
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
+
+	"github.com/vrsky/vrsky/internal/control/wire"
 )
 
 // closingLifecycle stands in for the server while an integration's
@@ -56,28 +58,50 @@ type closedRun struct{ client.WorkflowRun }
 func (closedRun) Get(context.Context, any) error { return nil }
 
 func TestChangeAfterADeleteWaitsForTheOldLifecycleToClose(t *testing.T) {
-	deleted := temporal.NewNonRetryableApplicationError("deploy: "+refusedDeleted, ErrInvalidTransition, nil)
+	deleted := temporal.NewNonRetryableApplicationError("deploy: "+wire.RefusedDeleted, wire.ErrInvalidTransition, nil)
 	c := &closingLifecycle{first: deleted}
-	h, err := ChangeIntegration(context.Background(), c, "acme", "orders", IntegrationDeploy, "", ChangeRequest{Version: 1, Actor: "a"})
+	ch, err := New(c).ChangeIntegration(context.Background(), "acme", "orders", wire.IntegrationDeploy, "", wire.ChangeRequest{Version: 1, Actor: "a"})
 	require.NoError(t, err)
-	require.Equal(t, "new", h.RunID(), "the change went to a new run")
+	require.Equal(t, Change{WorkflowID: "lifecycle", UpdateID: "u"}, ch)
 	require.Equal(t, "old", c.waitedFor, "after the old one closed")
 	require.Equal(t, 2, c.calls)
 }
 
 func TestOtherOutcomesAreNotAskedAgain(t *testing.T) {
-	for name, first := range map[string]error{
-		"accepted": context.Canceled, // what Get says of an accepted change without waiting
-		"refused":  temporal.NewNonRetryableApplicationError("stop: nothing is deployed yet", ErrInvalidTransition, nil),
-		"failed":   errors.New("boom"),
+	for name, tc := range map[string]struct {
+		first   error
+		refusal string
+	}{
+		"accepted": {first: context.Canceled}, // what Get says of an accepted change without waiting
+		"refused":  {first: temporal.NewNonRetryableApplicationError("stop: nothing is deployed yet", wire.ErrInvalidTransition, nil), refusal: "stop: nothing is deployed yet"},
+		"failed":   {first: errors.New("boom")},
 	} {
 		t.Run(name, func(t *testing.T) {
-			c := &closingLifecycle{first: first}
-			h, err := ChangeIntegration(context.Background(), c, "acme", "orders", IntegrationStop, "", ChangeRequest{Actor: "a"})
-			require.NoError(t, err)
-			require.Equal(t, "old", h.RunID())
+			c := &closingLifecycle{first: tc.first}
+			_, err := New(c).ChangeIntegration(context.Background(), "acme", "orders", wire.IntegrationStop, "", wire.ChangeRequest{Actor: "a"})
+			if tc.refusal != "" {
+				var refused *RefusedError
+				require.ErrorAs(t, err, &refused)
+				require.Equal(t, tc.refusal, refused.Reason)
+				require.ErrorIs(t, err, ErrRefused)
+			} else {
+				require.NoError(t, err)
+			}
 			require.Equal(t, 1, c.calls)
 			require.Empty(t, c.waitedFor)
 		})
 	}
+}
+
+// unreachable is a lifecycle whose server does not answer.
+type unreachable struct{ closingLifecycle }
+
+func (unreachable) UpdateWithStartWorkflow(context.Context, client.UpdateWithStartWorkflowOptions) (client.WorkflowUpdateHandle, error) {
+	return nil, errors.New("connection refused")
+}
+
+func TestAnUnansweredChangeIsUnavailable(t *testing.T) {
+	_, err := New(&unreachable{}).ChangeIntegration(context.Background(), "acme", "orders", wire.IntegrationStop, "", wire.ChangeRequest{Actor: "a"})
+	require.ErrorIs(t, err, ErrUnavailable)
+	require.ErrorContains(t, err, "stop integration acme/orders")
 }
