@@ -68,12 +68,12 @@ var floors = []floor{
 	},
 	{
 		name:      "control plane",
-		packages:  []string{"internal/control/...", "workflows", "activities"},
+		packages:  []string{"internal/control", "internal/control/wire", "workflows", "activities"},
 		forbidden: join(runtime, apiFloor, assembly),
 	},
 	{
 		name:      "control client",
-		packages:  []string{"internal/control/..."},
+		packages:  []string{"internal/control", "internal/control/wire"},
 		forbidden: []string{module + "workflows", module + "activities"},
 	},
 	{
