@@ -16,8 +16,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
-	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -26,6 +26,13 @@ import (
 // DefaultTimeout bounds each request of a client made by New without
 // WithHTTPClient.
 const DefaultTimeout = 30 * time.Second
+
+// MaxAnswerBytes bounds the body of an answer the client reads: a larger
+// one fails with ErrAnswerTooLarge instead of filling the caller's memory.
+const MaxAnswerBytes = 32 << 20
+
+// ErrAnswerTooLarge is the error of reading an answer over MaxAnswerBytes.
+var ErrAnswerTooLarge = fmt.Errorf("client: answer over %d bytes", MaxAnswerBytes)
 
 // API is a client of one VRSky API holding one API key: the generated
 // operations, each named after its operationId (GetIntegrationWithResponse
@@ -46,7 +53,7 @@ func New(server, key string, opts ...ClientOption) (*API, error) {
 		return nil, errors.New("client: no API address given")
 	}
 	opts = append([]ClientOption{WithHTTPClient(&http.Client{Timeout: DefaultTimeout})}, opts...)
-	all := append(opts[:len(opts):len(opts)], WithRequestEditorFn(bearer(strings.TrimSpace(key))))
+	all := append(opts[:len(opts):len(opts)], WithRequestEditorFn(bearer(strings.TrimSpace(key))), boundAnswers)
 	c, err := NewClientWithResponses(server, all...)
 	if err != nil {
 		return nil, fmt.Errorf("client: %w", err)
@@ -65,6 +72,48 @@ func (a *API) WithKey(key string) *API {
 		panic(err)
 	}
 	return c
+}
+
+// boundAnswers makes the client's HTTP client cut answers at
+// MaxAnswerBytes; it comes last, after any WithHTTPClient.
+func boundAnswers(c *Client) error {
+	c.Client = boundedDoer{c.Client}
+	return nil
+}
+
+// boundedDoer is an HttpRequestDoer whose answers' bodies end in
+// ErrAnswerTooLarge past MaxAnswerBytes.
+type boundedDoer struct{ next HttpRequestDoer }
+
+func (d boundedDoer) Do(req *http.Request) (*http.Response, error) {
+	resp, err := d.next.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = &boundedBody{ReadCloser: resp.Body, left: MaxAnswerBytes}
+	return resp, nil
+}
+
+type boundedBody struct {
+	io.ReadCloser
+	left int64
+}
+
+func (b *boundedBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		// One byte more tells a body of exactly the limit from a longer one.
+		var one [1]byte
+		if n, _ := b.ReadCloser.Read(one[:]); n > 0 {
+			return 0, ErrAnswerTooLarge
+		}
+		return 0, io.EOF
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.ReadCloser.Read(p)
+	b.left -= int64(n)
+	return n, err
 }
 
 // bearer sets the Authorization header of every request to key.
@@ -128,8 +177,12 @@ func StatusOf(err error) int {
 // for this key's tenant.
 func IsNotFound(err error) bool { return StatusOf(err) == http.StatusNotFound }
 
-// Response is what every generated answer type is.
-type Response interface{ StatusCode() int }
+// Response is what every generated answer type is: its status and its
+// body as read.
+type Response interface {
+	StatusCode() int
+	GetBody() []byte
+}
 
 // Check turns the outcome of a generated call into an error: err itself
 // (a request that got no answer), nil when the answer's status is one of
@@ -146,23 +199,7 @@ func Check(what string, resp Response, err error, want ...int) error {
 	if slices.Contains(want, st) {
 		return nil
 	}
-	return fmt.Errorf("%s: %w", what, ErrorOf(st, bodyOf(resp)))
-}
-
-// bodyOf returns the answer's body, which every generated answer type
-// keeps in its Body field.
-func bodyOf(resp Response) []byte {
-	v := reflect.ValueOf(resp)
-	if v.Kind() == reflect.Pointer {
-		v = v.Elem()
-	}
-	if v.Kind() != reflect.Struct {
-		return nil
-	}
-	if f := v.FieldByName("Body"); f.IsValid() && f.Type() == reflect.TypeFor[[]byte]() {
-		return f.Bytes()
-	}
-	return nil
+	return fmt.Errorf("%s: %w", what, ErrorOf(st, resp.GetBody()))
 }
 
 func deref[T any](p *T) T {
