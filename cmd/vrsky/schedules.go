@@ -53,7 +53,7 @@ var schedulesGroup = group{
 						return err
 					}
 					return c.out.print(r.Body, nil, func(w io.Writer) {
-						fmt.Fprintf(w, "backfill of %s accepted: %d scheduled times in the window\n", c.args[0], deref(r.JSON202.ScheduledTimes))
+						fmt.Fprintf(w, "backfill of %s accepted; scheduled times in the window: %d\n", c.args[0], deref(r.JSON202.ScheduledTimes))
 					})
 				}
 			}},
