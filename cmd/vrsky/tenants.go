@@ -188,7 +188,7 @@ var secretsGroup = group{
 	subs: []subcommand{
 		{name: "list", summary: "the secrets' names and dates", flags: noFlags(func(ctx context.Context, c call) error {
 			r, err := c.api.ListSecretsWithResponse(ctx)
-			if err := client.Check("list secrets", r, err, http.StatusOK); err != nil {
+			if err := client.Check("list secrets", r, err, http.StatusOK, http.StatusCreated); err != nil {
 				return err
 			}
 			return c.out.print(r.Body, nil, func(w io.Writer) {
@@ -214,7 +214,7 @@ var secretsGroup = group{
 					return err
 				}
 				r, err := c.api.PutSecretWithResponse(ctx, c.args[0], client.PutSecretJSONRequestBody{Value: v})
-				if err := client.Check("store secret "+c.args[0], r, err, http.StatusOK); err != nil {
+				if err := client.Check("store secret "+c.args[0], r, err, http.StatusOK, http.StatusCreated); err != nil {
 					return err
 				}
 				return c.out.print(r.Body, nil, func(w io.Writer) { fmt.Fprintf(w, "secret %s stored\n", c.args[0]) })

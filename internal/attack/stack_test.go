@@ -89,7 +89,7 @@ func (s *stack) allowEgress(ctx context.Context, t *testing.T, tenant string, ho
 func putSecret(ctx context.Context, t *testing.T, c *client.API, name, value string) {
 	t.Helper()
 	r, err := c.PutSecretWithResponse(ctx, name, client.PutSecretJSONRequestBody{Value: value})
-	require.NoError(t, client.Check("store secret "+name, r, err, http.StatusOK))
+	require.NoError(t, client.Check("store secret "+name, r, err, http.StatusOK, http.StatusCreated))
 }
 
 // receiver is an HTTP server standing for a tenant's own endpoint: it

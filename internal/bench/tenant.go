@@ -94,7 +94,7 @@ func (a *tenantAPI) provisionDatabase(ctx context.Context, dbURL string) error {
 		return err
 	}
 	sr, err := a.tenant.PutSecretWithResponse(ctx, DatabaseSecret, client.PutSecretJSONRequestBody{Value: dbURL})
-	if err := client.Check("benchmark tenant: store secret", sr, err, http.StatusOK); err != nil {
+	if err := client.Check("benchmark tenant: store secret", sr, err, http.StatusOK, http.StatusCreated); err != nil {
 		return err
 	}
 	return nil

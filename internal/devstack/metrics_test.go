@@ -141,7 +141,7 @@ producers:
 	pr, err := admin.UpdateTenantWithResponse(ctx, "acme", client.TenantPatch{Egress: &client.EgressPolicy{AllowHosts: &[]string{dbURL.Host}}})
 	require.NoError(t, client.Check("update tenant", pr, err, http.StatusOK))
 	sr, err := acme.PutSecretWithResponse(ctx, "db", client.PutSecretJSONRequestBody{Value: ep.Postgres})
-	require.NoError(t, client.Check("store secret", sr, err, http.StatusOK))
+	require.NoError(t, client.Check("store secret", sr, err, http.StatusOK, http.StatusCreated))
 	conn, err := pgx.Connect(ctx, ep.Postgres)
 	require.NoError(t, err)
 	defer conn.Close(context.Background())
