@@ -116,7 +116,13 @@ func TestTenantsKeysSecretsDLQAndSchedules(t *testing.T) {
 	require.NoError(t, os.WriteFile(spec, []byte("name: nightly\nconsumer: { connector: file, config: { dir: in, format: ndjson } }\n"+
 		"producers: { out: { connector: file, config: { dir: out } } }\nschedule: \"0 3 1 1 *\"\n"), 0o600))
 	vrsky(t, "", "apply", "-f", spec, "--tenant", "acme")
-	out = vrsky(t, "", "schedules", "get", "nightly", "--tenant", "acme")
+	// The lifecycle creates the schedule once the deploy is carried out.
+	require.Eventually(t, func() bool {
+		var o, e bytes.Buffer
+		err := run(ctx, []string{"schedules", "get", "nightly", "--tenant", "acme", "--data-dir", dir}, &o, &e)
+		out = o.String()
+		return err == nil
+	}, 30*time.Second, 200*time.Millisecond)
 	require.Contains(t, out, "0 3 1 1 *")
 	require.Contains(t, out, "state:")
 	require.Contains(t, vrsky(t, "", "schedules", "pause", "nightly", "--reason", "holiday", "--tenant", "acme"), "paused")
