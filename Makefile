@@ -22,14 +22,14 @@ CROSS_TARGETS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
 DEV_FLAGS ?=
 TEST_FLAGS ?= -count=1 -timeout 30m -cover
 
-.PHONY: dev test deps build release cross dist vet fmt clean vuln ui ui-test
+.PHONY: dev test deps build release cross dist vet fmt clean vuln ui ui-test openapi-lint
 
 ## dev: install what is missing, build, and run everything in one process.
 dev: deps ui build
 	./$(BIN) dev $(DEV_FLAGS)
 
 ## test: install what is missing and run the whole test suite.
-test: deps vuln ui cross
+test: deps vuln ui cross openapi-lint
 	$(GO) vet ./...
 	$(GO) test $(TEST_FLAGS) ./...
 	cd deploy && $(GO) vet ./... && $(GO) test $(TEST_FLAGS) ./...
@@ -99,6 +99,14 @@ ui/node_modules/.package-lock.json: ui/package-lock.json
 	cd ui && npm ci --no-audit --no-fund
 ui/dist/app/index.html: ui/node_modules/.package-lock.json $(UI_SOURCES)
 	cd ui && npm run build
+
+## openapi-lint: lint the API's OpenAPI document (ui/openapi.json) with
+## Redocly CLI's recommended rules (tools/openapi-lint); npm ci only when its
+## lockfile changed.
+openapi-lint: tools/openapi-lint/node_modules/.package-lock.json
+	cd tools/openapi-lint && npm run --silent lint
+tools/openapi-lint/node_modules/.package-lock.json: tools/openapi-lint/package-lock.json
+	cd tools/openapi-lint && npm ci --no-audit --no-fund
 
 ## ui-test: the UI's unit tests (Vitest) and its end-to-end suite, which
 ## builds the binary, starts `vrsky dev` and drives chromium.

@@ -125,6 +125,8 @@ func New(opts Options) *Server {
 	cfg := huma.DefaultConfig("VRSky API", opts.Version)
 	cfg.Info.Description = "VRSky is a multi-tenant integration platform: consumers take data in, " +
 		"converters and filters shape it, producers deliver it."
+	// Relative: the API is at the address that serves this document.
+	cfg.Servers = []*huma.Server{{URL: "/", Description: "the address that serves this document"}}
 	cfg.Components.SecuritySchemes = map[string]*huma.SecurityScheme{BearerScheme: bearerSecurityScheme()}
 	useProblems()
 	// First, so that the schema link transformer copies the request ID.

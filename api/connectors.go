@@ -23,7 +23,7 @@ type ConnectorInfo struct {
 	Kind         string          `json:"kind" enum:"consumer,converter,filter,producer" doc:"Where it goes in a spec: the consumer, a step (converter or filter) or a producer."`
 	Description  string          `json:"description" doc:"What it does, in one line."`
 	ConfigSchema map[string]any  `json:"schema" doc:"The JSON Schema (draft 2020-12) of its config."`
-	Example      json.RawMessage `json:"example" doc:"A config that passes its checks, or null." nullable:"true"`
+	Example      json.RawMessage `json:"example" doc:"A config that passes its checks, or null."`
 }
 
 // ListConnectorsOutput is the catalog, sorted by kind then name.

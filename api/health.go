@@ -57,6 +57,7 @@ func registerHealth(api huma.API, checks []Check, details bool) {
 		Summary:     "Liveness",
 		Description: "Answers 200 while the process is serving HTTP.",
 		Tags:        []string{"Health"},
+		Security:    []map[string][]string{}, // public
 	}, func(ctx context.Context, _ *struct{}) (*HealthOutput, error) {
 		out := &HealthOutput{}
 		out.Body.Status = "ok"
@@ -70,6 +71,7 @@ func registerHealth(api huma.API, checks []Check, details bool) {
 		Summary:     "Readiness",
 		Description: "Probes every dependency (PostgreSQL, NATS, Temporal, S3). 200 only when all are up, 503 otherwise.",
 		Tags:        []string{"Health"},
+		Security:    []map[string][]string{}, // public
 		Responses: map[string]*huma.Response{
 			"503": {Description: "At least one dependency is down; the body says which."},
 		},

@@ -61,7 +61,8 @@ func (s *Server) RegisterWebhooks(h *Webhooks) {
 			"429 when the tenant is over its rate or the client's address sent too many refused requests, " +
 			"503 when the message store is unavailable or the ingress holds too many bodies at once (retry). " +
 			"Other ingress connectors answer in their own format and refuse what they cannot read with 400, 413 or 415.",
-		Tags: []string{"Webhooks"},
+		Tags:     []string{"Webhooks"},
+		Security: []map[string][]string{}, // no API key: a signature or URL token, per integration
 		Parameters: []*huma.Param{
 			{Name: "tenantId", In: "path", Required: true, Schema: &huma.Schema{Type: "string"}},
 			{Name: "integrationId", In: "path", Required: true, Schema: &huma.Schema{Type: "string"}},

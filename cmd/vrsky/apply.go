@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -12,8 +13,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vrsky/vrsky/internal/apiclient"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/vrsky/vrsky/client"
 	"github.com/vrsky/vrsky/internal/spec"
+	"github.com/vrsky/vrsky/internal/tenantkey"
 )
 
 // runApply stores an integration spec through the REST API, deploys it and
@@ -28,7 +32,7 @@ func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	stop := fs.Bool("stop", false, "deploy the integration stopped")
 	timeout := fs.Duration("timeout", 60*time.Second, "how long to wait for a runner to report the integration")
 	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return fmt.Errorf("%w: %w", errUsage, err)
 	}
 	if *file == "" {
 		return fmt.Errorf("%w: vrsky apply -f FILE", errUsage)
@@ -37,23 +41,26 @@ func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	if n, err := yamlDocuments(raw); err == nil && n > 1 {
+		return fmt.Errorf("%s holds %d YAML documents; vrsky apply takes one integration spec a file: split it and apply each file", *file, n)
+	}
 	in, err := spec.ParseYAML(raw)
 	if err != nil {
 		return fmt.Errorf("%s: %w", *file, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	client, err := target.client(ctx)
+	api, err := target.client(ctx)
 	if err != nil {
 		return err
 	}
-	got, err := client.Deploy(ctx, in.Name, raw, "vrsky apply -f "+filepath.Base(*file), *stop)
+	got, err := api.Deploy(ctx, in.Name, raw, "vrsky apply -f "+filepath.Base(*file), *stop)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "integration %s/%s version %d %s\n", target.tenant, got.Name, got.Version, got.Status)
 	if in.Consumer.Connector == "http-webhook" {
-		fmt.Fprintf(stdout, "send messages: curl -X POST %s/v1/hooks/%s/%s -d '{...}'\n", client.Base, target.tenant, got.Name)
+		fmt.Fprintf(stdout, "send messages: curl -X POST %s/v1/hooks/%s/%s -d '{...}'\n", api.Server(), target.tenant, got.Name)
 	}
 	return nil
 }
@@ -78,7 +85,7 @@ func addTenantFlags(fs *flag.FlagSet) *tenantFlags {
 
 // client returns an API client holding the tenant's key. A tenant name the
 // platform cannot hold is a usage error.
-func (f *tenantFlags) client(ctx context.Context) (*apiclient.Client, error) {
+func (f *tenantFlags) client(ctx context.Context) (*client.API, error) {
 	if !spec.ValidName(f.tenant) {
 		return nil, fmt.Errorf("%w: invalid tenant name %q", errUsage, f.tenant)
 	}
@@ -90,15 +97,56 @@ func (f *tenantFlags) client(ctx context.Context) (*apiclient.Client, error) {
 		}
 	}
 	if f.key != "" {
-		return apiclient.New(apiURL, f.key), nil
+		return client.New(apiURL, f.key)
 	}
-	admin, err := devAdminKey(f.dataDir)
+	adminKey, err := devAdminKey(f.dataDir)
+	if err != nil {
+		return nil, err
+	}
+	admin, err := client.New(apiURL, adminKey)
 	if err != nil {
 		return nil, err
 	}
 	keyFile := filepath.Join(f.dataDir, "keys", f.tenant+".key")
-	c, _, err := apiclient.EnsureTenant(ctx, apiclient.New(apiURL, admin), f.tenant, keyFile)
+	c, _, err := tenantkey.Ensure(ctx, admin, f.tenant, keyFile)
 	return c, err
+}
+
+// adminClient returns an API client holding the platform admin key: --key,
+// or the dev stack's.
+func (f *tenantFlags) adminClient() (*client.API, error) {
+	apiURL := f.apiURL
+	if apiURL == "" {
+		var err error
+		if apiURL, err = devAPIURL(f.dataDir); err != nil {
+			return nil, err
+		}
+	}
+	key := f.key
+	if key == "" {
+		var err error
+		if key, err = devAdminKey(f.dataDir); err != nil {
+			return nil, err
+		}
+	}
+	return client.New(apiURL, key)
+}
+
+// yamlDocuments counts the YAML documents in b.
+func yamlDocuments(b []byte) (int, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	n := 0
+	for {
+		var doc yaml.Node
+		err := dec.Decode(&doc)
+		if errors.Is(err, io.EOF) {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+		n++
+	}
 }
 
 func readSpec(path string) ([]byte, error) {

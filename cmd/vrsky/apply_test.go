@@ -63,6 +63,13 @@ func TestApplyRejectsBadInput(t *testing.T) {
 	ctx := context.Background()
 	empty := filepath.Join(t.TempDir(), "empty.yaml")
 	require.NoError(t, os.WriteFile(empty, nil, 0o600))
+	twoDocs := filepath.Join(t.TempDir(), "two.yaml")
+	spec := "name: a\nconsumer: {connector: http-webhook}\nproducers: {out: {connector: file}}\n"
+	require.NoError(t, os.WriteFile(twoDocs, []byte(spec+"---\n"+strings.Replace(spec, "name: a", "name: b", 1)), 0o600))
+	manyDocs := filepath.Join(t.TempDir(), "many.yaml")
+	require.NoError(t, os.WriteFile(manyDocs, []byte(strings.Repeat(spec+"---\n", 500)+spec), 0o600))
+	huge := filepath.Join(t.TempDir(), "huge.yaml")
+	require.NoError(t, os.WriteFile(huge, []byte(spec+"# "+strings.Repeat("x", 2<<20)+"\n"), 0o600))
 	invalid := filepath.Join(t.TempDir(), "invalid.yaml")
 	require.NoError(t, os.WriteFile(invalid, []byte("name: Not Valid\nproducers: {}\n"), 0o600))
 	tests := []struct {
@@ -74,6 +81,9 @@ func TestApplyRejectsBadInput(t *testing.T) {
 		{"missing file", []string{"apply", "-f", "/nonexistent.yaml"}, "read spec"},
 		{"empty file", []string{"apply", "-f", empty}, "empty"},
 		{"invalid spec", []string{"apply", "-f", invalid}, "not a valid name"},
+		{"two documents", []string{"apply", "-f", twoDocs}, "holds 2 YAML documents; vrsky apply takes one integration spec a file"},
+		{"hostile: 501 documents", []string{"apply", "-f", manyDocs}, "holds 501 YAML documents"},
+		{"oversize", []string{"apply", "-f", huge}, "over the"},
 		{"bad tenant", []string{"apply", "-f", filepath.Join("..", "..", "examples", "webhook-to-file.yaml"), "--tenant", "../x"}, "invalid tenant"},
 		{"no stack", []string{"apply", "-f", filepath.Join("..", "..", "examples", "webhook-to-file.yaml"), "--data-dir", t.TempDir()}, "is vrsky dev running?"},
 	}

@@ -21,6 +21,10 @@ type connectorInfo struct {
 
 // runConnectors lists the connectors this binary knows.
 func runConnectors(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && (isHelpArg(args[0]) || args[0] == "help") {
+		fmt.Fprint(stdout, "Usage: vrsky connectors list [--json]\n\nLists the connectors this binary knows, with their config schemas.\n")
+		return flag.ErrHelp
+	}
 	if len(args) == 0 || args[0] != "list" {
 		return fmt.Errorf("%w: vrsky connectors list [--json]", errUsage)
 	}
@@ -28,7 +32,7 @@ func runConnectors(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	asJSON := fs.Bool("json", false, "print name, kind, summary and config JSON Schema as JSON")
 	if err := fs.Parse(args[1:]); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return fmt.Errorf("%w: %w", errUsage, err)
 	}
 	all := connectors.Catalog().All()
 	if !*asJSON {

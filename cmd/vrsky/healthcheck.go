@@ -19,7 +19,7 @@ func runHealthcheck(ctx context.Context, args []string, stderr io.Writer) error 
 	target := fs.String("url", "http://127.0.0.1:9090/healthz", "health endpoint to ask (/healthz or /readyz of a role)")
 	timeout := fs.Duration("timeout", 3*time.Second, "how long to wait for the answer")
 	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return fmt.Errorf("%w: %w", errUsage, err)
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))

@@ -8,13 +8,13 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net/http"
 	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/vrsky/vrsky/internal/apiclient"
-	"github.com/vrsky/vrsky/internal/spec"
+	"github.com/vrsky/vrsky/client"
 )
 
 const integrationsUsage = `Usage: vrsky integrations COMMAND [ID] [flags]
@@ -88,36 +88,45 @@ func runIntegrations(ctx context.Context, args []string, stdout, stderr io.Write
 
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	client, err := target.client(ctx)
+	api, err := target.client(ctx)
 	if err != nil {
 		return err
 	}
 	out := integrationsOutput{w: stdout, asJSON: *asJSON}
 	switch cmd {
 	case "list":
-		list, raw, err := client.ListIntegrations(ctx, status)
-		return out.print(raw, err, func(w io.Writer) { printIntegrations(w, list) })
+		list, err := api.AllIntegrations(ctx, status)
+		return out.print(items(list), err, func(w io.Writer) { printIntegrations(w, list) })
 	case "get":
-		it, raw, err := client.GetIntegration(ctx, id)
-		return out.print(raw, err, func(w io.Writer) { printIntegration(w, it) })
+		r, err := api.GetIntegrationWithResponse(ctx, id)
+		if err := client.Check("get integration "+id, r, err, http.StatusOK); err != nil {
+			return err
+		}
+		return out.print(r.Body, nil, func(w io.Writer) { printIntegration(w, *r.JSON200) })
 	case "status":
-		st, raw, err := client.IntegrationStatus(ctx, id)
-		return out.print(raw, err, func(w io.Writer) { printStatus(w, st) })
+		r, err := api.GetIntegrationStatusWithResponse(ctx, id)
+		if err := client.Check("get status of integration "+id, r, err, http.StatusOK); err != nil {
+			return err
+		}
+		return out.print(r.Body, nil, func(w io.Writer) { printStatus(w, *r.JSON200) })
 	case "logs":
-		events, raw, err := client.IntegrationLogs(ctx, id, limit)
-		return out.print(raw, err, func(w io.Writer) { printEvents(w, events) })
+		events, err := api.RecentLogs(ctx, id, limit)
+		return out.print(items(events), err, func(w io.Writer) { printEvents(w, events) })
 	case "versions":
-		versions, raw, err := client.IntegrationVersions(ctx, id)
-		return out.print(raw, err, func(w io.Writer) { printVersions(w, versions) })
+		r, err := api.ListIntegrationVersionsWithResponse(ctx, id)
+		if err := client.Check("list versions of integration "+id, r, err, http.StatusOK); err != nil {
+			return err
+		}
+		return out.print(r.Body, nil, func(w io.Writer) { printVersions(w, deref(r.JSON200.Items)) })
 	}
-	accepted, raw, err := client.ChangeIntegration(ctx, id, cmd, reason)
-	if err := out.print(raw, err, func(w io.Writer) { printAccepted(w, id, accepted) }); err != nil {
+	accepted, err := api.ChangeIntegration(ctx, id, cmd, reason)
+	if err := out.print(accepted.Body, err, func(w io.Writer) { printAccepted(w, id, accepted.ChangeAccepted) }); err != nil {
 		return err
 	}
 	if !wait {
 		return nil
 	}
-	if err := client.AwaitChange(ctx, id, accepted); err != nil {
+	if err := api.AwaitChange(ctx, id, accepted); err != nil {
 		return err
 	}
 	if out.asJSON {
@@ -127,11 +136,11 @@ func runIntegrations(ctx context.Context, args []string, stdout, stderr io.Write
 		fmt.Fprintf(stdout, "deleted %s\n", id)
 		return nil
 	}
-	st, _, err := client.IntegrationStatus(ctx, id)
-	if err != nil {
+	r, err := api.GetIntegrationStatusWithResponse(ctx, id)
+	if err := client.Check("get status of integration "+id, r, err, http.StatusOK); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%s version %d %s\n", id, st.Version, st.Status)
+	fmt.Fprintf(stdout, "%s version %d %s\n", id, r.JSON200.Version, r.JSON200.Status)
 	return nil
 }
 
@@ -140,13 +149,13 @@ func runIntegrations(ctx context.Context, args []string, stdout, stderr io.Write
 // when needed, present when not, or followed by another argument.
 func parseWithID(fs *flag.FlagSet, args []string, needID bool) (string, error) {
 	if err := fs.Parse(args); err != nil {
-		return "", fmt.Errorf("%w: %v", errUsage, err)
+		return "", fmt.Errorf("%w: %w", errUsage, err)
 	}
 	var id string
 	if rest := fs.Args(); len(rest) > 0 {
 		id = rest[0]
 		if err := fs.Parse(rest[1:]); err != nil {
-			return "", fmt.Errorf("%w: %v", errUsage, err)
+			return "", fmt.Errorf("%w: %w", errUsage, err)
 		}
 	}
 	switch {
@@ -170,7 +179,7 @@ type integrationsOutput struct {
 
 // print prints raw (with json) or what readable writes, unless the request
 // failed with err.
-func (o integrationsOutput) print(raw json.RawMessage, err error, readable func(io.Writer)) error {
+func (o integrationsOutput) print(raw []byte, err error, readable func(io.Writer)) error {
 	if err != nil {
 		return err
 	}
@@ -187,7 +196,25 @@ func (o integrationsOutput) print(raw json.RawMessage, err error, readable func(
 	return err
 }
 
-func printIntegrations(w io.Writer, list []apiclient.Integration) {
+// items is the JSON of a collection read page by page, as the API sends
+// one page: {"items":[…]}.
+func items[T any](list []T) []byte {
+	b, _ := json.Marshal(struct {
+		Items []T `json:"items"`
+	}{list})
+	return b
+}
+
+// deref is *p, or the zero value when p is nil.
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}
+
+func printIntegrations(w io.Writer, list []client.Integration) {
 	if len(list) == 0 {
 		fmt.Fprintln(w, "no integrations")
 		return
@@ -195,45 +222,45 @@ func printIntegrations(w io.Writer, list []apiclient.Integration) {
 	tw := table(w)
 	fmt.Fprintln(tw, "ID\tVERSION\tDEPLOYED\tSTATUS\tDESIRED\tUPDATED")
 	for _, it := range list {
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", it.ID, it.Version, versionOrNone(it.DeployedVersion),
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", it.Id, it.Version, versionOrNone(it.DeployedVersion),
 			it.Status, it.DesiredStatus, when(it.UpdatedAt))
 	}
 	_ = tw.Flush()
 }
 
-func printIntegration(w io.Writer, it apiclient.Integration) {
+func printIntegration(w io.Writer, it client.Integration) {
 	tw := table(w)
-	fmt.Fprintf(tw, "id:\t%s\n", it.ID)
+	fmt.Fprintf(tw, "id:\t%s\n", it.Id)
 	fmt.Fprintf(tw, "version:\t%d (deployed: %s)\n", it.Version, versionOrNone(it.DeployedVersion))
 	fmt.Fprintf(tw, "status:\t%s (desired: %s)\n", it.Status, it.DesiredStatus)
-	if it.LastError != "" {
-		fmt.Fprintf(tw, "last error:\t%s\n", it.LastError)
+	if e := deref(it.LastError); e != "" {
+		fmt.Fprintf(tw, "last error:\t%s\n", e)
 	}
 	fmt.Fprintf(tw, "consumer:\t%s\n", it.Spec.Consumer.Connector)
-	if len(it.Spec.Steps) > 0 {
-		fmt.Fprintf(tw, "steps:\t%s\n", stepNames(it.Spec.Steps))
+	if steps := deref(it.Spec.Steps); len(steps) > 0 {
+		fmt.Fprintf(tw, "steps:\t%s\n", stepNames(steps))
 	}
 	fmt.Fprintf(tw, "producers:\t%s\n", producerNames(it.Spec.Producers))
-	if it.Spec.Schedule != "" {
-		fmt.Fprintf(tw, "schedule:\t%s\n", it.Spec.Schedule)
+	if sched := deref(it.Spec.Schedule); sched != "" {
+		fmt.Fprintf(tw, "schedule:\t%s\n", sched)
 	}
 	fmt.Fprintf(tw, "created:\t%s\n", when(it.CreatedAt))
 	fmt.Fprintf(tw, "updated:\t%s\n", when(it.UpdatedAt))
 	_ = tw.Flush()
 }
 
-func printStatus(w io.Writer, st apiclient.IntegrationStatus) {
+func printStatus(w io.Writer, st client.IntegrationStatus) {
 	tw := table(w)
-	fmt.Fprintf(tw, "id:\t%s\n", st.ID)
+	fmt.Fprintf(tw, "id:\t%s\n", st.Id)
 	fmt.Fprintf(tw, "status:\t%s (desired: %s)\n", st.Status, st.DesiredStatus)
 	fmt.Fprintf(tw, "version:\t%s (latest: %d)\n", versionOrNone(st.Version), st.LatestVersion)
-	if st.LastError != "" {
-		fmt.Fprintf(tw, "last error:\t%s\n", st.LastError)
+	if e := deref(st.LastError); e != "" {
+		fmt.Fprintf(tw, "last error:\t%s\n", e)
 	}
 	if r := st.Runner; r != nil {
 		fmt.Fprintf(tw, "runner:\t%s reports version %d %s at %s\n", r.Runner, r.Version, r.Status, when(r.UpdatedAt))
-		if r.LastError != "" {
-			fmt.Fprintf(tw, "runner error:\t%s\n", r.LastError)
+		if e := deref(r.LastError); e != "" {
+			fmt.Fprintf(tw, "runner error:\t%s\n", e)
 		}
 	} else {
 		fmt.Fprintf(tw, "runner:\tnone reported\n")
@@ -241,33 +268,34 @@ func printStatus(w io.Writer, st apiclient.IntegrationStatus) {
 	fmt.Fprintf(tw, "dead letters:\t%d\n", st.DeadLetters)
 	fmt.Fprintf(tw, "updated:\t%s\n", when(st.UpdatedAt))
 	_ = tw.Flush()
-	if len(st.Stages) == 0 {
+	stages := deref(st.Stages)
+	if len(stages) == 0 {
 		return
 	}
 	fmt.Fprintln(w, "stages:")
 	tw = table(w)
 	fmt.Fprintln(tw, "  STAGE\tFINISHED\tWAITING\tIN FLIGHT\tREDELIVERED")
-	for _, s := range st.Stages {
+	for _, s := range stages {
 		fmt.Fprintf(tw, "  %s\t%d\t%d\t%d\t%d\n", s.Stage, s.Acked, s.Pending, s.InFlight, s.Redelivered)
 	}
 	_ = tw.Flush()
 }
 
-func printEvents(w io.Writer, events []apiclient.IntegrationEvent) {
+func printEvents(w io.Writer, events []client.IntegrationEvent) {
 	tw := table(w)
 	fmt.Fprintln(tw, "AT\tACTION\tFROM\tTO\tACTOR\tREASON")
 	for _, e := range events {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", when(e.At), e.Action, orDash(e.FromStatus), orDash(e.ToStatus),
-			orDash(e.Actor), orDash(e.Reason))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", when(e.At), e.Action, orDash(deref(e.FromStatus)), orDash(deref(e.ToStatus)),
+			orDash(e.Actor), orDash(deref(e.Reason)))
 	}
 	_ = tw.Flush()
 }
 
-func printVersions(w io.Writer, versions []apiclient.IntegrationVersion) {
+func printVersions(w io.Writer, versions []client.IntegrationVersion) {
 	tw := table(w)
 	fmt.Fprintln(tw, "VERSION\tCREATED\tBY\tCONSUMER\tPRODUCERS")
 	for _, v := range versions {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", v.Version, when(v.CreatedAt), orDash(v.CreatedBy),
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", v.Version, when(v.CreatedAt), orDash(deref(v.CreatedBy)),
 			v.Spec.Consumer.Connector, producerNames(v.Spec.Producers))
 	}
 	_ = tw.Flush()
@@ -276,7 +304,7 @@ func printVersions(w io.Writer, versions []apiclient.IntegrationVersion) {
 // printAccepted says which change was accepted. The version is named for a
 // deploy only: for start and stop it is the one recorded when the change
 // was accepted, which can lag behind a deploy still being carried out.
-func printAccepted(w io.Writer, id string, c apiclient.ChangeAccepted) {
+func printAccepted(w io.Writer, id string, c client.ChangeAccepted) {
 	if c.Action == "deploy" {
 		fmt.Fprintf(w, "deploy of %s version %d accepted\n", id, c.Version)
 		return
@@ -294,7 +322,7 @@ func when(t time.Time) string {
 	return t.Local().Format(time.DateTime)
 }
 
-func versionOrNone(v int) string {
+func versionOrNone(v int64) string {
 	if v == 0 {
 		return "none"
 	}
@@ -309,7 +337,7 @@ func orDash(s string) string {
 }
 
 // stepNames lists the steps' connectors in order: "a → b".
-func stepNames(steps []spec.Step) string {
+func stepNames(steps []client.Step) string {
 	names := make([]string, 0, len(steps))
 	for _, s := range steps {
 		names = append(names, s.Connector)
@@ -319,7 +347,7 @@ func stepNames(steps []spec.Step) string {
 
 // producerNames lists the producers by name with their connectors:
 // "archive (s3), out (file)".
-func producerNames(producers map[string]spec.Step) string {
+func producerNames(producers map[string]client.Step) string {
 	names := make([]string, 0, len(producers))
 	for _, name := range slices.Sorted(maps.Keys(producers)) {
 		names = append(names, fmt.Sprintf("%s (%s)", name, producers[name].Connector))

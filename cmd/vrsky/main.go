@@ -8,10 +8,12 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -22,7 +24,7 @@ func main() {
 	setGCDefault(os.Getenv)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	err := runWithInput(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	switch {
 	case err == nil:
 	case errors.Is(err, errUsage):
@@ -42,6 +44,11 @@ Usage:
   vrsky connector new NAME --kind KIND  scaffold a connector package
   vrsky apply -f FILE [--tenant T]  deploy an integration spec to a running vrsky dev
   vrsky integrations CMD [ID]    list, get, status, logs, versions, deploy, start, stop or delete integrations
+  vrsky secrets CMD [NAME]       list, put or delete the tenant's secrets
+  vrsky keys CMD [ID]            list, create or revoke the tenant's API keys
+  vrsky dlq CMD [ID]             list, get, replay or discard dead letters
+  vrsky schedules CMD INTEGRATION  get, pause, resume, trigger or backfill a schedule
+  vrsky tenants CMD [ID]         list, get, create or delete tenants (platform admin key)
   vrsky demo N [--data-dir DIR]  run example N (examples/N-…, 1 to 4) against a running vrsky dev
   vrsky api|worker|runner [flags] run one production role against VRSKY_… infrastructure (--dev DIR: a dev stack's)
   vrsky migrate up|down|version  manage the metadata schema at VRSKY_DATABASE_URL
@@ -53,11 +60,32 @@ Usage:
 Run "vrsky COMMAND -h" for a command's flags.
 `
 
+// run runs the command args with no standard input.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return runWithInput(ctx, args, strings.NewReader(""), stdout, stderr)
+}
+
+// runWithInput runs the command args. -h, -help or --help anywhere before
+// "--" prints the command's help on stdout and succeeds: the command's
+// flag set stops at it before anything runs, printing its flags where it
+// prints errors, here stdout.
+func runWithInput(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usageText)
 		return fmt.Errorf("%w: no command given", errUsage)
 	}
+	if len(args) > 1 && helpRequested(args[1:]) {
+		err := dispatch(ctx, args, stdin, stdout, stdout)
+		if err == nil || isHelp(err) {
+			return nil
+		}
+		return err
+	}
+	return dispatch(ctx, args, stdin, stdout, stderr)
+}
+
+// dispatch runs the command args[0].
+func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "dev":
 		return runDev(ctx, args[1:], stderr)
@@ -69,12 +97,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runApply(ctx, args[1:], stdout, stderr)
 	case "integrations":
 		return runIntegrations(ctx, args[1:], stdout, stderr)
+	case "tenants":
+		return tenantsGroup.run(ctx, args[1:], stdin, stdout, stderr)
+	case "keys":
+		return keysGroup.run(ctx, args[1:], stdin, stdout, stderr)
+	case "secrets":
+		return secretsGroup.run(ctx, args[1:], stdin, stdout, stderr)
+	case "dlq":
+		return dlqGroup.run(ctx, args[1:], stdin, stdout, stderr)
+	case "schedules":
+		return schedulesGroup.run(ctx, args[1:], stdin, stdout, stderr)
 	case "demo":
 		return runDemo(ctx, args[1:], stdout, stderr)
 	case "api", "worker", "runner":
 		return runRole(ctx, args[0], args[1:], stderr)
 	case "migrate":
-		return runMigrate(ctx, args[1:], stdout)
+		return runMigrate(ctx, args[1:], stdout, stderr)
 	case "bench":
 		return runBench(ctx, args[1:], stdout, stderr)
 	case "nats-config":
@@ -82,6 +120,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "healthcheck":
 		return runHealthcheck(ctx, args[1:], stderr)
 	case "version", "--version", "-v":
+		if helpRequested(args[1:]) {
+			fmt.Fprint(stdout, "Usage: vrsky version\n\nPrints the version, commit, build date, Go version and which build it is.\n")
+			return flag.ErrHelp
+		}
 		writeVersion(stdout)
 		return nil
 	case "help", "-h", "--help":

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -9,8 +10,21 @@ import (
 	"github.com/vrsky/vrsky/internal/dbmigrate"
 )
 
-func runMigrate(ctx context.Context, args []string, stdout io.Writer) error {
+const migrateUsage = `Usage: vrsky migrate up|down|version
+
+Manages the metadata schema of the PostgreSQL database at VRSKY_DATABASE_URL:
+  up       apply every migration not applied yet
+  down     undo every migration
+  version  print the schema version
+`
+
+func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 1 && (isHelpArg(args[0]) || args[0] == "help") {
+		fmt.Fprint(stdout, migrateUsage)
+		return flag.ErrHelp
+	}
 	if len(args) != 1 {
+		fmt.Fprint(stderr, migrateUsage)
 		return fmt.Errorf("%w: vrsky migrate up|down|version", errUsage)
 	}
 	url := os.Getenv("VRSKY_DATABASE_URL")

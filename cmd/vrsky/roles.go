@@ -52,7 +52,7 @@ func runRole(ctx context.Context, role string, args []string, stderr io.Writer) 
 	natsMonitor := fs.String("nats-monitor-urls", os.Getenv("VRSKY_NATS_MONITOR_URLS"), "worker only: comma-separated NATS monitoring URLs (http://nats-0:8222,…) whose health becomes the vrsky_nats_* metrics [VRSKY_NATS_MONITOR_URLS]")
 	devDir := fs.String("dev", "", "attach to the vrsky dev running on this data directory (start it with --runner=false for a runner) instead of reading the VRSKY_… infrastructure variables")
 	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return fmt.Errorf("%w: %w", errUsage, err)
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))

@@ -2,6 +2,7 @@ package attack
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -16,6 +17,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/vrsky/vrsky/client"
 )
 
 const innocentSpec = `
@@ -121,10 +124,9 @@ producers:
 
 	t.Run("producer aimed at the cloud metadata address", func(t *testing.T) {
 		// Even a platform admin cannot open it.
-		body := []byte(`{"egress":{"allowHosts":["169.254.169.254"]}}`)
-		st, raw, err := s.admin.Do(ctx, http.MethodPatch, "/v1/tenants/mallory", "application/json", body, nil)
+		r, err := s.admin.UpdateTenantWithResponse(ctx, "mallory", client.TenantPatch{Egress: &client.EgressPolicy{AllowHosts: &[]string{"169.254.169.254"}}})
 		require.NoError(t, err)
-		require.Equal(t, http.StatusUnprocessableEntity, st, string(raw))
+		require.Equal(t, http.StatusUnprocessableEntity, r.StatusCode(), string(r.Body))
 		spec := "name: to-metadata-ip\nconsumer: { connector: http-webhook }\nproducers:\n  out: { connector: http, config: { url: \"http://169.254.169.254/latest/meta-data/\" } }\n"
 		_, err = mallory.Deploy(stepCtx(ctx, t), "to-metadata-ip", []byte(spec), "attack", false)
 		require.Error(t, err)
@@ -170,9 +172,8 @@ producers:
 `
 		st, body := apply(ctx, mallory, spec)
 		require.Equal(t, http.StatusCreated, st, body)
-		st, raw, err := mallory.Do(ctx, http.MethodPost, "/v1/integrations/tarpit/deploy", "application/json", []byte(`{"version":1}`), nil)
-		require.NoError(t, err)
-		require.Equal(t, http.StatusAccepted, st, string(raw))
+		dr, err := mallory.DeployIntegrationWithResponse(ctx, "tarpit", nil, client.DeployIntegrationJSONRequestBody{Version: client.Ptr[int64](1)})
+		require.NoError(t, client.Check("deploy tarpit", dr, err, http.StatusAccepted))
 		// While its build hangs, the innocent tenant's new integration starts.
 		start := time.Now()
 		_, err = innocent.Deploy(stepCtx(ctx, t), "orders-2", []byte(strings.Replace(fmt.Sprintf(innocentSpec, innocentRecv.addr), "name: orders", "name: orders-2", 1)), "attack suite", false)
@@ -182,17 +183,13 @@ producers:
 		// Mallory's own integration ends degraded, with the reason.
 		var reason string
 		require.Eventually(t, func() bool {
-			var status struct {
-				Runner *struct {
-					Status    string `json:"status"`
-					LastError string `json:"last_error"`
-				} `json:"runner"`
-			}
-			st, _, err := mallory.Do(ctx, http.MethodGet, "/v1/integrations/tarpit/status", "", nil, &status)
-			if err != nil || st != http.StatusOK || status.Runner == nil || status.Runner.Status != "degraded" {
+			r, err := mallory.GetIntegrationStatusWithResponse(ctx, "tarpit")
+			if err != nil || r.JSON200 == nil || r.JSON200.Runner == nil || r.JSON200.Runner.Status != "degraded" {
 				return false
 			}
-			reason = status.Runner.LastError
+			if r.JSON200.Runner.LastError != nil {
+				reason = *r.JSON200.Runner.LastError
+			}
 			return true
 		}, 45*time.Second, 200*time.Millisecond)
 		t.Logf("mallory's tarpit integration: degraded: %s", reason)
@@ -247,9 +244,8 @@ producers:
 		_, err := mallory.Deploy(stepCtx(ctx, t), "fill", []byte("name: fill\nconsumer: { connector: http-webhook }\nproducers:\n  out: { connector: file, config: { dir: fill, format: ndjson } }\n"), "attack", true)
 		require.NoError(t, err)
 		limits := []byte(`{"limits":{"disk_bytes":2097152,"memory_bytes":0,"streams":200,"consumers":2000,"dlq_bytes":262144,"integrations":100}}`)
-		st, raw, err := s.admin.Do(ctx, http.MethodPatch, "/v1/tenants/mallory", "application/json", limits, nil)
-		require.NoError(t, err)
-		require.Equal(t, http.StatusOK, st, string(raw))
+		lr, err := s.admin.UpdateTenantWithBodyWithResponse(ctx, "mallory", "application/json", bytes.NewReader(limits))
+		require.NoError(t, client.Check("set mallory's limits", lr, err, http.StatusOK))
 		chunk := []byte(`{"pad":"` + strings.Repeat("x", 60<<10) + `"}`)
 		var refused int
 		var answer string
@@ -282,9 +278,8 @@ producers:
 			return // refused when applied: the nesting alone is refused
 		}
 		require.Equal(t, http.StatusCreated, st, body)
-		st, raw, err := mallory.Do(ctx, http.MethodPost, "/v1/integrations/bomb/deploy", "application/json", []byte(`{"version":1}`), nil)
-		require.NoError(t, err)
-		require.Equal(t, http.StatusAccepted, st, string(raw))
+		dr, err := mallory.DeployIntegrationWithResponse(ctx, "bomb", nil, client.DeployIntegrationJSONRequestBody{Version: client.Ptr[int64](1)})
+		require.NoError(t, client.Check("deploy bomb", dr, err, http.StatusAccepted))
 		arr := strings.TrimSuffix(strings.Repeat("1,", 200), ",")
 		require.Eventually(t, func() bool {
 			st, _, err := s.post(ctx, "mallory", "bomb", []byte(`{"a":[`+arr+`]}`))
@@ -320,31 +315,20 @@ producers:
 	})
 
 	t.Run("a key revokes a key with more scopes than its own", func(t *testing.T) {
-		var narrow struct {
-			Secret string `json:"secret"`
-		}
-		st, raw, err := mallory.Do(ctx, http.MethodPost, "/v1/api-keys", "application/json", []byte(`{"scopes":["read","write"]}`), &narrow)
-		require.NoError(t, err)
-		require.Equal(t, http.StatusCreated, st, string(raw))
-		var keys struct {
-			Items []struct {
-				ID     string   `json:"id"`
-				Scopes []string `json:"scopes"`
-			} `json:"items"`
-		}
-		st, raw, err = mallory.Do(ctx, http.MethodGet, "/v1/api-keys", "", nil, &keys)
-		require.NoError(t, err)
-		require.Equal(t, http.StatusOK, st, string(raw))
+		narrow, err := mallory.CreateApiKeyWithResponse(ctx, client.CreateApiKeyJSONRequestBody{Scopes: []client.CreateAPIKeyInputBodyScopes{"read", "write"}})
+		require.NoError(t, client.Check("create a narrow key", narrow, err, http.StatusCreated))
+		keys, err := mallory.ListApiKeysWithResponse(ctx)
+		require.NoError(t, client.Check("list keys", keys, err, http.StatusOK))
 		var wider string // a key holding dlq, which the narrow key does not
-		for _, k := range keys.Items {
-			if slices.Contains(k.Scopes, "dlq") {
-				wider = k.ID
+		for _, k := range *keys.JSON200.Items {
+			if k.Scopes != nil && slices.Contains(*k.Scopes, "dlq") {
+				wider = k.Id
 			}
 		}
-		require.NotEmpty(t, wider, string(raw))
-		st, raw, err = mallory.WithKey(narrow.Secret).Do(ctx, http.MethodDelete, "/v1/api-keys/"+wider, "", nil, nil)
+		require.NotEmpty(t, wider, string(keys.Body))
+		dr, err := mallory.WithKey(narrow.JSON201.Secret).DeleteApiKeyWithResponse(ctx, wider)
 		require.NoError(t, err)
-		require.Equal(t, http.StatusForbidden, st, string(raw))
+		require.Equal(t, http.StatusForbidden, dr.StatusCode(), string(dr.Body))
 	})
 
 	t.Run("integration named like the platform's subjects", func(t *testing.T) {

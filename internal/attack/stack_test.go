@@ -19,15 +19,16 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/vrsky/vrsky/internal/apiclient"
+	"github.com/vrsky/vrsky/client"
 	"github.com/vrsky/vrsky/internal/devstack"
+	"github.com/vrsky/vrsky/internal/tenantkey"
 )
 
 // stack is a dev stack shared by the innocent tenant and the attacker.
 type stack struct {
 	dir   string
 	ep    devstack.Endpoints
-	admin *apiclient.Client
+	admin *client.API
 }
 
 func startStack(t *testing.T) *stack {
@@ -53,13 +54,15 @@ func startStack(t *testing.T) *stack {
 	key, err := os.ReadFile(filepath.Join(dir, "admin-key"))
 	require.NoError(t, err)
 	ep := s.Endpoints()
-	return &stack{dir: dir, ep: ep, admin: apiclient.New("http://"+ep.HTTP, strings.TrimSpace(string(key)))}
+	admin, err := client.New("http://"+ep.HTTP, string(key))
+	require.NoError(t, err)
+	return &stack{dir: dir, ep: ep, admin: admin}
 }
 
 // tenant creates tenant and returns a client holding its first (admin) key.
-func (s *stack) tenant(ctx context.Context, t *testing.T, tenant string) *apiclient.Client {
+func (s *stack) tenant(ctx context.Context, t *testing.T, tenant string) *client.API {
 	t.Helper()
-	c, _, err := apiclient.EnsureTenant(ctx, s.admin, tenant, filepath.Join(s.dir, "keys", tenant+".key"))
+	c, _, err := tenantkey.Ensure(ctx, s.admin, tenant, filepath.Join(s.dir, "keys", tenant+".key"))
 	require.NoError(t, err)
 	return c
 }
@@ -67,34 +70,26 @@ func (s *stack) tenant(ctx context.Context, t *testing.T, tenant string) *apicli
 // writeKey returns a client holding a new key of c's tenant with every
 // scope but admin: it reads and writes integrations, secrets and the DLQ,
 // and cannot manage keys.
-func writeKey(ctx context.Context, t *testing.T, c *apiclient.Client) *apiclient.Client {
+func writeKey(ctx context.Context, t *testing.T, c *client.API) *client.API {
 	t.Helper()
-	var key struct {
-		Secret string `json:"secret"`
-	}
-	st, raw, err := c.Do(ctx, http.MethodPost, "/v1/api-keys", "application/json", []byte(`{"scopes":["read","write","dlq"]}`), &key)
-	require.NoError(t, err)
-	require.Equal(t, http.StatusCreated, st, string(raw))
-	return c.WithKey(key.Secret)
+	r, err := c.CreateApiKeyWithResponse(ctx, client.CreateApiKeyJSONRequestBody{Scopes: []client.CreateAPIKeyInputBodyScopes{"read", "write", "dlq"}})
+	require.NoError(t, client.Check("create API key", r, err, http.StatusCreated))
+	return c.WithKey(r.JSON201.Secret)
 }
 
 // allowEgress lets tenant's connectors reach hosts (host:port), as a
 // platform admin does for an on-premise target.
 func (s *stack) allowEgress(ctx context.Context, t *testing.T, tenant string, hosts ...string) {
 	t.Helper()
-	body, _ := json.Marshal(map[string]any{"egress": map[string]any{"allowHosts": hosts}})
-	st, raw, err := s.admin.Do(ctx, http.MethodPatch, "/v1/tenants/"+tenant, "application/json", body, nil)
-	require.NoError(t, err)
-	require.Equal(t, http.StatusOK, st, string(raw))
+	r, err := s.admin.UpdateTenantWithResponse(ctx, tenant, client.TenantPatch{Egress: &client.EgressPolicy{AllowHosts: &hosts}})
+	require.NoError(t, client.Check("update tenant "+tenant, r, err, http.StatusOK))
 }
 
 // putSecret stores a tenant secret through the API.
-func putSecret(ctx context.Context, t *testing.T, c *apiclient.Client, name, value string) {
+func putSecret(ctx context.Context, t *testing.T, c *client.API, name, value string) {
 	t.Helper()
-	body, _ := json.Marshal(map[string]string{"value": value})
-	st, raw, err := c.Do(ctx, http.MethodPut, "/v1/secrets/"+name, "application/json", body, nil)
-	require.NoError(t, err)
-	require.Contains(t, []int{http.StatusOK, http.StatusCreated, http.StatusNoContent}, st, string(raw))
+	r, err := c.PutSecretWithResponse(ctx, name, client.PutSecretJSONRequestBody{Value: value})
+	require.NoError(t, client.Check("store secret "+name, r, err, http.StatusOK, http.StatusCreated))
 }
 
 // receiver is an HTTP server standing for a tenant's own endpoint: it
@@ -184,31 +179,31 @@ func (s *stack) post(ctx context.Context, tenant, integration string, body []byt
 }
 
 // apply stores spec as a new integration and returns the API's answer.
-func apply(ctx context.Context, c *apiclient.Client, spec string) (int, string) {
-	st, raw, err := c.Do(ctx, http.MethodPost, "/v1/integrations", "application/yaml", []byte(spec), nil)
+func apply(ctx context.Context, c *client.API, spec string) (int, string) {
+	r, err := c.CreateIntegrationWithBodyWithResponse(ctx, nil, "application/yaml", strings.NewReader(spec))
 	if err != nil {
 		return 0, err.Error()
 	}
-	return st, string(raw)
+	return r.StatusCode(), string(r.Body)
 }
 
 // deadLetters lists the caller's tenant's dead letters of integration.
-func deadLetters(ctx context.Context, c *apiclient.Client, integration string) ([]map[string]any, error) {
+func deadLetters(ctx context.Context, c *client.API, integration string) ([]map[string]any, error) {
 	var page struct {
 		Items []map[string]any `json:"items"`
 	}
-	st, raw, err := c.Do(ctx, http.MethodGet, "/v1/dlq?integration="+integration, "", nil, &page)
-	if err != nil {
+	r, err := c.ListDeadLettersWithResponse(ctx, &client.ListDeadLettersParams{Integration: &integration})
+	if err := client.Check("list dlq", r, err, http.StatusOK); err != nil {
 		return nil, err
 	}
-	if st != http.StatusOK {
-		return nil, fmt.Errorf("list dlq: %s", apiclient.Problem(st, raw))
+	if err := json.Unmarshal(r.Body, &page); err != nil {
+		return nil, fmt.Errorf("list dlq: %w", err)
 	}
 	return page.Items, nil
 }
 
 // awaitDeadLetter waits for integration's first dead letter.
-func awaitDeadLetter(ctx context.Context, t *testing.T, c *apiclient.Client, integration string) map[string]any {
+func awaitDeadLetter(ctx context.Context, t *testing.T, c *client.API, integration string) map[string]any {
 	t.Helper()
 	for {
 		items, err := deadLetters(ctx, c, integration)

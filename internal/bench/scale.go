@@ -13,7 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/vrsky/vrsky/internal/apiclient"
+	"github.com/vrsky/vrsky/client"
 	"github.com/vrsky/vrsky/internal/devstack"
 	"github.com/vrsky/vrsky/internal/natscluster"
 	"github.com/vrsky/vrsky/internal/store"
@@ -154,7 +154,7 @@ type scaleRun struct {
 	cfg     Config
 	stack   *Stack
 	runners []*RunnerProcess
-	admin   *apiclient.Client
+	admin   *client.API
 	js      jetstream.JetStream // the platform account's
 	http    *http.Client
 	// runID makes the tenants' IDs unique to this run: a deleted tenant's
@@ -183,7 +183,9 @@ func runScale(ctx context.Context, cfg Config, stack *Stack) (_ *Report, err err
 	}
 	s := &scaleRun{cfg: cfg, stack: stack, http: NewClient(scaleAPIConcurrency * 2), runID: randomID(), postgresPID: postgresPID(stack.DataDir)}
 	defer s.http.CloseIdleConnections()
-	s.admin = &apiclient.Client{Base: "http://" + stack.Endpoints.HTTP, Key: strings.TrimSpace(string(key)), HC: s.http}
+	if s.admin, err = client.New("http://"+stack.Endpoints.HTTP, string(key), client.WithHTTPClient(s.http)); err != nil {
+		return nil, err
+	}
 	for i := range sc.Runners {
 		began := time.Now()
 		name := fmt.Sprintf("%s%d", scaleRunnerPrefix, i+1)
@@ -372,22 +374,16 @@ func (s *scaleRun) removeTenants(ctx context.Context, tenants []string) error {
 	ctx = context.WithoutCancel(ctx)
 	var errs []error
 	for _, t := range tenants {
-		st, raw, err := s.admin.Do(ctx, http.MethodDelete, "/v1/tenants/"+t, "", nil, nil)
-		switch {
-		case err != nil:
-			errs = append(errs, fmt.Errorf("remove benchmark tenant %s: %w", t, err))
-		case st != http.StatusAccepted && st != http.StatusNotFound:
-			errs = append(errs, fmt.Errorf("remove benchmark tenant %s: %s", t, apiclient.Problem(st, raw)))
+		r, err := s.admin.DeleteTenantWithResponse(ctx, t)
+		if err := client.Check("remove benchmark tenant "+t, r, err, http.StatusAccepted, http.StatusNotFound); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	deadline := time.Now().Add(tenantRemoveTimeout)
 	for _, t := range tenants {
 		for time.Now().Before(deadline) {
-			var got struct {
-				Status string `json:"status"`
-			}
-			st, _, err := s.admin.Do(ctx, http.MethodGet, "/v1/tenants/"+t, "", nil, &got)
-			if err == nil && (st == http.StatusNotFound || got.Status == "deleted") {
+			r, err := s.admin.GetTenantWithResponse(ctx, t)
+			if err == nil && (r.StatusCode() == http.StatusNotFound || (r.JSON200 != nil && r.JSON200.Status == client.TenantStatusDeleted)) {
 				break
 			}
 			_ = sleep(ctx, 100*time.Millisecond)

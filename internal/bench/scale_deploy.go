@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -8,7 +9,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/vrsky/vrsky/internal/apiclient"
+	"github.com/vrsky/vrsky/client"
+	"github.com/vrsky/vrsky/internal/tenantkey"
 )
 
 // Deployment timings.
@@ -26,8 +28,8 @@ const (
 // deployment went through.
 type scaleIntegration struct {
 	tenant, name string
-	api          *apiclient.Client // the tenant's
-	version      int
+	api          *client.API // the tenant's
+	version      int64
 	// submitted is when the API accepted its deploy; running when the
 	// status API first showed a runner running that version.
 	submitted, running time.Time
@@ -131,24 +133,15 @@ func (s *scaleRun) submit(ctx context.Context, it *scaleIntegration) error {
 	if err != nil {
 		return fmt.Errorf("%s/%s: encode spec: %w", it.tenant, it.name, err)
 	}
-	var created struct {
-		Version int `json:"version"`
+	cr, err := it.api.CreateIntegrationWithBodyWithResponse(ctx, nil, "application/json", bytes.NewReader(body))
+	if err := client.Check(it.tenant+"/"+it.name+": create", cr, err, http.StatusCreated); err != nil {
+		return err
 	}
-	st, raw, err := it.api.Do(ctx, http.MethodPost, "/v1/integrations", "application/json", body, &created)
-	if err != nil {
-		return fmt.Errorf("%s/%s: create: %w", it.tenant, it.name, err)
-	}
-	if st != http.StatusCreated {
-		return fmt.Errorf("%s/%s: create: %s", it.tenant, it.name, apiclient.Problem(st, raw))
-	}
-	it.version = created.Version
-	req, _ := json.Marshal(map[string]any{"version": created.Version, "reason": "vrsky bench --scenario scale"})
-	st, raw, err = it.api.Do(ctx, http.MethodPost, "/v1/integrations/"+it.name+"/deploy", "application/json", req, nil)
-	if err != nil {
-		return fmt.Errorf("%s/%s: deploy: %w", it.tenant, it.name, err)
-	}
-	if st != http.StatusAccepted {
-		return fmt.Errorf("%s/%s: deploy: %s", it.tenant, it.name, apiclient.Problem(st, raw))
+	it.version = cr.JSON201.Version
+	reason := "vrsky bench --scenario scale"
+	dr, err := it.api.DeployIntegrationWithResponse(ctx, it.name, nil, client.DeployIntegrationJSONRequestBody{Version: &it.version, Reason: &reason})
+	if err := client.Check(it.tenant+"/"+it.name+": deploy", dr, err, http.StatusAccepted); err != nil {
+		return err
 	}
 	it.submitted = time.Now()
 	return nil
@@ -240,16 +233,21 @@ func (s *scaleRun) sweep(ctx context.Context, pending []*scaleIntegration) []*sc
 // deployment settled: a runner reports its version running (it.running is
 // set) or degraded (it.err is set).
 func checkRunning(ctx context.Context, it *scaleIntegration) bool {
-	st, _, err := it.api.IntegrationStatus(ctx, it.name)
-	if err != nil || st.Runner == nil || st.Runner.Version != it.version {
+	r, err := it.api.GetIntegrationStatusWithResponse(ctx, it.name)
+	if err != nil || r.JSON200 == nil || r.JSON200.Runner == nil || r.JSON200.Runner.Version != it.version {
 		return false // not reported yet; a failed request is asked again
 	}
+	st := r.JSON200
 	switch st.Runner.Status {
 	case "running":
 		it.running, it.runner = time.Now(), st.Runner.Runner
 		return true
 	case "degraded":
-		it.err = fmt.Sprintf("%s/%s: degraded on runner %q: %s", it.tenant, it.name, st.Runner.Runner, st.Runner.LastError)
+		reason := ""
+		if st.Runner.LastError != nil {
+			reason = *st.Runner.LastError
+		}
+		it.err = fmt.Sprintf("%s/%s: degraded on runner %q: %s", it.tenant, it.name, st.Runner.Runner, reason)
 		return true
 	}
 	return false
@@ -270,15 +268,15 @@ func statusRunners(items []*scaleIntegration) map[string]int {
 // createTenants creates tenants through the API with the admin key,
 // scaleAPIConcurrency at a time, waits until each is active, and returns a
 // client holding each one's first key (kept in the stack's keys folder).
-func (s *scaleRun) createTenants(ctx context.Context, tenants []string) (map[string]*apiclient.Client, error) {
-	clients := make([]*apiclient.Client, len(tenants))
+func (s *scaleRun) createTenants(ctx context.Context, tenants []string) (map[string]*client.API, error) {
+	clients := make([]*client.API, len(tenants))
 	errs := make([]error, len(tenants))
 	jobs := make(chan int)
 	var wg sync.WaitGroup
 	for range min(scaleAPIConcurrency, len(tenants)) {
 		wg.Go(func() {
 			for i := range jobs {
-				clients[i], _, errs[i] = apiclient.EnsureTenant(ctx, s.admin, tenants[i], s.keyFile(tenants[i]))
+				clients[i], _, errs[i] = tenantkey.Ensure(ctx, s.admin, tenants[i], s.keyFile(tenants[i]))
 			}
 		})
 	}
@@ -287,7 +285,7 @@ func (s *scaleRun) createTenants(ctx context.Context, tenants []string) (map[str
 	}
 	close(jobs)
 	wg.Wait()
-	out := make(map[string]*apiclient.Client, len(tenants))
+	out := make(map[string]*client.API, len(tenants))
 	for i, t := range tenants {
 		if errs[i] != nil {
 			return out, fmt.Errorf("create benchmark tenant: %w", errs[i])

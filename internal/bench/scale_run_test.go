@@ -7,6 +7,7 @@ import (
 	"flag"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -17,7 +18,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/vrsky/vrsky/internal/apiclient"
+	"github.com/vrsky/vrsky/client"
 	"github.com/vrsky/vrsky/internal/devstack"
 	"github.com/vrsky/vrsky/internal/roles"
 )
@@ -189,14 +190,12 @@ func TestRunScaleAgainstARealStack(t *testing.T) {
 	// The run removed its tenants (attached stack) and their files.
 	key, err := os.ReadFile(filepath.Join(dir, devstack.AdminKeyFile))
 	require.NoError(t, err)
-	admin := apiclient.New("http://"+mustEndpoints(t, dir).HTTP, string(key))
+	admin, err := client.New("http://"+mustEndpoints(t, dir).HTTP, string(key))
+	require.NoError(t, err)
 	for _, tenant := range []string{s.Phases[0].Integrations[0].Tenant, flood.Tenant} {
-		var got struct {
-			Status string `json:"status"`
-		}
-		_, _, err := admin.Do(context.Background(), "GET", "/v1/tenants/"+tenant, "", nil, &got)
-		require.NoError(t, err)
-		require.Equal(t, "deleted", got.Status, tenant)
+		got, err := admin.GetTenantWithResponse(context.Background(), tenant)
+		require.NoError(t, client.Check("get tenant", got, err, http.StatusOK))
+		require.Equal(t, client.TenantStatusDeleted, got.JSON200.Status, tenant)
 		require.NoDirExists(t, filepath.Join(dir, "files", tenant))
 	}
 }

@@ -18,8 +18,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
+	"github.com/vrsky/vrsky/client"
 	"github.com/vrsky/vrsky/dataplane"
-	"github.com/vrsky/vrsky/internal/apiclient"
 	"github.com/vrsky/vrsky/internal/devstack"
 	"github.com/vrsky/vrsky/internal/testenv"
 )
@@ -464,7 +464,7 @@ func TestDeployCountsWhatDidNotRun(t *testing.T) {
 	require.Positive(t, res.Seconds)
 	require.InDelta(t, 2/res.Seconds, res.PerSecond, 1e-9)
 	require.Equal(t, map[string]int{"r1": 2}, statusRunners(items))
-	require.Equal(t, 7, items[0].version)
+	require.Equal(t, int64(7), items[0].version)
 	require.Contains(t, api.deployBodies(), `{"reason":"vrsky bench --scenario scale","version":7}`)
 }
 
@@ -515,7 +515,13 @@ func newFakeIntegrationsAPI(t *testing.T) *fakeIntegrationsAPI {
 	return f
 }
 
-func (f *fakeIntegrationsAPI) client() *apiclient.Client { return apiclient.New(f.srv.URL, "key") }
+func (f *fakeIntegrationsAPI) client() *client.API {
+	c, err := client.New(f.srv.URL, "key")
+	if err != nil {
+		panic(err)
+	}
+	return c
+}
 
 func (f *fakeIntegrationsAPI) deployBodies() string {
 	f.mu.Lock()

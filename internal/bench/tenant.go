@@ -4,16 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/vrsky/vrsky/internal/apiclient"
+	"github.com/vrsky/vrsky/client"
 	"github.com/vrsky/vrsky/internal/devstack"
 	"github.com/vrsky/vrsky/internal/natsauth"
+	"github.com/vrsky/vrsky/internal/tenantkey"
 )
 
 // DatabaseSecret is the benchmark tenant's secret holding the URL of the
@@ -24,7 +25,7 @@ const DatabaseSecret = "bench-database-url"
 // tenantAPI is the stack's API as the benchmark uses it: with the platform
 // admin key, and with the benchmark tenant's key when it was kept.
 type tenantAPI struct {
-	admin, tenant *apiclient.Client
+	admin, tenant *client.API
 	keyFile       string
 }
 
@@ -42,12 +43,13 @@ func (s *Stack) tenantConn(ctx context.Context, platform *nats.Conn) (*nats.Conn
 	if err != nil {
 		return nil, nil, err
 	}
-	api := &tenantAPI{
-		admin:   apiclient.New("http://"+s.Endpoints.HTTP, strings.TrimSpace(string(key))),
-		keyFile: filepath.Join(s.DataDir, "keys", Tenant+".key"),
+	admin, err := client.New("http://"+s.Endpoints.HTTP, string(key))
+	if err != nil {
+		return nil, nil, err
 	}
-	api.tenant, _, err = apiclient.EnsureTenant(ctx, api.admin, Tenant, api.keyFile)
-	if err != nil && !errors.Is(err, apiclient.ErrTenantKeyLost) { // lost key: the tenant exists, which is enough but for secrets
+	api := &tenantAPI{admin: admin, keyFile: filepath.Join(s.DataDir, "keys", Tenant+".key")}
+	api.tenant, _, err = tenantkey.Ensure(ctx, api.admin, Tenant, api.keyFile)
+	if err != nil && !errors.Is(err, tenantkey.ErrLost) { // lost key: the tenant exists, which is enough but for secrets
 		return nil, nil, fmt.Errorf("benchmark tenant: %w", err)
 	}
 	keys, err := natsauth.LoadKeys(filepath.Join(s.DataDir, devstack.NATSKeysFile))
@@ -81,17 +83,19 @@ func (a *tenantAPI) provisionDatabase(ctx context.Context, dbURL string) error {
 	}
 	if a.tenant == nil {
 		return fmt.Errorf("benchmark tenant %s: %w (%s): the CDC scenario stores the database URL as one of its secrets; bench on a fresh data directory",
-			Tenant, apiclient.ErrTenantKeyLost, a.keyFile)
+			Tenant, tenantkey.ErrLost, a.keyFile)
 	}
 	u, err := url.Parse(dbURL)
 	if err != nil || u.Host == "" {
 		return fmt.Errorf("the stack's database URL names no host:port the benchmark tenant could be allowed to reach")
 	}
-	if err := a.admin.PatchTenant(ctx, Tenant, apiclient.TenantPatch{Egress: &apiclient.Egress{AllowHosts: []string{u.Host}}}); err != nil {
-		return fmt.Errorf("benchmark tenant: %w", err)
+	pr, err := a.admin.UpdateTenantWithResponse(ctx, Tenant, client.TenantPatch{Egress: &client.EgressPolicy{AllowHosts: &[]string{u.Host}}})
+	if err := client.Check("benchmark tenant: update tenant", pr, err, http.StatusOK); err != nil {
+		return err
 	}
-	if err := a.tenant.PutSecret(ctx, DatabaseSecret, dbURL); err != nil {
-		return fmt.Errorf("benchmark tenant: %w", err)
+	sr, err := a.tenant.PutSecretWithResponse(ctx, DatabaseSecret, client.PutSecretJSONRequestBody{Value: dbURL})
+	if err := client.Check("benchmark tenant: store secret", sr, err, http.StatusOK, http.StatusCreated); err != nil {
+		return err
 	}
 	return nil
 }

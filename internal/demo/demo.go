@@ -28,9 +28,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vrsky/vrsky/client"
 	"github.com/vrsky/vrsky/examples"
-	"github.com/vrsky/vrsky/internal/apiclient"
 	"github.com/vrsky/vrsky/internal/devstack"
+	"github.com/vrsky/vrsky/internal/tenantkey"
 )
 
 // Tenant secrets the examples' specs reference ({ secret: NAME }). The demo
@@ -177,10 +178,11 @@ func RunWith(ctx context.Context, n int, dataDir string, out io.Writer, opt Opti
 	ctx, cancel := context.WithTimeout(ctx, opt.Timeout)
 	defer cancel()
 
-	r := &runner{
-		demo: d, opt: opt, out: out, ep: ep, dataDir: dataDir, runID: newRunID(),
-		api: apiclient.New("http://"+ep.HTTP, string(admin)),
+	api, err := client.New("http://"+ep.HTTP, string(admin))
+	if err != nil {
+		return Result{}, err
 	}
+	r := &runner{demo: d, opt: opt, out: out, ep: ep, dataDir: dataDir, runID: newRunID(), api: api}
 	r.res = Result{Tenant: opt.Tenant, Integration: d.Name, RunID: r.runID}
 	fmt.Fprintf(out, "demo %d: %s (tenant %s, run %s)\n", d.N, d.What, opt.Tenant, r.runID)
 	if err := r.tenant(ctx); err != nil {
@@ -209,8 +211,8 @@ type runner struct {
 	ep      devstack.Endpoints
 	dataDir string
 	runID   string
-	api     *apiclient.Client
-	tenantC *apiclient.Client
+	api     *client.API // with the platform admin key
+	tenantC *client.API // with the demo tenant's key
 	res     Result
 }
 
@@ -224,8 +226,8 @@ func newRunID() string {
 // DATA_DIR/demo/<tenant>.key when it was created by an earlier run.
 func (r *runner) tenant(ctx context.Context) error {
 	keyFile := r.keyFile()
-	c, created, err := apiclient.EnsureTenant(ctx, r.api, r.opt.Tenant, keyFile)
-	if errors.Is(err, apiclient.ErrTenantKeyLost) {
+	c, created, err := tenantkey.Ensure(ctx, r.api, r.opt.Tenant, keyFile)
+	if errors.Is(err, tenantkey.ErrLost) {
 		return fmt.Errorf("%w: run with another --tenant", err)
 	}
 	if err != nil {
@@ -278,13 +280,15 @@ func (r *runner) provision(ctx context.Context, secrets map[string]string, hosts
 			allow = append(allow, h)
 		}
 	}
-	if err := r.api.PatchTenant(ctx, r.opt.Tenant, apiclient.TenantPatch{Egress: &apiclient.Egress{AllowHosts: allow}}); err != nil {
+	pr, err := r.api.UpdateTenantWithResponse(ctx, r.opt.Tenant, client.TenantPatch{Egress: &client.EgressPolicy{AllowHosts: &allow}})
+	if err := client.Check("update tenant "+r.opt.Tenant, pr, err, http.StatusOK); err != nil {
 		return err
 	}
 	fmt.Fprintf(r.out, "tenant %s: egress allowed to %s\n", r.opt.Tenant, strings.Join(allow, ", "))
 	names := slices.Sorted(maps.Keys(secrets))
 	for _, name := range names {
-		if err := r.tenantC.PutSecret(ctx, name, secrets[name]); err != nil {
+		sr, err := r.tenantC.PutSecretWithResponse(ctx, name, client.PutSecretJSONRequestBody{Value: secrets[name]})
+		if err := client.Check("store secret "+name, sr, err, http.StatusOK, http.StatusNoContent, http.StatusCreated); err != nil {
 			return err
 		}
 	}
@@ -344,21 +348,17 @@ func (r *runner) databaseURL() (string, error) {
 
 // hook posts body to the integration's webhook.
 func (r *runner) hook(ctx context.Context, body []byte, headers map[string]string) (int, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.api.Base+"/v1/hooks/"+r.opt.Tenant+"/"+r.demo.Name, bytes.NewReader(body))
-	if err != nil {
-		return 0, nil, err
+	setHeaders := func(_ context.Context, req *http.Request) error {
+		for k, v := range headers {
+			req.Header.Set(k, v)
+		}
+		return nil
 	}
-	req.Header.Set("Content-Type", "application/json")
-	for k, v := range headers {
-		req.Header.Set(k, v)
-	}
-	resp, err := r.api.HC.Do(req)
+	resp, err := r.api.PostWebhookWithBodyWithResponse(ctx, r.opt.Tenant, r.demo.Name, nil, "application/json", bytes.NewReader(body), setHeaders)
 	if err != nil {
 		return 0, nil, fmt.Errorf("post webhook: %w", err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	return resp.StatusCode, b, nil
+	return resp.StatusCode(), resp.Body, nil
 }
 
 // GitHubSignature is X-Hub-Signature-256 of body under secret.

@@ -3,6 +3,7 @@ package demo
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,7 +18,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/vrsky/vrsky/internal/apiclient"
+	"github.com/vrsky/vrsky/client"
 	"github.com/vrsky/vrsky/internal/devstack"
 )
 
@@ -80,9 +81,11 @@ func TestDemo1WebhookToSlack(t *testing.T) {
 			AllowHosts   []string `json:"allowHosts"`
 		} `json:"egress"`
 	}
-	st, _, err := apiclient.New("http://"+ep.HTTP, string(admin)).Do(context.Background(), http.MethodGet, "/v1/tenants/demo", "", nil, &tenant)
+	api, err := client.New("http://"+ep.HTTP, string(admin))
 	require.NoError(t, err)
-	require.Equal(t, http.StatusOK, st)
+	got, err := api.GetTenantWithResponse(context.Background(), "demo")
+	require.NoError(t, client.Check("get tenant", got, err, http.StatusOK))
+	require.NoError(t, json.Unmarshal(got.Body, &tenant))
 	require.False(t, tenant.Egress.AllowPrivate)
 	require.Equal(t, []string{strings.TrimSuffix(strings.TrimPrefix(opt.SlackURL, "http://"), "/services/T0DEMO/B0DEMO/demo")}, tenant.Egress.AllowHosts)
 

@@ -5,9 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/vrsky/vrsky/internal/apiclient"
 	"net/http"
 	"time"
+
+	"github.com/vrsky/vrsky/client"
 )
 
 // webhookToSlack is demo 1: a signed push and a signed pull_request event
@@ -68,9 +69,9 @@ func (r *runner) webhookToSlack(ctx context.Context) error {
 		switch {
 		case st == http.StatusUnauthorized:
 			return fmt.Errorf("the webhook refused a request signed with the tenant's secret %s as the demo stored it: %s",
-				SecretGitHub, apiclient.Problem(st, raw))
+				SecretGitHub, client.ErrorOf(st, raw))
 		case st != http.StatusAccepted:
-			return fmt.Errorf("webhook %s answered %s", ev.kind, apiclient.Problem(st, raw))
+			return fmt.Errorf("webhook %s answered %s", ev.kind, client.ErrorOf(st, raw))
 		}
 		fmt.Fprintf(r.out, "webhook: signed %s event accepted (202)\n", ev.kind)
 	}
@@ -83,7 +84,7 @@ look at:
   the spec:    examples/%s/integration.yaml
   its status:  curl -H "Authorization: Bearer $(cat %s)" %s/v1/integrations/%s/status
   its history: %s (workflow integration/%s/%s)
-`, len(events), r.demo.Dir, r.keyFile(), r.api.Base, r.demo.Name, r.ep.TemporalUI, r.opt.Tenant, r.demo.Name)
+`, len(events), r.demo.Dir, r.keyFile(), r.api.Server(), r.demo.Name, r.ep.TemporalUI, r.opt.Tenant, r.demo.Name)
 	return nil
 }
 
@@ -160,7 +161,7 @@ func (r *runner) orderRouting(ctx context.Context) error {
 			return err
 		}
 		if st != http.StatusAccepted {
-			return fmt.Errorf("order %s: webhook answered %s", o.ID, apiclient.Problem(st, raw))
+			return fmt.Errorf("order %s: webhook answered %s", o.ID, client.ErrorOf(st, raw))
 		}
 		return nil
 	}
@@ -219,7 +220,7 @@ look at:
   the table:   psql '%s' -c "SELECT * FROM demo_orders WHERE order_id LIKE '%s-%%'"
   the spec:    examples/%s/integration.yaml
   its status:  curl -H "Authorization: Bearer $(cat %s)" %s/v1/integrations/%s/status
-`, n, len(r.res.Slack), r.res.SlackFailures, redact(dbURL), r.runID, r.demo.Dir, r.keyFile(), r.api.Base, r.demo.Name)
+`, n, len(r.res.Slack), r.res.SlackFailures, redact(dbURL), r.runID, r.demo.Dir, r.keyFile(), r.api.Server(), r.demo.Name)
 	return nil
 }
 

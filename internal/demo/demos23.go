@@ -2,15 +2,16 @@ package demo
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/vrsky/vrsky/internal/apiclient"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/vrsky/vrsky/client"
 )
 
 // Demo 2's files, rows and tables.
@@ -232,26 +233,26 @@ look at:
   the files:   %s (read ones move to done/)
   the DLQ:     curl -H "Authorization: Bearer $(cat %s)" '%s/v1/dlq?integration=%s'
   the spec:    examples/%s/integration.yaml
-`, n, redact(dbURL), r.runID, dir, r.keyFile(), r.api.Base, r.demo.Name, r.demo.Dir)
+`, n, redact(dbURL), r.runID, dir, r.keyFile(), r.api.Server(), r.demo.Name, r.demo.Dir)
 	return nil
 }
 
 // deadLetters lists the integration's dead letters since then whose file
 // header is file.
 func (r *runner) deadLetters(ctx context.Context, since time.Time, file string) ([]DeadLetter, error) {
-	q := url.Values{"integration": {r.demo.Name}, "since": {since.UTC().Format(time.RFC3339)}, "limit": {"100"}}
+	params := &client.ListDeadLettersParams{Integration: &r.demo.Name, Since: client.Ptr(since.UTC()), Limit: client.Ptr[int64](100)}
 	var got []DeadLetter
 	for {
 		var page struct {
 			Items []DeadLetter `json:"items"`
 			Next  string       `json:"next"`
 		}
-		st, raw, err := r.tenantC.Do(ctx, http.MethodGet, "/v1/dlq?"+q.Encode(), "", nil, &page)
-		if err != nil {
+		resp, err := r.tenantC.ListDeadLettersWithResponse(ctx, params)
+		if err := client.Check("list dead letters", resp, err, http.StatusOK); err != nil {
 			return got, err
 		}
-		if st != http.StatusOK {
-			return got, fmt.Errorf("list dead letters: %s", apiclient.Problem(st, raw))
+		if err := json.Unmarshal(resp.Body, &page); err != nil {
+			return got, fmt.Errorf("list dead letters: %w", err)
 		}
 		for _, d := range page.Items {
 			if d.Headers["file"] == file {
@@ -261,7 +262,7 @@ func (r *runner) deadLetters(ctx context.Context, since time.Time, file string) 
 		if page.Next == "" {
 			return got, nil
 		}
-		q.Set("cursor", page.Next)
+		params.Cursor = &page.Next
 	}
 }
 
@@ -355,6 +356,6 @@ look at:
   the table:   psql '%s' -c "SELECT * FROM demo_customers"
   the spec:    examples/%s/integration.yaml
   its status:  curl -H "Authorization: Bearer $(cat %s)" %s/v1/integrations/%s/status
-`, r.res.APIFailures, redact(dbURL), r.demo.Dir, r.keyFile(), r.api.Base, r.demo.Name)
+`, r.res.APIFailures, redact(dbURL), r.demo.Dir, r.keyFile(), r.api.Server(), r.demo.Name)
 	return nil
 }

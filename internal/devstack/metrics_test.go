@@ -16,7 +16,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
-	"github.com/vrsky/vrsky/internal/apiclient"
+	"github.com/vrsky/vrsky/client"
+	"github.com/vrsky/vrsky/internal/tenantkey"
 )
 
 // The cardinality budget of docs/metrics.md.
@@ -107,14 +108,14 @@ func TestMetricsStayWithinTheCardinalityBudget(t *testing.T) {
 	require.NotEmpty(t, ep.NATSMonitor, "the embedded NATS serves its monitoring endpoints")
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	admin := apiclient.New("http://"+ep.HTTP, readAdminKey(t, dir))
+	admin := adminClient(t, ep, dir)
 
-	tenant := func(id string) *apiclient.Client {
-		c, _, err := apiclient.EnsureTenant(ctx, admin, id, filepath.Join(dir, "keys", id))
+	tenant := func(id string) *client.API {
+		c, _, err := tenantkey.Ensure(ctx, admin, id, filepath.Join(dir, "keys", id))
 		require.NoError(t, err)
 		return c
 	}
-	webhook := func(c *apiclient.Client, tenantID, name string, messages int) {
+	webhook := func(c *client.API, tenantID, name string, messages int) {
 		_, err := c.Deploy(ctx, name, []byte(fmt.Sprintf(`
 name: %s
 consumer: { connector: http-webhook }
@@ -137,8 +138,10 @@ producers:
 	webhook(acme, "acme", "hooks1", 5)
 	dbURL, err := url.Parse(ep.Postgres)
 	require.NoError(t, err)
-	require.NoError(t, admin.PatchTenant(ctx, "acme", apiclient.TenantPatch{Egress: &apiclient.Egress{AllowHosts: []string{dbURL.Host}}}))
-	require.NoError(t, acme.PutSecret(ctx, "db", ep.Postgres))
+	pr, err := admin.UpdateTenantWithResponse(ctx, "acme", client.TenantPatch{Egress: &client.EgressPolicy{AllowHosts: &[]string{dbURL.Host}}})
+	require.NoError(t, client.Check("update tenant", pr, err, http.StatusOK))
+	sr, err := acme.PutSecretWithResponse(ctx, "db", client.PutSecretJSONRequestBody{Value: ep.Postgres})
+	require.NoError(t, client.Check("store secret", sr, err, http.StatusOK, http.StatusCreated))
 	conn, err := pgx.Connect(ctx, ep.Postgres)
 	require.NoError(t, err)
 	defer conn.Close(context.Background())

@@ -13,11 +13,12 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/vrsky/vrsky/internal/apiclient"
+	"github.com/vrsky/vrsky/client"
 	"github.com/vrsky/vrsky/internal/roles"
 	"github.com/vrsky/vrsky/internal/secretbox"
 	"github.com/vrsky/vrsky/internal/store"
 	"github.com/vrsky/vrsky/internal/temporaldev"
+	"github.com/vrsky/vrsky/internal/tenantkey"
 	"github.com/vrsky/vrsky/workflows"
 )
 
@@ -35,8 +36,8 @@ func TestRunnerAttachesToAStackWithoutOne(t *testing.T) {
 	require.False(t, ep.Runner, "endpoints.json tells there is no runner")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	admin := apiclient.New("http://"+ep.HTTP, readAdminKey(t, dir))
-	c, _, err := apiclient.EnsureTenant(ctx, admin, "solo", filepath.Join(dir, "keys", "solo.key"))
+	admin := adminClient(t, ep, dir)
+	c, _, err := tenantkey.Ensure(ctx, admin, "solo", filepath.Join(dir, "keys", "solo.key"))
 	require.NoError(t, err)
 
 	// Without a runner the deployment is stored and its desired state
@@ -45,8 +46,9 @@ func TestRunnerAttachesToAStackWithoutOne(t *testing.T) {
 	_, err = c.Deploy(deployCtx, "orders", []byte(tenantSpec), "test", false)
 	cancelDeploy()
 	require.ErrorContains(t, err, "is a runner running?")
-	st, _, err := c.IntegrationStatus(ctx, "orders")
-	require.NoError(t, err)
+	r, err := c.GetIntegrationStatusWithResponse(ctx, "orders")
+	require.NoError(t, client.Check("get status", r, err, http.StatusOK))
+	st := r.JSON200
 	require.Nil(t, st.Runner, "no runner reported anything")
 	require.NotEqual(t, "running", st.Status)
 
@@ -60,8 +62,12 @@ func TestRunnerAttachesToAStackWithoutOne(t *testing.T) {
 	t.Cleanup(func() { _ = runner.Stop(context.Background()) })
 
 	require.Eventually(t, func() bool {
-		st, _, err = c.IntegrationStatus(ctx, "orders")
-		return err == nil && st.Runner != nil && st.Runner.Status == "running" && st.Status == "running"
+		r, err = c.GetIntegrationStatusWithResponse(ctx, "orders")
+		if err != nil || r.JSON200 == nil {
+			return false
+		}
+		st = r.JSON200
+		return st.Runner != nil && st.Runner.Status == "running" && st.Status == "running"
 	}, 30*time.Second, 100*time.Millisecond, "status: %+v", st)
 	require.Equal(t, "attached", st.Runner.Runner)
 

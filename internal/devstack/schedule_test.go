@@ -2,6 +2,7 @@ package devstack
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -11,7 +12,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/vrsky/vrsky/internal/apiclient"
+	"github.com/vrsky/vrsky/client"
+	"github.com/vrsky/vrsky/internal/tenantkey"
 )
 
 // TestScheduledFileIntegrationThroughTheDevStack: a file integration on a
@@ -25,12 +27,12 @@ func TestScheduledFileIntegrationThroughTheDevStack(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
-	admin := apiclient.New("http://"+ep.HTTP, readAdminKey(t, dir))
-	c, _, err := apiclient.EnsureTenant(ctx, admin, "acme", filepath.Join(t.TempDir(), "acme.key"))
+	admin := adminClient(t, ep, dir)
+	c, _, err := tenantkey.Ensure(ctx, admin, "acme", filepath.Join(t.TempDir(), "acme.key"))
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
-		st, _, err := c.Do(ctx, http.MethodGet, "/v1/integrations?limit=1", "", nil, nil)
-		return err == nil && st == http.StatusOK
+		r, err := c.ListIntegrationsWithResponse(ctx, &client.ListIntegrationsParams{Limit: client.Ptr[int64](1)})
+		return err == nil && r.StatusCode() == http.StatusOK
 	}, time.Minute, 100*time.Millisecond, "the tenant's key works once it is provisioned")
 
 	// At 03:00 UTC on 1 January only: nothing runs by itself during the test.
@@ -55,17 +57,28 @@ schedule: "0 3 1 1 *"
 	schedule := func() map[string]any {
 		t.Helper()
 		var out map[string]any
-		st, raw, err := c.Do(ctx, http.MethodGet, "/v1/integrations/nightly/schedule", "", nil, &out)
-		require.NoError(t, err)
-		require.Equal(t, http.StatusOK, st, string(raw))
+		r, err := c.GetIntegrationScheduleWithResponse(ctx, "nightly")
+		require.NoError(t, client.Check("get schedule", r, err, http.StatusOK))
+		require.NoError(t, json.Unmarshal(r.Body, &out))
 		return out
 	}
 	post := func(path string) int {
 		t.Helper()
-		st, raw, err := c.Do(ctx, http.MethodPost, "/v1/integrations/nightly/schedule/"+path, "application/json", []byte(`{}`), nil)
+		var (
+			r   client.Response
+			err error
+		)
+		switch path {
+		case "trigger":
+			r, err = c.TriggerIntegrationScheduleWithResponse(ctx, "nightly")
+		case "pause":
+			r, err = c.PauseIntegrationScheduleWithResponse(ctx, "nightly", client.ChangeReason{})
+		case "resume":
+			r, err = c.ResumeIntegrationScheduleWithResponse(ctx, "nightly", client.ChangeReason{})
+		}
 		require.NoError(t, err)
-		require.Less(t, st, 300, string(raw))
-		return st
+		require.Less(t, r.StatusCode(), 300)
+		return r.StatusCode()
 	}
 	sched := schedule()
 	require.Equal(t, "0 3 1 1 *", sched["cron"])
@@ -86,9 +99,9 @@ schedule: "0 3 1 1 *"
 	require.EqualValues(t, 3, run["messages"])
 	require.Equal(t, "dev", run["runner"])
 	require.Eventually(t, func() bool {
-		events, _, err := c.IntegrationLogs(ctx, "nightly", 1)
-		return err == nil && len(events) == 1 && events[0].Action == "run" &&
-			strings.Contains(events[0].Reason, "succeeded: took in 3 message(s)")
+		events, err := c.RecentLogs(ctx, "nightly", 1)
+		return err == nil && len(events) == 1 && events[0].Action == "run" && events[0].Reason != nil &&
+			strings.Contains(*events[0].Reason, "succeeded: took in 3 message(s)")
 	}, time.Minute, 100*time.Millisecond, "the run is in the execution log")
 
 	require.Equal(t, http.StatusOK, post("pause"))

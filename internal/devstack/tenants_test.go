@@ -16,8 +16,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
-	"github.com/vrsky/vrsky/internal/apiclient"
+	"github.com/vrsky/vrsky/client"
 	"github.com/vrsky/vrsky/internal/natsauth"
+	"github.com/vrsky/vrsky/internal/tenantkey"
 )
 
 const tenantSpec = `
@@ -38,11 +39,11 @@ func TestTenantsRunSideBySideInTheirOwnAccounts(t *testing.T) {
 	ep := s.Endpoints()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	admin := apiclient.New("http://"+ep.HTTP, readAdminKey(t, dir))
+	admin := adminClient(t, ep, dir)
 
 	tenants := []string{"red", "green", "blue"}
 	for _, tenant := range tenants {
-		c, created, err := apiclient.EnsureTenant(ctx, admin, tenant, filepath.Join(dir, "keys", tenant+".key"))
+		c, created, err := tenantkey.Ensure(ctx, admin, tenant, filepath.Join(dir, "keys", tenant+".key"))
 		require.NoError(t, err)
 		require.True(t, created)
 		_, err = c.Deploy(ctx, "orders", []byte(tenantSpec), "test", false)
@@ -105,15 +106,11 @@ func TestTenantsRunSideBySideInTheirOwnAccounts(t *testing.T) {
 	}
 
 	// Deleting blue removes its account and its streams; red still runs.
-	st, raw, err := admin.Do(ctx, http.MethodDelete, "/v1/tenants/blue", "", nil, nil)
-	require.NoError(t, err)
-	require.Equal(t, http.StatusAccepted, st, string(raw))
+	dr, err := admin.DeleteTenantWithResponse(ctx, "blue")
+	require.NoError(t, client.Check("delete tenant blue", dr, err, http.StatusAccepted))
 	require.Eventually(t, func() bool {
-		var got struct {
-			Status string `json:"status"`
-		}
-		_, _, err := admin.Do(ctx, http.MethodGet, "/v1/tenants/blue", "", nil, &got)
-		return err == nil && got.Status == "deleted"
+		got, err := admin.GetTenantWithResponse(ctx, "blue")
+		return err == nil && got.JSON200 != nil && got.JSON200.Status == client.TenantStatusDeleted
 	}, 30*time.Second, 100*time.Millisecond)
 	blue, err := keys.TenantUser("blue", "test")
 	require.NoError(t, err)
@@ -128,6 +125,14 @@ func TestTenantsRunSideBySideInTheirOwnAccounts(t *testing.T) {
 	resp.Body.Close()
 	require.Equal(t, http.StatusAccepted, resp.StatusCode)
 	require.Eventually(t, func() bool { return len(outLines(dir, "red")) == perTenant+1 }, 10*time.Second, 50*time.Millisecond)
+}
+
+// adminClient is a client of the stack's API with its admin key.
+func adminClient(t *testing.T, ep Endpoints, dir string) *client.API {
+	t.Helper()
+	c, err := client.New("http://"+ep.HTTP, readAdminKey(t, dir))
+	require.NoError(t, err)
+	return c
 }
 
 func assertNoError(t *testing.T, err error) bool {
