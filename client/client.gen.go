@@ -378,6 +378,15 @@ type APIKey struct {
 // APIKeyScopes defines model for APIKey.Scopes.
 type APIKeyScopes string
 
+// Accepted defines model for Accepted.
+type Accepted struct {
+	// Count For an NDJSON batch (Content-Type application/x-ndjson): how many records were stored, one message each.
+	Count *int64 `json:"count,omitempty"`
+
+	// Id The message ID: the Idempotency-Key when given. For an NDJSON batch, record i (from 0) has the ID <id>-<i>.
+	Id string `json:"id"`
+}
+
 // BackfillInputBody defines model for BackfillInputBody.
 type BackfillInputBody struct {
 	// End End of the window (RFC 3339), included: after start, at most 31 days later, not in the future.
@@ -697,17 +706,8 @@ type HealthOutputBody struct {
 	Status string `json:"status"`
 }
 
-// HookAccepted defines model for HookAccepted.
-type HookAccepted struct {
-	// Count For an NDJSON batch (Content-Type application/x-ndjson): how many records were stored, one message each.
-	Count *int64 `json:"count,omitempty"`
-
-	// Id The message ID: the Idempotency-Key when given. For an NDJSON batch, record i (from 0) has the ID <id>-<i>.
-	Id string `json:"id"`
-}
-
-// HookIgnored defines model for HookIgnored.
-type HookIgnored struct {
+// Ignored defines model for Ignored.
+type Ignored struct {
 	// Event The request's event type (X-GitHub-Event by default); empty when it had none.
 	Event string `json:"event"`
 
@@ -1557,7 +1557,7 @@ type ClientInterface interface {
 
 	// PostWebhookWithBody Send a message to an integration
 	//
-	// Stores the body as one message of the integration and answers 202 with its ID once it is durable. The message ID is the Idempotency-Key header, else the sender's delivery ID (X-GitHub-Delivery, Standard Webhooks' webhook-id, a Slack event's event_id), else a random one: a retried or replayed delivery stores one message. IDs are remembered with their body's digest for 24 hours: the same ID with another body answers 409 and stores nothing. With Content-Type application/x-ndjson each non-empty line is one message (at most 1,000), all stored before the 202; record i gets the ID <id>-<i>, so a repeated batch with the same key stores nothing twice. Events the integration does not store (GitHub's ping by default; see the http-webhook config's events and ignore) answer 200 {"ignored": true}. 401 when the integration requires a signature (GitHub, Slack, Standard Webhooks or HMAC) or a URL token (?token=… or X-Webhook-Token) and it does not verify, 408 when the body is not sent within 30 s, 413 over the integration's body limit, 429 when the tenant is over its rate or the client's address sent too many refused requests, 503 when the message store is unavailable or the ingress holds too many bodies at once (retry).
+	// Hands the request to the integration's consumer, an ingress connector (GET /v1/connectors lists each with its config), which stores what the request carries and answers once it is durable. For http-webhook: stores the body as one message of the integration and answers 202 with its ID. The message ID is the Idempotency-Key header, else the sender's delivery ID (X-GitHub-Delivery, Standard Webhooks' webhook-id, a Slack event's event_id), else a random one: a retried or replayed delivery stores one message. IDs are remembered with their body's digest for 24 hours: the same ID with another body answers 409 and stores nothing. With Content-Type application/x-ndjson each non-empty line is one message (at most 1,000), all stored before the 202; record i gets the ID <id>-<i>, so a repeated batch with the same key stores nothing twice. Events the integration does not store (GitHub's ping by default; see the http-webhook config's events and ignore) answer 200 {"ignored": true}. 401 when the integration requires a signature (GitHub, Slack, Standard Webhooks or HMAC) or a URL token (?token=… or X-Webhook-Token) and it does not verify, 408 when the body is not sent within 30 s, 413 over the integration's body limit, 429 when the tenant is over its rate or the client's address sent too many refused requests, 503 when the message store is unavailable or the ingress holds too many bodies at once (retry). Other ingress connectors answer in their own format and refuse what they cannot read with 400, 413 or 415.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1573,7 +1573,7 @@ type ClientInterface interface {
 
 	// CreateIntegrationWithBody Create an integration
 	//
-	// Creates an integration from its spec, as version 1; its ID is the spec's name. It is not deployed: deploy it with deploy-integration. The body is the spec as JSON (`Content-Type: application/json`, the default) or as YAML (`Content-Type: application/yaml`), at most 1 MiB. Every problem found in it, including each connector's config checked against its schema, is listed in the 422 problem's `errors`, each with its location (`body.steps[1].config`). A config may read an environment variable with `{"env": NAME}` only if the operator allow-lists NAME (VRSKY_TENANT_ENV_ALLOW); any other is refused, and secrets go in tenant secrets (`PUT /v1/secrets/{name}`, then `{"secret": NAME}`). 409 when the name is taken. Needs scope write.
+	// Creates an integration from its spec, as version 1; its ID is the spec's name. It is not deployed: deploy it with deploy-integration. The body is the spec as JSON (`Content-Type: application/json`, the default) or as YAML (`Content-Type: application/yaml`), at most 1 MiB. Every problem found in it, including each connector's config checked against its schema, is listed in the 422 problem's `errors`, each with its location (`body.steps[1].config`). A config may read an environment variable with `{"env": NAME}` only if the operator allow-lists NAME (VRSKY_TENANT_ENV_ALLOW); any other is refused, and secrets go in tenant secrets (`PUT /v1/secrets/{name}`, then `{"secret": NAME}`). Each converter and filter is also built as the runners build it: one whose expression or template does not compile is refused with 422 at its `body.steps[i].config`. 409 when the name is taken. Needs scope write.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1582,7 +1582,7 @@ type ClientInterface interface {
 
 	// CreateIntegration Create an integration
 	//
-	// Creates an integration from its spec, as version 1; its ID is the spec's name. It is not deployed: deploy it with deploy-integration. The body is the spec as JSON (`Content-Type: application/json`, the default) or as YAML (`Content-Type: application/yaml`), at most 1 MiB. Every problem found in it, including each connector's config checked against its schema, is listed in the 422 problem's `errors`, each with its location (`body.steps[1].config`). A config may read an environment variable with `{"env": NAME}` only if the operator allow-lists NAME (VRSKY_TENANT_ENV_ALLOW); any other is refused, and secrets go in tenant secrets (`PUT /v1/secrets/{name}`, then `{"secret": NAME}`). 409 when the name is taken. Needs scope write.
+	// Creates an integration from its spec, as version 1; its ID is the spec's name. It is not deployed: deploy it with deploy-integration. The body is the spec as JSON (`Content-Type: application/json`, the default) or as YAML (`Content-Type: application/yaml`), at most 1 MiB. Every problem found in it, including each connector's config checked against its schema, is listed in the 422 problem's `errors`, each with its location (`body.steps[1].config`). A config may read an environment variable with `{"env": NAME}` only if the operator allow-lists NAME (VRSKY_TENANT_ENV_ALLOW); any other is refused, and secrets go in tenant secrets (`PUT /v1/secrets/{name}`, then `{"secret": NAME}`). Each converter and filter is also built as the runners build it: one whose expression or template does not compile is refused with 422 at its `body.steps[i].config`. 409 when the name is taken. Needs scope write.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1623,7 +1623,7 @@ type ClientInterface interface {
 
 	// UpdateIntegrationWithBody Update an integration's spec
 	//
-	// Stores the spec as the integration's next version; the spec's name must be the integration's ID. With `If-Match: "v<N>"` it does so only if N is still the latest version (412 otherwise). It does not roll the version out: deploy it with deploy-integration. The body is the spec as JSON (`Content-Type: application/json`, the default) or as YAML (`Content-Type: application/yaml`), at most 1 MiB. Every problem found in it, including each connector's config checked against its schema, is listed in the 422 problem's `errors`, each with its location (`body.steps[1].config`). A config may read an environment variable with `{"env": NAME}` only if the operator allow-lists NAME (VRSKY_TENANT_ENV_ALLOW); any other is refused, and secrets go in tenant secrets (`PUT /v1/secrets/{name}`, then `{"secret": NAME}`). Needs scope write.
+	// Stores the spec as the integration's next version; the spec's name must be the integration's ID. With `If-Match: "v<N>"` it does so only if N is still the latest version (412 otherwise). It does not roll the version out: deploy it with deploy-integration. The body is the spec as JSON (`Content-Type: application/json`, the default) or as YAML (`Content-Type: application/yaml`), at most 1 MiB. Every problem found in it, including each connector's config checked against its schema, is listed in the 422 problem's `errors`, each with its location (`body.steps[1].config`). A config may read an environment variable with `{"env": NAME}` only if the operator allow-lists NAME (VRSKY_TENANT_ENV_ALLOW); any other is refused, and secrets go in tenant secrets (`PUT /v1/secrets/{name}`, then `{"secret": NAME}`). Each converter and filter is also built as the runners build it: one whose expression or template does not compile is refused with 422 at its `body.steps[i].config`. Needs scope write.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1632,7 +1632,7 @@ type ClientInterface interface {
 
 	// UpdateIntegration Update an integration's spec
 	//
-	// Stores the spec as the integration's next version; the spec's name must be the integration's ID. With `If-Match: "v<N>"` it does so only if N is still the latest version (412 otherwise). It does not roll the version out: deploy it with deploy-integration. The body is the spec as JSON (`Content-Type: application/json`, the default) or as YAML (`Content-Type: application/yaml`), at most 1 MiB. Every problem found in it, including each connector's config checked against its schema, is listed in the 422 problem's `errors`, each with its location (`body.steps[1].config`). A config may read an environment variable with `{"env": NAME}` only if the operator allow-lists NAME (VRSKY_TENANT_ENV_ALLOW); any other is refused, and secrets go in tenant secrets (`PUT /v1/secrets/{name}`, then `{"secret": NAME}`). Needs scope write.
+	// Stores the spec as the integration's next version; the spec's name must be the integration's ID. With `If-Match: "v<N>"` it does so only if N is still the latest version (412 otherwise). It does not roll the version out: deploy it with deploy-integration. The body is the spec as JSON (`Content-Type: application/json`, the default) or as YAML (`Content-Type: application/yaml`), at most 1 MiB. Every problem found in it, including each connector's config checked against its schema, is listed in the 422 problem's `errors`, each with its location (`body.steps[1].config`). A config may read an environment variable with `{"env": NAME}` only if the operator allow-lists NAME (VRSKY_TENANT_ENV_ALLOW); any other is refused, and secrets go in tenant secrets (`PUT /v1/secrets/{name}`, then `{"secret": NAME}`). Each converter and filter is also built as the runners build it: one whose expression or template does not compile is refused with 422 at its `body.steps[i].config`. Needs scope write.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -2162,7 +2162,7 @@ func (c *Client) GetDeadLetter(ctx context.Context, messageId string, reqEditors
 
 // PostWebhookWithBody Send a message to an integration
 //
-// Stores the body as one message of the integration and answers 202 with its ID once it is durable. The message ID is the Idempotency-Key header, else the sender's delivery ID (X-GitHub-Delivery, Standard Webhooks' webhook-id, a Slack event's event_id), else a random one: a retried or replayed delivery stores one message. IDs are remembered with their body's digest for 24 hours: the same ID with another body answers 409 and stores nothing. With Content-Type application/x-ndjson each non-empty line is one message (at most 1,000), all stored before the 202; record i gets the ID <id>-<i>, so a repeated batch with the same key stores nothing twice. Events the integration does not store (GitHub's ping by default; see the http-webhook config's events and ignore) answer 200 {"ignored": true}. 401 when the integration requires a signature (GitHub, Slack, Standard Webhooks or HMAC) or a URL token (?token=… or X-Webhook-Token) and it does not verify, 408 when the body is not sent within 30 s, 413 over the integration's body limit, 429 when the tenant is over its rate or the client's address sent too many refused requests, 503 when the message store is unavailable or the ingress holds too many bodies at once (retry).
+// Hands the request to the integration's consumer, an ingress connector (GET /v1/connectors lists each with its config), which stores what the request carries and answers once it is durable. For http-webhook: stores the body as one message of the integration and answers 202 with its ID. The message ID is the Idempotency-Key header, else the sender's delivery ID (X-GitHub-Delivery, Standard Webhooks' webhook-id, a Slack event's event_id), else a random one: a retried or replayed delivery stores one message. IDs are remembered with their body's digest for 24 hours: the same ID with another body answers 409 and stores nothing. With Content-Type application/x-ndjson each non-empty line is one message (at most 1,000), all stored before the 202; record i gets the ID <id>-<i>, so a repeated batch with the same key stores nothing twice. Events the integration does not store (GitHub's ping by default; see the http-webhook config's events and ignore) answer 200 {"ignored": true}. 401 when the integration requires a signature (GitHub, Slack, Standard Webhooks or HMAC) or a URL token (?token=… or X-Webhook-Token) and it does not verify, 408 when the body is not sent within 30 s, 413 over the integration's body limit, 429 when the tenant is over its rate or the client's address sent too many refused requests, 503 when the message store is unavailable or the ingress holds too many bodies at once (retry). Other ingress connectors answer in their own format and refuse what they cannot read with 400, 413 or 415.
 //
 // Takes any type of body and a specified content type.
 //
@@ -2198,7 +2198,7 @@ func (c *Client) ListIntegrations(ctx context.Context, params *ListIntegrationsP
 
 // CreateIntegrationWithBody Create an integration
 //
-// Creates an integration from its spec, as version 1; its ID is the spec's name. It is not deployed: deploy it with deploy-integration. The body is the spec as JSON (`Content-Type: application/json`, the default) or as YAML (`Content-Type: application/yaml`), at most 1 MiB. Every problem found in it, including each connector's config checked against its schema, is listed in the 422 problem's `errors`, each with its location (`body.steps[1].config`). A config may read an environment variable with `{"env": NAME}` only if the operator allow-lists NAME (VRSKY_TENANT_ENV_ALLOW); any other is refused, and secrets go in tenant secrets (`PUT /v1/secrets/{name}`, then `{"secret": NAME}`). 409 when the name is taken. Needs scope write.
+// Creates an integration from its spec, as version 1; its ID is the spec's name. It is not deployed: deploy it with deploy-integration. The body is the spec as JSON (`Content-Type: application/json`, the default) or as YAML (`Content-Type: application/yaml`), at most 1 MiB. Every problem found in it, including each connector's config checked against its schema, is listed in the 422 problem's `errors`, each with its location (`body.steps[1].config`). A config may read an environment variable with `{"env": NAME}` only if the operator allow-lists NAME (VRSKY_TENANT_ENV_ALLOW); any other is refused, and secrets go in tenant secrets (`PUT /v1/secrets/{name}`, then `{"secret": NAME}`). Each converter and filter is also built as the runners build it: one whose expression or template does not compile is refused with 422 at its `body.steps[i].config`. 409 when the name is taken. Needs scope write.
 //
 // Takes any type of body and a specified content type.
 //
@@ -2217,7 +2217,7 @@ func (c *Client) CreateIntegrationWithBody(ctx context.Context, params *CreateIn
 
 // CreateIntegration Create an integration
 //
-// Creates an integration from its spec, as version 1; its ID is the spec's name. It is not deployed: deploy it with deploy-integration. The body is the spec as JSON (`Content-Type: application/json`, the default) or as YAML (`Content-Type: application/yaml`), at most 1 MiB. Every problem found in it, including each connector's config checked against its schema, is listed in the 422 problem's `errors`, each with its location (`body.steps[1].config`). A config may read an environment variable with `{"env": NAME}` only if the operator allow-lists NAME (VRSKY_TENANT_ENV_ALLOW); any other is refused, and secrets go in tenant secrets (`PUT /v1/secrets/{name}`, then `{"secret": NAME}`). 409 when the name is taken. Needs scope write.
+// Creates an integration from its spec, as version 1; its ID is the spec's name. It is not deployed: deploy it with deploy-integration. The body is the spec as JSON (`Content-Type: application/json`, the default) or as YAML (`Content-Type: application/yaml`), at most 1 MiB. Every problem found in it, including each connector's config checked against its schema, is listed in the 422 problem's `errors`, each with its location (`body.steps[1].config`). A config may read an environment variable with `{"env": NAME}` only if the operator allow-lists NAME (VRSKY_TENANT_ENV_ALLOW); any other is refused, and secrets go in tenant secrets (`PUT /v1/secrets/{name}`, then `{"secret": NAME}`). Each converter and filter is also built as the runners build it: one whose expression or template does not compile is refused with 422 at its `body.steps[i].config`. 409 when the name is taken. Needs scope write.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2308,7 +2308,7 @@ func (c *Client) GetIntegration(ctx context.Context, integrationId string, reqEd
 
 // UpdateIntegrationWithBody Update an integration's spec
 //
-// Stores the spec as the integration's next version; the spec's name must be the integration's ID. With `If-Match: "v<N>"` it does so only if N is still the latest version (412 otherwise). It does not roll the version out: deploy it with deploy-integration. The body is the spec as JSON (`Content-Type: application/json`, the default) or as YAML (`Content-Type: application/yaml`), at most 1 MiB. Every problem found in it, including each connector's config checked against its schema, is listed in the 422 problem's `errors`, each with its location (`body.steps[1].config`). A config may read an environment variable with `{"env": NAME}` only if the operator allow-lists NAME (VRSKY_TENANT_ENV_ALLOW); any other is refused, and secrets go in tenant secrets (`PUT /v1/secrets/{name}`, then `{"secret": NAME}`). Needs scope write.
+// Stores the spec as the integration's next version; the spec's name must be the integration's ID. With `If-Match: "v<N>"` it does so only if N is still the latest version (412 otherwise). It does not roll the version out: deploy it with deploy-integration. The body is the spec as JSON (`Content-Type: application/json`, the default) or as YAML (`Content-Type: application/yaml`), at most 1 MiB. Every problem found in it, including each connector's config checked against its schema, is listed in the 422 problem's `errors`, each with its location (`body.steps[1].config`). A config may read an environment variable with `{"env": NAME}` only if the operator allow-lists NAME (VRSKY_TENANT_ENV_ALLOW); any other is refused, and secrets go in tenant secrets (`PUT /v1/secrets/{name}`, then `{"secret": NAME}`). Each converter and filter is also built as the runners build it: one whose expression or template does not compile is refused with 422 at its `body.steps[i].config`. Needs scope write.
 //
 // Takes any type of body and a specified content type.
 //
@@ -2327,7 +2327,7 @@ func (c *Client) UpdateIntegrationWithBody(ctx context.Context, integrationId st
 
 // UpdateIntegration Update an integration's spec
 //
-// Stores the spec as the integration's next version; the spec's name must be the integration's ID. With `If-Match: "v<N>"` it does so only if N is still the latest version (412 otherwise). It does not roll the version out: deploy it with deploy-integration. The body is the spec as JSON (`Content-Type: application/json`, the default) or as YAML (`Content-Type: application/yaml`), at most 1 MiB. Every problem found in it, including each connector's config checked against its schema, is listed in the 422 problem's `errors`, each with its location (`body.steps[1].config`). A config may read an environment variable with `{"env": NAME}` only if the operator allow-lists NAME (VRSKY_TENANT_ENV_ALLOW); any other is refused, and secrets go in tenant secrets (`PUT /v1/secrets/{name}`, then `{"secret": NAME}`). Needs scope write.
+// Stores the spec as the integration's next version; the spec's name must be the integration's ID. With `If-Match: "v<N>"` it does so only if N is still the latest version (412 otherwise). It does not roll the version out: deploy it with deploy-integration. The body is the spec as JSON (`Content-Type: application/json`, the default) or as YAML (`Content-Type: application/yaml`), at most 1 MiB. Every problem found in it, including each connector's config checked against its schema, is listed in the 422 problem's `errors`, each with its location (`body.steps[1].config`). A config may read an environment variable with `{"env": NAME}` only if the operator allow-lists NAME (VRSKY_TENANT_ENV_ALLOW); any other is refused, and secrets go in tenant secrets (`PUT /v1/secrets/{name}`, then `{"secret": NAME}`). Each converter and filter is also built as the runners build it: one whose expression or template does not compile is refused with 422 at its `body.steps[i].config`. Needs scope write.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -5045,7 +5045,7 @@ type ClientWithResponsesInterface interface {
 
 	// PostWebhookWithBodyWithResponse Send a message to an integration
 	//
-	// Stores the body as one message of the integration and answers 202 with its ID once it is durable. The message ID is the Idempotency-Key header, else the sender's delivery ID (X-GitHub-Delivery, Standard Webhooks' webhook-id, a Slack event's event_id), else a random one: a retried or replayed delivery stores one message. IDs are remembered with their body's digest for 24 hours: the same ID with another body answers 409 and stores nothing. With Content-Type application/x-ndjson each non-empty line is one message (at most 1,000), all stored before the 202; record i gets the ID <id>-<i>, so a repeated batch with the same key stores nothing twice. Events the integration does not store (GitHub's ping by default; see the http-webhook config's events and ignore) answer 200 {"ignored": true}. 401 when the integration requires a signature (GitHub, Slack, Standard Webhooks or HMAC) or a URL token (?token=… or X-Webhook-Token) and it does not verify, 408 when the body is not sent within 30 s, 413 over the integration's body limit, 429 when the tenant is over its rate or the client's address sent too many refused requests, 503 when the message store is unavailable or the ingress holds too many bodies at once (retry).
+	// Hands the request to the integration's consumer, an ingress connector (GET /v1/connectors lists each with its config), which stores what the request carries and answers once it is durable. For http-webhook: stores the body as one message of the integration and answers 202 with its ID. The message ID is the Idempotency-Key header, else the sender's delivery ID (X-GitHub-Delivery, Standard Webhooks' webhook-id, a Slack event's event_id), else a random one: a retried or replayed delivery stores one message. IDs are remembered with their body's digest for 24 hours: the same ID with another body answers 409 and stores nothing. With Content-Type application/x-ndjson each non-empty line is one message (at most 1,000), all stored before the 202; record i gets the ID <id>-<i>, so a repeated batch with the same key stores nothing twice. Events the integration does not store (GitHub's ping by default; see the http-webhook config's events and ignore) answer 200 {"ignored": true}. 401 when the integration requires a signature (GitHub, Slack, Standard Webhooks or HMAC) or a URL token (?token=… or X-Webhook-Token) and it does not verify, 408 when the body is not sent within 30 s, 413 over the integration's body limit, 429 when the tenant is over its rate or the client's address sent too many refused requests, 503 when the message store is unavailable or the ingress holds too many bodies at once (retry). Other ingress connectors answer in their own format and refuse what they cannot read with 400, 413 or 415.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -5063,7 +5063,7 @@ type ClientWithResponsesInterface interface {
 
 	// CreateIntegrationWithBodyWithResponse Create an integration
 	//
-	// Creates an integration from its spec, as version 1; its ID is the spec's name. It is not deployed: deploy it with deploy-integration. The body is the spec as JSON (`Content-Type: application/json`, the default) or as YAML (`Content-Type: application/yaml`), at most 1 MiB. Every problem found in it, including each connector's config checked against its schema, is listed in the 422 problem's `errors`, each with its location (`body.steps[1].config`). A config may read an environment variable with `{"env": NAME}` only if the operator allow-lists NAME (VRSKY_TENANT_ENV_ALLOW); any other is refused, and secrets go in tenant secrets (`PUT /v1/secrets/{name}`, then `{"secret": NAME}`). 409 when the name is taken. Needs scope write.
+	// Creates an integration from its spec, as version 1; its ID is the spec's name. It is not deployed: deploy it with deploy-integration. The body is the spec as JSON (`Content-Type: application/json`, the default) or as YAML (`Content-Type: application/yaml`), at most 1 MiB. Every problem found in it, including each connector's config checked against its schema, is listed in the 422 problem's `errors`, each with its location (`body.steps[1].config`). A config may read an environment variable with `{"env": NAME}` only if the operator allow-lists NAME (VRSKY_TENANT_ENV_ALLOW); any other is refused, and secrets go in tenant secrets (`PUT /v1/secrets/{name}`, then `{"secret": NAME}`). Each converter and filter is also built as the runners build it: one whose expression or template does not compile is refused with 422 at its `body.steps[i].config`. 409 when the name is taken. Needs scope write.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -5072,7 +5072,7 @@ type ClientWithResponsesInterface interface {
 
 	// CreateIntegrationWithResponse Create an integration
 	//
-	// Creates an integration from its spec, as version 1; its ID is the spec's name. It is not deployed: deploy it with deploy-integration. The body is the spec as JSON (`Content-Type: application/json`, the default) or as YAML (`Content-Type: application/yaml`), at most 1 MiB. Every problem found in it, including each connector's config checked against its schema, is listed in the 422 problem's `errors`, each with its location (`body.steps[1].config`). A config may read an environment variable with `{"env": NAME}` only if the operator allow-lists NAME (VRSKY_TENANT_ENV_ALLOW); any other is refused, and secrets go in tenant secrets (`PUT /v1/secrets/{name}`, then `{"secret": NAME}`). 409 when the name is taken. Needs scope write.
+	// Creates an integration from its spec, as version 1; its ID is the spec's name. It is not deployed: deploy it with deploy-integration. The body is the spec as JSON (`Content-Type: application/json`, the default) or as YAML (`Content-Type: application/yaml`), at most 1 MiB. Every problem found in it, including each connector's config checked against its schema, is listed in the 422 problem's `errors`, each with its location (`body.steps[1].config`). A config may read an environment variable with `{"env": NAME}` only if the operator allow-lists NAME (VRSKY_TENANT_ENV_ALLOW); any other is refused, and secrets go in tenant secrets (`PUT /v1/secrets/{name}`, then `{"secret": NAME}`). Each converter and filter is also built as the runners build it: one whose expression or template does not compile is refused with 422 at its `body.steps[i].config`. 409 when the name is taken. Needs scope write.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -5117,7 +5117,7 @@ type ClientWithResponsesInterface interface {
 
 	// UpdateIntegrationWithBodyWithResponse Update an integration's spec
 	//
-	// Stores the spec as the integration's next version; the spec's name must be the integration's ID. With `If-Match: "v<N>"` it does so only if N is still the latest version (412 otherwise). It does not roll the version out: deploy it with deploy-integration. The body is the spec as JSON (`Content-Type: application/json`, the default) or as YAML (`Content-Type: application/yaml`), at most 1 MiB. Every problem found in it, including each connector's config checked against its schema, is listed in the 422 problem's `errors`, each with its location (`body.steps[1].config`). A config may read an environment variable with `{"env": NAME}` only if the operator allow-lists NAME (VRSKY_TENANT_ENV_ALLOW); any other is refused, and secrets go in tenant secrets (`PUT /v1/secrets/{name}`, then `{"secret": NAME}`). Needs scope write.
+	// Stores the spec as the integration's next version; the spec's name must be the integration's ID. With `If-Match: "v<N>"` it does so only if N is still the latest version (412 otherwise). It does not roll the version out: deploy it with deploy-integration. The body is the spec as JSON (`Content-Type: application/json`, the default) or as YAML (`Content-Type: application/yaml`), at most 1 MiB. Every problem found in it, including each connector's config checked against its schema, is listed in the 422 problem's `errors`, each with its location (`body.steps[1].config`). A config may read an environment variable with `{"env": NAME}` only if the operator allow-lists NAME (VRSKY_TENANT_ENV_ALLOW); any other is refused, and secrets go in tenant secrets (`PUT /v1/secrets/{name}`, then `{"secret": NAME}`). Each converter and filter is also built as the runners build it: one whose expression or template does not compile is refused with 422 at its `body.steps[i].config`. Needs scope write.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -5126,7 +5126,7 @@ type ClientWithResponsesInterface interface {
 
 	// UpdateIntegrationWithResponse Update an integration's spec
 	//
-	// Stores the spec as the integration's next version; the spec's name must be the integration's ID. With `If-Match: "v<N>"` it does so only if N is still the latest version (412 otherwise). It does not roll the version out: deploy it with deploy-integration. The body is the spec as JSON (`Content-Type: application/json`, the default) or as YAML (`Content-Type: application/yaml`), at most 1 MiB. Every problem found in it, including each connector's config checked against its schema, is listed in the 422 problem's `errors`, each with its location (`body.steps[1].config`). A config may read an environment variable with `{"env": NAME}` only if the operator allow-lists NAME (VRSKY_TENANT_ENV_ALLOW); any other is refused, and secrets go in tenant secrets (`PUT /v1/secrets/{name}`, then `{"secret": NAME}`). Needs scope write.
+	// Stores the spec as the integration's next version; the spec's name must be the integration's ID. With `If-Match: "v<N>"` it does so only if N is still the latest version (412 otherwise). It does not roll the version out: deploy it with deploy-integration. The body is the spec as JSON (`Content-Type: application/json`, the default) or as YAML (`Content-Type: application/yaml`), at most 1 MiB. Every problem found in it, including each connector's config checked against its schema, is listed in the 422 problem's `errors`, each with its location (`body.steps[1].config`). A config may read an environment variable with `{"env": NAME}` only if the operator allow-lists NAME (VRSKY_TENANT_ENV_ALLOW); any other is refused, and secrets go in tenant secrets (`PUT /v1/secrets/{name}`, then `{"secret": NAME}`). Each converter and filter is also built as the runners build it: one whose expression or template does not compile is refused with 422 at its `body.steps[i].config`. Needs scope write.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6315,18 +6315,18 @@ type PostWebhookResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
-	JSON200 *HookIgnored
+	JSON200 *Ignored
 	// JSON202 the response for an HTTP 202 `application/json` response
-	JSON202 *HookAccepted
+	JSON202 *Accepted
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r PostWebhookResponse) GetJSON200() *HookIgnored {
+func (r PostWebhookResponse) GetJSON200() *Ignored {
 	return r.JSON200
 }
 
 // GetJSON202 returns the response for an HTTP 202 `application/json` response
-func (r PostWebhookResponse) GetJSON202() *HookAccepted {
+func (r PostWebhookResponse) GetJSON202() *Accepted {
 	return r.JSON202
 }
 
@@ -9115,7 +9115,7 @@ func (c *ClientWithResponses) GetDeadLetterWithResponse(ctx context.Context, mes
 
 // PostWebhookWithBodyWithResponse Send a message to an integration
 //
-// Stores the body as one message of the integration and answers 202 with its ID once it is durable. The message ID is the Idempotency-Key header, else the sender's delivery ID (X-GitHub-Delivery, Standard Webhooks' webhook-id, a Slack event's event_id), else a random one: a retried or replayed delivery stores one message. IDs are remembered with their body's digest for 24 hours: the same ID with another body answers 409 and stores nothing. With Content-Type application/x-ndjson each non-empty line is one message (at most 1,000), all stored before the 202; record i gets the ID <id>-<i>, so a repeated batch with the same key stores nothing twice. Events the integration does not store (GitHub's ping by default; see the http-webhook config's events and ignore) answer 200 {"ignored": true}. 401 when the integration requires a signature (GitHub, Slack, Standard Webhooks or HMAC) or a URL token (?token=… or X-Webhook-Token) and it does not verify, 408 when the body is not sent within 30 s, 413 over the integration's body limit, 429 when the tenant is over its rate or the client's address sent too many refused requests, 503 when the message store is unavailable or the ingress holds too many bodies at once (retry).
+// Hands the request to the integration's consumer, an ingress connector (GET /v1/connectors lists each with its config), which stores what the request carries and answers once it is durable. For http-webhook: stores the body as one message of the integration and answers 202 with its ID. The message ID is the Idempotency-Key header, else the sender's delivery ID (X-GitHub-Delivery, Standard Webhooks' webhook-id, a Slack event's event_id), else a random one: a retried or replayed delivery stores one message. IDs are remembered with their body's digest for 24 hours: the same ID with another body answers 409 and stores nothing. With Content-Type application/x-ndjson each non-empty line is one message (at most 1,000), all stored before the 202; record i gets the ID <id>-<i>, so a repeated batch with the same key stores nothing twice. Events the integration does not store (GitHub's ping by default; see the http-webhook config's events and ignore) answer 200 {"ignored": true}. 401 when the integration requires a signature (GitHub, Slack, Standard Webhooks or HMAC) or a URL token (?token=… or X-Webhook-Token) and it does not verify, 408 when the body is not sent within 30 s, 413 over the integration's body limit, 429 when the tenant is over its rate or the client's address sent too many refused requests, 503 when the message store is unavailable or the ingress holds too many bodies at once (retry). Other ingress connectors answer in their own format and refuse what they cannot read with 400, 413 or 415.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -9145,7 +9145,7 @@ func (c *ClientWithResponses) ListIntegrationsWithResponse(ctx context.Context, 
 
 // CreateIntegrationWithBodyWithResponse Create an integration
 //
-// Creates an integration from its spec, as version 1; its ID is the spec's name. It is not deployed: deploy it with deploy-integration. The body is the spec as JSON (`Content-Type: application/json`, the default) or as YAML (`Content-Type: application/yaml`), at most 1 MiB. Every problem found in it, including each connector's config checked against its schema, is listed in the 422 problem's `errors`, each with its location (`body.steps[1].config`). A config may read an environment variable with `{"env": NAME}` only if the operator allow-lists NAME (VRSKY_TENANT_ENV_ALLOW); any other is refused, and secrets go in tenant secrets (`PUT /v1/secrets/{name}`, then `{"secret": NAME}`). 409 when the name is taken. Needs scope write.
+// Creates an integration from its spec, as version 1; its ID is the spec's name. It is not deployed: deploy it with deploy-integration. The body is the spec as JSON (`Content-Type: application/json`, the default) or as YAML (`Content-Type: application/yaml`), at most 1 MiB. Every problem found in it, including each connector's config checked against its schema, is listed in the 422 problem's `errors`, each with its location (`body.steps[1].config`). A config may read an environment variable with `{"env": NAME}` only if the operator allow-lists NAME (VRSKY_TENANT_ENV_ALLOW); any other is refused, and secrets go in tenant secrets (`PUT /v1/secrets/{name}`, then `{"secret": NAME}`). Each converter and filter is also built as the runners build it: one whose expression or template does not compile is refused with 422 at its `body.steps[i].config`. 409 when the name is taken. Needs scope write.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -9160,7 +9160,7 @@ func (c *ClientWithResponses) CreateIntegrationWithBodyWithResponse(ctx context.
 
 // CreateIntegrationWithResponse Create an integration
 //
-// Creates an integration from its spec, as version 1; its ID is the spec's name. It is not deployed: deploy it with deploy-integration. The body is the spec as JSON (`Content-Type: application/json`, the default) or as YAML (`Content-Type: application/yaml`), at most 1 MiB. Every problem found in it, including each connector's config checked against its schema, is listed in the 422 problem's `errors`, each with its location (`body.steps[1].config`). A config may read an environment variable with `{"env": NAME}` only if the operator allow-lists NAME (VRSKY_TENANT_ENV_ALLOW); any other is refused, and secrets go in tenant secrets (`PUT /v1/secrets/{name}`, then `{"secret": NAME}`). 409 when the name is taken. Needs scope write.
+// Creates an integration from its spec, as version 1; its ID is the spec's name. It is not deployed: deploy it with deploy-integration. The body is the spec as JSON (`Content-Type: application/json`, the default) or as YAML (`Content-Type: application/yaml`), at most 1 MiB. Every problem found in it, including each connector's config checked against its schema, is listed in the 422 problem's `errors`, each with its location (`body.steps[1].config`). A config may read an environment variable with `{"env": NAME}` only if the operator allow-lists NAME (VRSKY_TENANT_ENV_ALLOW); any other is refused, and secrets go in tenant secrets (`PUT /v1/secrets/{name}`, then `{"secret": NAME}`). Each converter and filter is also built as the runners build it: one whose expression or template does not compile is refused with 422 at its `body.steps[i].config`. 409 when the name is taken. Needs scope write.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -9235,7 +9235,7 @@ func (c *ClientWithResponses) GetIntegrationWithResponse(ctx context.Context, in
 
 // UpdateIntegrationWithBodyWithResponse Update an integration's spec
 //
-// Stores the spec as the integration's next version; the spec's name must be the integration's ID. With `If-Match: "v<N>"` it does so only if N is still the latest version (412 otherwise). It does not roll the version out: deploy it with deploy-integration. The body is the spec as JSON (`Content-Type: application/json`, the default) or as YAML (`Content-Type: application/yaml`), at most 1 MiB. Every problem found in it, including each connector's config checked against its schema, is listed in the 422 problem's `errors`, each with its location (`body.steps[1].config`). A config may read an environment variable with `{"env": NAME}` only if the operator allow-lists NAME (VRSKY_TENANT_ENV_ALLOW); any other is refused, and secrets go in tenant secrets (`PUT /v1/secrets/{name}`, then `{"secret": NAME}`). Needs scope write.
+// Stores the spec as the integration's next version; the spec's name must be the integration's ID. With `If-Match: "v<N>"` it does so only if N is still the latest version (412 otherwise). It does not roll the version out: deploy it with deploy-integration. The body is the spec as JSON (`Content-Type: application/json`, the default) or as YAML (`Content-Type: application/yaml`), at most 1 MiB. Every problem found in it, including each connector's config checked against its schema, is listed in the 422 problem's `errors`, each with its location (`body.steps[1].config`). A config may read an environment variable with `{"env": NAME}` only if the operator allow-lists NAME (VRSKY_TENANT_ENV_ALLOW); any other is refused, and secrets go in tenant secrets (`PUT /v1/secrets/{name}`, then `{"secret": NAME}`). Each converter and filter is also built as the runners build it: one whose expression or template does not compile is refused with 422 at its `body.steps[i].config`. Needs scope write.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -9250,7 +9250,7 @@ func (c *ClientWithResponses) UpdateIntegrationWithBodyWithResponse(ctx context.
 
 // UpdateIntegrationWithResponse Update an integration's spec
 //
-// Stores the spec as the integration's next version; the spec's name must be the integration's ID. With `If-Match: "v<N>"` it does so only if N is still the latest version (412 otherwise). It does not roll the version out: deploy it with deploy-integration. The body is the spec as JSON (`Content-Type: application/json`, the default) or as YAML (`Content-Type: application/yaml`), at most 1 MiB. Every problem found in it, including each connector's config checked against its schema, is listed in the 422 problem's `errors`, each with its location (`body.steps[1].config`). A config may read an environment variable with `{"env": NAME}` only if the operator allow-lists NAME (VRSKY_TENANT_ENV_ALLOW); any other is refused, and secrets go in tenant secrets (`PUT /v1/secrets/{name}`, then `{"secret": NAME}`). Needs scope write.
+// Stores the spec as the integration's next version; the spec's name must be the integration's ID. With `If-Match: "v<N>"` it does so only if N is still the latest version (412 otherwise). It does not roll the version out: deploy it with deploy-integration. The body is the spec as JSON (`Content-Type: application/json`, the default) or as YAML (`Content-Type: application/yaml`), at most 1 MiB. Every problem found in it, including each connector's config checked against its schema, is listed in the 422 problem's `errors`, each with its location (`body.steps[1].config`). A config may read an environment variable with `{"env": NAME}` only if the operator allow-lists NAME (VRSKY_TENANT_ENV_ALLOW); any other is refused, and secrets go in tenant secrets (`PUT /v1/secrets/{name}`, then `{"secret": NAME}`). Each converter and filter is also built as the runners build it: one whose expression or template does not compile is refused with 422 at its `body.steps[i].config`. Needs scope write.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -10479,14 +10479,14 @@ func ParsePostWebhookResponse(rsp *http.Response) (*PostWebhookResponse, error) 
 
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
-		var dest HookIgnored
+		var dest Ignored
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.JSON200 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
-		var dest HookAccepted
+		var dest Accepted
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -10508,6 +10508,9 @@ func ParsePostWebhookResponse(rsp *http.Response) (*PostWebhookResponse, error) 
 		break // No content-type
 
 	case rsp.StatusCode == 413:
+		break // No content-type
+
+	case rsp.StatusCode == 415:
 		break // No content-type
 
 	case rsp.StatusCode == 429:

@@ -239,7 +239,7 @@ export interface paths {
         put?: never;
         /**
          * Send a message to an integration
-         * @description Stores the body as one message of the integration and answers 202 with its ID once it is durable. The message ID is the Idempotency-Key header, else the sender's delivery ID (X-GitHub-Delivery, Standard Webhooks' webhook-id, a Slack event's event_id), else a random one: a retried or replayed delivery stores one message. IDs are remembered with their body's digest for 24 hours: the same ID with another body answers 409 and stores nothing. With Content-Type application/x-ndjson each non-empty line is one message (at most 1,000), all stored before the 202; record i gets the ID <id>-<i>, so a repeated batch with the same key stores nothing twice. Events the integration does not store (GitHub's ping by default; see the http-webhook config's events and ignore) answer 200 {"ignored": true}. 401 when the integration requires a signature (GitHub, Slack, Standard Webhooks or HMAC) or a URL token (?token=… or X-Webhook-Token) and it does not verify, 408 when the body is not sent within 30 s, 413 over the integration's body limit, 429 when the tenant is over its rate or the client's address sent too many refused requests, 503 when the message store is unavailable or the ingress holds too many bodies at once (retry).
+         * @description Hands the request to the integration's consumer, an ingress connector (GET /v1/connectors lists each with its config), which stores what the request carries and answers once it is durable. For http-webhook: stores the body as one message of the integration and answers 202 with its ID. The message ID is the Idempotency-Key header, else the sender's delivery ID (X-GitHub-Delivery, Standard Webhooks' webhook-id, a Slack event's event_id), else a random one: a retried or replayed delivery stores one message. IDs are remembered with their body's digest for 24 hours: the same ID with another body answers 409 and stores nothing. With Content-Type application/x-ndjson each non-empty line is one message (at most 1,000), all stored before the 202; record i gets the ID <id>-<i>, so a repeated batch with the same key stores nothing twice. Events the integration does not store (GitHub's ping by default; see the http-webhook config's events and ignore) answer 200 {"ignored": true}. 401 when the integration requires a signature (GitHub, Slack, Standard Webhooks or HMAC) or a URL token (?token=… or X-Webhook-Token) and it does not verify, 408 when the body is not sent within 30 s, 413 over the integration's body limit, 429 when the tenant is over its rate or the client's address sent too many refused requests, 503 when the message store is unavailable or the ingress holds too many bodies at once (retry). Other ingress connectors answer in their own format and refuse what they cannot read with 400, 413 or 415.
          */
         post: operations["post-webhook"];
         delete?: never;
@@ -263,7 +263,7 @@ export interface paths {
         put?: never;
         /**
          * Create an integration
-         * @description Creates an integration from its spec, as version 1; its ID is the spec's name. It is not deployed: deploy it with deploy-integration. The body is the spec as JSON (`Content-Type: application/json`, the default) or as YAML (`Content-Type: application/yaml`), at most 1 MiB. Every problem found in it, including each connector's config checked against its schema, is listed in the 422 problem's `errors`, each with its location (`body.steps[1].config`). A config may read an environment variable with `{"env": NAME}` only if the operator allow-lists NAME (VRSKY_TENANT_ENV_ALLOW); any other is refused, and secrets go in tenant secrets (`PUT /v1/secrets/{name}`, then `{"secret": NAME}`). 409 when the name is taken. Needs scope write.
+         * @description Creates an integration from its spec, as version 1; its ID is the spec's name. It is not deployed: deploy it with deploy-integration. The body is the spec as JSON (`Content-Type: application/json`, the default) or as YAML (`Content-Type: application/yaml`), at most 1 MiB. Every problem found in it, including each connector's config checked against its schema, is listed in the 422 problem's `errors`, each with its location (`body.steps[1].config`). A config may read an environment variable with `{"env": NAME}` only if the operator allow-lists NAME (VRSKY_TENANT_ENV_ALLOW); any other is refused, and secrets go in tenant secrets (`PUT /v1/secrets/{name}`, then `{"secret": NAME}`). Each converter and filter is also built as the runners build it: one whose expression or template does not compile is refused with 422 at its `body.steps[i].config`. 409 when the name is taken. Needs scope write.
          */
         post: operations["create-integration"];
         delete?: never;
@@ -306,7 +306,7 @@ export interface paths {
         get: operations["get-integration"];
         /**
          * Update an integration's spec
-         * @description Stores the spec as the integration's next version; the spec's name must be the integration's ID. With `If-Match: "v<N>"` it does so only if N is still the latest version (412 otherwise). It does not roll the version out: deploy it with deploy-integration. The body is the spec as JSON (`Content-Type: application/json`, the default) or as YAML (`Content-Type: application/yaml`), at most 1 MiB. Every problem found in it, including each connector's config checked against its schema, is listed in the 422 problem's `errors`, each with its location (`body.steps[1].config`). A config may read an environment variable with `{"env": NAME}` only if the operator allow-lists NAME (VRSKY_TENANT_ENV_ALLOW); any other is refused, and secrets go in tenant secrets (`PUT /v1/secrets/{name}`, then `{"secret": NAME}`). Needs scope write.
+         * @description Stores the spec as the integration's next version; the spec's name must be the integration's ID. With `If-Match: "v<N>"` it does so only if N is still the latest version (412 otherwise). It does not roll the version out: deploy it with deploy-integration. The body is the spec as JSON (`Content-Type: application/json`, the default) or as YAML (`Content-Type: application/yaml`), at most 1 MiB. Every problem found in it, including each connector's config checked against its schema, is listed in the 422 problem's `errors`, each with its location (`body.steps[1].config`). A config may read an environment variable with `{"env": NAME}` only if the operator allow-lists NAME (VRSKY_TENANT_ENV_ALLOW); any other is refused, and secrets go in tenant secrets (`PUT /v1/secrets/{name}`, then `{"secret": NAME}`). Each converter and filter is also built as the runners build it: one whose expression or template does not compile is refused with 422 at its `body.steps[i].config`. Needs scope write.
          */
         put: operations["update-integration"];
         post?: never;
@@ -720,6 +720,21 @@ export interface components {
             scopes: ("read" | "write" | "dlq" | "admin")[] | null;
             tenant_id: string;
         };
+        Accepted: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/schemas/Accepted.json
+             */
+            readonly $schema?: string;
+            /**
+             * Format: int64
+             * @description For an NDJSON batch (Content-Type application/x-ndjson): how many records were stored, one message each.
+             */
+            count?: number;
+            /** @description The message ID: the Idempotency-Key when given. For an NDJSON batch, record i (from 0) has the ID <id>-<i>. */
+            id: string;
+        };
         BackfillInputBody: {
             /**
              * Format: uri
@@ -777,7 +792,7 @@ export interface components {
             /** @description What it does, in one line. */
             description: string;
             /** @description A config that passes its checks, or null. */
-            example: Record<string, never> | null;
+            example: unknown;
             /**
              * @description Where it goes in a spec: the consumer, a step (converter or filter) or a producer.
              * @enum {string}
@@ -1084,26 +1099,11 @@ export interface components {
              */
             status: string;
         };
-        HookAccepted: {
+        Ignored: {
             /**
              * Format: uri
              * @description A URL to the JSON Schema for this object.
-             * @example https://example.com/schemas/HookAccepted.json
-             */
-            readonly $schema?: string;
-            /**
-             * Format: int64
-             * @description For an NDJSON batch (Content-Type application/x-ndjson): how many records were stored, one message each.
-             */
-            count?: number;
-            /** @description The message ID: the Idempotency-Key when given. For an NDJSON batch, record i (from 0) has the ID <id>-<i>. */
-            id: string;
-        };
-        HookIgnored: {
-            /**
-             * Format: uri
-             * @description A URL to the JSON Schema for this object.
-             * @example https://example.com/schemas/HookIgnored.json
+             * @example https://example.com/schemas/Ignored.json
              */
             readonly $schema?: string;
             /** @description The request's event type (X-GitHub-Event by default); empty when it had none. */
@@ -2558,7 +2558,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HookIgnored"];
+                    "application/json": components["schemas"]["Ignored"];
                 };
             };
             /** @description Stored. */
@@ -2567,10 +2567,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HookAccepted"];
+                    "application/json": components["schemas"]["Accepted"];
                 };
             };
-            /** @description Bad Idempotency-Key, or an NDJSON batch with no record or over 1,000. */
+            /** @description Bad Idempotency-Key, an NDJSON batch with no record or over 1,000, or a request the consumer cannot read. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2584,7 +2584,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description No such integration, or it does not take webhooks. */
+            /** @description No such integration, or its consumer is not an ingress connector. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2605,8 +2605,15 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Body over the integration's limit. */
+            /** @description Body over the integration's limit, or over one of the consumer's own bounds (too many events in a batch). */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A content type the integration's consumer does not take. */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
