@@ -22,10 +22,10 @@ import (
 )
 
 // The benchmarks below measure the process stage without NATS: the chain is
-// the one the pipeline scenario of `vrsky bench` deploys (internal/bench
+// the one the pipeline scenario of `vrsky bench` deploys (cmd/vrsky/internal/bench
 // IntegrationSpec: a json-transform totalling the order's items, then a
 // router dropping every tenth seq), over 1 KiB order bodies shaped like
-// internal/bench AppendBody's.
+// cmd/vrsky/internal/bench AppendBody's.
 
 // benchSink is the producer the benchmark chain routes to.
 const benchSink = "sink"

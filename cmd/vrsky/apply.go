@@ -16,8 +16,8 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/vrsky/vrsky/client"
+	"github.com/vrsky/vrsky/cmd/vrsky/internal/tenantkey"
 	"github.com/vrsky/vrsky/internal/spec"
-	"github.com/vrsky/vrsky/internal/tenantkey"
 )
 
 // runApply stores an integration spec through the REST API, deploys it and

@@ -14,7 +14,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/vrsky/vrsky/internal/devstack"
+	"github.com/vrsky/vrsky/cmd/vrsky/internal/devstack"
 )
 
 // TestApplyTheExampleAndSendAWebhook follows the README: start the stack,

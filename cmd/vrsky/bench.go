@@ -12,10 +12,10 @@ import (
 	"os"
 	"runtime/pprof"
 
-	"github.com/vrsky/vrsky/internal/bench"
+	"github.com/vrsky/vrsky/cmd/vrsky/internal/bench"
 )
 
-// runBench wires `vrsky bench`: it parses the flags, runs internal/bench and
+// runBench wires `vrsky bench`: it parses the flags, runs cmd/vrsky/internal/bench and
 // prints its report. Progress goes to stderr; with --json stdout holds
 // exactly one JSON object.
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -11,7 +11,7 @@ import (
 	"os"
 	"strconv"
 
-	"github.com/vrsky/vrsky/internal/demo"
+	"github.com/vrsky/vrsky/cmd/vrsky/internal/demo"
 )
 
 // runDemo runs one of the example integrations against a running vrsky dev:

@@ -11,10 +11,10 @@ import (
 	"os"
 	"strconv"
 
-	"github.com/vrsky/vrsky/internal/devstack"
+	"github.com/vrsky/vrsky/cmd/vrsky/internal/devstack"
+	"github.com/vrsky/vrsky/cmd/vrsky/internal/roles"
 	"github.com/vrsky/vrsky/internal/logging"
 	"github.com/vrsky/vrsky/internal/natscluster"
-	"github.com/vrsky/vrsky/internal/roles"
 )
 
 func runDev(ctx context.Context, args []string, stderr io.Writer) error {

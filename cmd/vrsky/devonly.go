@@ -7,8 +7,8 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/vrsky/vrsky/internal/devstack"
-	"github.com/vrsky/vrsky/internal/roles"
+	"github.com/vrsky/vrsky/cmd/vrsky/internal/devstack"
+	"github.com/vrsky/vrsky/cmd/vrsky/internal/roles"
 )
 
 // This build includes the development stack: `vrsky dev`, `vrsky bench`,

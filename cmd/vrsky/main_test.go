@@ -17,7 +17,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/vrsky/vrsky/internal/devstack"
+	"github.com/vrsky/vrsky/cmd/vrsky/internal/devstack"
 	"github.com/vrsky/vrsky/internal/testenv"
 )
 

@@ -6,7 +6,7 @@ import (
 	"context"
 	"io"
 
-	"github.com/vrsky/vrsky/internal/roles"
+	"github.com/vrsky/vrsky/cmd/vrsky/internal/roles"
 )
 
 // The production build (go build -tags vrsky_production ./cmd/vrsky, what
@@ -14,8 +14,8 @@ import (
 // development commands need: the embedded Temporal server and its Web UI
 // (internal/temporaldev), the embedded NATS server (internal/natsserver),
 // the in-process S3 store (internal/s3dev), the private PostgreSQL
-// (internal/pgcluster), the dev stack that wires them (internal/devstack),
-// the benchmark (internal/bench) and the demos (internal/demo). Those
+// (internal/pgcluster), the dev stack that wires them (cmd/vrsky/internal/devstack),
+// the benchmark (cmd/vrsky/internal/bench) and the demos (cmd/vrsky/internal/demo). Those
 // commands answer devOnly's error instead. production_test.go checks that
 // none of those packages is linked.
 const productionBuild = true

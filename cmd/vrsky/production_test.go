@@ -25,13 +25,13 @@ import (
 // devOnlyPackages are what only vrsky dev, bench and demo need; the
 // production build must link none of them.
 var devOnlyPackages = []string{
-	"github.com/vrsky/vrsky/internal/devstack",
+	"github.com/vrsky/vrsky/cmd/vrsky/internal/devstack",
 	"github.com/vrsky/vrsky/internal/temporaldev",
 	"github.com/vrsky/vrsky/internal/s3dev",
 	"github.com/vrsky/vrsky/internal/pgcluster",
 	"github.com/vrsky/vrsky/internal/natsserver",
-	"github.com/vrsky/vrsky/internal/bench",
-	"github.com/vrsky/vrsky/internal/demo",
+	"github.com/vrsky/vrsky/cmd/vrsky/internal/bench",
+	"github.com/vrsky/vrsky/cmd/vrsky/internal/demo",
 	"github.com/vrsky/vrsky/internal/testenv",
 	"go.temporal.io/server",
 	"github.com/temporalio/ui-server",

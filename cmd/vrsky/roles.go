@@ -11,10 +11,10 @@ import (
 	"time"
 
 	"github.com/vrsky/vrsky/api"
+	"github.com/vrsky/vrsky/cmd/vrsky/internal/roles"
 	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/logging"
 	"github.com/vrsky/vrsky/internal/natsmetrics"
-	"github.com/vrsky/vrsky/internal/roles"
 	"github.com/vrsky/vrsky/internal/secretbox"
 	"github.com/vrsky/vrsky/internal/tenancy"
 	"github.com/vrsky/vrsky/ui"

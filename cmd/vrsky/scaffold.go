@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 
-	"github.com/vrsky/vrsky/internal/scaffold"
+	"github.com/vrsky/vrsky/cmd/vrsky/internal/scaffold"
 )
 
 // runConnectorNew scaffolds a connector package: vrsky connector new NAME --kind KIND.

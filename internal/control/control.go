@@ -66,7 +66,7 @@ type Client struct {
 func New(c client.Client) *Client { return &Client{c: c} }
 
 // Temporal is the underlying Temporal client, for the worker that runs the
-// workflows (internal/roles) and for tests that wait on a run.
+// workflows (cmd/vrsky/internal/roles) and for tests that wait on a run.
 func (c *Client) Temporal() client.Client { return c.c }
 
 // CheckHealth reports whether Temporal's frontend answers.

@@ -27,8 +27,8 @@ var otherDatabases = map[string]string{
 	"migrations":             "the schema migrations",
 	"connectors/postgres":    "writes to the tenant's own database",
 	"connectors/postgrescdc": "reads the tenant's own database's changes",
-	"internal/bench":         "the benchmark's source and sink databases",
-	"internal/demo":          "the demo's source and sink databases",
+	"cmd/vrsky/internal/bench":         "the benchmark's source and sink databases",
+	"cmd/vrsky/internal/demo":          "the demo's source and sink databases",
 	"internal/pgcluster":     "creates the private cluster and its database",
 	"internal/testenv":       "creates the tests' databases",
 }

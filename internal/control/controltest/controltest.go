@@ -1,7 +1,7 @@
 // Package controltest starts a real control plane for tests: an
 // in-process Temporal server with a worker running every VRSky workflow on
 // the real activities, and a control.Client on it. It is for tests only;
-// the roles (internal/roles) assemble the production worker.
+// the roles (cmd/vrsky/internal/roles) assemble the production worker.
 package controltest
 
 import (

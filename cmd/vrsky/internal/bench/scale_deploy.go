@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/vrsky/vrsky/client"
-	"github.com/vrsky/vrsky/internal/tenantkey"
+	"github.com/vrsky/vrsky/cmd/vrsky/internal/tenantkey"
 )
 
 // Deployment timings.

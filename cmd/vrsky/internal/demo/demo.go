@@ -29,9 +29,9 @@ import (
 	"time"
 
 	"github.com/vrsky/vrsky/client"
+	"github.com/vrsky/vrsky/cmd/vrsky/internal/devstack"
+	"github.com/vrsky/vrsky/cmd/vrsky/internal/tenantkey"
 	"github.com/vrsky/vrsky/examples"
-	"github.com/vrsky/vrsky/internal/devstack"
-	"github.com/vrsky/vrsky/internal/tenantkey"
 )
 
 // Tenant secrets the examples' specs reference ({ secret: NAME }). The demo

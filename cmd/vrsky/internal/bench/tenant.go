@@ -12,9 +12,9 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/vrsky/vrsky/client"
-	"github.com/vrsky/vrsky/internal/devstack"
+	"github.com/vrsky/vrsky/cmd/vrsky/internal/devstack"
+	"github.com/vrsky/vrsky/cmd/vrsky/internal/tenantkey"
 	"github.com/vrsky/vrsky/internal/natsauth"
-	"github.com/vrsky/vrsky/internal/tenantkey"
 )
 
 // DatabaseSecret is the benchmark tenant's secret holding the URL of the

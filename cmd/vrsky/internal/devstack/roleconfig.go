@@ -9,8 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/vrsky/vrsky/cmd/vrsky/internal/roles"
 	"github.com/vrsky/vrsky/internal/blobstore"
-	"github.com/vrsky/vrsky/internal/roles"
 	"github.com/vrsky/vrsky/internal/secretbox"
 	"github.com/vrsky/vrsky/internal/store"
 	"github.com/vrsky/vrsky/internal/temporaldev"

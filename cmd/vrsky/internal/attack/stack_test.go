@@ -20,8 +20,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vrsky/vrsky/client"
-	"github.com/vrsky/vrsky/internal/devstack"
-	"github.com/vrsky/vrsky/internal/tenantkey"
+	"github.com/vrsky/vrsky/cmd/vrsky/internal/devstack"
+	"github.com/vrsky/vrsky/cmd/vrsky/internal/tenantkey"
 )
 
 // stack is a dev stack shared by the innocent tenant and the attacker.

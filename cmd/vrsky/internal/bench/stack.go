@@ -14,7 +14,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/vrsky/vrsky/internal/devstack"
+	"github.com/vrsky/vrsky/cmd/vrsky/internal/devstack"
 )
 
 // Stack timings.

@@ -14,11 +14,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vrsky/vrsky/client"
-	"github.com/vrsky/vrsky/internal/roles"
+	"github.com/vrsky/vrsky/cmd/vrsky/internal/roles"
+	"github.com/vrsky/vrsky/cmd/vrsky/internal/tenantkey"
 	"github.com/vrsky/vrsky/internal/secretbox"
 	"github.com/vrsky/vrsky/internal/store"
 	"github.com/vrsky/vrsky/internal/temporaldev"
-	"github.com/vrsky/vrsky/internal/tenantkey"
 	"github.com/vrsky/vrsky/workflows"
 )
 

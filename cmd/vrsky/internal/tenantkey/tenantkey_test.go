@@ -12,8 +12,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vrsky/vrsky/client"
-	"github.com/vrsky/vrsky/internal/devstack"
-	"github.com/vrsky/vrsky/internal/tenantkey"
+	"github.com/vrsky/vrsky/cmd/vrsky/internal/devstack"
+	"github.com/vrsky/vrsky/cmd/vrsky/internal/tenantkey"
 )
 
 // TestEnsureKeepsAndReusesTheKey creates a tenant, keeps its key, reuses

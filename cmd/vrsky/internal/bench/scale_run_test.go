@@ -19,8 +19,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vrsky/vrsky/client"
-	"github.com/vrsky/vrsky/internal/devstack"
-	"github.com/vrsky/vrsky/internal/roles"
+	"github.com/vrsky/vrsky/cmd/vrsky/internal/devstack"
+	"github.com/vrsky/vrsky/cmd/vrsky/internal/roles"
 )
 
 // testRunnerEnv makes this test binary run as a hot-path runner process.
@@ -28,7 +28,7 @@ const testRunnerEnv = "VRSKY_BENCH_TEST_RUNNER"
 
 // runAsRunner is this test binary re-run as `vrsky runner --dev DIR --name
 // NAME …`, the way StartNamedRunner starts it: the real runner role
-// (internal/roles) attached to the dev stack on DIR, logging its "ready"
+// (cmd/vrsky/internal/roles) attached to the dev stack on DIR, logging its "ready"
 // line and draining on SIGTERM.
 func runAsRunner(args []string) int {
 	fs := flag.NewFlagSet("runner", flag.ContinueOnError)

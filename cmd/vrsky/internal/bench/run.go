@@ -19,11 +19,11 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vrsky/vrsky/api"
+	"github.com/vrsky/vrsky/cmd/vrsky/internal/devstack"
 	"github.com/vrsky/vrsky/connectors/file"
 	"github.com/vrsky/vrsky/connectors/jsontransform"
 	"github.com/vrsky/vrsky/connectors/router"
 	"github.com/vrsky/vrsky/dataplane"
-	"github.com/vrsky/vrsky/internal/devstack"
 	"github.com/vrsky/vrsky/internal/natscluster"
 	"github.com/vrsky/vrsky/internal/spec"
 )

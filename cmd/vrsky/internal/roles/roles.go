@@ -6,7 +6,7 @@
 // they cannot drift apart.
 //
 // It only wires and starts; it holds no business logic, and it never starts
-// infrastructure (that is internal/devstack's job).
+// infrastructure (that is cmd/vrsky/internal/devstack's job).
 package roles
 
 import (

@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vrsky/vrsky/client"
-	"github.com/vrsky/vrsky/internal/tenantkey"
+	"github.com/vrsky/vrsky/cmd/vrsky/internal/tenantkey"
 )
 
 // TestScheduledFileIntegrationThroughTheDevStack: a file integration on a

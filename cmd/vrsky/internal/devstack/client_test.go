@@ -1,4 +1,4 @@
-package client_test
+package devstack_test
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vrsky/vrsky/client"
-	"github.com/vrsky/vrsky/internal/devstack"
+	"github.com/vrsky/vrsky/cmd/vrsky/internal/devstack"
 )
 
 // TestAgainstTheDevStack drives a real dev stack the way VRSky's commands

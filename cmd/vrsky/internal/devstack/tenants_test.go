@@ -17,8 +17,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vrsky/vrsky/client"
+	"github.com/vrsky/vrsky/cmd/vrsky/internal/tenantkey"
 	"github.com/vrsky/vrsky/internal/natsauth"
-	"github.com/vrsky/vrsky/internal/tenantkey"
 )
 
 const tenantSpec = `
