@@ -22,15 +22,15 @@ var sqlMethods = map[string]bool{
 // VRSky's metadata: the tenants' own databases, the test and cluster
 // set-up. Everything else goes through the store.
 var otherDatabases = map[string]string{
-	"internal/store":         "the one owner of VRSky's metadata",
-	"internal/dbmigrate":     "the schema migrations",
-	"migrations":             "the schema migrations",
-	"connectors/postgres":    "writes to the tenant's own database",
-	"connectors/postgrescdc": "reads the tenant's own database's changes",
-	"cmd/vrsky/internal/bench":         "the benchmark's source and sink databases",
-	"cmd/vrsky/internal/demo":          "the demo's source and sink databases",
-	"internal/pgcluster":     "creates the private cluster and its database",
-	"internal/testenv":       "creates the tests' databases",
+	"internal/store":           "the one owner of VRSky's metadata",
+	"internal/dbmigrate":       "the schema migrations",
+	"migrations":               "the schema migrations",
+	"connectors/postgres":      "writes to the tenant's own database",
+	"connectors/postgrescdc":   "reads the tenant's own database's changes",
+	"cmd/vrsky/internal/bench": "the benchmark's source and sink databases",
+	"cmd/vrsky/internal/demo":  "the demo's source and sink databases",
+	"internal/pgcluster":       "creates the private cluster and its database",
+	"internal/testenv":         "creates the tests' databases",
 }
 
 // TestOnlyTheStoreQueriesVRSkysDatabase: every query on VRSky's own

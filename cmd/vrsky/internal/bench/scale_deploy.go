@@ -137,6 +137,9 @@ func (s *scaleRun) submit(ctx context.Context, it *scaleIntegration) error {
 	if err := client.Check(it.tenant+"/"+it.name+": create", cr, err, http.StatusCreated); err != nil {
 		return err
 	}
+	if cr.JSON201 == nil {
+		return fmt.Errorf("%s/%s: create answered %d without a JSON integration", it.tenant, it.name, cr.StatusCode())
+	}
 	it.version = cr.JSON201.Version
 	reason := "vrsky bench --scenario scale"
 	dr, err := it.api.DeployIntegrationWithResponse(ctx, it.name, nil, client.DeployIntegrationJSONRequestBody{Version: &it.version, Reason: &reason})

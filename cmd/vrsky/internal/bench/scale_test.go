@@ -490,6 +490,7 @@ func newFakeIntegrationsAPI(t *testing.T) *fakeIntegrationsAPI {
 			_, _ = w.Write([]byte(`{"title":"Unprocessable Entity","detail":"spec refused"}`))
 			return
 		}
+		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusCreated)
 		_, _ = w.Write([]byte(`{"version":7}`))
 	})
@@ -501,6 +502,7 @@ func newFakeIntegrationsAPI(t *testing.T) *fakeIntegrationsAPI {
 		w.WriteHeader(http.StatusAccepted)
 	})
 	mux.HandleFunc("GET /v1/integrations/{id}/status", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
 		switch id := r.PathValue("id"); {
 		case id == "stuck":
 			_, _ = w.Write([]byte(`{"id":"stuck","status":"deploying"}`))

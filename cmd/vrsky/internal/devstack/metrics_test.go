@@ -87,7 +87,7 @@ func has(all []series, name string) bool {
 // contractMetrics are the metric names docs/metrics.md lists in its tables.
 func contractMetrics(t *testing.T) []string {
 	t.Helper()
-	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "metrics.md"))
+	doc, err := os.ReadFile(filepath.Join("..", "..", "..", "..", "docs", "metrics.md"))
 	require.NoError(t, err)
 	var names []string
 	for _, m := range regexp.MustCompile("(?m)^\\| `(vrsky_[a-z_]+)` \\|").FindAllStringSubmatch(string(doc), -1) {

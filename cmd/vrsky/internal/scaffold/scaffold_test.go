@@ -15,7 +15,7 @@ func TestEveryKindScaffoldsAPackageWhoseTestsPass(t *testing.T) {
 	if testing.Short() {
 		t.Skip("compiles generated packages")
 	}
-	root, err := filepath.Abs(filepath.Join("..", "..", "connectors"))
+	root, err := filepath.Abs(filepath.Join("..", "..", "..", "..", "connectors"))
 	require.NoError(t, err)
 	for _, kind := range Kinds {
 		t.Run(kind, func(t *testing.T) {
