@@ -82,6 +82,7 @@ func RegisterConnectors(api huma.API) {
 		// test of the API catches.
 		panic(err)
 	}
+	h := &connectorsHandler{catalog: catalog}
 	anyKey := requireScopes(store.ScopeRead, store.ScopeWrite, store.ScopeDLQ, store.ScopeAdmin, store.ScopePlatformAdmin)
 	tags := []string{"Connectors"}
 
@@ -96,11 +97,7 @@ func RegisterConnectors(api huma.API) {
 		Tags:     tags,
 		Security: anyKey,
 		Errors:   withAuthErrors(),
-	}, func(ctx context.Context, _ *struct{}) (*ListConnectorsOutput, error) {
-		out := &ListConnectorsOutput{}
-		out.Body.Items = catalog
-		return out, nil
-	})
+	}, h.list)
 
 	huma.Register(api, huma.Operation{
 		OperationID: "get-connector",
@@ -112,14 +109,27 @@ func RegisterConnectors(api huma.API) {
 		Tags:     tags,
 		Security: anyKey,
 		Errors:   withAuthErrors(http.StatusNotFound),
-	}, func(ctx context.Context, in *ConnectorPath) (*ConnectorOutput, error) {
-		for _, c := range catalog {
-			if c.Name == in.Name {
-				return &ConnectorOutput{Body: c}, nil
-			}
+	}, h.get)
+}
+
+// connectorsHandler serves the catalog, built once at registration.
+type connectorsHandler struct {
+	catalog []ConnectorInfo
+}
+
+func (h *connectorsHandler) list(ctx context.Context, _ *struct{}) (*ListConnectorsOutput, error) {
+	out := &ListConnectorsOutput{}
+	out.Body.Items = h.catalog
+	return out, nil
+}
+
+func (h *connectorsHandler) get(ctx context.Context, in *ConnectorPath) (*ConnectorOutput, error) {
+	for _, c := range h.catalog {
+		if c.Name == in.Name {
+			return &ConnectorOutput{Body: c}, nil
 		}
-		return nil, huma.Error404NotFound("no connector named " + quoteName(in.Name))
-	})
+	}
+	return nil, huma.Error404NotFound("no connector named " + quoteName(in.Name))
 }
 
 // quoteName quotes a name from a request for a message, cut to a sane size.

@@ -50,6 +50,7 @@ func RegisterHealth(api huma.API, checks []Check) { registerHealth(api, checks, 
 // /readyz says only whether every dependency is up, not which or why (the
 // errors may name internal hosts).
 func registerHealth(api huma.API, checks []Check, details bool) {
+	h := &healthHandler{checks: checks, details: details}
 	huma.Register(api, huma.Operation{
 		OperationID: "get-health",
 		Method:      http.MethodGet,
@@ -58,11 +59,7 @@ func registerHealth(api huma.API, checks []Check, details bool) {
 		Description: "Answers 200 while the process is serving HTTP.",
 		Tags:        []string{"Health"},
 		Security:    []map[string][]string{}, // public
-	}, func(ctx context.Context, _ *struct{}) (*HealthOutput, error) {
-		out := &HealthOutput{}
-		out.Body.Status = "ok"
-		return out, nil
-	})
+	}, h.health)
 
 	huma.Register(api, huma.Operation{
 		OperationID: "get-readiness",
@@ -75,21 +72,36 @@ func registerHealth(api huma.API, checks []Check, details bool) {
 		Responses: map[string]*huma.Response{
 			"503": {Description: "At least one dependency is down; the body says which."},
 		},
-	}, func(ctx context.Context, _ *struct{}) (*ReadyOutput, error) {
-		states := probeAll(ctx, checks)
-		out := &ReadyOutput{Status: http.StatusOK}
-		out.Body.Status = "ready"
-		if details {
-			out.Body.Dependencies = states
+	}, h.ready)
+}
+
+// healthHandler answers the probes; without details, /readyz says only
+// whether every dependency is up.
+type healthHandler struct {
+	checks  []Check
+	details bool
+}
+
+func (h *healthHandler) health(ctx context.Context, _ *struct{}) (*HealthOutput, error) {
+	out := &HealthOutput{}
+	out.Body.Status = "ok"
+	return out, nil
+}
+
+func (h *healthHandler) ready(ctx context.Context, _ *struct{}) (*ReadyOutput, error) {
+	states := probeAll(ctx, h.checks)
+	out := &ReadyOutput{Status: http.StatusOK}
+	out.Body.Status = "ready"
+	if h.details {
+		out.Body.Dependencies = states
+	}
+	for _, st := range states {
+		if st.Status != "up" {
+			out.Status = http.StatusServiceUnavailable
+			out.Body.Status = "not_ready"
 		}
-		for _, st := range states {
-			if st.Status != "up" {
-				out.Status = http.StatusServiceUnavailable
-				out.Body.Status = "not_ready"
-			}
-		}
-		return out, nil
-	})
+	}
+	return out, nil
 }
 
 func probeAll(ctx context.Context, checks []Check) map[string]DependencyState {
