@@ -638,8 +638,8 @@ func TestGatewayLimitsDoNotUndercutTheInAppLimits(t *testing.T) {
 		return rl.Average, rl.Burst
 	}
 	avg, burst := limit("vrsky-gateway-webhooks-ratelimit")
-	require.GreaterOrEqual(t, avg, constInt(t, "hooks.go", "DefaultWebhookTenantRate"))
-	require.GreaterOrEqual(t, burst, constInt(t, "hooks.go", "DefaultWebhookTenantBurst"))
+	require.GreaterOrEqual(t, avg, constInt(t, "ingress.go", "DefaultWebhookTenantRate"))
+	require.GreaterOrEqual(t, burst, constInt(t, "ingress.go", "DefaultWebhookTenantBurst"))
 	avg, burst = limit("vrsky-gateway-api-ratelimit")
 	require.GreaterOrEqual(t, avg, constInt(t, "ratelimit.go", "DefaultTenantRate"))
 	require.GreaterOrEqual(t, burst, constInt(t, "ratelimit.go", "DefaultTenantBurst"))
