@@ -23,7 +23,11 @@ const DefaultDLQBytes = 128 << 20
 // VRSky makes is made here, so a platform-wide stream setting lands in one
 // place.
 func CreateOrUpdateStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
-	stream, err := js.CreateOrUpdateStream(ctx, cfg)
+	var stream jetstream.Stream
+	err := whileJetStreamStarts(ctx, func() (err error) {
+		stream, err = js.CreateOrUpdateStream(ctx, cfg)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("create stream %s: %w", cfg.Name, err)
 	}
@@ -120,9 +124,37 @@ func DeleteStream(ctx context.Context, js jetstream.JetStream, p Pipeline) error
 // it. Every bucket VRSky makes is made here, so a platform-wide bucket
 // setting lands in one place.
 func OpenBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, cfg)
+	var kv jetstream.KeyValue
+	err := whileJetStreamStarts(ctx, func() (err error) {
+		kv, err = js.CreateOrUpdateKeyValue(ctx, cfg)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("open bucket %s: %w", cfg.Bucket, err)
 	}
 	return kv, nil
+}
+
+// jetStreamStartup bounds how long whileJetStreamStarts waits for a
+// cluster that has just started to enable JetStream for an account.
+var jetStreamStartup = 15 * time.Second
+
+// whileJetStreamStarts runs op, again every quarter second while the
+// server answers that JetStream is not enabled for the account yet, which
+// a cluster answers for a few seconds after it starts, before its meta
+// leader has enabled the accounts; a server that keeps answering so after
+// jetStreamStartup is answered with its error.
+func whileJetStreamStarts(ctx context.Context, op func() error) error {
+	deadline := time.Now().Add(jetStreamStartup)
+	for {
+		err := op()
+		if !errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }
