@@ -7,6 +7,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/vrsky/vrsky/activities"
+	"github.com/vrsky/vrsky/internal/control/wire"
 )
 
 // BlobJanitorResult says how many objects were removed.
@@ -16,7 +17,7 @@ type BlobJanitorResult struct {
 
 // BlobJanitor removes expired claim-check objects. It runs on a schedule; a
 // failed sweep is retried by Temporal and is harmless to repeat.
-func BlobJanitor(ctx workflow.Context, in BlobJanitorInput) (BlobJanitorResult, error) {
+func BlobJanitor(ctx workflow.Context, in wire.BlobJanitorInput) (BlobJanitorResult, error) {
 	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 10 * time.Minute,
 		RetryPolicy: &temporal.RetryPolicy{

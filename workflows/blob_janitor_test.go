@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/vrsky/vrsky/activities"
+	"github.com/vrsky/vrsky/internal/control/wire"
 )
 
 func TestBlobJanitorPassesTTLsAndReportsCount(t *testing.T) {
@@ -20,7 +21,7 @@ func TestBlobJanitorPassesTTLsAndReportsCount(t *testing.T) {
 	env.OnActivity(blobs.SweepExpiredBlobs, mock.Anything, activities.SweepInput{ClaimTTL: time.Minute, DLQTTL: time.Hour}).
 		Return(activities.SweepResult{Removed: 3}, nil)
 
-	env.ExecuteWorkflow(BlobJanitor, BlobJanitorInput{ClaimTTL: time.Minute, DLQTTL: time.Hour})
+	env.ExecuteWorkflow(BlobJanitor, wire.BlobJanitorInput{ClaimTTL: time.Minute, DLQTTL: time.Hour})
 	require.True(t, env.IsWorkflowCompleted())
 	require.NoError(t, env.GetWorkflowError())
 	var res BlobJanitorResult
@@ -39,7 +40,7 @@ func TestBlobJanitorRetriesThenFails(t *testing.T) {
 			return activities.SweepResult{}, errors.New("s3 down")
 		})
 
-	env.ExecuteWorkflow(BlobJanitor, BlobJanitorInput{})
+	env.ExecuteWorkflow(BlobJanitor, wire.BlobJanitorInput{})
 	require.True(t, env.IsWorkflowCompleted())
 	require.Error(t, env.GetWorkflowError())
 	require.Equal(t, 5, calls, "the retry policy's attempts, then the workflow fails")

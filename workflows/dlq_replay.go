@@ -25,7 +25,7 @@ const (
 // in the DLQ when it started are considered, so a replayed message that fails
 // again waits for the next replay. Each page's activity heartbeats its
 // position: a worker crash resumes where it stopped.
-func DLQReplay(ctx workflow.Context, in DLQReplayInput) (DLQReplayResult, error) {
+func DLQReplay(ctx workflow.Context, in wire.DLQReplayInput) (wire.DLQReplayResult, error) {
 	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 10 * time.Minute,
 		HeartbeatTimeout:    time.Minute,
@@ -67,12 +67,12 @@ func DLQReplay(ctx workflow.Context, in DLQReplayInput) (DLQReplayResult, error)
 	if in.MaxMessages > 0 && in.Done >= in.MaxMessages {
 		return replayResult(in), nil
 	}
-	return DLQReplayResult{}, workflow.NewContinueAsNewError(ctx, DLQReplay, in)
+	return wire.DLQReplayResult{}, workflow.NewContinueAsNewError(ctx, DLQReplay, in)
 }
 
-func replayResult(in DLQReplayInput) DLQReplayResult {
+func replayResult(in wire.DLQReplayInput) wire.DLQReplayResult {
 	if in.Discard {
-		return DLQReplayResult{Discarded: in.Done}
+		return wire.DLQReplayResult{Discarded: in.Done}
 	}
-	return DLQReplayResult{Replayed: in.Done}
+	return wire.DLQReplayResult{Replayed: in.Done}
 }

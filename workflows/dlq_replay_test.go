@@ -44,15 +44,15 @@ func TestDLQReplayPagesUntilDone(t *testing.T) {
 	filter := wire.DLQFilter{Integration: "orders", ErrorContains: "disk"}
 	for _, tc := range []struct {
 		name      string
-		in        DLQReplayInput
+		in        wire.DLQReplayInput
 		seqs      int
-		want      DLQReplayResult
+		want      wire.DLQReplayResult
 		wantCalls int
 	}{
-		{"all pages", DLQReplayInput{Tenant: "acme", Filter: filter}, 250, DLQReplayResult{Replayed: 250}, 3},
-		{"bounded", DLQReplayInput{Tenant: "acme", Filter: filter, MaxMessages: 120}, 250, DLQReplayResult{Replayed: 120}, 2},
-		{"discard", DLQReplayInput{Tenant: "acme", Filter: filter, Discard: true}, 5, DLQReplayResult{Discarded: 5}, 1},
-		{"empty", DLQReplayInput{Tenant: "acme"}, 0, DLQReplayResult{}, 1},
+		{"all pages", wire.DLQReplayInput{Tenant: "acme", Filter: filter}, 250, wire.DLQReplayResult{Replayed: 250}, 3},
+		{"bounded", wire.DLQReplayInput{Tenant: "acme", Filter: filter, MaxMessages: 120}, 250, wire.DLQReplayResult{Replayed: 120}, 2},
+		{"discard", wire.DLQReplayInput{Tenant: "acme", Filter: filter, Discard: true}, 5, wire.DLQReplayResult{Discarded: 5}, 1},
+		{"empty", wire.DLQReplayInput{Tenant: "acme"}, 0, wire.DLQReplayResult{}, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var suite testsuite.WorkflowTestSuite
@@ -67,7 +67,7 @@ func TestDLQReplayPagesUntilDone(t *testing.T) {
 			env.ExecuteWorkflow(DLQReplay, tc.in)
 			require.True(t, env.IsWorkflowCompleted())
 			require.NoError(t, env.GetWorkflowError())
-			var res DLQReplayResult
+			var res wire.DLQReplayResult
 			require.NoError(t, env.GetWorkflowResult(&res))
 			require.Equal(t, tc.want, res)
 			require.Len(t, f.calls, tc.wantCalls)
@@ -94,14 +94,14 @@ func TestDLQReplayContinuesAsNewWithItsPosition(t *testing.T) {
 	var dlq *activities.DLQ
 	env.OnActivity(dlq.ReplayPage, mock.Anything, mock.Anything).Return(f.page)
 
-	env.ExecuteWorkflow(DLQReplay, DLQReplayInput{Tenant: "acme", PagesPerRun: 2, MaxMessages: 400})
+	env.ExecuteWorkflow(DLQReplay, wire.DLQReplayInput{Tenant: "acme", PagesPerRun: 2, MaxMessages: 400})
 	require.True(t, env.IsWorkflowCompleted())
 	var can *workflow.ContinueAsNewError
 	require.True(t, errors.As(env.GetWorkflowError(), &can))
 	require.Len(t, f.calls, 2)
-	next := DLQReplayInput{Tenant: "acme", PagesPerRun: 2, MaxMessages: 400}
+	next := wire.DLQReplayInput{Tenant: "acme", PagesPerRun: 2, MaxMessages: 400}
 	next.AfterSeq, next.UpToSeq, next.Done = 200, 1000, 200
-	var got DLQReplayInput
+	var got wire.DLQReplayInput
 	require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &got))
 	require.Equal(t, next, got)
 }
@@ -116,12 +116,12 @@ func TestDLQReplayFailsOnAnInvalidFilterWithoutRetrying(t *testing.T) {
 			calls++
 			return activities.ReplayPageResult{}, temporal.NewNonRetryableApplicationError("bad", activities.ErrInvalidFilter, nil)
 		})
-	env.ExecuteWorkflow(DLQReplay, DLQReplayInput{Tenant: "acme"})
+	env.ExecuteWorkflow(DLQReplay, wire.DLQReplayInput{Tenant: "acme"})
 	require.Error(t, env.GetWorkflowError())
 	require.Equal(t, 1, calls)
 }
 
 func TestDLQReplayWorkflowIDIsPerRequest(t *testing.T) {
-	require.Equal(t, "dlq-replay/acme/r1", DLQReplayWorkflowID("acme", "r1"))
-	require.NotEqual(t, DLQReplayWorkflowID("acme", "r1"), DLQReplayWorkflowID("other", "r1"))
+	require.Equal(t, "dlq-replay/acme/r1", wire.DLQReplayWorkflowID("acme", "r1"))
+	require.NotEqual(t, wire.DLQReplayWorkflowID("acme", "r1"), wire.DLQReplayWorkflowID("other", "r1"))
 }

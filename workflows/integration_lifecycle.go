@@ -29,21 +29,21 @@ const scheduleChange = "integration-schedules"
 // and the desired status), and records the transition. It continues as
 // new after MaxTransitions changes or when Temporal suggests it, and ends
 // after a delete.
-func IntegrationLifecycle(ctx workflow.Context, in IntegrationLifecycleInput) (IntegrationLifecycleResult, error) {
+func IntegrationLifecycle(ctx workflow.Context, in wire.IntegrationLifecycleInput) (wire.IntegrationLifecycleResult, error) {
 	l := &lifecycle{in: in, state: in.State, projected: in.State}
-	for _, action := range []string{IntegrationDeploy, IntegrationStart, IntegrationStop, IntegrationUpdate, IntegrationDelete} {
+	for _, action := range []string{wire.IntegrationDeploy, wire.IntegrationStart, wire.IntegrationStop, wire.IntegrationUpdate, wire.IntegrationDelete} {
 		err := workflow.SetUpdateHandlerWithOptions(ctx, action,
-			func(ctx workflow.Context, req ChangeRequest) (IntegrationState, error) {
+			func(ctx workflow.Context, req wire.ChangeRequest) (wire.IntegrationState, error) {
 				return l.handle(ctx, action, req)
 			},
-			workflow.UpdateHandlerOptions{Validator: func(req ChangeRequest) error { return checkChange(l.projected, action, req) }},
+			workflow.UpdateHandlerOptions{Validator: func(req wire.ChangeRequest) error { return checkChange(l.projected, action, req) }},
 		)
 		if err != nil {
-			return IntegrationLifecycleResult{}, err
+			return wire.IntegrationLifecycleResult{}, err
 		}
 	}
-	if err := workflow.SetQueryHandler(ctx, IntegrationStateQuery, func() (IntegrationState, error) { return l.state, nil }); err != nil {
-		return IntegrationLifecycleResult{}, err
+	if err := workflow.SetQueryHandler(ctx, wire.IntegrationStateQuery, func() (wire.IntegrationState, error) { return l.state, nil }); err != nil {
+		return wire.IntegrationLifecycleResult{}, err
 	}
 
 	maxTransitions := in.MaxTransitions
@@ -55,26 +55,26 @@ func IntegrationLifecycle(ctx workflow.Context, in IntegrationLifecycleInput) (I
 			workflow.GetInfo(ctx).GetContinueAsNewSuggested()
 	})
 	if err != nil {
-		return IntegrationLifecycleResult{}, err
+		return wire.IntegrationLifecycleResult{}, err
 	}
 	// Let accepted changes finish (those queued after a delete are refused).
 	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
-		return IntegrationLifecycleResult{}, err
+		return wire.IntegrationLifecycleResult{}, err
 	}
 	if l.state.Status == activities.StatusDeleted {
-		return IntegrationLifecycleResult{State: l.state}, nil
+		return wire.IntegrationLifecycleResult{State: l.state}, nil
 	}
 	next := in
 	next.State = l.state
-	return IntegrationLifecycleResult{}, workflow.NewContinueAsNewError(ctx, IntegrationLifecycle, next)
+	return wire.IntegrationLifecycleResult{}, workflow.NewContinueAsNewError(ctx, IntegrationLifecycle, next)
 }
 
 // lifecycle is one run's state, shared by its update handlers.
 type lifecycle struct {
-	in IntegrationLifecycleInput
+	in wire.IntegrationLifecycleInput
 	// state is what has been carried out; projected is state with every
 	// accepted change still queued applied, which validators check against.
-	state, projected IntegrationState
+	state, projected wire.IntegrationState
 	queued           int
 	transitions      int
 	// Changes are carried out in the order they were accepted: each handler
@@ -84,7 +84,7 @@ type lifecycle struct {
 }
 
 // handle carries out one change, after those accepted before it.
-func (l *lifecycle) handle(ctx workflow.Context, action string, req ChangeRequest) (IntegrationState, error) {
+func (l *lifecycle) handle(ctx workflow.Context, action string, req wire.ChangeRequest) (wire.IntegrationState, error) {
 	l.projected = applyChange(l.projected, action, req)
 	l.queued++
 	defer func() {
@@ -96,13 +96,13 @@ func (l *lifecycle) handle(ctx workflow.Context, action string, req ChangeReques
 	ticket := l.nextTicket
 	l.nextTicket++
 	if err := workflow.Await(ctx, func() bool { return l.serving == ticket }); err != nil {
-		return IntegrationState{}, err
+		return wire.IntegrationState{}, err
 	}
 	defer func() { l.serving++ }()
 	// A change queued behind others is checked again: the state may no
 	// longer allow it (a failed deploy, a delete).
 	if err := checkChange(l.state, action, req); err != nil {
-		return IntegrationState{}, err
+		return wire.IntegrationState{}, err
 	}
 
 	tenant, integration := l.in.Tenant, l.in.Integration
@@ -111,20 +111,20 @@ func (l *lifecycle) handle(ctx workflow.Context, action string, req ChangeReques
 	// schedule activities.
 	schedules := workflow.GetVersion(ctx, scheduleChange, workflow.DefaultVersion, 1) >= 1
 	var sa *activities.Schedules
-	if action == IntegrationDelete {
+	if action == wire.IntegrationDelete {
 		if schedules {
 			// First, so that no run starts against a removed pipeline.
 			err := workflow.ExecuteActivity(withStoreOptions(ctx), sa.RemoveSchedule,
 				activities.PipelineInput{Tenant: tenant, Integration: integration}).Get(ctx, nil)
 			if err != nil {
-				return IntegrationState{}, err
+				return wire.IntegrationState{}, err
 			}
 		}
 		var a *activities.Integrations
 		err := workflow.ExecuteActivity(withStoreOptions(ctx), a.RemoveDesiredState,
 			activities.PipelineInput{Tenant: tenant, Integration: integration}).Get(ctx, nil)
 		if err != nil {
-			return IntegrationState{}, err
+			return wire.IntegrationState{}, err
 		}
 		next.DesiredStatus, next.LastError = "", ""
 	} else {
@@ -133,7 +133,7 @@ func (l *lifecycle) handle(ctx workflow.Context, action string, req ChangeReques
 			Tenant: tenant, Integration: integration, Version: next.Version, Status: next.DesiredStatus,
 		}).Get(ctx, nil)
 		if err != nil {
-			return IntegrationState{}, err
+			return wire.IntegrationState{}, err
 		}
 		// The runners now follow the new desired state, whatever comes next.
 		l.state.Version, l.state.DesiredStatus = next.Version, next.DesiredStatus
@@ -157,7 +157,7 @@ func (l *lifecycle) handle(ctx workflow.Context, action string, req ChangeReques
 			err = workflow.ExecuteActivity(withStoreOptions(ctx), sa.SyncSchedule, activities.SyncScheduleInput{
 				Tenant: tenant, Integration: integration, Version: next.Version,
 				Running:    next.DesiredStatus == dataplane.DesiredRunning,
-				KeepPaused: action == IntegrationUpdate,
+				KeepPaused: action == wire.IntegrationUpdate,
 				Actor:      req.Actor,
 			}).Get(ctx, nil)
 			if err != nil && next.LastError == "" {
@@ -175,7 +175,7 @@ func (l *lifecycle) handle(ctx workflow.Context, action string, req ChangeReques
 		Version:    next.Version, DesiredStatus: next.DesiredStatus, Status: next.Status, LastError: next.LastError,
 	}).Get(ctx, nil)
 	if err != nil {
-		return IntegrationState{}, err
+		return wire.IntegrationState{}, err
 	}
 	l.state = next
 	l.transitions++
@@ -183,9 +183,9 @@ func (l *lifecycle) handle(ctx workflow.Context, action string, req ChangeReques
 }
 
 // checkChange says whether action is allowed in state s.
-func checkChange(s IntegrationState, action string, req ChangeRequest) error {
+func checkChange(s wire.IntegrationState, action string, req wire.ChangeRequest) error {
 	refuse := func(format string, args ...any) error {
-		return temporal.NewNonRetryableApplicationError(fmt.Sprintf(action+": "+format, args...), ErrInvalidTransition, nil)
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf(action+": "+format, args...), wire.ErrInvalidTransition, nil)
 	}
 	if req.Actor == "" {
 		return refuse("the actor (who asks for the change) is required")
@@ -194,25 +194,25 @@ func checkChange(s IntegrationState, action string, req ChangeRequest) error {
 		return refuse(wire.RefusedDeleted)
 	}
 	switch action {
-	case IntegrationDeploy:
+	case wire.IntegrationDeploy:
 		if req.Version < 1 {
 			return refuse("version %d: versions start at 1", req.Version)
 		}
 		if req.Version < s.Version {
 			return refuse("version %d is older than the deployed version %d", req.Version, s.Version)
 		}
-	case IntegrationUpdate:
+	case wire.IntegrationUpdate:
 		if s.Version == 0 {
 			return refuse("nothing is deployed yet: deploy a version first")
 		}
 		if req.Version <= s.Version {
 			return refuse("version %d is not newer than the deployed version %d", req.Version, s.Version)
 		}
-	case IntegrationStart, IntegrationStop:
+	case wire.IntegrationStart, wire.IntegrationStop:
 		if s.Version == 0 {
 			return refuse("nothing is deployed yet: deploy a version first")
 		}
-	case IntegrationDelete:
+	case wire.IntegrationDelete:
 	default:
 		return refuse("unknown change")
 	}
@@ -220,17 +220,17 @@ func checkChange(s IntegrationState, action string, req ChangeRequest) error {
 }
 
 // applyChange returns s after action, before the runners report anything.
-func applyChange(s IntegrationState, action string, req ChangeRequest) IntegrationState {
+func applyChange(s wire.IntegrationState, action string, req wire.ChangeRequest) wire.IntegrationState {
 	switch action {
-	case IntegrationDeploy:
+	case wire.IntegrationDeploy:
 		s.Version, s.DesiredStatus = req.Version, dataplane.DesiredRunning
-	case IntegrationUpdate:
+	case wire.IntegrationUpdate:
 		s.Version = req.Version
-	case IntegrationStart:
+	case wire.IntegrationStart:
 		s.DesiredStatus = dataplane.DesiredRunning
-	case IntegrationStop:
+	case wire.IntegrationStop:
 		s.DesiredStatus = dataplane.DesiredStopped
-	case IntegrationDelete:
+	case wire.IntegrationDelete:
 		s.Status = activities.StatusDeleted
 	}
 	return s

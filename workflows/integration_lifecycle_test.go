@@ -16,6 +16,7 @@ import (
 
 	"github.com/vrsky/vrsky/activities"
 	"github.com/vrsky/vrsky/dataplane"
+	"github.com/vrsky/vrsky/internal/control/wire"
 )
 
 // fakePlatform stands in for KV, the runners and PostgreSQL: the runners
@@ -91,12 +92,12 @@ func newLifecycleEnv(t *testing.T) (*testsuite.TestWorkflowEnvironment, *fakePla
 type outcome struct {
 	rejected error
 	err      error
-	state    IntegrationState
+	state    wire.IntegrationState
 	done     bool
 }
 
 // change sends an update at the given point of workflow time.
-func change(env *testsuite.TestWorkflowEnvironment, at time.Duration, action, id string, req ChangeRequest) *outcome {
+func change(env *testsuite.TestWorkflowEnvironment, at time.Duration, action, id string, req wire.ChangeRequest) *outcome {
 	o := &outcome{}
 	env.RegisterDelayedCallback(func() {
 		env.UpdateWorkflow(action, id, &testsuite.TestUpdateCallback{
@@ -104,7 +105,7 @@ func change(env *testsuite.TestWorkflowEnvironment, at time.Duration, action, id
 			OnAccept: func() {},
 			OnComplete: func(res any, err error) {
 				o.done, o.err = true, err
-				if s, ok := res.(IntegrationState); ok {
+				if s, ok := res.(wire.IntegrationState); ok {
 					o.state = s
 				}
 			},
@@ -113,34 +114,34 @@ func change(env *testsuite.TestWorkflowEnvironment, at time.Duration, action, id
 	return o
 }
 
-func ask(version int) ChangeRequest {
-	return ChangeRequest{Version: version, Actor: "alice", Reason: "test"}
+func ask(version int) wire.ChangeRequest {
+	return wire.ChangeRequest{Version: version, Actor: "alice", Reason: "test"}
 }
 
-func runLifecycle(t *testing.T, env *testsuite.TestWorkflowEnvironment) IntegrationLifecycleResult {
+func runLifecycle(t *testing.T, env *testsuite.TestWorkflowEnvironment) wire.IntegrationLifecycleResult {
 	t.Helper()
-	env.ExecuteWorkflow(IntegrationLifecycle, IntegrationLifecycleInput{Tenant: "acme", Integration: "orders"})
+	env.ExecuteWorkflow(IntegrationLifecycle, wire.IntegrationLifecycleInput{Tenant: "acme", Integration: "orders"})
 	require.True(t, env.IsWorkflowCompleted())
 	require.NoError(t, env.GetWorkflowError())
-	var res IntegrationLifecycleResult
+	var res wire.IntegrationLifecycleResult
 	require.NoError(t, env.GetWorkflowResult(&res))
 	return res
 }
 
 func TestIntegrationLifecycleDeployStartStopUpdateDelete(t *testing.T) {
 	env, f := newLifecycleEnv(t)
-	deploy := change(env, 1*time.Second, IntegrationDeploy, "u1", ask(1))
-	stop := change(env, 2*time.Second, IntegrationStop, "u2", ask(0))
-	start := change(env, 3*time.Second, IntegrationStart, "u3", ask(0))
-	stop2 := change(env, 4*time.Second, IntegrationStop, "u4", ask(0))
-	update := change(env, 5*time.Second, IntegrationUpdate, "u5", ask(2))
-	var queried IntegrationState
+	deploy := change(env, 1*time.Second, wire.IntegrationDeploy, "u1", ask(1))
+	stop := change(env, 2*time.Second, wire.IntegrationStop, "u2", ask(0))
+	start := change(env, 3*time.Second, wire.IntegrationStart, "u3", ask(0))
+	stop2 := change(env, 4*time.Second, wire.IntegrationStop, "u4", ask(0))
+	update := change(env, 5*time.Second, wire.IntegrationUpdate, "u5", ask(2))
+	var queried wire.IntegrationState
 	env.RegisterDelayedCallback(func() {
-		v, err := env.QueryWorkflow(IntegrationStateQuery)
+		v, err := env.QueryWorkflow(wire.IntegrationStateQuery)
 		require.NoError(t, err)
 		require.NoError(t, v.Get(&queried))
 	}, 5500*time.Millisecond)
-	del := change(env, 6*time.Second, IntegrationDelete, "u6", ask(0))
+	del := change(env, 6*time.Second, wire.IntegrationDelete, "u6", ask(0))
 
 	res := runLifecycle(t, env)
 
@@ -149,13 +150,13 @@ func TestIntegrationLifecycleDeployStartStopUpdateDelete(t *testing.T) {
 		require.True(t, o.done)
 		require.NoError(t, o.err)
 	}
-	require.Equal(t, IntegrationState{Version: 1, DesiredStatus: "running", Status: "running"}, deploy.state)
-	require.Equal(t, IntegrationState{Version: 1, DesiredStatus: "stopped", Status: "stopped"}, stop.state)
-	require.Equal(t, IntegrationState{Version: 1, DesiredStatus: "running", Status: "running"}, start.state)
-	require.Equal(t, IntegrationState{Version: 2, DesiredStatus: "stopped", Status: "stopped"}, update.state,
+	require.Equal(t, wire.IntegrationState{Version: 1, DesiredStatus: "running", Status: "running"}, deploy.state)
+	require.Equal(t, wire.IntegrationState{Version: 1, DesiredStatus: "stopped", Status: "stopped"}, stop.state)
+	require.Equal(t, wire.IntegrationState{Version: 1, DesiredStatus: "running", Status: "running"}, start.state)
+	require.Equal(t, wire.IntegrationState{Version: 2, DesiredStatus: "stopped", Status: "stopped"}, update.state,
 		"update rolls out the new version and keeps the integration stopped")
 	require.Equal(t, update.state, queried)
-	require.Equal(t, IntegrationState{Version: 2, Status: "deleted"}, del.state)
+	require.Equal(t, wire.IntegrationState{Version: 2, Status: "deleted"}, del.state)
 	require.Equal(t, del.state, res.State)
 	require.True(t, f.removed)
 
@@ -180,25 +181,25 @@ func TestIntegrationLifecycleRefusesInvalidChanges(t *testing.T) {
 	env, f := newLifecycleEnv(t)
 	cases := []struct {
 		name, action string
-		req          ChangeRequest
+		req          wire.ChangeRequest
 		at           time.Duration
 		want         string
 	}{
-		{"start before deploy", IntegrationStart, ask(0), 1 * time.Second, "deploy a version first"},
-		{"stop before deploy", IntegrationStop, ask(0), 1 * time.Second, "deploy a version first"},
-		{"update before deploy", IntegrationUpdate, ask(2), 1 * time.Second, "deploy a version first"},
-		{"deploy version zero", IntegrationDeploy, ask(0), 1 * time.Second, "versions start at 1"},
-		{"no actor", IntegrationDeploy, ChangeRequest{Version: 1}, 1 * time.Second, "actor"},
-		{"deploy older version", IntegrationDeploy, ask(2), 3 * time.Second, "older than the deployed version 3"},
-		{"update to same version", IntegrationUpdate, ask(3), 3 * time.Second, "not newer than the deployed version 3"},
+		{"start before deploy", wire.IntegrationStart, ask(0), 1 * time.Second, "deploy a version first"},
+		{"stop before deploy", wire.IntegrationStop, ask(0), 1 * time.Second, "deploy a version first"},
+		{"update before deploy", wire.IntegrationUpdate, ask(2), 1 * time.Second, "deploy a version first"},
+		{"deploy version zero", wire.IntegrationDeploy, ask(0), 1 * time.Second, "versions start at 1"},
+		{"no actor", wire.IntegrationDeploy, wire.ChangeRequest{Version: 1}, 1 * time.Second, "actor"},
+		{"deploy older version", wire.IntegrationDeploy, ask(2), 3 * time.Second, "older than the deployed version 3"},
+		{"update to same version", wire.IntegrationUpdate, ask(3), 3 * time.Second, "not newer than the deployed version 3"},
 		// Sent while the delete is being carried out: refused, since the
 		// delete is accepted already.
-		{"delete twice", IntegrationDelete, ask(0), 4 * time.Second, "deleted"},
-		{"start after delete", IntegrationStart, ask(0), 4 * time.Second, "deleted"},
+		{"delete twice", wire.IntegrationDelete, ask(0), 4 * time.Second, "deleted"},
+		{"start after delete", wire.IntegrationStart, ask(0), 4 * time.Second, "deleted"},
 	}
-	deploy := change(env, 2*time.Second, IntegrationDeploy, "deploy", ask(3))
-	missing := change(env, 2500*time.Millisecond, IntegrationUpdate, "missing", ask(99))
-	del := change(env, 4*time.Second, IntegrationDelete, "delete", ask(0))
+	deploy := change(env, 2*time.Second, wire.IntegrationDeploy, "deploy", ask(3))
+	missing := change(env, 2500*time.Millisecond, wire.IntegrationUpdate, "missing", ask(99))
+	del := change(env, 4*time.Second, wire.IntegrationDelete, "delete", ask(0))
 	outcomes := make([]*outcome, len(cases))
 	for i, c := range cases {
 		outcomes[i] = change(env, c.at, c.action, c.name, c.req)
@@ -215,7 +216,7 @@ func TestIntegrationLifecycleRefusesInvalidChanges(t *testing.T) {
 			require.ErrorContains(t, o.rejected, c.want)
 			var appErr *temporal.ApplicationError
 			require.ErrorAs(t, o.rejected, &appErr)
-			require.Equal(t, ErrInvalidTransition, appErr.Type())
+			require.Equal(t, wire.ErrInvalidTransition, appErr.Type())
 			require.False(t, o.done)
 		})
 	}
@@ -228,12 +229,12 @@ func TestIntegrationLifecycleRefusesInvalidChanges(t *testing.T) {
 func TestIntegrationLifecycleRecordsDegradedRunner(t *testing.T) {
 	env, f := newLifecycleEnv(t)
 	f.failStart = "connect to orders-db: connection refused"
-	deploy := change(env, time.Second, IntegrationDeploy, "u1", ask(1))
-	change(env, 2*time.Second, IntegrationDelete, "u2", ask(0))
+	deploy := change(env, time.Second, wire.IntegrationDeploy, "u1", ask(1))
+	change(env, 2*time.Second, wire.IntegrationDelete, "u2", ask(0))
 	runLifecycle(t, env)
 
 	require.NoError(t, deploy.err)
-	require.Equal(t, IntegrationState{Version: 1, DesiredStatus: "running", Status: "degraded", LastError: f.failStart}, deploy.state)
+	require.Equal(t, wire.IntegrationState{Version: 1, DesiredStatus: "running", Status: "degraded", LastError: f.failStart}, deploy.state)
 	require.Equal(t, "degraded", f.transitions[0].Status)
 	require.Equal(t, f.failStart, f.transitions[0].LastError)
 	require.Equal(t, "degraded", f.transitions[1].FromStatus)
@@ -242,8 +243,8 @@ func TestIntegrationLifecycleRecordsDegradedRunner(t *testing.T) {
 func TestIntegrationLifecycleRetriesFailedActivity(t *testing.T) {
 	env, f := newLifecycleEnv(t)
 	f.failWrites = 2
-	deploy := change(env, time.Second, IntegrationDeploy, "u1", ask(1))
-	change(env, 2*time.Minute, IntegrationDelete, "u2", ask(0))
+	deploy := change(env, time.Second, wire.IntegrationDeploy, "u1", ask(1))
+	change(env, 2*time.Minute, wire.IntegrationDelete, "u2", ask(0))
 	runLifecycle(t, env)
 
 	require.NoError(t, deploy.err)
@@ -254,8 +255,8 @@ func TestIntegrationLifecycleRetriesFailedActivity(t *testing.T) {
 func TestIntegrationLifecycleReportsUnreadableStatusAsPending(t *testing.T) {
 	env, f := newLifecycleEnv(t)
 	f.statusErr = errors.New("kv down")
-	deploy := change(env, time.Second, IntegrationDeploy, "u1", ask(1))
-	change(env, 10*time.Minute, IntegrationDelete, "u2", ask(0))
+	deploy := change(env, time.Second, wire.IntegrationDeploy, "u1", ask(1))
+	change(env, 10*time.Minute, wire.IntegrationDelete, "u2", ask(0))
 	runLifecycle(t, env)
 	require.NoError(t, deploy.err)
 	require.Equal(t, activities.StatusPending, deploy.state.Status)
@@ -264,16 +265,16 @@ func TestIntegrationLifecycleReportsUnreadableStatusAsPending(t *testing.T) {
 
 func TestIntegrationLifecycleContinuesAsNewWithItsState(t *testing.T) {
 	env, f := newLifecycleEnv(t)
-	change(env, time.Second, IntegrationDeploy, "u1", ask(1))
-	change(env, 2*time.Second, IntegrationStop, "u2", ask(0))
-	env.ExecuteWorkflow(IntegrationLifecycle, IntegrationLifecycleInput{Tenant: "acme", Integration: "orders", MaxTransitions: 2})
+	change(env, time.Second, wire.IntegrationDeploy, "u1", ask(1))
+	change(env, 2*time.Second, wire.IntegrationStop, "u2", ask(0))
+	env.ExecuteWorkflow(IntegrationLifecycle, wire.IntegrationLifecycleInput{Tenant: "acme", Integration: "orders", MaxTransitions: 2})
 	require.True(t, env.IsWorkflowCompleted())
 	var can *workflow.ContinueAsNewError
 	require.ErrorAs(t, env.GetWorkflowError(), &can)
 	require.Equal(t, "IntegrationLifecycle", can.WorkflowType.Name)
-	var next IntegrationLifecycleInput
+	var next wire.IntegrationLifecycleInput
 	require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
-	require.Equal(t, IntegrationState{Version: 1, DesiredStatus: "stopped", Status: "stopped"}, next.State)
+	require.Equal(t, wire.IntegrationState{Version: 1, DesiredStatus: "stopped", Status: "stopped"}, next.State)
 	require.Equal(t, 2, next.MaxTransitions)
 	require.Len(t, f.transitions, 2)
 }
@@ -282,13 +283,13 @@ func TestIntegrationLifecycleQueuesChangesAndChecksThemAgain(t *testing.T) {
 	env, f := newLifecycleEnv(t)
 	// A deploy that fails leaves nothing deployed for the start queued
 	// behind it: the start is accepted, then refused when its turn comes.
-	failing := change(env, time.Second, IntegrationDeploy, "u1", ask(99))
-	refused := change(env, time.Second, IntegrationStart, "u2", ask(0))
+	failing := change(env, time.Second, wire.IntegrationDeploy, "u1", ask(99))
+	refused := change(env, time.Second, wire.IntegrationStart, "u2", ask(0))
 	// Sent together: stop is accepted because the deploy before it is
 	// queued, and carried out after it.
-	deploy := change(env, 2*time.Second, IntegrationDeploy, "u3", ask(1))
-	stop := change(env, 2*time.Second, IntegrationStop, "u4", ask(0))
-	change(env, 3*time.Second, IntegrationDelete, "u5", ask(0))
+	deploy := change(env, 2*time.Second, wire.IntegrationDeploy, "u3", ask(1))
+	stop := change(env, 2*time.Second, wire.IntegrationStop, "u4", ask(0))
+	change(env, 3*time.Second, wire.IntegrationDelete, "u5", ask(0))
 	runLifecycle(t, env)
 
 	require.Error(t, failing.err)
@@ -297,17 +298,17 @@ func TestIntegrationLifecycleQueuesChangesAndChecksThemAgain(t *testing.T) {
 	require.NoError(t, deploy.err)
 	require.NoError(t, stop.rejected)
 	require.NoError(t, stop.err)
-	require.Equal(t, IntegrationState{Version: 1, DesiredStatus: "stopped", Status: "stopped"}, stop.state)
+	require.Equal(t, wire.IntegrationState{Version: 1, DesiredStatus: "stopped", Status: "stopped"}, stop.state)
 	require.Len(t, f.transitions, 3)
 }
 
 func TestIntegrationLifecycleKeepsTheScheduleInStep(t *testing.T) {
 	env, f := newLifecycleEnv(t)
-	change(env, 1*time.Second, IntegrationDeploy, "u1", ask(1))
-	change(env, 2*time.Second, IntegrationStop, "u2", ask(0))
-	change(env, 3*time.Second, IntegrationStart, "u3", ask(0))
-	change(env, 4*time.Second, IntegrationUpdate, "u4", ask(2))
-	change(env, 5*time.Second, IntegrationDelete, "u5", ask(0))
+	change(env, 1*time.Second, wire.IntegrationDeploy, "u1", ask(1))
+	change(env, 2*time.Second, wire.IntegrationStop, "u2", ask(0))
+	change(env, 3*time.Second, wire.IntegrationStart, "u3", ask(0))
+	change(env, 4*time.Second, wire.IntegrationUpdate, "u4", ask(2))
+	change(env, 5*time.Second, wire.IntegrationDelete, "u5", ask(0))
 	runLifecycle(t, env)
 	require.Equal(t, []string{
 		"sync v1 running=true keep=false",
@@ -320,9 +321,9 @@ func TestIntegrationLifecycleKeepsTheScheduleInStep(t *testing.T) {
 
 func TestIntegrationLifecycleRecordsAScheduleFailure(t *testing.T) {
 	env, f := newLifecycleEnv(t)
-	f.scheduleErr = temporal.NewNonRetryableApplicationError("cron refused", ErrInvalidSchedule, nil)
-	deploy := change(env, time.Second, IntegrationDeploy, "u1", ask(1))
-	change(env, 2*time.Second, IntegrationDelete, "u2", ask(0))
+	f.scheduleErr = temporal.NewNonRetryableApplicationError("cron refused", wire.ErrInvalidSchedule, nil)
+	deploy := change(env, time.Second, wire.IntegrationDeploy, "u1", ask(1))
+	change(env, 2*time.Second, wire.IntegrationDelete, "u2", ask(0))
 	runLifecycle(t, env)
 	require.NoError(t, deploy.err, "the runners run the version; the change is not undone")
 	require.Equal(t, "running", deploy.state.Status)

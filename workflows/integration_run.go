@@ -27,7 +27,7 @@ const RunActor = "schedule"
 // failed, timed out or was skipped still completes the workflow; its
 // result and the log say how it ended. The schedule's overlap policy
 // (skip) keeps runs of one integration from overlapping.
-func IntegrationRun(ctx workflow.Context, in IntegrationRunInput) (IntegrationRunResult, error) {
+func IntegrationRun(ctx workflow.Context, in wire.IntegrationRunInput) (IntegrationRunResult, error) {
 	runID := workflow.GetInfo(ctx).WorkflowExecution.RunID
 	wait := in.MaxWait
 	if wait <= 0 {

@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/vrsky/vrsky/activities"
+	"github.com/vrsky/vrsky/internal/control/wire"
 	"github.com/vrsky/vrsky/internal/testenv"
 )
 
@@ -35,7 +36,7 @@ func TestIntegrationRunRecordsWhatTheRunTookIn(t *testing.T) {
 		func(_ context.Context, tr activities.Transition) error { recorded = tr; return nil })
 
 	begin := env.Now()
-	env.ExecuteWorkflow(IntegrationRun, IntegrationRunInput{Tenant: "acme", Integration: "orders"})
+	env.ExecuteWorkflow(IntegrationRun, wire.IntegrationRunInput{Tenant: "acme", Integration: "orders"})
 	require.True(t, env.IsWorkflowCompleted())
 	require.NoError(t, env.GetWorkflowError())
 	var res IntegrationRunResult
@@ -67,7 +68,7 @@ func TestIntegrationRunRecordsAFailureToAskTheRunners(t *testing.T) {
 	env.OnActivity(a.RecordTransition, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, tr activities.Transition) error { recorded = tr; return nil })
 
-	env.ExecuteWorkflow(IntegrationRun, IntegrationRunInput{Tenant: "acme", Integration: "orders", MaxWait: time.Minute})
+	env.ExecuteWorkflow(IntegrationRun, wire.IntegrationRunInput{Tenant: "acme", Integration: "orders", MaxWait: time.Minute})
 	require.NoError(t, env.GetWorkflowError(), "a failed run is recorded, not a failed workflow")
 	var res IntegrationRunResult
 	require.NoError(t, env.GetWorkflowResult(&res))
@@ -85,7 +86,7 @@ func TestIntegrationRunFailsWhenTheLogCannotBeWritten(t *testing.T) {
 		activities.RunOutcome{Status: activities.RunSkipped, Error: "the integration is not running"}, nil)
 	env.OnActivity(a.RecordTransition, mock.Anything, mock.Anything).Return(
 		temporal.NewNonRetryableApplicationError("tenant gone", "Gone", nil))
-	env.ExecuteWorkflow(IntegrationRun, IntegrationRunInput{Tenant: "acme", Integration: "orders"})
+	env.ExecuteWorkflow(IntegrationRun, wire.IntegrationRunInput{Tenant: "acme", Integration: "orders"})
 	require.ErrorContains(t, env.GetWorkflowError(), "tenant gone")
 }
 
@@ -108,15 +109,15 @@ func registerFakeRuns(r worker.Registry, recorded chan<- activities.Transition) 
 
 func TestIntegrationRunOnTemporal(t *testing.T) {
 	ts := testenv.TemporalServer(t)
-	ts.NewWorker(ControlTaskQueue, func(r worker.Registry) {
+	ts.NewWorker(wire.ControlTaskQueue, func(r worker.Registry) {
 		r.RegisterWorkflow(IntegrationRun)
 		registerFakeRuns(r, make(chan activities.Transition, 1))
 	})
 	c := ts.GetDefaultClient()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: IntegrationRunWorkflowID("acme", "orders"), TaskQueue: ControlTaskQueue},
-		IntegrationRun, IntegrationRunInput{Tenant: "acme", Integration: "orders"})
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: wire.IntegrationRunWorkflowID("acme", "orders"), TaskQueue: wire.ControlTaskQueue},
+		IntegrationRun, wire.IntegrationRunInput{Tenant: "acme", Integration: "orders"})
 	require.NoError(t, err)
 	var res IntegrationRunResult
 	require.NoError(t, run.Get(ctx, &res))

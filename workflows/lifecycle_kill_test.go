@@ -14,6 +14,7 @@ import (
 	"github.com/vrsky/vrsky/activities"
 	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/control"
+	"github.com/vrsky/vrsky/internal/control/wire"
 	"github.com/vrsky/vrsky/internal/testenv"
 )
 
@@ -29,7 +30,7 @@ func TestIntegrationLifecycleSurvivesAWorkerKilledMidChange(t *testing.T) {
 	waiting, gone := make(chan struct{}), make(chan struct{})
 	t.Cleanup(func() { close(gone) })
 	var once sync.Once
-	dying := ts.NewWorker(ControlTaskQueue, func(r worker.Registry) {
+	dying := ts.NewWorker(wire.ControlTaskQueue, func(r worker.Registry) {
 		r.RegisterWorkflow(IntegrationLifecycle)
 		registerFakeIntegrationsAwaiting(r, func(context.Context, activities.AwaitStatusInput) (activities.RunnerStatus, error) {
 			// A killed process neither heartbeats nor answers: the server
@@ -43,22 +44,22 @@ func TestIntegrationLifecycleSurvivesAWorkerKilledMidChange(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
-	ch, err := control.New(c).ChangeIntegration(ctx, "acme", "orders", IntegrationDeploy, "deploy-1", ChangeRequest{Version: 1, Actor: "alice"})
+	ch, err := control.New(c).ChangeIntegration(ctx, "acme", "orders", wire.IntegrationDeploy, "deploy-1", wire.ChangeRequest{Version: 1, Actor: "alice"})
 	require.NoError(t, err)
 	h := c.GetWorkflowUpdateHandle(client.GetWorkflowUpdateHandleOptions{WorkflowID: ch.WorkflowID, UpdateID: ch.UpdateID})
 	<-waiting
 	dying.Stop() // its attempt times out after the 15 s heartbeat timeout
-	ts.NewWorker(ControlTaskQueue, func(r worker.Registry) {
+	ts.NewWorker(wire.ControlTaskQueue, func(r worker.Registry) {
 		r.RegisterWorkflow(IntegrationLifecycle)
 		registerFakeIntegrations(r)
 	})
 
-	var st IntegrationState
+	var st wire.IntegrationState
 	require.NoError(t, h.Get(ctx, &st))
-	require.Equal(t, IntegrationState{Version: 1, DesiredStatus: dataplane.DesiredRunning, Status: dataplane.StatusRunning}, st)
-	v, err := c.QueryWorkflow(ctx, IntegrationWorkflowID("acme", "orders"), "", IntegrationStateQuery)
+	require.Equal(t, wire.IntegrationState{Version: 1, DesiredStatus: dataplane.DesiredRunning, Status: dataplane.StatusRunning}, st)
+	v, err := c.QueryWorkflow(ctx, wire.IntegrationWorkflowID("acme", "orders"), "", wire.IntegrationStateQuery)
 	require.NoError(t, err)
-	var queried IntegrationState
+	var queried wire.IntegrationState
 	require.NoError(t, v.Get(&queried))
 	require.Equal(t, st, queried)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/vrsky/vrsky/activities"
 	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/control"
+	"github.com/vrsky/vrsky/internal/control/wire"
 	"github.com/vrsky/vrsky/internal/testenv"
 )
 
@@ -99,7 +100,7 @@ func registerFakeIntegrationsAwaiting(r worker.Registry, await func(context.Cont
 
 func TestIntegrationLifecycleOnTemporal(t *testing.T) {
 	ts := testenv.TemporalServer(t)
-	ts.NewWorker(ControlTaskQueue, func(r worker.Registry) {
+	ts.NewWorker(wire.ControlTaskQueue, func(r worker.Registry) {
 		r.RegisterWorkflow(IntegrationLifecycle)
 		registerFakeIntegrations(r)
 	})
@@ -108,8 +109,8 @@ func TestIntegrationLifecycleOnTemporal(t *testing.T) {
 	defer cancel()
 	tenant, integration := "acme", "orders"
 
-	send := func(action, updateID string, req ChangeRequest) (IntegrationState, error) {
-		var st IntegrationState
+	send := func(action, updateID string, req wire.ChangeRequest) (wire.IntegrationState, error) {
+		var st wire.IntegrationState
 		ch, err := control.New(c).ChangeIntegration(ctx, tenant, integration, action, updateID, req)
 		if err != nil {
 			return st, err
@@ -117,39 +118,39 @@ func TestIntegrationLifecycleOnTemporal(t *testing.T) {
 		err = c.GetWorkflowUpdateHandle(client.GetWorkflowUpdateHandleOptions{WorkflowID: ch.WorkflowID, UpdateID: ch.UpdateID}).Get(ctx, &st)
 		return st, err
 	}
-	ask := ChangeRequest{Actor: "alice", Reason: "release"}
+	ask := wire.ChangeRequest{Actor: "alice", Reason: "release"}
 
-	_, err := send(IntegrationStart, "", ask)
+	_, err := send(wire.IntegrationStart, "", ask)
 	require.ErrorContains(t, err, "deploy a version first", "the start starts the workflow and is refused")
 
 	ask.Version = 1
-	st, err := send(IntegrationDeploy, "deploy-1", ask)
+	st, err := send(wire.IntegrationDeploy, "deploy-1", ask)
 	require.NoError(t, err)
-	require.Equal(t, IntegrationState{Version: 1, DesiredStatus: dataplane.DesiredRunning, Status: dataplane.StatusRunning}, st)
-	again, err := send(IntegrationDeploy, "deploy-1", ask)
+	require.Equal(t, wire.IntegrationState{Version: 1, DesiredStatus: dataplane.DesiredRunning, Status: dataplane.StatusRunning}, st)
+	again, err := send(wire.IntegrationDeploy, "deploy-1", ask)
 	require.NoError(t, err)
 	require.Equal(t, st, again, "the same update ID is the same change")
 
-	st, err = send(IntegrationStop, "", ChangeRequest{Actor: "alice"})
+	st, err = send(wire.IntegrationStop, "", wire.ChangeRequest{Actor: "alice"})
 	require.NoError(t, err)
 	require.Equal(t, dataplane.StatusStopped, st.Status)
 
-	st, err = send(IntegrationUpdate, "", ChangeRequest{Version: 2, Actor: "bob", Reason: "new mapping"})
+	st, err = send(wire.IntegrationUpdate, "", wire.ChangeRequest{Version: 2, Actor: "bob", Reason: "new mapping"})
 	require.NoError(t, err)
-	require.Equal(t, IntegrationState{Version: 2, DesiredStatus: dataplane.DesiredStopped, Status: dataplane.StatusStopped}, st)
+	require.Equal(t, wire.IntegrationState{Version: 2, DesiredStatus: dataplane.DesiredStopped, Status: dataplane.StatusStopped}, st)
 
-	v, err := c.QueryWorkflow(ctx, IntegrationWorkflowID(tenant, integration), "", IntegrationStateQuery)
+	v, err := c.QueryWorkflow(ctx, wire.IntegrationWorkflowID(tenant, integration), "", wire.IntegrationStateQuery)
 	require.NoError(t, err)
-	var queried IntegrationState
+	var queried wire.IntegrationState
 	require.NoError(t, v.Get(&queried))
 	require.Equal(t, st, queried)
 
-	st, err = send(IntegrationDelete, "", ChangeRequest{Actor: "bob"})
+	st, err = send(wire.IntegrationDelete, "", wire.ChangeRequest{Actor: "bob"})
 	require.NoError(t, err)
 	require.Equal(t, activities.StatusDeleted, st.Status)
 
-	run := c.GetWorkflow(ctx, IntegrationWorkflowID(tenant, integration), "")
-	var res IntegrationLifecycleResult
+	run := c.GetWorkflow(ctx, wire.IntegrationWorkflowID(tenant, integration), "")
+	var res wire.IntegrationLifecycleResult
 	require.NoError(t, run.Get(ctx, &res))
 	require.Equal(t, st, res.State)
 	saveHistory(t, c, run.GetID(), run.GetRunID(), integrationLifecycleHistory)
@@ -167,7 +168,7 @@ func TestIntegrationLifecycleReplaysHistoryFromBeforeSchedules(t *testing.T) {
 
 func TestBlobJanitorOnTemporal(t *testing.T) {
 	ts := testenv.TemporalServer(t)
-	ts.NewWorker(ControlTaskQueue, func(r worker.Registry) {
+	ts.NewWorker(wire.ControlTaskQueue, func(r worker.Registry) {
 		r.RegisterWorkflow(BlobJanitor)
 		r.RegisterActivityWithOptions(func(context.Context, activities.SweepInput) (activities.SweepResult, error) {
 			return activities.SweepResult{Removed: 2}, nil
@@ -176,8 +177,8 @@ func TestBlobJanitorOnTemporal(t *testing.T) {
 	c := ts.GetDefaultClient()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "blob-janitor-test", TaskQueue: ControlTaskQueue},
-		BlobJanitor, BlobJanitorInput{})
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "blob-janitor-test", TaskQueue: wire.ControlTaskQueue},
+		BlobJanitor, wire.BlobJanitorInput{})
 	require.NoError(t, err)
 	var res BlobJanitorResult
 	require.NoError(t, run.Get(ctx, &res))
@@ -192,7 +193,7 @@ func TestBlobJanitorReplaysRecordedHistory(t *testing.T) {
 // TestDLQReplayOnTemporal pages through three stand-in pages of dead letters.
 func TestDLQReplayOnTemporal(t *testing.T) {
 	ts := testenv.TemporalServer(t)
-	ts.NewWorker(ControlTaskQueue, func(r worker.Registry) {
+	ts.NewWorker(wire.ControlTaskQueue, func(r worker.Registry) {
 		r.RegisterWorkflow(DLQReplay)
 		r.RegisterActivityWithOptions(func(_ context.Context, in activities.ReplayPageInput) (activities.ReplayPageResult, error) {
 			next := in.AfterSeq + 10
@@ -202,10 +203,10 @@ func TestDLQReplayOnTemporal(t *testing.T) {
 	c := ts.GetDefaultClient()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: DLQReplayWorkflowID("acme", "r1"), TaskQueue: ControlTaskQueue},
-		DLQReplay, DLQReplayInput{Tenant: "acme"})
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: wire.DLQReplayWorkflowID("acme", "r1"), TaskQueue: wire.ControlTaskQueue},
+		DLQReplay, wire.DLQReplayInput{Tenant: "acme"})
 	require.NoError(t, err)
-	var res DLQReplayResult
+	var res wire.DLQReplayResult
 	require.NoError(t, run.Get(ctx, &res))
 	require.Equal(t, 30, res.Replayed)
 	saveHistory(t, c, run.GetID(), run.GetRunID(), dlqReplayHistory)

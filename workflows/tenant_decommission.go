@@ -6,6 +6,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/vrsky/vrsky/activities"
+	"github.com/vrsky/vrsky/internal/control/wire"
 )
 
 // TenantDecommission removes a tenant (ID TenantDecommissionWorkflowID):
@@ -13,9 +14,9 @@ import (
 // lifecycle workflows, schedules), deletes its streams, its NATS account and
 // its objects, and marks it deleted. Each step retries until it succeeds and
 // is idempotent, so running it again — after a crash or by hand — is safe.
-func TenantDecommission(ctx workflow.Context, in TenantDecommissionInput) (TenantDecommissionResult, error) {
+func TenantDecommission(ctx workflow.Context, in wire.TenantDecommissionInput) (wire.TenantDecommissionResult, error) {
 	var a *activities.Tenants
-	var res TenantDecommissionResult
+	var res wire.TenantDecommissionResult
 	tenant := activities.TenantInput{Tenant: in.Tenant}
 	step := withUnlimitedRetries(ctx, time.Minute)
 
@@ -29,7 +30,7 @@ func TenantDecommission(ctx workflow.Context, in TenantDecommissionInput) (Tenan
 	for _, id := range ids {
 		remove := activities.RemoveIntegrationInput{
 			Tenant: in.Tenant, Integration: id,
-			WorkflowID: IntegrationWorkflowID(in.Tenant, id), ScheduleID: IntegrationScheduleID(in.Tenant, id),
+			WorkflowID: wire.IntegrationWorkflowID(in.Tenant, id), ScheduleID: wire.IntegrationScheduleID(in.Tenant, id),
 		}
 		if err := workflow.ExecuteActivity(step, a.RemoveIntegration, remove).Get(ctx, nil); err != nil {
 			return res, err

@@ -7,6 +7,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/vrsky/vrsky/activities"
+	"github.com/vrsky/vrsky/internal/control/wire"
 	"github.com/vrsky/vrsky/internal/natsauth"
 )
 
@@ -15,7 +16,7 @@ import (
 // steps are idempotent and retried until they succeed; a newer change
 // replaces a run still going. Lowering a limit below what is used removes
 // nothing: the server refuses new writes until usage falls below it.
-func TenantLimits(ctx workflow.Context, in TenantLimitsInput) error {
+func TenantLimits(ctx workflow.Context, in wire.TenantLimitsInput) error {
 	var a *activities.Tenants
 	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 10 * time.Second,

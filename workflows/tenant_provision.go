@@ -8,6 +8,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/vrsky/vrsky/activities"
+	"github.com/vrsky/vrsky/internal/control/wire"
 	"github.com/vrsky/vrsky/internal/natsauth"
 )
 
@@ -20,7 +21,7 @@ import (
 // created again.
 // Claim-checked bodies live under the tenant's object prefixes
 // (dataplane.TenantObjectPrefixes), which need no creating.
-func TenantProvision(ctx workflow.Context, in TenantProvisionInput) (TenantProvisionResult, error) {
+func TenantProvision(ctx workflow.Context, in wire.TenantProvisionInput) (wire.TenantProvisionResult, error) {
 	var a *activities.Tenants
 	tenant := activities.TenantInput{Tenant: in.Tenant.ID}
 	// Each step is one short call (a row, an account JWT, a stream): a
@@ -32,7 +33,7 @@ func TenantProvision(ctx workflow.Context, in TenantProvisionInput) (TenantProvi
 		},
 	})
 	if err := workflow.ExecuteActivity(step, a.CreateTenantRows, in.Tenant).Get(ctx, nil); err != nil {
-		return TenantProvisionResult{}, err
+		return wire.TenantProvisionResult{}, err
 	}
 	err := workflow.ExecuteActivity(step, a.PutTenantAccount, activities.TenantAccountInput{Tenant: in.Tenant.ID, Limits: natsauth.Limits(in.Limits)}).Get(ctx, nil)
 	if err == nil {
@@ -43,7 +44,7 @@ func TenantProvision(ctx workflow.Context, in TenantProvisionInput) (TenantProvi
 		err = workflow.ExecuteActivity(step, a.ActivateTenant, tenant).Get(ctx, nil)
 	}
 	if err == nil {
-		return TenantProvisionResult{Tenant: in.Tenant.ID}, nil
+		return wire.TenantProvisionResult{Tenant: in.Tenant.ID}, nil
 	}
 
 	// Compensate: every step is idempotent, so undo them all, and keep
@@ -64,11 +65,11 @@ func TenantProvision(ctx workflow.Context, in TenantProvisionInput) (TenantProvi
 		},
 	} {
 		if cerr := f(); cerr != nil {
-			return TenantProvisionResult{}, temporal.NewNonRetryableApplicationError(
+			return wire.TenantProvisionResult{}, temporal.NewNonRetryableApplicationError(
 				"provisioning failed and could not be undone: "+cerr.Error(), "CompensationFailed", err)
 		}
 	}
-	return TenantProvisionResult{}, err
+	return wire.TenantProvisionResult{}, err
 }
 
 // failureReason is what the tenant's GET shows of why provisioning failed:

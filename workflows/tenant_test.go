@@ -89,8 +89,8 @@ func (f *fakeTenants) register(r worker.Registry) {
 	}, activity.RegisterOptions{Name: "RemoveIntegration"})
 }
 
-func provisionInput(tenant string) TenantProvisionInput {
-	return TenantProvisionInput{
+func provisionInput(tenant string) wire.TenantProvisionInput {
+	return wire.TenantProvisionInput{
 		Tenant: wire.NewTenant{ID: tenant, Name: "Acme", KeyID: "key-1", KeyPrefix: "vrsky_000000", KeyHash: []byte{1, 2, 3},
 			Scopes: []string{"read"}},
 		Limits: wire.Limits(natsauth.DefaultLimits),
@@ -100,7 +100,7 @@ func provisionInput(tenant string) TenantProvisionInput {
 func startTenantWorker(t *testing.T, f *fakeTenants) client.Client {
 	t.Helper()
 	ts := testenv.TemporalServer(t)
-	ts.NewWorker(ControlTaskQueue, func(r worker.Registry) {
+	ts.NewWorker(wire.ControlTaskQueue, func(r worker.Registry) {
 		r.RegisterWorkflow(TenantProvision)
 		r.RegisterWorkflow(TenantDecommission)
 		f.register(r)
@@ -110,10 +110,10 @@ func startTenantWorker(t *testing.T, f *fakeTenants) client.Client {
 
 func provision(ctx context.Context, t *testing.T, c client.Client, tenant string) (client.WorkflowRun, error) {
 	t.Helper()
-	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: TenantProvisionWorkflowID(tenant), TaskQueue: ControlTaskQueue},
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: wire.TenantProvisionWorkflowID(tenant), TaskQueue: wire.ControlTaskQueue},
 		TenantProvision, provisionInput(tenant))
 	require.NoError(t, err)
-	var res TenantProvisionResult
+	var res wire.TenantProvisionResult
 	err = run.Get(ctx, &res)
 	if err == nil {
 		require.Equal(t, tenant, res.Tenant)
@@ -184,14 +184,14 @@ func TestTenantProvisionSurvivesAWorkerKilledMidStep(t *testing.T) {
 	}
 	ts := testenv.TemporalServer(t)
 	dying := &fakeTenants{block: make(chan struct{}), blocked: make(chan struct{})}
-	w := ts.NewWorker(ControlTaskQueue, func(r worker.Registry) {
+	w := ts.NewWorker(wire.ControlTaskQueue, func(r worker.Registry) {
 		r.RegisterWorkflow(TenantProvision)
 		dying.register(r)
 	})
 	c := ts.GetDefaultClient()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: TenantProvisionWorkflowID("acme"), TaskQueue: ControlTaskQueue},
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: wire.TenantProvisionWorkflowID("acme"), TaskQueue: wire.ControlTaskQueue},
 		TenantProvision, provisionInput("acme"))
 	require.NoError(t, err)
 	<-dying.blocked
@@ -199,11 +199,11 @@ func TestTenantProvisionSurvivesAWorkerKilledMidStep(t *testing.T) {
 	t.Cleanup(func() { close(dying.block) })
 
 	healthy := &fakeTenants{}
-	ts.NewWorker(ControlTaskQueue, func(r worker.Registry) {
+	ts.NewWorker(wire.ControlTaskQueue, func(r worker.Registry) {
 		r.RegisterWorkflow(TenantProvision)
 		healthy.register(r)
 	})
-	var res TenantProvisionResult
+	var res wire.TenantProvisionResult
 	require.NoError(t, run.Get(ctx, &res))
 	require.Equal(t, []string{"CreateTenantRows"}, dying.ran())
 	require.Equal(t, []string{"PutTenantAccount", "EnsureTenantStreams", "ActivateTenant"}, healthy.ran())
@@ -214,16 +214,16 @@ func TestTenantDecommissionOnTemporal(t *testing.T) {
 	c := startTenantWorker(t, f)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: TenantDecommissionWorkflowID("acme"), TaskQueue: ControlTaskQueue},
-		TenantDecommission, TenantDecommissionInput{Tenant: "acme"})
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: wire.TenantDecommissionWorkflowID("acme"), TaskQueue: wire.ControlTaskQueue},
+		TenantDecommission, wire.TenantDecommissionInput{Tenant: "acme"})
 	require.NoError(t, err)
-	var res TenantDecommissionResult
+	var res wire.TenantDecommissionResult
 	require.NoError(t, run.Get(ctx, &res))
-	require.Equal(t, TenantDecommissionResult{Integrations: 2, Streams: 3, Objects: 7}, res)
+	require.Equal(t, wire.TenantDecommissionResult{Integrations: 2, Streams: 3, Objects: 7}, res)
 	require.Equal(t, []string{
 		"MarkTenantDeleting", "ListTenantIntegrations",
-		"RemoveIntegration " + IntegrationWorkflowID("acme", "orders") + " " + IntegrationScheduleID("acme", "orders"),
-		"RemoveIntegration " + IntegrationWorkflowID("acme", "invoices") + " " + IntegrationScheduleID("acme", "invoices"),
+		"RemoveIntegration " + wire.IntegrationWorkflowID("acme", "orders") + " " + wire.IntegrationScheduleID("acme", "orders"),
+		"RemoveIntegration " + wire.IntegrationWorkflowID("acme", "invoices") + " " + wire.IntegrationScheduleID("acme", "invoices"),
 		"RemoveTenantStreams", "DeleteTenantAccount", "RemoveTenantObjects", "FinishTenantDeletion",
 	}, f.ran())
 	saveHistory(t, c, run.GetID(), run.GetRunID(), tenantDecommissionHistory)
@@ -238,15 +238,15 @@ func TestTenantDecommissionReplaysRecordedHistory(t *testing.T) {
 func TestTenantLimitsAppliesTheAccountThenTheDLQ(t *testing.T) {
 	f := &fakeTenants{}
 	ts := testenv.TemporalServer(t)
-	ts.NewWorker(ControlTaskQueue, func(r worker.Registry) {
+	ts.NewWorker(wire.ControlTaskQueue, func(r worker.Registry) {
 		r.RegisterWorkflow(TenantLimits)
 		f.register(r)
 	})
 	c := ts.GetDefaultClient()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: TenantLimitsWorkflowID("acme"), TaskQueue: ControlTaskQueue},
-		TenantLimits, TenantLimitsInput{Tenant: "acme", Limits: wire.Limits(natsauth.DefaultLimits)})
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: wire.TenantLimitsWorkflowID("acme"), TaskQueue: wire.ControlTaskQueue},
+		TenantLimits, wire.TenantLimitsInput{Tenant: "acme", Limits: wire.Limits(natsauth.DefaultLimits)})
 	require.NoError(t, err)
 	require.NoError(t, run.Get(ctx, nil))
 	require.Equal(t, []string{"PutTenantAccount", "EnsureTenantStreams"}, f.ran())

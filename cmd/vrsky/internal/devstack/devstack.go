@@ -26,6 +26,7 @@ import (
 
 	"github.com/vrsky/vrsky/cmd/vrsky/internal/roles"
 	"github.com/vrsky/vrsky/internal/blobstore"
+	"github.com/vrsky/vrsky/internal/control/wire"
 	"github.com/vrsky/vrsky/internal/dbmigrate"
 	"github.com/vrsky/vrsky/internal/logging"
 	"github.com/vrsky/vrsky/internal/natsauth"
@@ -36,7 +37,6 @@ import (
 	"github.com/vrsky/vrsky/internal/store"
 	"github.com/vrsky/vrsky/internal/temporaldev"
 	"github.com/vrsky/vrsky/ui"
-	"github.com/vrsky/vrsky/workflows"
 )
 
 // Defaults for the listen addresses; port 0 anywhere picks a free port.
@@ -472,7 +472,7 @@ func (s *Stack) startRoles(ctx context.Context, deps roles.Deps) error {
 		return err
 	}
 	s.addRole("control-plane worker", worker)
-	s.log.Info("control-plane worker ready", "task_queue", workflows.ControlTaskQueue)
+	s.log.Info("control-plane worker ready", "task_queue", wire.ControlTaskQueue)
 
 	if s.cfg.NoRunner {
 		s.log.Info("no hot-path runner: integrations wait for one to attach", "attach", "vrsky runner --dev "+s.cfg.DataDir)

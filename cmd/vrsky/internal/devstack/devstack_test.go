@@ -19,6 +19,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/vrsky/vrsky/internal/blobstore"
+	"github.com/vrsky/vrsky/internal/control/wire"
 	"github.com/vrsky/vrsky/workflows"
 )
 
@@ -113,8 +114,8 @@ func TestDevStackStartsReadyStopsAndResumesState(t *testing.T) {
 
 	tc, err := client.Dial(client.Options{HostPort: ep.Temporal})
 	require.NoError(t, err)
-	run, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "janitor-once", TaskQueue: workflows.ControlTaskQueue},
-		workflows.BlobJanitor, workflows.BlobJanitorInput{})
+	run, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "janitor-once", TaskQueue: wire.ControlTaskQueue},
+		workflows.BlobJanitor, wire.BlobJanitorInput{})
 	require.NoError(t, err)
 	var res workflows.BlobJanitorResult
 	require.NoError(t, run.Get(ctx, &res), "the control-plane worker runs workflows")
@@ -165,7 +166,7 @@ func TestDevStackStartsReadyStopsAndResumesState(t *testing.T) {
 	desc, err := tc.DescribeWorkflowExecution(ctx, "janitor-once", "")
 	require.NoError(t, err, "Temporal history survives the restart")
 	require.Equal(t, "Completed", desc.WorkflowExecutionInfo.Status.String())
-	_, err = tc.ScheduleClient().GetHandle(ctx, workflows.BlobJanitorScheduleID).Describe(ctx)
+	_, err = tc.ScheduleClient().GetHandle(ctx, wire.BlobJanitorScheduleID).Describe(ctx)
 	require.NoError(t, err, "the janitor schedule exists")
 }
 

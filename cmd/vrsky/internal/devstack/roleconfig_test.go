@@ -16,10 +16,10 @@ import (
 	"github.com/vrsky/vrsky/client"
 	"github.com/vrsky/vrsky/cmd/vrsky/internal/roles"
 	"github.com/vrsky/vrsky/cmd/vrsky/internal/tenantkey"
+	"github.com/vrsky/vrsky/internal/control/wire"
 	"github.com/vrsky/vrsky/internal/secretbox"
 	"github.com/vrsky/vrsky/internal/store"
 	"github.com/vrsky/vrsky/internal/temporaldev"
-	"github.com/vrsky/vrsky/workflows"
 )
 
 // TestRunnerAttachesToAStackWithoutOne: a stack started with NoRunner
@@ -88,7 +88,7 @@ func TestRunnerAttachesToAStackWithoutOne(t *testing.T) {
 		require.NoError(t, check.Probe(ctx), check.Name)
 	}
 	require.Len(t, all.Checks(), 4)
-	_, err = all.Temporal.ScheduleClient().GetHandle(ctx, workflows.BlobJanitorScheduleID).Describe(ctx)
+	_, err = all.Temporal.ScheduleClient().GetHandle(ctx, wire.BlobJanitorScheduleID).Describe(ctx)
 	require.NoError(t, err, "the stack's Temporal namespace, where the janitor is scheduled")
 }
 

@@ -34,6 +34,7 @@ import (
 	"github.com/vrsky/vrsky/hotpath"
 	"github.com/vrsky/vrsky/internal/blobstore"
 	"github.com/vrsky/vrsky/internal/control"
+	"github.com/vrsky/vrsky/internal/control/wire"
 	"github.com/vrsky/vrsky/internal/history"
 	"github.com/vrsky/vrsky/internal/natsauth"
 	"github.com/vrsky/vrsky/internal/natsmetrics"
@@ -176,7 +177,7 @@ func StartWorker(ctx context.Context, d Deps) (*Role, error) {
 			}
 		}
 	}
-	w := worker.New(d.Temporal, workflows.ControlTaskQueue, opts)
+	w := worker.New(d.Temporal, wire.ControlTaskQueue, opts)
 	w.RegisterWorkflow(workflows.BlobJanitor)
 	w.RegisterActivity(&activities.Blobs{Store: d.Blobs})
 	w.RegisterWorkflow(workflows.IntegrationLifecycle)
