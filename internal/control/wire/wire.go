@@ -310,3 +310,55 @@ type IntegrationSchedule struct {
 	// Note says why, for the schedule's pause note.
 	Note string
 }
+
+// Tenant placement: where a tenant's NATS streams live (docs/nats.md).
+const (
+	// TenantPlacementWorkflow moves one tenant between the shared cluster
+	// and a dedicated instance, and watches its dedicated instance while it
+	// has one.
+	TenantPlacementWorkflow = "TenantPlacement"
+	// PlacementSweepWorkflow compares every tenant's usage with the
+	// thresholds and asks TenantPlacement to move those that crossed them.
+	PlacementSweepWorkflow = "PlacementSweep"
+	// PlacementSweepScheduleID is the ID of the schedule that runs
+	// PlacementSweep.
+	PlacementSweepScheduleID = "placement-sweep"
+	// PlacementSignal carries a PlacementRequest to TenantPlacement.
+	PlacementSignal = "placement"
+	// PlacementStateQuery returns TenantPlacement's PlacementState.
+	PlacementStateQuery = "placement"
+)
+
+// TenantPlacementWorkflowID is the ID of a tenant's TenantPlacement run;
+// a request signals it, starting it when it is not running.
+func TenantPlacementWorkflowID(tenant string) string { return "tenant/" + tenant + "/placement" }
+
+// Placement states, as the API shows them.
+const (
+	PlacementShared            = "shared"
+	PlacementDedicated         = "dedicated"
+	PlacementMovingToDedicated = "moving-to-dedicated"
+	PlacementMovingToShared    = "moving-to-shared"
+)
+
+// PlacementRequest asks TenantPlacement to move a tenant.
+type PlacementRequest struct {
+	// Target is PlacementShared or PlacementDedicated.
+	Target string `json:"target"`
+	// Forced is true when an admin asked for the move: thresholds then do
+	// not move the tenant back until an admin asks again.
+	Forced bool `json:"forced,omitempty"`
+	// Reason says why, for the tenant's placement history.
+	Reason string `json:"reason"`
+}
+
+// PlacementState is what TenantPlacement reports.
+type PlacementState struct {
+	Tenant string `json:"tenant"`
+	// Placement is one of the Placement states.
+	Placement string `json:"placement"`
+	// Step is the step of a move in progress, "" when settled.
+	Step string `json:"step,omitempty"`
+	// Forced is true while an admin's request holds the placement.
+	Forced bool `json:"forced,omitempty"`
+}
