@@ -27,6 +27,10 @@ const (
 	// ID) from PostgreSQL for the runners; a missing key is the default
 	// policy.
 	EgressBucket = "vrsky_egress"
+	// PlacementsBucket mirrors each tenant's Placement (key: the tenant
+	// ID) from PostgreSQL for ingress and the runners; a missing key is
+	// Shared.
+	PlacementsBucket = "vrsky_placements"
 )
 
 // CountsBucket holds, per pipeline and stage, how many messages the stage

@@ -30,6 +30,9 @@ type pipeline struct {
 	producers []sdk.Producer
 	// counts are the stages' counts kept in the counts bucket.
 	counts []*stageCount
+	// source is true when the pipeline runs its consumer: only at the
+	// location its tenant's messages are written to.
+	source bool
 	// cancel stops the background work: the consumer, lag reporting and
 	// the counts' flushing.
 	cancel     context.CancelFunc
@@ -75,11 +78,13 @@ func (d deps) tenantEnv(ctx context.Context, p dataplane.Pipeline, root string) 
 }
 
 // startPipeline creates the streams and consumers, builds every connector and
-// starts the stages. On error nothing is left running.
-func startPipeline(ctx context.Context, d deps, want dataplane.Desired) (_ *pipeline, err error) {
+// starts the stages; the integration's consumer only with source (not at a
+// location its tenant is moving away from). On error nothing is left
+// running.
+func startPipeline(ctx context.Context, d deps, want dataplane.Desired, source bool) (_ *pipeline, err error) {
 	p := want.Pipeline()
 	log := d.log.With("tenant", p.Tenant, "integration", p.Integration)
-	pl := &pipeline{desired: want}
+	pl := &pipeline{desired: want, source: source}
 	defer func() {
 		if err != nil {
 			pl.stop()
@@ -136,7 +141,7 @@ func startPipeline(ctx context.Context, d deps, want dataplane.Desired) (_ *pipe
 	}
 
 	var consumer sdk.Consumer
-	if c := want.Spec.Consumer.Connector; !isIngress(d.catalog, c) { // the API's ingress serves those, not a runner
+	if c := want.Spec.Consumer.Connector; source && !isIngress(d.catalog, c) { // the API's ingress serves those, not a runner
 		conn, ok := d.catalog.Lookup(c, sdk.KindConsumer)
 		if !ok {
 			return nil, fmt.Errorf("consumer: unknown consumer %q", c)

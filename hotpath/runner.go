@@ -17,6 +17,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -86,6 +88,10 @@ type Runner struct {
 	desired map[string]jetstream.KeyValueEntry
 	// members is this runner's view of the runners alive.
 	members *membership
+	// located is Accounts when it knows placements; placed are the
+	// tenants' placements other than Shared, as this runner follows them.
+	located dataplane.LocatedAccounts
+	placed  map[string]dataplane.Placement
 	// retiring tracks deleted pipelines' consumers releasing their sources.
 	retiring sync.WaitGroup
 }
@@ -116,6 +122,13 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 	if r.Accounts == nil {
 		r.Accounts = dataplane.SharedAccount{JS: r.JS}
+	}
+	placements, err := r.followPlacements(ctx)
+	if err != nil {
+		return err
+	}
+	if placements != nil {
+		defer func() { _ = placements.Stop() }()
 	}
 	d := deps{
 		leases: leases, runnerName: r.Name, leaseRefresh: leaseRefresh,
@@ -162,6 +175,10 @@ func (r *Runner) Run(ctx context.Context) error {
 
 	retry := make(chan string, 64)
 	lc := loop{ctx: ctx, d: d, state: state, retry: retry, built: built, building: &building}
+	var placementUpdates <-chan jetstream.KeyValueEntry // nil: every tenant is shared
+	if placements != nil {
+		placementUpdates = placements.Updates()
+	}
 	log.Info("runner watching desired state", "bucket", dataplane.DesiredStateBucket, "runner", r.Name, "runners", len(r.members.alive))
 	for {
 		select {
@@ -192,6 +209,16 @@ func (r *Runner) Run(ctx context.Context) error {
 			r.reconcile(lc, entry)
 		case res := <-built:
 			r.finishBuild(lc, res)
+		case entry, ok := <-placementUpdates:
+			if !ok {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return errors.New("placements watch closed")
+			}
+			if entry != nil {
+				r.placementChanged(lc, entry)
+			}
 		case entry, ok := <-watcher.Updates():
 			if !ok {
 				if ctx.Err() != nil { // the watch ends with ctx
@@ -206,6 +233,39 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 }
 
+// followPlacements loads the tenants' placements, before any pipeline
+// starts, and returns the watch that follows them; nil when Accounts does
+// not know placements.
+func (r *Runner) followPlacements(ctx context.Context) (jetstream.KeyWatcher, error) {
+	r.placed = make(map[string]dataplane.Placement)
+	located, ok := r.Accounts.(dataplane.LocatedAccounts)
+	if !ok {
+		return nil, nil
+	}
+	r.located = located
+	kv, err := dataplane.OpenPlacements(ctx, r.JS)
+	if err != nil {
+		return nil, err
+	}
+	w, err := kv.WatchAll(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("watch placements: %w", err)
+	}
+	for entry := range w.Updates() {
+		if entry == nil { // the current values are loaded
+			return w, nil
+		}
+		if p := dataplane.PlacementOf(entry); p.Write != dataplane.Shared || p.Draining != "" {
+			r.placed[p.Tenant] = p
+		}
+	}
+	_ = w.Stop()
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	return nil, errors.New("placements watch closed")
+}
+
 // loop is what the reconcile loop hands to each reconciliation.
 type loop struct {
 	ctx      context.Context
@@ -218,8 +278,14 @@ type loop struct {
 
 // build is a pipeline being started off the reconcile loop.
 type build struct {
+	// key is the desired-state key; loc where the pipeline is built.
+	key    string
+	loc    dataplane.Location
 	want   dataplane.Desired
 	cancel context.CancelFunc
+	// recheck asks for the key to be reconciled again once built: the
+	// placement changed while it was built.
+	recheck bool
 	// pending is the newest desired state that arrived while building; it
 	// is reconciled once the build has ended, so that no two builds of one
 	// key ever run at once and none leaves a pipeline behind.
@@ -228,81 +294,190 @@ type build struct {
 
 // buildResult is what a build sends back to the loop.
 type buildResult struct {
-	key string
+	key string // the run key (runKey)
 	pl  *pipeline
 	err error
 }
 
-// reconcile brings one pipeline to its desired state.
+// reconcile brings one pipeline to its desired state, at every location
+// its tenant's placement has it consumed.
 func (r *Runner) reconcile(lc loop, entry jetstream.KeyValueEntry) {
-	ctx, d, state := lc.ctx, lc.d, lc.state
 	key := entry.Key()
-	if b := r.builds[key]; b != nil {
-		// Wait for the build to end; a newer desired state cancels it.
-		if b.pending == nil && entry.Operation() == jetstream.KeyValuePut && sameWant(entry, b.want) {
-			return
-		}
-		b.cancel()
-		b.pending = entry
+	if r.waitForBuilds(key, entry) {
 		return
 	}
-	current := r.running[key]
 	if entry.Operation() != jetstream.KeyValuePut {
-		delete(r.desired, key)
-		var last *dataplane.Desired
-		if current != nil {
-			current.stop()
-			delete(r.running, key)
-			last = &current.desired
-			p := current.desired.Pipeline()
-			r.Metrics.forget(p)
-			if err := r.deleteStream(ctx, p); err != nil {
-				d.log.Warn("delete pipeline stream", "key", key, "error", err)
-			}
-			// Its stages flushed their counts while stopping; those must
-			// not outlive it (DeleteDesired may have forgotten them first).
-			if err := state.ForgetCounts(ctx, p); err != nil {
-				d.log.Warn("forget pipeline counts", "key", key, "error", err)
-			}
-		}
-		if entry.Operation() == jetstream.KeyValueDelete { // a purge comes after a retirement
-			r.retire(ctx, d, state, key, entry.Revision(), last)
-		}
-		_ = state.Status.Delete(ctx, key)
-		d.log.Info("pipeline deleted", "key", key)
+		r.remove(lc, entry)
 		return
 	}
 	var want dataplane.Desired
 	if err := json.Unmarshal(entry.Value(), &want); err != nil || want.Pipeline().Validate() != nil || want.Pipeline().Key() != key {
-		d.log.Error("ignoring malformed desired state", "key", key, "error", err)
+		lc.d.log.Error("ignoring malformed desired state", "key", key, "error", err)
 		return
 	}
 	r.desired[key] = entry
-	if !r.owns(want) {
-		if current != nil { // handed over: drain it here; its messages wait in its stream
+	for _, loc := range allLocations {
+		r.reconcileAt(lc, want, loc)
+	}
+}
+
+// waitForBuilds reports whether a build of key is in flight at some
+// location; entry is then reconciled once the build has ended, and a
+// build of anything else than entry asks for is cancelled.
+func (r *Runner) waitForBuilds(key string, entry jetstream.KeyValueEntry) bool {
+	waiting := false
+	for _, loc := range allLocations {
+		b := r.builds[runKey(key, loc)]
+		if b == nil {
+			continue
+		}
+		waiting = true
+		if b.pending == nil && entry.Operation() == jetstream.KeyValuePut && sameWant(entry, b.want) && r.consumes(b.want.Tenant, loc) {
+			b.recheck = true // what it builds is still wanted; other locations are looked at after it
+			continue
+		}
+		b.cancel()
+		b.pending = entry
+	}
+	return waiting
+}
+
+// remove stops a deleted pipeline wherever it runs here, deletes its
+// streams there, and retires its consumer.
+func (r *Runner) remove(lc loop, entry jetstream.KeyValueEntry) {
+	ctx, d, state := lc.ctx, lc.d, lc.state
+	key := entry.Key()
+	delete(r.desired, key)
+	var last *dataplane.Desired
+	for _, loc := range allLocations {
+		current := r.running[runKey(key, loc)]
+		if current == nil {
+			continue
+		}
+		current.stop()
+		delete(r.running, runKey(key, loc))
+		last = &current.desired
+		if err := r.deleteStream(ctx, current.desired.Pipeline(), loc); err != nil {
+			d.log.Warn("delete pipeline stream", "key", key, "location", loc, "error", err)
+		}
+	}
+	if last != nil {
+		p := last.Pipeline()
+		r.Metrics.forget(p)
+		// Its stages flushed their counts while stopping; those must
+		// not outlive it (DeleteDesired may have forgotten them first).
+		if err := state.ForgetCounts(ctx, p); err != nil {
+			d.log.Warn("forget pipeline counts", "key", key, "error", err)
+		}
+	}
+	if entry.Operation() == jetstream.KeyValueDelete { // a purge comes after a retirement
+		r.retire(ctx, d, state, key, entry.Revision(), last)
+	}
+	_ = state.Status.Delete(ctx, key)
+	d.log.Info("pipeline deleted", "key", key)
+}
+
+// reconcileAt brings want's pipeline at loc to its desired state: running
+// there when this runner owns it and its tenant's placement consumes loc,
+// with its consumer (the source) only at the location written to.
+func (r *Runner) reconcileAt(lc loop, want dataplane.Desired, loc dataplane.Location) {
+	ctx, d, state := lc.ctx, lc.d, lc.state
+	key := want.Pipeline().Key()
+	rk := runKey(key, loc)
+	current := r.running[rk]
+	if !r.owns(want) || !r.consumes(want.Tenant, loc) {
+		if current != nil { // handed over, or drained: its messages wait in its stream
 			current.stop()
-			delete(r.running, key)
-			r.Metrics.forget(current.desired.Pipeline()) // its new runner reports it
-			d.log.Info("pipeline handed over to another runner", "key", key)
+			delete(r.running, rk)
+			if !r.runsAnywhere(key) {
+				r.Metrics.forget(current.desired.Pipeline()) // its new runner reports it
+			}
+			d.log.Info("pipeline stopped here", "key", key, "location", loc)
 		}
 		return
 	}
-	status := dataplane.Status{Tenant: want.Tenant, Integration: want.Integration, Version: want.Version, Runner: r.Name}
-	if current != nil && current.desired.Version == want.Version && want.Status == dataplane.DesiredRunning {
+	write := r.placement(want.Tenant).Write == loc
+	if current != nil && current.desired.Version == want.Version && want.Status == dataplane.DesiredRunning && current.source == write {
 		return
 	}
 	if current != nil {
 		current.stop()
-		delete(r.running, key)
+		delete(r.running, rk)
 	}
-	log := d.log.With("tenant", want.Tenant, "integration", want.Integration, "version", want.Version)
+	log := d.log.With("tenant", want.Tenant, "integration", want.Integration, "version", want.Version, "location", loc)
 	if want.Status != dataplane.DesiredRunning {
-		status.Status = dataplane.StatusStopped
-		r.report(ctx, state, status, log)
-		log.Info("pipeline stopped")
+		if write {
+			status := dataplane.Status{Tenant: want.Tenant, Integration: want.Integration, Version: want.Version, Runner: r.Name, Status: dataplane.StatusStopped}
+			r.report(ctx, state, status, log)
+			log.Info("pipeline stopped")
+		}
 		return
 	}
-	r.startBuild(lc, key, want)
+	r.startBuild(lc, key, loc, want)
+}
+
+// allLocations are the locations a pipeline can run at.
+var allLocations = []dataplane.Location{dataplane.Shared, dataplane.Dedicated}
+
+// runKey names a pipeline running at a location: the desired-state key at
+// the shared location, suffixed elsewhere.
+func runKey(key string, loc dataplane.Location) string {
+	if loc == dataplane.Shared {
+		return key
+	}
+	return key + "@" + string(loc)
+}
+
+// runsAnywhere reports whether key's pipeline runs here at some location.
+func (r *Runner) runsAnywhere(key string) bool {
+	for _, loc := range allLocations {
+		if r.running[runKey(key, loc)] != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// placement returns the tenant's placement as this runner knows it.
+func (r *Runner) placement(tenant string) dataplane.Placement {
+	if p, ok := r.placed[tenant]; ok {
+		return p
+	}
+	return dataplane.SharedPlacement(tenant)
+}
+
+// consumes reports whether the tenant's pipelines are consumed at loc.
+func (r *Runner) consumes(tenant string, loc dataplane.Location) bool {
+	return slices.Contains(r.placement(tenant).Consume(), loc)
+}
+
+// jetStreamAt returns the JetStream of p's tenant at loc.
+func (r *Runner) jetStreamAt(ctx context.Context, p dataplane.Placement, loc dataplane.Location) (jetstream.JetStream, error) {
+	if r.located != nil {
+		return r.located.At(ctx, p, loc)
+	}
+	if loc != dataplane.Shared {
+		return nil, fmt.Errorf("tenant %s is placed at %s, which this runner cannot reach", p.Tenant, loc)
+	}
+	return r.Accounts.JetStream(ctx, p.Tenant)
+}
+
+// placementChanged records a tenant's new placement and reconciles its
+// pipelines: a move starts them at the new location and, once the old one
+// is drained, stops them there.
+func (r *Runner) placementChanged(lc loop, entry jetstream.KeyValueEntry) {
+	p := dataplane.PlacementOf(entry)
+	if p.Write == dataplane.Shared && p.Draining == "" {
+		delete(r.placed, p.Tenant)
+	} else {
+		r.placed[p.Tenant] = p
+	}
+	lc.d.log.Info("tenant placement", "tenant", p.Tenant, "write", p.Write, "draining", p.Draining)
+	for key, entry := range r.desired {
+		if tenant, _, _ := strings.Cut(key, "."); tenant == p.Tenant {
+			r.reconcile(lc, entry)
+		}
+	}
 }
 
 // sameWant reports whether entry asks for want to run.
@@ -323,25 +498,28 @@ func (r *Runner) buildTimeout() time.Duration {
 // lc.built. A connector that ignores its context is waited for
 // abandonAfter past the timeout, then abandoned: whatever it returns later
 // is stopped.
-func (r *Runner) startBuild(lc loop, key string, want dataplane.Desired) {
+func (r *Runner) startBuild(lc loop, key string, loc dataplane.Location, want dataplane.Desired) {
 	timeout := r.buildTimeout()
 	bctx, cancel := context.WithTimeout(lc.ctx, timeout)
-	r.builds[key] = &build{want: want, cancel: cancel}
+	rk := runKey(key, loc)
+	r.builds[rk] = &build{key: key, loc: loc, want: want, cancel: cancel}
 	d := lc.d
+	placement := r.placement(want.Tenant)
+	source := placement.Write == loc
 	lc.building.Go(func() {
 		defer cancel()
 		done := make(chan buildResult, 1)
 		go func() {
-			js, err := r.Accounts.JetStream(bctx, want.Tenant)
+			js, err := r.jetStreamAt(bctx, placement, loc)
 			var pl *pipeline
 			if err == nil {
 				d.js = js
-				pl, err = startPipeline(bctx, d, want)
+				pl, err = startPipeline(bctx, d, want, source)
 			}
 			if err != nil && errors.Is(bctx.Err(), context.DeadlineExceeded) {
 				err = fmt.Errorf("starting the pipeline timed out after %s: %w", timeout, err)
 			}
-			done <- buildResult{key: key, pl: pl, err: err}
+			done <- buildResult{key: rk, pl: pl, err: err}
 		}()
 		abandon := func() {
 			go func() {
@@ -354,7 +532,7 @@ func (r *Runner) startBuild(lc loop, key string, want dataplane.Desired) {
 		select {
 		case res = <-done:
 		case <-time.After(timeout + abandonAfter):
-			res = buildResult{key: key, err: fmt.Errorf("starting the pipeline timed out after %s; a connector ignored the deadline", timeout)}
+			res = buildResult{key: rk, err: fmt.Errorf("starting the pipeline timed out after %s; a connector ignored the deadline", timeout)}
 			abandon()
 		case <-lc.ctx.Done():
 			abandon()
@@ -384,26 +562,27 @@ func (r *Runner) finishBuild(lc loop, res buildResult) {
 	}
 	want := b.want
 	if res.pl != nil {
+		res.pl.source = r.placement(want.Tenant).Write == b.loc
 		r.running[res.key] = res.pl
 	}
 	if b.pending != nil {
 		r.reconcile(lc, b.pending)
 		return
 	}
-	if !r.owns(want) { // the runners changed while it was built
+	if !r.owns(want) || !r.consumes(want.Tenant, b.loc) { // the runners or the placement changed while it was built
 		if res.pl != nil {
 			res.pl.stop()
 			delete(r.running, res.key)
 		}
 		return
 	}
-	log := lc.d.log.With("tenant", want.Tenant, "integration", want.Integration, "version", want.Version)
+	log := lc.d.log.With("tenant", want.Tenant, "integration", want.Integration, "version", want.Version, "location", b.loc)
 	status := dataplane.Status{Tenant: want.Tenant, Integration: want.Integration, Version: want.Version, Runner: r.Name}
 	if res.err != nil {
 		status.Status, status.LastError = dataplane.StatusDegraded, res.err.Error()
 		r.report(lc.ctx, lc.state, status, log)
 		log.Error("pipeline failed to start; will retry", "error", res.err, "in", retryDegradedAfter.String())
-		key, retry := res.key, lc.retry
+		key, retry := b.key, lc.retry
 		time.AfterFunc(retryDegradedAfter, func() {
 			select {
 			case retry <- key:
@@ -411,6 +590,15 @@ func (r *Runner) finishBuild(lc loop, res buildResult) {
 			}
 		})
 		return
+	}
+	if b.recheck {
+		if entry, ok := r.desired[b.key]; ok {
+			r.reconcile(lc, entry)
+		}
+	}
+	if r.placement(want.Tenant).Write != b.loc {
+		log.Info("pipeline draining", "spec", want.Spec.String())
+		return // the location written to reports the status
 	}
 	status.Status = dataplane.StatusRunning
 	r.report(lc.ctx, lc.state, status, log)
@@ -431,9 +619,9 @@ func (r *Runner) rebalance(lc loop) {
 	}
 }
 
-// deleteStream deletes p's stream in its tenant's account.
-func (r *Runner) deleteStream(ctx context.Context, p dataplane.Pipeline) error {
-	js, err := r.Accounts.JetStream(ctx, p.Tenant)
+// deleteStream deletes p's stream at loc.
+func (r *Runner) deleteStream(ctx context.Context, p dataplane.Pipeline, loc dataplane.Location) error {
+	js, err := r.jetStreamAt(ctx, r.placement(p.Tenant), loc)
 	if err != nil {
 		return err
 	}
