@@ -9,10 +9,14 @@ import (
 	"github.com/vrsky/vrsky/internal/control/wire"
 )
 
+// removeDedicatedInstance is the workflow.GetVersion change ID under which
+// decommissioning removes the tenant's dedicated NATS instance.
+const removeDedicatedInstance = "remove-dedicated-instance"
+
 // TenantDecommission removes a tenant (ID TenantDecommissionWorkflowID):
 // it revokes its keys at once, takes down every integration (pipelines,
-// lifecycle workflows, schedules), deletes its streams, its NATS account and
-// its objects, and marks it deleted. Each step retries until it succeeds and
+// lifecycle workflows, schedules), deletes its streams, its dedicated NATS instance
+// (if it has one), its NATS account and its objects, and marks it deleted. Each step retries until it succeeds and
 // is idempotent, so running it again — after a crash or by hand — is safe.
 func TenantDecommission(ctx workflow.Context, in wire.TenantDecommissionInput) (wire.TenantDecommissionResult, error) {
 	var a *activities.Tenants
@@ -39,6 +43,12 @@ func TenantDecommission(ctx workflow.Context, in wire.TenantDecommissionInput) (
 	}
 	if err := workflow.ExecuteActivity(step, a.RemoveTenantStreams, tenant).Get(ctx, &res.Streams); err != nil {
 		return res, err
+	}
+	if workflow.GetVersion(ctx, removeDedicatedInstance, workflow.DefaultVersion, 1) >= 1 {
+		var p *activities.Placement
+		if err := workflow.ExecuteActivity(step, p.RemoveInstance, activities.PlacementInput{Tenant: in.Tenant}).Get(ctx, nil); err != nil {
+			return res, err
+		}
 	}
 	if err := workflow.ExecuteActivity(step, a.DeleteTenantAccount, tenant).Get(ctx, nil); err != nil {
 		return res, err

@@ -84,6 +84,9 @@ func (f *fakeTenants) register(r worker.Registry) {
 	r.RegisterActivityWithOptions(func(context.Context, activities.TenantInput) ([]string, error) {
 		return []string{"orders", "invoices"}, f.step("ListTenantIntegrations")
 	}, activity.RegisterOptions{Name: "ListTenantIntegrations"})
+	r.RegisterActivityWithOptions(func(_ context.Context, in activities.PlacementInput) error {
+		return f.step("RemoveInstance")
+	}, activity.RegisterOptions{Name: "RemoveInstance"})
 	r.RegisterActivityWithOptions(func(_ context.Context, in activities.RemoveIntegrationInput) error {
 		return f.step("RemoveIntegration " + in.WorkflowID + " " + in.ScheduleID)
 	}, activity.RegisterOptions{Name: "RemoveIntegration"})
@@ -224,7 +227,7 @@ func TestTenantDecommissionOnTemporal(t *testing.T) {
 		"MarkTenantDeleting", "ListTenantIntegrations",
 		"RemoveIntegration " + wire.IntegrationWorkflowID("acme", "orders") + " " + wire.IntegrationScheduleID("acme", "orders"),
 		"RemoveIntegration " + wire.IntegrationWorkflowID("acme", "invoices") + " " + wire.IntegrationScheduleID("acme", "invoices"),
-		"RemoveTenantStreams", "DeleteTenantAccount", "RemoveTenantObjects", "FinishTenantDeletion",
+		"RemoveTenantStreams", "RemoveInstance", "DeleteTenantAccount", "RemoveTenantObjects", "FinishTenantDeletion",
 	}, f.ran())
 	saveHistory(t, c, run.GetID(), run.GetRunID(), tenantDecommissionHistory)
 }

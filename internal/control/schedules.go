@@ -37,6 +37,25 @@ func (c *Client) EnsureBlobJanitorSchedule(ctx context.Context) error {
 	return err
 }
 
+// EnsurePlacementSweepSchedule creates the schedule that runs
+// PlacementSweep every interval; it is a no-op when the schedule exists.
+func (c *Client) EnsurePlacementSweepSchedule(ctx context.Context, every time.Duration) error {
+	_, err := c.c.ScheduleClient().Create(ctx, client.ScheduleOptions{
+		ID:      wire.PlacementSweepScheduleID,
+		Spec:    client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: every}}},
+		Overlap: scheduleOverlap,
+		Action: &client.ScheduleWorkflowAction{
+			ID:        wire.PlacementSweepScheduleID,
+			Workflow:  wire.PlacementSweepWorkflow,
+			TaskQueue: wire.ControlTaskQueue,
+		},
+	})
+	if err = mapError("create schedule "+wire.PlacementSweepScheduleID, err); errors.Is(err, ErrExists) {
+		return nil
+	}
+	return err
+}
+
 func (c *Client) schedule(ctx context.Context, tenant, integration string) client.ScheduleHandle {
 	return c.c.ScheduleClient().GetHandle(ctx, wire.IntegrationScheduleID(tenant, integration))
 }

@@ -1,7 +1,9 @@
 package roles
 
 import (
+	"context"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -69,8 +71,7 @@ func ConnectNATS(url string, keys *natsauth.Keys, name string, replicas int) (_ 
 	}
 	n.JS = natscluster.WithReplicas(n.JS, replicas)
 	if keys == nil {
-		n.Accounts = dataplane.SharedAccount{JS: n.JS}
-		return n, nil
+		return n, n.placeAccounts(dataplane.SharedAccount{JS: n.JS}, name, &closers)
 	}
 	sys, err := keys.SystemUser(name)
 	if err != nil {
@@ -84,6 +85,26 @@ func ConnectNATS(url string, keys *natsauth.Keys, name string, replicas int) (_ 
 	pool := natsauth.NewPool(url, keys, name)
 	pool.Replicas = replicas
 	closers = append(closers, pool.Close)
-	n.Accounts = pool
-	return n, nil
+	return n, n.placeAccounts(pool, name, &closers)
+}
+
+// placementsWait bounds the first read of the placements bucket.
+const placementsWait = 30 * time.Second
+
+// placeAccounts sets n.Accounts to shared resolved through each tenant's
+// placement (dataplane.PlacedAccounts).
+func (n *NATS) placeAccounts(shared dataplane.Accounts, name string, closers *[]func()) error {
+	ctx, cancel := context.WithTimeout(context.Background(), placementsWait)
+	defer cancel()
+	kv, err := dataplane.OpenPlacements(ctx, n.JS)
+	if err != nil {
+		return err
+	}
+	placed, err := dataplane.NewPlacedAccounts(ctx, kv, shared, name)
+	if err != nil {
+		return fmt.Errorf("follow tenant placements: %w", err)
+	}
+	*closers = append(*closers, placed.Close)
+	n.Accounts = placed
+	return nil
 }

@@ -10,6 +10,7 @@
 package roles
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -38,6 +39,7 @@ import (
 	"github.com/vrsky/vrsky/internal/history"
 	"github.com/vrsky/vrsky/internal/natsauth"
 	"github.com/vrsky/vrsky/internal/natsmetrics"
+	"github.com/vrsky/vrsky/internal/provision"
 	"github.com/vrsky/vrsky/internal/secretbox"
 	"github.com/vrsky/vrsky/internal/store"
 	"github.com/vrsky/vrsky/internal/tenancy"
@@ -95,7 +97,13 @@ type Deps struct {
 	// the worker exposes as vrsky_nats_* metrics (VRSKY_NATS_MONITOR_URLS);
 	// none: no NATS metrics.
 	NATSMonitorURLs []string
-	Logger          *slog.Logger
+	// Provisioner makes tenants' dedicated NATS instances (the worker);
+	// nil: tenants stay on the shared cluster.
+	Provisioner provision.Provisioner
+	// Placement decides when tenants move by themselves; the zero value
+	// is activities.DefaultPlacementPolicy.
+	Placement activities.PlacementPolicy
+	Logger    *slog.Logger
 }
 
 // Checks returns a readiness probe for each connection that is set.
@@ -202,11 +210,27 @@ func StartWorker(ctx context.Context, d Deps) (*Role, error) {
 		Store: st, NATS: d.NATSAdmin, Accounts: d.accounts(), Blobs: d.Blobs, State: state, Control: ctl,
 		Secrets: secrets,
 	})
+	located, closeLocated, err := d.located(ctx)
+	if err != nil {
+		return nil, err
+	}
+	policy := d.placementPolicy()
+	w.RegisterWorkflow(workflows.TenantPlacement)
+	w.RegisterWorkflow(workflows.PlacementSweep)
+	w.RegisterActivity(&activities.Placement{Store: st, JS: d.JS, Accounts: located, Provisioner: d.Provisioner,
+		Keys: d.SecretKeys, Policy: policy, Request: ctl.RequestPlacement})
 	if err := w.Start(); err != nil {
+		closeLocated()
 		return nil, fmt.Errorf("start control-plane worker: %w", err)
 	}
 	if err := ctl.EnsureBlobJanitorSchedule(ctx); err != nil {
 		w.Stop()
+		closeLocated()
+		return nil, err
+	}
+	if err := ctl.EnsurePlacementSweepSchedule(ctx, policy.CheckEvery); err != nil {
+		w.Stop()
+		closeLocated()
 		return nil, err
 	}
 	// The metrics history the API serves: samples of running integrations.
@@ -219,7 +243,36 @@ func StartWorker(ctx context.Context, d Deps) (*Role, error) {
 			d.Logger.Error("metrics history sampler stopped", "error", err)
 		}
 	}()
-	return &Role{Stop: func(context.Context) error { stopSampling(); <-sampled; w.Stop(); return nil }}, nil
+	return &Role{Stop: func(context.Context) error { stopSampling(); <-sampled; w.Stop(); closeLocated(); return nil }}, nil
+}
+
+// located returns d's accounts as LocatedAccounts, following the
+// placements bucket itself when d.Accounts does not (close stops that).
+func (d Deps) located(ctx context.Context) (_ dataplane.LocatedAccounts, close func(), err error) {
+	if located, ok := d.accounts().(dataplane.LocatedAccounts); ok {
+		return located, func() {}, nil
+	}
+	kv, err := dataplane.OpenPlacements(ctx, d.JS)
+	if err != nil {
+		return nil, nil, err
+	}
+	placed, err := dataplane.NewPlacedAccounts(ctx, kv, d.accounts(), "worker")
+	if err != nil {
+		return nil, nil, err
+	}
+	return placed, placed.Close, nil
+}
+
+// placementPolicy is d.Placement with the defaults filled in.
+func (d Deps) placementPolicy() activities.PlacementPolicy {
+	p, def := d.Placement, activities.DefaultPlacementPolicy
+	if p == (activities.PlacementPolicy{}) {
+		return def
+	}
+	p.Window = cmp.Or(p.Window, def.Window)
+	p.DemoteAfter = cmp.Or(p.DemoteAfter, def.DemoteAfter)
+	p.CheckEvery = cmp.Or(p.CheckEvery, def.CheckEvery)
+	return p
 }
 
 // StartRunner starts a hot-path runner named name.
