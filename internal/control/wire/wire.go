@@ -341,6 +341,11 @@ const (
 	PlacementMovingToShared    = "moving-to-shared"
 )
 
+// TenantPlacementInput starts a tenant's TenantPlacement run.
+type TenantPlacementInput struct {
+	Tenant string `json:"tenant"`
+}
+
 // PlacementRequest asks TenantPlacement to move a tenant.
 type PlacementRequest struct {
 	// Target is PlacementShared or PlacementDedicated.
