@@ -38,6 +38,10 @@ type Tenant struct {
 	Usage         *TenantUsage  `json:"usage,omitempty" doc:"What the tenant uses of its quotas now (get-tenant only)."`
 	// Egress is the tenant's egress policy, set with PATCH.
 	Egress sdk.EgressPolicy `json:"egress" doc:"Where the tenant's connectors may connect, as a platform admin set it with PATCH; {} is the default: public addresses only."`
+	// Placement is where the tenant's NATS streams live.
+	Placement *TenantPlacement `json:"placement,omitempty" doc:"Where the tenant's NATS streams live: the shared cluster, a dedicated instance, or moving between them (list-tenants and get-tenant; move it with POST /v1/tenants/{tenantId}/placement)."`
+	// PlacementHistory is the tenant's last placement changes.
+	PlacementHistory []PlacementEvent `json:"placement_history,omitempty" doc:"The tenant's last 20 placement changes, newest first (get-tenant only; absent when it never moved)."`
 }
 
 func tenantOut(t store.Tenant) Tenant {
@@ -103,7 +107,8 @@ type tenants struct {
 }
 
 // RegisterTenants adds the platform admin's tenant operations:
-// POST/GET /v1/tenants and GET/DELETE /v1/tenants/{tenantId}. Creating and
+// POST/GET /v1/tenants, GET/DELETE /v1/tenants/{tenantId} and POST
+// /v1/tenants/{tenantId}/placement (placement.go). Creating and
 // deleting start the TenantProvision and TenantDecommission workflows
 // through ctl and never wait for them; a nil ctl makes them answer 503.
 // accounts, when set, gives the bytes each tenant's streams hold to
@@ -135,7 +140,7 @@ func RegisterTenants(api huma.API, st *store.Store, ctl *control.Client, account
 		Method:      http.MethodGet,
 		Path:        "/v1/tenants",
 		Summary:     "List tenants",
-		Description: "Lists tenants ordered by ID, deleted ones included, one page at a time: follow `next` (or the Link header) until it is absent. Platform admin key only.",
+		Description: "Lists tenants ordered by ID, deleted ones included, each with its placement, one page at a time: follow `next` (or the Link header) until it is absent. Platform admin key only.",
 		Tags:        tags,
 		Security:    admin,
 		Errors:      withAuthErrors(http.StatusUnprocessableEntity),
@@ -147,7 +152,8 @@ func RegisterTenants(api huma.API, st *store.Store, ctl *control.Client, account
 		Path:        "/v1/tenants/{tenantId}",
 		Summary:     "Get a tenant",
 		Description: "Returns the tenant, also once deleted (with status deleted) or failed (with failure_reason), its quotas, " +
-			"and what it uses of them now: its integrations and the bytes its streams hold. Platform admin key only.",
+			"what it uses of them now (its integrations and the bytes its streams hold), where its streams live (placement) and its " +
+			"last placement changes (placement_history). Platform admin key only.",
 		Tags:     tags,
 		Security: admin,
 		Errors:   withAuthErrors(http.StatusNotFound),
@@ -166,6 +172,8 @@ func RegisterTenants(api huma.API, st *store.Store, ctl *control.Client, account
 		DefaultStatus: http.StatusAccepted,
 		Errors:        withAuthErrors(http.StatusNotFound, http.StatusServiceUnavailable),
 	}, h.delete)
+
+	registerPlacement(api, h)
 }
 
 // create starts the tenant's provisioning and answers at once.
@@ -227,10 +235,20 @@ func (h *tenants) list(ctx context.Context, in *ListTenantsInput) (*ListTenantsO
 	if err != nil {
 		return nil, storeError(ctx, h.log, "list-tenants", "", err)
 	}
+	ids := make([]string, len(tenants))
+	for i, t := range tenants {
+		ids[i] = t.ID
+	}
+	placements, err := h.st.PlacementsOf(ctx, ids)
+	if err != nil {
+		return nil, storeError(ctx, h.log, "list-tenants", "", err)
+	}
 	out := &ListTenantsOutput{}
 	out.Body.Items = make([]Tenant, 0, len(tenants))
 	for _, t := range tenants {
-		out.Body.Items = append(out.Body.Items, tenantOut(t))
+		shown := tenantOut(t)
+		shown.Placement = placementOut(placements[t.ID], t.CreatedAt)
+		out.Body.Items = append(out.Body.Items, shown)
 	}
 	if next != "" {
 		out.Body.Next = next
@@ -251,6 +269,20 @@ func (h *tenants) get(ctx context.Context, in *TenantPath) (*TenantOutput, error
 	}
 	out := &TenantOutput{Body: tenantOut(t)}
 	out.Body.Usage = tenantUsage(ctx, h.st, h.accounts, t, h.log)
+	// Placement comes from PostgreSQL only, where the TenantPlacement
+	// workflow records every step: reading it never asks Temporal.
+	p, err := h.st.GetPlacement(ctx, t.ID)
+	if err != nil {
+		return nil, storeError(ctx, h.log, "get-tenant", t.ID, err)
+	}
+	out.Body.Placement = placementOut(p, t.CreatedAt)
+	events, err := h.st.PlacementHistory(ctx, t.ID, placementHistoryShown)
+	if err != nil {
+		return nil, storeError(ctx, h.log, "get-tenant", t.ID, err)
+	}
+	if len(events) > 0 {
+		out.Body.PlacementHistory = placementHistoryOut(events)
+	}
 	return out, nil
 }
 
