@@ -24,14 +24,16 @@ type TenantActivity struct {
 func (s *Store) TenantsActivity(ctx context.Context, window time.Duration) ([]TenantActivity, error) {
 	rows, err := s.pool.Query(ctx, `
 		WITH steps AS (
-			SELECT tenant_id, at, extract(epoch FROM at - lag(at) OVER w) AS secs,
+			SELECT tenant_id, integration_id, at, extract(epoch FROM at - lag(at) OVER w) AS secs,
 			       CASE WHEN in_total >= lag(in_total) OVER w THEN in_total - lag(in_total) OVER w ELSE in_total END AS grew
 			FROM integration_samples WHERE at > now() - make_interval(secs => $1)
 			WINDOW w AS (PARTITION BY tenant_id, integration_id ORDER BY at)
+		), spans AS (
+			SELECT tenant_id, at, grew, secs, sum(secs) OVER (PARTITION BY tenant_id, integration_id) AS secs_total FROM steps
 		), per_tenant AS (
 			SELECT tenant_id, sum(grew) AS grew, max(grew / nullif(secs, 0)) AS peak,
-			       extract(epoch FROM max(at) - min(at)) AS span
-			FROM steps WHERE secs IS NOT NULL GROUP BY tenant_id
+			       max(secs_total) AS span
+			FROM spans WHERE secs IS NOT NULL GROUP BY tenant_id
 		), counts AS (
 			SELECT tenant_id, count(*) AS n FROM integrations GROUP BY tenant_id
 		)
