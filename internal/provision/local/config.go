@@ -138,11 +138,11 @@ func validHost(h string) bool { return net.ParseIP(h) != nil || hostName.MatchSt
 
 // serverConfig is one instance's nats-server configuration.
 type serverConfig struct {
-	Tenant               string
-	Host                 string
-	Port, MonitorPort    int
-	Password             string
-	Dir                  string // the tenant's directory
+	Tenant                string
+	Host                  string
+	Port, MonitorPort     int
+	Password              string
+	Dir                   string // the tenant's directory
 	MaxStorage, MaxMemory int64
 }
 
