@@ -32,7 +32,7 @@ import (
 // "serve" runs a NATS server from the configuration file in childConfEnv,
 // as `vrsky nats-server -c FILE` does; "exit" fails at once with a
 // message; "hang" runs and serves nothing; "stubborn" also ignores
-// SIGTERM.
+// SIGTERM; "provisioner" (Linux) starts an instance and waits.
 const (
 	childEnv     = "VRSKY_TEST_LOCAL_CHILD"
 	childConfEnv = "VRSKY_TEST_LOCAL_CONFIG"
@@ -54,6 +54,8 @@ func TestMain(m *testing.M) {
 	case "exit":
 		fmt.Fprintln(os.Stderr, "boom: this server cannot start")
 		os.Exit(3)
+	case "provisioner":
+		runProvisioner(os.Getenv(childConfEnv))
 	case "stubborn":
 		signal.Ignore(syscall.SIGTERM)
 		time.Sleep(time.Minute)
@@ -528,4 +530,19 @@ func TestAStopThatTakesTooLongEndsInAKill(t *testing.T) {
 	require.False(t, proc.running())
 	require.Equal(t, "signal: killed", exitReason(proc))
 	require.GreaterOrEqual(t, time.Since(start), 300*time.Millisecond, "it had its time to stop")
+}
+
+// runProvisioner is the "provisioner" child: it ensures one instance in
+// the directory childConfEnv names, prints its pid and waits to be killed.
+func runProvisioner(dir string) {
+	p := &Provisioner{Dir: dir, Command: child("serve")}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if _, err := p.Ensure(ctx, "acme"); err != nil {
+		os.Stderr.WriteString(err.Error() + "\n")
+		os.Exit(1)
+	}
+	os.Stdout.WriteString("instance pid " + strconv.Itoa(p.current(p.tenants["acme"]).cmd.Process.Pid) + "\n")
+	time.Sleep(time.Minute)
+	os.Exit(0)
 }
