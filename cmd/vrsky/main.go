@@ -119,6 +119,8 @@ func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return runNATSConfig(args[1:], stdout, stderr)
 	case "healthcheck":
 		return runHealthcheck(ctx, args[1:], stderr)
+	case "nats-server": // hidden: the process of a dedicated instance under vrsky dev
+		return runNATSServer(ctx, args[1:], stderr)
 	case "version", "--version", "-v":
 		if helpRequested(args[1:]) {
 			fmt.Fprint(stdout, "Usage: vrsky version\n\nPrints the version, commit, build date, Go version and which build it is.\n")

@@ -30,6 +30,10 @@ func runDemo(context.Context, []string, io.Writer, io.Writer) error {
 	return devOnly("vrsky demo")
 }
 
+func runNATSServer(context.Context, []string, io.Writer) error {
+	return devOnly("vrsky nats-server")
+}
+
 func devRoleConfig(string) (roles.Config, error) {
 	return roles.Config{}, devOnly("--dev")
 }

@@ -136,6 +136,7 @@ func TestProductionBinary(t *testing.T) {
 		{"demo", "1"},
 		{"runner", "--dev", t.TempDir()},
 		{"integrations", "list", "--data-dir", t.TempDir()},
+		{"nats-server", "-c", filepath.Join(t.TempDir(), "nats.conf")},
 	} {
 		t.Run(strings.Join(args[:1], " "), func(t *testing.T) {
 			cmd := exec.Command(bin, args...)

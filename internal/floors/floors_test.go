@@ -51,6 +51,15 @@ var floors = []floor{
 		allowed:   []string{module + "connectors/sdk"},
 	},
 	{
+		// The provisioners start tenants' dedicated NATS instances for the
+		// control plane's activities; they describe them with dataplane's
+		// Instance and know nothing of what runs on them.
+		name:      "provisioners",
+		packages:  []string{"internal/provision/..."},
+		forbidden: join(runtime, connectors, controlPlane, apiFloor, assembly),
+		allowed:   []string{module + "connectors/sdk"},
+	},
+	{
 		name:      "connectors",
 		packages:  []string{"connectors/..."},
 		forbidden: join(contract, runtime, controlPlane, apiFloor, assembly, []string{module + "internal/store"}),

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,15 +11,16 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
@@ -29,6 +29,7 @@ import (
 	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/natsauth"
 	"github.com/vrsky/vrsky/internal/natscluster"
+	"github.com/vrsky/vrsky/internal/natsserver"
 	"github.com/vrsky/vrsky/internal/spec"
 )
 
@@ -44,23 +45,16 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// runNode is nats-server's main: options from the configuration file, a
-// server, its logger, run until stopped.
+// runNode is `vrsky nats-server -c conf`: the server from the
+// configuration file until SIGINT or SIGTERM.
 func runNode(conf string) {
-	fs := flag.NewFlagSet("nats-server", flag.ExitOnError)
-	opts, err := server.ConfigureOptions(fs, []string{"-c", conf}, server.PrintServerAndExit, fs.Usage, server.PrintTLSHelpAndDie)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := natsserver.RunConfigFile(ctx, conf)
+	stop()
 	if err != nil {
-		server.PrintAndDie(err.Error())
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
-	s, err := server.NewServer(opts)
-	if err != nil {
-		server.PrintAndDie(err.Error())
-	}
-	s.ConfigureLogger()
-	if err := server.Run(s); err != nil {
-		server.PrintAndDie(err.Error())
-	}
-	s.WaitForShutdown()
 	os.Exit(0)
 }
 
