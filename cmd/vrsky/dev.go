@@ -71,6 +71,9 @@ func runDev(ctx context.Context, args []string, stderr io.Writer) error {
 	if cfg.IntegrationLatency, err = roles.IntegrationLatencyFromEnv(); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
+	if cfg.Placement, err = roles.PlacementPolicyFromEnv(os.Getenv); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
 	// nil keeps the dev stack's defaults: no environment variable for
 	// tenants, as in production, and the key ring kept in its data
 	// directory.

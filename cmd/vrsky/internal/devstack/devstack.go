@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sync"
 	"time"
@@ -24,6 +25,7 @@ import (
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
 
+	"github.com/vrsky/vrsky/activities"
 	"github.com/vrsky/vrsky/cmd/vrsky/internal/roles"
 	"github.com/vrsky/vrsky/internal/blobstore"
 	"github.com/vrsky/vrsky/internal/control/wire"
@@ -32,6 +34,7 @@ import (
 	"github.com/vrsky/vrsky/internal/natsauth"
 	"github.com/vrsky/vrsky/internal/natsserver"
 	"github.com/vrsky/vrsky/internal/pgcluster"
+	"github.com/vrsky/vrsky/internal/provision/local"
 	"github.com/vrsky/vrsky/internal/s3dev"
 	"github.com/vrsky/vrsky/internal/secretbox"
 	"github.com/vrsky/vrsky/internal/store"
@@ -108,8 +111,16 @@ type Config struct {
 	// IntegrationLatency labels the runner's latency histograms by
 	// integration too (VRSKY_METRICS_INTEGRATION_LATENCY).
 	IntegrationLatency bool
-	Version            string
-	Logger             *slog.Logger
+	// Placement decides when tenants move to a dedicated NATS instance of
+	// their own (a `vrsky nats-server` process under DATA_DIR/tenant-nats);
+	// the zero value is activities.DefaultPlacementPolicy.
+	Placement activities.PlacementPolicy
+	// TenantNATSCommand builds the process of a tenant's dedicated
+	// instance from its configuration file; nil runs this executable's
+	// `nats-server` command (tests re-run their own binary).
+	TenantNATSCommand func(configFile string) *exec.Cmd
+	Version           string
+	Logger            *slog.Logger
 }
 
 func (c *Config) applyDefaults() {
@@ -210,6 +221,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		DB: pool, NATS: natsConns.Conn, JS: natsConns.JS, Accounts: natsConns.Accounts, NATSAdmin: natsConns.Admin, Temporal: tc, Blobs: blobs, Registry: registry,
 		FileRoot: filepath.Join(dataDir, "files"), AdminKeyHash: store.HashSecret(admin), Logger: cfg.Logger, Profiling: true,
 		IntegrationLatency: cfg.IntegrationLatency, NATSMonitorURLs: s.natsMonitors,
+		Placement: cfg.Placement, Provisioner: s.tenantInstances(dataDir),
 	}
 	keys := cfg.SecretKeys
 	if keys == nil {
@@ -244,6 +256,15 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		"admin_key_file", filepath.Join(dataDir, AdminKeyFile),
 		"secrets_key_file", filepath.Join(dataDir, SecretsKeyFile))
 	return s, nil
+}
+
+// tenantInstances runs tenants' dedicated NATS instances as processes of
+// their own under dataDir/tenant-nats, stopped with the stack.
+func (s *Stack) tenantInstances(dataDir string) *local.Provisioner {
+	p := &local.Provisioner{Dir: filepath.Join(dataDir, "tenant-nats"), Command: s.cfg.TenantNATSCommand,
+		Logger: logging.Component(s.cfg.Logger, "tenant-nats")}
+	s.onStop("tenant NATS instances", func(context.Context) error { p.Close(); return nil })
+	return p
 }
 
 // Endpoints returns where each component listens.
