@@ -298,13 +298,20 @@ type nodeLoss struct {
 	duration, killAt time.Duration
 	restartAt        time.Duration
 	// victim picks the node to kill: "stream" (the leader of the
-	// pipeline's stream) or "meta" (JetStream's meta leader).
+	// pipeline's stream), "meta" (JetStream's meta leader) or "ingress"
+	// (the node the stack's connection to the tenant's account, on which
+	// the webhook publishes, is connected to).
 	victim string
 	// partition runs each node in a network namespace of its own and,
 	// instead of killing the victim at killAt and restarting it at
 	// restartAt, cuts it off the other two and heals the cut
 	// (partition_test.go).
 	partition bool
+}
+
+// victims says what each kind of victim is.
+var victims = map[string]string{
+	"stream": "the stream's leader", "meta": "the meta leader", "ingress": "holding the webhook's connection",
 }
 
 // outcome of one message.
@@ -366,8 +373,11 @@ func runNodeLoss(t *testing.T, nl nodeLoss) {
 
 	p := deploy(ctx, t, ep, dataDir)
 	victim := c.streamLeader(ctx, t, p)
-	if nl.victim == "meta" {
+	switch nl.victim {
+	case "meta":
 		victim = c.metaLeader()
+	case "ingress":
+		victim = c.holding(t, "vrsky-dev/"+p.Tenant)
 	}
 	require.NotEmpty(t, victim)
 	killed := c.byName(victim)
@@ -392,7 +402,7 @@ func runNodeLoss(t *testing.T, nl nodeLoss) {
 		} else {
 			killed.kill9(t)
 		}
-		t.Logf("%s: %s %s (the %s leader)", time.Since(began).Round(time.Millisecond), fault, victim, nl.victim)
+		t.Logf("%s: %s %s (%s)", time.Since(began).Round(time.Millisecond), fault, victim, victims[nl.victim])
 		if nl.partition {
 			watchCutOff(t, c, killed, began, began.Add(nl.restartAt))
 		}
@@ -465,8 +475,8 @@ func runNodeLoss(t *testing.T, nl nodeLoss) {
 	if nl.partition {
 		what = "partition"
 	}
-	t.Logf("%s (%s leader %s, %.0f msgs/s for %s, %s at %s, %s at %s): sent %d in %s, 202 %d, 503 %d, other %d; in file %d (of them answered 503: %d), duplicates %d, malformed lines %d",
-		what, nl.victim, victim, nl.rate, nl.duration, fault, nl.killAt, repair, nl.restartAt, total, sendTook.Round(time.Millisecond),
+	t.Logf("%s (%s, %s, %.0f msgs/s for %s, %s at %s, %s at %s): sent %d in %s, 202 %d, 503 %d, other %d; in file %d (of them answered 503: %d), duplicates %d, malformed lines %d",
+		what, victim, victims[nl.victim], nl.rate, nl.duration, fault, nl.killAt, repair, nl.restartAt, total, sendTook.Round(time.Millisecond),
 		accepted, unavailable, other, inFile, storedDespite503, duplicates, bad)
 	t.Logf("503s by second of sending: %s", timeline(outcomes, nl.rate))
 	t.Logf("202 latency from the intended send time: %s", latencies(outcomes, took))

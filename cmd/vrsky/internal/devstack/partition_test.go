@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 // The partition test is the node-loss test (nodeloss_test.go) with a
@@ -19,19 +21,27 @@ import (
 // hold: every 202 is in the file, every message not in the file was
 // answered 503, and the node rejoins.
 
+// TestWebhookThroughAPartition cuts one node off for 8 s of a 15 s run at
+// 300 msgs/s: once the stream leader's node, once the node holding the
+// connection the webhook publishes on (its requests have nowhere to go
+// until the heal, or until their 8 s of retries run out).
 func TestWebhookThroughAPartition(t *testing.T) {
-	runNodeLoss(t, nodeLoss{rate: 300, duration: 20 * time.Second, killAt: 5 * time.Second, restartAt: 15 * time.Second, victim: "stream", partition: true})
+	for _, victim := range []string{"stream", "ingress"} {
+		t.Run(victim, func(t *testing.T) {
+			runNodeLoss(t, nodeLoss{rate: 300, duration: 15 * time.Second, killAt: 4 * time.Second, restartAt: 12 * time.Second, victim: victim, partition: true})
+		})
+	}
 }
 
 // TestWebhookThroughAPartitionLong is the long form: 3,000 msgs/s for a
-// minute, the cut at 20 s and the heal at 40 s, once for the meta
-// leader's node and once for the stream leader's.
+// minute, the cut at 20 s and the heal at 40 s, for the meta leader's
+// node, the stream leader's and the webhook connection's.
 func TestWebhookThroughAPartitionLong(t *testing.T) {
 	if os.Getenv("VRSKY_LONG_TESTS") != "1" {
 		t.Skip("set VRSKY_LONG_TESTS=1 to run the minute-long partition runs")
 	}
-	for _, victim := range []string{"meta", "stream"} {
-		t.Run(victim+" leader", func(t *testing.T) {
+	for _, victim := range []string{"meta", "stream", "ingress"} {
+		t.Run(victim, func(t *testing.T) {
 			runNodeLoss(t, nodeLoss{rate: 3000, duration: 60 * time.Second, killAt: 20 * time.Second, restartAt: 40 * time.Second, victim: victim, partition: true})
 		})
 	}
@@ -89,4 +99,19 @@ func connections(n *node) map[uint64]connz {
 		m[c.CID] = c
 	}
 	return m
+}
+
+// holding is the node a client connection of that name is connected to.
+func (c *cluster) holding(t *testing.T, name string) string {
+	t.Helper()
+	var at []string
+	for _, n := range c.nodes {
+		for _, conn := range connections(n) {
+			if conn.Name == name {
+				at = append(at, n.name)
+			}
+		}
+	}
+	require.Len(t, at, 1, "one connection named %s in the cluster", name)
+	return at[0]
 }
