@@ -276,6 +276,15 @@ func (c *cluster) byName(name string) *node {
 // streamLeader is the node leading the pipeline's stream.
 func (c *cluster) streamLeader(ctx context.Context, t *testing.T, p dataplane.Pipeline) string {
 	t.Helper()
+	info := c.streamInfo(ctx, t, p)
+	require.Equal(t, 3, info.Config.Replicas, "the pipeline's stream has three replicas")
+	require.NotNil(t, info.Cluster)
+	return info.Cluster.Leader
+}
+
+// streamInfo asks the cluster about the pipeline's stream.
+func (c *cluster) streamInfo(ctx context.Context, t *testing.T, p dataplane.Pipeline) *jetstream.StreamInfo {
+	t.Helper()
 	creds, err := c.keys.TenantUser(p.Tenant, "node-loss-test")
 	require.NoError(t, err)
 	nc, err := nats.Connect(c.urls(), creds.Option())
@@ -287,9 +296,7 @@ func (c *cluster) streamLeader(ctx context.Context, t *testing.T, p dataplane.Pi
 	require.NoError(t, err)
 	info, err := s.Info(ctx)
 	require.NoError(t, err)
-	require.Equal(t, 3, info.Config.Replicas, "the pipeline's stream has three replicas")
-	require.NotNil(t, info.Cluster)
-	return info.Cluster.Leader
+	return info
 }
 
 // nodeLoss is one run of the node-loss test, or of the partition test.
@@ -460,10 +467,14 @@ func runNodeLoss(t *testing.T, nl nodeLoss) {
 	seen, bad = readSeqs(t, dataDir, p.Tenant)
 
 	var inFile, duplicates, storedDespite503 int
+	dupAt := map[int]int{} // duplicates by second of sending
 	for i := range outcomes {
 		if n := seen[i]; n > 0 {
 			inFile++
 			duplicates += n - 1
+			if n > 1 {
+				dupAt[int(float64(i)/nl.rate)] += n - 1
+			}
 			if outcomes[i].Load() == got503 {
 				storedDespite503++
 			}
@@ -480,12 +491,21 @@ func runNodeLoss(t *testing.T, nl nodeLoss) {
 		accepted, unavailable, other, inFile, storedDespite503, duplicates, bad)
 	t.Logf("503s by second of sending: %s", timeline(outcomes, nl.rate))
 	t.Logf("202 latency from the intended send time: %s", latencies(outcomes, took))
+	if duplicates > 0 {
+		t.Logf("duplicates by second of sending: %v", dupAt)
+	}
 	require.Zero(t, other, "every answer is 202 or 503")
 	require.Zero(t, bad, "every line is a message the test sent, transformed")
 	require.Greater(t, accepted, total/2, "most messages are accepted through a node loss")
 	require.Eventually(t, func() bool { return c.metaLeader() != "" && c.allCurrent() }, 60*time.Second, 200*time.Millisecond,
 		"the %s node rejoins", repair)
 	if nl.partition {
+		// A duplicate in the file is fine if it is a second delivery of a
+		// message stored once; a second stored copy would mean the
+		// Idempotency-Key (the message ID) did not hold.
+		stored := c.streamInfo(ctx, t, p).State.LastSeq
+		t.Logf("the stream stored %d messages (its last sequence); distinct messages in the file, with the warm-up one: %d", stored, inFile+1)
+		require.Equal(t, uint64(inFile+1), stored, "the stream stored each message once, so every duplicate in the file is a redelivery")
 		select {
 		case <-killed.exited:
 			t.Fatalf("the cut-off node %s exited: a partition must not stop it", victim)
