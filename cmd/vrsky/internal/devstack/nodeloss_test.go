@@ -390,8 +390,11 @@ func runNodeLoss(t *testing.T, nl nodeLoss) {
 	killed := c.byName(victim)
 	require.NotNil(t, killed)
 	fault, repair := "kill -9", "restarted"
+	inject, undo := func() { killed.kill9(t) }, func() { killed.start(t) }
 	if nl.partition {
 		fault, repair = "cut off", "healed"
+		i := slices.Index(c.nodes, killed)
+		inject, undo = func() { tn.cut(t, i) }, func() { tn.heal(t, i) }
 	}
 
 	total := int(nl.rate * nl.duration.Seconds())
@@ -404,21 +407,13 @@ func runNodeLoss(t *testing.T, nl nodeLoss) {
 	go func() {
 		defer close(chaos)
 		time.Sleep(time.Until(began.Add(nl.killAt)))
-		if nl.partition {
-			tn.cut(t, slices.Index(c.nodes, killed))
-		} else {
-			killed.kill9(t)
-		}
+		inject()
 		t.Logf("%s: %s %s (%s)", time.Since(began).Round(time.Millisecond), fault, victim, victims[nl.victim])
 		if nl.partition {
 			watchCutOff(t, c, killed, began, began.Add(nl.restartAt))
 		}
 		time.Sleep(time.Until(began.Add(nl.restartAt)))
-		if nl.partition {
-			tn.heal(t, slices.Index(c.nodes, killed))
-		} else {
-			killed.start(t)
-		}
+		undo()
 		t.Logf("%s: %s %s", time.Since(began).Round(time.Millisecond), repair, victim)
 	}()
 	sem := make(chan struct{}, 512)
