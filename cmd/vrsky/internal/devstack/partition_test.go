@@ -63,8 +63,12 @@ func watchCutOff(t *testing.T, c *cluster, cut *node, began, healAt time.Time) {
 			}
 		}
 		minority, _ := jsz(cut)
+		conns := connections(cut)
+		if conns == nil {
+			t.Errorf("the cut-off node %s does not answer on its client network: the cut must leave it running and reachable", cut.name)
+		}
 		var held []string
-		for cid, conn := range connections(cut) {
+		for cid, conn := range conns {
 			held = append(held, fmt.Sprintf("%s (+%d msgs)", conn.Name, conn.InMsgs-before[cid].InMsgs))
 		}
 		t.Logf("%s: meta leader as the cut-off %s sees it: %q; as the others see it: %s; %d client connections on %s: %s",
@@ -79,7 +83,7 @@ type connz struct {
 	InMsgs int64  `json:"in_msgs"`
 }
 
-// connections are a node's client connections by id; none when it does
+// connections are a node's client connections by id; nil when it does
 // not answer.
 func connections(n *node) map[uint64]connz {
 	client := http.Client{Timeout: time.Second}
