@@ -18,8 +18,10 @@ import (
 // cluster network is taken down under load, then brought back. The
 // victim keeps running, and the stack's connections to it stay up; only
 // the routes between it and the two others fall silent. The same checks
-// hold: every 202 is in the file, every message not in the file was
-// answered 503, and the node rejoins.
+// hold (every 202 is in the file, every message not in the file was
+// answered 503, the node rejoins), and more: the cut-off process answers
+// its clients throughout and never exits, and the stream stored each
+// message once.
 
 // TestWebhookThroughAPartition cuts one node off for 8 s of a 15 s run at
 // 300 msgs/s: once the stream leader's node, once the node holding the
