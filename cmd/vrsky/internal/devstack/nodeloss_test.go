@@ -61,13 +61,16 @@ func runNode(conf string) {
 // node is one NATS server process of the cluster under test.
 type node struct {
 	name, conf, log string
+	// host is the address its clients and monitoring reach; netns the
+	// network namespace it runs in ("" for the test's own).
+	host, netns     string
 	client, monitor int
 	cmd             *exec.Cmd
 	exited          chan struct{}
 }
 
-func (n *node) url() string        { return fmt.Sprintf("nats://127.0.0.1:%d", n.client) }
-func (n *node) monitorURL() string { return fmt.Sprintf("http://127.0.0.1:%d", n.monitor) }
+func (n *node) url() string        { return fmt.Sprintf("nats://%s:%d", n.host, n.client) }
+func (n *node) monitorURL() string { return fmt.Sprintf("http://%s:%d", n.host, n.monitor) }
 
 func (n *node) start(t *testing.T) {
 	t.Helper()
@@ -75,6 +78,10 @@ func (n *node) start(t *testing.T) {
 	require.NoError(t, err)
 	defer logFile.Close()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	if n.netns != "" {
+		// ip execs the test binary in the namespace: the pid is the node's.
+		cmd = exec.Command("ip", "netns", "exec", n.netns, os.Args[0], "-test.run=^$")
+	}
 	cmd.Env = append(os.Environ(), nodeEnv+"="+n.conf)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	require.NoError(t, cmd.Start())
@@ -104,24 +111,48 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+// nodePlace is where one node runs and listens: its network namespace
+// ("" for the test's own), the address of its client and monitoring
+// listeners and the address of its route, with their ports.
+type nodePlace struct {
+	netns                  string
+	clientHost, routeHost  string
+	client, route, monitor int
+}
+
+// loopbackPlaces puts three nodes on free loopback ports of the test's
+// own namespace.
+func loopbackPlaces(t *testing.T) []nodePlace {
+	t.Helper()
+	places := make([]nodePlace, 3)
+	for i := range places {
+		places[i] = nodePlace{clientHost: "127.0.0.1", routeHost: "127.0.0.1", client: freePort(t), route: freePort(t), monitor: freePort(t)}
+	}
+	return places
+}
+
 func startProcessCluster(t *testing.T, dir string, keys *natsauth.Keys) *cluster {
 	t.Helper()
+	return startProcessClusterAt(t, dir, keys, loopbackPlaces(t))
+}
+
+// startProcessClusterAt starts one node at each place.
+func startProcessClusterAt(t *testing.T, dir string, keys *natsauth.Keys, places []nodePlace) *cluster {
+	t.Helper()
 	c := &cluster{keys: keys}
-	routes := make([]string, 3)
-	routePorts := make([]int, 3)
-	for i := range routes {
-		routePorts[i] = freePort(t)
-		routes[i] = fmt.Sprintf("nats://127.0.0.1:%d", routePorts[i])
+	routes := make([]string, len(places))
+	for i, pl := range places {
+		routes[i] = fmt.Sprintf("nats://%s:%d", pl.routeHost, pl.route)
 	}
-	for i := range 3 {
-		n := &node{name: fmt.Sprintf("n%d", i+1), client: freePort(t), monitor: freePort(t)}
+	for i, pl := range places {
+		n := &node{name: fmt.Sprintf("n%d", i+1), host: pl.clientHost, netns: pl.netns, client: pl.client, monitor: pl.monitor}
 		nodeDir := filepath.Join(dir, n.name)
 		require.NoError(t, os.MkdirAll(nodeDir, 0o700))
 		conf, err := natscluster.Node{
 			Name: n.name, Peers: routes, StoreDir: filepath.Join(nodeDir, "js"),
-			ClientListen:  fmt.Sprintf("127.0.0.1:%d", n.client),
-			ClusterListen: fmt.Sprintf("127.0.0.1:%d", routePorts[i]),
-			MonitorListen: fmt.Sprintf("127.0.0.1:%d", n.monitor),
+			ClientListen:  fmt.Sprintf("%s:%d", pl.clientHost, pl.client),
+			ClusterListen: fmt.Sprintf("%s:%d", pl.routeHost, pl.route),
+			MonitorListen: fmt.Sprintf("%s:%d", pl.clientHost, pl.monitor),
 		}.Config()
 		require.NoError(t, err)
 		trust, err := keys.ServerConfig(filepath.Join(nodeDir, "jwt"))
@@ -239,6 +270,15 @@ func (c *cluster) byName(name string) *node {
 // streamLeader is the node leading the pipeline's stream.
 func (c *cluster) streamLeader(ctx context.Context, t *testing.T, p dataplane.Pipeline) string {
 	t.Helper()
+	info := c.streamInfo(ctx, t, p)
+	require.Equal(t, 3, info.Config.Replicas, "the pipeline's stream has three replicas")
+	require.NotNil(t, info.Cluster)
+	return info.Cluster.Leader
+}
+
+// streamInfo asks the cluster about the pipeline's stream.
+func (c *cluster) streamInfo(ctx context.Context, t *testing.T, p dataplane.Pipeline) *jetstream.StreamInfo {
+	t.Helper()
 	creds, err := c.keys.TenantUser(p.Tenant, "node-loss-test")
 	require.NoError(t, err)
 	nc, err := nats.Connect(c.urls(), creds.Option())
@@ -250,19 +290,29 @@ func (c *cluster) streamLeader(ctx context.Context, t *testing.T, p dataplane.Pi
 	require.NoError(t, err)
 	info, err := s.Info(ctx)
 	require.NoError(t, err)
-	require.Equal(t, 3, info.Config.Replicas, "the pipeline's stream has three replicas")
-	require.NotNil(t, info.Cluster)
-	return info.Cluster.Leader
+	return info
 }
 
-// nodeLoss is one run of the node-loss test.
+// nodeLoss is one run of the node-loss test, or of the partition test.
 type nodeLoss struct {
 	rate             float64
 	duration, killAt time.Duration
 	restartAt        time.Duration
 	// victim picks the node to kill: "stream" (the leader of the
-	// pipeline's stream) or "meta" (JetStream's meta leader).
+	// pipeline's stream), "meta" (JetStream's meta leader) or "ingress"
+	// (the node the stack's connection to the tenant's account, on which
+	// the webhook publishes, is connected to).
 	victim string
+	// partition runs each node in a network namespace of its own and,
+	// instead of killing the victim at killAt and restarting it at
+	// restartAt, cuts it off the other two and heals the cut
+	// (partition_test.go).
+	partition bool
+}
+
+// victims says what each kind of victim is.
+var victims = map[string]string{
+	"stream": "the stream's leader", "meta": "the meta leader", "ingress": "holding the webhook's connection",
 }
 
 // outcome of one message.
@@ -298,7 +348,14 @@ func runNodeLoss(t *testing.T, nl nodeLoss) {
 	// the same ones.
 	keys, err := natsauth.LoadOrCreateKeys(filepath.Join(dataDir, devstack.NATSKeysFile))
 	require.NoError(t, err)
-	c := startProcessCluster(t, filepath.Join(dir, "nats"), keys)
+	var tn *testNet
+	var c *cluster
+	if nl.partition {
+		tn = newTestNet(t, 3)
+		c = startProcessClusterAt(t, filepath.Join(dir, "nats"), keys, tn.places())
+	} else {
+		c = startProcessCluster(t, filepath.Join(dir, "nats"), keys)
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute+2*nl.duration)
 	defer cancel()
@@ -317,12 +374,22 @@ func runNodeLoss(t *testing.T, nl nodeLoss) {
 
 	p := deploy(ctx, t, ep, dataDir)
 	victim := c.streamLeader(ctx, t, p)
-	if nl.victim == "meta" {
+	switch nl.victim {
+	case "meta":
 		victim = c.metaLeader()
+	case "ingress":
+		victim = c.holding(t, "vrsky-dev/"+p.Tenant)
 	}
 	require.NotEmpty(t, victim)
 	killed := c.byName(victim)
 	require.NotNil(t, killed)
+	fault, repair := "kill -9", "restarted"
+	inject, undo := func() { killed.kill9(t) }, func() { killed.start(t) }
+	if nl.partition {
+		fault, repair = "cut off", "healed"
+		i := slices.Index(c.nodes, killed)
+		inject, undo = func() { tn.cut(t, i) }, func() { tn.heal(t, i) }
+	}
 
 	total := int(nl.rate * nl.duration.Seconds())
 	outcomes := make([]atomic.Int32, total)
@@ -334,11 +401,14 @@ func runNodeLoss(t *testing.T, nl nodeLoss) {
 	go func() {
 		defer close(chaos)
 		time.Sleep(time.Until(began.Add(nl.killAt)))
-		killed.kill9(t)
-		t.Logf("%s: kill -9 %s (the %s leader)", time.Since(began).Round(time.Millisecond), victim, nl.victim)
+		inject()
+		t.Logf("%s: %s %s (%s)", time.Since(began).Round(time.Millisecond), fault, victim, victims[nl.victim])
+		if nl.partition {
+			watchCutOff(t, c, killed, began, began.Add(nl.restartAt))
+		}
 		time.Sleep(time.Until(began.Add(nl.restartAt)))
-		killed.start(t)
-		t.Logf("%s: restarted %s", time.Since(began).Round(time.Millisecond), victim)
+		undo()
+		t.Logf("%s: %s %s", time.Since(began).Round(time.Millisecond), repair, victim)
 	}()
 	sem := make(chan struct{}, 512)
 	var wg sync.WaitGroup
@@ -386,10 +456,14 @@ func runNodeLoss(t *testing.T, nl nodeLoss) {
 	seen, bad = readSeqs(t, dataDir, p.Tenant)
 
 	var inFile, duplicates, storedDespite503 int
+	dupAt := map[int]int{} // duplicates by second of sending
 	for i := range outcomes {
 		if n := seen[i]; n > 0 {
 			inFile++
 			duplicates += n - 1
+			if n > 1 {
+				dupAt[int(float64(i)/nl.rate)] += n - 1
+			}
 			if outcomes[i].Load() == got503 {
 				storedDespite503++
 			}
@@ -397,16 +471,36 @@ func runNodeLoss(t *testing.T, nl nodeLoss) {
 			require.Equal(t, int32(got503), outcomes[i].Load(), "message %d is not in the file: its answer must have been 503", i)
 		}
 	}
-	t.Logf("node loss (%s leader %s, %.0f msgs/s for %s, kill at %s, restart at %s): sent %d in %s, 202 %d, 503 %d, other %d; in file %d (of them answered 503: %d), duplicates %d, malformed lines %d",
-		nl.victim, victim, nl.rate, nl.duration, nl.killAt, nl.restartAt, total, sendTook.Round(time.Millisecond),
+	what := "node loss"
+	if nl.partition {
+		what = "partition"
+	}
+	t.Logf("%s (%s, %s, %.0f msgs/s for %s, %s at %s, %s at %s): sent %d in %s, 202 %d, 503 %d, other %d; in file %d (of them answered 503: %d), duplicates %d, malformed lines %d",
+		what, victim, victims[nl.victim], nl.rate, nl.duration, fault, nl.killAt, repair, nl.restartAt, total, sendTook.Round(time.Millisecond),
 		accepted, unavailable, other, inFile, storedDespite503, duplicates, bad)
 	t.Logf("503s by second of sending: %s", timeline(outcomes, nl.rate))
 	t.Logf("202 latency from the intended send time: %s", latencies(outcomes, took))
+	if duplicates > 0 {
+		t.Logf("duplicates by second of sending: %v", dupAt)
+	}
 	require.Zero(t, other, "every answer is 202 or 503")
 	require.Zero(t, bad, "every line is a message the test sent, transformed")
 	require.Greater(t, accepted, total/2, "most messages are accepted through a node loss")
 	require.Eventually(t, func() bool { return c.metaLeader() != "" && c.allCurrent() }, 60*time.Second, 200*time.Millisecond,
-		"the restarted node rejoins")
+		"the %s node rejoins", repair)
+	if nl.partition {
+		// A duplicate in the file is fine if it is a second delivery of a
+		// message stored once; a second stored copy would mean the
+		// Idempotency-Key (the message ID) did not hold.
+		stored := c.streamInfo(ctx, t, p).State.LastSeq
+		t.Logf("the stream stored %d messages (its last sequence); distinct messages in the file, with the warm-up one: %d", stored, inFile+1)
+		require.Equal(t, uint64(inFile+1), stored, "the stream stored each message once, so every duplicate in the file is a redelivery")
+		select {
+		case <-killed.exited:
+			t.Fatalf("the cut-off node %s exited: a partition must not stop it", victim)
+		default:
+		}
+	}
 }
 
 // latencies summarises how long the 202s took.
