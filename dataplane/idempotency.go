@@ -61,6 +61,9 @@ func (i *Idempotency) Claim(ctx context.Context, p Pipeline, id string, sum Dige
 	if _, err := b.kv.Create(ctx, key, []byte(pendingPrefix+digest)); err == nil {
 		return false, nil
 	} else if !errors.Is(err, jetstream.ErrKeyExists) {
+		if ctx.Err() != nil {
+			leaveStuckNode(b.js.Conn()) // its node may be cut off
+		}
 		return false, fmt.Errorf("%w: write idempotency key: %w", ErrUnavailable, err)
 	}
 	e, err := b.kv.Get(ctx, key)

@@ -84,9 +84,14 @@ func (pub *Publisher) Publish(ctx context.Context, p Pipeline, msgs []sdk.Messag
 		futures = append(futures, f)
 	}
 	if refs == nil {
-		return WaitAll(ctx, futures)
+		err = WaitAll(ctx, futures)
+	} else {
+		err = pub.waitAllClaimed(ctx, futures, refs)
 	}
-	return pub.waitAllClaimed(ctx, futures, refs)
+	if err != nil && ctx.Err() != nil {
+		leaveStuckNode(js.Conn()) // no PubAck in time: its node may be cut off
+	}
+	return err
 }
 
 // claimSuffix makes a claim-check key unique to one publish.
