@@ -70,20 +70,14 @@ func TestAdminMovesATenant(t *testing.T) {
 	e, ctl := placementEnv(t)
 	e.createTenant(t, "acme")
 	e.createTenant(t, "globex")
-	ctx := context.Background()
-
-	// A tenant that never moved is on the shared cluster since its creation.
-	got := call(t, e.h, http.MethodGet, "/v1/tenants/acme", e.adminKey, "")
-	require.Equal(t, http.StatusOK, got.code, got.raw)
-	placement := got.body["placement"].(map[string]any)
-	require.Equal(t, map[string]any{"state": "shared", "step": "", "forced": false, "since": got.body["created_at"]}, placement)
-	require.NotContains(t, got.body, "placement_history")
 
 	res := call(t, e.h, http.MethodPost, "/v1/tenants/acme/placement", e.adminKey, `{"placement":"dedicated","reason":"a big customer"}`)
 	require.Equal(t, http.StatusAccepted, res.code, res.raw)
 	require.Equal(t, "/v1/tenants/acme", res.header.Get("Location"))
 	require.Equal(t, "dedicated", res.body["requested"])
-	require.Equal(t, "shared", res.body["placement"].(map[string]any)["state"], "the move shows once the workflow takes a step")
+	// The answer shows the placement as recorded now: shared until the
+	// workflow records its first step.
+	require.Contains(t, []any{"shared", "moving-to-dedicated"}, res.body["placement"].(map[string]any)["state"], res.raw)
 	require.Equal(t, []wire.PlacementRequest{{Target: wire.PlacementDedicated, Forced: true, Reason: "a big customer"}},
 		waitRequests(t, ctl, "acme", 1), "the tenant's run got the admin's forced request")
 	require.Nil(t, placementRequests(t, ctl, "globex"), "another tenant's run is not touched")
@@ -94,8 +88,24 @@ func TestAdminMovesATenant(t *testing.T) {
 	reqs := waitRequests(t, ctl, "acme", 2)
 	require.Len(t, reqs, 2)
 	require.Equal(t, wire.PlacementRequest{Target: wire.PlacementShared, Forced: true, Reason: defaultPlacementReason}, reqs[1])
+}
 
-	// The workflow records its steps in PostgreSQL; the API shows them.
+// The TenantPlacement workflow records its steps in PostgreSQL; the API
+// shows them from there, without asking the control plane.
+func TestTenantsShowTheirPlacement(t *testing.T) {
+	t.Parallel()
+	e := newAuthEnvWith(t, func(o *Options) { o.Control = nil })
+	activeTenant(t, e.st, "acme")
+	activeTenant(t, e.st, "globex")
+	ctx := context.Background()
+
+	// A tenant that never moved is on the shared cluster since its creation.
+	got := call(t, e.h, http.MethodGet, "/v1/tenants/acme", e.adminKey, "")
+	require.Equal(t, http.StatusOK, got.code, got.raw)
+	placement := got.body["placement"].(map[string]any)
+	require.Equal(t, map[string]any{"state": "shared", "step": "", "forced": false, "since": got.body["created_at"]}, placement)
+	require.NotContains(t, got.body, "placement_history")
+
 	require.NoError(t, e.st.SetPlacement(ctx, store.Placement{Tenant: "acme", Placement: store.PlacementMovingToDedicated, Step: "provision", Forced: true, Instance: []byte("sealed")}, "a big customer"))
 	require.NoError(t, e.st.SetPlacement(ctx, store.Placement{Tenant: "acme", Placement: store.PlacementMovingToDedicated, Step: "copy-streams", Forced: true, Instance: []byte("sealed")}, "instance ready"))
 	got = call(t, e.h, http.MethodGet, "/v1/tenants/acme", e.adminKey, "")
@@ -111,6 +121,7 @@ func TestAdminMovesATenant(t *testing.T) {
 	require.Len(t, history, 2)
 	require.Equal(t, "copy-streams", history[0].(map[string]any)["step"], "newest first")
 	require.Equal(t, "instance ready", history[0].(map[string]any)["reason"])
+	require.Equal(t, "moving-to-dedicated", history[0].(map[string]any)["state"])
 	require.Equal(t, "provision", history[1].(map[string]any)["step"])
 	require.NotContains(t, got.raw, "sealed", "the instance never leaves the store")
 	require.NotContains(t, got.raw, `"instance"`)
@@ -125,12 +136,15 @@ func TestAdminMovesATenant(t *testing.T) {
 	}
 	require.Equal(t, map[string]string{"acme": "moving-to-dedicated", "globex": "shared"}, states)
 
-	// The history shown is the last 20.
+	// The history shown is the last 20; a deleted tenant keeps its own.
 	for range 25 {
 		require.NoError(t, e.st.SetPlacement(ctx, store.Placement{Tenant: "acme", Placement: store.PlacementDedicated, Forced: true}, "settled"))
 	}
+	require.NoError(t, e.st.DeleteTenant(ctx, "acme"))
 	got = call(t, e.h, http.MethodGet, "/v1/tenants/acme", e.adminKey, "")
+	require.Equal(t, http.StatusOK, got.code, got.raw)
 	require.Len(t, got.body["placement_history"], placementHistoryShown)
+	require.Equal(t, "dedicated", got.body["placement"].(map[string]any)["state"])
 }
 
 // Attack: anything but the platform admin, or a body that is not a move,

@@ -182,6 +182,42 @@ func (e IntegrationScheduleOverlap) Valid() bool {
 	}
 }
 
+// Defines values for MoveTenantInputBodyPlacement.
+const (
+	MoveTenantInputBodyPlacementDedicated MoveTenantInputBodyPlacement = "dedicated"
+	MoveTenantInputBodyPlacementShared    MoveTenantInputBodyPlacement = "shared"
+)
+
+// Valid indicates whether the value is a known member of the MoveTenantInputBodyPlacement enum.
+func (e MoveTenantInputBodyPlacement) Valid() bool {
+	switch e {
+	case MoveTenantInputBodyPlacementDedicated:
+		return true
+	case MoveTenantInputBodyPlacementShared:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for MoveTenantOutputBodyRequested.
+const (
+	MoveTenantOutputBodyRequestedDedicated MoveTenantOutputBodyRequested = "dedicated"
+	MoveTenantOutputBodyRequestedShared    MoveTenantOutputBodyRequested = "shared"
+)
+
+// Valid indicates whether the value is a known member of the MoveTenantOutputBodyRequested enum.
+func (e MoveTenantOutputBodyRequested) Valid() bool {
+	switch e {
+	case MoveTenantOutputBodyRequestedDedicated:
+		return true
+	case MoveTenantOutputBodyRequestedShared:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for NewAPIKeyScopes.
 const (
 	NewAPIKeyScopesAdmin NewAPIKeyScopes = "admin"
@@ -200,6 +236,30 @@ func (e NewAPIKeyScopes) Valid() bool {
 	case NewAPIKeyScopesRead:
 		return true
 	case NewAPIKeyScopesWrite:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for PlacementEventState.
+const (
+	PlacementEventStateDedicated         PlacementEventState = "dedicated"
+	PlacementEventStateMovingToDedicated PlacementEventState = "moving-to-dedicated"
+	PlacementEventStateMovingToShared    PlacementEventState = "moving-to-shared"
+	PlacementEventStateShared            PlacementEventState = "shared"
+)
+
+// Valid indicates whether the value is a known member of the PlacementEventState enum.
+func (e PlacementEventState) Valid() bool {
+	switch e {
+	case PlacementEventStateDedicated:
+		return true
+	case PlacementEventStateMovingToDedicated:
+		return true
+	case PlacementEventStateMovingToShared:
+		return true
+	case PlacementEventStateShared:
 		return true
 	default:
 		return false
@@ -326,6 +386,30 @@ func (e TenantStatus) Valid() bool {
 	case TenantStatusFailed:
 		return true
 	case TenantStatusProvisioning:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for TenantPlacementState.
+const (
+	TenantPlacementStateDedicated         TenantPlacementState = "dedicated"
+	TenantPlacementStateMovingToDedicated TenantPlacementState = "moving-to-dedicated"
+	TenantPlacementStateMovingToShared    TenantPlacementState = "moving-to-shared"
+	TenantPlacementStateShared            TenantPlacementState = "shared"
+)
+
+// Valid indicates whether the value is a known member of the TenantPlacementState enum.
+func (e TenantPlacementState) Valid() bool {
+	switch e {
+	case TenantPlacementStateDedicated:
+		return true
+	case TenantPlacementStateMovingToDedicated:
+		return true
+	case TenantPlacementStateMovingToShared:
+		return true
+	case TenantPlacementStateShared:
 		return true
 	default:
 		return false
@@ -951,6 +1035,29 @@ type MetricsPoint struct {
 	Time time.Time `json:"time"`
 }
 
+// MoveTenantInputBody defines model for MoveTenantInputBody.
+type MoveTenantInputBody struct {
+	// Placement Where the tenant's streams should live: dedicated, a NATS instance of its own; shared, the platform's shared cluster.
+	Placement MoveTenantInputBodyPlacement `json:"placement"`
+
+	// Reason Why, for the tenant's placement history (at most 200 characters, no control characters); default: requested by the platform admin.
+	Reason *string `json:"reason,omitempty"`
+}
+
+// MoveTenantInputBodyPlacement Where the tenant's streams should live: dedicated, a NATS instance of its own; shared, the platform's shared cluster.
+type MoveTenantInputBodyPlacement string
+
+// MoveTenantOutputBody defines model for MoveTenantOutputBody.
+type MoveTenantOutputBody struct {
+	Placement TenantPlacement `json:"placement"`
+
+	// Requested The placement asked for.
+	Requested MoveTenantOutputBodyRequested `json:"requested"`
+}
+
+// MoveTenantOutputBodyRequested The placement asked for.
+type MoveTenantOutputBodyRequested string
+
 // NewAPIKey defines model for NewAPIKey.
 type NewAPIKey struct {
 	CreatedAt time.Time `json:"created_at"`
@@ -992,6 +1099,24 @@ type Overview struct {
 	MessagesPerSecond float64      `json:"messages_per_second"`
 	Tenants           TenantCounts `json:"tenants"`
 }
+
+// PlacementEvent defines model for PlacementEvent.
+type PlacementEvent struct {
+	// At When the change was recorded.
+	At time.Time `json:"at"`
+
+	// Reason Why: the admin's reason, the threshold crossed, or what the move did.
+	Reason string `json:"reason"`
+
+	// State The placement from then on.
+	State PlacementEventState `json:"state"`
+
+	// Step The step of the move from then on; empty once settled.
+	Step string `json:"step"`
+}
+
+// PlacementEventState The placement from then on.
+type PlacementEventState string
 
 // PutSecretInputBody defines model for PutSecretInputBody.
 type PutSecretInputBody struct {
@@ -1115,7 +1240,11 @@ type Tenant struct {
 	Limits *TenantLimits `json:"limits,omitempty"`
 
 	// Name Display name.
-	Name string `json:"name"`
+	Name      string           `json:"name"`
+	Placement *TenantPlacement `json:"placement,omitempty"`
+
+	// PlacementHistory The tenant's last 20 placement changes, newest first (get-tenant only; absent when it never moved).
+	PlacementHistory *[]PlacementEvent `json:"placement_history,omitempty"`
 
 	// Status provisioning until its NATS account and streams exist (its key works from active on); failed when provisioning failed (see failure_reason; everything it created was undone and the ID can be created again); deleting until everything it owned is removed.
 	Status TenantStatus `json:"status"`
@@ -1163,6 +1292,24 @@ type TenantPatch struct {
 	Egress *EgressPolicy `json:"egress,omitempty"`
 	Limits *TenantLimits `json:"limits,omitempty"`
 }
+
+// TenantPlacement defines model for TenantPlacement.
+type TenantPlacement struct {
+	// Forced True when a platform admin asked for this placement: the automatic thresholds (integration count, message rate) then do not move the tenant until an admin asks again.
+	Forced bool `json:"forced"`
+
+	// Since When the placement (or the step of a move) last changed; the tenant's creation for a tenant that never moved.
+	Since time.Time `json:"since"`
+
+	// State shared: the tenant's streams are on the platform's shared NATS cluster (in the tenant's own account); dedicated: on a NATS instance of its own; moving-to-dedicated and moving-to-shared while a move is under way (its messages keep flowing).
+	State TenantPlacementState `json:"state"`
+
+	// Step The step of the move under way; empty when the placement is settled.
+	Step string `json:"step"`
+}
+
+// TenantPlacementState shared: the tenant's streams are on the platform's shared NATS cluster (in the tenant's own account); dedicated: on a NATS instance of its own; moving-to-dedicated and moving-to-shared while a move is under way (its messages keep flowing).
+type TenantPlacementState string
 
 // TenantSecret defines model for TenantSecret.
 type TenantSecret struct {
@@ -1363,6 +1510,9 @@ type CreateTenantJSONRequestBody = CreateTenantInputBody
 
 // UpdateTenantJSONRequestBody defines body for UpdateTenant for application/json ContentType.
 type UpdateTenantJSONRequestBody = TenantPatch
+
+// MoveTenantJSONRequestBody defines body for MoveTenant for application/json ContentType.
+type MoveTenantJSONRequestBody = MoveTenantInputBody
 
 // RequestEditorFn is the function signature for the RequestEditor callback function
 type RequestEditorFn func(ctx context.Context, req *http.Request) error
@@ -1837,7 +1987,7 @@ type ClientInterface interface {
 
 	// ListTenants List tenants
 	//
-	// Lists tenants ordered by ID, deleted ones included, one page at a time: follow `next` (or the Link header) until it is absent. Platform admin key only.
+	// Lists tenants ordered by ID, deleted ones included, each with its placement, one page at a time: follow `next` (or the Link header) until it is absent. Platform admin key only.
 	//
 	// Corresponds with GET /v1/tenants (the `ListTenants` operationId).
 	ListTenants(ctx context.Context, params *ListTenantsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1869,7 +2019,7 @@ type ClientInterface interface {
 
 	// GetTenant Get a tenant
 	//
-	// Returns the tenant, also once deleted (with status deleted) or failed (with failure_reason), its quotas, and what it uses of them now: its integrations and the bytes its streams hold. Platform admin key only.
+	// Returns the tenant, also once deleted (with status deleted) or failed (with failure_reason), its quotas, what it uses of them now (its integrations and the bytes its streams hold), where its streams live (placement) and its last placement changes (placement_history). Platform admin key only.
 	//
 	// Corresponds with GET /v1/tenants/{tenantId} (the `GetTenant` operationId).
 	GetTenant(ctx context.Context, tenantId string, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1891,6 +2041,24 @@ type ClientInterface interface {
 	//
 	// Corresponds with PATCH /v1/tenants/{tenantId} (the `UpdateTenant` operationId).
 	UpdateTenant(ctx context.Context, tenantId string, body UpdateTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// MoveTenantWithBody Move a tenant to a dedicated or the shared NATS
+	//
+	// Asks the tenant's TenantPlacement workflow to move its streams to a dedicated NATS instance (`dedicated`) or back to the platform's shared cluster (`shared`), and answers 202 at once with a Location to the tenant and its placement as recorded now. The move runs in the background without losing or duplicating messages; GET the tenant to follow it (`placement.state` moving-to-…, `placement.step`, `placement_history`). A move asked for by an admin is forced: the automatic thresholds do not move the tenant back until an admin asks again. 409 when the tenant is not active (provisioning, failed, deleting or deleted); 503 when the control plane does not take the request. Platform admin key only.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/tenants/{tenantId}/placement (the `MoveTenant` operationId).
+	MoveTenantWithBody(ctx context.Context, tenantId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// MoveTenant Move a tenant to a dedicated or the shared NATS
+	//
+	// Asks the tenant's TenantPlacement workflow to move its streams to a dedicated NATS instance (`dedicated`) or back to the platform's shared cluster (`shared`), and answers 202 at once with a Location to the tenant and its placement as recorded now. The move runs in the background without losing or duplicating messages; GET the tenant to follow it (`placement.state` moving-to-…, `placement.step`, `placement_history`). A move asked for by an admin is forced: the automatic thresholds do not move the tenant back until an admin asks again. 409 when the tenant is not active (provisioning, failed, deleting or deleted); 503 when the control plane does not take the request. Platform admin key only.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/tenants/{tenantId}/placement (the `MoveTenant` operationId).
+	MoveTenant(ctx context.Context, tenantId string, body MoveTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
 // GetHealth Liveness
@@ -2782,7 +2950,7 @@ func (c *Client) PutSecret(ctx context.Context, name string, body PutSecretJSONR
 
 // ListTenants List tenants
 //
-// Lists tenants ordered by ID, deleted ones included, one page at a time: follow `next` (or the Link header) until it is absent. Platform admin key only.
+// Lists tenants ordered by ID, deleted ones included, each with its placement, one page at a time: follow `next` (or the Link header) until it is absent. Platform admin key only.
 //
 // Corresponds with GET /v1/tenants (the `ListTenants` operationId).
 func (c *Client) ListTenants(ctx context.Context, params *ListTenantsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -2854,7 +3022,7 @@ func (c *Client) DeleteTenant(ctx context.Context, tenantId string, reqEditors .
 
 // GetTenant Get a tenant
 //
-// Returns the tenant, also once deleted (with status deleted) or failed (with failure_reason), its quotas, and what it uses of them now: its integrations and the bytes its streams hold. Platform admin key only.
+// Returns the tenant, also once deleted (with status deleted) or failed (with failure_reason), its quotas, what it uses of them now (its integrations and the bytes its streams hold), where its streams live (placement) and its last placement changes (placement_history). Platform admin key only.
 //
 // Corresponds with GET /v1/tenants/{tenantId} (the `GetTenant` operationId).
 func (c *Client) GetTenant(ctx context.Context, tenantId string, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -2897,6 +3065,44 @@ func (c *Client) UpdateTenantWithBody(ctx context.Context, tenantId string, cont
 // Corresponds with PATCH /v1/tenants/{tenantId} (the `UpdateTenant` operationId).
 func (c *Client) UpdateTenant(ctx context.Context, tenantId string, body UpdateTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewUpdateTenantRequest(c.Server, tenantId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// MoveTenantWithBody Move a tenant to a dedicated or the shared NATS
+//
+// Asks the tenant's TenantPlacement workflow to move its streams to a dedicated NATS instance (`dedicated`) or back to the platform's shared cluster (`shared`), and answers 202 at once with a Location to the tenant and its placement as recorded now. The move runs in the background without losing or duplicating messages; GET the tenant to follow it (`placement.state` moving-to-…, `placement.step`, `placement_history`). A move asked for by an admin is forced: the automatic thresholds do not move the tenant back until an admin asks again. 409 when the tenant is not active (provisioning, failed, deleting or deleted); 503 when the control plane does not take the request. Platform admin key only.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/tenants/{tenantId}/placement (the `MoveTenant` operationId).
+func (c *Client) MoveTenantWithBody(ctx context.Context, tenantId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewMoveTenantRequestWithBody(c.Server, tenantId, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// MoveTenant Move a tenant to a dedicated or the shared NATS
+//
+// Asks the tenant's TenantPlacement workflow to move its streams to a dedicated NATS instance (`dedicated`) or back to the platform's shared cluster (`shared`), and answers 202 at once with a Location to the tenant and its placement as recorded now. The move runs in the background without losing or duplicating messages; GET the tenant to follow it (`placement.state` moving-to-…, `placement.step`, `placement_history`). A move asked for by an admin is forced: the automatic thresholds do not move the tenant back until an admin asks again. 409 when the tenant is not active (provisioning, failed, deleting or deleted); 503 when the control plane does not take the request. Platform admin key only.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/tenants/{tenantId}/placement (the `MoveTenant` operationId).
+func (c *Client) MoveTenant(ctx context.Context, tenantId string, body MoveTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewMoveTenantRequest(c.Server, tenantId, body)
 	if err != nil {
 		return nil, err
 	}
@@ -4864,6 +5070,53 @@ func NewUpdateTenantRequestWithBody(server string, tenantId string, contentType 
 	return req, nil
 }
 
+// NewMoveTenantRequest calls the generic MoveTenant builder with application/json body
+func NewMoveTenantRequest(server string, tenantId string, body MoveTenantJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewMoveTenantRequestWithBody(server, tenantId, "application/json", bodyReader)
+}
+
+// NewMoveTenantRequestWithBody constructs an http.Request for the MoveTenant method, with any body, and a specified content type
+func NewMoveTenantRequestWithBody(server string, tenantId string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenantId", tenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/tenants/%s/placement", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 func (c *Client) applyEditors(ctx context.Context, req *http.Request, additionalEditors []RequestEditorFn) error {
 	for _, r := range c.RequestEditors {
 		if err := r(ctx, req); err != nil {
@@ -5351,7 +5604,7 @@ type ClientWithResponsesInterface interface {
 
 	// ListTenantsWithResponse List tenants
 	//
-	// Lists tenants ordered by ID, deleted ones included, one page at a time: follow `next` (or the Link header) until it is absent. Platform admin key only.
+	// Lists tenants ordered by ID, deleted ones included, each with its placement, one page at a time: follow `next` (or the Link header) until it is absent. Platform admin key only.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -5387,7 +5640,7 @@ type ClientWithResponsesInterface interface {
 
 	// GetTenantWithResponse Get a tenant
 	//
-	// Returns the tenant, also once deleted (with status deleted) or failed (with failure_reason), its quotas, and what it uses of them now: its integrations and the bytes its streams hold. Platform admin key only.
+	// Returns the tenant, also once deleted (with status deleted) or failed (with failure_reason), its quotas, what it uses of them now (its integrations and the bytes its streams hold), where its streams live (placement) and its last placement changes (placement_history). Platform admin key only.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -5411,6 +5664,24 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with PATCH /v1/tenants/{tenantId} (the `UpdateTenant` operationId).
 	UpdateTenantWithResponse(ctx context.Context, tenantId string, body UpdateTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateTenantResponse, error)
+
+	// MoveTenantWithBodyWithResponse Move a tenant to a dedicated or the shared NATS
+	//
+	// Asks the tenant's TenantPlacement workflow to move its streams to a dedicated NATS instance (`dedicated`) or back to the platform's shared cluster (`shared`), and answers 202 at once with a Location to the tenant and its placement as recorded now. The move runs in the background without losing or duplicating messages; GET the tenant to follow it (`placement.state` moving-to-…, `placement.step`, `placement_history`). A move asked for by an admin is forced: the automatic thresholds do not move the tenant back until an admin asks again. 409 when the tenant is not active (provisioning, failed, deleting or deleted); 503 when the control plane does not take the request. Platform admin key only.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/tenants/{tenantId}/placement (the `MoveTenant` operationId).
+	MoveTenantWithBodyWithResponse(ctx context.Context, tenantId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*MoveTenantResponse, error)
+
+	// MoveTenantWithResponse Move a tenant to a dedicated or the shared NATS
+	//
+	// Asks the tenant's TenantPlacement workflow to move its streams to a dedicated NATS instance (`dedicated`) or back to the platform's shared cluster (`shared`), and answers 202 at once with a Location to the tenant and its placement as recorded now. The move runs in the background without losing or duplicating messages; GET the tenant to follow it (`placement.state` moving-to-…, `placement.step`, `placement_history`). A move asked for by an admin is forced: the automatic thresholds do not move the tenant back until an admin asks again. 409 when the tenant is not active (provisioning, failed, deleting or deleted); 503 when the control plane does not take the request. Platform admin key only.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/tenants/{tenantId}/placement (the `MoveTenant` operationId).
+	MoveTenantWithResponse(ctx context.Context, tenantId string, body MoveTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*MoveTenantResponse, error)
 }
 
 type GetHealthResponse struct {
@@ -8888,6 +9159,117 @@ func (r UpdateTenantResponse) ContentType() string {
 	return ""
 }
 
+// MoveTenantResponse202Headers the declared response headers of an HTTP 202 response for MoveTenant
+type MoveTenantResponse202Headers struct {
+	Location *string
+}
+
+type MoveTenantResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *MoveTenantOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *ErrorModel
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *ErrorModel
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ErrorModel
+	// Headers202 the parsed response headers for an HTTP 202 response
+	Headers202 *MoveTenantResponse202Headers
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r MoveTenantResponse) GetJSON202() *MoveTenantOutputBody {
+	return r.JSON202
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r MoveTenantResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r MoveTenantResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r MoveTenantResponse) GetApplicationproblemJSON404() *ErrorModel {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r MoveTenantResponse) GetApplicationproblemJSON409() *ErrorModel {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r MoveTenantResponse) GetApplicationproblemJSON413() *ErrorModel {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r MoveTenantResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r MoveTenantResponse) GetApplicationproblemJSON429() *ErrorModel {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r MoveTenantResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r MoveTenantResponse) GetApplicationproblemJSON503() *ErrorModel {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r MoveTenantResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r MoveTenantResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r MoveTenantResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r MoveTenantResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // GetHealthWithResponse Liveness
 //
 // Answers 200 while the process is serving HTTP.
@@ -9625,7 +10007,7 @@ func (c *ClientWithResponses) PutSecretWithResponse(ctx context.Context, name st
 
 // ListTenantsWithResponse List tenants
 //
-// Lists tenants ordered by ID, deleted ones included, one page at a time: follow `next` (or the Link header) until it is absent. Platform admin key only.
+// Lists tenants ordered by ID, deleted ones included, each with its placement, one page at a time: follow `next` (or the Link header) until it is absent. Platform admin key only.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -9685,7 +10067,7 @@ func (c *ClientWithResponses) DeleteTenantWithResponse(ctx context.Context, tena
 
 // GetTenantWithResponse Get a tenant
 //
-// Returns the tenant, also once deleted (with status deleted) or failed (with failure_reason), its quotas, and what it uses of them now: its integrations and the bytes its streams hold. Platform admin key only.
+// Returns the tenant, also once deleted (with status deleted) or failed (with failure_reason), its quotas, what it uses of them now (its integrations and the bytes its streams hold), where its streams live (placement) and its last placement changes (placement_history). Platform admin key only.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -9726,6 +10108,36 @@ func (c *ClientWithResponses) UpdateTenantWithResponse(ctx context.Context, tena
 		return nil, err
 	}
 	return ParseUpdateTenantResponse(rsp)
+}
+
+// MoveTenantWithBodyWithResponse Move a tenant to a dedicated or the shared NATS
+//
+// Asks the tenant's TenantPlacement workflow to move its streams to a dedicated NATS instance (`dedicated`) or back to the platform's shared cluster (`shared`), and answers 202 at once with a Location to the tenant and its placement as recorded now. The move runs in the background without losing or duplicating messages; GET the tenant to follow it (`placement.state` moving-to-…, `placement.step`, `placement_history`). A move asked for by an admin is forced: the automatic thresholds do not move the tenant back until an admin asks again. 409 when the tenant is not active (provisioning, failed, deleting or deleted); 503 when the control plane does not take the request. Platform admin key only.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/tenants/{tenantId}/placement (the `MoveTenant` operationId).
+func (c *ClientWithResponses) MoveTenantWithBodyWithResponse(ctx context.Context, tenantId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*MoveTenantResponse, error) {
+	rsp, err := c.MoveTenantWithBody(ctx, tenantId, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseMoveTenantResponse(rsp)
+}
+
+// MoveTenantWithResponse Move a tenant to a dedicated or the shared NATS
+//
+// Asks the tenant's TenantPlacement workflow to move its streams to a dedicated NATS instance (`dedicated`) or back to the platform's shared cluster (`shared`), and answers 202 at once with a Location to the tenant and its placement as recorded now. The move runs in the background without losing or duplicating messages; GET the tenant to follow it (`placement.state` moving-to-…, `placement.step`, `placement_history`). A move asked for by an admin is forced: the automatic thresholds do not move the tenant back until an admin asks again. 409 when the tenant is not active (provisioning, failed, deleting or deleted); 503 when the control plane does not take the request. Platform admin key only.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/tenants/{tenantId}/placement (the `MoveTenant` operationId).
+func (c *ClientWithResponses) MoveTenantWithResponse(ctx context.Context, tenantId string, body MoveTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*MoveTenantResponse, error) {
+	rsp, err := c.MoveTenant(ctx, tenantId, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseMoveTenantResponse(rsp)
 }
 
 // ParseGetHealthResponse parses an HTTP response from a GetHealthWithResponse call
@@ -12691,6 +13103,108 @@ func ParseUpdateTenantResponse(rsp *http.Response) (*UpdateTenantResponse, error
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	}
+
+	return response, nil
+}
+
+// ParseMoveTenantResponse parses an HTTP response from a MoveTenantWithResponse call
+func ParseMoveTenantResponse(rsp *http.Response) (*MoveTenantResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &MoveTenantResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest MoveTenantOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 202:
+		var headers MoveTenantResponse202Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = &value
+		}
+		response.Headers202 = &headers
 	}
 
 	return response, nil

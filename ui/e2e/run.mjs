@@ -331,6 +331,7 @@ async function main() {
     await page.getByRole('button', { name: 'Done' }).click();
     const row = page.getByRole('row').filter({ hasText: TENANT });
     await row.getByText('active', { exact: true }).waitFor({ timeout: 180_000 });
+    await row.getByTestId('placement-badge').getByText('shared', { exact: true }).waitFor();
   });
 
   await step('admin lets the tenant reach loopback (egress) with PATCH', [], async () => {

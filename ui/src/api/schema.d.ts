@@ -653,7 +653,7 @@ export interface paths {
         };
         /**
          * List tenants
-         * @description Lists tenants ordered by ID, deleted ones included, one page at a time: follow `next` (or the Link header) until it is absent. Platform admin key only.
+         * @description Lists tenants ordered by ID, deleted ones included, each with its placement, one page at a time: follow `next` (or the Link header) until it is absent. Platform admin key only.
          */
         get: operations["list-tenants"];
         put?: never;
@@ -677,7 +677,7 @@ export interface paths {
         };
         /**
          * Get a tenant
-         * @description Returns the tenant, also once deleted (with status deleted) or failed (with failure_reason), its quotas, and what it uses of them now: its integrations and the bytes its streams hold. Platform admin key only.
+         * @description Returns the tenant, also once deleted (with status deleted) or failed (with failure_reason), its quotas, what it uses of them now (its integrations and the bytes its streams hold), where its streams live (placement) and its last placement changes (placement_history). Platform admin key only.
          */
         get: operations["get-tenant"];
         put?: never;
@@ -694,6 +694,26 @@ export interface paths {
          * @description Changes what the platform decides for a tenant; only the sections given change. `egress` is where the tenant's connectors may connect: `allowPrivate` opens loopback and private addresses, `allowHosts` opens the hosts or host:port pairs it lists. Link-local addresses and cloud metadata endpoints (169.254.169.254, fd00:ec2::254, metadata.google.internal…) are refused whatever the policy says, and listing one answers 422. Tenants cannot widen their egress in their own configs. Pipelines already running use the new policy from their next deploy or update. `limits` replaces the tenant's quotas (given whole); the integrations quota holds at once, the JetStream limits and the DLQ's size reach NATS within seconds, the webhook rate holds at once. Platform admin key only.
          */
         patch: operations["update-tenant"];
+        trace?: never;
+    };
+    "/v1/tenants/{tenantId}/placement": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Move a tenant to a dedicated or the shared NATS
+         * @description Asks the tenant's TenantPlacement workflow to move its streams to a dedicated NATS instance (`dedicated`) or back to the platform's shared cluster (`shared`), and answers 202 at once with a Location to the tenant and its placement as recorded now. The move runs in the background without losing or duplicating messages; GET the tenant to follow it (`placement.state` moving-to-…, `placement.step`, `placement_history`). A move asked for by an admin is forced: the automatic thresholds do not move the tenant back until an admin asks again. 409 when the tenant is not active (provisioning, failed, deleting or deleted); 503 when the control plane does not take the request. Platform admin key only.
+         */
+        post: operations["move-tenant"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
 }
@@ -1415,6 +1435,36 @@ export interface components {
              */
             time: string;
         };
+        MoveTenantInputBody: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/schemas/MoveTenantInputBody.json
+             */
+            readonly $schema?: string;
+            /**
+             * @description Where the tenant's streams should live: dedicated, a NATS instance of its own; shared, the platform's shared cluster.
+             * @enum {string}
+             */
+            placement: "shared" | "dedicated";
+            /** @description Why, for the tenant's placement history (at most 200 characters, no control characters); default: requested by the platform admin. */
+            reason?: string;
+        };
+        MoveTenantOutputBody: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/schemas/MoveTenantOutputBody.json
+             */
+            readonly $schema?: string;
+            /** @description The tenant's placement as recorded now; the move shows in it once the TenantPlacement workflow takes its first step. */
+            placement: components["schemas"]["TenantPlacement"];
+            /**
+             * @description The placement asked for.
+             * @enum {string}
+             */
+            requested: "shared" | "dedicated";
+        };
         NewAPIKey: {
             /**
              * Format: uri
@@ -1471,6 +1521,22 @@ export interface components {
              */
             messages_per_second: number;
             tenants: components["schemas"]["TenantCounts"];
+        };
+        PlacementEvent: {
+            /**
+             * Format: date-time
+             * @description When the change was recorded.
+             */
+            at: string;
+            /** @description Why: the admin's reason, the threshold crossed, or what the move did. */
+            reason: string;
+            /**
+             * @description The placement from then on.
+             * @enum {string}
+             */
+            state: "shared" | "dedicated" | "moving-to-dedicated" | "moving-to-shared";
+            /** @description The step of the move from then on; empty once settled. */
+            step: string;
         };
         PutSecretInputBody: {
             /**
@@ -1618,6 +1684,10 @@ export interface components {
             limits?: components["schemas"]["TenantLimits"];
             /** @description Display name. */
             name: string;
+            /** @description Where the tenant's NATS streams live: the shared cluster, a dedicated instance, or moving between them (list-tenants and get-tenant; move it with POST /v1/tenants/{tenantId}/placement). */
+            placement?: components["schemas"]["TenantPlacement"];
+            /** @description The tenant's last 20 placement changes, newest first (get-tenant only; absent when it never moved). */
+            placement_history?: components["schemas"]["PlacementEvent"][] | null;
             /**
              * @description provisioning until its NATS account and streams exist (its key works from active on); failed when provisioning failed (see failure_reason; everything it created was undone and the ID can be created again); deleting until everything it owned is removed.
              * @enum {string}
@@ -1684,6 +1754,22 @@ export interface components {
             egress?: components["schemas"]["EgressPolicy"];
             /** @description The tenant's new quotas, all of them. The integrations quota holds at once; the JetStream limits and the DLQ's size reach NATS within seconds. Lowering a quota below what is used removes nothing: new writes are refused until usage falls. */
             limits?: components["schemas"]["TenantLimits"];
+        };
+        TenantPlacement: {
+            /** @description True when a platform admin asked for this placement: the automatic thresholds (integration count, message rate) then do not move the tenant until an admin asks again. */
+            forced: boolean;
+            /**
+             * Format: date-time
+             * @description When the placement (or the step of a move) last changed; the tenant's creation for a tenant that never moved.
+             */
+            since: string;
+            /**
+             * @description shared: the tenant's streams are on the platform's shared NATS cluster (in the tenant's own account); dedicated: on a NATS instance of its own; moving-to-dedicated and moving-to-shared while a move is under way (its messages keep flowing).
+             * @enum {string}
+             */
+            state: "shared" | "dedicated" | "moving-to-dedicated" | "moving-to-shared";
+            /** @description The step of the move under way; empty when the placement is settled. */
+            step: string;
         };
         TenantSecret: {
             /**
@@ -5043,6 +5129,114 @@ export interface operations {
             };
             /** @description Not Found */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
+    "move-tenant": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MoveTenantInputBody"];
+            };
+        };
+        responses: {
+            /** @description Accepted */
+            202: {
+                headers: {
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MoveTenantOutputBody"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };

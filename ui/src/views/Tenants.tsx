@@ -30,7 +30,7 @@ export function Tenants() {
     // Provisioning finishes in the background: look again while any is in progress.
     refetchInterval: (q) => {
       const items = q.state.data?.items ?? [];
-      const busy = items.some((t) => t.status === 'provisioning' || t.status === 'deleting');
+      const busy = items.some((t) => t.status === 'provisioning' || t.status === 'deleting' || isMoving(t.placement));
       const missing = awaited !== null && !items.some((t) => t.id === awaited);
       return busy || missing ? 2000 : false;
     },
@@ -63,6 +63,7 @@ export function Tenants() {
               <tr>
                 <th className="px-3 py-2">Tenant</th>
                 <th className="px-3 py-2">Status</th>
+                <th className="px-3 py-2">Placement</th>
                 <th className="px-3 py-2">Integrations</th>
                 <th className="px-3 py-2">Stored</th>
                 <th className="px-3 py-2">Created</th>
@@ -89,6 +90,8 @@ function TenantRow({ tenant, open, onToggle }: { tenant: Tenant; open: boolean; 
     queryKey: ['tenant', tenant.id],
     queryFn: () => ok(api.GET('/v1/tenants/{tenantId}', { params: { path: { tenantId: tenant.id } } })),
     enabled: tenant.status === 'active',
+    // A move goes on in the background: follow its steps.
+    refetchInterval: (q) => (isMoving(q.state.data?.placement) ? 2000 : false),
   });
   const usage = detail.data?.usage;
   const limits = detail.data?.limits ?? tenant.limits;
@@ -102,6 +105,9 @@ function TenantRow({ tenant, open, onToggle }: { tenant: Tenant; open: boolean; 
         <td className="px-3 py-2">
           <StatusBadge status={tenant.status} />
           {tenant.failure_reason && <div className="text-xs text-red-700">{tenant.failure_reason}</div>}
+        </td>
+        <td className="px-3 py-2">
+          <PlacementBadge placement={detail.data?.placement ?? tenant.placement} />
         </td>
         <td className="px-3 py-2">
           {usage ? usage.integrations : '—'}
@@ -120,7 +126,7 @@ function TenantRow({ tenant, open, onToggle }: { tenant: Tenant; open: boolean; 
       </tr>
       {open && (
         <tr>
-          <td colSpan={6} className="bg-slate-50 px-3 py-3">
+          <td colSpan={7} className="bg-slate-50 px-3 py-3">
             <ManageTenant tenant={detail.data ?? tenant} />
           </td>
         </tr>
@@ -146,7 +152,11 @@ function ManageTenant({ tenant }: { tenant: Tenant }) {
   );
   const [allowPrivate, setAllowPrivate] = useState(!!tenant.egress?.allowPrivate);
   const [allowHosts, setAllowHosts] = useState((tenant.egress?.allowHosts ?? []).join('\n'));
-  const [confirm, setConfirm] = useState(false);
+  // One dialog asks before deleting or moving the tenant.
+  const [asking, setAsking] = useState<'delete' | 'move' | null>(null);
+  const [reason, setReason] = useState('');
+  const placement = tenant.placement;
+  const target: MoveTarget = placement?.state === 'dedicated' || placement?.state === 'moving-to-dedicated' ? 'shared' : 'dedicated';
   const patch = useMutation({
     mutationFn: () =>
       ok(
@@ -173,11 +183,30 @@ function ManageTenant({ tenant }: { tenant: Tenant }) {
   const remove = useMutation({
     mutationFn: () => ok(api.DELETE('/v1/tenants/{tenantId}', { params: { path: { tenantId: tenant.id } } })),
     onSuccess: () => {
-      setConfirm(false);
+      setAsking(null);
       notice(`Deleting ${tenant.id}: its keys no longer work; its streams and data are being removed.`);
       queries.invalidateQueries({ queryKey: ['tenants'] });
     },
-    onError: () => setConfirm(false),
+    onError: () => setAsking(null),
+  });
+  const move = useMutation({
+    mutationFn: (to: MoveTarget) =>
+      ok(
+        api.POST('/v1/tenants/{tenantId}/placement', {
+          params: { path: { tenantId: tenant.id } },
+          body: reason.trim() ? { placement: to, reason: reason.trim() } : { placement: to },
+        }),
+      ),
+    onSuccess: (out) => {
+      setAsking(null);
+      setReason('');
+      notice(
+        `Asked to move ${tenant.id} to ${out.requested === 'dedicated' ? 'a dedicated NATS instance' : 'the shared NATS cluster'}; it is ${out.placement.state} now and its placement shows each step of the move.`,
+      );
+      queries.invalidateQueries({ queryKey: ['tenant', tenant.id] });
+      queries.invalidateQueries({ queryKey: ['tenants'] });
+    },
+    onError: () => setAsking(null),
   });
   return (
     <div className="space-y-3">
@@ -217,24 +246,94 @@ function ManageTenant({ tenant }: { tenant: Tenant }) {
           <Button kind="primary" type="submit" disabled={patch.isPending}>
             Save limits and egress
           </Button>
-          <Button kind="danger" onClick={() => setConfirm(true)} disabled={tenant.status === 'deleting'}>
+          <Button kind="danger" onClick={() => setAsking('delete')} disabled={tenant.status === 'deleting'}>
             Delete tenant
           </Button>
         </div>
       </form>
       <ProblemView error={remove.error} />
+      <section aria-label={`Placement of ${tenant.id}`} className="space-y-2">
+        <h3 className="text-sm font-semibold">Placement: where its NATS streams live</h3>
+        <div className="flex flex-wrap items-center gap-2 text-sm">
+          <PlacementBadge placement={placement} />
+          {placement?.forced && <span className="text-xs text-slate-600">held by an admin</span>}
+          {placement && <span className="text-xs text-slate-500">since {formatTime(placement.since)}</span>}
+          <Button onClick={() => setAsking('move')} disabled={tenant.status !== 'active' || move.isPending}>
+            {target === 'dedicated' ? 'Move to dedicated' : 'Move to shared'}
+          </Button>
+        </div>
+        <ProblemView error={move.error} />
+        <PlacementHistory events={tenant.placement_history ?? []} />
+      </section>
       <Confirm
-        open={confirm}
-        title={`Delete tenant ${tenant.id}?`}
-        confirmLabel="Delete for good"
-        busy={remove.isPending}
-        onCancel={() => setConfirm(false)}
-        onConfirm={() => remove.mutate()}
+        open={asking !== null}
+        title={asking === 'move' ? `Move ${tenant.id} to ${target === 'dedicated' ? 'a dedicated NATS instance' : 'the shared NATS cluster'}?` : `Delete tenant ${tenant.id}?`}
+        confirmLabel={asking === 'move' ? (target === 'dedicated' ? 'Move to dedicated' : 'Move to shared') : 'Delete for good'}
+        busy={asking === 'move' ? move.isPending : remove.isPending}
+        onCancel={() => setAsking(null)}
+        onConfirm={() => (asking === 'move' ? move.mutate(target) : remove.mutate())}
       >
-        Its API keys stop working at once, its integrations stop, and its streams, dead letters and stored payloads are removed. The ID is never
-        reused.
+        {asking === 'move' ? (
+          <div className="space-y-2">
+            <p>
+              {target === 'dedicated'
+                ? 'A NATS instance of its own is started and its streams move there while messages keep flowing.'
+                : 'Its streams move back to the shared cluster while messages keep flowing, then its dedicated instance is removed.'}{' '}
+              The thresholds will not move it back until an admin asks again.
+            </p>
+            <Field label="Reason (optional)" htmlFor={`move-reason-${tenant.id}`}>
+              <input id={`move-reason-${tenant.id}`} className={inputClass} value={reason} maxLength={200} onChange={(e) => setReason(e.target.value)} />
+            </Field>
+          </div>
+        ) : (
+          'Its API keys stop working at once, its integrations stop, and its streams, dead letters and stored payloads are removed. The ID is never reused.'
+        )}
       </Confirm>
     </div>
+  );
+}
+
+type Placement = NonNullable<Tenant['placement']>;
+type MoveTarget = 'shared' | 'dedicated';
+
+function isMoving(p?: Placement): boolean {
+  return p?.state === 'moving-to-dedicated' || p?.state === 'moving-to-shared';
+}
+
+/** PlacementBadge shows where a tenant's streams live: shared, dedicated or moving…. */
+function PlacementBadge({ placement }: { placement?: Placement }) {
+  if (!placement) return <span className="text-slate-400">—</span>;
+  const moving = isMoving(placement);
+  const color = moving ? 'bg-amber-100 text-amber-900' : placement.state === 'dedicated' ? 'bg-indigo-100 text-indigo-900' : 'bg-slate-100 text-slate-800';
+  return (
+    <span>
+      <span className={`inline-block rounded px-2 py-0.5 text-xs font-medium ${color}`} data-testid="placement-badge">
+        {moving ? 'moving…' : placement.state}
+      </span>
+      {moving && (
+        <span className="block text-xs text-slate-600">
+          to {placement.state === 'moving-to-dedicated' ? 'dedicated' : 'shared'}
+          {placement.step ? ` · ${placement.step}` : ''}
+        </span>
+      )}
+    </span>
+  );
+}
+
+/** PlacementHistory lists a tenant's last placement changes, newest first. */
+function PlacementHistory({ events }: { events: NonNullable<Tenant['placement_history']> }) {
+  if (events.length === 0) return <p className="text-xs text-slate-500">It has never moved.</p>;
+  return (
+    <ol aria-label="Placement history" className="space-y-1 text-xs">
+      {events.map((e, i) => (
+        <li key={`${e.at}-${i}`} className="flex flex-wrap gap-2">
+          <span className="text-slate-500">{formatTime(e.at)}</span>
+          <span className="font-medium">{e.state}</span>
+          {e.step && <span className="font-mono">{e.step}</span>}
+          {e.reason && <span className="text-slate-700">{e.reason}</span>}
+        </li>
+      ))}
+    </ol>
   );
 }
 
