@@ -17,7 +17,7 @@ import (
 type discardProducer struct{}
 
 func (discardProducer) Write(context.Context, []sdk.Message) error { return nil }
-func (discardProducer) Close(context.Context) error                 { return nil }
+func (discardProducer) Close(context.Context) error                { return nil }
 
 // BenchmarkDeliverHandle runs batches of 100 messages through the deliver
 // stage (decode, producer write, settle, the metrics of a finished
@@ -44,4 +44,3 @@ func BenchmarkDeliverHandle(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(batch)), "ns/msg")
 }
-
