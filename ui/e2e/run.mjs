@@ -486,9 +486,20 @@ async function main() {
     await shot('integration-detail');
   });
 
-  await step('the chart moves: throughput is above zero', ['/v1/integrations/{integrationId}/metrics'], async () => {
+  await step('the charts move: throughput above zero, latency p50 and p99 in ms', ['/v1/integrations/{integrationId}/metrics'], async () => {
     await sendOrders(100, 3);
     await until('the throughput chart to show traffic', async () => Number(await page.getByTestId('chart-throughput').getAttribute('data-peak')) > 0, { timeout: 60_000, every: 1000 });
+    // The deliveries' end-to-end latencies: a number for p50 and p99,
+    // the median under the 99th percentile, both well under a minute.
+    const latency = page.getByTestId('chart-latency');
+    const peaks = await until('the latency chart to show p50 and p99', async () => {
+      const p = JSON.parse((await latency.getAttribute('data-peaks')) ?? '{}');
+      return p.p50 > 0 && p.p99 > 0 ? p : false;
+    }, { timeout: 60_000, every: 1000 });
+    if (!(peaks.p50 <= peaks.p99 && peaks.p99 < 60_000)) throw new Error(`implausible latencies: ${JSON.stringify(peaks)}`);
+    const caption = await page.getByTestId('chart-latency-latest').textContent();
+    if (/not measured/.test(caption ?? '')) throw new Error(`the latency chart says ${caption} while it has values`);
+    log(`latency peaks over the window: p50 ${peaks.p50.toFixed(2)} ms, p99 ${peaks.p99.toFixed(2)} ms; ${caption}`);
     await shot('integration-charts');
   });
 

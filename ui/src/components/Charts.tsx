@@ -73,10 +73,15 @@ function Chart({ title, unit, series, points, window }: { title: string; unit: s
   useEffect(() => {
     plot.current?.setData(toColumns(points, series));
   }, [points, series]);
-  const peak = Math.max(0, ...points.map((p) => series[0].value(p) ?? 0));
+  const peaks = peaksOf(points, series);
   const summary = summaryOf(points, series, unit);
   return (
-    <figure className="min-w-0 rounded border border-slate-200 bg-white p-2" data-testid={`chart-${title.toLowerCase()}`} data-peak={peak}>
+    <figure
+      className="min-w-0 rounded border border-slate-200 bg-white p-2"
+      data-testid={`chart-${title.toLowerCase()}`}
+      data-peak={peaks[series[0].label]}
+      data-peaks={JSON.stringify(peaks)}
+    >
       <figcaption className="text-sm font-medium">
         {title} <span className="font-normal text-slate-500" data-testid={`chart-${title.toLowerCase()}-latest`}>(latest: {summary})</span>
       </figcaption>
@@ -85,21 +90,27 @@ function Chart({ title, unit, series, points, window }: { title: string; unit: s
   );
 }
 
+/** peaksOf is each series' highest value over the points (0 when none has one). */
+export function peaksOf(points: MetricsPoint[], series: Series[]): Record<string, number> {
+  return Object.fromEntries(series.map((s) => [s.label, Math.max(0, ...points.map((p) => s.value(p) ?? 0))]));
+}
+
 /**
  * summaryOf is a chart's latest values in words. A series the API sends as
- * null everywhere (latency: the runners do not report it yet) is said to be
- * unmeasured, not drawn as a gap.
+ * null everywhere (latency: nothing was delivered in the window) is said to
+ * be unmeasured, not drawn as a gap; a latest point without a value (no
+ * delivery in that bucket) shows a dash.
  */
 export function summaryOf(points: MetricsPoint[], series: Series[], unit: string): string {
   const last = points[points.length - 1];
   if (!last) return 'no samples yet';
   if (points.every((p) => series.every((s) => s.value(p) === null || s.value(p) === undefined))) return 'not measured yet';
-  return series.map((s) => `${s.label} ${fmt(s.value(last))} ${unit}`).join(', ');
+  return series.map((s) => `${s.label} ${fmt(s.value(last), unit)}`).join(', ');
 }
 
-function fmt(v: number | null | undefined): string {
+function fmt(v: number | null | undefined, unit: string): string {
   if (v === null || v === undefined) return '—';
-  return v >= 100 ? v.toFixed(0) : v.toFixed(2);
+  return `${v >= 100 ? v.toFixed(0) : v.toFixed(2)} ${unit}`;
 }
 
 /** Charts draws the points of the window [from, to] (Unix seconds). */
