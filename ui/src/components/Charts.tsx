@@ -9,6 +9,8 @@ interface Series {
   label: string;
   color: string;
   value: (p: MetricsPoint) => number | null | undefined;
+  /** dots marks every point: a series with gaps (latency: a bucket without deliveries) may have lone points that a line cannot show. */
+  dots?: boolean;
 }
 
 export const charts: { title: string; unit: string; series: Series[] }[] = [
@@ -32,8 +34,8 @@ export const charts: { title: string; unit: string; series: Series[] }[] = [
     title: 'Latency',
     unit: 'ms',
     series: [
-      { label: 'p50', color: '#0f766e', value: (p) => p.p50_ms },
-      { label: 'p99', color: '#7c3aed', value: (p) => p.p99_ms },
+      { label: 'p50', color: '#0f766e', value: (p) => p.p50_ms, dots: true },
+      { label: 'p99', color: '#7c3aed', value: (p) => p.p99_ms, dots: true },
     ],
   },
 ];
@@ -59,7 +61,7 @@ function Chart({ title, unit, series, points, window }: { title: string; unit: s
       legend: { show: true },
       scales: { x: { time: true, range: () => span.current } },
       axes: [{}, { label: unit, size: 50 }],
-      series: [{}, ...series.map((s) => ({ label: s.label, stroke: s.color, width: 2, spanGaps: false }))],
+      series: [{}, ...series.map((s) => ({ label: s.label, stroke: s.color, width: 2, spanGaps: false, ...(s.dots ? { points: { show: true, size: 5, fill: s.color } } : {}) }))],
     };
     plot.current = new uPlot(opts, toColumns([], series), el);
     const ro = new ResizeObserver(() => plot.current?.setSize({ width: Math.max(200, el.clientWidth), height: 160 }));
