@@ -34,8 +34,8 @@ type MetricsPoint struct {
 	OutPerSecond    float64   `json:"out_per_second" doc:"Messages delivered by the producers (each producer's delivery counts)."`
 	ErrorsPerSecond float64   `json:"errors_per_second" doc:"Failed attempts: retried or dead-lettered."`
 	DLQPerSecond    float64   `json:"dlq_per_second" doc:"Growth of the integration's dead letters."`
-	P50Millis       *float64  `json:"p50_ms" doc:"Median latency; null: not measured (runners do not report latencies yet)."`
-	P99Millis       *float64  `json:"p99_ms" doc:"99th percentile latency; null: not measured."`
+	P50Millis       *float64  `json:"p50_ms" doc:"Median end-to-end latency in milliseconds, from ingestion to a producer's confirmed delivery; for a bucket of several samples, their medians' mean weighted by their deliveries. Null: nothing was delivered in the bucket."`
+	P99Millis       *float64  `json:"p99_ms" doc:"99th percentile end-to-end latency in milliseconds; for a bucket of several samples, the highest of theirs. Null: nothing was delivered in the bucket."`
 }
 
 // MetricsOutput is an integration's metrics history.
@@ -68,8 +68,15 @@ func RegisterHistory(api huma.API, st *store.Store, log *slog.Logger) {
 			"interval leaves buckets without a point, and a stopped integration has none. `in` counts messages entering " +
 			"the process stage, `out` each producer's finished deliveries, `errors` failed attempts (retried or " +
 			"dead-lettered), `dlq` the growth of its dead letters (a replay does not count). Counts come from the stages' " +
-			"JetStream consumers, so a redelivered message counts again. `p50_ms` and `p99_ms` are null: runners do not " +
-			"report latencies to the platform yet. Another tenant's integration is a 404. Needs scope read.",
+			"JetStream consumers, so a redelivered message counts again. `p50_ms` and `p99_ms` are the end-to-end latency " +
+			"percentiles in milliseconds, from a message's ingestion to a producer's confirmed delivery: runners count each " +
+			"delivery in a histogram (buckets from 0.5 ms doubling up to 65.5 s, the buckets of Prometheus' " +
+			"vrsky_end_to_end_seconds) and the sampler takes each interval's percentiles from its growth, interpolating " +
+			"linearly inside a bucket like Prometheus' histogram_quantile (a latency over 65.5 s reads as 65.5 s). A bucket " +
+			"of several samples takes the highest of their p99s (a spike is never averaged away) and the mean of their p50s " +
+			"weighted by each sample's deliveries (their plain mean when none counted a delivery). Both are null when nothing " +
+			"was delivered in the bucket, and for the first sample after the platform's sampler starts. Another tenant's " +
+			"integration is a 404. Needs scope read.",
 		Tags:     []string{"Integrations"},
 		Security: requireScopes(store.ScopeRead),
 		Errors:   withAuthErrors(http.StatusNotFound, http.StatusUnprocessableEntity),

@@ -43,6 +43,11 @@ const CountsBucket = "vrsky_counts"
 // dead-lettered one. No consumer is named like it.
 const FailuresCount = "failures"
 
+// LatencyCount is the counts-bucket "stage" (Pipeline.CountKey) under
+// which runners add up a pipeline's end-to-end latency histogram
+// (latency.go). No consumer is named like it.
+const LatencyCount = "latency"
+
 // RunsBucket holds the run requests and results of scheduled pipelines.
 const RunsBucket = "vrsky_runs"
 

@@ -244,7 +244,7 @@ func (dl *deliverer) written(ctx context.Context, ds []*delivery, err error, beg
 		finish(ctx, d, done())
 		dl.metrics.out.Inc()
 		if !d.env.Msg.Received.IsZero() {
-			dl.metrics.endToEnd.Observe(now.Sub(d.env.Msg.Received).Seconds())
+			dl.metrics.delivered(now.Sub(d.env.Msg.Received))
 		}
 	}
 	dl.metrics.latency.Observe(time.Since(began).Seconds() / float64(len(ds)))

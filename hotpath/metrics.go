@@ -83,7 +83,7 @@ func NewMetricsWithOptions(reg prometheus.Registerer, opts MetricsOptions) *Metr
 		}, stageLabels),
 		endToEnd: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "vrsky_end_to_end_seconds", Help: "Time from a message's ingestion to its delivery by a producer.",
-			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 18),
+			Buckets: dataplane.LatencyBoundsSeconds(), // the buckets the metrics history counts too
 		}, e2eLabels),
 		consumerLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "vrsky_stage_consumer_lag", Help: "Messages waiting for a stage."}, labels),
 		ackErrors:   newAckErrors(),
@@ -99,6 +99,10 @@ func NewMetricsWithOptions(reg prometheus.Registerer, opts MetricsOptions) *Metr
 type pipelineMetrics struct {
 	in, out, filtered, bytes, retries, dlq, claimBytes prometheus.Counter
 	latency, endToEnd                                  prometheus.Observer
+	// latencies is the pipeline's latency histogram for the metrics
+	// history (counts.go), shared by its deliver stages; nil counts
+	// nothing.
+	latencies *latencyCount
 	// ackErrors count failed ack calls by op (settle.go).
 	ackErrors [len(ackOps)]prometheus.Counter
 }
@@ -117,6 +121,15 @@ func (m *Metrics) forStage(p dataplane.Pipeline, stage string) *pipelineMetrics 
 		claimBytes: m.claimBytes.With(l), latency: latency, endToEnd: endToEnd,
 		ackErrors: ackErrorsOf(m.ackErrors, stage),
 	}
+}
+
+// delivered records the end-to-end latency of a message a producer
+// delivered: from its ingestion to the producer's confirmation. It is
+// counted twice, into Prometheus' vrsky_end_to_end_seconds and into the
+// pipeline's histogram the metrics history reads (one atomic add).
+func (m *pipelineMetrics) delivered(latency time.Duration) {
+	m.endToEnd.Observe(latency.Seconds())
+	m.latencies.observe(latency)
 }
 
 // stageKind is a stage's name without its producer: "process" or

@@ -28,8 +28,8 @@ type pipeline struct {
 	desired   dataplane.Desired
 	stages    []*stage
 	producers []sdk.Producer
-	// counts are the stages' counts kept in the counts bucket.
-	counts []*stageCount
+	// counts are the pipeline's counts kept in the counts bucket.
+	counts *tally
 	// source is true when the pipeline runs its consumer: only at the
 	// location its tenant's messages are written to.
 	source bool
@@ -155,12 +155,13 @@ func startPipeline(ctx context.Context, d deps, want dataplane.Desired, source b
 		}
 	}
 
-	// failed counts the pipeline's failed attempts for the metrics history.
-	var failed *stageCount
+	// failed counts the pipeline's failed attempts, latencies its
+	// deliveries' end-to-end latencies, for the metrics history.
 	if d.state != nil && d.state.Counts != nil {
-		failed = newStageCount(d.state.Counts, p.CountKey(dataplane.FailuresCount))
-		pl.counts = append(pl.counts, failed)
+		pl.counts = newTally(d.state.Counts)
 	}
+	failed := pl.counts.stage(p.CountKey(dataplane.FailuresCount))
+	latencies := pl.counts.latency(p.CountKey(dataplane.LatencyCount))
 	stageFailures := func(m *pipelineMetrics) *failures {
 		f := d.failures(m, log)
 		f.failed = failed
@@ -184,6 +185,7 @@ func startPipeline(ctx context.Context, d deps, want dataplane.Desired, source b
 			return nil, fmt.Errorf("consume %s: %w", stageName, err)
 		}
 		m := d.metrics.forStage(p, stageName)
+		m.latencies = latencies
 		dl := &deliverer{p: p, stage: stageName, producer: bp.prod, claims: d.claims, metrics: m, log: log, settler: stageSettler(stageName, m)}
 		pl.stages = append(pl.stages, runStage(src, 1, maxBatch, dl.handle))
 		deliverers = append(deliverers, dl)
@@ -210,8 +212,7 @@ func startPipeline(ctx context.Context, d deps, want dataplane.Desired, source b
 		// What the process stage delivers directly is settled by the
 		// deliver stage's rules and counted in the counts bucket.
 		direct := *deliverers[0].settler
-		direct.finished = newStageCount(d.state.Counts, p.CountKey(deliverers[0].stage))
-		pl.counts = append(pl.counts, direct.finished)
+		direct.finished = pl.counts.stage(p.CountKey(deliverers[0].stage))
 		pr.direct, pr.directSettler = deliverers[0], &direct
 	}
 	pl.stages = append(pl.stages, runStage(src, processWorkers, maxBatch, pr.handle))
@@ -227,9 +228,7 @@ func startPipeline(ctx context.Context, d deps, want dataplane.Desired, source b
 		stopWatching()
 	})
 	pl.background.Go(func() { reportLag(bg, d.js, stream, d.metrics, p, pl.moved) })
-	for _, c := range pl.counts {
-		pl.background.Go(func() { c.run(bg, countsFlushInterval) })
-	}
+	pl.background.Go(func() { pl.counts.run(bg, countsFlushInterval) })
 	if consumer != nil {
 		// A consumer reads a singleton source: only the lease holder runs it
 		// (continuously, or once per run request when it is scheduled).
@@ -258,9 +257,7 @@ func (pl *pipeline) stop() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	for _, c := range pl.counts { // what the stages finished while stopping
-		_ = c.flush(ctx)
-	}
+	_ = pl.counts.flush(ctx) // what the stages finished while stopping
 	for _, prod := range pl.producers {
 		_ = prod.Close(ctx)
 	}

@@ -1,7 +1,9 @@
 // Package ui serves VRSky's admin UI and its API reference from assets
 // embedded in the binary: the Vite build of this folder (dist/app) at /ui/,
-// and Stoplight Elements with the served OpenAPI document (dist/docs) at
-// /docs. Both are built by `make ui`; a binary built without them serves a
+// and the API reference (dist/docs): at /docs a page rendered at build time
+// from the OpenAPI document, listing every operation and schema without a
+// script, and at /docs/interactive Stoplight Elements reading the served
+// /openapi.json, for trying requests. Both are built by `make ui`; a binary built without them serves a
 // page that says how to build them (dist/unbuilt.html, the one committed
 // file of dist/).
 //
@@ -47,15 +49,16 @@ const AppCSP = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-
 	"img-src 'self' data:; font-src 'self'; connect-src 'self'; manifest-src 'self'; " +
 	"base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
-// DocsCSP is the Content-Security-Policy of the API reference: the same,
-// with fonts and images from data: URLs, which Stoplight Elements inlines.
+// DocsCSP is the Content-Security-Policy of the API reference's pages: the
+// same, with fonts and images from data: URLs, which Stoplight Elements
+// inlines.
 const DocsCSP = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; " +
 	"img-src 'self' data:; font-src 'self' data:; connect-src 'self'; " +
 	"base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 // Mount returns a handler that serves the admin UI at /ui/, the API
-// reference at /docs, redirects / to /ui/, and hands every other request to
-// api.
+// reference at /docs (and its interactive page at /docs/interactive),
+// redirects / to /ui/, and hands every other request to api.
 func Mount(api http.Handler) http.Handler {
 	return mount(dist, api)
 }
@@ -67,6 +70,7 @@ func mount(files fs.FS, api http.Handler) http.Handler {
 	mux.Handle("/ui/", http.StripPrefix("/ui", app.spa()))
 	mux.Handle("GET /ui", http.RedirectHandler(UIPath, http.StatusMovedPermanently))
 	mux.Handle("GET /docs", http.StripPrefix("/docs", docs.page("/index.html")))
+	mux.Handle("GET /docs/interactive", docs.page("/interactive.html"))
 	mux.Handle("/docs/", http.StripPrefix("/docs", docs.tree()))
 	mux.Handle("GET /{$}", http.RedirectHandler(UIPath, http.StatusFound))
 	mux.Handle("/", api)

@@ -21,7 +21,8 @@ func built() fstest.MapFS {
 		"dist/app/assets/index-abc.js":    {Data: []byte(strings.Repeat("console.log('vrsky');\n", 200))},
 		"dist/app/assets/style-def.css":   {Data: []byte("body{}")},
 		"dist/app/favicon.svg":            {Data: []byte("<svg></svg>")},
-		"dist/docs/index.html":            {Data: []byte(`<elements-api apiDescriptionUrl="/openapi.json"></elements-api>`)},
+		"dist/docs/index.html":            {Data: []byte(`<h1>VRSky API</h1><a href="/openapi.json">OpenAPI document</a><article class="op" id="list-tenants">`)},
+		"dist/docs/interactive.html":      {Data: []byte(`<elements-api apiDescriptionUrl="/openapi.json"></elements-api>`)},
 		"dist/docs/web-components.min.js": {Data: []byte("customElements.define('elements-api', class{})")},
 	}
 }
@@ -62,7 +63,9 @@ func TestServesTheAppWithItsPolicies(t *testing.T) {
 		{name: "deep client route", path: "/ui/integrations/orders/versions", status: 200, bodyContains: "<!doctype html>"},
 		{name: "missing asset is 404, not HTML", path: "/ui/assets/gone-123.js", status: 404, csp: AppCSP},
 		{name: "missing file with extension is 404", path: "/ui/robots.txt", status: 404},
-		{name: "docs page", path: "/docs", status: 200, contentType: "text/html; charset=utf-8", csp: DocsCSP, bodyContains: "/openapi.json"},
+		{name: "docs page", path: "/docs", status: 200, contentType: "text/html; charset=utf-8", csp: DocsCSP, bodyContains: `<article class="op" id="list-tenants">`},
+		{name: "interactive docs page", path: "/docs/interactive", status: 200, cache: revalidated, contentType: "text/html; charset=utf-8", csp: DocsCSP, bodyContains: "<elements-api"},
+		{name: "interactive docs page by name", path: "/docs/interactive.html", status: 200, csp: DocsCSP, bodyContains: "<elements-api"},
 		{name: "docs asset", path: "/docs/web-components.min.js", status: 200, contentType: "text/javascript; charset=utf-8", csp: DocsCSP},
 		{name: "docs unknown", path: "/docs/nope.js", status: 404},
 		{name: "api passes through", path: "/v1/tenants", status: 200, body: `{"api":"/v1/tenants"}`},

@@ -2,8 +2,10 @@
 // (GET /v1/integrations/{id}/metrics): a sampler that, every few seconds,
 // reads each running integration's stage counters where the platform
 // already keeps them (its JetStream consumers, the counts bucket, its
-// tenant's DLQ stream) and writes one row per integration to PostgreSQL,
-// and prunes rows older than the retention.
+// tenant's DLQ stream) and its end-to-end latency histogram (the counts
+// bucket, where its runners add theirs up), and writes one row per
+// integration to PostgreSQL with the latency percentiles of the interval
+// since the previous read, and prunes rows older than the retention.
 //
 // It only reads the data plane's counters: it never touches a message,
 // never acks, and never writes to NATS.
@@ -54,6 +56,10 @@ type Sampler struct {
 
 	mu      sync.Mutex
 	running map[string]dataplane.Pipeline // desired-state key → pipeline
+	// latencies is each running integration's latency histogram as last
+	// read (desired-state key → histogram): the next read's growth over it
+	// is the interval's.
+	latencies map[string]dataplane.Latencies
 }
 
 // Run samples every Interval until ctx ends, then returns nil; it returns
@@ -132,6 +138,7 @@ func (s *Sampler) follow(entry jetstream.KeyValueEntry) (dataplane.Pipeline, boo
 		return d.Pipeline(), !known
 	}
 	delete(s.running, entry.Key())
+	delete(s.latencies, entry.Key())
 	return dataplane.Pipeline{}, false
 }
 
@@ -183,7 +190,9 @@ func (s *Sampler) Sample(ctx context.Context) (int, error) {
 // read returns p's counters as a sample: in counts what entered the
 // process stage (finished, waiting or in flight there), out what the
 // producers' deliveries finished, errors the failed attempts, DLQ the
-// dead letters waiting.
+// dead letters waiting, and P50 and P99 the latency percentiles of the
+// deliveries since the previous read (nil when there were none, or on the
+// first read, which only sets where the next one starts).
 func (s *Sampler) read(ctx context.Context, p dataplane.Pipeline) (store.Sample, error) {
 	ctx, cancel := context.WithTimeout(ctx, readTimeout)
 	defer cancel()
@@ -208,5 +217,40 @@ func (s *Sampler) read(ctx context.Context, p dataplane.Pipeline) (store.Sample,
 			x.Out += int64(st.Acked)
 		}
 	}
+	x.P50, x.P99 = s.percentiles(ctx, p)
 	return x, nil
+}
+
+// percentiles reads p's latency histogram and returns the median and
+// 99th percentile, in milliseconds, of what it counted since the previous
+// read. A histogram that cannot be read leaves them nil (and is logged):
+// the counters are sampled all the same.
+func (s *Sampler) percentiles(ctx context.Context, p dataplane.Pipeline) (p50, p99 *float64) {
+	now, err := dataplane.ReadLatencies(ctx, s.State.Counts, p)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.logger().Warn("latencies of an integration not read", "tenant", p.Tenant, "integration", p.Integration, "error", err)
+		}
+		return nil, nil
+	}
+	s.mu.Lock()
+	if s.latencies == nil {
+		s.latencies = make(map[string]dataplane.Latencies)
+	}
+	before, known := s.latencies[p.Key()]
+	s.latencies[p.Key()] = now
+	s.mu.Unlock()
+	if !known {
+		return nil, nil
+	}
+	interval := now.Since(before)
+	return millis(interval.Quantile(0.5)), millis(interval.Quantile(0.99))
+}
+
+func millis(d time.Duration, ok bool) *float64 {
+	if !ok {
+		return nil
+	}
+	ms := float64(d) / float64(time.Millisecond)
+	return &ms
 }

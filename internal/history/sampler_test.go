@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
@@ -71,7 +72,9 @@ func (e *env) send(t *testing.T, p dataplane.Pipeline, bodies ...string) {
 	t.Helper()
 	msgs := make([]sdk.Message, len(bodies))
 	for i, b := range bodies {
-		msgs[i] = sdk.Message{ID: p.Integration + "-" + strconv.Itoa(i) + "-" + testenv.RandomID(4), Body: []byte(b), ContentType: "application/json"}
+		// Taken in 100 ms ago: every delivery's latency is at least that.
+		msgs[i] = sdk.Message{ID: p.Integration + "-" + strconv.Itoa(i) + "-" + testenv.RandomID(4), Body: []byte(b), ContentType: "application/json",
+			Received: time.Now().Add(-100 * time.Millisecond)}
 	}
 	require.NoError(t, (&dataplane.Publisher{Accounts: dataplane.SharedAccount{JS: e.js}}).Publish(context.Background(), p, msgs))
 }
@@ -147,6 +150,43 @@ func TestSamplerRecordsRunningIntegrationsCounters(t *testing.T) {
 	require.Positive(t, in, "the rates show the messages")
 	require.Positive(t, errs)
 
+	// The deliveries' latencies: percentiles of the intervals they were
+	// delivered in, from the message's ingestion, so at least the lower
+	// bound of the bucket holding 100 ms, (64 ms, 128 ms].
+	type latency struct{ p50, p99 *float64 }
+	var measured []latency
+	require.Eventually(t, func() bool {
+		rows, err := e.pool.Query(ctx, `SELECT p50_ms, p99_ms FROM integration_samples
+			WHERE tenant_id = $1 AND integration_id = 'orders' AND p50_ms IS NOT NULL`, tenant)
+		require.NoError(t, err)
+		measured, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (latency, error) {
+			var l latency
+			return l, r.Scan(&l.p50, &l.p99)
+		})
+		require.NoError(t, err)
+		return len(measured) > 0
+	}, 30*time.Second, 100*time.Millisecond, "a sample with the deliveries' latencies")
+	for _, l := range measured {
+		require.NotNil(t, l.p99)
+		require.GreaterOrEqual(t, *l.p50, 64.0)
+		require.LessOrEqual(t, *l.p50, *l.p99)
+		require.Less(t, *l.p99, 30_000.0)
+	}
+	var unmeasured int
+	require.NoError(t, e.pool.QueryRow(ctx, `SELECT count(*) FROM integration_samples
+		WHERE tenant_id = $1 AND integration_id = 'orders' AND p50_ms IS NULL AND at > now() - interval '1 minute'`, tenant).Scan(&unmeasured))
+	require.Positive(t, unmeasured, "samples of intervals without a delivery have none")
+	points, err = e.st.IntegrationMetrics(ctx, tenant, "orders", time.Now().Add(-time.Minute), time.Minute)
+	require.NoError(t, err)
+	var p50s int
+	for _, p := range points {
+		if p.P50Millis != nil {
+			p50s++
+			require.LessOrEqual(t, *p.P50Millis, *p.P99Millis)
+		}
+	}
+	require.Positive(t, p50s, "the history serves them")
+
 	// Stopping the integration stops its samples.
 	e.deploy(t, orders, dataplane.DesiredStopped)
 	require.Eventually(t, func() bool { return len(s.Running()) == 0 }, 10*time.Second, 20*time.Millisecond)
@@ -206,4 +246,85 @@ func TestSamplerSamplesANewIntegrationAtOnce(t *testing.T) {
 		"sampled long before the hourly tick")
 	r, _ := e.latest(t, tenant, "fresh")
 	require.Zero(t, r.in, "nothing moved yet")
+}
+
+// TestSamplerTurnsLatencyGrowthIntoPercentiles: each sample's percentiles
+// are those of the deliveries counted since the previous sample, whatever
+// runners added them; no growth, or a histogram that cannot be read,
+// leaves them null without losing the sample.
+func TestSamplerTurnsLatencyGrowthIntoPercentiles(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, testenv.PostgresMigrated(t))
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	_, js := testenv.JetStream(t)
+	state, err := dataplane.OpenState(ctx, js)
+	require.NoError(t, err)
+	st := store.New(pool)
+	tenant := "t" + testenv.RandomID(6)
+	testtenant.Active(t, st, tenant)
+	p := dataplane.Pipeline{Tenant: tenant, Integration: "timed"}
+	s := &Sampler{State: state, Accounts: dataplane.SharedAccount{JS: js}, Store: st}
+	desired, err := json.Marshal(dataplane.Desired{Tenant: tenant, Integration: "timed", Version: 1, Status: dataplane.DesiredRunning,
+		Spec: spec.Integration{Name: "timed", Consumer: spec.Step{Connector: dataplane.WebhookConnector},
+			Producers: map[string]spec.Step{"out": {Connector: "file"}}}})
+	require.NoError(t, err)
+	rev, err := state.Desired.Put(ctx, p.Key(), desired)
+	require.NoError(t, err)
+	entry, err := state.Desired.GetRevision(ctx, p.Key(), rev)
+	require.NoError(t, err)
+	s.follow(entry)
+
+	put := func(l dataplane.Latencies) {
+		t.Helper()
+		b, err := l.MarshalJSON()
+		require.NoError(t, err)
+		_, err = state.Counts.Put(ctx, p.CountKey(dataplane.LatencyCount), b)
+		require.NoError(t, err)
+	}
+	var last struct{ p50, p99 *float64 }
+	sample := func() {
+		t.Helper()
+		n, err := s.Sample(ctx)
+		require.NoError(t, err)
+		require.Equal(t, 1, n)
+		require.NoError(t, pool.QueryRow(ctx, `SELECT p50_ms, p99_ms FROM integration_samples
+			WHERE tenant_id = $1 ORDER BY at DESC LIMIT 1`, tenant).Scan(&last.p50, &last.p99))
+	}
+
+	var l dataplane.Latencies
+	l[2] = 1000 // counted before the sampler started: not this interval's
+	put(l)
+	sample()
+	require.Nil(t, last.p50, "the first read only sets where the next starts")
+	require.Nil(t, last.p99)
+
+	// Two runners added 90 deliveries in (1, 2] ms and 10 in (8, 16] ms.
+	l[2] += 90
+	l[5] += 10
+	put(l)
+	sample()
+	require.NotNil(t, last.p50)
+	require.InDelta(t, 1+50.0/90, *last.p50, 1e-6)
+	require.InDelta(t, 8+8*9.0/10, *last.p99, 1e-6)
+
+	sample()
+	require.Nil(t, last.p50, "nothing delivered in the interval")
+	require.Nil(t, last.p99)
+
+	// A histogram that cannot be read: the sample is written without it.
+	_, err = state.Counts.Put(ctx, p.CountKey(dataplane.LatencyCount), []byte("[1,2,3]"))
+	require.NoError(t, err)
+	sample()
+	require.Nil(t, last.p50)
+
+	// The counts started again (the key was removed and written anew):
+	// all of it is the interval's.
+	var again dataplane.Latencies
+	again[dataplane.LatencyBuckets] = 4 // the unbounded bucket
+	put(again)
+	sample()
+	require.NotNil(t, last.p50)
+	require.InDelta(t, dataplane.LatencyBound(dataplane.LatencyBuckets-1).Seconds()*1000, *last.p99, 1e-6, "the unbounded bucket answers the last bound")
 }

@@ -14,7 +14,9 @@ const HistoryRetention = 24 * time.Hour
 // Sample is one integration's counters at one moment, as the metrics
 // sampler read them: cumulative counts (which only grow while the
 // integration's streams live; a count that falls is a reset) and the dead
-// letters waiting. P50 and P99 are nil when no latency was reported.
+// letters waiting. P50 and P99 are the end-to-end latency percentiles, in
+// milliseconds, of the deliveries in the interval since the previous
+// sample; nil when none was delivered (or none measured).
 type Sample struct {
 	TenantID      string
 	IntegrationID string
@@ -27,7 +29,10 @@ type Sample struct {
 }
 
 // MetricPoint is one time bucket of an integration's metrics history:
-// average rates per second over the sampling intervals that end in it.
+// average rates per second over the sampling intervals that end in it,
+// and their latency percentiles: the highest p99, and the p50s' mean
+// weighted by each interval's deliveries (their plain mean when no
+// interval with a p50 counted a delivery); nil when no interval has one.
 type MetricPoint struct {
 	Time                 time.Time
 	In, Out, Errors, DLQ float64
@@ -82,7 +87,9 @@ func (s *Store) PruneSamples(ctx context.Context, cutoff time.Time) (int64, erro
 // epoch), oldest first. Each point's rates are the counts' increases over
 // the sampling intervals that end in its bucket divided by those intervals'
 // length (a count that fell, a reset, adds nothing); buckets without a
-// sample have no point. Another tenant's integration has no points.
+// sample have no point. A bucket's p99 is the highest of its intervals',
+// its p50 their mean weighted by the deliveries (MetricPoint). Another
+// tenant's integration has no points.
 func (s *Store) IntegrationMetrics(ctx context.Context, tenant, integration string, since time.Time, step time.Duration) ([]MetricPoint, error) {
 	secs := step.Seconds()
 	if secs < 1 {
@@ -103,7 +110,10 @@ func (s *Store) IntegrationMetrics(ctx context.Context, tenant, integration stri
 		       sum(greatest(in_total - prev_in, 0))::float8, sum(greatest(out_total - prev_out, 0))::float8,
 		       sum(greatest(errors_total - prev_errors, 0))::float8, sum(greatest(dlq_messages - prev_dlq, 0))::float8,
 		       extract(epoch FROM sum(at - prev_at))::float8,
-		       avg(p50_ms), max(p99_ms)
+		       coalesce(sum(p50_ms * greatest(out_total - prev_out, 0))
+		                / nullif(sum(greatest(out_total - prev_out, 0)) FILTER (WHERE p50_ms IS NOT NULL), 0),
+		                avg(p50_ms))::float8,
+		       max(p99_ms)
 		FROM s
 		WHERE prev_at IS NOT NULL AND at >= $3
 		GROUP BY bucket

@@ -115,3 +115,43 @@ func TestOverviewCountsAndRates(t *testing.T) {
 	require.InDelta(t, 1, o.ErrorsPerSecond, 1e-9)
 	require.EqualValues(t, 5, o.DLQMessages)
 }
+
+func TestMetricsHistoryLatencyPerBucket(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := newStore(t)
+	newTenants(t, s, "acme")
+
+	base := time.Now().UTC().Truncate(time.Minute).Add(-30 * time.Minute)
+	at := func(sec int) time.Time { return base.Add(time.Duration(sec) * time.Second) }
+	ms := func(v float64) *float64 { return &v }
+	_, err := s.WriteSamples(ctx, []Sample{
+		{TenantID: "acme", IntegrationID: "orders", At: at(0)},
+		// 80 deliveries at p50 2 ms, then 20 at p50 10 ms.
+		{TenantID: "acme", IntegrationID: "orders", At: at(10), Out: 80, P50: ms(2), P99: ms(5)},
+		{TenantID: "acme", IntegrationID: "orders", At: at(20), Out: 100, P50: ms(10), P99: ms(40)},
+		// Nothing delivered: no latency.
+		{TenantID: "acme", IntegrationID: "orders", At: at(30), Out: 100},
+		// A p50 whose deliveries the out count has not seen yet (the
+		// counts flush apart): a bucket of only those takes their mean.
+		{TenantID: "acme", IntegrationID: "orders", At: at(70), Out: 100, P50: ms(3), P99: ms(3)},
+		{TenantID: "acme", IntegrationID: "orders", At: at(80), Out: 100, P50: ms(5), P99: ms(9)},
+	})
+	require.NoError(t, err)
+
+	points, err := s.IntegrationMetrics(ctx, "acme", "orders", at(5), 10*time.Second)
+	require.NoError(t, err)
+	require.Len(t, points, 5)
+	require.InDelta(t, 2, *points[0].P50Millis, 1e-9)
+	require.InDelta(t, 40, *points[1].P99Millis, 1e-9)
+	require.Nil(t, points[2].P50Millis, "no delivery in the interval")
+	require.Nil(t, points[2].P99Millis)
+
+	points, err = s.IntegrationMetrics(ctx, "acme", "orders", at(0), time.Minute)
+	require.NoError(t, err)
+	require.Len(t, points, 2)
+	require.InDelta(t, (2*80+10*20)/100.0, *points[0].P50Millis, 1e-9, "p50s weighted by deliveries")
+	require.InDelta(t, 40, *points[0].P99Millis, 1e-9, "the highest p99")
+	require.InDelta(t, 4, *points[1].P50Millis, 1e-9, "no delivery counted: the plain mean")
+	require.InDelta(t, 9, *points[1].P99Millis, 1e-9)
+}

@@ -389,7 +389,7 @@ export interface paths {
         };
         /**
          * Get an integration's metrics history
-         * @description Returns the integration's rates per second from `since` (default one hour ago, at most 24 hours ago) in buckets of `step` seconds (default 10), oldest first. The platform samples every running integration's counters every 10 seconds into PostgreSQL and keeps 24 hours; each point's rates are the counts' growth over the sampling intervals that end in its bucket, divided by their length, so a step under the sampling interval leaves buckets without a point, and a stopped integration has none. `in` counts messages entering the process stage, `out` each producer's finished deliveries, `errors` failed attempts (retried or dead-lettered), `dlq` the growth of its dead letters (a replay does not count). Counts come from the stages' JetStream consumers, so a redelivered message counts again. `p50_ms` and `p99_ms` are null: runners do not report latencies to the platform yet. Another tenant's integration is a 404. Needs scope read.
+         * @description Returns the integration's rates per second from `since` (default one hour ago, at most 24 hours ago) in buckets of `step` seconds (default 10), oldest first. The platform samples every running integration's counters every 10 seconds into PostgreSQL and keeps 24 hours; each point's rates are the counts' growth over the sampling intervals that end in its bucket, divided by their length, so a step under the sampling interval leaves buckets without a point, and a stopped integration has none. `in` counts messages entering the process stage, `out` each producer's finished deliveries, `errors` failed attempts (retried or dead-lettered), `dlq` the growth of its dead letters (a replay does not count). Counts come from the stages' JetStream consumers, so a redelivered message counts again. `p50_ms` and `p99_ms` are the end-to-end latency percentiles in milliseconds, from a message's ingestion to a producer's confirmed delivery: runners count each delivery in a histogram (buckets from 0.5 ms doubling up to 65.5 s, the buckets of Prometheus' vrsky_end_to_end_seconds) and the sampler takes each interval's percentiles from its growth, interpolating linearly inside a bucket like Prometheus' histogram_quantile (a latency over 65.5 s reads as 65.5 s). A bucket of several samples takes the highest of their p99s (a spike is never averaged away) and the mean of their p50s weighted by each sample's deliveries (their plain mean when none counted a delivery). Both are null when nothing was delivered in the bucket, and for the first sample after the platform's sampler starts. Another tenant's integration is a 404. Needs scope read.
          */
         get: operations["get-integration-metrics"];
         put?: never;
@@ -1421,12 +1421,12 @@ export interface components {
             out_per_second: number;
             /**
              * Format: double
-             * @description Median latency; null: not measured (runners do not report latencies yet).
+             * @description Median end-to-end latency in milliseconds, from ingestion to a producer's confirmed delivery; for a bucket of several samples, their medians' mean weighted by their deliveries. Null: nothing was delivered in the bucket.
              */
             p50_ms: number | null;
             /**
              * Format: double
-             * @description 99th percentile latency; null: not measured.
+             * @description 99th percentile end-to-end latency in milliseconds; for a bucket of several samples, the highest of theirs. Null: nothing was delivered in the bucket.
              */
             p99_ms: number | null;
             /**

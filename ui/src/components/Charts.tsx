@@ -9,6 +9,8 @@ interface Series {
   label: string;
   color: string;
   value: (p: MetricsPoint) => number | null | undefined;
+  /** dots marks every point: a series with gaps (latency: a bucket without deliveries) may have lone points that a line cannot show. */
+  dots?: boolean;
 }
 
 export const charts: { title: string; unit: string; series: Series[] }[] = [
@@ -32,8 +34,8 @@ export const charts: { title: string; unit: string; series: Series[] }[] = [
     title: 'Latency',
     unit: 'ms',
     series: [
-      { label: 'p50', color: '#0f766e', value: (p) => p.p50_ms },
-      { label: 'p99', color: '#7c3aed', value: (p) => p.p99_ms },
+      { label: 'p50', color: '#0f766e', value: (p) => p.p50_ms, dots: true },
+      { label: 'p99', color: '#7c3aed', value: (p) => p.p99_ms, dots: true },
     ],
   },
 ];
@@ -59,7 +61,7 @@ function Chart({ title, unit, series, points, window }: { title: string; unit: s
       legend: { show: true },
       scales: { x: { time: true, range: () => span.current } },
       axes: [{}, { label: unit, size: 50 }],
-      series: [{}, ...series.map((s) => ({ label: s.label, stroke: s.color, width: 2, spanGaps: false }))],
+      series: [{}, ...series.map((s) => ({ label: s.label, stroke: s.color, width: 2, spanGaps: false, ...(s.dots ? { points: { show: true, size: 5, fill: s.color } } : {}) }))],
     };
     plot.current = new uPlot(opts, toColumns([], series), el);
     const ro = new ResizeObserver(() => plot.current?.setSize({ width: Math.max(200, el.clientWidth), height: 160 }));
@@ -73,10 +75,15 @@ function Chart({ title, unit, series, points, window }: { title: string; unit: s
   useEffect(() => {
     plot.current?.setData(toColumns(points, series));
   }, [points, series]);
-  const peak = Math.max(0, ...points.map((p) => series[0].value(p) ?? 0));
+  const peaks = peaksOf(points, series);
   const summary = summaryOf(points, series, unit);
   return (
-    <figure className="min-w-0 rounded border border-slate-200 bg-white p-2" data-testid={`chart-${title.toLowerCase()}`} data-peak={peak}>
+    <figure
+      className="min-w-0 rounded border border-slate-200 bg-white p-2"
+      data-testid={`chart-${title.toLowerCase()}`}
+      data-peak={peaks[series[0].label]}
+      data-peaks={JSON.stringify(peaks)}
+    >
       <figcaption className="text-sm font-medium">
         {title} <span className="font-normal text-slate-500" data-testid={`chart-${title.toLowerCase()}-latest`}>(latest: {summary})</span>
       </figcaption>
@@ -85,21 +92,27 @@ function Chart({ title, unit, series, points, window }: { title: string; unit: s
   );
 }
 
+/** peaksOf is each series' highest value over the points (0 when none has one). */
+export function peaksOf(points: MetricsPoint[], series: Series[]): Record<string, number> {
+  return Object.fromEntries(series.map((s) => [s.label, Math.max(0, ...points.map((p) => s.value(p) ?? 0))]));
+}
+
 /**
  * summaryOf is a chart's latest values in words. A series the API sends as
- * null everywhere (latency: the runners do not report it yet) is said to be
- * unmeasured, not drawn as a gap.
+ * null everywhere (latency: nothing was delivered in the window) is said to
+ * be unmeasured, not drawn as a gap; a latest point without a value (no
+ * delivery in that bucket) shows a dash.
  */
 export function summaryOf(points: MetricsPoint[], series: Series[], unit: string): string {
   const last = points[points.length - 1];
   if (!last) return 'no samples yet';
   if (points.every((p) => series.every((s) => s.value(p) === null || s.value(p) === undefined))) return 'not measured yet';
-  return series.map((s) => `${s.label} ${fmt(s.value(last))} ${unit}`).join(', ');
+  return series.map((s) => `${s.label} ${fmt(s.value(last), unit)}`).join(', ');
 }
 
-function fmt(v: number | null | undefined): string {
+function fmt(v: number | null | undefined, unit: string): string {
   if (v === null || v === undefined) return '—';
-  return v >= 100 ? v.toFixed(0) : v.toFixed(2);
+  return `${v >= 100 ? v.toFixed(0) : v.toFixed(2)} ${unit}`;
 }
 
 /** Charts draws the points of the window [from, to] (Unix seconds). */

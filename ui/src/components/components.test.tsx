@@ -8,7 +8,8 @@ import { specToYaml, yamlToSpec } from '../lib/specyaml';
 import httpSchema from '../test/fixtures/http-schema.json';
 import { SchemaDoc, typeLabel } from './SchemaDoc';
 import { inspectURL, parseMessage } from './Inspector';
-import { toColumns, charts, summaryOf } from './Charts';
+import { toColumns, charts, summaryOf, peaksOf } from './Charts';
+import type { MetricsPoint } from '../api/types';
 import { fromObject, parseHeaders, toSpec, emptyDraft } from '../views/Wizard';
 import { curlExample, webhookURL } from '../views/IntegrationDetail';
 
@@ -189,6 +190,20 @@ describe('chart summaries', () => {
     expect(summaryOf(points, latency.series, latency.unit)).toBe('not measured yet');
     expect(summaryOf(points, throughput.series, throughput.unit)).toBe('in 4.00 msg/s, out 3.00 msg/s');
     expect(summaryOf([], latency.series, latency.unit)).toBe('no samples yet');
+  });
+
+  it('gives the latest p50 and p99, and a dash for a bucket without deliveries', () => {
+    const latency = charts.find((c) => c.title === 'Latency')!;
+    const points: MetricsPoint[] = [
+      { time: '2026-01-01T00:00:00Z', in_per_second: 1, out_per_second: 1, errors_per_second: 0, dlq_per_second: 0, p50_ms: null, p99_ms: null },
+      { time: '2026-01-01T00:00:10Z', in_per_second: 4, out_per_second: 3, errors_per_second: 0, dlq_per_second: 0, p50_ms: 3.25, p99_ms: 120.4 },
+    ];
+    expect(summaryOf(points, latency.series, latency.unit)).toBe('p50 3.25 ms, p99 120 ms');
+    expect(peaksOf(points, latency.series)).toEqual({ p50: 3.25, p99: 120.4 });
+    const idle = [...points, { ...points[0], time: '2026-01-01T00:00:20Z' }];
+    expect(summaryOf(idle, latency.series, latency.unit)).toBe('p50 —, p99 —');
+    expect(peaksOf(idle, latency.series)).toEqual({ p50: 3.25, p99: 120.4 });
+    expect(peaksOf([], latency.series)).toEqual({ p50: 0, p99: 0 });
   });
 });
 
