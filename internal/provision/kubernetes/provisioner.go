@@ -32,7 +32,9 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	k8s "k8s.io/client-go/kubernetes"
+	appsv1client "k8s.io/client-go/kubernetes/typed/apps/v1"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
+	networkingv1client "k8s.io/client-go/kubernetes/typed/networking/v1"
 	"k8s.io/client-go/rest"
 
 	"github.com/vrsky/vrsky/dataplane"
@@ -43,15 +45,38 @@ import (
 // namespace. It is safe for concurrent use; calls for one tenant should not
 // overlap (the TenantPlacement workflow runs them one at a time).
 type Provisioner struct {
-	client k8s.Interface
+	client Client
 	cfg    Config
+}
+
+// Client is the part of client-go's kubernetes.Interface the provisioner
+// uses: a *kubernetes.Clientset, or the fake one in tests, is a Client.
+// NewForConfig builds one from the three typed clients alone, so the
+// binary does not link every API group's client.
+type Client interface {
+	CoreV1() corev1client.CoreV1Interface
+	AppsV1() appsv1client.AppsV1Interface
+	NetworkingV1() networkingv1client.NetworkingV1Interface
+}
+
+// typedClients is a Client made of the three typed clients.
+type typedClients struct {
+	core       corev1client.CoreV1Interface
+	apps       appsv1client.AppsV1Interface
+	networking networkingv1client.NetworkingV1Interface
+}
+
+func (c typedClients) CoreV1() corev1client.CoreV1Interface { return c.core }
+func (c typedClients) AppsV1() appsv1client.AppsV1Interface { return c.apps }
+func (c typedClients) NetworkingV1() networkingv1client.NetworkingV1Interface {
+	return c.networking
 }
 
 var _ provision.Provisioner = (*Provisioner)(nil)
 
-// New returns a Provisioner using client, with cfg's defaults filled in;
-// it refuses an invalid Config.
-func New(client k8s.Interface, cfg Config) (*Provisioner, error) {
+// New returns a Provisioner using client (a kubernetes.Interface will
+// do), with cfg's defaults filled in; it refuses an invalid Config.
+func New(client Client, cfg Config) (*Provisioner, error) {
 	if client == nil {
 		return nil, errors.New("kubernetes provisioner: no client")
 	}
@@ -62,6 +87,25 @@ func New(client k8s.Interface, cfg Config) (*Provisioner, error) {
 	return &Provisioner{client: client, cfg: c}, nil
 }
 
+// NewForConfig returns a Provisioner talking to the API server rc
+// describes.
+func NewForConfig(rc *rest.Config, cfg Config) (*Provisioner, error) {
+	var (
+		c   typedClients
+		err error
+	)
+	if c.core, err = corev1client.NewForConfig(rc); err != nil {
+		return nil, fmt.Errorf("kubernetes provisioner: %w", err)
+	}
+	if c.apps, err = appsv1client.NewForConfig(rc); err != nil {
+		return nil, fmt.Errorf("kubernetes provisioner: %w", err)
+	}
+	if c.networking, err = networkingv1client.NewForConfig(rc); err != nil {
+		return nil, fmt.Errorf("kubernetes provisioner: %w", err)
+	}
+	return New(c, cfg)
+}
+
 // NewInCluster returns a Provisioner that talks to the API server of the
 // cluster it runs in, as the pod's ServiceAccount.
 func NewInCluster(cfg Config) (*Provisioner, error) {
@@ -69,11 +113,7 @@ func NewInCluster(cfg Config) (*Provisioner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes provisioner: %w", err)
 	}
-	client, err := k8s.NewForConfig(rc)
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes provisioner: %w", err)
-	}
-	return New(client, cfg)
+	return NewForConfig(rc, cfg)
 }
 
 // Ensure creates the tenant's objects or brings them back to what they

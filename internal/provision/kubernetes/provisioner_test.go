@@ -6,6 +6,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -30,6 +32,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/rest"
 	k8stesting "k8s.io/client-go/testing"
 	"sigs.k8s.io/yaml"
 
@@ -827,6 +830,42 @@ func TestFromEnv(t *testing.T) {
 		_, err := parseLabels(bad)
 		require.Error(t, err, bad)
 	}
+}
+
+// TestOverHTTP: a Provisioner from a rest.Config speaks to an API server
+// over HTTP (here one that has nothing, and then one that refuses).
+func TestOverHTTP(t *testing.T) {
+	var paths []string
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		paths = append(paths, r.Method+" "+r.URL.Path)
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/persistentvolumeclaims") {
+			_ = json.NewEncoder(w).Encode(corev1.PersistentVolumeClaimList{TypeMeta: metav1.TypeMeta{Kind: "PersistentVolumeClaimList", APIVersion: "v1"}})
+			return
+		}
+		code, reason := http.StatusNotFound, metav1.StatusReasonNotFound
+		if r.Method == http.MethodPost {
+			code, reason = http.StatusForbidden, metav1.StatusReasonForbidden
+		}
+		w.WriteHeader(code)
+		_ = json.NewEncoder(w).Encode(metav1.Status{TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"}, Status: metav1.StatusFailure, Reason: reason, Code: int32(code)})
+	}))
+	t.Cleanup(srv.Close)
+	p, err := NewForConfig(&rest.Config{Host: srv.URL}, testConfig())
+	require.NoError(t, err)
+	require.ErrorIs(t, p.Check(ctxT(t), "acme"), provision.ErrNotFound)
+	_, err = p.Ensure(ctxT(t), "acme")
+	require.True(t, apierrors.IsForbidden(err), "%v", err)
+	require.NoError(t, p.Remove(ctxT(t), "acme"), "nothing to delete is no error")
+	require.Contains(t, paths, "GET /apis/apps/v1/namespaces/tenants/statefulsets/nats-t-acme")
+	require.Contains(t, paths, "GET /api/v1/namespaces/tenants/persistentvolumeclaims")
+	require.Contains(t, paths, "DELETE /apis/networking.k8s.io/v1/namespaces/tenants/networkpolicies/nats-t-acme")
+
+	_, err = NewForConfig(&rest.Config{Host: "http://[::1"}, testConfig())
+	require.Error(t, err)
 }
 
 func TestNewInClusterNeedsACluster(t *testing.T) {
