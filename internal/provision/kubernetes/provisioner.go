@@ -192,26 +192,52 @@ func (p *Provisioner) Remove(ctx context.Context, tenant string) error {
 		return err
 	}
 	ns := p.cfg.Namespace
-	// Foreground: the StatefulSet goes once its pods have, so the volumes
-	// deleted below are no longer in use by a server writing to them.
-	fg := metav1.DeleteOptions{PropagationPolicy: ptrTo(metav1.DeletePropagationForeground)}
-	deletes := []struct {
-		what string
-		del  func() error
+	core, apps, nets := p.client.CoreV1(), p.client.AppsV1(), p.client.NetworkingV1()
+	get := metav1.GetOptions{}
+	objects := []struct {
+		kind, name string
+		get        func() (*metav1.ObjectMeta, error)
+		del        func(metav1.DeleteOptions) error
 	}{
-		{"StatefulSet " + n.base, func() error { return p.client.AppsV1().StatefulSets(ns).Delete(ctx, n.base, fg) }},
-		{"Service " + n.base, func() error { return p.client.CoreV1().Services(ns).Delete(ctx, n.base, metav1.DeleteOptions{}) }},
-		{"Service " + n.headless, func() error {
-			return p.client.CoreV1().Services(ns).Delete(ctx, n.headless, metav1.DeleteOptions{})
-		}},
-		{"NetworkPolicy " + n.base, func() error {
-			return p.client.NetworkingV1().NetworkPolicies(ns).Delete(ctx, n.base, metav1.DeleteOptions{})
-		}},
-		{"Secret " + n.base, func() error { return p.client.CoreV1().Secrets(ns).Delete(ctx, n.base, metav1.DeleteOptions{}) }},
+		// The StatefulSet first, in the foreground: it is gone once its
+		// pods are, so no server writes to the volumes deleted below.
+		{"StatefulSet", n.base,
+			func() (*metav1.ObjectMeta, error) { o, err := apps.StatefulSets(ns).Get(ctx, n.base, get); return metaOf(o, err) },
+			func(o metav1.DeleteOptions) error {
+				o.PropagationPolicy = ptrTo(metav1.DeletePropagationForeground)
+				return apps.StatefulSets(ns).Delete(ctx, n.base, o)
+			}},
+		{"Service", n.base,
+			func() (*metav1.ObjectMeta, error) { o, err := core.Services(ns).Get(ctx, n.base, get); return metaOf(o, err) },
+			func(o metav1.DeleteOptions) error { return core.Services(ns).Delete(ctx, n.base, o) }},
+		{"Service", n.headless,
+			func() (*metav1.ObjectMeta, error) { o, err := core.Services(ns).Get(ctx, n.headless, get); return metaOf(o, err) },
+			func(o metav1.DeleteOptions) error { return core.Services(ns).Delete(ctx, n.headless, o) }},
+		{"NetworkPolicy", n.base,
+			func() (*metav1.ObjectMeta, error) {
+				o, err := nets.NetworkPolicies(ns).Get(ctx, n.base, get)
+				return metaOf(o, err)
+			},
+			func(o metav1.DeleteOptions) error { return nets.NetworkPolicies(ns).Delete(ctx, n.base, o) }},
+		{"Secret", n.base,
+			func() (*metav1.ObjectMeta, error) { o, err := core.Secrets(ns).Get(ctx, n.base, get); return metaOf(o, err) },
+			func(o metav1.DeleteOptions) error { return core.Secrets(ns).Delete(ctx, n.base, o) }},
 	}
-	for _, d := range deletes {
-		if err := d.del(); err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("delete %s/%s: %w", ns, d.what, err)
+	for _, o := range objects {
+		m, err := o.get()
+		if apierrors.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("get %s/%s %s: %w", ns, o.kind, o.name, err)
+		}
+		if err := owned(m, n); err != nil {
+			return err
+		}
+		// Only the object just checked: not one made again under its name.
+		opts := metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: ptrTo(m.UID)}}
+		if err := o.del(opts); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("delete %s/%s %s: %w", ns, o.kind, o.name, err)
 		}
 	}
 	sel := labels.SelectorFromSet(map[string]string{instanceLabel: n.base, managedByLabel: managedBy, componentLabel: component})
@@ -260,8 +286,8 @@ func (p *Provisioner) ensureSecret(ctx context.Context, n names) (password, conf
 		routePassword = newPassword()
 	}
 	want := p.secret(n, password, routePassword)
-	if !equality.Semantic.DeepEqual(cur.Data, want.Data) || !equality.Semantic.DeepEqual(cur.Type, want.Type) || !sameMeta(&cur.ObjectMeta, &want.ObjectMeta) {
-		cur.Data, cur.Type = want.Data, want.Type
+	if !equality.Semantic.DeepEqual(cur.Data, want.Data) || !sameMeta(&cur.ObjectMeta, &want.ObjectMeta) {
+		cur.Data = want.Data
 		cur.Labels, cur.Annotations = mergeMeta(cur.ObjectMeta, want.ObjectMeta)
 		if _, err := secrets.Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
 			return "", "", fmt.Errorf("update Secret %s/%s: %w", p.cfg.Namespace, n.base, err)
@@ -419,6 +445,18 @@ func readiness(ss *appsv1.StatefulSet) error {
 		return fmt.Errorf("StatefulSet %s: %d of %d servers run the current configuration", ss.Name, st.UpdatedReplicas, want)
 	}
 	return nil
+}
+
+// metaOf returns the metadata of an object just read.
+func metaOf[T interface{ GetObjectMeta() metav1.Object }](o T, err error) (*metav1.ObjectMeta, error) {
+	if err != nil {
+		return nil, err
+	}
+	m, ok := o.GetObjectMeta().(*metav1.ObjectMeta)
+	if !ok {
+		return nil, fmt.Errorf("unexpected metadata type %T", o.GetObjectMeta())
+	}
+	return m, nil
 }
 
 // owned refuses an object that has the instance's name but was not made

@@ -638,9 +638,23 @@ func TestObjectsNotMadeByVRSkyAreLeftAlone(t *testing.T) {
 			p := newProvisioner(t, c)
 			_, err := p.Ensure(ctxT(t), "acme")
 			require.ErrorContains(t, err, "is not tenant acme's instance")
+			require.ErrorContains(t, p.Remove(ctxT(t), "acme"), "is not tenant acme's instance")
 			for _, w := range writes(c) {
-				require.True(t, strings.HasPrefix(w, "create "), "only new objects are made: %v", writes(c))
+				require.False(t, strings.HasPrefix(w, "update "), "nothing is updated: %v", writes(c))
 			}
+			// Still there, unchanged (VRSky's own objects made before the
+			// refusal are removed).
+			gvr := map[string]string{"*v1.Secret": "secrets", "*v1.Service": "services", "*v1.NetworkPolicy": "networkpolicies", "*v1.StatefulSet": "statefulsets"}[fmt.Sprintf("%T", obj)]
+			group := corev1.SchemeGroupVersion
+			switch gvr {
+			case "networkpolicies":
+				group = networkingv1.SchemeGroupVersion
+			case "statefulsets":
+				group = appsv1.SchemeGroupVersion
+			}
+			still, err := c.Tracker().Get(group.WithResource(gvr), testNS, "nats-t-acme")
+			require.NoError(t, err)
+			require.Equal(t, map[string]string{"app": "theirs"}, still.(metav1.Object).GetLabels())
 		})
 	}
 	// Another tenant's object under this tenant's name (it cannot happen
@@ -862,7 +876,7 @@ func TestOverHTTP(t *testing.T) {
 	require.NoError(t, p.Remove(ctxT(t), "acme"), "nothing to delete is no error")
 	require.Contains(t, paths, "GET /apis/apps/v1/namespaces/tenants/statefulsets/nats-t-acme")
 	require.Contains(t, paths, "GET /api/v1/namespaces/tenants/persistentvolumeclaims")
-	require.Contains(t, paths, "DELETE /apis/networking.k8s.io/v1/namespaces/tenants/networkpolicies/nats-t-acme")
+	require.Contains(t, paths, "GET /apis/networking.k8s.io/v1/namespaces/tenants/networkpolicies/nats-t-acme")
 
 	_, err = NewForConfig(&rest.Config{Host: "http://[::1"}, testConfig())
 	require.Error(t, err)
