@@ -199,19 +199,31 @@ func (p *Provisioner) Remove(ctx context.Context, tenant string) error {
 		get        func() (*metav1.ObjectMeta, error)
 		del        func(metav1.DeleteOptions) error
 	}{
-		// The StatefulSet first, in the foreground: it is gone once its
-		// pods are, so no server writes to the volumes deleted below.
+		// The StatefulSet first, in the foreground (it goes once its pods
+		// have). A volume deleted below while a stopping server still
+		// uses it stays until that server is gone (the cluster's PVC
+		// protection); the StatefulSet's retention policy deletes the
+		// volumes as well.
 		{"StatefulSet", n.base,
-			func() (*metav1.ObjectMeta, error) { o, err := apps.StatefulSets(ns).Get(ctx, n.base, get); return metaOf(o, err) },
+			func() (*metav1.ObjectMeta, error) {
+				o, err := apps.StatefulSets(ns).Get(ctx, n.base, get)
+				return metaOf(o, err)
+			},
 			func(o metav1.DeleteOptions) error {
 				o.PropagationPolicy = ptrTo(metav1.DeletePropagationForeground)
 				return apps.StatefulSets(ns).Delete(ctx, n.base, o)
 			}},
 		{"Service", n.base,
-			func() (*metav1.ObjectMeta, error) { o, err := core.Services(ns).Get(ctx, n.base, get); return metaOf(o, err) },
+			func() (*metav1.ObjectMeta, error) {
+				o, err := core.Services(ns).Get(ctx, n.base, get)
+				return metaOf(o, err)
+			},
 			func(o metav1.DeleteOptions) error { return core.Services(ns).Delete(ctx, n.base, o) }},
 		{"Service", n.headless,
-			func() (*metav1.ObjectMeta, error) { o, err := core.Services(ns).Get(ctx, n.headless, get); return metaOf(o, err) },
+			func() (*metav1.ObjectMeta, error) {
+				o, err := core.Services(ns).Get(ctx, n.headless, get)
+				return metaOf(o, err)
+			},
 			func(o metav1.DeleteOptions) error { return core.Services(ns).Delete(ctx, n.headless, o) }},
 		{"NetworkPolicy", n.base,
 			func() (*metav1.ObjectMeta, error) {
@@ -220,7 +232,10 @@ func (p *Provisioner) Remove(ctx context.Context, tenant string) error {
 			},
 			func(o metav1.DeleteOptions) error { return nets.NetworkPolicies(ns).Delete(ctx, n.base, o) }},
 		{"Secret", n.base,
-			func() (*metav1.ObjectMeta, error) { o, err := core.Secrets(ns).Get(ctx, n.base, get); return metaOf(o, err) },
+			func() (*metav1.ObjectMeta, error) {
+				o, err := core.Secrets(ns).Get(ctx, n.base, get)
+				return metaOf(o, err)
+			},
 			func(o metav1.DeleteOptions) error { return core.Secrets(ns).Delete(ctx, n.base, o) }},
 	}
 	for _, o := range objects {

@@ -263,8 +263,14 @@ func TestRemoveDeletesEverythingWithTheVolumes(t *testing.T) {
 	require.NoError(t, p.Remove(ctx, "acme"))
 	require.ErrorIs(t, p.Check(ctx, "acme"), provision.ErrNotFound)
 	for _, get := range []func() error{
-		func() error { _, err := c.AppsV1().StatefulSets(testNS).Get(ctx, "nats-t-acme", metav1.GetOptions{}); return err },
-		func() error { _, err := c.CoreV1().Services(testNS).Get(ctx, "nats-t-acme", metav1.GetOptions{}); return err },
+		func() error {
+			_, err := c.AppsV1().StatefulSets(testNS).Get(ctx, "nats-t-acme", metav1.GetOptions{})
+			return err
+		},
+		func() error {
+			_, err := c.CoreV1().Services(testNS).Get(ctx, "nats-t-acme", metav1.GetOptions{})
+			return err
+		},
 		func() error {
 			_, err := c.CoreV1().Services(testNS).Get(ctx, "nats-t-acme-headless", metav1.GetOptions{})
 			return err
@@ -273,7 +279,10 @@ func TestRemoveDeletesEverythingWithTheVolumes(t *testing.T) {
 			_, err := c.NetworkingV1().NetworkPolicies(testNS).Get(ctx, "nats-t-acme", metav1.GetOptions{})
 			return err
 		},
-		func() error { _, err := c.CoreV1().Secrets(testNS).Get(ctx, "nats-t-acme", metav1.GetOptions{}); return err },
+		func() error {
+			_, err := c.CoreV1().Secrets(testNS).Get(ctx, "nats-t-acme", metav1.GetOptions{})
+			return err
+		},
 	} {
 		require.True(t, apierrors.IsNotFound(get()))
 	}
