@@ -38,7 +38,7 @@ func theChart(t *testing.T) *chart.Chart {
 }
 
 // valueSets are the documented value sets; "default" is values.yaml alone.
-var valueSets = []string{"default", "small", "ha", "external-everything"}
+var valueSets = []string{"default", "small", "ha", "external-everything", "tenant-instances"}
 
 func valuesOf(t *testing.T, set string) map[string]any {
 	t.Helper()
@@ -87,6 +87,7 @@ func TestValueSetsRenderAndPassEveryCheck(t *testing.T) {
 		"small":               {"Deployment": 3, "StatefulSet": 1, "Job": 1, "NetworkPolicy": 7, "ConfigMap": 2, "Service": 6},
 		"ha":                  {"Deployment": 3, "StatefulSet": 1, "Job": 1, "HorizontalPodAutoscaler": 2, "PodDisruptionBudget": 4, "NetworkPolicy": 7, "ConfigMap": 2, "Service": 7, "IngressRoute": 1, "Middleware": 3, "ServiceMonitor": 4},
 		"external-everything": {"Deployment": 3, "Job": 1, "HorizontalPodAutoscaler": 2, "PodDisruptionBudget": 2, "NetworkPolicy": 6, "ConfigMap": 1, "Service": 4, "ServiceMonitor": 3},
+		"tenant-instances":    {"Deployment": 3, "StatefulSet": 1, "Job": 1, "HorizontalPodAutoscaler": 2, "PodDisruptionBudget": 3, "NetworkPolicy": 7, "ConfigMap": 2, "Service": 7, "ServiceAccount": 1, "Role": 1, "RoleBinding": 1},
 	}
 	for _, set := range valueSets {
 		t.Run(set, func(t *testing.T) {

@@ -39,7 +39,7 @@ spec:
         {{- toYaml . | nindent 8 }}
         {{- end }}
     spec:
-      {{- include "vrsky.podSecurity" $ctx | nindent 6 }}
+      {{- include "vrsky.rolePodSecurity" (dict "ctx" $ctx "role" .role) | nindent 6 }}
       terminationGracePeriodSeconds: {{ $ctx.Values.terminationGracePeriodSeconds }}
       containers:
         - name: {{ .role }}
@@ -61,6 +61,9 @@ spec:
                   fieldPath: metadata.name
             {{- end }}
             {{- include "vrsky.roleEnv" (dict "ctx" $ctx "role" .role) | nindent 12 }}
+            {{- if and (eq .role "worker") $ctx.Values.tenantInstances.enabled }}
+            {{- include "vrsky.provisionerEnv" $ctx | nindent 12 }}
+            {{- end }}
             {{- with $v.extraEnv }}
             {{- toYaml . | nindent 12 }}
             {{- end }}
