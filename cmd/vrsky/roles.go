@@ -118,6 +118,15 @@ func runRole(ctx context.Context, role string, args []string, stderr io.Writer) 
 		started = append(started, ingress)
 		handler = ui.Mount(srv.Handler())
 	case "worker":
+		if deps.Placement, err = roles.PlacementPolicyFromEnv(os.Getenv); err != nil {
+			return fmt.Errorf("%w: %v", errUsage, err)
+		}
+		prov, closeProv, err := roles.ProvisionerFromEnv(os.Getenv, logging.Component(log, "tenant-nats"))
+		if err != nil {
+			return fmt.Errorf("%w: %v", errUsage, err)
+		}
+		defer closeProv()
+		deps.Provisioner = prov
 		w, err := roles.StartWorker(ctx, deps)
 		if err != nil {
 			return err

@@ -2,10 +2,14 @@ package roles
 
 import (
 	"fmt"
+	"log/slog"
 	"strconv"
 	"time"
 
 	"github.com/vrsky/vrsky/activities"
+	"github.com/vrsky/vrsky/internal/provision"
+	"github.com/vrsky/vrsky/internal/provision/kubernetes"
+	"github.com/vrsky/vrsky/internal/provision/local"
 )
 
 // The variables that set when tenants move between the shared cluster and
@@ -57,4 +61,42 @@ func PlacementPolicyFromEnv(getenv func(string) string) (activities.PlacementPol
 		*d.into = dur
 	}
 	return p, nil
+}
+
+// ProvisionerVar chooses how the worker makes tenants' dedicated NATS
+// instances: "local" (processes on its machine, under
+// VRSKY_PROVISIONER_DIR), "kubernetes" (StatefulSets in
+// VRSKY_PROVISIONER_NAMESPACE, see kubernetes.FromEnv), or unset: none,
+// and no tenant can be moved.
+const (
+	ProvisionerVar    = "VRSKY_PROVISIONER"
+	ProvisionerDirVar = "VRSKY_PROVISIONER_DIR"
+)
+
+// ProvisionerFromEnv builds the worker's provisioner; close stops what it
+// started (local instances).
+func ProvisionerFromEnv(getenv func(string) string, log *slog.Logger) (_ provision.Provisioner, close func(), err error) {
+	switch kind := getenv(ProvisionerVar); kind {
+	case "", "none":
+		return nil, func() {}, nil
+	case "local":
+		dir := getenv(ProvisionerDirVar)
+		if dir == "" {
+			return nil, nil, fmt.Errorf("%s=local needs %s, the directory that holds the instances", ProvisionerVar, ProvisionerDirVar)
+		}
+		p := &local.Provisioner{Dir: dir, Logger: log}
+		return p, p.Close, nil
+	case "kubernetes":
+		cfg, err := kubernetes.FromEnv(getenv)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s=kubernetes: %w", ProvisionerVar, err)
+		}
+		p, err := kubernetes.NewInCluster(cfg)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s=kubernetes: %w", ProvisionerVar, err)
+		}
+		return p, func() {}, nil
+	default:
+		return nil, nil, fmt.Errorf("%s: want local, kubernetes or none, got %q", ProvisionerVar, kind)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vrsky/vrsky/activities"
+	"github.com/vrsky/vrsky/internal/provision/local"
 )
 
 func TestPlacementPolicyFromEnv(t *testing.T) {
@@ -32,6 +33,27 @@ func TestPlacementPolicyFromEnv(t *testing.T) {
 		"checks too fast": {PlacementCheckVar: "10ms"},
 	} {
 		_, err := PlacementPolicyFromEnv(env(bad))
+		require.Error(t, err, name)
+	}
+}
+
+func TestProvisionerFromEnv(t *testing.T) {
+	env := func(kv map[string]string) func(string) string { return func(k string) string { return kv[k] } }
+	p, closeP, err := ProvisionerFromEnv(env(nil), nil)
+	require.NoError(t, err)
+	require.Nil(t, p, "unset: no provisioner")
+	closeP()
+	p, closeP, err = ProvisionerFromEnv(env(map[string]string{ProvisionerVar: "local", ProvisionerDirVar: t.TempDir()}), nil)
+	require.NoError(t, err)
+	require.IsType(t, &local.Provisioner{}, p)
+	closeP()
+	for name, bad := range map[string]map[string]string{
+		"local without a directory":    {ProvisionerVar: "local"},
+		"kubernetes without namespace": {ProvisionerVar: "kubernetes"},
+		"kubernetes outside a cluster": {ProvisionerVar: "kubernetes", "VRSKY_PROVISIONER_NAMESPACE": "tenants", "VRSKY_PROVISIONER_PLATFORM_LABELS": "app=vrsky"},
+		"unknown kind":                 {ProvisionerVar: "docker"},
+	} {
+		_, _, err := ProvisionerFromEnv(env(bad), nil)
 		require.Error(t, err, name)
 	}
 }
