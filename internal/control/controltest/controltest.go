@@ -6,6 +6,7 @@ package controltest
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -69,8 +70,25 @@ func Start(t testing.TB, d Deps) *control.Client {
 		r.RegisterWorkflow(workflows.TenantDecommission)
 		r.RegisterWorkflow(workflows.TenantLimits)
 		r.RegisterActivity(&activities.Tenants{Store: d.Store, Accounts: accounts, Blobs: d.Blobs, State: d.State, Control: ctl})
+		// No provisioner: a move to a dedicated instance is refused and
+		// recorded, and decommissioning finds no instance to remove.
+		r.RegisterWorkflow(workflows.TenantPlacement)
+		r.RegisterWorkflow(workflows.PlacementSweep)
+		r.RegisterActivity(&activities.Placement{Store: d.Store, JS: d.JS, Accounts: located{accounts},
+			Policy: activities.DefaultPlacementPolicy, Request: ctl.RequestPlacement})
 	})
 	return ctl
+}
+
+// located is the shared account as LocatedAccounts: every tenant is
+// shared in these tests.
+type located struct{ dataplane.SharedAccount }
+
+func (l located) At(ctx context.Context, p dataplane.Placement, loc dataplane.Location) (jetstream.JetStream, error) {
+	if loc != dataplane.Shared {
+		return nil, fmt.Errorf("tenant %s: no %s location in tests", p.Tenant, loc)
+	}
+	return l.JetStream(ctx, p.Tenant)
 }
 
 // Wait waits until the workflow with that ID ends and decodes its result
