@@ -57,13 +57,14 @@ func TestTenantMovesUnderLoadLong(t *testing.T) {
 type sent struct {
 	mu       sync.Mutex
 	outcome  map[int]int32         // seq → got202/got503/gotOther
+	sentAt   map[int]time.Duration // seq → when it was due, from the run's start
 	latency  map[int]time.Duration // seq → time to a 202
 	by503At  map[int]int           // second of the run → 503s
 	deployed atomic.Int32          // integrations to spread over
 }
 
 func newSent() *sent {
-	return &sent{outcome: map[int]int32{}, latency: map[int]time.Duration{}, by503At: map[int]int{}}
+	return &sent{outcome: map[int]int32{}, sentAt: map[int]time.Duration{}, latency: map[int]time.Duration{}, by503At: map[int]int{}}
 }
 
 // load sends rate messages per second to the tenant's integrations
@@ -91,6 +92,7 @@ func (s *sent) load(base, tenant string, rate float64, first int, stop <-chan st
 				s.mu.Lock()
 				defer s.mu.Unlock()
 				s.outcome[seq] = got
+				s.sentAt[seq] = at.Sub(began)
 				switch got {
 				case got202:
 					s.latency[seq] = time.Since(at)
@@ -281,7 +283,7 @@ func runPlacement(t *testing.T, run placementRun) {
 	quietLoad.Wait()
 	sendTook := time.Since(began)
 
-	check := func(tenant string, s *sent) (accepted, unavailable, duplicates int) {
+	check := func(tenant string, s *sent) (accepted, unavailable, duplicates int, dupAt []time.Duration) {
 		var seen map[int]int
 		var bad int
 		require.Eventually(t, func() bool {
@@ -308,22 +310,33 @@ func runPlacement(t *testing.T, run placementRun) {
 			}
 			if n := seen[seq]; n > 1 {
 				duplicates += n - 1
+				dupAt = append(dupAt, s.sentAt[seq].Round(100*time.Millisecond))
 			}
 		}
 		require.Zero(t, bad, "every line is a message the test sent, transformed")
-		return accepted, unavailable, duplicates
+		slices.Sort(dupAt)
+		return accepted, unavailable, duplicates, dupAt
 	}
-	acc, unav, dup := check("busy", busySent)
+	acc, unav, dup, dupAt := check("busy", busySent)
 	b50, b99, _ := busySent.p99()
 	t.Logf("busy (%.0f msgs/s over 3, then 4 integrations, %s): 202 %d, 503 %d (by second of the run: %v), duplicates %d; 202 latency p50 %s p99 %s",
 		run.rate, sendTook.Round(time.Second), acc, unav, busySent.by503At, dup, b50.Round(time.Microsecond), b99.Round(time.Microsecond))
-	qacc, qunav, qdup := check("quiet", quietSent)
+	if dup > 0 {
+		t.Logf("busy's duplicates were sent at %v; the instance was killed at %s", dupAt, killedAt.Round(100*time.Millisecond))
+	}
+	qacc, qunav, qdup, _ := check("quiet", quietSent)
 	q50, q99, _ := quietSent.p99()
 	t.Logf("quiet (%.0f msgs/s on the shared cluster): 202 %d, 503 %d, duplicates %d; latency p50 %s p99 %s (before the move: p50 %s p99 %s)",
 		run.quietRate, qacc, qunav, qdup, q50.Round(time.Microsecond), q99.Round(time.Microsecond),
 		quietBefore50.Round(time.Microsecond), quietBefore99.Round(time.Microsecond))
 	require.Zero(t, qunav, "the quiet tenant never sees a 503")
-	require.Zero(t, dup, "each message stored once and delivered once: a move drains, it does not copy")
+	// A move drains, it does not copy: it adds no duplicate. Killing the
+	// instance loses the acknowledgements of what its runner had just
+	// written, so those few are delivered again (at least once; their
+	// Idempotency-Key lets a receiver drop them).
+	for _, at := range dupAt {
+		require.InDelta(t, killedAt.Seconds(), at.Seconds(), 1.5, "a duplicate sent at %s, away from the instance's kill at %s", at, killedAt)
+	}
 	require.Greater(t, acc, unav, "most of the busy tenant's messages are accepted")
 	placement, _ := placementOf(ctx, t, base, adminKey, "busy")
 	require.Equal(t, "shared", placement)
