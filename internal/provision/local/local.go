@@ -268,7 +268,7 @@ func (p *Provisioner) Ensure(ctx context.Context, name string) (dataplane.Instan
 		if ctx.Err() != nil {
 			return dataplane.Instance{}, fmt.Errorf("ensure the instance of tenant %s: %w", name, ctx.Err())
 		}
-		log.Warn("dedicated nats instance unhealthy; restarting it", "err", err)
+		log.Warn("dedicated nats instance unhealthy; restarting it", "error", err)
 		p.stop(ctx, s, proc, log)
 	}
 

@@ -47,15 +47,16 @@ func TestConnectNATSCreatesStreamsAtTheReplicaCount(t *testing.T) {
 	_, err = one.JS.CreateStream(ctx, jetstream.StreamConfig{Name: "ONE", Subjects: []string{"one"}})
 	require.NoError(t, err)
 
-	three, err := ConnectNATS(srv.ClientURL()+","+srv.ClientURL(), keys, "test", 3)
-	require.NoError(t, err, "a URL list is taken")
-	defer three.Close()
-	_, err = three.JS.CreateStream(ctx, jetstream.StreamConfig{Name: "THREE", Subjects: []string{"three"}})
-	require.ErrorContains(t, err, "replicas > 1 not supported", "three replicas asked of one server")
+	_, err = ConnectNATS(srv.ClientURL()+","+srv.ClientURL(), keys, "test", 3)
+	require.ErrorContains(t, err, "replicas > 1 not supported",
+		"a URL list is taken, and three replicas asked of one server are refused by the first bucket a role opens (placements)")
 
-	_, err = three.Admin.PutTenant(ctx, "acme", natsauth.DefaultLimits)
+	_, err = one.Admin.PutTenant(ctx, "acme", natsauth.DefaultLimits)
 	require.NoError(t, err)
-	tjs, err := three.Accounts.JetStream(ctx, "acme")
+	pool := natsauth.NewPool(srv.ClientURL(), keys, "test")
+	pool.Replicas = 3
+	defer pool.Close()
+	tjs, err := pool.JetStream(ctx, "acme")
 	require.NoError(t, err)
 	_, err = tjs.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "b"})
 	require.ErrorContains(t, err, "replicas > 1 not supported", "a tenant's buckets get the count too")
