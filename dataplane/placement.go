@@ -66,6 +66,10 @@ func SharedPlacement(tenant string) Placement {
 	return Placement{Tenant: tenant, Write: Shared}
 }
 
+// AllShared reports whether the tenant lives on the shared cluster alone,
+// as a tenant that never moved does.
+func (p Placement) AllShared() bool { return p.Write == Shared && p.Draining == "" }
+
 // Consume returns the locations runners consume the tenant's pipelines at:
 // Write, then Draining during a move.
 func (p Placement) Consume() []Location {

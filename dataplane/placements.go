@@ -29,7 +29,7 @@ func PutPlacement(ctx context.Context, kv jetstream.KeyValue, p Placement) error
 	if err := p.Validate(); err != nil {
 		return err
 	}
-	if p.Write == Shared && p.Draining == "" && p.Dedicated == nil {
+	if p.AllShared() && p.Dedicated == nil {
 		return DeletePlacement(ctx, kv, p.Tenant)
 	}
 	p.UpdatedAt = time.Now().UTC()
@@ -133,7 +133,7 @@ func (a *PlacedAccounts) follow() {
 		}
 		p := PlacementOf(entry)
 		a.mu.Lock()
-		if p.Write == Shared && p.Draining == "" {
+		if p.AllShared() {
 			delete(a.placed, p.Tenant)
 		} else {
 			a.placed[p.Tenant] = p

@@ -255,7 +255,7 @@ func (r *Runner) followPlacements(ctx context.Context) (jetstream.KeyWatcher, er
 		if entry == nil { // the current values are loaded
 			return w, nil
 		}
-		if p := dataplane.PlacementOf(entry); p.Write != dataplane.Shared || p.Draining != "" {
+		if p := dataplane.PlacementOf(entry); !p.AllShared() {
 			r.placed[p.Tenant] = p
 		}
 	}
@@ -467,7 +467,7 @@ func (r *Runner) jetStreamAt(ctx context.Context, p dataplane.Placement, loc dat
 // is drained, stops them there.
 func (r *Runner) placementChanged(lc loop, entry jetstream.KeyValueEntry) {
 	p := dataplane.PlacementOf(entry)
-	if p.Write == dataplane.Shared && p.Draining == "" {
+	if p.AllShared() {
 		delete(r.placed, p.Tenant)
 	} else {
 		r.placed[p.Tenant] = p
