@@ -2,7 +2,8 @@
 # Installs what VRSky needs from the machine's package manager, when missing:
 # the PostgreSQL server binaries (vrsky dev and the tests run a private
 # cluster from them) and chromium (the admin UI's end-to-end tests drive it
-# headless); checks that Node.js and npm, which build the admin UI, are there.
+# headless) and iproute2 (the NATS partition test); checks that Node.js and
+# npm, which build the admin UI, are there.
 # Safe to run again: it does nothing when all is there.
 set -euo pipefail
 
@@ -57,4 +58,15 @@ if ! command -v chromium >/dev/null 2>&1 && [ ! -x /usr/bin/chromium ] && [ -z "
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq chromium >/dev/null
+fi
+
+# The NATS partition test puts each server in a network namespace of its
+# own (ip netns, veth, bridges): iproute2.
+if ! command -v ip >/dev/null 2>&1; then
+  echo "install-deps: installing iproute2 for the NATS partition test (apt-get install iproute2)"
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq iproute2 >/dev/null
 fi
