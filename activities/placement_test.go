@@ -3,13 +3,11 @@ package activities
 import (
 	"bytes"
 	"context"
-	"errors"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/temporal"
@@ -32,35 +30,27 @@ import (
 type serverProvisioner struct {
 	t       *testing.T
 	mu      sync.Mutex
-	servers map[string]*server.Server
+	servers map[string]dataplane.Instance
+	stops   map[string]func()
 	removed []string
 }
 
 func (p *serverProvisioner) Ensure(_ context.Context, tenant string) (dataplane.Instance, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	srv := p.servers[tenant]
-	if srv == nil {
-		var err error
-		srv, err = server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: p.t.TempDir(),
-			Username: "vrsky", Password: "pw-" + tenant, NoSigs: true, NoLog: true})
-		if err != nil {
-			return dataplane.Instance{}, err
-		}
-		srv.Start()
-		if !srv.ReadyForConnections(10 * time.Second) {
-			return dataplane.Instance{}, errors.New("not ready")
-		}
-		p.t.Cleanup(srv.Shutdown)
-		p.servers[tenant] = srv
+	if inst, ok := p.servers[tenant]; ok {
+		return inst, nil
 	}
-	return dataplane.Instance{URLs: []string{srv.ClientURL()}, User: "vrsky", Password: "pw-" + tenant}, nil
+	url, stop := testenv.DedicatedNATS(p.t, "vrsky", "pw-"+tenant)
+	p.servers[tenant] = dataplane.Instance{URLs: []string{url}, User: "vrsky", Password: "pw-" + tenant}
+	p.stops[tenant] = stop
+	return p.servers[tenant], nil
 }
 
 func (p *serverProvisioner) Check(_ context.Context, tenant string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.servers[tenant] == nil {
+	if _, ok := p.servers[tenant]; !ok {
 		return provision.ErrNotFound
 	}
 	return nil
@@ -69,9 +59,10 @@ func (p *serverProvisioner) Check(_ context.Context, tenant string) error {
 func (p *serverProvisioner) Remove(_ context.Context, tenant string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if srv := p.servers[tenant]; srv != nil {
-		srv.Shutdown()
+	if stop, ok := p.stops[tenant]; ok {
+		stop()
 		delete(p.servers, tenant)
+		delete(p.stops, tenant)
 	}
 	p.removed = append(p.removed, tenant)
 	return nil
@@ -105,7 +96,7 @@ func newPlacementFixture(t *testing.T) *placementFixture {
 	keys, err := secretbox.Parse(secretbox.GenerateKey())
 	require.NoError(t, err)
 	f := &placementFixture{st: store.New(db), tenant: "t-" + testenv.RandomID(4), kv: kv, shared: js, state: state,
-		prov: &serverProvisioner{t: t, servers: map[string]*server.Server{}}}
+		prov: &serverProvisioner{t: t, servers: map[string]dataplane.Instance{}, stops: map[string]func(){}}}
 	f.a = &Placement{Store: f.st, JS: js, Accounts: placed, Provisioner: f.prov, Keys: keys,
 		Policy: PlacementPolicy{PromoteIntegrations: 2, PromoteRate: 1000, Window: time.Minute, DemoteAfter: time.Minute, CheckEvery: time.Second},
 		Request: func(_ context.Context, tenant string, req wire.PlacementRequest) error {

@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
@@ -45,15 +44,10 @@ func TestPlacementValidateAndConsume(t *testing.T) {
 }
 
 // dedicatedInstance starts a password-protected JetStream server.
-func dedicatedInstance(t *testing.T) (*server.Server, Instance) {
+func dedicatedInstance(t *testing.T) Instance {
 	t.Helper()
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(),
-		Username: "vrsky", Password: "s3cret", NoSigs: true, NoLog: true})
-	require.NoError(t, err)
-	srv.Start()
-	require.True(t, srv.ReadyForConnections(10*time.Second))
-	t.Cleanup(srv.Shutdown)
-	return srv, Instance{URLs: []string{srv.ClientURL()}, User: "vrsky", Password: "s3cret"}
+	url, _ := testenv.DedicatedNATS(t, "vrsky", "s3cret")
+	return Instance{URLs: []string{url}, User: "vrsky", Password: "s3cret"}
 }
 
 // PlacedAccounts follows the bucket: a tenant written to its dedicated
@@ -66,7 +60,7 @@ func TestPlacedAccountsFollowThePlacementsBucket(t *testing.T) {
 	_, js := testenv.JetStream(t)
 	kv, err := OpenPlacements(ctx, js)
 	require.NoError(t, err)
-	_, inst := dedicatedInstance(t)
+	inst := dedicatedInstance(t)
 	moved := Placement{Tenant: "big", Write: Dedicated, Dedicated: &inst}
 	require.NoError(t, PutPlacement(ctx, kv, moved))
 	_, err = kv.Put(ctx, "liar", []byte(`{"tenant":"other","write":"dedicated"}`))
@@ -118,7 +112,7 @@ func TestPlacedAccountsReportAnInstanceThatRefuses(t *testing.T) {
 	_, js := testenv.JetStream(t)
 	kv, err := OpenPlacements(ctx, js)
 	require.NoError(t, err)
-	_, inst := dedicatedInstance(t)
+	inst := dedicatedInstance(t)
 	inst.Password = "wrong"
 	placed, err := NewPlacedAccounts(ctx, kv, SharedAccount{JS: js}, "test")
 	require.NoError(t, err)

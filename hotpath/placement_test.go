@@ -8,25 +8,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/stretchr/testify/require"
 
 	"github.com/vrsky/vrsky/connectors/sdk"
 	"github.com/vrsky/vrsky/dataplane"
+	"github.com/vrsky/vrsky/internal/testenv"
 )
-
-// dedicatedServer starts a password-protected JetStream server, as a
-// tenant's dedicated instance, and returns how to reach it.
-func dedicatedServer(t *testing.T) dataplane.Instance {
-	t.Helper()
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(),
-		Username: "vrsky", Password: "s3cret", NoSigs: true, NoLog: true})
-	require.NoError(t, err)
-	srv.Start()
-	require.True(t, srv.ReadyForConnections(10*time.Second))
-	t.Cleanup(srv.Shutdown)
-	return dataplane.Instance{URLs: []string{srv.ClientURL()}, User: "vrsky", Password: "s3cret"}
-}
 
 // A tenant moved while messages wait at the old location: the runner
 // consumes both until the old one is empty, nothing is lost or delivered
@@ -60,7 +47,8 @@ func TestRunnerDrainsTheOldLocationOfAMovingTenant(t *testing.T) {
 	for i := range 20 {
 		h.send(p, sdk.Message{ID: fmt.Sprintf("old-%d", i), Body: []byte("x")})
 	}
-	inst := dedicatedServer(t)
+	url, _ := testenv.DedicatedNATS(t, "vrsky", "s3cret")
+	inst := dataplane.Instance{URLs: []string{url}, User: "vrsky", Password: "s3cret"}
 	move := dataplane.Placement{Tenant: h.tenant, Write: dataplane.Dedicated, Draining: dataplane.Shared, Dedicated: &inst}
 	dedicated, err := placed.At(ctx, move, dataplane.Dedicated)
 	require.NoError(t, err)

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -78,4 +79,23 @@ func Connect(t testing.TB, url string, creds natsauth.Creds) *nats.Conn {
 	}
 	t.Cleanup(nc.Close)
 	return nc
+}
+
+// DedicatedNATS starts a private JetStream server that takes only user
+// and password, as a tenant's dedicated instance does, and returns how the
+// platform reaches it. The server is shut down when the test ends (or
+// earlier, through the returned stop).
+func DedicatedNATS(t testing.TB, user, password string) (url string, stop func()) {
+	t.Helper()
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(),
+		Username: user, Password: password, NoSigs: true, NoLog: true})
+	if err != nil {
+		t.Fatalf("start dedicated nats: %v", err)
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatalf("dedicated nats not ready")
+	}
+	t.Cleanup(srv.Shutdown)
+	return srv.ClientURL(), srv.Shutdown
 }
