@@ -559,11 +559,12 @@ func post(client *http.Client, url string, i int) int32 {
 	}
 }
 
-// readSeqs counts each seq in the tenant's output files; bad counts lines
-// that are not a sent message with its transform applied.
+// readSeqs counts each seq in the tenant's output files (in every
+// producer's directory); bad counts lines that are not a sent message
+// with its transform applied.
 func readSeqs(t *testing.T, dataDir, tenant string) (map[int]int, int) {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join(dataDir, "files", tenant, "out", "*"))
+	files, err := filepath.Glob(filepath.Join(dataDir, "files", tenant, "*", "*"))
 	require.NoError(t, err)
 	seen := map[int]int{}
 	bad := 0

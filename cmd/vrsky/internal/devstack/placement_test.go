@@ -1,7 +1,6 @@
 package devstack_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -117,32 +116,6 @@ func (s *sent) p99() (p50, p99 time.Duration, n int) {
 	}
 	slices.Sort(d)
 	return d[len(d)/2], d[len(d)*99/100], len(d)
-}
-
-// seqsIn counts each seq in every file under the tenant's file root.
-func seqsIn(t *testing.T, dataDir, tenant string) (map[int]int, int) {
-	t.Helper()
-	files, err := filepath.Glob(filepath.Join(dataDir, "files", tenant, "*", "*"))
-	require.NoError(t, err)
-	seen, bad := map[int]int{}, 0
-	for _, f := range files {
-		fh, err := os.Open(f)
-		require.NoError(t, err)
-		sc := bufio.NewScanner(fh)
-		for sc.Scan() {
-			var m struct {
-				Seq     *int `json:"seq"`
-				Doubled *int `json:"doubled"`
-			}
-			if json.Unmarshal(sc.Bytes(), &m) != nil || m.Seq == nil || m.Doubled == nil || *m.Doubled != 2**m.Seq {
-				bad++
-				continue
-			}
-			seen[*m.Seq]++
-		}
-		fh.Close()
-	}
-	return seen, bad
 }
 
 // placementOf reads the tenant's placement through the API.
@@ -287,7 +260,7 @@ func runPlacement(t *testing.T, run placementRun) {
 		var seen map[int]int
 		var bad int
 		require.Eventually(t, func() bool {
-			seen, bad = seqsIn(t, dataDir, tenant)
+			seen, bad = readSeqs(t, dataDir, tenant)
 			s.mu.Lock()
 			defer s.mu.Unlock()
 			for seq, got := range s.outcome {
