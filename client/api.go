@@ -75,9 +75,10 @@ func (a *API) WithKey(key string) *API {
 }
 
 // boundAnswers makes the client's HTTP client cut answers at
-// MaxAnswerBytes; it comes last, after any WithHTTPClient.
+// MaxAnswerBytes and send a request again after 429 (ratelimit.go); it
+// comes last, after any WithHTTPClient.
 func boundAnswers(c *Client) error {
-	c.Client = boundedDoer{c.Client}
+	c.Client = boundedDoer{rateLimitedDoer{c.Client}}
 	return nil
 }
 
