@@ -2,7 +2,9 @@ package hotpath
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -20,17 +22,43 @@ const (
 )
 
 // ensureConsumer creates or updates a stage's durable pull consumer.
+//
+// Its state is kept in the server's memory, not in files (docs/adr/0025):
+// a file consumer rewrites its state file up to ten times a second while it
+// acks, which made a hundred integrations of a few messages a second cost
+// four times the CPU per message of one busy integration. Nothing is lost
+// with it: the streams are work queues, so an acked message is removed from
+// the stream and what the consumer forgets on a server restart is only
+// which messages were in flight, which it delivers again (the stage's
+// reviver creates it again, batch.go); attempts are counted in KV
+// (docs/adr/0002), not by the consumer. A file consumer made by an earlier
+// version is replaced once.
 func ensureConsumer(ctx context.Context, stream jetstream.Stream, name, subject string) (jetstream.Consumer, error) {
-	c, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+	cfg := jetstream.ConsumerConfig{
 		Durable:       name,
 		FilterSubject: subject,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       ackWait,
 		MaxDeliver:    maxDeliverBackstop,
 		MaxAckPending: maxAckPending,
-	})
+		MemoryStorage: true,
+	}
+	c, err := stream.CreateOrUpdateConsumer(ctx, cfg)
+	if isStorageChange(err) {
+		// Its messages stay in the stream and go to the new consumer.
+		if err = stream.DeleteConsumer(ctx, name); err == nil || errors.Is(err, jetstream.ErrConsumerNotFound) {
+			c, err = stream.CreateOrUpdateConsumer(ctx, cfg)
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("create consumer %s: %w", name, err)
 	}
 	return c, nil
+}
+
+// isStorageChange reports whether err is the server refusing to change a
+// consumer's storage type in place.
+func isStorageChange(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && strings.Contains(apiErr.Description, "storage type can not be updated")
 }

@@ -180,7 +180,7 @@ func startPipeline(ctx context.Context, d deps, want dataplane.Desired, source b
 		if err != nil {
 			return nil, err
 		}
-		src, err := consumeBatches(c, stageBuffer, log.With("stage", stageName))
+		src, err := consumeBatches(stream, c, stageBuffer, log.With("stage", stageName))
 		if err != nil {
 			return nil, fmt.Errorf("consume %s: %w", stageName, err)
 		}
@@ -201,7 +201,7 @@ func startPipeline(ctx context.Context, d deps, want dataplane.Desired, source b
 	if err := deleteStaleConsumers(ctx, stream, producerNames); err != nil {
 		return nil, err
 	}
-	src, err := consumeBatches(c, stageBuffer, log.With("stage", dataplane.StageProcess))
+	src, err := consumeBatches(stream, c, stageBuffer, log.With("stage", dataplane.StageProcess))
 	if err != nil {
 		return nil, fmt.Errorf("consume %s: %w", dataplane.StageProcess, err)
 	}

@@ -1,0 +1,200 @@
+package hotpath
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+
+	"github.com/vrsky/vrsky/internal/testenv"
+)
+
+// stageStream makes a work-queue stream with one subject for a stage test.
+func stageStream(t *testing.T, js jetstream.JetStream, name string) jetstream.Stream {
+	t.Helper()
+	stream, err := js.CreateStream(context.Background(), jetstream.StreamConfig{
+		Name: name, Subjects: []string{name + ".in"}, Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage,
+	})
+	require.NoError(t, err)
+	return stream
+}
+
+func quiet() *slog.Logger { return slog.New(slog.NewJSONHandler(io.Discard, nil)) }
+
+// TestAnIdleStageHoldsNoWorker: workers start when messages arrive, never
+// more than the stage's number at once, every message is handled once,
+// and when the queue is empty no worker is left.
+func TestAnIdleStageHoldsNoWorker(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	_, js := testenv.JetStream(t)
+	stream := stageStream(t, js, "IDLE")
+	c, err := ensureConsumer(ctx, stream, "process", "IDLE.in")
+	require.NoError(t, err)
+	src, err := consumeBatches(stream, c, 64, quiet())
+	require.NoError(t, err)
+
+	var mu sync.Mutex
+	seen := map[string]int{}
+	var busy, maxBusy atomic.Int32
+	st := runStage(src, 2, 8, func(batch []jetstream.Msg) {
+		n := busy.Add(1)
+		for {
+			m := maxBusy.Load()
+			if n <= m || maxBusy.CompareAndSwap(m, n) {
+				break
+			}
+		}
+		require.LessOrEqual(t, len(batch), 8)
+		time.Sleep(time.Millisecond)
+		mu.Lock()
+		for _, m := range batch {
+			seen[string(m.Data())]++
+			require.NoError(t, m.Ack())
+		}
+		mu.Unlock()
+		busy.Add(-1)
+	})
+	idleWorkers := func() bool { src.mu.Lock(); defer src.mu.Unlock(); return src.busy == 0 && len(src.queue) == 0 }
+	require.True(t, idleWorkers(), "no worker before any message")
+
+	const n = 500
+	for i := range n {
+		_, err := js.Publish(ctx, "IDLE.in", fmt.Appendf(nil, "m-%d", i))
+		require.NoError(t, err)
+	}
+	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(seen) == n }, 20*time.Second, 10*time.Millisecond)
+	require.Eventually(t, idleWorkers, 5*time.Second, 10*time.Millisecond, "the workers end with the queue")
+	require.LessOrEqual(t, maxBusy.Load(), int32(2))
+	mu.Lock()
+	for id, k := range seen {
+		require.Equal(t, 1, k, id)
+	}
+	mu.Unlock()
+	require.True(t, src.moved.Load())
+	st.stop()
+}
+
+// TestAFullStageQueueHoldsThePull: with a slow handler the queue never
+// holds more than its limit; what waits beyond it stays with the client
+// and the server, and arrives once there is room.
+func TestAFullStageQueueHoldsThePull(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	_, js := testenv.JetStream(t)
+	stream := stageStream(t, js, "FULL")
+	c, err := ensureConsumer(ctx, stream, "process", "FULL.in")
+	require.NoError(t, err)
+	src, err := consumeBatches(stream, c, 4, quiet())
+	require.NoError(t, err)
+	release := make(chan struct{})
+	var handled atomic.Int32
+	var most atomic.Int32
+	st := runStage(src, 1, 2, func(batch []jetstream.Msg) {
+		<-release
+		for _, m := range batch {
+			require.NoError(t, m.Ack())
+		}
+		handled.Add(int32(len(batch)))
+	})
+	for i := range 40 {
+		_, err := js.Publish(ctx, "FULL.in", fmt.Appendf(nil, "m-%d", i))
+		require.NoError(t, err)
+	}
+	deadline := time.Now().Add(500 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		src.mu.Lock()
+		most.Store(max(most.Load(), int32(len(src.queue))))
+		src.mu.Unlock()
+		time.Sleep(5 * time.Millisecond)
+	}
+	require.Equal(t, int32(4), most.Load(), "the queue fills to its limit and no further")
+	close(release)
+	require.Eventually(t, func() bool { return handled.Load() == 40 }, 10*time.Second, 10*time.Millisecond)
+	st.stop()
+}
+
+// TestFileConsumersOfAnEarlierVersionBecomeMemoryConsumers: a stage whose
+// consumer keeps its state in files (as earlier versions made it) gets a
+// memory consumer of the same name, and the messages waiting for the old
+// one are delivered by the new one.
+func TestFileConsumersOfAnEarlierVersionBecomeMemoryConsumers(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	_, js := testenv.JetStream(t)
+	stream := stageStream(t, js, "MIGRATE")
+	_, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "process", FilterSubject: "MIGRATE.in", AckPolicy: jetstream.AckExplicitPolicy})
+	require.NoError(t, err)
+	for i := range 3 {
+		_, err := js.Publish(ctx, "MIGRATE.in", fmt.Appendf(nil, "m-%d", i))
+		require.NoError(t, err)
+	}
+	c, err := ensureConsumer(ctx, stream, "process", "MIGRATE.in")
+	require.NoError(t, err)
+	info, err := c.Info(ctx)
+	require.NoError(t, err)
+	require.True(t, info.Config.MemoryStorage)
+	require.Equal(t, uint64(3), info.NumPending)
+	again, err := ensureConsumer(ctx, stream, "process", "MIGRATE.in")
+	require.NoError(t, err, "a second ensure changes nothing")
+	require.True(t, again.CachedInfo().Config.MemoryStorage)
+
+	_, err = ensureConsumer(ctx, stream, "process", "")
+	require.NoError(t, err, "the filter may change in place")
+	_, err = stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "process", DeliverPolicy: jetstream.DeliverNewPolicy, AckPolicy: jetstream.AckExplicitPolicy, MemoryStorage: true})
+	require.Error(t, err)
+	require.False(t, isStorageChange(err), "other refused changes are not taken for a storage change")
+}
+
+// TestALostConsumerIsCreatedAgainAndPulledFrom: the server forgets a
+// memory consumer when it restarts; the stage notices the silence, creates
+// the consumer again and delivers what the stream holds. A consumer
+// deleted on purpose is not brought back.
+func TestALostConsumerIsCreatedAgainAndPulledFrom(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	_, js := testenv.JetStream(t)
+	stream := stageStream(t, js, "LOST")
+	c, err := ensureConsumer(ctx, stream, "process", "LOST.in")
+	require.NoError(t, err)
+	src, err := consumeBatches(stream, c, 16, quiet())
+	require.NoError(t, err)
+	var handled atomic.Int32
+	st := runStage(src, 1, 8, func(batch []jetstream.Msg) {
+		for _, m := range batch {
+			require.NoError(t, m.Ack())
+		}
+		handled.Add(int32(len(batch)))
+	})
+
+	// What a restart does to it, seen from the stage: the consumer is
+	// gone without a word to its pulls.
+	require.NoError(t, stream.DeleteConsumer(ctx, "process"))
+	// The deletion answered the waiting pull with 409, which ends the
+	// pulls; the reviver is what brings the consumer back and pulls again.
+	src.revive.check()
+	require.Eventually(t, func() bool {
+		_, err := stream.Consumer(ctx, "process")
+		return err == nil
+	}, 10*time.Second, 20*time.Millisecond)
+	for i := range 5 {
+		_, err := js.Publish(ctx, "LOST.in", fmt.Appendf(nil, "m-%d", i))
+		require.NoError(t, err)
+	}
+	require.Eventually(t, func() bool { return handled.Load() == 5 }, 10*time.Second, 20*time.Millisecond)
+
+	// Draining stops the reviver: nothing is created again afterwards.
+	st.stop()
+	require.NoError(t, stream.DeleteConsumer(ctx, "process"))
+	src.revive.check()
+	time.Sleep(200 * time.Millisecond)
+	_, err = stream.Consumer(ctx, "process")
+	require.ErrorIs(t, err, jetstream.ErrConsumerNotFound)
+}
