@@ -165,6 +165,14 @@ func (d Deps) control() *control.Client {
 	return control.New(d.Temporal)
 }
 
+// stickyWorkflowCacheSize bounds the workflows a worker keeps in memory
+// between their tasks. Each integration's lifecycle workflow waits for
+// signals for the integration's whole life; the SDK's default (10,000)
+// kept one goroutine and its state per deployed integration. A workflow
+// evicted from the cache is replayed from its history at its next signal
+// (a deploy, a stop), which is rare and short.
+const stickyWorkflowCacheSize = 128
+
 // StartWorker starts the control-plane Temporal worker and makes sure the
 // platform's schedules exist.
 func StartWorker(ctx context.Context, d Deps) (*Role, error) {
@@ -185,6 +193,7 @@ func StartWorker(ctx context.Context, d Deps) (*Role, error) {
 			}
 		}
 	}
+	worker.SetStickyWorkflowCacheSize(stickyWorkflowCacheSize)
 	w := worker.New(d.Temporal, wire.ControlTaskQueue, opts)
 	w.RegisterWorkflow(workflows.BlobJanitor)
 	w.RegisterActivity(&activities.Blobs{Store: d.Blobs})
