@@ -1,9 +1,8 @@
 package hotpath
 
 import (
-	"context"
-	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,7 +19,6 @@ import (
 // (docs/adr/0025). A thousand idle integrations therefore cost no
 // goroutine and no memory for their stages beyond the consumer itself.
 type batches struct {
-	cc jetstream.ConsumeContext
 	// moved is set when a message arrives; the lag reporter clears it.
 	moved atomic.Bool
 
@@ -35,71 +33,35 @@ type batches struct {
 	busy, workers, maxBatch int
 	handle                  func([]jetstream.Msg)
 	wg                      sync.WaitGroup
+	// lastActive is when the last worker found the queue empty.
+	lastActive time.Time
+
+	// consumer is pulled from by cc with profile pulls; replaced are
+	// earlier pulls being drained (pulls.go).
+	consumer jetstream.Consumer
+	cc       jetstream.ConsumeContext
+	pulls    pullProfile
+	replaced []jetstream.ConsumeContext
+	draining bool
 
 	// revive creates the consumer again when the server lost it.
 	revive *reviver
 	log    *slog.Logger
 }
 
-// pullHeartbeat is how often the server signals a waiting pull request
-// (nats.go's default is 15 s); two missed ones make the client pull again.
-// An idle stage costs one small message per pullHeartbeat, so it is what an
-// idle integration mostly costs: 1 s made 1,000 idle integrations cost
-// half a core (docs/benchmarks.md, "Scale").
-const pullHeartbeat = 5 * time.Second
-
-// consumeBatches starts feeding a stage from consumer c of stream. Errors
-// the consumer reports (a missed heartbeat, a reconnect) are logged: the
-// client recovers from them on its own, and a consumer the server lost is
-// created again (reviver).
-//
-// Under overload the server can be left without the client's pull request
-// while the client still counts on it (nats.go#1622): nothing is delivered
-// until the client notices the missing heartbeats and pulls again. The
-// default heartbeat (15 s, so 30 s without messages) is shortened to
-// pullHeartbeat (so at most 10 s).
+// consumeBatches starts feeding a stage from consumer c of stream
+// (pulls.go says how it pulls).
 func consumeBatches(stream jetstream.Stream, c jetstream.Consumer, buffer int, log *slog.Logger) (*batches, error) {
-	b := &batches{limit: buffer, log: log}
+	b := &batches{limit: buffer, log: log, consumer: c}
 	b.room = sync.NewCond(&b.mu)
-	b.revive = &reviver{stream: stream, config: c.CachedInfo().Config, log: log, restart: b.restart}
-	cc, err := b.consume(c)
-	if err != nil {
+	b.revive = &reviver{stream: stream, config: c.CachedInfo().Config, log: log, restart: b.pullFrom}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.pullLocked(busyPulls); err != nil {
 		return nil, err
 	}
-	b.cc = cc
+	idleStages.add(b)
 	return b, nil
-}
-
-// consume starts pulling from c into b.
-func (b *batches) consume(c jetstream.Consumer) (jetstream.ConsumeContext, error) {
-	return c.Consume(b.push, jetstream.PullMaxMessages(b.limit),
-		jetstream.PullHeartbeat(pullHeartbeat),
-		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-			if errors.Is(err, jetstream.ErrNoHeartbeat) {
-				b.revive.check()
-			}
-			b.log.Warn("stage consumer reported an error", "error", err)
-		}))
-}
-
-// restart pulls from c, the consumer created again, instead of the pulls
-// that went unanswered; not once the stage is draining (ctx ended).
-func (b *batches) restart(ctx context.Context, c jetstream.Consumer) error {
-	b.mu.Lock()
-	if ctx.Err() != nil {
-		b.mu.Unlock()
-		return ctx.Err()
-	}
-	cc, err := b.consume(c)
-	if err != nil {
-		b.mu.Unlock()
-		return err
-	}
-	old := b.cc
-	b.cc = cc
-	b.mu.Unlock()
-	old.Stop()
-	return nil
 }
 
 // push queues one received message, waiting while the queue is full, and
@@ -107,6 +69,9 @@ func (b *batches) restart(ctx context.Context, c jetstream.Consumer) error {
 func (b *batches) push(m jetstream.Msg) {
 	b.moved.Store(true)
 	b.mu.Lock()
+	if b.pulls == idlePulls {
+		b.wake()
+	}
 	for len(b.queue) >= b.limit {
 		b.room.Wait()
 	}
@@ -152,6 +117,7 @@ func (b *batches) take(buf []jetstream.Msg) []jetstream.Msg {
 	n := min(len(b.queue), b.maxBatch)
 	if n == 0 {
 		b.busy--
+		b.lastActive = time.Now()
 		if cap(b.queue) > b.maxBatch {
 			b.queue = nil // give a burst's queue back
 		}
@@ -168,12 +134,18 @@ func (b *batches) take(buf []jetstream.Msg) []jetstream.Msg {
 // drain stops pulling; messages already received still reach the workers,
 // which finish and ack them.
 func (b *batches) drain() {
+	idleStages.remove(b)
 	b.revive.stop()
 	b.mu.Lock()
-	cc := b.cc
+	b.draining = true
+	all := append(slices.Clone(b.replaced), b.cc)
 	b.mu.Unlock()
-	cc.Drain()
-	<-cc.Closed()
+	for _, cc := range all {
+		cc.Drain()
+	}
+	for _, cc := range all {
+		<-cc.Closed()
+	}
 }
 
 // stage runs workers over a batch source until it is drained.
@@ -197,65 +169,4 @@ func runStage(src *batches, workers, maxBatch int, handle func([]jetstream.Msg))
 func (s *stage) stop() {
 	s.src.drain()
 	s.src.wg.Wait()
-}
-
-// reviveTimeout bounds one attempt to find or recreate a stage's consumer.
-const reviveTimeout = 10 * time.Second
-
-// A reviver creates a stage's consumer again when the server lost it.
-// Consumers keep their state in memory (consumers.go), so a NATS server
-// that restarts forgets them while their messages stay in the stream: the
-// stage's pulls then go unanswered, its heartbeats stop, and the consumer
-// is created again with the same name and settings; the pulls that follow
-// reach it: the stage pulls from it at once (restart) and it delivers what
-// the stream still holds. A consumer deleted
-// on purpose (a producer removed from the spec, the integration deleted)
-// ends its pulls with 409 instead of silence and is not created again.
-type reviver struct {
-	stream  jetstream.Stream
-	config  jetstream.ConsumerConfig
-	log     *slog.Logger
-	restart func(context.Context, jetstream.Consumer) error
-
-	running atomic.Bool
-	ctx     context.Context
-	cancel  context.CancelFunc
-	once    sync.Once
-}
-
-func (r *reviver) init() {
-	r.once.Do(func() { r.ctx, r.cancel = context.WithCancel(context.Background()) })
-}
-
-// check looks for the consumer, and creates it again when the server says it
-// is not there, unless a check is already running.
-func (r *reviver) check() {
-	r.init()
-	if r.ctx.Err() != nil || !r.running.CompareAndSwap(false, true) {
-		return
-	}
-	go func() {
-		defer r.running.Store(false)
-		ctx, cancel := context.WithTimeout(r.ctx, reviveTimeout)
-		defer cancel()
-		_, err := r.stream.Consumer(ctx, r.config.Durable)
-		if !errors.Is(err, jetstream.ErrConsumerNotFound) {
-			return // there, or the server cannot say yet: the next miss asks again
-		}
-		c, err := r.stream.CreateOrUpdateConsumer(ctx, r.config)
-		if err == nil {
-			err = r.restart(r.ctx, c)
-		}
-		if err != nil {
-			r.log.Warn("stage consumer lost by the server not created again yet", "consumer", r.config.Durable, "error", err)
-			return
-		}
-		r.log.Info("stage consumer lost by the server created again", "consumer", r.config.Durable)
-	}()
-}
-
-// stop ends any check and prevents new ones: the stage is stopping.
-func (r *reviver) stop() {
-	r.init()
-	r.cancel()
 }
