@@ -38,8 +38,9 @@ const DefaultFullReadEvery = 5 * time.Minute
 // streamMark is what the sampler compares of a stream's state between two
 // ticks. The zero value is a stream that does not exist.
 type streamMark struct {
-	exists              bool
-	created             time.Time
+	exists bool
+	// created tells a stream made anew from the one before it.
+	created             int64
 	msgs, bytes         uint64
 	firstSeq, lastSeq   uint64
 	consumers, nDeleted int
@@ -47,7 +48,7 @@ type streamMark struct {
 
 func markOf(info *jetstream.StreamInfo) streamMark {
 	st := info.State
-	return streamMark{exists: true, created: info.Created, msgs: st.Msgs, bytes: st.Bytes,
+	return streamMark{exists: true, created: info.Created.UnixNano(), msgs: st.Msgs, bytes: st.Bytes,
 		firstSeq: st.FirstSeq, lastSeq: st.LastSeq, consumers: st.Consumers, nDeleted: st.NumDeleted}
 }
 
@@ -91,7 +92,9 @@ func deadLetters(ctx context.Context, js jetstream.JetStream, tenant string) (ma
 
 // watchCounts starts marking the integrations whose keys in the counts
 // bucket are written from now on. Until it runs, and after it ends, every
-// sample reads every integration. stop ends it and waits for it.
+// sample reads every integration; so does the first sample after it
+// starts, since what was written before it went unmarked. stop ends it
+// and waits for it.
 func (s *Sampler) watchCounts(ctx context.Context) (stop func(), err error) {
 	w, err := s.State.Counts.WatchAll(ctx, jetstream.UpdatesOnly(), jetstream.MetaOnly())
 	if err != nil {
@@ -99,6 +102,9 @@ func (s *Sampler) watchCounts(ctx context.Context) (stop func(), err error) {
 	}
 	s.mu.Lock()
 	s.watching = true
+	for _, r := range s.last {
+		r.marked = false
+	}
 	s.mu.Unlock()
 	done := make(chan struct{})
 	go func() {
@@ -130,6 +136,12 @@ func pipelineKey(countKey string) (string, bool) {
 		return "", false
 	}
 	return tenant + "." + integration, true
+}
+
+func (s *Sampler) isWatching() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.watching
 }
 
 func (s *Sampler) markMoved(key string) {

@@ -303,6 +303,16 @@ func TestSamplerReadsEverythingInFullNowAndThen(t *testing.T) {
 	stop()
 	requests.take(t) // the watch's consumer deleted
 	require.Equal(t, 1+3*one, sample(3))
+	require.Equal(t, 1+3*one, sample(3))
+
+	// A new watch: what was written before it went unmarked, so the first
+	// sample reads everything, and the next ones only what moved.
+	stop, err = s.watchCounts(ctx)
+	require.NoError(t, err)
+	t.Cleanup(stop)
+	requests.take(t) // the watch's consumer made
+	require.Equal(t, 1+3*one, sample(3))
+	require.LessOrEqual(t, sample(3), 1)
 }
 
 func TestPipelineKeyOfCountKeys(t *testing.T) {

@@ -93,12 +93,32 @@ type lastRead struct {
 // an error only when it cannot follow the desired state at all.
 func (s *Sampler) Run(ctx context.Context) error {
 	// The counts watch starts before any read, so no change after a read
-	// goes unseen.
-	if stop, err := s.watchCounts(ctx); err != nil {
-		s.logger().Warn("every integration's counters are read at every sample", "error", err)
-	} else {
-		defer stop()
+	// goes unseen; a watch that could not start, or ended, is started
+	// again at the next tick.
+	var stopWatch func()
+	defer func() {
+		if stopWatch != nil {
+			stopWatch()
+		}
+	}()
+	watch := func() {
+		if stopWatch != nil && s.isWatching() {
+			return
+		}
+		if stopWatch != nil {
+			stopWatch()
+			stopWatch = nil
+		}
+		stop, err := s.watchCounts(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.logger().Warn("every integration's counters are read at every sample until the counts bucket is watched", "error", err)
+			}
+			return
+		}
+		stopWatch = stop
 	}
+	watch()
 	w, err := s.State.Desired.WatchAll(ctx)
 	if err != nil {
 		return fmt.Errorf("watch desired state: %w", err)
@@ -126,6 +146,7 @@ func (s *Sampler) Run(ctx context.Context) error {
 				s.sampleOne(ctx, p)
 			}
 		case <-tick.C:
+			watch()
 			if _, err := s.Sample(ctx); err != nil && ctx.Err() == nil {
 				s.logger().Warn("metrics sample not written", "error", err)
 			}
@@ -345,7 +366,7 @@ func (s *Sampler) remember(p dataplane.Pipeline, x store.Sample, mark streamMark
 	x.P50, x.P99 = nil, nil
 	due := x.At.Add(every)
 	if before := s.last[p.Key()]; marked && (before == nil || !before.marked) {
-		due = x.At.Add(1 + rand.N(every)) //nolint:gosec // a spread, not a secret
+		due = x.At.Add(1 + rand.N(every))
 	}
 	s.last[p.Key()] = &lastRead{sample: x, mark: mark, marked: marked, due: due}
 }
