@@ -3,16 +3,24 @@ package history
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
+	"github.com/vrsky/vrsky/connectors"
+	"github.com/vrsky/vrsky/connectors/sdk"
 	"github.com/vrsky/vrsky/dataplane"
+	"github.com/vrsky/vrsky/hotpath"
+	"github.com/vrsky/vrsky/internal/natsauth"
+	"github.com/vrsky/vrsky/internal/store"
 	"github.com/vrsky/vrsky/internal/testenv"
 	"github.com/vrsky/vrsky/internal/testenv/testtenant"
 )
@@ -348,4 +356,133 @@ func maxTime(a, b time.Time) time.Time {
 		return b
 	}
 	return a
+}
+
+// TestSamplerInAnAccountPerTenant: where each tenant has its own NATS
+// account (the dev stack's mode), an idle sample costs one listing in each
+// tenant's account and nothing in the platform's, and an integration that
+// takes messages shows them in the next sample.
+func TestSamplerInAnAccountPerTenant(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, testenv.PostgresMigrated(t))
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	st := store.New(pool)
+	url, keys := testenv.NATSWithAccounts(t)
+	sys, err := keys.SystemUser("test")
+	require.NoError(t, err)
+	admin := natsauth.NewAdmin(keys, testenv.Connect(t, url, sys))
+	tenants := []string{"t" + testenv.RandomID(6), "t" + testenv.RandomID(6)}
+	for _, tenant := range tenants {
+		_, err = admin.PutTenant(ctx, tenant, natsauth.DefaultLimits)
+		require.NoError(t, err)
+		testtenant.Active(t, st, tenant)
+	}
+	platform, err := keys.PlatformUser("test")
+	require.NoError(t, err)
+	platformJS, err := jetstream.New(testenv.Connect(t, url, platform))
+	require.NoError(t, err)
+	state, err := dataplane.OpenState(ctx, platformJS)
+	require.NoError(t, err)
+	accounts := natsauth.NewPool(url, keys, "runner")
+	t.Cleanup(accounts.Close)
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	runner := &hotpath.Runner{JS: platformJS, Accounts: accounts, Catalog: connectors.Catalog(), FileRoot: t.TempDir(), Name: "r1", Logger: quiet}
+	go func() { defer close(done); _ = runner.Run(runCtx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	e := &env{state: state, st: st, pool: pool}
+	var all []dataplane.Pipeline
+	for _, tenant := range tenants {
+		for i := range 10 {
+			p := dataplane.Pipeline{Tenant: tenant, Integration: "idle" + strconv.Itoa(i)}
+			e.deploy(t, p, dataplane.DesiredRunning)
+			all = append(all, p)
+		}
+	}
+	e.waitRunning(t, all...)
+
+	// The sampler's connections, all replying to its own inbox prefix,
+	// and one watcher of the API requests in each account.
+	const inbox = "_SAMPLER"
+	samplerAccounts := natsauth.NewPool(url, keys, "sampler", nats.CustomInboxPrefix(inbox))
+	t.Cleanup(samplerAccounts.Close)
+	platformConn, err := nats.Connect(url, platform.Option(), nats.CustomInboxPrefix(inbox))
+	require.NoError(t, err)
+	t.Cleanup(platformConn.Close)
+	samplerJS, err := jetstream.New(platformConn)
+	require.NoError(t, err)
+	samplerState, err := dataplane.OpenState(ctx, samplerJS)
+	require.NoError(t, err)
+	s := &Sampler{State: samplerState, Accounts: samplerAccounts, Store: st, FullReadEvery: time.Hour}
+	watchers := map[string]*apiRequests{"platform": countAPIRequestsAs(t, url, platform, inbox)}
+	for _, tenant := range tenants {
+		creds, err := keys.TenantUser(tenant, "watcher")
+		require.NoError(t, err)
+		watchers[tenant] = countAPIRequestsAs(t, url, creds, inbox)
+	}
+	take := func() map[string]int {
+		t.Helper()
+		n := map[string]int{}
+		for account, w := range watchers {
+			n[account], _ = w.take(t)
+		}
+		return n
+	}
+	stop, err := s.watchCounts(ctx)
+	require.NoError(t, err)
+	t.Cleanup(stop)
+	followAll(t, s)
+	take()
+
+	sample := func() map[string]int {
+		t.Helper()
+		n, err := s.Sample(ctx)
+		require.NoError(t, err)
+		require.Equal(t, len(all), n)
+		return take()
+	}
+	first := sample()
+	for _, tenant := range tenants {
+		// Its stream, consumers, DLQ and DLQ subject.
+		require.GreaterOrEqual(t, first[tenant], 10*4, "the first sample reads every integration in its tenant's account")
+	}
+	// Its stages' direct counts, failures and latencies.
+	require.GreaterOrEqual(t, first["platform"], 2*10*4, "and its counts in the platform's")
+	for range 2 {
+		idle := sample()
+		require.Equal(t, map[string]int{"platform": 0, tenants[0]: 1, tenants[1]: 1}, idle, "one listing per tenant")
+		t.Logf("JetStream API requests per sample, 2 tenants of 10 idle integrations: %v at first, %v idle", first, idle)
+	}
+
+	// One integration takes messages.
+	orders := all[13]
+	msgs := []sdk.Message{{ID: "m1", Body: []byte(`{"n":1}`), ContentType: "application/json", Received: time.Now()},
+		{ID: "m2", Body: []byte(`{"n":2}`), ContentType: "application/json", Received: time.Now()}}
+	require.NoError(t, (&dataplane.Publisher{Accounts: accounts}).Publish(ctx, orders, msgs))
+	tenantJS, err := accounts.JetStream(ctx, orders.Tenant)
+	require.NoError(t, err)
+	e.js = tenantJS
+	want := row{in: 2, out: 2}
+	require.Eventually(t, func() bool { return e.counted(t, orders) == want }, 30*time.Second, 50*time.Millisecond)
+	sample()
+	r, ok := e.latest(t, orders.Tenant, orders.Integration)
+	require.True(t, ok)
+	require.Equal(t, want, r)
+	r, _ = e.latest(t, all[3].Tenant, all[3].Integration)
+	require.Equal(t, row{}, r)
+}
+
+// countAPIRequestsAs counts, in the account of creds, the JetStream API
+// requests whose replies go to the inbox prefix.
+func countAPIRequestsAs(t *testing.T, url string, creds natsauth.Creds, inbox string) *apiRequests {
+	t.Helper()
+	nc := testenv.Connect(t, url, creds)
+	sub, err := nc.SubscribeSync("$JS.API.>")
+	require.NoError(t, err)
+	require.NoError(t, sub.SetPendingLimits(-1, -1))
+	require.NoError(t, nc.Flush())
+	return &apiRequests{nc: nc, sub: sub, prefix: inbox + "."}
 }
