@@ -282,6 +282,7 @@ func (s *Sampler) sampleTenant(ctx context.Context, tenant string, ps []dataplan
 	}
 	// The DLQ moved: whose dead letters changed (nil: it did not move).
 	dlqMark := marks[dataplane.DLQStream(tenant)]
+	dlqMark.consumers = 0 // a reader of the DLQ changes none of its counts
 	s.mu.Lock()
 	before, known := s.dlqMarks[tenant]
 	s.mu.Unlock()
