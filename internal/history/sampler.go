@@ -1,11 +1,13 @@
 // Package history keeps the metrics history the API serves
 // (GET /v1/integrations/{id}/metrics): a sampler that, every few seconds,
-// reads each running integration's stage counters where the platform
-// already keeps them (its JetStream consumers, the counts bucket, its
-// tenant's DLQ stream) and its end-to-end latency histogram (the counts
-// bucket, where its runners add theirs up), and writes one row per
-// integration to PostgreSQL with the latency percentiles of the interval
-// since the previous read, and prunes rows older than the retention.
+// writes one row per running integration to PostgreSQL, and prunes rows
+// older than the retention. It reads an integration's stage counters where
+// the platform already keeps them (its JetStream consumers, the counts
+// bucket, its tenant's DLQ stream) and its end-to-end latency histogram
+// (the counts bucket, where its runners add theirs up), with the latency
+// percentiles of the interval since the previous read; but only when they
+// can have moved (moved.go): an idle integration costs no JetStream
+// request of its own, and its row repeats its last counters.
 //
 // It only reads the data plane's counters: it never touches a message,
 // never acks, and never writes to NATS.
@@ -17,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"time"
@@ -52,7 +55,10 @@ type Sampler struct {
 	// long samples are kept (0: store.HistoryRetention).
 	Interval  time.Duration
 	Retention time.Duration
-	Logger    *slog.Logger
+	// FullReadEvery is how long an integration that did not move goes at
+	// most without a full read of its counters (0: DefaultFullReadEvery).
+	FullReadEvery time.Duration
+	Logger        *slog.Logger
 
 	mu      sync.Mutex
 	running map[string]dataplane.Pipeline // desired-state key → pipeline
@@ -60,11 +66,59 @@ type Sampler struct {
 	// read (desired-state key → histogram): the next read's growth over it
 	// is the interval's.
 	latencies map[string]dataplane.Latencies
+	// last is each running integration's last full read (desired-state
+	// key → read); dlqMarks each tenant's DLQ stream as last listed.
+	last     map[string]*lastRead
+	dlqMarks map[string]streamMark
+	// moved marks the integrations whose counts-bucket keys or desired
+	// state changed since the last sample; watching says the counts
+	// bucket is watched (otherwise every sample reads everything).
+	moved    map[string]bool
+	watching bool
+}
+
+// lastRead is an integration's last full read.
+type lastRead struct {
+	// sample holds its counters (no percentiles).
+	sample store.Sample
+	// mark is its stream as listed before that read; marked is false for
+	// a read without a listing (the first sample of a new integration).
+	mark   streamMark
+	marked bool
+	// due is when it is read in full even if nothing moved.
+	due time.Time
 }
 
 // Run samples every Interval until ctx ends, then returns nil; it returns
 // an error only when it cannot follow the desired state at all.
 func (s *Sampler) Run(ctx context.Context) error {
+	// The counts watch starts before any read, so no change after a read
+	// goes unseen; a watch that could not start, or ended, is started
+	// again at the next tick.
+	var stopWatch func()
+	defer func() {
+		if stopWatch != nil {
+			stopWatch()
+		}
+	}()
+	watch := func() {
+		if stopWatch != nil && s.isWatching() {
+			return
+		}
+		if stopWatch != nil {
+			stopWatch()
+			stopWatch = nil
+		}
+		stop, err := s.watchCounts(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.logger().Warn("every integration's counters are read at every sample until the counts bucket is watched", "error", err)
+			}
+			return
+		}
+		stopWatch = stop
+	}
+	watch()
 	w, err := s.State.Desired.WatchAll(ctx)
 	if err != nil {
 		return fmt.Errorf("watch desired state: %w", err)
@@ -92,6 +146,7 @@ func (s *Sampler) Run(ctx context.Context) error {
 				s.sampleOne(ctx, p)
 			}
 		case <-tick.C:
+			watch()
 			if _, err := s.Sample(ctx); err != nil && ctx.Err() == nil {
 				s.logger().Warn("metrics sample not written", "error", err)
 			}
@@ -135,10 +190,17 @@ func (s *Sampler) follow(entry jetstream.KeyValueEntry) (dataplane.Pipeline, boo
 		d.Status == dataplane.DesiredRunning && d.Pipeline().Validate() == nil {
 		_, known := s.running[entry.Key()]
 		s.running[entry.Key()] = d.Pipeline()
+		if known { // a new version may have new stages
+			if s.moved == nil {
+				s.moved = make(map[string]bool)
+			}
+			s.moved[entry.Key()] = true
+		}
 		return d.Pipeline(), !known
 	}
 	delete(s.running, entry.Key())
 	delete(s.latencies, entry.Key())
+	delete(s.last, entry.Key())
 	return dataplane.Pipeline{}, false
 }
 
@@ -147,6 +209,7 @@ func (s *Sampler) sampleOne(ctx context.Context, p dataplane.Pipeline) {
 	x, err := s.read(ctx, p)
 	if err == nil {
 		x.At = time.Now().UTC()
+		s.remember(p, x, streamMark{}, false)
 		_, err = s.Store.WriteSamples(ctx, []store.Sample{x})
 	}
 	if err != nil && ctx.Err() == nil {
@@ -165,26 +228,157 @@ func (s *Sampler) Running() []dataplane.Pipeline {
 	return out
 }
 
-// Sample reads every running integration's counters once and writes them,
-// one row each, all at one moment. An integration whose counters cannot
-// be read is left out of this sample (and logged). It returns how many
-// rows were written.
+// Sample writes one row per running integration, all at one moment, and
+// returns how many were written. It reads the counters of the
+// integrations that can have moved since their last read (moved.go), and
+// of those whose full read is due; the others' rows repeat their last
+// counters, without percentiles (nothing was delivered). An integration
+// whose counters cannot be read, or whose tenant's streams cannot be
+// listed, is left out of this sample (and logged).
 func (s *Sampler) Sample(ctx context.Context) (int, error) {
 	at := time.Now().UTC()
-	var samples []store.Sample
+	moved, watching := s.takeMoved()
+	tenants := make(map[string][]dataplane.Pipeline)
 	for _, p := range s.Running() {
+		tenants[p.Tenant] = append(tenants[p.Tenant], p)
+	}
+	var samples []store.Sample
+	for tenant, ps := range tenants {
+		xs, err := s.sampleTenant(ctx, tenant, ps, at, moved, watching)
+		if err != nil {
+			return 0, err
+		}
+		samples = append(samples, xs...)
+	}
+	s.mu.Lock()
+	for tenant := range s.dlqMarks {
+		if _, ok := tenants[tenant]; !ok {
+			delete(s.dlqMarks, tenant)
+		}
+	}
+	s.mu.Unlock()
+	return s.Store.WriteSamples(ctx, samples)
+}
+
+// sampleTenant returns the samples of one tenant's running integrations
+// ps at at; its error is ctx's only.
+func (s *Sampler) sampleTenant(ctx context.Context, tenant string, ps []dataplane.Pipeline, at time.Time, moved map[string]bool, watching bool) ([]store.Sample, error) {
+	listCtx, cancel := context.WithTimeout(ctx, readTimeout)
+	defer cancel()
+	js, err := s.Accounts.JetStream(listCtx, tenant)
+	var marks map[string]streamMark
+	if err == nil {
+		marks, err = tenantMarks(listCtx, js, tenant)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		s.logger().Warn("metrics of a tenant's integrations not read", "tenant", tenant, "integrations", len(ps), "error", err)
+		for _, p := range ps { // what moved meanwhile is no longer marked
+			s.readAgain(p)
+		}
+		return nil, nil
+	}
+	// The DLQ moved: whose dead letters changed (nil: it did not move).
+	dlqMark := marks[dataplane.DLQStream(tenant)]
+	dlqMark.consumers = 0 // a reader of the DLQ changes none of its counts
+	s.mu.Lock()
+	before, known := s.dlqMarks[tenant]
+	s.mu.Unlock()
+	var dead map[string]uint64
+	dlqRead := true
+	if !known || before != dlqMark {
+		if dead, err = deadLetters(listCtx, js, tenant); err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			s.logger().Warn("dead letters of a tenant not read", "tenant", tenant, "error", err)
+			dlqRead = false
+		}
+	}
+	var out []store.Sample
+	for _, p := range ps {
+		mark := marks[p.Stream()]
+		if x, ok := s.unmoved(p, mark, at, watching && dlqRead && !moved[p.Key()], dead); ok {
+			out = append(out, x)
+			continue
+		}
 		x, err := s.read(ctx, p)
 		if err != nil {
 			if ctx.Err() != nil {
-				return 0, ctx.Err()
+				return nil, ctx.Err()
 			}
 			s.logger().Warn("metrics of an integration not read", "tenant", p.Tenant, "integration", p.Integration, "error", err)
+			s.readAgain(p)
 			continue
 		}
 		x.At = at
-		samples = append(samples, x)
+		s.remember(p, x, mark, true)
+		out = append(out, x)
 	}
-	return s.Store.WriteSamples(ctx, samples)
+	if dlqRead {
+		s.mu.Lock()
+		if s.dlqMarks == nil {
+			s.dlqMarks = make(map[string]streamMark)
+		}
+		s.dlqMarks[tenant] = dlqMark
+		s.mu.Unlock()
+	}
+	return out, nil
+}
+
+// unmoved returns p's last counters at at when nothing says they moved:
+// quiet (its counts-bucket keys and desired state did not change, and
+// the watch of the first ran all along), its stream's mark is the one
+// listed before its last read, its dead letters, when dead holds the
+// tenant's (its DLQ moved), are the ones it last read, and its full read
+// is not due.
+func (s *Sampler) unmoved(p dataplane.Pipeline, mark streamMark, at time.Time, quiet bool, dead map[string]uint64) (store.Sample, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.last[p.Key()]
+	if r == nil || !quiet || !r.marked || r.mark != mark || !at.Before(r.due) {
+		return store.Sample{}, false
+	}
+	if dead != nil && int64(dead[p.DLQSubject()]) != r.sample.DLQ { //nolint:gosec // a count of dead letters fits in int64
+		return store.Sample{}, false
+	}
+	x := r.sample
+	x.At = at
+	return x, true
+}
+
+// remember keeps x, read at x.At after p's stream was listed as mark
+// (marked: false when it was not), as p's last full read. The first
+// listed read of an integration sets its next full read at a random
+// moment within FullReadEvery, so integrations that all start at once do
+// not all fall due on one tick; the following ones FullReadEvery later.
+func (s *Sampler) remember(p dataplane.Pipeline, x store.Sample, mark streamMark, marked bool) {
+	every := s.FullReadEvery
+	if every <= 0 {
+		every = DefaultFullReadEvery
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.last == nil {
+		s.last = make(map[string]*lastRead)
+	}
+	x.P50, x.P99 = nil, nil
+	due := x.At.Add(every)
+	if before := s.last[p.Key()]; marked && (before == nil || !before.marked) {
+		due = x.At.Add(1 + rand.N(every))
+	}
+	s.last[p.Key()] = &lastRead{sample: x, mark: mark, marked: marked, due: due}
+}
+
+// readAgain makes the next sample read p in full.
+func (s *Sampler) readAgain(p dataplane.Pipeline) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r := s.last[p.Key()]; r != nil {
+		r.due = time.Time{}
+	}
 }
 
 // read returns p's counters as a sample: in counts what entered the

@@ -29,6 +29,7 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 // env is a real runner on a private NATS server and a migrated private
 // PostgreSQL database.
 type env struct {
+	url   string
 	js    jetstream.JetStream
 	state *dataplane.State
 	st    *store.Store
@@ -41,7 +42,7 @@ func newEnv(t *testing.T) *env {
 	pool, err := pgxpool.New(ctx, testenv.PostgresMigrated(t))
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
-	_, js := testenv.JetStream(t)
+	nc, js := testenv.JetStream(t)
 	state, err := dataplane.OpenState(ctx, js)
 	require.NoError(t, err)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -50,7 +51,7 @@ func newEnv(t *testing.T) *env {
 	runner := &hotpath.Runner{JS: js, Catalog: connectors.Catalog(), FileRoot: t.TempDir(), Name: "r1", Logger: quiet}
 	go func() { defer close(done); _ = runner.Run(runCtx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	return &env{js: js, state: state, st: store.New(pool), pool: pool}
+	return &env{url: nc.ConnectedUrl(), js: js, state: state, st: store.New(pool), pool: pool}
 }
 
 // deploy asks the runner to run an integration that parses JSON (so a body
