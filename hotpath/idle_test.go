@@ -289,8 +289,12 @@ func TestAdvisorySubscriptionsAreKeyedByConnection(t *testing.T) {
 		b, _ := json.Marshal(maxDeliveriesAdvisory{Stream: stream, Consumer: "deliver-out", StreamSeq: seq, Deliveries: 4})
 		return b
 	}
+	// The subject JetStream publishes a stream's advisories on.
 	subject := func(stream string) string {
-		return "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + stream + ".deliver-out"
+		tenant, integration, _ := strings.Cut(strings.TrimPrefix(stream, "VRSKY_"), "_")
+		p := dataplane.Pipeline{Tenant: tenant, Integration: integration}
+		require.Equal(t, stream, p.Stream())
+		return strings.TrimSuffix(p.MaxDeliveriesAdvisories(), "*") + "deliver-out"
 	}
 	for _, m := range []struct {
 		stream string
