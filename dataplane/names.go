@@ -132,6 +132,14 @@ func (p Pipeline) MaxDeliveriesAdvisories() string {
 	return "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + p.Stream() + ".*"
 }
 
+// AllMaxDeliveriesAdvisories is the subject of JetStream's advisories
+// about messages of any stream of an account that reached a consumer's
+// MaxDeliver: one subscription per tenant account serves all its
+// pipelines.
+func AllMaxDeliveriesAdvisories() string {
+	return "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.*.*"
+}
+
 // AllSubjects is the stream's subject filter.
 func (p Pipeline) AllSubjects() string { return "vrsky." + p.Tenant + "." + p.Integration + ".>" }
 

@@ -31,6 +31,7 @@ func TestNamesKeepTenantsAndPipelinesApart(t *testing.T) {
 	require.Equal(t, "vrsky.acme.orders.>", p.AllSubjects())
 	require.Equal(t, "vrsky.acme.dlq.orders", p.DLQSubject())
 	require.Equal(t, "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.VRSKY_acme_orders.*", p.MaxDeliveriesAdvisories())
+	require.Equal(t, "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.*.*", AllMaxDeliveriesAdvisories(), "every stream's, one subscription per account")
 	require.Equal(t, "acme.orders", p.Key())
 	require.Equal(t, p.Key(), p.RunRequestKey())
 	require.Equal(t, "acme.orders.result", p.RunResultKey())

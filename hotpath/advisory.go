@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -32,14 +34,11 @@ const advisoryTimeout = 30 * time.Second
 // VRSky's infrastructure kept failing and their last delivery could not
 // reach the DLQ either. A work-queue stream would otherwise keep them for
 // ever, delivered to no one. Every runner running p handles the advisory;
-// the DLQ's duplicate window keeps one dead letter. It returns a function
-// that stops watching.
+// the DLQ's duplicate window keeps one dead letter. The advisories come
+// through the runner's one subscription on p's tenant connection
+// (advisoryWatch). It returns a function that stops watching.
 func watchMaxDeliveries(d deps, p dataplane.Pipeline, stream jetstream.Stream, log *slog.Logger) (stop func(), err error) {
-	sub, err := d.js.Conn().Subscribe(p.MaxDeliveriesAdvisories(), func(m *nats.Msg) {
-		var adv maxDeliveriesAdvisory
-		if err := json.Unmarshal(m.Data, &adv); err != nil || adv.Stream != p.Stream() || adv.StreamSeq == 0 {
-			return
-		}
+	stop, err = d.shared.advisories.watch(d.js.Conn(), p.Stream(), func(adv maxDeliveriesAdvisory) {
 		ctx, cancel := context.WithTimeout(context.Background(), advisoryTimeout)
 		defer cancel()
 		if err := deadLetterUndelivered(ctx, d, p, stream, adv, log); err != nil {
@@ -49,7 +48,94 @@ func watchMaxDeliveries(d deps, p dataplane.Pipeline, stream jetstream.Stream, l
 	if err != nil {
 		return nil, fmt.Errorf("watch max-deliveries advisories of %s: %w", p.Stream(), err)
 	}
-	return func() { _ = sub.Unsubscribe() }, nil
+	return stop, nil
+}
+
+// advisoryWatch shares one subscription to the max-deliveries advisories
+// among a runner's pipelines on one connection (a tenant's account at one
+// location: during a move a tenant is consumed at two), and hands each
+// advisory to the pipeline of its stream. The subscription is made when the
+// connection's first pipeline starts watching and ended when its last one
+// stops.
+type advisoryWatch struct {
+	mu   sync.Mutex
+	subs map[*nats.Conn]*advisorySub
+}
+
+// advisorySub is one connection's subscription and the handlers of its
+// pipelines, by stream name.
+type advisorySub struct {
+	sub *nats.Subscription
+	// handlers are the handlers of each stream, the newest last. A stream
+	// has one, except for a moment when a late build of its pipeline,
+	// abandoned by the runner, still runs alongside the new one: the
+	// newest handles its advisories.
+	handlers map[string][]*advisoryHandler
+	// watched counts the handlers.
+	watched int
+}
+
+type advisoryHandler struct{ handle func(maxDeliveriesAdvisory) }
+
+func newAdvisoryWatch() *advisoryWatch {
+	return &advisoryWatch{subs: make(map[*nats.Conn]*advisorySub)}
+}
+
+// watch hands the max-deliveries advisories about stream that arrive on nc
+// to handle, one at a time, until the returned function is called.
+func (w *advisoryWatch) watch(nc *nats.Conn, stream string, handle func(maxDeliveriesAdvisory)) (stop func(), err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	s := w.subs[nc]
+	if s == nil {
+		s = &advisorySub{handlers: make(map[string][]*advisoryHandler)}
+		s.sub, err = nc.Subscribe(dataplane.AllMaxDeliveriesAdvisories(), func(m *nats.Msg) { w.dispatch(s, m) })
+		if err != nil {
+			return nil, err
+		}
+		w.subs[nc] = s
+	}
+	h := &advisoryHandler{handle: handle}
+	s.handlers[stream] = append(s.handlers[stream], h)
+	s.watched++
+	var once sync.Once
+	return func() { once.Do(func() { w.unwatch(nc, s, stream, h) }) }, nil
+}
+
+// unwatch removes h; the connection's last handler takes the subscription
+// with it.
+func (w *advisoryWatch) unwatch(nc *nats.Conn, s *advisorySub, stream string, h *advisoryHandler) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	hs := slices.DeleteFunc(s.handlers[stream], func(x *advisoryHandler) bool { return x == h })
+	if len(hs) == 0 {
+		delete(s.handlers, stream)
+	} else {
+		s.handlers[stream] = hs
+	}
+	s.watched--
+	if s.watched == 0 {
+		_ = s.sub.Unsubscribe()
+		delete(w.subs, nc)
+	}
+}
+
+// dispatch hands an advisory to the handler of its stream, if its pipeline
+// runs here; anything else on the subject is ignored.
+func (w *advisoryWatch) dispatch(s *advisorySub, m *nats.Msg) {
+	var adv maxDeliveriesAdvisory
+	if err := json.Unmarshal(m.Data, &adv); err != nil || adv.StreamSeq == 0 {
+		return
+	}
+	w.mu.Lock()
+	var h *advisoryHandler
+	if hs := s.handlers[adv.Stream]; len(hs) > 0 {
+		h = hs[len(hs)-1]
+	}
+	w.mu.Unlock()
+	if h != nil {
+		h.handle(adv)
+	}
 }
 
 // deadLetterUndelivered moves the message an advisory names from p's stream

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -26,21 +27,19 @@ type stageCount struct {
 	kv      jetstream.KeyValue
 	key     string
 	pending atomic.Uint64
-	// counted wakes run when something is counted after a quiet spell, so
-	// an idle stage's count costs no timer at all.
-	counted chan struct{}
+	// owner is told when something is counted after a quiet spell, so an
+	// idle stage's count costs no timer at all; nil is flushed only by
+	// flush calls.
+	owner *tally
 }
 
 func newStageCount(kv jetstream.KeyValue, key string) *stageCount {
-	return &stageCount{kv: kv, key: key, counted: make(chan struct{}, 1)}
+	return &stageCount{kv: kv, key: key}
 }
 
 func (c *stageCount) add(n int) {
-	if c.pending.Add(uint64(n)) == uint64(n) { // it was zero: wake run
-		select {
-		case c.counted <- struct{}{}:
-		default:
-		}
+	if c.pending.Add(uint64(n)) == uint64(n) { // it was zero: wake the flusher
+		c.owner.counted()
 	}
 }
 
@@ -58,38 +57,83 @@ func (c *stageCount) flush(ctx context.Context) error {
 	return nil
 }
 
-// run flushes what was counted at most once per interval until ctx ends,
-// then once more. While nothing is counted it sleeps without a timer.
-func (c *stageCount) run(ctx context.Context, interval time.Duration) {
-	flushLoop(ctx, interval, c.counted, c.flush, func() bool { return c.pending.Load() > 0 })
+// countsFlusher flushes the tallies of a runner's pipelines: one goroutine
+// for all of them, woken by the first count after a quiet spell. It waits
+// the interval, so that the counts of a busy spell gather, then flushes
+// every tally that counted something meanwhile; a tally is flushed at most
+// once per interval. While nothing is counted it sleeps without a timer;
+// a tally whose flush failed with something still pending is flushed again
+// after the next interval.
+type countsFlusher struct {
+	interval time.Duration
+	mu       sync.Mutex
+	// dirty are the tallies that counted something since their last flush.
+	dirty []*tally
+	wake  chan struct{}
 }
 
-// flushLoop calls flush at most once per interval, after counted says
-// something was counted, until ctx ends, then once more. While nothing is
-// counted it sleeps without a timer; when flush fails and pending still
-// holds something, it tries again after the next interval.
-func flushLoop(ctx context.Context, interval time.Duration, counted chan struct{}, flush func(context.Context) error, pending func() bool) {
+// countsFlushers bounds the tallies one flusher flushes at once.
+const countsFlushers = 8
+
+func newCountsFlusher(interval time.Duration) *countsFlusher {
+	return &countsFlusher{interval: interval, wake: make(chan struct{}, 1)}
+}
+
+// mark queues t for the next flush.
+func (f *countsFlusher) mark(t *tally) {
+	f.mu.Lock()
+	f.dirty = append(f.dirty, t)
+	f.mu.Unlock()
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run flushes the marked tallies until ctx ends, then once more.
+func (f *countsFlusher) run(ctx context.Context) {
+	wait := time.NewTimer(f.interval)
+	wait.Stop()
+	defer wait.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			final, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			defer cancel()
-			_ = flush(final)
+			f.flushDirty(final)
 			return
-		case <-counted:
+		case <-f.wake:
 		}
 		// Let the counts of a busy spell gather, then add them at once.
+		wait.Reset(f.interval)
 		select {
 		case <-ctx.Done():
-		case <-time.After(interval):
+		case <-wait.C:
 		}
-		if err := flush(ctx); err != nil && pending() {
-			select { // try again after the next interval
-			case counted <- struct{}{}:
-			default:
-			}
-		}
+		f.flushDirty(ctx)
 	}
+}
+
+// flushDirty flushes the tallies marked so far, countsFlushers at a time.
+func (f *countsFlusher) flushDirty(ctx context.Context) {
+	f.mu.Lock()
+	batch := f.dirty
+	f.dirty = nil
+	f.mu.Unlock()
+	var next atomic.Int64
+	var flushers sync.WaitGroup
+	for range min(len(batch), countsFlushers) {
+		flushers.Go(func() {
+			for i := next.Add(1) - 1; i < int64(len(batch)); i = next.Add(1) - 1 {
+				t := batch[i]
+				t.queued.Store(false) // what is counted from now on marks it again
+				if err := t.flushAttached(ctx); err != nil && t.pending() {
+					t.counted() // try again after the next interval
+				}
+			}
+		})
+	}
+	flushers.Wait()
 }
 
 // addCount adds n to the decimal count under key. Writers that collide try
@@ -119,19 +163,26 @@ func addCount(ctx context.Context, kv jetstream.KeyValue, key string, n uint64) 
 
 // tally holds one pipeline's counts kept in the counts bucket (its
 // stages' finished messages, its failed attempts, its end-to-end
-// latencies) and flushes them together: one goroutine per pipeline, woken
-// by whichever is counted first after a quiet spell, so an idle pipeline
-// costs no timer and no write. A nil *tally counts nothing.
+// latencies) and flushes them together, through the runner's
+// countsFlusher, woken by whichever is counted first after a quiet spell:
+// an idle pipeline costs no goroutine, no timer and no write. A nil *tally
+// counts nothing.
 type tally struct {
 	kv jetstream.KeyValue
-	// counted is shared by every count of the tally.
-	counted   chan struct{}
+	// flusher flushes the tally from time to time; nil: only flush calls do.
+	flusher *countsFlusher
+	// queued is set while the tally waits in the flusher.
+	queued atomic.Bool
+	// mu is held during a flush; detached, set under it, keeps the flusher
+	// off the tally once its pipeline stopped.
+	mu        sync.Mutex
+	detached  bool
 	stages    []*stageCount
 	latencies *latencyCount
 }
 
-func newTally(kv jetstream.KeyValue) *tally {
-	return &tally{kv: kv, counted: make(chan struct{}, 1)}
+func newTally(kv jetstream.KeyValue, flusher *countsFlusher) *tally {
+	return &tally{kv: kv, flusher: flusher}
 }
 
 // stage returns a new count under key, flushed with the others.
@@ -139,7 +190,7 @@ func (t *tally) stage(key string) *stageCount {
 	if t == nil {
 		return nil
 	}
-	c := &stageCount{kv: t.kv, key: key, counted: t.counted}
+	c := &stageCount{kv: t.kv, key: key, owner: t}
 	t.stages = append(t.stages, c)
 	return c
 }
@@ -151,9 +202,16 @@ func (t *tally) latency(key string) *latencyCount {
 		return nil
 	}
 	if t.latencies == nil {
-		t.latencies = &latencyCount{kv: t.kv, key: key, counted: t.counted}
+		t.latencies = &latencyCount{kv: t.kv, key: key, owner: t}
 	}
 	return t.latencies
+}
+
+// counted queues the tally in its flusher unless it is queued already.
+func (t *tally) counted() {
+	if t != nil && t.flusher != nil && t.queued.CompareAndSwap(false, true) {
+		t.flusher.mark(t)
+	}
 }
 
 // flush adds what every count counted since the last flush to the bucket.
@@ -161,6 +219,22 @@ func (t *tally) flush(ctx context.Context) error {
 	if t == nil {
 		return nil
 	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.flushLocked(ctx)
+}
+
+// flushAttached is the flusher's flush: nothing once detached.
+func (t *tally) flushAttached(ctx context.Context) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.detached {
+		return nil
+	}
+	return t.flushLocked(ctx)
+}
+
+func (t *tally) flushLocked(ctx context.Context) error {
 	var errs []error
 	for _, c := range t.stages {
 		errs = append(errs, c.flush(ctx))
@@ -169,6 +243,19 @@ func (t *tally) flush(ctx context.Context) error {
 		errs = append(errs, t.latencies.flush(ctx))
 	}
 	return errors.Join(errs...)
+}
+
+// detach keeps the flusher off the tally from now on, once a flush it is
+// making has ended: its pipeline stopped and flushes what is left itself,
+// after which nothing may write its counts any more (they may be
+// forgotten).
+func (t *tally) detach() {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	t.detached = true
+	t.mu.Unlock()
 }
 
 func (t *tally) pending() bool {
@@ -180,14 +267,6 @@ func (t *tally) pending() bool {
 	return t.latencies != nil && t.latencies.pending()
 }
 
-// run flushes the tally at most once per interval until ctx ends, then
-// once more (flushLoop).
-func (t *tally) run(ctx context.Context, interval time.Duration) {
-	if t != nil {
-		flushLoop(ctx, interval, t.counted, t.flush, t.pending)
-	}
-}
-
 // latencyCount is a pipeline's end-to-end latency histogram in this
 // runner (dataplane.Latencies): what it counted since its last flush.
 // Counting one delivery is one atomic add.
@@ -195,7 +274,8 @@ type latencyCount struct {
 	kv      jetstream.KeyValue
 	key     string
 	buckets [dataplane.LatencyBuckets + 1]atomic.Uint64
-	counted chan struct{}
+	// owner is told when something is counted after a quiet spell.
+	owner *tally
 }
 
 // observe counts one delivery that took d. A nil *latencyCount counts
@@ -205,10 +285,7 @@ func (l *latencyCount) observe(d time.Duration) {
 		return
 	}
 	if l.buckets[dataplane.LatencyBucket(d)].Add(1) == 1 { // first since the last flush
-		select {
-		case l.counted <- struct{}{}:
-		default:
-		}
+		l.owner.counted()
 	}
 }
 

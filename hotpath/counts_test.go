@@ -85,7 +85,7 @@ func TestLatencyCountsOfSeveralRunnersAddUp(t *testing.T) {
 
 	var wg sync.WaitGroup
 	for r := range 3 {
-		counts := newTally(state.Counts)
+		counts := newTally(state.Counts, nil)
 		l := counts.latency(key)
 		require.Same(t, l, counts.latency(key), "one histogram per pipeline")
 		delivered := counts.stage(p.CountKey(dataplane.DeliverStage("sink")))
@@ -108,15 +108,16 @@ func TestLatencyCountsOfSeveralRunnersAddUp(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, uint64(60), n, "the stage counts of the tally are flushed with it")
 
-	// The loop: idle, it writes nothing; woken, it flushes within the
-	// interval; stopped, it flushes what is left.
-	counts := newTally(state.Counts)
+	// The runner's flusher: idle, it writes nothing; woken, it flushes
+	// within the interval; stopped, it flushes what is left.
+	flusher := newCountsFlusher(20 * time.Millisecond)
+	counts := newTally(state.Counts, flusher)
 	l := counts.latency(key)
 	before, err := state.Counts.Get(ctx, key)
 	require.NoError(t, err)
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
-	go func() { counts.run(runCtx, 20*time.Millisecond); close(done) }()
+	go func() { flusher.run(runCtx); close(done) }()
 	time.Sleep(100 * time.Millisecond)
 	still, err := state.Counts.Get(ctx, key)
 	require.NoError(t, err)
@@ -148,17 +149,21 @@ func TestLatencyCountsOfSeveralRunnersAddUp(t *testing.T) {
 	none.latency(key).observe(time.Second)
 	none.stage(key)
 	require.NoError(t, none.flush(ctx))
-	none.run(ctx, time.Millisecond)
+	none.counted()
+	none.detach()
 }
 
 // TestFailedLatencyFlushKeepsTheCounts: what a flush could not write
 // stays counted for the next one.
 func TestFailedLatencyFlushKeepsTheCounts(t *testing.T) {
 	t.Parallel()
-	l := &latencyCount{kv: failingKV{}, key: "t1.x.latency", counted: make(chan struct{}, 1)}
+	flusher := newCountsFlusher(time.Hour)
+	counts := newTally(failingKV{}, flusher)
+	l := counts.latency("t1.x.latency")
 	l.observe(time.Millisecond)
 	l.observe(time.Hour)
-	require.Len(t, l.counted, 1, "the first count wakes the flush loop")
+	require.Len(t, flusher.wake, 1, "the first count wakes the flusher")
+	require.Equal(t, []*tally{counts}, flusher.dirty, "once")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	require.Error(t, l.flush(ctx))
@@ -180,7 +185,7 @@ func TestEndToEndHistogramHasTheHistoryBuckets(t *testing.T) {
 	t.Parallel()
 	reg := prometheus.NewPedanticRegistry()
 	m := NewMetrics(reg).forStage(dataplane.Pipeline{Tenant: "acme", Integration: "orders"}, dataplane.DeliverStage("db"))
-	m.latencies = &latencyCount{counted: make(chan struct{}, 1)}
+	m.latencies = &latencyCount{}
 	m.delivered(3 * time.Millisecond)
 	families, err := reg.Gather()
 	require.NoError(t, err)

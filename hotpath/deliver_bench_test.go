@@ -36,7 +36,7 @@ func BenchmarkDeliverHandle(b *testing.B) {
 			stage := dataplane.DeliverStage(benchSink)
 			m := NewMetrics(nil).forStage(p, stage)
 			if withHistory {
-				m.latencies = newTally(nil).latency(p.CountKey(dataplane.LatencyCount))
+				m.latencies = newTally(nil, nil).latency(p.CountKey(dataplane.LatencyCount))
 			}
 			log := slog.New(slog.DiscardHandler)
 			dl := &deliverer{p: p, stage: stage, producer: discardProducer{}, metrics: m, log: log,
@@ -70,7 +70,7 @@ func BenchmarkDelivered(b *testing.B) {
 		}
 	})
 	b.Run("prometheus+history", func(b *testing.B) {
-		m.latencies = newTally(nil).latency(p.CountKey(dataplane.LatencyCount))
+		m.latencies = newTally(nil, nil).latency(p.CountKey(dataplane.LatencyCount))
 		for b.Loop() {
 			m.delivered(3 * time.Millisecond)
 		}

@@ -115,11 +115,12 @@ func TestCountsAddUpAcrossWriters(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, uint64(120), n)
 
-	// run flushes on its own, and once more when it stops.
-	c := newStageCount(state.Counts, key)
+	// The runner's flusher flushes on its own, and once more when it stops.
+	flusher := newCountsFlusher(10 * time.Millisecond)
+	c := newTally(state.Counts, flusher).stage(key)
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
-	go func() { c.run(runCtx, 10*time.Millisecond); close(done) }()
+	go func() { flusher.run(runCtx); close(done) }()
 	c.add(5)
 	require.Eventually(t, func() bool { n, _ = dataplane.ReadCount(ctx, state.Counts, key); return n == 125 }, 5*time.Second, 10*time.Millisecond)
 	c.add(1)

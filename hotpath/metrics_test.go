@@ -60,7 +60,7 @@ func TestDLQSizeIsReadOncePerIntervalPerTenant(t *testing.T) {
 	require.True(t, m.dlqDue("acme", now.Add(lagInterval+time.Millisecond)))
 }
 
-// TestReportLagReadsTheTenantsDLQ: the lag reporter sets the tenant's DLQ
+// TestReportLagReadsTheTenantsDLQ: the lag loop sets the tenant's DLQ
 // size from its DLQ stream.
 func TestReportLagReadsTheTenantsDLQ(t *testing.T) {
 	_, js := testenv.JetStream(t)
@@ -74,13 +74,11 @@ func TestReportLagReadsTheTenantsDLQ(t *testing.T) {
 		require.NoError(t, err)
 	}
 	m := NewMetrics(prometheus.NewPedanticRegistry())
-	done := make(chan struct{})
-	go func() { defer close(done); reportLag(ctx, js, stream, m, p, func() bool { return true }) }()
-	require.Eventually(t, func() bool {
-		return testutil.ToFloat64(m.dlqMessages.WithLabelValues("acme")) == 3
-	}, 5*time.Second, 20*time.Millisecond)
-	cancel()
-	<-done
+	loop := newLagLoop(m)
+	src := loop.add(js, stream, p, func() bool { return true })
+	defer src.stop()
+	loop.readDue(ctx)
+	require.Equal(t, 3.0, testutil.ToFloat64(m.dlqMessages.WithLabelValues("acme")))
 }
 
 // lagging reports the lag it is given, failing first.

@@ -33,8 +33,11 @@ type pipeline struct {
 	// source is true when the pipeline runs its consumer: only at the
 	// location its tenant's messages are written to.
 	source bool
-	// cancel stops the background work: the consumer, lag reporting and
-	// the counts' flushing.
+	// lag is the pipeline's place in its runner's lag loop, stopWatching
+	// ends its share of the max-deliveries advisories.
+	lag          *lagSource
+	stopWatching func()
+	// cancel stops the background work: the consumer.
 	cancel     context.CancelFunc
 	background sync.WaitGroup
 }
@@ -58,6 +61,9 @@ type deps struct {
 	leases       jetstream.KeyValue
 	runnerName   string
 	leaseRefresh time.Duration
+	// shared is the runner's background work for all its pipelines: the
+	// lag loop, the counts flusher, the advisory subscriptions.
+	shared *runnerWork
 }
 
 // failures returns the failure handling of a stage with metrics m.
@@ -158,7 +164,7 @@ func startPipeline(ctx context.Context, d deps, want dataplane.Desired, source b
 	// failed counts the pipeline's failed attempts, latencies its
 	// deliveries' end-to-end latencies, for the metrics history.
 	if d.state != nil && d.state.Counts != nil {
-		pl.counts = newTally(d.state.Counts)
+		pl.counts = newTally(d.state.Counts, d.shared.counts)
 	}
 	failed := pl.counts.stage(p.CountKey(dataplane.FailuresCount))
 	latencies := pl.counts.latency(p.CountKey(dataplane.LatencyCount))
@@ -217,18 +223,12 @@ func startPipeline(ctx context.Context, d deps, want dataplane.Desired, source b
 	}
 	pl.stages = append(pl.stages, runStage(src, processWorkers, maxBatch, pr.handle))
 
-	stopWatching, err := watchMaxDeliveries(d, p, stream, log)
-	if err != nil {
+	if pl.stopWatching, err = watchMaxDeliveries(d, p, stream, log); err != nil {
 		return nil, err
 	}
+	pl.lag = d.shared.lag.add(d.js, stream, p, pl.moved)
 	bg, cancel := context.WithCancel(context.Background())
 	pl.cancel = cancel
-	pl.background.Go(func() {
-		<-bg.Done()
-		stopWatching()
-	})
-	pl.background.Go(func() { reportLag(bg, d.js, stream, d.metrics, p, pl.moved) })
-	pl.background.Go(func() { pl.counts.run(bg, countsFlushInterval) })
 	if consumer != nil {
 		// A consumer reads a singleton source: only the lease holder runs it
 		// (continuously, or once per run request when it is scheduled).
@@ -249,6 +249,10 @@ func (pl *pipeline) stop() {
 	if pl.cancel != nil {
 		pl.cancel()
 	}
+	pl.lag.stop()
+	if pl.stopWatching != nil {
+		pl.stopWatching()
+	}
 	pl.background.Wait()
 	// The process stage is last in the list: stop it first so that what
 	// it publishes is still delivered by the running delivery stages.
@@ -257,6 +261,7 @@ func (pl *pipeline) stop() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	pl.counts.detach()
 	_ = pl.counts.flush(ctx) // what the stages finished while stopping
 	for _, prod := range pl.producers {
 		_ = prod.Close(ctx)
@@ -352,50 +357,6 @@ func reportSourceLag(ctx context.Context, c sdk.LagReporter, metrics *Metrics, p
 		case <-ctx.Done():
 			return
 		case <-time.After(next):
-		}
-	}
-}
-
-// Consumer lag is read from JetStream every lagInterval while a stage moves
-// messages or has some waiting, and every lagIdleInterval otherwise: an idle
-// integration costs no JetStream API request for its lag, and a stage that
-// stopped receiving with messages waiting still shows within a minute.
-const (
-	lagInterval     = 5 * time.Second
-	lagIdleInterval = time.Minute
-)
-
-// reportLag keeps each stage's consumer-lag gauge, and the tenant's DLQ
-// size, current until ctx ends. moved reports (and forgets) whether a stage
-// received a message since it was last asked.
-func reportLag(ctx context.Context, js jetstream.JetStream, stream jetstream.Stream, metrics *Metrics, p dataplane.Pipeline, moved func() bool) {
-	tick := time.NewTicker(lagInterval)
-	defer tick.Stop()
-	var waiting bool
-	lastRead := time.Time{}
-	for {
-		if moved() || waiting || time.Since(lastRead) >= lagIdleInterval {
-			waiting = false
-			for info := range stream.ListConsumers(ctx).Info() {
-				lag := info.NumPending + uint64(info.NumAckPending)
-				waiting = waiting || lag > 0
-				metrics.consumerLag.WithLabelValues(p.Tenant, p.Integration, info.Name).Set(float64(lag))
-			}
-			lastRead = time.Now()
-			// Dead letters come from moving stages (or a replay, which moves
-			// them again): read along with the lag, once per tenant at most.
-			if metrics.dlqDue(p.Tenant, lastRead) {
-				// The DLQ stream exists once the tenant is provisioned;
-				// until then there is nothing to report.
-				if dlq, err := js.Stream(ctx, dataplane.DLQStream(p.Tenant)); err == nil {
-					metrics.dlqMessages.WithLabelValues(p.Tenant).Set(float64(dlq.CachedInfo().State.Msgs))
-				}
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
 		}
 	}
 }

@@ -130,7 +130,10 @@ func (r *Runner) Run(ctx context.Context) error {
 	if placements != nil {
 		defer func() { _ = placements.Stop() }()
 	}
+	shared := startRunnerWork(r.Metrics) // stops after every pipeline (deferred calls run last to first)
+	defer shared.stop()
 	d := deps{
+		shared: shared,
 		leases: leases, runnerName: r.Name, leaseRefresh: leaseRefresh,
 		state: state, backoff: backoff, infraBackoff: r.InfraBackoff,
 		catalog: r.Catalog, tenancy: r.Tenancy, claims: r.Claims, metrics: r.Metrics, fileRoot: r.FileRoot, log: log,

@@ -1,0 +1,199 @@
+package hotpath
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vrsky/vrsky/dataplane"
+)
+
+// runnerWork is the background work a runner does for all its pipelines at
+// once, so that a deployed integration nothing moves through costs no
+// goroutine, timer or subscription of its own: one loop reads the
+// consumers' lag, one flusher adds the counts to the counts bucket, and one
+// subscription per tenant connection watches the max-deliveries
+// advisories.
+type runnerWork struct {
+	lag        *lagLoop
+	counts     *countsFlusher
+	advisories *advisoryWatch
+	cancel     context.CancelFunc
+	done       sync.WaitGroup
+}
+
+// startRunnerWork starts a runner's shared background work; stop ends it
+// once the runner's pipelines have stopped.
+func startRunnerWork(metrics *Metrics) *runnerWork {
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &runnerWork{
+		lag:        newLagLoop(metrics),
+		counts:     newCountsFlusher(countsFlushInterval),
+		advisories: newAdvisoryWatch(),
+		cancel:     cancel,
+	}
+	w.done.Go(func() { w.lag.run(ctx, lagInterval) })
+	w.done.Go(func() { w.counts.run(ctx) })
+	return w
+}
+
+// stop ends the loops; the counts flusher flushes what is left once more.
+func (w *runnerWork) stop() {
+	w.cancel()
+	w.done.Wait()
+}
+
+// Consumer lag is read from JetStream every lagInterval while a stage moves
+// messages or has some waiting, and every lagIdleInterval otherwise: an idle
+// integration costs no JetStream API request for its lag, and a stage that
+// stopped receiving with messages waiting still shows within a minute.
+const (
+	lagInterval     = 5 * time.Second
+	lagIdleInterval = time.Minute
+	// idleSlots is how many passes of the lag loop make a lagIdleInterval:
+	// each idle pipeline is read on its own slot, so the once-a-minute
+	// reads are spread over the minute.
+	idleSlots = int(lagIdleInterval / lagInterval)
+	// lagReaders bounds the reads one pass makes at once.
+	lagReaders = 8
+)
+
+// lagLoop keeps the consumer-lag gauges of a runner's pipelines, and their
+// tenants' DLQ sizes, current: one goroutine and one ticker for all of
+// them.
+type lagLoop struct {
+	metrics *Metrics
+	mu      sync.Mutex
+	sources map[*lagSource]struct{}
+	// slot is the slot the next source gets; pass the slot read now.
+	slot, pass int
+}
+
+func newLagLoop(metrics *Metrics) *lagLoop {
+	return &lagLoop{metrics: metrics, sources: make(map[*lagSource]struct{})}
+}
+
+// lagSource is one pipeline's stream, whose consumers' lag the loop reads.
+type lagSource struct {
+	loop   *lagLoop
+	js     jetstream.JetStream
+	stream jetstream.Stream
+	p      dataplane.Pipeline
+	// moved reports (and forgets) whether a stage received a message since
+	// it was last asked.
+	moved func() bool
+	// slot is the pass (modulo idleSlots) on which it is read while idle.
+	slot int
+	// waiting is set when the last read found messages waiting; read when
+	// it was read at least once.
+	waiting, read atomic.Bool
+	// ctx ends reads in progress when the pipeline stops.
+	ctx    context.Context
+	cancel context.CancelFunc
+	// mu is held while the source is read; stopped is set under it.
+	mu      sync.Mutex
+	stopped bool
+}
+
+// add starts reading the lag of p's stream: at the next pass, then on every
+// pass while it moves or has messages waiting, and once per
+// lagIdleInterval otherwise.
+func (l *lagLoop) add(js jetstream.JetStream, stream jetstream.Stream, p dataplane.Pipeline, moved func() bool) *lagSource {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &lagSource{loop: l, js: js, stream: stream, p: p, moved: moved, ctx: ctx, cancel: cancel}
+	l.mu.Lock()
+	s.slot = l.slot
+	l.slot = (l.slot + 1) % idleSlots
+	l.sources[s] = struct{}{}
+	l.mu.Unlock()
+	return s
+}
+
+// stop stops reading s. A read in progress is ended and waited for, so
+// that no gauge of s is set once stop returns; the gauges stay as they
+// are (Metrics.forget removes them when the pipeline runs nowhere here).
+// A nil *lagSource stops nothing.
+func (s *lagSource) stop() {
+	if s == nil {
+		return
+	}
+	s.loop.mu.Lock()
+	delete(s.loop.sources, s)
+	s.loop.mu.Unlock()
+	s.cancel()
+	s.mu.Lock()
+	s.stopped = true
+	s.mu.Unlock()
+}
+
+// run makes a pass every interval until ctx ends.
+func (l *lagLoop) run(ctx context.Context, interval time.Duration) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		l.readDue(ctx)
+	}
+}
+
+// readDue reads the sources due in this pass: those never read, those
+// that moved or had messages waiting, and the idle ones whose slot it is.
+func (l *lagLoop) readDue(ctx context.Context) {
+	l.mu.Lock()
+	slot := l.pass
+	l.pass = (l.pass + 1) % idleSlots
+	var due []*lagSource
+	for s := range l.sources {
+		moved := s.moved()
+		if moved || s.waiting.Load() || !s.read.Load() || s.slot == slot {
+			due = append(due, s)
+		}
+	}
+	l.mu.Unlock()
+	var next atomic.Int64
+	var readers sync.WaitGroup
+	for range min(len(due), lagReaders) {
+		readers.Go(func() {
+			for i := next.Add(1) - 1; i < int64(len(due)) && ctx.Err() == nil; i = next.Add(1) - 1 {
+				due[i].readLag(l.metrics)
+			}
+		})
+	}
+	readers.Wait()
+}
+
+// readLag sets each of the stream's consumers' lag gauge and, at most once
+// per lagInterval per tenant, the tenant's DLQ size.
+func (s *lagSource) readLag(metrics *Metrics) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, lagInterval)
+	defer cancel()
+	waiting := false
+	for info := range s.stream.ListConsumers(ctx).Info() {
+		lag := info.NumPending + uint64(info.NumAckPending)
+		waiting = waiting || lag > 0
+		metrics.consumerLag.WithLabelValues(s.p.Tenant, s.p.Integration, info.Name).Set(float64(lag))
+	}
+	s.waiting.Store(waiting)
+	s.read.Store(true)
+	// Dead letters come from moving stages (or a replay, which moves them
+	// again): read along with the lag, once per tenant at most.
+	if metrics.dlqDue(s.p.Tenant, time.Now()) {
+		// The DLQ stream exists once the tenant is provisioned; until then
+		// there is nothing to report.
+		if dlq, err := s.js.Stream(ctx, dataplane.DLQStream(s.p.Tenant)); err == nil {
+			metrics.dlqMessages.WithLabelValues(s.p.Tenant).Set(float64(dlq.CachedInfo().State.Msgs))
+		}
+	}
+}
