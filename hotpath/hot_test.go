@@ -213,9 +213,9 @@ func TestHotRegistryEntriesFromOtherProcessesAreReadSafely(t *testing.T) {
 	hugeJSON, _ := json.Marshal(RunnerInfo{Name: "flood", Hot: huge})
 
 	put("honest", `{"name":"honest","hot":`+hot(150, 1)+`}`)
-	put("garbage", `{"name":`)                                      // not JSON: not a runner
+	put("garbage", `{"name":`)                                       // not JSON: not a runner
 	put("impostor", `{"name":"someone-else","hot":`+hot(1e6, 1)+`}`) // its key is not its name
-	put("wrong-type", `{"name":"wrong-type","hot":"lots"}`)         // a runner, no reports
+	put("wrong-type", `{"name":"wrong-type","hot":"lots"}`)          // a runner, no reports
 	put("out-of-range", `{"name":"out-of-range","hot":[{"key":"t.hot","rate":1e999,"peak":1,"runners":1}]}`)
 	put("negative", `{"name":"negative","hot":[{"key":"t.hot","rate":-1e9,"peak":-1e9,"runners":64}]}`)
 	put("flood", string(hugeJSON))
