@@ -59,13 +59,16 @@ type HotPipeline struct {
 
 // hotRunners decides how many runners a pipeline gets from what the
 // runners alive report of it (at most one report each) and the rate one
-// runner is expected to take: one more than the most any report says it
-// runs with when the sustained rates add up to more than those runners
-// take, one fewer when their peaks over the cooldown add up to less than
-// half of what one fewer would take, else the same. The gap between the
-// two thresholds keeps a pipeline near one from going back and forth. The
-// result is between 1 and min(alive, spec.MaxRunners); the spec's own
-// runners are a minimum applied by the caller.
+// runner is expected to take. Its current count is the most any report
+// says it runs with, but at most one more than the reports (a runner that
+// just took it may not have reported yet; a stale or garbled count must
+// not carry further). It gets one more when the sustained rates add up to
+// more than the current count takes, one fewer when the peaks over the
+// cooldown add up to less than half of what one fewer would take, else the
+// same. The gap between the two thresholds keeps a pipeline near one from
+// going back and forth. The result is between 1 and min(alive,
+// spec.MaxRunners); the spec's own runners are a minimum applied by the
+// caller.
 func hotRunners(reports []HotPipeline, perRunner float64, alive int) int {
 	current, rate, peak := 1, 0.0, 0.0
 	for _, h := range reports {
@@ -73,7 +76,7 @@ func hotRunners(reports []HotPipeline, perRunner float64, alive int) int {
 		rate += h.Rate
 		peak += h.Peak
 	}
-	current = min(current, spec.MaxRunners)
+	current = min(current, len(reports)+1, spec.MaxRunners)
 	n := current
 	switch {
 	case perRunner <= 0:
