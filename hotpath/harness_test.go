@@ -204,6 +204,8 @@ type harnessOptions struct {
 	// store replaces the private S3 store given to the runner and the
 	// publisher (the harness's store field stays the direct one).
 	store func(direct blobstore.Config) *blobstore.Store
+	// configure changes each runner the harness makes before it runs.
+	configure func(*Runner)
 }
 
 func newHarnessWith(t testing.TB, opts harnessOptions, producerNames ...string) *harness {
@@ -248,13 +250,17 @@ func newHarnessWith(t testing.TB, opts harnessOptions, producerNames ...string) 
 	catalog := sdk.NewCatalog(conns...)
 	h.platformJS = platformJS
 	h.runner = func(name string) *Runner {
-		return &Runner{
+		r := &Runner{
 			JS: platformJS, Accounts: accounts, Catalog: catalog, Claims: claims, Name: name,
 			Logger:       slog.New(slog.NewJSONHandler(io.Discard, nil)),
 			Backoff:      func(n int) time.Duration { return 100 * time.Millisecond << (n - 1) },
 			InfraBackoff: opts.infraBackoff,
 			BuildTimeout: opts.buildTimeout,
 		}
+		if opts.configure != nil {
+			opts.configure(r)
+		}
+		return r
 	}
 	runner := h.runner("test-runner")
 	go func() { h.done <- runner.Run(ctx) }()

@@ -30,6 +30,9 @@ type RunnerInfo struct {
 	// Pipelines is how many pipelines it runs.
 	Pipelines int       `json:"pipelines"`
 	UpdatedAt time.Time `json:"updated_at"`
+	// Hot are its busy pipelines and their rates (hot.go), busiest
+	// first, at most 64.
+	Hot []HotPipeline `json:"hot,omitempty"`
 }
 
 func openRunners(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
@@ -82,10 +85,13 @@ type membership struct {
 	seen map[string]time.Time
 	// alive is the sorted keys of the runners alive.
 	alive []string
+	// hot is what the runners report of their busy pipelines, and the
+	// runners each gets from it.
+	hot *hotView
 }
 
 func newMembership(self string) *membership {
-	m := &membership{self: self, seen: map[string]time.Time{self: time.Now()}}
+	m := &membership{self: self, seen: map[string]time.Time{self: time.Now()}, hot: newHotView()}
 	m.refresh(time.Now())
 	return m
 }
@@ -103,6 +109,7 @@ func (m *membership) saw(key string, at time.Time) bool {
 func (m *membership) left(key string) bool {
 	if key != m.self {
 		delete(m.seen, key)
+		delete(m.hot.reports, key)
 	}
 	return m.refresh(time.Now())
 }
@@ -118,7 +125,8 @@ func (m *membership) expire(now time.Time) bool {
 	return m.refresh(now)
 }
 
-// refresh recomputes the set alive and reports whether it changed.
+// refresh recomputes the set alive and the runners of the hot pipelines,
+// and reports whether the set alive changed.
 func (m *membership) refresh(now time.Time) bool {
 	alive := make([]string, 0, len(m.seen))
 	for key, at := range m.seen {
@@ -129,13 +137,14 @@ func (m *membership) refresh(now time.Time) bool {
 	slices.Sort(alive)
 	changed := !slices.Equal(alive, m.alive)
 	m.alive = alive
+	m.hot.recompute(alive, func(key string) bool { _, ok := m.seen[key]; return ok })
 	return changed
 }
 
-// owns reports whether this runner is among the n runners key is assigned
-// to (n < 1 means 1).
+// owns reports whether this runner is among the runners key is assigned
+// to: n (n < 1 means 1), or more while the pipeline is hot.
 func (m *membership) owns(key string, n int) bool {
-	return slices.Contains(assign(key, m.alive, n), m.self)
+	return slices.Contains(assign(key, m.alive, m.hot.runnersFor(key, n)), m.self)
 }
 
 // assign returns the n runners of alive with the highest rendezvous score
@@ -216,15 +225,17 @@ func readRunners(ctx context.Context, kv jetstream.KeyValue, m *membership) (jet
 	}
 }
 
-// apply records one registry entry; it reports whether the set alive
-// changed.
+// apply records one registry entry, with its hot pipelines; it reports
+// whether the set alive changed (the pipelines whose runners changed are
+// in m.hot).
 func (m *membership) apply(e jetstream.KeyValueEntry) bool {
 	if e.Operation() != jetstream.KeyValuePut {
 		return m.left(e.Key())
 	}
-	var info RunnerInfo
-	if json.Unmarshal(e.Value(), &info) != nil || dataplane.RunnerKey(info.Name) != e.Key() {
+	info, ok := decodeRunnerInfo(e.Value())
+	if !ok || dataplane.RunnerKey(info.Name) != e.Key() {
 		return false
 	}
+	m.hot.reports[e.Key()] = sanitizeHot(info.Hot)
 	return m.saw(e.Key(), e.Created())
 }

@@ -79,6 +79,13 @@ type Runner struct {
 	// DefaultBuildTimeout. Pipelines are built off the reconcile loop, so
 	// a connector that hangs in Build delays only its own integration.
 	BuildTimeout time.Duration
+	// HotRatePerRunner is the messages per second one runner is expected
+	// to take of one integration: above it a hot integration gets another
+	// runner (hot.go); 0 means DefaultHotRatePerRunner.
+	HotRatePerRunner float64
+	// HotCooldown is how long a hot integration's rate must stay low
+	// before it gives a runner back; 0 means DefaultHotCooldown.
+	HotCooldown time.Duration
 
 	running map[string]*pipeline
 	// builds are the pipelines being started, by key.
@@ -144,6 +151,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		return err
 	}
 	r.members = newMembership(dataplane.RunnerKey(r.Name))
+	r.startHot()
 	peers, err := readRunners(ctx, registry, r.members)
 	if err != nil {
 		return err
@@ -188,12 +196,13 @@ func (r *Runner) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-beat.C:
-			if err := register(ctx, registry, RunnerInfo{Name: r.Name, Pipelines: len(r.running)}); err != nil && ctx.Err() == nil {
+			if err := register(ctx, registry, RunnerInfo{Name: r.Name, Pipelines: len(r.running), Hot: r.hotReport(time.Now())}); err != nil && ctx.Err() == nil {
 				log.Warn("register runner", "error", err)
 			}
 			if r.members.expire(time.Now()) {
 				r.rebalance(lc)
 			}
+			r.reconcileHot(lc)
 		case e, ok := <-peers.Updates():
 			if !ok {
 				if ctx.Err() != nil {
@@ -204,6 +213,7 @@ func (r *Runner) Run(ctx context.Context) error {
 			if e != nil && r.members.apply(e) {
 				r.rebalance(lc)
 			}
+			r.reconcileHot(lc)
 		case key := <-retry:
 			entry, err := state.Desired.Get(ctx, key)
 			if err != nil {

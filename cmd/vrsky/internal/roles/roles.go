@@ -289,14 +289,19 @@ func StartRunner(d Deps, name string) *Role {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	failed := make(chan error, 1)
+	hotRate, hotErr := HotRatePerRunnerFromEnv()
 	runner := &hotpath.Runner{
 		JS: d.JS, Accounts: d.accounts(), Catalog: connectors.Catalog(), Tenancy: d.Tenancy, Claims: d.claims(),
 		Metrics:  hotpath.NewMetricsWithOptions(d.Registry, hotpath.MetricsOptions{IntegrationLatency: d.IntegrationLatency}),
-		FileRoot: d.FileRoot, Name: name, Logger: d.Logger,
+		FileRoot: d.FileRoot, Name: name, Logger: d.Logger, HotRatePerRunner: hotRate,
 	}
 	go func() {
 		defer close(done)
 		defer close(failed)
+		if hotErr != nil {
+			failed <- hotErr
+			return
+		}
 		if err := runner.Run(ctx); err != nil {
 			failed <- fmt.Errorf("hot-path runner: %w", err)
 		}
