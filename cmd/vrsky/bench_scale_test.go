@@ -23,6 +23,7 @@ func TestBenchScaleFlags(t *testing.T) {
 		"negative runners":           {[]string{"--scenario", "scale", "--runners", "-1"}, "runners -1"},
 		"short idle window":          {[]string{"--scenario", "scale", "--idle-window", "10ms"}, "idle window 10ms"},
 		"negative deploy timeout":    {[]string{"--scenario", "scale", "--deploy-timeout", "-1s"}, "deploy timeout"},
+		"negative idle settle":       {[]string{"--scenario", "scale", "--idle-settle", "-1s"}, "idle settle -1s"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			var out, errOut bytes.Buffer

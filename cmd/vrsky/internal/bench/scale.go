@@ -27,6 +27,11 @@ const (
 	// DefaultIdleWindow is how long the stack is measured idle, once with
 	// no integration deployed and once with all of them.
 	DefaultIdleWindow = 20 * time.Second
+	// DefaultIdleSettle is the pause between the deployment and the idle
+	// window with every integration deployed: a stage pulls with its idle
+	// settings after a minute without messages (hotpath/pulls.go), so the
+	// window measures the stages at rest.
+	DefaultIdleSettle = 80 * time.Second
 )
 
 // Scale scenario bounds and timings.
@@ -38,9 +43,6 @@ const (
 	// scaleAPIConcurrency is how many API requests the scenario has in
 	// flight at once while it creates tenants and deploys integrations.
 	scaleAPIConcurrency = 8
-	// idleSettle is the pause between the last deployment reported
-	// running and the idle window with every integration deployed.
-	idleSettle = 2 * time.Second
 	// scaleLoadStart is how far ahead of now a load phase's first message
 	// is due, so that every load's workers and the sink reader are up.
 	scaleLoadStart = 200 * time.Millisecond
@@ -68,8 +70,10 @@ type ScaleConfig struct {
 	// Runners, above 0, runs that many runner processes (`vrsky runner
 	// --dev`) beside a stack without a runner of its own.
 	Runners int
-	// IdleWindow is how long the idle cost is measured.
+	// IdleWindow is how long the idle cost is measured; IdleSettle how
+	// long the stack rests after the deployment before it is.
 	IdleWindow time.Duration
+	IdleSettle time.Duration
 	// FloodTenantRate, above 0, adds a second load phase in which one more
 	// tenant's integration is sent this many messages per second on top
 	// of the scale load.
@@ -86,7 +90,7 @@ func (c *Config) applyScaleDefaults() error {
 	s := &c.Scale
 	if c.Scenario != ScenarioScale {
 		if *s != (ScaleConfig{}) {
-			return fmt.Errorf("tenants, integrations, active, runners, idle window and flood rate are settings of the %s scenario only", ScenarioScale)
+			return fmt.Errorf("tenants, integrations, active, runners, idle window and settle and flood rate are settings of the %s scenario only", ScenarioScale)
 		}
 		return nil
 	}
@@ -101,6 +105,9 @@ func (c *Config) applyScaleDefaults() error {
 	}
 	if s.IdleWindow == 0 {
 		s.IdleWindow = DefaultIdleWindow
+	}
+	if s.IdleSettle == 0 {
+		s.IdleSettle = DefaultIdleSettle
 	}
 	if s.DeployTimeout == 0 {
 		s.DeployTimeout = time.Minute + time.Duration(s.Integrations)*300*time.Millisecond
@@ -133,6 +140,9 @@ func (c *Config) applyScaleDefaults() error {
 	}
 	if s.IdleWindow < minIdleWindow {
 		errs = append(errs, fmt.Errorf("idle window %s: at least %s", s.IdleWindow, minIdleWindow))
+	}
+	if s.IdleSettle < 0 {
+		errs = append(errs, fmt.Errorf("idle settle %s: must not be negative", s.IdleSettle))
 	}
 	if s.FloodTenantRate < 0 {
 		errs = append(errs, fmt.Errorf("flood tenant rate %v: must not be negative", s.FloodTenantRate))
@@ -251,10 +261,10 @@ func (s *scaleRun) run(ctx context.Context) (_ *Report, err error) {
 		out.Deploy.Running, out.Deploy.Requested, out.Deploy.Seconds, out.Deploy.PerSecond, out.Deploy.Failed)
 	out.StatusRunners = statusRunners(items)
 
-	if err := sleep(ctx, idleSettle); err != nil {
+	fmt.Fprintf(cfg.Progress, "resting %s, then idle with %d integrations for %s…\n", sc.IdleSettle, out.Deploy.Running, sc.IdleWindow)
+	if err := sleep(ctx, sc.IdleSettle); err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(cfg.Progress, "idle with %d integrations for %s…\n", out.Deploy.Running, sc.IdleWindow)
 	if out.IdleDeployed, err = s.measureIdle(ctx, out.Deploy.Running); err != nil {
 		return nil, err
 	}

@@ -102,7 +102,7 @@ func TestRunScaleAgainstARealStack(t *testing.T) {
 		Rate: 50, Duration: time.Second, Warmup: 500 * time.Millisecond, Workers: 8, NoBaseline: true, Progress: &progress,
 		// Runners that register rewrite their pipeline count every 5 s: the
 		// idle window is longer, so the registry is read up to date.
-		Scale: ScaleConfig{Tenants: 2, Integrations: 4, Active: 2, Runners: 2, IdleWindow: 6 * time.Second, FloodTenantRate: 50},
+		Scale: ScaleConfig{Tenants: 2, Integrations: 4, Active: 2, Runners: 2, IdleWindow: 6 * time.Second, IdleSettle: time.Second, FloodTenantRate: 50},
 	})
 	require.NoError(t, err, progress.String())
 	t.Log(progress.String())

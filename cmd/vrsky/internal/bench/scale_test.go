@@ -28,7 +28,7 @@ func TestScaleConfigDefaultsAndValidation(t *testing.T) {
 	c := Config{Scenario: ScenarioScale, Binary: "vrsky"}
 	require.NoError(t, c.applyDefaults())
 	require.Equal(t, ScaleConfig{Tenants: DefaultScaleTenants, Integrations: DefaultScaleIntegrations, Active: DefaultScaleActive,
-		IdleWindow: DefaultIdleWindow, DeployTimeout: time.Minute + DefaultScaleIntegrations*300*time.Millisecond}, c.Scale)
+		IdleWindow: DefaultIdleWindow, IdleSettle: DefaultIdleSettle, DeployTimeout: time.Minute + DefaultScaleIntegrations*300*time.Millisecond}, c.Scale)
 
 	// Integrations default to at least one per tenant; active to at most
 	// every integration.
@@ -52,20 +52,21 @@ func TestScaleConfigDefaultsAndValidation(t *testing.T) {
 		"too many tenants":     {scaleCfg(ScaleConfig{Tenants: maxScaleTenants + 1, Integrations: maxScaleIntegrations}), "tenants 10001"},
 		"too many integrations": {scaleCfg(ScaleConfig{Integrations: maxScaleIntegrations + 1, Tenants: 10_000}),
 			"integrations 100001"},
-		"fewer integrations":  {scaleCfg(ScaleConfig{Tenants: 10, Integrations: 5}), "at least one per tenant"},
-		"over the quota":      {scaleCfg(ScaleConfig{Tenants: 1, Integrations: 101}), "at most 100 under the default quota"},
-		"negative active":     {scaleCfg(ScaleConfig{Active: -1}), "active -1"},
-		"too many active":     {scaleCfg(ScaleConfig{Tenants: 2, Integrations: 4, Active: 5}), "active 5"},
-		"negative runners":    {scaleCfg(ScaleConfig{Runners: -1}), "runners -1"},
-		"too many runners":    {scaleCfg(ScaleConfig{Runners: maxScaleRunners + 1}), "runners 65"},
-		"runners, no binary":  {Config{Scenario: ScenarioScale, DataDir: "x", Scale: ScaleConfig{Runners: 1}}, "give a binary to start them"},
-		"runners and split":   {Config{Scenario: ScenarioScale, Binary: "x", SplitRunner: true, Scale: ScaleConfig{Runners: 1}}, "runs its runner processes"},
-		"short idle window":   {scaleCfg(ScaleConfig{IdleWindow: time.Millisecond}), "at least 1s"},
-		"negative flood":      {scaleCfg(ScaleConfig{FloodTenantRate: -5}), "flood tenant rate -5"},
-		"negative deploy":     {scaleCfg(ScaleConfig{DeployTimeout: -time.Second}), "deploy timeout"},
-		"find-max":            {Config{Scenario: ScenarioScale, Binary: "x", FindMax: true}, "runs at one rate"},
-		"nothing per active":  {Config{Scenario: ScenarioScale, Binary: "x", Rate: 5, Duration: time.Second, Scale: ScaleConfig{Active: 10}}, "sends no message to each active"},
-		"shared checks still": {Config{Scenario: ScenarioScale, Binary: "x", Size: 10}, "at least 320 bytes"},
+		"fewer integrations":   {scaleCfg(ScaleConfig{Tenants: 10, Integrations: 5}), "at least one per tenant"},
+		"over the quota":       {scaleCfg(ScaleConfig{Tenants: 1, Integrations: 101}), "at most 100 under the default quota"},
+		"negative active":      {scaleCfg(ScaleConfig{Active: -1}), "active -1"},
+		"too many active":      {scaleCfg(ScaleConfig{Tenants: 2, Integrations: 4, Active: 5}), "active 5"},
+		"negative runners":     {scaleCfg(ScaleConfig{Runners: -1}), "runners -1"},
+		"too many runners":     {scaleCfg(ScaleConfig{Runners: maxScaleRunners + 1}), "runners 65"},
+		"runners, no binary":   {Config{Scenario: ScenarioScale, DataDir: "x", Scale: ScaleConfig{Runners: 1}}, "give a binary to start them"},
+		"runners and split":    {Config{Scenario: ScenarioScale, Binary: "x", SplitRunner: true, Scale: ScaleConfig{Runners: 1}}, "runs its runner processes"},
+		"short idle window":    {scaleCfg(ScaleConfig{IdleWindow: time.Millisecond}), "at least 1s"},
+		"negative idle settle": {scaleCfg(ScaleConfig{IdleSettle: -time.Second}), "idle settle -1s"},
+		"negative flood":       {scaleCfg(ScaleConfig{FloodTenantRate: -5}), "flood tenant rate -5"},
+		"negative deploy":      {scaleCfg(ScaleConfig{DeployTimeout: -time.Second}), "deploy timeout"},
+		"find-max":             {Config{Scenario: ScenarioScale, Binary: "x", FindMax: true}, "runs at one rate"},
+		"nothing per active":   {Config{Scenario: ScenarioScale, Binary: "x", Rate: 5, Duration: time.Second, Scale: ScaleConfig{Active: 10}}, "sends no message to each active"},
+		"shared checks still":  {Config{Scenario: ScenarioScale, Binary: "x", Size: 10}, "at least 320 bytes"},
 	} {
 		require.ErrorContains(t, tt.cfg.applyDefaults(), tt.want, name)
 	}
