@@ -13,13 +13,14 @@ import (
 
 // fakeRunner is a script that behaves like `vrsky runner --dev DIR` for
 // StartRunner: it checks its flags, logs the role's ready line, and on
-// SIGTERM touches $STOPPED and exits.
+// SIGTERM touches $STOPPED and exits (its trap is set before it says it is
+// ready, or a quick Close would kill it before the trap is in place).
 const fakeRunner = `
 [ "$1" = runner ] && [ "$2" = --dev ] && [ "$3" = "$WANT_DIR" ] || exit 3
 [ "$4" = --name ] && [ "$5" = vrsky-bench-runner ] || exit 4
+trap 'touch "$STOPPED"; exit 0' TERM
 echo '{"level":"INFO","msg":"connecting"}' >&2
 echo '{"level":"INFO","component":"runner","msg":"ready","http":"127.0.0.1:1"}' >&2
-trap 'touch "$STOPPED"; exit 0' TERM
 while :; do sleep 0.05; done`
 
 func TestStartRunnerRunsAndStopsAChild(t *testing.T) {

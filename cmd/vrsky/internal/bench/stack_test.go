@@ -71,8 +71,8 @@ func TestStartStackRunsAndStopsAChild(t *testing.T) {
 for arg; do last=$arg; done
 [ "$last" = --runner=false ] || exit 6
 mkdir -p "$3"
-echo '{"http":"127.0.0.1:9","nats":"nats://127.0.0.1:8"}' > "$3/endpoints.json"
 trap 'exit 0' TERM
+echo '{"http":"127.0.0.1:9","nats":"nats://127.0.0.1:8"}' > "$3/endpoints.json"
 while :; do sleep 0.05; done`)
 	s, err := StartStack(context.Background(), bin, []string{"EXTRA=yes"}, "--runner=false")
 	require.NoError(t, err)
