@@ -89,7 +89,12 @@ schedule: "0 3 1 1 *"
 	require.Eventually(t, func() bool { return len(lines()) == 3 }, time.Minute, 100*time.Millisecond,
 		"the triggered run takes the file in and it reaches the producer")
 	require.ElementsMatch(t, []string{`{"id":1}`, `{"id":2}`, `{"id":3}`}, lines())
-	require.FileExists(t, filepath.Join(in, "done", "orders.ndjson"), "the file is acknowledged")
+	// The consumer moves the file once JetStream has stored its lines, which
+	// may be just after the producer wrote them.
+	require.Eventually(t, func() bool {
+		_, err := os.Stat(filepath.Join(in, "done", "orders.ndjson"))
+		return err == nil
+	}, 10*time.Second, 50*time.Millisecond, "the file is acknowledged")
 
 	require.Eventually(t, func() bool {
 		runs, _ := schedule()["recent_runs"].([]any)
