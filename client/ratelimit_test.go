@@ -53,7 +53,7 @@ func TestRateLimitingThatDoesNotEndIsTheAnswer(t *testing.T) {
 		retryAfter string
 		sends      int
 	}{
-		"retried until the retries run out": {"0", client.RateLimitRetries + 1},
+		"retried until the retries run out":  {"0", client.RateLimitRetries + 1},
 		"a wait longer than MaxRetryAfter":   {"3600", 1},
 		"no Retry-After":                     {"", 1},
 		"hostile: a date instead of seconds": {"Wed, 21 Oct 2015 07:28:00 GMT", 1},

@@ -26,6 +26,20 @@ func stageStream(t *testing.T, js jetstream.JetStream, name string) jetstream.St
 	return stream
 }
 
+// stageSource makes a work-queue stream with one subject, its stage
+// consumer and a batch source pulling up to limit from it; it returns the
+// stream's JetStream and the stream too.
+func stageSource(t *testing.T, name string, limit int) (jetstream.JetStream, jetstream.Stream, *batches) {
+	t.Helper()
+	_, js := testenv.JetStream(t)
+	stream := stageStream(t, js, name)
+	c, err := ensureConsumer(context.Background(), stream, "process", name+".in")
+	require.NoError(t, err)
+	src, err := consumeBatches(stream, c, limit, quiet())
+	require.NoError(t, err)
+	return js, stream, src
+}
+
 func quiet() *slog.Logger { return slog.New(slog.NewJSONHandler(io.Discard, nil)) }
 
 // TestAnIdleStageHoldsNoWorker: workers start when messages arrive, never
@@ -34,12 +48,7 @@ func quiet() *slog.Logger { return slog.New(slog.NewJSONHandler(io.Discard, nil)
 func TestAnIdleStageHoldsNoWorker(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	_, js := testenv.JetStream(t)
-	stream := stageStream(t, js, "IDLE")
-	c, err := ensureConsumer(ctx, stream, "process", "IDLE.in")
-	require.NoError(t, err)
-	src, err := consumeBatches(stream, c, 64, quiet())
-	require.NoError(t, err)
+	js, _, src := stageSource(t, "IDLE", 64)
 
 	var mu sync.Mutex
 	seen := map[string]int{}
@@ -88,12 +97,7 @@ func TestAnIdleStageHoldsNoWorker(t *testing.T) {
 func TestAFullStageQueueHoldsThePull(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	_, js := testenv.JetStream(t)
-	stream := stageStream(t, js, "FULL")
-	c, err := ensureConsumer(ctx, stream, "process", "FULL.in")
-	require.NoError(t, err)
-	src, err := consumeBatches(stream, c, 4, quiet())
-	require.NoError(t, err)
+	js, _, src := stageSource(t, "FULL", 4)
 	release := make(chan struct{})
 	var handled atomic.Int32
 	var most atomic.Int32
@@ -160,12 +164,7 @@ func TestFileConsumersOfAnEarlierVersionBecomeMemoryConsumers(t *testing.T) {
 func TestALostConsumerIsCreatedAgainAndPulledFrom(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	_, js := testenv.JetStream(t)
-	stream := stageStream(t, js, "LOST")
-	c, err := ensureConsumer(ctx, stream, "process", "LOST.in")
-	require.NoError(t, err)
-	src, err := consumeBatches(stream, c, 16, quiet())
-	require.NoError(t, err)
+	js, stream, src := stageSource(t, "LOST", 16)
 	var handled atomic.Int32
 	st := runStage(src, 1, 8, func(batch []jetstream.Msg) {
 		for _, m := range batch {
@@ -195,7 +194,7 @@ func TestALostConsumerIsCreatedAgainAndPulledFrom(t *testing.T) {
 	require.NoError(t, stream.DeleteConsumer(ctx, "process"))
 	src.revive.check()
 	time.Sleep(200 * time.Millisecond)
-	_, err = stream.Consumer(ctx, "process")
+	_, err := stream.Consumer(ctx, "process")
 	require.ErrorIs(t, err, jetstream.ErrConsumerNotFound)
 }
 
@@ -212,12 +211,7 @@ func TestAnIdleStagePullsSeldomAndWakesAtItsFirstMessage(t *testing.T) {
 	t.Cleanup(func() { idleAfter.Store(after) })
 
 	ctx := context.Background()
-	_, js := testenv.JetStream(t)
-	stream := stageStream(t, js, "REST")
-	c, err := ensureConsumer(ctx, stream, "process", "REST.in")
-	require.NoError(t, err)
-	src, err := consumeBatches(stream, c, 16, quiet())
-	require.NoError(t, err)
+	js, _, src := stageSource(t, "REST", 16)
 	var mu sync.Mutex
 	seen := map[string]int{}
 	st := runStage(src, 2, 8, func(batch []jetstream.Msg) {
