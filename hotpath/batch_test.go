@@ -3,7 +3,6 @@ package hotpath
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -40,7 +39,7 @@ func stageSource(t *testing.T, name string, limit int) (jetstream.JetStream, jet
 	return js, stream, src
 }
 
-func quiet() *slog.Logger { return slog.New(slog.NewJSONHandler(io.Discard, nil)) }
+func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // TestAnIdleStageHoldsNoWorker: workers start when messages arrive, never
 // more than the stage's number at once, every message is handled once,

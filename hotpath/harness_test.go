@@ -365,3 +365,16 @@ func (h *harness) streamMsgs(p dataplane.Pipeline) uint64 {
 }
 
 type specStep = spec.Step
+
+// runnerShares returns how many pipelines each registered runner says it
+// runs.
+func (h *harness) runnerShares(t *testing.T) map[string]int {
+	t.Helper()
+	infos, err := ListRunners(context.Background(), h.platformJS)
+	require.NoError(t, err)
+	out := map[string]int{}
+	for _, in := range infos {
+		out[in.Name] = in.Pipelines
+	}
+	return out
+}

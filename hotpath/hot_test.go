@@ -372,15 +372,7 @@ func TestHotIntegrationGetsASecondRunnerAndGivesItBack(t *testing.T) {
 			t.Error("runner-2 did not stop")
 		}
 	})
-	running := func() map[string]int {
-		infos, err := ListRunners(context.Background(), h.platformJS)
-		require.NoError(t, err)
-		out := map[string]int{}
-		for _, in := range infos {
-			out[in.Name] = in.Pipelines
-		}
-		return out
-	}
+	running := func() map[string]int { return h.runnerShares(t) }
 	runBy := func(n int, within time.Duration) {
 		t.Helper()
 		require.Eventually(t, func() bool {

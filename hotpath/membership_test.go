@@ -92,15 +92,7 @@ func TestRunnersShareTheWorkAndHandOverUnderLoadLosingNothing(t *testing.T) {
 		t.Cleanup(stop)
 		return stop
 	}
-	shares := func() map[string]int {
-		infos, err := ListRunners(context.Background(), h.platformJS)
-		require.NoError(t, err)
-		out := map[string]int{}
-		for _, in := range infos {
-			out[in.Name] = in.Pipelines
-		}
-		return out
-	}
+	shares := func() map[string]int { return h.runnerShares(t) }
 	shared := func(names ...string) {
 		t.Helper()
 		require.Eventually(t, func() bool {
