@@ -43,6 +43,13 @@ const CountsBucket = "vrsky_counts"
 // dead-lettered one. No consumer is named like it.
 const FailuresCount = "failures"
 
+// TakenCount is the counts-bucket "stage" (Pipeline.CountKey) under which
+// runners add up what a pipeline's process stage took from its stream,
+// each attempt. Its writes tell the metrics history that the integration
+// moved (internal/history), including messages a filter dropped, which no
+// other count sees. No consumer is named like it.
+const TakenCount = "taken"
+
 // LatencyCount is the counts-bucket "stage" (Pipeline.CountKey) under
 // which runners add up a pipeline's end-to-end latency histogram
 // (latency.go). No consumer is named like it.

@@ -20,8 +20,8 @@ import (
 
 // TestDeliveriesCountTheirLatencies: every message a producer delivers
 // counts its end-to-end latency in its pipeline's histogram, on the
-// two-hop path and the direct one alike; a pipeline nothing moved through
-// writes nothing.
+// two-hop path and the direct one alike, and its process stage counts what
+// it took; a pipeline nothing moved through writes nothing.
 func TestDeliveriesCountTheirLatencies(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, "a", "b", "only")
@@ -61,11 +61,17 @@ func TestDeliveriesCountTheirLatencies(t *testing.T) {
 	for _, name := range []string{"a", "b", "only"} {
 		require.Equal(t, n, h.producers[name].delivered(), name)
 	}
+	for _, p := range []dataplane.Pipeline{twoHops, direct} {
+		require.Eventually(t, func() bool {
+			taken, err := dataplane.ReadCount(ctx, h.state.Counts, p.CountKey(dataplane.TakenCount))
+			return err == nil && taken == n
+		}, 5*time.Second, 50*time.Millisecond, "%s: its process stage counted what it took", p.Integration)
+	}
 
 	// Nothing moved through idle: after a few flush intervals it has no
 	// count at all (no write, so no cost).
 	time.Sleep(2*countsFlushInterval + 200*time.Millisecond)
-	for _, key := range []string{idle.CountKey(dataplane.LatencyCount), idle.CountKey(dataplane.FailuresCount), idle.CountKey(dataplane.DeliverStage("only"))} {
+	for _, key := range []string{idle.CountKey(dataplane.LatencyCount), idle.CountKey(dataplane.FailuresCount), idle.CountKey(dataplane.DeliverStage("only")), idle.CountKey(dataplane.TakenCount)} {
 		_, err := h.state.Counts.Get(ctx, key)
 		require.ErrorIs(t, err, jetstream.ErrKeyNotFound, key)
 	}

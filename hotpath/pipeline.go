@@ -213,7 +213,8 @@ func startPipeline(ctx context.Context, d deps, want dataplane.Desired, source b
 	}
 	m := d.metrics.forStage(p, dataplane.StageProcess)
 	pr := newProcessor(&processor{p: p, js: d.js, chain: chain, producers: producerNames, known: known,
-		claims: d.claims, metrics: m, settler: stageSettler(dataplane.StageProcess, m)})
+		claims: d.claims, metrics: m, settler: stageSettler(dataplane.StageProcess, m),
+		taken: pl.counts.stage(p.CountKey(dataplane.TakenCount))})
 	if len(deliverers) == 1 {
 		// What the process stage delivers directly is settled by the
 		// deliver stage's rules and counted in the counts bucket.

@@ -28,6 +28,9 @@ type processor struct {
 	// directSettler settles (and counts) what it gets from here.
 	direct        *deliverer
 	directSettler *settler
+	// taken counts the messages the stage takes (dataplane.TakenCount);
+	// nil without a counts bucket.
+	taken *stageCount
 	// parts are decode and steps, wrapped by received and recovering.
 	parts part
 }
@@ -52,6 +55,9 @@ func (pr *processor) handle(batch []jetstream.Msg) {
 	began := time.Now()
 	ds, release := deliveries(len(batch))
 	defer release()
+	if pr.taken != nil {
+		pr.taken.add(len(batch))
+	}
 	sink := processSink{pr: pr, pending: make([]*delivery, 0, len(batch))}
 	if pr.direct != nil {
 		sink.direct = pr.direct.batch()

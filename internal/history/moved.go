@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vrsky/vrsky/dataplane"
+	"github.com/vrsky/vrsky/internal/store"
 )
 
 // What tells the sampler that an integration's counters may have moved,
@@ -30,6 +31,19 @@ import (
 //
 // An integration none of these moved is not read again; it is read in
 // full at least every FullReadEvery all the same.
+//
+// Runners write to the counts bucket whenever an integration's process
+// stage takes messages (dataplane.TakenCount), fails or delivers one, so
+// the watch sees every integration a runner moves. What no runner sees —
+// messages waiting in a stream no runner consumes, dead letters removed
+// through the API — only the stream listing shows: a tenant none of whose
+// integrations the watch marked is listed once per QuietListEvery rather
+// than at every tick, which is most of the cost of an idle platform's
+// history.
+
+// DefaultQuietListEvery is how long a tenant none of whose integrations
+// moved goes at most without a listing of its streams.
+const DefaultQuietListEvery = time.Minute
 
 // DefaultFullReadEvery is how long an integration that did not move goes
 // at most without a full read of its counters.
@@ -161,4 +175,32 @@ func (s *Sampler) takeMoved() (map[string]bool, bool) {
 	moved := s.moved
 	s.moved = nil
 	return moved, s.watching
+}
+
+// quietTenant returns the samples of tenant's integrations ps at at
+// without listing its streams, when the counts watch runs (the caller
+// checks) and says none of them moved, every one was read after a
+// listing and is not due for a full read, and the tenant was listed
+// within QuietListEvery: each repeats its last counters.
+func (s *Sampler) quietTenant(tenant string, ps []dataplane.Pipeline, at time.Time, moved map[string]bool) ([]store.Sample, bool) {
+	every := s.QuietListEvery
+	if every <= 0 {
+		every = DefaultQuietListEvery
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if listed, ok := s.listed[tenant]; !ok || at.Sub(listed) >= every {
+		return nil, false
+	}
+	out := make([]store.Sample, 0, len(ps))
+	for _, p := range ps {
+		r := s.last[p.Key()]
+		if moved[p.Key()] || r == nil || !r.marked || !at.Before(r.due) {
+			return nil, false
+		}
+		x := r.sample
+		x.At = at
+		out = append(out, x)
+	}
+	return out, true
 }

@@ -2,6 +2,7 @@ package history
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,6 +21,7 @@ import (
 	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/hotpath"
 	"github.com/vrsky/vrsky/internal/natsauth"
+	"github.com/vrsky/vrsky/internal/spec"
 	"github.com/vrsky/vrsky/internal/store"
 	"github.com/vrsky/vrsky/internal/testenv"
 	"github.com/vrsky/vrsky/internal/testenv/testtenant"
@@ -76,7 +78,9 @@ func (e *env) sampler(t *testing.T, inbox string) *Sampler {
 	require.NoError(t, err)
 	state, err := dataplane.OpenState(context.Background(), js)
 	require.NoError(t, err)
-	return &Sampler{State: state, Accounts: dataplane.SharedAccount{JS: js}, Store: e.st, FullReadEvery: time.Hour}
+	// QuietListEvery: the tenant's streams are listed at every sample
+	// unless a test says otherwise (TestSamplerListsAQuietTenantSeldom).
+	return &Sampler{State: state, Accounts: dataplane.SharedAccount{JS: js}, Store: e.st, FullReadEvery: time.Hour, QuietListEvery: time.Nanosecond}
 }
 
 // followAll makes s follow the desired state as it is now.
@@ -245,6 +249,78 @@ func TestSamplerReadsOnlyIntegrationsThatMoved(t *testing.T) {
 	require.Len(t, points, 1)
 	require.Positive(t, points[0].In)
 	require.NotNil(t, points[0].P99Millis, "the interval orders delivered in has its latencies")
+}
+
+// TestSamplerListsAQuietTenantSeldom: a tenant none of whose integrations
+// the counts watch marked costs no request at all between two listings;
+// messages a runner takes show in the next sample, even when a filter
+// drops them all; a dead letter written without any runner shows once
+// QuietListEvery has passed since the last listing.
+func TestSamplerListsAQuietTenantSeldom(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	tenant := "t" + testenv.RandomID(6)
+	testtenant.Active(t, e.st, tenant)
+	quiet := dataplane.Pipeline{Tenant: tenant, Integration: "quiet"}
+	dropper := dataplane.Pipeline{Tenant: tenant, Integration: "dropper"}
+	e.deploy(t, quiet, dataplane.DesiredRunning)
+	require.NoError(t, e.state.PutDesired(ctx, dataplane.Desired{
+		Tenant: tenant, Integration: dropper.Integration, Version: 1, Status: dataplane.DesiredRunning,
+		Spec: spec.Integration{
+			Name:      dropper.Integration,
+			Consumer:  spec.Step{Connector: dataplane.WebhookConnector},
+			Steps:     []spec.Step{{Connector: "filter", Config: json.RawMessage(`{"keep":"false"}`)}},
+			Producers: map[string]spec.Step{"archive": {Connector: "file", Config: json.RawMessage(`{"dir":"archive"}`)}},
+		},
+	}))
+	e.waitRunning(t, quiet, dropper)
+
+	s := e.sampler(t, "_SAMPLER")
+	s.QuietListEvery = 3 * time.Second
+	requests := watchAPIRequests(t, e.url, "_SAMPLER")
+	stop, err := s.watchCounts(ctx)
+	require.NoError(t, err)
+	t.Cleanup(stop)
+	followAll(t, s)
+	sample := func() int {
+		t.Helper()
+		n, err := s.Sample(ctx)
+		require.NoError(t, err)
+		require.Equal(t, 2, n, "every running integration has its row")
+		n, _ = requests.take(t)
+		return n
+	}
+	requests.take(t)
+	require.Positive(t, sample(), "the first sample lists and reads everything")
+	listedAt := time.Now()
+	require.Zero(t, sample(), "quiet: no request at all")
+	require.Zero(t, sample())
+
+	// Every message dropped by the filter: only the taken count moves.
+	e.send(t, dropper, `{"a":1}`, `{"a":2}`, `{"a":3}`)
+	require.Eventually(t, func() bool { return e.counted(t, dropper).in == 3 }, 30*time.Second, 50*time.Millisecond)
+	require.Eventually(t, func() bool {
+		r, err := dataplane.ReadCount(ctx, e.state.Counts, dropper.CountKey(dataplane.TakenCount))
+		return err == nil && r == 3
+	}, 10*time.Second, 50*time.Millisecond, "the runner counted what its process stage took")
+	require.Positive(t, sample(), "the dropper moved: its tenant is listed and it is read")
+	r, _ := e.latest(t, tenant, "dropper")
+	require.Equal(t, row{in: 3}, r)
+	listedAt = time.Now()
+	require.Zero(t, sample(), "quiet again")
+
+	// A dead letter no runner wrote: seen at the first listing after
+	// QuietListEvery, not before.
+	_, err = e.js.Publish(ctx, quiet.DLQSubject(), []byte(`{}`))
+	require.NoError(t, err)
+	require.Zero(t, sample())
+	r, _ = e.latest(t, tenant, "quiet")
+	require.Equal(t, row{}, r, "not listed yet")
+	time.Sleep(time.Until(listedAt.Add(s.QuietListEvery)))
+	require.Positive(t, sample())
+	r, _ = e.latest(t, tenant, "quiet")
+	require.Equal(t, row{dlq: 1}, r)
 }
 
 // TestSamplerReadsEverythingInFullNowAndThen: an integration nothing moved
@@ -416,7 +492,7 @@ func TestSamplerInAnAccountPerTenant(t *testing.T) {
 	require.NoError(t, err)
 	samplerState, err := dataplane.OpenState(ctx, samplerJS)
 	require.NoError(t, err)
-	s := &Sampler{State: samplerState, Accounts: samplerAccounts, Store: st, FullReadEvery: time.Hour}
+	s := &Sampler{State: samplerState, Accounts: samplerAccounts, Store: st, FullReadEvery: time.Hour, QuietListEvery: time.Nanosecond}
 	watchers := map[string]*apiRequests{"platform": countAPIRequestsAs(t, url, platform, inbox)}
 	for _, tenant := range tenants {
 		creds, err := keys.TenantUser(tenant, "watcher")

@@ -58,7 +58,11 @@ type Sampler struct {
 	// FullReadEvery is how long an integration that did not move goes at
 	// most without a full read of its counters (0: DefaultFullReadEvery).
 	FullReadEvery time.Duration
-	Logger        *slog.Logger
+	// QuietListEvery is how long a tenant none of whose integrations
+	// moved goes at most without a listing of its streams (0:
+	// DefaultQuietListEvery).
+	QuietListEvery time.Duration
+	Logger         *slog.Logger
 
 	mu      sync.Mutex
 	running map[string]dataplane.Pipeline // desired-state key → pipeline
@@ -70,6 +74,8 @@ type Sampler struct {
 	// key → read); dlqMarks each tenant's DLQ stream as last listed.
 	last     map[string]*lastRead
 	dlqMarks map[string]streamMark
+	// listed is when each tenant's streams were last listed.
+	listed map[string]time.Time
 	// moved marks the integrations whose counts-bucket keys or desired
 	// state changed since the last sample; watching says the counts
 	// bucket is watched (otherwise every sample reads everything).
@@ -256,6 +262,11 @@ func (s *Sampler) Sample(ctx context.Context) (int, error) {
 			delete(s.dlqMarks, tenant)
 		}
 	}
+	for tenant := range s.listed {
+		if _, ok := tenants[tenant]; !ok {
+			delete(s.listed, tenant)
+		}
+	}
 	s.mu.Unlock()
 	return s.Store.WriteSamples(ctx, samples)
 }
@@ -263,6 +274,11 @@ func (s *Sampler) Sample(ctx context.Context) (int, error) {
 // sampleTenant returns the samples of one tenant's running integrations
 // ps at at; its error is ctx's only.
 func (s *Sampler) sampleTenant(ctx context.Context, tenant string, ps []dataplane.Pipeline, at time.Time, moved map[string]bool, watching bool) ([]store.Sample, error) {
+	if watching {
+		if out, ok := s.quietTenant(tenant, ps, at, moved); ok {
+			return out, nil
+		}
+	}
 	listCtx, cancel := context.WithTimeout(ctx, readTimeout)
 	defer cancel()
 	js, err := s.Accounts.JetStream(listCtx, tenant)
@@ -280,6 +296,12 @@ func (s *Sampler) sampleTenant(ctx context.Context, tenant string, ps []dataplan
 		}
 		return nil, nil
 	}
+	s.mu.Lock()
+	if s.listed == nil {
+		s.listed = make(map[string]time.Time)
+	}
+	s.listed[tenant] = at
+	s.mu.Unlock()
 	// The DLQ moved: whose dead letters changed (nil: it did not move).
 	dlqMark := marks[dataplane.DLQStream(tenant)]
 	dlqMark.consumers = 0 // a reader of the DLQ changes none of its counts
