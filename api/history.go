@@ -68,7 +68,9 @@ func RegisterHistory(api huma.API, st *store.Store, log *slog.Logger) {
 			"interval leaves buckets without a point, and a stopped integration has none. `in` counts messages entering " +
 			"the process stage, `out` each producer's finished deliveries, `errors` failed attempts (retried or " +
 			"dead-lettered), `dlq` the growth of its dead letters (a replay does not count). Counts come from the stages' " +
-			"JetStream consumers, so a redelivered message counts again. `p50_ms` and `p99_ms` are the end-to-end latency " +
+			"JetStream consumers, so a redelivered message counts again. What no runner takes (messages waiting while no runner " +
+			"consumes the integration) and dead letters discarded through the API show in a sample within a minute when " +
+			"nothing else of the tenant moved. `p50_ms` and `p99_ms` are the end-to-end latency " +
 			"percentiles in milliseconds, from a message's ingestion to a producer's confirmed delivery: runners count each " +
 			"delivery in a histogram (buckets from 0.5 ms doubling up to 65.5 s, the buckets of Prometheus' " +
 			"vrsky_end_to_end_seconds) and the sampler takes each interval's percentiles from its growth, interpolating " +

@@ -47,7 +47,7 @@ const DefaultQuietListEvery = time.Minute
 
 // DefaultFullReadEvery is how long an integration that did not move goes
 // at most without a full read of its counters.
-const DefaultFullReadEvery = 5 * time.Minute
+const DefaultFullReadEvery = 15 * time.Minute
 
 // streamMark is what the sampler compares of a stream's state between two
 // ticks. The zero value is a stream that does not exist.
