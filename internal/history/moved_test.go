@@ -83,6 +83,24 @@ func (e *env) sampler(t *testing.T, inbox string) *Sampler {
 	return &Sampler{State: state, Accounts: dataplane.SharedAccount{JS: js}, Store: e.st, FullReadEvery: time.Hour, QuietListEvery: time.Nanosecond}
 }
 
+// watchedSampler is a sampler of e (configure, when set, changes its
+// settings) with the counts watch running and every running integration
+// followed, the count of its JetStream API requests, and what stops the
+// watch.
+func (e *env) watchedSampler(t *testing.T, configure func(*Sampler)) (*Sampler, *apiRequests, func()) {
+	t.Helper()
+	s := e.sampler(t, "_SAMPLER")
+	if configure != nil {
+		configure(s)
+	}
+	requests := watchAPIRequests(t, e.url, "_SAMPLER")
+	stop, err := s.watchCounts(context.Background())
+	require.NoError(t, err)
+	t.Cleanup(stop)
+	followAll(t, s)
+	return s, requests, stop
+}
+
 // followAll makes s follow the desired state as it is now.
 func followAll(t *testing.T, s *Sampler) {
 	t.Helper()
@@ -154,12 +172,7 @@ func TestSamplerReadsOnlyIntegrationsThatMoved(t *testing.T) {
 	}
 	e.waitRunning(t, all...)
 
-	s := e.sampler(t, "_SAMPLER")
-	requests := watchAPIRequests(t, e.url, "_SAMPLER")
-	stop, err := s.watchCounts(ctx)
-	require.NoError(t, err)
-	t.Cleanup(stop)
-	followAll(t, s)
+	s, requests, _ := e.watchedSampler(t, nil)
 	require.Len(t, s.Running(), len(all))
 	requests.take(t)
 
@@ -220,7 +233,7 @@ func TestSamplerReadsOnlyIntegrationsThatMoved(t *testing.T) {
 
 	// A dead letter of an integration that moved nothing else, and one
 	// discarded from orders' dead letters: both show in the next sample.
-	_, err = e.js.Publish(ctx, all[7].DLQSubject(), []byte(`{}`))
+	_, err := e.js.Publish(ctx, all[7].DLQSubject(), []byte(`{}`))
 	require.NoError(t, err)
 	letters, _, err := dataplane.ListDLQ(ctx, e.js, tenant, dataplane.DLQFilter{Integration: "orders"}, 0, 10)
 	require.NoError(t, err)
@@ -265,24 +278,10 @@ func TestSamplerListsAQuietTenantSeldom(t *testing.T) {
 	quiet := dataplane.Pipeline{Tenant: tenant, Integration: "quiet"}
 	dropper := dataplane.Pipeline{Tenant: tenant, Integration: "dropper"}
 	e.deploy(t, quiet, dataplane.DesiredRunning)
-	require.NoError(t, e.state.PutDesired(ctx, dataplane.Desired{
-		Tenant: tenant, Integration: dropper.Integration, Version: 1, Status: dataplane.DesiredRunning,
-		Spec: spec.Integration{
-			Name:      dropper.Integration,
-			Consumer:  spec.Step{Connector: dataplane.WebhookConnector},
-			Steps:     []spec.Step{{Connector: "filter", Config: json.RawMessage(`{"keep":"false"}`)}},
-			Producers: map[string]spec.Step{"archive": {Connector: "file", Config: json.RawMessage(`{"dir":"archive"}`)}},
-		},
-	}))
+	e.deploySteps(t, dropper, dataplane.DesiredRunning, spec.Step{Connector: "filter", Config: json.RawMessage(`{"keep":"false"}`)})
 	e.waitRunning(t, quiet, dropper)
 
-	s := e.sampler(t, "_SAMPLER")
-	s.QuietListEvery = 3 * time.Second
-	requests := watchAPIRequests(t, e.url, "_SAMPLER")
-	stop, err := s.watchCounts(ctx)
-	require.NoError(t, err)
-	t.Cleanup(stop)
-	followAll(t, s)
+	s, requests, _ := e.watchedSampler(t, func(s *Sampler) { s.QuietListEvery = 3 * time.Second })
 	sample := func() int {
 		t.Helper()
 		n, err := s.Sample(ctx)
@@ -312,7 +311,7 @@ func TestSamplerListsAQuietTenantSeldom(t *testing.T) {
 
 	// A dead letter no runner wrote: seen at the first listing after
 	// QuietListEvery, not before.
-	_, err = e.js.Publish(ctx, quiet.DLQSubject(), []byte(`{}`))
+	_, err := e.js.Publish(ctx, quiet.DLQSubject(), []byte(`{}`))
 	require.NoError(t, err)
 	require.Zero(t, sample())
 	r, _ = e.latest(t, tenant, "quiet")
@@ -339,13 +338,7 @@ func TestSamplerReadsEverythingInFullNowAndThen(t *testing.T) {
 		all = append(all, p)
 	}
 	e.waitRunning(t, all...)
-	s := e.sampler(t, "_SAMPLER")
-	s.FullReadEvery = 2 * time.Second
-	requests := watchAPIRequests(t, e.url, "_SAMPLER")
-	stop, err := s.watchCounts(ctx)
-	require.NoError(t, err)
-	t.Cleanup(stop)
-	followAll(t, s)
+	s, requests, stop := e.watchedSampler(t, func(s *Sampler) { s.FullReadEvery = 2 * time.Second })
 	sample := func(want int) int {
 		t.Helper()
 		n, err := s.Sample(ctx)
@@ -355,7 +348,7 @@ func TestSamplerReadsEverythingInFullNowAndThen(t *testing.T) {
 		return n
 	}
 	requests.take(t)
-	_, err = s.read(ctx, all[0])
+	_, err := s.read(ctx, all[0])
 	require.NoError(t, err)
 	one, _ := requests.take(t)
 	require.GreaterOrEqual(t, one, 7)

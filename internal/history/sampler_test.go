@@ -58,12 +58,19 @@ func newEnv(t *testing.T) *env {
 // that is not JSON fails for good) and writes what it gets to a file.
 func (e *env) deploy(t *testing.T, p dataplane.Pipeline, status string) {
 	t.Helper()
+	e.deploySteps(t, p, status, spec.Step{Connector: "json-transform", Config: json.RawMessage(`{"set":{"seen":"true"}}`)})
+}
+
+// deploySteps asks the runner to run an integration of steps that writes
+// what it gets to a file.
+func (e *env) deploySteps(t *testing.T, p dataplane.Pipeline, status string, steps ...spec.Step) {
+	t.Helper()
 	require.NoError(t, e.state.PutDesired(context.Background(), dataplane.Desired{
 		Tenant: p.Tenant, Integration: p.Integration, Version: 1, Status: status,
 		Spec: spec.Integration{
 			Name:      p.Integration,
 			Consumer:  spec.Step{Connector: dataplane.WebhookConnector},
-			Steps:     []spec.Step{{Connector: "json-transform", Config: json.RawMessage(`{"set":{"seen":"true"}}`)}},
+			Steps:     steps,
 			Producers: map[string]spec.Step{"archive": {Connector: "file", Config: json.RawMessage(`{"dir":"archive"}`)}},
 		},
 	}))
