@@ -375,6 +375,10 @@ func TestLagLoopReadsWhatMovesOrWaitsAndIdleOncePerMinute(t *testing.T) {
 		_, err := r.js.Publish(ctx, waiting.OutSubject("gone"), fmt.Appendf(nil, "%d", i))
 		require.NoError(t, err)
 	}
+	require.Eventually(t, func() bool { // the server counts them pending
+		info, err := stream.Consumer(ctx, dataplane.DeliverStage("gone"))
+		return err == nil && info.CachedInfo().NumPending == 3
+	}, 5*time.Second, 20*time.Millisecond)
 	gauge := m.consumerLag.WithLabelValues(waiting.Tenant, waiting.Integration, dataplane.DeliverStage("gone"))
 	loop.readDue(ctx)
 	require.Equal(t, 3.0, testutil.ToFloat64(gauge), "shown on the first pass")
