@@ -35,8 +35,12 @@ func TestClusterKeepsAnR3StreamThroughTheLossOfItsLeader(t *testing.T) {
 	defer nc.Close()
 	js, err := jetstream.New(nc)
 	require.NoError(t, err)
-	_, err = js.CreateStream(ctx, jetstream.StreamConfig{Name: "S", Subjects: []string{"s"}, Replicas: 3})
-	require.NoError(t, err)
+	// Healthy nodes may still be "offline" to the meta leader for a moment
+	// on a loaded machine: placement is tried until every peer counts.
+	require.Eventually(t, func() bool {
+		_, err = js.CreateStream(ctx, jetstream.StreamConfig{Name: "S", Subjects: []string{"s"}, Replicas: 3})
+		return err == nil
+	}, 15*time.Second, 200*time.Millisecond, "an R3 stream is placed: %v", &err)
 	for range 10 {
 		_, err := js.Publish(ctx, "s", []byte("before"))
 		require.NoError(t, err)
