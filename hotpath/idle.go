@@ -149,11 +149,15 @@ func (l *lagLoop) readDue(ctx context.Context) {
 	l.mu.Lock()
 	slot := l.pass
 	l.pass = (l.pass + 1) % idleSlots
-	var due []*lagSource
+	type read struct {
+		s      *lagSource
+		active bool
+	}
+	var due []read
 	for s := range l.sources {
-		moved := s.moved()
-		if moved || s.waiting.Load() || !s.read.Load() || s.slot == slot {
-			due = append(due, s)
+		active := s.moved() || s.waiting.Load() || !s.read.Load()
+		if active || s.slot == slot {
+			due = append(due, read{s, active})
 		}
 	}
 	l.mu.Unlock()
@@ -162,16 +166,18 @@ func (l *lagLoop) readDue(ctx context.Context) {
 	for range min(len(due), lagReaders) {
 		readers.Go(func() {
 			for i := next.Add(1) - 1; i < int64(len(due)) && ctx.Err() == nil; i = next.Add(1) - 1 {
-				due[i].readLag(l.metrics)
+				due[i].s.readLag(l.metrics, due[i].active)
 			}
 		})
 	}
 	readers.Wait()
 }
 
-// readLag sets each of the stream's consumers' lag gauge and, at most once
-// per lagInterval per tenant, the tenant's DLQ size.
-func (s *lagSource) readLag(metrics *Metrics) {
+// readLag sets each of the stream's consumers' lag gauge and the tenant's
+// DLQ size: at most once per lagInterval per tenant when the source is
+// active (it moved, had messages waiting or was never read), at most once
+// per lagIdleInterval otherwise.
+func (s *lagSource) readLag(metrics *Metrics, active bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.stopped {
@@ -188,8 +194,13 @@ func (s *lagSource) readLag(metrics *Metrics) {
 	s.waiting.Store(waiting)
 	s.read.Store(true)
 	// Dead letters come from moving stages (or a replay, which moves them
-	// again): read along with the lag, once per tenant at most.
-	if metrics.dlqDue(s.p.Tenant, time.Now()) {
+	// again); a quiet tenant's DLQ changes only as its oldest letters
+	// expire or are discarded through the API, which can wait a minute.
+	every := lagIdleInterval
+	if active {
+		every = lagInterval
+	}
+	if metrics.dlqDue(s.p.Tenant, time.Now(), every) {
 		// The DLQ stream exists once the tenant is provisioned; until then
 		// there is nothing to report.
 		if dlq, err := s.js.Stream(ctx, dataplane.DLQStream(s.p.Tenant)); err == nil {

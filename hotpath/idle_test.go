@@ -363,6 +363,16 @@ func TestLagLoopReadsWhatMovesOrWaitsAndIdleOncePerMinute(t *testing.T) {
 	}
 	require.Equal(t, slicesRepeat(2, idleSlots), perPass, "each idle pipeline once a minute, two per pass")
 
+	// Their tenant's DLQ size: a read older than lagInterval is not read
+	// again by idle pipelines, only by an active one.
+	stale := time.Now().Add(-2 * lagInterval)
+	m.dlqRead.Store(r.tenant, stale)
+	for range idleSlots {
+		loop.readDue(ctx)
+	}
+	last, _ := m.dlqRead.Load(r.tenant)
+	require.Equal(t, stale, last, "idle pipelines leave a 10 s old DLQ size alone")
+
 	// Waiting messages: a stage that does not take them (a producer that
 	// failed before the spec dropped it) keeps the pipeline read on
 	// every pass.
@@ -382,6 +392,8 @@ func TestLagLoopReadsWhatMovesOrWaitsAndIdleOncePerMinute(t *testing.T) {
 	gauge := m.consumerLag.WithLabelValues(waiting.Tenant, waiting.Integration, dataplane.DeliverStage("gone"))
 	loop.readDue(ctx)
 	require.Equal(t, 3.0, testutil.ToFloat64(gauge), "shown on the first pass")
+	last, _ = m.dlqRead.Load(r.tenant)
+	require.True(t, last.(time.Time).After(stale), "a pipeline with messages waiting reads the DLQ size too")
 	for range 3 {
 		m.consumerLag.DeleteLabelValues(waiting.Tenant, waiting.Integration, dataplane.DeliverStage("gone"))
 		loop.readDue(ctx)

@@ -23,13 +23,20 @@ func TestLatencyHistogramsLeaveTheIntegrationOutByDefault(t *testing.T) {
 	q := dataplane.Pipeline{Tenant: "acme", Integration: "invoices"}
 
 	m := NewMetrics(prometheus.NewPedanticRegistry())
+	var stages []*pipelineMetrics
 	for _, pl := range []dataplane.Pipeline{p, q} {
-		m.forStage(pl, dataplane.StageProcess).latency.Observe(0.01)
-		m.forStage(pl, dataplane.DeliverStage("db")).latency.Observe(0.01)
-		m.forStage(pl, dataplane.DeliverStage("slack")).endToEnd.Observe(0.1)
+		process, db, slack := m.forStage(pl, dataplane.StageProcess), m.forStage(pl, dataplane.DeliverStage("db")), m.forStage(pl, dataplane.DeliverStage("slack"))
+		process.latency.Observe(0.01)
+		db.latency.Observe(0.01)
+		slack.endToEnd.Observe(0.1)
+		stages = append(stages, process, db, slack)
 	}
 	require.Equal(t, 2, testutil.CollectAndCount(m.stageLatency), "acme × {process, deliver}, whatever its integrations and producers")
 	require.Equal(t, 1, testutil.CollectAndCount(m.endToEnd), "acme only")
+	require.Zero(t, testutil.CollectAndCount(m.messagesIn), "a stage that counted nothing holds no counter series")
+	for _, st := range stages {
+		st.in.Inc()
+	}
 	require.Equal(t, 6, testutil.CollectAndCount(m.messagesIn), "counters keep integration and stage")
 	m.forget(p)
 	require.Equal(t, 2, testutil.CollectAndCount(m.stageLatency), "the tenant's histograms outlive one integration")
@@ -51,13 +58,47 @@ func TestLatencyHistogramsLeaveTheIntegrationOutByDefault(t *testing.T) {
 	require.Equal(t, dataplane.StageProcess, stageKind(dataplane.StageProcess))
 }
 
+func TestStageCountersAreMadeByTheirFirstCount(t *testing.T) {
+	m := NewMetrics(prometheus.NewPedanticRegistry())
+	p := dataplane.Pipeline{Tenant: "acme", Integration: "orders"}
+	st := m.forStage(p, dataplane.StageProcess)
+	for _, vec := range []*prometheus.CounterVec{m.messagesIn, m.messagesOut, m.filtered, m.bytesIn, m.retries, m.dlq, m.claimBytes} {
+		require.Zero(t, testutil.CollectAndCount(vec), "nothing counted yet")
+	}
+
+	const racers = 8
+	done := make(chan struct{})
+	for range racers {
+		go func() { st.in.Inc(); done <- struct{}{} }()
+	}
+	for range racers {
+		<-done
+	}
+	st.bytes.Add(512)
+	require.Equal(t, 1, testutil.CollectAndCount(m.messagesIn), "racing first counts make one series")
+	require.Equal(t, float64(racers), testutil.ToFloat64(m.messagesIn.WithLabelValues("acme", "orders", dataplane.StageProcess)))
+	require.Equal(t, 512.0, testutil.ToFloat64(m.bytesIn.WithLabelValues("acme", "orders", dataplane.StageProcess)))
+	require.Zero(t, testutil.CollectAndCount(m.messagesOut), "only what was counted")
+
+	m.forget(p)
+	require.Zero(t, testutil.CollectAndCount(m.messagesIn))
+	again := m.forStage(p, dataplane.StageProcess)
+	again.in.Inc()
+	require.Equal(t, 1.0, testutil.ToFloat64(m.messagesIn.WithLabelValues("acme", "orders", dataplane.StageProcess)), "a restarted stage counts from zero")
+}
+
 func TestDLQSizeIsReadOncePerIntervalPerTenant(t *testing.T) {
 	m := NewMetrics(nil)
 	now := time.Now()
-	require.True(t, m.dlqDue("acme", now))
-	require.False(t, m.dlqDue("acme", now.Add(time.Second)), "another pipeline of acme within the interval")
-	require.True(t, m.dlqDue("beta", now.Add(time.Second)))
-	require.True(t, m.dlqDue("acme", now.Add(lagInterval+time.Millisecond)))
+	require.True(t, m.dlqDue("acme", now, lagInterval))
+	require.False(t, m.dlqDue("acme", now.Add(time.Second), lagInterval), "another pipeline of acme within the interval")
+	require.True(t, m.dlqDue("beta", now.Add(time.Second), lagInterval))
+	require.True(t, m.dlqDue("acme", now.Add(lagInterval+time.Millisecond), lagInterval))
+
+	later := now.Add(lagInterval + time.Millisecond)
+	require.False(t, m.dlqDue("acme", later.Add(lagInterval+time.Millisecond), lagIdleInterval), "an idle pipeline reads it once a minute")
+	require.True(t, m.dlqDue("acme", later.Add(lagInterval+time.Millisecond), lagInterval), "an active one every few seconds")
+	require.True(t, m.dlqDue("acme", later.Add(lagInterval+lagIdleInterval+time.Millisecond), lagIdleInterval))
 }
 
 // TestReportLagReadsTheTenantsDLQ: the lag loop sets the tenant's DLQ

@@ -176,7 +176,7 @@ func TestEachOutcomeBecomesItsJetStreamCall(t *testing.T) {
 		n, counted := f.attempts("m1")
 		require.True(t, counted)
 		require.Equal(t, 1, n)
-		require.Equal(t, 1.0, testutil.ToFloat64(f.s.metrics.retries))
+		require.Equal(t, 1.0, testutil.ToFloat64(f.s.metrics.retries.counter()))
 		require.True(t, finish(ctx, again, done()))
 		_, counted = f.attempts("m1")
 		require.False(t, counted, "a redelivered message that got through forgets its attempts")
@@ -192,7 +192,7 @@ func TestEachOutcomeBecomesItsJetStreamCall(t *testing.T) {
 		require.NotNil(t, again)
 		_, counted := f.attempts("m1")
 		require.False(t, counted)
-		require.Zero(t, testutil.ToFloat64(f.s.metrics.retries))
+		require.Zero(t, testutil.ToFloat64(f.s.metrics.retries.counter()))
 	})
 
 	t.Run("a permanent failure is dead-lettered and terminated with the reason", func(t *testing.T) {
@@ -223,7 +223,7 @@ func TestEachOutcomeBecomesItsJetStreamCall(t *testing.T) {
 		require.Equal(t, dataplane.StageProcess, letters[0].Stage)
 		require.Equal(t, `no such customer "c-42"`, letters[0].Reason)
 		require.Equal(t, 1, letters[0].Attempts)
-		require.Equal(t, 1.0, testutil.ToFloat64(f.s.metrics.dlq))
+		require.Equal(t, 1.0, testutil.ToFloat64(f.s.metrics.dlq.counter()))
 	})
 
 	t.Run("the last attempt is dead-lettered", func(t *testing.T) {
@@ -413,6 +413,6 @@ func TestReceivedCountsBeforeAnythingFails(t *testing.T) {
 	nm := benchInputs(p, 1)[0]
 	o := h(context.Background(), &delivery{msg: &benchMsg{m: nm}})
 	require.Equal(t, outcomeFailed, o.kind)
-	require.Equal(t, 1.0, testutil.ToFloat64(m.in))
-	require.Equal(t, float64(len(nm.Data)), testutil.ToFloat64(m.bytes))
+	require.Equal(t, 1.0, testutil.ToFloat64(m.in.counter()))
+	require.Equal(t, float64(len(nm.Data)), testutil.ToFloat64(m.bytes.counter()))
 }

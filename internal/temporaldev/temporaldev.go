@@ -292,6 +292,19 @@ func serverConfig(frontendHost, dialHost string, ports servicePorts, sqlConfig *
 	return &conf
 }
 
+// The embedded server's footprint while nothing happens (docs/adr/0028).
+const (
+	// historyCacheSize bounds the workflows whose state the history
+	// service keeps in memory, about 40 KiB each: every deployed
+	// integration has a lifecycle workflow that sleeps until its spec
+	// changes, and one that wakes is read back from SQLite in a moment.
+	historyCacheSize = 512
+	// namespaceRefresh is how often every service reads the namespaces
+	// again (Temporal's default is 2 s, for multi-cluster failover). A
+	// namespace it does not know yet is read at once when asked for.
+	namespaceRefresh = 10 * time.Second
+)
+
 // newTemporalServer builds the server with static membership: every service
 // is in this process, so no gossip ring (and no membership port) is needed.
 func newTemporalServer(conf *config.Config, ports servicePorts, logger serverLogger) (temporal.Server, error) {
@@ -319,7 +332,8 @@ func newTemporalServer(conf *config.Config, ports servicePorts, logger serverLog
 		temporal.WithAuthorizer(authorizer),
 		temporal.WithClaimMapper(func(*config.Config) authorization.ClaimMapper { return claimMapper }),
 		temporal.WithDynamicConfigClient(dynamicconfig.StaticClient{
-			dynamicconfig.HistoryCacheHostLevelMaxSize.Key():                 8096,
+			dynamicconfig.HistoryCacheHostLevelMaxSize.Key():                 historyCacheSize,
+			dynamicconfig.NamespaceCacheRefreshInterval.Key():                namespaceRefresh,
 			dynamicconfig.FrontendMaxNamespaceVisibilityRPSPerInstance.Key(): 100,
 		}),
 	)

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.temporal.io/sdk/client"
@@ -156,6 +157,9 @@ type Stack struct {
 	natsMonitors []string
 	// natsCluster is the embedded cluster under Config.NATSNodes > 1.
 	natsCluster *natsserver.Cluster
+	// natsServer is the embedded standalone server, nil otherwise. The
+	// stack's own connections to it stay in the process (ADR 0028).
+	natsServer *natsserver.Server
 
 	// stops run in reverse order of starting.
 	stops    []namedStop
@@ -374,7 +378,14 @@ func (s *Stack) startNATS(ctx context.Context) (roles.NATS, error) {
 	if err := creds.WriteFile(s.endpoints.NATSCreds); err != nil {
 		return roles.NATS{}, err
 	}
-	conns, err := roles.ConnectNATS(s.endpoints.NATS, keys, "vrsky-dev", replicas)
+	var inProcess []nats.Option
+	if s.natsServer != nil {
+		// A server in this process cannot go silent while the process
+		// lives, so the quick pings that notice a silent node
+		// (natscluster.PingInterval) are left at nats.go's default.
+		inProcess = append(inProcess, nats.InProcessServer(s.natsServer), nats.PingInterval(nats.DefaultPingInterval))
+	}
+	conns, err := roles.ConnectNATS(s.endpoints.NATS, keys, "vrsky-dev", replicas, inProcess...)
 	if err != nil {
 		return roles.NATS{}, err
 	}
@@ -430,6 +441,7 @@ func (s *Stack) startNATSServers(ctx context.Context, keys *natsauth.Keys) (int,
 		return 0, err
 	}
 	s.onStop("nats", func(context.Context) error { srv.Shutdown(); return nil })
+	s.natsServer = srv
 	s.endpoints.NATS = srv.ClientURL()
 	s.endpoints.NATSMonitor = srv.MonitorURL()
 	s.natsMonitors = []string{srv.MonitorURL()}

@@ -3,6 +3,7 @@ package roles
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -34,8 +35,9 @@ type NATS struct {
 // Without keys every tenant shares the one account. Every stream and KV
 // bucket created through the connections gets replicas copies
 // (natscluster.WithReplicas; ≤ 1: one). The connections reconnect without
-// limit (natscluster.ClientOptions).
-func ConnectNATS(url string, keys *natsauth.Keys, name string, replicas int) (_ NATS, err error) {
+// limit (natscluster.ClientOptions); opts are added to every one of them
+// (the dev stack connects in process to the server it runs).
+func ConnectNATS(url string, keys *natsauth.Keys, name string, replicas int, opts ...nats.Option) (_ NATS, err error) {
 	var closers []func()
 	n := NATS{Close: func() {
 		for i := len(closers) - 1; i >= 0; i-- {
@@ -47,8 +49,8 @@ func ConnectNATS(url string, keys *natsauth.Keys, name string, replicas int) (_ 
 			n.Close()
 		}
 	}()
-	connect := func(opts ...nats.Option) (*nats.Conn, error) {
-		nc, err := nats.Connect(url, append(natscluster.ClientOptions(name), opts...)...)
+	connect := func(auth ...nats.Option) (*nats.Conn, error) {
+		nc, err := nats.Connect(url, slices.Concat(natscluster.ClientOptions(name), auth, opts)...)
 		if err != nil {
 			return nil, fmt.Errorf("connect to nats: %w", err)
 		}
@@ -82,7 +84,7 @@ func ConnectNATS(url string, keys *natsauth.Keys, name string, replicas int) (_ 
 		return n, err
 	}
 	n.Admin = natsauth.NewAdmin(keys, sysConn)
-	pool := natsauth.NewPool(url, keys, name)
+	pool := natsauth.NewPool(url, keys, name, opts...)
 	pool.Replicas = replicas
 	closers = append(closers, pool.Close)
 	return n, n.placeAccounts(pool, name, &closers)
