@@ -207,9 +207,13 @@ func openDatabase(dbFile, namespace string) (*config.SQL, error) {
 		return nil, fmt.Errorf("create directory for Temporal database %q: %w", dbFile, err)
 	}
 	sqlConfig := &config.SQL{
-		PluginName:        sqliteplugin.PluginName,
-		DatabaseName:      dbFile,
-		ConnectAttributes: map[string]string{"mode": "rwc"},
+		PluginName:   sqliteplugin.PluginName,
+		DatabaseName: dbFile,
+		// A write-ahead log: a commit appends to one file and syncs it
+		// once (synchronous stays FULL), where the default rollback
+		// journal creates, syncs and deletes a journal file besides the
+		// database's own sync (docs/adr/0028).
+		ConnectAttributes: map[string]string{"mode": "rwc", "journal_mode": "wal"},
 	}
 
 	info, err := os.Stat(dbFile)

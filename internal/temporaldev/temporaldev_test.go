@@ -112,6 +112,9 @@ func TestStateSurvivesRestart(t *testing.T) {
 	if greeting != "hello Ada" {
 		t.Fatalf("workflow result = %q, want %q", greeting, "hello Ada")
 	}
+	if _, err := os.Stat(dbFile + "-wal"); err != nil {
+		t.Errorf("the database commits to a write-ahead log: %v", err)
+	}
 
 	t.Run("UI serves the web app", func(t *testing.T) {
 		if !strings.HasPrefix(s.UIURL(), "http://127.0.0.1:") {
