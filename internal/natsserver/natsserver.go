@@ -134,12 +134,6 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 // ClientURL is the nats:// URL clients connect to.
 func (s *Server) ClientURL() string { return s.ns.ClientURL() }
 
-// InProcessConn returns a connection to the server that does not leave
-// the process: no socket, no system call per write. With it the server is
-// a nats.InProcessConnProvider (nats.InProcessServer), which is how the
-// roles running in the same process as their server connect.
-func (s *Server) InProcessConn() (net.Conn, error) { return s.ns.InProcessConn() }
-
 // MonitorURL is the http:// URL of the monitoring endpoints, or "" when
 // Options.MonitorAddr was empty.
 func (s *Server) MonitorURL() string {

@@ -2,12 +2,9 @@ package natsserver
 
 import (
 	"context"
-	"encoding/json"
-	"net/http"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
@@ -119,46 +116,4 @@ func TestOperatorModeNeedsCredentialsAndKeepsAccounts(t *testing.T) {
 	require.NoError(t, err)
 	_, err = nats.Connect(srv.ClientURL(), stranger.Option())
 	require.Error(t, err, "another operator's users are refused")
-}
-
-// TestInProcessConnectionsStayInTheProcess: a client given the server as
-// its in-process provider uses JetStream like any other, and the server
-// lists it without a network address.
-func TestInProcessConnectionsStayInTheProcess(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	srv, err := Start(ctx, Options{StoreDir: t.TempDir(), MonitorAddr: "127.0.0.1:0"})
-	require.NoError(t, err)
-	t.Cleanup(srv.Shutdown)
-
-	nc, err := nats.Connect(srv.ClientURL(), nats.Name("inside"), nats.InProcessServer(srv))
-	require.NoError(t, err)
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	require.NoError(t, err)
-	stream, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "INSIDE", Subjects: []string{"inside.>"}})
-	require.NoError(t, err)
-	_, err = js.Publish(ctx, "inside.a", []byte("hello"))
-	require.NoError(t, err)
-	msg, err := stream.GetLastMsgForSubject(ctx, "inside.a")
-	require.NoError(t, err)
-	require.Equal(t, "hello", string(msg.Data))
-
-	outside, err := nats.Connect(srv.ClientURL(), nats.Name("outside"))
-	require.NoError(t, err)
-	t.Cleanup(outside.Close)
-
-	resp, err := http.Get(srv.MonitorURL() + "/connz")
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	var connz server.Connz
-	require.NoError(t, json.NewDecoder(resp.Body).Decode(&connz))
-	ips := map[string]string{}
-	for _, c := range connz.Conns {
-		ips[c.Name] = c.IP
-	}
-	t.Logf("connections: %v", ips)
-	require.Contains(t, ips, "inside")
-	require.Equal(t, "127.0.0.1", ips["outside"])
-	require.NotEqual(t, "127.0.0.1", ips["inside"], "no socket")
 }

@@ -157,8 +157,7 @@ type Stack struct {
 	natsMonitors []string
 	// natsCluster is the embedded cluster under Config.NATSNodes > 1.
 	natsCluster *natsserver.Cluster
-	// natsServer is the embedded standalone server, nil otherwise. The
-	// stack's own connections to it stay in the process (ADR 0028).
+	// natsServer is the embedded standalone server, nil otherwise.
 	natsServer *natsserver.Server
 
 	// stops run in reverse order of starting.
@@ -378,19 +377,25 @@ func (s *Stack) startNATS(ctx context.Context) (roles.NATS, error) {
 	if err := creds.WriteFile(s.endpoints.NATSCreds); err != nil {
 		return roles.NATS{}, err
 	}
-	var inProcess []nats.Option
-	if s.natsServer != nil {
-		// A server in this process cannot go silent while the process
-		// lives, so the quick pings that notice a silent node
-		// (natscluster.PingInterval) are left at nats.go's default.
-		inProcess = append(inProcess, nats.InProcessServer(s.natsServer), nats.PingInterval(nats.DefaultPingInterval))
-	}
-	conns, err := roles.ConnectNATS(s.endpoints.NATS, keys, "vrsky-dev", replicas, inProcess...)
+	conns, err := roles.ConnectNATS(s.endpoints.NATS, keys, "vrsky-dev", replicas, s.natsClientOptions()...)
 	if err != nil {
 		return roles.NATS{}, err
 	}
 	s.onStop("nats connections", func(context.Context) error { conns.Close(); return nil })
 	return conns, nil
+}
+
+// natsClientOptions are the options of the stack's own connections on top
+// of every role's (natscluster.ClientOptions). The embedded standalone
+// server runs in this process and cannot go silent while the process
+// lives, so the quick pings that notice a silent node
+// (natscluster.PingInterval), one every 5 s on each of a connection per
+// tenant, are left at nats.go's default (docs/adr/0028).
+func (s *Stack) natsClientOptions() []nats.Option {
+	if s.natsServer == nil {
+		return nil
+	}
+	return []nats.Option{nats.PingInterval(nats.DefaultPingInterval)}
 }
 
 // startNATSServers starts the embedded NATS server or cluster, or takes

@@ -20,6 +20,8 @@ import (
 
 	"github.com/vrsky/vrsky/internal/blobstore"
 	"github.com/vrsky/vrsky/internal/control/wire"
+	"github.com/vrsky/vrsky/internal/natscluster"
+	"github.com/vrsky/vrsky/internal/natsserver"
 	"github.com/vrsky/vrsky/workflows"
 )
 
@@ -211,4 +213,19 @@ func stopPart(s *Stack, name string) error {
 		}
 	}
 	return os.ErrNotExist
+}
+
+// TestOwnConnectionsPingTheEmbeddedServerSeldom: connections to the
+// standalone server the stack runs ping it at nats.go's default interval;
+// those to an external server or cluster keep every role's quick pings.
+func TestOwnConnectionsPingTheEmbeddedServerSeldom(t *testing.T) {
+	applied := func(s *Stack) time.Duration {
+		o := nats.GetDefaultOptions()
+		for _, opt := range append(natscluster.ClientOptions("test"), s.natsClientOptions()...) {
+			require.NoError(t, opt(&o))
+		}
+		return o.PingInterval
+	}
+	require.Equal(t, nats.DefaultPingInterval, applied(&Stack{natsServer: &natsserver.Server{}}))
+	require.Equal(t, natscluster.PingInterval, applied(&Stack{}))
 }

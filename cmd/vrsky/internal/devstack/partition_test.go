@@ -82,19 +82,14 @@ func watchCutOff(t *testing.T, c *cluster, cut *node, began, healAt time.Time) {
 type connz struct {
 	CID    uint64 `json:"cid"`
 	Name   string `json:"name"`
-	IP     string `json:"ip"` // none for an in-process connection
 	InMsgs int64  `json:"in_msgs"`
 }
 
 // connections are a node's client connections by id; nil when it does
 // not answer.
-func connections(n *node) map[uint64]connz { return connectionsAt(n.monitorURL()) }
-
-// connectionsAt are the client connections by id of the server whose
-// monitoring endpoints are at monitorURL; nil when it does not answer.
-func connectionsAt(monitorURL string) map[uint64]connz {
+func connections(n *node) map[uint64]connz {
 	client := http.Client{Timeout: time.Second}
-	resp, err := client.Get(monitorURL + "/connz?limit=1024")
+	resp, err := client.Get(n.monitorURL() + "/connz?limit=1024")
 	if err != nil {
 		return nil
 	}

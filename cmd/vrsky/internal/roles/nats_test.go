@@ -5,10 +5,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
 	"github.com/vrsky/vrsky/internal/natsauth"
+	"github.com/vrsky/vrsky/internal/natscluster"
 	"github.com/vrsky/vrsky/internal/natsserver"
 )
 
@@ -60,4 +62,32 @@ func TestConnectNATSCreatesStreamsAtTheReplicaCount(t *testing.T) {
 	require.NoError(t, err)
 	_, err = tjs.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "b"})
 	require.ErrorContains(t, err, "replicas > 1 not supported", "a tenant's buckets get the count too")
+}
+
+// TestConnectNATSPassesItsOptionsToEveryConnection: the options given
+// reach the platform connection and each tenant's.
+func TestConnectNATSPassesItsOptionsToEveryConnection(t *testing.T) {
+	keys, err := natsauth.NewKeys()
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	srv, err := natsserver.Start(ctx, natsserver.Options{StoreDir: t.TempDir(), Accounts: keys})
+	require.NoError(t, err)
+	t.Cleanup(srv.Shutdown)
+
+	const ping = 7 * time.Minute
+	n, err := ConnectNATS(srv.ClientURL(), keys, "test", 1, nats.PingInterval(ping))
+	require.NoError(t, err)
+	defer n.Close()
+	require.Equal(t, ping, n.Conn.Opts.PingInterval)
+	_, err = n.Admin.PutTenant(ctx, "acme", natsauth.DefaultLimits)
+	require.NoError(t, err)
+	tjs, err := n.Accounts.JetStream(ctx, "acme")
+	require.NoError(t, err)
+	require.Equal(t, ping, tjs.Conn().Opts.PingInterval, "a tenant's connection")
+
+	plain, err := ConnectNATS(srv.ClientURL(), keys, "test", 1)
+	require.NoError(t, err)
+	defer plain.Close()
+	require.Equal(t, natscluster.PingInterval, plain.Conn.Opts.PingInterval, "without options, every role's")
 }
