@@ -48,14 +48,15 @@ func (w *runnerWork) stop() {
 
 // Consumer lag is read from JetStream every lagInterval while a stage moves
 // messages or has some waiting, and every lagIdleInterval otherwise: an idle
-// integration costs no JetStream API request for its lag, and a stage that
-// stopped receiving with messages waiting still shows within a minute.
+// integration costs one JetStream API request per lagIdleInterval for its
+// lag, and a stage that stopped receiving with messages waiting still shows
+// within it (ADR 0028; the lag alert waits 15 minutes).
 const (
 	lagInterval     = 5 * time.Second
-	lagIdleInterval = time.Minute
+	lagIdleInterval = 5 * time.Minute
 	// idleSlots is how many passes of the lag loop make a lagIdleInterval:
-	// each idle pipeline is read on its own slot, so the once-a-minute
-	// reads are spread over the minute.
+	// each idle pipeline is read on its own slot, so the idle reads are
+	// spread over the interval.
 	idleSlots = int(lagIdleInterval / lagInterval)
 	// lagReaders bounds the reads one pass makes at once.
 	lagReaders = 8
@@ -195,7 +196,7 @@ func (s *lagSource) readLag(metrics *Metrics, active bool) {
 	s.read.Store(true)
 	// Dead letters come from moving stages (or a replay, which moves them
 	// again); a quiet tenant's DLQ changes only as its oldest letters
-	// expire or are discarded through the API, which can wait a minute.
+	// expire or are discarded through the API, which can wait.
 	every := lagIdleInterval
 	if active {
 		every = lagInterval

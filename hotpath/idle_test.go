@@ -361,7 +361,7 @@ func TestLagLoopReadsWhatMovesOrWaitsAndIdleOncePerMinute(t *testing.T) {
 		loop.readDue(ctx)
 		perPass[i] = lagSeries(m) / 2
 	}
-	require.Equal(t, slicesRepeat(2, idleSlots), perPass, "each idle pipeline once a minute, two per pass")
+	require.Equal(t, slicesRepeat(2, idleSlots), perPass, "each idle pipeline once per lagIdleInterval, two per pass")
 
 	// Their tenant's DLQ size: a read older than lagInterval is not read
 	// again by idle pipelines, only by an active one.

@@ -66,7 +66,7 @@ func NewMetricsWithOptions(reg prometheus.Registerer, opts MetricsOptions) *Metr
 	m := &Metrics{
 		integrationLatency: opts.IntegrationLatency,
 		dlqMessages: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "vrsky_dlq_messages", Help: "Messages in the tenant's dead-letter stream, read every few seconds while it has a running pipeline.",
+			Name: "vrsky_dlq_messages", Help: "Messages in the tenant's dead-letter stream, read every few seconds while one of its pipelines here moves, every 5 minutes while they are idle.",
 		}, []string{"tenant"}),
 		sourceLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "vrsky_cdc_slot_lag_bytes", Help: "Bytes of source log a consumer holds unconfirmed (a PostgreSQL CDC replication slot's WAL), read every 15 s.",

@@ -96,7 +96,7 @@ func TestDLQSizeIsReadOncePerIntervalPerTenant(t *testing.T) {
 	require.True(t, m.dlqDue("acme", now.Add(lagInterval+time.Millisecond), lagInterval))
 
 	later := now.Add(lagInterval + time.Millisecond)
-	require.False(t, m.dlqDue("acme", later.Add(lagInterval+time.Millisecond), lagIdleInterval), "an idle pipeline reads it once a minute")
+	require.False(t, m.dlqDue("acme", later.Add(lagInterval+time.Millisecond), lagIdleInterval), "an idle pipeline reads it once per lagIdleInterval")
 	require.True(t, m.dlqDue("acme", later.Add(lagInterval+time.Millisecond), lagInterval), "an active one every few seconds")
 	require.True(t, m.dlqDue("acme", later.Add(lagInterval+lagIdleInterval+time.Millisecond), lagIdleInterval))
 }
