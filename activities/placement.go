@@ -41,12 +41,17 @@ type PlacementPolicy struct {
 	// CheckEvery is how often TenantPlacement checks a dedicated tenant's
 	// instance and usage.
 	CheckEvery time.Duration
+	// SweepEvery is how often PlacementSweep reads every shared tenant's
+	// usage for a promotion.
+	SweepEvery time.Duration
 }
 
 // DefaultPlacementPolicy are the platform's defaults: 50 integrations or
-// 100,000 messages per second sustained over five minutes promote; an
-// hour below half of both demotes.
-var DefaultPlacementPolicy = PlacementPolicy{PromoteIntegrations: 50, PromoteRate: 100_000, Window: 5 * time.Minute, DemoteAfter: time.Hour, CheckEvery: 30 * time.Second}
+// 100,000 messages per second sustained over five minutes promote, looked
+// at once a minute (each look is a workflow run and a query over the
+// window's samples, docs/adr/0028); an hour below half of both demotes.
+var DefaultPlacementPolicy = PlacementPolicy{PromoteIntegrations: 50, PromoteRate: 100_000, Window: 5 * time.Minute, DemoteAfter: time.Hour,
+	CheckEvery: 30 * time.Second, SweepEvery: time.Minute}
 
 // Placement holds the activities of TenantPlacement and PlacementSweep:
 // each is idempotent, so a step retried or run again ends in the same state.

@@ -9,6 +9,7 @@ import (
 
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/vrsky/vrsky/internal/control/wire"
 )
@@ -38,11 +39,13 @@ func (c *Client) EnsureBlobJanitorSchedule(ctx context.Context) error {
 }
 
 // EnsurePlacementSweepSchedule creates the schedule that runs
-// PlacementSweep every interval; it is a no-op when the schedule exists.
+// PlacementSweep every interval, or gives an existing one that interval
+// (a worker started with another VRSKY_PLACEMENT_SWEEP_EVERY).
 func (c *Client) EnsurePlacementSweepSchedule(ctx context.Context, every time.Duration) error {
+	spec := client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: every}}}
 	_, err := c.c.ScheduleClient().Create(ctx, client.ScheduleOptions{
 		ID:      wire.PlacementSweepScheduleID,
-		Spec:    client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: every}}},
+		Spec:    spec,
 		Overlap: scheduleOverlap,
 		Action: &client.ScheduleWorkflowAction{
 			ID:        wire.PlacementSweepScheduleID,
@@ -50,10 +53,20 @@ func (c *Client) EnsurePlacementSweepSchedule(ctx context.Context, every time.Du
 			TaskQueue: wire.ControlTaskQueue,
 		},
 	})
-	if err = mapError("create schedule "+wire.PlacementSweepScheduleID, err); errors.Is(err, ErrExists) {
-		return nil
+	if err = mapError("create schedule "+wire.PlacementSweepScheduleID, err); !errors.Is(err, ErrExists) {
+		return err
 	}
-	return err
+	err = c.c.ScheduleClient().GetHandle(ctx, wire.PlacementSweepScheduleID).Update(ctx, client.ScheduleUpdateOptions{
+		DoUpdate: func(in client.ScheduleUpdateInput) (*client.ScheduleUpdate, error) {
+			sched := in.Description.Schedule
+			if iv := sched.Spec.Intervals; len(iv) == 1 && iv[0].Every == every && iv[0].Offset == 0 {
+				return nil, temporal.ErrSkipScheduleUpdate
+			}
+			sched.Spec = &spec
+			return &client.ScheduleUpdate{Schedule: &sched}, nil
+		},
+	})
+	return mapError("update schedule "+wire.PlacementSweepScheduleID, err)
 }
 
 func (c *Client) schedule(ctx context.Context, tenant, integration string) client.ScheduleHandle {

@@ -148,3 +148,27 @@ func TestSchedulesOnTemporal(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, paused2.Paused)
 }
+
+// TestPlacementSweepScheduleFollowsItsInterval: the sweep's schedule is
+// created with the interval given, left alone when asked again with it,
+// and moved to a new one when a worker starts with another.
+func TestPlacementSweepScheduleFollowsItsInterval(t *testing.T) {
+	ts := testenv.TemporalServer(t)
+	c := ts.GetDefaultClient()
+	m := New(c)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	every := func() []client.ScheduleIntervalSpec {
+		t.Helper()
+		desc, err := c.ScheduleClient().GetHandle(ctx, wire.PlacementSweepScheduleID).Describe(ctx)
+		require.NoError(t, err)
+		return desc.Schedule.Spec.Intervals
+	}
+
+	require.NoError(t, m.EnsurePlacementSweepSchedule(ctx, time.Minute))
+	require.Equal(t, []client.ScheduleIntervalSpec{{Every: time.Minute}}, every())
+	require.NoError(t, m.EnsurePlacementSweepSchedule(ctx, time.Minute), "already so")
+	require.Equal(t, []client.ScheduleIntervalSpec{{Every: time.Minute}}, every())
+	require.NoError(t, m.EnsurePlacementSweepSchedule(ctx, 90*time.Second))
+	require.Equal(t, []client.ScheduleIntervalSpec{{Every: 90 * time.Second}}, every())
+}

@@ -164,7 +164,7 @@ func runPlacement(t *testing.T, run placementRun) {
 	stack, err := devstack.Start(ctx, devstack.Config{
 		DataDir: dataDir, HTTPAddr: "127.0.0.1:0", NATSAddr: "127.0.0.1:0", TemporalAddr: "127.0.0.1:0",
 		TemporalUIAddr: "127.0.0.1:0", S3Addr: "127.0.0.1:0", PostgresPort: 0, Version: "test", WebhookTenantRate: -1,
-		Placement: activities.PlacementPolicy{PromoteIntegrations: 4, Window: 10 * time.Second, DemoteAfter: time.Hour, CheckEvery: time.Second},
+		Placement: activities.PlacementPolicy{PromoteIntegrations: 4, Window: 10 * time.Second, DemoteAfter: time.Hour, CheckEvery: time.Second, SweepEvery: time.Second},
 		TenantNATSCommand: func(conf string) *exec.Cmd {
 			cmd := exec.Command(exe)
 			cmd.Env = append(os.Environ(), nodeEnv+"="+conf)

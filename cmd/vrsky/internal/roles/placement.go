@@ -20,6 +20,7 @@ const (
 	PlacementWindowVar     = "VRSKY_PLACEMENT_WINDOW"
 	DemoteAfterVar         = "VRSKY_PLACEMENT_DEMOTE_AFTER"
 	PlacementCheckVar      = "VRSKY_PLACEMENT_CHECK_EVERY"
+	PlacementSweepVar      = "VRSKY_PLACEMENT_SWEEP_EVERY"
 )
 
 // PlacementPolicyFromEnv reads the placement thresholds; what is unset
@@ -49,6 +50,7 @@ func PlacementPolicyFromEnv(getenv func(string) string) (activities.PlacementPol
 		{PlacementWindowVar, &p.Window, 10 * time.Second},
 		{DemoteAfterVar, &p.DemoteAfter, 10 * time.Second},
 		{PlacementCheckVar, &p.CheckEvery, time.Second},
+		{PlacementSweepVar, &p.SweepEvery, time.Second},
 	} {
 		v := getenv(d.name)
 		if v == "" {

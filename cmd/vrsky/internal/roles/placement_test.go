@@ -17,11 +17,11 @@ func TestPlacementPolicyFromEnv(t *testing.T) {
 	require.Equal(t, activities.DefaultPlacementPolicy, p)
 
 	p, err = PlacementPolicyFromEnv(env(map[string]string{
-		PromoteIntegrationsVar: "3", PromoteRateVar: "1000", PlacementWindowVar: "30s", DemoteAfterVar: "2m", PlacementCheckVar: "2s",
+		PromoteIntegrationsVar: "3", PromoteRateVar: "1000", PlacementWindowVar: "30s", DemoteAfterVar: "2m", PlacementCheckVar: "2s", PlacementSweepVar: "90s",
 	}))
 	require.NoError(t, err)
 	require.Equal(t, activities.PlacementPolicy{PromoteIntegrations: 3, PromoteRate: 1000, Window: 30 * time.Second,
-		DemoteAfter: 2 * time.Minute, CheckEvery: 2 * time.Second}, p)
+		DemoteAfter: 2 * time.Minute, CheckEvery: 2 * time.Second, SweepEvery: 90 * time.Second}, p)
 
 	for name, bad := range map[string]map[string]string{
 		"negative count":  {PromoteIntegrationsVar: "-1"},
@@ -31,6 +31,8 @@ func TestPlacementPolicyFromEnv(t *testing.T) {
 		"short window":    {PlacementWindowVar: "1s"},
 		"not a duration":  {DemoteAfterVar: "soon"},
 		"checks too fast": {PlacementCheckVar: "10ms"},
+		"sweeps too fast": {PlacementSweepVar: "100ms"},
+		"sweeps never":    {PlacementSweepVar: "-1m"},
 	} {
 		_, err := PlacementPolicyFromEnv(env(bad))
 		require.Error(t, err, name)

@@ -237,7 +237,7 @@ func StartWorker(ctx context.Context, d Deps) (*Role, error) {
 		closeLocated()
 		return nil, err
 	}
-	if err := ctl.EnsurePlacementSweepSchedule(ctx, policy.CheckEvery); err != nil {
+	if err := ctl.EnsurePlacementSweepSchedule(ctx, policy.SweepEvery); err != nil {
 		w.Stop()
 		closeLocated()
 		return nil, err
@@ -281,6 +281,7 @@ func (d Deps) placementPolicy() activities.PlacementPolicy {
 	p.Window = cmp.Or(p.Window, def.Window)
 	p.DemoteAfter = cmp.Or(p.DemoteAfter, def.DemoteAfter)
 	p.CheckEvery = cmp.Or(p.CheckEvery, def.CheckEvery)
+	p.SweepEvery = cmp.Or(p.SweepEvery, def.SweepEvery)
 	return p
 }
 
