@@ -338,12 +338,12 @@ func (w *advisoryWatch) subscriptions() int {
 // present were set by the passes since.
 func lagSeries(m *Metrics) int { return testutil.CollectAndCount(m.consumerLag) }
 
-// TestLagLoopReadsWhatMovesOrWaitsAndIdleOncePerMinute: a pipeline with
+// TestLagLoopReadsWhatMovesOrWaitsAndIdleSeldom: a pipeline with
 // messages waiting shows its lag on the first pass and is read on every
 // pass while they wait; an idle pipeline is read once, then once per
 // lagIdleInterval, and the idle pipelines' reads are spread over the
-// passes of the minute.
-func TestLagLoopReadsWhatMovesOrWaitsAndIdleOncePerMinute(t *testing.T) {
+// passes of that interval.
+func TestLagLoopReadsWhatMovesOrWaitsAndIdleSeldom(t *testing.T) {
 	r := newIdleRunner(t)
 	m, loop := r.d.metrics, r.d.shared.lag
 	ctx := context.Background()

@@ -33,6 +33,8 @@ var promSynthesised = map[string]bool{"up": true}
 // Temporal Go SDK's metric names.
 var eventOnly = map[string]string{
 	"vrsky_claimcheck_errors_total":                 "a failed blob store call",
+	"vrsky_claimcheck_bytes_total":                  "a claim-checked body fetched by a stage (a stage's counters appear with its first count)",
+	"vrsky_stage_retries_total":                     "a retried message (a stage's counters appear with its first count)",
 	"vrsky_provisioning_failures_total":             "a failed tenant operation",
 	"vrsky_cdc_slot_lag_bytes":                      "a running PostgreSQL CDC integration",
 	"temporal_workflow_failed_total":                "a failed workflow",

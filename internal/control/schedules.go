@@ -59,7 +59,7 @@ func (c *Client) EnsurePlacementSweepSchedule(ctx context.Context, every time.Du
 	err = c.c.ScheduleClient().GetHandle(ctx, wire.PlacementSweepScheduleID).Update(ctx, client.ScheduleUpdateOptions{
 		DoUpdate: func(in client.ScheduleUpdateInput) (*client.ScheduleUpdate, error) {
 			sched := in.Description.Schedule
-			if iv := sched.Spec.Intervals; len(iv) == 1 && iv[0].Every == every && iv[0].Offset == 0 {
+			if sched.Spec != nil && len(sched.Spec.Intervals) == 1 && sched.Spec.Intervals[0] == (client.ScheduleIntervalSpec{Every: every}) {
 				return nil, temporal.ErrSkipScheduleUpdate
 			}
 			sched.Spec = &spec

@@ -36,7 +36,7 @@ type NATS struct {
 // bucket created through the connections gets replicas copies
 // (natscluster.WithReplicas; ≤ 1: one). The connections reconnect without
 // limit (natscluster.ClientOptions); opts are added to every one of them
-// (the dev stack connects in process to the server it runs).
+// (the dev stack's ping the server it runs seldom).
 func ConnectNATS(url string, keys *natsauth.Keys, name string, replicas int, opts ...nats.Option) (_ NATS, err error) {
 	var closers []func()
 	n := NATS{Close: func() {
