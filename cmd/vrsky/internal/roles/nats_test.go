@@ -30,18 +30,26 @@ func TestNATSReplicasFromEnv(t *testing.T) {
 	}
 }
 
+// operatorServer starts a NATS server in operator mode for the test, with
+// the keys it trusts, and a context that ends with the test (30 s at most).
+func operatorServer(t *testing.T) (context.Context, *natsauth.Keys, *natsserver.Server) {
+	t.Helper()
+	keys, err := natsauth.NewKeys()
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	srv, err := natsserver.Start(ctx, natsserver.Options{StoreDir: t.TempDir(), Accounts: keys})
+	require.NoError(t, err)
+	t.Cleanup(srv.Shutdown)
+	return ctx, keys, srv
+}
+
 // TestConnectNATSCreatesStreamsAtTheReplicaCount: the count reaches the
 // server through the platform account and through a tenant's. A single
 // server does not take more than one replica, so it refuses them: that refusal is
 // the proof the setting arrived.
 func TestConnectNATSCreatesStreamsAtTheReplicaCount(t *testing.T) {
-	keys, err := natsauth.NewKeys()
-	require.NoError(t, err)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	srv, err := natsserver.Start(ctx, natsserver.Options{StoreDir: t.TempDir(), Accounts: keys})
-	require.NoError(t, err)
-	t.Cleanup(srv.Shutdown)
+	ctx, keys, srv := operatorServer(t)
 
 	one, err := ConnectNATS(srv.ClientURL(), keys, "test", 1)
 	require.NoError(t, err)
@@ -67,13 +75,7 @@ func TestConnectNATSCreatesStreamsAtTheReplicaCount(t *testing.T) {
 // TestConnectNATSPassesItsOptionsToEveryConnection: the options given
 // reach the platform connection and each tenant's.
 func TestConnectNATSPassesItsOptionsToEveryConnection(t *testing.T) {
-	keys, err := natsauth.NewKeys()
-	require.NoError(t, err)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	srv, err := natsserver.Start(ctx, natsserver.Options{StoreDir: t.TempDir(), Accounts: keys})
-	require.NoError(t, err)
-	t.Cleanup(srv.Shutdown)
+	ctx, keys, srv := operatorServer(t)
 
 	const ping = 7 * time.Minute
 	n, err := ConnectNATS(srv.ClientURL(), keys, "test", 1, nats.PingInterval(ping))
