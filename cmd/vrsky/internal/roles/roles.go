@@ -171,7 +171,14 @@ func (d Deps) control() *control.Client {
 // kept one goroutine and its state per deployed integration. A workflow
 // evicted from the cache is replayed from its history at its next signal
 // (a deploy, a stop), which is rare and short.
+//
+// The SDK reads the size once, when the process's first worker is made,
+// and `vrsky dev`'s embedded Temporal server makes its own workers before
+// the worker role starts: the size is set when this package is loaded, so
+// that it holds whoever makes the first worker.
 const stickyWorkflowCacheSize = 128
+
+func init() { worker.SetStickyWorkflowCacheSize(stickyWorkflowCacheSize) }
 
 // StartWorker starts the control-plane Temporal worker and makes sure the
 // platform's schedules exist.
@@ -193,7 +200,6 @@ func StartWorker(ctx context.Context, d Deps) (*Role, error) {
 			}
 		}
 	}
-	worker.SetStickyWorkflowCacheSize(stickyWorkflowCacheSize)
 	w := worker.New(d.Temporal, wire.ControlTaskQueue, opts)
 	w.RegisterWorkflow(workflows.BlobJanitor)
 	w.RegisterActivity(&activities.Blobs{Store: d.Blobs})
