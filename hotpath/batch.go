@@ -44,6 +44,12 @@ type batches struct {
 	replaced []jetstream.ConsumeContext
 	draining bool
 
+	// onDemand stages park when idle (park.go): cc is then nil. received
+	// counts the messages received, lastWake is when it was last woken.
+	onDemand bool
+	received uint64
+	lastWake time.Time
+
 	// revive creates the consumer again when the server lost it.
 	revive *reviver
 	log    *slog.Logger
@@ -51,8 +57,8 @@ type batches struct {
 
 // consumeBatches starts feeding a stage from consumer c of stream
 // (pulls.go says how it pulls).
-func consumeBatches(stream jetstream.Stream, c jetstream.Consumer, buffer int, log *slog.Logger) (*batches, error) {
-	b := &batches{limit: buffer, log: log, consumer: c}
+func consumeBatches(stream jetstream.Stream, c jetstream.Consumer, buffer int, onDemand bool, log *slog.Logger) (*batches, error) {
+	b := &batches{limit: buffer, log: log, consumer: c, onDemand: onDemand}
 	b.room = sync.NewCond(&b.mu)
 	b.revive = &reviver{stream: stream, config: c.CachedInfo().Config, log: log, restart: b.pullFrom}
 	b.mu.Lock()
@@ -69,6 +75,7 @@ func consumeBatches(stream jetstream.Stream, c jetstream.Consumer, buffer int, l
 func (b *batches) push(m jetstream.Msg) {
 	b.moved.Store(true)
 	b.mu.Lock()
+	b.received++
 	if b.pulls == idlePulls {
 		b.wake()
 	}
@@ -138,7 +145,10 @@ func (b *batches) drain() {
 	b.revive.stop()
 	b.mu.Lock()
 	b.draining = true
-	all := append(slices.Clone(b.replaced), b.cc)
+	all := slices.Clone(b.replaced)
+	if b.cc != nil { // nil: parked
+		all = append(all, b.cc)
+	}
 	b.mu.Unlock()
 	for _, cc := range all {
 		cc.Drain()

@@ -34,7 +34,7 @@ func stageSource(t *testing.T, name string, limit int) (jetstream.JetStream, jet
 	stream := stageStream(t, js, name)
 	c, err := ensureConsumer(context.Background(), stream, "process", name+".in")
 	require.NoError(t, err)
-	src, err := consumeBatches(stream, c, limit, quiet())
+	src, err := consumeBatches(stream, c, limit, false, quiet())
 	require.NoError(t, err)
 	return js, stream, src
 }

@@ -21,6 +21,7 @@ type runnerWork struct {
 	lag        *lagLoop
 	counts     *countsFlusher
 	advisories *advisoryWatch
+	wakes      *wakeWatch
 	cancel     context.CancelFunc
 	done       sync.WaitGroup
 }
@@ -33,8 +34,10 @@ func startRunnerWork(metrics *Metrics) *runnerWork {
 		lag:        newLagLoop(metrics),
 		counts:     newCountsFlusher(countsFlushInterval),
 		advisories: newAdvisoryWatch(),
+		wakes:      newWakeWatch(),
 		cancel:     cancel,
 	}
+	w.done.Go(func() { w.wakes.run(ctx) })
 	w.done.Go(func() { w.lag.run(ctx, lagInterval) })
 	w.done.Go(func() { w.counts.run(ctx) })
 	return w
@@ -84,8 +87,10 @@ type lagSource struct {
 	stream jetstream.Stream
 	p      dataplane.Pipeline
 	// moved reports (and forgets) whether a stage received a message since
-	// it was last asked.
-	moved func() bool
+	// it was last asked; unpark is called with each consumer found holding
+	// messages, so that a parked stage that missed its wake-up pulls again.
+	moved  func() bool
+	unpark func(consumer string)
 	// slot is the pass (modulo idleSlots) on which it is read while idle.
 	slot int
 	// waiting is set when the last read found messages waiting; read when
@@ -102,9 +107,9 @@ type lagSource struct {
 // add starts reading the lag of p's stream: at the next pass, then on every
 // pass while it moves or has messages waiting, and once per
 // lagIdleInterval otherwise.
-func (l *lagLoop) add(js jetstream.JetStream, stream jetstream.Stream, p dataplane.Pipeline, moved func() bool) *lagSource {
+func (l *lagLoop) add(js jetstream.JetStream, stream jetstream.Stream, p dataplane.Pipeline, moved func() bool, unpark func(consumer string)) *lagSource {
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &lagSource{loop: l, js: js, stream: stream, p: p, moved: moved, ctx: ctx, cancel: cancel}
+	s := &lagSource{loop: l, js: js, stream: stream, p: p, moved: moved, unpark: unpark, ctx: ctx, cancel: cancel}
 	l.mu.Lock()
 	s.slot = l.slot
 	l.slot = (l.slot + 1) % idleSlots
@@ -190,6 +195,9 @@ func (s *lagSource) readLag(metrics *Metrics, active bool) {
 	for info := range s.stream.ListConsumers(ctx).Info() {
 		lag := info.NumPending + uint64(info.NumAckPending)
 		waiting = waiting || lag > 0
+		if lag > 0 {
+			s.unpark(info.Name)
+		}
 		metrics.consumerLag.WithLabelValues(s.p.Tenant, s.p.Integration, info.Name).Set(float64(lag))
 	}
 	s.waiting.Store(waiting)

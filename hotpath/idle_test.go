@@ -57,9 +57,11 @@ func newIdleRunner(t *testing.T) *idleRunner {
 		lag:        newLagLoop(NewMetrics(prometheus.NewPedanticRegistry())),
 		counts:     newCountsFlusher(countsFlushInterval),
 		advisories: newAdvisoryWatch(),
+		wakes:      newWakeWatch(),
 		cancel:     stopFlushing,
 	}
 	shared.done.Go(func() { shared.counts.run(flushing) })
+	shared.done.Go(func() { shared.wakes.run(flushing) })
 	t.Cleanup(shared.stop)
 	d := deps{
 		js: js, state: state, catalog: catalog, metrics: shared.lag.metrics, shared: shared,
@@ -150,6 +152,31 @@ func TestIdlePipelinesHaveNoBackgroundGoroutines(t *testing.T) {
 		r.stop(pl)
 	}
 	require.LessOrEqual(t, steadyGoroutines(), before, "stopped pipelines leave no goroutine behind")
+}
+
+// TestParkedStagesHoldNoGoroutine: once the deliver stages of idle
+// one-producer integrations park, a pipeline costs the goroutines of its
+// process stage's pull alone.
+func TestParkedStagesHoldNoGoroutine(t *testing.T) {
+	shortIdle(t, 200*time.Millisecond)
+	r := newIdleRunner(t)
+	r.start("warm-up")
+	const n = 20
+	pls := make([]*pipeline, n)
+	for i := range n {
+		pls[i], _ = r.start(fmt.Sprintf("parking-%d", i))
+	}
+	pulling := steadyGoroutines()
+	time.Sleep(250 * time.Millisecond)
+	idleStages.restIdle(time.Now())
+	for _, pl := range pls {
+		require.True(t, pl.stages[0].src.parked(), "the deliver stage is first")
+		require.False(t, pl.stages[1].src.parked(), "the process stage never parks")
+	}
+	parked := steadyGoroutines()
+	perPull := float64(pulling-parked) / (n + 1)
+	t.Logf("goroutines: %d with every stage pulling, %d with the deliver stages parked: %.2f per parked stage", pulling, parked, perPull)
+	require.GreaterOrEqual(t, perPull, 2.5, "a parked stage's pull and its goroutines are gone")
 }
 
 // stageGoroutines counts the goroutines pl's stages run: stopping them ends

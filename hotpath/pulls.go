@@ -56,16 +56,21 @@ func (b *batches) pullLocked(p pullProfile) error {
 	if err != nil {
 		return err
 	}
-	if old := b.cc; old != nil {
-		// Drained, not stopped: what it already received still reaches the
-		// workers. The server sends nothing more to a pull whose client
-		// stopped listening.
-		b.replaced = append(b.replaced, old)
-		old.Drain()
-		go b.forget(old)
+	if b.cc != nil {
+		b.retireLocked(b.cc)
 	}
 	b.cc, b.pulls = cc, p
 	return nil
+}
+
+// retireLocked drains the pull old, which a new one replaces or which a
+// parking stage ends; b.mu is held. Drained, not stopped: what it already
+// received still reaches the workers. The server sends nothing more to a
+// pull whose client stopped listening.
+func (b *batches) retireLocked(old jetstream.ConsumeContext) {
+	b.replaced = append(b.replaced, old)
+	old.Drain()
+	go b.forget(old)
 }
 
 // forget drops old from the replaced pulls once it is drained.
@@ -108,8 +113,13 @@ func (b *batches) wake() {
 	}()
 }
 
-// rest puts b on idle pulls when it has received nothing for idleAfter.
+// rest puts b on idle pulls when it has received nothing for idleAfter, or
+// parks it if it is on demand.
 func (b *batches) rest(now time.Time) {
+	if b.onDemand {
+		b.park(now)
+		return
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.draining || b.pulls == idlePulls || b.busy > 0 || len(b.queue) > 0 || now.Sub(b.lastActive) < time.Duration(idleAfter.Load()) {

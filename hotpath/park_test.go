@@ -1,0 +1,193 @@
+package hotpath
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+
+	"github.com/vrsky/vrsky/connectors/sdk"
+	"github.com/vrsky/vrsky/dataplane"
+	"github.com/vrsky/vrsky/internal/testenv"
+)
+
+// shortIdle makes stages idle after d for the rest of the test.
+func shortIdle(t *testing.T, d time.Duration) {
+	after := idleAfter.Load()
+	idleAfter.Store(int64(d))
+	t.Cleanup(func() { idleAfter.Store(after) })
+}
+
+// onDemandStage starts an on-demand stage on a stream of its own, counting
+// what it handles; it returns the stage's JetStream and the handled count.
+func onDemandStage(t *testing.T, name string) (jetstream.JetStream, jetstream.Stream, *batches, func() map[string]int) {
+	t.Helper()
+	_, js := testenv.JetStream(t)
+	stream := stageStream(t, js, name)
+	c, err := ensureConsumer(context.Background(), stream, "deliver-only", name+".in")
+	require.NoError(t, err)
+	src, err := consumeBatches(stream, c, 16, true, quiet())
+	require.NoError(t, err)
+	var mu sync.Mutex
+	seen := map[string]int{}
+	st := runStage(src, 1, 8, func(batch []jetstream.Msg) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, m := range batch {
+			seen[string(m.Data())]++
+			require.NoError(t, m.Ack())
+		}
+	})
+	t.Cleanup(st.stop)
+	return js, stream, src, func() map[string]int {
+		mu.Lock()
+		defer mu.Unlock()
+		return maps.Clone(seen)
+	}
+}
+
+// waitingPulls is how many pull requests the server holds for consumer.
+func waitingPulls(t *testing.T, stream jetstream.Stream, consumer string) int {
+	t.Helper()
+	c, err := stream.Consumer(context.Background(), consumer)
+	require.NoError(t, err)
+	info, err := c.Info(context.Background())
+	require.NoError(t, err)
+	return info.NumWaiting
+}
+
+// TestAnOnDemandStageParksWhenIdleAndAMessageWakesIt: an idle on-demand
+// stage stops pulling (the server holds no request of it); a message
+// published to its subject wakes it through the wake watch and is handled
+// at once, once; it parks again when idle.
+func TestAnOnDemandStageParksWhenIdleAndAMessageWakesIt(t *testing.T) {
+	shortIdle(t, 300*time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	js, stream, src, seen := onDemandStage(t, "PARK")
+	wakes := newWakeWatch()
+	go wakes.run(ctx)
+	stopWaking, err := wakes.watch(js.Conn(), "PARK.in", src)
+	require.NoError(t, err)
+	defer stopWaking()
+
+	for round := range 3 {
+		idleStages.restIdle(time.Now())
+		require.False(t, src.parked(), "round %d: not idle long enough yet", round)
+		time.Sleep(350 * time.Millisecond)
+		idleStages.restIdle(time.Now())
+		require.True(t, src.parked(), "round %d: parks", round)
+		require.Eventually(t, func() bool { return waitingPulls(t, stream, "deliver-only") == 0 }, 5*time.Second, 20*time.Millisecond,
+			"round %d: the server holds no pull of a parked stage", round)
+
+		start := time.Now()
+		_, err := js.Publish(ctx, "PARK.in", fmt.Appendf(nil, "m-%d", round))
+		require.NoError(t, err)
+		require.Eventually(t, func() bool { return seen()[fmt.Sprintf("m-%d", round)] == 1 }, 5*time.Second, 5*time.Millisecond)
+		require.Less(t, time.Since(start), 2*time.Second, "a parked stage's message is not held")
+		require.False(t, src.parked(), "round %d: woken", round)
+	}
+	for id, n := range seen() {
+		require.Equal(t, 1, n, id)
+	}
+}
+
+// TestAnOnDemandStageDoesNotParkOverMessages: a stage whose consumer holds
+// a message it was not delivered yet (here: redelivered later, after a
+// Nak with delay) keeps pulling, and gets it.
+func TestAnOnDemandStageDoesNotParkOverMessages(t *testing.T) {
+	shortIdle(t, 300*time.Millisecond)
+	ctx := context.Background()
+	_, js := testenv.JetStream(t)
+	stream := stageStream(t, js, "HELD")
+	c, err := ensureConsumer(ctx, stream, "deliver-only", "HELD.in")
+	require.NoError(t, err)
+	src, err := consumeBatches(stream, c, 16, true, quiet())
+	require.NoError(t, err)
+	var mu sync.Mutex
+	deliveries := 0
+	st := runStage(src, 1, 8, func(batch []jetstream.Msg) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, m := range batch {
+			deliveries++
+			if deliveries == 1 {
+				require.NoError(t, m.NakWithDelay(2*time.Second))
+				continue
+			}
+			require.NoError(t, m.Ack())
+		}
+	})
+	defer st.stop()
+	_, err = js.Publish(ctx, "HELD.in", []byte("later"))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return deliveries == 1 }, 5*time.Second, 5*time.Millisecond)
+	time.Sleep(400 * time.Millisecond)
+	idleStages.restIdle(time.Now())
+	require.False(t, src.parked(), "the consumer still holds the message")
+	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return deliveries == 2 }, 10*time.Second, 10*time.Millisecond)
+}
+
+// TestTheLagLoopWakesAParkedStageThatMissedItsWakeUp: a message published
+// to a parked stage's subject while nothing watched it is found by the
+// runner's lag loop, which wakes the stage.
+func TestTheLagLoopWakesAParkedStageThatMissedItsWakeUp(t *testing.T) {
+	shortIdle(t, 300*time.Millisecond)
+	ctx := context.Background()
+	js, stream, src, seen := onDemandStage(t, "MISSED")
+	time.Sleep(350 * time.Millisecond)
+	idleStages.restIdle(time.Now())
+	require.True(t, src.parked())
+	_, err := js.Publish(ctx, "MISSED.in", []byte("unwatched"))
+	require.NoError(t, err)
+	time.Sleep(300 * time.Millisecond)
+	require.Zero(t, seen()["unwatched"], "no wake-up came")
+
+	loop := newLagLoop(NewMetrics(prometheus.NewPedanticRegistry()))
+	unparked := make(chan string, 1)
+	lag := loop.add(js, stream, dataplane.Pipeline{Tenant: "acme", Integration: "missed"}, func() bool { return false }, func(consumer string) {
+		unparked <- consumer
+		src.unpark()
+	})
+	defer lag.stop()
+	loop.readDue(ctx)
+	require.Equal(t, "deliver-only", <-unparked)
+	require.Eventually(t, func() bool { return seen()["unwatched"] == 1 }, 5*time.Second, 5*time.Millisecond)
+}
+
+// TestAReplayWakesTheOnlyProducersParkedStage: end to end, the deliver
+// stage of an integration with one producer parks when idle, and a dead
+// letter replayed to it is delivered at once.
+func TestAReplayWakesTheOnlyProducersParkedStage(t *testing.T) {
+	shortIdle(t, 300*time.Millisecond)
+	h := newHarness(t, "sink")
+	sink := h.producers["sink"]
+	sink.setFail(failID("bad", sdk.Permanentf("rejected")))
+	p := h.deploy("parking", []string{"exclaim"}, "sink")
+	h.send(p, msg("bad", "x"), msg("good", "y"))
+	require.Eventually(t, func() bool { return len(h.dlq()) == 1 }, 10*time.Second, 20*time.Millisecond)
+	dead := h.dlq()[0]
+
+	ctx := context.Background()
+	stream, err := h.js.Stream(ctx, p.Stream())
+	require.NoError(t, err)
+	deliver := dataplane.DeliverStage("sink")
+	require.Eventually(t, func() bool {
+		idleStages.restIdle(time.Now())
+		return waitingPulls(t, stream, deliver) == 0
+	}, 10*time.Second, 100*time.Millisecond, "the deliver stage parks")
+	require.Positive(t, waitingPulls(t, stream, dataplane.StageProcess), "the process stage still pulls")
+
+	sink.setFail(nil)
+	start := time.Now()
+	require.NoError(t, dataplane.ReplayDeadLetter(ctx, h.js, nil, h.tenant, dead.Sequence))
+	require.Eventually(t, func() bool { return sink.body("bad") != nil }, 10*time.Second, 5*time.Millisecond)
+	require.Less(t, time.Since(start), time.Second, "woken by its subscription, not found later by the lag loop")
+	require.Equal(t, "x!", string(sink.body("bad")))
+}
