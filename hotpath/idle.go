@@ -38,7 +38,7 @@ func startRunnerWork(metrics *Metrics) *runnerWork {
 		cancel:     cancel,
 	}
 	w.done.Go(func() { w.wakes.run(ctx) })
-	w.done.Go(func() { w.lag.run(ctx, lagInterval) })
+	w.done.Go(func() { w.lag.run(ctx, lagTick) })
 	w.done.Go(func() { w.counts.run(ctx) })
 	return w
 }
@@ -53,14 +53,20 @@ func (w *runnerWork) stop() {
 // messages or has some waiting, and every lagIdleInterval otherwise: an idle
 // integration costs one JetStream API request per lagIdleInterval for its
 // lag, and a stage that stopped receiving with messages waiting still shows
-// within it (ADR 0028; the lag alert waits 15 minutes).
+// within it (ADR 0028; the lag alert waits 15 minutes). The loop makes a
+// pass every lagTick and each source has its own slot: the reads of the
+// busy pipelines are spread over lagInterval and those of the idle ones
+// over lagIdleInterval, instead of a burst of a hundred requests every
+// lagInterval that held up the messages arriving meanwhile (ADR 0029).
 const (
 	lagInterval     = 5 * time.Second
 	lagIdleInterval = 5 * time.Minute
-	// idleSlots is how many passes of the lag loop make a lagIdleInterval:
-	// each idle pipeline is read on its own slot, so the idle reads are
-	// spread over the interval.
-	idleSlots = int(lagIdleInterval / lagInterval)
+	lagTick         = 500 * time.Millisecond
+	// activeSlots and idleSlots are how many passes of the lag loop make a
+	// lagInterval and a lagIdleInterval: a source is read when its slot
+	// comes, modulo one or the other.
+	activeSlots = int(lagInterval / lagTick)
+	idleSlots   = int(lagIdleInterval / lagTick)
 	// lagReaders bounds the reads one pass makes at once.
 	lagReaders = 8
 )
@@ -91,7 +97,8 @@ type lagSource struct {
 	// messages, so that a parked stage that missed its wake-up pulls again.
 	moved  func() bool
 	unpark func(consumer string)
-	// slot is the pass (modulo idleSlots) on which it is read while idle.
+	// slot is the pass on which it is read: modulo activeSlots while it
+	// is active, modulo idleSlots while it is idle.
 	slot int
 	// waiting is set when the last read found messages waiting; read when
 	// it was read at least once.
@@ -149,11 +156,12 @@ func (l *lagLoop) run(ctx context.Context, interval time.Duration) {
 	}
 }
 
-// readDue reads the sources due in this pass: those never read, those
-// that moved or had messages waiting, and the idle ones whose slot it is.
+// readDue reads the sources due in this pass: those never read, and
+// those whose slot it is: modulo activeSlots when they moved or had
+// messages waiting, modulo idleSlots otherwise.
 func (l *lagLoop) readDue(ctx context.Context) {
 	l.mu.Lock()
-	slot := l.pass
+	pass := l.pass
 	l.pass = (l.pass + 1) % idleSlots
 	type read struct {
 		s      *lagSource
@@ -161,9 +169,14 @@ func (l *lagLoop) readDue(ctx context.Context) {
 	}
 	var due []read
 	for s := range l.sources {
-		active := s.moved() || s.waiting.Load() || !s.read.Load()
-		if active || s.slot == slot {
-			due = append(due, read{s, active})
+		switch {
+		case !s.read.Load():
+			due = append(due, read{s, true})
+		case pass%activeSlots == s.slot%activeSlots:
+			// moved is asked on the source's own passes only: it forgets.
+			if active := s.moved() || s.waiting.Load(); active || pass == s.slot {
+				due = append(due, read{s, active})
+			}
 		}
 	}
 	l.mu.Unlock()

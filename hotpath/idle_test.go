@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -366,29 +367,46 @@ func (w *advisoryWatch) subscriptions() int {
 func lagSeries(m *Metrics) int { return testutil.CollectAndCount(m.consumerLag) }
 
 // TestLagLoopReadsWhatMovesOrWaitsAndIdleSeldom: a pipeline with
-// messages waiting shows its lag on the first pass and is read on every
-// pass while they wait; an idle pipeline is read once, then once per
-// lagIdleInterval, and the idle pipelines' reads are spread over the
-// passes of that interval.
+// messages waiting shows its lag on the first pass and is read once per
+// lagInterval while they wait; an idle pipeline is read once, then once
+// per lagIdleInterval. Both kinds of reads are spread over the passes of
+// their interval, not made in bursts.
 func TestLagLoopReadsWhatMovesOrWaitsAndIdleSeldom(t *testing.T) {
 	r := newIdleRunner(t)
 	m, loop := r.d.metrics, r.d.shared.lag
 	ctx := context.Background()
-	for i := range 2 * idleSlots {
-		r.start(fmt.Sprintf("idle-%d", i))
+	const n = 3 * activeSlots
+	pls := make([]*pipeline, n)
+	for i := range n {
+		pls[i], _ = r.start(fmt.Sprintf("idle-%d", i))
 	}
-	// The shared loop runs every lagInterval; this test makes the passes
+	// The shared loop runs every lagTick; this test makes the passes
 	// itself.
 	loop.readDue(ctx)
-	require.Equal(t, 2*2*idleSlots, lagSeries(m), "every pipeline is read on its first pass: two stages each")
+	require.Equal(t, 2*n, lagSeries(m), "every pipeline is read on its first pass: two stages each")
 
-	perPass := make([]int, idleSlots)
-	for i := range idleSlots {
-		m.consumerLag.Reset()
-		loop.readDue(ctx)
-		perPass[i] = lagSeries(m) / 2
+	readsPerPass := func(passes int, moving bool) []int {
+		reads := make([]int, passes)
+		for i := range passes {
+			if moving {
+				for _, pl := range pls {
+					pl.stages[1].src.moved.Store(true)
+				}
+			}
+			m.consumerLag.Reset()
+			loop.readDue(ctx)
+			reads[i] = lagSeries(m) / 2
+		}
+		return reads
 	}
-	require.Equal(t, slicesRepeat(2, idleSlots), perPass, "each idle pipeline once per lagIdleInterval, two per pass")
+	idle := readsPerPass(idleSlots, false)
+	require.Equal(t, n, sum(idle), "each idle pipeline once per lagIdleInterval")
+	require.LessOrEqual(t, slices.Max(idle), 1, "the idle reads are spread")
+	moving := readsPerPass(activeSlots, true)
+	require.Equal(t, slicesRepeat(n/activeSlots, activeSlots), moving, "each moving pipeline once per lagInterval, spread over its passes")
+	for _, pl := range pls {
+		pl.moved() // they stop moving
+	}
 
 	// Their tenant's DLQ size: a read older than lagInterval is not read
 	// again by idle pipelines, only by an active one.
@@ -423,8 +441,10 @@ func TestLagLoopReadsWhatMovesOrWaitsAndIdleSeldom(t *testing.T) {
 	require.True(t, last.(time.Time).After(stale), "a pipeline with messages waiting reads the DLQ size too")
 	for range 3 {
 		m.consumerLag.DeleteLabelValues(waiting.Tenant, waiting.Integration, dataplane.DeliverStage("gone"))
-		loop.readDue(ctx)
-		require.Equal(t, 3.0, testutil.ToFloat64(gauge), "read again while messages wait")
+		for range activeSlots {
+			loop.readDue(ctx)
+		}
+		require.Equal(t, 3.0, testutil.ToFloat64(gauge), "read again every lagInterval while messages wait")
 	}
 
 	// Within one interval, from the loop's own ticker.
@@ -437,6 +457,14 @@ func TestLagLoopReadsWhatMovesOrWaitsAndIdleSeldom(t *testing.T) {
 	}, 2*time.Second, 10*time.Millisecond, "a new pipeline's lag shows within one interval")
 	stop()
 	<-done
+}
+
+func sum(xs []int) int {
+	total := 0
+	for _, x := range xs {
+		total += x
+	}
+	return total
 }
 
 func slicesRepeat(v, n int) []int {
