@@ -77,13 +77,20 @@ const (
 type lagLoop struct {
 	metrics *Metrics
 	mu      sync.Mutex
-	sources map[*lagSource]struct{}
+	// fresh are the sources not read yet; bySlot[i] every source whose
+	// slot is i modulo activeSlots, so that a pass looks at its own only.
+	fresh  map[*lagSource]struct{}
+	bySlot [activeSlots]map[*lagSource]struct{}
 	// slot is the slot the next source gets; pass the slot read now.
 	slot, pass int
 }
 
 func newLagLoop(metrics *Metrics) *lagLoop {
-	return &lagLoop{metrics: metrics, sources: make(map[*lagSource]struct{})}
+	l := &lagLoop{metrics: metrics, fresh: make(map[*lagSource]struct{})}
+	for i := range l.bySlot {
+		l.bySlot[i] = make(map[*lagSource]struct{})
+	}
+	return l
 }
 
 // lagSource is one pipeline's stream, whose consumers' lag the loop reads.
@@ -100,9 +107,8 @@ type lagSource struct {
 	// slot is the pass on which it is read: modulo activeSlots while it
 	// is active, modulo idleSlots while it is idle.
 	slot int
-	// waiting is set when the last read found messages waiting; read when
-	// it was read at least once.
-	waiting, read atomic.Bool
+	// waiting is set when the last read found messages waiting.
+	waiting atomic.Bool
 	// ctx ends reads in progress when the pipeline stops.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -120,7 +126,8 @@ func (l *lagLoop) add(js jetstream.JetStream, stream jetstream.Stream, p datapla
 	l.mu.Lock()
 	s.slot = l.slot
 	l.slot = (l.slot + 1) % idleSlots
-	l.sources[s] = struct{}{}
+	l.fresh[s] = struct{}{}
+	l.bySlot[s.slot%activeSlots][s] = struct{}{}
 	l.mu.Unlock()
 	return s
 }
@@ -134,7 +141,8 @@ func (s *lagSource) stop() {
 		return
 	}
 	s.loop.mu.Lock()
-	delete(s.loop.sources, s)
+	delete(s.loop.fresh, s)
+	delete(s.loop.bySlot[s.slot%activeSlots], s)
 	s.loop.mu.Unlock()
 	s.cancel()
 	s.mu.Lock()
@@ -168,17 +176,19 @@ func (l *lagLoop) readDue(ctx context.Context) {
 		active bool
 	}
 	var due []read
-	for s := range l.sources {
-		switch {
-		case !s.read.Load():
-			due = append(due, read{s, true})
-		case pass%activeSlots == s.slot%activeSlots:
-			// moved is asked on the source's own passes only: it forgets.
-			if active := s.moved() || s.waiting.Load(); active || pass == s.slot {
-				due = append(due, read{s, active})
-			}
+	for s := range l.fresh {
+		due = append(due, read{s, true})
+	}
+	for s := range l.bySlot[pass%activeSlots] {
+		if _, ok := l.fresh[s]; ok {
+			continue
+		}
+		// moved is asked on the source's own passes only: it forgets.
+		if active := s.moved() || s.waiting.Load(); active || pass == s.slot {
+			due = append(due, read{s, active})
 		}
 	}
+	clear(l.fresh)
 	l.mu.Unlock()
 	var next atomic.Int64
 	var readers sync.WaitGroup
@@ -214,7 +224,6 @@ func (s *lagSource) readLag(metrics *Metrics, active bool) {
 		metrics.consumerLag.WithLabelValues(s.p.Tenant, s.p.Integration, info.Name).Set(float64(lag))
 	}
 	s.waiting.Store(waiting)
-	s.read.Store(true)
 	// Dead letters come from moving stages (or a replay, which moves them
 	// again); a quiet tenant's DLQ changes only as its oldest letters
 	// expire or are discarded through the API, which can wait.

@@ -459,6 +459,25 @@ func TestLagLoopReadsWhatMovesOrWaitsAndIdleSeldom(t *testing.T) {
 	<-done
 }
 
+// TestEachLagPassAsksItsOwnSlotOnly: over a lagInterval's passes each
+// source is asked once whether it moved; a pass does not go through every
+// source of the runner.
+func TestEachLagPassAsksItsOwnSlotOnly(t *testing.T) {
+	loop := newLagLoop(NewMetrics(prometheus.NewPedanticRegistry()))
+	const n = 3 * activeSlots
+	asked := make([]int, n)
+	for i := range n {
+		loop.add(nil, nil, dataplane.Pipeline{}, func() bool { asked[i]++; return false }, func(string) {})
+	}
+	clear(loop.fresh) // as if read once
+	loop.pass = 2 * n // no source's idle read falls in these passes
+	for pass := range activeSlots {
+		loop.readDue(context.Background())
+		require.Equal(t, n/activeSlots, sum(asked)-pass*n/activeSlots, "pass %d asks its slot's sources only", pass)
+	}
+	require.Equal(t, slicesRepeat(1, n), asked, "each source once per lagInterval")
+}
+
 func sum(xs []int) int {
 	total := 0
 	for _, x := range xs {
