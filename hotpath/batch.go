@@ -36,19 +36,20 @@ type batches struct {
 	// lastActive is when the last worker found the queue empty.
 	lastActive time.Time
 
-	// consumer is pulled from by cc with profile pulls; replaced are
-	// earlier pulls being drained (pulls.go).
+	// consumer is pulled from by cc; replaced are earlier pulls being
+	// drained (pulls.go).
 	consumer jetstream.Consumer
 	cc       jetstream.ConsumeContext
-	pulls    pullProfile
 	replaced []jetstream.ConsumeContext
 	draining bool
 
-	// onDemand stages park when idle (park.go): cc is then nil. received
-	// counts the messages received, lastWake is when it was last woken.
-	onDemand bool
-	received uint64
-	lastWake time.Time
+	// A stage with a waker parks when idle (park.go): cc is then nil and
+	// stopWaking ends its wake-up subscription. received counts the
+	// messages received, lastWake is when it was last woken.
+	waker      *stageWake
+	stopWaking func()
+	received   uint64
+	lastWake   time.Time
 
 	// revive creates the consumer again when the server lost it.
 	revive *reviver
@@ -56,14 +57,14 @@ type batches struct {
 }
 
 // consumeBatches starts feeding a stage from consumer c of stream
-// (pulls.go says how it pulls).
-func consumeBatches(stream jetstream.Stream, c jetstream.Consumer, buffer int, onDemand bool, log *slog.Logger) (*batches, error) {
-	b := &batches{limit: buffer, log: log, consumer: c, onDemand: onDemand}
+// (pulls.go says how it pulls); with wake it parks when idle (park.go).
+func consumeBatches(stream jetstream.Stream, c jetstream.Consumer, buffer int, wake *stageWake, log *slog.Logger) (*batches, error) {
+	b := &batches{limit: buffer, log: log, consumer: c, waker: wake}
 	b.room = sync.NewCond(&b.mu)
 	b.revive = &reviver{stream: stream, config: c.CachedInfo().Config, log: log, restart: b.pullFrom}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if err := b.pullLocked(busyPulls); err != nil {
+	if err := b.pullLocked(); err != nil {
 		return nil, err
 	}
 	idleStages.add(b)
@@ -76,9 +77,6 @@ func (b *batches) push(m jetstream.Msg) {
 	b.moved.Store(true)
 	b.mu.Lock()
 	b.received++
-	if b.pulls == idlePulls {
-		b.wake()
-	}
 	for len(b.queue) >= b.limit {
 		b.room.Wait()
 	}
@@ -145,6 +143,7 @@ func (b *batches) drain() {
 	b.revive.stop()
 	b.mu.Lock()
 	b.draining = true
+	b.stopWakingLocked()
 	all := slices.Clone(b.replaced)
 	if b.cc != nil { // nil: parked
 		all = append(all, b.cc)

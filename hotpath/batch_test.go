@@ -34,7 +34,7 @@ func stageSource(t *testing.T, name string, limit int) (jetstream.JetStream, jet
 	stream := stageStream(t, js, name)
 	c, err := ensureConsumer(context.Background(), stream, "process", name+".in")
 	require.NoError(t, err)
-	src, err := consumeBatches(stream, c, limit, false, quiet())
+	src, err := consumeBatches(stream, c, limit, nil, quiet())
 	require.NoError(t, err)
 	return js, stream, src
 }
@@ -195,57 +195,4 @@ func TestALostConsumerIsCreatedAgainAndPulledFrom(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	_, err := stream.Consumer(ctx, "process")
 	require.ErrorIs(t, err, jetstream.ErrConsumerNotFound)
-}
-
-// pullsOf returns the profile b pulls with now.
-func pullsOf(b *batches) pullProfile { b.mu.Lock(); defer b.mu.Unlock(); return b.pulls }
-
-// TestAnIdleStagePullsSeldomAndWakesAtItsFirstMessage: after idleAfter
-// without a message a stage pulls with the idle profile; its next message
-// is delivered at once and puts it back on busy pulls; nothing is lost or
-// handled twice across the switches.
-func TestAnIdleStagePullsSeldomAndWakesAtItsFirstMessage(t *testing.T) {
-	after := idleAfter.Load()
-	idleAfter.Store(int64(300 * time.Millisecond))
-	t.Cleanup(func() { idleAfter.Store(after) })
-
-	ctx := context.Background()
-	js, _, src := stageSource(t, "REST", 16)
-	var mu sync.Mutex
-	seen := map[string]int{}
-	st := runStage(src, 2, 8, func(batch []jetstream.Msg) {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, m := range batch {
-			seen[string(m.Data())]++
-			require.NoError(t, m.Ack())
-		}
-	})
-	require.Equal(t, busyPulls, pullsOf(src))
-	sent := 0
-	for round := range 3 {
-		idleStages.restIdle(time.Now())
-		require.Equal(t, busyPulls, pullsOf(src), "round %d: not idle long enough yet", round)
-		time.Sleep(350 * time.Millisecond)
-		idleStages.restIdle(time.Now()) // what the sweep does every idleSweep
-		require.Equal(t, idlePulls, pullsOf(src), "round %d: rests", round)
-		start := time.Now()
-		for range 20 {
-			_, err := js.Publish(ctx, "REST.in", fmt.Appendf(nil, "m-%d", sent))
-			require.NoError(t, err)
-			sent++
-		}
-		require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(seen) == sent }, 5*time.Second, 5*time.Millisecond)
-		require.Less(t, time.Since(start), 2*time.Second, "an idle stage's first messages are not held")
-		require.Eventually(t, func() bool { return pullsOf(src) == busyPulls }, 5*time.Second, 10*time.Millisecond, "round %d: wakes", round)
-	}
-	st.stop()
-	mu.Lock()
-	defer mu.Unlock()
-	for id, n := range seen {
-		require.Equal(t, 1, n, id)
-	}
-	src.mu.Lock()
-	defer src.mu.Unlock()
-	require.True(t, src.draining)
 }

@@ -8,29 +8,40 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
-// The deliver stage of an integration with one producer receives nothing in
-// the normal course: the process stage delivers to the producer itself (ADR
-// 0009). Its consumer only serves replays, messages an earlier spec left on
-// `out.<producer>` and new bodies too large for a dead letter. Such a stage
-// is on demand (ADR 0029): once it has received nothing for idleAfter, was
-// not woken in that time and its consumer holds no message, it parks: it
-// stops pulling, which frees the pull's three goroutines, its buffers and
-// the server's waiting request and heartbeats. It pulls again when a
-// message is published to its subject (wakeWatch), or when the runner's
-// lag loop finds messages on its consumer, should a wake have been missed.
+// An idle stage parks (ADR 0029): once it has received nothing for
+// idleAfter, was not woken in that time and its consumer holds no message,
+// it stops pulling, which frees the pull's three goroutines, its buffers
+// and the server's waiting request and heartbeats. While parked it
+// subscribes to its subject with a plain NATS subscription (wakeWatch); the
+// first message published there wakes it, and it pulls again. Only a
+// parked stage has that subscription, so a moving stage receives no second
+// copy of its messages. Should a wake-up be missed (the server took a
+// message just before the subscription, NATS dropped a wake-up for a full
+// channel, a reconnection), the runner's lag loop finds the messages on
+// the consumer and wakes the stage.
 
 // parkCheckTimeout bounds the read of the consumer's state before parking.
 const parkCheckTimeout = 5 * time.Second
 
+// stageWake is what wakes a parked stage: a subscription on nc to its
+// subject, fed to the runner's wake watch.
+type stageWake struct {
+	watch   *wakeWatch
+	nc      *nats.Conn
+	subject string
+}
+
 // parksAt reports whether b may park at now; b.mu is held.
 func (b *batches) parksAt(now time.Time) bool {
 	idle := time.Duration(idleAfter.Load())
-	return b.onDemand && b.cc != nil && !b.draining && b.busy == 0 && len(b.queue) == 0 &&
+	return b.waker != nil && b.cc != nil && !b.draining && b.busy == 0 && len(b.queue) == 0 &&
 		now.Sub(b.lastActive) >= idle && now.Sub(b.lastWake) >= idle
 }
 
 // park stops b pulling when it may park at now and its consumer holds no
-// message, pending or waiting for its acknowledgement.
+// message, pending or waiting for its acknowledgement. The wake-up
+// subscription is made first, so that a message stored after the check
+// wakes the stage.
 func (b *batches) park(now time.Time) {
 	b.mu.Lock()
 	if !b.parksAt(now) {
@@ -40,39 +51,53 @@ func (b *batches) park(now time.Time) {
 	received, consumer := b.received, b.consumer
 	b.mu.Unlock()
 
+	stopWaking, err := b.waker.watch.watch(b.waker.nc, b.waker.subject, b)
+	if err != nil {
+		return // the next sweep tries again
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), parkCheckTimeout)
 	info, err := consumer.Info(ctx)
 	cancel()
-	if err != nil || info.NumPending > 0 || info.NumAckPending > 0 {
-		return // the next sweep looks again
-	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.received != received || !b.parksAt(now) {
+	if err != nil || info.NumPending > 0 || info.NumAckPending > 0 || b.received != received || !b.parksAt(now) {
+		stopWaking()
 		return
 	}
 	b.retireLocked(b.cc)
-	b.cc = nil
+	b.cc, b.stopWaking = nil, stopWaking
 }
 
 // parked reports whether b is parked.
 func (b *batches) parked() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.onDemand && b.cc == nil && !b.draining
+	return b.parkedLocked()
 }
 
-// unpark makes a parked b pull again; it keeps an unparked one from parking
-// for idleAfter.
+func (b *batches) parkedLocked() bool { return b.waker != nil && b.cc == nil && !b.draining }
+
+// unpark makes a parked b pull again and ends its wake-up subscription; it
+// keeps an unparked one from parking for idleAfter.
 func (b *batches) unpark() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.lastWake = time.Now()
-	if !b.onDemand || b.cc != nil || b.draining {
+	if !b.parkedLocked() {
 		return
 	}
-	if err := b.pullLocked(busyPulls); err != nil {
+	if err := b.pullLocked(); err != nil {
 		b.log.Warn("parked stage could not pull again", "error", err)
+		return // still parked: the next wake-up or the lag loop tries again
+	}
+	b.stopWakingLocked()
+}
+
+// stopWakingLocked ends the wake-up subscription, if any; b.mu is held.
+func (b *batches) stopWakingLocked() {
+	if b.stopWaking != nil {
+		b.stopWaking()
+		b.stopWaking = nil
 	}
 }
 

@@ -24,15 +24,16 @@ func shortIdle(t *testing.T, d time.Duration) {
 	t.Cleanup(func() { idleAfter.Store(after) })
 }
 
-// onDemandStage starts an on-demand stage on a stream of its own, counting
-// what it handles; it returns the stage's JetStream and the handled count.
-func onDemandStage(t *testing.T, name string) (jetstream.JetStream, jetstream.Stream, *batches, func() map[string]int) {
+// parkingStage starts a stage that wakes through wakes on a stream of its
+// own, counting what it handles; it returns the stage's JetStream and the
+// handled count.
+func parkingStage(t *testing.T, name string, wakes *wakeWatch) (jetstream.JetStream, jetstream.Stream, *batches, func() map[string]int) {
 	t.Helper()
 	_, js := testenv.JetStream(t)
 	stream := stageStream(t, js, name)
-	c, err := ensureConsumer(context.Background(), stream, "deliver-only", name+".in")
+	c, err := ensureConsumer(context.Background(), stream, "parking", name+".in")
 	require.NoError(t, err)
-	src, err := consumeBatches(stream, c, 16, true, quiet())
+	src, err := consumeBatches(stream, c, 16, &stageWake{watch: wakes, nc: js.Conn(), subject: name + ".in"}, quiet())
 	require.NoError(t, err)
 	var mu sync.Mutex
 	seen := map[string]int{}
@@ -62,20 +63,18 @@ func waitingPulls(t *testing.T, stream jetstream.Stream, consumer string) int {
 	return info.NumWaiting
 }
 
-// TestAnOnDemandStageParksWhenIdleAndAMessageWakesIt: an idle on-demand
-// stage stops pulling (the server holds no request of it); a message
-// published to its subject wakes it through the wake watch and is handled
-// at once, once; it parks again when idle.
-func TestAnOnDemandStageParksWhenIdleAndAMessageWakesIt(t *testing.T) {
+// TestAnIdleStageParksAndAMessageWakesIt: an idle stage stops pulling
+// (the server holds no request of it); a message published to its subject
+// wakes it through the wake watch and is handled at once, once; it parks
+// again when idle. Only a parked stage is subscribed to its subject.
+func TestAnIdleStageParksAndAMessageWakesIt(t *testing.T) {
 	shortIdle(t, 300*time.Millisecond)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	js, stream, src, seen := onDemandStage(t, "PARK")
 	wakes := newWakeWatch()
 	go wakes.run(ctx)
-	stopWaking, err := wakes.watch(js.Conn(), "PARK.in", src)
-	require.NoError(t, err)
-	defer stopWaking()
+	js, stream, src, seen := parkingStage(t, "PARK", wakes)
+	subscribed := func() int { wakes.mu.Lock(); defer wakes.mu.Unlock(); return len(wakes.stages["PARK.in"]) }
 
 	for round := range 3 {
 		idleStages.restIdle(time.Now())
@@ -83,7 +82,8 @@ func TestAnOnDemandStageParksWhenIdleAndAMessageWakesIt(t *testing.T) {
 		time.Sleep(350 * time.Millisecond)
 		idleStages.restIdle(time.Now())
 		require.True(t, src.parked(), "round %d: parks", round)
-		require.Eventually(t, func() bool { return waitingPulls(t, stream, "deliver-only") == 0 }, 5*time.Second, 20*time.Millisecond,
+		require.Equal(t, 1, subscribed(), "round %d: a parked stage is subscribed to its subject", round)
+		require.Eventually(t, func() bool { return waitingPulls(t, stream, "parking") == 0 }, 5*time.Second, 20*time.Millisecond,
 			"round %d: the server holds no pull of a parked stage", round)
 
 		start := time.Now()
@@ -92,23 +92,24 @@ func TestAnOnDemandStageParksWhenIdleAndAMessageWakesIt(t *testing.T) {
 		require.Eventually(t, func() bool { return seen()[fmt.Sprintf("m-%d", round)] == 1 }, 5*time.Second, 5*time.Millisecond)
 		require.Less(t, time.Since(start), 2*time.Second, "a parked stage's message is not held")
 		require.False(t, src.parked(), "round %d: woken", round)
+		require.Zero(t, subscribed(), "round %d: a moving stage is not", round)
 	}
 	for id, n := range seen() {
 		require.Equal(t, 1, n, id)
 	}
 }
 
-// TestAnOnDemandStageDoesNotParkOverMessages: a stage whose consumer holds
-// a message it was not delivered yet (here: redelivered later, after a
-// Nak with delay) keeps pulling, and gets it.
-func TestAnOnDemandStageDoesNotParkOverMessages(t *testing.T) {
+// TestAStageDoesNotParkOverMessages: a stage whose consumer holds a
+// message it was not delivered yet (here: redelivered later, after a Nak
+// with delay) keeps pulling, and gets it.
+func TestAStageDoesNotParkOverMessages(t *testing.T) {
 	shortIdle(t, 300*time.Millisecond)
 	ctx := context.Background()
 	_, js := testenv.JetStream(t)
 	stream := stageStream(t, js, "HELD")
-	c, err := ensureConsumer(ctx, stream, "deliver-only", "HELD.in")
+	c, err := ensureConsumer(ctx, stream, "parking", "HELD.in")
 	require.NoError(t, err)
-	src, err := consumeBatches(stream, c, 16, true, quiet())
+	src, err := consumeBatches(stream, c, 16, &stageWake{watch: newWakeWatch(), nc: js.Conn(), subject: "HELD.in"}, quiet())
 	require.NoError(t, err)
 	var mu sync.Mutex
 	deliveries := 0
@@ -135,12 +136,12 @@ func TestAnOnDemandStageDoesNotParkOverMessages(t *testing.T) {
 }
 
 // TestTheLagLoopWakesAParkedStageThatMissedItsWakeUp: a message published
-// to a parked stage's subject while nothing watched it is found by the
-// runner's lag loop, which wakes the stage.
+// to a parked stage's subject whose wake-up is lost (here: nothing reads
+// the wake-ups) is found by the runner's lag loop, which wakes the stage.
 func TestTheLagLoopWakesAParkedStageThatMissedItsWakeUp(t *testing.T) {
 	shortIdle(t, 300*time.Millisecond)
 	ctx := context.Background()
-	js, stream, src, seen := onDemandStage(t, "MISSED")
+	js, stream, src, seen := parkingStage(t, "MISSED", newWakeWatch())
 	time.Sleep(350 * time.Millisecond)
 	idleStages.restIdle(time.Now())
 	require.True(t, src.parked())
@@ -157,14 +158,14 @@ func TestTheLagLoopWakesAParkedStageThatMissedItsWakeUp(t *testing.T) {
 	})
 	defer lag.stop()
 	loop.readDue(ctx)
-	require.Equal(t, "deliver-only", <-unparked)
+	require.Equal(t, "parking", <-unparked)
 	require.Eventually(t, func() bool { return seen()["unwatched"] == 1 }, 5*time.Second, 5*time.Millisecond)
 }
 
-// TestAReplayWakesTheOnlyProducersParkedStage: end to end, the deliver
-// stage of an integration with one producer parks when idle, and a dead
-// letter replayed to it is delivered at once.
-func TestAReplayWakesTheOnlyProducersParkedStage(t *testing.T) {
+// TestParkedStagesWakeForAReplayAndANewMessage: end to end, both stages
+// of an integration with one producer park when idle; a dead letter
+// replayed to the producer and a new message are each delivered at once.
+func TestParkedStagesWakeForAReplayAndANewMessage(t *testing.T) {
 	shortIdle(t, 300*time.Millisecond)
 	h := newHarness(t, "sink")
 	sink := h.producers["sink"]
@@ -180,9 +181,8 @@ func TestAReplayWakesTheOnlyProducersParkedStage(t *testing.T) {
 	deliver := dataplane.DeliverStage("sink")
 	require.Eventually(t, func() bool {
 		idleStages.restIdle(time.Now())
-		return waitingPulls(t, stream, deliver) == 0
-	}, 10*time.Second, 100*time.Millisecond, "the deliver stage parks")
-	require.Positive(t, waitingPulls(t, stream, dataplane.StageProcess), "the process stage still pulls")
+		return waitingPulls(t, stream, deliver) == 0 && waitingPulls(t, stream, dataplane.StageProcess) == 0
+	}, 10*time.Second, 100*time.Millisecond, "both stages park")
 
 	sink.setFail(nil)
 	start := time.Now()
@@ -190,4 +190,14 @@ func TestAReplayWakesTheOnlyProducersParkedStage(t *testing.T) {
 	require.Eventually(t, func() bool { return sink.body("bad") != nil }, 10*time.Second, 5*time.Millisecond)
 	require.Less(t, time.Since(start), time.Second, "woken by its subscription, not found later by the lag loop")
 	require.Equal(t, "x!", string(sink.body("bad")))
+
+	require.Eventually(t, func() bool {
+		idleStages.restIdle(time.Now())
+		return waitingPulls(t, stream, dataplane.StageProcess) == 0
+	}, 10*time.Second, 100*time.Millisecond, "the process stage parks again")
+	start = time.Now()
+	h.send(p, msg("new", "z"))
+	require.Eventually(t, func() bool { return sink.body("new") != nil }, 10*time.Second, 5*time.Millisecond)
+	require.Less(t, time.Since(start), time.Second, "a new message wakes the process stage")
+	require.Equal(t, "z!", string(sink.body("new")))
 }

@@ -37,8 +37,6 @@ type pipeline struct {
 	// ends its share of the max-deliveries advisories.
 	lag          *lagSource
 	stopWatching func()
-	// stopWaking ends the wake-ups of its parking stages (park.go).
-	stopWaking []func()
 	// cancel stops the background work: the consumer.
 	cancel     context.CancelFunc
 	background sync.WaitGroup
@@ -180,29 +178,23 @@ func startPipeline(ctx context.Context, d deps, want dataplane.Desired, source b
 		return &settler{p: p, stage: stage, failures: stageFailures(m), claims: d.claims, metrics: m, log: log}
 	}
 
-	// Delivery first, so processed messages find their consumers. The
-	// only producer's stage is on demand: the process stage delivers to it
-	// directly (ADR 0009), so it parks when idle and a message published
-	// to its subject wakes it (ADR 0029).
+	// Every stage parks when idle, and a message published to its subject
+	// wakes it (park.go, ADR 0029).
+	wakeOn := func(subject string) *stageWake {
+		return &stageWake{watch: d.shared.wakes, nc: d.js.Conn(), subject: subject}
+	}
+
+	// Delivery first, so processed messages find their consumers.
 	var deliverers []*deliverer
-	onDemand := len(producers) == 1
 	for _, bp := range producers {
 		stageName := dataplane.DeliverStage(bp.name)
 		c, err := ensureConsumer(ctx, stream, stageName, p.OutSubject(bp.name))
 		if err != nil {
 			return nil, err
 		}
-		src, err := consumeBatches(stream, c, stageBuffer, onDemand, log.With("stage", stageName))
+		src, err := consumeBatches(stream, c, stageBuffer, wakeOn(p.OutSubject(bp.name)), log.With("stage", stageName))
 		if err != nil {
 			return nil, fmt.Errorf("consume %s: %w", stageName, err)
-		}
-		if onDemand {
-			stop, err := d.shared.wakes.watch(d.js.Conn(), p.OutSubject(bp.name), src)
-			if err != nil {
-				src.drain()
-				return nil, fmt.Errorf("watch %s for messages: %w", stageName, err)
-			}
-			pl.stopWaking = append(pl.stopWaking, stop)
 		}
 		m := d.metrics.forStage(p, stageName)
 		m.latencies = latencies
@@ -221,7 +213,7 @@ func startPipeline(ctx context.Context, d deps, want dataplane.Desired, source b
 	if err := deleteStaleConsumers(ctx, stream, producerNames); err != nil {
 		return nil, err
 	}
-	src, err := consumeBatches(stream, c, stageBuffer, false, log.With("stage", dataplane.StageProcess))
+	src, err := consumeBatches(stream, c, stageBuffer, wakeOn(p.InSubject()), log.With("stage", dataplane.StageProcess))
 	if err != nil {
 		return nil, fmt.Errorf("consume %s: %w", dataplane.StageProcess, err)
 	}
@@ -269,9 +261,6 @@ func (pl *pipeline) stop() {
 		pl.stopWatching()
 	}
 	pl.background.Wait()
-	for _, stop := range pl.stopWaking {
-		stop()
-	}
 	// The process stage is last in the list: stop it first so that what
 	// it publishes is still delivered by the running delivery stages.
 	for i := len(pl.stages) - 1; i >= 0; i-- {

@@ -10,31 +10,24 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// A stage pulls from its consumer with one of two profiles. A waiting pull
-// request costs the server and the client one heartbeat per Heartbeat and
-// one new request per Expiry; a thousand idle integrations' stages pulling
-// as busy ones do cost more than everything else they hold. So a stage
-// that has not received a message for idleAfter pulls with idlePulls, and
-// its first message puts it back on busyPulls. The first message is not
-// delayed: a waiting pull request delivers at once whatever its profile.
+// A stage pulls from its consumer with a request that waits up to
+// pullExpiry and a heartbeat every pullHeartbeat; a stage idle for
+// idleAfter stops pulling altogether (it parks, park.go) and a message
+// published to its subject wakes it.
 //
 // Under overload the server can be left without the client's pull request
 // while the client still counts on it (nats.go#1622): nothing is delivered
-// until the client notices two missing heartbeats and pulls again. Busy
+// until the client notices two missing heartbeats and pulls again. These
 // pulls notice within 10 s (nats.go's default heartbeat, 15 s, would take
-// 30 s); idle pulls are not under overload.
-type pullProfile struct {
-	heartbeat, expiry time.Duration
-}
-
-var (
-	busyPulls = pullProfile{heartbeat: 5 * time.Second, expiry: 30 * time.Second}
-	idlePulls = pullProfile{heartbeat: 30 * time.Second, expiry: 10 * time.Minute} // nats.go allows heartbeats up to 30 s
+// 30 s).
+const (
+	pullHeartbeat = 5 * time.Second
+	pullExpiry    = 30 * time.Second
 )
 
-// idleAfter is how long a stage receives nothing before it pulls with
-// idlePulls; idleSweep is how often the stages are looked at for it (tests
-// shorten both).
+// idleAfter is how long a stage receives nothing before it parks;
+// idleSweep is how often the stages are looked at for it (tests shorten
+// both).
 var idleAfter, idleSweep atomic.Int64
 
 func init() {
@@ -42,11 +35,11 @@ func init() {
 	idleSweep.Store(int64(15 * time.Second))
 }
 
-// pullLocked starts pulling from b.consumer with profile p, and drains the
-// pulls it replaces. b.mu is held.
-func (b *batches) pullLocked(p pullProfile) error {
+// pullLocked starts pulling from b.consumer, and drains the pull it
+// replaces. b.mu is held.
+func (b *batches) pullLocked() error {
 	cc, err := b.consumer.Consume(b.push, jetstream.PullMaxMessages(b.limit),
-		jetstream.PullHeartbeat(p.heartbeat), jetstream.PullExpiry(p.expiry),
+		jetstream.PullHeartbeat(pullHeartbeat), jetstream.PullExpiry(pullExpiry),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			if errors.Is(err, jetstream.ErrNoHeartbeat) {
 				b.revive.check()
@@ -59,7 +52,7 @@ func (b *batches) pullLocked(p pullProfile) error {
 	if b.cc != nil {
 		b.retireLocked(b.cc)
 	}
-	b.cc, b.pulls = cc, p
+	b.cc = cc
 	return nil
 }
 
@@ -86,8 +79,9 @@ func (b *batches) forget(old jetstream.ConsumeContext) {
 	}
 }
 
-// pullFrom pulls from c, the stage's consumer created again (reviver), with
-// the profile it has; not once ctx ended or the stage is draining.
+// pullFrom pulls from c, the stage's consumer created again (reviver); not
+// once ctx ended or the stage is draining. A parked stage pulls from it
+// once woken.
 func (b *batches) pullFrom(ctx context.Context, c jetstream.Consumer) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -95,39 +89,10 @@ func (b *batches) pullFrom(ctx context.Context, c jetstream.Consumer) error {
 		return context.Canceled
 	}
 	b.consumer = c
-	return b.pullLocked(b.pulls)
-}
-
-// wake puts an idle stage back on busy pulls; b.mu is held. It runs from
-// the pull's own message callback, so the switch happens beside it.
-func (b *batches) wake() {
-	b.pulls = busyPulls // at most one switch per spell
-	go func() {
-		b.mu.Lock()
-		defer b.mu.Unlock()
-		if !b.draining && b.cc != nil {
-			if err := b.pullLocked(busyPulls); err != nil {
-				b.log.Warn("stage could not pull as a busy stage", "error", err)
-			}
-		}
-	}()
-}
-
-// rest puts b on idle pulls when it has received nothing for idleAfter, or
-// parks it if it is on demand.
-func (b *batches) rest(now time.Time) {
-	if b.onDemand {
-		b.park(now)
-		return
+	if b.parkedLocked() {
+		return nil
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.draining || b.pulls == idlePulls || b.busy > 0 || len(b.queue) > 0 || now.Sub(b.lastActive) < time.Duration(idleAfter.Load()) {
-		return
-	}
-	if err := b.pullLocked(idlePulls); err != nil {
-		b.log.Warn("stage could not pull as an idle stage", "error", err)
-	}
+	return b.pullLocked()
 }
 
 // stageSet is every pulling stage of the process, looked at every idleSweep
@@ -160,7 +125,7 @@ func (s *stageSet) remove(b *batches) {
 	delete(s.stages, b)
 }
 
-// sweep rests the stages idle for idleAfter, every idleSweep, until there
+// sweep parks the stages idle for idleAfter, every idleSweep, until there
 // are none left.
 func (s *stageSet) sweep() {
 	for {
@@ -176,7 +141,7 @@ func (s *stageSet) sweep() {
 	}
 }
 
-// restIdle rests every stage idle for idleAfter at now.
+// restIdle parks every stage idle for idleAfter at now.
 func (s *stageSet) restIdle(now time.Time) {
 	s.mu.Lock()
 	all := make([]*batches, 0, len(s.stages))
@@ -185,6 +150,6 @@ func (s *stageSet) restIdle(now time.Time) {
 	}
 	s.mu.Unlock()
 	for _, b := range all {
-		b.rest(now)
+		b.park(now)
 	}
 }
