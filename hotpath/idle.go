@@ -117,9 +117,9 @@ type lagSource struct {
 	stopped bool
 }
 
-// add starts reading the lag of p's stream: at the next pass, then on every
-// pass while it moves or has messages waiting, and once per
-// lagIdleInterval otherwise.
+// add starts reading the lag of p's stream: at the next pass, then once per
+// lagInterval while it moves or has messages waiting, and once per
+// lagIdleInterval otherwise, each time on its own slot's pass.
 func (l *lagLoop) add(js jetstream.JetStream, stream jetstream.Stream, p dataplane.Pipeline, moved func() bool, unpark func(consumer string)) *lagSource {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &lagSource{loop: l, js: js, stream: stream, p: p, moved: moved, unpark: unpark, ctx: ctx, cancel: cancel}
