@@ -143,7 +143,8 @@ func (w *wakeWatch) watch(nc *nats.Conn, subject string, b *batches) (stop func(
 	}, nil
 }
 
-// deleteFirst removes b's first occurrence from bs.
+// deleteFirst returns bs without b's first occurrence, in a new array: the
+// dispatcher may be going through the old one outside w.mu.
 func deleteFirst(bs []*batches, b *batches) []*batches {
 	for i, x := range bs {
 		if x == b {

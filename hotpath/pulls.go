@@ -95,8 +95,8 @@ func (b *batches) pullFrom(ctx context.Context, c jetstream.Consumer) error {
 	return b.pullLocked()
 }
 
-// stageSet is every pulling stage of the process, looked at every idleSweep
-// by one goroutine that runs while there are any.
+// stageSet is every running stage of the process, pulling or parked,
+// looked at every idleSweep by one goroutine that runs while there are any.
 type stageSet struct {
 	mu      sync.Mutex
 	stages  map[*batches]struct{}
