@@ -179,8 +179,9 @@ type scaleRun struct {
 
 // runScale runs the scale scenario on stack: create the tenants, measure
 // the stack idle, deploy the integrations, measure it idle again, load the
-// active integrations (and, with a flood rate, load them again beside the
-// flooding tenant), run the baseline, and remove the tenants from an
+// active integrations, load the first of them alone at the same total rate
+// (and, with a flood rate, load them all again beside the flooding
+// tenant), run the baseline, and remove the tenants from an
 // attached stack.
 func runScale(ctx context.Context, cfg Config, stack *Stack) (_ *Report, err error) {
 	sc := cfg.Scale
@@ -283,12 +284,24 @@ func (s *scaleRun) run(ctx context.Context) (_ *Report, err error) {
 	if len(active) < sc.Active {
 		fmt.Fprintf(cfg.Progress, "only %d integrations running: the load is spread over them\n", len(active))
 	}
-	quiet, err := s.loadPhase(ctx, "quiet", active, nil)
+	quiet, err := s.loadPhase(ctx, phaseQuiet, active, nil)
 	if err != nil {
 		return nil, err
 	}
 	out.Phases = append(out.Phases, quiet.ScalePhase)
 	rep := s.report(quiet)
+
+	// The same total rate on one integration: what spread load is compared
+	// with, in the same run on the same stack.
+	one, err := s.loadPhase(ctx, phaseOne, active[:1], nil)
+	if err != nil {
+		return nil, err
+	}
+	out.Phases = append(out.Phases, one.ScalePhase)
+	if one.P99 > 0 {
+		spread, single, ratio := quiet.P99, one.P99, quiet.P99/one.P99
+		out.SpreadP99Ms, out.OneIntegrationP99Ms, out.SpreadToOneP99 = &spread, &single, &ratio
+	}
 
 	if sc.FloodTenantRate > 0 {
 		flood, floodErr := s.floodIntegration(ctx)
@@ -298,7 +311,7 @@ func (s *scaleRun) run(ctx context.Context) (_ *Report, err error) {
 		if floodErr != nil {
 			return nil, floodErr
 		}
-		flooded, loadErr := s.loadPhase(ctx, "with flood", active, flood)
+		flooded, loadErr := s.loadPhase(ctx, phaseFlood, active, flood)
 		if loadErr != nil {
 			return nil, loadErr
 		}

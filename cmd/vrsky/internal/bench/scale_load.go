@@ -15,7 +15,7 @@ import (
 // sink file), counts over the measured window, tallied per integration at
 // the sinks.
 type ScalePhase struct {
-	Name          string  `json:"name"` // "quiet" or "with flood"
+	Name          string  `json:"name"` // phaseQuiet, phaseOne or phaseFlood
 	OfferedRate   float64 `json:"offered_rate"`
 	SustainedRate float64 `json:"sustained_rate"`
 	P50           float64 `json:"p50_ms"`
@@ -61,6 +61,17 @@ type IntegrationCount struct {
 	Duplicates     int64            `json:"duplicates"`
 	P99            float64          `json:"p99_ms"`
 }
+
+// The scale scenario's load phases, in the order they run, and the key
+// each phase's messages carry so that none is taken for another phase's
+// duplicate.
+const (
+	phaseQuiet = "quiet"           // the rate spread over the active integrations
+	phaseOne   = "one integration" // the same rate on the first of them alone
+	phaseFlood = "with flood"      // the spread rate beside a flooding tenant
+)
+
+var phaseKeys = map[string]string{phaseQuiet: "q", phaseOne: "o", phaseFlood: "f"}
 
 // phaseResult is a phase with what only the run's report uses.
 type phaseResult struct {
@@ -121,7 +132,7 @@ func (s *scaleRun) loadPhase(ctx context.Context, name string, active []*scaleIn
 		}
 	}
 	t0 := time.Now().Add(scaleLoadStart)
-	key := map[string]string{"quiet": "q", "with flood": "f"}[name]
+	key := phaseKeys[name]
 	loads := make([]*scaleLoad, 0, n+1)
 	for i, it := range active {
 		loads = append(loads, s.newScaleLoad(it, key, perRate, t0.Add(time.Duration(float64(i)*float64(time.Second)/cfg.Rate)), workers))

@@ -32,10 +32,15 @@ type ScaleReport struct {
 	// StatusRunners counts the running integrations by the runner their
 	// status named when the deployment saw them running.
 	StatusRunners map[string]int `json:"integrations_by_status_runner,omitempty"`
-	// Phases are the measured load phases: "quiet", and "with flood" when
-	// FloodTenantRate is set.
-	Phases          []ScalePhase `json:"phases"`
-	FloodTenantRate float64      `json:"flood_tenant_rate,omitempty"`
+	// Phases are the measured load phases: "quiet", "one integration", and
+	// "with flood" when FloodTenantRate is set.
+	Phases []ScalePhase `json:"phases"`
+	// The p99 of the rate spread over the active integrations, of the same
+	// rate on one of them, and the first over the second.
+	SpreadP99Ms         *float64 `json:"spread_p99_ms,omitempty"`
+	OneIntegrationP99Ms *float64 `json:"one_integration_p99_ms,omitempty"`
+	SpreadToOneP99      *float64 `json:"spread_to_one_p99,omitempty"`
+	FloodTenantRate     float64  `json:"flood_tenant_rate,omitempty"`
 	// The active (quiet) integrations' p99 without and with the flood.
 	QuietP99WithoutFloodMs *float64 `json:"quiet_p99_without_flood_ms,omitempty"`
 	QuietP99WithFloodMs    *float64 `json:"quiet_p99_with_flood_ms,omitempty"`
@@ -74,6 +79,10 @@ func (r *Report) writeScaleSummary(w io.Writer) error {
 	}
 	for i := range s.Phases {
 		writePhase(&b, &s.Phases[i])
+	}
+	if s.SpreadP99Ms != nil && s.OneIntegrationP99Ms != nil && s.SpreadToOneP99 != nil {
+		fmt.Fprintf(&b, "spread          p99 %.2f ms over %d integrations, %.2f ms on one at the same rate: %.2f×\n",
+			*s.SpreadP99Ms, len(s.Phases[0].Integrations), *s.OneIntegrationP99Ms, *s.SpreadToOneP99)
 	}
 	if s.QuietP99WithoutFloodMs != nil && s.QuietP99WithFloodMs != nil {
 		fmt.Fprintf(&b, "fairness        quiet tenants' p99 %.2f ms without the flood, %.2f ms with %.0f msgs/s flooding one tenant\n",

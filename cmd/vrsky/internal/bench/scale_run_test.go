@@ -147,8 +147,11 @@ func TestRunScaleAgainstARealStack(t *testing.T) {
 		require.Equal(t, 4, s.RunnerRegistry.Pipelines, "the runners share the integrations: %+v", s.RunnerRegistry.Runners)
 	}
 
-	// Load: everything sent arrived once, in both phases.
-	require.Len(t, s.Phases, 2)
+	// Load: everything sent arrived once, in every phase: spread over one
+	// integration of each tenant, on the first of them alone, and spread
+	// again beside the flood.
+	require.Len(t, s.Phases, 3)
+	require.Equal(t, []string{phaseQuiet, phaseOne, phaseFlood}, []string{s.Phases[0].Name, s.Phases[1].Name, s.Phases[2].Name})
 	for _, p := range s.Phases {
 		require.Equal(t, int64(50), p.Sent, p.Name, "50 msgs/s for 1 s")
 		require.Zero(t, p.Errors, p.Name)
@@ -156,11 +159,17 @@ func TestRunScaleAgainstARealStack(t *testing.T) {
 		require.Zero(t, p.Lost, p.Name)
 		require.Zero(t, p.Duplicates, p.Name)
 		require.Zero(t, p.Unknown+p.Malformed+p.Unexpected, p.Name)
-		require.Len(t, p.Integrations, 2)
-		require.NotEqual(t, p.Integrations[0].Tenant, p.Integrations[1].Tenant, "the load is spread over the tenants")
-		for _, c := range p.Integrations {
-			require.Equal(t, int64(25), c.Sent)
-			require.Equal(t, int64(25), c.Delivered)
+		if p.Name == phaseOne {
+			require.Len(t, p.Integrations, 1)
+			require.Equal(t, s.Phases[0].Integrations[0].Integration, p.Integrations[0].Integration)
+			require.Equal(t, int64(50), p.Integrations[0].Delivered)
+		} else {
+			require.Len(t, p.Integrations, 2)
+			require.NotEqual(t, p.Integrations[0].Tenant, p.Integrations[1].Tenant, "the load is spread over the tenants")
+			for _, c := range p.Integrations {
+				require.Equal(t, int64(25), c.Sent)
+				require.Equal(t, int64(25), c.Delivered)
+			}
 		}
 		require.Positive(t, p.P99)
 		require.GreaterOrEqual(t, p.P99, p.P50)
@@ -168,12 +177,16 @@ func TestRunScaleAgainstARealStack(t *testing.T) {
 		require.Len(t, p.Processes, 3)
 	}
 	require.Nil(t, s.Phases[0].Flood)
-	flood := s.Phases[1].Flood
+	require.Nil(t, s.Phases[1].Flood)
+	flood := s.Phases[2].Flood
 	require.NotNil(t, flood)
 	require.Equal(t, int64(50), flood.Sent)
 	require.Equal(t, int64(50), flood.Delivered)
 	require.Equal(t, s.Phases[0].P99, *s.QuietP99WithoutFloodMs)
-	require.Equal(t, s.Phases[1].P99, *s.QuietP99WithFloodMs)
+	require.Equal(t, s.Phases[2].P99, *s.QuietP99WithFloodMs)
+	require.Equal(t, s.Phases[0].P99, *s.SpreadP99Ms)
+	require.Equal(t, s.Phases[1].P99, *s.OneIntegrationP99Ms)
+	require.InDelta(t, s.Phases[0].P99/s.Phases[1].P99, *s.SpreadToOneP99, 1e-9)
 
 	// The report's own figures are the quiet phase's.
 	require.Equal(t, s.Phases[0].Delivered, rep.Delivered)

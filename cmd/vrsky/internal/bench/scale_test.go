@@ -335,7 +335,7 @@ func appendLine(t *testing.T, path, line string) {
 
 // sampleScaleReport is a scale report with every part set.
 func sampleScaleReport() *Report {
-	kb, without, with, pg := 180.5, 4.2, 9.7, 0.8
+	kb, without, with, pg, single, ratio := 180.5, 4.2, 9.7, 0.8, 2.1, 2.0
 	return &Report{
 		Scenario: ScenarioScale, MessageSize: 1024, Durability: Durability, DurationS: 10, WarmupS: 3, Workers: 256,
 		BaselineRate: 30000, BaselineMessageSize: 1024,
@@ -356,6 +356,8 @@ func sampleScaleReport() *Report {
 				{Name: "quiet", OfferedRate: 1000, SustainedRate: 999, P50: 2, P99: without, P999: 8, Max: 12, Sent: 10000, Delivered: 10000,
 					Integrations: make([]IntegrationCount, 100),
 					Processes:    []ProcessUse{{Name: "stack", CPUSeconds: 5, CPUPercent: 40, RSSMB: 500, PeakRSSMB: 520}}},
+				{Name: "one integration", OfferedRate: 1000, SustainedRate: 1000, P50: 1.5, P99: single, Sent: 10000, Delivered: 10000,
+					Integrations: make([]IntegrationCount, 1)},
 				{Name: "with flood", OfferedRate: 1000, SustainedRate: 990, P50: 3, P99: with, Sent: 10000, Delivered: 9990, Lost: 10,
 					IntegrationsWithLoss: 1, Errors: 3, ErrorsByStatus: map[string]int64{"503": 3}, Malformed: 1,
 					Integrations: make([]IntegrationCount, 100),
@@ -363,6 +365,7 @@ func sampleScaleReport() *Report {
 						ErrorsByStatus: map[string]int64{"429": 10000}, Delivered: 40000, P99: 30}},
 			},
 			QuietP99WithoutFloodMs: &without, QuietP99WithFloodMs: &with,
+			SpreadP99Ms: &without, OneIntegrationP99Ms: &single, SpreadToOneP99: &ratio,
 		},
 	}
 }
@@ -388,6 +391,8 @@ func TestScaleSummary(t *testing.T) {
 		"  messages      sent 10000, errors 3 (503: 3), delivered 9990, lost 10 (1 integrations lost some), duplicates 0\n",
 		"  oddities      unexpected 0, malformed lines 1, unknown seqs 0\n",
 		"  flood         bs-x-flood/flood offered 5000/s: sent 40000, errors 10000 (429: 10000), delivered 40000, lost 0, p99 30.00 ms\n",
+		"load one integration offered 1000/s over 1 integrations, sustained 1000/s at the sinks\n",
+		"spread          p99 4.20 ms over 100 integrations, 2.10 ms on one at the same rate: 2.00×\n",
 		"fairness        quiet tenants' p99 4.20 ms without the flood, 9.70 ms with 5000 msgs/s flooding one tenant\n",
 		"baseline        raw JetStream publish+consume 30000 msgs/s (1024-byte)\n",
 		"machine         2 CPUs (Test CPU), go1.27, linux/amd64; each phase measured 10 s after 3 s warm-up, 256 workers in all\n",
@@ -400,7 +405,7 @@ func TestScaleSummary(t *testing.T) {
 	// The stack's own runner, no registry, nothing deployed.
 	r := sampleScaleReport()
 	r.Scale.Runners, r.Scale.RunnerRegistry, r.Scale.PerIntegrationRSSKB, r.Scale.StatusRunners = 0, RunnerRegistry{}, nil, map[string]int{"": 3}
-	r.Scale.QuietP99WithFloodMs = nil
+	r.Scale.QuietP99WithFloodMs, r.Scale.SpreadToOneP99 = nil, nil
 	out.Reset()
 	require.NoError(t, r.WriteSummary(&out))
 	require.Contains(t, out.String(), "the stack's own runner")
@@ -408,6 +413,7 @@ func TestScaleSummary(t *testing.T) {
 	require.Contains(t, out.String(), `their status: "" 3`)
 	require.NotContains(t, out.String(), "per integration")
 	require.NotContains(t, out.String(), "fairness")
+	require.NotContains(t, out.String(), "spread ")
 }
 
 func TestScaleReportJSON(t *testing.T) {
@@ -419,7 +425,8 @@ func TestScaleReportJSON(t *testing.T) {
 	require.True(t, ok)
 	for _, k := range []string{"tenants", "integrations", "active", "runners", "tenants_create_s", "deploy", "idle_without_integrations",
 		"idle_with_integrations", "per_integration_rss_kb", "runner_registry", "integrations_by_status_runner", "phases",
-		"flood_tenant_rate", "quiet_p99_without_flood_ms", "quiet_p99_with_flood_ms"} {
+		"flood_tenant_rate", "quiet_p99_without_flood_ms", "quiet_p99_with_flood_ms", "spread_p99_ms", "one_integration_p99_ms",
+		"spread_to_one_p99"} {
 		require.Contains(t, s, k)
 	}
 	deploy := s["deploy"].(map[string]any)
@@ -428,7 +435,8 @@ func TestScaleReportJSON(t *testing.T) {
 	idle := s["idle_without_integrations"].(map[string]any)
 	require.Equal(t, 3.1, idle["cpu_percent_of_a_core"])
 	require.Equal(t, 0.8, idle["postgres_cpu_percent_of_a_core"])
-	phase := s["phases"].([]any)[1].(map[string]any)
+	phase := s["phases"].([]any)[2].(map[string]any)
+	require.Equal(t, 2.0, s["spread_to_one_p99"])
 	require.Equal(t, 9.7, phase["p99_ms"])
 	require.Equal(t, 10000.0, phase["flood"].(map[string]any)["errors_by_status"].(map[string]any)["429"])
 	reg := s["runner_registry"].(map[string]any)
