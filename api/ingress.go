@@ -17,6 +17,7 @@ import (
 	"github.com/vrsky/vrsky/connectors"
 	"github.com/vrsky/vrsky/connectors/sdk"
 	"github.com/vrsky/vrsky/dataplane"
+	"github.com/vrsky/vrsky/internal/gctarget"
 )
 
 // Ingress defaults.
@@ -364,6 +365,7 @@ func (s *ingressSink) publish(ctx context.Context, d sdk.Delivery) (sdk.PubAck, 
 		return sdk.PubAck{}, err
 	}
 	h.Metrics.webhook(p.Tenant, OutcomeAccepted, len(d.Messages))
+	gctarget.Moved(len(d.Messages))
 	if remember {
 		if err := h.Idempotency.Confirm(ctx, p, d.Key, digest); err != nil && h.Logger != nil {
 			h.Logger.WarnContext(ctx, "webhook idempotency key not confirmed; a repeat is stored again, which JetStream's duplicate window drops",

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vrsky/vrsky/internal/gctarget"
 )
 
 // batches feeds a stage from a durable pull consumer: JetStream pushes into
@@ -75,6 +77,7 @@ func consumeBatches(stream jetstream.Stream, c jetstream.Consumer, buffer int, w
 // starts a worker when none is free to take it.
 func (b *batches) push(m jetstream.Msg) {
 	b.moved.Store(true)
+	gctarget.Moved(1)
 	b.mu.Lock()
 	b.received++
 	for len(b.queue) >= b.limit {

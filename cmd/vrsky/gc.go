@@ -1,17 +1,26 @@
 package main
 
-import "runtime/debug"
+import (
+	"context"
+	"runtime/debug"
 
-// defaultGCPercent is the garbage collector's target when GOGC is not set.
-// The hot path allocates for every message; at Go's default of 100 the
-// collector took 12 % of the stack's CPU at saturation, at 200 the stack
-// needs ~10 % less CPU per message for a heap that may grow to three times
-// what is live instead of two (docs/adr/0010). GOGC, when set, wins.
-const defaultGCPercent = 200
+	"github.com/vrsky/vrsky/internal/gctarget"
+)
 
-// setGCDefault applies defaultGCPercent unless getenv("GOGC") is set.
-func setGCDefault(getenv func(string) string) {
-	if getenv("GOGC") == "" {
-		debug.SetGCPercent(defaultGCPercent)
+// followsMessages are the commands whose processes move messages: their
+// garbage collector's target follows the message flow (internal/gctarget,
+// docs/adr/0030). The others (the bench's load generator, a dedicated
+// NATS server, the CLI) keep the busy target all along.
+var followsMessages = map[string]bool{"dev": true, "api": true, "worker": true, "runner": true}
+
+// setGC sets the garbage collector's target for command until ctx ends,
+// unless getenv("GOGC") is set: GOGC, when set, wins.
+func setGC(ctx context.Context, command string, getenv func(string) string) {
+	switch {
+	case getenv("GOGC") != "":
+	case followsMessages[command]:
+		go gctarget.Follow(ctx)
+	default:
+		debug.SetGCPercent(gctarget.BusyPercent)
 	}
 }

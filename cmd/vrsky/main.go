@@ -21,9 +21,11 @@ import (
 var errUsage = errors.New("usage")
 
 func main() {
-	setGCDefault(os.Getenv)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if len(os.Args) > 1 {
+		setGC(ctx, os.Args[1], os.Getenv)
+	}
 	err := runWithInput(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	switch {
 	case err == nil:

@@ -46,7 +46,7 @@ var floors = []floor{
 		name: "foundations",
 		packages: []string{"internal/logging", "internal/natsauth", "internal/secretbox", "internal/spec",
 			"internal/store", "internal/blobstore", "internal/dbmigrate", "internal/natsserver",
-			"internal/natscluster", "internal/pgcluster", "internal/s3dev", "internal/natsmetrics"},
+			"internal/natscluster", "internal/pgcluster", "internal/s3dev", "internal/natsmetrics", "internal/gctarget"},
 		forbidden: join(contract, runtime, connectors, controlPlane, apiFloor, assembly),
 		allowed:   []string{module + "connectors/sdk"},
 	},
