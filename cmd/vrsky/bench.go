@@ -22,7 +22,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cfg bench.Config
-	fs.StringVar(&cfg.Scenario, "scenario", bench.ScenarioPipeline, "pipeline (webhook → json-transform → router → file), claimcheck (webhook → file, large bodies), cdc (postgres-cdc → postgres producer, rows of the stack's database) or scale (many webhook → json-transform → file integrations over many tenants: deploy time, idle cost, load over some of them)")
+	fs.StringVar(&cfg.Scenario, "scenario", bench.ScenarioPipeline, "pipeline (webhook → json-transform → router → file), claimcheck (webhook → file, large bodies), cdc (postgres-cdc → postgres producer, rows of the stack's database) or scale (many webhook → json-transform → file integrations over many tenants: deploy time, idle cost, load over some of them and the same load on one of them)")
 	fs.Float64Var(&cfg.Rate, "rate", bench.DefaultRate, "offered rate in messages (cdc: rows) per second (the first step's with --find-max)")
 	fs.DurationVar(&cfg.Duration, "duration", bench.DefaultDuration, "measured load per run or step")
 	fs.DurationVar(&cfg.Warmup, "warmup", bench.DefaultWarmup, "load before measuring, at the same rate")
@@ -41,7 +41,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&cfg.Scale.Runners, "runners", 0, "scale: run N runner processes (vrsky runner --dev) beside a stack without its own runner, and measure each")
 	fs.DurationVar(&cfg.Scale.IdleWindow, "idle-window", 0, fmt.Sprintf("scale: how long the idle cost is measured, with no integration and with all deployed (default %s)", bench.DefaultIdleWindow))
 	fs.DurationVar(&cfg.Scale.IdleSettle, "idle-settle", 0, fmt.Sprintf("scale: how long the deployed integrations rest before their idle cost is measured (default %s; stages stop pulling after a minute without messages)", bench.DefaultIdleSettle))
-	fs.Float64Var(&cfg.Scale.FloodTenantRate, "flood-tenant-rate", 0, "scale: add a second load phase with one more tenant's integration sent this many msgs/s, and compare the quiet tenants' p99")
+	fs.Float64Var(&cfg.Scale.FloodTenantRate, "flood-tenant-rate", 0, "scale: add a load phase with one more tenant's integration sent this many msgs/s, and compare the quiet tenants' p99")
 	fs.DurationVar(&cfg.Scale.DeployTimeout, "deploy-timeout", 0, "scale: give up waiting for the integrations to run after this long and go on with those running (default 1m + 300ms per integration)")
 	asJSON := fs.Bool("json", false, "print one JSON object instead of a summary")
 	cpuProfile := fs.String("cpu-profile", "", "write a CPU profile of the bench process (load generator and sink reader) to this file")

@@ -11,8 +11,8 @@
 // scale scenario creates many tenants through the API, deploys many small
 // integrations over them, measures what they cost idle (with none and with
 // all deployed, the stack and any runner processes it started), reads the
-// runners' registry, and loads some of them, optionally beside a flooding
-// tenant.
+// runners' registry, loads some of them, then the same rate on one of them
+// alone, and optionally the spread load again beside a flooding tenant.
 //
 // It counts what arrived at the sink, never the engine's own counters. It
 // reports; it must never assert thresholds or decide pass/fail on its own
