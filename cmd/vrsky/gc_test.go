@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"runtime/debug"
-	"runtime/metrics"
 	"testing"
 	"time"
 
@@ -21,19 +20,12 @@ func TestGCTargetByCommandUnlessGOGCIsSet(t *testing.T) {
 
 	setGC(ctx, "dev", func(k string) string { return map[string]string{"GOGC": "100"}[k] })
 	time.Sleep(100 * time.Millisecond)
-	require.Equal(t, uint64(100), gogc(), "a set GOGC is left alone")
+	require.Equal(t, 100, gctarget.Percent(), "a set GOGC is left alone")
 
 	setGC(ctx, "bench", unset)
-	require.Equal(t, uint64(gctarget.BusyPercent), gogc(), "a process that moves no message of its own keeps the busy target")
+	require.Equal(t, gctarget.BusyPercent, gctarget.Percent(), "a process that moves no message of its own keeps the busy target")
 
 	setGC(ctx, "runner", unset)
-	require.Eventually(t, func() bool { return gogc() == gctarget.RestPercent }, 5*time.Second, 10*time.Millisecond,
+	require.Eventually(t, func() bool { return gctarget.Percent() == gctarget.RestPercent }, 5*time.Second, 10*time.Millisecond,
 		"a runner's target follows the messages, at rest at first")
-}
-
-// gogc reads the runtime's GC target without changing it.
-func gogc() uint64 {
-	s := []metrics.Sample{{Name: "/gc/gogc:percent"}}
-	metrics.Read(s)
-	return s[0].Value.Uint64()
 }

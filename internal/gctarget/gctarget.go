@@ -14,6 +14,7 @@ package gctarget
 import (
 	"context"
 	"runtime/debug"
+	"runtime/metrics"
 	"sync/atomic"
 	"time"
 )
@@ -70,4 +71,12 @@ func (f *follower) target(count uint64, now time.Time) int {
 		return BusyPercent
 	}
 	return RestPercent
+}
+
+// Percent is the runtime's target now, as a GOGC percentage, read without
+// changing it.
+func Percent() int {
+	s := []metrics.Sample{{Name: "/gc/gogc:percent"}}
+	metrics.Read(s)
+	return int(s[0].Value.Uint64())
 }
