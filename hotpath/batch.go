@@ -77,7 +77,6 @@ func consumeBatches(stream jetstream.Stream, c jetstream.Consumer, buffer int, w
 // starts a worker when none is free to take it.
 func (b *batches) push(m jetstream.Msg) {
 	b.moved.Store(true)
-	gctarget.Moved(1)
 	b.mu.Lock()
 	b.received++
 	for len(b.queue) >= b.limit {
@@ -111,6 +110,7 @@ func (b *batches) work() {
 		if len(buf) == 0 {
 			return
 		}
+		gctarget.Moved(len(buf))
 		b.handle(buf)
 		clear(buf)
 		*bufp = buf[:0]
