@@ -16,10 +16,14 @@ import (
 // a bounded queue and workers take whatever is waiting, up to a batch, so
 // batches grow under load and stay at one message when idle.
 //
-// An idle stage holds no worker and no buffer: a worker starts when a
+// A parked stage holds no worker and no buffer: a worker starts when a
 // message arrives and no other is free, and ends when the queue is empty
-// (docs/adr/0025). A thousand idle integrations therefore cost no
-// goroutine and no memory for their stages beyond the consumer itself.
+// (docs/adr/0025). While the stage pulls, one worker that found the queue
+// empty waits for the next message instead of ending (docs/adr/0031), so
+// that a stage receiving a message now and then does not start a goroutine
+// and grow its stack for each; it ends when the stage parks or drains. A
+// thousand idle integrations therefore cost no goroutine and no memory for
+// their stages beyond the consumer itself.
 type batches struct {
 	// moved is set when a message arrives; the lag reporter clears it.
 	moved atomic.Bool
@@ -37,6 +41,10 @@ type batches struct {
 	wg                      sync.WaitGroup
 	// lastActive is when the last worker found the queue empty.
 	lastActive time.Time
+	// waitingWorker, when set, is the channel of the one worker waiting
+	// for the next message (it is not busy): true hands it the queue,
+	// false ends it.
+	waitingWorker chan bool
 
 	// consumer is pulled from by cc; replaced are earlier pulls being
 	// drained (pulls.go).
@@ -74,7 +82,7 @@ func consumeBatches(stream jetstream.Stream, c jetstream.Consumer, buffer int, w
 }
 
 // push queues one received message, waiting while the queue is full, and
-// starts a worker when none is free to take it.
+// wakes the waiting worker or starts one when none is free to take it.
 func (b *batches) push(m jetstream.Msg) {
 	b.moved.Store(true)
 	b.mu.Lock()
@@ -87,14 +95,45 @@ func (b *batches) push(m jetstream.Msg) {
 	b.mu.Unlock()
 }
 
-// startWorkerLocked starts a worker when messages wait, the stage runs and
-// fewer than its workers are busy. b.mu is held.
+// startWorkerLocked makes a worker busy when messages wait, the stage runs
+// and fewer than its workers are busy: the waiting worker if there is one,
+// else a new one. b.mu is held.
 func (b *batches) startWorkerLocked() {
 	if b.handle == nil || b.busy >= b.workers || len(b.queue) == 0 {
 		return
 	}
 	b.busy++
+	if w := b.waitingWorker; w != nil {
+		b.waitingWorker = nil
+		w <- true
+		return
+	}
 	b.wg.Go(b.work)
+}
+
+// waitLocked keeps a worker that found the queue empty (and is no longer
+// busy) for the next message while the stage pulls, when no other worker
+// waits. It reports whether the worker was handed messages, and is busy
+// again, rather than ended. b.mu is held; it is released while waiting.
+func (b *batches) waitLocked() bool {
+	if b.waitingWorker != nil || b.cc == nil || b.draining {
+		return false
+	}
+	w := make(chan bool, 1)
+	b.waitingWorker = w
+	b.mu.Unlock()
+	handed := <-w
+	b.mu.Lock()
+	return handed
+}
+
+// endWaitingLocked ends the waiting worker, if any, as the stage parks or
+// drains. b.mu is held.
+func (b *batches) endWaitingLocked() {
+	if w := b.waitingWorker; w != nil {
+		b.waitingWorker = nil
+		w <- false
+	}
 }
 
 // batchBuffers recycles the workers' batch slices between the stages, so
@@ -117,20 +156,23 @@ func (b *batches) work() {
 	}
 }
 
-// take moves up to maxBatch waiting messages into buf. With none waiting it
-// retires the calling worker and returns an empty buf.
+// take moves up to maxBatch waiting messages into buf. With none waiting
+// the calling worker is no longer busy: it waits for the next message
+// (waitLocked) or retires, and take then returns an empty buf.
 func (b *batches) take(buf []jetstream.Msg) []jetstream.Msg {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	n := min(len(b.queue), b.maxBatch)
-	if n == 0 {
+	for len(b.queue) == 0 {
 		b.busy--
 		b.lastActive = time.Now()
 		if cap(b.queue) > b.maxBatch {
 			b.queue = nil // give a burst's queue back
 		}
-		return buf
+		if !b.waitLocked() {
+			return buf
+		}
 	}
+	n := min(len(b.queue), b.maxBatch)
 	buf = append(buf, b.queue[:n]...)
 	rest := copy(b.queue, b.queue[n:])
 	clear(b.queue[rest:])
@@ -147,6 +189,7 @@ func (b *batches) drain() {
 	b.mu.Lock()
 	b.draining = true
 	b.stopWakingLocked()
+	b.endWaitingLocked()
 	all := slices.Clone(b.replaced)
 	if b.cc != nil { // nil: parked
 		all = append(all, b.cc)

@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"runtime"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -43,7 +46,7 @@ func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // TestAnIdleStageHoldsNoWorker: workers start when messages arrive, never
 // more than the stage's number at once, every message is handled once,
-// and when the queue is empty no worker is left.
+// and when the queue is empty no worker is busy.
 func TestAnIdleStageHoldsNoWorker(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -88,6 +91,64 @@ func TestAnIdleStageHoldsNoWorker(t *testing.T) {
 	mu.Unlock()
 	require.True(t, src.moved.Load())
 	st.stop()
+}
+
+// workerWaits reports whether a worker of src waits for the next message.
+func workerWaits(src *batches) bool {
+	src.mu.Lock()
+	defer src.mu.Unlock()
+	return src.waitingWorker != nil
+}
+
+// goroutineID is the calling goroutine's number, from its stack's header.
+func goroutineID() string {
+	buf := make([]byte, 64)
+	buf = buf[:runtime.Stack(buf, false)]
+	id, _, _ := strings.Cut(strings.TrimPrefix(string(buf), "goroutine "), " ")
+	return id
+}
+
+// TestOneWorkerWaitsForTheNextMessage: a stage whose messages come one at
+// a time handles them all on one worker, which waits between them without
+// being busy, and ends when the stage drains.
+func TestOneWorkerWaitsForTheNextMessage(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	js, _, src := stageSource(t, "WAITS", 16)
+	handledBy := make(chan string, 1)
+	st := runStage(src, 2, 8, func(batch []jetstream.Msg) {
+		for _, m := range batch {
+			require.NoError(t, m.Ack())
+		}
+		handledBy <- goroutineID()
+	})
+	require.False(t, workerWaits(src), "no worker before the first message")
+
+	var workers []string
+	for i := range 5 {
+		_, err := js.Publish(ctx, "WAITS.in", fmt.Appendf(nil, "m-%d", i))
+		require.NoError(t, err)
+		select {
+		case id := <-handledBy:
+			workers = append(workers, id)
+		case <-time.After(5 * time.Second):
+			t.Fatalf("message %d was not handled", i)
+		}
+		require.Eventually(t, func() bool { return workerWaits(src) }, 5*time.Second, time.Millisecond, "a worker waits after message %d", i)
+		src.mu.Lock()
+		require.Zero(t, src.busy, "the waiting worker is not busy")
+		src.mu.Unlock()
+	}
+	require.Equal(t, slices.Repeat(workers[:1], 5), workers, "one worker handled every message")
+
+	stopped := make(chan struct{})
+	go func() { st.stop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stage did not stop: its waiting worker was not ended")
+	}
+	require.False(t, workerWaits(src))
 }
 
 // TestAFullStageQueueHoldsThePull: with a slow handler the queue never

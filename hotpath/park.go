@@ -66,6 +66,7 @@ func (b *batches) park(now time.Time) {
 	}
 	b.retireLocked(b.cc)
 	b.cc, b.stopWaking = nil, stopWaking
+	b.endWaitingLocked()
 }
 
 // parked reports whether b is parked.

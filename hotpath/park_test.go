@@ -64,7 +64,7 @@ func waitingPulls(t *testing.T, stream jetstream.Stream, consumer string) int {
 }
 
 // TestAnIdleStageParksAndAMessageWakesIt: an idle stage stops pulling
-// (the server holds no request of it); a message published to its subject
+// (the server holds no request of it) and ends its waiting worker; a message published to its subject
 // wakes it through the wake watch and is handled at once, once; it parks
 // again when idle. Only a parked stage is subscribed to its subject.
 func TestAnIdleStageParksAndAMessageWakesIt(t *testing.T) {
@@ -82,6 +82,7 @@ func TestAnIdleStageParksAndAMessageWakesIt(t *testing.T) {
 		time.Sleep(350 * time.Millisecond)
 		idleStages.restIdle(time.Now())
 		require.True(t, src.parked(), "round %d: parks", round)
+		require.False(t, workerWaits(src), "round %d: a parked stage keeps no worker", round)
 		require.Equal(t, 1, subscribed(), "round %d: a parked stage is subscribed to its subject", round)
 		require.Eventually(t, func() bool { return waitingPulls(t, stream, "parking") == 0 }, 5*time.Second, 20*time.Millisecond,
 			"round %d: the server holds no pull of a parked stage", round)
