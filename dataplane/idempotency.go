@@ -78,17 +78,18 @@ func (i *Idempotency) Claim(ctx context.Context, p Pipeline, id string, sum Dige
 }
 
 // Confirm records that p's message id, claimed with Claim, is stored. It
-// does not wait for the write: if it is lost, the ID stays pending and a
-// repeat of the same body is stored again, which JetStream drops as a
-// duplicate within its window.
+// neither waits for the write nor asks JetStream to acknowledge it: if it
+// is lost, the ID stays pending and a repeat of the same body is stored
+// again, which JetStream drops as a duplicate within its window.
 func (i *Idempotency) Confirm(ctx context.Context, p Pipeline, id string, sum Digest) error {
 	b, err := i.bucket(ctx, p.Tenant)
 	if err != nil {
 		return err
 	}
-	// A KV put is a publish to the bucket's subject for the key.
+	// A KV put is a publish to the bucket's subject for the key; without a
+	// reply subject the server stores it and sends nothing back.
 	subject := kvPutSubject(IdempotencyBucket, idempotencyKey(p, id))
-	if _, err := b.js.PublishAsync(subject, []byte(hex.EncodeToString(sum[:]))); err != nil {
+	if err := b.js.Conn().Publish(subject, []byte(hex.EncodeToString(sum[:]))); err != nil {
 		return fmt.Errorf("%w: confirm idempotency key: %w", ErrUnavailable, err)
 	}
 	return nil
