@@ -22,8 +22,8 @@ import (
 // empty waits for the next message instead of ending (docs/adr/0031), so
 // that a stage receiving a message now and then does not start a goroutine
 // and grow its stack for each; it ends when the stage parks or drains. A
-// thousand idle integrations therefore cost no goroutine and no memory for
-// their stages beyond the consumer itself.
+// thousand parked integrations therefore cost no goroutine and no memory
+// for their stages beyond the consumer itself.
 type batches struct {
 	// moved is set when a message arrives; the lag reporter clears it.
 	moved atomic.Bool

@@ -64,9 +64,10 @@ func waitingPulls(t *testing.T, stream jetstream.Stream, consumer string) int {
 }
 
 // TestAnIdleStageParksAndAMessageWakesIt: an idle stage stops pulling
-// (the server holds no request of it) and ends its waiting worker; a message published to its subject
-// wakes it through the wake watch and is handled at once, once; it parks
-// again when idle. Only a parked stage is subscribed to its subject.
+// (the server holds no request of it) and ends its waiting worker; a
+// message published to its subject wakes it through the wake watch and is
+// handled at once, once; it parks again when idle. Only a parked stage is
+// subscribed to its subject.
 func TestAnIdleStageParksAndAMessageWakesIt(t *testing.T) {
 	shortIdle(t, 300*time.Millisecond)
 	ctx, cancel := context.WithCancel(context.Background())
