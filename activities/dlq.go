@@ -19,6 +19,9 @@ type DLQ struct {
 	// Accounts gives each tenant's JetStream, where its DLQ lives.
 	Accounts dataplane.Accounts
 	Claims   *dataplane.ClaimCheck
+	// Counts is the platform's counts bucket: a replay looks there for a
+	// stage whose consumer rests (nil: only at consumers).
+	Counts jetstream.KeyValue
 }
 
 // ErrInvalidFilter is the error type of a replay whose filter cannot be
@@ -96,7 +99,7 @@ func (d *DLQ) ReplayPage(ctx context.Context, in ReplayPageInput) (ReplayPageRes
 		if in.Discard {
 			err = dataplane.DiscardDeadLetter(ctx, js, in.Tenant, seq)
 		} else {
-			err = dataplane.ReplayDeadLetter(ctx, js, d.Claims, in.Tenant, seq)
+			err = dataplane.ReplayDeadLetter(ctx, js, d.Claims, d.Counts, in.Tenant, seq)
 		}
 		switch {
 		case errors.Is(err, dataplane.ErrDeadLetterNotFound):

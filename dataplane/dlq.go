@@ -227,8 +227,10 @@ func GetDeadLetter(ctx context.Context, js jetstream.JetStream, claims *ClaimChe
 // the delete) is dropped by JetStream. A claim-checked body is copied to a
 // fresh claim key first, so the replayed message owns its body the way any
 // message taken in does. The pipeline's stream must exist: replaying into a
-// deleted integration fails and keeps the dead letter.
-func ReplayDeadLetter(ctx context.Context, js jetstream.JetStream, claims *ClaimCheck, tenant string, seq uint64) error {
+// deleted integration fails and keeps the dead letter. counts, the
+// platform's counts bucket, tells a stage whose consumer rests from one
+// that is gone (nil: only consumers are looked at).
+func ReplayDeadLetter(ctx context.Context, js jetstream.JetStream, claims *ClaimCheck, counts jetstream.KeyValue, tenant string, seq uint64) error {
 	raw, err := getDeadLetter(ctx, js, tenant, seq)
 	if err != nil {
 		return err
@@ -238,7 +240,7 @@ func ReplayDeadLetter(ctx context.Context, js jetstream.JetStream, claims *Claim
 	if p.Validate() != nil || !strings.HasPrefix(d.Subject, "vrsky."+tenant+"."+d.Integration+".") {
 		return fmt.Errorf("dead letter %d has no pipeline subject to replay to (%q)", seq, d.Subject)
 	}
-	if err := checkReplayTarget(ctx, js, p, d.Subject); err != nil {
+	if err := checkReplayTarget(ctx, js, counts, p, d.Subject); err != nil {
 		return fmt.Errorf("replay dead letter %d: %w", seq, err)
 	}
 	dedupID := d.MessageID + "/replay/" + strconv.FormatUint(seq, 10)
@@ -269,12 +271,13 @@ func ReplayDeadLetter(ctx context.Context, js jetstream.JetStream, claims *Claim
 }
 
 // checkReplayTarget checks that the stage the dead letter failed on still
-// exists in p's stream. A stream without any consumer belongs to an
-// integration no runner has started yet: its stages will be created, and
-// will read what waits for them. A stream whose stages exist but not this
-// one lost it to a spec change (deleteStaleConsumers): nothing would ever
-// read the replay.
-func checkReplayTarget(ctx context.Context, js jetstream.JetStream, p Pipeline, subject string) error {
+// exists in p's stream: its consumer is there, or it rests (its stage
+// parked and recorded it in counts, resting.go). A stream without any
+// consumer or rest record belongs to an integration no runner has started
+// yet: its stages will be created, and will read what waits for them. A
+// stream whose stages exist but not this one lost it to a spec change
+// (deleteStaleConsumers): nothing would ever read the replay.
+func checkReplayTarget(ctx context.Context, js jetstream.JetStream, counts jetstream.KeyValue, p Pipeline, subject string) error {
 	stage := StageProcess
 	if producer, ok := strings.CutPrefix(subject, p.OutSubject("")); ok {
 		stage = DeliverStage(producer)
@@ -286,8 +289,17 @@ func checkReplayTarget(ctx context.Context, js jetstream.JetStream, p Pipeline, 
 	if err != nil {
 		return fmt.Errorf("open stream %s: %w", p.Stream(), err)
 	}
+	rests := Rests{}
+	if counts != nil {
+		if rests, err = ReadRests(ctx, counts, p); err != nil {
+			return err
+		}
+	}
+	if _, ok := rests[stage]; ok {
+		return nil
+	}
 	names := stream.ConsumerNames(ctx)
-	stages := 0
+	stages := len(rests)
 	for name := range names.Name() {
 		if name == stage {
 			return nil

@@ -137,10 +137,10 @@ func TestReplayDeadLetterPublishesOnceThenRemovesIt(t *testing.T) {
 	require.Equal(t, "hello", string(body))
 	require.Equal(t, "m1", d.MessageID)
 
-	require.NoError(t, ReplayDeadLetter(ctx, js, nil, tenant, seq))
+	require.NoError(t, ReplayDeadLetter(ctx, js, nil, nil, tenant, seq))
 	_, _, err = GetDeadLetter(ctx, js, nil, tenant, seq, 0)
 	require.ErrorIs(t, err, ErrDeadLetterNotFound, "gone from the DLQ")
-	require.ErrorIs(t, ReplayDeadLetter(ctx, js, nil, tenant, seq), ErrDeadLetterNotFound, "a second replay finds nothing")
+	require.ErrorIs(t, ReplayDeadLetter(ctx, js, nil, nil, tenant, seq), ErrDeadLetterNotFound, "a second replay finds nothing")
 
 	stream, err := js.Stream(ctx, p.Stream())
 	require.NoError(t, err)
@@ -174,7 +174,7 @@ func TestReplayRepeatedAfterACrashIsDeduplicated(t *testing.T) {
 	first := Encode(p.InSubject(), "m1/replay/"+strconv.FormatUint(seq, 10), Envelope{Msg: sdk.Message{ID: "m1", Body: []byte("x")}})
 	_, err := js.PublishMsg(ctx, first)
 	require.NoError(t, err)
-	require.NoError(t, ReplayDeadLetter(ctx, js, nil, tenant, seq))
+	require.NoError(t, ReplayDeadLetter(ctx, js, nil, nil, tenant, seq))
 
 	work, err := js.Stream(ctx, p.Stream())
 	require.NoError(t, err)
@@ -207,9 +207,9 @@ func TestReplayClaimCheckedBodyAndDiscard(t *testing.T) {
 	require.Nil(t, body, "over the bound: not fetched")
 	_, _, err = GetDeadLetter(ctx, js, nil, tenant, seq, 0)
 	require.Error(t, err, "claim-checked without a store")
-	require.Error(t, ReplayDeadLetter(ctx, js, nil, tenant, seq))
+	require.Error(t, ReplayDeadLetter(ctx, js, nil, nil, tenant, seq))
 
-	require.NoError(t, ReplayDeadLetter(ctx, js, claims, tenant, seq))
+	require.NoError(t, ReplayDeadLetter(ctx, js, claims, nil, tenant, seq))
 	stream, err := js.Stream(ctx, p.Stream())
 	require.NoError(t, err)
 	raw, err := stream.GetLastMsgForSubject(ctx, p.InSubject())
@@ -239,7 +239,7 @@ func TestReplayIntoADeletedIntegrationKeepsTheDeadLetter(t *testing.T) {
 	seq := putDeadLetter(t, js, p, "m1", StageProcess, "bad", time.Now(), Envelope{Msg: sdk.Message{Body: []byte("x")}})
 	require.NoError(t, DeleteStream(ctx, js, p))
 
-	err := ReplayDeadLetter(ctx, js, nil, tenant, seq)
+	err := ReplayDeadLetter(ctx, js, nil, nil, tenant, seq)
 	require.Error(t, err)
 	require.False(t, errors.Is(err, ErrDeadLetterNotFound))
 	_, body, err := GetDeadLetter(ctx, js, nil, tenant, seq, 0)
@@ -276,7 +276,7 @@ func TestDLQEdgeCases(t *testing.T) {
 	d, _, err := GetDeadLetter(ctx, js, nil, tenant, ack.Sequence, 0)
 	require.NoError(t, err)
 	require.Equal(t, "m2", d.MessageID, "from Nats-Msg-Id")
-	require.Error(t, ReplayDeadLetter(ctx, js, nil, tenant, ack.Sequence))
+	require.Error(t, ReplayDeadLetter(ctx, js, nil, nil, tenant, ack.Sequence))
 	_, _, err = GetDeadLetter(ctx, js, nil, tenant, ack.Sequence, 0)
 	require.NoError(t, err, "still in the DLQ")
 

@@ -55,6 +55,12 @@ const TakenCount = "taken"
 // (latency.go). No consumer is named like it.
 const LatencyCount = "latency"
 
+// RestsCount is the counts-bucket "stage" (Pipeline.CountKey) under which
+// runners record, for each stage whose consumer may be removed while it
+// parks, what that consumer had finished (resting.go). No consumer is
+// named like it.
+const RestsCount = "rests"
+
 // RunsBucket holds the run requests and results of scheduled pipelines.
 const RunsBucket = "vrsky_runs"
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -21,6 +22,15 @@ const (
 	maxAckPending      = 8192
 )
 
+// consumerRestAfter is how long a stage consumer stays on the server once
+// no runner pulls from it, that is once its stage parked everywhere, and
+// holds no message: then the server removes it, with its goroutines and
+// memory, and the stage creates it again when a message wakes it (ADR
+// 0032). Tests shorten it.
+var consumerRestAfter atomic.Int64
+
+func init() { consumerRestAfter.Store(int64(time.Minute)) }
+
 // ensureConsumer creates or updates a stage's durable pull consumer.
 //
 // Its state is kept in the server's memory, not in files (docs/adr/0025):
@@ -32,7 +42,8 @@ const (
 // which messages were in flight, which it delivers again (the stage's
 // reviver creates it again, batch.go); attempts are counted in KV
 // (docs/adr/0002), not by the consumer. A file consumer made by an earlier
-// version is replaced once.
+// version is replaced once. A consumer no runner pulls from is removed by
+// the server after consumerRestAfter; its stage creates it again (park.go).
 func ensureConsumer(ctx context.Context, stream jetstream.Stream, name, subject string) (jetstream.Consumer, error) {
 	cfg := jetstream.ConsumerConfig{
 		Durable:       name,
@@ -42,6 +53,9 @@ func ensureConsumer(ctx context.Context, stream jetstream.Stream, name, subject 
 		MaxDeliver:    maxDeliverBackstop,
 		MaxAckPending: maxAckPending,
 		MemoryStorage: true,
+		// The server counts from the last pull, and waits for every
+		// message delivered and not yet acked (ack wait) first.
+		InactiveThreshold: time.Duration(consumerRestAfter.Load()),
 	}
 	c, err := stream.CreateOrUpdateConsumer(ctx, cfg)
 	if isStorageChange(err) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -136,29 +135,17 @@ func (f *countsFlusher) flushDirty(ctx context.Context) {
 	flushers.Wait()
 }
 
-// addCount adds n to the decimal count under key. Writers that collide try
-// again after a short random pause, so they do not collide in step.
+// addCount adds n to the decimal count under key; every runner of the
+// pipeline adds to the same key.
 func addCount(ctx context.Context, kv jetstream.KeyValue, key string, n uint64) error {
-	for try := range 20 {
-		if try > 0 {
-			time.Sleep(time.Duration(rand.Int64N(int64(time.Millisecond) << min(try, 5))))
-		}
-		entry, err := kv.Get(ctx, key)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			if _, err = kv.Create(ctx, key, []byte(strconv.FormatUint(n, 10))); err == nil {
-				return nil
-			}
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("read count %s: %w", key, err)
-		}
-		old, _ := strconv.ParseUint(string(entry.Value()), 10, 64)
-		if _, err = kv.Update(ctx, key, []byte(strconv.FormatUint(old+n, 10)), entry.Revision()); err == nil {
-			return nil
-		}
+	err := dataplane.UpdateValue(ctx, kv, key, func(old []byte) []byte {
+		sum, _ := strconv.ParseUint(string(old), 10, 64)
+		return []byte(strconv.FormatUint(sum+n, 10))
+	})
+	if err != nil {
+		return fmt.Errorf("add to count: %w", err)
 	}
-	return fmt.Errorf("add to count %s: too much contention", key)
+	return nil
 }
 
 // tally holds one pipeline's counts kept in the counts bucket (its
@@ -321,30 +308,19 @@ func (l *latencyCount) flush(ctx context.Context) error {
 // a count: every runner of the pipeline adds to the same key, so the key
 // holds their sum.
 func addLatencies(ctx context.Context, kv jetstream.KeyValue, key string, delta dataplane.Latencies) error {
-	for try := range 20 {
-		if try > 0 {
-			time.Sleep(time.Duration(rand.Int64N(int64(time.Millisecond) << min(try, 5))))
-		}
-		entry, err := kv.Get(ctx, key)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			value, _ := delta.MarshalJSON()
-			if _, err = kv.Create(ctx, key, value); err == nil {
-				return nil
-			}
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("read latencies %s: %w", key, err)
-		}
+	err := dataplane.UpdateValue(ctx, kv, key, func(old []byte) []byte {
 		var sum dataplane.Latencies
 		// A value that does not parse (written by another version) is
 		// started again rather than blocking the counts for good.
-		_ = sum.UnmarshalJSON(entry.Value())
+		if old != nil {
+			_ = sum.UnmarshalJSON(old)
+		}
 		sum.Add(delta)
 		value, _ := sum.MarshalJSON()
-		if _, err = kv.Update(ctx, key, value, entry.Revision()); err == nil {
-			return nil
-		}
+		return value
+	})
+	if err != nil {
+		return fmt.Errorf("add to latencies: %w", err)
 	}
-	return fmt.Errorf("add to latencies %s: too much contention", key)
+	return nil
 }

@@ -81,7 +81,7 @@ func TestDirectDeliveryDeadLetterIsReplayedToTheProducer(t *testing.T) {
 	}, 10*time.Second, 50*time.Millisecond, "a dead letter is finished too: stages %+v", stages)
 
 	sink.setFail(nil)
-	require.NoError(t, dataplane.ReplayDeadLetter(ctx, h.js, nil, h.tenant, dead.Sequence))
+	require.NoError(t, dataplane.ReplayDeadLetter(ctx, h.js, nil, nil, h.tenant, dead.Sequence))
 	require.Eventually(t, func() bool { return sink.body("bad") != nil }, 10*time.Second, 20*time.Millisecond)
 	require.Equal(t, "x!", string(sink.body("bad")), "the steps did not run again")
 }

@@ -80,7 +80,7 @@ func TestFailedMessageCanBeReplayedFromTheDLQ(t *testing.T) {
 	require.Equal(t, "m1", letters[0].MessageID)
 	require.Equal(t, p.OutSubject("archive"), letters[0].Subject)
 
-	require.NoError(t, dataplane.ReplayDeadLetter(ctx, js, nil, tenant, letters[0].Seq))
+	require.NoError(t, dataplane.ReplayDeadLetter(ctx, js, nil, nil, tenant, letters[0].Seq))
 	batch, err = cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
 	require.NoError(t, err)
 	var again jetstream.Msg
@@ -118,9 +118,9 @@ func TestReplayToARemovedProducerIsRefused(t *testing.T) {
 		_, err := ensureConsumer(ctx, stream, stage, subject)
 		require.NoError(t, err)
 	}
-	require.NoError(t, deleteStaleConsumers(ctx, stream, []string{"warehouse"}))
+	require.NoError(t, deleteStaleConsumers(ctx, stream, nil, p, []string{"warehouse"}))
 
-	err = dataplane.ReplayDeadLetter(ctx, js, nil, tenant, seq)
+	err = dataplane.ReplayDeadLetter(ctx, js, nil, nil, tenant, seq)
 	require.ErrorIs(t, err, dataplane.ErrNoReplayTarget)
 	require.ErrorContains(t, err, `no stage "deliver-archive"`)
 	_, _, err = dataplane.GetDeadLetter(ctx, js, nil, tenant, seq, 0)
@@ -136,5 +136,5 @@ func TestReplayToARemovedProducerIsRefused(t *testing.T) {
 	freshStream, err := js.Stream(ctx, fresh.Stream())
 	require.NoError(t, err)
 	require.NoError(t, freshStream.DeleteConsumer(ctx, dataplane.DeliverStage("archive")))
-	require.NoError(t, dataplane.ReplayDeadLetter(ctx, js, nil, tenant, seq))
+	require.NoError(t, dataplane.ReplayDeadLetter(ctx, js, nil, nil, tenant, seq))
 }

@@ -2,6 +2,7 @@ package hotpath
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -99,9 +100,12 @@ type lagSource struct {
 	js     jetstream.JetStream
 	stream jetstream.Stream
 	p      dataplane.Pipeline
-	// moved reports (and forgets) whether a stage received a message since
-	// it was last asked; unpark is called with each consumer found holding
-	// messages, so that a parked stage that missed its wake-up pulls again.
+	// stages are the names of the pipeline's stages and consumers. moved
+	// reports (and forgets) whether a stage received a message since it
+	// was last asked; unpark is called with each consumer found holding
+	// messages, or resting while messages wait on its subject, so that a
+	// parked stage that missed its wake-up pulls again.
+	stages []string
 	moved  func() bool
 	unpark func(consumer string)
 	// slot is the pass on which it is read: modulo activeSlots while it
@@ -120,9 +124,9 @@ type lagSource struct {
 // add starts reading the lag of p's stream: at the next pass, then once per
 // lagInterval while it moves or has messages waiting, and once per
 // lagIdleInterval otherwise, each time on its own slot's pass.
-func (l *lagLoop) add(js jetstream.JetStream, stream jetstream.Stream, p dataplane.Pipeline, moved func() bool, unpark func(consumer string)) *lagSource {
+func (l *lagLoop) add(js jetstream.JetStream, stream jetstream.Stream, p dataplane.Pipeline, stages []string, moved func() bool, unpark func(consumer string)) *lagSource {
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &lagSource{loop: l, js: js, stream: stream, p: p, moved: moved, unpark: unpark, ctx: ctx, cancel: cancel}
+	s := &lagSource{loop: l, js: js, stream: stream, p: p, stages: stages, moved: moved, unpark: unpark, ctx: ctx, cancel: cancel}
 	l.mu.Lock()
 	s.slot = l.slot
 	l.slot = (l.slot + 1) % idleSlots
@@ -215,13 +219,21 @@ func (s *lagSource) readLag(metrics *Metrics, active bool) {
 	ctx, cancel := context.WithTimeout(s.ctx, lagInterval)
 	defer cancel()
 	waiting := false
-	for info := range s.stream.ListConsumers(ctx).Info() {
-		lag := info.NumPending + uint64(info.NumAckPending)
+	setLag := func(consumer string, lag uint64) {
 		waiting = waiting || lag > 0
 		if lag > 0 {
-			s.unpark(info.Name)
+			s.unpark(consumer)
 		}
-		metrics.consumerLag.WithLabelValues(s.p.Tenant, s.p.Integration, info.Name).Set(float64(lag))
+		metrics.consumerLag.WithLabelValues(s.p.Tenant, s.p.Integration, consumer).Set(float64(lag))
+	}
+	listed := make(map[string]bool, len(s.stages))
+	consumers := s.stream.ListConsumers(ctx)
+	for info := range consumers.Info() {
+		listed[info.Name] = true
+		setLag(info.Name, info.NumPending+uint64(info.NumAckPending))
+	}
+	if consumers.Err() == nil || errors.Is(consumers.Err(), jetstream.ErrEndOfData) {
+		s.readResting(ctx, listed, setLag)
 	}
 	s.waiting.Store(waiting)
 	// Dead letters come from moving stages (or a replay, which moves them
@@ -237,5 +249,23 @@ func (s *lagSource) readLag(metrics *Metrics, active bool) {
 		if dlq, err := s.js.Stream(ctx, dataplane.DLQStream(s.p.Tenant)); err == nil {
 			metrics.dlqMessages.WithLabelValues(s.p.Tenant).Set(float64(dlq.CachedInfo().State.Msgs))
 		}
+	}
+}
+
+// readResting sets the lag of the stages whose consumer is not listed,
+// which rest (ADR 0032): what waits on their subjects.
+func (s *lagSource) readResting(ctx context.Context, listed map[string]bool, setLag func(consumer string, lag uint64)) {
+	var waiting map[string]uint64
+	for _, stage := range s.stages {
+		if listed[stage] {
+			continue
+		}
+		if waiting == nil {
+			var err error
+			if waiting, err = dataplane.WaitingBySubject(ctx, s.stream, s.p); err != nil {
+				return // the next read tries again
+			}
+		}
+		setLag(stage, waiting[s.p.StageSubject(stage)])
 	}
 }

@@ -466,7 +466,7 @@ func TestEachLagPassAsksItsOwnSlotOnly(t *testing.T) {
 	const n = 3 * activeSlots
 	asked := make([]int, n)
 	for i := range n {
-		loop.add(nil, nil, dataplane.Pipeline{}, func() bool { asked[i]++; return false }, func(string) {})
+		loop.add(nil, nil, dataplane.Pipeline{}, nil, func() bool { asked[i]++; return false }, func(string) {})
 	}
 	clear(loop.fresh) // as if read once
 	loop.pass = 2 * n // no source's idle read falls in these passes

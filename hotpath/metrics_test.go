@@ -116,7 +116,7 @@ func TestReportLagReadsTheTenantsDLQ(t *testing.T) {
 	}
 	m := NewMetrics(prometheus.NewPedanticRegistry())
 	loop := newLagLoop(m)
-	src := loop.add(js, stream, p, func() bool { return true }, func(string) {})
+	src := loop.add(js, stream, p, nil, func() bool { return true }, func(string) {})
 	defer src.stop()
 	loop.readDue(ctx)
 	require.Equal(t, 3.0, testutil.ToFloat64(m.dlqMessages.WithLabelValues("acme")))

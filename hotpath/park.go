@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // An idle stage parks (ADR 0029): once it has received nothing for
@@ -19,16 +20,26 @@ import (
 // message just before the subscription, NATS dropped a wake-up for a full
 // channel, a reconnection), the runner's lag loop finds the messages on
 // the consumer and wakes the stage.
+//
+// Once the stage has parked in every runner, its consumer rests (ADR
+// 0032): the server removes it after consumerRestAfter without a pull
+// (consumers.go), which frees its goroutines and memory there; its
+// messages wait in the work-queue stream. Before parking, the stage
+// records what the consumer finished (dataplane.RecordRest), so its counts
+// outlive it. A woken stage's pull then reaches no consumer, and the
+// reviver creates it again (revive.go) and pulls from it.
 
 // parkCheckTimeout bounds the read of the consumer's state before parking.
 const parkCheckTimeout = 5 * time.Second
 
 // stageWake is what wakes a parked stage: a subscription on nc to its
-// subject, fed to the runner's wake watch.
+// subject, fed to the runner's wake watch; record records what its
+// consumer finished as it parks (nil: nothing is recorded).
 type stageWake struct {
 	watch   *wakeWatch
 	nc      *nats.Conn
 	subject string
+	record  func(context.Context, *jetstream.ConsumerInfo) error
 }
 
 // parksAt reports whether b may park at now; b.mu is held.
@@ -38,10 +49,10 @@ func (b *batches) parksAt(now time.Time) bool {
 		now.Sub(b.lastActive) >= idle && now.Sub(b.lastWake) >= idle
 }
 
-// park stops b pulling when it may park at now and its consumer holds no
-// message, pending or waiting for its acknowledgement. The wake-up
-// subscription is made first, so that a message stored after the check
-// wakes the stage.
+// park stops b pulling when it may park at now, its consumer holds no
+// message, pending or waiting for its acknowledgement, and what the
+// consumer finished is recorded. The wake-up subscription is made first,
+// so that a message stored after the check wakes the stage.
 func (b *batches) park(now time.Time) {
 	b.mu.Lock()
 	if !b.parksAt(now) {
@@ -56,8 +67,13 @@ func (b *batches) park(now time.Time) {
 		return // the next sweep tries again
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), parkCheckTimeout)
+	defer cancel()
 	info, err := consumer.Info(ctx)
-	cancel()
+	if err == nil && info.NumPending == 0 && info.NumAckPending == 0 && b.waker.record != nil {
+		if err = b.waker.record(ctx, info); err != nil {
+			b.log.Warn("stage not parked: what its consumer finished is not recorded", "error", err)
+		}
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if err != nil || info.NumPending > 0 || info.NumAckPending > 0 || b.received != received || !b.parksAt(now) {

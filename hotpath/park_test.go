@@ -2,6 +2,7 @@ package hotpath
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"sync"
@@ -24,16 +25,30 @@ func shortIdle(t *testing.T, d time.Duration) {
 	t.Cleanup(func() { idleAfter.Store(after) })
 }
 
+// shortRest makes the consumers created from now on rest after d without
+// a pull, for the rest of the test.
+func shortRest(t *testing.T, d time.Duration) {
+	after := consumerRestAfter.Load()
+	consumerRestAfter.Store(int64(d))
+	t.Cleanup(func() { consumerRestAfter.Store(after) })
+}
+
 // parkingStage starts a stage that wakes through wakes on a stream of its
-// own, counting what it handles; it returns the stage's JetStream and the
-// handled count.
-func parkingStage(t *testing.T, name string, wakes *wakeWatch) (jetstream.JetStream, jetstream.Stream, *batches, func() map[string]int) {
+// own, counting what it handles, and records its consumer with record as
+// it parks (nil: not); it returns the stage's JetStream and the handled
+// count.
+func parkingStage(t *testing.T, name string, wakes *wakeWatch, record func(context.Context, *jetstream.ConsumerInfo) error) (jetstream.JetStream, jetstream.Stream, *batches, func() map[string]int) {
 	t.Helper()
 	_, js := testenv.JetStream(t)
-	stream := stageStream(t, js, name)
-	c, err := ensureConsumer(context.Background(), stream, "parking", name+".in")
+	return parkingStageOn(t, js, stageStream(t, js, name), name+".in", wakes, record)
+}
+
+// parkingStageOn is parkingStage on subject of stream.
+func parkingStageOn(t *testing.T, js jetstream.JetStream, stream jetstream.Stream, subject string, wakes *wakeWatch, record func(context.Context, *jetstream.ConsumerInfo) error) (jetstream.JetStream, jetstream.Stream, *batches, func() map[string]int) {
+	t.Helper()
+	c, err := ensureConsumer(context.Background(), stream, "parking", subject)
 	require.NoError(t, err)
-	src, err := consumeBatches(stream, c, 16, &stageWake{watch: wakes, nc: js.Conn(), subject: name + ".in"}, quiet())
+	src, err := consumeBatches(stream, c, 16, &stageWake{watch: wakes, nc: js.Conn(), subject: subject, record: record}, quiet())
 	require.NoError(t, err)
 	var mu sync.Mutex
 	seen := map[string]int{}
@@ -74,7 +89,7 @@ func TestAnIdleStageParksAndAMessageWakesIt(t *testing.T) {
 	defer cancel()
 	wakes := newWakeWatch()
 	go wakes.run(ctx)
-	js, stream, src, seen := parkingStage(t, "PARK", wakes)
+	js, stream, src, seen := parkingStage(t, "PARK", wakes, nil)
 	subscribed := func() int { wakes.mu.Lock(); defer wakes.mu.Unlock(); return len(wakes.stages["PARK.in"]) }
 
 	for round := range 3 {
@@ -143,7 +158,7 @@ func TestAStageDoesNotParkOverMessages(t *testing.T) {
 func TestTheLagLoopWakesAParkedStageThatMissedItsWakeUp(t *testing.T) {
 	shortIdle(t, 300*time.Millisecond)
 	ctx := context.Background()
-	js, stream, src, seen := parkingStage(t, "MISSED", newWakeWatch())
+	js, stream, src, seen := parkingStage(t, "MISSED", newWakeWatch(), nil)
 	time.Sleep(350 * time.Millisecond)
 	idleStages.restIdle(time.Now())
 	require.True(t, src.parked())
@@ -154,7 +169,7 @@ func TestTheLagLoopWakesAParkedStageThatMissedItsWakeUp(t *testing.T) {
 
 	loop := newLagLoop(NewMetrics(prometheus.NewPedanticRegistry()))
 	unparked := make(chan string, 1)
-	lag := loop.add(js, stream, dataplane.Pipeline{Tenant: "acme", Integration: "missed"}, func() bool { return false }, func(consumer string) {
+	lag := loop.add(js, stream, dataplane.Pipeline{Tenant: "acme", Integration: "missed"}, []string{"parking"}, func() bool { return false }, func(consumer string) {
 		unparked <- consumer
 		src.unpark()
 	})
@@ -162,6 +177,107 @@ func TestTheLagLoopWakesAParkedStageThatMissedItsWakeUp(t *testing.T) {
 	loop.readDue(ctx)
 	require.Equal(t, "parking", <-unparked)
 	require.Eventually(t, func() bool { return seen()["unwatched"] == 1 }, 5*time.Second, 5*time.Millisecond)
+}
+
+// restingConsumer parks src and waits until the server removed its
+// consumer, which rests.
+func restingConsumer(t *testing.T, stream jetstream.Stream, src *batches) {
+	t.Helper()
+	time.Sleep(350 * time.Millisecond)
+	idleStages.restIdle(time.Now())
+	require.True(t, src.parked())
+	require.Eventually(t, func() bool {
+		_, err := stream.Consumer(context.Background(), "parking")
+		return errors.Is(err, jetstream.ErrConsumerNotFound)
+	}, 10*time.Second, 20*time.Millisecond, "the server removes the parked stage's consumer")
+}
+
+// TestAParkedStagesConsumerRestsAndAMessageBringsItBack: once a stage
+// parked, recording what its consumer finished, the server removes the
+// consumer; a message published then wakes the stage, whose pull reaches
+// no consumer: it is created again at once and the message is handled,
+// once. A stage whose record fails does not park.
+func TestAParkedStagesConsumerRestsAndAMessageBringsItBack(t *testing.T) {
+	shortIdle(t, 300*time.Millisecond)
+	shortRest(t, 500*time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	wakes := newWakeWatch()
+	go wakes.run(ctx)
+	var mu sync.Mutex
+	var recorded []jetstream.ConsumerInfo
+	recordErr := errors.New("counts bucket unreachable")
+	record := func(_ context.Context, info *jetstream.ConsumerInfo) error {
+		mu.Lock()
+		defer mu.Unlock()
+		recorded = append(recorded, *info)
+		if len(recorded) == 1 {
+			return recordErr
+		}
+		return nil
+	}
+	js, stream, src, seen := parkingStage(t, "REST", wakes, record)
+	_, err := js.Publish(ctx, "REST.in", []byte("a"))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return seen()["a"] == 1 }, 5*time.Second, 5*time.Millisecond)
+
+	time.Sleep(350 * time.Millisecond)
+	idleStages.restIdle(time.Now())
+	require.False(t, src.parked(), "not parked while its consumer's counts are not recorded")
+	restingConsumer(t, stream, src)
+	mu.Lock()
+	require.Len(t, recorded, 2)
+	require.Equal(t, "parking", recorded[1].Name)
+	require.EqualValues(t, 1, recorded[1].AckFloor.Consumer, "what the consumer finished")
+	mu.Unlock()
+
+	for round, id := range []string{"b", "c"} {
+		start := time.Now()
+		_, err = js.Publish(ctx, "REST.in", []byte(id))
+		require.NoError(t, err)
+		require.Eventually(t, func() bool { return seen()[id] == 1 }, 10*time.Second, 5*time.Millisecond)
+		require.Less(t, time.Since(start), 2*time.Second, "round %d: the consumer is created again at once", round)
+		_, err = stream.Consumer(ctx, "parking")
+		require.NoError(t, err, "round %d: there again", round)
+		if round == 0 {
+			restingConsumer(t, stream, src)
+		}
+	}
+	for id, n := range seen() {
+		require.Equal(t, 1, n, id)
+	}
+}
+
+// TestTheLagLoopWakesARestingStageThatMissedItsWakeUp: a message
+// published to a parked stage whose consumer rests, with the wake-up lost,
+// is found on the stream by the lag loop, which wakes the stage: its
+// consumer is created again and the message handled.
+func TestTheLagLoopWakesARestingStageThatMissedItsWakeUp(t *testing.T) {
+	shortIdle(t, 300*time.Millisecond)
+	shortRest(t, 500*time.Millisecond)
+	ctx := context.Background()
+	_, js := testenv.JetStream(t)
+	// The stage "parking" consumes the pipeline's in subject.
+	p := dataplane.Pipeline{Tenant: "acme", Integration: "missedrest"}
+	stream, err := js.CreateStream(ctx, jetstream.StreamConfig{
+		Name: "MISSEDREST", Subjects: []string{p.AllSubjects()}, Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage,
+	})
+	require.NoError(t, err)
+	_, _, src, seen := parkingStageOn(t, js, stream, p.InSubject(), newWakeWatch(), nil)
+	restingConsumer(t, stream, src)
+	_, err = js.Publish(ctx, p.InSubject(), []byte("unwatched"))
+	require.NoError(t, err)
+
+	loop := newLagLoop(NewMetrics(prometheus.NewPedanticRegistry()))
+	unparked := make(chan string, 1)
+	lag := loop.add(js, stream, p, []string{"parking"}, func() bool { return false }, func(consumer string) {
+		unparked <- consumer
+		src.unpark()
+	})
+	defer lag.stop()
+	loop.readDue(ctx)
+	require.Equal(t, "parking", <-unparked)
+	require.Eventually(t, func() bool { return seen()["unwatched"] == 1 }, 10*time.Second, 5*time.Millisecond)
 }
 
 // TestParkedStagesWakeForAReplayAndANewMessage: end to end, both stages
@@ -188,7 +304,7 @@ func TestParkedStagesWakeForAReplayAndANewMessage(t *testing.T) {
 
 	sink.setFail(nil)
 	start := time.Now()
-	require.NoError(t, dataplane.ReplayDeadLetter(ctx, h.js, nil, h.tenant, dead.Sequence))
+	require.NoError(t, dataplane.ReplayDeadLetter(ctx, h.js, nil, nil, h.tenant, dead.Sequence))
 	require.Eventually(t, func() bool { return sink.body("bad") != nil }, 10*time.Second, 5*time.Millisecond)
 	require.Less(t, time.Since(start), time.Second, "woken by its subscription, not found later by the lag loop")
 	require.Equal(t, "x!", string(sink.body("bad")))
@@ -202,4 +318,57 @@ func TestParkedStagesWakeForAReplayAndANewMessage(t *testing.T) {
 	require.Eventually(t, func() bool { return sink.body("new") != nil }, 10*time.Second, 5*time.Millisecond)
 	require.Less(t, time.Since(start), time.Second, "a new message wakes the process stage")
 	require.Equal(t, "z!", string(sink.body("new")))
+}
+
+// TestRestingStagesKeepTheirCountsAndComeBack: end to end, once both
+// stages of an integration with one producer parked and the server
+// removed their consumers, the stages are still counted with what they
+// finished; a new message and a replayed dead letter are delivered at
+// once, and the counts go on from there.
+func TestRestingStagesKeepTheirCountsAndComeBack(t *testing.T) {
+	shortIdle(t, 300*time.Millisecond)
+	shortRest(t, 500*time.Millisecond)
+	h := newHarness(t, "sink")
+	sink := h.producers["sink"]
+	sink.setFail(failID("bad", sdk.Permanentf("rejected")))
+	p := h.deploy("resting", []string{"exclaim"}, "sink")
+	h.send(p, msg("bad", "x"), msg("good", "y"))
+	require.Eventually(t, func() bool { return len(h.dlq()) == 1 && sink.body("good") != nil }, 10*time.Second, 20*time.Millisecond)
+	dead := h.dlq()[0]
+
+	ctx := context.Background()
+	stream, err := h.js.Stream(ctx, p.Stream())
+	require.NoError(t, err)
+	deliver := dataplane.DeliverStage("sink")
+	counted := func(process, delivered uint64) func() bool {
+		return func() bool {
+			stages, _, err := dataplane.Counters(ctx, h.js, h.state.Counts, p)
+			return err == nil && len(stages) == 2 &&
+				stages[0].Stage == deliver && stages[0].Acked == delivered && stages[1].Acked == process
+		}
+	}
+	resting := func() bool {
+		idleStages.restIdle(time.Now())
+		names := stream.ConsumerNames(ctx)
+		n := 0
+		for range names.Name() {
+			n++
+		}
+		return n == 0
+	}
+	require.Eventually(t, resting, 15*time.Second, 100*time.Millisecond, "both consumers rest")
+	require.Eventually(t, counted(2, 2), 5*time.Second, 50*time.Millisecond, "resting stages keep their counts")
+
+	sink.setFail(nil)
+	start := time.Now()
+	h.send(p, msg("new", "z"))
+	require.Eventually(t, func() bool { return sink.body("new") != nil }, 10*time.Second, 5*time.Millisecond)
+	require.Less(t, time.Since(start), 2*time.Second, "a new message brings the process stage back at once")
+	require.Equal(t, "z!", string(sink.body("new")))
+
+	require.Eventually(t, resting, 15*time.Second, 100*time.Millisecond, "both rest again")
+	require.NoError(t, dataplane.ReplayDeadLetter(ctx, h.js, nil, h.state.Counts, h.tenant, dead.Sequence))
+	require.Eventually(t, func() bool { return sink.body("bad") != nil }, 10*time.Second, 5*time.Millisecond)
+	require.Equal(t, "x!", string(sink.body("bad")))
+	require.Eventually(t, counted(3, 4), 5*time.Second, 50*time.Millisecond, "and count on")
 }

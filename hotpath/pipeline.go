@@ -163,8 +163,12 @@ func startPipeline(ctx context.Context, d deps, want dataplane.Desired, source b
 
 	// failed counts the pipeline's failed attempts, latencies its
 	// deliveries' end-to-end latencies, for the metrics history.
-	if d.state != nil && d.state.Counts != nil {
-		pl.counts = newTally(d.state.Counts, d.shared.counts)
+	var counts jetstream.KeyValue
+	if d.state != nil {
+		counts = d.state.Counts
+	}
+	if counts != nil {
+		pl.counts = newTally(counts, d.shared.counts)
 	}
 	failed := pl.counts.stage(p.CountKey(dataplane.FailuresCount))
 	latencies := pl.counts.latency(p.CountKey(dataplane.LatencyCount))
@@ -179,9 +183,16 @@ func startPipeline(ctx context.Context, d deps, want dataplane.Desired, source b
 	}
 
 	// Every stage parks when idle, and a message published to its subject
-	// wakes it (park.go, ADR 0029).
+	// wakes it (park.go, ADR 0029); its consumer then rests, with what it
+	// finished recorded (ADR 0032).
 	wakeOn := func(subject string) *stageWake {
-		return &stageWake{watch: d.shared.wakes, nc: d.js.Conn(), subject: subject}
+		w := &stageWake{watch: d.shared.wakes, nc: d.js.Conn(), subject: subject}
+		if counts != nil {
+			w.record = func(ctx context.Context, info *jetstream.ConsumerInfo) error {
+				return dataplane.RecordRest(ctx, counts, p, info)
+			}
+		}
+		return w
 	}
 
 	// Delivery first, so processed messages find their consumers.
@@ -210,7 +221,7 @@ func startPipeline(ctx context.Context, d deps, want dataplane.Desired, source b
 	if err != nil {
 		return nil, err
 	}
-	if err := deleteStaleConsumers(ctx, stream, producerNames); err != nil {
+	if err := deleteStaleConsumers(ctx, stream, counts, p, producerNames); err != nil {
 		return nil, err
 	}
 	src, err := consumeBatches(stream, c, stageBuffer, wakeOn(p.InSubject()), log.With("stage", dataplane.StageProcess))
@@ -233,7 +244,7 @@ func startPipeline(ctx context.Context, d deps, want dataplane.Desired, source b
 	if pl.stopWatching, err = watchMaxDeliveries(d, p, stream, log); err != nil {
 		return nil, err
 	}
-	pl.lag = d.shared.lag.add(d.js, stream, p, pl.moved, pl.unpark)
+	pl.lag = d.shared.lag.add(d.js, stream, p, pl.stageNames(), pl.moved, pl.unpark)
 	bg, cancel := context.WithCancel(context.Background())
 	pl.cancel = cancel
 	if consumer != nil {
@@ -276,11 +287,17 @@ func (pl *pipeline) stop() {
 }
 
 // deleteStaleConsumers removes delivery consumers of producers no longer in
-// the spec, so their subjects stop holding messages.
-func deleteStaleConsumers(ctx context.Context, stream jetstream.Stream, producers []string) error {
+// the spec, so their subjects stop holding messages, and forgets their
+// stages' rests in counts (nil: none are recorded).
+func deleteStaleConsumers(ctx context.Context, stream jetstream.Stream, counts jetstream.KeyValue, p dataplane.Pipeline, producers []string) error {
 	keep := map[string]bool{dataplane.StageProcess: true}
 	for _, n := range producers {
 		keep[dataplane.DeliverStage(n)] = true
+	}
+	if counts != nil {
+		if err := dataplane.ForgetRests(ctx, counts, p, func(stage string) bool { return keep[stage] }); err != nil {
+			return err
+		}
 	}
 	names := stream.ConsumerNames(ctx)
 	var stale []string
@@ -376,6 +393,15 @@ func (pl *pipeline) moved() bool {
 		any = s.src.moved.Swap(false) || any
 	}
 	return any
+}
+
+// stageNames returns the names of pl's stages, which are their consumers'.
+func (pl *pipeline) stageNames() []string {
+	names := make([]string, len(pl.stages))
+	for i, s := range pl.stages {
+		names[i] = s.src.revive.config.Durable
+	}
+	return names
 }
 
 // unpark makes the parked stage pulling from consumer pull again.

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -41,6 +42,12 @@ func (b *batches) pullLocked() error {
 	cc, err := b.consumer.Consume(b.push, jetstream.PullMaxMessages(b.limit),
 		jetstream.PullHeartbeat(pullHeartbeat), jetstream.PullExpiry(pullExpiry),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			if errors.Is(err, nats.ErrNoResponders) {
+				// The pull reached no consumer: it rested while the stage
+				// parked (park.go), or the server lost it.
+				b.revive.check()
+				return
+			}
 			if errors.Is(err, jetstream.ErrNoHeartbeat) {
 				b.revive.check()
 			}

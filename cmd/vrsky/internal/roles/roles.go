@@ -210,7 +210,7 @@ func StartWorker(ctx context.Context, d Deps) (*Role, error) {
 	w.RegisterWorkflow(workflows.IntegrationRun)
 	w.RegisterActivity(&activities.Schedules{Store: st, Control: ctl})
 	w.RegisterWorkflow(workflows.DLQReplay)
-	w.RegisterActivity(&activities.DLQ{Accounts: d.accounts(), Claims: d.claims()})
+	w.RegisterActivity(&activities.DLQ{Accounts: d.accounts(), Claims: d.claims(), Counts: state.Counts})
 	w.RegisterWorkflow(workflows.TenantProvision)
 	w.RegisterWorkflow(workflows.TenantDecommission)
 	w.RegisterWorkflow(workflows.TenantLimits)
