@@ -14,15 +14,18 @@ import (
 // reviveTimeout bounds one attempt to find or recreate a stage's consumer.
 const reviveTimeout = 10 * time.Second
 
-// A reviver creates a stage's consumer again when the server lost it.
-// Consumers keep their state in memory (consumers.go), so a NATS server
-// that restarts forgets them while their messages stay in the stream: the
-// stage's pulls then go unanswered, its heartbeats stop, and the consumer
-// is created again with the same name and settings; the pulls that follow
-// reach it: the stage pulls from it at once (restart) and it delivers what
-// the stream still holds. A consumer deleted
-// on purpose (a producer removed from the spec, the integration deleted)
-// ends its pulls with 409 instead of silence and is not created again.
+// A reviver creates a stage's consumer again when the server lost it or
+// removed it. Consumers keep their state in memory (consumers.go), so a
+// NATS server that restarts forgets them while their messages stay in the
+// stream: the stage's pulls then go unanswered, its heartbeats stop, and
+// the consumer is created again with the same name and settings; the
+// pulls that follow reach it: the stage pulls from it at once (restart)
+// and it delivers what the stream still holds. A consumer that rested
+// while its stage parked (park.go) was removed by the server: the woken
+// stage's pull is answered "no responders", and it is created again the
+// same way at once. A consumer deleted on purpose (a producer removed
+// from the spec, the integration deleted) ends its pulls with 409
+// instead, and is not created again.
 type reviver struct {
 	stream  jetstream.Stream
 	config  jetstream.ConsumerConfig
@@ -59,10 +62,10 @@ func (r *reviver) check() {
 			err = r.restart(r.ctx, c)
 		}
 		if err != nil {
-			r.log.Warn("stage consumer lost by the server not created again yet", "consumer", r.config.Durable, "error", err)
+			r.log.Warn("stage consumer not created again yet", "consumer", r.config.Durable, "error", err)
 			return
 		}
-		r.log.Info("stage consumer lost by the server created again", "consumer", r.config.Durable)
+		r.log.Debug("stage consumer created again", "consumer", r.config.Durable)
 	}()
 }
 

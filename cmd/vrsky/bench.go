@@ -40,7 +40,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&cfg.Scale.Active, "active", 0, fmt.Sprintf("scale: integrations the load is spread over, round-robin (default %d)", bench.DefaultScaleActive))
 	fs.IntVar(&cfg.Scale.Runners, "runners", 0, "scale: run N runner processes (vrsky runner --dev) beside a stack without its own runner, and measure each")
 	fs.DurationVar(&cfg.Scale.IdleWindow, "idle-window", 0, fmt.Sprintf("scale: how long the idle cost is measured, with no integration and with all deployed (default %s)", bench.DefaultIdleWindow))
-	fs.DurationVar(&cfg.Scale.IdleSettle, "idle-settle", 0, fmt.Sprintf("scale: how long the deployed integrations rest before their idle cost is measured (default %s; stages stop pulling after a minute without messages)", bench.DefaultIdleSettle))
+	fs.DurationVar(&cfg.Scale.IdleSettle, "idle-settle", 0, fmt.Sprintf("scale: how long the deployed integrations rest before their idle cost is measured (default %s; stages park after a minute without messages, and their consumers rest a minute later)", bench.DefaultIdleSettle))
 	fs.Float64Var(&cfg.Scale.FloodTenantRate, "flood-tenant-rate", 0, "scale: add a load phase with one more tenant's integration sent this many msgs/s, and compare the quiet tenants' p99")
 	fs.DurationVar(&cfg.Scale.DeployTimeout, "deploy-timeout", 0, "scale: give up waiting for the integrations to run after this long and go on with those running (default 1m + 300ms per integration)")
 	asJSON := fs.Bool("json", false, "print one JSON object instead of a summary")

@@ -28,10 +28,11 @@ const (
 	// no integration deployed and once with all of them.
 	DefaultIdleWindow = 20 * time.Second
 	// DefaultIdleSettle is the pause between the deployment and the idle
-	// window with every integration deployed: a stage pulls with its idle
-	// settings after a minute without messages (hotpath/pulls.go), so the
+	// window with every integration deployed: a stage parks after a
+	// minute without messages (looked at every 15 s) and the server
+	// removes its consumer a minute after that (hotpath/park.go), so the
 	// window measures the stages at rest.
-	DefaultIdleSettle = 80 * time.Second
+	DefaultIdleSettle = 150 * time.Second
 )
 
 // Scale scenario bounds and timings.
