@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,7 +17,7 @@ const updateTries = 20
 
 // UpdateValue sets the value under key to change(the value it holds, nil
 // when there is none), as a compare-and-set: many writers may change the
-// same key. Writers that collide try again after a short random pause, so
+// same key. A value that change leaves as it was is not written again. Writers that collide try again after a short random pause, so
 // they do not collide in step.
 func UpdateValue(ctx context.Context, kv jetstream.KeyValue, key string, change func(old []byte) []byte) error {
 	for try := range updateTries {
@@ -38,7 +39,11 @@ func UpdateValue(ctx context.Context, kv jetstream.KeyValue, key string, change 
 		if err != nil {
 			return fmt.Errorf("read %s: %w", key, err)
 		}
-		if _, err = kv.Update(ctx, key, change(entry.Value()), entry.Revision()); err == nil {
+		value := change(entry.Value())
+		if bytes.Equal(value, entry.Value()) {
+			return nil // nothing to write
+		}
+		if _, err = kv.Update(ctx, key, value, entry.Revision()); err == nil {
 			return nil
 		}
 	}

@@ -47,7 +47,8 @@ type batches struct {
 	waitingWorker chan bool
 
 	// consumer is pulled from by cc; replaced are earlier pulls being
-	// drained (pulls.go).
+	// drained (pulls.go). It is nil while a stage that started parked
+	// has not made it yet (park.go).
 	consumer jetstream.Consumer
 	cc       jetstream.ConsumeContext
 	replaced []jetstream.ConsumeContext
@@ -69,9 +70,8 @@ type batches struct {
 // consumeBatches starts feeding a stage from consumer c of stream
 // (pulls.go says how it pulls); with wake it parks when idle (park.go).
 func consumeBatches(stream jetstream.Stream, c jetstream.Consumer, buffer int, wake *stageWake, log *slog.Logger) (*batches, error) {
-	b := &batches{limit: buffer, log: log, consumer: c, waker: wake}
-	b.room = sync.NewCond(&b.mu)
-	b.revive = &reviver{stream: stream, config: c.CachedInfo().Config, log: log, restart: b.pullFrom}
+	b := newBatches(stream, c.CachedInfo().Config, buffer, wake, log)
+	b.consumer = c
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if err := b.pullLocked(); err != nil {
@@ -79,6 +79,15 @@ func consumeBatches(stream jetstream.Stream, c jetstream.Consumer, buffer int, w
 	}
 	idleStages.add(b)
 	return b, nil
+}
+
+// newBatches makes the source of a stage whose consumer has the settings
+// cfg; it neither pulls nor parks yet.
+func newBatches(stream jetstream.Stream, cfg jetstream.ConsumerConfig, buffer int, wake *stageWake, log *slog.Logger) *batches {
+	b := &batches{limit: buffer, log: log, waker: wake}
+	b.room = sync.NewCond(&b.mu)
+	b.revive = &reviver{stream: stream, config: cfg, log: log, restart: b.pullFrom}
+	return b
 }
 
 // push queues one received message, waiting while the queue is full, and

@@ -45,18 +45,7 @@ func init() { consumerRestAfter.Store(int64(time.Minute)) }
 // version is replaced once. A consumer no runner pulls from is removed by
 // the server after consumerRestAfter; its stage creates it again (park.go).
 func ensureConsumer(ctx context.Context, stream jetstream.Stream, name, subject string) (jetstream.Consumer, error) {
-	cfg := jetstream.ConsumerConfig{
-		Durable:       name,
-		FilterSubject: subject,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       ackWait,
-		MaxDeliver:    maxDeliverBackstop,
-		MaxAckPending: maxAckPending,
-		MemoryStorage: true,
-		// The server counts from the last pull, and waits for every
-		// message delivered and not yet acked (ack wait) first.
-		InactiveThreshold: time.Duration(consumerRestAfter.Load()),
-	}
+	cfg := consumerConfig(name, subject)
 	c, err := stream.CreateOrUpdateConsumer(ctx, cfg)
 	if isStorageChange(err) {
 		// Its messages stay in the stream and go to the new consumer.
@@ -68,6 +57,22 @@ func ensureConsumer(ctx context.Context, stream jetstream.Stream, name, subject 
 		return nil, fmt.Errorf("create consumer %s: %w", name, err)
 	}
 	return c, nil
+}
+
+// consumerConfig is the settings of the stage consumer name on subject.
+func consumerConfig(name, subject string) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       name,
+		FilterSubject: subject,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       ackWait,
+		MaxDeliver:    maxDeliverBackstop,
+		MaxAckPending: maxAckPending,
+		MemoryStorage: true,
+		// The server counts from the last pull, and waits for every
+		// message delivered and not yet acked (ack wait) first.
+		InactiveThreshold: time.Duration(consumerRestAfter.Load()),
+	}
 }
 
 // isStorageChange reports whether err is the server refusing to change a

@@ -155,8 +155,9 @@ func TestIdlePipelinesHaveNoBackgroundGoroutines(t *testing.T) {
 	require.LessOrEqual(t, steadyGoroutines(), before, "stopped pipelines leave no goroutine behind")
 }
 
-// TestParkedStagesHoldNoGoroutine: once the stages of idle integrations
-// park, their pulls' goroutines are gone.
+// TestParkedStagesHoldNoGoroutine: the stages of new integrations start
+// parked; once woken they pull, and once they park again their pulls'
+// goroutines are gone.
 func TestParkedStagesHoldNoGoroutine(t *testing.T) {
 	shortIdle(t, 200*time.Millisecond)
 	r := newIdleRunner(t)
@@ -166,6 +167,22 @@ func TestParkedStagesHoldNoGoroutine(t *testing.T) {
 	for i := range n {
 		pls[i], _ = r.start(fmt.Sprintf("parking-%d", i))
 	}
+	for _, pl := range pls {
+		for _, s := range pl.stages {
+			require.True(t, s.src.parked(), "a new integration's stages start parked")
+			s.src.unpark()
+		}
+	}
+	require.Eventually(t, func() bool {
+		for _, pl := range pls {
+			for _, s := range pl.stages {
+				if s.src.parked() {
+					return false
+				}
+			}
+		}
+		return true
+	}, 10*time.Second, 20*time.Millisecond, "woken, they make their consumers and pull")
 	pulling := steadyGoroutines()
 	time.Sleep(250 * time.Millisecond)
 	idleStages.restIdle(time.Now())
@@ -174,7 +191,7 @@ func TestParkedStagesHoldNoGoroutine(t *testing.T) {
 		require.True(t, pl.stages[1].src.parked(), "the process stage parks")
 	}
 	parked := steadyGoroutines()
-	perPull := float64(pulling-parked) / (2 * (n + 1))
+	perPull := float64(pulling-parked) / (2 * n)
 	t.Logf("goroutines: %d with every stage pulling, %d with every stage parked: %.2f per parked stage", pulling, parked, perPull)
 	require.GreaterOrEqual(t, perPull, 2.5, "a parked stage's pull and its goroutines are gone")
 }

@@ -2,6 +2,9 @@ package hotpath
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -103,11 +106,86 @@ func (b *batches) unpark() {
 	if !b.parkedLocked() {
 		return
 	}
+	if b.consumer == nil {
+		b.revive.make(b.wakeWith)
+		return
+	}
 	if err := b.pullLocked(); err != nil {
 		b.log.Warn("parked stage could not pull again", "error", err)
 		return // still parked: the next wake-up or the lag loop tries again
 	}
 	b.stopWakingLocked()
+}
+
+// wakeWith pulls from c, the consumer made for a stage woken before it
+// had one.
+func (b *batches) wakeWith(c jetstream.Consumer) {
+	b.mu.Lock()
+	b.consumer = c
+	b.mu.Unlock()
+	b.unpark()
+}
+
+// openStage starts the source of the stage consumer name on subject. When
+// the consumer exists, or the stage has no waker, it is made or updated
+// and pulled from. When it does not exist, which is how a deployed
+// integration that has received nothing since its consumers rested (or
+// ever) starts, the stage starts parked without making it: an idle
+// integration costs no consumer, even just deployed (ADR 0032). If
+// messages wait on subject already, or the stream or the rest record
+// cannot be read, it is woken at once: its consumer is made and pulled
+// from, as when a message wakes a parked stage.
+func openStage(ctx context.Context, stream jetstream.Stream, name, subject string, buffer int, wake *stageWake, log *slog.Logger) (*batches, error) {
+	if wake == nil || !consumerMissing(ctx, stream, name) {
+		c, err := ensureConsumer(ctx, stream, name, subject)
+		if err != nil {
+			return nil, err
+		}
+		return consumeBatches(stream, c, buffer, wake, log)
+	}
+	b := newBatches(stream, consumerConfig(name, subject), buffer, wake, log)
+	// The wake-up subscription is made before the stream is read, so that
+	// a message stored meanwhile wakes the stage; b.mu holds wake-ups
+	// until b knows how to stop it.
+	b.mu.Lock()
+	stopWaking, err := wake.watch.watch(wake.nc, wake.subject, b)
+	if err != nil {
+		b.mu.Unlock()
+		return nil, fmt.Errorf("watch %s: %w", subject, err)
+	}
+	b.stopWaking = stopWaking
+	b.mu.Unlock()
+	idleStages.add(b)
+	if !b.startsIdle(ctx) {
+		b.unpark()
+	}
+	return b, nil
+}
+
+// consumerMissing reports whether the server says the consumer name does
+// not exist.
+func consumerMissing(ctx context.Context, stream jetstream.Stream, name string) bool {
+	_, err := stream.Consumer(ctx, name)
+	return errors.Is(err, jetstream.ErrConsumerNotFound)
+}
+
+// startsIdle reports whether nothing waits for b, a stage without its
+// consumer, and it is recorded in its rest record, so that the counters
+// and the replay check know it.
+func (b *batches) startsIdle(ctx context.Context) bool {
+	subject := b.revive.config.FilterSubject
+	info, err := b.revive.stream.Info(ctx, jetstream.WithSubjectFilter(subject))
+	if err != nil || info.State.Subjects[subject] > 0 {
+		return false
+	}
+	if b.waker.record == nil {
+		return true
+	}
+	if err := b.waker.record(ctx, &jetstream.ConsumerInfo{Name: b.revive.config.Durable}); err != nil {
+		b.log.Warn("stage pulls: it is not recorded as resting", "error", err)
+		return false
+	}
+	return true
 }
 
 // stopWakingLocked ends the wake-up subscription, if any; b.mu is held.

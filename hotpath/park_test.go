@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -68,10 +69,14 @@ func parkingStageOn(t *testing.T, js jetstream.JetStream, stream jetstream.Strea
 	}
 }
 
-// waitingPulls is how many pull requests the server holds for consumer.
+// waitingPulls is how many pull requests the server holds for consumer:
+// none when it does not exist (not made yet, or resting).
 func waitingPulls(t *testing.T, stream jetstream.Stream, consumer string) int {
 	t.Helper()
 	c, err := stream.Consumer(context.Background(), consumer)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return 0
+	}
 	require.NoError(t, err)
 	info, err := c.Info(context.Background())
 	require.NoError(t, err)
@@ -304,7 +309,7 @@ func TestParkedStagesWakeForAReplayAndANewMessage(t *testing.T) {
 
 	sink.setFail(nil)
 	start := time.Now()
-	require.NoError(t, dataplane.ReplayDeadLetter(ctx, h.js, nil, nil, h.tenant, dead.Sequence))
+	require.NoError(t, dataplane.ReplayDeadLetter(ctx, h.js, nil, h.state.Counts, h.tenant, dead.Sequence))
 	require.Eventually(t, func() bool { return sink.body("bad") != nil }, 10*time.Second, 5*time.Millisecond)
 	require.Less(t, time.Since(start), time.Second, "woken by its subscription, not found later by the lag loop")
 	require.Equal(t, "x!", string(sink.body("bad")))
@@ -371,4 +376,62 @@ func TestRestingStagesKeepTheirCountsAndComeBack(t *testing.T) {
 	require.Eventually(t, func() bool { return sink.body("bad") != nil }, 10*time.Second, 5*time.Millisecond)
 	require.Equal(t, "x!", string(sink.body("bad")))
 	require.Eventually(t, counted(3, 4), 5*time.Second, 50*time.Millisecond, "and count on")
+}
+
+// TestAStageWithoutConsumerStartsParked: a stage whose consumer does not
+// exist and for which nothing waits starts parked, recorded and without
+// making its consumer; its first message makes it and is handled at once.
+// A stage for which messages wait makes its consumer and pulls at once.
+func TestAStageWithoutConsumerStartsParked(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	wakes := newWakeWatch()
+	go wakes.run(ctx)
+	_, js := testenv.JetStream(t)
+	var mu sync.Mutex
+	var recorded []string
+	record := func(_ context.Context, info *jetstream.ConsumerInfo) error {
+		mu.Lock()
+		defer mu.Unlock()
+		recorded = append(recorded, info.Name)
+		return nil
+	}
+	start := func(stream jetstream.Stream, name string) (*batches, func() int) {
+		src, err := openStage(ctx, stream, "lazy", name+".in", 16, &stageWake{watch: wakes, nc: js.Conn(), subject: name + ".in", record: record}, quiet())
+		require.NoError(t, err)
+		var handled atomic.Int32
+		st := runStage(src, 1, 8, func(batch []jetstream.Msg) {
+			for _, m := range batch {
+				require.NoError(t, m.Ack())
+			}
+			handled.Add(int32(len(batch)))
+		})
+		t.Cleanup(st.stop)
+		return src, func() int { return int(handled.Load()) }
+	}
+
+	stream := stageStream(t, js, "LAZY")
+	src, handled := start(stream, "LAZY")
+	require.True(t, src.parked(), "nothing waits: parked")
+	_, err := stream.Consumer(ctx, "lazy")
+	require.ErrorIs(t, err, jetstream.ErrConsumerNotFound, "and its consumer not made")
+	mu.Lock()
+	require.Equal(t, []string{"lazy"}, recorded, "recorded, for the counters and replays")
+	mu.Unlock()
+	began := time.Now()
+	_, err = js.Publish(ctx, "LAZY.in", []byte("first"))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return handled() == 1 }, 10*time.Second, 5*time.Millisecond)
+	require.Less(t, time.Since(began), 2*time.Second, "the first message makes the consumer at once")
+	require.False(t, src.parked())
+	_, err = stream.Consumer(ctx, "lazy")
+	require.NoError(t, err)
+
+	waiting := stageStream(t, js, "WAITING")
+	_, err = js.Publish(ctx, "WAITING.in", []byte("early"))
+	require.NoError(t, err)
+	_, handledEarly := start(waiting, "WAITING")
+	require.Eventually(t, func() bool { return handledEarly() == 1 }, 10*time.Second, 5*time.Millisecond, "a waiting message is pulled at once")
+	_, err = waiting.Consumer(ctx, "lazy")
+	require.NoError(t, err)
 }

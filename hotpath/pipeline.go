@@ -199,11 +199,7 @@ func startPipeline(ctx context.Context, d deps, want dataplane.Desired, source b
 	var deliverers []*deliverer
 	for _, bp := range producers {
 		stageName := dataplane.DeliverStage(bp.name)
-		c, err := ensureConsumer(ctx, stream, stageName, p.OutSubject(bp.name))
-		if err != nil {
-			return nil, err
-		}
-		src, err := consumeBatches(stream, c, stageBuffer, wakeOn(p.OutSubject(bp.name)), log.With("stage", stageName))
+		src, err := openStage(ctx, stream, stageName, p.OutSubject(bp.name), stageBuffer, wakeOn(p.OutSubject(bp.name)), log.With("stage", stageName))
 		if err != nil {
 			return nil, fmt.Errorf("consume %s: %w", stageName, err)
 		}
@@ -217,14 +213,10 @@ func startPipeline(ctx context.Context, d deps, want dataplane.Desired, source b
 	for _, n := range producerNames {
 		known[n] = true
 	}
-	c, err := ensureConsumer(ctx, stream, dataplane.StageProcess, p.InSubject())
-	if err != nil {
-		return nil, err
-	}
 	if err := deleteStaleConsumers(ctx, stream, counts, p, producerNames); err != nil {
 		return nil, err
 	}
-	src, err := consumeBatches(stream, c, stageBuffer, wakeOn(p.InSubject()), log.With("stage", dataplane.StageProcess))
+	src, err := openStage(ctx, stream, dataplane.StageProcess, p.InSubject(), stageBuffer, wakeOn(p.InSubject()), log.With("stage", dataplane.StageProcess))
 	if err != nil {
 		return nil, fmt.Errorf("consume %s: %w", dataplane.StageProcess, err)
 	}

@@ -69,6 +69,26 @@ func (r *reviver) check() {
 	}()
 }
 
+// make creates the consumer, which a stage that started parked never had,
+// and hands it to then, unless a check or a making is already running.
+func (r *reviver) make(then func(jetstream.Consumer)) {
+	r.init()
+	if r.ctx.Err() != nil || !r.running.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer r.running.Store(false)
+		ctx, cancel := context.WithTimeout(r.ctx, reviveTimeout)
+		defer cancel()
+		c, err := r.stream.CreateOrUpdateConsumer(ctx, r.config)
+		if err != nil {
+			r.log.Warn("stage consumer not made yet", "consumer", r.config.Durable, "error", err)
+			return // the next wake-up, or the lag loop, tries again
+		}
+		then(c)
+	}()
+}
+
 // stop ends any check and prevents new ones: the stage is stopping.
 func (r *reviver) stop() {
 	r.init()
