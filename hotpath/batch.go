@@ -23,7 +23,8 @@ import (
 // that a stage receiving a message now and then does not start a goroutine
 // and grow its stack for each; it ends when the stage parks or drains. A
 // thousand parked integrations therefore cost no goroutine and no memory
-// for their stages beyond the consumer itself.
+// for their stages, and none on the server once their consumers rest
+// (park.go).
 type batches struct {
 	// moved is set when a message arrives; the lag reporter clears it.
 	moved atomic.Bool
