@@ -57,11 +57,13 @@ type batches struct {
 
 	// A stage with a waker parks when idle (park.go): cc is then nil and
 	// stopWaking ends its wake-up subscription. received counts the
-	// messages received, lastWake is when it was last woken.
+	// messages received, lastWake is when it was last woken, parkedAt when
+	// it last parked (or started parked).
 	waker      *stageWake
 	stopWaking func()
 	received   uint64
 	lastWake   time.Time
+	parkedAt   time.Time
 
 	// revive creates the consumer again when the server lost it.
 	revive *reviver

@@ -388,6 +388,10 @@ func lagSeries(m *Metrics) int { return testutil.CollectAndCount(m.consumerLag) 
 // per lagIdleInterval. Both kinds of reads are spread over the passes of
 // their interval, not made in bursts.
 func TestLagLoopReadsWhatMovesOrWaitsAndIdleSeldom(t *testing.T) {
+	// The stages start parked; once idleAfter has passed they no longer
+	// count as parked recently, which would read them as often as moving
+	// ones.
+	shortIdle(t, time.Millisecond)
 	r := newIdleRunner(t)
 	m, loop := r.d.metrics, r.d.shared.lag
 	ctx := context.Background()
@@ -396,6 +400,7 @@ func TestLagLoopReadsWhatMovesOrWaitsAndIdleSeldom(t *testing.T) {
 	for i := range n {
 		pls[i], _ = r.start(fmt.Sprintf("idle-%d", i))
 	}
+	time.Sleep(5 * time.Millisecond)
 	// The shared loop runs every lagTick; this test makes the passes
 	// itself.
 	loop.readDue(ctx)

@@ -84,8 +84,19 @@ func (b *batches) park(now time.Time) {
 		return
 	}
 	b.retireLocked(b.cc)
-	b.cc, b.stopWaking = nil, stopWaking
+	b.cc, b.stopWaking, b.parkedAt = nil, stopWaking, time.Now()
 	b.endWaitingLocked()
+}
+
+// parkedRecently reports whether b parked (or started parked) within
+// idleAfter of now. Its wake-up subscription may not have reached every
+// server of a cluster before a message was published (interest spreads
+// between servers on its own time), so the lag loop reads its pipeline as
+// often as a moving one's meanwhile.
+func (b *batches) parkedRecently(now time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.parkedLocked() && now.Sub(b.parkedAt) < time.Duration(idleAfter.Load())
 }
 
 // parked reports whether b is parked.
@@ -153,7 +164,7 @@ func openStage(ctx context.Context, stream jetstream.Stream, name, subject strin
 		b.mu.Unlock()
 		return nil, fmt.Errorf("watch %s: %w", subject, err)
 	}
-	b.stopWaking = stopWaking
+	b.stopWaking, b.parkedAt = stopWaking, time.Now()
 	b.mu.Unlock()
 	idleStages.add(b)
 	if !b.startsIdle(ctx) {

@@ -435,3 +435,16 @@ func TestAStageWithoutConsumerStartsParked(t *testing.T) {
 	_, err = waiting.Consumer(ctx, "lazy")
 	require.NoError(t, err)
 }
+
+// TestARecentlyParkedStageIsReadLikeAMovingOne: for idleAfter after a
+// stage parks (or starts parked) its pipeline counts as moving for the lag
+// loop, which then finds a wake-up missed while the subscription spread
+// through a cluster on its next frequent pass; then it is idle again.
+func TestARecentlyParkedStageIsReadLikeAMovingOne(t *testing.T) {
+	shortIdle(t, 300*time.Millisecond)
+	r := newIdleRunner(t)
+	pl, _ := r.start("recent")
+	require.True(t, pl.moved(), "just started parked")
+	time.Sleep(350 * time.Millisecond)
+	require.False(t, pl.moved(), "parked for idleAfter: idle")
+}

@@ -378,11 +378,12 @@ func reportSourceLag(ctx context.Context, c sdk.LagReporter, metrics *Metrics, p
 }
 
 // moved reports whether any of pl's stages received a message since the
-// last call.
+// last call, or parked recently: a wake-up it missed is then found on the
+// lag loop's next pass for moving pipelines, not its next idle one.
 func (pl *pipeline) moved() bool {
-	any := false
+	any, now := false, time.Now()
 	for _, s := range pl.stages {
-		any = s.src.moved.Swap(false) || any
+		any = s.src.moved.Swap(false) || s.src.parkedRecently(now) || any
 	}
 	return any
 }

@@ -81,6 +81,8 @@ producers:
 	for i := range 5 {
 		require.Equal(t, http.StatusAccepted, post(i))
 	}
+	// Delivered: the stage made its consumer with the first message.
+	require.Eventually(t, func() bool { return len(producedLines(dir, "acme", "all")) == 5 }, 30*time.Second, 20*time.Millisecond)
 
 	// The stream lives in the tenant's account; find its leader there.
 	keys, err := natsauth.LoadKeys(dir + "/" + NATSKeysFile)
