@@ -25,6 +25,18 @@ func ackAll(t *testing.T, c jetstream.Consumer, n int) {
 	require.Equal(t, n, got)
 }
 
+// restingEnv opens the platform's state and a new pipeline's streams.
+func restingEnv(t *testing.T) (jetstream.JetStream, *State, Pipeline, jetstream.Stream) {
+	t.Helper()
+	_, js := testenv.JetStream(t)
+	state, err := OpenState(context.Background(), js)
+	require.NoError(t, err)
+	p := Pipeline{Tenant: "t" + testenv.RandomID(6), Integration: "orders"}
+	stream, err := EnsureStreams(context.Background(), js, p)
+	require.NoError(t, err)
+	return js, state, p, stream
+}
+
 // TestARestingStageKeepsItsCounts: a stage records what its consumer
 // finished as it parks; once the server removed the consumer the stage
 // is still counted, with what waits on its subject, and the consumer
@@ -32,12 +44,7 @@ func ackAll(t *testing.T, c jetstream.Consumer, n int) {
 func TestARestingStageKeepsItsCounts(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	_, js := testenv.JetStream(t)
-	state, err := OpenState(ctx, js)
-	require.NoError(t, err)
-	p := Pipeline{Tenant: "t" + testenv.RandomID(6), Integration: "orders"}
-	stream, err := EnsureStreams(ctx, js, p)
-	require.NoError(t, err)
+	js, state, p, stream := restingEnv(t)
 	cfg := jetstream.ConsumerConfig{Durable: StageProcess, FilterSubject: p.InSubject(), AckPolicy: jetstream.AckExplicitPolicy}
 	publish := func(n int) {
 		for i := range n {
@@ -94,14 +101,9 @@ func TestARestingStageKeepsItsCounts(t *testing.T) {
 func TestABadRestRecordIsAnErrorToReadAndStartedAgainToWrite(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	_, js := testenv.JetStream(t)
-	state, err := OpenState(ctx, js)
-	require.NoError(t, err)
-	p := Pipeline{Tenant: "t" + testenv.RandomID(6), Integration: "orders"}
-	_, err = EnsureStreams(ctx, js, p)
-	require.NoError(t, err)
+	js, state, p, _ := restingEnv(t)
 	for _, bad := range []string{"{", strings.Repeat(" ", maxRestsValue+1)} {
-		_, err = state.Counts.Put(ctx, p.CountKey(RestsCount), []byte(bad))
+		_, err := state.Counts.Put(ctx, p.CountKey(RestsCount), []byte(bad))
 		require.NoError(t, err)
 		_, _, err = Counters(ctx, js, state.Counts, p)
 		require.ErrorContains(t, err, "rest record")

@@ -172,16 +172,23 @@ func TestTheLagLoopWakesAParkedStageThatMissedItsWakeUp(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	require.Zero(t, seen()["unwatched"], "no wake-up came")
 
+	lagLoopWakes(t, js, stream, dataplane.Pipeline{Tenant: "acme", Integration: "missed"}, src)
+	require.Eventually(t, func() bool { return seen()["unwatched"] == 1 }, 5*time.Second, 5*time.Millisecond)
+}
+
+// lagLoopWakes makes one pass of a lag loop reading p's stream, whose one
+// stage "parking" is src, and checks that it wakes src.
+func lagLoopWakes(t *testing.T, js jetstream.JetStream, stream jetstream.Stream, p dataplane.Pipeline, src *batches) {
+	t.Helper()
 	loop := newLagLoop(NewMetrics(prometheus.NewPedanticRegistry()))
 	unparked := make(chan string, 1)
-	lag := loop.add(js, stream, dataplane.Pipeline{Tenant: "acme", Integration: "missed"}, []string{"parking"}, func() bool { return false }, func(consumer string) {
+	lag := loop.add(js, stream, p, []string{"parking"}, func() bool { return false }, func(consumer string) {
 		unparked <- consumer
 		src.unpark()
 	})
 	defer lag.stop()
-	loop.readDue(ctx)
+	loop.readDue(context.Background())
 	require.Equal(t, "parking", <-unparked)
-	require.Eventually(t, func() bool { return seen()["unwatched"] == 1 }, 5*time.Second, 5*time.Millisecond)
 }
 
 // restingConsumer parks src and waits until the server removed its
@@ -273,15 +280,7 @@ func TestTheLagLoopWakesARestingStageThatMissedItsWakeUp(t *testing.T) {
 	_, err = js.Publish(ctx, p.InSubject(), []byte("unwatched"))
 	require.NoError(t, err)
 
-	loop := newLagLoop(NewMetrics(prometheus.NewPedanticRegistry()))
-	unparked := make(chan string, 1)
-	lag := loop.add(js, stream, p, []string{"parking"}, func() bool { return false }, func(consumer string) {
-		unparked <- consumer
-		src.unpark()
-	})
-	defer lag.stop()
-	loop.readDue(ctx)
-	require.Equal(t, "parking", <-unparked)
+	lagLoopWakes(t, js, stream, p, src)
 	require.Eventually(t, func() bool { return seen()["unwatched"] == 1 }, 10*time.Second, 5*time.Millisecond)
 }
 

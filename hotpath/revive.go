@@ -45,14 +45,7 @@ func (r *reviver) init() {
 // check looks for the consumer, and creates it again when the server says it
 // is not there, unless a check is already running.
 func (r *reviver) check() {
-	r.init()
-	if r.ctx.Err() != nil || !r.running.CompareAndSwap(false, true) {
-		return
-	}
-	go func() {
-		defer r.running.Store(false)
-		ctx, cancel := context.WithTimeout(r.ctx, reviveTimeout)
-		defer cancel()
+	r.background(func(ctx context.Context) {
 		_, err := r.stream.Consumer(ctx, r.config.Durable)
 		if !errors.Is(err, jetstream.ErrConsumerNotFound) {
 			return // there, or the server cannot say yet: the next miss asks again
@@ -66,12 +59,25 @@ func (r *reviver) check() {
 			return
 		}
 		r.log.Debug("stage consumer created again", "consumer", r.config.Durable)
-	}()
+	})
 }
 
 // make creates the consumer, which a stage that started parked never had,
 // and hands it to then, unless a check or a making is already running.
 func (r *reviver) make(then func(jetstream.Consumer)) {
+	r.background(func(ctx context.Context) {
+		c, err := r.stream.CreateOrUpdateConsumer(ctx, r.config)
+		if err != nil {
+			r.log.Warn("stage consumer not made yet", "consumer", r.config.Durable, "error", err)
+			return // the next wake-up, or the lag loop, tries again
+		}
+		then(c)
+	})
+}
+
+// background runs f in a goroutine with at most reviveTimeout, unless the
+// stage is stopping or a check or a making is already running.
+func (r *reviver) background(f func(context.Context)) {
 	r.init()
 	if r.ctx.Err() != nil || !r.running.CompareAndSwap(false, true) {
 		return
@@ -80,12 +86,7 @@ func (r *reviver) make(then func(jetstream.Consumer)) {
 		defer r.running.Store(false)
 		ctx, cancel := context.WithTimeout(r.ctx, reviveTimeout)
 		defer cancel()
-		c, err := r.stream.CreateOrUpdateConsumer(ctx, r.config)
-		if err != nil {
-			r.log.Warn("stage consumer not made yet", "consumer", r.config.Durable, "error", err)
-			return // the next wake-up, or the lag loop, tries again
-		}
-		then(c)
+		f(ctx)
 	}()
 }
 
