@@ -284,18 +284,26 @@ func TestTheLagLoopWakesARestingStageThatMissedItsWakeUp(t *testing.T) {
 	require.Eventually(t, func() bool { return seen()["unwatched"] == 1 }, 10*time.Second, 5*time.Millisecond)
 }
 
+// oneProducerWithADeadLetter deploys integration through one step to the
+// producer "sink", which rejects the message "bad" and takes "good"; it
+// returns once both were settled, with bad's dead letter.
+func oneProducerWithADeadLetter(t *testing.T, integration string) (*harness, dataplane.Pipeline, *recorder, jetstream.RawStreamMsg) {
+	t.Helper()
+	h := newHarness(t, "sink")
+	sink := h.producers["sink"]
+	sink.setFail(failID("bad", sdk.Permanentf("rejected")))
+	p := h.deploy(integration, []string{"exclaim"}, "sink")
+	h.send(p, msg("bad", "x"), msg("good", "y"))
+	require.Eventually(t, func() bool { return len(h.dlq()) == 1 && sink.body("good") != nil }, 10*time.Second, 20*time.Millisecond)
+	return h, p, sink, h.dlq()[0]
+}
+
 // TestParkedStagesWakeForAReplayAndANewMessage: end to end, both stages
 // of an integration with one producer park when idle; a dead letter
 // replayed to the producer and a new message are each delivered at once.
 func TestParkedStagesWakeForAReplayAndANewMessage(t *testing.T) {
 	shortIdle(t, 300*time.Millisecond)
-	h := newHarness(t, "sink")
-	sink := h.producers["sink"]
-	sink.setFail(failID("bad", sdk.Permanentf("rejected")))
-	p := h.deploy("parking", []string{"exclaim"}, "sink")
-	h.send(p, msg("bad", "x"), msg("good", "y"))
-	require.Eventually(t, func() bool { return len(h.dlq()) == 1 }, 10*time.Second, 20*time.Millisecond)
-	dead := h.dlq()[0]
+	h, p, sink, dead := oneProducerWithADeadLetter(t, "parking")
 
 	ctx := context.Background()
 	stream, err := h.js.Stream(ctx, p.Stream())
@@ -332,13 +340,7 @@ func TestParkedStagesWakeForAReplayAndANewMessage(t *testing.T) {
 func TestRestingStagesKeepTheirCountsAndComeBack(t *testing.T) {
 	shortIdle(t, 300*time.Millisecond)
 	shortRest(t, 500*time.Millisecond)
-	h := newHarness(t, "sink")
-	sink := h.producers["sink"]
-	sink.setFail(failID("bad", sdk.Permanentf("rejected")))
-	p := h.deploy("resting", []string{"exclaim"}, "sink")
-	h.send(p, msg("bad", "x"), msg("good", "y"))
-	require.Eventually(t, func() bool { return len(h.dlq()) == 1 && sink.body("good") != nil }, 10*time.Second, 20*time.Millisecond)
-	dead := h.dlq()[0]
+	h, p, sink, dead := oneProducerWithADeadLetter(t, "resting")
 
 	ctx := context.Background()
 	stream, err := h.js.Stream(ctx, p.Stream())
