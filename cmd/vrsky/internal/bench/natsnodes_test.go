@@ -17,7 +17,7 @@ func TestNATSNodesOption(t *testing.T) {
 	}
 	attached := Config{DataDir: "x", NATSNodes: 3}
 	require.ErrorContains(t, attached.applyDefaults(), "an attached stack keeps its own")
-	require.Equal(t, Durability, durabilityOf(0))
-	require.Equal(t, Durability, durabilityOf(1))
-	require.Equal(t, Durability+", 3 replicas", durabilityOf(3))
+	require.Equal(t, Durability, durabilityOf(0, false))
+	require.Equal(t, Durability, durabilityOf(1, false))
+	require.Equal(t, Durability+", 3 replicas", durabilityOf(3, false))
 }

@@ -16,12 +16,16 @@ import (
 const Durability = "file storage, default sync"
 
 // durabilityOf is Durability with the replica count of a cluster's
-// streams.
-func durabilityOf(replicas int) string {
-	if replicas <= 1 {
-		return Durability
+// streams, and without the file sink's fsync when noFsync.
+func durabilityOf(replicas int, noFsync bool) string {
+	d := Durability
+	if replicas > 1 {
+		d = fmt.Sprintf("%s, %d replicas", d, replicas)
 	}
-	return fmt.Sprintf("%s, %d replicas", Durability, replicas)
+	if noFsync {
+		d += ", file sink not fsynced"
+	}
+	return d
 }
 
 // Report is the result of one run, or of one step of --find-max. Rates are

@@ -104,6 +104,11 @@ type Config struct {
 	// NATS nodes (`vrsky dev --nats-nodes`), whose streams keep three
 	// replicas; it needs a child stack.
 	NATSNodes int
+	// SinkNoFsync makes the file sink leave each batch to the page cache
+	// instead of fsyncing it before its acknowledgement: a diagnostic that
+	// tells the disk's fsync apart from the platform's latency. The cdc
+	// scenario, whose sink is PostgreSQL, refuses it.
+	SinkNoFsync bool
 	// Scale holds the scale scenario's settings; other scenarios refuse
 	// any of them set.
 	Scale ScaleConfig
@@ -151,6 +156,9 @@ func (c *Config) applyDefaults() error {
 		errs = append(errs, fmt.Errorf("size %d: at least 1 byte", c.Size))
 	case c.Scenario != ScenarioCDC && c.Size < MinBodySize:
 		errs = append(errs, fmt.Errorf("size %d: at least %d bytes", c.Size, MinBodySize))
+	}
+	if c.Scenario == ScenarioCDC && c.SinkNoFsync {
+		errs = append(errs, fmt.Errorf("sink without fsync: the %s scenario's sink is PostgreSQL", ScenarioCDC))
 	}
 	if c.Scenario == ScenarioCDC && c.Batch > 0 {
 		errs = append(errs, fmt.Errorf("batch %d: the %s scenario inserts rows, it sends no webhook batches", c.Batch, ScenarioCDC))
@@ -374,7 +382,7 @@ func (r *runner) step(ctx context.Context, rate float64) (_ *Report, err error) 
 	sinkDir := filepath.Join(r.stack.DataDir, "files", Tenant, Tenant, name)
 	desired := dataplane.Desired{
 		Tenant: Tenant, Integration: name, Version: 1, Status: dataplane.DesiredRunning,
-		Spec: IntegrationSpec(cfg.Scenario, name),
+		Spec: IntegrationSpec(cfg.Scenario, name, cfg.SinkNoFsync),
 	}
 	if cfg.Size > api.DefaultWebhookMaxBytes {
 		desired.WebhookMaxBytes = int64(cfg.Size) + 64<<10
@@ -429,7 +437,7 @@ func (r *runner) step(ctx context.Context, rate float64) (_ *Report, err error) 
 		Scenario: cfg.Scenario, Integration: name, OfferedRate: rate,
 		DrainSeconds: drain.Seconds(), MessageSize: cfg.Size,
 		DurationS: cfg.Duration.Seconds(), WarmupS: cfg.Warmup.Seconds(), Workers: cfg.Workers, Batch: cfg.Batch,
-		Durability: durabilityOf(r.stack.Endpoints.NATSReplicas), StackOwned: r.stack.Owned(), Machine: ThisMachine(),
+		Durability: durabilityOf(r.stack.Endpoints.NATSReplicas, cfg.SinkNoFsync), StackOwned: r.stack.Owned(), Machine: ThisMachine(),
 	}
 	fillCounts(rep, sink)
 	fillProcesses(rep, before, after)
@@ -486,17 +494,17 @@ func (r *runner) measure(ctx context.Context, sched Schedule, sink *Collector, s
 // IntegrationSpec is the benchmark integration of a scenario. For the
 // pipeline, claim-check and scale scenarios: webhook in, a file producer
 // "sink" writing ndjson to bench/<name> of the tenant's file root (one file
-// for the whole run, fsynced per batch), for the pipeline and scale
+// for the whole run, fsynced per batch unless noFsync), for the pipeline and scale
 // scenarios a json-transform that totals the order's items, and for the
 // pipeline scenario then a router that keeps messages whose seq is not a
 // multiple of ten. For the CDC scenario: the
 // postgres-cdc consumer on the step's source table and a postgres producer
 // "sink" upserting into its target table (see cdcSpec).
-func IntegrationSpec(scenario, name string) spec.Integration {
+func IntegrationSpec(scenario, name string, noFsync bool) spec.Integration {
 	if scenario == ScenarioCDC {
 		return cdcSpec(name)
 	}
-	sync := true
+	sync := !noFsync
 	in := spec.Integration{
 		Name:     name,
 		Consumer: spec.Step{Connector: dataplane.WebhookConnector},

@@ -229,15 +229,31 @@ func TestConfigDefaultsAndValidation(t *testing.T) {
 }
 
 func TestIntegrationSpecsAreValid(t *testing.T) {
-	require.Equal(t, "postgres-cdc", IntegrationSpec(ScenarioCDC, "bench-abc").Consumer.Connector)
+	require.Equal(t, "postgres-cdc", IntegrationSpec(ScenarioCDC, "bench-abc", false).Consumer.Connector)
 	for _, scenario := range []string{ScenarioPipeline, ScenarioClaimCheck} {
-		in := IntegrationSpec(scenario, "bench-abc")
+		in := IntegrationSpec(scenario, "bench-abc", false)
 		require.NoError(t, in.Validate(), scenario)
 		require.Equal(t, dataplane.WebhookConnector, in.Consumer.Connector)
 		require.Contains(t, string(in.Producers[producerName].Config), `"bench/bench-abc"`)
+		require.Contains(t, string(in.Producers[producerName].Config), `"sync":true`, "the sink fsyncs each batch by default")
 	}
-	require.Len(t, IntegrationSpec(ScenarioPipeline, "x").Steps, 2)
-	require.Empty(t, IntegrationSpec(ScenarioClaimCheck, "x").Steps)
+	require.Len(t, IntegrationSpec(ScenarioPipeline, "x", false).Steps, 2)
+	require.Empty(t, IntegrationSpec(ScenarioClaimCheck, "x", false).Steps)
+}
+
+// TestTheSinkCanSkipItsFsync: --sink-no-fsync turns the file sink's fsync
+// off, says so in the durability, and is refused where the sink is
+// PostgreSQL.
+func TestTheSinkCanSkipItsFsync(t *testing.T) {
+	in := IntegrationSpec(ScenarioPipeline, "bench-abc", true)
+	require.NoError(t, in.Validate())
+	require.Contains(t, string(in.Producers[producerName].Config), `"sync":false`)
+	require.Equal(t, Durability+", file sink not fsynced", durabilityOf(1, true))
+	require.Equal(t, Durability+", 3 replicas, file sink not fsynced", durabilityOf(3, true))
+	cdc := Config{Scenario: ScenarioCDC, Binary: "vrsky", SinkNoFsync: true}
+	require.ErrorContains(t, cdc.applyDefaults(), "sink is PostgreSQL")
+	pipeline := Config{Binary: "vrsky", SinkNoFsync: true}
+	require.NoError(t, pipeline.applyDefaults())
 }
 
 // TestRunMeasuresCDCEndToEnd benchmarks the CDC scenario against a real
