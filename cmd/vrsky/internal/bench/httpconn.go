@@ -46,14 +46,14 @@ func newPostConn(rawURL string, timeout time.Duration) (*postConn, error) {
 	return &postConn{addr: addr, host: u.Host, path: u.RequestURI(), timeout: timeout}, nil
 }
 
-// post sends body of contentType with the Idempotency-Key key and returns
-// the answer's status. A request that fails on a kept-alive connection
-// before any answer is sent once more on a new one: the key makes the repeat
-// harmless.
+// post sends body of contentType with the Idempotency-Key key (none when
+// empty) and returns the answer's status. A keyed request that fails on a
+// kept-alive connection before any answer is sent once more on a new one:
+// the key makes the repeat harmless. One without a key is not repeated.
 func (c *postConn) post(ctx context.Context, contentType, key string, body []byte) (int, error) {
 	reused := c.conn != nil
 	status, answered, err := c.roundTrip(ctx, contentType, key, body)
-	if err != nil && reused && !answered && ctx.Err() == nil {
+	if err != nil && reused && !answered && ctx.Err() == nil && key != "" {
 		status, _, err = c.roundTrip(ctx, contentType, key, body)
 	}
 	return status, err
@@ -85,8 +85,10 @@ func (c *postConn) roundTrip(ctx context.Context, contentType, key string, body 
 	c.req = append(c.req, c.host...)
 	c.req = append(c.req, "\r\nContent-Type: "...)
 	c.req = append(c.req, contentType...)
-	c.req = append(c.req, "\r\nIdempotency-Key: "...)
-	c.req = append(c.req, key...)
+	if key != "" {
+		c.req = append(c.req, "\r\nIdempotency-Key: "...)
+		c.req = append(c.req, key...)
+	}
 	c.req = append(c.req, "\r\nContent-Length: "...)
 	c.req = strconv.AppendInt(c.req, int64(len(body)), 10)
 	c.req = append(c.req, "\r\n\r\n"...)

@@ -25,7 +25,8 @@ const (
 type Load struct {
 	// URL is the webhook URL every message is POSTed to.
 	URL string
-	// KeyPrefix starts each message's Idempotency-Key (KeyPrefix + seq).
+	// KeyPrefix starts each message's Idempotency-Key (KeyPrefix + seq);
+	// empty sends no key.
 	KeyPrefix string
 	// Size is each body's exact size in bytes.
 	Size int
@@ -159,6 +160,10 @@ func (l *Load) send(ctx context.Context, conn *postConn, body *[]byte, seqs []in
 	if len(seqs) > 1 {
 		contentType = "application/x-ndjson"
 	}
-	status, _ := conn.post(ctx, contentType, l.KeyPrefix+strconv.FormatInt(seqs[0], 10), b)
+	key := ""
+	if l.KeyPrefix != "" {
+		key = l.KeyPrefix + strconv.FormatInt(seqs[0], 10)
+	}
+	status, _ := conn.post(ctx, contentType, key, b)
 	return status
 }

@@ -61,6 +61,30 @@ func TestLoadSendsEveryMessageOnSchedule(t *testing.T) {
 	require.Equal(t, int64(199), c.AckLatencies().Count)
 }
 
+// TestLoadWithoutAKeyPrefixSendsNoKey: with no key prefix the requests
+// carry no Idempotency-Key header at all.
+func TestLoadWithoutAKeyPrefixSendsNoKey(t *testing.T) {
+	var keyed, sent atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sent.Add(1)
+		if _, ok := r.Header["Idempotency-Key"]; ok {
+			keyed.Add(1)
+		}
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	t.Cleanup(srv.Close)
+	s := Schedule{T0: time.Now(), Rate: 2000, Measured: 50}
+	c := NewCollector(s, nil)
+	require.NoError(t, (&Load{URL: srv.URL, Size: 600, Workers: 4}).Run(context.Background(), s, c))
+	require.Equal(t, int64(50), sent.Load())
+	require.Zero(t, keyed.Load())
+	require.Equal(t, int64(50), c.Counts().Sent)
+	cdc := Config{Scenario: ScenarioCDC, Binary: "vrsky", NoIdempotencyKey: true}
+	require.ErrorContains(t, cdc.applyDefaults(), "sends no webhook requests")
+	require.Equal(t, "", keyPrefix(Config{NoIdempotencyKey: true}, "x-"))
+	require.Equal(t, "x-", keyPrefix(Config{}, "x-"))
+}
+
 func TestLoadRecordsFailedRequestsAsNoAnswer(t *testing.T) {
 	s := Schedule{T0: time.Now(), Rate: 1000, Measured: 5}
 	c := NewCollector(s, nil)

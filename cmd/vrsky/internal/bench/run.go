@@ -109,6 +109,11 @@ type Config struct {
 	// tells the disk's fsync apart from the platform's latency. The cdc
 	// scenario, whose sink is PostgreSQL, refuses it.
 	SinkNoFsync bool
+	// NoIdempotencyKey sends the webhook requests without an
+	// Idempotency-Key, so the ingress keeps no ID memory for them: a
+	// diagnostic of what that memory costs. The cdc scenario sends none
+	// anyway and refuses it.
+	NoIdempotencyKey bool
 	// Scale holds the scale scenario's settings; other scenarios refuse
 	// any of them set.
 	Scale ScaleConfig
@@ -159,6 +164,9 @@ func (c *Config) applyDefaults() error {
 	}
 	if c.Scenario == ScenarioCDC && c.SinkNoFsync {
 		errs = append(errs, fmt.Errorf("sink without fsync: the %s scenario's sink is PostgreSQL", ScenarioCDC))
+	}
+	if c.Scenario == ScenarioCDC && c.NoIdempotencyKey {
+		errs = append(errs, fmt.Errorf("no idempotency key: the %s scenario sends no webhook requests", ScenarioCDC))
 	}
 	if c.Scenario == ScenarioCDC && c.Batch > 0 {
 		errs = append(errs, fmt.Errorf("batch %d: the %s scenario inserts rows, it sends no webhook batches", c.Batch, ScenarioCDC))
@@ -422,7 +430,7 @@ func (r *runner) step(ctx context.Context, rate float64) (_ *Report, err error) 
 	wg.Go(func() { sampler.run(bg) })
 	defer func() { stopBG(); wg.Wait() }()
 
-	load := &Load{URL: url, KeyPrefix: name + "-", Size: cfg.Size, Workers: cfg.Workers, Batch: cfg.Batch}
+	load := &Load{URL: url, KeyPrefix: keyPrefix(cfg, name+"-"), Size: cfg.Size, Workers: cfg.Workers, Batch: cfg.Batch}
 	before, after, drain, err := r.measure(ctx, sched, sink, func() error { return load.Run(ctx, sched, sink) })
 	if err != nil {
 		return nil, err
@@ -437,7 +445,7 @@ func (r *runner) step(ctx context.Context, rate float64) (_ *Report, err error) 
 		Scenario: cfg.Scenario, Integration: name, OfferedRate: rate,
 		DrainSeconds: drain.Seconds(), MessageSize: cfg.Size,
 		DurationS: cfg.Duration.Seconds(), WarmupS: cfg.Warmup.Seconds(), Workers: cfg.Workers, Batch: cfg.Batch,
-		Durability: durabilityOf(r.stack.Endpoints.NATSReplicas, cfg.SinkNoFsync), StackOwned: r.stack.Owned(), Machine: ThisMachine(),
+		Durability: durabilityOf(r.stack.Endpoints.NATSReplicas, cfg.SinkNoFsync), NoIdempotencyKey: cfg.NoIdempotencyKey, StackOwned: r.stack.Owned(), Machine: ThisMachine(),
 	}
 	fillCounts(rep, sink)
 	fillProcesses(rep, before, after)
@@ -526,6 +534,15 @@ func IntegrationSpec(scenario, name string, noFsync bool) spec.Integration {
 		})})
 	}
 	return in
+}
+
+// keyPrefix is prefix, or "" (no Idempotency-Key) with
+// cfg.NoIdempotencyKey.
+func keyPrefix(cfg Config, prefix string) string {
+	if cfg.NoIdempotencyKey {
+		return ""
+	}
+	return prefix
 }
 
 func mustJSON(v any) json.RawMessage {

@@ -101,7 +101,7 @@ func (s *scaleRun) newScaleLoad(it *scaleIntegration, phase string, rate float64
 		Measured: max(int64(cfg.Duration.Seconds()*rate), 1),
 	}
 	return &scaleLoad{it: it, rate: rate, sched: sched, sink: NewCollector(sched, nil),
-		load: &Load{URL: s.webhookURL(it), KeyPrefix: it.name + "-" + phase + "-", Size: cfg.Size, Workers: workers, Batch: cfg.Batch}}
+		load: &Load{URL: s.webhookURL(it), KeyPrefix: keyPrefix(cfg, it.name+"-"+phase+"-"), Size: cfg.Size, Workers: workers, Batch: cfg.Batch}}
 }
 
 // webhookURL is where it takes messages in.
