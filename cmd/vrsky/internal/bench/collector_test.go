@@ -174,6 +174,15 @@ func TestReportOutput(t *testing.T) {
 		"baseline", "45%", "claim-check     943.7 MB/s", "600 bytes per message", "unexpected 1"} {
 		require.Contains(t, out.String(), want)
 	}
+	require.NotContains(t, out.String(), "no Idempotency-Key")
+	b, err := json.Marshal(rep)
+	require.NoError(t, err)
+	require.NotContains(t, string(b), "no_idempotency_key", "said only when the requests carried no key")
+	keyless := step
+	keyless.NoIdempotencyKey = true
+	out.Reset()
+	require.NoError(t, keyless.WriteSummary(&out))
+	require.Contains(t, out.String(), Durability+", no Idempotency-Key")
 	out.Reset()
 	require.NoError(t, bad.WriteSummary(&out))
 	require.Contains(t, out.String(), "errors 2 (429: 1, 503: 1)")
@@ -185,7 +194,7 @@ func TestReportOutput(t *testing.T) {
 	require.Contains(t, out.String(), "no step held")
 
 	require.NotContains(t, out.String(), "runner ")
-	b, err := json.Marshal(rep)
+	b, err = json.Marshal(rep)
 	require.NoError(t, err)
 	require.NotContains(t, string(b), `"runner_`, "runner fields only with a split runner")
 
