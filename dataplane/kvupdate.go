@@ -17,8 +17,9 @@ const updateTries = 20
 
 // UpdateValue sets the value under key to change(the value it holds, nil
 // when there is none), as a compare-and-set: many writers may change the
-// same key. A value that change leaves as it was is not written again. Writers that collide try again after a short random pause, so
-// they do not collide in step.
+// same key. A value that change leaves as it was is not written again.
+// Writers that collide try again after a short random pause, so they do
+// not collide in step.
 func UpdateValue(ctx context.Context, kv jetstream.KeyValue, key string, change func(old []byte) []byte) error {
 	for try := range updateTries {
 		if try > 0 {
