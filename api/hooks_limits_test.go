@@ -287,6 +287,46 @@ func TestWebhookIdempotencyKeyOutlivesJetStreamsWindow(t *testing.T) {
 	require.Equal(t, `{"order":1}`, string(raw.Data))
 }
 
+// TestWebhookKeyMemoryWindowLeavesRepeatsToJetStream: with keyMemory
+// window the ingress keeps no ID memory: a repeat within JetStream's
+// duplicate window stores nothing whatever its body and answers as the
+// first time, and once the window has passed the same key is stored again.
+func TestWebhookKeyMemoryWindowLeavesRepeatsToJetStream(t *testing.T) {
+	t.Parallel()
+	_, js := testenv.JetStream(t)
+	e := newHookEnv(t, js)
+	p := e.deployConfig(t, "acme", "orders", dataplane.WebhookConnector, `{"keyMemory":"window"}`, 1, 0)
+
+	for _, body := range []string{`{"order":1}`, `{"order":1}`, `{"order":2}`} {
+		resp, out := e.post(t, "/v1/hooks/acme/orders", strings.NewReader(body), "Idempotency-Key", "order-1")
+		require.Equal(t, http.StatusAccepted, resp.StatusCode, body)
+		require.Equal(t, "order-1", out["id"])
+	}
+	require.EqualValues(t, 1, e.streamMsgs(t, p), "repeats within the window: one message")
+	s, _ := js.Stream(context.Background(), p.Stream())
+	raw, err := s.GetMsg(context.Background(), 1)
+	require.NoError(t, err)
+	require.Equal(t, `{"order":1}`, string(raw.Data), "the first body is the stored one")
+	kv, err := js.KeyValue(context.Background(), dataplane.IdempotencyBucket)
+	if err == nil {
+		keys, err := kv.ListKeys(context.Background())
+		require.NoError(t, err)
+		var n int
+		for range keys.Keys() {
+			n++
+		}
+		require.Zero(t, n, "nothing remembers the key")
+	} else {
+		require.ErrorIs(t, err, jetstream.ErrBucketNotFound)
+	}
+
+	shortenDuplicateWindow(t, js, p, 200*time.Millisecond)
+	time.Sleep(400 * time.Millisecond)
+	resp, _ := e.post(t, "/v1/hooks/acme/orders", strings.NewReader(`{"order":1}`), "Idempotency-Key", "order-1")
+	require.Equal(t, http.StatusAccepted, resp.StatusCode)
+	require.EqualValues(t, 2, e.streamMsgs(t, p), "after the window the same key is stored again")
+}
+
 // TestWebhookRepeatedKeyNeverReplacesAStoredLargeBody: a claim-checked body
 // keeps its object when the same key comes with another body, whether the
 // ingress refuses it (409) or only JetStream's duplicate check sees it.

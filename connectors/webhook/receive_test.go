@@ -93,6 +93,26 @@ func TestReceiveStoresOneMessageNamedByTheSender(t *testing.T) {
 	}
 }
 
+// TestReceiveWithKeyMemoryWindowNamesOnlyTheMessages: with keyMemory
+// window the key still names the messages (JetStream's duplicate window
+// drops a repeat) but no longer the delivery, so the platform keeps no ID
+// memory for it.
+func TestReceiveWithKeyMemoryWindowNamesOnlyTheMessages(t *testing.T) {
+	t.Parallel()
+	for cfg, key := range map[string]string{`{}`: "order-1", `{"keyMemory":"remember"}`: "order-1", `{"keyMemory":"window"}`: ""} {
+		sink := &recordSink{}
+		_, err := build(t, cfg).Receive(t.Context(), ingressRequest(`{"a":1}`, "Idempotency-Key", "order-1"), sink)
+		require.NoError(t, err)
+		require.Equal(t, key, sink.got[0].Key, cfg)
+		require.Equal(t, "order-1", sink.got[0].Messages[0].ID, cfg)
+	}
+	sink := &recordSink{}
+	_, err := build(t, `{"keyMemory":"window"}`).Receive(t.Context(), ingressRequest("{}\n{}\n", "Content-Type", "application/x-ndjson", "X-GitHub-Delivery", "d-1"), sink)
+	require.NoError(t, err)
+	require.Empty(t, sink.got[0].Key)
+	require.Equal(t, "d-1-1", sink.got[0].Messages[1].ID, "each record keeps its deterministic ID")
+}
+
 func TestReceiveSplitsAnNDJSONBatch(t *testing.T) {
 	t.Parallel()
 	in := build(t, `{}`)

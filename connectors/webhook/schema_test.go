@@ -14,7 +14,7 @@ import (
 func TestConfigSchema(t *testing.T) {
 	schema, err := sdk.ConfigSchema(webhook.Connector)
 	require.NoError(t, err)
-	for _, field := range []string{"signature", "maxBytes", "scheme", "tolerance"} {
+	for _, field := range []string{"signature", "maxBytes", "scheme", "tolerance", "keyMemory"} {
 		require.Contains(t, string(schema), `"`+field+`"`)
 	}
 }

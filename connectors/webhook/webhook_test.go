@@ -59,6 +59,7 @@ func TestConformance(t *testing.T) {
 			"empty event type":        json.RawMessage(`{"events":[""]}`),
 			"long event type":         json.RawMessage(`{"ignore":["` + strings.Repeat("e", 101) + `"]}`),
 			"bad event header":        json.RawMessage(`{"eventHeader":"X Event"}`),
+			"unknown key memory":      json.RawMessage(`{"keyMemory":"forever"}`),
 		})
 }
 
