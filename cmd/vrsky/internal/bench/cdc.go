@@ -496,7 +496,7 @@ func (r *runner) cdcStep(ctx context.Context, rate float64) (_ *Report, err erro
 
 	desired := dataplane.Desired{
 		Tenant: Tenant, Integration: name, Version: 1, Status: dataplane.DesiredRunning,
-		Spec: IntegrationSpec(ScenarioCDC, name, false),
+		Spec: IntegrationSpec(Config{Scenario: ScenarioCDC}, name),
 	}
 	if err := r.state.PutDesired(ctx, desired); err != nil {
 		return nil, fmt.Errorf("create benchmark integration: %w", err)

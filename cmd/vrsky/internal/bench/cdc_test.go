@@ -62,7 +62,7 @@ func TestCDCSpecAndObjects(t *testing.T) {
 	require.Equal(t, cdcObjects{Source: "cdc_src_0a1b2c3d", Target: "cdc_dst_0a1b2c3d", WriteCounter: "cdc_dst_0a1b2c3d_writes",
 		Slot: "vrsky_bench_0a1b2c3d", Publication: "vrsky_bench_0a1b2c3d"}, o)
 
-	in := IntegrationSpec(ScenarioCDC, "bench-0a1b2c3d", false)
+	in := IntegrationSpec(Config{Scenario: ScenarioCDC}, "bench-0a1b2c3d")
 	require.NoError(t, in.Validate())
 	require.Empty(t, in.Steps)
 	require.Equal(t, postgrescdc.Connector.Name, in.Consumer.Connector)

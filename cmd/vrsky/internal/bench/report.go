@@ -102,9 +102,11 @@ type Report struct {
 	Batch       int     `json:"batch,omitempty"`
 	Durability  string  `json:"durability"`
 	// NoIdempotencyKey: the requests carried no Idempotency-Key.
-	NoIdempotencyKey bool    `json:"no_idempotency_key,omitempty"`
-	StackOwned       bool    `json:"stack_is_child"`
-	Machine          Machine `json:"machine"`
+	NoIdempotencyKey bool `json:"no_idempotency_key,omitempty"`
+	// KeyMemory is the webhook consumer's keyMemory when the run set one.
+	KeyMemory  string  `json:"key_memory,omitempty"`
+	StackOwned bool    `json:"stack_is_child"`
+	Machine    Machine `json:"machine"`
 
 	// Claim-check scenario only.
 	MBPerS float64 `json:"mb_per_s,omitempty"`
@@ -163,9 +165,12 @@ func (r *Report) setBaseline(b BaselineResult) {
 }
 
 // keysNote says that the requests carried no Idempotency-Key.
-func keysNote(none bool) string {
-	if none {
+func keysNote(r *Report) string {
+	switch {
+	case r.NoIdempotencyKey:
 		return ", no Idempotency-Key"
+	case r.KeyMemory != "":
+		return ", key memory " + r.KeyMemory
 	}
 	return ""
 }
@@ -198,7 +203,7 @@ func (r *Report) WriteSummary(w io.Writer) error {
 	if r.Scenario == ScenarioCDC {
 		r.writeCDCSummary(&b)
 	} else {
-		fmt.Fprintf(&b, "scenario        %s (integration bench/%s), %d-byte messages, %s%s\n", r.Scenario, r.Integration, r.MessageSize, r.Durability, keysNote(r.NoIdempotencyKey))
+		fmt.Fprintf(&b, "scenario        %s (integration bench/%s), %d-byte messages, %s%s\n", r.Scenario, r.Integration, r.MessageSize, r.Durability, keysNote(r))
 		fmt.Fprintf(&b, "rate            offered %.0f/s, sustained %.0f/s at the sink, %.0f/s into the pipeline (filtered included)\n", r.OfferedRate, r.SustainedRate, r.InputRate)
 		fmt.Fprintf(&b, "latency         p50 %.2f ms  p99 %.2f ms  p99.9 %.2f ms  max %.2f ms  (intended send → sink file)\n", r.P50, r.P99, r.P999, r.Max)
 		fmt.Fprintf(&b, "ack latency     p50 %.2f ms  p99 %.2f ms  (intended send → 202)\n", r.AckP50, r.AckP99)

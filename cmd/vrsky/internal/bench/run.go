@@ -23,6 +23,7 @@ import (
 	"github.com/vrsky/vrsky/connectors/file"
 	"github.com/vrsky/vrsky/connectors/jsontransform"
 	"github.com/vrsky/vrsky/connectors/router"
+	"github.com/vrsky/vrsky/connectors/webhook"
 	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/natscluster"
 	"github.com/vrsky/vrsky/internal/spec"
@@ -114,6 +115,10 @@ type Config struct {
 	// diagnostic of what that memory costs. The cdc scenario sends none
 	// anyway and refuses it.
 	NoIdempotencyKey bool
+	// KeyMemory is the webhook consumer's keyMemory (webhook.KeyMemory…);
+	// "" leaves the connector's default, remember. Keyed requests only,
+	// and not the cdc scenario.
+	KeyMemory string
 	// Scale holds the scale scenario's settings; other scenarios refuse
 	// any of them set.
 	Scale ScaleConfig
@@ -167,6 +172,14 @@ func (c *Config) applyDefaults() error {
 	}
 	if c.Scenario == ScenarioCDC && c.NoIdempotencyKey {
 		errs = append(errs, fmt.Errorf("no idempotency key: the %s scenario sends no webhook requests", ScenarioCDC))
+	}
+	switch {
+	case c.KeyMemory != "" && c.KeyMemory != webhook.KeyMemoryRemember && c.KeyMemory != webhook.KeyMemoryWindow:
+		errs = append(errs, fmt.Errorf("key memory %q: want %s or %s", c.KeyMemory, webhook.KeyMemoryRemember, webhook.KeyMemoryWindow))
+	case c.KeyMemory != "" && c.Scenario == ScenarioCDC:
+		errs = append(errs, fmt.Errorf("key memory: the %s scenario sends no webhook requests", ScenarioCDC))
+	case c.KeyMemory != "" && c.NoIdempotencyKey:
+		errs = append(errs, errors.New("key memory: the requests carry no Idempotency-Key to remember"))
 	}
 	if c.Scenario == ScenarioCDC && c.Batch > 0 {
 		errs = append(errs, fmt.Errorf("batch %d: the %s scenario inserts rows, it sends no webhook batches", c.Batch, ScenarioCDC))
@@ -390,7 +403,7 @@ func (r *runner) step(ctx context.Context, rate float64) (_ *Report, err error) 
 	sinkDir := filepath.Join(r.stack.DataDir, "files", Tenant, Tenant, name)
 	desired := dataplane.Desired{
 		Tenant: Tenant, Integration: name, Version: 1, Status: dataplane.DesiredRunning,
-		Spec: IntegrationSpec(cfg.Scenario, name, cfg.SinkNoFsync),
+		Spec: IntegrationSpec(cfg, name),
 	}
 	if cfg.Size > api.DefaultWebhookMaxBytes {
 		desired.WebhookMaxBytes = int64(cfg.Size) + 64<<10
@@ -445,7 +458,7 @@ func (r *runner) step(ctx context.Context, rate float64) (_ *Report, err error) 
 		Scenario: cfg.Scenario, Integration: name, OfferedRate: rate,
 		DrainSeconds: drain.Seconds(), MessageSize: cfg.Size,
 		DurationS: cfg.Duration.Seconds(), WarmupS: cfg.Warmup.Seconds(), Workers: cfg.Workers, Batch: cfg.Batch,
-		Durability: durabilityOf(r.stack.Endpoints.NATSReplicas, cfg.SinkNoFsync), NoIdempotencyKey: cfg.NoIdempotencyKey, StackOwned: r.stack.Owned(), Machine: ThisMachine(),
+		Durability: durabilityOf(r.stack.Endpoints.NATSReplicas, cfg.SinkNoFsync), NoIdempotencyKey: cfg.NoIdempotencyKey, KeyMemory: cfg.KeyMemory, StackOwned: r.stack.Owned(), Machine: ThisMachine(),
 	}
 	fillCounts(rep, sink)
 	fillProcesses(rep, before, after)
@@ -499,23 +512,29 @@ func (r *runner) measure(ctx context.Context, sched Schedule, sink *Collector, s
 	return before, after, drain, err
 }
 
-// IntegrationSpec is the benchmark integration of a scenario. For the
-// pipeline, claim-check and scale scenarios: webhook in, a file producer
-// "sink" writing ndjson to bench/<name> of the tenant's file root (one file
-// for the whole run, fsynced per batch unless noFsync), for the pipeline and scale
-// scenarios a json-transform that totals the order's items, and for the
-// pipeline scenario then a router that keeps messages whose seq is not a
-// multiple of ten. For the CDC scenario: the
-// postgres-cdc consumer on the step's source table and a postgres producer
-// "sink" upserting into its target table (see cdcSpec).
-func IntegrationSpec(scenario, name string, noFsync bool) spec.Integration {
+// IntegrationSpec is the benchmark integration of cfg's scenario. For the
+// pipeline, claim-check and scale scenarios: webhook in (with
+// cfg.KeyMemory), a file producer "sink" writing ndjson to bench/<name> of
+// the tenant's file root (one file for the whole run, fsynced per batch
+// unless cfg.SinkNoFsync), for the pipeline and scale scenarios a
+// json-transform that totals the order's items, and for the pipeline
+// scenario then a router that keeps messages whose seq is not a multiple of
+// ten. For the CDC scenario: the postgres-cdc consumer on the step's source
+// table and a postgres producer "sink" upserting into its target table
+// (see cdcSpec).
+func IntegrationSpec(cfg Config, name string) spec.Integration {
+	scenario := cfg.Scenario
 	if scenario == ScenarioCDC {
 		return cdcSpec(name)
 	}
-	sync := !noFsync
+	sync := !cfg.SinkNoFsync
+	consumer := spec.Step{Connector: dataplane.WebhookConnector}
+	if cfg.KeyMemory != "" {
+		consumer.Config = mustJSON(webhook.Config{KeyMemory: cfg.KeyMemory})
+	}
 	in := spec.Integration{
 		Name:     name,
-		Consumer: spec.Step{Connector: dataplane.WebhookConnector},
+		Consumer: consumer,
 		Producers: map[string]spec.Step{producerName: {Connector: file.ProducerConnector.Name, Config: mustJSON(file.Config{
 			Dir: "bench/" + name, Format: file.FormatNDJSON,
 			RotateBytes: sinkRotateBytes, RotateInterval: "24h", Sync: &sync,

@@ -23,6 +23,7 @@ import (
 	"github.com/vrsky/vrsky/cmd/vrsky/internal/devstack"
 	"github.com/vrsky/vrsky/connectors"
 	"github.com/vrsky/vrsky/connectors/sdk"
+	"github.com/vrsky/vrsky/connectors/webhook"
 	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/hotpath"
 	"github.com/vrsky/vrsky/internal/tenancy"
@@ -229,23 +230,49 @@ func TestConfigDefaultsAndValidation(t *testing.T) {
 }
 
 func TestIntegrationSpecsAreValid(t *testing.T) {
-	require.Equal(t, "postgres-cdc", IntegrationSpec(ScenarioCDC, "bench-abc", false).Consumer.Connector)
+	require.Equal(t, "postgres-cdc", IntegrationSpec(Config{Scenario: ScenarioCDC}, "bench-abc").Consumer.Connector)
 	for _, scenario := range []string{ScenarioPipeline, ScenarioClaimCheck} {
-		in := IntegrationSpec(scenario, "bench-abc", false)
+		in := IntegrationSpec(Config{Scenario: scenario}, "bench-abc")
 		require.NoError(t, in.Validate(), scenario)
 		require.Equal(t, dataplane.WebhookConnector, in.Consumer.Connector)
+		require.Empty(t, in.Consumer.Config, "the connector's default key memory")
 		require.Contains(t, string(in.Producers[producerName].Config), `"bench/bench-abc"`)
 		require.Contains(t, string(in.Producers[producerName].Config), `"sync":true`, "the sink fsyncs each batch by default")
 	}
-	require.Len(t, IntegrationSpec(ScenarioPipeline, "x", false).Steps, 2)
-	require.Empty(t, IntegrationSpec(ScenarioClaimCheck, "x", false).Steps)
+	require.Len(t, IntegrationSpec(Config{Scenario: ScenarioPipeline}, "x").Steps, 2)
+	require.Empty(t, IntegrationSpec(Config{Scenario: ScenarioClaimCheck}, "x").Steps)
+}
+
+// TestKeyMemoryIsTheWebhooksConfig: --key-memory sets the webhook
+// consumer's keyMemory, is said in the report, and is refused where no
+// key is sent or the value is unknown.
+func TestKeyMemoryIsTheWebhooksConfig(t *testing.T) {
+	in := IntegrationSpec(Config{Scenario: ScenarioPipeline, KeyMemory: webhook.KeyMemoryWindow}, "bench-abc")
+	require.NoError(t, in.Validate())
+	require.JSONEq(t, `{"keyMemory":"window"}`, string(in.Consumer.Config))
+	require.Equal(t, ", key memory window", keysNote(&Report{KeyMemory: webhook.KeyMemoryWindow}))
+	require.Equal(t, ", no Idempotency-Key", keysNote(&Report{NoIdempotencyKey: true}))
+	require.Empty(t, keysNote(&Report{}))
+
+	for _, tt := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{Binary: "vrsky", KeyMemory: "forever"}, `key memory "forever"`},
+		{Config{Binary: "vrsky", KeyMemory: webhook.KeyMemoryWindow, NoIdempotencyKey: true}, "no Idempotency-Key to remember"},
+		{Config{Binary: "vrsky", Scenario: ScenarioCDC, KeyMemory: webhook.KeyMemoryRemember}, "sends no webhook requests"},
+	} {
+		require.ErrorContains(t, tt.cfg.applyDefaults(), tt.want)
+	}
+	ok := Config{Binary: "vrsky", KeyMemory: webhook.KeyMemoryWindow}
+	require.NoError(t, ok.applyDefaults())
 }
 
 // TestTheSinkCanSkipItsFsync: --sink-no-fsync turns the file sink's fsync
 // off, says so in the durability, and is refused where the sink is
 // PostgreSQL.
 func TestTheSinkCanSkipItsFsync(t *testing.T) {
-	in := IntegrationSpec(ScenarioPipeline, "bench-abc", true)
+	in := IntegrationSpec(Config{Scenario: ScenarioPipeline, SinkNoFsync: true}, "bench-abc")
 	require.NoError(t, in.Validate())
 	require.Contains(t, string(in.Producers[producerName].Config), `"sync":false`)
 	require.Equal(t, Durability+", file sink not fsynced", durabilityOf(1, true))

@@ -363,7 +363,7 @@ func (s *scaleRun) report(quiet *phaseResult) *Report {
 		Sent: p.Sent, Errors: p.Errors, ErrorsByStatus: p.ErrorsByStatus, Expected: p.Expected, Delivered: p.Delivered,
 		Lost: p.Lost, Duplicates: p.Duplicates, Unexpected: p.Unexpected, Malformed: p.Malformed, Unknown: p.Unknown,
 		DrainSeconds: p.DrainSeconds, MessageSize: cfg.Size, DurationS: cfg.Duration.Seconds(), WarmupS: cfg.Warmup.Seconds(),
-		Workers: cfg.Workers, Batch: cfg.Batch, Durability: durabilityOf(s.stack.Endpoints.NATSReplicas, cfg.SinkNoFsync), NoIdempotencyKey: cfg.NoIdempotencyKey, StackOwned: s.stack.Owned(), Machine: ThisMachine(),
+		Workers: cfg.Workers, Batch: cfg.Batch, Durability: durabilityOf(s.stack.Endpoints.NATSReplicas, cfg.SinkNoFsync), NoIdempotencyKey: cfg.NoIdempotencyKey, KeyMemory: cfg.KeyMemory, StackOwned: s.stack.Owned(), Machine: ThisMachine(),
 		StackIdleCores:    s.idleStackCores,
 		LoadgenCPUSeconds: quiet.loadgenCPU.Seconds(),
 	}

@@ -129,7 +129,7 @@ func (s *scaleRun) deploy(ctx context.Context, items []*scaleIntegration, timeou
 // submit creates integration it with the scenario's spec and asks for its
 // deploy.
 func (s *scaleRun) submit(ctx context.Context, it *scaleIntegration) error {
-	body, err := json.Marshal(IntegrationSpec(ScenarioScale, it.name, s.cfg.SinkNoFsync))
+	body, err := json.Marshal(IntegrationSpec(s.cfg, it.name))
 	if err != nil {
 		return fmt.Errorf("%s/%s: encode spec: %w", it.tenant, it.name, err)
 	}

@@ -55,7 +55,7 @@ func (r *Report) writeScaleSummary(w io.Writer) error {
 		runners = fmt.Sprintf("%d runner processes", s.Runners)
 	}
 	fmt.Fprintf(&b, "scenario        scale: %d integrations (webhook → json-transform → file) over %d tenants, %s, %d-byte messages, %s%s\n",
-		s.Integrations, s.Tenants, runners, r.MessageSize, r.Durability, keysNote(r.NoIdempotencyKey))
+		s.Integrations, s.Tenants, runners, r.MessageSize, r.Durability, keysNote(r))
 	fmt.Fprintf(&b, "tenants         %d created and active in %.1f s\n", s.Tenants, s.TenantsSeconds)
 	d := s.Deploy
 	fmt.Fprintf(&b, "deploy          %d of %d running in %.1f s from the first create (%.1f deploys/s; all accepted after %.1f s), %d failed",

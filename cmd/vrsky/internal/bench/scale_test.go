@@ -77,7 +77,7 @@ func scaleCfg(s ScaleConfig) Config {
 }
 
 func TestScaleIntegrationSpecIsValid(t *testing.T) {
-	in := IntegrationSpec(ScenarioScale, "scale-00001", false)
+	in := IntegrationSpec(Config{Scenario: ScenarioScale}, "scale-00001")
 	require.NoError(t, in.Validate())
 	require.Equal(t, dataplane.WebhookConnector, in.Consumer.Connector)
 	require.Len(t, in.Steps, 1, "json-transform only: no router")
