@@ -164,7 +164,8 @@ func (r *Report) setBaseline(b BaselineResult) {
 	}
 }
 
-// keysNote says that the requests carried no Idempotency-Key.
+// keysNote says how the run treated keys when it set how: the requests
+// carried no Idempotency-Key, or the webhook kept them as KeyMemory says.
 func keysNote(r *Report) string {
 	switch {
 	case r.NoIdempotencyKey:
