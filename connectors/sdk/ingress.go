@@ -2,6 +2,7 @@ package sdk
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"time"
@@ -79,6 +80,39 @@ type Delivery struct {
 	// repeat), and a valid message ID (ValidMessageID); at most
 	// MaxDeliveryMessages.
 	Messages []Message
+}
+
+// KeyMemory is how long the platform recognises a repeated delivery key,
+// as an ingress connector's config chooses (docs/adr/0033).
+type KeyMemory string
+
+// Key memories.
+const (
+	// KeyMemoryRemember (also the zero value) hands the key to the
+	// platform as Delivery.Key: it is remembered with the body's digest
+	// for the platform's key TTL, three NATS operations per request.
+	KeyMemoryRemember KeyMemory = "remember"
+	// KeyMemoryWindow leaves repeats to JetStream's 2-minute duplicate
+	// window of the messages' deterministic IDs: Delivery.Key stays empty
+	// and nothing else remembers the key, one NATS operation per request.
+	KeyMemoryWindow KeyMemory = "window"
+)
+
+// Validate refuses a key memory that is not "", remember or window.
+func (m KeyMemory) Validate() error {
+	switch m {
+	case "", KeyMemoryRemember, KeyMemoryWindow:
+		return nil
+	}
+	return fmt.Errorf("keyMemory: unknown value %q, want remember or window", string(m))
+}
+
+// DeliveryKey is the Delivery.Key of a request the sender named key.
+func (m KeyMemory) DeliveryKey(key string) string {
+	if m == KeyMemoryWindow {
+		return ""
+	}
+	return key
 }
 
 // PubAck is the platform's receipt for a stored Delivery.

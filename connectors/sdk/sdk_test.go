@@ -218,3 +218,18 @@ func TestRefusalNamesItsDetailOnly(t *testing.T) {
 	require.Equal(t, "invalid or missing signature", err.Error())
 	require.False(t, IsPermanent(err), "a refusal is the request's answer, not a message's failure")
 }
+
+// TestKeyMemoryNamesTheDeliveryUnlessWindow: remember (and the zero value)
+// hands the key to the platform, window does not; anything else is
+// refused, naming the field.
+func TestKeyMemoryNamesTheDeliveryUnlessWindow(t *testing.T) {
+	for _, m := range []KeyMemory{"", KeyMemoryRemember, KeyMemoryWindow} {
+		require.NoError(t, m.Validate(), m)
+	}
+	require.Equal(t, "k", KeyMemory("").DeliveryKey("k"))
+	require.Equal(t, "k", KeyMemoryRemember.DeliveryKey("k"))
+	require.Empty(t, KeyMemoryWindow.DeliveryKey("k"))
+	for _, m := range []KeyMemory{"Window", "forever", " remember"} {
+		require.ErrorContains(t, m.Validate(), "keyMemory: unknown value", m)
+	}
+}

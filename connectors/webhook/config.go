@@ -74,20 +74,10 @@ type Config struct {
 	// X-GitHub-Event).
 	EventHeader string `json:"eventHeader,omitempty" doc:"The header holding the event type; default X-GitHub-Event."`
 	// KeyMemory is how long a repeated Idempotency-Key or delivery ID is
-	// recognised: KeyMemoryRemember (the default) or KeyMemoryWindow
-	// (docs/adr/0033).
-	KeyMemory string `json:"keyMemory,omitempty" enum:"remember,window" doc:"How long a repeated Idempotency-Key or delivery ID is recognised. remember (default): for the platform's key TTL, 24 h unless the operator set more, with its body's digest; a repeat stores nothing, another body under the same key answers 409. window: only JetStream's 2-minute duplicate window; a repeat within it stores nothing (whatever its body) and answers 202 again, a later one is stored again. window costs one NATS operation per request instead of three."`
+	// recognised: sdk.KeyMemoryRemember (the default) or
+	// sdk.KeyMemoryWindow (docs/adr/0033).
+	KeyMemory sdk.KeyMemory `json:"keyMemory,omitempty" enum:"remember,window" doc:"How long a repeated Idempotency-Key or delivery ID is recognised. remember (default): for the platform's key TTL, 24 h unless the operator set more, with its body's digest; a repeat stores nothing, another body under the same key answers 409. window: only JetStream's 2-minute duplicate window; a repeat within it stores nothing (whatever its body) and answers 202 again, a later one is stored again. window costs one NATS operation per request instead of three."`
 }
-
-// Key memories: how long the ingress recognises a repeated key.
-const (
-	// KeyMemoryRemember keeps each key with its body's digest for the
-	// platform's key TTL (the ingress's ID memory).
-	KeyMemoryRemember = "remember"
-	// KeyMemoryWindow leaves repeats to JetStream's duplicate window: the
-	// key is the message ID, and nothing else remembers it.
-	KeyMemoryWindow = "window"
-)
 
 // DefaultEventHeader is where GitHub names a delivery's event type.
 const DefaultEventHeader = "X-GitHub-Event"
@@ -147,11 +137,7 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
-	switch c.KeyMemory {
-	case "", KeyMemoryRemember, KeyMemoryWindow:
-	default:
-		errs = append(errs, fmt.Errorf("keyMemory: unknown value %q, want remember or window", c.KeyMemory))
-	}
+	errs = append(errs, c.KeyMemory.Validate())
 	if c.EventHeader != "" && !headerName.MatchString(c.EventHeader) {
 		errs = append(errs, fmt.Errorf("eventHeader: %q is not a valid header name", c.EventHeader))
 	}

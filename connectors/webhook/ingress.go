@@ -47,7 +47,7 @@ type Ingress struct {
 	events      []string
 	ignore      []string
 	eventHeader string
-	windowOnly  bool // KeyMemoryWindow
+	keyMemory   sdk.KeyMemory
 }
 
 // Build decodes raw strictly and resolves its secrets.
@@ -61,7 +61,7 @@ func Build(ctx context.Context, env sdk.Env, raw json.RawMessage) (*Ingress, err
 		return nil, err
 	}
 	in := &Ingress{Verifier: v, MaxBytes: cfg.MaxBytes, events: cfg.Events, ignore: cfg.Ignore, eventHeader: cfg.EventHeader,
-		windowOnly: cfg.KeyMemory == KeyMemoryWindow}
+		keyMemory: cfg.KeyMemory}
 	if cfg.Signature != nil {
 		in.scheme = cfg.Signature.Scheme
 	}
@@ -169,8 +169,8 @@ func (in *Ingress) Admit(req sdk.Request) error {
 // for Content-Type application/x-ndjson, one per non-empty line) and
 // answers 202 {"id": …}. The message ID is the Idempotency-Key, else the
 // sender's delivery ID, else a random one; only the first two name the
-// delivery (sdk.Delivery.Key), and not with KeyMemoryWindow, which leaves
-// repeats to JetStream's duplicate window of the message ID.
+// delivery (sdk.Delivery.Key), and not with sdk.KeyMemoryWindow, which
+// leaves repeats to JetStream's duplicate window of the message ID.
 func (in *Ingress) Receive(ctx context.Context, req sdk.Request, sink sdk.IngressSink) (sdk.Answer, error) {
 	if in.Verifier != nil {
 		if err := in.Verifier.Verify(req.Header, req.Body, time.Now()); err != nil {
@@ -201,10 +201,7 @@ func (in *Ingress) Receive(ctx context.Context, req sdk.Request, sink sdk.Ingres
 		}
 		count = len(msgs)
 	}
-	if in.windowOnly {
-		key = ""
-	}
-	if _, err := sink.Publish(ctx, sdk.Delivery{Key: key, Messages: msgs}); err != nil {
+	if _, err := sink.Publish(ctx, sdk.Delivery{Key: in.keyMemory.DeliveryKey(key), Messages: msgs}); err != nil {
 		return sdk.Answer{}, err
 	}
 	return acceptedAnswer(id, count), nil
