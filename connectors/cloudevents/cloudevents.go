@@ -57,9 +57,10 @@ var Connector = sdk.Connector{
 // Ingress is a cloudevents config built for the platform's ingress, its
 // token resolved once. It is safe for concurrent use.
 type Ingress struct {
-	maxBytes int64
-	token    *[sha256.Size]byte
-	types    []string
+	maxBytes  int64
+	token     *[sha256.Size]byte
+	types     []string
+	keyMemory sdk.KeyMemory
 }
 
 var _ sdk.Ingress = (*Ingress)(nil)
@@ -73,7 +74,7 @@ func Build(ctx context.Context, env sdk.Env, raw json.RawMessage) (*Ingress, err
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", Name, err)
 	}
-	in := &Ingress{maxBytes: cfg.MaxBytes, types: cfg.Types}
+	in := &Ingress{maxBytes: cfg.MaxBytes, types: cfg.Types, keyMemory: cfg.KeyMemory}
 	if cfg.Token != nil {
 		token, err := cfg.Token.Resolve(ctx, env)
 		if err != nil {
@@ -146,7 +147,7 @@ func (in *Ingress) Receive(ctx context.Context, req sdk.Request, sink sdk.Ingres
 	if batch {
 		key = batchKey(msgs)
 	}
-	if _, err := sink.Publish(ctx, sdk.Delivery{Key: key, Messages: msgs}); err != nil {
+	if _, err := sink.Publish(ctx, sdk.Delivery{Key: in.keyMemory.DeliveryKey(key), Messages: msgs}); err != nil {
 		return sdk.Answer{}, err
 	}
 	a := Accepted{ID: key}

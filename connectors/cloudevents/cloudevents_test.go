@@ -41,13 +41,14 @@ func TestConformance(t *testing.T) {
 			"empty type":         json.RawMessage(`{"types":[""]}`),
 			"too many types":     json.RawMessage(`{"types":[` + strings.TrimSuffix(strings.Repeat(`"t",`, 101), ",") + `]}`),
 			"malformed":          json.RawMessage(`{"types":`),
+			"unknown key memory": json.RawMessage(`{"keyMemory":"forever"}`),
 		})
 }
 
 func TestConfigSchema(t *testing.T) {
 	schema, err := sdk.ConfigSchema(cloudevents.Connector)
 	require.NoError(t, err)
-	for _, field := range []string{"maxBytes", "token", "types"} {
+	for _, field := range []string{"maxBytes", "token", "types", "keyMemory"} {
 		require.Contains(t, string(schema), `"`+field+`"`)
 	}
 }
@@ -150,6 +151,25 @@ func TestAnEventIsNamedBySourceAndID(t *testing.T) {
 	require.NotEqual(t, id(binary("1", "/a:b", `{}`)), id(binary("1:/a", "b", `{}`)), "source and id cannot be shifted into each other")
 	structured := request(`{"specversion":"1.0","id":"1","source":"/a","type":"t"}`, "Content-Type", "application/cloudevents+json")
 	require.Equal(t, first, id(structured), "the same event in structured mode")
+}
+
+// TestKeyMemoryWindowNamesOnlyTheMessages: with keyMemory window an event
+// keeps its ID (JetStream's duplicate window drops a repeat) and the
+// answer names it, but the delivery is not named, so the platform keeps no
+// ID memory for it.
+func TestKeyMemoryWindowNamesOnlyTheMessages(t *testing.T) {
+	t.Parallel()
+	remembered, window := build(t, `{}`), build(t, `{"keyMemory":"window"}`)
+	_, kept, err := receive(t, remembered, binary("1", "/a", `{}`))
+	require.NoError(t, err)
+	answer, sink, err := receive(t, window, binary("1", "/a", `{}`))
+	require.NoError(t, err)
+	require.NotEmpty(t, kept.got[0].Key)
+	require.Empty(t, sink.got[0].Key)
+	require.Equal(t, kept.got[0].Messages[0].ID, sink.got[0].Messages[0].ID, "the same ID either way")
+	var out cloudevents.Accepted
+	require.NoError(t, json.Unmarshal(answer.Body, &out))
+	require.Equal(t, sink.got[0].Messages[0].ID, out.ID)
 }
 
 func TestStructuredModeData(t *testing.T) {

@@ -38,6 +38,10 @@ type Config struct {
 	// Types, when set, lists the event types stored; events of other
 	// types are acknowledged and not stored.
 	Types []string `json:"types,omitempty" maxItems:"100" doc:"Event types to store, e.g. [com.example.order.created]; events of other types are acknowledged and not stored. All when left out."`
+	// KeyMemory is how long a repeated event (source and id) is
+	// recognised: sdk.KeyMemoryRemember (the default) or
+	// sdk.KeyMemoryWindow (docs/adr/0033).
+	KeyMemory sdk.KeyMemory `json:"keyMemory,omitempty" enum:"remember,window" doc:"How long a repeated event (the same source and id) is recognised. remember (default): for the platform's key TTL, 24 h unless the operator set more, with the request body's digest; a repeat stores nothing, another body answers 409. window: only JetStream's 2-minute duplicate window; a repeat within it stores nothing (whatever its data) and answers 202 again, a later one is stored again. window costs one NATS operation per request instead of three."`
 }
 
 // Validate checks the config without resolving the token.
@@ -54,6 +58,7 @@ func (c *Config) Validate() error {
 	if len(c.Types) > 100 {
 		errs = append(errs, errors.New("types: more than 100 event types"))
 	}
+	errs = append(errs, c.KeyMemory.Validate())
 	for _, t := range c.Types {
 		if t == "" || len(t) > MaxAttributeValue {
 			errs = append(errs, fmt.Errorf("types: an event type is 1 to %d bytes", MaxAttributeValue))
