@@ -13,6 +13,7 @@ import (
 	"runtime/pprof"
 
 	"github.com/vrsky/vrsky/cmd/vrsky/internal/bench"
+	"github.com/vrsky/vrsky/connectors/sdk"
 )
 
 // runBench wires `vrsky bench`: it parses the flags, runs cmd/vrsky/internal/bench and
@@ -33,7 +34,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.BoolVar(&cfg.FindMax, "find-max", false, "raise the rate ×1.5 per step until p99 > 50 ms, a loss or an error")
 	fs.BoolVar(&cfg.NoBaseline, "no-baseline", false, "skip the raw JetStream baseline")
 	fs.BoolVar(&cfg.NoIdempotencyKey, "no-idempotency-key", false, "send the webhook requests without an Idempotency-Key, so the ingress keeps no ID memory for them (a diagnostic of its cost; not with cdc)")
-	fs.StringVar(&cfg.KeyMemory, "key-memory", "", "the webhook consumer's keyMemory: remember (the connector's default: each key kept a day, three NATS operations per request) or window (JetStream's 2-minute duplicate window only, one operation); not with cdc or --no-idempotency-key")
+	fs.Func("key-memory", "the webhook consumer's keyMemory: remember (the connector's default: each key kept a day, three NATS operations per request) or window (JetStream's 2-minute duplicate window only, one operation); not with cdc or --no-idempotency-key", func(s string) error {
+		cfg.KeyMemory = sdk.KeyMemory(s)
+		return cfg.KeyMemory.Validate()
+	})
 	fs.BoolVar(&cfg.SinkNoFsync, "sink-no-fsync", false, "the file sink does not fsync each batch before acknowledging it (a diagnostic: the disk's fsync apart from the platform's latency; not with cdc)")
 	fs.IntVar(&cfg.NATSNodes, "nats-nodes", 1, "start the stack with this many embedded NATS nodes: 1, or 3 for a cluster whose streams keep three replicas")
 	fs.StringVar(&cfg.DataDir, "data-dir", "", "attach to the vrsky dev running on this data directory instead of starting one")

@@ -99,11 +99,12 @@ func TestBenchCDCSplitRunnerSmoke(t *testing.T) {
 
 func TestBenchFlags(t *testing.T) {
 	for name, args := range map[string][]string{
-		"bad flag":       {"bench", "--bogus"},
-		"extra argument": {"bench", "extra"},
-		"zero rate":      {"bench", "--rate", "0"},
-		"zero workers":   {"bench", "--workers", "0"},
-		"zero interval":  {"bench", "--scenario", "cdc", "--tx-interval", "0s"},
+		"bad flag":           {"bench", "--bogus"},
+		"extra argument":     {"bench", "extra"},
+		"zero rate":          {"bench", "--rate", "0"},
+		"zero workers":       {"bench", "--workers", "0"},
+		"zero interval":      {"bench", "--scenario", "cdc", "--tx-interval", "0s"},
+		"unknown key memory": {"bench", "--key-memory", "forever"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			var out, errOut bytes.Buffer

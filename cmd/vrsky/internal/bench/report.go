@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/vrsky/vrsky/connectors/sdk"
 	"github.com/vrsky/vrsky/dataplane"
 )
 
@@ -104,9 +105,9 @@ type Report struct {
 	// NoIdempotencyKey: the requests carried no Idempotency-Key.
 	NoIdempotencyKey bool `json:"no_idempotency_key,omitempty"`
 	// KeyMemory is the webhook consumer's keyMemory when the run set one.
-	KeyMemory  string  `json:"key_memory,omitempty"`
-	StackOwned bool    `json:"stack_is_child"`
-	Machine    Machine `json:"machine"`
+	KeyMemory  sdk.KeyMemory `json:"key_memory,omitempty"`
+	StackOwned bool          `json:"stack_is_child"`
+	Machine    Machine       `json:"machine"`
 
 	// Claim-check scenario only.
 	MBPerS float64 `json:"mb_per_s,omitempty"`
@@ -171,7 +172,7 @@ func keysNote(r *Report) string {
 	case r.NoIdempotencyKey:
 		return ", no Idempotency-Key"
 	case r.KeyMemory != "":
-		return ", key memory " + r.KeyMemory
+		return ", key memory " + string(r.KeyMemory)
 	}
 	return ""
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/vrsky/vrsky/connectors/file"
 	"github.com/vrsky/vrsky/connectors/jsontransform"
 	"github.com/vrsky/vrsky/connectors/router"
+	"github.com/vrsky/vrsky/connectors/sdk"
 	"github.com/vrsky/vrsky/connectors/webhook"
 	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/natscluster"
@@ -115,10 +116,10 @@ type Config struct {
 	// diagnostic of what that memory costs. The cdc scenario sends none
 	// anyway and refuses it.
 	NoIdempotencyKey bool
-	// KeyMemory is the webhook consumer's keyMemory (webhook.KeyMemory…);
-	// "" leaves the connector's default, remember. Keyed requests only,
-	// and not the cdc scenario.
-	KeyMemory string
+	// KeyMemory is the webhook consumer's keyMemory; "" leaves the
+	// connector's default, remember. Keyed requests only, and not the cdc
+	// scenario.
+	KeyMemory sdk.KeyMemory
 	// Scale holds the scale scenario's settings; other scenarios refuse
 	// any of them set.
 	Scale ScaleConfig
@@ -174,8 +175,8 @@ func (c *Config) applyDefaults() error {
 		errs = append(errs, fmt.Errorf("no idempotency key: the %s scenario sends no webhook requests", ScenarioCDC))
 	}
 	switch {
-	case c.KeyMemory != "" && c.KeyMemory != webhook.KeyMemoryRemember && c.KeyMemory != webhook.KeyMemoryWindow:
-		errs = append(errs, fmt.Errorf("key memory %q: want %s or %s", c.KeyMemory, webhook.KeyMemoryRemember, webhook.KeyMemoryWindow))
+	case c.KeyMemory.Validate() != nil:
+		errs = append(errs, c.KeyMemory.Validate())
 	case c.KeyMemory != "" && c.Scenario == ScenarioCDC:
 		errs = append(errs, fmt.Errorf("key memory: the %s scenario sends no webhook requests", ScenarioCDC))
 	case c.KeyMemory != "" && c.NoIdempotencyKey:

@@ -23,7 +23,6 @@ import (
 	"github.com/vrsky/vrsky/cmd/vrsky/internal/devstack"
 	"github.com/vrsky/vrsky/connectors"
 	"github.com/vrsky/vrsky/connectors/sdk"
-	"github.com/vrsky/vrsky/connectors/webhook"
 	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/hotpath"
 	"github.com/vrsky/vrsky/internal/tenancy"
@@ -247,10 +246,10 @@ func TestIntegrationSpecsAreValid(t *testing.T) {
 // consumer's keyMemory, is said in the report, and is refused where no
 // key is sent or the value is unknown.
 func TestKeyMemoryIsTheWebhooksConfig(t *testing.T) {
-	in := IntegrationSpec(Config{Scenario: ScenarioPipeline, KeyMemory: webhook.KeyMemoryWindow}, "bench-abc")
+	in := IntegrationSpec(Config{Scenario: ScenarioPipeline, KeyMemory: sdk.KeyMemoryWindow}, "bench-abc")
 	require.NoError(t, in.Validate())
 	require.JSONEq(t, `{"keyMemory":"window"}`, string(in.Consumer.Config))
-	require.Equal(t, ", key memory window", keysNote(&Report{KeyMemory: webhook.KeyMemoryWindow}))
+	require.Equal(t, ", key memory window", keysNote(&Report{KeyMemory: sdk.KeyMemoryWindow}))
 	require.Equal(t, ", no Idempotency-Key", keysNote(&Report{NoIdempotencyKey: true}))
 	require.Empty(t, keysNote(&Report{}))
 
@@ -258,13 +257,13 @@ func TestKeyMemoryIsTheWebhooksConfig(t *testing.T) {
 		cfg  Config
 		want string
 	}{
-		{Config{Binary: "vrsky", KeyMemory: "forever"}, `key memory "forever"`},
-		{Config{Binary: "vrsky", KeyMemory: webhook.KeyMemoryWindow, NoIdempotencyKey: true}, "no Idempotency-Key to remember"},
-		{Config{Binary: "vrsky", Scenario: ScenarioCDC, KeyMemory: webhook.KeyMemoryRemember}, "sends no webhook requests"},
+		{Config{Binary: "vrsky", KeyMemory: "forever"}, `keyMemory: unknown value "forever"`},
+		{Config{Binary: "vrsky", KeyMemory: sdk.KeyMemoryWindow, NoIdempotencyKey: true}, "no Idempotency-Key to remember"},
+		{Config{Binary: "vrsky", Scenario: ScenarioCDC, KeyMemory: sdk.KeyMemoryRemember}, "sends no webhook requests"},
 	} {
 		require.ErrorContains(t, tt.cfg.applyDefaults(), tt.want)
 	}
-	ok := Config{Binary: "vrsky", KeyMemory: webhook.KeyMemoryWindow}
+	ok := Config{Binary: "vrsky", KeyMemory: sdk.KeyMemoryWindow}
 	require.NoError(t, ok.applyDefaults())
 }
 
