@@ -69,7 +69,8 @@ type Answer struct {
 // Delivery is what one request stores: all its messages, or none of them.
 type Delivery struct {
 	// Key is the sender's name for the request (an Idempotency-Key, a
-	// delivery ID, an event's ID), "" when it gave none. The platform
+	// delivery ID, an event's ID), "" when it gave none or the connector's
+	// KeyMemory is KeyMemoryWindow (KeyMemory.DeliveryKey). The platform
 	// remembers each key with a digest of the request's body beyond
 	// JetStream's duplicate window: the same key with the same body stores
 	// nothing again (PubAck.Duplicate), the same key with another body is
