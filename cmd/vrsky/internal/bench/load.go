@@ -37,6 +37,10 @@ type Load struct {
 	// due in one NDJSON request (one message per line); 0 or 1 sends one
 	// JSON message per request.
 	Batch int
+	// Publish, when set, sends each message's body with it instead of
+	// POSTing to URL (the floor's load: one message per call, Batch and
+	// KeyPrefix unused); nil error counts as a 202.
+	Publish func(ctx context.Context, body []byte) error
 }
 
 // NewClient returns an HTTP client that keeps a connection per worker alive
@@ -63,31 +67,51 @@ func (l *Load) Run(ctx context.Context, sched Schedule, sink *Collector) error {
 	if sched.Rate <= 0 {
 		return fmt.Errorf("offered rate %v: must be positive", sched.Rate)
 	}
-	if _, err := newPostConn(l.URL, requestTimeout); err != nil {
+	work := l.post
+	if l.Publish != nil {
+		work = l.publish
+	} else if _, err := newPostConn(l.URL, requestTimeout); err != nil {
 		return err
 	}
 	jobs := make(chan int64, min(sched.Total(), maxQueuedJobs))
 	var wg sync.WaitGroup
 	for range max(l.Workers, 1) {
-		wg.Go(func() {
-			conn, _ := newPostConn(l.URL, requestTimeout)
-			defer conn.Close()
-			var body []byte
-			seqs := make([]int64, 0, max(l.Batch, 1))
-			for seq := range jobs {
-				seqs = append(seqs[:0], seq)
-				seqs = takeDue(jobs, seqs, l.Batch)
-				status := l.send(ctx, conn, &body, seqs)
-				now := time.Now()
-				for _, s := range seqs {
-					sink.SetStatus(s, status, now)
-				}
-			}
-		})
+		wg.Go(func() { work(ctx, jobs, sink) })
 	}
 	dispatch(ctx, sched, jobs)
 	wg.Wait()
 	return ctx.Err()
+}
+
+// post is one HTTP worker: it POSTs the messages released to jobs on a
+// kept-alive connection of its own, batching those already due.
+func (l *Load) post(ctx context.Context, jobs <-chan int64, sink *Collector) {
+	conn, _ := newPostConn(l.URL, requestTimeout)
+	defer conn.Close()
+	var body []byte
+	seqs := make([]int64, 0, max(l.Batch, 1))
+	for seq := range jobs {
+		seqs = append(seqs[:0], seq)
+		seqs = takeDue(jobs, seqs, l.Batch)
+		status := l.send(ctx, conn, &body, seqs)
+		now := time.Now()
+		for _, s := range seqs {
+			sink.SetStatus(s, status, now)
+		}
+	}
+}
+
+// publish is one worker of a Publish load: one message per call.
+func (l *Load) publish(ctx context.Context, jobs <-chan int64, sink *Collector) {
+	var body []byte
+	for seq := range jobs {
+		status := 0
+		var err error
+		if body, err = AppendBody(body[:0], seq, l.Size); err == nil && l.Publish(ctx, body) == nil {
+			status = http.StatusAccepted
+		}
+		sink.SetStatus(seq, status, time.Now())
+	}
 }
 
 // dispatch releases each seq to jobs at its intended send time and closes

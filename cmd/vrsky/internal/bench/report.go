@@ -80,6 +80,13 @@ type Report struct {
 	// one JetStream hop in, whether the router keeps it or not.
 	InputVsBaseline float64 `json:"pipeline_incl_filtered_vs_baseline"`
 
+	// Floor is the same load through the least a durable platform does
+	// per message (see Floor), in the same run; P99VsFloor is P99 divided
+	// by its p99. Single-rate pipeline and claim-check runs with the
+	// baseline only.
+	Floor      *FloorResult `json:"floor,omitempty"`
+	P99VsFloor float64      `json:"p99_vs_floor,omitempty"`
+
 	StackCPUSeconds float64 `json:"stack_cpu_seconds"`
 	// StackIdleCores is the stack's CPU use with no load, in cores,
 	// sampled for a second before the first step.
@@ -155,6 +162,14 @@ func (r *Report) Held() bool {
 	return r.P99 <= findMaxP99Ms && r.Lost == 0 && r.Errors == 0 && r.Delivered > 0
 }
 
+// setFloor fills in the floor and the ratio of the p99s.
+func (r *Report) setFloor(f FloorResult) {
+	r.Floor = &f
+	if f.P99 > 0 {
+		r.P99VsFloor = r.P99 / f.P99
+	}
+}
+
 // setBaseline fills in the baseline and the ratios to it.
 func (r *Report) setBaseline(b BaselineResult) {
 	r.BaselineRate = b.Rate
@@ -218,6 +233,10 @@ func (r *Report) WriteSummary(w io.Writer) error {
 	if r.BaselineRate > 0 {
 		fmt.Fprintf(&b, "baseline        raw JetStream publish+consume %.0f msgs/s (%d-byte); pipeline %.0f%% of it (%.0f%% counting filtered)\n",
 			r.BaselineRate, r.BaselineMessageSize, 100*r.PipelineVsBaseline, 100*r.InputVsBaseline)
+	}
+	if f := r.Floor; f != nil {
+		fmt.Fprintf(&b, "floor           the same load through raw JetStream, a waited publish each and a consumer fsyncing a file: p50 %.2f ms  p99 %.2f ms  p99.9 %.2f ms  ack p99 %.2f ms, lost %d, errors %d; pipeline p99 %.1f× the floor's\n",
+			f.P50, f.P99, f.P999, f.AckP99, f.Lost, f.Errors, r.P99VsFloor)
 	}
 	fmt.Fprintf(&b, "stack           %.2f CPU s (%.1f CPU s per million delivered; %.2f cores when idle), RSS %.0f MB before, peak %.0f MB\n",
 		r.StackCPUSeconds, r.CPUSecondsPerMillion, r.StackIdleCores, r.RSSBeforeMB, r.PeakRSSMB)

@@ -91,6 +91,7 @@ type Config struct {
 	TxInterval time.Duration
 	// FindMax raises the rate ×1.5 per step until a step does not hold.
 	FindMax    bool
+	// NoBaseline skips the raw JetStream baseline and the latency floor.
 	NoBaseline bool
 	// DataDir attaches to the `vrsky dev` running there; empty starts a
 	// child stack from Binary with Env added to the environment.
@@ -306,8 +307,36 @@ func Run(ctx context.Context, cfg Config) (report *Report, err error) {
 		for i := range report.Steps {
 			report.Steps[i].setBaseline(b)
 		}
+		if r.floorApplies() {
+			fmt.Fprintf(cfg.Progress, "floor: the same load through raw JetStream and a fsynced file for %s…\n", cfg.Duration)
+			f, err := Floor(ctx, FloorConfig{
+				URL: stack.Endpoints.NATS, Options: stack.Endpoints.NATSOptions(), Replicas: stack.Endpoints.NATSReplicas,
+				Dir: stack.DataDir, Sched: r.schedule(cfg.Rate), Size: cfg.Size, Workers: cfg.Workers, NoFsync: cfg.SinkNoFsync,
+			})
+			if err != nil {
+				return nil, err
+			}
+			report.setFloor(f)
+		}
 	}
 	return report, nil
+}
+
+// floorApplies reports whether a run gets a floor (see Floor): one rate,
+// one message per request, the pipeline or claim-check scenario.
+func (r *runner) floorApplies() bool {
+	c := r.cfg
+	return !c.FindMax && c.Batch <= 1 && (c.Scenario == ScenarioPipeline || c.Scenario == ScenarioClaimCheck)
+}
+
+// schedule is a step's load at rate, starting now.
+func (r *runner) schedule(rate float64) Schedule {
+	return Schedule{
+		T0:       time.Now().Add(startDelay),
+		Rate:     rate,
+		Warmup:   int64(r.cfg.Warmup.Seconds() * rate),
+		Measured: max(int64(r.cfg.Duration.Seconds()*rate), 1),
+	}
 }
 
 // openStack attaches to the stack on cfg.DataDir or starts a child stack,
@@ -421,12 +450,7 @@ func (r *runner) step(ctx context.Context, rate float64) (_ *Report, err error) 
 		return nil, err
 	}
 
-	sched := Schedule{
-		T0:       time.Now().Add(startDelay),
-		Rate:     rate,
-		Warmup:   int64(cfg.Warmup.Seconds() * rate),
-		Measured: max(int64(cfg.Duration.Seconds()*rate), 1),
-	}
+	sched := r.schedule(rate)
 	var dropped func(int64) bool
 	if cfg.Scenario == ScenarioPipeline {
 		dropped = func(seq int64) bool { return seq%10 == 0 }

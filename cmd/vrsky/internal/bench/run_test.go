@@ -109,6 +109,10 @@ func TestRunMeasuresThePipelineEndToEnd(t *testing.T) {
 	require.Nil(t, rep.RunnerCPUSeconds, "no split runner")
 	require.Nil(t, rep.RunnerPeakRSSMB)
 	require.Contains(t, progress.String(), "baseline")
+	require.NotNil(t, rep.Floor, "a single-rate run measures the floor beside the step")
+	require.Equal(t, int64(100), rep.Floor.Delivered, "the floor filters nothing")
+	require.Zero(t, rep.Floor.Lost)
+	require.Positive(t, rep.P99VsFloor)
 
 	// Nothing left: no sink files, no integration, no streams.
 	entries, err := os.ReadDir(filepath.Join(dir, "files", Tenant, Tenant))

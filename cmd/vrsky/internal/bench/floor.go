@@ -1,0 +1,203 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Floor settings.
+const (
+	// floorBatch bounds how many messages the floor's writer takes at once,
+	// as the file sink's deliverer bounds its batches.
+	floorBatch = 256
+	floorFile  = "floor.ndjson"
+)
+
+// FloorResult is what the least a durable platform does per message took
+// at the step's rate: latencies in milliseconds, as in Report.
+type FloorResult struct {
+	Rate      float64 `json:"sustained_rate"`
+	P50       float64 `json:"p50_ms"`
+	P99       float64 `json:"p99_ms"`
+	P999      float64 `json:"p999_ms"`
+	AckP99    float64 `json:"ack_p99_ms"`
+	Delivered int64   `json:"delivered"`
+	Lost      int64   `json:"lost"`
+	Errors    int64   `json:"errors"`
+}
+
+// FloorConfig is one floor run: the NATS server at URL (Options
+// authenticate), streams kept Replicas times, a sink file in a new
+// directory under Dir, and the load of the step it is compared with.
+type FloorConfig struct {
+	URL      string
+	Options  []nats.Option
+	Replicas int
+	Dir      string
+	Sched    Schedule
+	Size     int
+	Workers  int
+	// NoFsync leaves the sink file to the page cache, as --sink-no-fsync
+	// does the file producer.
+	NoFsync bool
+}
+
+// Floor sends the same open-loop load as a pipeline step through the least
+// a platform with VRSky's guarantees does per message, and nothing else:
+// each message is one JetStream publish whose acknowledgement the sender
+// waits for (the ingress's 202), on a file-storage work-queue stream; one
+// pull consumer writes what it received as lines to a file, fsyncs it once
+// per batch, and only then acknowledges the messages (the file sink's
+// delivery). No HTTP, no stages, no ID memory. Latencies are measured as a
+// step's are, from the intended send time to the 202 and to the line in
+// the file, so a step's p99 divided by the floor's says how much the
+// platform adds on this machine. The stream and the directory are deleted
+// afterwards.
+func Floor(ctx context.Context, cfg FloorConfig) (res FloorResult, err error) {
+	pubConn, err := nats.Connect(cfg.URL, append(cfg.Options, nats.Name("vrsky-bench-floor-publisher"))...)
+	if err != nil {
+		return res, fmt.Errorf("floor: connect to nats: %w", err)
+	}
+	defer pubConn.Close()
+	subConn, err := nats.Connect(cfg.URL, append(cfg.Options, nats.Name("vrsky-bench-floor-consumer"))...)
+	if err != nil {
+		return res, fmt.Errorf("floor: connect to nats: %w", err)
+	}
+	defer subConn.Close()
+	pubJS, err := jetstream.New(pubConn)
+	if err != nil {
+		return res, fmt.Errorf("floor: %w", err)
+	}
+	subJS, err := jetstream.New(subConn)
+	if err != nil {
+		return res, fmt.Errorf("floor: %w", err)
+	}
+
+	id := randomID()
+	name, subject := "BENCH_FLOOR_"+id, "bench.floor."+id
+	stream, err := pubJS.CreateStream(ctx, jetstream.StreamConfig{
+		Name: name, Subjects: []string{subject},
+		Storage: jetstream.FileStorage, Retention: jetstream.WorkQueuePolicy,
+		Replicas: max(cfg.Replicas, 1),
+	})
+	if err != nil {
+		return res, fmt.Errorf("floor: create stream %s: %w", name, err)
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if derr := pubJS.DeleteStream(dctx, name); derr != nil && !errors.Is(derr, jetstream.ErrStreamNotFound) {
+			err = errors.Join(err, fmt.Errorf("floor: delete stream %s: %w", name, derr))
+		}
+	}()
+	if _, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		Durable: "floor", AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: baselineMaxAckPending,
+	}); err != nil {
+		return res, fmt.Errorf("floor: create consumer: %w", err)
+	}
+	consumer, err := subJS.Consumer(ctx, name, "floor")
+	if err != nil {
+		return res, fmt.Errorf("floor: open consumer: %w", err)
+	}
+
+	dir := filepath.Join(cfg.Dir, "bench-floor-"+id)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return res, fmt.Errorf("floor: %w", err)
+	}
+	defer func() { err = errors.Join(err, os.RemoveAll(dir)) }()
+	file, err := os.OpenFile(filepath.Join(dir, floorFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return res, fmt.Errorf("floor: %w", err)
+	}
+	defer file.Close()
+
+	sink := NewCollector(cfg.Sched, nil)
+	bg, stopBG := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() { stopBG(); wg.Wait() }()
+	received := make(chan jetstream.Msg, floorBatch)
+	var writeErr error
+	wg.Go(func() { writeErr = writeFloor(bg, file, received, !cfg.NoFsync) })
+	cc, err := consumer.Consume(func(m jetstream.Msg) {
+		select {
+		case received <- m:
+		case <-bg.Done():
+		}
+	})
+	if err != nil {
+		return res, fmt.Errorf("floor: consume: %w", err)
+	}
+	defer cc.Stop()
+	var tailErr error
+	tail := NewTail(dir, sink)
+	wg.Go(func() { tailErr = tail.Run(bg) })
+
+	load := &Load{Size: cfg.Size, Workers: cfg.Workers, Publish: func(ctx context.Context, body []byte) error {
+		_, err := pubJS.Publish(ctx, subject, body)
+		return err
+	}}
+	if err := load.Run(ctx, cfg.Sched, sink); err != nil {
+		return res, fmt.Errorf("floor: send load: %w", err)
+	}
+	drainMissing(ctx, sink.Missing)
+	stopBG()
+	wg.Wait()
+	if err := errors.Join(writeErr, tailErr); err != nil {
+		return res, fmt.Errorf("floor: %w", err)
+	}
+	var rep Report
+	fillCounts(&rep, sink)
+	return FloorResult{
+		Rate: rep.SustainedRate, P50: rep.P50, P99: rep.P99, P999: rep.P999, AckP99: rep.AckP99,
+		Delivered: rep.Delivered, Lost: rep.Lost, Errors: rep.Errors,
+	}, nil
+}
+
+// writeFloor is the floor's sink: it takes what has been received (at
+// least one message, at most floorBatch), appends each body as a line,
+// fsyncs the file when sync is set, then acknowledges the messages. It
+// returns when ctx ends, or with the first write error.
+func writeFloor(ctx context.Context, file *os.File, received <-chan jetstream.Msg, sync bool) error {
+	batch := make([]jetstream.Msg, 0, floorBatch)
+	var buf []byte
+	for {
+		select {
+		case m := <-received:
+			batch = append(batch[:0], m)
+		case <-ctx.Done():
+			return nil
+		}
+	more:
+		for len(batch) < floorBatch {
+			select {
+			case m := <-received:
+				batch = append(batch, m)
+			default:
+				break more
+			}
+		}
+		buf = buf[:0]
+		for _, m := range batch {
+			buf = append(append(buf, m.Data()...), '\n')
+		}
+		if _, err := file.Write(buf); err != nil {
+			return fmt.Errorf("write sink file: %w", err)
+		}
+		if sync {
+			if err := file.Sync(); err != nil {
+				return fmt.Errorf("fsync sink file: %w", err)
+			}
+		}
+		for _, m := range batch {
+			_ = m.Ack() // an unacknowledged message is redelivered, and counted a duplicate
+		}
+	}
+}

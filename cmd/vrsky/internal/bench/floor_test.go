@@ -1,0 +1,148 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+
+	"github.com/vrsky/vrsky/internal/testenv"
+)
+
+func TestFloorDeliversEveryMessageThroughAFsyncedFileAndCleansUp(t *testing.T) {
+	url := testenv.NATS(t)
+	dir := t.TempDir()
+	sched := Schedule{T0: time.Now().Add(startDelay), Rate: 400, Warmup: 40, Measured: 200}
+	res, err := Floor(context.Background(), FloorConfig{URL: url, Replicas: 1, Dir: dir, Sched: sched, Size: 512, Workers: 8})
+	require.NoError(t, err)
+	require.Equal(t, int64(200), res.Delivered, "every measured message reaches the file")
+	require.Zero(t, res.Lost)
+	require.Zero(t, res.Errors)
+	require.Positive(t, res.P50)
+	require.GreaterOrEqual(t, res.P99, res.P50)
+	require.GreaterOrEqual(t, res.P999, res.P99)
+	require.Positive(t, res.AckP99)
+	require.InDelta(t, 400, res.Rate, 100)
+
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	require.Empty(t, entries, "the floor's sink directory is removed")
+	nc, err := nats.Connect(url)
+	require.NoError(t, err)
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	names := js.StreamNames(context.Background())
+	for name := range names.Name() {
+		t.Errorf("stream %s left behind", name)
+	}
+	require.NoError(t, names.Err())
+}
+
+func TestFloorFailsClearly(t *testing.T) {
+	sched := Schedule{T0: time.Now(), Rate: 100, Measured: 10}
+	_, err := Floor(context.Background(), FloorConfig{URL: "nats://127.0.0.1:1", Dir: t.TempDir(), Sched: sched, Size: 512})
+	require.ErrorContains(t, err, "floor: connect to nats")
+
+	url := testenv.NATS(t)
+	blocked := filepath.Join(t.TempDir(), "file")
+	require.NoError(t, os.WriteFile(blocked, nil, 0o600))
+	_, err = Floor(context.Background(), FloorConfig{URL: url, Dir: blocked, Sched: sched, Size: 512})
+	require.ErrorContains(t, err, "floor:", "its directory cannot be made under a file")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	long := Schedule{T0: time.Now(), Rate: 100, Measured: 100_000}
+	_, err = Floor(ctx, FloorConfig{URL: url, Dir: t.TempDir(), Sched: long, Size: 512})
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+}
+
+// TestTheFloorsWriterAcknowledgesOnlyWhatItWrote: a write that fails
+// leaves the batch unacknowledged, so JetStream redelivers it.
+func TestTheFloorsWriterAcknowledgesOnlyWhatItWrote(t *testing.T) {
+	file, err := os.Create(filepath.Join(t.TempDir(), floorFile))
+	require.NoError(t, err)
+	require.NoError(t, file.Close())
+	received := make(chan jetstream.Msg, 1)
+	m := &ackCounter{data: []byte(`{"seq":1}`)}
+	received <- m
+	err = writeFloor(context.Background(), file, received, true)
+	require.ErrorContains(t, err, "write sink file")
+	require.Zero(t, m.acks)
+}
+
+type ackCounter struct {
+	jetstream.Msg
+	data []byte
+	acks int
+}
+
+func (m *ackCounter) Data() []byte { return m.data }
+func (m *ackCounter) Ack() error   { m.acks++; return nil }
+
+func TestLoadCountsARefusedPublishAsNoAnswer(t *testing.T) {
+	sched := Schedule{T0: time.Now(), Rate: 1000, Measured: 20}
+	sink := NewCollector(sched, nil)
+	var published int
+	load := &Load{Size: 512, Workers: 1, Publish: func(_ context.Context, body []byte) error {
+		published++
+		if seq, ok := ParseSeq(body); ok && seq%2 == 1 {
+			return errors.New("refused")
+		}
+		return nil
+	}}
+	require.NoError(t, load.Run(context.Background(), sched, sink))
+	require.Equal(t, 20, published)
+	n := sink.Counts()
+	require.Equal(t, int64(10), n.Sent, "the even seqs were acknowledged")
+	require.Equal(t, int64(10), n.Errors, "the odd seqs were refused")
+}
+
+func TestTheFloorIsReportedBesideTheStep(t *testing.T) {
+	rep := Report{Scenario: ScenarioPipeline, P99: 12, Delivered: 10, Durability: Durability}
+	rep.setFloor(FloorResult{P50: 1, P99: 3, P999: 6, AckP99: 2, Delivered: 10})
+	require.InDelta(t, 4, rep.P99VsFloor, 1e-9)
+	var out bytes.Buffer
+	require.NoError(t, rep.WriteSummary(&out))
+	require.Contains(t, out.String(), "floor           the same load through raw JetStream")
+	require.Contains(t, out.String(), "p99 3.00 ms")
+	require.Contains(t, out.String(), "pipeline p99 4.0× the floor's")
+	b, err := json.Marshal(rep)
+	require.NoError(t, err)
+	var fields map[string]any
+	require.NoError(t, json.Unmarshal(b, &fields))
+	require.Equal(t, 4.0, fields["p99_vs_floor"])
+	require.Equal(t, 3.0, fields["floor"].(map[string]any)["p99_ms"])
+
+	none := Report{Scenario: ScenarioPipeline, P99: 12}
+	out.Reset()
+	require.NoError(t, none.WriteSummary(&out))
+	require.NotContains(t, out.String(), "floor")
+	b, err = json.Marshal(none)
+	require.NoError(t, err)
+	require.NotContains(t, string(b), "floor")
+}
+
+func TestFloorAppliesToOneRateOfSingleMessages(t *testing.T) {
+	for name, c := range map[string]struct {
+		cfg  Config
+		want bool
+	}{
+		"pipeline":    {Config{Scenario: ScenarioPipeline}, true},
+		"claim-check": {Config{Scenario: ScenarioClaimCheck}, true},
+		"find-max":    {Config{Scenario: ScenarioPipeline, FindMax: true}, false},
+		"batches":     {Config{Scenario: ScenarioPipeline, Batch: 10}, false},
+		"cdc":         {Config{Scenario: ScenarioCDC}, false},
+	} {
+		r := &runner{cfg: c.cfg}
+		require.Equal(t, c.want, r.floorApplies(), name)
+	}
+}
