@@ -90,7 +90,7 @@ type Config struct {
 	// ignore it.
 	TxInterval time.Duration
 	// FindMax raises the rate ×1.5 per step until a step does not hold.
-	FindMax    bool
+	FindMax bool
 	// NoBaseline skips the raw JetStream baseline and the latency floor.
 	NoBaseline bool
 	// DataDir attaches to the `vrsky dev` running there; empty starts a
