@@ -32,13 +32,20 @@ type FloorResult struct {
 	Delivered int64   `json:"delivered"`
 	Lost      int64   `json:"lost"`
 	Errors    int64   `json:"errors"`
+	// CPUPerMessage is the CPU of the stack (whose NATS server stored the
+	// messages) and of this process (publishers, consumer, file, sink
+	// reader) over the measured window and drain, in microseconds per
+	// message sent.
+	CPUPerMessage float64 `json:"cpu_us_per_msg"`
 }
 
 // FloorConfig is one floor run: the NATS server at URL (Options
-// authenticate), streams kept Replicas times, a sink file in a new
-// directory under Dir, and the load of the step it is compared with.
+// authenticate) run by process StackPID, streams kept Replicas times, a
+// sink file in a new directory under Dir, and the load of the step it is
+// compared with.
 type FloorConfig struct {
 	URL      string
+	StackPID int
 	Options  []nats.Option
 	Replicas int
 	Dir      string
@@ -144,10 +151,11 @@ func Floor(ctx context.Context, cfg FloorConfig) (res FloorResult, err error) {
 		_, err := pubJS.Publish(ctx, subject, body)
 		return err
 	}}
-	if err := load.Run(ctx, cfg.Sched, sink); err != nil {
-		return res, fmt.Errorf("floor: send load: %w", err)
+	sample := func() (procSample, error) { return sampleProcesses(cfg.StackPID, 0) }
+	before, after, _, err := measureWindow(ctx, cfg.Sched, sink, sample, func() error { return load.Run(ctx, cfg.Sched, sink) })
+	if err != nil {
+		return res, fmt.Errorf("floor: %w", err)
 	}
-	drainMissing(ctx, sink.Missing)
 	stopBG()
 	wg.Wait()
 	if err := errors.Join(writeErr, tailErr); err != nil {
@@ -155,9 +163,11 @@ func Floor(ctx context.Context, cfg FloorConfig) (res FloorResult, err error) {
 	}
 	var rep Report
 	fillCounts(&rep, sink)
+	fillProcesses(&rep, before, after)
 	return FloorResult{
 		Rate: rep.SustainedRate, P50: rep.P50, P99: rep.P99, P999: rep.P999, AckP99: rep.AckP99,
 		Delivered: rep.Delivered, Lost: rep.Lost, Errors: rep.Errors,
+		CPUPerMessage: rep.cpuPerMessage(),
 	}, nil
 }
 

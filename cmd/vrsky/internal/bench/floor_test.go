@@ -21,7 +21,7 @@ func TestFloorDeliversEveryMessageThroughAFsyncedFileAndCleansUp(t *testing.T) {
 	url := testenv.NATS(t)
 	dir := t.TempDir()
 	sched := Schedule{T0: time.Now().Add(startDelay), Rate: 400, Warmup: 40, Measured: 200}
-	res, err := Floor(context.Background(), FloorConfig{URL: url, Replicas: 1, Dir: dir, Sched: sched, Size: 512, Workers: 8})
+	res, err := Floor(context.Background(), FloorConfig{URL: url, StackPID: os.Getpid(), Replicas: 1, Dir: dir, Sched: sched, Size: 512, Workers: 8})
 	require.NoError(t, err)
 	require.Equal(t, int64(200), res.Delivered, "every measured message reaches the file")
 	require.Zero(t, res.Lost)
@@ -31,6 +31,7 @@ func TestFloorDeliversEveryMessageThroughAFsyncedFileAndCleansUp(t *testing.T) {
 	require.GreaterOrEqual(t, res.P999, res.P99)
 	require.Positive(t, res.AckP99)
 	require.InDelta(t, 400, res.Rate, 100)
+	require.Positive(t, res.CPUPerMessage)
 
 	entries, err := os.ReadDir(dir)
 	require.NoError(t, err)
@@ -61,7 +62,7 @@ func TestFloorFailsClearly(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
 	long := Schedule{T0: time.Now(), Rate: 100, Measured: 100_000}
-	_, err = Floor(ctx, FloorConfig{URL: url, Dir: t.TempDir(), Sched: long, Size: 512})
+	_, err = Floor(ctx, FloorConfig{URL: url, StackPID: os.Getpid(), Dir: t.TempDir(), Sched: long, Size: 512})
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 }
 
@@ -107,19 +108,27 @@ func TestLoadCountsARefusedPublishAsNoAnswer(t *testing.T) {
 }
 
 func TestTheFloorIsReportedBesideTheStep(t *testing.T) {
-	rep := Report{Scenario: ScenarioPipeline, P99: 12, Delivered: 10, Durability: Durability}
-	rep.setFloor(FloorResult{P50: 1, P99: 3, P999: 6, AckP99: 2, Delivered: 10})
+	rep := Report{Scenario: ScenarioPipeline, P99: 12, Sent: 10_000, Delivered: 9_000, Durability: Durability,
+		StackCPUSeconds: 1.5, LoadgenCPUSeconds: 0.5}
+	rep.setFloor(FloorResult{P50: 1, P99: 3, P999: 6, AckP99: 2, Delivered: 10_000, CPUPerMessage: 100})
 	require.InDelta(t, 4, rep.P99VsFloor, 1e-9)
+	require.InDelta(t, 2, rep.CPUVsFloor, 1e-9, "200 µs per message sent against 100")
+	runnerCPU := 2.0
+	split := rep
+	split.RunnerCPUSeconds = &runnerCPU
+	require.InDelta(t, 400, split.cpuPerMessage(), 1e-9, "a split runner's CPU counts too")
+	require.Zero(t, (&Report{}).cpuPerMessage(), "nothing sent")
 	var out bytes.Buffer
 	require.NoError(t, rep.WriteSummary(&out))
 	require.Contains(t, out.String(), "floor           the same load through raw JetStream")
 	require.Contains(t, out.String(), "p99 3.00 ms")
-	require.Contains(t, out.String(), "pipeline p99 4.0× the floor's")
+	require.Contains(t, out.String(), "100 CPU µs per message; pipeline p99 4.0× and CPU 2.0× the floor's")
 	b, err := json.Marshal(rep)
 	require.NoError(t, err)
 	var fields map[string]any
 	require.NoError(t, json.Unmarshal(b, &fields))
 	require.Equal(t, 4.0, fields["p99_vs_floor"])
+	require.Equal(t, 2.0, fields["cpu_vs_floor"])
 	require.Equal(t, 3.0, fields["floor"].(map[string]any)["p99_ms"])
 
 	none := Report{Scenario: ScenarioPipeline, P99: 12}

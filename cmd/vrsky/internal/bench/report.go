@@ -86,6 +86,9 @@ type Report struct {
 	// baseline only.
 	Floor      *FloorResult `json:"floor,omitempty"`
 	P99VsFloor float64      `json:"p99_vs_floor,omitempty"`
+	// CPUVsFloor is the CPU per message sent of the stack, the split
+	// runner and the load generator, divided by the floor's.
+	CPUVsFloor float64 `json:"cpu_vs_floor,omitempty"`
 
 	StackCPUSeconds float64 `json:"stack_cpu_seconds"`
 	// StackIdleCores is the stack's CPU use with no load, in cores,
@@ -162,12 +165,28 @@ func (r *Report) Held() bool {
 	return r.P99 <= findMaxP99Ms && r.Lost == 0 && r.Errors == 0 && r.Delivered > 0
 }
 
-// setFloor fills in the floor and the ratio of the p99s.
+// setFloor fills in the floor and the ratios to it.
 func (r *Report) setFloor(f FloorResult) {
 	r.Floor = &f
 	if f.P99 > 0 {
 		r.P99VsFloor = r.P99 / f.P99
 	}
+	if f.CPUPerMessage > 0 {
+		r.CPUVsFloor = r.cpuPerMessage() / f.CPUPerMessage
+	}
+}
+
+// cpuPerMessage is the CPU of every measured process — the stack, the
+// split runner, the load generator — in microseconds per message sent.
+func (r *Report) cpuPerMessage() float64 {
+	if r.Sent == 0 {
+		return 0
+	}
+	cpu := r.StackCPUSeconds + r.LoadgenCPUSeconds
+	if r.RunnerCPUSeconds != nil {
+		cpu += *r.RunnerCPUSeconds
+	}
+	return cpu / float64(r.Sent) * 1e6
 }
 
 // setBaseline fills in the baseline and the ratios to it.
@@ -235,8 +254,8 @@ func (r *Report) WriteSummary(w io.Writer) error {
 			r.BaselineRate, r.BaselineMessageSize, 100*r.PipelineVsBaseline, 100*r.InputVsBaseline)
 	}
 	if f := r.Floor; f != nil {
-		fmt.Fprintf(&b, "floor           the same load through raw JetStream, a waited publish each and a consumer fsyncing a file: p50 %.2f ms  p99 %.2f ms  p99.9 %.2f ms  ack p99 %.2f ms, lost %d, errors %d; pipeline p99 %.1f× the floor's\n",
-			f.P50, f.P99, f.P999, f.AckP99, f.Lost, f.Errors, r.P99VsFloor)
+		fmt.Fprintf(&b, "floor           the same load through raw JetStream, a waited publish each and a consumer fsyncing a file: p50 %.2f ms  p99 %.2f ms  p99.9 %.2f ms  ack p99 %.2f ms, lost %d, errors %d, %.0f CPU µs per message; pipeline p99 %.1f× and CPU %.1f× the floor's\n",
+			f.P50, f.P99, f.P999, f.AckP99, f.Lost, f.Errors, f.CPUPerMessage, r.P99VsFloor, r.CPUVsFloor)
 	}
 	fmt.Fprintf(&b, "stack           %.2f CPU s (%.1f CPU s per million delivered; %.2f cores when idle), RSS %.0f MB before, peak %.0f MB\n",
 		r.StackCPUSeconds, r.CPUSecondsPerMillion, r.StackIdleCores, r.RSSBeforeMB, r.PeakRSSMB)

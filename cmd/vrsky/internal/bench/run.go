@@ -310,7 +310,7 @@ func Run(ctx context.Context, cfg Config) (report *Report, err error) {
 		if r.floorApplies() {
 			fmt.Fprintf(cfg.Progress, "floor: the same load through raw JetStream and a fsynced file for %s…\n", cfg.Duration)
 			f, err := Floor(ctx, FloorConfig{
-				URL: stack.Endpoints.NATS, Options: stack.Endpoints.NATSOptions(), Replicas: stack.Endpoints.NATSReplicas,
+				URL: stack.Endpoints.NATS, Options: stack.Endpoints.NATSOptions(), Replicas: stack.Endpoints.NATSReplicas, StackPID: stack.PID,
 				Dir: stack.DataDir, Sched: r.schedule(cfg.Rate), Size: cfg.Size, Workers: cfg.Workers, NoFsync: cfg.SinkNoFsync,
 			})
 			if err != nil {
@@ -519,6 +519,13 @@ func (r *runner) explainMissing(ctx context.Context, rep *Report, p dataplane.Pi
 // start of the measured window — the first measured intended send time —
 // and after the drain that follows the load.
 func (r *runner) measure(ctx context.Context, sched Schedule, sink *Collector, send func() error) (before, after procSample, drain time.Duration, err error) {
+	return measureWindow(ctx, sched, sink, r.sampleProcesses, send)
+}
+
+// measureWindow runs send (the load of sched), takes sample at the start
+// of the measured window and again after sink's drain, which follows the
+// load.
+func measureWindow(ctx context.Context, sched Schedule, sink *Collector, sample func() (procSample, error), send func() error) (before, after procSample, drain time.Duration, err error) {
 	loadDone := make(chan error, 1)
 	go func() { loadDone <- send() }()
 	select {
@@ -526,14 +533,14 @@ func (r *runner) measure(ctx context.Context, sched Schedule, sink *Collector, s
 	case err := <-loadDone:
 		return before, after, 0, fmt.Errorf("load ended before the measured window: %w", err)
 	}
-	if before, err = r.sampleProcesses(); err != nil {
+	if before, err = sample(); err != nil {
 		return before, after, 0, err
 	}
 	if err := <-loadDone; err != nil {
 		return before, after, 0, fmt.Errorf("send load: %w", err)
 	}
-	drain = r.drain(ctx, sink)
-	after, err = r.sampleProcesses()
+	drain = drainMissing(ctx, sink.Missing)
+	after, err = sample()
 	return before, after, drain, err
 }
 
@@ -657,13 +664,6 @@ func (r *runner) waitIngress(ctx context.Context, url string) error {
 		}
 	}
 	return fmt.Errorf("webhook ingress does not know %s after %s (last status %d)", url, readyTimeout, last)
-}
-
-// drain waits, after the load, until every expected message arrived, the
-// count stopped changing for drainStall, or drainTimeout passed. It returns
-// how long it waited.
-func (r *runner) drain(ctx context.Context, sink *Collector) time.Duration {
-	return drainMissing(ctx, sink.Missing)
 }
 
 // drainMissing waits until missing reports nothing missing, its count

@@ -113,6 +113,7 @@ func TestRunMeasuresThePipelineEndToEnd(t *testing.T) {
 	require.Equal(t, int64(100), rep.Floor.Delivered, "the floor filters nothing")
 	require.Zero(t, rep.Floor.Lost)
 	require.Positive(t, rep.P99VsFloor)
+	require.Positive(t, rep.CPUVsFloor)
 
 	// Nothing left: no sink files, no integration, no streams.
 	entries, err := os.ReadDir(filepath.Join(dir, "files", Tenant, Tenant))
