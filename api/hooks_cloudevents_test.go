@@ -49,7 +49,7 @@ func TestIngressServesCloudEvents(t *testing.T) {
 
 	s, err := js.Stream(context.Background(), p.Stream())
 	require.NoError(t, err)
-	raw, err := s.GetMsg(context.Background(), 4)
+	raw, err := s.GetLastMsgForSubject(context.Background(), p.InSubject()) // key records take sequences too
 	require.NoError(t, err)
 	require.Equal(t, "two", string(raw.Data))
 	require.Equal(t, "text/plain", raw.Header.Get("Vrsky-Content-Type"))

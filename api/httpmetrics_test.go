@@ -250,8 +250,9 @@ func instrumentedHooks(t *testing.T, js jetstream.JetStream, logs io.Writer) (*h
 	require.NoError(t, err)
 	t.Cleanup(cache.Stop)
 	accounts := dataplane.SharedAccount{JS: js}
-	hooks := &Webhooks{Pipelines: cache, Publisher: &dataplane.Publisher{Accounts: accounts},
-		Idempotency: &dataplane.Idempotency{Accounts: accounts}, Logger: logging.New(logs, "info")}
+	publisher := &dataplane.Publisher{Accounts: accounts}
+	hooks := &Webhooks{Pipelines: cache, Publisher: publisher,
+		Idempotency: &dataplane.Idempotency{Publisher: publisher}, Logger: logging.New(logs, "info")}
 	reg := prometheus.NewRegistry()
 	srv := New(Options{Gatherer: reg, Registerer: reg})
 	srv.RegisterWebhooks(hooks)

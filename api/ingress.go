@@ -109,9 +109,9 @@ type Webhooks struct {
 	// BodyTimeout is how long a request may take to send its body (0:
 	// DefaultBodyTimeout); a slower one answers 408.
 	BodyTimeout time.Duration
-	// Idempotency remembers each delivery key with its body's digest
-	// beyond JetStream's 2-minute duplicate window; nil remembers nothing
-	// more than that window.
+	// Idempotency stores keyed deliveries once per key, remembering each
+	// key with its body's digest beyond JetStream's 2-minute duplicate
+	// window; nil leaves keys to that window alone.
 	Idempotency *dataplane.Idempotency
 	// Tenancy completes the connector's Env with its tenant's secrets and
 	// allowed environment variables; nil resolves none.
@@ -320,8 +320,8 @@ type ingressSink struct {
 }
 
 // Publish charges the tenant's rate for every message past the first (the
-// request paid for one), claims the delivery key, stores the messages and
-// confirms the key.
+// request paid for one) and stores the messages: a keyed delivery through
+// the ID memory, which stores it once per key.
 func (s *ingressSink) Publish(ctx context.Context, d sdk.Delivery) (sdk.PubAck, error) {
 	ack, err := s.publish(ctx, d)
 	if err != nil {
@@ -344,15 +344,20 @@ func (s *ingressSink) publish(ctx context.Context, d sdk.Delivery) (sdk.PubAck, 
 			return sdk.PubAck{}, errOverRate
 		}
 	}
-	remember := d.Key != "" && h.Idempotency != nil
-	var digest dataplane.Digest
-	if remember {
-		digest = sha256.Sum256(s.body)
+	if d.Key != "" && h.Idempotency != nil {
+		digest := dataplane.Digest(sha256.Sum256(s.body))
 		var seen bool
 		err := storeRetrying(ctx, func(ctx context.Context) (err error) {
-			seen, err = h.Idempotency.Claim(ctx, p, d.Key, digest)
+			seen, err = h.Idempotency.Store(ctx, p, d.Key, digest, d.Messages)
 			return err
 		})
+		if errors.Is(err, dataplane.ErrKeyNotRecorded) {
+			if h.Logger != nil {
+				h.Logger.WarnContext(ctx, "webhook idempotency key not recorded; a repeat is stored again, which JetStream's duplicate window drops",
+					"pipeline", p.String(), "msg_id", d.Key, "error", err)
+			}
+			err = nil
+		}
 		if err != nil {
 			return sdk.PubAck{}, err
 		}
@@ -360,18 +365,11 @@ func (s *ingressSink) publish(ctx context.Context, d sdk.Delivery) (sdk.PubAck, 
 			h.Metrics.webhook(p.Tenant, OutcomeDuplicate, len(d.Messages))
 			return sdk.PubAck{Duplicate: true}, nil
 		}
-	}
-	if err := storeRetrying(ctx, func(ctx context.Context) error { return h.Publisher.Publish(ctx, p, d.Messages) }); err != nil {
+	} else if err := storeRetrying(ctx, func(ctx context.Context) error { return h.Publisher.Publish(ctx, p, d.Messages) }); err != nil {
 		return sdk.PubAck{}, err
 	}
 	h.Metrics.webhook(p.Tenant, OutcomeAccepted, len(d.Messages))
 	gctarget.Moved(len(d.Messages))
-	if remember {
-		if err := h.Idempotency.Confirm(ctx, p, d.Key, digest); err != nil && h.Logger != nil {
-			h.Logger.WarnContext(ctx, "webhook idempotency key not confirmed; a repeat is stored again, which JetStream's duplicate window drops",
-				"pipeline", p.String(), "msg_id", d.Key, "error", err)
-		}
-	}
 	return sdk.PubAck{}, nil
 }
 

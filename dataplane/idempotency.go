@@ -6,123 +6,134 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"strings"
-	"sync"
+	"strconv"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vrsky/vrsky/connectors/sdk"
 )
 
-// DefaultIdempotencyTTL is how long a message ID is remembered.
+// DefaultIdempotencyTTL is how long a delivery key is remembered.
 const DefaultIdempotencyTTL = 24 * time.Hour
 
-// ErrKeyReused means a message ID was already stored with another body.
+// ErrKeyReused means a delivery key was already stored with another body.
 var ErrKeyReused = errors.New("idempotency key already used with a different body")
 
-// Idempotency remembers the body digest of each stored message ID. The
-// bucket lives in each tenant's account, so its size counts against that
-// tenant's JetStream limits and goes with the tenant. Safe for concurrent
-// use.
-type Idempotency struct {
-	Accounts Accounts
-	// TTL is how long an ID is remembered; 0 means DefaultIdempotencyTTL.
-	TTL time.Duration
+// ErrKeyNotRecorded means a keyed delivery was stored but the record of
+// its key could not be written: a repeat is stored again, which JetStream's
+// duplicate window drops for two minutes and nothing drops after.
+var ErrKeyNotRecorded = errors.New("delivery stored, its key not recorded")
 
-	mu      sync.Mutex
-	buckets map[string]tenantBucket // tenant → its bucket
-}
-
-type tenantBucket struct {
-	js jetstream.JetStream
-	kv jetstream.KeyValue
-}
+// errKeyRecorded means a conditional publish found its key's record.
+var errKeyRecorded = errors.New("delivery key already recorded")
 
 // Digest is the SHA-256 of a body.
 type Digest [sha256.Size]byte
 
-// pendingPrefix marks a claimed ID whose message may not be stored yet.
-const pendingPrefix = "pending:"
+// Idempotency stores keyed deliveries (docs/adr/0034): a delivery named by
+// a key — a webhook's Idempotency-Key, a CloudEvent's source and id — is
+// stored once, a repeat with the same body within TTL stores nothing and is
+// answered as the first was, and a repeat with another body is refused.
+//
+// Each stored key has a record, the digest of its body, in the pipeline's
+// own stream on Pipeline.KeySubject, which no stage consumes and which
+// expires after TTL (a per-message TTL, counted in the tenant's storage).
+// The first message of a delivery is published on condition that no record
+// of its key exists, so checking the key and storing the message are one
+// JetStream commit, one round trip; the record is written after the
+// delivery is stored, without waiting.
+type Idempotency struct {
+	Publisher *Publisher
+	// TTL is how long a key is remembered; 0 means DefaultIdempotencyTTL.
+	TTL time.Duration
+}
 
-// Claim decides what to do with message id of p, whose body has digest
-// sum, in one round trip on the happy path: it records the ID as pending
-// and answers false (unseen: store the message, then Confirm). When the ID
-// is already known it answers true if its message is stored with the same
-// body (store nothing, answer as the first time), false if it is pending
-// with the same body (a request that raced this one or failed before
-// storing: store it again, JetStream drops the duplicate), and
-// ErrKeyReused if it came with another body. Errors reaching NATS wrap
-// ErrUnavailable.
-func (i *Idempotency) Claim(ctx context.Context, p Pipeline, id string, sum Digest) (seen bool, err error) {
-	b, err := i.bucket(ctx, p.Tenant)
-	if err != nil {
-		return false, err
+// Store stores msgs, the delivery named key whose body has digest sum, in
+// p's stream, unless key is recorded there: then it stores nothing and
+// answers seen if the recorded body is the same, ErrKeyReused if not.
+//
+// A key whose first message is stored but not yet recorded — a request
+// racing this one, or one that failed before it recorded its key — is
+// stored again: JetStream drops what it already holds as duplicates within
+// its window, and the key is recorded. Errors reaching NATS wrap
+// ErrUnavailable; a delivery stored whose record could not be written
+// returns ErrKeyNotRecorded.
+func (i *Idempotency) Store(ctx context.Context, p Pipeline, key string, sum Digest, msgs []sdk.Message) (seen bool, err error) {
+	if len(msgs) == 0 {
+		return false, errors.New("store a keyed delivery: no message")
 	}
-	key, digest := idempotencyKey(p, id), hex.EncodeToString(sum[:])
-	if _, err := b.kv.Create(ctx, key, []byte(pendingPrefix+digest)); err == nil {
-		return false, nil
-	} else if !errors.Is(err, jetstream.ErrKeyExists) {
-		if ctx.Err() != nil {
-			leaveStuckNode(b.js.Conn()) // its node may be cut off
+	subject := p.KeySubject(key)
+	duplicate, err := i.Publisher.publish(ctx, p, msgs[:1], subject)
+	switch {
+	case errors.Is(err, errKeyRecorded):
+		seen, err := i.compare(ctx, p, subject, sum)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			// A replicated stream refuses a check on a record being
+			// written: it is there in a moment, so try again.
+			err = fmt.Errorf("%w: delivery key being recorded: %w", ErrUnavailable, err)
 		}
-		return false, fmt.Errorf("%w: write idempotency key: %w", ErrUnavailable, err)
+		return seen, err
+	case err != nil:
+		return false, err
+	case duplicate:
+		// Stored before, recorded since or not at all.
+		if seen, err := i.compare(ctx, p, subject, sum); !errors.Is(err, jetstream.ErrMsgNotFound) {
+			return seen, err
+		}
 	}
-	e, err := b.kv.Get(ctx, key)
+	if len(msgs) > 1 {
+		if err := i.Publisher.Publish(ctx, p, msgs[1:]); err != nil {
+			return false, err
+		}
+	}
+	return false, i.record(ctx, p, subject, sum)
+}
+
+// compare reads the record on subject: seen when it holds sum,
+// ErrKeyReused when it holds another digest, an error wrapping
+// jetstream.ErrMsgNotFound when there is none.
+func (i *Idempotency) compare(ctx context.Context, p Pipeline, subject string, sum Digest) (seen bool, err error) {
+	js, err := i.Publisher.Accounts.JetStream(ctx, p.Tenant)
 	if err != nil {
-		return false, fmt.Errorf("%w: read idempotency key: %w", ErrUnavailable, err)
+		return false, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	stored, pending := strings.CutPrefix(string(e.Value()), pendingPrefix)
-	if stored != digest {
+	stream, err := js.Stream(ctx, p.Stream())
+	if err != nil {
+		return false, fmt.Errorf("%w: open stream %s: %w", ErrUnavailable, p.Stream(), err)
+	}
+	rec, err := stream.GetLastMsgForSubject(ctx, subject)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return false, fmt.Errorf("read delivery key record: %w", err)
+	}
+	if err != nil {
+		return false, fmt.Errorf("%w: read delivery key record: %w", ErrUnavailable, err)
+	}
+	if string(rec.Data) != hex.EncodeToString(sum[:]) {
 		return false, ErrKeyReused
 	}
-	return !pending, nil
+	return true, nil
 }
 
-// Confirm records that p's message id, claimed with Claim, is stored. It
-// neither waits for the write nor asks JetStream to acknowledge it: if it
-// is lost, the ID stays pending and a repeat of the same body is stored
-// again, which JetStream drops as a duplicate within its window.
-func (i *Idempotency) Confirm(ctx context.Context, p Pipeline, id string, sum Digest) error {
-	b, err := i.bucket(ctx, p.Tenant)
+// record writes the record of a stored key. It neither waits for the write
+// nor asks JetStream to acknowledge it: a key not recorded is stored again
+// by a repeat, which JetStream drops within its duplicate window.
+func (i *Idempotency) record(ctx context.Context, p Pipeline, subject string, sum Digest) error {
+	js, err := i.Publisher.Accounts.JetStream(ctx, p.Tenant)
 	if err != nil {
-		return err
-	}
-	// A KV put is a publish to the bucket's subject for the key; without a
-	// reply subject the server stores it and sends nothing back.
-	subject := kvPutSubject(IdempotencyBucket, idempotencyKey(p, id))
-	if err := b.js.Conn().Publish(subject, []byte(hex.EncodeToString(sum[:]))); err != nil {
-		return fmt.Errorf("%w: confirm idempotency key: %w", ErrUnavailable, err)
-	}
-	return nil
-}
-
-func (i *Idempotency) bucket(ctx context.Context, tenant string) (tenantBucket, error) {
-	js, err := i.Accounts.JetStream(ctx, tenant)
-	if err != nil {
-		return tenantBucket{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
-	}
-	i.mu.Lock()
-	b, ok := i.buckets[tenant]
-	i.mu.Unlock()
-	if ok && b.js == js {
-		return b, nil
+		return fmt.Errorf("%w: %w", ErrKeyNotRecorded, err)
 	}
 	ttl := i.TTL
 	if ttl <= 0 {
 		ttl = DefaultIdempotencyTTL
 	}
-	kv, err := OpenBucket(ctx, js, jetstream.KeyValueConfig{
-		Bucket: IdempotencyBucket, History: 1, TTL: ttl,
-		Description: "webhook ingress: body digest of each stored message ID",
-	})
-	if err != nil {
-		return tenantBucket{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	msg := &nats.Msg{Subject: subject, Data: []byte(hex.EncodeToString(sum[:])), Header: nats.Header{
+		jetstream.MsgTTLHeader: []string{strconv.FormatInt(int64(max(ttl, time.Second)/time.Second), 10)},
+	}}
+	// Without a reply subject the server stores it and sends nothing back.
+	if err := js.Conn().PublishMsg(msg); err != nil {
+		return fmt.Errorf("%w: %w", ErrKeyNotRecorded, err)
 	}
-	b = tenantBucket{js: js, kv: kv}
-	i.mu.Lock()
-	if i.buckets == nil {
-		i.buckets = make(map[string]tenantBucket)
-	}
-	i.buckets[tenant] = b
-	i.mu.Unlock()
-	return b, nil
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -18,25 +19,51 @@ import (
 // streams are deleted. This file holds the data-plane side of those steps.
 
 // UndrainedMessages returns how many messages the tenant's pipeline
-// streams at js still hold. They are work queues: a message leaves its
-// stream when its last stage acknowledges it, so 0 means every message
-// written there has been delivered, dead-lettered or dropped by a filter.
-// The DLQ stream does not count.
+// streams at js still hold for their stages. They are work queues: a
+// message leaves its stream when its last stage acknowledges it, so 0
+// means every message written there has been delivered, dead-lettered or
+// dropped by a filter. The DLQ stream and the records of delivery keys do
+// not count.
 func UndrainedMessages(ctx context.Context, js jetstream.JetStream, tenant string) (uint64, error) {
 	if !spec.ValidName(tenant) {
 		return 0, fmt.Errorf("invalid tenant name %q", tenant)
 	}
-	var held uint64
+	var pipelines []Pipeline
 	streams := js.ListStreams(ctx)
 	for info := range streams.Info() {
-		if IsTenantStream(tenant, info.Config.Name) && info.Config.Name != DLQStream(tenant) {
-			held += info.State.Msgs
+		if p, ok := tenantPipeline(tenant, info.Config.Name); ok {
+			pipelines = append(pipelines, p)
 		}
 	}
 	if err := streams.Err(); err != nil && !errors.Is(err, jetstream.ErrEndOfData) {
 		return 0, fmt.Errorf("list streams of %s: %w", tenant, err)
 	}
+	var held uint64
+	for _, p := range pipelines {
+		stream, err := js.Stream(ctx, p.Stream())
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			continue // removed meanwhile
+		}
+		if err != nil {
+			return 0, fmt.Errorf("open stream %s: %w", p.Stream(), err)
+		}
+		waiting, err := WaitingBySubject(ctx, stream, p)
+		if err != nil {
+			return 0, err
+		}
+		for _, n := range waiting {
+			held += n
+		}
+	}
 	return held, nil
+}
+
+// tenantPipeline is the pipeline of tenant whose stream is named name,
+// if it is one: not the DLQ, not another tenant's.
+func tenantPipeline(tenant, name string) (Pipeline, bool) {
+	integration, ok := strings.CutPrefix(name, "VRSKY_"+tenant+"_")
+	p := Pipeline{Tenant: tenant, Integration: integration}
+	return p, ok && name != DLQStream(tenant) && p.Validate() == nil
 }
 
 // CopyDLQ copies the tenant's dead letters from one location's DLQ stream

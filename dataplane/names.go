@@ -81,13 +81,6 @@ const LeaseBucket = "vrsky_leases"
 // bucket, so a change holds within a moment everywhere.
 const TenantRatesBucket = "vrsky_tenant_rates"
 
-// IdempotencyBucket holds, in each tenant's account, the body digest of
-// every message ID the webhook ingress stored, for the bucket's TTL. It
-// outlives JetStream's 2-minute duplicate window, so a key repeated a day
-// later is still one message, and a key repeated with another body is
-// refused rather than stored.
-const IdempotencyBucket = "vrsky_idempotency"
-
 // Object key prefixes of the blob store.
 const (
 	// ClaimPrefix holds claim-checked bodies.
@@ -272,15 +265,22 @@ func validSecretKeyName(name string) bool {
 	return true
 }
 
-// idempotencyKey is p's key for message id: a hash, since IDs may hold
-// any printable character and KV keys may not.
-func idempotencyKey(p Pipeline, id string) string {
-	sum := sha256.Sum256([]byte(id))
-	return p.Tenant + "." + p.Integration + "." + hex.EncodeToString(sum[:16])
+// KeySubject is where the record of a delivery key stored in p lives: in
+// p's own stream, next to its messages but outside AllSubjects, so no
+// stage consumes it and its waiting counts leave it out. The key is
+// hashed, since keys may hold characters a subject may not. "_key" is no
+// valid integration name, so no other stream's subjects overlap.
+func (p Pipeline) KeySubject(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return p.keySubjectPrefix() + hex.EncodeToString(sum[:16])
 }
 
-// kvPutSubject is the subject a put of key in bucket is published to.
-func kvPutSubject(bucket, key string) string { return "$KV." + bucket + "." + key }
+// KeySubjects is the stream's filter for its key records.
+func (p Pipeline) KeySubjects() string { return p.keySubjectPrefix() + "*" }
+
+func (p Pipeline) keySubjectPrefix() string {
+	return "vrsky." + p.Tenant + "._key." + p.Integration + "."
+}
 
 // RunnerKey is a runner's key in RunnersBucket: its name, with the characters a KV key may
 // not hold replaced.

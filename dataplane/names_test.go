@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/vrsky/vrsky/internal/spec"
 )
 
 func TestStageSubjectIsWhatTheStageConsumes(t *testing.T) {
@@ -64,11 +66,48 @@ func TestNamesKeepTenantsAndPipelinesApart(t *testing.T) {
 
 	// Every bucket has its own name.
 	buckets := []string{DesiredStateBucket, StatusBucket, MessageStateBucket, EgressBucket, CountsBucket, RunsBucket,
-		RunnersBucket, LeaseBucket, TenantRatesBucket, IdempotencyBucket, SecretsBucket}
+		RunnersBucket, LeaseBucket, TenantRatesBucket, SecretsBucket}
 	seen := map[string]bool{}
 	for _, b := range buckets {
 		require.True(t, strings.HasPrefix(b, "vrsky_"), b)
 		require.False(t, seen[b], "bucket %s named twice", b)
 		seen[b] = true
 	}
+}
+
+// TestKeyRecordsStayOutOfEveryStagesSubjects: a key record's subject is in
+// its pipeline's stream, outside the subjects any stage, any other
+// integration of the tenant (whatever its valid name) or the DLQ covers,
+// and the key's characters never reach it.
+func TestKeyRecordsStayOutOfEveryStagesSubjects(t *testing.T) {
+	p := Pipeline{Tenant: "acme", Integration: "orders"}
+	key := "order 1.*>/é"
+	subject := p.KeySubject(key)
+	require.Regexp(t, `^vrsky\.acme\._key\.orders\.[0-9a-f]{32}$`, subject)
+	require.Equal(t, subject, p.KeySubject(key), "one key, one record")
+	require.NotEqual(t, subject, p.KeySubject("order 2"))
+	require.NotEqual(t, subject, Pipeline{Tenant: "acme", Integration: "refunds"}.KeySubject(key))
+	require.True(t, subjectMatches(p.KeySubjects(), subject))
+	for _, name := range []string{"orders", "key", "dlq", "in", "a"} {
+		other := Pipeline{Tenant: "acme", Integration: name}
+		require.False(t, subjectMatches(other.AllSubjects(), subject), name)
+	}
+	require.False(t, subjectMatches(DLQSubjects("acme"), subject))
+	require.False(t, spec.ValidName("_key"), "no integration can be named like the key records' token")
+}
+
+// subjectMatches reports whether subject matches the NATS filter.
+func subjectMatches(filter, subject string) bool {
+	f, s := strings.Split(filter, "."), strings.Split(subject, ".")
+	for i, tok := range f {
+		switch {
+		case tok == ">":
+			return len(s) > i
+		case i >= len(s):
+			return false
+		case tok != "*" && tok != s[i]:
+			return false
+		}
+	}
+	return len(f) == len(s)
 }

@@ -141,12 +141,15 @@ func TestUndrainedMessagesAndCopyDLQ(t *testing.T) {
 	require.NoError(t, err)
 	pub := &Publisher{Accounts: SharedAccount{JS: from}, Claims: &ClaimCheck{}}
 	require.NoError(t, pub.Publish(ctx, p, []sdk.Message{{ID: "a", Body: []byte("1"), Received: time.Now()}, {ID: "b", Body: []byte("2"), Received: time.Now()}}))
+	idem := &Idempotency{Publisher: pub}
+	_, err = idem.Store(ctx, p, "k", Digest{1}, []sdk.Message{{ID: "k", Body: []byte("3"), Received: time.Now()}})
+	require.NoError(t, err)
 	for i, id := range []string{"x", "y", "z"} {
 		putDeadLetter(t, from, p, id, StageProcess, "boom "+id, time.Now(), Envelope{Msg: sdk.Message{Body: []byte{byte('0' + i)}}})
 	}
 	held, err = UndrainedMessages(ctx, from, "acme")
 	require.NoError(t, err)
-	require.EqualValues(t, 2, held, "dead letters do not count")
+	require.EqualValues(t, 3, held, "dead letters and key records do not count")
 	_, err = UndrainedMessages(ctx, from, "../x")
 	require.Error(t, err)
 

@@ -38,17 +38,22 @@ func CreateOrUpdateStream(ctx context.Context, js jetstream.JetStream, cfg jetst
 // makes sure the tenant's DLQ stream exists (it leaves the DLQ's size, which
 // comes from the tenant's limits, alone). It is idempotent.
 //
+// The work-queue stream also holds the records of the delivery keys its
+// ingress stored (Pipeline.KeySubjects), which no stage consumes and which
+// expire on their own: hence per-message TTLs (docs/adr/0034).
+//
 // The work-queue stream has no byte limit of its own: with an account per
 // tenant the account's disk quota bounds all its streams together, and a
 // stream MaxBytes would be reserved on the server (docs/adr/0016).
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, p Pipeline) (jetstream.Stream, error) {
 	stream, err := CreateOrUpdateStream(ctx, js, jetstream.StreamConfig{
-		Name:       p.Stream(),
-		Subjects:   []string{p.AllSubjects()},
-		Retention:  jetstream.WorkQueuePolicy,
-		Storage:    jetstream.FileStorage,
-		Duplicates: duplicateWindow,
-		Discard:    jetstream.DiscardOld,
+		Name:        p.Stream(),
+		Subjects:    []string{p.AllSubjects(), p.KeySubjects()},
+		Retention:   jetstream.WorkQueuePolicy,
+		Storage:     jetstream.FileStorage,
+		Duplicates:  duplicateWindow,
+		Discard:     jetstream.DiscardOld,
+		AllowMsgTTL: true,
 	})
 	if err != nil {
 		return nil, err

@@ -352,9 +352,10 @@ func NewAPI(ctx context.Context, d Deps, version string, webhookTenantRate float
 		opts.Auth, opts.Store = st, st
 	}
 	srv := api.New(opts)
+	publisher := &dataplane.Publisher{Accounts: d.accounts(), Claims: d.claims()}
 	hooks := &api.Webhooks{
-		Pipelines: cache, Publisher: &dataplane.Publisher{Accounts: d.accounts(), Claims: d.claims()},
-		Idempotency: &dataplane.Idempotency{Accounts: d.accounts(), TTL: d.WebhookKeyTTL},
+		Pipelines: cache, Publisher: publisher,
+		Idempotency: &dataplane.Idempotency{Publisher: publisher, TTL: d.WebhookKeyTTL},
 		Tenancy:     d.Tenancy, Logger: d.Logger, Rates: state.Rates, TrustedProxies: d.TrustedProxies,
 	}
 	switch {
