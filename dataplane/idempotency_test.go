@@ -129,3 +129,16 @@ func waitRecord(t *testing.T, stream jetstream.Stream, subject string) *jetstrea
 	}, 5*time.Second, 10*time.Millisecond)
 	return rec
 }
+
+// TestARecordThatCannotBeWrittenSaysSo: the delivery is stored, so the
+// error is ErrKeyNotRecorded, not one that would make the sender retry.
+func TestARecordThatCannotBeWrittenSaysSo(t *testing.T) {
+	t.Parallel()
+	nc, js := testenv.JetStream(t)
+	idem := &Idempotency{Publisher: &Publisher{Accounts: SharedAccount{JS: js}, Claims: &ClaimCheck{}}}
+	p := Pipeline{Tenant: "acme", Integration: "orders"}
+	nc.Close()
+	err := idem.record(context.Background(), p, p.KeySubject("k"), Digest{})
+	require.ErrorIs(t, err, ErrKeyNotRecorded)
+	require.NotErrorIs(t, err, ErrUnavailable)
+}
