@@ -68,32 +68,15 @@ func Baseline(ctx context.Context, url string, size int, duration time.Duration,
 		return res, fmt.Errorf("baseline: %w", err)
 	}
 
-	id := randomID()
-	name, subject := "BENCH_BASELINE_"+id, "bench.baseline."+id
-	stream, err := pubJS.CreateStream(ctx, jetstream.StreamConfig{
-		Name: name, Subjects: []string{subject},
-		Storage: jetstream.FileStorage, Retention: jetstream.WorkQueuePolicy,
-		Replicas: max(replicas, 1),
-	})
+	subject, consumer, removeHop, err := createHop(ctx, pubJS, subJS, "baseline", replicas)
 	if err != nil {
-		return res, fmt.Errorf("baseline: create stream %s: %w", name, err)
+		return res, fmt.Errorf("baseline: %w", err)
 	}
 	defer func() {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		if derr := pubJS.DeleteStream(dctx, name); derr != nil && !errors.Is(derr, jetstream.ErrStreamNotFound) {
-			err = errors.Join(err, fmt.Errorf("baseline: delete stream %s: %w", name, derr))
+		if rerr := removeHop(); rerr != nil {
+			err = errors.Join(err, fmt.Errorf("baseline: %w", rerr))
 		}
 	}()
-	if _, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-		Durable: "baseline", AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: baselineMaxAckPending,
-	}); err != nil {
-		return res, fmt.Errorf("baseline: create consumer: %w", err)
-	}
-	consumer, err := subJS.Consumer(ctx, name, "baseline")
-	if err != nil {
-		return res, fmt.Errorf("baseline: open consumer: %w", err)
-	}
 	var consumed atomic.Int64
 	// Pull batches are bounded in bytes too, below the client's pending
 	// limit, or large messages would make a slow consumer.

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -88,34 +87,17 @@ func Floor(ctx context.Context, cfg FloorConfig) (res FloorResult, err error) {
 		return res, fmt.Errorf("floor: %w", err)
 	}
 
-	id := randomID()
-	name, subject := "BENCH_FLOOR_"+id, "bench.floor."+id
-	stream, err := pubJS.CreateStream(ctx, jetstream.StreamConfig{
-		Name: name, Subjects: []string{subject},
-		Storage: jetstream.FileStorage, Retention: jetstream.WorkQueuePolicy,
-		Replicas: max(cfg.Replicas, 1),
-	})
+	subject, consumer, removeHop, err := createHop(ctx, pubJS, subJS, "floor", cfg.Replicas)
 	if err != nil {
-		return res, fmt.Errorf("floor: create stream %s: %w", name, err)
+		return res, fmt.Errorf("floor: %w", err)
 	}
 	defer func() {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		if derr := pubJS.DeleteStream(dctx, name); derr != nil && !errors.Is(derr, jetstream.ErrStreamNotFound) {
-			err = errors.Join(err, fmt.Errorf("floor: delete stream %s: %w", name, derr))
+		if rerr := removeHop(); rerr != nil {
+			err = errors.Join(err, fmt.Errorf("floor: %w", rerr))
 		}
 	}()
-	if _, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-		Durable: "floor", AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: baselineMaxAckPending,
-	}); err != nil {
-		return res, fmt.Errorf("floor: create consumer: %w", err)
-	}
-	consumer, err := subJS.Consumer(ctx, name, "floor")
-	if err != nil {
-		return res, fmt.Errorf("floor: open consumer: %w", err)
-	}
 
-	dir := filepath.Join(cfg.Dir, "bench-floor-"+id)
+	dir := filepath.Join(cfg.Dir, "bench-floor-"+randomID())
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return res, fmt.Errorf("floor: %w", err)
 	}
