@@ -290,6 +290,22 @@ func TestSlackStandIn(t *testing.T) {
 	require.NoError(t, s.Close())
 }
 
+// TestAStandInClosesBesideAnUnusedConnection: a connection a client
+// opened and never sent a request on does not make Close fail.
+func TestAStandInClosesBesideAnUnusedConnection(t *testing.T) {
+	s, err := StartSlack("127.0.0.1:0", 0, io.Discard)
+	require.NoError(t, err)
+	conn, err := net.Dial("tcp", s.Addr())
+	require.NoError(t, err)
+	defer conn.Close()
+	status, err := (&httpClient{}).post(s.URL(), `{"text":"hi"}`)
+	require.NoError(t, err)
+	require.Equal(t, 200, status)
+	began := time.Now()
+	require.NoError(t, s.Close())
+	require.Less(t, time.Since(began), 4*time.Second)
+}
+
 func TestAPIStandIn(t *testing.T) {
 	var out bytes.Buffer
 	a, err := StartAPI("127.0.0.1:0", 1, &out)
