@@ -48,15 +48,11 @@ type BaselineResult struct {
 // pipeline's streams do. The stream is deleted afterwards. opts
 // authenticate the connections.
 func Baseline(ctx context.Context, url string, size int, duration time.Duration, replicas int, opts ...nats.Option) (res BaselineResult, err error) {
-	pubConn, err := nats.Connect(url, append(opts, nats.Name("vrsky-bench-baseline-publisher"))...)
+	pubConn, subConn, err := dialHop(url, opts, "baseline")
 	if err != nil {
-		return res, fmt.Errorf("baseline: connect to nats: %w", err)
+		return res, fmt.Errorf("baseline: %w", err)
 	}
 	defer pubConn.Close()
-	subConn, err := nats.Connect(url, append(opts, nats.Name("vrsky-bench-baseline-consumer"))...)
-	if err != nil {
-		return res, fmt.Errorf("baseline: connect to nats: %w", err)
-	}
 	defer subConn.Close()
 	res.MessageSize = baselineSize(size, pubConn.MaxPayload())
 	pubJS, err := jetstream.New(pubConn, jetstream.WithPublishAsyncMaxPending(baselineWindow(res.MessageSize)))

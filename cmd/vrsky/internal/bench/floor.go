@@ -68,15 +68,11 @@ type FloorConfig struct {
 // platform adds on this machine. The stream and the directory are deleted
 // afterwards.
 func Floor(ctx context.Context, cfg FloorConfig) (res FloorResult, err error) {
-	pubConn, err := nats.Connect(cfg.URL, append(cfg.Options, nats.Name("vrsky-bench-floor-publisher"))...)
+	pubConn, subConn, err := dialHop(cfg.URL, cfg.Options, "floor")
 	if err != nil {
-		return res, fmt.Errorf("floor: connect to nats: %w", err)
+		return res, fmt.Errorf("floor: %w", err)
 	}
 	defer pubConn.Close()
-	subConn, err := nats.Connect(cfg.URL, append(cfg.Options, nats.Name("vrsky-bench-floor-consumer"))...)
-	if err != nil {
-		return res, fmt.Errorf("floor: connect to nats: %w", err)
-	}
 	defer subConn.Close()
 	pubJS, err := jetstream.New(pubConn)
 	if err != nil {

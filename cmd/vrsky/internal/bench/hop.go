@@ -4,11 +4,27 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
+
+// dialHop connects the publisher and the consumer of the hop called name
+// to url, each on a connection of its own (vrsky-bench-<name>-publisher,
+// -consumer); opts authenticate them.
+func dialHop(url string, opts []nats.Option, name string) (pub, sub *nats.Conn, err error) {
+	if pub, err = nats.Connect(url, slices.Concat(opts, []nats.Option{nats.Name("vrsky-bench-" + name + "-publisher")})...); err != nil {
+		return nil, nil, fmt.Errorf("connect to nats: %w", err)
+	}
+	if sub, err = nats.Connect(url, slices.Concat(opts, []nats.Option{nats.Name("vrsky-bench-" + name + "-consumer")})...); err != nil {
+		pub.Close()
+		return nil, nil, fmt.Errorf("connect to nats: %w", err)
+	}
+	return pub, sub, nil
+}
 
 // createHop creates the raw JetStream hop of the baseline and the floor: a
 // stream named after name (BENCH_<NAME>_<rand>) on one subject, configured
