@@ -167,6 +167,9 @@ func TestTheLagLoopWakesAParkedStageThatMissedItsWakeUp(t *testing.T) {
 	time.Sleep(350 * time.Millisecond)
 	idleStages.restIdle(time.Now())
 	require.True(t, src.parked())
+	// The pull the stage ended stays at the server until its end reaches
+	// it; a message published before that is delivered through it.
+	require.Eventually(t, func() bool { return waitingPulls(t, stream, "parking") == 0 }, 5*time.Second, 20*time.Millisecond)
 	_, err := js.Publish(ctx, "MISSED.in", []byte("unwatched"))
 	require.NoError(t, err)
 	time.Sleep(300 * time.Millisecond)
