@@ -34,7 +34,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.BoolVar(&cfg.FindMax, "find-max", false, "raise the rate ×1.5 per step until p99 > 50 ms, a loss or an error")
 	fs.BoolVar(&cfg.NoBaseline, "no-baseline", false, "skip the raw JetStream baseline and the latency floor")
 	fs.BoolVar(&cfg.NoIdempotencyKey, "no-idempotency-key", false, "send the webhook requests without an Idempotency-Key, so the ingress keeps no ID memory for them (a diagnostic of its cost; not with cdc)")
-	fs.Func("key-memory", "the webhook consumer's keyMemory: remember (the connector's default: each key kept a day, three NATS operations per request) or window (JetStream's 2-minute duplicate window only, one operation); not with cdc or --no-idempotency-key", func(s string) error {
+	fs.Func("key-memory", "the webhook consumer's keyMemory: remember (the connector's default: each key kept a day: one waited publish and one unwaited record per request) or window (JetStream's 2-minute duplicate window only: one waited publish); not with cdc or --no-idempotency-key", func(s string) error {
 		cfg.KeyMemory = sdk.KeyMemory(s)
 		return cfg.KeyMemory.Validate()
 	})

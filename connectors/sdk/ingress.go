@@ -91,11 +91,12 @@ type KeyMemory string
 const (
 	// KeyMemoryRemember (also the zero value) hands the key to the
 	// platform as Delivery.Key: it is remembered with the body's digest
-	// for the platform's key TTL, three NATS operations per request.
+	// for the platform's key TTL: one waited publish and one unwaited
+	// record per request (docs/adr/0034).
 	KeyMemoryRemember KeyMemory = "remember"
 	// KeyMemoryWindow leaves repeats to JetStream's 2-minute duplicate
 	// window of the messages' deterministic IDs: Delivery.Key stays empty
-	// and nothing else remembers the key, one NATS operation per request.
+	// and nothing else remembers the key: one waited publish per request.
 	KeyMemoryWindow KeyMemory = "window"
 )
 

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -57,12 +60,14 @@ type FloorConfig struct {
 }
 
 // Floor sends the same open-loop load as a pipeline step through the least
-// a platform with VRSky's guarantees does per message, and nothing else:
-// each message is one JetStream publish whose acknowledgement the sender
-// waits for (the ingress's 202), on a file-storage work-queue stream; one
-// pull consumer writes what it received as lines to a file, fsyncs it once
-// per batch, and only then acknowledges the messages (the file sink's
-// delivery). No HTTP, no stages, no ID memory. Latencies are measured as a
+// a webhook platform with VRSky's guarantees does per message, and nothing
+// else: each message is one HTTP request to a bare handler in this process
+// that publishes the body to JetStream, waits for the acknowledgement and
+// answers 202 (the ingress), on a file-storage work-queue stream; one pull
+// consumer writes what it received as lines to a file, fsyncs it once per
+// batch, and only then acknowledges the messages (the file sink's
+// delivery). No authentication, no stages, no ID memory. Latencies are
+// measured as a
 // step's are, from the intended send time to the 202 and to the line in
 // the file, so a step's p99 divided by the floor's says how much the
 // platform adds on this machine. The stream and the directory are deleted
@@ -125,10 +130,12 @@ func Floor(ctx context.Context, cfg FloorConfig) (res FloorResult, err error) {
 	tail := NewTail(dir, sink)
 	wg.Go(func() { tailErr = tail.Run(bg) })
 
-	load := &Load{Size: cfg.Size, Workers: cfg.Workers, Publish: func(ctx context.Context, body []byte) error {
-		_, err := pubJS.Publish(ctx, subject, body)
-		return err
-	}}
+	url, stopIngress, err := serveFloorIngress(pubJS, subject)
+	if err != nil {
+		return res, fmt.Errorf("floor: %w", err)
+	}
+	defer stopIngress()
+	load := &Load{URL: url, Size: cfg.Size, Workers: cfg.Workers}
 	sample := func() (procSample, error) { return sampleProcesses(cfg.StackPID, 0) }
 	before, after, _, err := measureWindow(ctx, cfg.Sched, sink, sample, func() error { return load.Run(ctx, cfg.Sched, sink) })
 	if err != nil {
@@ -147,6 +154,40 @@ func Floor(ctx context.Context, cfg FloorConfig) (res FloorResult, err error) {
 		Delivered: rep.Delivered, Lost: rep.Lost, Errors: rep.Errors,
 		CPUPerMessage: rep.cpuPerMessage(),
 	}, nil
+}
+
+// floorMaxBody bounds a body the floor's ingress reads (the claimcheck
+// scenario's are 1 MiB).
+const floorMaxBody = 64 << 20
+
+// serveFloorIngress serves floorIngress on a free loopback port; it
+// returns the URL to POST to and what stops the server.
+func serveFloorIngress(js jetstream.JetStream, subject string) (url string, stop func(), err error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, fmt.Errorf("ingress: %w", err)
+	}
+	srv := &http.Server{Handler: floorIngress(js, subject), ReadHeaderTimeout: requestTimeout}
+	go func() { _ = srv.Serve(ln) }()
+	return "http://" + ln.Addr().String() + "/", func() { _ = srv.Close() }, nil
+}
+
+// floorIngress is the floor's webhook: it reads the body, publishes it to
+// subject, waits for JetStream's acknowledgement and answers 202; 413 for
+// a body over floorMaxBody, 503 when the publish fails.
+func floorIngress(js jetstream.JetStream, subject string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, floorMaxBody))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusRequestEntityTooLarge)
+			return
+		}
+		if _, err := js.Publish(r.Context(), subject, body); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+	})
 }
 
 // writeFloor is the floor's sink: it takes what has been received (at

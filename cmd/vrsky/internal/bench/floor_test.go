@@ -4,7 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"testing"
@@ -89,22 +90,30 @@ type ackCounter struct {
 func (m *ackCounter) Data() []byte { return m.data }
 func (m *ackCounter) Ack() error   { m.acks++; return nil }
 
-func TestLoadCountsARefusedPublishAsNoAnswer(t *testing.T) {
-	sched := Schedule{T0: time.Now(), Rate: 1000, Measured: 20}
-	sink := NewCollector(sched, nil)
-	var published int
-	load := &Load{Size: 512, Workers: 1, Publish: func(_ context.Context, body []byte) error {
-		published++
-		if seq, ok := ParseSeq(body); ok && seq%2 == 1 {
-			return errors.New("refused")
-		}
-		return nil
-	}}
-	require.NoError(t, load.Run(context.Background(), sched, sink))
-	require.Equal(t, 20, published)
-	n := sink.Counts()
-	require.Equal(t, int64(10), n.Sent, "the even seqs were acknowledged")
-	require.Equal(t, int64(10), n.Errors, "the odd seqs were refused")
+// TestTheFloorsIngressAnswers202OnlyForAStoredMessage: the floor's
+// webhook answers 202 once JetStream stored the body, 503 when the publish
+// fails, 413 for a body over its bound, and stores nothing then.
+func TestTheFloorsIngressAnswers202OnlyForAStoredMessage(t *testing.T) {
+	ctx := context.Background()
+	_, js := testenv.JetStream(t)
+	stream, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "FLOORIN", Subjects: []string{"floorin"}})
+	require.NoError(t, err)
+	post := func(h http.Handler, body []byte) int {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body)))
+		return w.Code
+	}
+
+	require.Equal(t, http.StatusAccepted, post(floorIngress(js, "floorin"), []byte(`{"seq":1}`)))
+	msg, err := stream.GetMsg(ctx, 1)
+	require.NoError(t, err)
+	require.JSONEq(t, `{"seq":1}`, string(msg.Data))
+
+	require.Equal(t, http.StatusServiceUnavailable, post(floorIngress(js, "nostream"), []byte(`{"seq":2}`)))
+	require.Equal(t, http.StatusRequestEntityTooLarge, post(floorIngress(js, "floorin"), make([]byte, floorMaxBody+1)))
+	info, err := stream.Info(ctx)
+	require.NoError(t, err)
+	require.Equal(t, uint64(1), info.State.Msgs, "only the accepted body is stored")
 }
 
 func TestTheFloorIsReportedBesideTheStep(t *testing.T) {
@@ -120,7 +129,7 @@ func TestTheFloorIsReportedBesideTheStep(t *testing.T) {
 	require.Zero(t, (&Report{}).cpuPerMessage(), "nothing sent")
 	var out bytes.Buffer
 	require.NoError(t, rep.WriteSummary(&out))
-	require.Contains(t, out.String(), "floor           the same load through raw JetStream")
+	require.Contains(t, out.String(), "floor           the same load through a bare HTTP handler")
 	require.Contains(t, out.String(), "p99 3.00 ms")
 	require.Contains(t, out.String(), "100 CPU µs per message; pipeline p99 4.0× and CPU 2.0× the floor's")
 	b, err := json.Marshal(rep)

@@ -37,10 +37,6 @@ type Load struct {
 	// due in one NDJSON request (one message per line); 0 or 1 sends one
 	// JSON message per request.
 	Batch int
-	// Publish, when set, sends each message's body with it instead of
-	// POSTing to URL (the floor's load: one message per call, Batch and
-	// KeyPrefix unused); nil error counts as a 202.
-	Publish func(ctx context.Context, body []byte) error
 }
 
 // NewClient returns an HTTP client that keeps a connection per worker alive
@@ -67,16 +63,13 @@ func (l *Load) Run(ctx context.Context, sched Schedule, sink *Collector) error {
 	if sched.Rate <= 0 {
 		return fmt.Errorf("offered rate %v: must be positive", sched.Rate)
 	}
-	work := l.post
-	if l.Publish != nil {
-		work = l.publish
-	} else if _, err := newPostConn(l.URL, requestTimeout); err != nil {
+	if _, err := newPostConn(l.URL, requestTimeout); err != nil {
 		return err
 	}
 	jobs := make(chan int64, min(sched.Total(), maxQueuedJobs))
 	var wg sync.WaitGroup
 	for range max(l.Workers, 1) {
-		wg.Go(func() { work(ctx, jobs, sink) })
+		wg.Go(func() { l.post(ctx, jobs, sink) })
 	}
 	dispatch(ctx, sched, jobs)
 	wg.Wait()
@@ -98,19 +91,6 @@ func (l *Load) post(ctx context.Context, jobs <-chan int64, sink *Collector) {
 		for _, s := range seqs {
 			sink.SetStatus(s, status, now)
 		}
-	}
-}
-
-// publish is one worker of a Publish load: one message per call.
-func (l *Load) publish(ctx context.Context, jobs <-chan int64, sink *Collector) {
-	var body []byte
-	for seq := range jobs {
-		status := 0
-		var err error
-		if body, err = AppendBody(body[:0], seq, l.Size); err == nil && l.Publish(ctx, body) == nil {
-			status = http.StatusAccepted
-		}
-		sink.SetStatus(seq, status, time.Now())
 	}
 }
 

@@ -254,7 +254,7 @@ func (r *Report) WriteSummary(w io.Writer) error {
 			r.BaselineRate, r.BaselineMessageSize, 100*r.PipelineVsBaseline, 100*r.InputVsBaseline)
 	}
 	if f := r.Floor; f != nil {
-		fmt.Fprintf(&b, "floor           the same load through raw JetStream, a waited publish each and a consumer fsyncing a file: p50 %.2f ms  p99 %.2f ms  p99.9 %.2f ms  ack p99 %.2f ms, lost %d, errors %d, %.0f CPU µs per message; pipeline p99 %.1f× and CPU %.1f× the floor's\n",
+		fmt.Fprintf(&b, "floor           the same load through a bare HTTP handler publishing each to raw JetStream and waiting, and a consumer fsyncing a file: p50 %.2f ms  p99 %.2f ms  p99.9 %.2f ms  ack p99 %.2f ms, lost %d, errors %d, %.0f CPU µs per message; pipeline p99 %.1f× and CPU %.1f× the floor's\n",
 			f.P50, f.P99, f.P999, f.AckP99, f.Lost, f.Errors, f.CPUPerMessage, r.P99VsFloor, r.CPUVsFloor)
 	}
 	fmt.Fprintf(&b, "stack           %.2f CPU s (%.1f CPU s per million delivered; %.2f cores when idle), RSS %.0f MB before, peak %.0f MB\n",

@@ -308,7 +308,7 @@ func Run(ctx context.Context, cfg Config) (report *Report, err error) {
 			report.Steps[i].setBaseline(b)
 		}
 		if r.floorApplies() {
-			fmt.Fprintf(cfg.Progress, "floor: the same load through raw JetStream and a fsynced file for %s…\n", cfg.Duration)
+			fmt.Fprintf(cfg.Progress, "floor: the same load through a bare HTTP handler, raw JetStream and a fsynced file for %s…\n", cfg.Duration)
 			f, err := Floor(ctx, FloorConfig{
 				URL: stack.Endpoints.NATS, Options: stack.Endpoints.NATSOptions(), Replicas: stack.Endpoints.NATSReplicas, StackPID: stack.PID,
 				Dir: stack.DataDir, Sched: r.schedule(cfg.Rate), Size: cfg.Size, Workers: cfg.Workers, NoFsync: cfg.SinkNoFsync,
