@@ -139,7 +139,10 @@ func TestCDCLoadInsertsEveryRowOnSchedule(t *testing.T) {
 	require.Zero(t, n.Errors)
 	require.Equal(t, int64(80), sink.Missing(), "nothing arrived: no pipeline here")
 	require.Positive(t, sink.AckLatencies().Count, "commits are the acks")
-	require.InDelta(t, 10, load.transactions, 2, "8 rows per 20 ms tick, measured ones only")
+	// 8 rows per 20 ms tick: 10 measured transactions on time, fewer when
+	// a late tick commits the rows of the ticks it missed, never one per row.
+	require.Positive(t, load.transactions)
+	require.LessOrEqual(t, load.transactions, int64(12), "the rows due in one tick share a transaction")
 
 	var rows, short int
 	var first string
