@@ -67,10 +67,9 @@ type FloorConfig struct {
 // consumer writes what it received as lines to a file, fsyncs it once per
 // batch, and only then acknowledges the messages (the file sink's
 // delivery). No authentication, no stages, no ID memory. Latencies are
-// measured as a
-// step's are, from the intended send time to the 202 and to the line in
-// the file, so a step's p99 divided by the floor's says how much the
-// platform adds on this machine. The stream and the directory are deleted
+// measured as a step's are, from the intended send time to the 202 and to
+// the line in the file, so a step's p99 divided by the floor's says how
+// much the platform adds on this machine. The stream and the directory are deleted
 // afterwards.
 func Floor(ctx context.Context, cfg FloorConfig) (res FloorResult, err error) {
 	pubConn, subConn, err := dialHop(cfg.URL, cfg.Options, "floor")
