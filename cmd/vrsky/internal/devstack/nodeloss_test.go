@@ -509,8 +509,7 @@ func runNodeLoss(t *testing.T, nl nodeLoss) {
 		// duplicate in it each message was stored once. The count decides
 		// only when there is a duplicate to explain: a replicated stream
 		// can take sequences for neither (its servers skip sequences
-		// across leader changes), and once under load it was off by that
-		// with no duplicate in the file.
+		// across leader changes), and once under load the count was off.
 		if duplicates > 0 {
 			require.Equal(t, uint64(inFile+1), stored, "the stream stored each message once, so every duplicate in the file is a redelivery")
 		}
