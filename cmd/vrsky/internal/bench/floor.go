@@ -173,12 +173,18 @@ func serveFloorIngress(js jetstream.JetStream, subject string) (url string, stop
 
 // floorIngress is the floor's webhook: it reads the body, publishes it to
 // subject, waits for JetStream's acknowledgement and answers 202; 413 for
-// a body over floorMaxBody, 503 when the publish fails.
+// a body over floorMaxBody, 400 for one that cannot be read, 503 when the
+// publish fails.
 func floorIngress(js jetstream.JetStream, subject string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, floorMaxBody))
-		if err != nil {
+		var tooLarge *http.MaxBytesError
+		switch {
+		case errors.As(err, &tooLarge):
 			http.Error(w, err.Error(), http.StatusRequestEntityTooLarge)
+			return
+		case err != nil:
+			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
 		if _, err := js.Publish(r.Context(), subject, body); err != nil {

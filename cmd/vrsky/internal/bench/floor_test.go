@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -92,7 +94,8 @@ func (m *ackCounter) Ack() error   { m.acks++; return nil }
 
 // TestTheFloorsIngressAnswers202OnlyForAStoredMessage: the floor's
 // webhook answers 202 once JetStream stored the body, 503 when the publish
-// fails, 413 for a body over its bound, and stores nothing then.
+// fails, 413 for a body over its bound, 400 for one it cannot read, and
+// stores nothing then.
 func TestTheFloorsIngressAnswers202OnlyForAStoredMessage(t *testing.T) {
 	ctx := context.Background()
 	_, js := testenv.JetStream(t)
@@ -111,6 +114,9 @@ func TestTheFloorsIngressAnswers202OnlyForAStoredMessage(t *testing.T) {
 
 	require.Equal(t, http.StatusServiceUnavailable, post(floorIngress(js, "nostream"), []byte(`{"seq":2}`)))
 	require.Equal(t, http.StatusRequestEntityTooLarge, post(floorIngress(js, "floorin"), make([]byte, floorMaxBody+1)))
+	broken := httptest.NewRecorder()
+	floorIngress(js, "floorin").ServeHTTP(broken, httptest.NewRequest(http.MethodPost, "/", iotest.ErrReader(errors.New("connection reset"))))
+	require.Equal(t, http.StatusBadRequest, broken.Code, "a body that cannot be read")
 	info, err := stream.Info(ctx)
 	require.NoError(t, err)
 	require.Equal(t, uint64(1), info.State.Msgs, "only the accepted body is stored")
