@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"time"
 
@@ -44,10 +45,24 @@ type Digest [sha256.Size]byte
 // of its key exists, so checking the key and storing the message are one
 // JetStream commit, one round trip; the record is written after the
 // delivery is stored, without waiting.
+//
+// A remembered key is also an entry of the NATS server's subject index,
+// in its memory until the record expires. MaxTenantKeys bounds them per
+// tenant (docs/adr/0035): past it, a new key is checked against the
+// records as always but not recorded, so a repeat of it is recognised
+// only within JetStream's duplicate window; CountKeys keeps the counts.
 type Idempotency struct {
 	Publisher *Publisher
 	// TTL is how long a key is remembered; 0 means DefaultIdempotencyTTL.
 	TTL time.Duration
+	// MaxTenantKeys bounds the keys a tenant has remembered at once, over
+	// all its pipelines (DefaultTenantKeys in the api role); 0: no bound.
+	MaxTenantKeys int64
+	// Logger is told when a tenant reaches MaxTenantKeys and when it is
+	// under it again; nil: nobody.
+	Logger *slog.Logger
+
+	keys keyCounts
 }
 
 // Store stores msgs, the delivery named key whose body has digest sum, in
@@ -87,6 +102,9 @@ func (i *Idempotency) Store(ctx context.Context, p Pipeline, key string, sum Dig
 		if err := i.Publisher.Publish(ctx, p, msgs[1:]); err != nil {
 			return false, err
 		}
+	}
+	if !i.keys.remember(p, i.MaxTenantKeys) {
+		return false, nil
 	}
 	return false, i.record(ctx, p, subject, sum)
 }

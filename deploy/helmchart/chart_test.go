@@ -138,6 +138,7 @@ func TestBrokenValuesAreRefused(t *testing.T) {
 		{"gateway host injecting a Traefik rule", "gateway:\n  enabled: true\n  host: \"a.example.com`) || Host(`evil.example.com\"\n", "host"},
 		{"image tag injecting YAML", "image:\n  tag: \"1.0\\n    privileged: true\"\n", "tag"},
 		{"webhook key TTL that is no duration", "api:\n  webhookKeyTTL: forever\n", "webhookKeyTTL"},
+		{"remembered keys that are no count", "api:\n  webhookTenantKeys: many\n", "webhookTenantKeys"},
 		{"log level", "logLevel: verbose\n", "logLevel"},
 		{"no Prometheus peers", "networkPolicy:\n  prometheus: []\n", "prometheus"},
 	}

@@ -90,6 +90,10 @@ type Deps struct {
 	// WebhookKeyTTL is how long the webhook ingress remembers a message ID
 	// and its body's digest; 0 means dataplane.DefaultIdempotencyTTL (24 h).
 	WebhookKeyTTL time.Duration
+	// WebhookTenantKeys bounds the delivery keys each tenant has
+	// remembered at once (dataplane.Idempotency.MaxTenantKeys): 0 means
+	// dataplane.DefaultTenantKeys, less than 0 no bound.
+	WebhookTenantKeys int64
 	// IntegrationLatency labels the runner's latency histograms by
 	// integration too (VRSKY_METRICS_INTEGRATION_LATENCY).
 	IntegrationLatency bool
@@ -353,9 +357,11 @@ func NewAPI(ctx context.Context, d Deps, version string, webhookTenantRate float
 	}
 	srv := api.New(opts)
 	publisher := &dataplane.Publisher{Accounts: d.accounts(), Claims: d.claims()}
+	idempotency := &dataplane.Idempotency{Publisher: publisher, TTL: d.WebhookKeyTTL, MaxTenantKeys: tenantKeys(d.WebhookTenantKeys), Logger: d.Logger}
+	go idempotency.CountKeys(followCtx)
 	hooks := &api.Webhooks{
 		Pipelines: cache, Publisher: publisher,
-		Idempotency: &dataplane.Idempotency{Publisher: publisher, TTL: d.WebhookKeyTTL},
+		Idempotency: idempotency,
 		Tenancy:     d.Tenancy, Logger: d.Logger, Rates: state.Rates, TrustedProxies: d.TrustedProxies,
 	}
 	switch {
@@ -366,6 +372,18 @@ func NewAPI(ctx context.Context, d Deps, version string, webhookTenantRate float
 	}
 	srv.RegisterWebhooks(hooks)
 	return srv, &Role{Stop: func(context.Context) error { cache.Stop(); stopFollowing(); return nil }}, nil
+}
+
+// tenantKeys is the limit of remembered keys per tenant that configured
+// means: 0 the default, less than 0 none.
+func tenantKeys(configured int64) int64 {
+	switch {
+	case configured == 0:
+		return dataplane.DefaultTenantKeys
+	case configured < 0:
+		return 0
+	}
+	return configured
 }
 
 // Serve serves handler on addr and returns the bound address.

@@ -13,11 +13,20 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vrsky/vrsky/api"
+	"github.com/vrsky/vrsky/dataplane"
 	"github.com/vrsky/vrsky/internal/natsauth"
 	"github.com/vrsky/vrsky/internal/testenv"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
+
+// TestTenantKeysLimit: 0 is the default limit of remembered keys per
+// tenant, a negative value none, anything else itself.
+func TestTenantKeysLimit(t *testing.T) {
+	require.EqualValues(t, dataplane.DefaultTenantKeys, tenantKeys(0))
+	require.EqualValues(t, 0, tenantKeys(-1))
+	require.EqualValues(t, 5000, tenantKeys(5000))
+}
 
 func TestFromEnv(t *testing.T) {
 	t.Setenv("VRSKY_NATS_URL", "nats://x:4222")
