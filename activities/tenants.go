@@ -55,7 +55,7 @@ func (a *Tenants) CreateTenantRows(ctx context.Context, in wire.NewTenant) error
 	}
 	if in.Limits != nil {
 		t.Limits = &store.TenantLimits{Limits: natsauth.Limits(in.Limits.Limits), Integrations: in.Limits.Integrations,
-			MessagesPerSecond: in.Limits.MessagesPerSecond}
+			MessagesPerSecond: in.Limits.MessagesPerSecond, RememberedKeys: in.Limits.RememberedKeys}
 		if err := t.Limits.Validate(); err != nil {
 			return temporal.NewNonRetryableApplicationError(err.Error(), "InvalidLimits", err)
 		}

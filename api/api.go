@@ -99,12 +99,12 @@ func (o Options) egress() *dataplane.EgressPolicies {
 	return o.State.Egress
 }
 
-// rates is where the ingress's copy of tenants' rates is written.
-func (o Options) rates() *dataplane.TenantRates {
+// rates is where the ingress's copy of tenants' quotas is written.
+func (o Options) rates() *dataplane.IngressQuotas {
 	if o.State == nil {
 		return nil
 	}
-	return o.State.Rates
+	return o.State.IngressQuotas
 }
 
 // Server is the API's HTTP handler and its Huma API, to which resources add

@@ -402,8 +402,8 @@ func TestWebhookHoldsATenantToItsOwnRate(t *testing.T) {
 	e := newHookEnv(t, js)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	rates := &dataplane.TenantRates{JS: js}
-	require.NoError(t, rates.Put(ctx, "flood", 2))
+	rates := &dataplane.IngressQuotas{JS: js}
+	require.NoError(t, rates.Put(ctx, "flood", dataplane.IngressQuota{MessagesPerSecond: 2}))
 	require.NoError(t, rates.Follow(ctx))
 	e.hooks.TenantRate, e.hooks.TenantBurst, e.hooks.Rates = 1000, 2000, rates
 	flood := e.deploy(t, "flood", "in", dataplane.WebhookConnector, 0)

@@ -21,21 +21,29 @@ type TenantLimits struct {
 	DLQBytes          int64 `json:"dlq_bytes,omitempty" minimum:"0" doc:"Bytes the tenant's DLQ keeps (the oldest dead letters go first); 0: 128 MiB or disk_bytes if smaller. At most disk_bytes."`
 	Integrations      int   `json:"integrations" minimum:"0" maximum:"100000" doc:"Integrations the tenant may have; creating one more is refused with 422."`
 	MessagesPerSecond int   `json:"messages_per_second,omitempty" minimum:"0" maximum:"1000000" doc:"Webhook messages per second the ingress takes from the tenant (a record of an NDJSON batch counts as one), with bursts of twice that; past it requests answer 429 with Retry-After, for this tenant only. 0: the platform's rate (the api role's --webhook-tenant-rate)."`
+	RememberedKeys    int64 `json:"remembered_keys,omitempty" minimum:"0" maximum:"1000000000" doc:"Delivery keys (Idempotency-Keys, delivery IDs, CloudEvent ids) the tenant may have remembered at once, over all its integrations; each costs the NATS server 150–470 bytes of memory while remembered (a day). Past it new keys are remembered for 2 minutes, not a day; no delivery is refused. 0: the platform's limit (the api role's --webhook-tenant-keys, 1,000,000 by default)."`
 }
 
 func limitsIn(l TenantLimits) store.TenantLimits {
 	return store.TenantLimits{Limits: natsauth.Limits{DiskBytes: l.DiskBytes, MemoryBytes: l.MemoryBytes, Streams: l.Streams,
-		Consumers: l.Consumers, DLQBytes: l.DLQBytes}, Integrations: l.Integrations, MessagesPerSecond: l.MessagesPerSecond}
+		Consumers: l.Consumers, DLQBytes: l.DLQBytes}, Integrations: l.Integrations, MessagesPerSecond: l.MessagesPerSecond,
+		RememberedKeys: l.RememberedKeys}
+}
+
+// ingressQuota is what of l the webhook ingress holds the tenant to.
+func ingressQuota(l store.TenantLimits) dataplane.IngressQuota {
+	return dataplane.IngressQuota{MessagesPerSecond: l.MessagesPerSecond, RememberedKeys: l.RememberedKeys}
 }
 
 // limitsWire is l as the provisioning workflow takes it.
 func limitsWire(l store.TenantLimits) wire.TenantLimits {
-	return wire.TenantLimits{Limits: wire.Limits(l.Limits), Integrations: l.Integrations, MessagesPerSecond: l.MessagesPerSecond}
+	return wire.TenantLimits{Limits: wire.Limits(l.Limits), Integrations: l.Integrations, MessagesPerSecond: l.MessagesPerSecond,
+		RememberedKeys: l.RememberedKeys}
 }
 
 func limitsOut(l store.TenantLimits) TenantLimits {
 	return TenantLimits{DiskBytes: l.DiskBytes, MemoryBytes: l.MemoryBytes, Streams: l.Streams, Consumers: l.Consumers,
-		DLQBytes: l.DLQ(), Integrations: l.Integrations, MessagesPerSecond: l.MessagesPerSecond}
+		DLQBytes: l.DLQ(), Integrations: l.Integrations, MessagesPerSecond: l.MessagesPerSecond, RememberedKeys: l.RememberedKeys}
 }
 
 // TenantUsage is what a tenant uses of its quotas now.
@@ -43,6 +51,7 @@ type TenantUsage struct {
 	Integrations   int      `json:"integrations" doc:"Integrations the tenant has."`
 	StoredBytes    *int64   `json:"stored_bytes,omitempty" doc:"Bytes the tenant's streams hold now (its pipelines' and its DLQ), against limits.disk_bytes; absent when NATS did not answer."`
 	StoredFraction *float64 `json:"stored_fraction,omitempty" doc:"stored_bytes / limits.disk_bytes."`
+	RememberedKeys *int64   `json:"remembered_keys,omitempty" doc:"Delivery keys (Idempotency-Keys, delivery IDs, CloudEvent ids) the tenant's integrations remember now, one subject each in NATS, plus one for each stage holding messages; against limits.remembered_keys. Absent when NATS did not answer."`
 }
 
 // tenantUsage reads what an active tenant uses; it is nil for a tenant
@@ -63,10 +72,10 @@ func tenantUsage(ctx context.Context, st *store.Store, accounts dataplane.Accoun
 	}
 	js, err := accounts.JetStream(ctx, t.ID)
 	if err == nil {
-		var stored int64
-		if stored, err = dataplane.TenantStoredBytes(ctx, js, t.ID); err == nil {
-			fraction := float64(stored) / float64(t.Limits.DiskBytes)
-			u.StoredBytes, u.StoredFraction = &stored, &fraction
+		var stored dataplane.TenantStore
+		if stored, err = dataplane.TenantStored(ctx, js, t.ID); err == nil {
+			fraction := float64(stored.Bytes) / float64(t.Limits.DiskBytes)
+			u.StoredBytes, u.StoredFraction, u.RememberedKeys = &stored.Bytes, &fraction, &stored.Subjects
 		}
 	}
 	if err != nil {

@@ -111,7 +111,7 @@ func TestAdminSetsATenantsMessageRate(t *testing.T) {
 	e, runner := patchEnv(t)
 	e.createTenant(t, "acme")
 	ctx := context.Background()
-	rates := &dataplane.TenantRates{JS: runner.JS}
+	rates := &dataplane.IngressQuotas{JS: runner.JS}
 	require.NoError(t, rates.Follow(ctx))
 
 	got := call(t, e.h, http.MethodGet, "/v1/tenants/acme", e.adminKey, "")
@@ -133,4 +133,41 @@ func TestAdminSetsATenantsMessageRate(t *testing.T) {
 	requireProblem(t, call(t, e.h, http.MethodPatch, "/v1/tenants/acme", e.adminKey, string(body)), http.StatusUnprocessableEntity)
 	r, _ := rates.Rate("acme")
 	require.Equal(t, 25.0, r, "a refused change changes nothing")
+}
+
+func TestAdminSetsATenantsLimitOfRememberedKeys(t *testing.T) {
+	t.Parallel()
+	e, runner := patchEnv(t)
+	e.createTenant(t, "acme")
+	ctx := context.Background()
+	quotas := &dataplane.IngressQuotas{JS: runner.JS}
+	require.NoError(t, quotas.Follow(ctx))
+
+	got := call(t, e.h, http.MethodGet, "/v1/tenants/acme", e.adminKey, "")
+	require.Equal(t, http.StatusOK, got.code, got.raw)
+	limits := got.body["limits"].(map[string]any)
+	require.NotContains(t, limits, "remembered_keys", "the platform's limit until told otherwise")
+
+	limits["remembered_keys"] = 5_000_000
+	limits["messages_per_second"] = 40
+	body, err := json.Marshal(map[string]any{"limits": limits})
+	require.NoError(t, err)
+	res := call(t, e.h, http.MethodPatch, "/v1/tenants/acme", e.adminKey, string(body))
+	require.Equal(t, http.StatusOK, res.code, res.raw)
+	require.EqualValues(t, 5_000_000, res.body["limits"].(map[string]any)["remembered_keys"])
+	require.Eventually(t, func() bool {
+		n, _ := quotas.RememberedKeys("acme")
+		r, _ := quotas.Rate("acme")
+		return n == 5_000_000 && r == 40
+	}, 5*time.Second, 10*time.Millisecond, "the ingress sees both quotas")
+
+	limits["remembered_keys"] = -1
+	body, _ = json.Marshal(map[string]any{"limits": limits})
+	requireProblem(t, call(t, e.h, http.MethodPatch, "/v1/tenants/acme", e.adminKey, string(body)), http.StatusUnprocessableEntity)
+
+	delete(limits, "remembered_keys")
+	body, _ = json.Marshal(map[string]any{"limits": limits})
+	require.Equal(t, http.StatusOK, call(t, e.h, http.MethodPatch, "/v1/tenants/acme", e.adminKey, string(body)).code)
+	require.Eventually(t, func() bool { _, ok := quotas.RememberedKeys("acme"); return !ok }, 5*time.Second, 10*time.Millisecond,
+		"back to the platform's limit")
 }

@@ -102,7 +102,7 @@ type tenants struct {
 	st       *store.Store
 	control  *control.Client // nil: create and delete answer 503
 	accounts dataplane.Accounts
-	rates    *dataplane.TenantRates
+	rates    *dataplane.IngressQuotas
 	log      *slog.Logger
 }
 
@@ -113,7 +113,7 @@ type tenants struct {
 // through ctl and never wait for them; a nil ctl makes them answer 503.
 // accounts, when set, gives the bytes each tenant's streams hold to
 // get-tenant.
-func RegisterTenants(api huma.API, st *store.Store, ctl *control.Client, accounts dataplane.Accounts, rates *dataplane.TenantRates, log *slog.Logger) {
+func RegisterTenants(api huma.API, st *store.Store, ctl *control.Client, accounts dataplane.Accounts, rates *dataplane.IngressQuotas, log *slog.Logger) {
 	h := &tenants{st: st, control: ctl, accounts: accounts, rates: rates, log: log}
 	admin := requireScopes(store.ScopePlatformAdmin)
 	tags := []string{"Tenants"}
@@ -198,7 +198,7 @@ func (h *tenants) create(ctx context.Context, in *CreateTenantInput) (*CreateTen
 		return nil, storeError(ctx, h.log, "create-tenant", in.Body.ID, err)
 	}
 	if h.rates != nil { // also clears a rate left by an earlier tenant of that ID
-		if err := h.rates.Put(ctx, in.Body.ID, limits.MessagesPerSecond); err != nil {
+		if err := h.rates.Put(ctx, in.Body.ID, ingressQuota(limits)); err != nil {
 			h.log.ErrorContext(ctx, "operation failed", "operation", "create-tenant", "tenant", in.Body.ID, "error", err)
 			return nil, unavailable("the ingress's copy of the tenant's rate could not be written; retry later")
 		}

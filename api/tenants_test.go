@@ -222,12 +222,20 @@ func TestAdminChangesLimitsAndSeesUsage(t *testing.T) {
 
 	_, err := js.Publish(context.Background(), strings.TrimSuffix(dataplane.DLQSubjects("acme"), ">")+"x", make([]byte, 1000))
 	require.NoError(t, err)
+	orders := dataplane.Pipeline{Tenant: "acme", Integration: "orders"}
+	_, err = dataplane.EnsureStreams(context.Background(), js, orders)
+	require.NoError(t, err)
+	for _, key := range []string{"a", "b"} {
+		_, err = js.Publish(context.Background(), orders.KeySubject(key), []byte("digest"))
+		require.NoError(t, err)
+	}
 	got := call(t, e.h, http.MethodGet, "/v1/tenants/acme", e.adminKey, "")
 	require.Equal(t, http.StatusOK, got.code, got.raw)
 	usage := got.body["usage"].(map[string]any)
 	require.Equal(t, float64(0), usage["integrations"])
 	require.Greater(t, usage["stored_bytes"], float64(1000), "the DLQ's bytes count")
 	require.Less(t, usage["stored_fraction"], 0.001)
+	require.Equal(t, float64(2), usage["remembered_keys"], "the records of two delivery keys")
 
 	patch := `{"limits":{"disk_bytes":2147483648,"memory_bytes":0,"streams":50,"consumers":500,"dlq_bytes":67108864,"integrations":5}}`
 	res := call(t, e.h, http.MethodPatch, "/v1/tenants/acme", e.adminKey, patch)

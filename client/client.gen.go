@@ -1283,6 +1283,9 @@ type TenantLimits struct {
 	// MessagesPerSecond Webhook messages per second the ingress takes from the tenant (a record of an NDJSON batch counts as one), with bursts of twice that; past it requests answer 429 with Retry-After, for this tenant only. 0: the platform's rate (the api role's --webhook-tenant-rate).
 	MessagesPerSecond *int64 `json:"messages_per_second,omitempty"`
 
+	// RememberedKeys Delivery keys (Idempotency-Keys, delivery IDs, CloudEvent ids) the tenant may have remembered at once, over all its integrations; each costs the NATS server 150–470 bytes of memory while remembered (a day). Past it new keys are remembered for 2 minutes, not a day; no delivery is refused. 0: the platform's limit (the api role's --webhook-tenant-keys, 1,000,000 by default).
+	RememberedKeys *int64 `json:"remembered_keys,omitempty"`
+
 	// Streams Streams in the tenant's account: one per integration, plus its DLQ.
 	Streams int64 `json:"streams"`
 }
@@ -1327,6 +1330,9 @@ type TenantSecret struct {
 type TenantUsage struct {
 	// Integrations Integrations the tenant has.
 	Integrations int64 `json:"integrations"`
+
+	// RememberedKeys Delivery keys (Idempotency-Keys, delivery IDs, CloudEvent ids) the tenant's integrations remember now, one subject each in NATS, plus one for each stage holding messages; against limits.remembered_keys. Absent when NATS did not answer.
+	RememberedKeys *int64 `json:"remembered_keys,omitempty"`
 
 	// StoredBytes Bytes the tenant's streams hold now (its pipelines' and its DLQ), against limits.disk_bytes; absent when NATS did not answer.
 	StoredBytes *int64 `json:"stored_bytes,omitempty"`

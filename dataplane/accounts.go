@@ -29,22 +29,36 @@ func (a SharedAccount) JetStream(context.Context, string) (jetstream.JetStream, 
 	return a.JS, nil
 }
 
-// TenantStoredBytes returns the bytes the tenant's streams (its pipelines'
-// and its DLQ) hold now, in either account mode: what counts against its
-// disk quota.
-func TenantStoredBytes(ctx context.Context, js jetstream.JetStream, tenant string) (int64, error) {
+// TenantStore is what a tenant's streams hold now.
+type TenantStore struct {
+	// Bytes is what its streams (its pipelines' and its DLQ) hold: what
+	// counts against its disk quota.
+	Bytes int64
+	// Subjects is how many subjects its pipelines' streams hold: its
+	// remembered delivery keys, one each (docs/adr/0035), and each stage
+	// holding messages.
+	Subjects int64
+}
+
+// TenantStored returns what the tenant's streams hold now, in either
+// account mode.
+func TenantStored(ctx context.Context, js jetstream.JetStream, tenant string) (TenantStore, error) {
 	if !spec.ValidName(tenant) {
-		return 0, fmt.Errorf("invalid tenant name %q", tenant)
+		return TenantStore{}, fmt.Errorf("invalid tenant name %q", tenant)
 	}
-	var total int64
+	var total TenantStore
 	streams := js.ListStreams(ctx)
 	for info := range streams.Info() {
-		if IsTenantStream(tenant, info.Config.Name) {
-			total += int64(info.State.Bytes) //nolint:gosec // a stream's bytes fit in int64
+		if !IsTenantStream(tenant, info.Config.Name) {
+			continue
+		}
+		total.Bytes += int64(info.State.Bytes) //nolint:gosec // a stream's bytes fit in int64
+		if info.Config.Name != DLQStream(tenant) {
+			total.Subjects += int64(info.State.NumSubjects) //nolint:gosec // so do its subjects
 		}
 	}
 	if err := streams.Err(); err != nil && !errors.Is(err, jetstream.ErrEndOfData) {
-		return 0, fmt.Errorf("list streams of %s: %w", tenant, err)
+		return TenantStore{}, fmt.Errorf("list streams of %s: %w", tenant, err)
 	}
 	return total, nil
 }

@@ -65,8 +65,9 @@ type State struct {
 	Counts jetstream.KeyValue
 	// Egress holds the tenants' egress policies (EgressBucket).
 	Egress *EgressPolicies
-	// Rates holds the tenants' own ingress rates (TenantRatesBucket).
-	Rates *TenantRates
+	// IngressQuotas holds the tenants' own ingress quotas
+	// (TenantRatesBucket).
+	IngressQuotas *IngressQuotas
 }
 
 // OpenState creates or opens the hot path's KV buckets.
@@ -95,11 +96,11 @@ func OpenState(ctx context.Context, js jetstream.JetStream) (*State, error) {
 	if _, err := egress.bucket(ctx); err != nil {
 		return nil, err
 	}
-	rates := &TenantRates{JS: js}
-	if _, err := rates.bucket(ctx); err != nil {
+	quotas := &IngressQuotas{JS: js}
+	if _, err := quotas.bucket(ctx); err != nil {
 		return nil, err
 	}
-	return &State{js: js, Desired: desired, Status: status, Attempts: attempts, Runs: runs, Counts: counts, Egress: egress, Rates: rates}, nil
+	return &State{js: js, Desired: desired, Status: status, Attempts: attempts, Runs: runs, Counts: counts, Egress: egress, IngressQuotas: quotas}, nil
 }
 
 // PutDesired writes a pipeline's desired state.

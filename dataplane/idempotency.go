@@ -48,9 +48,9 @@ type Digest [sha256.Size]byte
 //
 // A remembered key is also an entry of the NATS server's subject index,
 // in its memory until the record expires. MaxTenantKeys bounds them per
-// tenant (docs/adr/0035): past it, a new key is checked against the
-// records as always but not recorded, so a repeat of it is recognised
-// only within JetStream's duplicate window; CountKeys keeps the counts.
+// tenant (docs/adr/0035): past it, a new key is stored as always but its
+// record expires with JetStream's 2-minute duplicate window, not after
+// TTL; CountKeys keeps the counts.
 type Idempotency struct {
 	Publisher *Publisher
 	// TTL is how long a key is remembered; 0 means DefaultIdempotencyTTL.
@@ -58,6 +58,9 @@ type Idempotency struct {
 	// MaxTenantKeys bounds the keys a tenant has remembered at once, over
 	// all its pipelines (DefaultTenantKeys in the api role); 0: no bound.
 	MaxTenantKeys int64
+	// TenantKeys gives the tenants whose quota sets a limit of their own;
+	// nil: every tenant gets MaxTenantKeys.
+	TenantKeys TenantKeyLimits
 	// Logger is told when a tenant reaches MaxTenantKeys and when it is
 	// under it again; nil: nobody.
 	Logger *slog.Logger
@@ -103,10 +106,18 @@ func (i *Idempotency) Store(ctx context.Context, p Pipeline, key string, sum Dig
 			return false, err
 		}
 	}
-	if !i.keys.remember(p, i.MaxTenantKeys) {
-		return false, nil
+	ttl := i.TTL
+	if ttl <= 0 {
+		ttl = DefaultIdempotencyTTL
 	}
-	return false, i.record(ctx, p, subject, sum)
+	if !i.keys.remember(p, i.keyLimit(p.Tenant)) {
+		// Past the tenant's limit the key is remembered as long as the
+		// duplicate window remembers its messages. A short record, not
+		// none: behind older records, a stream the stages drain would
+		// cost the NATS server a new block each time (docs/adr/0035).
+		ttl = duplicateWindow
+	}
+	return false, i.record(ctx, p, subject, sum, ttl)
 }
 
 // compare reads the record on subject: seen when it holds sum,
@@ -134,17 +145,14 @@ func (i *Idempotency) compare(ctx context.Context, p Pipeline, subject string, s
 	return true, nil
 }
 
-// record writes the record of a stored key. It neither waits for the write
-// nor asks JetStream to acknowledge it: a key not recorded is stored again
-// by a repeat, which JetStream drops within its duplicate window.
-func (i *Idempotency) record(ctx context.Context, p Pipeline, subject string, sum Digest) error {
+// record writes the record of a stored key, which expires after ttl. It
+// neither waits for the write nor asks JetStream to acknowledge it: a key
+// not recorded is stored again by a repeat, which JetStream drops within
+// its duplicate window.
+func (i *Idempotency) record(ctx context.Context, p Pipeline, subject string, sum Digest, ttl time.Duration) error {
 	js, err := i.Publisher.Accounts.JetStream(ctx, p.Tenant)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrKeyNotRecorded, err)
-	}
-	ttl := i.TTL
-	if ttl <= 0 {
-		ttl = DefaultIdempotencyTTL
 	}
 	msg := &nats.Msg{Subject: subject, Data: []byte(hex.EncodeToString(sum[:])), Header: nats.Header{
 		jetstream.MsgTTLHeader: []string{strconv.FormatInt(int64(max(ttl, time.Second)/time.Second), 10)},

@@ -138,7 +138,7 @@ func TestARecordThatCannotBeWrittenSaysSo(t *testing.T) {
 	idem := &Idempotency{Publisher: &Publisher{Accounts: SharedAccount{JS: js}, Claims: &ClaimCheck{}}}
 	p := Pipeline{Tenant: "acme", Integration: "orders"}
 	nc.Close()
-	err := idem.record(context.Background(), p, p.KeySubject("k"), Digest{})
+	err := idem.record(context.Background(), p, p.KeySubject("k"), Digest{}, time.Hour)
 	require.ErrorIs(t, err, ErrKeyNotRecorded)
 	require.NotErrorIs(t, err, ErrUnavailable)
 }

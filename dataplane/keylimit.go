@@ -18,6 +18,26 @@ import (
 // a day of 11.6 keyed requests a second, and 150–470 MB of that heap.
 const DefaultTenantKeys = 1_000_000
 
+// TenantKeyLimits gives a tenant's own limit of remembered keys, when it
+// has one (IngressQuotas).
+type TenantKeyLimits interface {
+	RememberedKeys(tenant string) (limit int64, ok bool)
+}
+
+// keyLimit is the tenant's limit of remembered keys: its own, or
+// MaxTenantKeys; 0 or less is none.
+func (i *Idempotency) keyLimit(tenant string) int64 {
+	if i.TenantKeys != nil {
+		if n, ok := i.TenantKeys.RememberedKeys(tenant); ok {
+			return n
+		}
+	}
+	return i.MaxTenantKeys
+}
+
+// limited reports whether any tenant may have a limit.
+func (i *Idempotency) limited() bool { return i.MaxTenantKeys > 0 || i.TenantKeys != nil }
+
 // How often CountKeys counts the pipelines that recorded a key since its
 // last count, and every pipeline it knows (records expire on their own).
 const (
@@ -74,8 +94,9 @@ func (k *keyCounts) due(all bool) []Pipeline {
 }
 
 // set stores counted (a pipeline whose stream is gone counts -1: it is
-// forgotten) and returns the tenants whose state against limit changed.
-func (k *keyCounts) set(counted map[Pipeline]int64, limit int64) (filled, freed []string) {
+// forgotten) and returns the tenants whose state against their limit
+// changed.
+func (k *keyCounts) set(counted map[Pipeline]int64, limit func(tenant string) int64) (filled, freed []string) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.counts == nil {
@@ -96,13 +117,15 @@ func (k *keyCounts) set(counted map[Pipeline]int64, limit int64) (filled, freed 
 		}
 	}
 	for tenant, n := range tenants {
-		switch full := n >= limit; {
+		l := limit(tenant)
+		full := l > 0 && n >= l
+		switch {
 		case full && !k.full[tenant]:
 			filled = append(filled, tenant)
 		case !full && k.full[tenant]:
 			freed = append(freed, tenant)
 		}
-		if n >= limit {
+		if full {
 			k.full[tenant] = true
 		} else {
 			delete(k.full, tenant)
@@ -125,12 +148,12 @@ func (k *keyCounts) tenantKeys(tenant string) int64 {
 }
 
 // CountKeys keeps the tenants' counts of remembered keys current for
-// MaxTenantKeys until ctx ends: every 10 seconds it counts the pipelines
+// their limits until ctx ends: every 10 seconds it counts the pipelines
 // that recorded a key since, and every 5 minutes every pipeline it knows.
 // It does nothing without a limit. One that fails to count is logged and
 // tried again at the next turn.
 func (i *Idempotency) CountKeys(ctx context.Context) {
-	if i.MaxTenantKeys <= 0 {
+	if !i.limited() {
 		return
 	}
 	tick := time.NewTicker(keyCountEvery)
@@ -155,7 +178,7 @@ func (i *Idempotency) CountKeys(ctx context.Context) {
 // countKeys counts the key records of the pipelines due (all: every
 // pipeline known) and updates which tenants are at their limit.
 func (i *Idempotency) countKeys(ctx context.Context, all bool) error {
-	if i.MaxTenantKeys <= 0 {
+	if !i.limited() {
 		return nil
 	}
 	counted := make(map[Pipeline]int64)
@@ -168,11 +191,11 @@ func (i *Idempotency) countKeys(ctx context.Context, all bool) error {
 		}
 		counted[p] = n
 	}
-	filled, freed := i.keys.set(counted, i.MaxTenantKeys)
+	filled, freed := i.keys.set(counted, i.keyLimit)
 	if i.Logger != nil {
 		for _, tenant := range filled {
-			i.Logger.WarnContext(ctx, "tenant at its limit of remembered delivery keys: new keys are recognised only within JetStream's 2-minute duplicate window until its records expire",
-				"tenant", tenant, "keys", i.keys.tenantKeys(tenant), "limit", i.MaxTenantKeys)
+			i.Logger.WarnContext(ctx, "tenant at its limit of remembered delivery keys: new keys are remembered for 2 minutes, not for the key TTL, until its records expire",
+				"tenant", tenant, "keys", i.keys.tenantKeys(tenant), "limit", i.keyLimit(tenant))
 		}
 		for _, tenant := range freed {
 			i.Logger.InfoContext(ctx, "tenant under its limit of remembered delivery keys again", "tenant", tenant, "keys", i.keys.tenantKeys(tenant))

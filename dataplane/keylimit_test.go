@@ -41,8 +41,10 @@ func subjects(t *testing.T, stream jetstream.Stream) uint64 {
 // of which the shared NATS server would keep in its subject index (memory)
 // for a day. Past MaxTenantKeys, counted over all its pipelines, a new key
 // is still stored — its message, once — and checked against the records
-// there, but not recorded: the index stops growing for that tenant alone.
-// Once its records fall under the limit again, keys are recorded again.
+// there, but its record expires with the 2-minute duplicate window: the
+// tenant's keys in the index stop growing beyond what its rate sends in
+// 2 minutes, for that tenant alone. Once its records fall under the limit
+// again, keys are remembered for the TTL again.
 func TestATenantPastItsKeyLimitCannotGrowTheServersKeyIndex(t *testing.T) {
 	t.Parallel()
 	_, js := testenv.JetStream(t)
@@ -54,6 +56,9 @@ func TestATenantPastItsKeyLimitCannotGrowTheServersKeyIndex(t *testing.T) {
 	quiet := Pipeline{Tenant: "globex", Integration: "orders"}
 	ordersStream, refundsStream := ensureStreams(t, js, orders), ensureStreams(t, js, refunds)
 	quietStream := ensureStreams(t, js, quiet)
+	ttl := func(stream jetstream.Stream, subject string) string {
+		return waitRecord(t, stream, subject).Header.Get(jetstream.MsgTTLHeader)
+	}
 
 	for i := range 30 {
 		keyed(t, idem, orders, fmt.Sprintf("o-%d", i), "body")
@@ -73,20 +78,55 @@ func TestATenantPastItsKeyLimitCannotGrowTheServersKeyIndex(t *testing.T) {
 	keyed(t, idem, quiet, "q-0", "body")
 	waitRecord(t, quietStream, quiet.KeySubject("q-0"))
 	require.EqualValues(t, 230, waiting(t, ordersStream, orders), "every message is stored, once")
-	require.LessOrEqual(t, subjects(t, ordersStream), uint64(30+1), "no key recorded past the limit (30 records and the stage subject)")
+	require.Equal(t, "86400", ttl(ordersStream, orders.KeySubject("o-29")), "remembered for the TTL under the limit")
+	require.Equal(t, "120", ttl(ordersStream, orders.KeySubject("o-229")), "for the duplicate window past it")
 	require.True(t, keyed(t, idem, orders, "o-3", "body"), "a key recorded before is still recognised")
 	_, err := idem.Store(ctx, orders, "o-3", Digest(sha256.Sum256([]byte("other"))), []sdk.Message{{ID: "o-3", Body: []byte("other")}})
 	require.ErrorIs(t, err, ErrKeyReused, "and its body still checked")
 	require.True(t, keyed(t, idem, quiet, "q-0", "body"), "another tenant's keys are remembered")
+	require.Equal(t, "86400", ttl(quietStream, quiet.KeySubject("q-0")), "for the TTL")
 
 	// The tenant's records fall under the limit (here purged; they also
 	// expire): its keys are recorded again from the next count.
 	require.NoError(t, refundsStream.Purge(ctx, jetstream.WithPurgeSubject(refunds.KeySubjects())))
+	require.NoError(t, ordersStream.Purge(ctx, jetstream.WithPurgeSubject(orders.KeySubjects()), jetstream.WithPurgeKeep(30)))
 	require.NoError(t, idem.countKeys(ctx, true))
 	require.EqualValues(t, 30, idem.keys.tenantKeys("acme"))
 	require.Contains(t, log.String(), `msg="tenant under its limit of remembered delivery keys again" tenant=acme keys=30`)
 	keyed(t, idem, orders, "o-new", "body")
-	waitRecord(t, ordersStream, orders.KeySubject("o-new"))
+	require.Equal(t, "86400", ttl(ordersStream, orders.KeySubject("o-new")))
+}
+
+// ownKeyLimits gives fixed limits of their own to some tenants.
+type ownKeyLimits map[string]int64
+
+func (o ownKeyLimits) RememberedKeys(tenant string) (int64, bool) {
+	n, ok := o[tenant]
+	return n, ok
+}
+
+// TestATenantsOwnKeyLimitReplacesThePlatforms: a tenant whose quota sets
+// a limit is held to it where the platform sets none, and the others are
+// not.
+func TestATenantsOwnKeyLimitReplacesThePlatforms(t *testing.T) {
+	t.Parallel()
+	_, js := testenv.JetStream(t)
+	idem := &Idempotency{Publisher: &Publisher{Accounts: SharedAccount{JS: js}, Claims: &ClaimCheck{}}, TenantKeys: ownKeyLimits{"acme": 3}}
+	limited, free := Pipeline{Tenant: "acme", Integration: "orders"}, Pipeline{Tenant: "globex", Integration: "orders"}
+	limitedStream, freeStream := ensureStreams(t, js, limited), ensureStreams(t, js, free)
+	for i := range 4 {
+		keyed(t, idem, limited, fmt.Sprintf("k-%d", i), "body")
+		keyed(t, idem, free, fmt.Sprintf("k-%d", i), "body")
+	}
+	waitRecord(t, limitedStream, limited.KeySubject("k-3"))
+	waitRecord(t, freeStream, free.KeySubject("k-3"))
+	require.NoError(t, idem.countKeys(context.Background(), false))
+	require.EqualValues(t, 4, idem.keys.tenantKeys("acme"))
+	keyed(t, idem, limited, "k-4", "body")
+	keyed(t, idem, free, "k-4", "body")
+	require.Equal(t, "120", waitRecord(t, limitedStream, limited.KeySubject("k-4")).Header.Get(jetstream.MsgTTLHeader))
+	require.Equal(t, "86400", waitRecord(t, freeStream, free.KeySubject("k-4")).Header.Get(jetstream.MsgTTLHeader),
+		"a tenant without a limit of its own gets the platform's: none")
 }
 
 // TestKeyCountsForgetDeletedPipelines: a pipeline whose stream is gone

@@ -75,10 +75,12 @@ const RunnersBucket = "vrsky_runners"
 const LeaseBucket = "vrsky_leases"
 
 // TenantRatesBucket mirrors, in the platform account, the tenants whose
-// ingress quota differs from the platform's: how many messages per second
-// the webhook ingress takes from each. The API writes an entry after
+// ingress quotas differ from the platform's (IngressQuota): how many
+// messages per second the webhook ingress takes from each, how many
+// delivery keys it remembers for each. The API writes an entry after
 // storing a tenant's limits in PostgreSQL; every api process follows the
-// bucket, so a change holds within a moment everywhere.
+// bucket, so a change holds within a moment everywhere. (It is named for
+// the first of those quotas.)
 const TenantRatesBucket = "vrsky_tenant_rates"
 
 // Object key prefixes of the blob store.

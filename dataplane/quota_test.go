@@ -13,7 +13,7 @@ import (
 // In one shared account (no account per tenant) each tenant's DLQ still
 // holds at most its own Size: a flood of dead letters of one tenant drops
 // its own oldest ones and leaves the other tenant's DLQ and work alone.
-// TenantStoredBytes counts only the tenant's streams.
+// TenantStored counts only the tenant's streams.
 func TestSharedAccountBoundsEachTenantsDLQ(t *testing.T) {
 	ctx := context.Background()
 	_, js := testenv.JetStream(t)
@@ -44,14 +44,15 @@ func TestSharedAccountBoundsEachTenantsDLQ(t *testing.T) {
 	_, err = js.Publish(ctx, innocent.InSubject(), []byte("work"))
 	require.NoError(t, err, "the other tenant still writes")
 
-	flooded, err := TenantStoredBytes(ctx, js, "flooder")
+	flooded, err := TenantStored(ctx, js, "flooder")
 	require.NoError(t, err)
-	require.Equal(t, int64(info.State.Bytes), flooded) //nolint:gosec // test sizes
-	other, err := TenantStoredBytes(ctx, js, "innocent")
+	require.Equal(t, TenantStore{Bytes: int64(info.State.Bytes)}, flooded) //nolint:gosec // test sizes
+	other, err := TenantStored(ctx, js, "innocent")
 	require.NoError(t, err)
-	require.Positive(t, other)
-	require.Less(t, other, int64(1<<10), "only its own streams count")
-	_, err = TenantStoredBytes(ctx, js, "Not Valid")
+	require.Positive(t, other.Bytes)
+	require.Less(t, other.Bytes, int64(1<<10), "only its own streams count")
+	require.EqualValues(t, 1, other.Subjects, "its pipeline's subject holding work; not its DLQ's")
+	_, err = TenantStored(ctx, js, "Not Valid")
 	require.Error(t, err)
 	require.Error(t, EnsureDLQStream(ctx, js, "Not Valid", 0))
 }

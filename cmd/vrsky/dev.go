@@ -37,6 +37,11 @@ func runDev(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("%w: VRSKY_WEBHOOK_TENANT_RATE: %v", errUsage, err)
 	}
 	fs.Float64Var(&cfg.WebhookTenantRate, "webhook-tenant-rate", rate, "webhook requests per second per tenant; 0 = default, -1 = unlimited [VRSKY_WEBHOOK_TENANT_RATE]")
+	keys, err := strconv.ParseInt(cmp.Or(os.Getenv("VRSKY_WEBHOOK_TENANT_KEYS"), "0"), 10, 64)
+	if err != nil {
+		return fmt.Errorf("%w: VRSKY_WEBHOOK_TENANT_KEYS: %v", errUsage, err)
+	}
+	fs.Int64Var(&cfg.WebhookTenantKeys, "webhook-tenant-keys", keys, "delivery keys each tenant has remembered at once; past it new keys are remembered for 2 minutes, not a day; 0 = default, -1 = unlimited [VRSKY_WEBHOOK_TENANT_KEYS]")
 	withRunner, err := strconv.ParseBool(cmp.Or(os.Getenv("VRSKY_DEV_RUNNER"), "true"))
 	if err != nil {
 		return fmt.Errorf("%w: VRSKY_DEV_RUNNER: %v", errUsage, err)

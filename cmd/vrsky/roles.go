@@ -47,7 +47,7 @@ func runRole(ctx context.Context, role string, args []string, stderr io.Writer) 
 	if err != nil {
 		return fmt.Errorf("%w: VRSKY_WEBHOOK_TENANT_KEYS: %v", errUsage, err)
 	}
-	fs.Int64Var(&tenantKeys, "webhook-tenant-keys", tenantKeys, fmt.Sprintf("api only: delivery keys each tenant has remembered at once, over all its integrations; past it new keys are recognised only within JetStream's 2-minute duplicate window; 0 = default (%d), -1 = unlimited [VRSKY_WEBHOOK_TENANT_KEYS]",
+	fs.Int64Var(&tenantKeys, "webhook-tenant-keys", tenantKeys, fmt.Sprintf("api only: delivery keys each tenant has remembered at once, over all its integrations; past it new keys are remembered for 2 minutes, not a day; 0 = default (%d), -1 = unlimited [VRSKY_WEBHOOK_TENANT_KEYS]",
 		dataplane.DefaultTenantKeys))
 	fs.DurationVar(&keyTTL, "webhook-key-ttl", keyTTL, "api only: how long a webhook's Idempotency-Key or delivery ID is remembered with its body's digest; at least 24h [VRSKY_WEBHOOK_KEY_TTL]")
 	fs.Float64Var(&webhookRate, "webhook-tenant-rate", webhookRate, fmt.Sprintf("api only: webhook requests per second per tenant; 0 = default (%d, bursts of %d), -1 = unlimited [VRSKY_WEBHOOK_TENANT_RATE]",

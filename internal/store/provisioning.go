@@ -28,6 +28,9 @@ type TenantLimits struct {
 	// MessagesPerSecond is the webhook messages per second the ingress
 	// takes from the tenant; 0 means the platform's rate.
 	MessagesPerSecond int `json:"messages_per_second,omitempty"`
+	// RememberedKeys is how many delivery keys the tenant may have
+	// remembered at once (docs/adr/0035); 0 means the platform's limit.
+	RememberedKeys int64 `json:"remembered_keys,omitempty"`
 }
 
 // DefaultTenantLimits are a tenant's quotas unless told otherwise.
@@ -40,6 +43,9 @@ func (l TenantLimits) Validate() error {
 	}
 	if l.MessagesPerSecond < 0 {
 		return fmt.Errorf("%w: messages per second must not be negative", ErrInvalid)
+	}
+	if l.RememberedKeys < 0 {
+		return fmt.Errorf("%w: remembered keys must not be negative", ErrInvalid)
 	}
 	if err := l.Limits.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalid, err)

@@ -142,8 +142,9 @@ type Limits struct {
 // TenantLimits are a tenant's quotas (the same JSON as store.TenantLimits).
 type TenantLimits struct {
 	Limits
-	Integrations      int `json:"integrations"`
-	MessagesPerSecond int `json:"messages_per_second,omitempty"`
+	Integrations      int   `json:"integrations"`
+	MessagesPerSecond int   `json:"messages_per_second,omitempty"`
+	RememberedKeys    int64 `json:"remembered_keys,omitempty"`
 }
 
 // NewTenant is a tenant to provision with its first API key, by hash: the

@@ -1739,6 +1739,11 @@ export interface components {
             messages_per_second?: number;
             /**
              * Format: int64
+             * @description Delivery keys (Idempotency-Keys, delivery IDs, CloudEvent ids) the tenant may have remembered at once, over all its integrations; each costs the NATS server 150–470 bytes of memory while remembered (a day). Past it new keys are remembered for 2 minutes, not a day; no delivery is refused. 0: the platform's limit (the api role's --webhook-tenant-keys, 1,000,000 by default).
+             */
+            remembered_keys?: number;
+            /**
+             * Format: int64
              * @description Streams in the tenant's account: one per integration, plus its DLQ.
              */
             streams: number;
@@ -1796,6 +1801,11 @@ export interface components {
              * @description Integrations the tenant has.
              */
             integrations: number;
+            /**
+             * Format: int64
+             * @description Delivery keys (Idempotency-Keys, delivery IDs, CloudEvent ids) the tenant's integrations remember now, one subject each in NATS, plus one for each stage holding messages; against limits.remembered_keys. Absent when NATS did not answer.
+             */
+            remembered_keys?: number;
             /**
              * Format: int64
              * @description Bytes the tenant's streams hold now (its pipelines' and its DLQ), against limits.disk_bytes; absent when NATS did not answer.

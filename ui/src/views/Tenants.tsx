@@ -142,6 +142,8 @@ const limitFields: { key: keyof TenantLimits; label: string; hint: string }[] = 
   { key: 'streams', label: 'Streams', hint: 'One per integration, plus its DLQ.' },
   { key: 'consumers', label: 'Consumers', hint: 'JetStream consumers in its account.' },
   { key: 'memory_bytes', label: 'Memory streams (bytes)', hint: 'Usually 0.' },
+  { key: 'messages_per_second', label: 'Webhook messages per second', hint: "0: the platform's rate." },
+  { key: 'remembered_keys', label: 'Remembered delivery keys', hint: "Each costs NATS memory for a day; 0: the platform's limit." },
 ];
 
 function ManageTenant({ tenant }: { tenant: Tenant }) {

@@ -64,7 +64,16 @@ const tenant = (id: string, status = 'active') => ({
   status,
   created_at: '2026-12-06T10:00:00Z',
   egress: {},
-  limits: { disk_bytes: 1 << 30, memory_bytes: 0, streams: 200, consumers: 2000, dlq_bytes: 0, integrations: 100 },
+  limits: {
+    disk_bytes: 1 << 30,
+    memory_bytes: 0,
+    streams: 200,
+    consumers: 2000,
+    dlq_bytes: 0,
+    integrations: 100,
+    messages_per_second: 30,
+    remembered_keys: 5_000_000,
+  },
 });
 
 describe('Tenants', () => {
@@ -107,9 +116,15 @@ describe('Tenants', () => {
     await userEvent.click(screen.getByRole('checkbox', { name: /Allow loopback/ }));
     await userEvent.click(screen.getByRole('button', { name: 'Save limits and egress' }));
     await waitFor(() => expect(seen.find((s) => s.method === 'PATCH')).toBeDefined());
-    const patched = seen.find((s) => s.method === 'PATCH')!.body as { limits: { integrations: number; disk_bytes: number }; egress: unknown };
+    const patched = seen.find((s) => s.method === 'PATCH')!.body as {
+      limits: { integrations: number; disk_bytes: number; messages_per_second: number; remembered_keys: number };
+      egress: unknown;
+    };
     expect(patched.limits.integrations).toBe(7);
     expect(patched.limits.disk_bytes).toBe(1 << 30);
+    // The quotas not edited are sent as they were, not reset to the platform's.
+    expect(patched.limits.messages_per_second).toBe(30);
+    expect(patched.limits.remembered_keys).toBe(5_000_000);
     expect(patched.egress).toEqual({ allowPrivate: true, allowHosts: [] });
     expect(await screen.findByText('Saved the limits and egress policy of acme.')).toBeInTheDocument();
 

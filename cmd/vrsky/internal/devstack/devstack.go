@@ -97,6 +97,10 @@ type Config struct {
 	// WebhookTenantRate bounds each tenant's webhook requests per second
 	// (0 = DefaultWebhookTenantRate, negative = unlimited).
 	WebhookTenantRate float64
+	// WebhookTenantKeys bounds the delivery keys each tenant has
+	// remembered at once (0 = dataplane.DefaultTenantKeys, negative =
+	// unlimited; docs/adr/0035).
+	WebhookTenantKeys int64
 	// NoRunner leaves the hot-path runner out: deployed integrations wait,
 	// not running, until a runner attaches (`vrsky runner --dev DATA_DIR`,
 	// configured by RoleConfig), so that it can run and be measured in a
@@ -519,6 +523,7 @@ func (s *Stack) startRoles(ctx context.Context, deps roles.Deps) error {
 		s.endpoints.Runner = true
 	}
 
+	deps.WebhookTenantKeys = s.cfg.WebhookTenantKeys
 	apiServer, ingress, err := roles.NewAPI(ctx, deps, s.cfg.Version, s.cfg.WebhookTenantRate)
 	if err != nil {
 		return err

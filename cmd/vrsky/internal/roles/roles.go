@@ -342,7 +342,7 @@ func NewAPI(ctx context.Context, d Deps, version string, webhookTenantRate float
 		return nil, nil, err
 	}
 	followCtx, stopFollowing := context.WithCancel(context.WithoutCancel(ctx))
-	if err := state.Rates.Follow(followCtx); err != nil {
+	if err := state.IngressQuotas.Follow(followCtx); err != nil {
 		stopFollowing()
 		cache.Stop()
 		return nil, nil, err
@@ -357,12 +357,13 @@ func NewAPI(ctx context.Context, d Deps, version string, webhookTenantRate float
 	}
 	srv := api.New(opts)
 	publisher := &dataplane.Publisher{Accounts: d.accounts(), Claims: d.claims()}
-	idempotency := &dataplane.Idempotency{Publisher: publisher, TTL: d.WebhookKeyTTL, MaxTenantKeys: tenantKeys(d.WebhookTenantKeys), Logger: d.Logger}
+	idempotency := &dataplane.Idempotency{Publisher: publisher, TTL: d.WebhookKeyTTL, MaxTenantKeys: tenantKeys(d.WebhookTenantKeys),
+		TenantKeys: state.IngressQuotas, Logger: d.Logger}
 	go idempotency.CountKeys(followCtx)
 	hooks := &api.Webhooks{
 		Pipelines: cache, Publisher: publisher,
 		Idempotency: idempotency,
-		Tenancy:     d.Tenancy, Logger: d.Logger, Rates: state.Rates, TrustedProxies: d.TrustedProxies,
+		Tenancy:     d.Tenancy, Logger: d.Logger, Rates: state.IngressQuotas, TrustedProxies: d.TrustedProxies,
 	}
 	switch {
 	case webhookTenantRate == 0:
