@@ -47,10 +47,11 @@ type Digest [sha256.Size]byte
 // delivery is stored, without waiting.
 //
 // A remembered key is also an entry of the NATS server's subject index,
-// in its memory until the record expires. MaxTenantKeys bounds them per
-// tenant (docs/adr/0035): past it, a new key is stored as always but its
-// record expires with JetStream's 2-minute duplicate window, not after
-// TTL; CountKeys keeps the counts.
+// in its memory until the record expires. MaxTenantKeys, or a tenant's
+// own limit (TenantKeys), bounds a tenant's keys (docs/adr/0035): past
+// it, a new key is stored as always but its record expires with
+// JetStream's 2-minute duplicate window, not after TTL; CountKeys keeps
+// the counts.
 type Idempotency struct {
 	Publisher *Publisher
 	// TTL is how long a key is remembered; 0 means DefaultIdempotencyTTL.
@@ -61,8 +62,8 @@ type Idempotency struct {
 	// TenantKeys gives the tenants whose quota sets a limit of their own;
 	// nil: every tenant gets MaxTenantKeys.
 	TenantKeys TenantKeyLimits
-	// Logger is told when a tenant reaches MaxTenantKeys and when it is
-	// under it again; nil: nobody.
+	// Logger is told when a tenant reaches its limit and when it is under
+	// it again; nil: nobody.
 	Logger *slog.Logger
 
 	keys keyCounts
