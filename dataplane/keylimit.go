@@ -134,6 +134,14 @@ func (k *keyCounts) set(counted map[Pipeline]int64, limit func(tenant string) in
 	return filled, freed
 }
 
+// TenantsAtKeyLimit is how many tenants were at or past their limit of
+// remembered keys at the last count.
+func (i *Idempotency) TenantsAtKeyLimit() int {
+	i.keys.mu.Lock()
+	defer i.keys.mu.Unlock()
+	return len(i.keys.full)
+}
+
 // tenantKeys is the tenant's keys at the last counts of its pipelines.
 func (k *keyCounts) tenantKeys(tenant string) int64 {
 	k.mu.Lock()

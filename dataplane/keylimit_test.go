@@ -68,6 +68,7 @@ func TestATenantPastItsKeyLimitCannotGrowTheServersKeyIndex(t *testing.T) {
 	waitRecord(t, refundsStream, refunds.KeySubject("r-29"))
 	require.NoError(t, idem.countKeys(ctx, false))
 	require.EqualValues(t, 60, idem.keys.tenantKeys("acme"), "the keys of all the tenant's pipelines are counted")
+	require.Equal(t, 1, idem.TenantsAtKeyLimit())
 	require.Contains(t, log.String(), `msg="tenant at its limit of remembered delivery keys`)
 	require.Contains(t, log.String(), "tenant=acme keys=60 limit=50", "the operator is told")
 
@@ -92,6 +93,7 @@ func TestATenantPastItsKeyLimitCannotGrowTheServersKeyIndex(t *testing.T) {
 	require.NoError(t, ordersStream.Purge(ctx, jetstream.WithPurgeSubject(orders.KeySubjects()), jetstream.WithPurgeKeep(30)))
 	require.NoError(t, idem.countKeys(ctx, true))
 	require.EqualValues(t, 30, idem.keys.tenantKeys("acme"))
+	require.Zero(t, idem.TenantsAtKeyLimit())
 	require.Contains(t, log.String(), `msg="tenant under its limit of remembered delivery keys again" tenant=acme keys=30`)
 	keyed(t, idem, orders, "o-new", "body")
 	require.Equal(t, "86400", ttl(ordersStream, orders.KeySubject("o-new")))

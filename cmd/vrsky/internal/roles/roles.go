@@ -360,6 +360,7 @@ func NewAPI(ctx context.Context, d Deps, version string, webhookTenantRate float
 	idempotency := &dataplane.Idempotency{Publisher: publisher, TTL: d.WebhookKeyTTL, MaxTenantKeys: tenantKeys(d.WebhookTenantKeys),
 		TenantKeys: state.IngressQuotas, Logger: d.Logger}
 	go idempotency.CountKeys(followCtx)
+	registerKeyLimitMetric(d.Registry, idempotency)
 	hooks := &api.Webhooks{
 		Pipelines: cache, Publisher: publisher,
 		Idempotency: idempotency,
@@ -373,6 +374,25 @@ func NewAPI(ctx context.Context, d Deps, version string, webhookTenantRate float
 	}
 	srv.RegisterWebhooks(hooks)
 	return srv, &Role{Stop: func(context.Context) error { cache.Stop(); stopFollowing(); return nil }}, nil
+}
+
+// registerKeyLimitMetric exposes how many tenants idempotency holds at
+// their limit of remembered keys. A registry that has the metric already
+// (a second api on it, in tests) keeps the first api's.
+func registerKeyLimitMetric(reg *prometheus.Registry, idempotency *dataplane.Idempotency) {
+	if reg == nil {
+		return
+	}
+	gauge := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "vrsky_webhook_tenants_at_key_limit",
+		Help: "Tenants at or past their limit of remembered delivery keys at this api process's last count: their new keys are remembered for 2 minutes, not a day (docs/adr/0035).",
+	}, func() float64 { return float64(idempotency.TenantsAtKeyLimit()) })
+	if err := reg.Register(gauge); err != nil {
+		var already prometheus.AlreadyRegisteredError
+		if !errors.As(err, &already) {
+			panic(err)
+		}
+	}
 }
 
 // tenantKeys is the limit of remembered keys per tenant that configured

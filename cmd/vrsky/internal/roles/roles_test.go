@@ -7,9 +7,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
 	"github.com/vrsky/vrsky/api"
@@ -19,6 +22,23 @@ import (
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
+
+// TestKeyLimitMetricIsExposedOnce: the gauge reads the api's count, and a
+// second api on the same registry does not fail.
+func TestKeyLimitMetricIsExposedOnce(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	registerKeyLimitMetric(reg, &dataplane.Idempotency{})
+	registerKeyLimitMetric(reg, &dataplane.Idempotency{})
+	registerKeyLimitMetric(nil, &dataplane.Idempotency{})
+	n, err := testutil.GatherAndCount(reg, "vrsky_webhook_tenants_at_key_limit")
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP vrsky_webhook_tenants_at_key_limit Tenants at or past their limit of remembered delivery keys at this api process's last count: their new keys are remembered for 2 minutes, not a day (docs/adr/0035).
+# TYPE vrsky_webhook_tenants_at_key_limit gauge
+vrsky_webhook_tenants_at_key_limit 0
+`), "vrsky_webhook_tenants_at_key_limit"))
+}
 
 // TestTenantKeysLimit: 0 is the default limit of remembered keys per
 // tenant, a negative value none, anything else itself.
