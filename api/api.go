@@ -99,8 +99,8 @@ func (o Options) egress() *dataplane.EgressPolicies {
 	return o.State.Egress
 }
 
-// rates is where the ingress's copy of tenants' quotas is written.
-func (o Options) rates() *dataplane.IngressQuotas {
+// ingressQuotas is where the ingress's copy of tenants' quotas is written.
+func (o Options) ingressQuotas() *dataplane.IngressQuotas {
 	if o.State == nil {
 		return nil
 	}
@@ -165,8 +165,8 @@ func New(opts Options) *Server {
 		RegisterHealth(humaAPI, opts.Checks)
 	}
 	if opts.Store != nil {
-		RegisterTenants(humaAPI, opts.Store, opts.Control, opts.Accounts, opts.rates(), log)
-		RegisterTenantPatch(humaAPI, opts.Store, opts.Control, opts.egress(), opts.rates(), log)
+		RegisterTenants(humaAPI, opts.Store, opts.Control, opts.Accounts, opts.ingressQuotas(), log)
+		RegisterTenantPatch(humaAPI, opts.Store, opts.Control, opts.egress(), opts.ingressQuotas(), log)
 		RegisterAPIKeys(humaAPI, opts.Store, log)
 		RegisterIntegrations(humaAPI, opts.Store, opts.Control, opts.State, opts.Accounts, log, opts.TenantEnvAllowed, opts.Tenancy)
 		RegisterSecrets(humaAPI, opts.Store, opts.SecretKeys, opts.SecretMirror, log)

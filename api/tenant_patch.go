@@ -45,7 +45,7 @@ type tenantPatch struct {
 	st      *store.Store
 	control *control.Client // nil: a patch with limits answers 503
 	egress  *dataplane.EgressPolicies
-	rates   *dataplane.IngressQuotas
+	quotas  *dataplane.IngressQuotas
 	log     *slog.Logger
 }
 
@@ -56,8 +56,8 @@ type tenantPatch struct {
 // pipelines use the new policy from their next build (a deploy or an
 // update). New limits are stored and applied to the tenant's NATS account
 // by a TenantLimits run started through ctl.
-func RegisterTenantPatch(api huma.API, st *store.Store, ctl *control.Client, egress *dataplane.EgressPolicies, rates *dataplane.IngressQuotas, log *slog.Logger) {
-	h := &tenantPatch{st: st, control: ctl, egress: egress, rates: rates, log: log}
+func RegisterTenantPatch(api huma.API, st *store.Store, ctl *control.Client, egress *dataplane.EgressPolicies, quotas *dataplane.IngressQuotas, log *slog.Logger) {
+	h := &tenantPatch{st: st, control: ctl, egress: egress, quotas: quotas, log: log}
 	huma.Register(api, huma.Operation{
 		OperationID: "update-tenant",
 		Method:      http.MethodPatch,
@@ -122,10 +122,10 @@ func (h *tenantPatch) patch(ctx context.Context, in *PatchTenantInput) (*TenantO
 		if err != nil {
 			return nil, storeError(ctx, h.log, "update-tenant", in.TenantID, err)
 		}
-		if h.rates != nil {
-			if err := h.rates.Put(ctx, in.TenantID, ingressQuota(limitsIn(*in.Body.Limits))); err != nil {
+		if h.quotas != nil {
+			if err := h.quotas.Put(ctx, in.TenantID, ingressQuota(limitsIn(*in.Body.Limits))); err != nil {
 				h.log.ErrorContext(ctx, "operation failed", "operation", "update-tenant", "tenant", in.TenantID, "error", err)
-				return nil, unavailable("the new limits are stored but the ingress's copy of the rate could not be written; retry")
+				return nil, unavailable("the new limits are stored but the ingress's copy of the tenant's quotas could not be written; retry")
 			}
 		}
 		h.log.InfoContext(ctx, "tenant limits changed", "tenant", in.TenantID)

@@ -102,7 +102,7 @@ type tenants struct {
 	st       *store.Store
 	control  *control.Client // nil: create and delete answer 503
 	accounts dataplane.Accounts
-	rates    *dataplane.IngressQuotas
+	quotas   *dataplane.IngressQuotas
 	log      *slog.Logger
 }
 
@@ -113,8 +113,8 @@ type tenants struct {
 // through ctl and never wait for them; a nil ctl makes them answer 503.
 // accounts, when set, gives the bytes each tenant's streams hold to
 // get-tenant.
-func RegisterTenants(api huma.API, st *store.Store, ctl *control.Client, accounts dataplane.Accounts, rates *dataplane.IngressQuotas, log *slog.Logger) {
-	h := &tenants{st: st, control: ctl, accounts: accounts, rates: rates, log: log}
+func RegisterTenants(api huma.API, st *store.Store, ctl *control.Client, accounts dataplane.Accounts, quotas *dataplane.IngressQuotas, log *slog.Logger) {
+	h := &tenants{st: st, control: ctl, accounts: accounts, quotas: quotas, log: log}
 	admin := requireScopes(store.ScopePlatformAdmin)
 	tags := []string{"Tenants"}
 
@@ -197,10 +197,10 @@ func (h *tenants) create(ctx context.Context, in *CreateTenantInput) (*CreateTen
 	case !errors.Is(err, store.ErrNotFound):
 		return nil, storeError(ctx, h.log, "create-tenant", in.Body.ID, err)
 	}
-	if h.rates != nil { // also clears a rate left by an earlier tenant of that ID
-		if err := h.rates.Put(ctx, in.Body.ID, ingressQuota(limits)); err != nil {
+	if h.quotas != nil { // also clears quotas left by an earlier tenant of that ID
+		if err := h.quotas.Put(ctx, in.Body.ID, ingressQuota(limits)); err != nil {
 			h.log.ErrorContext(ctx, "operation failed", "operation", "create-tenant", "tenant", in.Body.ID, "error", err)
-			return nil, unavailable("the ingress's copy of the tenant's rate could not be written; retry later")
+			return nil, unavailable("the ingress's copy of the tenant's quotas could not be written; retry later")
 		}
 	}
 	keyID, prefix, hash, secret := store.NewKey()
