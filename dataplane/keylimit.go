@@ -136,10 +136,13 @@ func (k *keyCounts) set(counted map[Pipeline]int64, limit func(tenant string) in
 
 // TenantsAtKeyLimit is how many tenants were at or past their limit of
 // remembered keys at the last count.
-func (i *Idempotency) TenantsAtKeyLimit() int {
-	i.keys.mu.Lock()
-	defer i.keys.mu.Unlock()
-	return len(i.keys.full)
+func (i *Idempotency) TenantsAtKeyLimit() int { return i.keys.fullTenants() }
+
+// fullTenants is how many tenants are at or past their limit.
+func (k *keyCounts) fullTenants() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return len(k.full)
 }
 
 // tenantKeys is the tenant's keys at the last counts of its pipelines.
